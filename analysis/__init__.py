@@ -1,0 +1,1 @@
+"""Pure analysis logic about wandb runs. Nothing below this package imports streamlit."""

@@ -1,0 +1,214 @@
+"""The handbook's YAML configuration (`experiment_monitoring`, `training_config`, `data_quality`), validated.
+
+Defaults live here and only here: `AnalyzerConfig()` is the configuration used when the user gives none.
+Unknown keys and wrong types raise `ConfigError` naming the dotted key and, when loaded from a file, its line.
+Secrets (the Slack webhook URL, the SMTP password) are read from the environment, never stored in reports:
+`AlertsConfig.resolved_slack_webhook()` prefers `$SLACK_WEBHOOK_URL`, and `${VAR}` in the YAML is expanded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from analysis.errors import ConfigError
+
+RecoveryStrategy = Literal["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
+ReportFormat = Literal["markdown", "json", "html"]
+Direction = Literal["higher_is_better", "lower_is_better"]
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+SECRET_PLACEHOLDER = "<from environment>"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AnomalyDetectionConfig(_Strict):
+    performance_drop_threshold: float = Field(0.05, ge=0, le=1, description="relative drop from the running best")
+    statistical_anomaly_zscore: float = Field(3.0, gt=0, description="|z| above this on the rolling window flags")
+    zscore_window: int = Field(20, ge=3, description="rolling window (points) for z-scores")
+    warmup_steps: int = Field(5, ge=0, description="points before the z-score and drop detectors start")
+    robust: bool = Field(True, description="also run the median/MAD detector")
+    drop_only: bool = Field(False, description="only report degradations (cuts alert fatigue)")
+    # Per-metric absolute bounds. Keys match a metric name exactly (`val/recall`) or its last part (`recall`).
+    metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"recall": 0.8})
+    # Direction overrides; otherwise names containing loss/error/cer/wer are lower-is-better.
+    metric_directions: dict[str, Direction] = Field(default_factory=dict)
+    cross_batch_mad: float = Field(4.0, gt=0, description="robust z below the peers at the same step")
+    change_point_min_size: int = Field(3, ge=2, description="minimum points per change-point segment")
+    change_point_penalty: float | None = Field(None, description="ruptures penalty; None scales it to the noise")
+
+
+class AutoRecoveryConfig(_Strict):
+    enable: bool = True
+    strategies: list[RecoveryStrategy] = Field(
+        default_factory=lambda: ["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
+    )
+    severe_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative drop that triggers a rollback")
+    plateau_patience: int = Field(10, ge=1, description="steps without improvement before an LR change")
+    lr_factor: float = Field(0.5, gt=0, lt=1)
+    early_stop_patience: int = Field(30, ge=1, description="steps of sustained degradation before stopping")
+    max_rollbacks: int = Field(3, ge=0)
+
+
+class ReportingConfig(_Strict):
+    auto_generate_reports: bool = True
+    report_formats: list[ReportFormat] = Field(default_factory=lambda: ["markdown", "json", "html"])
+
+
+class AlertsConfig(_Strict):
+    slack_webhook: str | None = None
+    email_recipients: list[str] = Field(default_factory=list)
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_sender: str = "experiment-analyzer@localhost"
+    throttle_seconds: float = Field(300.0, ge=0, description="min seconds between alerts for one metric")
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+
+    def resolved_slack_webhook(self) -> str | None:
+        """The webhook URL: `$SLACK_WEBHOOK_URL` wins, then the config (with `${VAR}` expanded)."""
+        return os.environ.get("SLACK_WEBHOOK_URL") or _expand_env(self.slack_webhook)
+
+    @staticmethod
+    def smtp_password() -> str | None:
+        """The SMTP password, only ever from `$SMTP_PASSWORD`."""
+        return os.environ.get("SMTP_PASSWORD")
+
+
+class ExperimentMonitoringConfig(_Strict):
+    enable_real_time_analysis: bool = True
+    anomaly_detection: AnomalyDetectionConfig = Field(default_factory=AnomalyDetectionConfig)
+    auto_recovery: AutoRecoveryConfig = Field(default_factory=AutoRecoveryConfig)
+    reporting: ReportingConfig = Field(default_factory=ReportingConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+
+class TrainingConfig(_Strict):
+    validation_interval: int = Field(100, ge=1)
+    batch_logging: bool = True
+    checkpoint_dir: str = "./checkpoints"
+    experiment_name: str = "ocr_model_v1"
+    problematic_recall_threshold: float = Field(
+        0.8, ge=0, le=1, description="log_batch_metrics logs problematic_batch_{i} below this recall"
+    )
+
+
+class DataQualityConfig(_Strict):
+    min_resolution: tuple[int, int] = (100, 100)  # (width, height) in pixels
+    max_rotation_degrees: float = Field(15, ge=0, le=90)
+    blur_threshold: float = Field(100, ge=0, description="in blur_score units; higher = sharper")
+    enable_filtering: bool = True
+    max_image_pixels: int = Field(100_000_000, gt=0, description="decompression-bomb cap")
+
+    @field_validator("min_resolution", mode="before")
+    @classmethod
+    def _pair(cls, v: Any) -> Any:
+        if isinstance(v, int):
+            return (v, v)
+        return v
+
+
+class AnalyzerConfig(_Strict):
+    experiment_monitoring: ExperimentMonitoringConfig = Field(default_factory=ExperimentMonitoringConfig)
+    training_config: TrainingConfig = Field(default_factory=TrainingConfig)
+    data_quality: DataQualityConfig = Field(default_factory=DataQualityConfig)
+
+    @property
+    def anomaly(self) -> AnomalyDetectionConfig:
+        return self.experiment_monitoring.anomaly_detection
+
+    def public_dict(self) -> dict:
+        """The config as plain data with secrets replaced: safe to put in reports."""
+        data = self.model_dump(mode="json")
+        alerts = data["experiment_monitoring"]["alerts"]
+        if alerts.get("slack_webhook"):
+            alerts["slack_webhook"] = SECRET_PLACEHOLDER
+        return data
+
+
+def _expand_env(value: str | None) -> str | None:
+    if not value:
+        return value
+    m = _ENV_REF.match(value.strip())
+    if m:
+        return os.environ.get(m.group(1)) or None
+    return value
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at the pydantic error location `loc` (deepest one found)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        nxt = None
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == str(part):
+                    nxt, line = v, k.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+            line = nxt.start_mark.line + 1
+        node = nxt
+    return line
+
+
+def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.Node | None = None) -> AnalyzerConfig:
+    """Validate plain data into an `AnalyzerConfig`; errors name the dotted key (and line with `node`)."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with experiment_monitoring, "
+                          f"training_config and/or data_quality")
+    try:
+        return AnalyzerConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            line = _line_of(node, err["loc"])
+            where = f"{source}:{line}" if line else source
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {key}: {msg}")
+        raise ConfigError("; ".join(problems)) from None
+
+
+def load_config(path: str | os.PathLike | None) -> AnalyzerConfig:
+    """Load and validate a YAML config file; `None` gives the defaults."""
+    if path is None:
+        return AnalyzerConfig()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    return parse_config_text(text, source=str(p))
+
+
+def parse_config_text(text: str, *, source: str = "config") -> AnalyzerConfig:
+    """Parse YAML text (e.g. an uploaded file) into a validated config."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    return config_from_dict(data, source=source, node=node)
+
+
+def dump_config(config: AnalyzerConfig) -> str:
+    """YAML text of a config (secrets replaced), e.g. for the app's download of the active config."""
+    return yaml.safe_dump(config.public_dict(), sort_keys=False)

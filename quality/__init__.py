@@ -1,0 +1,1 @@
+"""Pure logic about images: quality scores, the filter, safe loading and folder audits."""
