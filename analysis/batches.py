@@ -1,0 +1,137 @@
+"""Tidy frames from a run's history: per-batch metrics, run-level metrics and problematic image paths.
+
+The handbook's `log_batch_metrics` calls `wandb.log` once per batch, so history rows are sparse: each wandb step
+holds one batch's `batch_{i}/{metric}` values plus `global_step`. We therefore key everything on `global_step`
+(forward-filled, wandb's `_step` when the run never logged one), never on `_step`.
+
+Frames (documented columns):
+- BatchMetrics: `step` (int64), `batch` (int64), `metric` (str), `value` (float64; NaN/Inf kept when logged)
+- GlobalMetrics: `step`, `metric`, `value` for numeric non-batch keys (`val/recall`, `train/loss`, ...)
+- ProblemImages: `step`, `batch`, `path` (str, as logged: relative to the data directory)
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from analysis.run import Run
+
+BATCH_KEY = re.compile(r"^batch_(?P<batch>\d+)/(?P<metric>[^/]+)$")
+PROBLEMATIC_KEY = re.compile(r"^problematic_batch_(?P<batch>\d+)$")
+_INTERNAL = ("_",)
+
+BATCH_COLUMNS = ["step", "batch", "metric", "value"]
+GLOBAL_COLUMNS = ["step", "metric", "value"]
+IMAGE_COLUMNS = ["step", "batch", "path"]
+
+
+def step_axis(run: Run) -> np.ndarray:
+    """The step of every history row: `global_step` forward-filled, `_step` where none was logged yet."""
+    h = run.history
+    if h.empty:
+        return np.zeros(0, dtype=np.int64)
+    fallback = pd.to_numeric(h["_step"], errors="coerce") if "_step" in h else pd.Series(np.arange(len(h)),
+                                                                                           index=h.index)
+    if run.step_column == "global_step":
+        steps = pd.to_numeric(h["global_step"], errors="coerce").ffill()
+        steps = steps.fillna(fallback)
+    else:
+        steps = fallback
+    return steps.fillna(0).to_numpy(dtype=np.float64).astype(np.int64)
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    if col.dtype.kind in "fiub":
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """BatchMetrics long frame from keys matching `pattern` (named groups `batch` and `metric`).
+
+    A row belongs to batch b when any of b's metrics is present in it; all of b's metrics in that row are then
+    emitted, so a logged NaN next to a logged value is kept (wandb cannot tell "NaN" from "absent" otherwise).
+    Duplicate (step, batch, metric) keep the last logged value.
+    """
+    rx = re.compile(pattern) if isinstance(pattern, str) else (pattern or BATCH_KEY)
+    h = run.history
+    by_batch: dict[int, list[tuple[str, str]]] = {}
+    for col in h.columns:
+        m = rx.match(col) if isinstance(col, str) else None
+        if m:
+            by_batch.setdefault(int(m.group("batch")), []).append((col, m.group("metric")))
+    if not by_batch:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"),
+                             "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")})
+    steps = step_axis(run)
+    parts_step, parts_batch, parts_metric, parts_value = [], [], [], []
+    for b, cols in by_batch.items():
+        values = np.column_stack([_numeric(h[c]) for c, _ in cols])
+        present = ~np.isnan(values).all(axis=1)
+        rows = values[present]
+        n = rows.shape[0]
+        for j, (_, metric) in enumerate(cols):
+            parts_step.append(steps[present])
+            parts_batch.append(np.full(n, b, dtype=np.int64))
+            parts_metric.append(np.full(n, metric, dtype=object))
+            parts_value.append(rows[:, j])
+    out = pd.DataFrame({"step": np.concatenate(parts_step), "batch": np.concatenate(parts_batch),
+                        "metric": np.concatenate(parts_metric), "value": np.concatenate(parts_value)})
+    out = out.drop_duplicates(["step", "batch", "metric"], keep="last")
+    return out.sort_values(["metric", "batch", "step"], kind="stable").reset_index(drop=True)
+
+
+def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """Numeric run-level metrics (everything that is not a batch key, a problematic list or wandb-internal)."""
+    rx = re.compile(pattern) if isinstance(pattern, str) else (pattern or BATCH_KEY)
+    h = run.history
+    steps = step_axis(run)
+    parts = []
+    for col in h.columns:
+        if not isinstance(col, str) or col.startswith(_INTERNAL) or col == "global_step":
+            continue
+        if rx.match(col) or PROBLEMATIC_KEY.match(col):
+            continue
+        series = h[col]
+        if series.dtype.kind not in "fiub":
+            if series.dtype != object or not series.dropna().map(lambda v: isinstance(v, (int, float))).all():
+                continue
+        values = _numeric(series)
+        present = ~np.isnan(values)
+        if not present.any():
+            continue
+        parts.append(pd.DataFrame({"step": steps[present], "metric": col, "value": values[present]}))
+    if not parts:
+        return pd.DataFrame({"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype="str"),
+                             "value": pd.Series(dtype="float64")})
+    out = pd.concat(parts, ignore_index=True).drop_duplicates(["step", "metric"], keep="last")
+    return out.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
+
+
+def problematic_images(run: Run) -> pd.DataFrame:
+    """Image paths logged under `problematic_batch_{i}`, one row per (step, batch, path)."""
+    h = run.history
+    steps = step_axis(run)
+    rows: list[tuple[int, int, str]] = []
+    for col in h.columns:
+        m = PROBLEMATIC_KEY.match(col) if isinstance(col, str) else None
+        if not m:
+            continue
+        b = int(m.group("batch"))
+        for i, cell in enumerate(h[col].to_numpy()):
+            if isinstance(cell, (list, tuple, np.ndarray)):
+                rows.extend((int(steps[i]), b, str(p)) for p in cell if isinstance(p, str) and p)
+            elif isinstance(cell, str) and cell:
+                rows.append((int(steps[i]), b, cell))
+    out = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
+    out = out.astype({"step": "int64", "batch": "int64", "path": "str"})
+    return out.drop_duplicates().sort_values(["batch", "step", "path"]).reset_index(drop=True)
+
+
+def batch_series(batches: pd.DataFrame, batch: int, metric: str) -> pd.DataFrame:
+    """One batch's `step, value` series for one metric, sorted by step."""
+    sel = batches[(batches["batch"] == batch) & (batches["metric"] == metric)]
+    return sel[["step", "value"]].sort_values("step").reset_index(drop=True)
