@@ -1,0 +1,365 @@
+"""Real-time anomaly detection inside a training loop: `TrainingMonitor`.
+
+`TrainingMonitor(alert_thresholds).log_step(step, metrics)` returns the anomalies at this step. Detection is O(1)
+per metric and per call (running sums over a bounded window), so it fits in the hot loop of a million-step run:
+
+- ``threshold``: direction-aware absolute bounds (recall below 0.75, loss above 2.0);
+- ``zscore``: |z| of the new value against the rolling window before it, after a warm-up;
+- ``drop_from_best``: relative degradation from the running best (``performance_drop_threshold``);
+- ``nonfinite``: NaN / +-Inf;
+- ``plateau``: no improvement for ``plateau_patience`` observations.
+
+Alerts go to sinks (see `analysis.alerts`) from background threads; recovery actions come from
+`analysis.recovery`. Neither can raise into, or block, the caller of `log_step`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from analysis.config import AnalyzerConfig, ExperimentMonitoringConfig
+from analysis.records import SEVERITY_RANK, Anomaly
+
+log = logging.getLogger(__name__)
+
+_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|(^|[/_])(cer|wer)($|[/_])|perplexity|ppl", re.IGNORECASE)
+_BATCH_KEY = re.compile(r"^batch_(\d+)/")
+_REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
+
+
+@dataclass(frozen=True)
+class MonitorAnomaly(Anomaly):
+    """An `Anomaly` found in real time; `kind` is the detector name (the handbook's word for it)."""
+
+    @property
+    def kind(self) -> str:
+        return self.detector
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["kind"] = self.detector
+        return data
+
+
+def metric_direction(name: str, overrides: Mapping[str, str] | None = None) -> str:
+    """'higher_is_better' or 'lower_is_better' for a metric name (overrides match the full name or its last part)."""
+    if overrides:
+        for key in (name, name.rsplit("/", 1)[-1]):
+            if key in overrides:
+                return overrides[key]
+    return "lower_is_better" if _LOWER_IS_BETTER.search(name) else "higher_is_better"
+
+
+def _lookup(name: str, table: Mapping[str, float]) -> float | None:
+    if name in table:
+        return table[name]
+    return table.get(name.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    """What the monitor knows about one metric after an observation; the input of recovery strategies."""
+
+    metric: str
+    step: int
+    value: float
+    higher_is_better: bool
+    best: float | None  # None until a finite value was seen
+    best_step: int | None
+    relative_drop: float  # degradation from the best, as a fraction of |best| (0 when at or better than best)
+    stale_count: int  # observations since the last improvement
+    bad_streak: int  # consecutive observations that were degraded (threshold breach, drop, or non-finite)
+    last_good_step: int | None  # last step where the metric was healthy
+    nonfinite: bool
+    below_threshold: bool
+    warmed_up: bool
+
+
+class _MetricState:
+    """Bounded per-metric state: a deque window with running (shifted) sums, the best so far and counters."""
+
+    __slots__ = ("window", "history", "shift", "s1", "s2", "best", "best_step", "stale", "bad_streak",
+                 "last_good_step", "n", "higher", "threshold", "plateau_reported")
+
+    def __init__(self, window: int, history: int, higher: bool, threshold: float | None) -> None:
+        self.window: deque[float] = deque(maxlen=window)
+        self.history: deque[tuple[int, float]] = deque(maxlen=history)
+        self.shift: float | None = None  # subtracted before summing, to keep the variance numerically stable
+        self.s1 = 0.0
+        self.s2 = 0.0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.stale = 0
+        self.bad_streak = 0
+        self.last_good_step: int | None = None
+        self.n = 0  # finite observations
+        self.higher = higher
+        self.threshold = threshold
+        self.plateau_reported = False
+
+    def zscore(self, value: float) -> float | None:
+        """z of `value` against the current window (None when the window has no spread)."""
+        k = len(self.window)
+        if k < 3:
+            return None
+        mean = self.s1 / k
+        var = self.s2 / k - mean * mean
+        if var <= 1e-24:
+            return None
+        std = math.sqrt(var * k / (k - 1))
+        return (value - self.shift - mean) / std
+
+    def push(self, value: float) -> None:
+        if self.shift is None:
+            self.shift = value
+        x = value - self.shift
+        if len(self.window) == self.window.maxlen:
+            old = self.window[0]
+            self.s1 -= old
+            self.s2 -= old * old
+        self.window.append(x)
+        self.s1 += x
+        self.s2 += x * x
+
+
+class TrainingMonitor:
+    """Watch metrics as they are logged; return anomalies, send alerts, suggest recovery actions.
+
+    `alert_thresholds` maps a metric name (or its last part, e.g. ``recall``) to an absolute bound; the bound is a
+    floor for higher-is-better metrics and a ceiling for lower-is-better ones (names with loss/error/cer/wer).
+    `config` is an `AnalyzerConfig` or its `experiment_monitoring` part (defaults when None). `sinks` is a list of
+    alert sinks (`analysis.alerts`); None builds them from `config.experiment_monitoring.alerts`.
+    """
+
+    def __init__(self, alert_thresholds: Mapping[str, float] | None = None,
+                 config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
+                 sinks: list | None = None, *, recovery_metrics: Iterable[str] | None = None,
+                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 1000) -> None:
+        self.config = _as_config(config)
+        mon = self.config.experiment_monitoring
+        self._det = mon.anomaly_detection
+        self.alert_thresholds: dict[str, float] = {str(k): float(v) for k, v in dict(alert_thresholds or {}).items()}
+        self._thresholds = {**self._det.metric_thresholds, **self.alert_thresholds}
+        self._history_size = max(int(history_size), 1)
+        self._states: dict[str, _MetricState] = {}
+        self.enabled = mon.enable_real_time_analysis
+        self.anomaly_count = 0
+        self.recent_anomalies: deque[MonitorAnomaly] = deque(maxlen=1000)
+        self._dispatcher = None
+        self._recovery = None
+        self.last_actions: list = []
+        self.actions: deque = deque(maxlen=1000)
+        self._init_extensions(sinks, recovery_metrics, recovery_callbacks)
+
+    # -- hooks filled in by alerts / recovery -------------------------------------------------------------------
+    def _init_extensions(self, sinks, recovery_metrics, recovery_callbacks) -> None:
+        """Start the alert dispatcher and the recovery policy (both optional)."""
+
+    @property
+    def metric_history(self) -> dict[str, deque]:
+        """Recent (step, value) pairs per metric, bounded by `history_size` (the handbook's attribute)."""
+        return {name: st.history for name, st in self._states.items()}
+
+    def status(self, metric: str) -> MetricStatus | None:
+        """The monitor's current view of one metric (None if never seen)."""
+        st = self._states.get(metric)
+        if st is None or not st.history:
+            return None
+        step, value = st.history[-1]
+        return self._status(metric, st, step, value, nonfinite=not math.isfinite(value),
+                            below=self._breaches(st, value))
+
+    # -- detection ----------------------------------------------------------------------------------------------
+    def log_step(self, step: int, metrics: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None
+                 ) -> list[MonitorAnomaly]:
+        """Record one step of metrics and return the anomalies found at this step (may be empty).
+
+        Non-numeric values are ignored. `batch_info` (e.g. ``{'batch': 3}``) is attached to the anomalies.
+        """
+        if not self.enabled:
+            return []
+        try:
+            step = int(step)
+        except (TypeError, ValueError):
+            log.warning("TrainingMonitor.log_step: step %r is not an integer; ignored", step)
+            return []
+        batch = _batch_of(batch_info)
+        found: list[MonitorAnomaly] = []
+        statuses: list[MetricStatus] = []
+        for name, raw in metrics.items():
+            if isinstance(raw, bool):
+                continue
+            if not isinstance(raw, (int, float)):
+                try:
+                    raw = float(raw)  # numpy scalars, 0-d arrays
+                except (TypeError, ValueError):
+                    continue
+            name = str(name)
+            status = self._observe(name, step, float(raw), batch, found)
+            if status is not None:
+                statuses.append(status)
+        if found:
+            self.anomaly_count += len(found)
+            self.recent_anomalies.extend(found)
+        self._after_detection(step, found, statuses, batch_info)
+        return found
+
+    def detect_real_time_anomalies(self, metrics: Mapping[str, Any], step: int = -1) -> list[MonitorAnomaly]:
+        """The handbook's name: same as `log_step` (it records the values too)."""
+        return self.log_step(step, metrics)
+
+    def _after_detection(self, step: int, found: list[MonitorAnomaly], statuses: list[MetricStatus],
+                         batch_info: Mapping[str, Any] | None) -> None:
+        """Alerting and recovery run here (see `_init_extensions`)."""
+
+    def _state(self, name: str) -> _MetricState:
+        st = self._states.get(name)
+        if st is None:
+            higher = metric_direction(name, self._det.metric_directions) == "higher_is_better"
+            st = _MetricState(self._det.zscore_window, self._history_size, higher, _lookup(name, self._thresholds))
+            self._states[name] = st
+        return st
+
+    @staticmethod
+    def _breaches(st: _MetricState, value: float) -> bool:
+        thr = st.threshold
+        if thr is None or not math.isfinite(value):
+            return False
+        return value < thr if st.higher else value > thr
+
+    def _observe(self, name: str, step: int, value: float, batch: int | None,
+                 out: list[MonitorAnomaly]) -> MetricStatus:
+        st = self._state(name)
+        st.history.append((step, value))
+        m = _BATCH_KEY.match(name)
+        b = int(m.group(1)) if m else batch
+        det = self._det
+        sev_cut = self.config.experiment_monitoring.auto_recovery.severe_drop_threshold
+
+        if not math.isfinite(value):
+            st.bad_streak += 1
+            out.append(MonitorAnomaly(step, name, value, "nonfinite", math.inf, "critical",
+                                      f"{name} is {value} at step {step}", b))
+            return self._status(name, st, step, value, nonfinite=True, below=False)
+
+        warmed = st.n >= det.warmup_steps
+        degraded = False
+        drop_only = det.drop_only
+
+        # threshold (direction-aware)
+        below = self._breaches(st, value)
+        if below:
+            thr = st.threshold
+            gap = (thr - value) if st.higher else (value - thr)
+            rel = gap / abs(thr) if thr else gap
+            sev = "critical" if rel >= sev_cut else "warning"
+            word = "below" if st.higher else "above"
+            out.append(MonitorAnomaly(step, name, value, "threshold", rel, sev,
+                                      f"{name} = {value:.4g} is {word} its threshold {thr:.4g} at step {step}", b))
+            degraded = True
+
+        # rolling z-score against the window before this point
+        if warmed:
+            z = st.zscore(value)
+            if z is not None and abs(z) > det.statistical_anomaly_zscore:
+                bad_side = (z < 0) if st.higher else (z > 0)
+                if bad_side or not drop_only:
+                    sev = "critical" if abs(z) > 2 * det.statistical_anomaly_zscore and bad_side else "warning"
+                    if not bad_side:
+                        sev = "info"
+                    out.append(MonitorAnomaly(step, name, value, "zscore", abs(z), sev,
+                                              f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
+                                              f"last {len(st.window)} values at step {step}", b))
+
+        # drop from the running best
+        rel_drop = 0.0
+        if st.best is not None:
+            diff = (st.best - value) if st.higher else (value - st.best)
+            rel_drop = diff / abs(st.best) if st.best else (diff if diff > 0 else 0.0)
+            rel_drop = max(rel_drop, 0.0)
+            if warmed and rel_drop >= det.performance_drop_threshold and rel_drop > 0:
+                sev = "critical" if rel_drop >= sev_cut else "warning"
+                out.append(MonitorAnomaly(step, name, value, "drop_from_best", rel_drop, sev,
+                                          f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
+                                          f"{st.best:.4g} (step {st.best_step})", b))
+                degraded = True
+
+        # running best and plateau
+        improved = st.best is None or (
+            value > st.best + _REL_EPS * abs(st.best) if st.higher else value < st.best - _REL_EPS * abs(st.best))
+        if improved:
+            st.best, st.best_step, st.stale, st.plateau_reported = value, step, 0, False
+            rel_drop = 0.0
+        else:
+            st.stale += 1
+            patience = self.config.experiment_monitoring.auto_recovery.plateau_patience
+            if st.stale >= patience and not st.plateau_reported and warmed:
+                st.plateau_reported = True
+                out.append(MonitorAnomaly(step, name, value, "plateau", float(st.stale), "info",
+                                          f"{name} has not improved for {st.stale} observations "
+                                          f"(best {st.best:.4g} at step {st.best_step})", b))
+
+        st.bad_streak = st.bad_streak + 1 if degraded else 0
+        if not degraded:
+            st.last_good_step = step
+        st.push(value)
+        st.n += 1
+        return MetricStatus(name, step, value, st.higher, st.best, st.best_step, rel_drop, st.stale,
+                            st.bad_streak, st.last_good_step, False, below, warmed)
+
+    def _status(self, name: str, st: _MetricState, step: int, value: float, *, nonfinite: bool,
+                below: bool) -> MetricStatus:
+        rel = 0.0
+        if st.best is not None and math.isfinite(value):
+            diff = (st.best - value) if st.higher else (value - st.best)
+            rel = max(diff / abs(st.best) if st.best else diff, 0.0)
+        return MetricStatus(name, step, value, st.higher, st.best, st.best_step, rel, st.stale, st.bad_streak,
+                            st.last_good_step, nonfinite, below, st.n >= self._det.warmup_steps)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until queued alerts were delivered or gave up; True if everything was handled in time."""
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush pending alerts (bounded wait) and stop the background threads."""
+
+    def __enter__(self) -> "TrainingMonitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _as_config(config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None) -> AnalyzerConfig:
+    from analysis.config import config_from_dict
+    if config is None:
+        return AnalyzerConfig()
+    if isinstance(config, AnalyzerConfig):
+        return config
+    if isinstance(config, ExperimentMonitoringConfig):
+        return AnalyzerConfig(experiment_monitoring=config)
+    if isinstance(config, Mapping):
+        data = dict(config)
+        if not ({"experiment_monitoring", "training_config", "data_quality"} & data.keys()):
+            data = {"experiment_monitoring": data}
+        return config_from_dict(data)
+    raise TypeError(f"config must be an AnalyzerConfig, its experiment_monitoring part or a dict, "
+                    f"not {type(config).__name__}")
+
+
+def _batch_of(batch_info: Mapping[str, Any] | None) -> int | None:
+    if not batch_info:
+        return None
+    for key in ("batch", "batch_idx", "batch_index"):
+        v = batch_info.get(key) if isinstance(batch_info, Mapping) else None
+        if isinstance(v, (int,)) and not isinstance(v, bool):
+            return v
+    return None

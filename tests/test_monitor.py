@@ -1,0 +1,174 @@
+"""TrainingMonitor detection: thresholds, z-score, drop from best, NaN/Inf, plateau, bounded memory."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis.config import AnalyzerConfig, config_from_dict
+from analysis.monitor import MonitorAnomaly, TrainingMonitor, metric_direction
+
+
+def quiet(**anomaly) -> AnalyzerConfig:
+    """Config with no alert sinks beyond the log and the given anomaly_detection overrides."""
+    return config_from_dict({"experiment_monitoring": {"anomaly_detection": anomaly}})
+
+
+def kinds(anomalies) -> set[str]:
+    return {a.kind for a in anomalies}
+
+
+def test_handbook_validation_check():
+    from experiment_analyzer import TrainingMonitor as Exported
+
+    monitor = Exported({"val/recall": 0.75})
+    anomalies = monitor.log_step(100, {"val/recall": 0.70})
+    assert len(anomalies) > 0
+    a = anomalies[0]
+    assert isinstance(a, MonitorAnomaly)
+    assert (a.metric, a.value, a.step, a.kind) == ("val/recall", 0.70, 100, "threshold")
+    assert a.severity in ("warning", "critical")
+    assert "val/recall" in a.message and "0.75" in a.message
+    assert a.to_dict()["kind"] == "threshold"
+
+
+def test_healthy_steps_return_nothing():
+    monitor = TrainingMonitor({"val/recall": 0.75})
+    rng = np.random.default_rng(0)
+    for step in range(200):
+        assert monitor.log_step(step, {"val/recall": 0.9 + 0.002 * rng.standard_normal()}) == [] or step > 0
+    # a healthy noisy series never crosses the threshold, never drops 5% from best
+    found = [a for a in monitor.recent_anomalies if a.kind in ("threshold", "drop_from_best", "nonfinite")]
+    assert found == []
+
+
+def test_threshold_is_direction_aware():
+    monitor = TrainingMonitor({"train/loss": 2.0, "val/recall": 0.75})
+    assert monitor.log_step(1, {"train/loss": 1.5, "val/recall": 0.8}) == []
+    found = monitor.log_step(2, {"train/loss": 2.5, "val/recall": 0.9})
+    assert [(a.metric, a.kind) for a in found] == [("train/loss", "threshold")]
+    assert "above" in found[0].message
+    # severity grows with the distance past the bound (severe_drop_threshold = 15 %)
+    assert monitor.log_step(3, {"val/recall": 0.74})[0].severity == "warning"
+    assert monitor.log_step(4, {"val/recall": 0.5})[0].severity == "critical"
+
+
+def test_threshold_matches_last_part_and_config_defaults():
+    monitor = TrainingMonitor({"recall": 0.6})
+    assert kinds(monitor.log_step(1, {"batch_3/recall": 0.5})) == {"threshold"}
+    assert monitor.log_step(1, {"batch_3/recall": 0.5})[0].batch == 3
+    # the config's metric_thresholds apply where alert_thresholds say nothing (default recall: 0.8)
+    monitor = TrainingMonitor({})
+    assert kinds(monitor.log_step(1, {"val/recall": 0.79})) == {"threshold"}
+
+
+def test_direction_overrides_and_heuristics():
+    assert metric_direction("train/loss") == "lower_is_better"
+    assert metric_direction("val/cer") == "lower_is_better"
+    assert metric_direction("val/recall") == "higher_is_better"
+    assert metric_direction("val/score", {"score": "lower_is_better"}) == "lower_is_better"
+    cfg = quiet(metric_directions={"val/score": "lower_is_better"}, metric_thresholds={})
+    monitor = TrainingMonitor({"val/score": 1.0}, config=cfg)
+    assert kinds(monitor.log_step(1, {"val/score": 1.5})) == {"threshold"}
+    assert monitor.log_step(2, {"val/score": 0.5}) == []
+
+
+def test_nonfinite_values_are_critical_and_do_not_poison_the_window():
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}))
+    for step in range(10):
+        monitor.log_step(step, {"train/loss": 1.0 + 0.01 * (step % 3)})
+    for bad in (math.nan, math.inf, -math.inf):
+        found = monitor.log_step(11, {"train/loss": bad})
+        assert [(a.kind, a.severity) for a in found] == [("nonfinite", "critical")]
+    # the next normal value is judged against finite history only
+    assert kinds(monitor.log_step(12, {"train/loss": 1.01})) <= {"plateau"}
+    assert monitor.status("train/loss").best == 1.0
+
+
+def test_zscore_after_warmup_only():
+    cfg = quiet(metric_thresholds={}, warmup_steps=10, performance_drop_threshold=1.0)
+    monitor = TrainingMonitor({}, config=cfg)
+    # during warm-up a wild value is not a z-score anomaly
+    for step, v in enumerate([1.0, 1.1, 0.9, 1.0, 50.0]):
+        assert "zscore" not in kinds(monitor.log_step(step, {"m": v}))
+    monitor = TrainingMonitor({}, config=cfg)
+    rng = np.random.default_rng(1)
+    for step in range(30):
+        monitor.log_step(step, {"m": 1.0 + 0.01 * rng.standard_normal()})
+    found = monitor.log_step(30, {"m": 0.8})
+    z = [a for a in found if a.kind == "zscore"]
+    assert z and z[0].score > 3 and z[0].severity == "critical"
+
+
+def test_drop_only_ignores_improvements():
+    rng = np.random.default_rng(2)
+    series = list(1.0 + 0.01 * rng.standard_normal(30)) + [1.3]
+    both = TrainingMonitor({}, config=quiet(metric_thresholds={}))
+    only = TrainingMonitor({}, config=quiet(metric_thresholds={}, drop_only=True))
+    for step, v in enumerate(series):
+        a, b = both.log_step(step, {"val/recall": v}), only.log_step(step, {"val/recall": v})
+    assert "zscore" in kinds(a) and a[0].severity == "info"
+    assert b == []
+
+
+def test_drop_from_best():
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}, performance_drop_threshold=0.05))
+    for step, v in enumerate([0.5, 0.7, 0.9, 0.91, 0.9, 0.9]):
+        assert "drop_from_best" not in kinds(monitor.log_step(step, {"val/hmean": v}))
+    found = [a for a in monitor.log_step(6, {"val/hmean": 0.85}) if a.kind == "drop_from_best"]
+    assert found and found[0].score == pytest.approx((0.91 - 0.85) / 0.91)
+    assert found[0].severity == "warning"
+    found = [a for a in monitor.log_step(7, {"val/hmean": 0.6}) if a.kind == "drop_from_best"]
+    assert found[0].severity == "critical"
+    # for a loss, "drop" means rising above its best (lowest) value
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}))
+    for step, v in enumerate([2.0, 1.5, 1.0, 1.0, 1.0, 1.0]):
+        monitor.log_step(step, {"train/loss": v})
+    assert "drop_from_best" in kinds(monitor.log_step(6, {"train/loss": 1.2}))
+
+
+def test_plateau_reported_once_per_plateau():
+    cfg = config_from_dict({"experiment_monitoring": {
+        "anomaly_detection": {"metric_thresholds": {}, "warmup_steps": 0},
+        "auto_recovery": {"plateau_patience": 5}}})
+    monitor = TrainingMonitor({}, config=cfg)
+    plateau_steps = []
+    for step in range(30):
+        v = 0.5 + 0.01 * min(step, 10)  # improves for 10 steps, then flat
+        if any(a.kind == "plateau" for a in monitor.log_step(step, {"val/recall": v})):
+            plateau_steps.append(step)
+    assert plateau_steps == [15]
+    monitor.log_step(30, {"val/recall": 0.9})  # improvement re-arms it
+    assert monitor.status("val/recall").stale_count == 0
+
+
+def test_non_numeric_values_and_bad_step_are_ignored():
+    monitor = TrainingMonitor({"val/recall": 0.75})
+    assert monitor.log_step(1, {"note": "hello", "paths": ["a.png"], "flag": True, "val/recall": np.float32(0.7)})
+    assert set(monitor.metric_history) == {"val/recall"}
+    assert monitor.log_step("not a step", {"val/recall": 0.1}) == []
+
+
+def test_memory_is_bounded():
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}), history_size=50)
+    for step in range(5000):
+        monitor.log_step(step, {"a": float(step % 7), "b": 1.0})
+    assert all(len(h) == 50 for h in monitor.metric_history.values())
+    assert len(monitor._states["a"].window) == monitor.config.anomaly.zscore_window
+    assert len(monitor.recent_anomalies) <= monitor.recent_anomalies.maxlen
+
+
+def test_batch_info_is_attached():
+    monitor = TrainingMonitor({"val/recall": 0.75})
+    assert monitor.log_step(5, {"val/recall": 0.1}, batch_info={"batch": 4})[0].batch == 4
+
+
+def test_config_forms_are_accepted():
+    cfg = AnalyzerConfig()
+    assert TrainingMonitor({}, config=cfg.experiment_monitoring).config == cfg
+    m = TrainingMonitor({}, config={"anomaly_detection": {"warmup_steps": 2}})
+    assert m.config.anomaly.warmup_steps == 2
+    m = TrainingMonitor({}, config={"experiment_monitoring": {"enable_real_time_analysis": False}})
+    assert m.log_step(1, {"val/recall": 0.0}) == []
