@@ -1,0 +1,229 @@
+"""Plotly figure builders shared by the dashboard pages and the HTML report.
+
+Analysis always uses the full history; only what is *drawn* is decimated (`decimate` keeps each bucket's min and
+max, so spikes and drops stay visible). Findings (anomaly markers, change-point lines) are always drawn exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.records import Anomaly, ChangePoint
+
+if TYPE_CHECKING:
+    from analysis.pipeline import RunAnalysis
+
+SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#7f7f7f"}
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
+
+
+def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max envelope decimation: at most ~max_points points, keeping every bucket's extremes in order."""
+    n = len(x)
+    if n <= max_points or max_points < 4:
+        return x, y
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep: list[int] = []
+    yy = np.where(np.isfinite(y), y, np.nan)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        seg = yy[lo:hi]
+        if np.isnan(seg).all():
+            keep.append(lo)
+            continue
+        a, b = lo + int(np.nanargmin(seg)), lo + int(np.nanargmax(seg))
+        keep.extend(sorted({a, b}))
+    idx = np.asarray(keep, dtype=int)
+    return x[idx], y[idx]
+
+
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard-style exponential moving average with debiasing; NaN/Inf points are skipped."""
+    if weight <= 0:
+        return values.astype(float)
+    out = np.full(len(values), np.nan)
+    acc, norm = 0.0, 0.0
+    for i, v in enumerate(values):
+        if np.isfinite(v):
+            acc = weight * acc + (1 - weight) * v
+            norm = weight * norm + (1 - weight)
+        out[i] = acc / norm if norm else np.nan
+    return out
+
+
+def robust_range(values: np.ndarray, lo_q: float = 2.0, hi_q: float = 98.0) -> tuple[float, float] | None:
+    """A y-range that ignores outliers: the central percentiles plus a margin."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 5:
+        return None
+    lo, hi = np.percentile(finite, [lo_q, hi_q])
+    pad = (hi - lo) * 0.15 or abs(hi) * 0.05 or 0.05
+    return float(lo - pad), float(hi + pad)
+
+
+def _series(batches: pd.DataFrame, metric: str) -> pd.DataFrame:
+    return batches[batches["metric"] == metric]
+
+
+def batch_curves_figure(analysis: RunAnalysis, metric: str = "recall", batches: Sequence[int] | None = None,
+                        max_points: int = 2000, smoothing: float = 0.0, ignore_outliers: bool = False,
+                        show_band: bool = True) -> go.Figure:
+    """Per-batch curves of one metric with anomalies (markers) and change points (dotted lines).
+
+    `batches=None` draws the problematic batches (up to 8). `show_band` adds the min-max range and median over
+    all batches, so 200 batches stay readable. Smoothing keeps the raw line visible (faint).
+    """
+    data = _series(analysis.batches, metric)
+    if batches is None:
+        batches = analysis.problematic_batches[:8]
+    chosen = [int(b) for b in batches]
+    fig = go.Figure()
+    all_y: list[np.ndarray] = []
+    if show_band and not data.empty:
+        finite = data[np.isfinite(data["value"])]
+        band = finite.groupby("step")["value"].agg(["min", "median", "max"]).reset_index()
+        bx = band["step"].to_numpy()
+        for col, name, fill in (("max", "all batches: max", None), ("min", "all batches: min", "tonexty")):
+            x, y = decimate(bx, band[col].to_numpy(), max_points)
+            fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", line={"width": 0}, name=name, fill=fill,
+                                       fillcolor="rgba(31,119,180,0.12)", hoverinfo="skip", showlegend=fill is None))
+        x, y = decimate(bx, band["median"].to_numpy(), max_points)
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name="all batches: median",
+                                   line={"color": "rgba(31,119,180,0.6)", "dash": "dot", "width": 1.5}))
+        all_y.append(band["median"].to_numpy())
+    for i, b in enumerate(chosen):
+        s = data[data["batch"] == b].sort_values("step")
+        if s.empty:
+            continue
+        colour = _PALETTE[i % len(_PALETTE)]
+        sx, sy = s["step"].to_numpy(), s["value"].to_numpy()
+        all_y.append(sy)
+        x, y = decimate(sx, sy, max_points)
+        raw_style = {"color": colour, "width": 1 if smoothing > 0 else 2}
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"batch {b}" + (" (raw)" if smoothing else ""),
+                                   line=raw_style, opacity=0.35 if smoothing > 0 else 1.0, legendgroup=f"b{b}",
+                                   hovertemplate=f"batch {b}<br>step %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
+        if smoothing > 0:
+            x2, y2 = decimate(sx, ema(sy, smoothing), max_points)
+            fig.add_trace(go.Scattergl(x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}",
+                                       line={"color": colour, "width": 2}))
+    _add_findings(fig, analysis.anomalies, analysis.change_points, metric, set(chosen))
+    yr = robust_range(np.concatenate(all_y)) if ignore_outliers and all_y else None
+    if yr is not None:
+        _mark_outside(fig, data[data["batch"].isin(chosen)], yr, metric)
+        fig.update_yaxes(range=list(yr))
+    fig.update_layout(title=f"{metric} per batch", xaxis_title="step", yaxis_title=metric, hovermode="closest",
+                      height=460, margin={"l": 50, "r": 20, "t": 50, "b": 40},
+                      legend={"orientation": "h", "y": -0.18})
+    return fig
+
+
+def _add_findings(fig: go.Figure, anomalies: Sequence[Anomaly], change_points: Sequence[ChangePoint],
+                  metric: str, batches: set[int]) -> None:
+    """Anomaly markers (every one, exact) and change-point lines for the drawn batches."""
+    def matches(m: str) -> bool:
+        return m == metric or m.endswith("/" + metric)
+
+    picked = [a for a in anomalies if a.batch in batches and matches(a.metric)]
+    for sev in ("warning", "critical"):
+        sel = [a for a in picked if a.severity == sev]
+        if not sel:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[a.step for a in sel], y=[a.value if np.isfinite(a.value) else None for a in sel], mode="markers",
+            name=f"anomaly ({sev})", marker={"color": SEVERITY_COLOURS[sev], "size": 10, "symbol": "x"},
+            text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
+            hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>"))
+    for c in change_points:
+        if c.batch in batches and matches(c.metric):
+            fig.add_vline(x=c.step, line={"dash": "dot", "color": SEVERITY_COLOURS.get(c.severity, "#7f7f7f")},
+                          annotation_text=f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}",
+                          annotation_font_size=10)
+
+
+def _mark_outside(fig: go.Figure, data: pd.DataFrame, yr: tuple[float, float], metric: str) -> None:
+    """Points outside the clipped y-range are drawn at the edge as triangles, with their real value on hover."""
+    lo, hi = yr
+    vals = data["value"].to_numpy()
+    out = data[(vals < lo) | (vals > hi)]
+    if out.empty:
+        return
+    v = out["value"].to_numpy()
+    fig.add_trace(go.Scatter(
+        x=out["step"], y=np.clip(v, lo, hi), mode="markers", name="outside axis",
+        marker={"symbol": np.where(v < lo, "triangle-down", "triangle-up"), "size": 9, "color": "#444"},
+        customdata=np.column_stack([out["batch"].to_numpy(), v]),
+        hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{metric} %{{customdata[1]:.4f}} "
+                      "(outside axis)<extra></extra>"))
+
+
+def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400) -> go.Figure:
+    """Batch x step heatmap; with more steps than `max_columns`, each column shows its bucket's worst value."""
+    data = _series(analysis.batches, metric)
+    fig = go.Figure()
+    if data.empty:
+        fig.update_layout(title=f"{metric}: no data")
+        return fig
+    grid = data.pivot_table(index="batch", columns="step", values="value", aggfunc="last").sort_index()
+    steps = grid.columns.to_numpy()
+    z = grid.to_numpy(dtype=float)
+    z = np.where(np.isfinite(z), z, np.nan)
+    if len(steps) > max_columns:
+        edges = np.linspace(0, len(steps), max_columns + 1).astype(int)
+        lower_better = any(t in metric.lower() for t in ("loss", "error", "cer", "wer"))
+        reducer = np.nanmax if lower_better else np.nanmin
+        with warnings.catch_warnings():  # all-NaN buckets are expected (late/missing batches)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            z = np.column_stack([reducer(z[:, lo:hi], axis=1) for lo, hi in zip(edges[:-1], edges[1:])])
+        steps = steps[edges[:-1]]
+    fig.add_trace(go.Heatmap(z=z, x=steps, y=[f"batch {b}" for b in grid.index], colorscale="RdYlGn",
+                             colorbar={"title": metric},
+                             hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>"))
+    fig.update_layout(title=f"{metric}: batch × step", xaxis_title="step", height=max(300, 18 * len(grid) + 120),
+                      margin={"l": 80, "r": 20, "t": 50, "b": 40})
+    return fig
+
+
+def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_points: int = 2000) -> go.Figure:
+    """Run-level metrics (`val/*`, `train/*`) over steps, with their anomalies and change points."""
+    fig = go.Figure()
+    g = analysis.global_metrics
+    for i, m in enumerate(metrics):
+        s = g[g["metric"] == m].sort_values("step")
+        x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
+        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
+        sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != "info"]
+        if sel:
+            fig.add_trace(go.Scatter(x=[a.step for a in sel], y=[a.value if np.isfinite(a.value) else None
+                                                                 for a in sel],
+                                     mode="markers", name=f"{m}: anomalies", text=[a.message for a in sel],
+                                     marker={"symbol": "x", "size": 10,
+                                             "color": [SEVERITY_COLOURS[a.severity] for a in sel]}))
+        for c in analysis.change_points:
+            if c.batch is None and c.metric == m:
+                fig.add_vline(x=c.step, line={"dash": "dot", "color": "#7f7f7f"})
+    fig.update_layout(title="run-level metrics", xaxis_title="step", height=380,
+                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def score_histogram_figure(scores: pd.DataFrame, column: str, threshold: float | None = None,
+                           threshold_side: str = "below") -> go.Figure:
+    """Histogram of one quality score with the threshold drawn; `threshold_side` says which side fails."""
+    vals = pd.to_numeric(scores.get(column, pd.Series(dtype=float)), errors="coerce")
+    vals = vals[np.isfinite(vals)]
+    fig = go.Figure(go.Histogram(x=vals, nbinsx=40, name=column, marker={"color": "#1f77b4"}))
+    if threshold is not None:
+        fig.add_vline(x=threshold, line={"color": "#d62728", "width": 2},
+                      annotation_text=f"threshold {threshold:g} (fail {threshold_side})")
+    fig.update_layout(title=column, height=300, bargap=0.05, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      xaxis_title=column, yaxis_title="images")
+    return fig
