@@ -74,6 +74,7 @@ class AlertsConfig(_Strict):
     throttle_seconds: float = Field(300.0, ge=0, description="min seconds between alerts for one metric")
     timeout_seconds: float = Field(5.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    min_severity: Literal["info", "warning", "critical"] = Field("warning", description="least severity sent")
 
     def resolved_slack_webhook(self) -> str | None:
         """The webhook URL: `$SLACK_WEBHOOK_URL` wins, then the config (with `${VAR}` expanded)."""
@@ -108,6 +109,7 @@ class DataQualityConfig(_Strict):
     max_rotation_degrees: float = Field(15, ge=0, le=90)
     blur_threshold: float = Field(100, ge=0, description="in blur_score units; higher = sharper")
     enable_filtering: bool = True
+    min_contrast: float = Field(0.1, ge=0, le=1, description="luminance p99 - p1 on 0..1; 0 disables the check")
     max_image_pixels: int = Field(100_000_000, gt=0, description="decompression-bomb cap")
 
     @field_validator("min_resolution", mode="before")

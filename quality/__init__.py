@@ -1,1 +1,6 @@
 """Pure logic about images: quality scores, the filter, safe loading and folder audits."""
+
+from quality.filter import ImageQualityFilter
+from quality.scores import SCORER_VERSION
+
+__all__ = ["ImageQualityFilter", "SCORER_VERSION"]

@@ -1,0 +1,316 @@
+"""Score many images: a folder scan, parallel across processes (or a Dask cluster), with an on-disk cache.
+
+Bad files never raise: each becomes a row with `error` set. Results are cached in SQLite under `cache_dir`, keyed on
+the file's real path, size, mtime and the scorer version, so re-auditing an unchanged folder only costs a `stat` per
+file. `apply_thresholds` turns scores into verdicts without re-scoring (the app's sliders call it on every change).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import DataQualityConfig
+from analysis.errors import AnalyzerError, ImageLoadError
+from quality.filter import blur_reason, contrast_reason, resolution_reason, rotation_reason
+from quality.io import is_image_file, load_image, resolve_under_root
+from quality.scores import SCORER_VERSION, score_image
+
+Progress = Callable[[int, int], None]
+SCORE_COLUMNS = ["width", "height", "blur_score", "rotation_angle", "rotation_confidence", "brightness", "contrast",
+                 "noise"]
+COLUMNS = ["path", *SCORE_COLUMNS, "error"]
+_DEFAULTS = DataQualityConfig()
+_CACHE_FILE = "quality_scores.sqlite"
+_INLINE_BELOW = 24  # fewer uncached images than this are scored in-process (pool start-up costs more)
+
+
+# ----------------------------------------------------------------------------------------------- workers
+def _score_path(real_path: str, max_pixels: int) -> dict[str, Any]:
+    """Scores of one file, or {'error': message}; never raises."""
+    try:
+        return dict(score_image(load_image(real_path, max_pixels)), error=None)
+    except ImageLoadError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a scorer bug must not kill a whole audit; keep the message
+        return {"error": f"{real_path}: scoring failed ({type(exc).__name__}: {exc})"}
+
+
+def _score_chunk(real_paths: Sequence[str], max_pixels: int) -> list[dict[str, Any]]:
+    return [_score_path(p, max_pixels) for p in real_paths]
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+# ----------------------------------------------------------------------------------------------- cache
+class _Cache:
+    """SQLite table key -> JSON scores. Key = real path + size + mtime_ns + scorer version + pixel cap."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None) -> None:
+        self.db = None
+        if cache_dir is None:
+            return
+        d = Path(cache_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(d / _CACHE_FILE, timeout=30)
+        self.db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    @staticmethod
+    def key(real: str, st: os.stat_result, max_pixels: int) -> str:
+        return f"{real}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1f{SCORER_VERSION}\x1f{max_pixels}"
+
+    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        if self.db is None or not keys:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            rows = self.db.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(part))})", part)
+            found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        if self.db is None or not items:
+            return
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
+                                [(k, json.dumps(v, allow_nan=True)) for k, v in items])
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+
+
+# ----------------------------------------------------------------------------------------------- engines
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _run_local(real: list[str], max_pixels: int, workers: int, on_done: Callable[[list[int], list[dict]], None],
+               index: list[int]) -> None:
+    if workers <= 1 or len(real) < _INLINE_BELOW:
+        for i, p in zip(index, real):
+            on_done([i], [_score_path(p, max_pixels)])
+        return
+    size = max(1, min(16, math.ceil(len(real) / (workers * 4))))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
+        futs = {ex.submit(_score_chunk, chunk, max_pixels): idx
+                for chunk, idx in zip(_chunks(real, size), _chunks(index, size))}
+        for fut in as_completed(futs):
+            on_done(futs[fut], fut.result())
+
+
+def _run_dask(real: list[str], max_pixels: int, workers: int | None, scheduler_address: str | None,
+              on_done: Callable[[list[int], list[dict]], None], index: list[int]) -> None:
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
+    except ImportError:  # pragma: no cover - dask[distributed] is a runtime dependency
+        raise AnalyzerError("engine='dask' needs the 'dask[distributed]' package") from None
+    cluster = None
+    try:
+        if scheduler_address:
+            client = Client(scheduler_address, timeout="10s")
+        else:
+            cluster = LocalCluster(n_workers=workers or _default_workers(), threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+    except OSError as exc:
+        raise AnalyzerError(f"cannot reach the Dask scheduler {scheduler_address!r}: {exc}") from None
+    try:
+        n = max(1, len(client.scheduler_info().get("workers", {})) or (workers or 1))
+        size = max(1, min(32, math.ceil(len(real) / (n * 4))))
+        chunks, idxs = _chunks(real, size), _chunks(index, size)
+        futs = client.map(_score_chunk, chunks, max_pixels=max_pixels, pure=False)
+        where = {f.key: idx for f, idx in zip(futs, idxs)}
+        for fut in dask_completed(futs):
+            on_done(where[fut.key], fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------------------------------------------- API
+def score_images(paths: Iterable[str | os.PathLike], *, root: str | os.PathLike | None = None,
+                 progress: Progress | None = None, cache_dir: str | os.PathLike | None = None,
+                 engine: Literal["local", "dask"] = "local", workers: int | None = None,
+                 scheduler_address: str | None = None, max_pixels: int | None = None) -> pd.DataFrame:
+    """One row per path (in order): `path` as given, the scores, and `error` (None, or why the file was not scored).
+
+    With `root`, paths are resolved under it and any that escape it become error rows. `progress(done, total)` is
+    called as images finish. `engine="dask"` runs on the cluster at `scheduler_address` (a local one if None).
+    """
+    if engine not in ("local", "dask"):
+        raise AnalyzerError(f"unknown engine {engine!r}: use 'local' or 'dask'")
+    cap = _DEFAULTS.max_image_pixels if max_pixels is None else int(max_pixels)
+    given = [os.fspath(p) for p in paths]
+    total = len(given)
+    rows: list[dict[str, Any] | None] = [None] * total
+    cache = _Cache(cache_dir)
+    done = 0
+
+    def report(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        keyed: list[tuple[int, str, str]] = []  # (index, real path, cache key)
+        for i, p in enumerate(given):
+            try:
+                real = resolve_under_root(root, p) if root is not None else Path(p).resolve()
+                st = real.stat()
+            except ImageLoadError as exc:
+                rows[i] = {"error": str(exc)}
+                continue
+            except OSError as exc:
+                rows[i] = {"error": f"{p}: {'file not found' if isinstance(exc, FileNotFoundError) else exc}"}
+                continue
+            keyed.append((i, str(real), _Cache.key(str(real), st, cap)))
+        hits = cache.get_many([k for _, _, k in keyed])
+        todo = []
+        for i, real, k in keyed:
+            if k in hits:
+                rows[i] = hits[k]
+            else:
+                todo.append((i, real, k))
+        report(total - len(todo))
+
+        key_of = {i: k for i, _, k in todo}
+        pending: list[tuple[str, dict[str, Any]]] = []
+        last_flush = time.monotonic()
+
+        def on_done(idx: list[int], results: list[dict[str, Any]]) -> None:
+            nonlocal last_flush
+            for i, r in zip(idx, results):
+                rows[i] = r
+                pending.append((key_of[i], r))
+            if time.monotonic() - last_flush > 2.0:  # keep finished work if the audit is interrupted
+                cache.put_many(pending)
+                pending.clear()
+                last_flush = time.monotonic()
+            report(len(idx))
+
+        index = [i for i, _, _ in todo]
+        real = [r for _, r, _ in todo]
+        if real:
+            if engine == "dask":
+                _run_dask(real, cap, workers, scheduler_address, on_done, index)
+            else:
+                _run_local(real, cap, workers or _default_workers(), on_done, index)
+        cache.put_many(pending)
+    finally:
+        cache.close()
+    return _frame(given, rows)
+
+
+def _frame(given: list[str], rows: list[dict[str, Any] | None]) -> pd.DataFrame:
+    data: dict[str, list] = {c: [] for c in COLUMNS}
+    for p, r in zip(given, rows):
+        r = r or {"error": "not scored"}
+        data["path"].append(p)
+        for c in SCORE_COLUMNS:
+            v = r.get(c)
+            data[c].append(np.nan if v is None else v)
+        data["error"].append(r.get("error"))
+    df = pd.DataFrame(data, columns=COLUMNS)
+    for c in ("width", "height"):
+        df[c] = df[c].astype("Int64")
+    for c in SCORE_COLUMNS[2:]:
+        df[c] = df[c].astype("float64")
+    df["error"] = df["error"].astype(object).where(df["error"].notna(), None)
+    return df
+
+
+def scan_folder(root: str | os.PathLike) -> list[str]:
+    """Image files under `root` (recursive, sorted), as POSIX paths relative to it. Directory symlinks are not
+    followed; file symlinks are listed (and refused later if they point outside the root)."""
+    base = Path(root)
+    if not base.is_dir():
+        raise ImageLoadError(f"{base}: not a folder")
+    found = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = Path(dirpath).relative_to(base)
+        for f in filenames:
+            if is_image_file(f) and not f.startswith("."):
+                found.append((rel_dir / f).as_posix())
+    return sorted(found)
+
+
+def audit_folder(root: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
+    """Scores of every image under `root` (recursive); `path` is relative to `root`. Same options as score_images."""
+    return score_images(scan_folder(root), root=root, **kwargs)
+
+
+def thresholds_from_config(cfg: DataQualityConfig) -> dict[str, Any]:
+    """Keyword arguments for `apply_thresholds` from the config's `data_quality` section."""
+    return {"min_resolution": cfg.min_resolution, "max_rotation": cfg.max_rotation_degrees,
+            "blur_threshold": cfg.blur_threshold, "min_contrast": cfg.min_contrast}
+
+
+def apply_thresholds(scores: pd.DataFrame, *, min_resolution: tuple[int, int] = _DEFAULTS.min_resolution,
+                     max_rotation: float = _DEFAULTS.max_rotation_degrees,
+                     blur_threshold: float = _DEFAULTS.blur_threshold,
+                     min_contrast: float = _DEFAULTS.min_contrast) -> pd.DataFrame:
+    """A copy of `scores` with `is_acceptable` (bool) and `reasons` (list[str]) under these thresholds.
+
+    Vectorised: re-thresholding 10,000 rows takes milliseconds. Error rows are never acceptable.
+    """
+    out = scores.copy()
+    n = len(out)
+    if isinstance(min_resolution, (int, np.integer)):
+        min_resolution = (int(min_resolution), int(min_resolution))
+    mw, mh = int(min_resolution[0]), int(min_resolution[1])
+    err = out["error"].notna().to_numpy() if "error" in out else np.zeros(n, bool)
+    w = pd.to_numeric(out["width"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    h = pd.to_numeric(out["height"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    blur = out["blur_score"].to_numpy(dtype="float64", na_value=np.nan)
+    rot = out["rotation_angle"].to_numpy(dtype="float64", na_value=np.nan)
+    con = out["contrast"].to_numpy(dtype="float64", na_value=np.nan) if "contrast" in out else np.full(n, np.nan)
+    bri = out["brightness"].to_numpy(dtype="float64", na_value=np.nan) if "brightness" in out \
+        else np.full(n, np.nan)
+    ok = ~err
+    with np.errstate(invalid="ignore"):
+        bad_res = ok & ((w < mw) | (h < mh))
+        bad_rot = ok & (np.abs(rot) > max_rotation)
+        bad_blur = ok & (blur < blur_threshold)
+        bad_con = ok & (con < min_contrast) if min_contrast > 0 else np.zeros(n, bool)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    errors = out["error"].to_numpy(dtype=object) if "error" in out else [None] * n
+    for i in np.flatnonzero(err):
+        reasons[i].append(f"unreadable: {errors[i]}")
+    for i in np.flatnonzero(bad_res):
+        reasons[i].append(resolution_reason(int(w[i]), int(h[i]), (mw, mh)))
+    for i in np.flatnonzero(bad_rot):
+        reasons[i].append(rotation_reason(float(rot[i]), float(max_rotation)))
+    for i in np.flatnonzero(bad_blur):
+        reasons[i].append(blur_reason(float(blur[i]), float(blur_threshold)))
+    for i in np.flatnonzero(bad_con):
+        reasons[i].append(contrast_reason(float(con[i]), float(bri[i]), float(min_contrast)))
+    out["is_acceptable"] = ok & ~(bad_res | bad_rot | bad_blur | bad_con)
+    out["reasons"] = reasons
+    return out
