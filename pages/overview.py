@@ -1,0 +1,89 @@
+"""Overview: run identity, per-batch curves with anomalies and change points, heatmap, findings, global metrics."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analysis.figures import batch_curves_figure, global_metrics_figure, heatmap_figure
+from analysis.records import SEVERITY_RANK
+from ui import state
+from ui.format import fmt_value, jsonable, md_escape
+
+analysis = state.current_analysis()
+if analysis is None:
+    st.stop()
+run = analysis.run
+
+st.title("Overview")
+st.markdown(f"### {md_escape(run.ref.name or run.ref.run_id)}")
+st.caption(f"id {md_escape(run.ref.run_id)} · project {md_escape(run.ref.project or '—')} · state {run.ref.state}"
+           + (f" · created {run.ref.created:%Y-%m-%d %H:%M}" if run.ref.created else "")
+           + (f" · tags {', '.join(md_escape(t) for t in run.tags)}" if run.tags else ""))
+for badge in run.status.badges():
+    st.warning(f"Run file {badge}: everything readable was loaded.")
+
+bad = analysis.problematic_batches
+cols = st.columns(4)
+cols[0].metric("Steps", f"{analysis.batches['step'].nunique() if not analysis.batches.empty else 0:,}")
+cols[1].metric("Batches", f"{analysis.batches['batch'].nunique() if not analysis.batches.empty else 0:,}")
+cols[2].metric("Problematic batches", len(bad))
+cols[3].metric("Findings", f"{len(analysis.anomalies)} anomalies · {len(analysis.change_points)} change points")
+(st.error if analysis.worst_severity == "critical" else st.warning if bad else st.success)(
+    md_escape(analysis.verdict), icon=None)
+
+if analysis.batches.empty:
+    st.info("This run logged no `batch_{i}/…` metrics; run-level metrics are shown below.")
+else:
+    metrics = sorted(analysis.batches["metric"].unique())
+    all_batches = sorted(int(b) for b in analysis.batches["batch"].unique())
+    c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
+    metric = c1.selectbox("Metric", metrics, index=metrics.index(analysis.primary_metric)
+                          if analysis.primary_metric in metrics else 0, key="ov_metric")
+    chosen = c2.multiselect("Batches", all_batches, default=[b for b in bad[:8] if b in all_batches],
+                            key="ov_batches", help="Problematic batches are preselected; the band shows all.")
+    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="ov_smoothing")
+    ignore_outliers = c4.toggle("Ignore outliers", key="ov_ignore_outliers",
+                                help="Clip the y-axis to the central values; points outside stay visible at "
+                                     "the edge with their real value on hover.")
+    st.plotly_chart(batch_curves_figure(analysis, metric, chosen, smoothing=smoothing,
+                                        ignore_outliers=ignore_outliers), key="ov_curves")
+    st.plotly_chart(heatmap_figure(analysis, metric), key="ov_heatmap")
+
+    st.subheader("Findings")
+    rows = [{"severity": a.severity, "batch": a.batch, "metric": a.metric, "step": a.step,
+             "until": a.end_step, "value": a.value, "detector": a.detector, "message": a.message}
+            for a in analysis.anomalies]
+    rows += [{"severity": c.severity, "batch": c.batch, "metric": c.metric, "step": c.step, "until": None,
+              "value": c.mean_after, "detector": "change_point",
+              "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})"}
+             for c in analysis.change_points]
+    if rows:
+        table = pd.DataFrame(rows)
+        table["_rank"] = table["severity"].map(SEVERITY_RANK)
+        table = table.sort_values(["_rank", "step"], ascending=[False, True]).drop(columns="_rank")
+        st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
+    else:
+        st.success("No anomalies or change points.")
+    if bad:
+        c1, c2 = st.columns([1, 3])
+        pick = c1.selectbox("Drill into batch", bad, key="ov_drill")
+        if c2.button("Open in Batches", key="ov_open_batch"):
+            state.focus_batch(pick)
+            st.switch_page("pages/batches.py")
+
+globals_ = analysis.global_metrics
+if not globals_.empty:
+    st.subheader("Run-level metrics")
+    names = sorted(globals_["metric"].unique())
+    default = [n for n in names if n.startswith("val/")][:4] or names[:3]
+    picked = st.multiselect("Metrics", names, default=default, key="ov_global_metrics")
+    if picked:
+        st.plotly_chart(global_metrics_figure(analysis, picked), key="ov_global_chart")
+
+with st.expander("Config and summary"):
+    c1, c2 = st.columns(2)
+    c1.markdown("**Config**")
+    c1.json(jsonable(run.config), expanded=False)
+    c2.markdown("**Summary**")
+    c2.json(jsonable({k: v for k, v in run.summary.items() if not isinstance(v, dict)}), expanded=False)
