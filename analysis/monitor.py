@@ -116,6 +116,29 @@ class _MetricState:
         std = math.sqrt(var * k / (k - 1))
         return (value - self.shift - mean) / std
 
+    def drop(self, value: float) -> float:
+        """Relative degradation of `value` from the best (0 when at or better than it)."""
+        if self.best is None:
+            return 0.0
+        diff = (self.best - value) if self.higher else (value - self.best)
+        if diff <= 0:
+            return 0.0
+        return diff / abs(self.best) if self.best else diff
+
+    def update_best(self, step: int) -> bool:
+        """Fold the mean of the last (up to) 3 points into the best; True when it improved."""
+        w = self.window
+        if len(w) >= 3:
+            mean = (w[-1] + w[-2] + w[-3]) / 3 + self.shift
+        else:
+            mean = sum(w) / len(w) + self.shift
+        best = self.best
+        if best is None or (mean > best + _REL_EPS * abs(best) if self.higher else mean < best - _REL_EPS * abs(best)):
+            self.best, self.best_step, self.stale = mean, step, 0
+            return True
+        self.stale += 1
+        return False
+
     def push(self, value: float) -> None:
         if self.shift is None:
             self.shift = value
@@ -152,15 +175,40 @@ class TrainingMonitor:
         self.enabled = mon.enable_real_time_analysis
         self.anomaly_count = 0
         self.recent_anomalies: deque[MonitorAnomaly] = deque(maxlen=1000)
-        self._dispatcher = None
-        self._recovery = None
         self.last_actions: list = []
         self.actions: deque = deque(maxlen=1000)
         self._init_extensions(sinks, recovery_metrics, recovery_callbacks)
 
     # -- hooks filled in by alerts / recovery -------------------------------------------------------------------
     def _init_extensions(self, sinks, recovery_metrics, recovery_callbacks) -> None:
-        """Start the alert dispatcher and the recovery policy (both optional)."""
+        """The alert dispatcher (threads start on the first alert) and the recovery policy."""
+        from analysis.alerts import AlertDispatcher, AlertThrottle, sinks_from_config
+        from analysis.recovery import RecoveryPolicy
+
+        alerts = self.config.experiment_monitoring.alerts
+        self.sinks = list(sinks_from_config(self.config) if sinks is None else sinks)
+        self._dispatcher = AlertDispatcher(self.sinks, max_retries=alerts.max_retries)
+        self.throttle = AlertThrottle(alerts.throttle_seconds)
+        self._min_rank = SEVERITY_RANK[alerts.min_severity]
+        metrics = self.alert_thresholds.keys() if recovery_metrics is None else recovery_metrics
+        self.recovery = RecoveryPolicy(self.config, metrics, recovery_callbacks)
+        self._status_metrics = frozenset(self.recovery.metrics) if self.recovery.enabled else frozenset()
+        self._severe = self.config.experiment_monitoring.auto_recovery.severe_drop_threshold
+        self._patience = self.config.experiment_monitoring.auto_recovery.plateau_patience
+
+    @property
+    def should_stop(self) -> bool:
+        """True once early stopping was triggered."""
+        return self.recovery.stopped
+
+    @property
+    def delivery_results(self) -> list:
+        """Recent alert deliveries (`analysis.alerts.SinkResult`), oldest first; failures are here too."""
+        return list(self._dispatcher.results)
+
+    def register_checkpoint(self, step: int, path: str | Path) -> None:
+        """Record a checkpoint the loop saved, so a rollback can name it (the checkpoint dir is scanned too)."""
+        self.recovery.register_checkpoint(step, path)
 
     @property
     def metric_history(self) -> dict[str, deque]:
@@ -202,7 +250,7 @@ class TrainingMonitor:
                 except (TypeError, ValueError):
                     continue
             name = str(name)
-            status = self._observe(name, step, float(raw), batch, found)
+            status = self._observe(name, step, float(raw), batch, found, name in self._status_metrics)
             if status is not None:
                 statuses.append(status)
         if found:
@@ -217,7 +265,41 @@ class TrainingMonitor:
 
     def _after_detection(self, step: int, found: list[MonitorAnomaly], statuses: list[MetricStatus],
                          batch_info: Mapping[str, Any] | None) -> None:
-        """Alerting and recovery run here (see `_init_extensions`)."""
+        """Queue an alert for what passes the severity floor and the throttle; evaluate recovery strategies."""
+        try:
+            if found:
+                self.handle_anomalies(step, found, batch_info)
+            if self.recovery.enabled:
+                self.last_actions = self.recovery.evaluate(step, statuses)
+                self.actions.extend(self.last_actions)
+            elif self.last_actions:
+                self.last_actions = []
+        except Exception:  # alerting and recovery must never break the training loop
+            log.exception("TrainingMonitor: alerting/recovery failed at step %s", step)
+
+    def handle_anomalies(self, step: int, anomalies: list[MonitorAnomaly],
+                         batch_info: Mapping[str, Any] | None = None) -> None:
+        """Send one alert for the anomalies of this step that pass the severity floor and per-metric throttle."""
+        send = [a for a in anomalies if SEVERITY_RANK[a.severity] >= self._min_rank
+                and self.throttle.allow(a.metric, a.severity)]
+        if send:
+            self._dispatcher.submit(self._alert(step, send, batch_info))
+
+    def _alert(self, step: int, anomalies: list[MonitorAnomaly], batch_info: Mapping[str, Any] | None):
+        from analysis.alerts import Alert
+
+        level = max((a.severity for a in anomalies), key=SEVERITY_RANK.__getitem__)
+        name = self.config.training_config.experiment_name
+        if len(anomalies) == 1:
+            title = f"{name}: {anomalies[0].metric} {anomalies[0].kind} at step {step}"
+        else:
+            title = f"{name}: {len(anomalies)} anomalies at step {step}"
+        lines = [f"- [{a.severity}] {a.message}" for a in anomalies[:20]]
+        if len(anomalies) > 20:
+            lines.append(f"- ... and {len(anomalies) - 20} more")
+        if batch_info:
+            lines.append(f"batch info: {dict(batch_info)}")
+        return Alert(title=title[:63], text="\n".join(lines), level=level, step=step, anomalies=tuple(anomalies))
 
     def _state(self, name: str) -> _MetricState:
         st = self._states.get(name)
@@ -235,101 +317,83 @@ class TrainingMonitor:
         return value < thr if st.higher else value > thr
 
     def _observe(self, name: str, step: int, value: float, batch: int | None,
-                 out: list[MonitorAnomaly]) -> MetricStatus:
+                 out: list[MonitorAnomaly], want_status: bool) -> MetricStatus | None:
         st = self._state(name)
         st.history.append((step, value))
-        m = _BATCH_KEY.match(name)
+        m = _BATCH_KEY.match(name) if "/" in name else None
         b = int(m.group(1)) if m else batch
         det = self._det
-        sev_cut = self.config.experiment_monitoring.auto_recovery.severe_drop_threshold
 
-        if not math.isfinite(value):
+        if value != value or value in (math.inf, -math.inf):
             st.bad_streak += 1
             out.append(MonitorAnomaly(step, name, value, "nonfinite", math.inf, "critical",
                                       f"{name} is {value} at step {step}", b))
-            return self._status(name, st, step, value, nonfinite=True, below=False)
+            return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
 
         warmed = st.n >= det.warmup_steps
         degraded = False
-        drop_only = det.drop_only
+        sev_cut = self._severe
 
         # threshold (direction-aware)
-        below = self._breaches(st, value)
-        if below:
-            thr = st.threshold
+        below = False
+        thr = st.threshold
+        if thr is not None and (value < thr if st.higher else value > thr):
+            below = degraded = True
             gap = (thr - value) if st.higher else (value - thr)
             rel = gap / abs(thr) if thr else gap
-            sev = "critical" if rel >= sev_cut else "warning"
             word = "below" if st.higher else "above"
-            out.append(MonitorAnomaly(step, name, value, "threshold", rel, sev,
+            out.append(MonitorAnomaly(step, name, value, "threshold", rel, "critical" if rel >= sev_cut else "warning",
                                       f"{name} = {value:.4g} is {word} its threshold {thr:.4g} at step {step}", b))
-            degraded = True
 
-        # rolling z-score against the window before this point
         if warmed:
+            # rolling z-score against the window before this point
             z = st.zscore(value)
             if z is not None and abs(z) > det.statistical_anomaly_zscore:
                 bad_side = (z < 0) if st.higher else (z > 0)
-                if bad_side or not drop_only:
-                    sev = "critical" if abs(z) > 2 * det.statistical_anomaly_zscore and bad_side else "warning"
-                    if not bad_side:
-                        sev = "info"
+                if bad_side or not det.drop_only:
+                    sev = ("critical" if abs(z) > 2 * det.statistical_anomaly_zscore else "warning") \
+                        if bad_side else "info"
                     out.append(MonitorAnomaly(step, name, value, "zscore", abs(z), sev,
                                               f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
                                               f"last {len(st.window)} values at step {step}", b))
-
-        # drop from the running best
-        rel_drop = 0.0
-        if st.best is not None:
-            diff = (st.best - value) if st.higher else (value - st.best)
-            rel_drop = diff / abs(st.best) if st.best else (diff if diff > 0 else 0.0)
-            rel_drop = max(rel_drop, 0.0)
-            if warmed and rel_drop >= det.performance_drop_threshold and rel_drop > 0:
-                sev = "critical" if rel_drop >= sev_cut else "warning"
-                out.append(MonitorAnomaly(step, name, value, "drop_from_best", rel_drop, sev,
-                                          f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
-                                          f"{st.best:.4g} (step {st.best_step})", b))
+            # drop from the running best
+            rel_drop = st.drop(value)
+            if rel_drop >= det.performance_drop_threshold and rel_drop > 0:
                 degraded = True
+                out.append(MonitorAnomaly(step, name, value, "drop_from_best", rel_drop,
+                                          "critical" if rel_drop >= sev_cut else "warning",
+                                          f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
+                                          f"{st.best:.4g} (3-point mean ending at step {st.best_step})", b))
 
-        # running best and plateau
-        improved = st.best is None or (
-            value > st.best + _REL_EPS * abs(st.best) if st.higher else value < st.best - _REL_EPS * abs(st.best))
-        if improved:
-            st.best, st.best_step, st.stale, st.plateau_reported = value, step, 0, False
-            rel_drop = 0.0
-        else:
-            st.stale += 1
-            patience = self.config.experiment_monitoring.auto_recovery.plateau_patience
-            if st.stale >= patience and not st.plateau_reported and warmed:
-                st.plateau_reported = True
-                out.append(MonitorAnomaly(step, name, value, "plateau", float(st.stale), "info",
-                                          f"{name} has not improved for {st.stale} observations "
-                                          f"(best {st.best:.4g} at step {st.best_step})", b))
-
+        st.push(value)
+        st.n += 1
+        # running best of the mean of the last 3 points (a raw best is an outlier of the noise) and plateau
+        if st.update_best(step):
+            st.plateau_reported = False
+        elif warmed and st.stale >= self._patience and not st.plateau_reported:
+            st.plateau_reported = True
+            out.append(MonitorAnomaly(step, name, value, "plateau", float(st.stale), "info",
+                                      f"{name} has not improved for {st.stale} observations "
+                                      f"(best {st.best:.4g} at step {st.best_step})", b))
         st.bad_streak = st.bad_streak + 1 if degraded else 0
         if not degraded:
             st.last_good_step = step
-        st.push(value)
-        st.n += 1
-        return MetricStatus(name, step, value, st.higher, st.best, st.best_step, rel_drop, st.stale,
-                            st.bad_streak, st.last_good_step, False, below, warmed)
+        return self._status(name, st, step, value, nonfinite=False, below=below) if want_status else None
 
     def _status(self, name: str, st: _MetricState, step: int, value: float, *, nonfinite: bool,
                 below: bool) -> MetricStatus:
-        rel = 0.0
-        if st.best is not None and math.isfinite(value):
-            diff = (st.best - value) if st.higher else (value - st.best)
-            rel = max(diff / abs(st.best) if st.best else diff, 0.0)
+        rel = st.drop(value) if math.isfinite(value) else 0.0
         return MetricStatus(name, step, value, st.higher, st.best, st.best_step, rel, st.stale, st.bad_streak,
                             st.last_good_step, nonfinite, below, st.n >= self._det.warmup_steps)
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until queued alerts were delivered or gave up; True if everything was handled in time."""
-        return True
+        """Wait until queued alerts were delivered or given up; True if everything was handled in time."""
+        return self._dispatcher.flush(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Flush pending alerts (bounded wait) and stop the background threads."""
+        self._dispatcher.close(timeout)
 
     def __enter__(self) -> "TrainingMonitor":
         return self

@@ -1,0 +1,337 @@
+"""Alert sinks (Slack incoming webhook, SMTP email, `wandb.alert`, the log) and a non-blocking dispatcher.
+
+A sink has a `name` and `send(alert) -> str` (a short detail on success; it raises on failure). The
+`AlertDispatcher` gives every sink its own daemon thread and bounded queue: `submit()` never blocks and never
+raises, failures are retried with exponential backoff and then reported (logged, counted, kept in `results`).
+`send_test_alert(config)` sends one test alert synchronously to every configured sink, for the settings page.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import smtplib
+import ssl
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Protocol, Sequence
+
+import requests
+
+from analysis.config import AlertsConfig, AnalyzerConfig
+from analysis.records import SEVERITY_RANK, Anomaly
+
+log = logging.getLogger(__name__)
+
+_WANDB_LEVEL = {"info": "INFO", "warning": "WARN", "critical": "ERROR"}
+_LOG_LEVEL = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
+_EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+
+
+class AlertDeliveryError(Exception):
+    """A sink could not deliver an alert (HTTP error status, SMTP refusal, ...)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message to deliver: a short title (< 64 chars, wandb's limit), a body and a level."""
+
+    title: str
+    text: str
+    level: str = "warning"  # info | warning | critical
+    step: int | None = None
+    anomalies: tuple[Anomaly, ...] = ()
+
+
+@dataclass(frozen=True)
+class SinkResult:
+    """Outcome of delivering one alert to one sink."""
+
+    name: str
+    ok: bool
+    detail: str
+    attempts: int = 1
+    title: str = ""
+    at: float = field(default_factory=time.time)
+
+
+class AlertSink(Protocol):
+    name: str
+
+    def send(self, alert: Alert) -> str: ...
+
+
+class LogSink:
+    """Writes the alert to the `analysis.alerts` logger at the alert's level."""
+
+    name = "log"
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or log
+
+    def send(self, alert: Alert) -> str:
+        self.logger.log(_LOG_LEVEL.get(alert.level, logging.WARNING), "%s\n%s", alert.title, alert.text)
+        return "logged"
+
+
+class SlackWebhookSink:
+    """POSTs `{"text": ...}` (plus blocks) as JSON to a Slack incoming webhook URL."""
+
+    name = "slack"
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.url = url
+        self.timeout = timeout
+
+    @staticmethod
+    def payload(alert: Alert) -> dict:
+        head = f"{_EMOJI.get(alert.level, '')} *{alert.title}*".strip()
+        return {
+            "text": f"{head}\n{alert.text}",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": head}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": alert.text[:2900]}},
+            ],
+        }
+
+    def send(self, alert: Alert) -> str:
+        try:
+            resp = requests.post(self.url, json=self.payload(alert), timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise AlertDeliveryError(f"{type(exc).__name__}: {_redact(str(exc), self.url)}") from None
+        if not 200 <= resp.status_code < 300:
+            raise AlertDeliveryError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+        return f"HTTP {resp.status_code}"
+
+
+class EmailSink:
+    """Sends a plain-text email over SMTP; STARTTLS and login are optional (password from `$SMTP_PASSWORD`)."""
+
+    name = "email"
+
+    def __init__(self, host: str, port: int, sender: str, recipients: Sequence[str], *, starttls: bool = False,
+                 user: str | None = None, password: str | None = None, timeout: float = 5.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.sender = host, port, sender
+        self.recipients = list(recipients)
+        self.starttls, self.user, self.password = starttls, user, password
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+
+    def message(self, alert: Alert) -> EmailMessage:
+        msg = EmailMessage()
+        msg["Subject"] = f"[{alert.level.upper()}] {alert.title}"
+        msg["From"] = self.sender
+        msg["To"] = ", ".join(self.recipients)
+        msg.set_content(alert.text)
+        return msg
+
+    def send(self, alert: Alert) -> str:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=self.ssl_context or ssl.create_default_context())
+                if self.user:
+                    if self.password is None:
+                        raise AlertDeliveryError("smtp_user is set but $SMTP_PASSWORD is not")
+                    smtp.login(self.user, self.password)
+                refused = smtp.send_message(self.message(alert))
+        except (smtplib.SMTPException, OSError) as exc:
+            raise AlertDeliveryError(f"{type(exc).__name__}: {exc}") from None
+        ok = len(self.recipients) - len(refused)
+        return f"sent to {ok} recipient(s)" + (f", refused: {', '.join(refused)}" if refused else "")
+
+
+class WandbAlertSink:
+    """`run.alert(...)` on the active wandb run; a no-op when wandb was never imported or no run is active."""
+
+    name = "wandb"
+
+    def __init__(self, wait_seconds: float = 1.0) -> None:
+        self.wait_seconds = max(wait_seconds, 1.0)  # wandb treats 0 as "1 minute"
+
+    def send(self, alert: Alert) -> str:
+        wandb = sys.modules.get("wandb")  # never import it here: an import costs seconds
+        run = getattr(wandb, "run", None) if wandb else None
+        if run is None:
+            return "skipped: no active wandb run"
+        try:
+            run.alert(title=alert.title[:63], text=alert.text, level=_WANDB_LEVEL.get(alert.level, "WARN"),
+                      wait_duration=self.wait_seconds)
+        except Exception as exc:  # wandb raises its own types (UsageError, ...)
+            raise AlertDeliveryError(f"{type(exc).__name__}: {exc}") from None
+        return f"wandb.alert on run {getattr(run, 'id', '?')}"
+
+
+def sinks_from_config(config: AnalyzerConfig | AlertsConfig) -> list[AlertSink]:
+    """The sinks a config asks for: the log always, wandb always (no-op without a run), Slack and email if set."""
+    alerts = config.experiment_monitoring.alerts if isinstance(config, AnalyzerConfig) else config
+    sinks: list[AlertSink] = [LogSink(), WandbAlertSink(alerts.throttle_seconds)]
+    url = alerts.resolved_slack_webhook()
+    if url:
+        sinks.append(SlackWebhookSink(url, timeout=alerts.timeout_seconds))
+    if alerts.email_recipients:
+        sinks.append(EmailSink(alerts.smtp_host, alerts.smtp_port, alerts.smtp_sender, alerts.email_recipients,
+                               starttls=alerts.smtp_starttls, user=alerts.smtp_user,
+                               password=alerts.smtp_password(), timeout=alerts.timeout_seconds))
+    return sinks
+
+
+def deliver(sink: AlertSink, alert: Alert) -> SinkResult:
+    """One attempt; never raises."""
+    try:
+        return SinkResult(sink.name, True, str(sink.send(alert)), 1, alert.title)
+    except Exception as exc:  # a sink is user-extensible: any failure is a delivery failure
+        detail = str(exc) if isinstance(exc, AlertDeliveryError) else f"{type(exc).__name__}: {exc}"
+        return SinkResult(sink.name, False, detail, 1, alert.title)
+
+
+def send_test_alert(config: AnalyzerConfig, sinks: Sequence[AlertSink] | None = None) -> list[SinkResult]:
+    """Send one test alert to each configured sink, synchronously (one attempt, bounded by the timeout)."""
+    experiment = config.training_config.experiment_name
+    alert = Alert(title=f"Test alert from {experiment}"[:63],
+                  text="This is a test alert from the experiment analyzer's monitor settings. "
+                       "If you can read it, alerts reach you.", level="info")
+    return [deliver(sink, alert) for sink in (sinks if sinks is not None else sinks_from_config(config))]
+
+
+class AlertThrottle:
+    """Per-metric throttling like wandb's `wait_duration`: at most one alert per metric per `seconds`,
+    except that a higher severity than the last one sent always goes through."""
+
+    def __init__(self, seconds: float, clock=time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._last: dict[str, tuple[float, int]] = {}
+        self.suppressed = 0
+
+    def allow(self, key: str, severity: str) -> bool:
+        now = self.clock()
+        rank = SEVERITY_RANK.get(severity, 1)
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.seconds and rank <= last[1]:
+            self.suppressed += 1
+            return False
+        self._last[key] = (now, rank)
+        return True
+
+
+class _SinkWorker:
+    def __init__(self, sink: AlertSink, owner: "AlertDispatcher") -> None:
+        self.sink = sink
+        self.owner = owner
+        self.queue: queue.Queue[Alert | None] = queue.Queue(maxsize=owner.queue_size)
+        self.thread = threading.Thread(target=self._run, name=f"alert-sink-{sink.name}", daemon=True)
+        self.thread.start()
+
+    def put(self, alert: Alert) -> None:
+        while True:
+            try:
+                self.queue.put_nowait(alert)
+                return
+            except queue.Full:
+                try:  # drop the oldest pending alert rather than block the training loop
+                    self.queue.get_nowait()
+                    self.queue.task_done()
+                    self.owner._count_dropped(self.sink.name)
+                except queue.Empty:
+                    pass
+
+    def _run(self) -> None:
+        while True:
+            alert = self.queue.get()
+            try:
+                if alert is None:
+                    return
+                self.owner._record(self._deliver_with_retries(alert))
+            finally:
+                self.queue.task_done()
+
+    def _deliver_with_retries(self, alert: Alert) -> SinkResult:
+        owner = self.owner
+        delay = owner.backoff
+        for attempt in range(1, owner.max_retries + 2):
+            res = deliver(self.sink, alert)
+            if res.ok or attempt > owner.max_retries or owner._stopping.is_set():
+                return SinkResult(res.name, res.ok, res.detail, attempt, alert.title)
+            log.info("alert sink %s failed (attempt %d): %s; retrying in %.1fs", self.sink.name, attempt,
+                     res.detail, delay)
+            if owner._stopping.wait(delay):
+                return SinkResult(res.name, False, res.detail + " (gave up: monitor closing)", attempt, alert.title)
+            delay = min(delay * 2, owner.max_backoff)
+        raise AssertionError("unreachable")
+
+
+class AlertDispatcher:
+    """Delivers alerts to sinks from background threads; `submit` never blocks or raises."""
+
+    def __init__(self, sinks: Sequence[AlertSink], *, max_retries: int = 3, backoff: float = 0.5,
+                 max_backoff: float = 30.0, queue_size: int = 100, keep_results: int = 200) -> None:
+        self.sinks = list(sinks)
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.queue_size = queue_size
+        self.results: deque[SinkResult] = deque(maxlen=keep_results)
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._workers: list[_SinkWorker] | None = None  # started on the first alert
+
+    def submit(self, alert: Alert) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            if self._workers is None:
+                self._workers = [_SinkWorker(s, self) for s in self.sinks]
+            for w in self._workers:
+                w.put(alert)
+        except Exception:  # never into the training loop
+            log.exception("could not queue an alert")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued alert was delivered or given up; True if that happened within `timeout`."""
+        deadline = time.monotonic() + timeout
+        for w in self._workers or []:
+            while w.queue.unfinished_tasks:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+        return True
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Deliver what is pending (bounded by `timeout`), then stop the threads; retries are abandoned."""
+        self.flush(timeout)
+        self._stopping.set()
+        for w in self._workers or []:
+            try:
+                w.queue.put_nowait(None)
+            except queue.Full:
+                pass
+
+    def _record(self, res: SinkResult) -> None:
+        with self._lock:
+            self.results.append(res)
+            if res.ok:
+                self.delivered += 1
+            else:
+                self.failed += 1
+        if not res.ok:
+            log.warning("alert %r not delivered to %s after %d attempt(s): %s", res.title, res.name,
+                        res.attempts, res.detail)
+
+    def _count_dropped(self, name: str) -> None:
+        with self._lock:
+            self.dropped += 1
+        log.warning("alert queue for %s is full; dropped the oldest pending alert", name)
+
+
+def _redact(text: str, secret: str) -> str:
+    """Webhook URLs are secrets: keep them out of messages and logs."""
+    return text.replace(secret, "<webhook url>") if secret else text
