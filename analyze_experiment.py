@@ -1,0 +1,206 @@
+#!/usr/bin/env python
+"""Analyse one wandb run and write Markdown / JSON / HTML reports (the handbook's analyze_experiment.py).
+
+Exit codes: 0 = reports written, 1 = findings reached --fail-on, 2 = user error (one line on stderr),
+130 = interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+EPILOG = """\
+examples:
+  %(prog)s --run-name my_run                                # newest ./wandb run named (or with id) my_run
+  %(prog)s --run-name my_run --data-dir /data/ocr --output-dir ./experiment_reports
+  %(prog)s --run-name 3xk2p9qa --wandb-dir /mnt/exp/wandb --format json --quiet
+  %(prog)s --history-file export.parquet --format md,html      # a CSV / Parquet / JSONL history export
+  %(prog)s --entity team --project ocr --run-name my_run       # wandb cloud (needs WANDB_API_KEY)
+  %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical   # CI gate: exit 1 on critical findings
+
+exit codes: 0 reports written · 1 findings reached --fail-on · 2 user error (unknown run, bad config,
+unreadable directory, ...) · 130 interrupted.
+Secrets (SLACK_WEBHOOK_URL, SMTP_PASSWORD, WANDB_API_KEY) are read from the environment and never written to
+reports.
+"""
+
+
+def default_wandb_dir() -> Path:
+    """./wandb when it exists, else $WANDB_DIR/wandb when WANDB_DIR is set, else ./wandb."""
+    local = Path("wandb")
+    if local.is_dir():
+        return local
+    env = os.environ.get("WANDB_DIR")
+    if env:
+        return Path(env) / "wandb"
+    return local
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="analyze_experiment.py",
+        description="Find problematic batches, anomalies, change points and image-quality root causes in a wandb "
+                    "run, and write Markdown, JSON and self-contained HTML reports.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("which run")
+    src.add_argument("--run-name", metavar="NAME",
+                     help="run display name or run id (a run folder path also works); ambiguous names list the "
+                          "candidates")
+    src.add_argument("--wandb-dir", metavar="DIR", type=Path,
+                     help="local wandb directory holding offline-run-*/run-* folders (default: ./wandb if it "
+                          "exists, else $WANDB_DIR/wandb)")
+    src.add_argument("--entity", help="wandb cloud entity (with --project): read the run from wandb cloud")
+    src.add_argument("--project", help="wandb cloud project (with --entity)")
+    src.add_argument("--history-file", metavar="FILE", type=Path,
+                     help="analyse a history export (.csv, .parquet, .jsonl) instead of a wandb run")
+    ana = p.add_argument_group("analysis")
+    ana.add_argument("--data-dir", metavar="DIR", type=Path,
+                     help="dataset root the logged image paths are relative to; enables image-quality scoring, "
+                          "root causes from image evidence and thumbnails")
+    ana.add_argument("--config", metavar="YAML", type=Path,
+                     help="analyzer config (experiment_monitoring / training_config / data_quality); see "
+                          "config.example.yaml. Default: built-in defaults")
+    out = p.add_argument_group("output")
+    out.add_argument("--output-dir", metavar="DIR", type=Path, default=Path("experiment_reports"),
+                     help="where reports are written (default: ./experiment_reports)")
+    out.add_argument("--format", metavar="LIST", dest="formats",
+                     help="comma-separated report formats: md, json, html (default: the config's "
+                          "reporting.report_formats, i.e. all three)")
+    out.add_argument("--fail-on", choices=("never", "warning", "critical"), default="never",
+                     help="exit with code 1 when findings reach this severity (default: never)")
+    out.add_argument("--quiet", "-q", action="store_true",
+                     help="no progress bar and no summary; print only 'Analysis complete' and the report paths")
+    return p
+
+
+class _ArgError(Exception):
+    """A usage mistake found after parsing (combination of options)."""
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    cloud = args.entity or args.project
+    if args.history_file and (cloud or args.wandb_dir):
+        raise _ArgError("--history-file cannot be combined with --wandb-dir or --entity/--project")
+    if cloud and not (args.entity and args.project):
+        raise _ArgError("--entity and --project go together (both are needed to read a run from wandb cloud)")
+    if cloud and args.wandb_dir:
+        raise _ArgError("choose one source: --wandb-dir (local) or --entity/--project (cloud)")
+    if not args.history_file and not args.run_name:
+        raise _ArgError("--run-name is required (or give --history-file)")
+
+
+def load_run(args: argparse.Namespace):
+    """The Run the options point at (local folder, cloud or history export); typed errors for user mistakes."""
+    from analysis.errors import RunNotFound, SourceUnavailable
+    from analysis.sources import find_run, open_run
+
+    if args.history_file:
+        if not args.history_file.is_file():
+            raise RunNotFound(f"history file not found: {args.history_file}")
+        return open_run(args.history_file)
+    if args.entity:
+        return open_run(f"wandb://{args.entity}/{args.project}/{args.run_name}")
+    candidate = Path(args.run_name)
+    if args.wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir() or \
+            candidate.suffix == ".wandb" and candidate.is_file():
+        return open_run(candidate)  # a run folder or .wandb file given directly
+    wandb_dir = args.wandb_dir or default_wandb_dir()
+    if not wandb_dir.exists():
+        raise SourceUnavailable(f"wandb directory not found: {wandb_dir} (pass --wandb-dir, or set WANDB_DIR)")
+    if not wandb_dir.is_dir() or not os.access(wandb_dir, os.R_OK | os.X_OK):
+        raise SourceUnavailable(f"cannot read wandb directory {wandb_dir}")
+    return open_run(find_run(wandb_dir, args.run_name))
+
+
+class _Progress:
+    """A tqdm bar on a terminal (stderr), silent otherwise; fed by analyze_run's progress(fraction, message)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=100, unit="%", file=sys.stderr, leave=False,
+                            bar_format="{desc:<28} {percentage:3.0f}%|{bar}| {elapsed}")
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.bar is None:
+            return
+        target = int(round(max(0.0, min(1.0, fraction)) * 100))
+        self.bar.set_description_str(message[:28])
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """The CLI body; returns the exit code. User errors raise AnalyzerError (handled in `main`)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        _check_args(args)
+    except _ArgError as exc:
+        parser.error(str(exc))  # exits 2 with the usage line
+
+    from analysis.config import load_config
+    from analysis.errors import AnalyzerError
+    from analysis.pipeline import analyze_run
+    from analysis.report import Report, normalise_formats, write_reports
+
+    config = load_config(args.config)
+    formats = normalise_formats(args.formats or config.experiment_monitoring.reporting.report_formats)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise AnalyzerError(f"data directory not found: {args.data_dir}")
+
+    progress = _Progress(enabled=not args.quiet)
+    try:
+        progress(0.0, "reading run")
+        the_run = load_run(args)
+        analysis = analyze_run(the_run, config, data_dir=args.data_dir, progress=progress)
+        progress(1.0, "writing reports")
+        report = Report.from_analysis(analysis, charts="html" in formats)
+        paths = write_reports(report, args.output_dir, formats)
+    finally:
+        progress.close()
+
+    print("Analysis complete" + ("" if args.quiet else f": {report.summary['verdict']}"))
+    for path in paths.values():
+        print(path)
+    if not args.quiet and the_run.status.badges():
+        print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
+    if report.reaches(args.fail_on):
+        if not args.quiet:
+            print(f"findings reach --fail-on {args.fail_on} (severity {report.severity}): exit 1", file=sys.stderr)
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
+    from analysis.errors import AnalyzerError
+
+    try:
+        return run(argv)
+    except AnalyzerError as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
