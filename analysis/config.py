@@ -74,6 +74,7 @@ class AlertsConfig(_Strict):
     throttle_seconds: float = Field(300.0, ge=0, description="min seconds between alerts for one metric")
     timeout_seconds: float = Field(5.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    retry_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles up to 30 s")
     min_severity: Literal["info", "warning", "critical"] = Field("warning", description="least severity sent")
 
     def resolved_slack_webhook(self) -> str | None:
