@@ -1,0 +1,317 @@
+"""Offline (or synced) wandb run folders on disk: list them cheaply, read them completely, refresh live ones.
+
+A run folder is `<wandb dir>/offline-run-YYYYMMDD_HHMMSS-<id>/` (or `run-...` for synced runs) holding
+`run-<id>.wandb`, the transaction log with everything: identity, config, history, summary, exit. Media files live
+under `<run folder>/files/`, and history cells keep wandb's reference dicts (`{"_type": "image-file", "path":
+"media/images/..."}`) with paths relative to that folder.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+import pandas as pd
+
+from analysis.errors import AmbiguousRun, CorruptRunFile, NotAWandbFile, RunNotFound, UnsafePath
+from analysis.run import MediaEntry, ReadStatus, Run, RunRef, RunState
+from analysis.sources import _decode, _schema
+from analysis.sources._logfile import BLOCK, iter_payloads
+
+STALE_AFTER_S = 300.0  # no exit record and untouched this long -> crashed (wandb-core flushes every ~15 s)
+_ALWAYS_KEYS = ("_step", "global_step")
+_MEDIA_TYPES = {"image-file", "images/separated", "table-file", "video-file", "audio-file", "html-file",
+                "object3D-file", "molecule-file", "bokeh-file", "plotly-file"}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# locating run folders and files
+
+
+def is_run_dir(path: Path) -> bool:
+    name = path.name
+    return (name.startswith("offline-run-") or name.startswith("run-")) and path.is_dir() and not path.is_symlink()
+
+
+def wandb_file(run_dir: Path) -> Path:
+    """The `run-<id>.wandb` file of a run folder (RunNotFound when the folder has none)."""
+    files = sorted(run_dir.glob("*.wandb"))
+    if not files:
+        raise RunNotFound(f"{run_dir}: this folder holds no .wandb run file")
+    return files[0]
+
+
+def run_dirs(wandb_dir: Path) -> list[Path]:
+    """Run folders under a wandb dir. Accepts the `wandb/` folder, its parent, or a single run folder."""
+    wandb_dir = Path(wandb_dir)
+    if not wandb_dir.is_dir():
+        return []
+    if is_run_dir(wandb_dir) and any(wandb_dir.glob("*.wandb")):
+        return [wandb_dir]
+    found = [p for p in wandb_dir.iterdir() if is_run_dir(p)]
+    if not found and (wandb_dir / "wandb").is_dir():
+        found = [p for p in (wandb_dir / "wandb").iterdir() if is_run_dir(p)]
+    return found
+
+
+def _state(exit_code: int | None, mtime: float, now: float | None = None) -> RunState:
+    if exit_code is not None:
+        return "finished" if exit_code == 0 else "failed"
+    age = (now if now is not None else time.time()) - mtime
+    return "running" if age < STALE_AFTER_S else "crashed"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# cheap listing: the run record near the head, the exit record near the tail
+
+
+def _head_identity(path: Path) -> _decode.Identity | None:
+    status = ReadStatus()
+    rec = _schema.Record()
+    for payload in iter_payloads(path, status, stop=4 * BLOCK):
+        rec.ParseFromString(payload)
+        if rec.WhichOneof("record_type") == "run":
+            return _decode.identity(rec.run)
+    return None
+
+
+def _tail_exit_code(path: Path, size: int) -> int | None:
+    """Exit code from an exit record in the last two blocks, or None (the run has not exited)."""
+    start = max(0, (max(size - 1, 0) // BLOCK - 1) * BLOCK)
+    rec = _schema.Record()
+    code = None
+    for payload in iter_payloads(path, ReadStatus(), start=start):
+        try:
+            rec.ParseFromString(payload)
+        except Exception:  # noqa: BLE001 - a damaged tail only means "no exit record seen"
+            continue
+        if rec.WhichOneof("record_type") == "exit":
+            code = rec.exit.exit_code
+    return code
+
+
+def run_ref(run_dir: Path, now: float | None = None) -> RunRef:
+    """A RunRef for one run folder, reading only the head and tail of its .wandb file."""
+    path = wandb_file(run_dir)
+    st = path.stat()
+    fallback_id = run_dir.name.rsplit("-", 1)[-1]
+    try:
+        ident = _head_identity(path)
+        code = _tail_exit_code(path, st.st_size)
+    except NotAWandbFile:
+        return RunRef(source="local", locator=str(run_dir), run_id=fallback_id, name=run_dir.name, state="unknown")
+    if ident is None:
+        ident = _decode.Identity(run_id=fallback_id)
+    return RunRef(source="local", locator=str(run_dir), run_id=ident.run_id or fallback_id,
+                  name=ident.name or ident.run_id or fallback_id, project=ident.project, entity=ident.entity,
+                  state=_state(code, st.st_mtime, now), created=ident.created)
+
+
+def list_runs(wandb_dir: str | os.PathLike) -> list[RunRef]:
+    """Every run folder under `wandb_dir`, newest first, without reading any history.
+
+    Folders whose .wandb file is unreadable are listed with state "unknown" (opening them gives the reason).
+    """
+    now = time.time()
+    refs = []
+    for d in run_dirs(Path(wandb_dir)):
+        try:
+            refs.append(run_ref(d, now))
+        except RunNotFound:  # a run folder without a .wandb file (e.g. still being created)
+            continue
+    refs.sort(key=lambda r: (Path(r.locator).name.removeprefix("offline-"), r.run_id), reverse=True)
+    return refs
+
+
+def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
+    """The run whose id, folder name or display name is `name_or_id`.
+
+    Raises RunNotFound (listing the runs that exist) or AmbiguousRun (several runs share that display name).
+    An id found in several folders (a run resumed offline) resolves to the newest folder.
+    """
+    refs = list_runs(wandb_dir)
+    by_id = [r for r in refs if r.run_id == name_or_id or Path(r.locator).name == name_or_id]
+    if by_id:
+        return by_id[0]
+    by_name = [r for r in refs if r.name == name_or_id]
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        listing = ", ".join(f"{r.name} (id {r.run_id}, {r.created:%Y-%m-%d %H:%M})" if r.created
+                            else f"{r.name} (id {r.run_id})" for r in by_name)
+        raise AmbiguousRun(f"{len(by_name)} runs are named {name_or_id!r}: {listing}; pass the run id instead",
+                           candidates=[r.run_id for r in by_name])
+    labels = [r.label for r in refs]
+    shown = ", ".join(labels[:20]) + (f", ... ({len(labels) - 20} more)" if len(labels) > 20 else "")
+    where = f"in {wandb_dir}"
+    raise RunNotFound(f"no run named or with id {name_or_id!r} {where}; runs there: {shown}" if labels
+                      else f"no run named or with id {name_or_id!r} {where}: it holds no wandb runs",
+                      candidates=labels)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# full decode
+
+
+class _Decoder:
+    """Accumulates records into run parts; `feed` can be called again with the bytes appended later."""
+
+    def __init__(self, keys: Iterable[str] | None, next_step: int = 0) -> None:
+        self.keyset = frozenset(k.encode() for k in (*keys, *_ALWAYS_KEYS)) if keys is not None else None
+        self.rows: list[dict] = []
+        self.steps: list[int] = []
+        self.config: dict = {}
+        self.summary_raw: dict = {}
+        self.files: list[str] = []
+        self.ident: _decode.Identity | None = None
+        self.exit_code: int | None = None
+        self.runtime: float | None = None
+        self.producer = ""
+        self.next_step = next_step
+        self.undecodable = 0
+
+    def feed(self, payloads: Iterable[bytes], status: ReadStatus) -> None:
+        rec = _schema.Record()
+        rows, steps = self.rows, self.steps
+        keyset = self.keyset
+        decode_history = _decode.decode_history
+        summary_updates = _decode.summary_updates
+        summary_raw = self.summary_raw
+        for payload in payloads:
+            try:
+                rec.ParseFromString(payload)
+            except Exception as e:  # noqa: BLE001 - checksummed but not a Record: count it, keep going
+                self.undecodable += 1
+                status.skipped_records += 1
+                status.errors.append(f"undecodable record: {e}")
+                continue
+            kind = rec.WhichOneof("record_type")
+            if kind == "history":
+                row, rec_step = decode_history(rec.history, keyset)
+                step = row.get("_step")
+                if type(step) is not int:
+                    # format 1 writes no `_step` for auto-step rows; explicit steps are in the record
+                    step = rec_step if rec_step is not None else self.next_step
+                    row["_step"] = step
+                if steps and steps[-1] == step:  # a later log() merged into the same step
+                    rows[-1].update(row)
+                else:
+                    if keyset is not None and len(row) <= 2 and not (row.keys() - set(_ALWAYS_KEYS)):
+                        self.next_step = step + 1
+                        continue  # nothing requested in this row
+                    rows.append(row)
+                    steps.append(step)
+                self.next_step = step + 1
+            elif kind == "summary":
+                ups, removed = summary_updates(rec.summary)
+                summary_raw.update(ups)
+                for k in removed:
+                    summary_raw[k] = None
+            elif kind == "config":
+                _decode.apply_items(self.config, rec.config.update)
+                for it in rec.config.remove:
+                    _decode.del_path(self.config, _decode.item_key(it))
+            elif kind == "run":
+                run = rec.run
+                self.ident = _decode.identity(run)
+                self.next_step = max(self.next_step, run.starting_step)
+                _decode.apply_items(self.config, run.config.update)
+                for it in run.summary.update:
+                    k = _decode.item_key(it)
+                    summary_raw[k.encode() if type(k) is str else k] = it.value_json.encode() or None
+            elif kind == "files":
+                self.files.extend(f.path for f in rec.files.files)
+            elif kind == "exit":
+                self.exit_code = rec.exit.exit_code
+                self.runtime = float(rec.exit.runtime)
+            elif kind == "header":
+                self.producer = rec.header.version_info.producer
+
+    def history(self) -> pd.DataFrame:
+        if not self.rows:
+            return pd.DataFrame({"_step": pd.Series([], dtype="int64")})
+        df = pd.DataFrame.from_records(self.rows)
+        return tidy_history(df)
+
+
+def tidy_history(df: pd.DataFrame) -> pd.DataFrame:
+    """`_step` first (int64), other columns sorted (wandb-core writes keys in random order)."""
+    cols = sorted(c for c in df.columns if c != "_step")
+    df = df[["_step", *cols]] if "_step" in df.columns else df[cols]
+    if "_step" in df.columns and df["_step"].dtype != "int64" and df["_step"].notna().all():
+        df = df.assign(_step=df["_step"].astype("int64"))
+    return df.reset_index(drop=True)
+
+
+def media_index(history: pd.DataFrame) -> list[MediaEntry]:
+    """Every media file referenced by a history cell, with its step and key."""
+    out: list[MediaEntry] = []
+    if "_step" not in history.columns:
+        return out
+    steps = history["_step"].to_numpy()
+    for col in history.columns:
+        series = history[col]
+        if series.dtype != object:
+            continue
+        for i, cell in enumerate(series.to_numpy()):
+            if not isinstance(cell, dict) or cell.get("_type") not in _MEDIA_TYPES:
+                continue
+            paths = cell.get("filenames") if cell.get("_type") == "images/separated" else [cell.get("path")]
+            for p in paths or []:
+                if isinstance(p, str) and p:
+                    out.append(MediaEntry(step=int(steps[i]), key=str(col), path=p))
+    return out
+
+
+def _strip_wandb(d: dict) -> dict:
+    d.pop("_wandb", None)
+    return d
+
+
+def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None) -> Run:
+    """Decode a run folder or `.wandb` file completely (no cache; see `open_run` for the cached path)."""
+    p = Path(location).resolve()
+    if p.is_dir():
+        run_dir, path = p, wandb_file(p)
+    elif p.is_file():
+        run_dir, path = p.parent, p
+    else:
+        raise RunNotFound(f"{p}: no such run folder or .wandb file")
+    st = path.stat()
+    status = ReadStatus()
+    dec = _Decoder(list(keys) if keys is not None else None)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of small acyclic objects: the cyclic collector only costs time here
+    try:
+        dec.feed(iter_payloads(path, status), status)
+        history = dec.history()
+        summary = _decode.finish_summary(dec.summary_raw)
+    except OSError as e:
+        raise CorruptRunFile(f"{path}: cannot read the run file: {e}") from e
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    ident = dec.ident or _decode.Identity(run_id=path.stem.removeprefix("run-"))
+    ref = RunRef(source="local", locator=str(run_dir), run_id=ident.run_id, name=ident.name or ident.run_id,
+                 project=ident.project, entity=ident.entity, state=_state(dec.exit_code, st.st_mtime),
+                 created=ident.created)
+    return Run(ref=ref, config=_strip_wandb(dec.config), summary=_strip_wandb(summary), history=history,
+               media=media_index(history), files_dir=run_dir / "files", tags=ident.tags, notes=ident.notes,
+               exit_code=dec.exit_code, status=status)
+
+
+def media_path(run: Run, rel: str) -> Path:
+    """Absolute path of a media file logged by `run`; UnsafePath if `rel` escapes the run's files folder."""
+    if run.files_dir is None:
+        raise UnsafePath(f"{rel!r}: this run has no local files folder")
+    root = Path(run.files_dir).resolve()
+    rel_path = Path(rel)
+    if rel_path.is_absolute() or ".." in rel_path.parts:
+        raise UnsafePath(f"{rel!r}: media path points outside the run folder; refused")
+    target = (root / rel_path).resolve()
+    if not target.is_relative_to(root):
+        raise UnsafePath(f"{rel!r}: media path resolves outside the run folder (symlink?); refused")
+    return target
+

@@ -1,0 +1,141 @@
+"""Local offline runs written by the real wandb library: listing, finding, opening."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis.errors import AmbiguousRun, RunNotFound, UnsafePath
+from analysis.sources import find_run, list_runs, media_path, open_run
+from wandb_writer import write_run
+
+
+def _rows(n: int = 12) -> list[dict]:
+    rows = []
+    for s in range(n):
+        row = {"global_step": (s + 1) * 100}
+        for b in range(3):
+            row[f"batch_{b}/recall"] = round(0.95 - 0.02 * s * (b == 1), 4)
+            row[f"batch_{b}/precision"] = 0.9
+        if s == 2:
+            row["sample"] = {"__image__": [6, 10]}
+            row["val/odd.key"] = "NaN"
+            row["val/inf"] = "Infinity"
+        if s == 4:
+            row["problematic_batch_1"] = ["imgs/a.png", "imgs/b.png"]
+        rows.append(row)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def wandb_dir(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("runs")
+    write_run(base, "alpha", _rows(), config={"lr": 0.01, "model": {"arch": "dbnet", "layers": [1, 2]}},
+              summary={"best_hmean": 0.93}, tags=["ocr", "val"], notes="first run")
+    write_run(base, "twin", _rows(3))
+    write_run(base, "twin", _rows(4), exit_code=1)
+    write_run(base, "killed", _rows(5), crash=True)
+    return base / "wandb"
+
+
+def test_list_runs_reads_identity_and_state_without_history(wandb_dir):
+    refs = list_runs(wandb_dir)
+    # the killed writer had not flushed its run record yet: the run is listed by the id in its folder name
+    killed = _killed(refs)
+    assert sorted(r.name for r in refs if r is not killed) == ["alpha", "twin", "twin"]
+    assert killed.name == killed.run_id and Path(killed.locator).name.endswith(killed.run_id)
+    assert killed.state == "running"  # killed a moment ago: no exit record, fresh mtime
+    assert {r.name: r.state for r in refs if r.name == "alpha"} == {"alpha": "finished"}
+    assert sorted(r.state for r in refs if r.name == "twin") == ["failed", "finished"]
+    assert all(r.project == "tests" and r.created is not None for r in refs if r is not killed)
+    assert all(len(r.run_id) == 8 for r in refs)
+    # newest first
+    assert [Path(r.locator).name for r in refs] == sorted((Path(r.locator).name for r in refs), reverse=True)
+    # the parent of the wandb dir works too
+    assert {r.run_id for r in list_runs(wandb_dir.parent)} == {r.run_id for r in refs}
+
+
+def _killed(refs):
+    (killed,) = [r for r in refs if r.name not in ("alpha", "twin")]
+    return killed
+
+
+def test_killed_run_becomes_crashed_when_stale(wandb_dir):
+    ref = _killed(list_runs(wandb_dir))
+    wfile = next(Path(ref.locator).glob("*.wandb"))
+    old = time.time() - 3600
+    os.utime(wfile, (old, old))
+    assert find_run(wandb_dir, ref.run_id).state == "crashed"
+    run = open_run(ref.locator)
+    assert run.ref.state == "crashed" and run.exit_code is None
+    assert list(run.history["_step"]) == list(range(len(run.history)))
+
+
+def test_open_run_reads_everything(wandb_dir):
+    run = open_run(find_run(wandb_dir, "alpha").locator)
+    h = run.history
+    assert run.ref.name == "alpha" and run.ref.state == "finished" and run.exit_code == 0
+    assert run.tags == ["ocr", "val"] and run.notes == "first run"
+    assert run.config == {"lr": 0.01, "model": {"arch": "dbnet", "layers": [1, 2]}}
+    assert run.summary["best_hmean"] == 0.93 and run.summary["global_step"] == 1200
+    assert "_wandb" not in run.summary and "_wandb" not in run.config
+    assert list(h["_step"]) == list(range(12)) and h.columns[0] == "_step"
+    assert h["_step"].dtype == "int64"
+    assert list(h["global_step"]) == [(s + 1) * 100 for s in range(12)]
+    assert h["batch_1/recall"].iloc[5] == pytest.approx(0.85)
+    # keys with slashes and dots stay flat; NaN and Infinity come back as floats
+    assert math.isnan(h["val/odd.key"].iloc[2]) and h["val/inf"].iloc[2] == math.inf
+    assert h["problematic_batch_1"].iloc[4] == ["imgs/a.png", "imgs/b.png"]
+    cell = h["sample"].iloc[2]
+    assert cell["_type"] == "image-file" and cell["width"] == 10 and cell["height"] == 6
+    assert [(m.step, m.key, m.path) for m in run.media] == [(2, "sample", cell["path"])]
+    assert media_path(run, cell["path"]).is_file()
+    assert run.files_dir == Path(run.ref.locator) / "files"
+    assert run.status.clean and run.status.format_version == 0
+    assert run.status.bytes_read == next(Path(run.ref.locator).glob("*.wandb")).stat().st_size
+
+
+def test_open_run_accepts_the_wandb_file_and_keys(wandb_dir):
+    ref = find_run(wandb_dir, "alpha")
+    wfile = next(Path(ref.locator).glob("*.wandb"))
+    run = open_run(wfile, keys=["batch_1/recall"])
+    assert list(run.history.columns) == ["_step", "batch_1/recall", "global_step"]
+    assert len(run.history) == 12
+    assert run.ref.run_id == ref.run_id
+
+
+def test_find_run_by_id_name_and_errors(wandb_dir):
+    alpha = find_run(wandb_dir, "alpha")
+    assert find_run(wandb_dir, alpha.run_id) == alpha
+    assert find_run(wandb_dir, Path(alpha.locator).name) == alpha
+    with pytest.raises(AmbiguousRun) as amb:
+        find_run(wandb_dir, "twin")
+    twins = {r.run_id for r in list_runs(wandb_dir) if r.name == "twin"}
+    assert set(amb.value.candidates) == twins and all(t in str(amb.value) for t in twins)
+    with pytest.raises(RunNotFound) as nf:
+        find_run(wandb_dir, "nope")
+    assert "nope" in str(nf.value) and "alpha" in str(nf.value)
+    assert any("alpha" in c for c in nf.value.candidates)
+    with pytest.raises(RunNotFound, match="holds no wandb runs"):
+        find_run(wandb_dir / "missing", "alpha")
+
+
+def test_media_path_outside_the_run_folder_is_refused(wandb_dir):
+    run = open_run(find_run(wandb_dir, "alpha").locator)
+    for bad in ("../../etc/passwd", "/etc/passwd", "media/../../x.png"):
+        with pytest.raises(UnsafePath):
+            media_path(run, bad)
+
+
+def test_folder_without_wandb_file_is_a_clear_error(tmp_path):
+    d = tmp_path / "offline-run-20260101_000000-abcd1234"
+    d.mkdir()
+    with pytest.raises(RunNotFound, match="no .wandb run file"):
+        open_run(d)
+    assert list_runs(tmp_path) == []
+    with pytest.raises(RunNotFound):
+        open_run(tmp_path / "does-not-exist.wandb")
