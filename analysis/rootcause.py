@@ -1,0 +1,370 @@
+"""Root causes: link metric findings to image-quality evidence, with numbers and one plain sentence each.
+
+For every problematic batch (degrading anomalies, degrading change points, or logged problematic images) we
+1. measure the fall of its main metric (median before the first bad step -> median from it on);
+2. decide data-side vs model-side: when most batches (or a global metric, or the learning rate) change at the same
+   step, the model/training changed; when the batch falls alone, its data is the suspect;
+3. with quality scores, compare the batch's images with every other image per score (Mann-Whitney U, two-sided,
+   and the rank-biserial effect size) and count which quality failures (blur / rotation / resolution) dominate.
+Records are ranked by `score` (higher first): size of the fall, severity, and strength of the quality evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+from analysis.anomalies import metric_direction, metric_threshold
+from analysis.config import AnalyzerConfig
+from analysis.records import Anomaly, ChangePoint, RootCause
+
+# Detectors whose flags always mean "worse" (z-scores may also flag improvements unless drop-only).
+_DEGRADING = {"threshold", "drop_from_best", "cross_batch", "nonfinite"}
+# Share of batches that must change together for a model-side verdict.
+_MODEL_SIDE_SHARE = 0.5
+_ALPHA = 0.05
+
+# Quality score columns: (label, worse when the value is lower?, words when worse / better)
+_SCORES: dict[str, tuple[str, bool, str, str]] = {
+    "blur_score": ("blur", True, "blurrier", "sharper"),
+    "rotation_abs": ("rotation", False, "more rotated", "less rotated"),
+    "resolution": ("resolution", True, "smaller", "larger"),
+    "exposure": ("exposure", False, "brighter", "darker"),
+    "contrast": ("contrast", True, "lower in contrast", "higher in contrast"),
+}
+_NOT_SCORES = {"batch", "width", "height", "rotation_angle", "is_acceptable", "step"}
+
+
+@dataclass
+class _Problem:
+    batch: int
+    first_step: int
+    metric: str | None = None
+    severity_weight: float = 0.0
+    detectors: set[str] = field(default_factory=set)
+    n_findings: int = 0
+
+
+def _is_degrading_anomaly(a: Anomaly, cfg: AnalyzerConfig) -> bool:
+    if a.detector in _DEGRADING:
+        return True
+    if a.detector in ("zscore", "robust_zscore"):
+        return a.severity == "critical" or cfg.anomaly.drop_only
+    return False
+
+
+def _problems(anomalies: list[Anomaly], change_points: list[ChangePoint], images: pd.DataFrame | None,
+              cfg: AnalyzerConfig) -> dict[int, _Problem]:
+    """batch -> what went wrong first (only batch-level findings; global ones inform the side)."""
+    probs: dict[int, _Problem] = {}
+    weight = {"critical": 2.0, "warning": 1.0, "info": 0.0}
+
+    def note(batch: int, step: int, metric: str | None, sev: str, detector: str) -> None:
+        p = probs.get(batch)
+        if p is None:
+            p = probs[batch] = _Problem(batch=batch, first_step=step, metric=metric)
+        if step < p.first_step:
+            p.first_step = step
+            p.metric = metric or p.metric
+        p.metric = p.metric or metric
+        p.severity_weight = max(p.severity_weight, weight.get(sev, 0.0))
+        p.detectors.add(detector)
+        p.n_findings += 1
+
+    for a in anomalies:
+        if a.batch is not None and _is_degrading_anomaly(a, cfg):
+            note(int(a.batch), int(a.step), a.metric, a.severity, a.detector)
+    for c in change_points:
+        if c.batch is not None and c.severity in ("warning", "critical"):
+            note(int(c.batch), int(c.step), c.metric, c.severity, "change_point")
+    if images is not None and not images.empty and {"step", "batch"} <= set(images.columns):
+        firsts = images.dropna(subset=["batch", "step"]).groupby("batch")["step"].min()
+        for b, s in firsts.items():
+            note(int(b), int(s), None, "warning", "problematic_images")
+    return probs
+
+
+def _main_metric(batches: pd.DataFrame, prob: _Problem, cfg: AnalyzerConfig) -> str | None:
+    """The metric to quote: a thresholded (recall-like) one the batch logged, else the one flagged first."""
+    if batches is not None and not batches.empty:
+        mine = batches.loc[batches["batch"] == prob.batch, "metric"].dropna().unique().tolist()
+        for m in sorted(mine):
+            if metric_threshold(m, cfg.anomaly) is not None:
+                return m
+        if prob.metric is None and mine:
+            return sorted(mine)[0]
+    return prob.metric
+
+
+def _before_after(batches: pd.DataFrame, batch: int, metric: str, step: int) -> tuple[float, float]:
+    """Median of the batch's metric before `step` and from `step` on (NaN when a side is empty)."""
+    part = batches[(batches["batch"] == batch) & (batches["metric"] == metric)]
+    vals = pd.to_numeric(part["value"], errors="coerce")
+    ok = np.isfinite(vals.to_numpy(dtype=float))
+    part, vals = part[ok], vals[ok]
+    before = vals[part["step"] < step]
+    after = vals[part["step"] >= step]
+    med = lambda s: float(s.median()) if len(s) else float("nan")  # noqa: E731
+    return med(before), med(after)
+
+
+def _step_tolerance(batches: pd.DataFrame) -> float:
+    """Two logging intervals: batches 'change together' when their first bad steps are this close."""
+    if batches is None or batches.empty:
+        return 0.0
+    steps = np.unique(batches["step"].dropna().to_numpy())
+    if steps.size < 2:
+        return 0.0
+    return 2.0 * float(np.median(np.diff(steps)))
+
+
+def _together(probs: dict[int, _Problem], step: int, tol: float) -> list[int]:
+    return sorted(b for b, p in probs.items() if abs(p.first_step - step) <= tol)
+
+
+def _global_changes_near(change_points: list[ChangePoint], anomalies: list[Anomaly], step: int,
+                         tol: float) -> list[str]:
+    """Global metrics (no batch) with a change point or a degrading anomaly close to `step`."""
+    names = {c.metric for c in change_points if c.batch is None and abs(c.step - step) <= tol}
+    names |= {a.metric for a in anomalies if a.batch is None and a.detector in _DEGRADING | {"zscore"}
+              and abs(a.step - step) <= tol}
+    return sorted(names)
+
+
+def _is_lr(metric: str) -> bool:
+    m = metric.lower()
+    return "lr" in m.replace("/", "_").split("_") or "learning_rate" in m
+
+
+# ----------------------------------------------------------------------------------------- quality evidence
+def _score_frame(quality: pd.DataFrame) -> pd.DataFrame:
+    """Numeric quality scores, oriented: |rotation|, resolution = min(width, height), plus other numerics."""
+    out = pd.DataFrame(index=quality.index)
+    if "blur_score" in quality:
+        out["blur_score"] = pd.to_numeric(quality["blur_score"], errors="coerce")
+    if "rotation_angle" in quality:
+        out["rotation_abs"] = pd.to_numeric(quality["rotation_angle"], errors="coerce").abs()
+    if {"width", "height"} <= set(quality.columns):
+        w = pd.to_numeric(quality["width"], errors="coerce")
+        h = pd.to_numeric(quality["height"], errors="coerce")
+        out["resolution"] = np.minimum(w, h)
+    for col in quality.columns:
+        if col in out.columns or col in _NOT_SCORES or col in ("path", "error", "reasons"):
+            continue
+        vals = pd.to_numeric(quality[col], errors="coerce") if quality[col].dtype != bool else None
+        if vals is not None and vals.notna().any():
+            out[col] = vals
+    return out
+
+
+def _reason_kind(reason: str) -> str:
+    r = str(reason).lower()
+    if "blur" in r or "sharp" in r:
+        return "blur"
+    if "rotat" in r or "skew" in r:
+        return "rotation"
+    if "resol" in r or "small" in r or "size" in r:
+        return "resolution"
+    return r.split(":")[0].strip() or "other"
+
+
+def compare_quality(quality: pd.DataFrame, batch: int) -> dict:
+    """Per-score Mann-Whitney U of the batch's images vs all other images, plus failure counts.
+
+    Returns {"n": ..., "n_other": ..., "scores": {name: {median, median_other, p, effect}}, "failures":
+    {kind: count}, "n_failing": ...}. `effect` is the rank-biserial correlation in [-1, 1]: P(batch > other)
+    - P(batch < other).
+    """
+    if quality is None or quality.empty or "batch" not in quality.columns:
+        return {"n": 0}
+    qb = pd.to_numeric(quality["batch"], errors="coerce")
+    mine = (qb == batch).fillna(False).to_numpy(dtype=bool)
+    if "error" in quality.columns:
+        usable = quality["error"].isna().to_numpy() | (quality["error"].astype(str) == "None").to_numpy()
+    else:
+        usable = np.ones(len(quality), dtype=bool)
+    scores = _score_frame(quality)
+    result: dict = {"n": int((mine & usable).sum()), "n_other": int((~mine & usable).sum()), "scores": {}}
+    for col in scores.columns:
+        a = scores[col].to_numpy(dtype=float)[mine & usable]
+        b = scores[col].to_numpy(dtype=float)[~mine & usable]
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if a.size < 2 or b.size < 2:
+            continue
+        if np.ptp(np.r_[a, b]) == 0:
+            continue
+        u, p = mannwhitneyu(a, b, alternative="two-sided")
+        effect = 2.0 * float(u) / (a.size * b.size) - 1.0
+        result["scores"][col] = {"median": float(np.median(a)), "median_other": float(np.median(b)),
+                                 "p": float(p), "effect": effect}
+    fails: Counter = Counter()
+    n_failing = 0
+    if "is_acceptable" in quality.columns:
+        acc = quality.loc[mine, "is_acceptable"]
+        n_failing = int((acc == False).sum())  # noqa: E712  (NA counts as not failing)
+    if "reasons" in quality.columns:
+        for reasons in quality.loc[mine, "reasons"]:
+            if isinstance(reasons, (list, tuple, np.ndarray)):
+                fails.update({_reason_kind(r) for r in reasons})
+    result["failures"] = dict(fails.most_common())
+    result["n_failing"] = n_failing
+    return result
+
+
+def _quality_phrase(ev: dict) -> tuple[str, float]:
+    """('its images are blurrier (median blur 38 vs 410, p < 0.001); 11 of 12 fail the blur threshold', strength)."""
+    if not ev or ev.get("n", 0) == 0:
+        return "", 0.0
+    parts: list[str] = []
+    strength = 0.0
+    worse = []
+    for col, st in ev.get("scores", {}).items():
+        if st["p"] >= _ALPHA:
+            continue
+        label, low_is_worse, worse_word, better_word = _SCORES.get(
+            col, (col, False, f"higher in {col}", f"lower in {col}"))
+        is_worse = (st["effect"] < 0) if low_is_worse else (st["effect"] > 0)
+        if col not in _SCORES and not is_worse:
+            continue
+        if not is_worse:
+            continue
+        worse.append((abs(st["effect"]), col, label, worse_word, st))
+    worse.sort(reverse=True)
+    described = [f"{word} (median {label} {_num(st['median'])} vs {_num(st['median_other'])}, {_pval(st['p'])})"
+                 for _, col, label, word, st in worse[:2]]
+    if described:
+        parts.append("its images are " + " and ".join(described))
+        strength = worse[0][0]
+    fails = ev.get("failures", {})
+    if fails:
+        kind, count = next(iter(fails.items()))
+        parts.append(f"{count} of {ev['n']} fail the {kind} threshold")
+    elif ev.get("n_failing"):
+        parts.append(f"{ev['n_failing']} of {ev['n']} fail the quality checks")
+    return "; ".join(parts), strength
+
+
+def _num(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def _metric_num(v: float) -> str:
+    """Metric values as people quote them: 0.91, 2.35, 1240."""
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:.4g}"
+
+
+def _pval(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+# ---------------------------------------------------------------------------------------------------- explain
+def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list[ChangePoint],
+            quality: pd.DataFrame | None, images: pd.DataFrame | None,
+            cfg: AnalyzerConfig | None = None) -> list[RootCause]:
+    """Ranked root causes (most important first) for the run's problematic batches and shared episodes."""
+    cfg = cfg or AnalyzerConfig()
+    if batches is None:
+        batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    probs = _problems(anomalies, change_points, images, cfg)
+    if not probs:
+        return []
+    n_batches = int(batches["batch"].nunique()) if not batches.empty else len(probs)
+    n_batches = max(n_batches, len(probs))
+    tol = _step_tolerance(batches)
+    out: list[RootCause] = []
+    grouped: set[int] = set()
+
+    # Model side first: steps where most batches went wrong together.
+    for b in sorted(probs, key=lambda k: probs[k].first_step):
+        if b in grouped:
+            continue
+        step = probs[b].first_step
+        group = [g for g in _together(probs, step, tol) if g not in grouped]
+        if n_batches >= 3 and len(group) >= _MODEL_SIDE_SHARE * n_batches:
+            grouped.update(group)
+            out.append(_model_side(batches, probs, group, step, n_batches, change_points, anomalies, tol, cfg))
+
+    for b, prob in probs.items():
+        if b in grouped:
+            continue
+        out.append(_batch_cause(batches, prob, quality, n_batches, change_points, anomalies, tol, cfg,
+                                n_together=len(_together(probs, prob.first_step, tol))))
+    out.sort(key=lambda r: (-r.score, r.step if r.step is not None else 0,
+                            -1 if r.batch is None else r.batch))
+    return out
+
+
+def _fall_phrase(metric: str | None, before: float, after: float, step: int) -> tuple[str, float]:
+    """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction)."""
+    if metric is None or not (math.isfinite(before) and math.isfinite(after)):
+        return f"went wrong at step {step}", 0.0
+    name = metric.rsplit("/", 1)[-1]
+    verb = "fell" if after < before else "rose" if after > before else "stayed at"
+    rel = abs(after - before) / max(abs(before), 1e-12)
+    return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", rel
+
+
+def _batch_cause(batches: pd.DataFrame, prob: _Problem, quality: pd.DataFrame | None, n_batches: int,
+                 change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
+                 cfg: AnalyzerConfig, n_together: int) -> RootCause:
+    metric = _main_metric(batches, prob, cfg)
+    before, after = (_before_after(batches, prob.batch, metric, prob.first_step) if metric
+                     else (float("nan"), float("nan")))
+    fall, rel = _fall_phrase(metric, before, after, prob.first_step)
+    glob = _global_changes_near(change_points, anomalies, prob.first_step, tol)
+    ev = compare_quality(quality, prob.batch) if quality is not None else {"n": 0}
+    qphrase, strength = _quality_phrase(ev)
+    alone = n_together <= max(1, int(0.2 * n_batches))
+    if alone and not glob:
+        side = "data"
+        why = qphrase or "the other batches held steady, so its data is the first suspect"
+    elif qphrase:
+        side = "data"
+        why = qphrase
+    else:
+        side = "unknown"
+        why = (f"{n_together} of {n_batches} batches changed near that step"
+               + (f"; {', '.join(glob)} changed too" if glob else ""))
+    sentence = f"batch {prob.batch}: {fall}; {why}"
+    score = 100.0 * rel + 10.0 * prob.severity_weight + 20.0 * strength + min(prob.n_findings, 10)
+    evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
+                "first_bad_step": prob.first_step, "detectors": sorted(prob.detectors),
+                "batches_changing_together": n_together, "n_batches": n_batches,
+                "global_changes": glob, "quality": ev}
+    return RootCause(batch=prob.batch, step=prob.first_step, side=side, sentence=sentence, score=score,
+                     evidence=evidence)
+
+
+def _model_side(batches: pd.DataFrame, probs: dict[int, _Problem], group: list[int], step: int,
+                n_batches: int, change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
+                cfg: AnalyzerConfig) -> RootCause:
+    metric = _main_metric(batches, probs[group[0]], cfg)
+    befores, afters = [], []
+    if metric:
+        for b in group:
+            bf, af = _before_after(batches, b, metric, step)
+            befores.append(bf)
+            afters.append(af)
+    before = float(np.nanmedian(befores)) if np.isfinite(befores).any() else float("nan")
+    after = float(np.nanmedian(afters)) if np.isfinite(afters).any() else float("nan")
+    fall, rel = _fall_phrase(metric, before, after, step)
+    glob = _global_changes_near(change_points, anomalies, step, tol)
+    lr = [g for g in glob if _is_lr(g)]
+    cause = ("the learning rate changed at that step" if lr else
+             f"{', '.join(glob)} changed at the same step" if glob else
+             "all batches changing together points at the model or training setup, not the data")
+    sentence = (f"{len(group)} of {n_batches} batches: median {fall}; a model-side change ({cause})")
+    score = 100.0 * rel + 10.0 * max(probs[b].severity_weight for b in group) + 5.0 * len(group) / n_batches
+    evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
+                "first_bad_step": step, "batches": group, "n_batches": n_batches, "global_changes": glob,
+                "learning_rate_change": bool(lr)}
+    return RootCause(batch=None, step=step, side="model", sentence=sentence, score=score, evidence=evidence)

@@ -1,0 +1,162 @@
+"""Anomaly detectors: direction-aware thresholds, rolling and robust z-scores, drop from best, NaN/Inf,
+cross-batch comparison, episodes, drop-only mode, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.anomalies import find_anomalies, metric_direction, metric_threshold, outlier_indices
+from analysis.config import AnomalyDetectionConfig
+
+EMPTY_GLOBAL = pd.DataFrame(columns=["step", "metric", "value"])
+
+
+def batch_frame(series: dict[int, np.ndarray], metric: str = "recall", step0: int = 100,
+                every: int = 100) -> pd.DataFrame:
+    rows = []
+    for b, vals in series.items():
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            rows.append((step0 + i * every, b, metric, float(v)))
+    return pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
+
+
+def healthy(n: int, rng: np.random.Generator, level: float = 0.92, noise: float = 0.005) -> np.ndarray:
+    return level + rng.normal(0, noise, n)
+
+
+def by(found, **kw):
+    return [a for a in found if all(getattr(a, k) == v for k, v in kw.items())]
+
+
+def test_direction_from_name_and_override():
+    cfg = AnomalyDetectionConfig(metric_directions={"hmean": "lower_is_better"})
+    assert metric_direction("batch_3/recall") == "higher_is_better"
+    assert metric_direction("train/loss") == "lower_is_better"
+    assert metric_direction("val/cer") == "lower_is_better"
+    assert metric_direction("val/char_error_rate") == "lower_is_better"
+    assert metric_direction("hmean", cfg) == "lower_is_better"
+    assert metric_threshold("val/recall", AnomalyDetectionConfig()) == 0.8
+    exact = AnomalyDetectionConfig(metric_thresholds={"recall": 0.8, "val/recall": 0.9})
+    assert metric_threshold("val/recall", exact) == 0.9
+    assert metric_threshold("recall", exact) == 0.8
+    assert metric_threshold("precision", exact) is None
+
+
+def test_threshold_episode_has_start_end_and_worst_value():
+    rng = np.random.default_rng(0)
+    vals = healthy(30, rng)
+    vals[10:15] = [0.75, 0.70, 0.62, 0.71, 0.78]
+    found = find_anomalies(batch_frame({4: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig())
+    thr = by(found, detector="threshold")
+    assert len(thr) == 1
+    a = thr[0]
+    assert (a.batch, a.metric, a.step, a.end_step) == (4, "recall", 1100, 1500)
+    assert a.value == pytest.approx(0.62)
+    assert a.severity == "critical"  # 0.62 is far below 0.8
+    assert "batch 4" in a.message and "0.8" in a.message
+
+
+def test_loss_like_threshold_flags_values_above():
+    cfg = AnomalyDetectionConfig(metric_thresholds={"loss": 1.0})
+    g = pd.DataFrame({"step": np.arange(20), "metric": "train/loss",
+                      "value": np.r_[np.full(10, 0.5), [1.4], np.full(9, 0.5)]})
+    found = find_anomalies(pd.DataFrame(columns=["step", "batch", "metric", "value"]), g, cfg)
+    thr = by(found, detector="threshold")
+    assert [(a.step, a.batch, a.value) for a in thr] == [(10, None, 1.4)]
+
+
+def test_rolling_zscore_flags_a_spike_after_warmup_but_not_early_training():
+    rng = np.random.default_rng(1)
+    n = 80
+    vals = 0.95 - 0.3 * np.exp(-np.arange(n) / 4) + rng.normal(0, 0.002, n)  # steep start
+    vals[50] -= 0.04
+    cfg = AnomalyDetectionConfig(metric_thresholds={})
+    found = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL, cfg)
+    z = by(found, detector="zscore")
+    assert any(a.step == 100 + 50 * 100 for a in z)
+    assert all(a.step >= 100 + cfg.warmup_steps * 100 for a in z)
+    assert any(a.step == 5100 for a in by(found, detector="robust_zscore"))
+
+
+def test_drop_from_best_uses_running_best_and_relative_threshold():
+    vals = np.r_[np.linspace(0.5, 0.9, 10), [0.89, 0.88, 0.80, 0.90]]
+    cfg = AnomalyDetectionConfig(metric_thresholds={}, robust=False, statistical_anomaly_zscore=50)
+    found = find_anomalies(batch_frame({2: vals}), EMPTY_GLOBAL, cfg)
+    drops = by(found, detector="drop_from_best")
+    assert [(a.step, round(a.value, 2)) for a in drops] == [(1300, 0.80)]  # 11% below 0.9; 0.88 is only 2%
+    assert drops[0].score == pytest.approx(0.1 / 0.9)
+
+
+def test_nan_and_inf_are_critical_findings_not_errors():
+    vals = np.r_[np.full(10, 0.9), [np.nan], np.full(5, 0.9), [np.inf], np.full(3, 0.9)]
+    found = find_anomalies(batch_frame({1: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig())
+    nf = by(found, detector="nonfinite")
+    assert [(a.step, a.severity) for a in nf] == [(1100, "critical"), (1700, "critical")]
+    assert np.isinf(nf[1].value) and "inf" in nf[1].message
+    assert not by(found, detector="threshold")  # NaN is not "below 0.8"
+
+
+def test_cross_batch_flags_the_batch_below_its_peers():
+    rng = np.random.default_rng(2)
+    series = {b: healthy(20, rng, level=0.95) for b in range(10)}
+    series[6][12:] = 0.85  # still above the 0.8 threshold, but far below the peers
+    found = find_anomalies(batch_frame(series), EMPTY_GLOBAL, AnomalyDetectionConfig())
+    cross = by(found, detector="cross_batch")
+    assert {a.batch for a in cross} == {6}
+    assert cross[0].step == 1300 and cross[0].end_step == 2000
+    assert not by(found, detector="threshold")
+
+
+def test_drop_only_keeps_degradations_and_hides_improvements():
+    rng = np.random.default_rng(3)
+    vals = healthy(40, rng, level=0.9, noise=0.002)
+    vals[20] = 0.97  # sudden improvement
+    vals[30] = 0.83  # sudden degradation
+    both = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig(metric_thresholds={}))
+    only = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL,
+                          AnomalyDetectionConfig(metric_thresholds={}, drop_only=True))
+    assert 2100 in {a.step for a in both if a.detector == "zscore"}
+    assert 2100 not in {a.step for a in only}
+    assert 3100 in {a.step for a in only if a.detector == "zscore"}
+
+
+def test_batch_appearing_late_or_disappearing_is_handled():
+    rng = np.random.default_rng(4)
+    late = [None] * 15 + list(healthy(15, rng))
+    gone = list(healthy(10, rng)) + [None] * 20
+    late[20] = 0.5
+    series = {0: healthy(30, rng), 1: late, 2: gone, 3: healthy(30, rng)}
+    found = find_anomalies(batch_frame(series), EMPTY_GLOBAL, AnomalyDetectionConfig())
+    assert [a.step for a in by(found, detector="threshold", batch=1)] == [2100]
+    assert not by(found, batch=2, detector="threshold")
+    # warm-up counts the late batch's own points: nothing before its 6th value
+    assert all(a.step >= 2100 for a in found if a.batch == 1 and a.detector in ("zscore", "robust_zscore"))
+
+
+def test_empty_and_tiny_inputs():
+    cfg = AnomalyDetectionConfig()
+    assert find_anomalies(pd.DataFrame(columns=["step", "batch", "metric", "value"]), EMPTY_GLOBAL, cfg) == []
+    one = find_anomalies(batch_frame({0: [0.5]}), EMPTY_GLOBAL, cfg)
+    assert [a.detector for a in one] == ["threshold"]
+    const = find_anomalies(batch_frame({0: np.full(50, 0.9)}), EMPTY_GLOBAL, cfg)
+    assert const == []
+
+
+@pytest.mark.parametrize("values", [[], [1.0], [1.0, 2.0], [3.0] * 100])
+def test_outlier_indices_bad_input(values):
+    assert outlier_indices(np.array(values, dtype=float)) == []
+
+
+def test_outlier_indices_finds_spikes_and_nonfinite_in_trend():
+    rng = np.random.default_rng(5)
+    n = 500
+    x = 1 - np.exp(-np.arange(n) / 80) + rng.normal(0, 0.01, n)
+    x[[100, 250, 400]] += [0.15, -0.2, 0.12]
+    x[300] = np.nan
+    found = outlier_indices(x)
+    assert {100, 250, 300, 400} <= set(found)
+    assert len(found) <= 6

@@ -1,0 +1,85 @@
+"""Change points: real steps found where they are, healthy learning curves left whole, long series handled,
+records carry the means and the delta, bad input gives sensible output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.changepoints import change_points, find_change_points
+from analysis.config import AnomalyDetectionConfig
+
+
+def learning_curve(n: int, rng: np.random.Generator, noise: float = 0.01, tau: float = 60.0) -> np.ndarray:
+    return 0.9 - 0.4 * np.exp(-np.arange(n) / tau) + rng.normal(0, noise, n)
+
+
+def near(found: list[int], expected: list[int], margin: int = 3) -> bool:
+    return len(found) == len(expected) and all(abs(f - e) <= margin for f, e in zip(found, expected))
+
+
+def test_piecewise_constant_steps_are_found_at_the_right_index():
+    rng = np.random.default_rng(0)
+    x = np.r_[np.zeros(120), np.full(80, 4.0), np.full(100, 1.0)] + rng.normal(0, 1, 300)
+    assert near(change_points(x), [120, 200])
+
+
+def test_healthy_rising_learning_curves_are_not_cut_into_steps():
+    rng = np.random.default_rng(1)
+    false = sum(len(change_points(learning_curve(n, rng, tau=tau))) for n, tau in
+                [(100, 10), (300, 60), (500, 100), (1000, 200), (2000, 300)] * 4)
+    assert false <= 4  # 20 healthy curves: well under the 0.5 false change points per run target
+
+
+def test_a_drop_in_a_rising_curve_is_found():
+    rng = np.random.default_rng(2)
+    x = learning_curve(400, rng)
+    x[250:] -= 0.15
+    assert near(change_points(x), [250])
+
+
+def test_long_series_uses_blocks_and_refines_on_raw_points():
+    rng = np.random.default_rng(3)
+    x = np.r_[np.zeros(60_000), np.full(40_000, 0.5)] + rng.normal(0, 1, 100_000)
+    assert near(change_points(x), [60_000], margin=200)
+
+
+@pytest.mark.parametrize("values", [[], [1.0], [1.0, 2.0], [0.7] * 200, [np.nan] * 10, [np.inf, 1.0, 2.0]])
+def test_degenerate_series_give_no_change_points(values):
+    assert change_points(np.array(values, dtype=float)) == []
+
+
+def test_nan_gaps_and_inf_are_skipped_and_indices_map_back():
+    rng = np.random.default_rng(4)
+    x = np.r_[np.zeros(100), np.full(100, 3.0)] + rng.normal(0, 0.5, 200)
+    x[[10, 50, 150]] = np.nan
+    x[120] = np.inf
+    assert near(change_points(x), [100])
+
+
+def test_find_change_points_records_means_delta_and_severity():
+    rng = np.random.default_rng(5)
+    rows = []
+    for b in range(4):
+        vals = 0.92 + rng.normal(0, 0.005, 40)
+        if b == 2:
+            vals[25:] = 0.62 + rng.normal(0, 0.005, 15)
+        rows += [(100 * (i + 1), b, "recall", v) for i, v in enumerate(vals)]
+    loss = np.r_[np.full(20, 1.0), np.full(20, 0.5)] + rng.normal(0, 0.01, 40)
+    g = pd.DataFrame({"step": 100 * np.arange(1, 41), "metric": "train/loss", "value": loss})
+    found = find_change_points(pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]), g,
+                               AnomalyDetectionConfig())
+    assert [(c.batch, c.step, c.metric) for c in found] == [(None, 2100, "train/loss"), (2, 2600, "recall")]
+    loss_cp, recall_cp = found
+    assert loss_cp.severity == "info"  # loss going down is good news
+    assert recall_cp.mean_before == pytest.approx(0.92, abs=0.01)
+    assert recall_cp.mean_after == pytest.approx(0.62, abs=0.01)
+    assert recall_cp.delta == pytest.approx(recall_cp.mean_after - recall_cp.mean_before)
+    assert recall_cp.severity == "critical"
+
+
+def test_find_change_points_with_empty_frames():
+    empty_b = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    empty_g = pd.DataFrame(columns=["step", "metric", "value"])
+    assert find_change_points(empty_b, empty_g, AnomalyDetectionConfig()) == []

@@ -1,0 +1,125 @@
+"""Root causes: data-side vs model-side, quality evidence with Mann-Whitney U, ranking and plain sentences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.anomalies import find_anomalies
+from analysis.changepoints import find_change_points
+from analysis.config import AnalyzerConfig
+from analysis.rootcause import compare_quality, explain
+
+N_BATCHES, N_STEPS = 12, 40
+
+
+def run_frames(bad: dict[int, tuple[int, float]], all_drop_at: int | None = None, seed: int = 0,
+               lr_halved_at: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Batch metrics (recall, precision), global metrics and problematic images of a simulated run.
+
+    bad: batch -> (step index from which recall falls, recall after).
+    """
+    rng = np.random.default_rng(seed)
+    rows, imgs = [], []
+    for s in range(N_STEPS):
+        step = 100 * (s + 1)
+        for b in range(N_BATCHES):
+            recall = 0.93 + rng.normal(0, 0.006)
+            if b in bad and s >= bad[b][0]:
+                recall = bad[b][1] + rng.normal(0, 0.006)
+            if all_drop_at is not None and s >= all_drop_at:
+                recall -= 0.25
+            rows += [(step, b, "recall", recall), (step, b, "precision", recall + 0.02)]
+            if recall < 0.8:
+                imgs += [(step, b, f"batch_{b:02d}/img_{j}.png") for j in range(6)]
+    g = pd.DataFrame({"step": 100 * np.arange(1, N_STEPS + 1), "metric": "train/lr",
+                      "value": [3e-4 * (0.1 if lr_halved_at is not None and s >= lr_halved_at else 1.0)
+                                for s in range(N_STEPS)]})
+    return (pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]), g,
+            pd.DataFrame(imgs, columns=["step", "batch", "path"]))
+
+
+def quality_frame(blurry_batch: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A QualityScores frame (as quality/ produces it) for 6 images per batch plus 20 unlogged images."""
+    rows = []
+    for b in list(range(N_BATCHES)) + [None] * 20:
+        for j in range(6 if b is not None else 1):
+            blur = rng.normal(40, 8) if b == blurry_batch else rng.normal(400, 60)
+            reasons = [f"blurry: blur score {blur:.0f} below 100"] if blur < 100 else []
+            rows.append({"path": f"batch_{b}/img_{j}.png" if b is not None else f"other/{len(rows)}.png",
+                         "width": 480, "height": 160, "blur_score": blur, "rotation_angle": rng.normal(0, 1),
+                         "error": None, "is_acceptable": not reasons, "reasons": reasons, "batch": b})
+    q = pd.DataFrame(rows)
+    q["batch"] = q["batch"].astype("Int64")
+    return q
+
+
+def findings(batches: pd.DataFrame, g: pd.DataFrame, cfg: AnalyzerConfig):
+    return find_anomalies(batches, g, cfg.anomaly), find_change_points(batches, g, cfg.anomaly)
+
+
+def test_single_bad_batch_with_blurry_images_is_data_side_with_numbers():
+    cfg = AnalyzerConfig()
+    batches, g, images = run_frames({7: (20, 0.62)})
+    anomalies, cps = findings(batches, g, cfg)
+    quality = quality_frame(7, np.random.default_rng(1))
+    causes = explain(batches, anomalies, cps, quality, images, cfg)
+    assert causes and causes[0].batch == 7 and causes[0].side == "data"
+    top = causes[0]
+    assert top.step == 2100
+    s = top.sentence
+    assert s.startswith("batch 7: recall fell 0.93 → 0.62 at step 2100")
+    assert "blurrier" in s and "p < 0.001" in s and "6 of 6 fail the blur threshold" in s
+    blur = top.evidence["quality"]["scores"]["blur_score"]
+    assert blur["p"] < 0.001 and blur["effect"] == pytest.approx(-1.0)
+    assert blur["median"] < 100 < blur["median_other"]
+
+
+def test_without_quality_it_still_explains_from_metrics():
+    cfg = AnalyzerConfig()
+    batches, g, images = run_frames({3: (30, 0.70)})
+    anomalies, cps = findings(batches, g, cfg)
+    causes = explain(batches, anomalies, cps, None, images, cfg)
+    assert [c.batch for c in causes] == [3]
+    assert causes[0].side == "data"
+    assert "recall fell 0.93 → 0.70 at step 3100" in causes[0].sentence
+    assert "other batches held steady" in causes[0].sentence
+
+
+def test_every_batch_falling_at_once_with_an_lr_change_is_model_side():
+    cfg = AnalyzerConfig()
+    batches, g, images = run_frames({}, all_drop_at=25, lr_halved_at=25)
+    anomalies, cps = findings(batches, g, cfg)
+    causes = explain(batches, anomalies, cps, None, images, cfg)
+    assert len(causes) == 1
+    c = causes[0]
+    assert (c.side, c.batch, c.step) == ("model", None, 2600)
+    assert c.evidence["batches"] == list(range(N_BATCHES))
+    assert "learning rate" in c.sentence and f"{N_BATCHES} of {N_BATCHES} batches" in c.sentence
+
+
+def test_causes_are_ranked_by_the_size_of_the_fall():
+    cfg = AnalyzerConfig()
+    batches, g, images = run_frames({2: (10, 0.75), 9: (15, 0.40)})
+    anomalies, cps = findings(batches, g, cfg)
+    causes = explain(batches, anomalies, cps, None, images, cfg)
+    assert [c.batch for c in causes] == [9, 2]
+    assert causes[0].score > causes[1].score
+
+
+def test_healthy_run_has_no_root_causes():
+    cfg = AnalyzerConfig()
+    batches, g, images = run_frames({})
+    anomalies, cps = findings(batches, g, cfg)
+    assert explain(batches, anomalies, cps, quality_frame(0, np.random.default_rng(2)), images, cfg) == []
+
+
+def test_compare_quality_handles_missing_and_failed_rows():
+    rng = np.random.default_rng(3)
+    q = quality_frame(4, rng)
+    q.loc[0, ["blur_score", "error"]] = [np.nan, "cannot decode image"]
+    ev = compare_quality(q, 4)
+    assert ev["n"] == 6 and ev["scores"]["blur_score"]["p"] < 0.01
+    assert compare_quality(q, 99)["n"] == 0
+    assert compare_quality(pd.DataFrame(), 1) == {"n": 0}
