@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol, Sequence
+from urllib.parse import urlsplit
 
 import requests
 
@@ -332,6 +333,10 @@ class AlertDispatcher:
         log.warning("alert queue for %s is full; dropped the oldest pending alert", name)
 
 
-def _redact(text: str, secret: str) -> str:
-    """Webhook URLs are secrets: keep them out of messages and logs."""
-    return text.replace(secret, "<webhook url>") if secret else text
+def _redact(text: str, url: str) -> str:
+    """Webhook URLs are secrets (the token is the path): keep them out of messages and logs."""
+    if not url:
+        return text
+    text = text.replace(url, "<webhook url>")
+    path = urlsplit(url).path
+    return text.replace(path, "/<redacted>") if len(path) > 1 else text

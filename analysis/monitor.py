@@ -187,7 +187,8 @@ class TrainingMonitor:
 
         alerts = self.config.experiment_monitoring.alerts
         self.sinks = list(sinks_from_config(self.config) if sinks is None else sinks)
-        self._dispatcher = AlertDispatcher(self.sinks, max_retries=alerts.max_retries)
+        self._dispatcher = AlertDispatcher(self.sinks, max_retries=alerts.max_retries,
+                                           backoff=alerts.retry_backoff_seconds)
         self.throttle = AlertThrottle(alerts.throttle_seconds)
         self._min_rank = SEVERITY_RANK[alerts.min_severity]
         metrics = self.alert_thresholds.keys() if recovery_metrics is None else recovery_metrics
