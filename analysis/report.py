@@ -676,8 +676,7 @@ def _render_markdown(r: Report) -> str:
              ["State", md_escape(run.get("state"))], ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
              ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
              ["Batches", fmt(s.get("n_batches"))],
-             ["Anomalies", f"{fmt(s.get('n_anomalies'))} "
-                           + md_escape(_counts_text(s.get("anomalies_by_severity", {})))],
+             ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
              ["Change points", fmt(s.get("n_change_points"))],
              ["Generated", md_escape(r.generated_at)]]
     rs = run.get("read_status") or {}
@@ -751,6 +750,11 @@ def _render_markdown(r: Report) -> str:
     out += ["## Configuration", "", "<details><summary>Analysis configuration (secrets omitted)</summary>", "",
             _md_code_block(yaml.safe_dump(r.config, sort_keys=False).rstrip(), "yaml"), "", "</details>", ""]
     return "\n".join(out)
+
+
+def _with_counts(total: Any, counts: dict) -> str:
+    detail = _counts_text(counts)
+    return f"{fmt(total)} ({md_escape(detail)})" if detail else fmt(total)
 
 
 def _counts_text(counts: dict) -> str:

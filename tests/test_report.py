@@ -1,0 +1,234 @@
+"""Golden-structure tests of the three report formats on runs written by the real wandb library (offline)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+import re
+
+import jsonschema
+import pytest
+from markdown_it import MarkdownIt
+from PIL import Image
+
+from analysis.config import AnalyzerConfig, config_from_dict
+from analysis.demo import DEFECTS, ensure_demo
+from analysis.errors import AnalyzerError
+from analysis.pipeline import analyze_run
+from analysis.report import (SCHEMA_PATH, THUMBNAIL_SIDE, Report, fmt, md_escape, normalise_formats,
+                             write_reports)
+from analysis.sources import open_run
+from report_runs import SECRET, XSS_METRIC, XSS_NAME, XSS_PATH, write_hostile_run
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+
+
+def _no_constants(name: str):
+    raise AssertionError(f"invalid JSON constant {name} in report")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    run_dir = ensure_demo(root)
+    analysis = analyze_run(open_run(run_dir), AnalyzerConfig(), data_dir=root / "data")
+    return analysis, Report.from_analysis(analysis)
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("hostile")
+    run_dir = write_hostile_run(parent)
+    cfg = config_from_dict({"experiment_monitoring": {"alerts": {"slack_webhook": WEBHOOK}}})
+    analysis = analyze_run(open_run(run_dir), cfg)
+    return analysis, Report.from_analysis(analysis)
+
+
+# ------------------------------------------------------------------------------------------------ JSON
+
+
+def test_json_validates_against_the_documented_schema(demo, hostile):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for _, report in (demo, hostile):
+        doc = json.loads(report.to_json(), parse_constant=_no_constants)
+        jsonschema.validate(doc, schema)
+        assert doc["schema_version"] == "1.0"
+
+
+def test_json_golden_structure_on_the_demo_run(demo):
+    analysis, report = demo
+    doc = json.loads(report.to_json())
+    assert doc["run"]["name"] == "demo-ocr-run" and doc["run"]["source"] == "local"
+    assert doc["summary"]["verdict"] == analysis.verdict
+    assert doc["summary"]["n_anomalies"] == len(doc["anomalies"]) == len(analysis.anomalies)
+    assert len(doc["change_points"]) == len(analysis.change_points)
+    assert len(doc["root_causes"]) == len(analysis.root_causes)
+    by_batch = {p["batch"]: p for p in doc["problematic_batches"]}
+    assert [p["batch"] for p in doc["problematic_batches"]] == analysis.problematic_batches
+    recall = analysis.batches[analysis.batches["metric"] == "recall"]
+    for d in DEFECTS:  # every injected defect is a problematic batch starting where the defect starts
+        p = by_batch[d.batch]
+        assert p["first_bad_step"] == d.start_step
+        assert p["worst_recall"] == pytest.approx(recall[recall["batch"] == d.batch]["value"].min())
+        assert p["worst_values"]["recall"]["value"] == pytest.approx(p["worst_recall"])
+        assert p["quality_reasons"], f"batch {d.batch} should carry image-quality reasons"
+        assert p["root_causes"], f"batch {d.batch} should have a root-cause sentence"
+    q = doc["quality"]
+    assert q["n_images"] == len(analysis.quality)
+    assert q["n_acceptable"] + q["n_rejected"] == q["n_images"]
+    assert q["n_rejected"] == int((~analysis.quality["is_acceptable"]).sum()) > 0
+    assert {w["batch"] for w in q["worst_images"]} <= {d.batch for d in DEFECTS}
+
+
+def test_json_encodes_nan_and_infinity_explicitly(hostile):
+    _, report = hostile
+    text = report.to_json()
+    doc = json.loads(text, parse_constant=_no_constants)  # strict JSON: no NaN / Infinity literals
+    worst = {p["batch"]: p for p in doc["problematic_batches"]}[1]["worst_values"]
+    assert worst["recall"]["value"] == "NaN"
+    assert worst["precision"]["value"] == "Infinity"
+    assert worst["hmean"]["value"] == "-Infinity"
+    assert worst["recall"]["step"] == 170
+
+
+def test_json_round_trips_into_the_same_markdown(demo):
+    _, report = demo
+    again = Report.from_json(report.to_json())
+    assert again.to_markdown() == report.to_markdown()
+    with pytest.raises(AnalyzerError, match="schema"):
+        Report.from_json(json.dumps({"schema_version": "2.0"}))
+    with pytest.raises(AnalyzerError):
+        Report.from_json("{not json")
+
+
+# ------------------------------------------------------------------------------------------------ Markdown
+
+
+def test_markdown_golden_structure(demo):
+    analysis, report = demo
+    md = report.to_markdown()
+    headings = [line for line in md.splitlines() if line.startswith("#")]
+    assert headings == ["# Experiment report: demo-ocr-run", "## Problematic batches (%d)"
+                        % len(analysis.problematic_batches), "## Root causes (%d)" % len(analysis.root_causes),
+                        "## Findings", "### Anomalies (%d)" % len(analysis.anomalies),
+                        "### Change points (%d)" % len(analysis.change_points), "## Data quality",
+                        "## Configuration"]
+    assert md_escape(analysis.verdict) in md
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    rows = re.findall(r"<tr>\s*<td>(\d+)</td>\s*<td>(\w+)</td>\s*<td>(\d+)</td>", html)
+    assert [(int(b), sev, int(step)) for b, sev, step in rows[:len(report.problematic_batches)]] == \
+        [(p["batch"], p["severity"], p["first_bad_step"]) for p in report.problematic_batches]
+    for rc in analysis.root_causes:  # root-cause sentences survive escaping as the same text
+        assert rc.sentence.replace("<", "&lt;").replace(">", "&gt;") in html
+
+
+def test_markdown_escapes_untrusted_text(hostile):
+    _, report = hostile
+    md = report.to_markdown()
+    assert XSS_NAME not in md and XSS_METRIC not in md
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    assert "<script" not in html and "<img" not in html and "<b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+
+
+def _script_tags(html: str) -> list[str]:
+    return re.findall(r"<script\b[^>]*>", html, flags=re.I)
+
+
+def test_html_is_self_contained_with_plotly_inlined_once(demo):
+    from plotly.offline import get_plotlyjs
+
+    _, report = demo
+    html = report.to_html()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html, flags=re.I)
+    assert "<link" not in html.lower() and "@import" not in html
+    blobs = re.findall(r'<script type="application/octet-stream" id="plotly-gz">([^<]+)</script>', html)
+    assert len(blobs) == 1
+    assert gzip.decompress(base64.b64decode(blobs[0])).decode() == get_plotlyjs()
+    charts = re.findall(r'<div class="chart" id="([^"]+)"', html)
+    assert charts[:2] == ["chart-curves", "chart-heatmap"] and "chart-hist-blur_score" in charts
+    for cid in charts:  # each chart's figure is valid JSON with data
+        m = re.search(rf'<script type="application/json" id="{cid}-data">(.*?)</script>', html, flags=re.S)
+        assert json.loads(m.group(1))["data"]
+
+
+def test_html_tables_match_the_json_numbers(demo):
+    analysis, report = demo
+    html = report.to_html()
+    assert f"Problematic batches ({len(report.problematic_batches)})" in html
+    assert f"Anomalies ({len(analysis.anomalies)})" in html
+    for p in report.problematic_batches:
+        assert f"{fmt(p['worst_recall'])} @ {fmt(p['worst_step'])}" in html
+    assert html.count('<tr><td class="num">') >= len(report.anomalies) + len(report.change_points)
+
+
+def test_html_escapes_untrusted_text(hostile):
+    _, report = hostile
+    html = report.to_html()
+    assert XSS_NAME not in html and XSS_METRIC not in html and XSS_PATH not in html
+    assert "<title>Experiment report: &lt;script&gt;alert(1)&lt;/script&gt;</title>" in html
+    allowed = ('<script type="application/json"', '<script type="application/octet-stream"', "<script>")
+    tags = _script_tags(html)
+    assert all(t.startswith(allowed) for t in tags), tags
+    assert sum(t == "<script>" for t in tags) == 1  # only our loader executes
+    for body in re.findall(r'<script type="application/json"[^>]*>(.*?)</script>', html, flags=re.S):
+        assert "<" not in body  # embedded JSON cannot close its script element
+
+
+def test_thumbnails_are_small_jpegs_of_the_worst_images(demo):
+    analysis, report = demo
+    q = report.quality
+    assert 0 < len(report.thumbnails) == min(100, q["n_rejected"])
+    assert [t.path for t in report.thumbnails] == [w["path"] for w in q["worst_images"]][:len(report.thumbnails)]
+    html = report.to_html()
+    uris = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)
+    assert len(uris) == len(report.thumbnails)
+    for uri in uris:
+        im = Image.open(io.BytesIO(base64.b64decode(uri)))
+        assert im.format == "JPEG" and max(im.size) <= THUMBNAIL_SIDE
+
+
+# ------------------------------------------------------------------------------------------------ files, secrets
+
+
+def test_secrets_are_never_written(hostile, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", WEBHOOK)
+    analysis, _ = hostile
+    report = Report.from_analysis(analysis)
+    paths = write_reports(report, tmp_path)
+    for path in paths.values():
+        text = path.read_text()
+        assert WEBHOOK not in text and SECRET not in text and "XXXXSECRETXXXX" not in text
+    doc = json.loads(paths["json"].read_text())
+    assert doc["run"]["config"]["api_key"] == "<redacted>"
+    assert doc["config"]["experiment_monitoring"]["alerts"]["slack_webhook"] == "<from environment>"
+
+
+def test_write_reports_names_formats_and_errors(hostile, tmp_path):
+    _, report = hostile
+    paths = write_reports(report, tmp_path / "out", formats=("md", "json"))
+    assert sorted(p.name for p in paths.values()) == ["script_alert_1_script_report.json",
+                                                      "script_alert_1_script_report.md"]
+    assert set(paths) == {"markdown", "json"}
+    assert not list((tmp_path / "out").glob("*.tmp"))
+    assert normalise_formats("md, html,md") == ["markdown", "html"]
+    with pytest.raises(AnalyzerError, match="unknown report format 'pdf'"):
+        write_reports(report, tmp_path, formats=("pdf",))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(AnalyzerError, match="cannot create output directory"):
+        write_reports(report, blocker / "sub")
+
+
+def test_report_without_data_dir_says_so(hostile):
+    _, report = hostile
+    assert report.quality is None and json.loads(report.to_json())["quality"] is None
+    assert "No data directory was given" in report.to_markdown()
+    assert "No data directory was given" in report.to_html()
