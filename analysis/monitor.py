@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from analysis.anomalies import metric_direction
 from analysis.config import AnalyzerConfig, ExperimentMonitoringConfig
 from analysis.records import SEVERITY_RANK, Anomaly
 
 log = logging.getLogger(__name__)
 
-_LOWER_IS_BETTER = re.compile(r"loss|error|err\b|(^|[/_])(cer|wer)($|[/_])|perplexity|ppl", re.IGNORECASE)
 _BATCH_KEY = re.compile(r"^batch_(\d+)/")
 _REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
 
@@ -46,15 +46,6 @@ class MonitorAnomaly(Anomaly):
         data = asdict(self)
         data["kind"] = self.detector
         return data
-
-
-def metric_direction(name: str, overrides: Mapping[str, str] | None = None) -> str:
-    """'higher_is_better' or 'lower_is_better' for a metric name (overrides match the full name or its last part)."""
-    if overrides:
-        for key in (name, name.rsplit("/", 1)[-1]):
-            if key in overrides:
-                return overrides[key]
-    return "lower_is_better" if _LOWER_IS_BETTER.search(name) else "higher_is_better"
 
 
 def _lookup(name: str, table: Mapping[str, float]) -> float | None:
@@ -305,7 +296,7 @@ class TrainingMonitor:
     def _state(self, name: str) -> _MetricState:
         st = self._states.get(name)
         if st is None:
-            higher = metric_direction(name, self._det.metric_directions) == "higher_is_better"
+            higher = metric_direction(name, self._det) == "higher_is_better"
             st = _MetricState(self._det.zscore_window, self._history_size, higher, _lookup(name, self._thresholds))
             self._states[name] = st
         return st

@@ -68,7 +68,8 @@ def test_direction_overrides_and_heuristics():
     assert metric_direction("train/loss") == "lower_is_better"
     assert metric_direction("val/cer") == "lower_is_better"
     assert metric_direction("val/recall") == "higher_is_better"
-    assert metric_direction("val/score", {"score": "lower_is_better"}) == "lower_is_better"
+    assert metric_direction("val/score", quiet(metric_directions={"score": "lower_is_better"}).anomaly) \
+        == "lower_is_better"
     cfg = quiet(metric_directions={"val/score": "lower_is_better"}, metric_thresholds={})
     monitor = TrainingMonitor({"val/score": 1.0}, config=cfg)
     assert kinds(monitor.log_step(1, {"val/score": 1.5})) == {"threshold"}
