@@ -183,7 +183,8 @@ def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.No
             key = ".".join(str(p) for p in err["loc"])
             line = _line_of(node, err["loc"])
             where = f"{source}:{line}" if line else source
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            msg = _unknown_key_message(err["loc"]) if err["type"] == "extra_forbidden" else \
+                "must be a mapping of keys" if err["type"] in ("model_type", "dict_type") else err["msg"]
             problems.append(f"{where}: {key}: {msg}")
         raise ConfigError("; ".join(problems)) from None
 
@@ -197,6 +198,8 @@ def load_config(path: str | os.PathLike | None) -> AnalyzerConfig:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read config {p}: not a UTF-8 text file") from None
     return parse_config_text(text, source=str(p))
 
 
@@ -209,7 +212,44 @@ def parse_config_text(text: str, *, source: str = "config") -> AnalyzerConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    dups = _duplicate_keys(node)
+    if dups:
+        raise ConfigError("; ".join(f"{source}:{line}: {key}: duplicate key (YAML would silently keep only the "
+                                    f"last one)" for key, line in dups))
     return config_from_dict(data, source=source, node=node)
+
+
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int]]:
+    """(dotted key, line) of every mapping key that repeats within its mapping."""
+    out: list[tuple[str, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for k, v in node.value:
+            key = f"{prefix}{k.value}"
+            if k.value in seen:
+                out.append((key, k.start_mark.line + 1))
+            seen.add(k.value)
+            out += _duplicate_keys(v, key + ".")
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            out += _duplicate_keys(v, f"{prefix}{i}.")
+    return out
+
+
+def _unknown_key_message(loc: tuple) -> str:
+    """'unknown key', with the closest valid key names of that section when one is near."""
+    import difflib
+
+    model: Any = AnalyzerConfig
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(str(part))
+        model = getattr(field, "annotation", None) if field else None
+        if not isinstance(model, type) or not issubclass(model, BaseModel):
+            return "unknown key"
+    valid = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}?" if close else f"valid keys: {', '.join(valid)}"
+    return f"unknown key ({hint})"
 
 
 def dump_config(config: AnalyzerConfig) -> str:
