@@ -37,6 +37,9 @@ class AnomalyDetectionConfig(_Strict):
     warmup_steps: int = Field(5, ge=0, description="points before the z-score and drop detectors start")
     robust: bool = Field(True, description="also run the median/MAD detector")
     drop_only: bool = Field(False, description="only report degradations (cuts alert fatigue)")
+    critical_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative degradation that is critical")
+    zscore_length_adjusted: bool = Field(
+        True, description="post-hoc analysis: raise the z bar to sqrt(2 ln n) on a series of n points")
     # Per-metric absolute bounds. Keys match a metric name exactly (`val/recall`) or its last part (`recall`).
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"recall": 0.8})
     # Direction overrides; otherwise names containing loss/error/cer/wer are lower-is-better.
