@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_available, free_port, start_streamlit, stop
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "screenshots"
+
+
+def pytest_collection_modifyitems(config, items):
+    if chromium_available():
+        return
+    if os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI=true but no Chromium at {CHROMIUM}: install it (apt-get install chromium)")
+    skip = pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium); CI fails instead")
+    for item in items:
+        if "e2e" in item.nodeid:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def server_url(demo_root, tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = {**os.environ, "EXPERIMENT_ANALYZER_DEMO": str(demo_root)}
+    proc = start_streamlit(ROOT / "app.py", port, log, env=env)
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def app_page(chromium_browser, server_url):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    ctx = chromium_browser.new_context(base_url=server_url, accept_downloads=True,
+                                       viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(60_000)
+    page = ctx.new_page()
+    page.st_errors = []
+    page.on("pageerror", lambda e: page.st_errors.append(str(e)))
+
+    def _console(msg):
+        url = msg.location.get("url") or ""
+        if msg.type == "error" and "/_stcore/" not in url and "/media/" not in url \
+                and "Download Button source error" not in msg.text:
+            page.st_errors.append(f"{msg.text} @ {url}")
+
+    page.on("console", _console)
+    yield page
+    ctx.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,73 @@
+"""The main journey in real Chromium against `streamlit run app.py` on the demo run."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.sync_api import expect
+
+from e2e.st_helpers import act_and_wait_run, full_app_screenshot, wait_idle
+
+
+def nav(page, name):
+    act_and_wait_run(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click())
+    wait_idle(page)
+
+
+def test_main_journey(app_page, artifacts_dir, tmp_path):
+    page = app_page
+    page.goto("/")
+    expect(page.get_by_test_id("stHeading").filter(has_text="Overview")).to_be_visible()
+    wait_idle(page)
+    # Overview: the curves draw, the flagged batch is named in the verdict and preselected
+    chart = page.get_by_test_id("stPlotlyChart").first
+    expect(chart.locator(".main-svg").first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"problematic batches \(.*7"))).to_be_visible()
+    expect(page.get_by_test_id("stMultiSelect").first).to_contain_text("7")
+    full_app_screenshot(page, artifacts_dir / "overview.png")
+
+    # Batches: drill into batch 7, see its images with blur scores
+    nav(page, "Batches")
+    expect(page.get_by_test_id("stHeading").filter(has_text="Batches")).to_be_visible()
+    box = page.get_by_test_id("stSelectbox").filter(has_text="batch")
+    box.click()
+    act_and_wait_run(page, lambda: page.get_by_role("option", name=re.compile(r"^batch 7 ")).click())
+    wait_idle(page)
+    expect(page.get_by_test_id("stImage").first).to_be_visible()
+    assert page.get_by_test_id("stImage").count() >= 8
+    expect(page.get_by_text(re.compile(r"blur \d+")).first).to_be_visible()
+    width = page.get_by_test_id("stImage").first.locator("img").evaluate("i => i.naturalWidth")
+    assert width > 50
+    full_app_screenshot(page, artifacts_dir / "batches.png")
+
+    # Data quality: moving the blur threshold slider changes the flag count
+    nav(page, "Data quality")
+    flagged = page.get_by_test_id("stMarkdown").filter(has_text="flagged")
+    expect(flagged).to_contain_text(re.compile(r"\d+ flagged"))
+    before = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
+    thumb.focus()
+    act_and_wait_run(page, lambda: thumb.press("End"))
+    wait_idle(page)
+    after = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
+    assert after > before
+    full_app_screenshot(page, artifacts_dir / "data_quality.png")
+
+    # Reports: download the HTML report and check it
+    nav(page, "Reports")
+    button = page.get_by_test_id("stDownloadButton").filter(has_text="Download HTML").get_by_role("button")
+    expect(button).to_be_visible()
+    with page.expect_download() as dl:
+        button.click()
+    path = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(path)
+    html = path.read_text(encoding="utf-8")
+    assert path.suffix == ".html" and "demo-ocr-run" in html and "<script" in html
+    assert "cdn.plot.ly" not in html
+    full_app_screenshot(page, artifacts_dir / "reports.png")
+
+    nav(page, "Monitor settings")
+    expect(page.get_by_text("Recovery strategies")).to_be_visible()
+    full_app_screenshot(page, artifacts_dir / "monitor.png")
+    assert page.st_errors == [], json.dumps(page.st_errors, indent=1)
