@@ -129,7 +129,14 @@ class _Progress:
         if enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
+            try:
+                size = os.get_terminal_size(sys.stderr.fileno())
+                cols, rows = size.columns, size.lines
+            except OSError:
+                cols = rows = 0
+            # a pseudo-terminal may report a 0x0 size (CI runners, `script`); tqdm would then draw nothing
             self.bar = tqdm(total=100, unit="%", file=sys.stderr, leave=False,
+                            ncols=min(cols, 100) if cols >= 40 else 80, nrows=rows if rows > 0 else 24,
                             bar_format="{desc:<28} {percentage:3.0f}%|{bar}| {elapsed}")
 
     def __call__(self, fraction: float, message: str) -> None:
@@ -142,6 +149,7 @@ class _Progress:
 
     def close(self) -> None:
         if self.bar is not None:
+            self.bar.refresh()  # the last state is drawn even when updates came faster than tqdm's redraw rate
             self.bar.close()
 
 

@@ -250,8 +250,8 @@ def _unknown_key_message(loc: tuple) -> str:
         if not isinstance(model, type) or not issubclass(model, BaseModel):
             return "unknown key"
     valid = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), valid, n=2, cutoff=0.6)
-    hint = f"did you mean {' or '.join(close)}?" if close else f"valid keys: {', '.join(valid)}"
+    close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else f"valid keys: {', '.join(valid)}"
     return f"unknown key ({hint})"
 
 

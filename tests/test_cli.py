@@ -1,0 +1,200 @@
+"""analyze_experiment.py: the handbook check, exit codes (0 / 1 --fail-on / 2 user error), formats, quiet, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import analyze_experiment as cli
+from report_runs import degrading_rows, write_degrading_run
+from wandb_writer import write_run
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "analyze_experiment.py"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A project folder with ./wandb holding test_run (batch 2 collapses), two runs named twin and a flat run."""
+    d = tmp_path_factory.mktemp("cli")
+    write_degrading_run(d, "test_run")
+    write_run(d, "twin", degrading_rows(n_steps=8))
+    write_run(d, "twin", degrading_rows(n_steps=8))
+    flat = [{f"batch_{b}/recall": 0.9, f"batch_{b}/precision": 0.9, f"batch_{b}/hmean": 0.9, "global_step": s}
+            for s in range(1, 16) for b in range(3)]
+    write_run(d, "flat_run", flat)
+    return d
+
+
+def _cli(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if k != "WANDB_DIR"}
+    e.update(env or {})
+    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=e, capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def _main(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_handbook_validation_check(workdir):
+    result = _cli(["--run-name", "test_run", "--output-dir", "./test_reports"], cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "Analysis complete" in result.stdout
+    names = sorted(p.name for p in (workdir / "test_reports").iterdir())
+    assert names == ["test_run_report.html", "test_run_report.json", "test_run_report.md"]
+    for name in names:  # the printed paths are the files written
+        assert f"test_reports/{name}" in result.stdout
+    doc = json.loads((workdir / "test_reports" / "test_run_report.json").read_text())
+    assert doc["run"]["name"] == "test_run" and [p["batch"] for p in doc["problematic_batches"]][0] == 2
+
+
+def test_unknown_run_exits_2_with_one_line_listing_the_runs(workdir):
+    result = _cli(["--run-name", "no_such_run"], cwd=workdir)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "no_such_run" in lines[0] and "test_run" in lines[0] and "flat_run" in lines[0]
+
+
+def test_ambiguous_name_lists_the_candidates_and_an_id_resolves_it(workdir, monkeypatch, capsys, tmp_path):
+    code, out, err = _main(["--run-name", "twin", "--output-dir", str(tmp_path)], workdir, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    ids = sorted(p.name.rsplit("-", 1)[-1] for p in (workdir / "wandb").glob("offline-run-*"))
+    twin_ids = [i for i in ids if i in err]
+    assert len(twin_ids) == 2 and "twin" in err and len(err.strip().splitlines()) == 1
+    code, out, err = _main(["--run-name", twin_ids[0], "--output-dir", str(tmp_path), "--format", "json"],
+                           workdir, monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "twin_report.json").read_text())["run"]["id"] == twin_ids[0]
+
+
+def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeypatch, capsys, tmp_path):
+    out_dir = str(tmp_path)
+    runs = {}
+    for level in ("never", "warning", "critical"):
+        code, _, _ = _main(["--run-name", "test_run", "--output-dir", out_dir, "--format", "json",
+                            "--fail-on", level], workdir, monkeypatch, capsys)
+        runs[("test_run", level)] = code
+        code, _, err = _main(["--run-name", "flat_run", "--output-dir", out_dir, "--format", "json",
+                              "--fail-on", level], workdir, monkeypatch, capsys)
+        runs[("flat_run", level)] = code
+    assert json.loads((tmp_path / "test_run_report.json").read_text())["summary"]["severity"] == "critical"
+    assert json.loads((tmp_path / "flat_run_report.json").read_text())["summary"]["severity"] == "ok"
+    assert runs == {("test_run", "never"): 0, ("test_run", "warning"): 1, ("test_run", "critical"): 1,
+                    ("flat_run", "never"): 0, ("flat_run", "warning"): 0, ("flat_run", "critical"): 0}
+
+
+def test_format_and_quiet(workdir, monkeypatch, capsys, tmp_path):
+    code, out, err = _main(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "md,json",
+                            "--quiet"], workdir, monkeypatch, capsys)
+    assert code == 0 and err == ""
+    assert out.splitlines() == ["Analysis complete", str(tmp_path / "test_run_report.md"),
+                                str(tmp_path / "test_run_report.json")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test_run_report.json", "test_run_report.md"]
+
+
+def test_config_file_is_used_and_bad_config_exits_2_naming_key_and_line(workdir, monkeypatch, capsys, tmp_path):
+    good = tmp_path / "ok.yaml"
+    good.write_text("experiment_monitoring:\n  reporting:\n    report_formats: [json]\n"
+                    "  anomaly_detection:\n    metric_thresholds: {recall: 0.5}\n")
+    code, out, err = _main(["--run-name", "test_run", "--output-dir", str(tmp_path / "o"), "--config", str(good)],
+                           workdir, monkeypatch, capsys)
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["test_run_report.json"]  # formats from the config
+    doc = json.loads((tmp_path / "o" / "test_run_report.json").read_text())
+    assert doc["config"]["experiment_monitoring"]["anomaly_detection"]["metric_thresholds"] == {"recall": 0.5}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data_quality:\n  blur_threshold: 100\n  max_rotation: 15\n")
+    code, out, err = _main(["--run-name", "test_run", "--config", str(bad)], workdir, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"error: {bad}:3: data_quality.max_rotation: unknown key "
+                           f"(did you mean max_rotation_degrees?)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run-name", "test_run", "--wandb-dir", "does/not/exist"], "wandb directory not found: does/not/exist"),
+    (["--run-name", "test_run", "--data-dir", "no_data_here"], "data directory not found: no_data_here"),
+    (["--run-name", "test_run", "--format", "pdf"], "unknown report format 'pdf'"),
+    (["--run-name", "test_run", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+    (["--history-file", "missing.csv"], "history file not found: missing.csv"),
+    (["--run-name", "test_run", "--output-dir", "blocker/sub"], "cannot create output directory blocker/sub"),
+])
+def test_user_errors_exit_2_with_one_clear_line(workdir, monkeypatch, capsys, args, message):
+    (workdir / "blocker").write_text("a file where a directory is wanted")
+    code, out, err = _main(args, workdir, monkeypatch, capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "--run-name is required"),
+    (["--run-name", "x", "--entity", "e"], "--entity and --project go together"),
+    (["--history-file", "h.csv", "--wandb-dir", "w"], "--history-file cannot be combined"),
+    (["--run-name", "x", "--fail-on", "sometimes"], "invalid choice: 'sometimes'"),
+])
+def test_usage_errors_exit_2(workdir, monkeypatch, capsys, args, message):
+    with pytest.raises(SystemExit) as info:
+        _main(args, workdir, monkeypatch, capsys)
+    assert info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_wandb_dir_defaults_to_WANDB_DIR_when_there_is_no_local_wandb(workdir, tmp_path):
+    result = _cli(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"], cwd=tmp_path,
+                  env={"WANDB_DIR": str(workdir)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "test_run_report.json").is_file()
+
+
+def test_a_run_folder_can_be_given_directly(workdir, monkeypatch, capsys, tmp_path):
+    folder = sorted((workdir / "wandb").glob("offline-run-*"))[0]
+    code, out, err = _main(["--run-name", str(folder), "--output-dir", str(tmp_path), "--format", "json"],
+                           tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    assert len(list(tmp_path.glob("*_report.json"))) == 1
+
+
+def test_help_documents_every_option(workdir):
+    result = _cli(["--help"], cwd=workdir)
+    assert result.returncode == 0
+    for opt in ("--run-name", "--wandb-dir", "--entity", "--project", "--history-file", "--data-dir",
+                "--output-dir", "--config", "--format", "--fail-on", "--quiet", "exit codes"):
+        assert opt in result.stdout
+
+
+def test_progress_bar_on_a_terminal_only(workdir, tmp_path):
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--run-name", "test_run", "--output-dir",
+                                 str(tmp_path), "--format", "json"], cwd=workdir, stdout=subprocess.PIPE,
+                                stderr=slave, text=True)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO once the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        os.close(master)
+    tty_err = b"".join(chunks).decode(errors="replace")
+    assert proc.returncode == 0 and "Analysis complete" in out
+    assert "%|" in tty_err and "100%" in tty_err  # tqdm drew a bar on the terminal
+    piped = _cli(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"], cwd=workdir)
+    assert "%|" not in piped.stderr  # and none when stderr is not a terminal
