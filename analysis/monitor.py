@@ -77,7 +77,7 @@ class _MetricState:
     """Bounded per-metric state: a deque window with running (shifted) sums, the best so far and counters."""
 
     __slots__ = ("window", "history", "shift", "s1", "s2", "best", "best_step", "stale", "bad_streak",
-                 "last_good_step", "n", "higher", "threshold", "plateau_reported")
+                 "last_good_step", "n", "higher", "threshold", "plateau_reported", "batch")
 
     def __init__(self, window: int, history: int, higher: bool, threshold: float | None) -> None:
         self.window: deque[float] = deque(maxlen=window)
@@ -94,6 +94,7 @@ class _MetricState:
         self.higher = higher
         self.threshold = threshold
         self.plateau_reported = False
+        self.batch: int | None = None  # from a `batch_{i}/...` name
 
     def zscore(self, value: float) -> float | None:
         """z of `value` against the current window (None when the window has no spread)."""
@@ -155,7 +156,7 @@ class TrainingMonitor:
     def __init__(self, alert_thresholds: Mapping[str, float] | None = None,
                  config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
                  sinks: list | None = None, *, recovery_metrics: Iterable[str] | None = None,
-                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 1000) -> None:
+                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 100) -> None:
         self.config = _as_config(config)
         mon = self.config.experiment_monitoring
         self._det = mon.anomaly_detection
@@ -298,6 +299,8 @@ class TrainingMonitor:
         if st is None:
             higher = metric_direction(name, self._det) == "higher_is_better"
             st = _MetricState(self._det.zscore_window, self._history_size, higher, _lookup(name, self._thresholds))
+            m = _BATCH_KEY.match(name)
+            st.batch = int(m.group(1)) if m else None
             self._states[name] = st
         return st
 
@@ -312,8 +315,7 @@ class TrainingMonitor:
                  out: list[MonitorAnomaly], want_status: bool) -> MetricStatus | None:
         st = self._state(name)
         st.history.append((step, value))
-        m = _BATCH_KEY.match(name) if "/" in name else None
-        b = int(m.group(1)) if m else batch
+        b = st.batch if st.batch is not None else batch
         det = self._det
 
         if value != value or value in (math.inf, -math.inf):
