@@ -222,31 +222,55 @@ class AlertThrottle:
 
 
 class _SinkWorker:
+    """One sink's queue and thread. The thread exits after `idle_seconds` without work and is restarted by the
+    next `put`, so monitors that are never closed do not keep threads (or themselves) alive forever."""
+
     def __init__(self, sink: AlertSink, owner: "AlertDispatcher") -> None:
         self.sink = sink
         self.owner = owner
         self.queue: queue.Queue[Alert | None] = queue.Queue(maxsize=owner.queue_size)
-        self.thread = threading.Thread(target=self._run, name=f"alert-sink-{sink.name}", daemon=True)
-        self.thread.start()
+        self._lock = threading.Lock()
+        self._alive = False
 
     def put(self, alert: Alert) -> None:
-        while True:
-            try:
-                self.queue.put_nowait(alert)
-                return
-            except queue.Full:
-                try:  # drop the oldest pending alert rather than block the training loop
-                    self.queue.get_nowait()
-                    self.queue.task_done()
-                    self.owner._count_dropped(self.sink.name)
-                except queue.Empty:
-                    pass
+        with self._lock:
+            while True:
+                try:
+                    self.queue.put_nowait(alert)
+                    break
+                except queue.Full:
+                    try:  # drop the oldest pending alert rather than block the training loop
+                        self.queue.get_nowait()
+                        self.queue.task_done()
+                        self.owner._count_dropped(self.sink.name)
+                    except queue.Empty:
+                        pass
+            if not self._alive:
+                self._alive = True
+                threading.Thread(target=self._run, name=f"alert-sink-{self.sink.name}", daemon=True).start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._alive:
+                try:
+                    self.queue.put_nowait(None)
+                except queue.Full:
+                    pass  # the thread sees `_stopping` after its current alert and exits when idle
 
     def _run(self) -> None:
         while True:
-            alert = self.queue.get()
+            try:
+                alert = self.queue.get(timeout=self.owner.idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    if self.queue.empty():
+                        self._alive = False
+                        return
+                continue
             try:
                 if alert is None:
+                    with self._lock:
+                        self._alive = False
                     return
                 self.owner._record(self._deliver_with_retries(alert))
             finally:
@@ -271,12 +295,14 @@ class AlertDispatcher:
     """Delivers alerts to sinks from background threads; `submit` never blocks or raises."""
 
     def __init__(self, sinks: Sequence[AlertSink], *, max_retries: int = 3, backoff: float = 0.5,
-                 max_backoff: float = 30.0, queue_size: int = 100, keep_results: int = 200) -> None:
+                 max_backoff: float = 30.0, queue_size: int = 100, keep_results: int = 200,
+                 idle_seconds: float = 60.0) -> None:
         self.sinks = list(sinks)
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.queue_size = queue_size
+        self.idle_seconds = idle_seconds
         self.results: deque[SinkResult] = deque(maxlen=keep_results)
         self.delivered = 0
         self.failed = 0
@@ -311,10 +337,7 @@ class AlertDispatcher:
         self.flush(timeout)
         self._stopping.set()
         for w in self._workers or []:
-            try:
-                w.queue.put_nowait(None)
-            except queue.Full:
-                pass
+            w.stop()
 
     def _record(self, res: SinkResult) -> None:
         with self._lock:

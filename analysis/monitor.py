@@ -199,6 +199,13 @@ class TrainingMonitor:
         """Recent alert deliveries (`analysis.alerts.SinkResult`), oldest first; failures are here too."""
         return list(self._dispatcher.results)
 
+    @property
+    def alert_stats(self) -> dict[str, int]:
+        """Counts: alerts delivered / failed (after retries) / dropped (queue full) per sink, and throttled."""
+        d = self._dispatcher
+        return {"delivered": d.delivered, "failed": d.failed, "dropped": d.dropped,
+                "throttled": self.throttle.suppressed}
+
     def register_checkpoint(self, step: int, path: str | Path) -> None:
         """Record a checkpoint the loop saved, so a rollback can name it (the checkpoint dir is scanned too)."""
         self.recovery.register_checkpoint(step, path)

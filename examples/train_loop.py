@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run folder: {Path(run.dir).parent}")
     print(f"batch {HARD_BATCH} (noisier images) recall {hard_recall:.3f}")
     print(f"final val recall {final['recall']:.3f}; anomalies {monitor.anomaly_count}; "
-          f"recovery actions: {', '.join(applied) or 'none'}")
+          f"recovery actions: {', '.join(applied) or 'none'}; alerts: {monitor.alert_stats}")
     return 0
 
 

@@ -291,6 +291,40 @@ def test_full_queue_drops_oldest_instead_of_blocking():
     disp.close()
 
 
+def test_idle_sink_threads_exit_and_restart_on_the_next_alert():
+    class Counter:
+        name = "counter-sink"
+        n = 0
+
+        def send(self, alert):
+            Counter.n += 1
+            return "ok"
+
+    def threads():
+        return [t for t in threading.enumerate() if t.name == "alert-sink-counter-sink"]
+
+    disp = AlertDispatcher([Counter()], idle_seconds=0.2)
+    assert threads() == []  # nothing starts before the first alert
+    disp.submit(Alert("a", "x"))
+    assert disp.flush(5) and Counter.n == 1
+    deadline = time.monotonic() + 5
+    while threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threads() == []
+    disp.submit(Alert("b", "x"))
+    assert disp.flush(5) and Counter.n == 2
+    disp.close()
+
+
+def test_alert_stats_count_outcomes(webhook):
+    webhook.status = 500
+    monitor = bad_recall_monitor([SlackWebhookSink(webhook.url)], max_retries=0, throttle_seconds=60)
+    for step in range(5):
+        monitor.log_step(step, {"val/recall": 0.7})
+    monitor.flush(5)
+    assert monitor.alert_stats == {"delivered": 0, "failed": 1, "dropped": 0, "throttled": 4}
+
+
 # -- email -----------------------------------------------------------------------------------------------------
 def test_email_alert_arrives(smtp_server):
     inbox, port = smtp_server
