@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from analysis.anomalies import metric_direction
 from analysis.config import AnalyzerConfig, ExperimentMonitoringConfig
+from analysis.errors import ConfigError
 from analysis.records import SEVERITY_RANK, Anomaly
 
 log = logging.getLogger(__name__)
@@ -157,37 +157,36 @@ class TrainingMonitor:
                  config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
                  sinks: list | None = None, *, recovery_metrics: Iterable[str] | None = None,
                  recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 100) -> None:
+        from analysis.alerts import AlertDispatcher, AlertThrottle, sinks_from_config
+        from analysis.recovery import RecoveryPolicy
+
         self.config = _as_config(config)
         mon = self.config.experiment_monitoring
         self._det = mon.anomaly_detection
-        self.alert_thresholds: dict[str, float] = {str(k): float(v) for k, v in dict(alert_thresholds or {}).items()}
+        self.alert_thresholds = _thresholds(alert_thresholds)
         self._thresholds = {**self._det.metric_thresholds, **self.alert_thresholds}
         self._history_size = max(int(history_size), 1)
         self._states: dict[str, _MetricState] = {}
         self.enabled = mon.enable_real_time_analysis
         self.anomaly_count = 0
         self.recent_anomalies: deque[MonitorAnomaly] = deque(maxlen=1000)
-        self.last_actions: list = []
+        self.last_actions: list = []  # recovery actions of the latest log_step
         self.actions: deque = deque(maxlen=1000)
-        self._init_extensions(sinks, recovery_metrics, recovery_callbacks)
+        self._severe = mon.auto_recovery.severe_drop_threshold
+        self._patience = mon.auto_recovery.plateau_patience
 
-    # -- hooks filled in by alerts / recovery -------------------------------------------------------------------
-    def _init_extensions(self, sinks, recovery_metrics, recovery_callbacks) -> None:
-        """The alert dispatcher (threads start on the first alert) and the recovery policy."""
-        from analysis.alerts import AlertDispatcher, AlertThrottle, sinks_from_config
-        from analysis.recovery import RecoveryPolicy
-
-        alerts = self.config.experiment_monitoring.alerts
+        # alerts: the sink threads start on the first alert
+        alerts = mon.alerts
         self.sinks = list(sinks_from_config(self.config) if sinks is None else sinks)
         self._dispatcher = AlertDispatcher(self.sinks, max_retries=alerts.max_retries,
                                            backoff=alerts.retry_backoff_seconds)
         self.throttle = AlertThrottle(alerts.throttle_seconds)
         self._min_rank = SEVERITY_RANK[alerts.min_severity]
+
+        # recovery watches the metrics that matter: by default those given thresholds
         metrics = self.alert_thresholds.keys() if recovery_metrics is None else recovery_metrics
         self.recovery = RecoveryPolicy(self.config, metrics, recovery_callbacks)
         self._status_metrics = frozenset(self.recovery.metrics) if self.recovery.enabled else frozenset()
-        self._severe = self.config.experiment_monitoring.auto_recovery.severe_drop_threshold
-        self._patience = self.config.experiment_monitoring.auto_recovery.plateau_patience
 
     @property
     def should_stop(self) -> bool:
@@ -416,8 +415,28 @@ def _as_config(config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | N
         if not ({"experiment_monitoring", "training_config", "data_quality"} & data.keys()):
             data = {"experiment_monitoring": data}
         return config_from_dict(data)
-    raise TypeError(f"config must be an AnalyzerConfig, its experiment_monitoring part or a dict, "
-                    f"not {type(config).__name__}")
+    raise ConfigError(f"config must be an AnalyzerConfig, its experiment_monitoring part or a dict, "
+                      f"not {type(config).__name__}")
+
+
+def _thresholds(alert_thresholds: Mapping[str, float] | None) -> dict[str, float]:
+    """Validated `{metric: bound}`; a non-numeric bound is a `ConfigError` naming the metric."""
+    if alert_thresholds is None:
+        return {}
+    if not isinstance(alert_thresholds, Mapping):
+        raise ConfigError(f"alert_thresholds must be a mapping of metric name to number, "
+                          f"not {type(alert_thresholds).__name__}")
+    out = {}
+    for k, v in alert_thresholds.items():
+        try:
+            if isinstance(v, bool):
+                raise TypeError
+            out[str(k)] = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"alert_thresholds[{k!r}]: {v!r} is not a number") from None
+        if not math.isfinite(out[str(k)]):
+            raise ConfigError(f"alert_thresholds[{k!r}]: {v!r} is not a finite number")
+    return out
 
 
 def _batch_of(batch_info: Mapping[str, Any] | None) -> int | None:

@@ -175,3 +175,21 @@ def test_config_forms_are_accepted():
     assert m.config.anomaly.warmup_steps == 2
     m = TrainingMonitor({}, config={"experiment_monitoring": {"enable_real_time_analysis": False}})
     assert m.log_step(1, {"val/recall": 0.0}) == []
+
+
+@pytest.mark.parametrize("bad", [{"val/recall": "high"}, {"val/recall": None}, {"val/recall": float("nan")},
+                                 {"val/recall": True}, ["val/recall"]])
+def test_bad_thresholds_are_config_errors(bad):
+    from analysis.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="alert_thresholds"):
+        TrainingMonitor(bad)
+
+
+def test_bad_config_is_a_config_error():
+    from analysis.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="statistical_anomaly_zscore"):
+        TrainingMonitor({}, config={"anomaly_detection": {"statistical_anomaly_zscore": -1}})
+    with pytest.raises(ConfigError):
+        TrainingMonitor({}, config=42)
