@@ -37,11 +37,52 @@ def write_degrading_run(parent: Path, name: str = "test_run", **kw) -> Path:
 
 def write_hostile_run(parent: Path) -> Path:
     rows = degrading_rows(n_steps=16, n_batches=3, bad_batch=1)
-    for i, row in enumerate(rows):
-        if "batch_0/recall" in row:
-            row[f"batch_0/{XSS_METRIC}"] = 0.5 + 0.01 * (i % 5)
+    for row in rows:
+        if "batch_0/recall" in row:  # a metric whose key is markup, collapsing late: it shows up in the findings
+            row[f"batch_0/{XSS_METRIC}"] = 0.9 if row["global_step"] < 120 else 0.1
     rows.append({"batch_1/recall": "NaN", "batch_1/precision": "Infinity", "batch_1/hmean": "-Infinity",
                  "global_step": 170})
     rows.append({"problematic_batch_1": [XSS_PATH]})
     return write_run(parent, XSS_NAME, rows, config={"lr": 0.01, "api_key": SECRET, "note": "<i>x</i>"},
                      notes="<script>alert(3)</script>", tags=["<b>tag</b>"])
+
+
+WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+
+
+def demo_analysis(root: Path):
+    """The bundled demo run (real wandb, with images under root/data), analysed with image quality."""
+    from analysis.config import AnalyzerConfig
+    from analysis.demo import ensure_demo
+    from analysis.pipeline import analyze_run
+    from analysis.sources import open_run
+
+    run_dir = ensure_demo(root)
+    return analyze_run(open_run(run_dir), AnalyzerConfig(), data_dir=root / "data")
+
+
+def write_hostile_images(data_dir: Path) -> None:
+    """A tiny blurry image at the markup-laden path the hostile run logs, so it is a worst image."""
+    import numpy as np
+    from PIL import Image
+
+    target = data_dir / XSS_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((40, 60, 3), 200, dtype=np.uint8)).save(target, format="PNG")
+
+
+def hostile_analysis(parent: Path, with_images: bool = False):
+    """The hostile run analysed with a config that holds a literal Slack webhook (a secret).
+
+    `with_images` also scores a data dir holding the image at `XSS_PATH` (a file name with markup)."""
+    from analysis.config import config_from_dict
+    from analysis.pipeline import analyze_run
+    from analysis.sources import open_run
+
+    run_dir = write_hostile_run(parent)
+    cfg = config_from_dict({"experiment_monitoring": {"alerts": {"slack_webhook": WEBHOOK}}})
+    data_dir = None
+    if with_images:
+        data_dir = parent / "data"
+        write_hostile_images(data_dir)
+    return analyze_run(open_run(run_dir), cfg, data_dir=data_dir)

@@ -13,16 +13,11 @@ import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from analysis.config import AnalyzerConfig, config_from_dict
-from analysis.demo import DEFECTS, ensure_demo
+from analysis.demo import DEFECTS
 from analysis.errors import AnalyzerError
-from analysis.pipeline import analyze_run
 from analysis.report import (SCHEMA_PATH, THUMBNAIL_SIDE, Report, fmt, md_escape, normalise_formats,
                              write_reports)
-from analysis.sources import open_run
-from report_runs import SECRET, XSS_METRIC, XSS_NAME, XSS_PATH, write_hostile_run
-
-WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
+from report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
 
 def _no_constants(name: str):
@@ -31,18 +26,19 @@ def _no_constants(name: str):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    run_dir = ensure_demo(root)
-    analysis = analyze_run(open_run(run_dir), AnalyzerConfig(), data_dir=root / "data")
+    analysis = demo_analysis(tmp_path_factory.mktemp("demo"))
     return analysis, Report.from_analysis(analysis)
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    parent = tmp_path_factory.mktemp("hostile")
-    run_dir = write_hostile_run(parent)
-    cfg = config_from_dict({"experiment_monitoring": {"alerts": {"slack_webhook": WEBHOOK}}})
-    analysis = analyze_run(open_run(run_dir), cfg)
+    analysis = hostile_analysis(tmp_path_factory.mktemp("hostile"))
+    return analysis, Report.from_analysis(analysis)
+
+
+@pytest.fixture(scope="module")
+def hostile_images(tmp_path_factory):
+    analysis = hostile_analysis(tmp_path_factory.mktemp("hostile-img"), with_images=True)
     return analysis, Report.from_analysis(analysis)
 
 
@@ -69,9 +65,11 @@ def test_json_golden_structure_on_the_demo_run(demo):
     by_batch = {p["batch"]: p for p in doc["problematic_batches"]}
     assert [p["batch"] for p in doc["problematic_batches"]] == analysis.problematic_batches
     recall = analysis.batches[analysis.batches["metric"] == "recall"]
-    for d in DEFECTS:  # every injected defect is a problematic batch starting where the defect starts
+    for d in DEFECTS:  # every injected defect is a problematic batch, reported with the pipeline's numbers
         p = by_batch[d.batch]
-        assert p["first_bad_step"] == d.start_step
+        assert p["first_bad_step"] == min(a.step for a in analysis.anomalies
+                                          if a.batch == d.batch and a.severity != "info")
+        assert p["severity"] == "critical"
         assert p["worst_recall"] == pytest.approx(recall[recall["batch"] == d.batch]["value"].min())
         assert p["worst_values"]["recall"]["value"] == pytest.approx(p["worst_recall"])
         assert p["quality_reasons"], f"batch {d.batch} should carry image-quality reasons"
@@ -125,14 +123,15 @@ def test_markdown_golden_structure(demo):
         assert rc.sentence.replace("<", "&lt;").replace(">", "&gt;") in html
 
 
-def test_markdown_escapes_untrusted_text(hostile):
-    _, report = hostile
+def test_markdown_escapes_untrusted_text(hostile_images):
+    _, report = hostile_images
     md = report.to_markdown()
-    assert XSS_NAME not in md and XSS_METRIC not in md
+    assert XSS_NAME not in md and XSS_METRIC not in md and XSS_PATH not in md
     html = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
     assert "<script" not in html and "<img" not in html and "<b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown as text
-    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html  # the metric key, in the anomalies table
+    assert "imgs/&lt;b&gt;bold&lt;/b&gt;&amp;amp;.png" in html  # the file name, in the worst images
 
 
 # ------------------------------------------------------------------------------------------------ HTML
@@ -169,10 +168,11 @@ def test_html_tables_match_the_json_numbers(demo):
     assert html.count('<tr><td class="num">') >= len(report.anomalies) + len(report.change_points)
 
 
-def test_html_escapes_untrusted_text(hostile):
-    _, report = hostile
+def test_html_escapes_untrusted_text(hostile_images):
+    _, report = hostile_images
     html = report.to_html()
     assert XSS_NAME not in html and XSS_METRIC not in html and XSS_PATH not in html
+    assert 'alt="imgs/&lt;b&gt;bold&lt;/b&gt;&amp;amp;.png"' in html
     assert "<title>Experiment report: &lt;script&gt;alert(1)&lt;/script&gt;</title>" in html
     allowed = ('<script type="application/json"', '<script type="application/octet-stream"', "<script>")
     tags = _script_tags(html)
