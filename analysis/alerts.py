@@ -90,12 +90,13 @@ class SlackWebhookSink:
 
     @staticmethod
     def payload(alert: Alert) -> dict:
-        head = f"{_EMOJI.get(alert.level, '')} *{alert.title}*".strip()
+        head = f"{_EMOJI.get(alert.level, '')} *{slack_escape(alert.title)}*".strip()
+        body = slack_escape(alert.text)
         return {
-            "text": f"{head}\n{alert.text}",
+            "text": f"{head}\n{body}",
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": alert.text[:2900]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}},
             ],
         }
 
@@ -107,6 +108,11 @@ class SlackWebhookSink:
         if not 200 <= resp.status_code < 300:
             raise AlertDeliveryError(f"HTTP {resp.status_code}: {resp.text[:200]}")
         return f"HTTP {resp.status_code}"
+
+
+def slack_escape(text: str) -> str:
+    """Slack's three control characters, so metric names cannot become links or mentions (<!channel>)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class EmailSink:

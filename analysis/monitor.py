@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _BATCH_KEY = re.compile(r"^batch_(\d+)/")
 _REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
+_RESUM_EVERY = 1024  # pushes between exact recomputations of a window's running sums
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class _MetricState:
     """Bounded per-metric state: a deque window with running (shifted) sums, the best so far and counters."""
 
     __slots__ = ("window", "history", "shift", "s1", "s2", "best", "best_step", "stale", "bad_streak",
-                 "last_good_step", "n", "higher", "threshold", "plateau_reported", "batch")
+                 "last_good_step", "n", "higher", "threshold", "plateau_reported", "batch", "pushes")
 
     def __init__(self, window: int, history: int, higher: bool, threshold: float | None) -> None:
         self.window: deque[float] = deque(maxlen=window)
@@ -95,6 +96,7 @@ class _MetricState:
         self.threshold = threshold
         self.plateau_reported = False
         self.batch: int | None = None  # from a `batch_{i}/...` name
+        self.pushes = 0
 
     def zscore(self, value: float) -> float | None:
         """z of `value` against the current window (None when the window has no spread)."""
@@ -142,6 +144,19 @@ class _MetricState:
         self.window.append(x)
         self.s1 += x
         self.s2 += x * x
+        self.pushes += 1
+        if self.pushes % _RESUM_EVERY == 0:
+            self._resum()
+
+    def _resum(self) -> None:
+        """Re-centre on the window mean and recompute the sums exactly: no drift over millions of updates,
+        and no cancellation when a metric wanders far from its first value (a loss going from 10 to 0.01)."""
+        vals = [x + self.shift for x in self.window]
+        self.shift = sum(vals) / len(vals)
+        self.window.clear()
+        self.window.extend(v - self.shift for v in vals)
+        self.s1 = sum(self.window)
+        self.s2 = sum(x * x for x in self.window)
 
 
 class TrainingMonitor:
@@ -156,7 +171,8 @@ class TrainingMonitor:
     def __init__(self, alert_thresholds: Mapping[str, float] | None = None,
                  config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
                  sinks: list | None = None, *, recovery_metrics: Iterable[str] | None = None,
-                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 100) -> None:
+                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 100,
+                 max_metrics: int = 10_000) -> None:
         from analysis.alerts import AlertDispatcher, AlertThrottle, sinks_from_config
         from analysis.recovery import RecoveryPolicy
 
@@ -167,6 +183,8 @@ class TrainingMonitor:
         self._thresholds = {**self._det.metric_thresholds, **self.alert_thresholds}
         self._history_size = max(int(history_size), 1)
         self._states: dict[str, _MetricState] = {}
+        self.max_metrics = max_metrics  # distinct names tracked; bounds memory when keys are unbounded
+        self._overflow_warned = False
         self.enabled = mon.enable_real_time_analysis
         self.anomaly_count = 0
         self.recent_anomalies: deque[MonitorAnomaly] = deque(maxlen=1000)
@@ -293,6 +311,7 @@ class TrainingMonitor:
             title = f"{name}: {anomalies[0].metric} {anomalies[0].kind} at step {step}"
         else:
             title = f"{name}: {len(anomalies)} anomalies at step {step}"
+        title = " ".join(title.split())  # metric names are untrusted: no newlines into email headers
         lines = [f"- [{a.severity}] {a.message}" for a in anomalies[:20]]
         if len(anomalies) > 20:
             lines.append(f"- ... and {len(anomalies) - 20} more")
@@ -300,9 +319,15 @@ class TrainingMonitor:
             lines.append(f"batch info: {dict(batch_info)}")
         return Alert(title=title[:63], text="\n".join(lines), level=level, step=step, anomalies=tuple(anomalies))
 
-    def _state(self, name: str) -> _MetricState:
+    def _state(self, name: str) -> _MetricState | None:
         st = self._states.get(name)
         if st is None:
+            if len(self._states) >= self.max_metrics:
+                if not self._overflow_warned:
+                    self._overflow_warned = True
+                    log.warning("TrainingMonitor tracks at most %d metrics; ignoring new ones such as %r",
+                                self.max_metrics, name)
+                return None
             higher = metric_direction(name, self._det) == "higher_is_better"
             st = _MetricState(self._det.zscore_window, self._history_size, higher, _lookup(name, self._thresholds))
             m = _BATCH_KEY.match(name)
@@ -320,6 +345,8 @@ class TrainingMonitor:
     def _observe(self, name: str, step: int, value: float, batch: int | None,
                  out: list[MonitorAnomaly], want_status: bool) -> MetricStatus | None:
         st = self._state(name)
+        if st is None:
+            return None
         st.history.append((step, value))
         b = st.batch if st.batch is not None else batch
         det = self._det

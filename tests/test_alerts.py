@@ -20,7 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from analysis.alerts import (Alert, AlertDispatcher, EmailSink, LogSink, SlackWebhookSink, WandbAlertSink,
+from analysis.alerts import (Alert, AlertDispatcher, EmailSink, LogSink, SlackWebhookSink,
                              send_test_alert, sinks_from_config)
 from analysis.config import config_from_dict
 from analysis.monitor import TrainingMonitor
@@ -163,6 +163,19 @@ def test_slack_webhook_receives_json_payload(webhook):
     res = monitor.delivery_results
     assert [(r.name, r.ok, r.detail) for r in res] == [("slack", True, "HTTP 200")]
     monitor.close()
+
+
+def test_untrusted_metric_names_are_escaped_for_slack_and_cannot_break_email_headers(webhook, smtp_server):
+    inbox, port = smtp_server
+    sinks = [SlackWebhookSink(webhook.url), EmailSink("127.0.0.1", port, "m@x", ["t@x"])]
+    monitor = TrainingMonitor({"<!channel> & co\nBcc: evil@x": 0.5}, config=alert_config(), sinks=sinks)
+    monitor.log_step(1, {"<!channel> & co\nBcc: evil@x": 0.1})
+    assert monitor.flush(10)
+    text = webhook.wait_for(1)[0]["json"]["text"]
+    assert "&lt;!channel&gt; &amp; co" in text and "<!channel>" not in text
+    (msg,) = inbox.wait_for(1)
+    assert msg["to"] == ["t@x"]  # no header injection
+    assert all(r.ok for r in monitor.delivery_results)
 
 
 def test_throttling_one_alert_per_metric_per_window_but_escalation_passes(webhook):

@@ -193,3 +193,28 @@ def test_bad_config_is_a_config_error():
         TrainingMonitor({}, config={"anomaly_detection": {"statistical_anomaly_zscore": -1}})
     with pytest.raises(ConfigError):
         TrainingMonitor({}, config=42)
+
+
+def test_zscore_stays_exact_on_a_long_drifting_series():
+    """200k points of a loss decaying from 1e3 to 1e-3: the running sums must not drift or cancel."""
+    cfg = quiet(metric_thresholds={}, zscore_window=20, warmup_steps=0, statistical_anomaly_zscore=1e9)
+    monitor = TrainingMonitor({}, config=cfg, recovery_metrics=[])
+    rng = np.random.default_rng(5)
+    n = 200_000
+    series = np.geomspace(1e3, 1e-3, n) * (1 + 1e-3 * rng.standard_normal(n))
+    for i, v in enumerate(series.tolist()):
+        monitor.log_step(i, {"train/loss": v})
+    st = monitor._states["train/loss"]
+    probe = float(series[-1] * 1.01)
+    window = series[-20:]
+    expected = (probe - window.mean()) / window.std(ddof=1)
+    assert st.zscore(probe) == pytest.approx(expected, rel=1e-6)
+
+
+def test_number_of_tracked_metrics_is_capped(caplog):
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}), max_metrics=10)
+    with caplog.at_level("WARNING", logger="analysis.monitor"):
+        for step in range(3):
+            monitor.log_step(step, {f"sample_{i}/loss": 1.0 for i in range(100)})
+    assert len(monitor.metric_history) == 10
+    assert caplog.text.count("tracks at most 10 metrics") == 1
