@@ -16,7 +16,7 @@ from pathlib import Path
 
 from analysis.errors import RunNotFound
 from analysis.run import Run, RunRef
-from analysis.sources.local import find_run, list_runs, media_path, read_local
+from analysis.sources.local import find_run, list_runs, media_path, open_local
 
 __all__ = ["find_run", "list_runs", "media_path", "open_run"]
 
@@ -28,7 +28,5 @@ def open_run(location: str | os.PathLike | RunRef, *, keys: Iterable[str] | None
     loc = str(location)
     path = Path(loc).expanduser()
     if path.is_dir() or path.suffix == ".wandb":
-        if not path.exists():
-            raise RunNotFound(f"{path}: no such run folder or .wandb file")
-        return read_local(path, keys=keys)
+        return open_local(path, keys=keys, use_cache=cache)
     raise RunNotFound(f"{loc}: not a run folder, a .wandb file, a history export or a wandb:// location")

@@ -29,18 +29,20 @@ _LEN = rb"[\x80-\xff]{0,4}[\x00-\x7f]"
 
 def _item_pattern(capture: bool) -> bytes:
     g = b"(" if capture else b"(?:"
-    return (rb"\x0a" + _LEN + rb"[\x0a\x12]" + _LEN + g + rb'[^\x00-\x1f"\\]*?)\x82\x01' + _LEN
-            + g + rb"[^\x00-\x1f]*?)(?=[\x0a\x12]|\Z)")
+    return (rb"\x0a" + _LEN + rb"[\x0a\x12]" + _LEN + g + rb'[^\x00-\x1f"\\\x82]*+)\x82\x01' + _LEN
+            + g + rb"[^\x00-\x1f]*+)")
 
 
+# general item (any varint length): used by the summary fast path, which is verified with a full match
 _ITEM = re.compile(_item_pattern(True), re.S)
-_ITEMS_ONLY = re.compile(rb"(?:" + _item_pattern(False) + rb")*", re.S)
-_HISTORY = re.compile(
-    rb"((?:" + _item_pattern(False) + rb")*)"
-    + rb"(?:\x12" + _LEN + rb"(?:\x08([\x80-\xff]{0,9}[\x00-\x7f]))?)?",
-    re.S,
-)
-_TO_JSON = rb'"\1":\2,'
+_ITEMS_ONLY = re.compile(rb"(?:" + _item_pattern(False) + rb")*+", re.S)
+# one-byte lengths only: the history fast path verifies its matches by arithmetic instead of a second pass.
+# Every matched item then takes exactly 7 framing bytes + key + value, so "7n + keys + values == length of the
+# item region" holds only when the matches tile the region exactly, i.e. when they are the true items.
+_ITEM1 = re.compile(rb'\x0a[\x00-\x7f][\x0a\x12][\x00-\x7f]([^\x00-\x1f"\\\x82]*+)\x82\x01[\x00-\x7f]([^\x00-\x1f]*+)',
+                    re.S)
+# characters of JSON numbers, NaN and +-Infinity (and the comma separator); anything else is not a number
+NUMERIC_BYTES = b"0123456789.eE+-,NaInfity"
 
 
 def _varint(b: bytes) -> int:
@@ -52,7 +54,7 @@ def _varint(b: bytes) -> int:
     return out
 
 
-def _loads(text: str | bytes) -> Any:
+def loads(text: str | bytes) -> Any:
     """json.loads that keeps undecodable text as the raw string instead of failing the whole record."""
     try:
         return json.loads(text)
@@ -65,7 +67,7 @@ def _typed_value(item: Any) -> Any:
     if which is None or which == "none":
         return None
     if which == "json":
-        return _loads(item.json)
+        return loads(item.json)
     return getattr(item, which)
 
 
@@ -107,36 +109,35 @@ def del_path(target: dict, key: str | tuple[str, ...]) -> None:
 def apply_items(target: dict, items: Any) -> None:
     """Apply Config/Summary `update` items to a nested dict."""
     for it in items:
-        set_path(target, item_key(it), _loads(it.value_json) if it.value_json else None)
+        set_path(target, item_key(it), loads(it.value_json) if it.value_json else None)
 
 
-def decode_history(payload: bytes, keyset: frozenset[bytes] | None) -> tuple[dict, int | None]:
-    """One history record -> (row dict, explicit record step or None)."""
-    m = _HISTORY.fullmatch(payload)
-    if m is not None:
-        items = m.group(1)
-        step_bytes = m.group(2)
-        step = _varint(step_bytes) if step_bytes else None
-        if keyset is None:
-            text = _ITEM.sub(_TO_JSON, items)
-            try:
-                row = json.loads(b"{" + text[:-1] + b"}") if text else {}
-            except ValueError:  # e.g. invalid UTF-8 in a key: let protobuf decide
-                return _decode_history_slow(payload, keyset)
-        else:
-            pairs = [p for p in _ITEM.findall(items) if p[0] in keyset]
-            row = {}
-            if pairs:
-                try:
-                    values = json.loads(b"[" + b",".join(v for _, v in pairs) + b"]")
-                    row = {k.decode(): v for (k, _), v in zip(pairs, values)}
-                except ValueError:
-                    return _decode_history_slow(payload, keyset)
-        return row, step
-    return _decode_history_slow(payload, keyset)
+def split_history(payload: bytes) -> tuple[dict[bytes, bytes], bytes, int | None, int] | None:
+    """Fast path: (key -> raw JSON value, values joined by commas, record step, length of the item region).
+
+    None when the record is unusual (nested keys, typed values, long items, repeated keys): use
+    `decode_history_slow` then."""
+    pairs = _ITEM1.findall(payload)
+    d = dict(pairs)
+    n = len(pairs)
+    if len(d) != n:  # a key twice in one row: let protobuf order it
+        return None
+    joined = b",".join(d.values())
+    end = 7 * n + len(b"".join(d)) + len(joined) - (n - 1 if n else 0)
+    rest = len(payload) - end
+    if rest == 0:
+        return d, joined, None, end
+    # the only field allowed after the items: HistoryRecord.step (tag 0x12, len, [0x08 varint])
+    if rest >= 2 and payload[end] == 0x12 and payload[end + 1] == rest - 2:
+        if rest == 2:  # empty step message: no explicit step
+            return d, joined, None, end
+        if payload[end + 2] == 0x08 and payload[-1] < 0x80:
+            return d, joined, _varint(payload[end + 3:]), end
+    return None
 
 
-def _decode_history_slow(payload: bytes, keyset: frozenset[bytes] | None) -> tuple[dict, int | None]:
+def decode_history_slow(payload: bytes, keyset: frozenset[bytes] | None) -> tuple[dict, int | None]:
+    """Any history record, through protobuf: (row with str keys, nested dicts rebuilt; record step or None)."""
     rec = _schema.HistoryRecord()
     rec.ParseFromString(payload)
     row: dict = {}
@@ -144,10 +145,23 @@ def _decode_history_slow(payload: bytes, keyset: frozenset[bytes] | None) -> tup
         key = item_key(it)
         if keyset is not None and (key if type(key) is str else key[0]).encode() not in keyset:
             continue
-        value = _loads(it.value_json) if it.value_json else _typed_value(it)
+        value = loads(it.value_json) if it.value_json else _typed_value(it)
         set_path(row, key, value)
-    step = rec.step.num if rec.HasField("step") else None
+    step = rec.step.num if rec.HasField("step") and rec.step.num else None
     return row, step
+
+
+def mirrors(summary: bytes, d: dict[bytes, bytes], region: int) -> bool:
+    """True when a summary record repeats the history row that follows it (what wandb-core writes per step).
+
+    Checked without decoding the summary: the same byte length as the row's item region, and its first item
+    present in the row with the same value. Such summary records are then applied from the
+    row's own (key -> raw value) pairs instead of being parsed a second time.
+    """
+    if len(summary) != region:
+        return False
+    m = _ITEM1.match(summary)
+    return m is not None and d.get(m.group(1)) == m.group(2)
 
 
 def summary_updates(payload: bytes) -> tuple[list[tuple[Any, bytes | None]], list[Any]]:
@@ -173,7 +187,7 @@ def finish_summary(raw: dict) -> dict:
     try:
         values = json.loads(b"[" + b",".join(v for _, v in live) + b"]") if live else []
     except ValueError:
-        values = [_loads(v) for _, v in live]
+        values = [loads(v) for _, v in live]
     out: dict = {}
     for (k, _), v in zip(live, values):
         set_path(out, k.decode("utf-8", "replace") if type(k) is bytes else k, v)

@@ -9,19 +9,24 @@ under `<run folder>/files/`, and history cells keep wandb's reference dicts (`{"
 from __future__ import annotations
 
 import gc
+import json
 import os
 import time
+from dataclasses import replace
 from collections.abc import Iterable
 from pathlib import Path
 import pandas as pd
 
 from analysis.errors import AmbiguousRun, CorruptRunFile, NotAWandbFile, RunNotFound, UnsafePath
 from analysis.run import MediaEntry, ReadStatus, Run, RunRef, RunState
-from analysis.sources import _decode, _schema
+from analysis.sources import _decode, _schema, cache
+from analysis.sources._frame import HistoryFrame
 from analysis.sources._logfile import BLOCK, iter_payloads
 
 STALE_AFTER_S = 300.0  # no exit record and untouched this long -> crashed (wandb-core flushes every ~15 s)
 _ALWAYS_KEYS = ("_step", "global_step")
+_ALWAYS = frozenset(_ALWAYS_KEYS)
+_ALWAYS_B = frozenset(k.encode() for k in _ALWAYS_KEYS)
 _MEDIA_TYPES = {"image-file", "images/separated", "table-file", "video-file", "audio-file", "html-file",
                 "object3D-file", "molecule-file", "bokeh-file", "plotly-file"}
 
@@ -156,59 +161,42 @@ def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
 
 
 class _Decoder:
-    """Accumulates records into run parts; `feed` can be called again with the bytes appended later."""
+    """Accumulates records into run parts; `feed` may be called again with records appended later."""
 
     def __init__(self, keys: Iterable[str] | None, next_step: int = 0) -> None:
         self.keyset = frozenset(k.encode() for k in (*keys, *_ALWAYS_KEYS)) if keys is not None else None
-        self.rows: list[dict] = []
-        self.steps: list[int] = []
+        # with keys=, rows holding none of the requested keys are dropped (unless only step keys were asked)
+        self.filter_rows = keys is not None and bool(set(keys) - _ALWAYS)
+        self.frame = HistoryFrame()
+        self.last_step: int | None = None
+        self.next_step = next_step
         self.config: dict = {}
         self.summary_raw: dict = {}
+        self.pending_summary: bytes | None = None
         self.files: list[str] = []
         self.ident: _decode.Identity | None = None
         self.exit_code: int | None = None
         self.runtime: float | None = None
         self.producer = ""
-        self.next_step = next_step
-        self.undecodable = 0
 
     def feed(self, payloads: Iterable[bytes], status: ReadStatus) -> None:
         rec = _schema.Record()
-        rows, steps = self.rows, self.steps
-        keyset = self.keyset
-        decode_history = _decode.decode_history
-        summary_updates = _decode.summary_updates
-        summary_raw = self.summary_raw
         for payload in payloads:
             try:
                 rec.ParseFromString(payload)
             except Exception as e:  # noqa: BLE001 - checksummed but not a Record: count it, keep going
-                self.undecodable += 1
                 status.skipped_records += 1
                 status.errors.append(f"undecodable record: {e}")
                 continue
             kind = rec.WhichOneof("record_type")
             if kind == "history":
-                row, rec_step = decode_history(rec.history, keyset)
-                step = row.get("_step")
-                if type(step) is not int:
-                    # format 1 writes no `_step` for auto-step rows; explicit steps are in the record
-                    step = rec_step if rec_step is not None else self.next_step
-                    row["_step"] = step
-                if steps and steps[-1] == step:  # a later log() merged into the same step
-                    rows[-1].update(row)
-                else:
-                    if keyset is not None and len(row) <= 2 and not (row.keys() - set(_ALWAYS_KEYS)):
-                        self.next_step = step + 1
-                        continue  # nothing requested in this row
-                    rows.append(row)
-                    steps.append(step)
-                self.next_step = step + 1
-            elif kind == "summary":
-                ups, removed = summary_updates(rec.summary)
-                summary_raw.update(ups)
-                for k in removed:
-                    summary_raw[k] = None
+                self._history(rec.history)
+                continue
+            if self.pending_summary is not None:
+                self._summary(self.pending_summary)
+                self.pending_summary = None
+            if kind == "summary":
+                self.pending_summary = rec.summary  # maybe a copy of the next history row: decided there
             elif kind == "config":
                 _decode.apply_items(self.config, rec.config.update)
                 for it in rec.config.remove:
@@ -220,7 +208,7 @@ class _Decoder:
                 _decode.apply_items(self.config, run.config.update)
                 for it in run.summary.update:
                     k = _decode.item_key(it)
-                    summary_raw[k.encode() if type(k) is str else k] = it.value_json.encode() or None
+                    self.summary_raw[k.encode() if type(k) is str else k] = it.value_json.encode() or None
             elif kind == "files":
                 self.files.extend(f.path for f in rec.files.files)
             elif kind == "exit":
@@ -229,11 +217,77 @@ class _Decoder:
             elif kind == "header":
                 self.producer = rec.header.version_info.producer
 
-    def history(self) -> pd.DataFrame:
-        if not self.rows:
-            return pd.DataFrame({"_step": pd.Series([], dtype="int64")})
-        df = pd.DataFrame.from_records(self.rows)
-        return tidy_history(df)
+    def _summary(self, payload: bytes) -> None:
+        updates, removed = _decode.summary_updates(payload)
+        self.summary_raw.update(updates)
+        for k in removed:
+            self.summary_raw[k] = None
+
+    def _row(self, step: int) -> int:
+        """Row index for `step`: a later log() at the same step merges into the same row."""
+        if self.last_step == step and self.frame.n:
+            return self.frame.n - 1
+        self.last_step = step
+        return self.frame.new_row()
+
+    def _history(self, payload: bytes) -> None:
+        pending, self.pending_summary = self.pending_summary, None
+        split = _decode.split_history(payload)
+        if split is None:
+            if pending is not None:
+                self._summary(pending)
+            self._history_slow(payload)
+            return
+        d, joined, rec_step, region = split
+        if pending is not None:
+            if _decode.mirrors(pending, d, region):
+                self.summary_raw.update(d)
+            else:
+                self._summary(pending)
+        raw_step = d.get(b"_step")
+        step = int(raw_step) if raw_step is not None and raw_step.isdigit() else None
+        explicit = step is not None
+        if step is None:  # format 1: auto-step rows carry no `_step`; explicit steps are in the record
+            step = rec_step if rec_step is not None else self.next_step
+        self.next_step = step + 1
+        if self.keyset is not None:
+            d = {k: d[k] for k in self.keyset.intersection(d)}
+            if self.filter_rows and not (d.keys() - _ALWAYS_B):
+                return
+            joined = b",".join(d.values())
+        frame = self.frame
+        r = self._row(step)
+        cols = frame.columns_for(d)
+        if not joined.translate(None, _decode.NUMERIC_BYTES):
+            frame.add_numeric_texts(r, cols, d.values())
+        else:
+            try:
+                values = json.loads(b"[" + joined + b"]")
+            except ValueError:
+                values = [_decode.loads(v) for v in d.values()]
+            frame.add_values(r, cols, values)
+        if not explicit:
+            frame.add_values(r, frame.columns_for([b"_step"]), [step])
+
+    def _history_slow(self, payload: bytes) -> None:
+        row, rec_step = _decode.decode_history_slow(payload, self.keyset)
+        step = row.get("_step")
+        if type(step) is not int:
+            step = rec_step if rec_step is not None else self.next_step
+            row["_step"] = step
+        self.next_step = step + 1
+        if self.filter_rows and not (row.keys() - _ALWAYS):
+            return
+        r = self._row(step)
+        self.frame.add_values(r, self.frame.columns_for([k.encode("utf-8", "surrogateescape") for k in row]),
+                              list(row.values()))
+
+    def finish(self) -> tuple[pd.DataFrame, dict]:
+        """(history frame, decoded summary)."""
+        if self.pending_summary is not None:
+            self._summary(self.pending_summary)
+            self.pending_summary = None
+        return self.frame.frame(), _decode.finish_summary(self.summary_raw)
 
 
 def tidy_history(df: pd.DataFrame) -> pd.DataFrame:
@@ -286,8 +340,7 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
     gc.disable()  # millions of small acyclic objects: the cyclic collector only costs time here
     try:
         dec.feed(iter_payloads(path, status), status)
-        history = dec.history()
-        summary = _decode.finish_summary(dec.summary_raw)
+        history, summary = dec.finish()
     except OSError as e:
         raise CorruptRunFile(f"{path}: cannot read the run file: {e}") from e
     finally:
@@ -315,3 +368,43 @@ def media_path(run: Run, rel: str) -> Path:
         raise UnsafePath(f"{rel!r}: media path resolves outside the run folder (symlink?); refused")
     return target
 
+
+
+def _resolve(location: str | os.PathLike) -> tuple[Path, Path]:
+    """(run folder, .wandb file) for a run folder or a .wandb file path."""
+    p = Path(location).expanduser().resolve()
+    if p.is_dir():
+        return p, wandb_file(p)
+    if p.is_file():
+        return p.parent, p
+    raise RunNotFound(f"{p}: no such run folder or .wandb file")
+
+
+def open_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None, use_cache: bool = True) -> Run:
+    """A run folder or .wandb file, through the on-disk cache when `use_cache` (see analysis.sources.cache)."""
+    _, path = _resolve(location)
+    keys = None if keys is None else list(dict.fromkeys(keys))
+    if not use_cache:
+        return read_local(path, keys=keys)
+    run = cache.load(cache.entry_path(path, keys))
+    if run is None and keys is not None:
+        run = cache.load(cache.entry_path(path, None), columns=[*_ALWAYS_KEYS, *keys])
+        if run is not None:
+            run = _select(run, keys)
+    if run is None:
+        run = read_local(path, keys=keys)
+        cache.save(run, cache.entry_path(path, keys))
+    elif run.exit_code is None:  # running vs crashed depends on the clock, not only on the file
+        run.ref = replace(run.ref, state=_state(None, path.stat().st_mtime))
+    return run
+
+
+def _select(run: Run, keys: list[str]) -> Run:
+    """Restrict a full run to `keys` the way a `keys=` decode does (rows holding none of them are dropped)."""
+    h = run.history
+    wanted = [k for k in keys if k in h.columns and k not in _ALWAYS_KEYS]
+    if set(keys) - _ALWAYS:
+        h = h[h[wanted].notna().any(axis=1)] if wanted else h.iloc[0:0]
+    run.history = tidy_history(h)
+    run.media = [m for m in run.media if m.key in set(keys)]
+    return run

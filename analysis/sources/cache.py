@@ -1,0 +1,144 @@
+"""On-disk cache of decoded runs: one Parquet file per (run file path, size, mtime, keys).
+
+Decoding a 500 MB `.wandb` file takes seconds; reading the same history back from Parquet takes a tenth of a
+second. The cache lives in `$EXPERIMENT_ANALYZER_CACHE` (default `~/.cache/experiment-analyzer`) under `runs/`.
+A changed file (a live run growing, a re-synced run) has a new size or mtime and so a new entry; the stale
+entry of the same file is removed when the new one is written. A cache that cannot be written (read-only
+disk, full disk) is skipped silently: the cache only ever saves time, it never fails a load.
+
+Columns holding Python objects (lists of image paths, media reference dicts) are stored as JSON text and
+decoded on load; the names of those columns and every non-frame field of the Run (identity, config, summary,
+media index, read status) live in the Parquet schema metadata, so one file is one entry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis.run import MediaEntry, ReadStatus, Run, RunRef
+
+CACHE_FORMAT = 1  # bump when the decoded shape changes, so old entries are ignored
+CACHE_ROOT_OVERRIDE: Path | None = None  # tests and benchmarks may point this elsewhere
+_META_KEY = b"experiment_analyzer"
+
+
+def cache_root() -> Path:
+    """`$EXPERIMENT_ANALYZER_CACHE`, else `~/.cache/experiment-analyzer`."""
+    if CACHE_ROOT_OVERRIDE is not None:
+        return CACHE_ROOT_OVERRIDE
+    env = os.environ.get("EXPERIMENT_ANALYZER_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "experiment-analyzer"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
+
+
+def entry_path(source: Path, keys: Iterable[str] | None) -> Path:
+    """Cache file for `source` as it is now (path + size + mtime) and the requested keys."""
+    st = source.stat()
+    view = "*" if keys is None else "\x00".join(sorted(set(keys)))
+    prefix = _digest(f"{source.resolve()}\x01{view}")
+    version = _digest(f"{st.st_size}\x01{st.st_mtime_ns}\x01{CACHE_FORMAT}")
+    return cache_root() / "runs" / f"{prefix}-{version}.parquet"
+
+
+def _is_null(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _json_default(x: Any) -> Any:
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
+
+
+def _encode_object_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    cols = [c for c in df.columns if df[c].dtype == object]
+    if not cols:
+        return df, []
+    enc = {c: [None if _is_null(x) else json.dumps(x, default=_json_default) for x in df[c].to_numpy()]
+           for c in cols}
+    return df.assign(**{c: pd.Series(v, index=df.index, dtype=object) for c, v in enc.items()}), cols
+
+
+def _decode_object_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    nan = float("nan")
+    out = {c: pd.Series([nan if x is None or x is pd.NA or _is_null(x) else json.loads(x) for x in df[c].to_numpy()],
+                        index=df.index, dtype=object)
+           for c in cols if c in df.columns}
+    return df.assign(**out) if out else df
+
+
+def _meta(run: Run, json_cols: list[str]) -> dict:
+    ref = run.ref
+    return {
+        "ref": {"source": ref.source, "locator": ref.locator, "run_id": ref.run_id, "name": ref.name,
+                "project": ref.project, "entity": ref.entity, "state": ref.state,
+                "created": ref.created.isoformat() if ref.created else None},
+        "config": run.config, "summary": run.summary,
+        "media": [[m.step, m.key, m.path] for m in run.media],
+        "files_dir": str(run.files_dir) if run.files_dir is not None else None,
+        "tags": run.tags, "notes": run.notes, "exit_code": run.exit_code,
+        "status": {"truncated": run.status.truncated, "skipped_records": run.status.skipped_records,
+                   "errors": run.status.errors[:100], "format_version": run.status.format_version,
+                   "bytes_read": run.status.bytes_read},
+        "json_columns": json_cols,
+    }
+
+
+def save(run: Run, target: Path) -> bool:
+    """Write `run` to `target` atomically; drop older entries of the same file. False when not writable."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        frame, json_cols = _encode_object_columns(run.history)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        meta = json.dumps(_meta(run, json_cols), default=_json_default)
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
+        tmp = target.with_suffix(f".tmp{os.getpid()}")
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, target)
+        prefix = target.name.split("-", 1)[0]
+        for old in target.parent.glob(f"{prefix}-*.parquet"):
+            if old != target:
+                old.unlink(missing_ok=True)
+        return True
+    except (OSError, pa.ArrowException, TypeError, ValueError):
+        return False
+
+
+def load(target: Path, columns: list[str] | None = None) -> Run | None:
+    """The cached Run at `target` (only `columns` of its history when given), or None when absent/unreadable."""
+    if not target.is_file():
+        return None
+    try:
+        pf = pq.ParquetFile(target)
+        meta = json.loads(pf.schema_arrow.metadata[_META_KEY])
+        if columns is not None:
+            have = set(pf.schema_arrow.names)
+            columns = [c for c in columns if c in have]
+        frame = pf.read(columns=columns).to_pandas()
+    except (OSError, KeyError, ValueError, TypeError, pa.ArrowException):
+        return None
+    frame = _decode_object_columns(frame, meta["json_columns"])
+    r, s = meta["ref"], meta["status"]
+    created = dt.datetime.fromisoformat(r["created"]) if r["created"] else None
+    ref = RunRef(source=r["source"], locator=r["locator"], run_id=r["run_id"], name=r["name"],
+                 project=r["project"], entity=r["entity"], state=r["state"], created=created)
+    status = ReadStatus(truncated=s["truncated"], skipped_records=s["skipped_records"], errors=list(s["errors"]),
+                        format_version=s["format_version"], bytes_read=s["bytes_read"])
+    return Run(ref=ref, config=meta["config"], summary=meta["summary"], history=frame,
+               media=[MediaEntry(step=a, key=b, path=c) for a, b, c in meta["media"]],
+               files_dir=Path(meta["files_dir"]) if meta["files_dir"] else None, tags=meta["tags"],
+               notes=meta["notes"], exit_code=meta["exit_code"], status=status)
