@@ -16,9 +16,9 @@ from pathlib import Path
 
 from analysis.errors import RunNotFound
 from analysis.run import Run, RunRef
-from analysis.sources.local import find_run, list_runs, media_path, open_local
+from analysis.sources.local import find_run, list_runs, media_path, open_local, refresh_run
 
-__all__ = ["find_run", "list_runs", "media_path", "open_run"]
+__all__ = ["find_run", "list_runs", "media_path", "open_run", "refresh_run"]
 
 
 def open_run(location: str | os.PathLike | RunRef, *, keys: Iterable[str] | None = None, cache: bool = True) -> Run:

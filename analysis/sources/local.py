@@ -408,3 +408,54 @@ def _select(run: Run, keys: list[str]) -> Run:
     run.history = tidy_history(h)
     run.media = [m for m in run.media if m.key in set(keys)]
     return run
+
+
+def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
+    """A live run brought up to date by decoding only the bytes written after `run.status.bytes_read`.
+
+    Returns a new Run (the given one is not modified). A file that shrank or was replaced is read again from
+    the start. `keys` should be the keys the run was opened with, if any.
+    """
+    if run.ref.source != "local":
+        return run
+    _, path = _resolve(run.ref.locator)
+    st = path.stat()
+    start = run.status.bytes_read
+    if st.st_size < start or not start:
+        return read_local(path, keys=keys)
+    status = ReadStatus(format_version=run.status.format_version, bytes_read=start)
+    if st.st_size == start:
+        status.skipped_records, status.errors = run.status.skipped_records, list(run.status.errors)
+        status.truncated = run.status.truncated and run.exit_code is None
+        return replace(run, ref=replace(run.ref, state=_state(run.exit_code, st.st_mtime)), status=status)
+    h = run.history
+    last_step = int(h["_step"].iloc[-1]) if len(h) else None
+    dec = _Decoder(list(keys) if keys is not None else None,
+                   next_step=last_step + 1 if last_step is not None else 0)
+    dec.last_step = None
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        dec.feed(iter_payloads(path, status, start=start), status)
+        new, summary = dec.finish()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    status.skipped_records += run.status.skipped_records
+    status.errors = run.status.errors + status.errors
+    if len(new):
+        if last_step is not None and int(new["_step"].iloc[0]) == last_step:  # the same step, continued
+            merged = new.iloc[[0]].combine_first(h.iloc[[-1]].reset_index(drop=True))
+            new = pd.concat([merged, new.iloc[1:]], ignore_index=True)
+            h = h.iloc[:-1]
+        history = tidy_history(pd.concat([h, new], ignore_index=True)) if len(h) else new
+    else:
+        history = h
+    config = {**run.config, **_strip_wandb(dec.config)}
+    summary = {**run.summary, **_strip_wandb(summary)}
+    exit_code = dec.exit_code if dec.exit_code is not None else run.exit_code
+    ref = replace(run.ref, state=_state(exit_code, st.st_mtime))
+    return replace(run, ref=ref, config=config, summary=summary, history=history,
+                   media=list(dict.fromkeys(run.media + media_index(new))) if len(new) else run.media,
+                   exit_code=exit_code,
+                   status=status)
