@@ -259,15 +259,17 @@ class TrainingMonitor:
         found: list[MonitorAnomaly] = []
         statuses: list[MetricStatus] = []
         for name, raw in metrics.items():
-            if isinstance(raw, bool):
+            if isinstance(raw, float):
+                value = raw
+            elif isinstance(raw, (bool, str, bytes)) or raw is None:
                 continue
-            if not isinstance(raw, (int, float)):
+            else:
                 try:
-                    raw = float(raw)  # numpy scalars, 0-d arrays
-                except (TypeError, ValueError):
+                    value = float(raw)  # ints, numpy scalars, 0-d arrays
+                except (TypeError, ValueError, OverflowError):
                     continue
             name = str(name)
-            status = self._observe(name, step, float(raw), batch, found, name in self._status_metrics)
+            status = self._observe(name, step, value, batch, found, name in self._status_metrics)
             if status is not None:
                 statuses.append(status)
         if found:

@@ -149,7 +149,9 @@ def test_plateau_reported_once_per_plateau():
 
 def test_non_numeric_values_and_bad_step_are_ignored():
     monitor = TrainingMonitor({"val/recall": 0.75})
-    assert monitor.log_step(1, {"note": "hello", "paths": ["a.png"], "flag": True, "val/recall": np.float32(0.7)})
+    assert monitor.log_step(1, {"note": "hello", "nan_text": "NaN", "num_text": "0.1", "paths": ["a.png"],
+                                "flag": True, "none": None, "huge": 10**400, "arr": np.ones(3),
+                                "val/recall": np.float32(0.7)})
     assert set(monitor.metric_history) == {"val/recall"}
     assert monitor.log_step("not a step", {"val/recall": 0.1}) == []
 
