@@ -191,6 +191,10 @@ class TrainingMonitor:
         self.last_actions: list = []  # recovery actions of the latest log_step
         self.actions: deque = deque(maxlen=1000)
         self._severe = mon.auto_recovery.severe_drop_threshold
+        self._warmup = self._det.warmup_steps  # hot-path copies of the detection settings
+        self._zmax = self._det.statistical_anomaly_zscore
+        self._drop_only = self._det.drop_only
+        self._drop = self._det.performance_drop_threshold
         self._patience = mon.auto_recovery.plateau_patience
 
         # alerts: the sink threads start on the first alert
@@ -351,7 +355,6 @@ class TrainingMonitor:
             return None
         st.history.append((step, value))
         b = st.batch if st.batch is not None else batch
-        det = self._det
 
         if value != value or value in (math.inf, -math.inf):
             st.bad_streak += 1
@@ -359,7 +362,7 @@ class TrainingMonitor:
                                       f"{name} is {value} at step {step}", b))
             return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
 
-        warmed = st.n >= det.warmup_steps
+        warmed = st.n >= self._warmup
         degraded = False
         sev_cut = self._severe
 
@@ -377,17 +380,17 @@ class TrainingMonitor:
         if warmed:
             # rolling z-score against the window before this point
             z = st.zscore(value)
-            if z is not None and abs(z) > det.statistical_anomaly_zscore:
+            if z is not None and abs(z) > self._zmax:
                 bad_side = (z < 0) if st.higher else (z > 0)
-                if bad_side or not det.drop_only:
-                    sev = ("critical" if abs(z) > 2 * det.statistical_anomaly_zscore else "warning") \
+                if bad_side or not self._drop_only:
+                    sev = ("critical" if abs(z) > 2 * self._zmax else "warning") \
                         if bad_side else "info"
                     out.append(MonitorAnomaly(step, name, value, "zscore", abs(z), sev,
                                               f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
                                               f"last {len(st.window)} values at step {step}", b))
             # drop from the running best
             rel_drop = st.drop(value)
-            if rel_drop >= det.performance_drop_threshold and rel_drop > 0:
+            if rel_drop >= self._drop and rel_drop > 0:
                 degraded = True
                 out.append(MonitorAnomaly(step, name, value, "drop_from_best", rel_drop,
                                           "critical" if rel_drop >= sev_cut else "warning",
