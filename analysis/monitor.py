@@ -5,7 +5,8 @@ per metric and per call (running sums over a bounded window), so it fits in the 
 
 - ``threshold``: direction-aware absolute bounds (recall below 0.75, loss above 2.0);
 - ``zscore``: |z| of the new value against the rolling window before it, after a warm-up;
-- ``drop_from_best``: relative degradation from the running best (``performance_drop_threshold``);
+- ``drop_from_best``: relative degradation from the running best (``performance_drop_threshold``); the best is
+  taken over 3-point means, because the best single value of a noisy metric is an outlier of its noise;
 - ``nonfinite``: NaN / +-Inf;
 - ``plateau``: no improvement for ``plateau_patience`` observations.
 
