@@ -75,10 +75,11 @@ def _encode_object_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def _decode_object_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     nan = float("nan")
-    out = {c: pd.Series([nan if x is None or x is pd.NA or _is_null(x) else json.loads(x) for x in df[c].to_numpy()],
-                        index=df.index, dtype=object)
-           for c in cols if c in df.columns}
-    return df.assign(**out) if out else df
+    for c in cols:
+        if c in df.columns:
+            df[c] = pd.Series([nan if x is None or x is pd.NA or _is_null(x) else json.loads(x)
+                               for x in df[c].to_numpy()], index=df.index, dtype=object)
+    return df
 
 
 def _meta(run: Run, json_cols: list[str]) -> dict:
@@ -107,7 +108,7 @@ def save(run: Run, target: Path) -> bool:
         meta = json.dumps(_meta(run, json_cols), default=_json_default)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
         tmp = target.with_suffix(f".tmp{os.getpid()}")
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp)
         os.replace(tmp, target)
         prefix = target.name.split("-", 1)[0]
         for old in target.parent.glob(f"{prefix}-*.parquet"):

@@ -1,0 +1,170 @@
+"""History exports as runs: the wandb UI's CSV download, and plain CSV / Parquet / JSONL history tables.
+
+The wandb UI exports a chart as CSV with a `Step` column and one `<run name> - <key>` column per run and key,
+each with `__MIN` / `__MAX` companions (the range of the points a sampled chart merged). Those become a history
+with `_step` = Step and the keys as columns (companions dropped); an export holding several runs needs `run=`
+(or `path#run name` in `open_run`). Any other table is taken as a history as it is: `_step` from a `_step`,
+`step` or `Step` column when there is one, else the row number. Cells holding JSON lists or objects
+(`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
+
+Exports carry no config and no exit record: `config` is empty, `summary` is the last value of each column,
+and the state is "unknown".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.run import ReadStatus, Run, RunRef
+from analysis.sources.local import media_index, tidy_history
+
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+            ".ndjson": "jsonl", ".json": "jsonl"}
+_WANDB_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
+_STEP_NAMES = ("_step", "step", "Step")
+
+
+def is_table(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in SUFFIXES
+
+
+def open_table(source: str | os.PathLike | bytes, *, name: str | None = None, keys: Iterable[str] | None = None,
+               run: str | None = None) -> Run:
+    """A history export as a Run. `source` is a path, or the bytes of an uploaded file (then give `name`,
+    whose suffix picks the format). `run` picks one run of a multi-run wandb CSV export."""
+    if isinstance(source, (bytes, bytearray)):
+        if not name:
+            raise CorruptRunFile("an uploaded history needs a file name to tell its format (.csv, .parquet, .jsonl)")
+        label, data, locator = name, bytes(source), name
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise RunNotFound(f"{path}: no such history file")
+        label, data, locator = path.name, None, str(path.resolve())
+    kind = SUFFIXES.get(Path(label).suffix.lower())
+    if kind is None:
+        raise CorruptRunFile(f"{label}: unknown history format; use .csv, .parquet or .jsonl")
+    try:
+        frame = _read(kind, data if data is not None else Path(locator), keys)
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise CorruptRunFile(f"{label}: cannot read this {kind.upper()} history: {_first_line(e)}") from e
+    frame.columns = [str(c) for c in frame.columns]
+    run_name = Path(label).stem
+    if kind == "csv" and "Step" in frame.columns and _wandb_runs(frame):
+        frame, run_name = _from_wandb_export(frame, label, run)
+    history = _with_step(frame, label)
+    if keys is not None:
+        wanted = [c for c in history.columns if c in set(keys) or c in ("_step", "global_step")]
+        history = history[wanted]
+    history = tidy_history(history)
+    ref = RunRef(source="file", locator=locator, run_id=run_name, name=run_name, state="unknown")
+    summary = {}
+    for c in history.columns:
+        valid = history[c].dropna()
+        if len(valid):
+            v = valid.iloc[-1]
+            summary[c] = v.item() if isinstance(v, np.generic) else v
+    return Run(ref=ref, config={}, summary=summary, history=history, media=media_index(history), files_dir=None,
+               status=ReadStatus())
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFrame:
+    buf = io.BytesIO(src) if isinstance(src, bytes) else src
+    if kind == "parquet":
+        return pd.read_parquet(buf)
+    if kind == "jsonl":
+        text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
+        rows = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                row = json.loads(line)  # accepts the NaN / Infinity tokens wandb writes
+                if not isinstance(row, dict):
+                    raise ValueError(f"line {n} is not a JSON object")
+                rows.append(row)
+        if not rows:
+            raise ValueError("no rows")
+        return pd.DataFrame.from_records(rows)
+    sep = "\t" if isinstance(src, Path) and src.suffix.lower() == ".tsv" else ","
+    with warnings.catch_warnings():
+        # a row longer than the header would be cut silently ("loss of data"): refuse the file instead
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            frame = pd.read_csv(buf, sep=sep, index_col=False)
+        except pd.errors.ParserWarning as w:
+            raise ValueError(f"rows do not match the header: {w}") from None
+    if frame.shape[1] == 0:
+        raise ValueError("no columns")
+    return _decode_json_cells(frame)
+
+
+def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """CSV cells that hold JSON lists or objects become Python values again."""
+    for c in frame.columns:
+        col = frame[c]
+        if col.dtype == object or str(col.dtype) == "str":
+            sample = col.dropna()
+            if len(sample) and sample.astype(str).str.match(r"^\s*[\[{]").all():
+                try:
+                    frame[c] = pd.Series([json.loads(v) if isinstance(v, str) else np.nan for v in col],
+                                         index=frame.index, dtype=object)
+                except ValueError:
+                    pass  # not JSON after all: keep the text
+    return frame
+
+
+def _wandb_runs(frame: pd.DataFrame) -> list[str]:
+    runs = []
+    for c in frame.columns:
+        m = _WANDB_COLUMN.match(c)
+        if m and m["run"] not in runs:
+            runs.append(m["run"])
+    return runs
+
+
+def _from_wandb_export(frame: pd.DataFrame, label: str, run: str | None) -> tuple[pd.DataFrame, str]:
+    runs = _wandb_runs(frame)
+    if run is None:
+        if len(runs) > 1:
+            raise AmbiguousRun(f"{label} holds {len(runs)} runs ({', '.join(runs)}); choose one with "
+                               f"'{label}#<run name>'", candidates=runs)
+        run = runs[0]
+    elif run not in runs:
+        raise RunNotFound(f"{label} has no run named {run!r}; it holds: {', '.join(runs)}", candidates=runs)
+    prefix = f"{run} - "
+    cols = {"Step": "_step"}
+    for c in frame.columns:
+        if c.startswith(prefix) and not c.endswith(("__MIN", "__MAX")):
+            cols[c] = c[len(prefix):]
+    out = frame[list(cols)].rename(columns=cols)
+    value_cols = [c for c in out.columns if c != "_step"]
+    if value_cols:
+        out = out[out[value_cols].notna().any(axis=1)]
+    return out.reset_index(drop=True), run
+
+
+def _with_step(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+    step_col = next((c for c in _STEP_NAMES if c in frame.columns), None)
+    if step_col is None:
+        return frame.assign(_step=np.arange(len(frame), dtype=np.int64))
+    steps = pd.to_numeric(frame[step_col], errors="coerce")
+    if steps.isna().any():
+        bad = int(steps.isna().to_numpy().argmax())
+        raise CorruptRunFile(f"{label}: the {step_col!r} column has a missing or non-numeric value "
+                             f"(data row {bad + 1})")
+    frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
+    return frame.assign(_step=steps.astype(np.int64).to_numpy())

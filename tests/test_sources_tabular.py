@@ -1,0 +1,111 @@
+"""History exports: the wandb UI's CSV (Step + `<run> - <key>` + __MIN/__MAX), plain CSV / Parquet / JSONL."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.batches import batch_metrics
+from analysis.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.sources import open_run, open_table
+
+WANDB_CSV = """\
+"Step","ocr-run - batch_0/recall","ocr-run - batch_0/recall__MIN","ocr-run - batch_0/recall__MAX","ocr-run - batch_1/recall","ocr-run - batch_1/recall__MIN","ocr-run - batch_1/recall__MAX"
+0,0.9,0.9,0.9,0.8,0.8,0.8
+1,0.85,0.84,0.86,,,
+2,0.7,0.7,0.7,0.6,0.6,0.6
+"""
+
+TWO_RUNS = """\
+"Step","a - val/recall","a - val/recall__MIN","a - val/recall__MAX","b - val/recall","b - val/recall__MIN","b - val/recall__MAX"
+0,0.5,0.5,0.5,0.4,0.4,0.4
+5,,,,0.45,0.45,0.45
+"""
+
+
+def test_wandb_ui_csv_export(tmp_path):
+    p = tmp_path / "wandb_export_2026.csv"
+    p.write_text(WANDB_CSV)
+    run = open_run(p)
+    h = run.history
+    assert run.ref.source == "file" and run.ref.name == "ocr-run"
+    assert list(h.columns) == ["_step", "batch_0/recall", "batch_1/recall"]
+    assert list(h["_step"]) == [0, 1, 2] and h["_step"].dtype == "int64"
+    assert math.isnan(h["batch_1/recall"].iloc[1]) and h["batch_0/recall"].iloc[2] == 0.7
+    assert run.summary["batch_1/recall"] == 0.6
+    bm = batch_metrics(run)
+    assert set(bm["batch"]) == {0, 1} and set(bm["metric"]) == {"recall"}
+
+
+def test_multi_run_export_needs_a_run_name(tmp_path):
+    p = tmp_path / "two.csv"
+    p.write_text(TWO_RUNS)
+    with pytest.raises(AmbiguousRun) as e:
+        open_run(p)
+    assert e.value.candidates == ["a", "b"]
+    b = open_run(f"{p}#b")
+    assert list(b.history["_step"]) == [0, 5] and list(b.history["val/recall"]) == [0.4, 0.45]
+    a = open_table(p, run="a")
+    assert list(a.history["_step"]) == [0]  # steps where this run logged nothing are dropped
+    with pytest.raises(RunNotFound, match="no run named 'c'"):
+        open_table(p, run="c")
+
+
+def test_plain_csv_with_lists_and_without_a_step_column(tmp_path):
+    df = pd.DataFrame({"global_step": [100, 200], "batch_3/recall": [0.9, float("nan")],
+                       "problematic_batch_3": [None, '["a.png", "b.png"]']})
+    p = tmp_path / "plain.csv"
+    df.to_csv(p, index=False)
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == [0, 1] and list(h["global_step"]) == [100, 200]
+    assert h["problematic_batch_3"].iloc[1] == ["a.png", "b.png"] and pd.isna(h["problematic_batch_3"].iloc[0])
+    assert run.step_column == "global_step"
+
+
+def test_parquet_and_jsonl(tmp_path):
+    df = pd.DataFrame({"_step": [0, 1, 2], "batch_0/hmean": [0.5, 0.6, 0.7], "global_step": [10, 20, 30]})
+    pq = tmp_path / "h.parquet"
+    df.to_parquet(pq)
+    run = open_run(pq, keys=["batch_0/hmean"])
+    assert list(run.history.columns) == ["_step", "batch_0/hmean", "global_step"]
+    pd.testing.assert_frame_equal(run.history, df[["_step", "batch_0/hmean", "global_step"]])
+    jl = tmp_path / "h.jsonl"
+    jl.write_text('{"_step": 0, "x": NaN, "img": {"_type": "image-file", "path": "media/a.png"}}\n'
+                  '{"_step": 1, "x": Infinity}\n\n')
+    run = open_run(jl)
+    assert math.isnan(run.history["x"].iloc[0]) and run.history["x"].iloc[1] == math.inf
+    assert [m.path for m in run.media] == ["media/a.png"]
+
+
+def test_uploaded_bytes(tmp_path):
+    run = open_table(WANDB_CSV.encode(), name="upload.csv")
+    assert run.ref.locator == "upload.csv" and len(run.history) == 3
+    with pytest.raises(CorruptRunFile, match="file name"):
+        open_table(b"x")
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("empty.csv", "", "cannot read"),
+    ("ragged.csv", "a,b\n1,2,3,4\n", "rows do not match the header"),
+    ("ragged2.csv", "a,b\n1,2\n1,2,3,4\n", "Expected 2 fields in line 3"),
+    ("badstep.csv", "step,recall\n1,0.5\n,0.6\n", "'step' column has a missing"),
+    ("bad.jsonl", '{"a": 1}\n[1, 2]\n', "line 2 is not a JSON object"),
+    ("broken.jsonl", '{"a": 1\n', "cannot read"),
+    ("fake.parquet", "not parquet", "cannot read"),
+    ("x.txt", "a,b", "not a run folder"),
+])
+def test_bad_tables_are_typed_errors(tmp_path, name, content, message):
+    p = tmp_path / name
+    p.write_text(content)
+    with pytest.raises((CorruptRunFile, RunNotFound), match=message):
+        open_run(p)
+
+
+def test_csv_with_missing_columns_in_rows_keeps_what_is_there(tmp_path):
+    p = tmp_path / "short.csv"
+    p.write_text("_step,batch_0/recall,batch_0/precision\n0,0.9\n1,0.8,0.7\n")
+    h = open_run(p).history
+    assert list(h["batch_0/recall"]) == [0.9, 0.8] and math.isnan(h["batch_0/precision"].iloc[0])
