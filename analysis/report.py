@@ -45,11 +45,11 @@ SCHEMA_PATH = TEMPLATES / "report.schema.json"
 MAX_THUMBNAILS = 100
 THUMBNAIL_SIDE = 160  # px, longest side
 THUMBNAIL_QUALITY = 70  # JPEG quality
+THUMBNAILS_MAX_BYTES = 1_000_000  # all thumbnails together (JPEG bytes; ~1.33 MB as base64)
 MAX_CURVE_BATCHES = 12  # batches drawn in the curves chart (the worst ones)
 CURVE_MAX_POINTS = 1000  # points per drawn curve; findings are never decimated
 HEATMAP_MAX_COLUMNS = 200  # step bins in the heatmap
 MAX_GLOBAL_METRICS = 6  # run-level metrics drawn (val/*, train/*)
-HISTOGRAM_COLUMNS = ("blur_score", "rotation_angle", "width", "height")
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|webhook|credential|auth)", re.I)
 _REDACTED = "<redacted>"
 _NON_FINITE = {"NaN", "Infinity", "-Infinity"}
@@ -544,7 +544,7 @@ def _quality_section(analysis: RunAnalysis) -> dict | None:
         "n_errors": int(err.sum()),
         "acceptable_rate": (float(ok.sum()) / n) if n else None,
         "thresholds": {"min_resolution": list(dq.min_resolution), "max_rotation_degrees": dq.max_rotation_degrees,
-                       "blur_threshold": dq.blur_threshold},
+                       "blur_threshold": dq.blur_threshold, "min_contrast": getattr(dq, "min_contrast", None)},
         "reasons": dict(reasons.most_common()),
         "columns": columns,
         "by_batch": by_batch,
@@ -570,20 +570,37 @@ def _load_rgb(data_dir: Path, rel: str) -> np.ndarray:
     return np.ascontiguousarray(arr[:, :, ::-1])  # OpenCV BGR -> RGB
 
 
-def make_thumbnails(data_dir: Path, rows: list[dict]) -> list[Thumbnail]:
-    """Small JPEG data URIs of the given quality rows; unreadable images are skipped, never fatal."""
+def _jpeg(img, max_bytes: int) -> bytes:
+    """The image as JPEG, stepping quality then size down until it fits `max_bytes` (or the last step)."""
+    steps = [(THUMBNAIL_SIDE, THUMBNAIL_QUALITY), (THUMBNAIL_SIDE, 50), (120, 45), (96, 40)]
+    data = b""
+    for side, quality in steps:
+        im = img.copy()
+        im.thumbnail((side, side))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=quality, optimize=True)
+        data = buf.getvalue()
+        if len(data) <= max_bytes:
+            break
+    return data
+
+
+def make_thumbnails(data_dir: Path, rows: list[dict],
+                    total_bytes: int = THUMBNAILS_MAX_BYTES) -> list[Thumbnail]:
+    """Small JPEG data URIs of the given quality rows; unreadable images are skipped, never fatal.
+
+    Each thumbnail gets an equal share of `total_bytes` (JPEG bytes), so 100 noisy photos cannot blow the HTML
+    size budget: a thumbnail over its share is re-encoded at lower quality, then smaller."""
     from PIL import Image
 
+    share = max(total_bytes // max(len(rows), 1), 2_000)
     thumbs = []
     for row in rows:
         try:
             img = Image.fromarray(_load_rgb(data_dir, row["path"]))
         except (ImageLoadError, OSError, ValueError):
             continue
-        img.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
-        uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        uri = "data:image/jpeg;base64," + base64.b64encode(_jpeg(img, share)).decode("ascii")
         caption = "; ".join(row.get("reasons") or []) or "rejected"
         thumbs.append(Thumbnail(path=row["path"], batch=row.get("batch"), reasons=list(row.get("reasons") or []),
                                 data_uri=uri, caption=caption))
@@ -611,17 +628,24 @@ def build_charts(analysis: RunAnalysis) -> list[dict]:
         charts.append({"id": "chart-heatmap", "title": f"{metric} by batch and step", "figure": fig})
     g = analysis.global_metrics
     if len(g):
-        names = sorted(g["metric"].unique().tolist())[:MAX_GLOBAL_METRICS]
+        names = sorted(g["metric"].unique().tolist())
+        val = [m for m in names if m.startswith(("val/", "valid/", "eval/"))]  # one scale: 0..1 quality metrics
+        names = (val or names)[:MAX_GLOBAL_METRICS]
         fig = figures.global_metrics_figure(analysis, names, max_points=CURVE_MAX_POINTS)
         charts.append({"id": "chart-global", "title": "Run-level metrics", "figure": fig})
     q = analysis.quality
     if q is not None and len(q):
         dq = analysis.config.data_quality
-        thresholds = {"blur_score": dq.blur_threshold, "rotation_angle": dq.max_rotation_degrees,
-                      "width": dq.min_resolution[0], "height": dq.min_resolution[1]}
-        for col in HISTOGRAM_COLUMNS:
+        # (column, threshold, side that fails); resolution only when some image fails it
+        hists = [("blur_score", dq.blur_threshold, "below"),
+                 ("rotation_angle", dq.max_rotation_degrees, "above (absolute angle)"),
+                 ("contrast", getattr(dq, "min_contrast", None), "below")]
+        reasons = " ".join(" ".join(_reasons_list(r)) for r in q.get("reasons", pd.Series(dtype=object)))
+        if "resolution" in reasons:
+            hists += [("width", dq.min_resolution[0], "below"), ("height", dq.min_resolution[1], "below")]
+        for col, threshold, side in hists:
             if col in q.columns and pd.to_numeric(q[col], errors="coerce").notna().any():
-                fig = figures.score_histogram_figure(q, col, threshold=thresholds.get(col))
+                fig = figures.score_histogram_figure(q, col, threshold=threshold or None, threshold_side=side)
                 charts.append({"id": f"chart-hist-{col}", "title": f"{col} distribution", "figure": fig})
     for c in charts:
         c["figure"] = pio.to_json(c["figure"], validate=False)
