@@ -18,13 +18,14 @@ import math
 import numpy as np
 import pandas as pd
 import ruptures as rpt
+from scipy import stats
 
-from analysis.anomalies import metric_direction
+from analysis.anomalies import metric_direction, metric_matrices, outlier_indices
 from analysis.config import AnomalyDetectionConfig
 from analysis.records import ChangePoint, Severity
 
 _MAD_TO_SIGMA = 1.4826
-_MAX_POINTS = 1000  # longer series are block-averaged to about this many points before segmentation
+_MAX_POINTS = 500  # longer series are block-averaged to about this many points before segmentation
 _PEN_BETA = 3.0  # penalty multiplier of sigma^2 ln n
 _MIN_JUMP_SIGMA = 1.0  # a kept step is at least this many noise sigmas ...
 _MIN_T = 4.0  # ... and this many standard errors
@@ -56,57 +57,93 @@ def _detect(x: np.ndarray, penalty: float | None, min_size: int) -> list[int]:
     return _validate(x, _segment(x, pen, min_size), sigma)
 
 
-def _refine(x: np.ndarray, guess: int, block: int, min_size: int) -> int:
-    """Best single split (least squares) of the raw points within one block of a coarse break."""
+def _refine(x: np.ndarray, guess: int, block: int, min_size: int, lo_bound: int, hi_bound: int) -> int:
+    """Best single split (least squares) of the raw points within one block of a coarse break.
+
+    The split is scored on up to `_WINDOW` blocks of context each side, never crossing the neighbouring breaks.
+    """
     lo, hi = max(min_size, guess - block), min(x.size - min_size, guess + block)
     if hi <= lo:
         return guess
-    left, right = max(0, lo - 2 * block), min(x.size, hi + 2 * block)
+    ctx = _WINDOW * block
+    left, right = max(lo_bound, lo - ctx), min(hi_bound, hi + ctx)
     seg = x[left:right]
+    n = seg.size
+    ks = np.arange(lo, hi + 1) - left
+    ks = ks[(ks > 0) & (ks < n)]
+    if ks.size == 0:
+        return guess
     cs, cs2 = np.cumsum(seg), np.cumsum(seg * seg)
-    total, total2, n = cs[-1], cs2[-1], seg.size
-    best, best_cost = guess, math.inf
-    for t in range(lo, hi + 1):
-        k = t - left
-        if k <= 0 or k >= n:
-            continue
-        s1, q1 = cs[k - 1], cs2[k - 1]
-        s2, q2 = total - s1, total2 - q1
-        cost = (q1 - s1 * s1 / k) + (q2 - s2 * s2 / (n - k))
-        if cost < best_cost:
-            best, best_cost = t, cost
-    return best
+    s1, q1 = cs[ks - 1], cs2[ks - 1]
+    s2, q2 = cs[-1] - s1, cs2[-1] - q1
+    cost = (q1 - s1 * s1 / ks) + (q2 - s2 * s2 / (n - ks))
+    return int(left + ks[int(np.argmin(cost))])
 
 
-def _step_stats(x: np.ndarray, t: int, others: list[int], window: int) -> tuple[float, float]:
-    """(step size, t-statistic) of a step at t in a local fit with a common slope and the other steps."""
-    # A symmetric window keeps curvature (even) apart from the step (odd) even near the ends.
-    half = min(window, t, x.size - t)
-    lo, hi = t - half, t + half
-    idx = np.arange(lo, hi)
-    y = x[lo:hi]
-    u = (idx - t) / max(window, 1)
-    # Common level, slope and curvature: a smooth learning curve is explained without any step.
-    cols = [np.ones_like(y), u, u * u, (idx >= t).astype(float)]
-    cols += [(idx >= o).astype(float) for o in others if lo < o < hi and o != t]
-    design = np.column_stack(cols)
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
-    dof = max(1, y.size - design.shape[1])
-    s2 = float(resid @ resid) / dof
+def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Size and t-statistic of a step at each candidate, all candidates solved at once.
+
+    Each candidate t gets a symmetric window t-h .. t+h-1 (h = min(window, t, n - t)); the local model is
+    level + slope + curvature + step at t + a step at every other candidate inside the window. The symmetric
+    window keeps curvature (even around t) apart from the step (odd), so a smooth learning curve fits with no
+    step, and the other candidates' dummies stop a neighbouring real step from leaking into this one.
+    """
+    t = np.asarray(cands, dtype=np.int64)
+    k, n = t.size, x.size
+    if k == 0:
+        return np.zeros(0), np.zeros(0)
+    offs = np.arange(-window, window)
+    pos = t[:, None] + offs[None, :]  # (k, 2w)
+    half = np.minimum(window, np.minimum(t, n - t))
+    inside = (offs[None, :] >= -half[:, None]) & (offs[None, :] < half[:, None])
+    w = inside.astype(float)
+    y = np.where(inside, x[np.clip(pos, 0, n - 1)], 0.0)
+    u = np.broadcast_to(offs / window, pos.shape)
+    base = [np.ones(pos.shape), u, u * u, np.broadcast_to((offs >= 0).astype(float), pos.shape)]
+    # Other candidates inside each window, gathered into a fixed number of slots (unused slots stay zero).
+    within = (np.abs(t[None, :] - t[:, None]) < half[:, None]) & (t[None, :] != t[:, None])
+    slots = int(within.sum(axis=1).max()) if k > 1 else 0
+    others = np.zeros((k, 2 * window, slots))
+    if slots:
+        order = np.argsort(~within, axis=1, kind="stable")[:, :slots]  # indices of the True entries first
+        valid = np.take_along_axis(within, order, axis=1)
+        o_pos = t[order]  # (k, slots)
+        others = ((pos[:, :, None] >= o_pos[:, None, :]) & valid[:, None, :]).astype(float)
+    design = np.concatenate([np.stack(base, axis=2), others], axis=2) * w[:, :, None]  # (k, 2w, p)
+    p = design.shape[2]
+    gram = np.einsum("kip,kiq->kpq", design, design) + 1e-9 * np.eye(p)[None]
+    rhs = np.einsum("kip,ki->kp", design, y)
     try:
-        cov = s2 * np.linalg.inv(design.T @ design)
-        se = math.sqrt(max(cov[3, 3], 0.0))
+        coef = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+        e3 = np.zeros((k, p, 1))
+        e3[:, 3, 0] = 1.0
+        var3 = np.linalg.solve(gram, e3)[:, 3, 0]
     except np.linalg.LinAlgError:
-        return float(coef[3]), 0.0
-    step = float(coef[3])
-    return step, (abs(step) / se if se > 0 else math.inf)
+        return np.zeros(k), np.zeros(k)
+    resid = (y - np.einsum("kip,kp->ki", design, coef)) * w
+    used = 4 + (valid.sum(axis=1) if slots else 0)
+    dof = 2 * half - used
+    with np.errstate(all="ignore"):
+        s2 = np.einsum("ki,ki->k", resid, resid) / np.maximum(dof, 1)
+        se = np.sqrt(np.maximum(s2 * var3, 0.0))
+        tstat = np.where(se > 0, np.abs(coef[:, 3]) / se, np.inf)
+    # With few points per side the t-statistic has heavy tails: report the Gaussian z of the same tail
+    # probability, so one bar (_MIN_T) means the same rarity near the ends as in the middle.
+    z = np.where(dof >= 2, stats.norm.isf(stats.t.sf(np.minimum(tstat, 1e6), np.maximum(dof, 1))), 0.0)
+    z = np.where(np.isfinite(z), z, np.where(dof >= 2, tstat, 0.0))
+    return coef[:, 3], z
 
 
 def change_points(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3) -> list[int]:
-    """Indices where a new segment starts (no trailing n). Smooth trends are not cut into steps."""
+    """Indices where a new segment starts (no trailing n). Smooth trends are not cut into steps.
+
+    NaN/Inf and isolated spikes (`outlier_indices`) are left out first: a spike is a point anomaly, not a new
+    regime. Indices refer to the original series.
+    """
     raw = np.asarray(values, dtype=float).ravel()
-    keep = np.flatnonzero(np.isfinite(raw))
+    usable = np.isfinite(raw)
+    usable[outlier_indices(raw)] = False
+    keep = np.flatnonzero(usable)
     x = raw[keep]
     n = x.size
     min_size = max(2, int(min_size))
@@ -124,23 +161,26 @@ def change_points(values: np.ndarray, *, penalty: float | None = None, min_size:
         means = x[: m * block].reshape(m, block).mean(axis=1)
         coarse = _detect(means, None if penalty is None else penalty / block,
                          max(2, int(math.ceil(min_size / block))))
-        kept = sorted({_refine(x, b * block, block, min_size) for b in coarse})
+        bounds = [0] + [b * block for b in coarse] + [n]
+        refined = sorted({_refine(x, bounds[i + 1], block, min_size, bounds[i], bounds[i + 2])
+                          for i in range(len(coarse))})
+        # A step straddling a block boundary can yield two coarse breaks that refine to neighbours: keep one.
+        kept = [b for i, b in enumerate(refined) if i == 0 or b - refined[i - 1] >= max(min_size, block + 1)]
     return [int(keep[t]) for t in kept]
 
 
 def _validate(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
     """Drop candidates without an abrupt step; re-test the survivors until stable."""
-    kept = sorted(set(candidates))
-    for _ in range(5):
-        nxt = []
-        for t in kept:
-            step, tstat = _step_stats(x, t, kept, _WINDOW)
-            if abs(step) >= _MIN_JUMP_SIGMA * sigma and tstat >= _MIN_T:
-                nxt.append(t)
-        if nxt == kept:
+    kept = np.array(sorted(set(candidates)), dtype=np.int64)
+    for _ in range(8):
+        if kept.size == 0:
             break
-        kept = nxt
-    return kept
+        step, tstat = step_stats(x, kept, _WINDOW)
+        ok = (np.abs(step) >= _MIN_JUMP_SIGMA * sigma) & (tstat >= _MIN_T)
+        if ok.all():
+            break
+        kept = kept[ok]
+    return kept.tolist()
 
 
 # ------------------------------------------------------------------------------------------ run-level API
@@ -180,23 +220,16 @@ def series_change_points(steps: np.ndarray, values: np.ndarray, metric: str, bat
     return out
 
 
-def find_change_points(batches: pd.DataFrame, global_metrics: pd.DataFrame,
+def find_change_points(batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None,
                        cfg: AnomalyDetectionConfig | None = None) -> list[ChangePoint]:
     """Change points of every batch series (per metric) and every global metric, sorted by step."""
     cfg = cfg or AnomalyDetectionConfig()
     out: list[ChangePoint] = []
     for key, long in (("batch", batches), (None, global_metrics)):
-        if long is None or long.empty:
-            continue
-        frame = long.dropna(subset=["step"]).drop_duplicates(
-            subset=["step", "metric"] + ([key] if key else []), keep="last")
-        frame = frame.sort_values("step", kind="stable")
-        group_cols = ["metric", key] if key else ["metric"]
-        for names, part in frame.groupby(group_cols, sort=True):
-            names = names if isinstance(names, tuple) else (names,)
-            metric = str(names[0])
-            batch = int(names[1]) if key else None
-            out.extend(series_change_points(part["step"].to_numpy(), part["value"].to_numpy(dtype=float),
-                                            metric, batch, cfg))
+        for m in metric_matrices(long, key):
+            values = m.values
+            for j, batch in enumerate(m.columns):
+                ok = np.isfinite(values[:, j])
+                out.extend(series_change_points(m.steps[ok], values[ok, j], m.metric, batch, cfg))
     out.sort(key=lambda c: (c.step, -1 if c.batch is None else c.batch, c.metric))
     return out

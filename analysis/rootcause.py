@@ -42,51 +42,73 @@ _NOT_SCORES = {"batch", "width", "height", "rotation_angle", "is_acceptable", "s
 
 @dataclass
 class _Problem:
+    """What went wrong with one batch: candidate onsets (priority, step, metric) and supporting findings."""
+
     batch: int
-    first_step: int
-    metric: str | None = None
+    onsets: list[tuple[int, int, str | None]] = field(default_factory=list)
     severity_weight: float = 0.0
     detectors: set[str] = field(default_factory=set)
     n_findings: int = 0
 
+    @property
+    def _onset(self) -> tuple[int, int, str | None]:
+        return min(self.onsets, key=lambda o: (o[0], o[1]))
 
-def _is_degrading_anomaly(a: Anomaly, cfg: AnalyzerConfig) -> bool:
-    if a.detector in _DEGRADING:
-        return True
-    if a.detector in ("zscore", "robust_zscore"):
-        return a.severity == "critical" or cfg.anomaly.drop_only
-    return False
+    @property
+    def first_step(self) -> int:
+        return self._onset[1]
+
+    @property
+    def metric(self) -> str | None:
+        return self._onset[2]
 
 
-def _problems(anomalies: list[Anomaly], change_points: list[ChangePoint], images: pd.DataFrame | None,
-              cfg: AnalyzerConfig) -> dict[int, _Problem]:
-    """batch -> what went wrong first (only batch-level findings; global ones inform the side)."""
+# Onset priorities (lower wins): a degrading change point locates a fall best; then critical and warning
+# falls (drop from best, cross-batch, NaN/Inf, critical z); last, a batch that ends the run below its bound.
+_P_CHANGE, _P_CRITICAL, _P_WARNING, _P_ENDS_BAD = 0, 1, 2, 3
+_FALLS = {"drop_from_best", "cross_batch", "nonfinite"}
+
+
+def _problems(anomalies: list[Anomaly], change_points: list[ChangePoint], batches: pd.DataFrame,
+              images: pd.DataFrame | None, cfg: AnalyzerConfig) -> dict[int, _Problem]:
+    """batch -> its problem. Early training below a threshold is not a problem (every batch starts low);
+    threshold flags and problematic images only support a problem found by a fall, unless the batch is still
+    below its bound at the end of the run."""
     probs: dict[int, _Problem] = {}
     weight = {"critical": 2.0, "warning": 1.0, "info": 0.0}
 
-    def note(batch: int, step: int, metric: str | None, sev: str, detector: str) -> None:
-        p = probs.get(batch)
-        if p is None:
-            p = probs[batch] = _Problem(batch=batch, first_step=step, metric=metric)
-        if step < p.first_step:
-            p.first_step = step
-            p.metric = metric or p.metric
-        p.metric = p.metric or metric
-        p.severity_weight = max(p.severity_weight, weight.get(sev, 0.0))
-        p.detectors.add(detector)
-        p.n_findings += 1
+    def get(batch: int) -> _Problem:
+        return probs.setdefault(batch, _Problem(batch=batch))
 
+    support: dict[int, list[tuple[str, str]]] = {}
+    last_step = (batches.groupby(["batch", "metric"])["step"].max().to_dict()
+                 if batches is not None and not batches.empty else {})
     for a in anomalies:
-        if a.batch is not None and _is_degrading_anomaly(a, cfg):
-            note(int(a.batch), int(a.step), a.metric, a.severity, a.detector)
+        if a.batch is None:
+            continue
+        b = int(a.batch)
+        falls = a.detector in _FALLS or (a.detector in ("zscore", "robust_zscore") and a.severity == "critical")
+        if falls:
+            p = get(b)
+            p.onsets.append((_P_CRITICAL if a.severity == "critical" else _P_WARNING, int(a.step), a.metric))
+        elif a.detector == "threshold" and (a.end_step or a.step) == last_step.get((b, a.metric)):
+            get(b).onsets.append((_P_ENDS_BAD, int(a.step), a.metric))
+        if a.severity == "info":
+            continue
+        support.setdefault(b, []).append((a.detector, a.severity))
     for c in change_points:
         if c.batch is not None and c.severity in ("warning", "critical"):
-            note(int(c.batch), int(c.step), c.metric, c.severity, "change_point")
-    if images is not None and not images.empty and {"step", "batch"} <= set(images.columns):
-        firsts = images.dropna(subset=["batch", "step"]).groupby("batch")["step"].min()
-        for b, s in firsts.items():
-            note(int(b), int(s), None, "warning", "problematic_images")
-    return probs
+            get(int(c.batch)).onsets.append((_P_CHANGE, int(c.step), c.metric))
+            support.setdefault(int(c.batch), []).append(("change_point", c.severity))
+    if images is not None and not images.empty and "batch" in images.columns:
+        for b in images["batch"].dropna().unique():
+            support.setdefault(int(b), []).append(("problematic_images", "warning"))
+    for b, p in probs.items():
+        for detector, sev in support.get(b, []):
+            p.detectors.add(detector)
+            p.severity_weight = max(p.severity_weight, weight.get(sev, 0.0))
+            p.n_findings += 1
+    return {b: p for b, p in probs.items() if p.onsets}
 
 
 def _main_metric(batches: pd.DataFrame, prob: _Problem, cfg: AnalyzerConfig) -> str | None:
@@ -127,13 +149,24 @@ def _together(probs: dict[int, _Problem], step: int, tol: float) -> list[int]:
     return sorted(b for b, p in probs.items() if abs(p.first_step - step) <= tol)
 
 
-def _global_changes_near(change_points: list[ChangePoint], anomalies: list[Anomaly], step: int,
-                         tol: float) -> list[str]:
-    """Global metrics (no batch) with a change point or a degrading anomaly close to `step`."""
+def _global_changes_near(change_points: list[ChangePoint], anomalies: list[Anomaly], step: int, tol: float,
+                         batch_metrics: set[str]) -> list[str]:
+    """Global metrics (no batch) with a change point or a degrading anomaly close to `step`.
+
+    Aggregates of the batch metrics (`val/recall` when batches log `recall`) move whenever one batch moves, so
+    they say nothing about the side and are left out.
+    """
+    def independent(metric: str) -> bool:
+        return metric.rsplit("/", 1)[-1] not in batch_metrics
+
     names = {c.metric for c in change_points if c.batch is None and abs(c.step - step) <= tol}
     names |= {a.metric for a in anomalies if a.batch is None and a.detector in _DEGRADING | {"zscore"}
               and abs(a.step - step) <= tol}
-    return sorted(names)
+    return sorted(n for n in names if independent(n))
+
+
+def _metric_names(batches: pd.DataFrame) -> set[str]:
+    return set(batches["metric"].dropna().astype(str)) if batches is not None and not batches.empty else set()
 
 
 def _is_lr(metric: str) -> bool:
@@ -274,7 +307,7 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     cfg = cfg or AnalyzerConfig()
     if batches is None:
         batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
-    probs = _problems(anomalies, change_points, images, cfg)
+    probs = _problems(anomalies, change_points, batches, images, cfg)
     if not probs:
         return []
     n_batches = int(batches["batch"].nunique()) if not batches.empty else len(probs)
@@ -320,7 +353,7 @@ def _batch_cause(batches: pd.DataFrame, prob: _Problem, quality: pd.DataFrame | 
     before, after = (_before_after(batches, prob.batch, metric, prob.first_step) if metric
                      else (float("nan"), float("nan")))
     fall, rel = _fall_phrase(metric, before, after, prob.first_step)
-    glob = _global_changes_near(change_points, anomalies, prob.first_step, tol)
+    glob = _global_changes_near(change_points, anomalies, prob.first_step, tol, _metric_names(batches))
     ev = compare_quality(quality, prob.batch) if quality is not None else {"n": 0}
     qphrase, strength = _quality_phrase(ev)
     alone = n_together <= max(1, int(0.2 * n_batches))
@@ -357,7 +390,7 @@ def _model_side(batches: pd.DataFrame, probs: dict[int, _Problem], group: list[i
     before = float(np.nanmedian(befores)) if np.isfinite(befores).any() else float("nan")
     after = float(np.nanmedian(afters)) if np.isfinite(afters).any() else float("nan")
     fall, rel = _fall_phrase(metric, before, after, step)
-    glob = _global_changes_near(change_points, anomalies, step, tol)
+    glob = _global_changes_near(change_points, anomalies, step, tol, _metric_names(batches))
     lr = [g for g in glob if _is_lr(g)]
     cause = ("the learning rate changed at that step" if lr else
              f"{', '.join(glob)} changed at the same step" if glob else

@@ -83,12 +83,23 @@ def test_rolling_zscore_flags_a_spike_after_warmup_but_not_early_training():
 
 
 def test_drop_from_best_uses_running_best_and_relative_threshold():
-    vals = np.r_[np.linspace(0.5, 0.9, 10), [0.89, 0.88, 0.80, 0.90]]
+    vals = np.r_[np.linspace(0.5, 0.9, 10), [0.89, 0.88, 0.80, 0.79, 0.80, 0.90, 0.91, 0.90, 0.80, 0.90, 0.90]]
     cfg = AnomalyDetectionConfig(metric_thresholds={}, robust=False, statistical_anomaly_zscore=50)
     found = find_anomalies(batch_frame({2: vals}), EMPTY_GLOBAL, cfg)
     drops = by(found, detector="drop_from_best")
-    assert [(a.step, round(a.value, 2)) for a in drops] == [(1300, 0.80)]  # 11% below 0.9; 0.88 is only 2%
-    assert drops[0].score == pytest.approx(0.1 / 0.9)
+    # A sustained 12% fall from 0.9 is one episode; 0.88 (2%) and the single blip at step 1900 are not drops.
+    assert [(a.step, a.end_step, round(a.value, 2)) for a in drops] == [(1300, 1500, 0.79)]
+    assert 0.08 < drops[0].score < 0.12
+    assert drops[0].severity == "warning"  # below the 15% critical_drop_threshold
+
+
+def test_drop_from_best_for_loss_like_metrics_is_a_rise():
+    loss = np.r_[np.linspace(2.0, 0.5, 10), [0.5, 0.8, 0.9, 0.85, 0.5, 0.5]]
+    cfg = AnomalyDetectionConfig(metric_thresholds={}, robust=False, statistical_anomaly_zscore=50)
+    g = pd.DataFrame({"step": np.arange(16), "metric": "train/loss", "value": loss})
+    drops = by(find_anomalies(None, g, cfg), detector="drop_from_best")
+    assert [(a.step, a.end_step, a.value, a.severity) for a in drops] == [(11, 13, 0.9, "critical")]
+    assert "rose" in drops[0].message
 
 
 def test_nan_and_inf_are_critical_findings_not_errors():
