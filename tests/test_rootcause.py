@@ -123,3 +123,38 @@ def test_compare_quality_handles_missing_and_failed_rows():
     assert ev["n"] == 6 and ev["scores"]["blur_score"]["p"] < 0.01
     assert compare_quality(q, 99)["n"] == 0
     assert compare_quality(pd.DataFrame(), 1) == {"n": 0}
+
+
+def test_early_training_below_the_threshold_is_not_a_root_cause():
+    """Every batch starts below recall 0.8 and climbs: that is learning, not a problem; batch 5's fall is."""
+    cfg = AnalyzerConfig()
+    rng = np.random.default_rng(6)
+    rows = []
+    for s in range(60):
+        step = 50 * (s + 1)
+        for b in range(N_BATCHES):
+            recall = 0.93 - 0.35 * np.exp(-s / 6) + rng.normal(0, 0.005)
+            if b == 5 and s >= 40:
+                recall -= 0.2
+            rows.append((step, b, "recall", recall))
+    batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(batches, pd.DataFrame(columns=["step", "metric", "value"]), cfg)
+    assert any(a.detector == "threshold" and a.batch == 0 for a in anomalies)  # early training is flagged
+    causes = explain(batches, anomalies, cps, None, None, cfg)
+    assert [(c.batch, c.step, c.side) for c in causes] == [(5, 2050, "data")]
+
+
+def test_demo_run_root_causes_name_each_defect(demo_analysis):
+    """The demo written by real wandb: each injected defect is the data-side cause of its batch's fall."""
+    from analysis.demo import DEFECTS
+
+    kinds = {"blur": "blur", "rotation": "rotation", "low_resolution": "resolution"}
+    by_batch = {c.batch: c for c in demo_analysis.root_causes}
+    assert set(by_batch) == {d.batch for d in DEFECTS}
+    for d in DEFECTS:
+        cause = by_batch[d.batch]
+        assert cause.side == "data" and cause.step == d.start_step
+        assert next(iter(cause.evidence["quality"]["failures"])) == kinds[d.kind]
+        assert f"fail the {kinds[d.kind]} threshold" in cause.sentence
+    # ranked by the size of the fall: blur (0.60) before rotation (0.64) before low resolution (0.70)
+    assert [c.batch for c in demo_analysis.root_causes] == [7, 12, 3]
