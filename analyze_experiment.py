@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--entity", help="wandb cloud entity (with --project): read the run from wandb cloud")
     src.add_argument("--project", help="wandb cloud project (with --entity)")
     src.add_argument("--history-file", metavar="FILE", type=Path,
-                     help="analyse a history export (.csv, .parquet, .jsonl) instead of a wandb run")
+                     help="analyse a history export (.csv, .parquet, .jsonl) instead of a wandb run; with "
+                          "--run-name, picks that run of a multi-run wandb CSV export")
     ana = p.add_argument_group("analysis")
     ana.add_argument("--data-dir", metavar="DIR", type=Path,
                      help="dataset root the logged image paths are relative to; enables image-quality scoring, "
@@ -106,6 +107,8 @@ def load_run(args: argparse.Namespace):
     if args.history_file:
         if not args.history_file.is_file():
             raise RunNotFound(f"history file not found: {args.history_file}")
+        if args.run_name:  # one run of a multi-run wandb CSV export
+            return open_run(f"{args.history_file}#{args.run_name}")
         return open_run(args.history_file)
     if args.entity:
         return open_run(f"wandb://{args.entity}/{args.project}/{args.run_name}")
@@ -116,8 +119,10 @@ def load_run(args: argparse.Namespace):
     wandb_dir = args.wandb_dir or default_wandb_dir()
     if not wandb_dir.exists():
         raise SourceUnavailable(f"wandb directory not found: {wandb_dir} (pass --wandb-dir, or set WANDB_DIR)")
-    if not wandb_dir.is_dir() or not os.access(wandb_dir, os.R_OK | os.X_OK):
-        raise SourceUnavailable(f"cannot read wandb directory {wandb_dir}")
+    if not wandb_dir.is_dir():
+        raise SourceUnavailable(f"not a directory: {wandb_dir} (--wandb-dir wants the folder holding run folders)")
+    if not os.access(wandb_dir, os.R_OK | os.X_OK):
+        raise SourceUnavailable(f"cannot read wandb directory {wandb_dir}: permission denied")
     return open_run(find_run(wandb_dir, args.run_name))
 
 

@@ -417,12 +417,14 @@ def _problem_batches_section(analysis: RunAnalysis) -> list[dict]:
         if rc.batch is not None:
             causes.setdefault(int(rc.batch), []).append(rc.sentence)
     reasons = _quality_reasons_by_batch(analysis.quality)
+    wanted_rows = batches[batches["batch"].isin(wanted)] if len(batches) else batches
+    by_batch = {int(b): g for b, g in wanted_rows.groupby("batch", sort=False)}
     out = []
     for row in bs.itertuples(index=False):
         batch = int(row.batch)
         if batch not in wanted:
             continue
-        rows = batches[batches["batch"] == batch] if len(batches) else batches
+        rows = by_batch.get(batch, batches.iloc[:0])
         out.append(plain({
             "batch": batch,
             "severity": row.severity,

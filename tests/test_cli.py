@@ -198,3 +198,38 @@ def test_progress_bar_on_a_terminal_only(workdir, tmp_path):
     assert "%|" in tty_err and "100%" in tty_err  # tqdm drew a bar on the terminal
     piped = _cli(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"], cwd=workdir)
     assert "%|" not in piped.stderr  # and none when stderr is not a terminal
+
+
+def test_history_exports_are_analysed_like_runs(workdir, monkeypatch, capsys, tmp_path):
+    import pandas as pd
+
+    rows = degrading_rows()
+    frame = pd.DataFrame([r for r in rows if "global_step" in r])  # metrics only (lists do not fit Parquet)
+    (tmp_path / "h.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    frame.to_parquet(tmp_path / "h.parquet")
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    for name in ("h.jsonl", "h.parquet", "h.csv"):
+        out = tmp_path / f"out-{name}"
+        code, stdout, err = _main(["--history-file", str(tmp_path / name), "--output-dir", str(out), "--format",
+                                   "json"], workdir, monkeypatch, capsys)
+        assert code == 0, err
+        doc = json.loads(next(out.glob("*_report.json")).read_text())
+        assert doc["run"]["source"] == "file"
+        assert [p["batch"] for p in doc["problematic_batches"]][:1] == [2], name
+    jsonl = json.loads(next((tmp_path / "out-h.jsonl").glob("*.json")).read_text())
+    assert jsonl["summary"]["n_problem_images_logged"] > 0  # the problematic_batch_{i} lists were read too
+
+
+def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
+    garbage = tmp_path / "g.parquet"
+    garbage.write_bytes(b"this is not parquet at all")
+    code, out, err = _main(["--history-file", str(garbage)], workdir, monkeypatch, capsys)
+    assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    fake = tmp_path / "wandb" / "offline-run-20260101_000000-zzzzzzzz"
+    (fake / "files").mkdir(parents=True)
+    (fake / "run-zzzzzzzz.wandb").write_bytes(b"\x00" * 64)
+    code, out, err = _main(["--run-name", "zzzzzzzz", "--wandb-dir", str(tmp_path / "wandb")], tmp_path,
+                           monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, out, err = _main(["--run-name", "x", "--wandb-dir", str(garbage)], tmp_path, monkeypatch, capsys)
+    assert code == 2 and f"not a directory: {garbage}" in err
