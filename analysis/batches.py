@@ -17,10 +17,23 @@ import re
 import numpy as np
 import pandas as pd
 
+from analysis.errors import ConfigError
 from analysis.run import Run
 
 BATCH_KEY = re.compile(r"^batch_(?P<batch>\d+)/(?P<metric>[^/]+)$")
 PROBLEMATIC_KEY = re.compile(r"^problematic_batch_(?P<batch>\d+)$")
+# Per-batch key layouts recognised without configuration, tried in this order (the first that matches any key
+# of the run wins): the handbook's `batch_3/recall`, a prefixed `val/batch_3/recall`, a suffixed `recall_batch3`
+# or `recall_batch_3`. Any other layout: pass `pattern=` (or set training_config.batch_key_pattern), a regex with
+# named groups `batch` and `metric` (and optionally `prefix`, folded into the metric name when a run uses more
+# than one prefix, so `val/batch_3/recall` and `test/batch_3/recall` stay apart).
+BATCH_LAYOUTS: dict[str, re.Pattern[str]] = {
+    "handbook": BATCH_KEY,
+    "prefixed": re.compile(r"^(?P<prefix>.+)/batch_(?P<batch>\d+)/(?P<metric>[^/]+)$"),
+    "suffixed": re.compile(r"^(?P<metric>[^/]+?)_batch_?(?P<batch>\d+)$"),
+}
+# problematic image lists: `problematic_batch_3`, also under a prefix (`val/problematic_batch_3`)
+PROBLEMATIC_ANY = re.compile(r"^(?:.+/)?problematic_batch_?(?P<batch>\d+)$")
 _INTERNAL = ("_",)
 
 BATCH_COLUMNS = ["step", "batch", "metric", "value"]
@@ -49,20 +62,62 @@ def _numeric(col: pd.Series) -> np.ndarray:
     return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def compile_pattern(pattern: re.Pattern[str] | str) -> re.Pattern[str]:
+    """A batch-key regex, checked: ConfigError when it does not compile or lacks the `batch`/`metric` groups."""
+    try:
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+    except re.error as exc:
+        raise ConfigError(f"batch key pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    missing = {"batch", "metric"} - set(rx.groupindex)
+    if missing:
+        raise ConfigError(f"batch key pattern {rx.pattern!r} needs the named groups (?P<batch>...) and "
+                          f"(?P<metric>...); missing: {', '.join(sorted(missing))}")
+    return rx
+
+
+def _batch_candidates(columns) -> list[str]:
+    return [c for c in columns if isinstance(c, str) and not c.startswith(_INTERNAL) and c != "global_step"
+            and not PROBLEMATIC_ANY.match(c)]
+
+
+def batch_pattern(columns, pattern: re.Pattern[str] | str | None = None) -> re.Pattern[str]:
+    """The batch-key regex for a run with these history columns: `pattern` (checked) when given, else the
+    first of BATCH_LAYOUTS that matches one of the columns (the handbook layout when none does)."""
+    if pattern is not None:
+        return compile_pattern(pattern)
+    cols = _batch_candidates(columns)
+    for rx in BATCH_LAYOUTS.values():
+        if any(rx.match(c) for c in cols):
+            return rx
+    return BATCH_KEY
+
+
+def _batch_columns(columns, rx: re.Pattern[str]) -> dict[int, list[tuple[str, str]]]:
+    """batch -> [(column, metric name)] for the columns `rx` matches."""
+    found: list[tuple[str, int, str, str]] = []
+    for col in _batch_candidates(columns):
+        m = rx.match(col)
+        if m and m.group("batch") is not None and m.group("metric"):
+            prefix = m.group("prefix") if "prefix" in rx.groupindex else None
+            found.append((col, int(m.group("batch")), m.group("metric"), prefix or ""))
+    several_prefixes = len({p for *_, p in found}) > 1
+    by_batch: dict[int, list[tuple[str, str]]] = {}
+    for col, b, metric, prefix in found:
+        name = f"{prefix}/{metric}" if several_prefixes and prefix else metric
+        by_batch.setdefault(b, []).append((col, name))
+    return by_batch
+
+
 def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
-    """BatchMetrics long frame from keys matching `pattern` (named groups `batch` and `metric`).
+    """BatchMetrics long frame from per-batch keys: `pattern` (named groups `batch` and `metric`), or the
+    layout detected from the run's keys (see BATCH_LAYOUTS).
 
     A row belongs to batch b when any of b's metrics is present in it; all of b's metrics in that row are then
     emitted, so a logged NaN next to a logged value is kept (wandb cannot tell "NaN" from "absent" otherwise).
     Duplicate (step, batch, metric) keep the last logged value.
     """
-    rx = re.compile(pattern) if isinstance(pattern, str) else (pattern or BATCH_KEY)
     h = run.history
-    by_batch: dict[int, list[tuple[str, str]]] = {}
-    for col in h.columns:
-        m = rx.match(col) if isinstance(col, str) else None
-        if m:
-            by_batch.setdefault(int(m.group("batch")), []).append((col, m.group("metric")))
+    by_batch = _batch_columns(h.columns, batch_pattern(h.columns, pattern))
     if not by_batch:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"),
                              "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")})
@@ -86,14 +141,14 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
 
 def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
     """Numeric run-level metrics (everything that is not a batch key, a problematic list or wandb-internal)."""
-    rx = re.compile(pattern) if isinstance(pattern, str) else (pattern or BATCH_KEY)
     h = run.history
+    rx = batch_pattern(h.columns, pattern)
     steps = step_axis(run)
     parts = []
     for col in h.columns:
         if not isinstance(col, str) or col.startswith(_INTERNAL) or col == "global_step":
             continue
-        if rx.match(col) or PROBLEMATIC_KEY.match(col):
+        if rx.match(col) or PROBLEMATIC_ANY.match(col):
             continue
         series = h[col]
         if series.dtype.kind not in "fiub":
@@ -111,13 +166,17 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
     return out.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
 
 
-def problematic_images(run: Run) -> pd.DataFrame:
-    """Image paths logged under `problematic_batch_{i}`, one row per (step, batch, path)."""
+def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """Image paths logged under `problematic_batch_{i}` (also `<prefix>/problematic_batch_{i}`, or keys
+    matching `pattern`, a regex with a named group `batch`), one row per (step, batch, path)."""
+    rx = PROBLEMATIC_ANY if pattern is None else (re.compile(pattern) if isinstance(pattern, str) else pattern)
+    if "batch" not in rx.groupindex:
+        raise ConfigError(f"problematic key pattern {rx.pattern!r} needs the named group (?P<batch>...)")
     h = run.history
     steps = step_axis(run)
     rows: list[tuple[int, int, str]] = []
     for col in h.columns:
-        m = PROBLEMATIC_KEY.match(col) if isinstance(col, str) else None
+        m = rx.match(col) if isinstance(col, str) else None
         if not m:
             continue
         b = int(m.group("batch"))

@@ -106,6 +106,23 @@ class TrainingConfig(_Strict):
     problematic_recall_threshold: float = Field(
         0.8, ge=0, le=1, description="log_batch_metrics logs problematic_batch_{i} below this recall"
     )
+    batch_key_pattern: str | None = Field(
+        None, description="regex with named groups `batch` and `metric` for per-batch keys; none = detect "
+        "batch_{i}/{metric}, <prefix>/batch_{i}/{metric} or {metric}_batch{i}")
+
+    @field_validator("batch_key_pattern")
+    @classmethod
+    def _batch_pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                groups = re.compile(v).groupindex
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+            missing = {"batch", "metric"} - set(groups)
+            if missing:
+                raise ValueError(f"needs the named groups (?P<batch>...) and (?P<metric>...); "
+                                 f"missing: {', '.join(sorted(missing))}")
+        return v
 
 
 class DataQualityConfig(_Strict):
