@@ -30,6 +30,11 @@ _PEN_BETA = 3.0  # penalty multiplier of sigma^2 ln n
 _MIN_JUMP_SIGMA = 1.0  # a kept step is at least this many noise sigmas ...
 _MIN_T = 4.0  # ... and this many standard errors
 _WINDOW = 30  # points each side used to validate a step
+_FLAT_WINDOW = 200  # points each side for the wide test of a small step between flat stretches
+_VAR_WINDOW = 150  # differences each side used to validate a noise-level change
+_VAR_MIN_SIZE = 20  # minimum points per noise regime
+_MIN_VAR_RATIO = 1.8  # noise sd must change at least this much (either way)
+_VAR_MERGE = 10  # a noise change this close to a level shift is the same event
 
 
 def noise_sigma(x: np.ndarray) -> float:
@@ -134,44 +139,136 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.n
     return coef[:, 3], z
 
 
-def change_points(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3) -> list[int]:
-    """Indices where a new segment starts (no trailing n). Smooth trends are not cut into steps.
-
-    NaN/Inf and isolated spikes (`outlier_indices`) are left out first: a spike is a point anomaly, not a new
-    regime. Indices refer to the original series.
-    """
+def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(usable values, their original indices): NaN/Inf and isolated spikes left out."""
     raw = np.asarray(values, dtype=float).ravel()
     usable = np.isfinite(raw)
     usable[outlier_indices(raw)] = False
     keep = np.flatnonzero(usable)
-    x = raw[keep]
+    return raw[keep], keep
+
+
+def level_shifts(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3) -> list[int]:
+    """Indices where the level jumps (start of the new segment). Smooth trends are not cut into steps."""
+    x, keep = _clean(values)
+    return [int(keep[t]) for t in _level_shifts(x, penalty, max(2, int(min_size)))]
+
+
+def _level_shifts(x: np.ndarray, penalty: float | None, min_size: int) -> list[int]:
     n = x.size
-    min_size = max(2, int(min_size))
-    if n < 2 * min_size:
-        return []
-    if float(np.std(x)) == 0.0:
+    if n < 2 * min_size or float(np.std(x)) == 0.0:
         return []
     if n <= _MAX_POINTS:
-        kept = _detect(x, penalty, min_size)
-    else:
-        # Long series: find and validate breaks on block means (noise shrinks, steps stay), then refine each
-        # break on the raw points. A user penalty is in raw units; the block cost is `block` times smaller.
-        block = int(math.ceil(n / _MAX_POINTS))
-        m = n // block
-        means = x[: m * block].reshape(m, block).mean(axis=1)
-        coarse = _detect(means, None if penalty is None else penalty / block,
-                         max(2, int(math.ceil(min_size / block))))
-        bounds = [0] + [b * block for b in coarse] + [n]
-        refined = sorted({_refine(x, bounds[i + 1], block, min_size, bounds[i], bounds[i + 2])
-                          for i in range(len(coarse))})
-        # A step straddling a block boundary can yield two coarse breaks that refine to neighbours: keep one.
-        kept = [b for i, b in enumerate(refined) if i == 0 or b - refined[i - 1] >= max(min_size, block + 1)]
-    return [int(keep[t]) for t in kept]
+        return _detect(x, penalty, min_size)
+    # Long series: find and validate breaks on block means (noise shrinks, steps stay), then refine each
+    # break on the raw points. A user penalty is in raw units; the block cost is `block` times smaller.
+    block = int(math.ceil(n / _MAX_POINTS))
+    m = n // block
+    means = x[: m * block].reshape(m, block).mean(axis=1)
+    coarse = _detect(means, None if penalty is None else penalty / block, max(2, int(math.ceil(min_size / block))))
+    bounds = [0] + [b * block for b in coarse] + [n]
+    refined = sorted({_refine(x, bounds[i + 1], block, min_size, bounds[i], bounds[i + 2])
+                      for i in range(len(coarse))})
+    # A step straddling a block boundary can yield two coarse breaks that refine to neighbours: keep one.
+    return [b for i, b in enumerate(refined) if i == 0 or b - refined[i - 1] >= max(min_size, block + 1)]
+
+
+def variance_changes(values: np.ndarray, *, min_size: int = 20) -> list[int]:
+    """Indices where the noise level changes (e.g. training becomes unstable), spikes and trends ignored.
+
+    Works on first differences d (trend-free): log(d^2) shifts by 2 ln(ratio) when the noise sd changes by
+    `ratio`, with a known noise variance (pi^2 / 2 for Gaussian noise), so KernelCPD gets a calibrated penalty
+    on block means of log(d^2). Each candidate must then show a noise ratio of at least `_MIN_VAR_RATIO`
+    between robust (MAD) scales of the differences on both sides, at `_MIN_T` standard errors.
+    """
+    x, keep = _clean(values)
+    return [int(keep[t]) for t in _variance_changes(x, min_size)]
+
+
+def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
+    d = np.diff(x)
+    n = d.size
+    if n < 2 * min_size:
+        return []
+    med_abs = float(np.median(np.abs(d)))
+    if med_abs == 0.0:
+        return []
+    y = np.log(d * d + (1e-3 * med_abs) ** 2)
+    block = max(4, int(math.ceil(n / (_MAX_POINTS / 2))))
+    m = n // block
+    if m < 4:
+        return []
+    means = y[: m * block].reshape(m, block).mean(axis=1)
+    noise_var = (math.pi ** 2 / 2.0) / block
+    pen = _PEN_BETA * noise_var * math.log(m)
+    bmin = max(2, int(math.ceil(min_size / block)))
+    if m < 2 * bmin:
+        return []
+    coarse = rpt.KernelCPD(kernel="linear", min_size=bmin, jump=1).fit(means).predict(pen=pen)[:-1]
+    cands = [int(b) * block for b in coarse]
+    bounds = [0] + cands + [n]
+    kept = []
+    for i, c in enumerate(cands):
+        lo, hi = max(bounds[i], c - _VAR_WINDOW), min(bounds[i + 2], c + _VAR_WINDOW)
+        left, right = d[lo:c], d[c:hi]
+        if left.size < min_size // 2 or right.size < min_size // 2:
+            continue
+        sl = float(np.median(np.abs(left - np.median(left))))
+        sr = float(np.median(np.abs(right - np.median(right))))
+        if sl <= 0 or sr <= 0:
+            continue
+        ratio = sr / sl
+        # Var(ln MAD) is about 1.36 / n for Gaussian data.
+        z = abs(math.log(ratio)) / math.sqrt(1.36 / left.size + 1.36 / right.size)
+        if max(ratio, 1 / ratio) >= _MIN_VAR_RATIO and z >= _MIN_T:
+            c = _refine_variance(d, c, block, lo, hi)
+            kept.append(c + 1)  # d[c] = x[c+1] - x[c]: the first point of the new regime is about x[c + 1]
+    return kept
+
+
+def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) -> int:
+    """Maximum-likelihood split of a Gaussian noise variance near `guess` (within two blocks), on d[lo:hi].
+
+    Squared differences are capped (at ~55 x their median) so a leftover level jump cannot pull the split.
+    """
+    seg = d[lo:hi] ** 2
+    seg = np.minimum(seg, 55.0 * max(float(np.median(seg)), 1e-300))
+    n = seg.size
+    ks = np.arange(guess - 2 * block, guess + 2 * block + 1) - lo
+    ks = ks[(ks >= 3) & (ks <= n - 3)]
+    if ks.size == 0:
+        return guess
+    cs = np.cumsum(seg)
+    s1 = np.maximum(cs[ks - 1], 1e-300)
+    s2 = np.maximum(cs[-1] - cs[ks - 1], 1e-300)
+    cost = ks * np.log(s1 / ks) + (n - ks) * np.log(s2 / (n - ks))
+    return int(lo + ks[int(np.argmin(cost))])
+
+
+def change_points(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3,
+                  variance: bool = True) -> list[int]:
+    """Indices where a new segment starts (no trailing n): level shifts, plus noise-level changes.
+
+    NaN/Inf and isolated spikes (`outlier_indices`) are left out first: a spike is a point anomaly, not a new
+    regime. A noise-level change within `_VAR_MERGE` points of a level shift is the same event. Indices refer to
+    the original series.
+    """
+    x, keep = _clean(values)
+    min_size = max(2, int(min_size))
+    shifts = _level_shifts(x, penalty, min_size)
+    found = list(shifts)
+    if variance:
+        for v in _variance_changes(x, max(_VAR_MIN_SIZE, min_size)):
+            if all(abs(v - s) > _VAR_MERGE for s in shifts):
+                found.append(v)
+    return sorted({int(keep[min(t, keep.size - 1)]) for t in found})
 
 
 def _validate(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
-    """Drop candidates without an abrupt step; re-test the survivors until stable."""
-    kept = np.array(sorted(set(candidates)), dtype=np.int64)
+    """Keep candidates with an abrupt step: the local test first (re-run on the survivors until stable), then a
+    wide test on flat stretches for the rest."""
+    cands = np.array(sorted(set(candidates)), dtype=np.int64)
+    kept = cands
     for _ in range(8):
         if kept.size == 0:
             break
@@ -180,7 +277,52 @@ def _validate(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
         if ok.all():
             break
         kept = kept[ok]
-    return kept.tolist()
+    accepted = set(kept.tolist())
+    for t in cands.tolist():
+        if t not in accepted and _flat_step_ok(x, t, sorted(accepted), sigma):
+            accepted.add(t)
+    return sorted(accepted)
+
+
+def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> bool:
+    """A small step between two flat stretches: invisible to the local test (slope and step are hard to tell
+    apart on 30 points) but clear on up to `_FLAT_WINDOW` points each side, as long as neither side trends.
+
+    Fits level + slope + curvature + step on the window between the neighbouring accepted breaks; the step
+    counts when slope and curvature are insignificant and the step alone stands out at `_MIN_T`.
+    """
+    i = int(np.searchsorted(accepted, t))
+    lo = max(accepted[i - 1] if i > 0 else 0, t - _FLAT_WINDOW)
+    hi = min(accepted[i] if i < len(accepted) else x.size, t + _FLAT_WINDOW)
+    if t - lo < _WINDOW or hi - t < _WINDOW:
+        return False
+    y = x[lo:hi]
+    idx = np.arange(lo, hi)
+    u = (idx - t) / float(max(t - lo, hi - t))
+    step = (idx >= t).astype(float)
+    full = np.column_stack([np.ones_like(u), u, u * u, step])
+    coef, se, dof = _ols(full, y)
+    if dof < 10 or abs(coef[1]) > 3.0 * se[1] or abs(coef[2]) > 3.0 * se[2]:
+        return False
+    # The step must hold with the trend terms in (a slow drift is not a step) ...
+    if abs(coef[3]) < 3.0 * se[3] or abs(coef[3]) < _MIN_JUMP_SIGMA * sigma:
+        return False
+    # ... and stand out at the full bar once the insignificant trend terms are dropped.
+    coef2, se2, _ = _ols(full[:, [0, 3]], y)
+    return np.sign(coef2[1]) == np.sign(coef[3]) and abs(coef2[1]) >= _MIN_T * se2[1]
+
+
+def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Least-squares coefficients, their standard errors and the residual degrees of freedom."""
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    dof = y.size - design.shape[1]
+    s2 = float(resid @ resid) / max(dof, 1)
+    try:
+        cov = s2 * np.linalg.inv(design.T @ design)
+    except np.linalg.LinAlgError:
+        return coef, np.full(coef.shape, np.inf), dof
+    return coef, np.sqrt(np.maximum(np.diag(cov), 0.0)), dof
 
 
 # ------------------------------------------------------------------------------------------ run-level API
