@@ -328,6 +328,11 @@ class AlertDispatcher:
         except Exception:  # never into the training loop
             log.exception("could not queue an alert")
 
+    def snapshot(self) -> list[SinkResult]:
+        """The recent delivery results, oldest first (a copy: workers append concurrently)."""
+        with self._lock:
+            return list(self.results)
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued alert was delivered or given up; True if that happened within `timeout`."""
         deadline = time.monotonic() + timeout

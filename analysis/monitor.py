@@ -219,7 +219,7 @@ class TrainingMonitor:
     @property
     def delivery_results(self) -> list:
         """Recent alert deliveries (`analysis.alerts.SinkResult`), oldest first; failures are here too."""
-        return list(self._dispatcher.results)
+        return self._dispatcher.snapshot()
 
     @property
     def alert_stats(self) -> dict[str, int]:
