@@ -74,9 +74,8 @@ def _state(exit_code: int | None, mtime: float, now: float | None = None) -> Run
 
 def _head_identity(path: Path) -> _decode.Identity | None:
     status = ReadStatus()
-    rec = _schema.Record()
     for payload in iter_payloads(path, status, stop=4 * BLOCK):
-        rec.ParseFromString(payload)
+        rec = _schema.Record.FromString(payload)
         if rec.WhichOneof("record_type") == "run":
             return _decode.identity(rec.run)
     return None
@@ -85,11 +84,10 @@ def _head_identity(path: Path) -> _decode.Identity | None:
 def _tail_exit_code(path: Path, size: int) -> int | None:
     """Exit code from an exit record in the last two blocks, or None (the run has not exited)."""
     start = max(0, (max(size - 1, 0) // BLOCK - 1) * BLOCK)
-    rec = _schema.Record()
     code = None
     for payload in iter_payloads(path, ReadStatus(), start=start):
         try:
-            rec.ParseFromString(payload)
+            rec = _schema.Record.FromString(payload)
         except Exception:  # noqa: BLE001 - a damaged tail only means "no exit record seen"
             continue
         if rec.WhichOneof("record_type") == "exit":
@@ -180,8 +178,9 @@ class _Decoder:
         self.producer = ""
 
     def feed(self, payloads: Iterable[bytes], status: ReadStatus) -> None:
-        rec = _schema.Record()
+        new_record = _schema.Record
         for payload in payloads:
+            rec = new_record()  # a fresh message each time: re-parsing into one upb message grows its arena
             try:
                 rec.ParseFromString(payload)
             except Exception as e:  # noqa: BLE001 - checksummed but not a Record: count it, keep going
