@@ -354,6 +354,24 @@ def test_email_alert_arrives(smtp_server):
     assert monitor.delivery_results[0].detail == "sent to 2 recipient(s)"
 
 
+def test_smtp_server_that_never_greets_times_out_in_the_background():
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)  # accepts connections (kernel backlog) but never says a word
+    try:
+        sink = EmailSink("127.0.0.1", silent.getsockname()[1], "m@x", ["t@x"], timeout=0.3)
+        monitor = bad_recall_monitor([sink], max_retries=1, retry_backoff_seconds=0.05)
+        t0 = time.perf_counter()
+        for step in range(200):
+            monitor.log_step(step, {"val/recall": 0.5})
+        assert time.perf_counter() - t0 < 0.5  # 200 steps, one queued alert, no waiting on SMTP
+        assert monitor.flush(10)
+        (res,) = monitor.delivery_results
+        assert not res.ok and res.attempts == 2 and "timed out" in res.detail
+    finally:
+        silent.close()
+
+
 def test_email_with_starttls_and_login_from_environment(tls_smtp_server, monkeypatch):
     inbox, port, client_ctx = tls_smtp_server
     monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
