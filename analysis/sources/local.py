@@ -355,7 +355,9 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
 
 
 def media_path(run: Run, rel: str) -> Path:
-    """Absolute path of a media file logged by `run`; UnsafePath if `rel` escapes the run's files folder."""
+    """Absolute path of a media file logged by `run`; UnsafePath if `rel` escapes the run's files folder.
+
+    For a cloud run the file is downloaded into its media cache the first time it is asked for."""
     if run.files_dir is None:
         raise UnsafePath(f"{rel!r}: this run has no local files folder")
     root = Path(run.files_dir).resolve()
@@ -365,6 +367,10 @@ def media_path(run: Run, rel: str) -> Path:
     target = (root / rel_path).resolve()
     if not target.is_relative_to(root):
         raise UnsafePath(f"{rel!r}: media path resolves outside the run folder (symlink?); refused")
+    if run.ref.source == "cloud" and not target.is_file():
+        from analysis.sources import cloud  # downloads on demand into the media cache
+
+        return cloud.download_media(run, rel, target)
     return target
 
 
