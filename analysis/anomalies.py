@@ -49,6 +49,8 @@ _SMOOTH = 5  # points in the running median behind drop_from_best
 _SCALE_FACTOR = 4  # the spread behind a z-score is estimated on this many windows of past points
 _MERGE_GAP = 2  # point detectors: flags this many observed points apart still belong to one episode
 _SUSTAINED_GAP = 5  # threshold / drop / cross-batch: a level hovering at the bound makes one episode, not ten
+# (threshold episodes use half the z-score window when that is longer: noisy values crossing a fixed bound
+# back and forth for hundreds of steps are one episode to a reader)
 _EPS = 1e-12
 
 
@@ -396,7 +398,8 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
             rel = gap / max(abs(thr), _EPS)
             em.emit("threshold", gap > 0, gap, np.maximum(_severity(rel, cfg), 1),
                     lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold "
-                                          f"{_fmt(thr)} at {_span(a, e)}", gap=_SUSTAINED_GAP)
+                                          f"{_fmt(thr)} at {_span(a, e)}",
+                    gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2))
 
         n_points = np.isfinite(x).sum(axis=0)
         bar = z_bar(cfg, n_points)[None, :]

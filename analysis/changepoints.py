@@ -85,7 +85,8 @@ def _refine(x: np.ndarray, guess: int, block: int, min_size: int, lo_bound: int,
     return int(left + ks[int(np.argmin(cost))])
 
 
-def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.ndarray, np.ndarray]:
+def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30,
+               with_slope: bool = False) -> tuple[np.ndarray, ...]:
     """Size and t-statistic of a step at each candidate, all candidates solved at once.
 
     Each candidate t gets a symmetric window t-h .. t+h-1 (h = min(window, t, n - t)); the local model is
@@ -96,7 +97,7 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.n
     t = np.asarray(cands, dtype=np.int64)
     k, n = t.size, x.size
     if k == 0:
-        return np.zeros(0), np.zeros(0)
+        return (np.zeros(0),) * (3 if with_slope else 2)
     offs = np.arange(-window, window)
     pos = t[:, None] + offs[None, :]  # (k, 2w)
     half = np.minimum(window, np.minimum(t, n - t))
@@ -120,11 +121,12 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.n
     rhs = np.einsum("kip,ki->kp", design, y)
     try:
         coef = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
-        e3 = np.zeros((k, p, 1))
-        e3[:, 3, 0] = 1.0
-        var3 = np.linalg.solve(gram, e3)[:, 3, 0]
+        unit = np.zeros((k, p, 2))
+        unit[:, 1, 0] = unit[:, 3, 1] = 1.0
+        inv_cols = np.linalg.solve(gram, unit)
+        var1, var3 = inv_cols[:, 1, 0], inv_cols[:, 3, 1]
     except np.linalg.LinAlgError:
-        return np.zeros(k), np.zeros(k)
+        return (np.zeros(k),) * (3 if with_slope else 2)
     resid = (y - np.einsum("kip,kp->ki", design, coef)) * w
     used = 4 + (valid.sum(axis=1) if slots else 0)
     dof = 2 * half - used
@@ -136,7 +138,11 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30) -> tuple[np.n
     # probability, so one bar (_MIN_T) means the same rarity near the ends as in the middle.
     z = np.where(dof >= 2, stats.norm.isf(stats.t.sf(np.minimum(tstat, 1e6), np.maximum(dof, 1))), 0.0)
     z = np.where(np.isfinite(z), z, np.where(dof >= 2, tstat, 0.0))
-    return coef[:, 3], z
+    if not with_slope:
+        return coef[:, 3], z
+    with np.errstate(all="ignore"):
+        slope_t = np.abs(coef[:, 1]) / np.sqrt(np.maximum(s2 * var1, 1e-300))
+    return coef[:, 3], z, slope_t
 
 
 def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,17 +275,20 @@ def _validate(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
     wide test on flat stretches for the rest."""
     cands = np.array(sorted(set(candidates)), dtype=np.int64)
     kept = cands
+    trending: dict[int, bool] = {}
     for _ in range(8):
         if kept.size == 0:
             break
-        step, tstat = step_stats(x, kept, _WINDOW)
+        step, tstat, slope_t = step_stats(x, kept, _WINDOW, with_slope=True)
+        trending.update(zip(kept.tolist(), (slope_t > 3.0).tolist()))
         ok = (np.abs(step) >= _MIN_JUMP_SIGMA * sigma) & (tstat >= _MIN_T)
         if ok.all():
             break
         kept = kept[ok]
     accepted = set(kept.tolist())
+    # Candidates on a clear local trend (a learning curve still rising) cannot pass the flat test: skip them.
     for t in cands.tolist():
-        if t not in accepted and _flat_step_ok(x, t, sorted(accepted), sigma):
+        if t not in accepted and not trending.get(t, False) and _flat_step_ok(x, t, sorted(accepted), sigma):
             accepted.add(t)
     return sorted(accepted)
 
@@ -339,7 +348,7 @@ def _severity(metric: str, before: float, after: float, cfg: AnomalyDetectionCon
     if not worse:
         return "info"
     rel = abs(after - before) / max(abs(before), 1e-12)
-    if rel >= 3.0 * cfg.performance_drop_threshold:
+    if rel >= cfg.critical_drop_threshold:
         return "critical"
     return "warning" if rel >= cfg.performance_drop_threshold else "info"
 
@@ -351,7 +360,7 @@ def series_change_points(steps: np.ndarray, values: np.ndarray, metric: str, bat
     vals = np.asarray(values, dtype=float)
     ok = np.isfinite(vals)
     steps, vals = steps[ok], vals[ok]
-    idx = change_points(vals, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
+    idx = level_shifts(vals, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
     out = []
     bounds = [0] + idx + [vals.size]
     for k, t in enumerate(idx):

@@ -83,3 +83,29 @@ def test_find_change_points_with_empty_frames():
     empty_b = pd.DataFrame(columns=["step", "batch", "metric", "value"])
     empty_g = pd.DataFrame(columns=["step", "metric", "value"])
     assert find_change_points(empty_b, empty_g, AnomalyDetectionConfig()) == []
+
+
+def test_small_step_between_flat_stretches_is_found():
+    rng = np.random.default_rng(6)
+    x = np.r_[np.zeros(300), np.full(300, 1.2)] + rng.normal(0, 1, 600)  # 1.2 sigma: invisible on 30 points
+    assert near(change_points(x), [300], margin=5)
+
+
+def test_isolated_spikes_are_not_change_points():
+    rng = np.random.default_rng(7)
+    x = learning_curve(500, rng)
+    x[[120, 121, 300, 420]] += [0.2, -0.15, -0.25, 0.2]
+    assert change_points(x) == []
+
+
+def test_noise_increase_is_a_change_point_but_not_a_level_shift():
+    from analysis.changepoints import level_shifts, variance_changes
+
+    rng = np.random.default_rng(8)
+    x = 0.9 + np.r_[rng.normal(0, 0.005, 400), rng.normal(0, 0.02, 400)]
+    assert near(variance_changes(x), [400], margin=10)
+    assert near(change_points(x), [400], margin=10)
+    assert level_shifts(x) == []
+    # the run-level records are level shifts only (their means and delta describe a level)
+    rows = pd.DataFrame({"step": np.arange(800), "batch": 0, "metric": "recall", "value": x})
+    assert find_change_points(rows, None, AnomalyDetectionConfig()) == []
