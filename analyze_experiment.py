@@ -111,7 +111,7 @@ def load_run(args: argparse.Namespace):
             return open_run(f"{args.history_file}#{args.run_name}")
         return open_run(args.history_file)
     if args.entity:
-        return open_run(f"wandb://{args.entity}/{args.project}/{args.run_name}")
+        return open_run(find_cloud_run(args.entity, args.project, args.run_name))
     candidate = Path(args.run_name)
     if args.wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir() or \
             candidate.suffix == ".wandb" and candidate.is_file():
@@ -124,6 +124,28 @@ def load_run(args: argparse.Namespace):
     if not os.access(wandb_dir, os.R_OK | os.X_OK):
         raise SourceUnavailable(f"cannot read wandb directory {wandb_dir}: permission denied")
     return open_run(find_run(wandb_dir, args.run_name))
+
+
+def find_cloud_run(entity: str, project: str, name_or_id: str):
+    """The RunRef of a wandb cloud run by id or display name (one listing query; typed errors like find_run)."""
+    from analysis.errors import AmbiguousRun, RunNotFound
+    from analysis.sources import list_cloud_runs
+
+    refs = list_cloud_runs(entity, project)
+    by_id = [r for r in refs if r.run_id == name_or_id]
+    if by_id:
+        return by_id[0]
+    by_name = [r for r in refs if r.name == name_or_id]
+    if len(by_name) == 1:
+        return by_name[0]
+    if by_name:
+        ids = ", ".join(r.run_id for r in by_name)
+        raise AmbiguousRun(f"{len(by_name)} runs in {entity}/{project} are named {name_or_id!r} (ids {ids}); "
+                           f"pass the run id instead", candidates=[r.run_id for r in by_name])
+    labels = [r.label for r in refs]
+    shown = ", ".join(labels[:20]) + (f", ... ({len(labels) - 20} more)" if len(labels) > 20 else "")
+    raise RunNotFound(f"no run named or with id {name_or_id!r} in {entity}/{project}"
+                      + (f"; runs there: {shown}" if labels else ": the project has no runs"), candidates=labels)
 
 
 class _Progress:
@@ -188,7 +210,7 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         progress.close()
 
-    print("Analysis complete" + ("" if args.quiet else f": {report.summary['verdict']}"))
+    print("Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"))
     for path in paths.values():
         print(path)
     if not args.quiet and the_run.status.badges():
@@ -200,6 +222,11 @@ def run(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
+def _printable(text: str) -> str:
+    """Untrusted text for the terminal: control characters (ANSI escapes, newlines) become spaces/removed."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2, never a traceback."""
     from analysis.errors import AnalyzerError
@@ -207,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except AnalyzerError as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = " ".join(_printable(str(exc)).split()) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -233,3 +233,29 @@ def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     code, out, err = _main(["--run-name", "x", "--wandb-dir", str(garbage)], tmp_path, monkeypatch, capsys)
     assert code == 2 and f"not a directory: {garbage}" in err
+
+
+def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeypatch, capsys, tmp_path):
+    """--entity/--project against a local server speaking wandb's GraphQL protocol (tests/wandb_stub.py)."""
+    from analysis.sources import cloud, open_run
+    from wandb_stub import StubServer
+
+    runs = [open_run(p, cache=False) for p in sorted((workdir / "wandb").glob("offline-run-*"))]
+    with StubServer({"team/ocr": runs}, entity="team") as server:
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        monkeypatch.setenv("WANDB_API_KEY", "local-" + "k" * 40)
+        monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(cloud, "_APIS", {})
+        base = ["--entity", "team", "--project", "ocr", "--output-dir", str(tmp_path), "--format", "json"]
+        code, out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
+        assert code == 0, err
+        doc = json.loads((tmp_path / "test_run_report.json").read_text())
+        assert doc["run"]["source"] == "cloud" and doc["problematic_batches"][0]["batch"] == 2
+        code, out, err = _main([*base, "--run-name", "twin"], workdir, monkeypatch, capsys)
+        assert code == 2 and "2 runs in team/ocr are named 'twin'" in err
+        code, out, err = _main([*base, "--run-name", "ghost"], workdir, monkeypatch, capsys)
+        assert code == 2 and "'ghost'" in err and "flat_run" in err
+        server.unauthorised = True
+        monkeypatch.setattr(cloud, "_APIS", {})
+        code, out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
