@@ -232,3 +232,27 @@ def test_report_without_data_dir_says_so(hostile):
     assert report.quality is None and json.loads(report.to_json())["quality"] is None
     assert "No data directory was given" in report.to_markdown()
     assert "No data directory was given" in report.to_html()
+
+
+@pytest.mark.parametrize("rows", [
+    [],  # a run that logged nothing
+    [{"val/recall": 0.9 - 0.01 * s, "train/loss": 1.0 / (s + 1)} for s in range(12)],  # no batch_{i}/ keys
+])
+def test_degenerate_runs_still_give_valid_reports(tmp_path, rows):
+    from analysis.config import AnalyzerConfig
+    from analysis.pipeline import analyze_run
+    from analysis.sources import open_run
+    from wandb_writer import write_run
+
+    empty_data = tmp_path / "data"
+    empty_data.mkdir()
+    run = open_run(write_run(tmp_path, "degenerate", rows), cache=False)
+    report = Report.from_analysis(analyze_run(run, AnalyzerConfig(), data_dir=empty_data))
+    doc = json.loads(report.to_json(), parse_constant=_no_constants)
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert doc["problematic_batches"] == [] and doc["summary"]["n_batches"] == 0
+    assert doc["quality"]["n_images"] == 0 and doc["quality"]["acceptable_rate"] is None
+    assert "No per-batch metrics" in report.to_markdown()
+    html = report.to_html()
+    assert "No problematic batches." in html
+    assert ("chart-global" in html) == bool(rows)
