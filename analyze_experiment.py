@@ -20,15 +20,21 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 EPILOG = """\
 examples:
-  %(prog)s --run-name my_run                                # newest ./wandb run named (or with id) my_run
-  %(prog)s --run-name my_run --data-dir /data/ocr --output-dir ./experiment_reports
+  # the ./wandb run named (or with id) my_run; reports in ./experiment_reports
+  %(prog)s --run-name my_run
+  # with image-quality scoring of the logged images, thumbnails and root causes
+  %(prog)s --run-name my_run --data-dir /data/ocr --output-dir ./reports
+  # JSON only, for scripts; a run id avoids ambiguity
   %(prog)s --run-name 3xk2p9qa --wandb-dir /mnt/exp/wandb --format json --quiet
-  %(prog)s --history-file export.parquet --format md,html      # a CSV / Parquet / JSONL history export
-  %(prog)s --entity team --project ocr --run-name my_run       # wandb cloud (needs WANDB_API_KEY)
-  %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical   # CI gate: exit 1 on critical findings
+  # a CSV / Parquet / JSONL history export instead of a wandb run
+  %(prog)s --history-file export.parquet --format md,html
+  # wandb cloud (needs WANDB_API_KEY; WANDB_BASE_URL for a self-hosted server)
+  %(prog)s --entity team --project ocr --run-name my_run
+  # CI gate: exit 1 when any finding is critical
+  %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical
 
-exit codes: 0 reports written · 1 findings reached --fail-on · 2 user error (unknown run, bad config,
-unreadable directory, ...) · 130 interrupted.
+exit codes: 0 reports written · 1 findings reached --fail-on (the worst severity over anomalies, change points
+and batches) · 2 user error (unknown or ambiguous run, bad config, unreadable directory or file) · 130 interrupted.
 Secrets (SLACK_WEBHOOK_URL, SMTP_PASSWORD, WANDB_API_KEY) are read from the environment and never written to
 reports.
 """
