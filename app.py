@@ -16,14 +16,14 @@ from ui import state
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
 
 PAGES = [
-    st.Page("pages/overview.py", title="Overview", default=True),
-    st.Page("pages/batches.py", title="Batches", url_path="batches"),
-    st.Page("pages/data_quality.py", title="Data quality", url_path="data-quality"),
-    st.Page("pages/reports.py", title="Reports", url_path="reports"),
-    st.Page("pages/monitor.py", title="Monitor settings", url_path="monitor"),
+    st.Page("views/overview.py", title="Overview", default=True),
+    st.Page("views/batches.py", title="Batches", url_path="batches"),
+    st.Page("views/data_quality.py", title="Data quality", url_path="data-quality"),
+    st.Page("views/reports.py", title="Reports", url_path="reports"),
+    st.Page("views/monitor.py", title="Monitor settings", url_path="monitor"),
 ]
-STATE_BADGES = {"finished": "🟢 finished", "running": "🔵 running", "failed": "🔴 failed", "crashed": "🟠 crashed",
-                "unknown": "⚪ unknown"}
+STATE_BADGES = {"finished": ":green[● finished]", "running": ":blue[● running]", "failed": ":red[● failed]",
+                "crashed": ":orange[● crashed]", "unknown": ":gray[● unknown]"}
 
 
 def local_source() -> state.Selection | None:

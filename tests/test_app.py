@@ -69,7 +69,7 @@ def test_overview_controls_rerender(app):
 
 
 def test_batches_page_shows_images_with_scores(app):
-    app.switch_page("pages/batches.py").run()
+    app.switch_page("views/batches.py").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Batches"
     assert app.selectbox(key="b_batch").value == app.session_state["focus_batch"]
@@ -81,7 +81,7 @@ def test_batches_page_shows_images_with_scores(app):
 
 
 def test_data_quality_sliders_reflag_without_rescoring(app):
-    app.switch_page("pages/data_quality.py").run()
+    app.switch_page("views/data_quality.py").run()
     assert not app.exception, app.exception
     flagged = lambda: int(app.metric[1].value.replace(",", ""))  # noqa: E731
     before = flagged()
@@ -94,14 +94,14 @@ def test_data_quality_sliders_reflag_without_rescoring(app):
 
 
 def test_reports_page_offers_three_downloads(app):
-    app.switch_page("pages/reports.py").run()
+    app.switch_page("views/reports.py").run()
     assert not app.exception, app.exception
     labels = {b.label for b in app.get("download_button")}
     assert {"Download Markdown", "Download HTML", "Download JSON"} <= labels
 
 
 def test_monitor_page_lists_sinks_and_strategies(app):
-    app.switch_page("pages/monitor.py").run()
+    app.switch_page("views/monitor.py").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Monitor settings"
     assert app.button(key="mon_test_alert")

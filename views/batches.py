@@ -39,8 +39,8 @@ def badge_line(row: pd.Series | None) -> str:
     if row is None:
         return "not scored"
     if isinstance(row.get("error"), str) and row["error"]:
-        return f"⚠ {row['error']}"
-    ok = "✅" if row.get("is_acceptable") else "❌"
+        return f"unreadable: {row['error']}"
+    ok = "✓ ok" if row.get("is_acceptable") else "✗ fails"
     return (f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
             f"· {int(row['width'])}×{int(row['height'])}")
 

@@ -24,11 +24,12 @@ for badge in run.status.badges():
     st.warning(f"Run file {badge}: everything readable was loaded.")
 
 bad = analysis.problematic_batches
-cols = st.columns(4)
+cols = st.columns(5)
 cols[0].metric("Steps", f"{analysis.batches['step'].nunique() if not analysis.batches.empty else 0:,}")
 cols[1].metric("Batches", f"{analysis.batches['batch'].nunique() if not analysis.batches.empty else 0:,}")
 cols[2].metric("Problematic batches", len(bad))
-cols[3].metric("Findings", f"{len(analysis.anomalies)} anomalies · {len(analysis.change_points)} change points")
+cols[3].metric("Anomalies", len(analysis.anomalies))
+cols[4].metric("Change points", len(analysis.change_points))
 (st.error if analysis.worst_severity == "critical" else st.warning if bad else st.success)(
     md_escape(analysis.verdict), icon=None)
 
@@ -70,7 +71,7 @@ else:
         pick = c1.selectbox("Drill into batch", bad, key="ov_drill")
         if c2.button("Open in Batches", key="ov_open_batch"):
             state.focus_batch(pick)
-            st.switch_page("pages/batches.py")
+            st.switch_page("views/batches.py")
 
 globals_ = analysis.global_metrics
 if not globals_.empty:

@@ -42,8 +42,16 @@ def chromium_browser():
         browser.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call":
+        item.rep_call = rep
+
+
 @pytest.fixture
-def app_page(chromium_browser, server_url):
+def app_page(chromium_browser, server_url, request):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
@@ -62,6 +70,10 @@ def app_page(chromium_browser, server_url):
 
     page.on("console", _console)
     yield page
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:  # keep what the browser showed, for the CI artifacts
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
     ctx.close()
 
 

@@ -27,16 +27,20 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     expect(page.get_by_test_id("stMultiSelect").first).to_contain_text("7")
     full_app_screenshot(page, artifacts_dir / "overview.png")
 
-    # Batches: drill into batch 7, see its images with blur scores
-    nav(page, "Batches")
-    expect(page.get_by_test_id("stHeading").filter(has_text="Batches")).to_be_visible()
-    box = page.get_by_test_id("stSelectbox").filter(has_text="batch")
-    box.click()
-    act_and_wait_run(page, lambda: page.get_by_role("option", name=re.compile(r"^batch 7 ")).click())
+    # Overview -> Batches on the flagged batch: its images with their scores
+    act_and_wait_run(page, lambda: page.get_by_role("button", name="Open in Batches").click())
     wait_idle(page)
+    expect(page.get_by_test_id("stHeading").filter(has_text="Batches")).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text="Findings for batch 7")).to_be_visible()
     expect(page.get_by_test_id("stImage").first).to_be_visible()
     assert page.get_by_test_id("stImage").count() >= 8
-    expect(page.get_by_text(re.compile(r"blur \d+")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"✗ fails\W*blur \d+")).first).to_be_visible()
+    # another batch: the rotated scans show their rotation
+    page.get_by_test_id("stSelectbox").filter(has_text="Batch").click()
+    act_and_wait_run(page, lambda: page.get_by_role("option", name="batch 12 (critical)").click())
+    wait_idle(page)
+    expect(page.get_by_test_id("stHeading").filter(has_text="Findings for batch 12")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"rot [+-]?2\d\.\d°")).first).to_be_visible()
     width = page.get_by_test_id("stImage").first.locator("img").evaluate("i => i.naturalWidth")
     assert width > 50
     full_app_screenshot(page, artifacts_dir / "batches.png")
