@@ -194,7 +194,8 @@ def test_format_1_rows_without_step_and_legacy_keys(tmp_path):
     assert run.status.format_version == 1 and run.exit_code == 0 and run.ref.name == "v1"
     assert list(run.history["_step"]) == [0, 1, 2, 10, 11]
     assert list(run.history["loss"]) == [0.0, 0.1, 0.2, 9.0, 11.0]
-    assert run.config == {"lr": 0.5} and run.summary == {"best": 1}
+    # the summary is each key's last logged value, plus explicit summary updates
+    assert run.config == {"lr": 0.5} and run.summary == {"best": 1, "loss": 11.0, "global_step": 2}
 
     run = open_run(legacy.parent, cache=False)
     assert list(run.history["_step"]) == [0, 1, 2] and list(run.history["acc"]) == [0.0, 0.25, 0.5]
@@ -222,3 +223,16 @@ def test_missing_paths_are_run_not_found(tmp_path):
     with pytest.raises(RunNotFound):
         open_run(tmp_path / "nope.wandb")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_summary_is_last_logged_value_unless_set_explicitly_later(tmp_path):
+    f = tmp_path / "offline-run-20260101_000000-sum00001" / "run-sum00001.wandb"
+    records = [{"run": {"run_id": "sum00001"}},
+               {"history": {"_step": 0, "a": 1, "b": 1}},
+               {"summary": {"a": 5}},  # explicit, but a is logged again afterwards: the history wins
+               {"history": {"_step": 1, "a": 2}},
+               {"summary": {"b": 7, "c": "only here"}},  # after b's last row: the explicit value wins
+               {"exit": 0}]
+    write_synthetic({f: {"version": 0, "records": records}}, tmp_path)
+    run = open_run(f, cache=False)
+    assert run.summary == {"_step": 1, "a": 2, "b": 7, "c": "only here"}

@@ -139,3 +139,44 @@ def test_folder_without_wandb_file_is_a_clear_error(tmp_path):
     assert list_runs(tmp_path) == []
     with pytest.raises(RunNotFound):
         open_run(tmp_path / "does-not-exist.wandb")
+
+
+def test_same_result_as_the_research_reference_reader(tmp_path, monkeypatch):
+    """Our decoder (vectorised batches, row-by-row fallback for unusual rows) against the plain reference reader
+    of the research note (benchmarks/reference_reader.py) on a real run mixing plain and unusual rows."""
+    import sys
+
+    import numpy as np
+
+    monkeypatch.setenv("WANDB_READER_SCHEMA", "minimal")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    reference_reader = __import__("reference_reader")
+    rows = []
+    for s in range(150):
+        row = {"global_step": s * 3, **{f"batch_{b}/recall": (s * 7 + b * 13) % 100 / 100 for b in range(25)}}
+        if s % 20 == 3:
+            row["problematic_batch_4"] = [f"data/p_{s}_{k}.png" for k in range(9)]  # > 127 bytes
+        if s % 33 == 5:
+            row["sample"] = {"__image__": [4, 4]}  # nested media keys
+        if s == 77:
+            row["batch_3/recall"] = "NaN"
+            row["text"] = "hello"
+        rows.append(row)
+    run_dir = write_run(tmp_path, "compare", rows, summary={"best": 0.5})
+    ours = open_run(run_dir, cache=False)
+    ref = reference_reader.read_run(run_dir)
+    sys.modules.pop("reference_reader", None)
+    theirs = ref.history[sorted(ref.history.columns, key=lambda c: (c != "_step", c))]
+    assert list(ours.history.columns) == list(theirs.columns) and len(ours.history) == len(theirs) == 150
+    for col in theirs.columns:
+        a, b = ours.history[col], theirs[col]
+        if a.dtype.kind in "fi" and b.dtype.kind in "fi":
+            assert np.array_equal(a.to_numpy(float), b.to_numpy(float), equal_nan=True), col
+        else:
+            norm = [None if isinstance(x, float) and np.isnan(x) else x for x in a]
+            assert norm == [None if isinstance(x, float) and np.isnan(x) else x for x in b], col
+
+    def clean(d):
+        return {k: ("nan" if isinstance(v, float) and np.isnan(v) else v) for k, v in d.items()}
+
+    assert clean(ours.summary) == clean(ref.summary) and ours.config == ref.config
