@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import streamlit as st
 
 from analysis.config import AnalyzerConfig, dump_config, parse_config_text
 from analysis.errors import AnalyzerError
+from analysis.run import Run, RunRef
 from ui import state
+from ui.format import md_escape
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
 
@@ -24,59 +27,92 @@ PAGES = [
 ]
 STATE_BADGES = {"finished": ":green[● finished]", "running": ":blue[● running]", "failed": ":red[● failed]",
                 "crashed": ":orange[● crashed]", "unknown": ":gray[● unknown]"}
+AUTO_REFRESH_SECONDS = float(os.environ.get("EXPERIMENT_ANALYZER_REFRESH_SECONDS", "5"))
+# config number inputs: widget key -> (path in the config dump, reader from the config)
+THRESHOLD_FIELDS = {
+    "cfg_recall_min": lambda c: float(c.experiment_monitoring.anomaly_detection.metric_thresholds.get("recall", 0.8)),
+    "cfg_z": lambda c: float(c.experiment_monitoring.anomaly_detection.statistical_anomaly_zscore),
+    "cfg_drop": lambda c: float(c.experiment_monitoring.anomaly_detection.performance_drop_threshold),
+    "cfg_drop_only": lambda c: bool(c.experiment_monitoring.anomaly_detection.drop_only),
+}
+
+
+def filter_runs(runs: list[RunRef], query: str) -> list[RunRef]:
+    """Runs whose name, id, project or state contains every word of `query` (case-insensitive)."""
+    words = query.lower().split()
+    return [r for r in runs
+            if all(w in f"{r.name} {r.run_id} {r.project} {r.state}".lower() for w in words)]
+
+
+def pick_run(runs: list[RunRef], key: str) -> RunRef | None:
+    """Search box + selectbox over `runs` (given newest first)."""
+    if len(runs) > 1:
+        query = st.sidebar.text_input("Search runs", key=f"{key}_search", placeholder="name, id, project, state")
+        shown = filter_runs(runs, query)
+        if not shown:
+            st.sidebar.warning(f"No run matches “{md_escape(query)}” ({len(runs)} runs).")
+            return None
+    else:
+        shown = runs
+    by_label = {r.label: r for r in shown}
+    label = st.sidebar.selectbox(f"Run ({len(shown)} of {len(runs)})" if len(shown) != len(runs) else "Run",
+                                 list(by_label), key=key, help="Type to search by name or id.")
+    return by_label[label]
+
+
+def data_dir_input(default: str, key: str) -> str | None:
+    """The data directory field; a missing folder is a warning and the run is analysed without images."""
+    value = st.sidebar.text_input("Data directory", value=default, key=key,
+                                  help="Root that the logged image paths are relative to.").strip()
+    if value and not Path(value).expanduser().is_dir():
+        st.sidebar.warning(f"Data directory not found: {md_escape(value)}. Showing the run without images.")
+        return None
+    return str(Path(value).expanduser()) if value else None
 
 
 def local_source() -> state.Selection | None:
     wandb_dir = st.sidebar.text_input("wandb directory", value=state.default_wandb_dir(), key="wandb_dir",
-                                      help="A folder holding offline-run-*/ or run-*/ folders.")
+                                      help="A folder holding offline-run-*/ or run-*/ folders.").strip()
     if Path(wandb_dir) == state.DEMO_ROOT / "wandb":
         from analysis.demo import ensure_demo
 
         with st.spinner("Writing the demo run…"):
             ensure_demo(state.DEMO_ROOT)
-    if not Path(wandb_dir).expanduser().is_dir():
-        st.sidebar.error(f"Not a directory: {wandb_dir}")
+    folder = Path(wandb_dir).expanduser()
+    if not wandb_dir or not folder.is_dir():
+        st.sidebar.error(f"Not a directory: {md_escape(wandb_dir)}")
         return None
-    runs = state.cached_list_runs(str(Path(wandb_dir).expanduser()), state.file_fingerprint(wandb_dir))
+    runs = state.cached_list_runs(str(folder), state.listing_key(str(folder)))
     if not runs:
         st.sidebar.warning("No runs in this directory.")
         return None
-    by_label = {r.label: r for r in reversed(runs)}  # newest first
-    label = st.sidebar.selectbox("Run", list(by_label), key="run_pick", help="Type to search by name or id.")
-    ref = by_label[label]
-    badge = STATE_BADGES.get(ref.state, ref.state)
-    st.sidebar.caption(f"{badge} · project {ref.project or '—'}")
-    data_dir = st.sidebar.text_input("Data directory", value=state.default_data_dir(wandb_dir), key="data_dir",
-                                     help="Root that the logged image paths are relative to.")
+    ref = pick_run(list(reversed(runs)), "run_pick")  # newest first
+    if ref is None:
+        return None
+    data_dir = data_dir_input(state.default_data_dir(wandb_dir), "data_dir")
     return state.Selection(location=ref.locator, fingerprint=state.file_fingerprint(ref.locator),
-                           data_dir=data_dir.strip() or None, label=ref.label)
+                           data_dir=data_dir, label=ref.label)
 
 
 def cloud_source() -> state.Selection | None:
-    import os
-
     if not os.environ.get("WANDB_API_KEY"):
         st.sidebar.info("Set WANDB_API_KEY (or run `wandb login`) to browse wandb cloud runs.")
-    entity = st.sidebar.text_input("Entity", key="cloud_entity")
-    project = st.sidebar.text_input("Project", key="cloud_project")
+    entity = st.sidebar.text_input("Entity", key="cloud_entity").strip()
+    project = st.sidebar.text_input("Project", key="cloud_project").strip()
     if not (entity and project):
         return None
     from analysis.sources import list_cloud_runs
 
-    try:
-        runs = list_cloud_runs(entity, project)
-    except AnalyzerError as exc:
-        st.sidebar.error(str(exc))
-        return None
+    runs = list_cloud_runs(entity, project)
     if not runs:
         st.sidebar.warning("No runs in this project.")
         return None
-    by_label = {r.label: r for r in runs}
-    ref = by_label[st.sidebar.selectbox("Run", list(by_label), key="cloud_run_pick")]
+    ref = pick_run(runs, "cloud_run_pick")
+    if ref is None:
+        return None
     refresh = st.session_state.get("cloud_refresh", 0)
     return state.Selection(location=f"wandb://{ref.locator}", fingerprint=f"cloud:{refresh}",
-                           data_dir=st.sidebar.text_input("Data directory", key="cloud_data_dir") or None,
-                           label=ref.label)
+                           data_dir=data_dir_input("", "cloud_data_dir"), label=ref.label)
 
 
 def upload_source() -> state.Selection | None:
@@ -85,42 +121,106 @@ def upload_source() -> state.Selection | None:
     if up is None:
         return None
     path = state.save_upload(up.name, up.getvalue())
-    data_dir = st.sidebar.text_input("Data directory", key="upload_data_dir")
-    return state.Selection(location=str(path), fingerprint=path.stem, data_dir=data_dir.strip() or None,
-                           label=up.name)
+    return state.Selection(location=str(path), fingerprint=path.stem,
+                           data_dir=data_dir_input("", "upload_data_dir"), label=up.name)
+
+
+def run_status(run: Run | None, error: str | None) -> None:
+    """State badge (finished / running / crashed / failed, plus truncated / skipped records) and live controls."""
+    if error is not None:
+        st.sidebar.error(error)
+        return
+    if run is None:
+        return
+    badges = [STATE_BADGES.get(run.ref.state, md_escape(run.ref.state))]
+    badges += [f":orange[{b}]" for b in run.status.badges()]
+    st.sidebar.markdown(" · ".join(badges) + f" · project {md_escape(run.ref.project or '—')}")
+    live = run.ref.state == "running"
+    cloud = run.ref.source == "cloud"
+    if not (live or cloud):
+        return
+    c1, c2 = st.sidebar.columns(2)
+    if c1.button("Refresh", key="run_refresh", help="Read what the run logged since it was loaded."):
+        st.session_state["cloud_refresh"] = st.session_state.get("cloud_refresh", 0) + 1
+        state.cached_list_runs.clear()
+    if live and c2.toggle("Auto-refresh", key="run_auto_refresh",
+                          help=f"Check the run file every {AUTO_REFRESH_SECONDS:g} s; redraw when it grew."):
+        sel = state.selection()
+        if sel is not None and not cloud:
+            watch_run_file(sel.location, sel.fingerprint)
+
+
+@st.fragment(run_every=AUTO_REFRESH_SECONDS)
+def watch_run_file(location: str, fingerprint: str) -> None:
+    """Reruns the app when the live run's file changed (the cached loaders then read only the new bytes)."""
+    if state.file_fingerprint(location) != fingerprint:
+        st.rerun(scope="app")
+
+
+def load_config_file() -> None:
+    """A YAML config from an upload or a path; on success the threshold fields below follow it."""
+    up = st.file_uploader("Load YAML config", type=["yaml", "yml"], key="config_upload")
+    path = st.text_input("…or a config file path", key="config_path", placeholder="config.yaml").strip()
+    if up is not None:
+        token, source, read = f"upload:{up.file_id}", up.name, lambda: up.getvalue().decode("utf-8", "replace")
+    elif path:
+        p = Path(path).expanduser()
+        try:
+            stat = p.stat()
+        except OSError:
+            st.error(f"Config file not found: {md_escape(path)}")
+            return
+        token, source, read = f"path:{p}:{stat.st_size}:{stat.st_mtime_ns}", str(p), \
+            lambda: p.read_text(encoding="utf-8", errors="replace")
+    else:
+        return
+    if st.session_state.get("config_loaded") == token:
+        if st.session_state.get("config_error"):
+            st.error(st.session_state["config_error"])
+        return
+    st.session_state["config_loaded"] = token
+    try:
+        cfg = parse_config_text(read(), source=source)
+    except AnalyzerError as exc:
+        st.session_state["config_error"] = f"Config not loaded: {exc}"
+        st.error(st.session_state["config_error"])
+        return
+    st.session_state["config_error"] = None
+    state.set_config(cfg)
+    for key, read_field in THRESHOLD_FIELDS.items():  # widgets below show the loaded values
+        st.session_state[key] = read_field(cfg)
+    st.success(f"Loaded {md_escape(Path(source).name)}")
 
 
 def config_panel() -> None:
     with st.sidebar.expander("Config", expanded=False):
-        up = st.file_uploader("Load YAML config", type=["yaml", "yml"], key="config_upload")
-        if up is not None:
-            try:
-                state.set_config(parse_config_text(up.getvalue().decode("utf-8", "replace"), source=up.name))
-            except AnalyzerError as exc:
-                st.error(str(exc))
+        load_config_file()
         cfg = state.config()
+        for key, read_field in THRESHOLD_FIELDS.items():
+            st.session_state.setdefault(key, read_field(cfg))
         ad = cfg.experiment_monitoring.anomaly_detection
-        recall_min = st.number_input("recall must stay ≥", 0.0, 1.0, float(ad.metric_thresholds.get("recall", 0.8)),
-                                     0.01, key="cfg_recall_min")
-        z = st.number_input("z-score threshold", 0.5, 20.0, float(ad.statistical_anomaly_zscore), 0.5, key="cfg_z")
-        drop = st.number_input("drop from best (relative)", 0.0, 1.0, float(ad.performance_drop_threshold), 0.01,
-                               key="cfg_drop")
-        drop_only = st.checkbox("report drops only", value=ad.drop_only, key="cfg_drop_only")
+        recall_min = st.number_input("recall must stay ≥", 0.0, 1.0, step=0.01, key="cfg_recall_min")
+        z = st.number_input("z-score threshold", 0.5, 20.0, step=0.5, key="cfg_z")
+        drop = st.number_input("drop from best (relative)", 0.0, 1.0, step=0.01, key="cfg_drop")
+        drop_only = st.checkbox("report drops only", key="cfg_drop_only")
+        thresholds = dict(ad.metric_thresholds)
+        if "recall" in thresholds or recall_min != THRESHOLD_FIELDS["cfg_recall_min"](cfg):
+            thresholds["recall"] = recall_min
         data = cfg.model_dump()
         data["experiment_monitoring"]["anomaly_detection"].update(
             statistical_anomaly_zscore=z, performance_drop_threshold=drop, drop_only=drop_only,
-            metric_thresholds={**ad.metric_thresholds, "recall": recall_min})
+            metric_thresholds=thresholds)
         new = AnalyzerConfig.model_validate(data)
         if new != cfg:
             state.set_config(new)
-        st.download_button("Download active config", dump_config(state.config()), file_name="config.yaml",
+        active = state.config()
+        st.download_button("Download active config", lambda: dump_config(active), file_name="config.yaml",
                            mime="text/yaml", key="cfg_download", on_click="ignore")
 
 
 def sidebar() -> None:
     st.sidebar.title("Experiment analyzer")
-    source = st.sidebar.radio("Source", ["Local wandb dir", "wandb cloud", "Upload history"], key="source",
-                              horizontal=False)
+    source = st.sidebar.radio("Source", ["Local wandb dir", "wandb cloud", "Upload history"], key="source")
     try:
         if source == "Local wandb dir":
             sel = local_source()
@@ -132,11 +232,7 @@ def sidebar() -> None:
         st.sidebar.error(str(exc))
         sel = None
     state.set_selection(sel)
-    run = state.current_run() if sel else None
-    if run is not None:
-        badges = run.status.badges()
-        if badges:
-            st.sidebar.warning(" · ".join(badges))
+    run_status(*state.load_run())
     config_panel()
 
 

@@ -142,11 +142,20 @@ def _add_findings(fig: go.Figure, anomalies: Sequence[Anomaly], change_points: S
             name=f"anomaly ({sev})", marker={"color": SEVERITY_COLOURS[sev], "size": 10, "symbol": "x"},
             text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
             hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>"))
-    for c in change_points:
-        if c.batch in batches and matches(c.metric):
-            fig.add_vline(x=c.step, line={"dash": "dot", "color": SEVERITY_COLOURS.get(c.severity, "#7f7f7f")},
-                          annotation_text=f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}",
-                          annotation_font_size=10)
+    cps = [c for c in change_points if c.batch in batches and matches(c.metric)]
+    for c in cps:
+        fig.add_vline(x=c.step, line={"dash": "dot", "color": SEVERITY_COLOURS.get(c.severity, "#7f7f7f")},
+                      annotation_text=f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}",
+                      annotation_font_size=10)
+    if cps:  # shapes carry no hover: a marker on each line does
+        fig.add_trace(go.Scatter(
+            x=[c.step for c in cps], y=[c.mean_after if np.isfinite(c.mean_after) else None for c in cps],
+            mode="markers", name="change point",
+            marker={"symbol": "line-ns-open", "size": 14, "color": [SEVERITY_COLOURS.get(c.severity, "#7f7f7f")
+                                                                   for c in cps]},
+            text=[f"batch {c.batch} · change point ({c.severity})<br>mean {c.mean_before:.3f} → "
+                  f"{c.mean_after:.3f} (Δ {c.delta:+.3f})" for c in cps],
+            hovertemplate="step %{x}<br>%{text}<extra></extra>"))
 
 
 def _mark_outside(fig: go.Figure, data: pd.DataFrame, yr: tuple[float, float], metric: str) -> None:

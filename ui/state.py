@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
 
 from analysis.config import AnalyzerConfig
@@ -20,7 +23,9 @@ from analysis.run import Run, RunRef
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = Path(os.environ.get("EXPERIMENT_ANALYZER_DEMO", ROOT / "demo"))
-UPLOAD_DIR = Path(os.environ.get("EXPERIMENT_ANALYZER_CACHE", Path.home() / ".cache" / "experiment-analyzer")) / "uploads"
+CACHE_DIR = Path(os.environ.get("EXPERIMENT_ANALYZER_CACHE", Path.home() / ".cache" / "experiment-analyzer"))
+UPLOAD_DIR = CACHE_DIR / "uploads"
+QUALITY_CACHE_DIR = CACHE_DIR / "quality"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,9 @@ class Selection:
     fingerprint: str  # changes whenever the run's data changes (size + mtime, upload hash, refresh counter)
     data_dir: str | None
     label: str
+
+
+AnalysisKey = tuple[str, str, str, str | None]  # location, fingerprint, config json, data dir
 
 
 def default_wandb_dir() -> str:
@@ -80,12 +88,42 @@ def cached_list_runs(wandb_dir: str, listing_key: str) -> list[RunRef]:
     return list_runs(wandb_dir)
 
 
+def listing_key(wandb_dir: str) -> str:
+    """Changes when a run folder is added or removed (the listing's cache key; states refresh every 30 s)."""
+    try:
+        names = sorted(p.name for p in Path(wandb_dir).iterdir())
+    except OSError:
+        return "missing"
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()
+
+
+@st.cache_resource
+def _last_runs() -> tuple[dict[str, Run], threading.Lock]:
+    """The last Run loaded per location, so a live run grows by reading only its appended bytes."""
+    return {}, threading.Lock()
+
+
 @st.cache_resource(show_spinner="Reading run…", max_entries=4)
 def cached_run(location: str, fingerprint: str) -> Run:
-    """Loaded runs are shared read-only across reruns and sessions; the fingerprint invalidates them."""
-    from analysis.sources import open_run
+    """Loaded runs are shared read-only across reruns and sessions; the fingerprint invalidates them.
 
-    return open_run(location)
+    A local run still being written (no exit record) that was loaded before is brought up to date with
+    `refresh_run` (decodes only the new bytes) instead of being read again from the start.
+    """
+    from analysis.sources import open_run, refresh_run
+
+    store, lock = _last_runs()
+    with lock:
+        prev = store.get(location)
+    if prev is not None and prev.ref.source == "local" and prev.exit_code is None:
+        run = refresh_run(prev)
+    else:
+        run = open_run(location)
+    with lock:
+        store[location] = run
+        while len(store) > 8:
+            store.pop(next(iter(store)))
+    return run
 
 
 @st.cache_resource(show_spinner="Analysing run…", max_entries=8)
@@ -112,28 +150,41 @@ def config() -> AnalyzerConfig:
     return AnalyzerConfig.model_validate_json(raw) if raw else AnalyzerConfig()
 
 
-def current_analysis() -> RunAnalysis | None:
-    """The analysis of the selected run under the active config, or None (with a message) when unavailable."""
+def analysis_key() -> AnalysisKey | None:
+    """What the current analysis depends on; cached figures and tables are keyed on it."""
     sel = selection()
     if sel is None:
+        return None
+    return (sel.location, sel.fingerprint, config().model_dump_json(), sel.data_dir)
+
+
+def load_run() -> tuple[Run | None, str | None]:
+    """The selected run, or (None, message) when it cannot be read. Draws nothing (the sidebar uses it)."""
+    sel = selection()
+    if sel is None:
+        return None, None
+    try:
+        return cached_run(sel.location, sel.fingerprint), None
+    except AnalyzerError as exc:
+        return None, str(exc)
+
+
+def current_analysis() -> RunAnalysis | None:
+    """The analysis of the selected run under the active config, or None (with a message) when unavailable."""
+    key = analysis_key()
+    if key is None:
         st.info("Pick a run in the sidebar.")
         return None
     try:
-        return cached_analysis(sel.location, sel.fingerprint, config().model_dump_json(), sel.data_dir)
+        return cached_analysis(*key)
     except AnalyzerError as exc:
         st.error(str(exc))
         return None
 
 
 def current_run() -> Run | None:
-    sel = selection()
-    if sel is None:
-        return None
-    try:
-        return cached_run(sel.location, sel.fingerprint)
-    except AnalyzerError as exc:
-        st.error(str(exc))
-        return None
+    run, _ = load_run()
+    return run
 
 
 def focus_batch(batch: int | None = None) -> int | None:
@@ -153,11 +204,23 @@ def cached_reports(location: str, fingerprint: str, config_json: str, data_dir: 
 
 
 def current_reports() -> dict[str, str] | None:
-    sel = selection()
-    if sel is None:
+    key = analysis_key()
+    if key is None:
         return None
     try:
-        return cached_reports(sel.location, sel.fingerprint, config().model_dump_json(), sel.data_dir)
+        return cached_reports(*key)
     except AnalyzerError as exc:
         st.error(str(exc))
         return None
+
+
+def audit_scores(data_dir: str) -> tuple[pd.DataFrame, str] | None:
+    """(scores, audit token) of `data_dir` audited in this session, if any; the token keys derived caches."""
+    cached = st.session_state.get("dq_scores")
+    return (cached[1], cached[2]) if cached is not None and cached[0] == data_dir else None
+
+
+def set_audit_scores(data_dir: str, scores: pd.DataFrame) -> str:
+    token = uuid.uuid4().hex
+    st.session_state["dq_scores"] = (data_dir, scores, token)
+    return token

@@ -7,10 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis.errors import AnalyzerError
-from analysis.figures import batch_curves_figure
-from ui import state
+from ui import charts, state
 from ui.format import fmt_value, md_escape
 
+GALLERY_PAGE = 24
 SORT_KEYS = {"blur (blurriest first)": ("blur_score", True), "rotation (most rotated first)": ("abs_rotation", False),
              "resolution (smallest first)": ("pixels", True), "path": ("path", True)}
 
@@ -41,8 +41,12 @@ def badge_line(row: pd.Series | None) -> str:
     if isinstance(row.get("error"), str) and row["error"]:
         return f"unreadable: {row['error']}"
     ok = "✓ ok" if row.get("is_acceptable") else "✗ fails"
-    return (f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
+    line = (f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
             f"· {int(row['width'])}×{int(row['height'])}")
+    reasons = row.get("reasons")
+    if isinstance(reasons, (list, tuple, np.ndarray)) and len(reasons):
+        line += " — " + "; ".join(md_escape(r) for r in reasons)
+    return line
 
 
 @st.dialog("Image details", width="large")
@@ -56,12 +60,15 @@ def image_dialog(data_dir: str, path: str, row: pd.Series | None) -> None:
         reasons = row.get("reasons")
         if isinstance(reasons, (list, tuple, np.ndarray)) and len(reasons):
             st.markdown("**Fails:** " + "; ".join(md_escape(r) for r in reasons))
-        st.dataframe(pd.DataFrame({"score": row.index, "value": [str(v) for v in row.values]}), hide_index=True)
+        shown = row.drop(labels=["abs_rotation", "pixels"], errors="ignore")
+        st.dataframe(pd.DataFrame({"score": shown.index, "value": [fmt_value(v) for v in shown.values]}),
+                     hide_index=True, key="b_dialog_scores")
 
 
 analysis = state.current_analysis()
 if analysis is None:
     st.stop()
+key = state.analysis_key()
 
 st.title("Batches")
 summary = analysis.batch_summary
@@ -81,18 +88,12 @@ metrics = sorted(analysis.batches["metric"].unique())
 tabs = st.tabs(metrics)
 for tab, metric in zip(tabs, metrics):
     with tab:
-        st.plotly_chart(batch_curves_figure(analysis, metric, [batch]), key=f"b_curve_{metric}")
+        st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key=f"b_curve_{metric}")
 
-found = [a for a in analysis.anomalies if a.batch == batch]
-cps = [c for c in analysis.change_points if c.batch == batch]
 st.subheader(f"Findings for batch {batch}")
-if found or cps:
-    st.dataframe(pd.DataFrame([{"severity": a.severity, "step": a.step, "until": a.end_step, "metric": a.metric,
-                                "value": a.value, "detector": a.detector, "message": a.message} for a in found]
-                              + [{"severity": c.severity, "step": c.step, "until": None, "metric": c.metric,
-                                  "value": c.mean_after, "detector": "change_point",
-                                  "message": f"{c.mean_before:.3f} → {c.mean_after:.3f}"} for c in cps]),
-                 hide_index=True, key="b_findings", width="stretch")
+found = charts.findings_table(key, analysis, batch)
+if len(found):
+    st.dataframe(found.drop(columns="batch"), hide_index=True, key="b_findings", width="stretch")
 else:
     st.success("No findings for this batch.")
 causes = [c for c in analysis.root_causes if c.batch == batch]
@@ -124,8 +125,12 @@ if col in at_step:
     at_step = at_step.sort_values(col, ascending=asc, na_position="last")
 n_bad = int((~at_step["is_acceptable"].astype("boolean").fillna(True)).sum()) if "is_acceptable" in at_step else 0
 st.caption(f"{len(at_step)} images at step {step}; {n_bad} fail the quality thresholds.")
-grid = st.columns(4)
 data_dir = str(analysis.data_dir)
+if len(at_step) > GALLERY_PAGE:
+    pages = (len(at_step) + GALLERY_PAGE - 1) // GALLERY_PAGE
+    page_no = st.number_input(f"Page (of {pages})", 1, pages, 1, key="b_gallery_page")
+    at_step = at_step.iloc[(page_no - 1) * GALLERY_PAGE: page_no * GALLERY_PAGE]
+grid = st.columns(4)
 for i, (_, row) in enumerate(at_step.iterrows()):
     with grid[i % 4]:
         path = row["path"]

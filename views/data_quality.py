@@ -1,4 +1,8 @@
-"""Data quality: audit a data directory, see every score's distribution, tune thresholds and watch the flags."""
+"""Data quality: audit a data directory, see every score's distribution, tune thresholds and watch the flags.
+
+Scores are computed once per directory (and cached on disk by file size + mtime); the sliders only re-threshold
+the cached scores (`apply_thresholds`, vectorised) and redraw pre-binned histograms.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from analysis.errors import AnalyzerError
-from analysis.figures import score_histogram_figure
-from ui import state
+from ui import charts, state
 from ui.format import md_escape
 
 # score column -> (threshold slider key or None, side that fails)
@@ -18,6 +21,7 @@ HISTOGRAMS = {"blur_score": ("dq_blur", "below"), "abs_rotation": ("dq_rotation"
               "width": ("dq_min_w", "below"), "height": ("dq_min_h", "below")}
 BASE_COLUMNS = {"path", "width", "height", "blur_score", "rotation_angle", "error", "batch", "is_acceptable",
                 "reasons", "abs_rotation"}
+REJECTED_ROWS_SHOWN = 2000
 
 
 def audit_with_progress(data_dir: str) -> pd.DataFrame:
@@ -26,33 +30,39 @@ def audit_with_progress(data_dir: str) -> pd.DataFrame:
     bar = st.progress(0.0, text="Scoring images…")
 
     def progress(done: int, total: int) -> None:
-        bar.progress(done / max(total, 1), text=f"Scoring images… {done}/{total}")
+        bar.progress(done / max(total, 1), text=f"Scoring images… {done:,}/{total:,}")
 
-    scores = audit_folder(data_dir, progress=progress)
+    scores = audit_folder(data_dir, progress=progress, cache_dir=state.QUALITY_CACHE_DIR)
     bar.empty()
-    return scores
+    return scores.assign(abs_rotation=scores["rotation_angle"].abs())
+
+
+def reasons_text(reasons: pd.Series) -> pd.Series:
+    return reasons.map(lambda r: "; ".join(r) if isinstance(r, (list, tuple, np.ndarray)) else str(r))
 
 
 st.title("Data quality")
 sel = state.selection()
 cfg = state.config().data_quality
 default_dir = (sel.data_dir if sel else None) or ""
-data_dir = st.text_input("Data directory to audit", value=default_dir, key="dq_dir")
+data_dir = st.text_input("Data directory to audit", value=default_dir, key="dq_dir").strip()
 if not data_dir:
     st.info("Enter a data directory (or set one in the sidebar).")
     st.stop()
-if not Path(data_dir).expanduser().is_dir():
+folder = Path(data_dir).expanduser()
+if not folder.is_dir():
     st.error(f"Not a directory: {md_escape(data_dir)}")
     st.stop()
 
-cached = st.session_state.get("dq_scores")
-if cached is None or cached[0] != data_dir or st.button("Re-audit", key="dq_reaudit"):
+audited = state.audit_scores(data_dir)
+if audited is None or st.button("Re-audit", key="dq_reaudit", help="Score new or changed files again."):
     try:
-        st.session_state["dq_scores"] = (data_dir, audit_with_progress(str(Path(data_dir).expanduser())))
+        scores = audit_with_progress(str(folder))
     except AnalyzerError as exc:
         st.error(str(exc))
         st.stop()
-scores: pd.DataFrame = st.session_state["dq_scores"][1]
+    audited = (scores, state.set_audit_scores(data_dir, scores))
+scores, audit_id = audited
 if scores.empty:
     st.info("No images found under this directory.")
     st.stop()
@@ -66,32 +76,53 @@ blur = c4.slider("Blur threshold", 0.0, 1000.0, float(cfg.blur_threshold), 5.0, 
 
 from quality.audit import apply_thresholds  # noqa: E402  (after the early stops: nothing to import otherwise)
 
-flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot, blur_threshold=blur)
-errors = flagged["error"].notna() & (flagged["error"].astype(str) != "")
-n_bad = int((~flagged["is_acceptable"]).sum())
+flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot, blur_threshold=blur,
+                           min_contrast=cfg.min_contrast)
+ok = flagged["is_acceptable"].to_numpy()
+errors = flagged["error"].notna().to_numpy()
+n_bad = int((~ok).sum())
 m1, m2, m3 = st.columns(3)
 m1.metric("Images", f"{len(flagged):,}")
 m2.metric("Flagged", f"{n_bad:,}")
 m3.metric("Unreadable", f"{int(errors.sum()):,}")
 st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
 
-view = flagged.assign(abs_rotation=flagged["rotation_angle"].abs())
 thresholds = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
+numeric_extra = [c for c in scores.columns if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
+columns = list(HISTOGRAMS) + numeric_extra
+bins = charts.score_bins(audit_id, scores, tuple(columns))
+fails = {"blur_score": lambda v: v < blur, "abs_rotation": lambda v: v > max_rot,
+         "width": lambda v: v < min_w, "height": lambda v: v < min_h}
 cols = st.columns(2)
-numeric_extra = [c for c in view.columns if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(view[c])]
-for i, (column, (key, side)) in enumerate(list(HISTOGRAMS.items()) + [(c, (None, "")) for c in numeric_extra]):
+for i, column in enumerate(c for c in columns if c in bins):
+    key, side = HISTOGRAMS.get(column, (None, "below"))
+    counts, edges = bins[column]
+    n_fail = None
+    if column in fails:
+        vals = pd.to_numeric(scores[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            n_fail = int(np.sum(fails[column](vals) & ~errors))
     with cols[i % 2]:
-        st.plotly_chart(score_histogram_figure(view, column, thresholds.get(key), side or "below"),
+        st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
                         key=f"dq_hist_{column}")
 
 st.subheader("Rejected images")
-rejected = flagged[~flagged["is_acceptable"]].copy()
-rejected["reasons"] = rejected["reasons"].map(lambda r: "; ".join(r) if isinstance(r, (list, tuple, np.ndarray))
-                                              else str(r))
-st.dataframe(rejected.drop(columns=["batch"], errors="ignore"), hide_index=True, key="dq_rejected",
-             width="stretch")
-export = flagged.copy()
-export["reasons"] = export["reasons"].map(lambda r: "; ".join(r) if isinstance(r, (list, tuple, np.ndarray))
-                                          else str(r))
-st.download_button("Download scores (CSV)", export.to_csv(index=False), file_name="image_quality_scores.csv",
+rejected = flagged.loc[~ok].drop(columns=["batch", "abs_rotation"], errors="ignore")
+if rejected.empty:
+    st.success("No image fails these thresholds.")
+else:
+    if len(rejected) > REJECTED_ROWS_SHOWN:
+        st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {len(rejected):,}; the CSV has them all.")
+        rejected = rejected.head(REJECTED_ROWS_SHOWN)
+    rejected = rejected.assign(reasons=reasons_text(rejected["reasons"]))
+    st.dataframe(rejected, hide_index=True, key="dq_rejected", width="stretch")
+
+
+def scores_csv(frame: pd.DataFrame = flagged) -> str:
+    """Built only when the download is clicked."""
+    return frame.drop(columns=["abs_rotation"], errors="ignore").assign(
+        reasons=reasons_text(frame["reasons"])).to_csv(index=False)
+
+
+st.download_button("Download scores (CSV)", scores_csv, file_name="image_quality_scores.csv",
                    mime="text/csv", key="dq_csv", on_click="ignore")

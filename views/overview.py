@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from analysis.figures import batch_curves_figure, global_metrics_figure, heatmap_figure
-from analysis.records import SEVERITY_RANK
-from ui import state
-from ui.format import fmt_value, jsonable, md_escape
+from ui import charts, state
+from ui.format import jsonable, md_escape
 
 analysis = state.current_analysis()
 if analysis is None:
     st.stop()
+key = state.analysis_key()
 run = analysis.run
 
 st.title("Overview")
 st.markdown(f"### {md_escape(run.ref.name or run.ref.run_id)}")
-st.caption(f"id {md_escape(run.ref.run_id)} · project {md_escape(run.ref.project or '—')} · state {run.ref.state}"
+st.caption(f"id {md_escape(run.ref.run_id)} · project {md_escape(run.ref.project or '—')} · state "
+           f"{md_escape(run.ref.state)}"
            + (f" · created {run.ref.created:%Y-%m-%d %H:%M}" if run.ref.created else "")
            + (f" · tags {', '.join(md_escape(t) for t in run.tags)}" if run.tags else ""))
+if run.notes:
+    st.caption(md_escape(run.notes))
 for badge in run.status.badges():
     st.warning(f"Run file {badge}: everything readable was loaded.")
 
 bad = analysis.problematic_batches
+n_steps, n_batches = charts.run_counts(key, analysis)
 cols = st.columns(5)
-cols[0].metric("Steps", f"{analysis.batches['step'].nunique() if not analysis.batches.empty else 0:,}")
-cols[1].metric("Batches", f"{analysis.batches['batch'].nunique() if not analysis.batches.empty else 0:,}")
+cols[0].metric("Steps", f"{n_steps:,}")
+cols[1].metric("Batches", f"{n_batches:,}")
 cols[2].metric("Problematic batches", len(bad))
 cols[3].metric("Anomalies", len(analysis.anomalies))
 cols[4].metric("Change points", len(analysis.change_points))
@@ -43,26 +45,21 @@ else:
                           if analysis.primary_metric in metrics else 0, key="ov_metric")
     chosen = c2.multiselect("Batches", all_batches, default=[b for b in bad[:8] if b in all_batches],
                             key="ov_batches", help="Problematic batches are preselected; the band shows all.")
-    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="ov_smoothing")
+    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="ov_smoothing",
+                          help="Exponential moving average; the raw line stays visible (faint).")
     ignore_outliers = c4.toggle("Ignore outliers", key="ov_ignore_outliers",
                                 help="Clip the y-axis to the central values; points outside stay visible at "
                                      "the edge with their real value on hover.")
-    st.plotly_chart(batch_curves_figure(analysis, metric, chosen, smoothing=smoothing,
-                                        ignore_outliers=ignore_outliers), key="ov_curves")
-    st.plotly_chart(heatmap_figure(analysis, metric), key="ov_heatmap")
+    st.plotly_chart(charts.batch_curves(key, analysis, metric, charts.selected_batches(chosen),
+                                        smoothing=smoothing, ignore_outliers=ignore_outliers), key="ov_curves")
+    if n_steps > 2000:
+        st.caption(f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept); "
+                   "the analysis uses every step.")
+    st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")
 
     st.subheader("Findings")
-    rows = [{"severity": a.severity, "batch": a.batch, "metric": a.metric, "step": a.step,
-             "until": a.end_step, "value": a.value, "detector": a.detector, "message": a.message}
-            for a in analysis.anomalies]
-    rows += [{"severity": c.severity, "batch": c.batch, "metric": c.metric, "step": c.step, "until": None,
-              "value": c.mean_after, "detector": "change_point",
-              "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})"}
-             for c in analysis.change_points]
-    if rows:
-        table = pd.DataFrame(rows)
-        table["_rank"] = table["severity"].map(SEVERITY_RANK)
-        table = table.sort_values(["_rank", "step"], ascending=[False, True]).drop(columns="_rank")
+    table = charts.findings_table(key, analysis)
+    if len(table):
         st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
     else:
         st.success("No anomalies or change points.")
@@ -80,7 +77,7 @@ if not globals_.empty:
     default = [n for n in names if n.startswith("val/")][:4] or names[:3]
     picked = st.multiselect("Metrics", names, default=default, key="ov_global_metrics")
     if picked:
-        st.plotly_chart(global_metrics_figure(analysis, picked), key="ov_global_chart")
+        st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
 
 with st.expander("Config and summary"):
     c1, c2 = st.columns(2)

@@ -1,0 +1,108 @@
+"""Figures and tables the pages draw, cached on what they depend on.
+
+Every builder takes the analysis key (run location + fingerprint + config + data dir, see `state.analysis_key`)
+and the widget values; the analysis object itself is passed as `_analysis` (not hashed: the key stands for it).
+A slider or page switch that changes nothing a figure depends on reuses the cached figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analysis import figures
+from analysis.pipeline import RunAnalysis
+from analysis.records import SEVERITY_RANK
+from ui.format import fmt_value
+from ui.state import AnalysisKey
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def batch_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str, batches: tuple[int, ...],
+                 smoothing: float = 0.0, ignore_outliers: bool = False, show_band: bool = True) -> go.Figure:
+    return figures.batch_curves_figure(_analysis, metric, list(batches), smoothing=smoothing,
+                                       ignore_outliers=ignore_outliers, show_band=show_band)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def heatmap(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> go.Figure:
+    return figures.heatmap_figure(_analysis, metric)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def global_metrics(key: AnalysisKey, _analysis: RunAnalysis, metrics: tuple[str, ...]) -> go.Figure:
+    return figures.global_metrics_figure(_analysis, list(metrics))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None = None) -> pd.DataFrame:
+    """Anomalies and change points as one table, most severe first (then by step); one batch's when given."""
+    anomalies = [a for a in _analysis.anomalies if batch is None or a.batch == batch]
+    cps = [c for c in _analysis.change_points if batch is None or c.batch == batch]
+    rows = [{"severity": a.severity, "batch": a.batch, "metric": a.metric, "step": a.step, "until": a.end_step,
+             "value": a.value, "detector": a.detector, "message": a.message} for a in anomalies]
+    rows += [{"severity": c.severity, "batch": c.batch, "metric": c.metric, "step": c.step, "until": None,
+              "value": c.mean_after, "detector": "change_point",
+              "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})"}
+             for c in cps]
+    columns = ["severity", "batch", "metric", "step", "until", "value", "detector", "message"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
+    table["batch"] = table["batch"].astype("Int64")
+    table["until"] = table["until"].astype("Int64")
+    table["_rank"] = table["severity"].map(SEVERITY_RANK).fillna(0)
+    table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
+    return table.reset_index(drop=True)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def run_counts(key: AnalysisKey, _analysis: RunAnalysis) -> tuple[int, int]:
+    """(steps, batches) of the batch metrics."""
+    b = _analysis.batches
+    return (int(b["step"].nunique()), int(b["batch"].nunique())) if not b.empty else (0, 0)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def score_bins(audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], bins: int = 40
+               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Histogram counts and edges of each score column, computed once per audit (thresholds do not change
+    them), so a slider move sends 40 bars per chart instead of every image's value."""
+    out = {}
+    for col in columns:
+        vals = pd.to_numeric(_scores[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            out[col] = np.histogram(vals, bins=bins)
+    return out
+
+
+def histogram(counts: np.ndarray, edges: np.ndarray, column: str, threshold: float | None,
+              side: str = "below", n_failing: int | None = None) -> go.Figure:
+    """A pre-binned histogram with the threshold line; bins on the failing side are red."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    colour = np.full(len(counts), "#1f77b4", dtype=object)
+    if threshold is not None:
+        fails = centres < threshold if side == "below" else centres > threshold
+        colour[fails] = "#d62728"
+    fig = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), marker={"color": colour.tolist()},
+                           name=column, customdata=np.column_stack([edges[:-1], edges[1:]]),
+                           hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}: %{y} images"
+                                         "<extra></extra>"))
+    title = column
+    if threshold is not None:
+        fig.add_vline(x=threshold, line={"color": "#d62728", "width": 2},
+                      annotation_text=f"threshold {threshold:g} (fail {side})")
+        if n_failing is not None:
+            title += f" · {n_failing:,} fail"
+    fig.update_layout(title=title, height=300, bargap=0.02, margin={"l": 40, "r": 20, "t": 50, "b": 40},
+                      xaxis_title=column, yaxis_title="images", showlegend=False)
+    return fig
+
+
+def selected_batches(values: Sequence[int]) -> tuple[int, ...]:
+    return tuple(sorted(int(v) for v in values))
