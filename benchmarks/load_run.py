@@ -54,24 +54,25 @@ run.finish()
 """
 
 _PEAK = r"""
-import gc, json, os, resource, sys
+import gc, json, os, sys
 sys.path[:0] = sys.argv[3].split(os.pathsep)
 os.environ["WANDB_READER_SCHEMA"] = "minimal"
 import pandas as pd, numpy as np, pyarrow
 from analysis.sources import open_run
 import reference_reader
 gc.collect()
-def rss_kib():
+def status(field):
     for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-before = rss_kib()
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+before = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:  # reset the high-water mark (VmHWM) to the current RSS
+    f.write("5")
 if sys.argv[1] == "ours":
     h = open_run(sys.argv[2], cache=False).history
 else:
     h = reference_reader.read_run(sys.argv[2]).history
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"peak_mib": (peak - before) / 1024, "frame_mib": h.memory_usage(deep=True).sum() / 2**20}))
+print(json.dumps({"peak_mib": status("VmHWM:") - before, "frame_mib": h.memory_usage(deep=True).sum() / 2**20}))
 """
 
 
@@ -121,17 +122,17 @@ def peak(kind: str, run_dir: Path) -> dict:
 
 
 def listing(data: Path, template: Path, n: int = 1000) -> float:
-    """Time list_runs over n run folders (copies of a real small run, each with its own folder name)."""
+    """Time list_runs over n run folders, each holding a hard link to a real large run file (listing reads only
+    the head and the tail of each file, so its size must not matter; links cost no disk space)."""
     wdir = data / f"listing-{n}" / "wandb"
-    if not wdir.exists() or len(list(wdir.iterdir())) < n:
-        shutil.rmtree(wdir, ignore_errors=True)
-        wdir.mkdir(parents=True)
-        wfile = next(template.glob("*.wandb"))
-        for i in range(n):
-            rid = f"r{i:07d}"
-            d = wdir / f"offline-run-20260101_{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}-{rid}"
-            d.mkdir()
-            shutil.copyfile(wfile, d / f"run-{rid}.wandb")
+    shutil.rmtree(wdir, ignore_errors=True)
+    wdir.mkdir(parents=True)
+    wfile = next(template.glob("*.wandb"))
+    for i in range(n):
+        rid = f"r{i:07d}"
+        d = wdir / f"offline-run-20260101_{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}-{rid}"
+        d.mkdir()
+        os.link(wfile, d / f"run-{rid}.wandb")
     list_runs(wdir)  # warm the OS file cache
     t = time.perf_counter()
     refs = list_runs(wdir)

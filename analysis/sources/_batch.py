@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analysis.sources._frame import INT_LIMIT, HistoryFrame, parse_numbers
+from analysis.sources._frame import INT_LIMIT, POOL, HistoryFrame, parse_numbers
 
 _NUMBER_START = np.zeros(256, dtype=bool)
 _NUMBER_START[list(b"0123456789-NI")] = True  # JSON numbers, NaN, Infinity, -Infinity
@@ -131,7 +131,7 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame,
         good[pj[~ok]] = False
         return good
 
-    keys = pc.dictionary_encode(_gather(a, tag + 2, l2))
+    keys = pc.dictionary_encode(_gather(a, tag + 2, l2), memory_pool=POOL)
     names = keys.dictionary.to_pylist()
     if b"_step" not in names:
         return None

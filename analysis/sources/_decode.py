@@ -151,19 +151,6 @@ def decode_history_slow(payload: bytes, keyset: frozenset[bytes] | None) -> tupl
     return row, step
 
 
-def mirrors(summary: bytes, d: dict[bytes, bytes], region: int) -> bool:
-    """True when a summary record repeats the history row that follows it (what wandb-core writes per step).
-
-    Checked without decoding the summary: the same byte length as the row's item region, and its first item
-    present in the row with the same value. Such summary records are then applied from the
-    row's own (key -> raw value) pairs instead of being parsed a second time.
-    """
-    if len(summary) != region:
-        return False
-    m = _ITEM1.match(summary)
-    return m is not None and d.get(m.group(1)) == m.group(2)
-
-
 def summary_updates(payload: bytes) -> tuple[list[tuple[Any, bytes | None]], list[Any]]:
     """One summary record -> ([(key, raw JSON value)], [removed keys]). Keys: bytes, or tuple of str if nested."""
     if _ITEMS_ONLY.fullmatch(payload) is not None:

@@ -68,8 +68,9 @@ def iter_payloads(path: Path, status: ReadStatus, start: int = 0, stop: int | No
         pos = start - base  # position inside the current block
         fp.seek(base)
         pending: list[bytes] | None = None
+        chunk = BLOCK * _READ_BLOCKS if stop is None else max(BLOCK, min(BLOCK * _READ_BLOCKS, stop - base))
         while True:
-            buf = fp.read(BLOCK * _READ_BLOCKS)
+            buf = fp.read(chunk)
             if not buf:
                 break
             for bstart in range(0, len(buf), BLOCK):
@@ -145,7 +146,7 @@ def iter_payloads(path: Path, status: ReadStatus, start: int = 0, stop: int | No
                 pos = 0
                 if stop is not None and base >= stop:
                     return
-            if len(buf) < BLOCK * _READ_BLOCKS:
+            if len(buf) < chunk:
                 break
         if pending is not None:
             status.truncated = True

@@ -73,26 +73,36 @@ def _state(exit_code: int | None, mtime: float, now: float | None = None) -> Run
 
 
 def _head_identity(path: Path) -> _decode.Identity | None:
-    status = ReadStatus()
-    for payload in iter_payloads(path, status, stop=4 * BLOCK):
-        rec = _schema.Record.FromString(payload)
-        if rec.WhichOneof("record_type") == "run":
-            return _decode.identity(rec.run)
+    """The run record, which wandb writes right after the header: look in the first block, then a few more."""
+    for stop in (BLOCK, 8 * BLOCK):
+        for payload in iter_payloads(path, ReadStatus(), stop=stop):
+            try:
+                rec = _schema.Record.FromString(payload)
+            except Exception:  # noqa: BLE001 - a damaged head only means "no identity seen"
+                continue
+            if rec.WhichOneof("record_type") == "run":
+                return _decode.identity(rec.run)
+        if path.stat().st_size <= stop:
+            break
     return None
 
 
 def _tail_exit_code(path: Path, size: int) -> int | None:
-    """Exit code from an exit record in the last two blocks, or None (the run has not exited)."""
-    start = max(0, (max(size - 1, 0) // BLOCK - 1) * BLOCK)
-    code = None
-    for payload in iter_payloads(path, ReadStatus(), start=start):
-        try:
-            rec = _schema.Record.FromString(payload)
-        except Exception:  # noqa: BLE001 - a damaged tail only means "no exit record seen"
-            continue
-        if rec.WhichOneof("record_type") == "exit":
-            code = rec.exit.exit_code
-    return code
+    """Exit code from an exit record in the last block (or the last two, when it may straddle them), or None
+    (the run has not exited)."""
+    last = max(0, (size - 1) // BLOCK * BLOCK) if size else 0
+    for start in dict.fromkeys((last, max(0, last - BLOCK))):
+        code = None
+        for payload in iter_payloads(path, ReadStatus(), start=start):
+            try:
+                rec = _schema.Record.FromString(payload)
+            except Exception:  # noqa: BLE001 - a damaged tail only means "no exit record seen"
+                continue
+            if rec.WhichOneof("record_type") == "exit":
+                code = rec.exit.exit_code
+        if code is not None:
+            return code
+    return None
 
 
 def run_ref(run_dir: Path, now: float | None = None) -> RunRef:
