@@ -15,8 +15,8 @@ Detectors (names as in `Anomaly.detector`):
 - `drop_from_best`: relative drop of the series (smoothed by a centred 5-point median, so single-point blips are
   left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up.
 - `nonfinite`: NaN / Inf values as logged.
-- `cross_batch`: a batch far worse than its peers at the same step (robust z across batches *and* a relative gap
-  above `performance_drop_threshold`).
+- `cross_batch`: a batch far worse than its peers at the same step (robust z across batches above
+  `cross_batch_mad`, raised like the z bar on big runs, *and* a relative gap above `performance_drop_threshold`).
 
 On a series of n points the z bar is max(statistical_anomaly_zscore, sqrt(2 ln n)) when `zscore_length_adjusted`
 (the expected maximum of n Gaussian noise values): a healthy 10,000-step series does not raise dozens of alarms.
@@ -451,7 +451,11 @@ def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: Anom
     scale = _floor(_MAD_TO_SIGMA * np.nan_to_num(mad), np.nan_to_num(med))
     z = (x - med[:, None]) / scale[:, None]
     rel = sign * (x - med[:, None]) / np.fmax(np.abs(med[:, None]), _EPS)
-    flags = (sign * z > cfg.cross_batch_mad) & (rel > cfg.performance_drop_threshold) & (count[:, None] >= 3)
+    # Every (step, batch) cell is a test: on a big run the bar rises like the z bar (see `z_bar`).
+    bar = cfg.cross_batch_mad
+    if cfg.zscore_length_adjusted:
+        bar = max(bar, math.sqrt(2.0 * math.log(max(int(count.sum()), 1))))
+    flags = (sign * z > bar) & (rel > cfg.performance_drop_threshold) & (count[:, None] >= 3)
     peers = dict(zip(m.steps.tolist(), med.tolist()))
     word = "below" if direction == "higher_is_better" else "above"
     em.emit("cross_batch", flags, np.abs(z), np.maximum(_severity(rel, cfg), 1),

@@ -123,15 +123,32 @@ def _main_metric(batches: pd.DataFrame, prob: _Problem, cfg: AnalyzerConfig) -> 
     return prob.metric
 
 
-def _before_after(batches: pd.DataFrame, batch: int, metric: str, step: int) -> tuple[float, float]:
-    """Median of the batch's metric before `step` and from `step` on (NaN when a side is empty)."""
-    part = batches[(batches["batch"] == batch) & (batches["metric"] == metric)]
-    vals = pd.to_numeric(part["value"], errors="coerce")
-    ok = np.isfinite(vals.to_numpy(dtype=float))
-    part, vals = part[ok], vals[ok]
-    before = vals[part["step"] < step]
-    after = vals[part["step"] >= step]
-    med = lambda s: float(s.median()) if len(s) else float("nan")  # noqa: E731
+class _SeriesIndex:
+    """(batch, metric) -> (steps, finite values), grouped once so a run with 200 problem batches stays fast."""
+
+    def __init__(self, batches: pd.DataFrame) -> None:
+        self._frame = batches
+        self._rows = batches.groupby(["batch", "metric"], sort=False).indices if not batches.empty else {}
+        self.metrics = {str(m) for m in batches["metric"].dropna().unique()} if not batches.empty else set()
+
+    def get(self, batch: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        rows = self._rows.get((batch, metric))
+        if rows is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        steps = self._frame["step"].to_numpy()[rows]
+        vals = pd.to_numeric(self._frame["value"].iloc[rows], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(vals)
+        order = np.argsort(steps[ok], kind="stable")
+        return steps[ok][order], vals[ok][order]
+
+
+def _before_after(series: _SeriesIndex, batch: int, metric: str, step: int, window: int) -> tuple[float, float]:
+    """Median of the batch's metric over up to `window` points before `step` and from `step` on (NaN when a
+    side is empty). Local windows: on a rising learning curve the level just before the fall is what fell."""
+    steps, vals = series.get(batch, metric)
+    before = vals[steps < step][-window:]
+    after = vals[steps >= step][:window]
+    med = lambda v: float(np.median(v)) if v.size else float("nan")  # noqa: E731
     return med(before), med(after)
 
 
@@ -163,10 +180,6 @@ def _global_changes_near(change_points: list[ChangePoint], anomalies: list[Anoma
     names |= {a.metric for a in anomalies if a.batch is None and a.detector in _DEGRADING | {"zscore"}
               and abs(a.step - step) <= tol}
     return sorted(n for n in names if independent(n))
-
-
-def _metric_names(batches: pd.DataFrame) -> set[str]:
-    return set(batches["metric"].dropna().astype(str)) if batches is not None and not batches.empty else set()
 
 
 def _is_lr(metric: str) -> bool:
@@ -313,6 +326,7 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     n_batches = int(batches["batch"].nunique()) if not batches.empty else len(probs)
     n_batches = max(n_batches, len(probs))
     tol = _step_tolerance(batches)
+    series = _SeriesIndex(batches)
     out: list[RootCause] = []
     grouped: set[int] = set()
 
@@ -324,42 +338,54 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
         group = [g for g in _together(probs, step, tol) if g not in grouped]
         if n_batches >= 3 and len(group) >= _MODEL_SIDE_SHARE * n_batches:
             grouped.update(group)
-            out.append(_model_side(batches, probs, group, step, n_batches, change_points, anomalies, tol, cfg))
+            cause = _model_side(batches, series, probs, group, step, n_batches, change_points, anomalies, tol, cfg)
+            if cause is not None:
+                out.append(cause)
 
     for b, prob in probs.items():
         if b in grouped:
             continue
-        out.append(_batch_cause(batches, prob, quality, n_batches, change_points, anomalies, tol, cfg,
-                                n_together=len(_together(probs, prob.first_step, tol))))
+        cause = _batch_cause(batches, series, prob, quality, n_batches, change_points, anomalies, tol, cfg,
+                             n_together=len(_together(probs, prob.first_step, tol)))
+        if cause is not None:
+            out.append(cause)
     out.sort(key=lambda r: (-r.score, r.step if r.step is not None else 0,
                             -1 if r.batch is None else r.batch))
     return out
 
 
-def _fall_phrase(metric: str | None, before: float, after: float, step: int) -> tuple[str, float]:
-    """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction)."""
+def _fall_phrase(metric: str | None, before: float, after: float, step: int,
+                 cfg: AnalyzerConfig) -> tuple[str, float]:
+    """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction; negative = better)."""
     if metric is None or not (math.isfinite(before) and math.isfinite(after)):
         return f"went wrong at step {step}", 0.0
     name = metric.rsplit("/", 1)[-1]
     verb = "fell" if after < before else "rose" if after > before else "stayed at"
-    rel = abs(after - before) / max(abs(before), 1e-12)
-    return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", rel
+    sign = 1.0 if metric_direction(metric, cfg.anomaly) == "higher_is_better" else -1.0
+    worse = sign * (before - after) / max(abs(before), 1e-12)
+    return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", worse
 
 
-def _batch_cause(batches: pd.DataFrame, prob: _Problem, quality: pd.DataFrame | None, n_batches: int,
+def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, quality: pd.DataFrame | None,
+                 n_batches: int,
                  change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
-                 cfg: AnalyzerConfig, n_together: int) -> RootCause:
+                 cfg: AnalyzerConfig, n_together: int) -> RootCause | None:
     metric = _main_metric(batches, prob, cfg)
-    before, after = (_before_after(batches, prob.batch, metric, prob.first_step) if metric
-                     else (float("nan"), float("nan")))
-    fall, rel = _fall_phrase(metric, before, after, prob.first_step)
-    glob = _global_changes_near(change_points, anomalies, prob.first_step, tol, _metric_names(batches))
+    before, after = (_before_after(series, prob.batch, metric, prob.first_step, cfg.anomaly.zscore_window)
+                     if metric else (float("nan"), float("nan")))
+    fall, rel = _fall_phrase(metric, before, after, prob.first_step, cfg)
+    glob = _global_changes_near(change_points, anomalies, prob.first_step, tol, series.metrics)
     ev = compare_quality(quality, prob.batch) if quality is not None else {"n": 0}
     qphrase, strength = _quality_phrase(ev)
+    if rel < cfg.anomaly.performance_drop_threshold and not qphrase and "nonfinite" not in prob.detectors:
+        return None  # the numbers show no real fall: a passing flag, not something to explain
     alone = n_together <= max(1, int(0.2 * n_batches))
-    if alone and not glob:
+    if alone:
+        # The others held steady through whatever else changed at that step: the batch's data is the suspect.
         side = "data"
         why = qphrase or "the other batches held steady, so its data is the first suspect"
+        if glob:
+            why += f" ({', '.join(glob)} changed near that step too)"
     elif qphrase:
         side = "data"
         why = qphrase
@@ -368,7 +394,7 @@ def _batch_cause(batches: pd.DataFrame, prob: _Problem, quality: pd.DataFrame | 
         why = (f"{n_together} of {n_batches} batches changed near that step"
                + (f"; {', '.join(glob)} changed too" if glob else ""))
     sentence = f"batch {prob.batch}: {fall}; {why}"
-    score = 100.0 * rel + 10.0 * prob.severity_weight + 20.0 * strength + min(prob.n_findings, 10)
+    score = 100.0 * max(rel, 0.0) + 10.0 * prob.severity_weight + 20.0 * strength + min(prob.n_findings, 10)
     evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
                 "first_bad_step": prob.first_step, "detectors": sorted(prob.detectors),
                 "batches_changing_together": n_together, "n_batches": n_batches,
@@ -377,26 +403,29 @@ def _batch_cause(batches: pd.DataFrame, prob: _Problem, quality: pd.DataFrame | 
                      evidence=evidence)
 
 
-def _model_side(batches: pd.DataFrame, probs: dict[int, _Problem], group: list[int], step: int,
+def _model_side(batches: pd.DataFrame, series: _SeriesIndex, probs: dict[int, _Problem], group: list[int],
+                step: int,
                 n_batches: int, change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
-                cfg: AnalyzerConfig) -> RootCause:
+                cfg: AnalyzerConfig) -> RootCause | None:
     metric = _main_metric(batches, probs[group[0]], cfg)
     befores, afters = [], []
     if metric:
         for b in group:
-            bf, af = _before_after(batches, b, metric, step)
+            bf, af = _before_after(series, b, metric, step, cfg.anomaly.zscore_window)
             befores.append(bf)
             afters.append(af)
     before = float(np.nanmedian(befores)) if np.isfinite(befores).any() else float("nan")
     after = float(np.nanmedian(afters)) if np.isfinite(afters).any() else float("nan")
-    fall, rel = _fall_phrase(metric, before, after, step)
-    glob = _global_changes_near(change_points, anomalies, step, tol, _metric_names(batches))
+    fall, rel = _fall_phrase(metric, before, after, step, cfg)
+    if rel < cfg.anomaly.performance_drop_threshold:
+        return None  # the batches moved together but did not get worse
+    glob = _global_changes_near(change_points, anomalies, step, tol, series.metrics)
     lr = [g for g in glob if _is_lr(g)]
     cause = ("the learning rate changed at that step" if lr else
              f"{', '.join(glob)} changed at the same step" if glob else
              "all batches changing together points at the model or training setup, not the data")
     sentence = (f"{len(group)} of {n_batches} batches: median {fall}; a model-side change ({cause})")
-    score = 100.0 * rel + 10.0 * max(probs[b].severity_weight for b in group) + 5.0 * len(group) / n_batches
+    score = 100.0 * max(rel, 0.0) + 10.0 * max(probs[b].severity_weight for b in group) + 5.0 * len(group) / n_batches
     evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
                 "first_bad_step": step, "batches": group, "n_batches": n_batches, "global_changes": glob,
                 "learning_rate_change": bool(lr)}
