@@ -67,17 +67,21 @@ def _gather(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
 class BatchResult:
     """What a decoded batch tells the decoder besides the values it wrote into the frame."""
 
-    def __init__(self, last_step: int, summary: dict[bytes, bytes]) -> None:
-        self.last_step = last_step
+    def __init__(self, last_step: int | None, next_step: int, summary: dict[bytes, bytes]) -> None:
+        self.last_step = last_step  # step of the last row written (None: every row was filtered out)
+        self.next_step = next_step
         self.summary = summary  # key -> raw JSON value of its last occurrence in the batch
 
 
-def decode_batch(payloads: list[bytes], frame: HistoryFrame,
-                 last_step: int | None) -> BatchResult | np.ndarray | None:
+def decode_batch(payloads: list[bytes], frame: HistoryFrame, last_step: int | None,
+                 keyset: frozenset[bytes] | None = None, always: frozenset[bytes] = frozenset(),
+                 filter_rows: bool = False) -> BatchResult | np.ndarray | None:
     """Decode `payloads` (consecutive history records) into new rows of `frame`.
 
-    Returns, with the frame untouched, a boolean array (which payloads have the plain shape) when some do not,
-    and None when all do but the batch cannot be taken as a whole (a row without `_step`, a repeated step)."""
+    `keyset` keeps only those keys (`always` ones included); with `filter_rows`, rows holding none of the
+    keys besides `always` are dropped. Returns, with the frame untouched, a boolean array (which payloads have
+    the plain shape) when some do not, and None when all do but the batch cannot be taken as a whole (a row
+    without `_step`, a repeated step)."""
     m = len(payloads)
     suffixes = [step_suffix(p) for p in payloads]
     if min(suffixes) < 0:
@@ -150,9 +154,20 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame,
     if (m > 1 and not (np.diff(steps) > 0).all()) or (last_step is not None and steps[0] <= last_step):
         return None
 
-    numeric = _NUMBER_START[a[np.minimum(vstart, top)]] & (l3 > 0)
+    if keyset is None:
+        wanted = np.ones(len(names), dtype=bool)
+        row_keep = np.ones(m, dtype=bool)
+    else:
+        wanted = np.array([nm in keyset for nm in names], dtype=bool)
+        row_keep = np.ones(m, dtype=bool)
+        if filter_rows:
+            informative = np.array([nm in keyset and nm not in always for nm in names], dtype=bool)
+            row_keep = np.zeros(m, dtype=bool)
+            row_keep[pj[informative[key_codes]]] = True
+    item_keep = wanted[key_codes] & row_keep[pj]
+    numeric = _NUMBER_START[a[np.minimum(vstart, top)]] & (l3 > 0) & item_keep
     others: list[tuple[int, Any]] = []
-    for item in np.flatnonzero(~numeric).tolist():  # lists, strings, booleans, null: a few cells
+    for item in np.flatnonzero(~numeric & item_keep).tolist():  # lists, strings, booleans, null: a few cells
         try:
             others.append((item, json.loads(buf[vstart[item]:vend[item]])))
         except ValueError:
@@ -164,9 +179,13 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame,
         return None
 
     # everything checked: now write
-    cols = np.array(frame.columns_for(names), dtype=np.intp)[key_codes]
-    first_row = frame.new_rows(m)
-    rows = first_row + pj
+    colmap = np.full(len(names), -1, dtype=np.intp)
+    wanted_idx = np.flatnonzero(wanted)
+    colmap[wanted_idx] = frame.columns_for([names[i] for i in wanted_idx.tolist()])
+    cols = colmap[key_codes]
+    kept = int(row_keep.sum())
+    first_row = frame.new_rows(kept)
+    rows = first_row + np.cumsum(row_keep)[pj] - 1
     big = np.flatnonzero(np.abs(values) >= INT_LIMIT)
     if len(big):  # integers beyond float precision stay exact, as objects
         values = values.copy()
@@ -186,4 +205,5 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame,
     last_item[key_codes] = np.arange(n)  # repeated codes: the last assignment stays
     vs, ve = vstart[last_item].tolist(), vend[last_item].tolist()
     summary = {name: buf[b:e] for name, b, e in zip(names, vs, ve)}
-    return BatchResult(int(steps[-1]), summary)
+    last_kept = int(steps[np.flatnonzero(row_keep)[-1]]) if kept else last_step
+    return BatchResult(last_kept, int(steps[-1]) + 1, summary)

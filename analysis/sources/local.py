@@ -278,12 +278,8 @@ class _Decoder:
         batch, self.batch = self.batch, []
         if not batch:
             return
-        if self.keyset is not None:
-            for payload in batch:
-                self._history(payload)
-            return
         self.frame.flush()
-        done = _batch.decode_batch(batch, self.frame, self.last_step)
+        done = _batch.decode_batch(batch, self.frame, self.last_step, self.keyset, _ALWAYS_B, self.filter_rows)
         if isinstance(done, _batch.BatchResult):
             self._took(done)
             return
@@ -297,7 +293,8 @@ class _Decoder:
             j = i
             while j < len(batch) and done[j] == done[i]:
                 j += 1
-            part = _batch.decode_batch(batch[i:j], self.frame, self.last_step) if done[i] else None
+            part = _batch.decode_batch(batch[i:j], self.frame, self.last_step, self.keyset, _ALWAYS_B,
+                                       self.filter_rows) if done[i] else None
             if isinstance(part, _batch.BatchResult):
                 self._took(part)
             else:
@@ -307,7 +304,7 @@ class _Decoder:
 
     def _took(self, done: _batch.BatchResult) -> None:
         self.last_step = done.last_step
-        self.next_step = done.last_step + 1
+        self.next_step = done.next_step
         self.summary_hist.update(done.summary)
 
     def _row(self, step: int) -> int:
@@ -494,6 +491,7 @@ def open_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
 def _select(run: Run, keys: list[str]) -> Run:
     """Restrict a full run to `keys` the way a `keys=` decode does (rows holding none of them are dropped)."""
     h = run.history
+    h = h[[c for c in h.columns if c in set(keys) or c in _ALWAYS]]
     wanted = [k for k in keys if k in h.columns and k not in _ALWAYS_KEYS]
     if set(keys) - _ALWAYS:
         h = h[h[wanted].notna().any(axis=1)] if wanted else h.iloc[0:0]
