@@ -121,6 +121,11 @@ def rolling_zscore(values: np.ndarray, window: int, warmup: int) -> np.ndarray:
     (x - mean) / std Student-t distributed, with far heavier tails than a Gaussian; the result is therefore
     the Gaussian z with the same tail probability, so "|z| > 3" means the same rarity for any window.
     """
+    return _rolling_zscore(values, window, warmup)[0]
+
+
+def _rolling_zscore(values: np.ndarray, window: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(z, the window mean each point was compared with)."""
     x = np.asarray(values, dtype=float)
     minc = _min_count(window, warmup)
     mean = _shift(_move(bn.move_mean, x, window, minc))
@@ -130,7 +135,7 @@ def rolling_zscore(values: np.ndarray, window: int, warmup: int) -> np.ndarray:
     with np.errstate(all="ignore"):
         t = (x - mean) / (_floor(std, mean) * np.sqrt(1.0 + 1.0 / np.fmax(count, 1.0)))
     z = _t_to_z(t, count - 1.0)
-    return np.where(_seen(x) > warmup, z, np.nan)
+    return np.where(_seen(x) > warmup, z, np.nan), mean
 
 
 def _t_to_z(t: np.ndarray, df: np.ndarray) -> np.ndarray:
@@ -158,6 +163,11 @@ def rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> np.nd
     `_SCALE_FACTOR` windows: outliers barely move it, while a steadily rising learning curve (whose points sit
     above a lagging median) widens it, so healthy trends are not flagged as improvements.
     """
+    return _rolling_robust_zscore(values, window, warmup)[0]
+
+
+def _rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(robust z, the window median each point was compared with)."""
     x = np.asarray(values, dtype=float)
     minc = _min_count(window, warmup)
     med = _shift(_move(bn.move_median, x, window, minc))
@@ -167,7 +177,7 @@ def rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> np.nd
     mean_scale = _shift(_move(bn.move_mean, dev, _SCALE_FACTOR * window, 3)) * 1.2533
     scale = np.where(scale > 0, scale, mean_scale)
     z = (x - med) / _floor(scale, med)
-    return np.where(_seen(x) > warmup, z, np.nan)
+    return np.where(_seen(x) > warmup, z, np.nan), med
 
 
 def _centred_median(x: np.ndarray, window: int) -> np.ndarray:
@@ -289,21 +299,29 @@ def metric_matrices(long: pd.DataFrame | None, key: str | None) -> list[MetricMa
     """Split a long frame (step, [batch,] metric, value) into one matrix per metric; the last duplicate wins."""
     if long is None or long.empty:
         return []
-    frame = long[long["step"].notna()]
+    step_all = pd.to_numeric(long["step"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(step_all)
+    codes, names = pd.factorize(long["metric"].to_numpy()[ok], sort=True)
+    step_all = step_all[ok].astype(np.int64)
+    value_all = pd.to_numeric(long["value"], errors="coerce").to_numpy(dtype=float)[ok]
+    key_all = long[key].to_numpy(dtype=np.int64)[ok] if key else None
+    order = np.argsort(codes, kind="stable")  # stable: the last duplicate of a cell stays last
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     out = []
-    for metric, part in frame.groupby("metric", sort=True):
-        si, steps = pd.factorize(part["step"].to_numpy(dtype=np.int64), sort=True)
-        if key:
-            ci, cols = pd.factorize(part[key].to_numpy(dtype=np.int64), sort=True)
+    for k, metric in enumerate(names):
+        idx = order[bounds[k]:bounds[k + 1]]
+        si, steps = pd.factorize(step_all[idx], sort=True)
+        if key_all is not None:
+            ci, cols = pd.factorize(key_all[idx], sort=True)
             columns: list[int | None] = [int(c) for c in cols]
         else:
-            ci = np.zeros(len(part), dtype=np.int64)
+            ci = np.zeros(idx.size, dtype=np.int64)
             columns = [None]
         raw = np.full((steps.size, len(columns)), np.nan)
         logged = np.zeros(raw.shape, dtype=bool)
-        raw[si, ci] = pd.to_numeric(part["value"], errors="coerce").to_numpy(dtype=float)
+        raw[si, ci] = value_all[idx]
         logged[si, ci] = True
-        out.append(MetricMatrix(str(metric), steps, columns, raw, logged))
+        out.append(MetricMatrix(str(metric), np.asarray(steps, dtype=np.int64), columns, raw, logged))
     return out
 
 
@@ -335,18 +353,23 @@ Describe = Callable[[int | None, float, float, int, int], str]
 class _Emitter:
     """Turns a flag matrix into merged episode records for one metric matrix and one detector."""
 
-    def __init__(self, m: MetricMatrix, direction: Direction) -> None:
-        self.m, self.direction = m, direction
+    def __init__(self, m: MetricMatrix, direction: Direction, cfg: AnomalyDetectionConfig) -> None:
+        self.m, self.direction, self.cfg = m, direction, cfg
         self.observed = m.logged
         self.out: list[Anomaly] = []
 
-    def emit(self, detector: str, flags: np.ndarray, score: np.ndarray, severity: np.ndarray,
-             describe: Describe, gap: int = _MERGE_GAP) -> None:
-        """flags/score are (n, k); severity is an (n, k) int array (0 info, 1 warning, 2 critical)."""
+    def emit(self, detector: str, flags: np.ndarray, score: np.ndarray, rel_worse: np.ndarray | float,
+             describe: Describe, gap: int = _MERGE_GAP, at_least: int = 0) -> None:
+        """flags/score are (n, k); rel_worse is the relative degradation per cell (or one number for all).
+
+        An episode's severity comes from its largest degradation (see `_severity`), never below `at_least`
+        (0 info, 1 warning, 2 critical).
+        """
         flags = flags & self.observed
         if not flags.any():
             return
         names = ("info", "warning", "critical")
+        rel_matrix = isinstance(rel_worse, np.ndarray)
         for j in np.flatnonzero(flags.any(axis=0)):
             batch = self.m.columns[j]
             observed_rows = np.flatnonzero(self.observed[:, j])
@@ -358,9 +381,11 @@ class _Emitter:
                 worst = self._worst(raw)
                 strongest = float(np.nanmax(sc)) if np.isfinite(sc).any() else float("inf")
                 start, end = int(self.m.steps[rows[0]]), int(self.m.steps[rows[-1]])
-                sev: Severity = names[int(severity[rows, j].max())]  # type: ignore[assignment]
+                rel = rel_worse[rows, j] if rel_matrix else np.asarray([rel_worse])
+                level = max(at_least, _severity(float(np.nanmax(rel)) if not np.isnan(rel).all() else 0.0,
+                                                self.cfg))
                 self.out.append(Anomaly(step=start, metric=self.m.metric, value=worst, detector=detector,
-                                        score=strongest, severity=sev,
+                                        score=strongest, severity=names[level],  # type: ignore[arg-type]
                                         message=describe(batch, worst, strongest, start, end), batch=batch,
                                         end_step=end if end != start else None))
 
@@ -377,10 +402,11 @@ def _bad_sign(direction: Direction) -> float:
     return -1.0 if direction == "higher_is_better" else 1.0
 
 
-def _severity(rel_worse: np.ndarray, cfg: AnomalyDetectionConfig) -> np.ndarray:
+def _severity(rel_worse: float, cfg: AnomalyDetectionConfig) -> int:
     """0 info (not worse), 1 warning, 2 critical (relative degradation >= critical_drop_threshold)."""
-    r = np.nan_to_num(rel_worse, nan=0.0, posinf=np.inf)
-    return np.where(r >= cfg.critical_drop_threshold, 2, np.where(r > 0, 1, 0))
+    if rel_worse >= cfg.critical_drop_threshold:
+        return 2
+    return 1 if rel_worse > 0 else 0
 
 
 def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anomaly]:
@@ -389,45 +415,43 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     sign = _bad_sign(direction)
     worse_word = "below" if direction == "higher_is_better" else "above"
     x = m.values
-    em = _Emitter(m, direction)
+    em = _Emitter(m, direction, cfg)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         thr = metric_threshold(m.metric, cfg)
         if thr is not None:
             gap = sign * (x - thr)  # > 0 means on the wrong side of the bound
             rel = gap / max(abs(thr), _EPS)
-            em.emit("threshold", gap > 0, gap, np.maximum(_severity(rel, cfg), 1),
+            em.emit("threshold", gap > 0, gap, rel,
                     lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold "
                                           f"{_fmt(thr)} at {_span(a, e)}",
-                    gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2))
+                    gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2), at_least=1)
 
         n_points = np.isfinite(x).sum(axis=0)
         bar = z_bar(cfg, n_points)[None, :]
-        for name, fn, word in (("zscore", rolling_zscore, "sigma"),
-                               ("robust_zscore", rolling_robust_zscore, "robust sigma")):
+        for name, fn, word in (("zscore", _rolling_zscore, "sigma"),
+                               ("robust_zscore", _rolling_robust_zscore, "robust sigma")):
             if name == "robust_zscore" and not cfg.robust:
                 continue
-            z = fn(x, cfg.zscore_window, cfg.warmup_steps)
+            z, centre = fn(x, cfg.zscore_window, cfg.warmup_steps)
             worse_z = sign * z
             flags = (worse_z > bar) if cfg.drop_only else (np.abs(z) > bar)
             # Severity from the relative distance to the window's centre, in the bad direction.
-            centre = _window_centre(x, cfg, robust=name == "robust_zscore")
             rel = sign * (x - centre) / np.fmax(np.abs(centre), _EPS)
-            em.emit(name, flags, np.abs(z), _severity(rel, cfg),
+            em.emit(name, flags, np.abs(z), rel,
                     lambda b, v, s, a, e, word=word: f"{_who(b)}{m.metric} = {_fmt(v)} is {s:.1f} {word} "
                                                      f"from its recent values at {_span(a, e)}")
 
         drop = drop_from_best(x, direction)
         drop = np.where(_seen(x) > cfg.warmup_steps, drop, np.nan)
         verb = "fell" if direction == "higher_is_better" else "rose"
-        em.emit("drop_from_best", drop > cfg.performance_drop_threshold, drop,
-                np.maximum(_severity(drop, cfg), 1),
+        em.emit("drop_from_best", drop > cfg.performance_drop_threshold, drop, drop,
                 lambda b, v, s, a, e: f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) "
-                                      f"at {_span(a, e)}", gap=_SUSTAINED_GAP)
+                                      f"at {_span(a, e)}", gap=_SUSTAINED_GAP, at_least=1)
 
         nf = m.nonfinite
         if nf.any():
-            em.emit("nonfinite", nf, np.ones(nf.shape), np.full(nf.shape, 2),
+            em.emit("nonfinite", nf, np.ones(nf.shape), math.inf,
                     lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}")
 
         if len(m.columns) >= 3 and m.columns[0] is not None:
@@ -435,19 +459,13 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     return em.out
 
 
-def _window_centre(x: np.ndarray, cfg: AnomalyDetectionConfig, robust: bool) -> np.ndarray:
-    minc = _min_count(cfg.zscore_window, cfg.warmup_steps)
-    move = bn.move_median if robust else bn.move_mean
-    return _shift(_move(move, x, cfg.zscore_window, minc))
-
-
 def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: AnomalyDetectionConfig,
                  em: _Emitter) -> None:
     """A batch far worse than its peers at the same step."""
     sign = _bad_sign(direction)
     count = np.isfinite(x).sum(axis=1)
-    med = np.nanmedian(x, axis=1)
-    mad = np.nanmedian(np.abs(x - med[:, None]), axis=1)
+    med = bn.nanmedian(x, axis=1)
+    mad = bn.nanmedian(np.abs(x - med[:, None]), axis=1)
     scale = _floor(_MAD_TO_SIGMA * np.nan_to_num(mad), np.nan_to_num(med))
     z = (x - med[:, None]) / scale[:, None]
     rel = sign * (x - med[:, None]) / np.fmax(np.abs(med[:, None]), _EPS)
@@ -458,10 +476,10 @@ def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: Anom
     flags = (sign * z > bar) & (rel > cfg.performance_drop_threshold) & (count[:, None] >= 3)
     peers = dict(zip(m.steps.tolist(), med.tolist()))
     word = "below" if direction == "higher_is_better" else "above"
-    em.emit("cross_batch", flags, np.abs(z), np.maximum(_severity(rel, cfg), 1),
+    em.emit("cross_batch", flags, np.abs(z), rel,
             lambda b, v, s, a, e: f"batch {b} {m.metric} = {_fmt(v)} is far {word} its peers "
                                   f"(median {_fmt(peers.get(a, float('nan')))}) at {_span(a, e)}",
-            gap=_SUSTAINED_GAP)
+            gap=_SUSTAINED_GAP, at_least=1)
 
 
 def find_anomalies(batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None,
