@@ -171,3 +171,36 @@ def test_outlier_indices_finds_spikes_and_nonfinite_in_trend():
     found = outlier_indices(x)
     assert {100, 250, 300, 400} <= set(found)
     assert len(found) <= 6
+
+
+def test_rolling_zscore_is_calibrated_on_gaussian_noise():
+    """With a 20-point window the raw t has heavy tails; the reported z has the Gaussian tail rate."""
+    from analysis.anomalies import rolling_robust_zscore, rolling_zscore
+
+    x = np.random.default_rng(8).normal(0, 1, (20_000, 20))
+    z = rolling_zscore(x, 20, 5)
+    rate = np.mean(np.abs(z[np.isfinite(z)]) > 3)
+    assert 0.0015 < rate < 0.004  # Gaussian: 0.0027; the uncorrected t gave 0.0087 here
+    rz = rolling_robust_zscore(x, 20, 5)
+    assert np.mean(np.abs(rz[np.isfinite(rz)]) > 4) < 0.001
+
+
+def test_a_long_healthy_run_raises_almost_no_alarms():
+    rng = np.random.default_rng(9)
+    n, k = 5_000, 20
+    curve = 0.93 - 0.3 * np.exp(-np.arange(n) / 800)
+    series = {b: curve + rng.normal(0, 0.004, n) for b in range(k)}
+    found = find_anomalies(batch_frame(series, every=10), EMPTY_GLOBAL,
+                           AnomalyDetectionConfig(metric_thresholds={}))
+    assert len(found) <= 0.0005 * n * k  # at most ~50 flags in 100,000 healthy points
+    assert not [a for a in found if a.detector in ("cross_batch", "drop_from_best")]
+    assert not [a for a in found if a.severity == "critical"]
+
+
+def test_drop_only_mode_reports_no_info_findings():
+    rng = np.random.default_rng(10)
+    vals = healthy(60, rng, level=0.9, noise=0.002)
+    vals[30:] += 0.05  # a step up: good news
+    found = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL,
+                           AnomalyDetectionConfig(metric_thresholds={}, drop_only=True))
+    assert found == []
