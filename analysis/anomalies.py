@@ -238,6 +238,11 @@ def point_outlier_z(x: np.ndarray, half: int = 5, scale_half: int = 25) -> np.nd
     first point of a new level is close to the points after it, so level shifts are not outliers. The noise is
     the local median |first difference| (trend- and step-free, and it follows a variance increase).
     """
+    with np.errstate(all="ignore"):  # huge values (1e308) may overflow to Inf: they are outliers anyway
+        return _point_outlier_z(x, half, scale_half)
+
+
+def _point_outlier_z(x: np.ndarray, half: int, scale_half: int) -> np.ndarray:
     h = max(1, min(half, x.size - 1))
     left, right = _side_medians(x, h)
     dl, dr = x - left, x - right

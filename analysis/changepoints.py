@@ -13,7 +13,10 @@ How `change_points` finds level shifts in one series:
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -35,6 +38,16 @@ _VAR_WINDOW = 150  # differences each side used to validate a noise-level change
 _VAR_MIN_SIZE = 20  # minimum points per noise regime
 _MIN_VAR_RATIO = 1.8  # noise sd must change at least this much (either way)
 _VAR_MERGE = 10  # a noise change this close to a level shift is the same event
+
+
+def _quiet(fn: Callable) -> Callable:
+    """Extreme inputs (1e308, Inf) may overflow inside numpy: the answer is still right, so no warnings."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def noise_sigma(x: np.ndarray) -> float:
@@ -154,6 +167,7 @@ def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return raw[keep], keep
 
 
+@_quiet
 def level_shifts(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3) -> list[int]:
     """Indices where the level jumps (start of the new segment). Smooth trends are not cut into steps."""
     x, keep = _clean(values)
@@ -179,6 +193,7 @@ def _level_shifts(x: np.ndarray, penalty: float | None, min_size: int) -> list[i
     return [b for i, b in enumerate(refined) if i == 0 or b - refined[i - 1] >= max(min_size, block + 1)]
 
 
+@_quiet
 def variance_changes(values: np.ndarray, *, min_size: int = 20) -> list[int]:
     """Indices where the noise level changes (e.g. training becomes unstable), spikes and trends ignored.
 
@@ -251,6 +266,7 @@ def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) ->
     return int(lo + ks[int(np.argmin(cost))])
 
 
+@_quiet
 def change_points(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3,
                   variance: bool = True) -> list[int]:
     """Indices where a new segment starts (no trailing n): level shifts, plus noise-level changes.

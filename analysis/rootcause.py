@@ -354,16 +354,25 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     return out
 
 
-def _fall_phrase(metric: str | None, before: float, after: float, step: int,
-                 cfg: AnalyzerConfig) -> tuple[str, float]:
+def _fall_phrase(metric: str | None, before: float, after: float, step: int, cfg: AnalyzerConfig,
+                 nonfinite: bool = False) -> tuple[str, float]:
     """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction; negative = better)."""
-    if metric is None or not (math.isfinite(before) and math.isfinite(after)):
+    if metric is None:
         return f"went wrong at step {step}", 0.0
     name = metric.rsplit("/", 1)[-1]
-    verb = "fell" if after < before else "rose" if after > before else "stayed at"
-    sign = 1.0 if metric_direction(metric, cfg.anomaly) == "higher_is_better" else -1.0
-    worse = sign * (before - after) / max(abs(before), 1e-12)
-    return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", worse
+    higher = metric_direction(metric, cfg.anomaly) == "higher_is_better"
+    if math.isfinite(before) and math.isfinite(after):
+        verb = "fell" if after < before else "rose" if after > before else "stayed at"
+        worse = (1.0 if higher else -1.0) * (before - after) / max(abs(before), 1e-12)
+        return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", worse
+    if nonfinite:
+        return f"{name} is not finite (NaN/Inf) from step {step}", 0.0
+    if math.isfinite(after):
+        bound = metric_threshold(metric, cfg.anomaly)
+        beyond = bound is not None and (after < bound if higher else after > bound)
+        where = f" ({'below' if higher else 'above'} its {_metric_num(bound)} bound)" if beyond else ""
+        return f"{name} at {_metric_num(after)} from step {step}{where}", 0.0
+    return f"went wrong at step {step}", 0.0
 
 
 def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, quality: pd.DataFrame | None,
@@ -373,11 +382,13 @@ def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, qu
     metric = _main_metric(batches, prob, cfg)
     before, after = (_before_after(series, prob.batch, metric, prob.first_step, cfg.anomaly.zscore_window)
                      if metric else (float("nan"), float("nan")))
-    fall, rel = _fall_phrase(metric, before, after, prob.first_step, cfg)
+    fall, rel = _fall_phrase(metric, before, after, prob.first_step, cfg, "nonfinite" in prob.detectors)
     glob = _global_changes_near(change_points, anomalies, prob.first_step, tol, series.metrics)
     ev = compare_quality(quality, prob.batch) if quality is not None else {"n": 0}
     qphrase, strength = _quality_phrase(ev)
-    if rel < cfg.anomaly.performance_drop_threshold and not qphrase and "nonfinite" not in prob.detectors:
+    ends_below_bound = prob.onsets and min(prob.onsets)[0] == _P_ENDS_BAD
+    if (rel < cfg.anomaly.performance_drop_threshold and not qphrase and not ends_below_bound
+            and "nonfinite" not in prob.detectors):
         return None  # the numbers show no real fall: a passing flag, not something to explain
     alone = n_together <= max(1, int(0.2 * n_batches))
     if alone:

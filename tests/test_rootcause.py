@@ -158,3 +158,26 @@ def test_demo_run_root_causes_name_each_defect(demo_analysis):
         assert f"fail the {kinds[d.kind]} threshold" in cause.sentence
     # ranked by the size of the fall: blur (0.60) before rotation (0.64) before low resolution (0.70)
     assert [c.batch for c in demo_analysis.root_causes] == [7, 12, 3]
+
+
+def test_odd_runs_give_findings_not_exceptions():
+    """Constant, all-NaN, one-point, Inf, late and duplicated series; odd quality frames."""
+    cfg = AnalyzerConfig()
+    rows = [(s, 0, "recall", 0.9) for s in range(50)]                       # constant and healthy
+    rows += [(s, 1, "recall", np.nan) for s in range(50)]                   # never finite
+    rows += [(7, 2, "recall", 0.85)]                                        # one point
+    rows += [(0, 3, "recall", 0.9), (1, 3, "recall", np.inf)]               # Inf
+    rows += [(s, 4, "recall", 0.5) for s in range(40, 90)]                  # late, below its bound
+    rows += [(5, 5, "recall", 0.9), (5, 5, "recall", 0.91)]                 # duplicated cell
+    batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
+    g = pd.DataFrame({"step": [0, 1, 2], "metric": "train/lr", "value": [np.nan, np.inf, 1.0]})
+    anomalies, cps = findings(batches, g, cfg)
+    odd_quality = pd.DataFrame({"path": ["a", "b"], "batch": pd.array([4, pd.NA], dtype="Int64"),
+                                "blur_score": [np.nan, np.inf], "reasons": [None, []],
+                                "is_acceptable": [pd.NA, True]})
+    for quality in (None, pd.DataFrame(), odd_quality):
+        causes = {c.batch: c for c in explain(batches, anomalies, cps, quality, None, cfg)}
+        assert set(causes) == {1, 3, 4}
+        assert "not finite" in causes[1].sentence and "not finite" in causes[3].sentence
+        assert "recall at 0.50 from step 40 (below its 0.80 bound)" in causes[4].sentence
+    assert explain(None, [], [], None, None, cfg) == []
