@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -222,7 +221,6 @@ def test_missing_paths_are_run_not_found(tmp_path):
         open_run(tmp_path / "nope")
     with pytest.raises(RunNotFound):
         open_run(tmp_path / "nope.wandb")
-    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_summary_is_last_logged_value_unless_set_explicitly_later(tmp_path):

@@ -12,9 +12,11 @@ import gc
 import json
 import os
 import time
-from dataclasses import replace
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
 import pandas as pd
 
 from analysis.errors import AmbiguousRun, CorruptRunFile, NotAWandbFile, RunNotFound, UnsafePath
