@@ -9,9 +9,10 @@ Detectors (names as in `Anomaly.detector`):
 - `threshold`: direction-aware absolute bound (`metric_thresholds`; `{"recall": 0.8}` means every `*/recall` must
   stay >= 0.8; a loss-like metric must stay <= its bound).
 - `zscore`: |z| against the mean/std of the *previous* `zscore_window` points, after `warmup_steps`, so early
-  training does not dominate the statistics.
-- `robust_zscore`: the same against the median of the previous window, scaled by the median absolute first
-  difference (immune to the outliers and trends it would otherwise absorb).
+  training does not dominate the statistics. Reported as the Gaussian z of the same tail probability (a std from
+  20 points makes the raw ratio Student-t, which would flag three times too often).
+- `robust_zscore`: the same against the median of the previous window, scaled by the median deviation from the
+  trailing medians over `_SCALE_FACTOR` windows (outliers barely move it; a healthy rising curve widens it).
 - `drop_from_best`: relative drop of the series (smoothed by a centred 5-point median, so single-point blips are
   left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up.
 - `nonfinite`: NaN / Inf values as logged.
@@ -20,8 +21,9 @@ Detectors (names as in `Anomaly.detector`):
 
 On a series of n points the z bar is max(statistical_anomaly_zscore, sqrt(2 ln n)) when `zscore_length_adjusted`
 (the expected maximum of n Gaussian noise values): a healthy 10,000-step series does not raise dozens of alarms.
-Flags of one detector on one series that are at most `_MERGE_GAP` observed points apart merge into an episode
-(`step`..`end_step`, worst value, strongest score). Severity: `critical` for NaN/Inf and degradations of at least
+Flags of one detector on one series that are at most `_MERGE_GAP` observed points apart (`_SUSTAINED_GAP`, or
+half the z window for thresholds, for the level detectors) merge into an episode (`step`..`end_step`, worst
+value, strongest score). Severity: `critical` for NaN/Inf and degradations of at least
 `critical_drop_threshold` (relative), `warning` for other degradations, `info` for unusual improvements.
 """
 
@@ -38,7 +40,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.config import AnomalyDetectionConfig
-from analysis.records import Anomaly, Severity
+from analysis.records import Anomaly
 
 Direction = Literal["higher_is_better", "lower_is_better"]
 
@@ -92,8 +94,9 @@ def _move(fn: Callable, x: np.ndarray, window: int, min_count: int, **kw) -> np.
 def _shift(a: np.ndarray) -> np.ndarray:
     """Row i gets row i-1 (statistics of the window *before* each point)."""
     out = np.empty_like(a)
-    out[0] = np.nan
-    out[1:] = a[:-1]
+    if a.shape[0]:
+        out[0] = np.nan
+        out[1:] = a[:-1]
     return out
 
 

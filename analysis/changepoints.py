@@ -1,14 +1,23 @@
 """Change points in metric series with ruptures, used carefully -> `ChangePoint` records.
 
-How `change_points` finds level shifts in one series:
-1. Non-finite values are dropped (indices map back to the original positions).
+How `change_points(values)` finds where a new segment starts:
+1. NaN/Inf and isolated spikes (`anomalies.outlier_indices`) are left out; indices map back to the original
+   positions. A spike is a point anomaly, not a new regime.
 2. The noise level sigma comes from the MAD of first differences, which steps and smooth trends barely move.
-3. Candidates come from ruptures' C implementation `KernelCPD(kernel="linear")` (the l2 cost) with `jump=1`,
-   a minimum segment length and a BIC-like penalty `pen = beta * sigma^2 * ln(n)`. Long series are first
-   averaged in blocks (the noise shrinks, steps stay) and each break is refined on the raw points.
-4. Every candidate must then show an abrupt jump: in a local window we fit "common slope + step at t" (plus the
-   other candidates as steps) and keep t only when the step is large against the noise. A healthy rising learning
-   curve changes smoothly, so its candidates fit a slope and no step and are dropped.
+3. Candidates come from ruptures' C implementation `KernelCPD(kernel="linear")` (the l2 cost) with `jump=1`
+   (the default jump=5 misplaces breaks), a minimum segment length and a noise-scaled BIC-like penalty
+   `pen = 3 sigma^2 ln n`. Series longer than `_MAX_POINTS` are averaged in blocks first (the noise shrinks,
+   steps stay; KernelCPD is quadratic in the length) and each break is refined on the raw points.
+4. Every candidate must show an abrupt jump. Locally (`step_stats`): in a symmetric window, level + slope +
+   curvature + a step at t (+ steps at the other candidates); the step must be >= 1 sigma and >= 4 standard
+   errors (as a Gaussian-equivalent z, so short windows near the ends are not favoured). A healthy learning
+   curve is smooth, so its candidates fit slope and curvature, no step, and are dropped. A small step between
+   flat stretches gets a second, wide test (`_flat_step_ok`) when neither side trends.
+5. Noise-level changes (`variance_changes`): KernelCPD on block means of log(d^2) of the first differences d,
+   whose noise variance is known (pi^2 / 2), validated by a MAD ratio test.
+
+`level_shifts` is steps 1-4 alone; the run-level `find_change_points` uses it, because a `ChangePoint` record
+describes a level (mean before, mean after, delta).
 """
 
 from __future__ import annotations
