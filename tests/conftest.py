@@ -29,3 +29,26 @@ def demo_analysis(demo_root):
 
     refs = [r for r in list_runs(demo_root / "wandb") if r.name == "demo-ocr-run"]
     return analyze_run(open_run(refs[-1].locator), data_dir=demo_root / "data")
+
+
+@pytest.fixture(scope="session")
+def chromium_browser():
+    """One Playwright session and Debian Chromium for every browser test (two sync sessions cannot coexist).
+
+    Without Chromium the browser tests are skipped locally; under CI=true they fail instead.
+    """
+    import os
+
+    from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_available
+
+    if not chromium_available():
+        msg = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

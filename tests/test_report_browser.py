@@ -7,20 +7,14 @@ for the injected `<script>alert(1)</script>` run name, HTML metric key or file n
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from analysis.report import Report, write_reports
 from report_runs import XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--disable-gpu"])
-        yield b
-        b.close()
+def browser(chromium_browser):
+    """The session's shared Chromium (tests/conftest.py): one Playwright session per pytest process."""
+    return chromium_browser
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_available, free_port, start_streamlit, stop
+from e2e.st_helpers import CHROMIUM, chromium_available, free_port, start_streamlit, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -30,16 +30,6 @@ def server_url(demo_root, tmp_path_factory):
     proc = start_streamlit(ROOT / "app.py", port, log, env=env)
     yield f"http://127.0.0.1:{port}"
     stop(proc)
-
-
-@pytest.fixture(scope="session")
-def chromium_browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.hookimpl(hookwrapper=True)
