@@ -29,15 +29,16 @@ _DEGRADING = {"threshold", "drop_from_best", "cross_batch", "nonfinite"}
 _MODEL_SIDE_SHARE = 0.5
 _ALPHA = 0.05
 
-# Quality score columns: (label, worse when the value is lower?, words when worse / better)
-_SCORES: dict[str, tuple[str, bool, str, str]] = {
-    "blur_score": ("blur", True, "blurrier", "sharper"),
-    "rotation_abs": ("rotation", False, "more rotated", "less rotated"),
-    "resolution": ("resolution", True, "smaller", "larger"),
-    "exposure": ("exposure", False, "brighter", "darker"),
-    "contrast": ("contrast", True, "lower in contrast", "higher in contrast"),
+# Quality score columns: label, which direction is worse (-1 lower, +1 higher, 0 either), words for lower/higher.
+_SCORES: dict[str, tuple[str, int, str, str]] = {
+    "blur_score": ("blur", -1, "blurrier", "sharper"),
+    "rotation_abs": ("rotation", +1, "less rotated", "more rotated"),
+    "resolution": ("resolution", -1, "smaller", "larger"),
+    "contrast": ("contrast", -1, "lower in contrast", "higher in contrast"),
+    "noise": ("noise", +1, "less noisy", "noisier"),
+    "brightness": ("brightness", 0, "darker", "brighter"),
 }
-_NOT_SCORES = {"batch", "width", "height", "rotation_angle", "is_acceptable", "step"}
+_NOT_SCORES = {"batch", "width", "height", "rotation_angle", "rotation_confidence", "is_acceptable", "step"}
 
 
 @dataclass
@@ -272,15 +273,13 @@ def _quality_phrase(ev: dict) -> tuple[str, float]:
     for col, st in ev.get("scores", {}).items():
         if st["p"] >= _ALPHA:
             continue
-        label, low_is_worse, worse_word, better_word = _SCORES.get(
-            col, (col, False, f"higher in {col}", f"lower in {col}"))
-        is_worse = (st["effect"] < 0) if low_is_worse else (st["effect"] > 0)
-        if col not in _SCORES and not is_worse:
-            continue
-        if not is_worse:
-            continue
-        worse.append((abs(st["effect"]), col, label, worse_word, st))
-    worse.sort(reverse=True)
+        # Unknown numeric scores: assume higher is worse (noise-like), as the quality module names them.
+        label, bad_way, lower_word, higher_word = _SCORES.get(col, (col, +1, f"lower in {col}", f"higher in {col}"))
+        went = -1 if st["effect"] < 0 else +1
+        if bad_way and went != bad_way:
+            continue  # significantly *better* images do not explain a fall
+        worse.append((abs(st["effect"]), col, label, lower_word if went < 0 else higher_word, st))
+    worse.sort(key=lambda w: w[0], reverse=True)
     described = [f"{word} (median {label} {_num(st['median'])} vs {_num(st['median_other'])}, {_pval(st['p'])})"
                  for _, col, label, word, st in worse[:2]]
     if described:
@@ -296,9 +295,12 @@ def _quality_phrase(ev: dict) -> tuple[str, float]:
 
 
 def _num(v: float) -> str:
+    """Quality numbers: 410, 54.9, 26, 0.36."""
     if not math.isfinite(v):
         return str(v)
-    return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    if float(v).is_integer() or abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
 def _metric_num(v: float) -> str:
