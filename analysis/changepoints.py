@@ -331,6 +331,10 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> b
     if t - lo < _WINDOW or hi - t < _WINDOW:
         return False
     y = x[lo:hi]
+    # Cheap screen first: without a clear difference of means there is no step to find (saves the fits).
+    gap = abs(float(np.mean(x[t:hi])) - float(np.mean(x[lo:t])))
+    if gap < 0.8 * max(_MIN_JUMP_SIGMA * sigma, _MIN_T * sigma * math.sqrt(1.0 / (t - lo) + 1.0 / (hi - t))):
+        return False
     idx = np.arange(lo, hi)
     u = (idx - t) / float(max(t - lo, hi - t))
     step = (idx >= t).astype(float)
@@ -348,15 +352,17 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> b
 
 def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Least-squares coefficients, their standard errors and the residual degrees of freedom."""
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ coef
+    gram = design.T @ design
     dof = y.size - design.shape[1]
-    s2 = float(resid @ resid) / max(dof, 1)
     try:
-        cov = s2 * np.linalg.inv(design.T @ design)
+        inv = np.linalg.inv(gram)
     except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(design, y, rcond=None)[0]
         return coef, np.full(coef.shape, np.inf), dof
-    return coef, np.sqrt(np.maximum(np.diag(cov), 0.0)), dof
+    coef = inv @ (design.T @ y)
+    resid = y - design @ coef
+    s2 = float(resid @ resid) / max(dof, 1)
+    return coef, np.sqrt(np.maximum(np.diag(inv) * s2, 0.0)), dof
 
 
 # ------------------------------------------------------------------------------------------ run-level API
