@@ -5,7 +5,8 @@ holds one batch's `batch_{i}/{metric}` values plus `global_step`. We therefore k
 (forward-filled, wandb's `_step` when the run never logged one), never on `_step`.
 
 Frames (documented columns):
-- BatchMetrics: `step` (int64), `batch` (int64), `metric` (str), `value` (float64; NaN/Inf kept when logged)
+- BatchMetrics: `step` (int64), `batch` (int64), `metric` (categorical of str), `value` (float64; NaN/Inf kept
+  when logged); sorted by metric, batch, step
 - GlobalMetrics: `step`, `metric`, `value` for numeric non-batch keys (`val/recall`, `train/loss`, ...)
 - ProblemImages: `step`, `batch`, `path` (str, as logged: relative to the data directory)
 """
@@ -120,23 +121,39 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
     by_batch = _batch_columns(h.columns, batch_pattern(h.columns, pattern))
     if not by_batch:
         return pd.DataFrame({"step": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"),
-                             "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")})
+                             "metric": pd.Categorical([]), "value": pd.Series(dtype="float64")})
     steps = step_axis(run)
-    parts_step, parts_batch, parts_metric, parts_value = [], [], [], []
-    for b, cols in by_batch.items():
+    metric_names = sorted({metric for cols in by_batch.values() for _, metric in cols})
+    code_of = {m: i for i, m in enumerate(metric_names)}
+    # per metric code: lists of (steps, batch ids, values); concatenated in metric order at the end
+    parts: list[tuple[list, list, list]] = [([], [], []) for _ in metric_names]
+    duplicates = False
+    for b in sorted(by_batch):
+        cols = by_batch[b]
         values = np.column_stack([_numeric(h[c]) for c, _ in cols])
         present = ~np.isnan(values).all(axis=1)
-        rows = values[present]
-        n = rows.shape[0]
+        b_steps, rows = steps[present], values[present]
+        if len(b_steps) > 1 and not (np.diff(b_steps) > 0).all():
+            order = np.argsort(b_steps, kind="stable")
+            b_steps, rows = b_steps[order], rows[order]
+            duplicates = duplicates or bool((np.diff(b_steps) == 0).any())
+        ids = np.full(len(b_steps), b, dtype=np.int64)
         for j, (_, metric) in enumerate(cols):
-            parts_step.append(steps[present])
-            parts_batch.append(np.full(n, b, dtype=np.int64))
-            parts_metric.append(np.full(n, metric, dtype=object))
-            parts_value.append(rows[:, j])
-    out = pd.DataFrame({"step": np.concatenate(parts_step), "batch": np.concatenate(parts_batch),
-                        "metric": np.concatenate(parts_metric), "value": np.concatenate(parts_value)})
-    out = out.drop_duplicates(["step", "batch", "metric"], keep="last")
-    return out.sort_values(["metric", "batch", "step"], kind="stable").reset_index(drop=True)
+            st, bt, vt = parts[code_of[metric]]
+            st.append(b_steps)
+            bt.append(ids)
+            vt.append(rows[:, j])
+    counts = [sum(len(a) for a in p[0]) for p in parts]
+    out = pd.DataFrame({
+        "step": np.concatenate([a for p in parts for a in p[0]]),
+        "batch": np.concatenate([a for p in parts for a in p[1]]),
+        "metric": pd.Categorical.from_codes(np.repeat(np.arange(len(metric_names), dtype=np.int32), counts),
+                                            categories=metric_names),
+        "value": np.concatenate([a for p in parts for a in p[2]]),
+    })
+    if duplicates:  # the same (step, batch) logged twice: keep the last value
+        out = out.drop_duplicates(["step", "batch", "metric"], keep="last").reset_index(drop=True)
+    return out
 
 
 def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
