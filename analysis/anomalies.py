@@ -15,7 +15,8 @@ Detectors (names as in `Anomaly.detector`):
   trailing medians over `_SCALE_FACTOR` windows (outliers barely move it; a healthy rising curve widens it).
 - `drop_from_best`: relative drop of the series (smoothed by a centred 5-point median, so single-point blips are
   left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up.
-- `nonfinite`: NaN / Inf values as logged.
+- `nonfinite`: NaN / Inf values as logged (the only detector run on schedule values such as the learning rate,
+  see `is_schedule`: they change on purpose).
 - `cross_batch`: a batch far worse than its peers at the same step (robust z across batches above
   `cross_batch_mad`, raised like the z bar on big runs, *and* a relative gap above `performance_drop_threshold`).
 
@@ -71,6 +72,19 @@ def metric_direction(metric: str, cfg: AnomalyDetectionConfig | None = None) -> 
     if any(t in _LOWER_HINTS for t in tokens):
         return "lower_is_better"
     return "higher_is_better"
+
+
+_NEUTRAL_NAMES = {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd",
+                  "batch_size", "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
+
+
+def is_schedule(metric: str, cfg: AnomalyDetectionConfig | None = None) -> bool:
+    """Training-setup values (learning rate, epoch, momentum, ...): they change on purpose, so a change is a
+    fact (useful to explain a fall), never a degradation. A direction set in the config wins."""
+    if cfg is not None and (metric in cfg.metric_directions or _last_part(metric) in cfg.metric_directions):
+        return False
+    last = _last_part(metric).lower().replace("-", "_")
+    return last in _NEUTRAL_NAMES or last.endswith("_lr") or last.startswith("lr_")
 
 
 def metric_threshold(metric: str, cfg: AnomalyDetectionConfig) -> float | None:
@@ -424,6 +438,9 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     worse_word = "below" if direction == "higher_is_better" else "above"
     x = m.values
     em = _Emitter(m, direction, cfg)
+    if is_schedule(m.metric, cfg):
+        _nonfinite(m, em)
+        return em.out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         thr = metric_threshold(m.metric, cfg)
@@ -457,14 +474,18 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
                 lambda b, v, s, a, e: f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) "
                                       f"at {_span(a, e)}", gap=_SUSTAINED_GAP, at_least=1)
 
-        nf = m.nonfinite
-        if nf.any():
-            em.emit("nonfinite", nf, np.ones(nf.shape), math.inf,
-                    lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}")
+        _nonfinite(m, em)
 
         if len(m.columns) >= 3 and m.columns[0] is not None:
             _cross_batch(m, x, direction, cfg, em)
     return em.out
+
+
+def _nonfinite(m: MetricMatrix, em: _Emitter) -> None:
+    nf = m.nonfinite
+    if nf.any():
+        em.emit("nonfinite", nf, np.ones(nf.shape), math.inf,
+                lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}")
 
 
 def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: AnomalyDetectionConfig,

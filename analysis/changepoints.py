@@ -32,7 +32,7 @@ import pandas as pd
 import ruptures as rpt
 from scipy import stats
 
-from analysis.anomalies import metric_direction, metric_matrices, outlier_indices
+from analysis.anomalies import is_schedule, metric_direction, metric_matrices, outlier_indices
 from analysis.config import AnomalyDetectionConfig
 from analysis.records import ChangePoint, Severity
 
@@ -42,6 +42,7 @@ _PEN_BETA = 3.0  # penalty multiplier of sigma^2 ln n
 _MIN_JUMP_SIGMA = 1.0  # a kept step is at least this many noise sigmas ...
 _MIN_T = 4.0  # ... and this many standard errors
 _WINDOW = 30  # points each side used to validate a step
+_LEVEL_POINTS = 10  # points each side whose median is a change point's level before / after
 _FLAT_WINDOW = 200  # points each side for the wide test of a small step between flat stretches
 _VAR_WINDOW = 150  # differences each side used to validate a noise-level change
 _VAR_MIN_SIZE = 20  # minimum points per noise regime
@@ -366,14 +367,17 @@ def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int
 
 
 # ------------------------------------------------------------------------------------------ run-level API
-def _local_means(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, float]:
-    """Means of up to `_WINDOW` points before and after t, inside the neighbouring segments."""
-    before = x[max(prev, t - _WINDOW):t]
-    after = x[t:min(nxt, t + _WINDOW)]
-    return float(np.mean(before)), float(np.mean(after))
+def _local_levels(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, float]:
+    """Levels just before and just after t: medians of up to `_LEVEL_POINTS` points on each side, inside the
+    neighbouring segments (on a rising curve, a long mean before the break would mostly measure early training)."""
+    before = x[max(prev, t - _LEVEL_POINTS):t]
+    after = x[t:min(nxt, t + _LEVEL_POINTS)]
+    return float(np.median(before)), float(np.median(after))
 
 
 def _severity(metric: str, before: float, after: float, cfg: AnomalyDetectionConfig) -> Severity:
+    if is_schedule(metric, cfg):
+        return "info"  # a learning-rate step is a fact, not a degradation
     higher = metric_direction(metric, cfg) == "higher_is_better"
     worse = (after < before) if higher else (after > before)
     if not worse:
@@ -395,7 +399,7 @@ def series_change_points(steps: np.ndarray, values: np.ndarray, metric: str, bat
     out = []
     bounds = [0] + idx + [vals.size]
     for k, t in enumerate(idx):
-        before, after = _local_means(vals, t, bounds[k], bounds[k + 2])
+        before, after = _local_levels(vals, t, bounds[k], bounds[k + 2])
         out.append(ChangePoint(step=int(steps[t]), metric=metric, mean_before=before, mean_after=after,
                                delta=after - before, batch=batch,
                                severity=_severity(metric, before, after, cfg)))

@@ -204,3 +204,14 @@ def test_drop_only_mode_reports_no_info_findings():
     found = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL,
                            AnomalyDetectionConfig(metric_thresholds={}, drop_only=True))
     assert found == []
+
+
+def test_learning_rate_steps_are_facts_not_anomalies():
+    from analysis.anomalies import is_schedule
+
+    lr = np.r_[np.full(20, 3e-4), np.full(20, 1.5e-4), [np.nan]]
+    g = pd.DataFrame({"step": np.arange(41), "metric": "train/lr", "value": lr})
+    found = find_anomalies(None, g, AnomalyDetectionConfig())
+    assert [(a.detector, a.step) for a in found] == [("nonfinite", 40)]
+    assert is_schedule("optimizer/learning_rate") and is_schedule("train/lr") and not is_schedule("val/recall")
+    assert not is_schedule("lr", AnomalyDetectionConfig(metric_directions={"lr": "lower_is_better"}))

@@ -109,3 +109,19 @@ def test_noise_increase_is_a_change_point_but_not_a_level_shift():
     # the run-level records are level shifts only (their means and delta describe a level)
     rows = pd.DataFrame({"step": np.arange(800), "batch": 0, "metric": "recall", "value": x})
     assert find_change_points(rows, None, AnomalyDetectionConfig()) == []
+
+
+def test_change_point_levels_are_local_and_schedule_changes_are_info():
+    rng = np.random.default_rng(9)
+    n = 120
+    recall = 0.95 - 0.4 * np.exp(-np.arange(n) / 15) + rng.normal(0, 0.003, n)
+    recall[80:] -= 0.2
+    lr = np.where(np.arange(n) < 60, 3e-4, 1e-4)
+    g = pd.DataFrame({"step": np.r_[np.arange(n), np.arange(n)], "metric": ["val/recall"] * n + ["train/lr"] * n,
+                      "value": np.r_[recall, lr]})
+    found = {c.metric: c for c in find_change_points(None, g, AnomalyDetectionConfig())}
+    assert found["train/lr"].step == 60 and found["train/lr"].severity == "info"
+    cp = found["val/recall"]
+    assert cp.step == 80 and cp.severity == "critical"
+    # the level just before the fall, not the mean of the rising curve since its last break
+    assert cp.mean_before == pytest.approx(0.95, abs=0.01) and cp.mean_after == pytest.approx(0.75, abs=0.01)
