@@ -106,3 +106,16 @@ def test_history_frame_matches_the_local_reader_shape(server, local_runs):
     run = open_run(f"wandb://team/ocr/{local.ref.run_id}")
     assert isinstance(run.history, pd.DataFrame)
     assert set(run.history.columns) >= {c for c in local.history.columns if not c.startswith("_")}
+
+
+def test_an_ended_cloud_run_is_cached_on_disk(server, local_runs):
+    loc = f"wandb://team/ocr/{local_runs[0].ref.run_id}"
+    first = open_run(loc)
+    fetched = server.queries.count("HistoryPage")
+    assert fetched >= 1
+    again = open_run(loc)
+    assert server.queries.count("HistoryPage") == fetched  # served from the cache: no history pages fetched
+    pd.testing.assert_frame_equal(again.history, first.history)
+    assert (again.config, again.summary, again.media) == (first.config, first.summary, first.media)
+    open_run(loc, cache=False)
+    assert server.queries.count("HistoryPage") > fetched

@@ -54,6 +54,14 @@ def entry_path(source: Path, keys: Iterable[str] | None) -> Path:
     return cache_root() / "runs" / f"{prefix}-{version}.parquet"
 
 
+def entry_for(identity: str, version: str, keys: Iterable[str] | None) -> Path:
+    """Cache file for a run that is not a local file (a cloud run): `version` changes when its data does."""
+    view = "*" if keys is None else "\x00".join(sorted(set(keys)))
+    prefix = _digest(f"{identity}\x01{view}")
+    stamp = _digest(f"{version}\x01{CACHE_FORMAT}")
+    return cache_root() / "runs" / f"{prefix}-{stamp}.parquet"
+
+
 def _is_null(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from analysis.errors import RunNotFound, SourceUnavailable
 from analysis.run import ReadStatus, Run, RunRef, RunState
-from analysis.sources import cache
+from analysis.sources import cache as disk_cache
 from analysis.sources.local import media_index, tidy_history
 
 _STATES: dict[str, RunState] = {"finished": "finished", "failed": "failed", "running": "running",
@@ -128,9 +128,11 @@ def _history(r: Any, keys: list[str] | None) -> pd.DataFrame:
 def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool = True) -> Run:
     """The run at `entity/project/run_id`: identity, config, summary and its full (unsampled) history.
 
-    `cache` is accepted for symmetry with local runs; cloud histories are not cached on disk (media files are).
+    With `cache`, the history of a run that has ended (finished, failed, crashed) is kept on disk keyed on its
+    last step, so reopening it costs one metadata query; a running run is always fetched.
     """
     entity, project, run_id = _split(path)
+    keys = None if keys is None else list(dict.fromkeys(keys))
     client = api()
     try:
         r = client.run(f"{entity}/{project}/{run_id}")
@@ -140,8 +142,18 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
         if "not found" in text or "could not find" in text or "nonetype" in text:
             raise RunNotFound(f"no run {entity}/{project}/{run_id} at {_where()}") from exc
         raise _unavailable(exc) from exc
+    entry = None
+    if cache and _STATES.get(str(r.state)) in ("finished", "failed", "crashed"):
+        try:
+            version = f"{r.lastHistoryStep}|{r.state}|{getattr(r, 'heartbeat_at', '')}"
+        except Exception as exc:  # noqa: BLE001
+            raise _unavailable(exc) from exc
+        entry = disk_cache.entry_for(f"wandb-cloud:{_where()}:{entity}/{project}/{run_id}", version, keys)
+        hit = disk_cache.load(entry)
+        if hit is not None:
+            return hit
     try:
-        history = _history(r, list(keys) if keys is not None else None)
+        history = _history(r, keys)
     except Exception as exc:  # noqa: BLE001
         raise _unavailable(exc) from exc
     if "_step" in history.columns and history["_step"].notna().all():
@@ -149,13 +161,16 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
     history = tidy_history(history)
     summary = {k: v for k, v in dict(r.summary_metrics or {}).items() if k != "_wandb"}
     config = {k: v for k, v in dict(r.config or {}).items() if k != "_wandb"}
-    return Run(ref=_ref(r, entity, project), config=config, summary=summary, history=history,
-               media=media_index(history), files_dir=media_dir(entity, project, run_id), tags=list(r.tags or []),
-               notes=r.notes or "", exit_code=None, status=ReadStatus())
+    run = Run(ref=_ref(r, entity, project), config=config, summary=summary, history=history,
+              media=media_index(history), files_dir=media_dir(entity, project, run_id), tags=list(r.tags or []),
+              notes=r.notes or "", exit_code=None, status=ReadStatus())
+    if entry is not None:
+        disk_cache.save(run, entry)
+    return run
 
 
 def media_dir(entity: str, project: str, run_id: str) -> Path:
-    return cache.cache_root() / "cloud" / entity / project / run_id / "files"
+    return disk_cache.cache_root() / "cloud" / entity / project / run_id / "files"
 
 
 def download_media(run: Run, rel: str, target: Path) -> Path:
