@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from analysis.anomalies import metric_direction, metric_threshold
+from analysis.anomalies import is_schedule, metric_direction, metric_threshold
 from analysis.config import AnalyzerConfig
 from analysis.records import Anomaly, ChangePoint, RootCause
 
@@ -322,6 +322,8 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     cfg = cfg or AnalyzerConfig()
     if batches is None:
         batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    if batches.empty:
+        return _run_level_causes(anomalies, change_points, cfg)
     probs = _problems(anomalies, change_points, batches, images, cfg)
     if not probs:
         return []
@@ -356,12 +358,42 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     return out
 
 
+def _run_level_causes(anomalies: list[Anomaly], change_points: list[ChangePoint],
+                      cfg: AnalyzerConfig) -> list[RootCause]:
+    """A run without batch metrics: explain each degrading change of a run-level metric from what else changed
+    at that step (a learning-rate step points at the training setup)."""
+    steps = sorted({c.step for c in change_points})
+    tol = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
+    out = []
+    for c in change_points:
+        if c.batch is not None or c.severity not in ("warning", "critical") or is_schedule(c.metric, cfg.anomaly):
+            continue
+        fall, rel = _fall_phrase(c.metric, c.mean_before, c.mean_after, c.step, cfg, full_name=True)
+        others = sorted({o.metric for o in change_points
+                         if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol})
+        lr = [m for m in others if is_schedule(m, cfg.anomaly)]
+        if lr:
+            side, why = "model", f"{', '.join(lr)} changed at that step, so the training setup is the suspect"
+        elif others:
+            side, why = "unknown", f"{', '.join(others)} changed at the same step"
+        else:
+            side, why = "unknown", "no batch metrics were logged to tell data from model"
+        severity = 2.0 if c.severity == "critical" else 1.0
+        out.append(RootCause(batch=None, step=c.step, side=side, sentence=f"{fall}; {why}",
+                             score=100.0 * max(rel, 0.0) + 10.0 * severity,
+                             evidence={"metric": c.metric, "before": c.mean_before, "after": c.mean_after,
+                                       "relative_change": rel, "first_bad_step": c.step,
+                                       "global_changes": others, "learning_rate_change": bool(lr)}))
+    out.sort(key=lambda r: -r.score)
+    return out
+
+
 def _fall_phrase(metric: str | None, before: float, after: float, step: int, cfg: AnalyzerConfig,
-                 nonfinite: bool = False) -> tuple[str, float]:
+                 nonfinite: bool = False, full_name: bool = False) -> tuple[str, float]:
     """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction; negative = better)."""
     if metric is None:
         return f"went wrong at step {step}", 0.0
-    name = metric.rsplit("/", 1)[-1]
+    name = metric if full_name else metric.rsplit("/", 1)[-1]
     higher = metric_direction(metric, cfg.anomaly) == "higher_is_better"
     if math.isfinite(before) and math.isfinite(after):
         verb = "fell" if after < before else "rose" if after > before else "stayed at"

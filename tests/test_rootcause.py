@@ -181,3 +181,18 @@ def test_odd_runs_give_findings_not_exceptions():
         assert "not finite" in causes[1].sentence and "not finite" in causes[3].sentence
         assert "recall at 0.50 from step 40 (below its 0.80 bound)" in causes[4].sentence
     assert explain(None, [], [], None, None, cfg) == []
+
+
+def test_run_without_batch_metrics_is_explained_from_run_level_changes():
+    cfg = AnalyzerConfig()
+    rng = np.random.default_rng(11)
+    n = 60
+    recall = np.r_[np.full(30, 0.9), np.full(30, 0.7)] + rng.normal(0, 0.005, n)
+    lr = np.where(np.arange(n) < 30, 1e-3, 1e-2)  # someone raised the learning rate tenfold
+    g = pd.DataFrame({"step": np.r_[np.arange(n), np.arange(n)] * 100,
+                      "metric": ["val/recall"] * n + ["train/lr"] * n, "value": np.r_[recall, lr]})
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, g, cfg)
+    causes = explain(empty, anomalies, cps, None, None, cfg)
+    assert len(causes) == 1 and causes[0].side == "model" and causes[0].step == 3000
+    assert causes[0].sentence.startswith("val/recall fell 0.90 → 0.70 at step 3000; train/lr changed")
