@@ -142,8 +142,9 @@ def analyze_run(run: Run, config: AnalyzerConfig | None = None, *, data_dir: str
     config = config or AnalyzerConfig()
     report = progress or (lambda fraction, message: None)
     report(0.0, "reading batch metrics")
-    batches = batch_metrics(run)
-    globals_ = global_metrics(run)
+    pattern = config.training_config.batch_key_pattern  # None: the layout is detected from the keys
+    batches = batch_metrics(run, pattern)
+    globals_ = global_metrics(run, pattern)
     images = problematic_images(run)
     cfg = config.anomaly
     report(0.1, "detecting anomalies")
