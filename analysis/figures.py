@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,39 +25,49 @@ _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min/max envelope decimation: at most ~max_points points, keeping every bucket's extremes in order."""
+    """Min/max envelope decimation: at most ~max_points points, keeping every bucket's extremes in order.
+
+    A bucket whose values are all NaN/Inf keeps its first point (so gaps stay gaps)."""
     n = len(x)
     if n <= max_points or max_points < 4:
         return x, y
     buckets = max_points // 2
     edges = np.linspace(0, n, buckets + 1).astype(int)
-    keep: list[int] = []
-    yy = np.where(np.isfinite(y), y, np.nan)
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        if hi <= lo:
-            continue
-        seg = yy[lo:hi]
-        if np.isnan(seg).all():
-            keep.append(lo)
-            continue
-        a, b = lo + int(np.nanargmin(seg)), lo + int(np.nanargmax(seg))
-        keep.extend(sorted({a, b}))
-    idx = np.asarray(keep, dtype=int)
+    bucket = np.repeat(np.arange(buckets), np.diff(edges))
+    yy = np.asarray(y, dtype=float)
+    finite = np.isfinite(yy)
+    lo_key = np.where(finite, yy, np.inf)
+    hi_key = np.where(finite, yy, -np.inf)
+    # stable sorts by (bucket, value) and (bucket, -value): the first of each bucket is its first min / max
+    order_lo = np.lexsort((lo_key, bucket))
+    order_hi = np.lexsort((-hi_key, bucket))
+    starts = edges[:-1][np.diff(edges) > 0]
+    first = np.searchsorted(bucket[order_lo], np.unique(bucket), side="left")
+    mins, maxs = order_lo[first], order_hi[first]
+    has_finite = np.add.reduceat(finite.astype(int), starts) > 0
+    mins = np.where(has_finite, mins, starts)
+    maxs = np.where(has_finite, maxs, starts)
+    idx = np.unique(np.concatenate([mins, maxs]))
     return x[idx], y[idx]
 
 
 def ema(values: np.ndarray, weight: float) -> np.ndarray:
-    """TensorBoard-style exponential moving average with debiasing; NaN/Inf points are skipped."""
+    """TensorBoard-style exponential moving average with debiasing; NaN/Inf points are skipped (they show the
+    average so far)."""
+    values = np.asarray(values, dtype=float)
     if weight <= 0:
         return values.astype(float)
+    from scipy.signal import lfilter
+
     out = np.full(len(values), np.nan)
-    acc, norm = 0.0, 0.0
-    for i, v in enumerate(values):
-        if np.isfinite(v):
-            acc = weight * acc + (1 - weight) * v
-            norm = weight * norm + (1 - weight)
-        out[i] = acc / norm if norm else np.nan
-    return out
+    idx = np.flatnonzero(np.isfinite(values))
+    if idx.size == 0:
+        return out
+    acc = lfilter([1 - weight], [1, -weight], values[idx])
+    norm = 1 - weight ** np.arange(1, idx.size + 1)
+    out[idx] = acc / norm
+    filled = np.maximum.accumulate(np.where(np.isfinite(out), np.arange(len(out)), -1))
+    return np.where(filled >= 0, out[np.maximum(filled, 0)], np.nan)
 
 
 def robust_range(values: np.ndarray, lo_q: float = 2.0, hi_q: float = 98.0) -> tuple[float, float] | None:
@@ -73,52 +84,88 @@ def _series(batches: pd.DataFrame, metric: str) -> pd.DataFrame:
     return batches[batches["metric"] == metric]
 
 
+@dataclass(frozen=True)
+class MetricCurves:
+    """One metric of the BatchMetrics frame split once: each batch's (steps, values) in step order and the band
+    (min / median / max over batches per step). Building figures from it costs no scan of the long frame, so a
+    dashboard can keep it and redraw on every widget change."""
+
+    metric: str
+    series: dict[int, tuple[np.ndarray, np.ndarray]]
+    band: pd.DataFrame  # step, min, median, max (finite values only)
+
+    @classmethod
+    def from_batches(cls, batches: pd.DataFrame, metric: str) -> MetricCurves:
+        data = _series(batches, metric)
+        if data.empty:
+            return cls(metric, {}, pd.DataFrame(columns=["step", "min", "median", "max"]))
+        data = data.sort_values(["batch", "step"], kind="stable")
+        b = data["batch"].to_numpy()
+        x, y = data["step"].to_numpy(), data["value"].to_numpy(dtype=float)
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        series = {int(bb[0]): (xx, yy) for bb, xx, yy in zip(np.split(b, cuts), np.split(x, cuts),
+                                                             np.split(y, cuts))}
+        finite = data[np.isfinite(data["value"])]
+        band = finite.groupby("step")["value"].agg(["min", "median", "max"]).reset_index()
+        return cls(metric, series, band)
+
+    def grid(self) -> tuple[list[int], np.ndarray, np.ndarray]:
+        """(batches, steps, values[batch, step]) with NaN where a batch has no value at a step."""
+        batches = sorted(self.series)
+        steps = np.unique(np.concatenate([self.series[b][0] for b in batches])) if batches else np.array([])
+        z = np.full((len(batches), len(steps)), np.nan)
+        for i, b in enumerate(batches):
+            x, y = self.series[b]
+            z[i, np.searchsorted(steps, x)] = y  # a repeated step keeps its last value
+        return batches, steps, z
+
+
 def batch_curves_figure(analysis: RunAnalysis, metric: str = "recall", batches: Sequence[int] | None = None,
                         max_points: int = 2000, smoothing: float = 0.0, ignore_outliers: bool = False,
-                        show_band: bool = True) -> go.Figure:
+                        show_band: bool = True, curves: MetricCurves | None = None) -> go.Figure:
     """Per-batch curves of one metric with anomalies (markers) and change points (dotted lines).
 
     `batches=None` draws the problematic batches (up to 8). `show_band` adds the min-max range and median over
-    all batches, so 200 batches stay readable. Smoothing keeps the raw line visible (faint).
+    all batches, so 200 batches stay readable. Smoothing keeps the raw line visible (faint). `curves` is the
+    metric already split (`MetricCurves.from_batches`); without it the frame is split here.
     """
-    data = _series(analysis.batches, metric)
+    curves = curves if curves is not None and curves.metric == metric else \
+        MetricCurves.from_batches(analysis.batches, metric)
     if batches is None:
         batches = analysis.problematic_batches[:8]
     chosen = [int(b) for b in batches]
     fig = go.Figure()
     all_y: list[np.ndarray] = []
-    if show_band and not data.empty:
-        finite = data[np.isfinite(data["value"])]
-        band = finite.groupby("step")["value"].agg(["min", "median", "max"]).reset_index()
+    band = curves.band
+    if show_band and not band.empty:
         bx = band["step"].to_numpy()
         for col, name, fill in (("max", "all batches: max", None), ("min", "all batches: min", "tonexty")):
             x, y = decimate(bx, band[col].to_numpy(), max_points)
-            fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", line={"width": 0}, name=name, fill=fill,
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"width": 0}, name=name, fill=fill,
                                        fillcolor="rgba(31,119,180,0.12)", hoverinfo="skip", showlegend=fill is None))
         x, y = decimate(bx, band["median"].to_numpy(), max_points)
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name="all batches: median",
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="all batches: median",
                                    line={"color": "rgba(31,119,180,0.6)", "dash": "dot", "width": 1.5}))
         all_y.append(band["median"].to_numpy())
     for i, b in enumerate(chosen):
-        s = data[data["batch"] == b].sort_values("step")
-        if s.empty:
+        if b not in curves.series:
             continue
+        sx, sy = curves.series[b]
         colour = _PALETTE[i % len(_PALETTE)]
-        sx, sy = s["step"].to_numpy(), s["value"].to_numpy()
         all_y.append(sy)
         x, y = decimate(sx, sy, max_points)
         raw_style = {"color": colour, "width": 1 if smoothing > 0 else 2}
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=f"batch {b}" + (" (raw)" if smoothing else ""),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"batch {b}" + (" (raw)" if smoothing else ""),
                                    line=raw_style, opacity=0.35 if smoothing > 0 else 1.0, legendgroup=f"b{b}",
                                    hovertemplate=f"batch {b}<br>step %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
         if smoothing > 0:
             x2, y2 = decimate(sx, ema(sy, smoothing), max_points)
-            fig.add_trace(go.Scattergl(x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}",
+            fig.add_trace(go.Scatter(x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}",
                                        line={"color": colour, "width": 2}))
     _add_findings(fig, analysis.anomalies, analysis.change_points, metric, set(chosen))
     yr = robust_range(np.concatenate(all_y)) if ignore_outliers and all_y else None
     if yr is not None:
-        _mark_outside(fig, data[data["batch"].isin(chosen)], yr, metric)
+        _mark_outside(fig, curves, chosen, yr, metric)
         fig.update_yaxes(range=list(yr))
     fig.update_layout(title=f"{metric} per batch", xaxis_title="step", yaxis_title=metric, hovermode="closest",
                       height=460, margin={"l": 50, "r": 20, "t": 50, "b": 40},
@@ -158,32 +205,38 @@ def _add_findings(fig: go.Figure, anomalies: Sequence[Anomaly], change_points: S
             hovertemplate="step %{x}<br>%{text}<extra></extra>"))
 
 
-def _mark_outside(fig: go.Figure, data: pd.DataFrame, yr: tuple[float, float], metric: str) -> None:
+def _mark_outside(fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float],
+                  metric: str) -> None:
     """Points outside the clipped y-range are drawn at the edge as triangles, with their real value on hover."""
     lo, hi = yr
-    vals = data["value"].to_numpy()
-    out = data[(vals < lo) | (vals > hi)]
-    if out.empty:
+    parts = []
+    for b in chosen:
+        if b in curves.series:
+            x, v = curves.series[b]
+            out = (v < lo) | (v > hi)
+            if out.any():
+                parts.append((np.full(int(out.sum()), b), x[out], v[out]))
+    if not parts:
         return
-    v = out["value"].to_numpy()
+    bs, xs, v = (np.concatenate(p) for p in zip(*parts))
     fig.add_trace(go.Scatter(
-        x=out["step"], y=np.clip(v, lo, hi), mode="markers", name="outside axis",
+        x=xs, y=np.clip(v, lo, hi), mode="markers", name="outside axis",
         marker={"symbol": np.where(v < lo, "triangle-down", "triangle-up"), "size": 9, "color": "#444"},
-        customdata=np.column_stack([out["batch"].to_numpy(), v]),
+        customdata=np.column_stack([bs, v]),
         hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{metric} %{{customdata[1]:.4f}} "
                       "(outside axis)<extra></extra>"))
 
 
-def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400) -> go.Figure:
+def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400,
+                   curves: MetricCurves | None = None) -> go.Figure:
     """Batch x step heatmap; with more steps than `max_columns`, each column shows its bucket's worst value."""
-    data = _series(analysis.batches, metric)
+    curves = curves if curves is not None and curves.metric == metric else \
+        MetricCurves.from_batches(analysis.batches, metric)
     fig = go.Figure()
-    if data.empty:
+    if not curves.series:
         fig.update_layout(title=f"{metric}: no data")
         return fig
-    grid = data.pivot_table(index="batch", columns="step", values="value", aggfunc="last").sort_index()
-    steps = grid.columns.to_numpy()
-    z = grid.to_numpy(dtype=float)
+    batches, steps, z = curves.grid()
     z = np.where(np.isfinite(z), z, np.nan)
     if len(steps) > max_columns:
         edges = np.linspace(0, len(steps), max_columns + 1).astype(int)
@@ -193,10 +246,10 @@ def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: i
             warnings.simplefilter("ignore", RuntimeWarning)
             z = np.column_stack([reducer(z[:, lo:hi], axis=1) for lo, hi in zip(edges[:-1], edges[1:])])
         steps = steps[edges[:-1]]
-    fig.add_trace(go.Heatmap(z=z, x=steps, y=[f"batch {b}" for b in grid.index], colorscale="RdYlGn",
+    fig.add_trace(go.Heatmap(z=z.astype(np.float32), x=steps, y=[f"batch {b}" for b in batches], colorscale="RdYlGn",
                              colorbar={"title": metric},
                              hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=f"{metric}: batch × step", xaxis_title="step", height=max(300, 18 * len(grid) + 120),
+    fig.update_layout(title=f"{metric}: batch × step", xaxis_title="step", height=min(900, max(300, 18 * len(batches) + 120)),
                       margin={"l": 80, "r": 20, "t": 50, "b": 40})
     return fig
 
@@ -208,7 +261,7 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
     for i, m in enumerate(metrics):
         s = g[g["metric"] == m].sort_values("step")
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
-        fig.add_trace(go.Scattergl(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
         sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != "info"]
         if sel:
             fig.add_trace(go.Scatter(x=[a.step for a in sel], y=[a.value if np.isfinite(a.value) else None

@@ -111,3 +111,13 @@ def test_bad_wandb_dir_is_a_message_not_a_traceback(app, tmp_path):
     app.text_input(key="wandb_dir").set_value(str(tmp_path / "nope")).run()
     assert not app.exception
     assert any("Not a directory" in e.value for e in app.sidebar.error)
+
+
+def test_batch_choice_survives_a_page_switch(app):
+    app.multiselect(key="ov_batches").set_value([12]).run()
+    app.switch_page("views/monitor.py").run()
+    app.switch_page("views/overview.py").run()
+    assert not app.exception
+    assert app.multiselect(key="ov_batches").value == [12]
+    names = [t.get("name") for t in figures(app)[0]["data"]]
+    assert "batch 12" in names and "batch 7" not in names

@@ -8,6 +8,7 @@ A slider or page switch that changes nothing a figure depends on reuses the cach
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -20,22 +21,60 @@ from analysis.records import SEVERITY_RANK
 from ui.format import fmt_value
 from ui.state import AnalysisKey
 
+# What the dashboard draws per curve / heatmap row: enough for a ~1,400 px wide chart (min/max envelope keeps
+# every spike); the analysis itself always uses every step.
+CURVE_POINTS = 1200
+HEATMAP_COLUMNS = 240
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the pages show about a run's batch metrics, computed once per analysis (scans of the long frame)."""
+
+    metrics: list[str]
+    batches: list[int]
+    n_steps: int
+    primary_metric: str
+    verdict: str
+    worst_severity: str
+    problematic: list[int]
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
+    b = _analysis.batches
+    if b.empty:
+        return RunFacts([], [], 0, _analysis.primary_metric, _analysis.verdict, _analysis.worst_severity,
+                        _analysis.problematic_batches)
+    return RunFacts(metrics=sorted(b["metric"].unique()), batches=sorted(int(x) for x in b["batch"].unique()),
+                    n_steps=int(b["step"].nunique()), primary_metric=_analysis.primary_metric,
+                    verdict=_analysis.verdict, worst_severity=_analysis.worst_severity,
+                    problematic=_analysis.problematic_batches)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def metric_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> figures.MetricCurves:
+    """One metric split by batch, shared read-only by every figure of that metric."""
+    return figures.MetricCurves.from_batches(_analysis.batches, metric)
+
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def batch_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str, batches: tuple[int, ...],
                  smoothing: float = 0.0, ignore_outliers: bool = False, show_band: bool = True) -> go.Figure:
     return figures.batch_curves_figure(_analysis, metric, list(batches), smoothing=smoothing,
-                                       ignore_outliers=ignore_outliers, show_band=show_band)
+                                       ignore_outliers=ignore_outliers, show_band=show_band,
+                                       curves=metric_curves(key, _analysis, metric), max_points=CURVE_POINTS)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def heatmap(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> go.Figure:
-    return figures.heatmap_figure(_analysis, metric)
+    return figures.heatmap_figure(_analysis, metric, curves=metric_curves(key, _analysis, metric),
+                                  max_columns=HEATMAP_COLUMNS)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def global_metrics(key: AnalysisKey, _analysis: RunAnalysis, metrics: tuple[str, ...]) -> go.Figure:
-    return figures.global_metrics_figure(_analysis, list(metrics))
+    return figures.global_metrics_figure(_analysis, list(metrics), max_points=CURVE_POINTS)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -58,13 +97,6 @@ def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None =
     table["_rank"] = table["severity"].map(SEVERITY_RANK).fillna(0)
     table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
     return table.reset_index(drop=True)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def run_counts(key: AnalysisKey, _analysis: RunAnalysis) -> tuple[int, int]:
-    """(steps, batches) of the batch metrics."""
-    b = _analysis.batches
-    return (int(b["step"].nunique()), int(b["batch"].nunique())) if not b.empty else (0, 0)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -224,3 +224,19 @@ def set_audit_scores(data_dir: str, scores: pd.DataFrame) -> str:
     token = uuid.uuid4().hex
     st.session_state["dq_scores"] = (data_dir, scores, token)
     return token
+
+
+def reset_per_run(widget_key: str, default: object) -> None:
+    """Give a keyed widget `default` whenever the selected run changes (a batch picked on one run means
+    nothing on another). Within one run the user's choice is kept, also across page switches (Streamlit drops
+    the state of widgets not drawn in a run, so the last value is kept aside here)."""
+    sel = selection()
+    scope = sel.location if sel else None
+    marker, shadow = f"_run_of_{widget_key}", f"_last_{widget_key}"
+    if st.session_state.get(marker) != scope:
+        st.session_state[widget_key] = default
+        st.session_state[marker] = scope
+    elif widget_key in st.session_state:
+        st.session_state[shadow] = st.session_state[widget_key]
+    else:
+        st.session_state[widget_key] = st.session_state.get(shadow, default)

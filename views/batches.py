@@ -84,7 +84,7 @@ batch = st.selectbox("Batch", batches, index=default, key="b_batch",
                      format_func=lambda b: f"batch {b} ({summary.set_index('batch').loc[b, 'severity']})")
 state.focus_batch(batch)
 
-metrics = sorted(analysis.batches["metric"].unique())
+metrics = charts.run_facts(key, analysis).metrics
 tabs = st.tabs(metrics)
 for tab, metric in zip(tabs, metrics):
     with tab:

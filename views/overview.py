@@ -24,27 +24,27 @@ if run.notes:
 for badge in run.status.badges():
     st.warning(f"Run file {badge}: everything readable was loaded.")
 
-bad = analysis.problematic_batches
-n_steps, n_batches = charts.run_counts(key, analysis)
+facts = charts.run_facts(key, analysis)
+bad, n_steps = facts.problematic, facts.n_steps
 cols = st.columns(5)
 cols[0].metric("Steps", f"{n_steps:,}")
-cols[1].metric("Batches", f"{n_batches:,}")
+cols[1].metric("Batches", f"{len(facts.batches):,}")
 cols[2].metric("Problematic batches", len(bad))
 cols[3].metric("Anomalies", len(analysis.anomalies))
 cols[4].metric("Change points", len(analysis.change_points))
-(st.error if analysis.worst_severity == "critical" else st.warning if bad else st.success)(
-    md_escape(analysis.verdict), icon=None)
+(st.error if facts.worst_severity == "critical" else st.warning if bad else st.success)(
+    md_escape(facts.verdict), icon=None)
 
-if analysis.batches.empty:
+if not facts.metrics:
     st.info("This run logged no `batch_{i}/…` metrics; run-level metrics are shown below.")
 else:
-    metrics = sorted(analysis.batches["metric"].unique())
-    all_batches = sorted(int(b) for b in analysis.batches["batch"].unique())
+    metrics, all_batches = facts.metrics, facts.batches
     c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
-    metric = c1.selectbox("Metric", metrics, index=metrics.index(analysis.primary_metric)
-                          if analysis.primary_metric in metrics else 0, key="ov_metric")
-    chosen = c2.multiselect("Batches", all_batches, default=[b for b in bad[:8] if b in all_batches],
-                            key="ov_batches", help="Problematic batches are preselected; the band shows all.")
+    metric = c1.selectbox("Metric", metrics, index=metrics.index(facts.primary_metric)
+                          if facts.primary_metric in metrics else 0, key="ov_metric")
+    state.reset_per_run("ov_batches", [b for b in bad[:8] if b in all_batches])
+    chosen = c2.multiselect("Batches", all_batches, key="ov_batches",
+                            help="Problematic batches are preselected; the band shows all.")
     smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="ov_smoothing",
                           help="Exponential moving average; the raw line stays visible (faint).")
     ignore_outliers = c4.toggle("Ignore outliers", key="ov_ignore_outliers",
@@ -52,7 +52,7 @@ else:
                                      "the edge with their real value on hover.")
     st.plotly_chart(charts.batch_curves(key, analysis, metric, charts.selected_batches(chosen),
                                         smoothing=smoothing, ignore_outliers=ignore_outliers), key="ov_curves")
-    if n_steps > 2000:
+    if n_steps > charts.CURVE_POINTS:
         st.caption(f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept); "
                    "the analysis uses every step.")
     st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")
@@ -74,8 +74,8 @@ globals_ = analysis.global_metrics
 if not globals_.empty:
     st.subheader("Run-level metrics")
     names = sorted(globals_["metric"].unique())
-    default = [n for n in names if n.startswith("val/")][:4] or names[:3]
-    picked = st.multiselect("Metrics", names, default=default, key="ov_global_metrics")
+    state.reset_per_run("ov_global_metrics", [n for n in names if n.startswith("val/")][:4] or names[:3])
+    picked = st.multiselect("Metrics", names, key="ov_global_metrics")
     if picked:
         st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
 
@@ -84,4 +84,8 @@ with st.expander("Config and summary"):
     c1.markdown("**Config**")
     c1.json(jsonable(run.config), expanded=False)
     c2.markdown("**Summary**")
-    c2.json(jsonable({k: v for k, v in run.summary.items() if not isinstance(v, dict)}), expanded=False)
+    shown = {k: v for k, v in run.summary.items() if not isinstance(v, dict) and not k.startswith("batch_")}
+    c2.json(jsonable(shown), expanded=False)
+    hidden = sum(1 for k in run.summary if k.startswith("batch_"))
+    if hidden:
+        c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")

@@ -1,0 +1,382 @@
+"""Dashboard speed, measured in Debian's Chromium against `streamlit run app.py` (not a timed test).
+
+Usage:  .venv/bin/python benchmarks/dashboard.py [--steps 10000] [--batches 200] [--images 10000]
+                                                 [--cache DIR] [--repeat 5] [--moves 10] [--only overview|slider]
+
+Targets (issue 8):
+  (a) a threshold slider move on the Data quality page with 10,000 audited images re-renders in < 300 ms;
+  (b) the Overview of a 10,000-step x 200-batch run renders within 3x the time of an empty Streamlit page.
+
+Inputs are built once and cached under --cache (default ~/.cache/experiment-analyzer/bench-dashboard):
+  - a real offline wandb run written by the wandb library (one `wandb.log` per step with every
+    `batch_{i}/recall|precision|hmean`, `global_step` and `val/recall`: 601 keys; ~30-60 s once), a few batches
+    degrading from a known step so the Overview has findings to draw;
+  - 10,000 small rendered-text images (a tenth blurred, rotated or shrunk), audited by the page itself.
+
+Baseline (measured in the same run, same browser, same machine load): an empty Streamlit page (a title and the
+same run marker) served by its own `streamlit run`, loaded the same way (new browser context, `goto`, wait until
+the script run completed and the page is idle).
+
+What is timed:
+  - empty page: goto -> run marker rendered -> app idle;
+  - Overview (warm): goto a new session with the run already analysed (analysis and figures are cached on the
+    run's size+mtime and the config) -> run marker -> every plotly chart drawn (`.main-svg`) -> idle.
+    The cold first visit (reading the run + full analysis of 2M points) is printed too, for the record;
+  - slider move: focus the blur-threshold slider, press ArrowRight -> the script run that started after the key
+    press completed (run marker) and the "N flagged" text shows the new count -> idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+
+BAD_BATCHES = {7: 0.55, 42: 0.6, 130: 0.45, 199: 0.62}  # batch -> fraction of the run after which it degrades
+
+_WRITER = r"""
+import json, sys
+import numpy as np
+import wandb
+steps, batches, seed = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+bad = {int(k): float(v) for k, v in json.loads(sys.argv[4]).items()}
+rng = np.random.default_rng(seed)
+offsets = rng.normal(0, 0.01, size=batches)
+run = wandb.init(project="benchmarks", name="dashboard-10k-x-200", config={"steps": steps, "batches": batches},
+                 dir=sys.argv[5])
+t = np.arange(steps)
+base = 0.94 - 0.15 * np.exp(-t / (steps / 8))
+for s in range(steps):
+    rec = base[s] + offsets + rng.normal(0, 0.008, size=batches)
+    for b, frac in bad.items():
+        if b < batches and s >= frac * steps:
+            rec[b] = 0.6 + rng.normal(0, 0.015)
+    rec = np.clip(rec, 0, 1)
+    prec = np.clip(rec + 0.02 + rng.normal(0, 0.006, size=batches), 0, 1)
+    hm = 2 * rec * prec / np.maximum(rec + prec, 1e-9)
+    row = {"global_step": (s + 1) * 10, "val/recall": float(rec.mean())}
+    for b in range(batches):
+        row[f"batch_{b}/recall"] = float(rec[b])
+        row[f"batch_{b}/precision"] = float(prec[b])
+        row[f"batch_{b}/hmean"] = float(hm[b])
+    wandb.log(row)
+run.finish()
+"""
+
+
+def ensure_run(cache: Path, steps: int, batches: int) -> Path:
+    """The wandb dir holding the big offline run (written once with the real wandb library)."""
+    import json
+
+    from wandb_writer import wandb_env
+
+    parent = cache / f"run-{steps}x{batches}"
+    done = parent / "DONE"
+    if done.exists():
+        return parent / "wandb"
+    if parent.exists():
+        import shutil
+
+        shutil.rmtree(parent)
+    parent.mkdir(parents=True)
+    print(f"writing a {steps}-step x {batches}-batch offline wandb run into {parent} (once) ...", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _WRITER, str(steps), str(batches), "0", json.dumps(BAD_BATCHES),
+                    str(parent)], env=wandb_env(parent), check=True, capture_output=True, text=True)
+    print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
+    done.write_text("ok")
+    return parent / "wandb"
+
+
+def ensure_images(cache: Path, n: int) -> Path:
+    """`n` small rendered-text PNGs; every 10th has a defect (blur, rotation, low resolution in turn)."""
+    from PIL import Image
+
+    from analysis.demo import _fonts, apply_defect, render_text_image
+
+    folder = cache / f"images-{n}"
+    done = folder / ".DONE"
+    if done.exists():
+        return folder
+    print(f"writing {n} images into {folder} (once) ...", flush=True)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    fonts = _fonts(34)
+    kinds = ("blur", "rotation", "low_resolution")
+    for i in range(n):
+        img = render_text_image(rng, fonts)
+        sub = f"part_{i // 1000:02d}"
+        if i % 10 == 0:
+            img = apply_defect(img, kinds[(i // 10) % 3], rng)
+        img = img.resize((max(img.width // 2, 1), max(img.height // 2, 1)), Image.BILINEAR)
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+        img.save(folder / sub / f"img_{i:05d}.png", compress_level=1)
+    print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
+    done.write_text("ok")
+    return folder
+
+
+EMPTY_APP = '''import streamlit as st
+st.title("Empty page")
+st.slider("x", 0, 100, 50, key="x")
+if st.query_params.get("chart"):  # the second reference: the same page plus one 3-point plotly chart
+    import plotly.graph_objects as go
+    st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])), key="tiny")
+st.session_state["_run_no"] = st.session_state.get("_run_no", 0) + 1
+st.markdown(f'<span class="st-run-marker" data-run="{st.session_state["_run_no"]}"></span>',
+            unsafe_allow_html=True)
+'''
+MARKER_JS = "() => !!document.querySelector('.st-run-marker')"
+CHARTS_DRAWN_JS = """n => { const c = document.querySelectorAll('[data-testid=stPlotlyChart]');
+  return !!document.querySelector('.st-run-marker') && c.length >= n &&
+         [...c].every(e => e.querySelector('.main-svg')); }"""
+PAINTED_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
+
+
+def _median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def _p90(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(round(0.9 * len(xs))) - 1)] if xs else float("nan")
+
+
+def timed_load(browser, url: str, ready_js: str, arg=None, timeout_ms: int = 60_000, context=None) -> float:
+    """Seconds from `goto` in a new tab (a new Streamlit session) to `ready_js` true, the app idle and a frame
+    painted. Without `context` the tab opens in a fresh browser profile (nothing cached); with one, in that
+    profile (static assets such as plotly.js cached, as for a returning user)."""
+    from e2e.st_helpers import APP_IDLE
+
+    ctx = context or browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(timeout_ms)
+    page = ctx.new_page()
+    try:
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.wait_for_function(ready_js, arg=arg, timeout=timeout_ms)
+        page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
+        page.evaluate(PAINTED_JS)
+        return time.perf_counter() - t0
+    finally:
+        page.close()
+        if context is None:
+            ctx.close()
+
+
+def loads(browser, url: str, ready_js: str, repeat: int, arg=None) -> dict[str, list[float]]:
+    """`repeat` loads in fresh profiles and `repeat` in one profile after a warm-up load."""
+    fresh = [timed_load(browser, url, ready_js, arg) for _ in range(repeat)]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    timed_load(browser, url, ready_js, arg, context=ctx)
+    cached = [timed_load(browser, url, ready_js, arg, context=ctx) for _ in range(repeat)]
+    ctx.close()
+    return {"fresh": fresh, "cached": cached}
+
+
+def timed_action(page, action, check=None) -> float:
+    """Seconds from `action` to the end of the script run it triggered (run marker), idle and painted."""
+    from e2e.st_helpers import APP_IDLE, act_and_wait_run
+
+    t0 = time.perf_counter()
+    act_and_wait_run(page, action)
+    page.wait_for_selector(APP_IDLE)
+    if check is not None:
+        check()
+    page.evaluate(PAINTED_JS)
+    return time.perf_counter() - t0
+
+
+def slider_moves(page, label: str, keys: list[str]) -> list[float]:
+    thumb = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
+    out = []
+    for k in keys:
+        thumb.focus()
+        out.append(timed_action(page, lambda: thumb.press(k)))
+    return out
+
+
+def bench_empty(browser, url: str, repeat: int) -> dict[str, list[float]]:
+    from e2e.st_helpers import wait_idle
+
+    timed_load(browser, url, MARKER_JS)  # server warm-up
+    out = loads(browser, url, MARKER_JS, repeat)
+    tiny = loads(browser, url + "/?chart=1", CHARTS_DRAWN_JS, repeat, arg=1)
+    out["chart_fresh"], out["chart_cached"] = tiny["fresh"], tiny["cached"]
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_function(MARKER_JS)
+    wait_idle(page)
+    out["slider"] = slider_moves(page, "x", ["ArrowRight", "ArrowLeft"] * repeat)
+    ctx.close()
+    return out
+
+
+def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
+    from e2e.st_helpers import wait_idle
+
+    t_cold = timed_load(browser, url, CHARTS_DRAWN_JS, arg=3, timeout_ms=1_800_000)
+    out = loads(browser, url, CHARTS_DRAWN_JS, repeat, arg=3)
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(60_000)
+    page = ctx.new_page()
+    page.goto(url)
+    page.wait_for_function(CHARTS_DRAWN_JS, arg=3)
+    wait_idle(page)
+    nav = page.get_by_test_id("stSidebarNav")
+    switches = []
+    for _ in range(repeat):
+        timed_action(page, lambda: nav.get_by_role("link", name="Monitor settings").click())
+        switches.append(timed_action(page, lambda: nav.get_by_role("link", name="Overview").click(),
+                                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=3)))
+    smooth = []
+    for k in ["ArrowRight", "ArrowLeft"] * max(1, repeat // 2):
+        thumb = page.get_by_test_id("stSlider").filter(has_text="Smoothing").get_by_role("slider")
+        thumb.focus()
+        smooth.append(timed_action(page, lambda: thumb.press(k),
+                                   check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=3)))
+    ctx.close()
+    return {"cold": [t_cold], **out, "switch": switches, "smoothing": smooth}
+
+
+def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[float]]:
+    import re
+
+    from e2e.st_helpers import act_and_wait_run, wait_idle
+
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx.set_default_timeout(1_800_000)
+    page = ctx.new_page()
+    page.goto(url + "/data-quality")
+    wait_idle(page)
+    box = page.get_by_test_id("stTextInput").filter(has_text="Data directory to audit").locator("input")
+    t0 = time.perf_counter()
+    box.fill(str(images))
+    act_and_wait_run(page, lambda: box.press("Enter"), timeout=1_800_000)
+    flagged = page.get_by_test_id("stMarkdown").filter(has_text="flagged")
+    flagged.wait_for()
+    t_audit = time.perf_counter() - t0
+    wait_idle(page)
+    count = lambda: int(re.search(r"([\d,]+) flagged", flagged.inner_text()).group(1).replace(",", ""))  # noqa
+    before = count()
+    arrow = slider_moves(page, "Blur threshold", ["ArrowRight"] * moves)
+    after_arrows = count()
+    jumps, counts = [], []
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
+    for k in ["End", "Home"] * max(1, moves // 2):
+        thumb.focus()
+        jumps.append(timed_action(page, lambda: thumb.press(k)))
+        counts.append(count())
+    ctx.close()
+    assert after_arrows != before or len(set(counts)) > 1, "slider moves did not change the flag count"
+    print(f"  flagged: {before:,} at start, {after_arrows:,} after {moves} arrow steps, "
+          f"{max(counts):,}/{min(counts):,} at End/Home", flush=True)
+    return {"audit": [t_audit], "arrow": arrow, "jump": jumps}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=10_000)
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--images", type=int, default=10_000)
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "experiment-analyzer" / "bench-dashboard")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--moves", type=int, default=10)
+    ap.add_argument("--only", choices=["overview", "slider"])
+    args = ap.parse_args(argv)
+
+    from playwright.sync_api import sync_playwright
+
+    from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit, stop
+
+    wandb_dir = ensure_run(args.cache, args.steps, args.batches) if args.only != "slider" else None
+    images = ensure_images(args.cache, args.images) if args.only != "overview" else None
+    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    (work / "empty_app.py").write_text(textwrap.dedent(EMPTY_APP))
+    env = {**os.environ, "EXPERIMENT_ANALYZER_CACHE": str(args.cache / "app-cache")}
+    if wandb_dir is not None:
+        env["WANDB_DIR"] = str(wandb_dir.parent)
+    else:
+        env.pop("WANDB_DIR", None)
+    p_empty, p_app = free_port(), free_port()
+    servers = [start_streamlit(work / "empty_app.py", p_empty, work / "empty.log"),
+               start_streamlit(ROOT / "app.py", p_app, work / "app.log", env=env)]
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            print("empty page ...", flush=True)
+            results["empty"] = bench_empty(browser, f"http://127.0.0.1:{p_empty}", args.repeat)
+            if args.only != "slider":
+                print(f"overview of the {args.steps:,}-step x {args.batches}-batch run (first load reads and "
+                      "analyses it) ...", flush=True)
+                results["overview"] = bench_overview(browser, f"http://127.0.0.1:{p_app}", args.repeat)
+            if args.only != "overview":
+                print(f"data quality on {args.images:,} images ...", flush=True)
+                results["slider"] = bench_slider(browser, f"http://127.0.0.1:{p_app}", images, args.moves)
+            browser.close()
+    finally:
+        for s in servers:
+            stop(s)
+    report(results, args)
+    return 0
+
+
+def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
+    e = results["empty"]
+    base_fresh, base_cached, base_move = _median(e["fresh"]), _median(e["cached"]), _median(e["slider"])
+    rows = [("empty page: load, fresh browser profile (baseline)", e["fresh"], None),
+            ("empty page: load, assets cached (baseline)", e["cached"], None),
+            ("empty page: slider move (baseline)", e["slider"], None),
+            ("reference: empty page + one 3-point plotly chart, fresh profile", e["chart_fresh"], base_fresh),
+            ("reference: empty page + one 3-point plotly chart, assets cached", e["chart_cached"], base_cached)]
+    verdicts = []
+    if "overview" in results:
+        o = results["overview"]
+        rows += [("overview: first load (read + analyse the run)", o["cold"], base_fresh),
+                 ("overview: load, fresh browser profile", o["fresh"], base_fresh),
+                 ("overview: load, assets cached", o["cached"], base_cached),
+                 ("overview: page switch Monitor -> Overview", o["switch"], base_cached),
+                 ("overview: smoothing slider move", o["smoothing"], base_move)]
+        for label, xs, base in (("assets cached", o["cached"], base_cached),
+                                ("fresh browser profile", o["fresh"], base_fresh)):
+            ratio = _median(xs) / base
+            verdicts.append(f"(b) Overview {args.steps:,} steps x {args.batches} batches, {label}: {ratio:.2f}x "
+                            f"the empty page (target < 3x) -> {'PASS' if ratio < 3 else 'FAIL'}")
+    if "slider" in results:
+        s = results["slider"]
+        rows += [("data quality: audit (first visit)", s["audit"], None),
+                 ("data quality: blur slider, one step", s["arrow"], base_move),
+                 ("data quality: blur slider, End/Home", s["jump"], base_move)]
+        worst = max(_median(s["arrow"]), _median(s["jump"]))
+        verdicts.append(f"(a) threshold slider on {args.images:,} images: median {worst * 1000:.0f} ms "
+                        f"(target < 300 ms) -> {'PASS' if worst < 0.3 else 'FAIL'}")
+    print()
+    print("| measurement | n | median ms | p90 ms | x baseline |")
+    print("|---|---|---|---|---|")
+    for name, xs, base in rows:
+        ratio = f"{_median(xs) / base:.2f}" if base else "—"
+        print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {ratio} |")
+    print()
+    for v in verdicts:
+        print(v)
+    try:
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
