@@ -14,8 +14,9 @@ Methods:
 - cleanvision: Imagelab(filepaths).find_issues({"blurry": {}}) (no rotation check exists in cleanvision)
 - deskew:      deskew.determine_skew (rotation only; it returns the correcting angle, so skew = -value)
 
-Throughput is images per second on one core (OpenCV single-threaded) on decoded arrays, except cleanvision, which
-loads its own files (its figure includes decoding; ours via audit_folder(workers=1) is given for comparison).
+Throughput is images per CPU-second of this process on one core (OpenCV single-threaded; CPU time rather than wall
+time because the machine may be shared), on decoded arrays, except cleanvision, which loads its own files (its
+figure includes decoding; ours through audit_folder(workers=1) is printed for comparison).
 """
 
 from __future__ import annotations
@@ -86,9 +87,10 @@ def naive_accept(r: dict, s: Sample) -> bool:
 
 # ------------------------------------------------------------------------------------------- runners
 def timed(fn, items) -> tuple[list, float]:
-    t = time.perf_counter()
+    """Results and the CPU seconds this process spent (wall time is unreliable on a shared machine)."""
+    t = time.process_time()
     out = [fn(x) for x in items]
-    return out, time.perf_counter() - t
+    return out, time.process_time() - t
 
 
 def run_cleanvision(paths: list[str]) -> tuple[np.ndarray | None, np.ndarray | None, float, str]:
@@ -99,11 +101,11 @@ def run_cleanvision(paths: list[str]) -> tuple[np.ndarray | None, np.ndarray | N
     import contextlib
     import io
 
-    t = time.perf_counter()
+    t = time.process_time()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         lab = Imagelab(filepaths=paths, verbose=False)
         lab.find_issues({"blurry": {}}, n_jobs=1) if _accepts_n_jobs(lab) else lab.find_issues({"blurry": {}})
-    elapsed = time.perf_counter() - t
+    elapsed = time.process_time() - t
     issues = lab.issues.reindex(paths)
     return issues["blurry_score"].to_numpy(float), issues["is_blurry_issue"].to_numpy(bool), elapsed, ""
 
@@ -151,7 +153,7 @@ def rotation_mae(pred: list[float], samples: list[Sample]) -> tuple[float, float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=1, help="the scorer was tuned on seed 0; report another")
     ap.add_argument("--worst", type=int, default=0, help="print the N worst errors of ours")
     ap.add_argument("--skip-baselines", action="store_true")
     args = ap.parse_args(argv)
@@ -185,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             paths = write_set(samples, tmp)
             cv_score, cv_flag, t_cv, why = run_cleanvision(paths)
-            t = time.perf_counter()
+            t = time.process_time()
             audit_folder(tmp, workers=1)
-            t_audit = time.perf_counter() - t
+            t_audit = time.process_time() - t
         if cv_score is not None:
             res_ok = np.array([min(s.image.shape[:2]) >= MIN_SIDE for s in samples])
             cv_acc = np.mean((~cv_flag & res_ok) == accept)
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             d_mae, d_given, d_miss = rotation_mae(dk, samples)
             rows.append(("deskew (rotation only)", float("nan"), float("nan"), d_mae, d_given, d_miss,
                          len(images) / t_dk))
+    else:
+        dk = None
 
     def fmt(v, spec):
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
@@ -212,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, acc, auc, m, mg, ms, tp in rows:
         print(f"| {name} | {fmt(acc, '.3f')} | {fmt(auc, '.3f')} | {fmt(m, '.2f')} | {fmt(mg, '.2f')} | "
               f"{fmt(ms, '.1%')} | {fmt(tp, '.1f')} | {fmt(tp / naive_tp, '.2f')} |")
+    _secondary(samples, ours, nv, dk if not args.skip_baselines else None)
     if not args.skip_baselines:
         print(f"\nours through audit_folder(workers=1), decoding PNG files included: "
               f"{len(images) / t_audit:.1f} images/s")
@@ -219,6 +224,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.worst:
         _worst(samples, ours, args.worst)
     return 0
+
+
+def _secondary(samples: list[Sample], ours: list[dict], nv: list[dict], dk: list[float] | None) -> None:
+    """Blur AUROC on images that pass the resolution check; rotation MAE on text that is not blurred."""
+    big = np.array([min(s.image.shape[:2]) >= MIN_SIDE for s in samples])
+    sharp_label = np.array([not s.blurred for s in samples])
+    readable = [s.angle is not None and not s.blurred for s in samples]
+    sub = [s for s, r in zip(samples, readable) if r]
+    lines = [f"ours: blur AUROC (>= {MIN_SIDE} px) "
+             f"{auroc(np.array([r['blur_score'] for r in ours])[big], sharp_label[big]):.3f}, rotation MAE on "
+             f"unblurred text {rotation_mae([r['rotation_angle'] for r, k in zip(ours, readable) if k], sub)[0]:.2f}°"]
+    if nv:
+        lines.append(f"naive: blur AUROC (>= {MIN_SIDE} px) "
+                     f"{auroc(np.array([r['blur'] for r in nv])[big], sharp_label[big]):.3f}, rotation MAE on "
+                     f"unblurred text {rotation_mae([r['angle'] for r, k in zip(nv, readable) if k], sub)[0]:.2f}°")
+    if dk is not None:
+        lines.append(f"deskew: rotation MAE on unblurred text "
+                     f"{rotation_mae([a for a, k in zip(dk, readable) if k], sub)[0]:.2f}°")
+    print("\n" + "\n".join(lines))
 
 
 def _breakdown(samples: list[Sample], ours: list[dict]) -> None:

@@ -44,7 +44,8 @@ _PRE_A, _PRE_B = 0.8, 0.08  # Gaussian pre-filter σ = A + B * noise σ
 _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _MAX_POINTS = 20000
-_MIN_AGREEING_TILES, _CLEAR_WHOLE = 3, 0.5  # below both: no text lines, rotation is NaN
+_MIN_AGREEING_TILES, _CLEAR_WHOLE = 3, 0.5
+_TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as well  # below both: no text lines, rotation is NaN
 _COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 6000, 6000, 20000
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
@@ -113,7 +114,10 @@ def _edge_ratios(g: np.ndarray, resid_noise: float) -> tuple[np.ndarray, np.ndar
     edges[-r:, :] = 0
     edges[:, :r] = 0
     edges[:, -r:] = 0
-    ys, xs = np.nonzero(edges)
+    nz = cv2.findNonZero(edges)
+    if nz is None:
+        return np.empty(0, np.float32), np.empty(0, np.int8)
+    xs, ys = nz[:, 0, 0], nz[:, 0, 1]
     if ys.size > _MAX_EDGES:
         step = ys.size / _MAX_EDGES
         pick = (np.arange(_MAX_EDGES) * step).astype(np.int64)
@@ -239,7 +243,7 @@ def _stroke_mask(g: np.ndarray) -> np.ndarray:
     cdf /= cdf[-1]
     p80, p995 = int(np.searchsorted(cdf, 0.80)), int(np.searchsorted(cdf, 0.995))
     thr = max(6, int(0.3 * p995), p80)
-    return (resp > thr).astype(np.float32)
+    return (resp > thr).astype(np.uint8)
 
 
 def _mask_points(mask: np.ndarray) -> np.ndarray:
@@ -247,10 +251,13 @@ def _mask_points(mask: np.ndarray) -> np.ndarray:
 
     Striding in raster order would alias with rows, and without jitter the pixel lattice itself peaks the profiles
     at 0° and 45°."""
-    ys, xs = np.nonzero(mask)
+    nz = cv2.findNonZero(mask)
+    if nz is None:
+        return np.empty((0, 2), np.float32)
+    nz = nz.reshape(-1, 2)
     rng = np.random.default_rng(0)
-    pick = rng.permutation(xs.size)[:_MAX_POINTS]
-    pts = np.stack([xs[pick], ys[pick]], axis=1).astype(np.float32)
+    pick = rng.permutation(nz.shape[0]) if nz.shape[0] <= _MAX_POINTS else rng.integers(0, nz.shape[0], _MAX_POINTS)
+    pts = nz[pick].astype(np.float32)
     return pts + rng.uniform(-0.5, 0.5, pts.shape).astype(np.float32)
 
 
@@ -261,15 +268,14 @@ def _profile_criterion(pts: np.ndarray, angles_deg: np.ndarray, bin_px: float) -
     baseline at every angle."""
     c = (pts - pts.mean(axis=0)) / np.float32(bin_px)
     a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    r = float(np.sqrt((c * c).sum(axis=1).max())) + 2.0  # every projection lies in [-r, r]
+    nb = int(2 * r) + 3
     rot = np.stack([np.sin(a), np.cos(a)], axis=1).astype(np.float32)
     proj = rot @ c.T  # (angles, points)
-    lo = float(proj.min())
-    nb = int(float(proj.max()) - lo) + 3
-    idx = (proj - np.float32(lo - 0.5)).astype(np.int32)
-    idx += (np.arange(a.size, dtype=np.int32) * nb)[:, None]
-    counts = np.bincount(idx.ravel(), minlength=a.size * nb).reshape(a.size, nb).astype(np.float32)
-    d = np.diff(counts, axis=1)
-    return np.einsum("ij,ij->i", d, d).astype(np.float64)
+    proj += (np.arange(a.size, dtype=np.float32) * nb + np.float32(r + 0.5))[:, None]  # one bin range per angle
+    counts = np.bincount(proj.astype(np.intp).ravel(), minlength=a.size * nb).reshape(a.size, nb)
+    d = counts[:, 1:] - counts[:, :-1]
+    return (d * d).sum(axis=1).astype(np.float64)
 
 
 def _subsample(pts: np.ndarray, n: int) -> np.ndarray:
@@ -278,11 +284,17 @@ def _subsample(pts: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sweep(pts: np.ndarray) -> tuple[float, float]:
-    """(best angle on a 1° grid in [-45, 45), confidence = 1 - median/max of the criterion over the grid)."""
-    grid = np.arange(-45.0, 45.0, 1.0)
-    s = _profile_criterion(pts, grid, 2.0)
+    """(best angle to 1° in [-45, 45), confidence = 1 - median/max of the criterion over a 3° grid).
+
+    A 3° grid with wider bins finds the neighbourhood, then 1° steps around its three best peaks find the angle."""
+    grid = np.arange(-45.0, 45.0, 3.0)
+    s = _profile_criterion(pts, grid, 3.0)
     peak = float(s.max())
-    return float(grid[int(np.argmax(s))]), (1.0 - float(np.median(s)) / peak) if peak > 0 else 0.0
+    conf = (1.0 - float(np.median(s)) / peak) if peak > 0 else 0.0
+    top = grid[np.argsort(s)[::-1][:3]]
+    near = np.unique(np.concatenate([t + np.arange(-2.0, 2.01, 1.0) for t in top]))
+    sn = _profile_criterion(pts, near, 2.0)
+    return float(((near[int(np.argmax(sn))] + 45.0) % 90.0) - 45.0), conf
 
 
 def rotation(gray: np.ndarray) -> Rotation:
@@ -295,9 +307,10 @@ def rotation(gray: np.ndarray) -> Rotation:
         return Rotation(float("nan"), 0.0)
     h, w = g.shape
     tile = np.minimum((pts[:, 1] * 3 / h).astype(np.int32), 2) * 3 + np.minimum((pts[:, 0] * 3 / w).astype(np.int32), 2)
-    regions = [pts]
-    regions += [pts[tile == t] for t in range(9) if int((tile == t).sum()) >= 60]
-    found = [(*_sweep(_subsample(r, _COARSE_POINTS if r is pts else _TILE_POINTS)), r) for r in regions]
+    found = [(*_sweep(_subsample(pts, _COARSE_POINTS)), pts)]
+    if found[0][1] < _TILES_BELOW:  # not a clear page of text: judge each tile on its own too
+        regions = [pts[tile == t] for t in range(9) if int((tile == t).sum()) >= 60]
+        found += [(*_sweep(_subsample(r, _TILE_POINTS)), r) for r in regions]
     best_conf = max(c for _, c, _ in found)
     if best_conf < ROTATION_MIN_CONFIDENCE:
         return Rotation(float("nan"), best_conf)
@@ -309,7 +322,9 @@ def rotation(gray: np.ndarray) -> Rotation:
     if n_tiles < _MIN_AGREEING_TILES and found[0][1] < _CLEAR_WHOLE and len(found) > _MIN_AGREEING_TILES:
         return Rotation(float("nan"), best_conf)
     use = _subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS)
-    fine = np.arange(lead - 1.5, lead + 1.5001, 0.1)
+    mid = np.arange(lead - 1.5, lead + 1.5001, 0.25)
+    lead = float(mid[int(np.argmax(_profile_criterion(use, mid, 1.0)))])
+    fine = np.arange(lead - 0.4, lead + 0.4001, 0.1)
     sf = _profile_criterion(use, fine, 1.0)
     i = int(np.argmax(sf))
     angle = float(fine[i])
