@@ -7,7 +7,8 @@ flags isolated points in one series after the fact (neighbours on both sides are
 
 Detectors (names as in `Anomaly.detector`):
 - `threshold`: direction-aware absolute bound (`metric_thresholds`; `{"recall": 0.8}` means every `*/recall` must
-  stay >= 0.8; a loss-like metric must stay <= its bound).
+  stay >= 0.8; a loss-like metric must stay <= its bound). Early training that has not reached the bound yet is
+  `info`; later, small violations must persist (see `_threshold`).
 - `zscore`: |z| against the mean/std of the *previous* `zscore_window` points, after `warmup_steps`, so early
   training does not dominate the statistics. Reported as the Gaussian z of the same tail probability (a std from
   20 points makes the raw ratio Student-t, which would flag three times too often).
@@ -194,6 +195,10 @@ def _rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> tupl
     mean_scale = _shift(_move(bn.move_mean, dev, _SCALE_FACTOR * window, 3)) * 1.2533
     scale = np.where(scale > 0, scale, mean_scale)
     z = (x - med) / _floor(scale, med)
+    # A MAD from k points is about as reliable as a standard deviation from 0.37 k points (its Gaussian
+    # efficiency): convert like a t with that many degrees of freedom, so the tail rate matches the bar.
+    k = _shift(_move(bn.move_sum, np.isfinite(dev).astype(float), _SCALE_FACTOR * window, 1))
+    z = _t_to_z(z, np.maximum(0.37 * k - 1.0, 1.0))
     return np.where(_seen(x) > warmup, z, np.nan), med
 
 
@@ -381,11 +386,11 @@ class _Emitter:
         self.out: list[Anomaly] = []
 
     def emit(self, detector: str, flags: np.ndarray, score: np.ndarray, rel_worse: np.ndarray | float,
-             describe: Describe, gap: int = _MERGE_GAP, at_least: int = 0) -> None:
+             describe: Describe, gap: int = _MERGE_GAP, at_least: int = 0, at_most: int = 2) -> None:
         """flags/score are (n, k); rel_worse is the relative degradation per cell (or one number for all).
 
-        An episode's severity comes from its largest degradation (see `_severity`), never below `at_least`
-        (0 info, 1 warning, 2 critical).
+        An episode's severity comes from its largest degradation (see `_severity`), kept within
+        `at_least`..`at_most` (0 info, 1 warning, 2 critical).
         """
         flags = flags & self.observed
         if not flags.any():
@@ -406,6 +411,7 @@ class _Emitter:
                 rel = rel_worse[rows, j] if rel_matrix else np.asarray([rel_worse])
                 level = max(at_least, _severity(float(np.nanmax(rel)) if not np.isnan(rel).all() else 0.0,
                                                 self.cfg))
+                level = min(level, at_most)
                 self.out.append(Anomaly(step=start, metric=self.m.metric, value=worst, detector=detector,
                                         score=strongest, severity=names[level],  # type: ignore[arg-type]
                                         message=describe(batch, worst, strongest, start, end), batch=batch,
@@ -445,12 +451,7 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
         warnings.simplefilter("ignore", RuntimeWarning)
         thr = metric_threshold(m.metric, cfg)
         if thr is not None:
-            gap = sign * (x - thr)  # > 0 means on the wrong side of the bound
-            rel = gap / max(abs(thr), _EPS)
-            em.emit("threshold", gap > 0, gap, rel,
-                    lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold "
-                                          f"{_fmt(thr)} at {_span(a, e)}",
-                    gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2), at_least=1)
+            _threshold(m, x, thr, sign, worse_word, cfg, em)
 
         n_points = np.isfinite(x).sum(axis=0)
         bar = z_bar(cfg, n_points)[None, :]
@@ -479,6 +480,34 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
         if len(m.columns) >= 3 and m.columns[0] is not None:
             _cross_batch(m, x, direction, cfg, em)
     return em.out
+
+
+def _threshold(m: MetricMatrix, x: np.ndarray, thr: float, sign: float, worse_word: str,
+               cfg: AnomalyDetectionConfig, em: _Emitter) -> None:
+    """Values on the wrong side of the bound, in two kinds of episode.
+
+    Before a series has clearly passed its bound once (its smoothed value better than the bound by
+    `performance_drop_threshold`; early training), being short of it is expected: those episodes are `info`
+    ("has not reached 0.8 yet"). Afterwards a small violation must persist (the centred 5-point median is
+    past the bound too) while a large one (at least `performance_drop_threshold`, relative) counts at once:
+    noise around the bound does not flap into dozens of episodes, and a single bad value is still caught.
+    """
+    gap = sign * (x - thr)  # > 0 means on the wrong side of the bound
+    rel = gap / max(abs(thr), _EPS)
+    bad = gap > 0
+    smoothed_gap = sign * (_centred_median(x, _SMOOTH) - thr)
+    # "Reached" = the smoothed series was clearly on the good side once (by performance_drop_threshold).
+    clear = np.nan_to_num(smoothed_gap, nan=np.inf) <= -cfg.performance_drop_threshold * abs(thr)
+    reached = np.fmax.accumulate(clear.astype(float), axis=0) > 0
+    after = bad & reached & ((smoothed_gap > 0) | (rel >= cfg.performance_drop_threshold))
+    em.emit("threshold", bad & ~reached, gap, rel,
+            lambda b, v, s, a, e: f"{_who(b)}{m.metric} has not reached its threshold {_fmt(thr)} yet "
+                                  f"(at most {_fmt(v)}) at {_span(a, e)}",
+            gap=x.shape[0], at_most=0)  # one episode per series: the whole approach to the bound
+    em.emit("threshold", after, gap, rel,
+            lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold "
+                                  f"{_fmt(thr)} at {_span(a, e)}",
+            gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2), at_least=1)
 
 
 def _nonfinite(m: MetricMatrix, em: _Emitter) -> None:

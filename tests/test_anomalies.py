@@ -215,3 +215,16 @@ def test_learning_rate_steps_are_facts_not_anomalies():
     assert [(a.detector, a.step) for a in found] == [("nonfinite", 40)]
     assert is_schedule("optimizer/learning_rate") and is_schedule("train/lr") and not is_schedule("val/recall")
     assert not is_schedule("lr", AnomalyDetectionConfig(metric_directions={"lr": "lower_is_better"}))
+
+
+def test_threshold_is_info_while_training_approaches_it_and_does_not_flap():
+    rng = np.random.default_rng(12)
+    n = 600
+    vals = 0.93 - 0.35 * np.exp(-np.arange(n) / 120) + rng.normal(0, 0.01, n)  # crosses 0.8 slowly, noisily
+    vals[450] = 0.6  # one bad value late in the run
+    found = by(find_anomalies(batch_frame({0: vals}, every=10), EMPTY_GLOBAL, AnomalyDetectionConfig()),
+               detector="threshold")
+    early = [a for a in found if a.severity == "info"]
+    assert len(early) == 1 and early[0].step == 100 and "has not reached" in early[0].message
+    late = [a for a in found if a.severity != "info"]
+    assert [(a.step, a.value, a.severity) for a in late] == [(100 + 4500, 0.6, "critical")]
