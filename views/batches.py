@@ -84,7 +84,8 @@ batch = st.selectbox("Batch", batches, index=default, key="b_batch",
                      format_func=lambda b: f"batch {b} ({summary.set_index('batch').loc[b, 'severity']})")
 state.focus_batch(batch)
 
-metrics = charts.run_facts(key, analysis).metrics
+facts = charts.run_facts(key, analysis)
+metrics = sorted(facts.metrics, key=lambda m: (m != facts.primary_metric, m))  # the primary metric's tab first
 tabs = st.tabs(metrics)
 for tab, metric in zip(tabs, metrics):
     with tab:

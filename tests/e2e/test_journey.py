@@ -44,6 +44,17 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     width = page.get_by_test_id("stImage").first.locator("img").evaluate("i => i.naturalWidth")
     assert width > 50
     full_app_screenshot(page, artifacts_dir / "batches.png")
+    # click an image's Details: full size and every score in a dialog
+    act_and_wait_run(page, lambda: page.get_by_role("button", name="Details").first.click())
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_text(re.compile(r"Fails:.*rotated"))).to_be_visible()
+    expect(dialog.get_by_test_id("stDataFrame")).to_be_visible()
+    big = dialog.get_by_test_id("stImage").locator("img").evaluate("i => i.naturalWidth")
+    assert big > width  # full size, not the thumbnail
+    page.screenshot(path=str(artifacts_dir / "image_details.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
 
     # Data quality: moving the blur threshold slider changes the flag count
     nav(page, "Data quality")
