@@ -1,13 +1,21 @@
 """Root causes: link metric findings to image-quality evidence, with numbers and one plain sentence each.
 
-For every problematic batch (degrading anomalies, degrading change points, or logged problematic images) we
-1. measure the fall of its main metric (median before the first bad step -> median from it on);
-2. decide data-side vs model-side: when most batches (or a global metric, or the learning rate) change at the same
-   step, the model/training changed; when the batch falls alone, its data is the suspect;
-3. with quality scores, compare the batch's images with every other image per score (Mann-Whitney U, two-sided,
-   and the rank-biserial effect size) and count which quality failures (blur / rotation / resolution) dominate.
-Records are ranked by `score` (higher first): size of the fall, severity, and strength of the quality evidence.
+1. Problems: a batch has one when it *fell*: a degrading change point (the best locator), a drop from its best,
+   a fall below its peers, NaN/Inf, a critical z-score, or when it ends the run still short of its threshold.
+   Early training below a threshold and logged problematic images only support a problem, they never make one.
+2. The fall of the batch's main metric (a thresholded one such as recall when logged): medians of up to
+   `zscore_window` points just before the first bad step and from it on. Flags without a real fall (at least
+   `performance_drop_threshold`) and without image evidence are dropped.
+3. Side: when at least half of the batches fall at the same step (two logging intervals), one model-side cause
+   covers them, naming a learning-rate (or other run-level) change at that step; a batch that falls alone is
+   data-side.
+4. With quality scores, the batch's images are compared with every other image, per score: Mann-Whitney U
+   (two-sided) and the rank-biserial effect size; the dominant quality failure (blur / rotation / resolution)
+   is counted from the filter's reasons.
+Causes are ranked by `score` (higher first): the size of the fall, severity and the strength of the evidence.
+A run without batch metrics is explained from its run-level change points.
 """
+
 
 from __future__ import annotations
 
