@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             paths = write_set(samples, tmp)
             cv_score, cv_flag, t_cv, why = run_cleanvision(paths)
             t = time.process_time()
-            audit_folder(tmp, workers=1)
+            audit_folder(tmp, workers=1, cache_dir=Path(tmp) / ".cache")
             t_audit = time.process_time() - t
+            t = time.perf_counter()
+            audit_folder(tmp, workers=1, cache_dir=Path(tmp) / ".cache")
+            t_reaudit = time.perf_counter() - t
         if cv_score is not None:
             res_ok = np.array([min(s.image.shape[:2]) >= MIN_SIDE for s in samples])
             cv_acc = np.mean((~cv_flag & res_ok) == accept)
@@ -219,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     _secondary(samples, ours, nv, dk if not args.skip_baselines else None)
     if not args.skip_baselines:
         print(f"\nours through audit_folder(workers=1), decoding PNG files included: "
-              f"{len(images) / t_audit:.1f} images/s")
+              f"{len(images) / t_audit:.1f} images/s; re-audit of the unchanged folder from the cache: "
+              f"{t_reaudit * 1e3:.0f} ms wall for {len(images)} files")
     _breakdown(samples, ours)
     if args.worst:
         _worst(samples, ours, args.worst)

@@ -302,6 +302,8 @@ def rotation(gray: np.ndarray) -> Rotation:
     g, _ = downscale(to_gray(gray), ROT_SIDE)
     if min(g.shape) < 24:
         return Rotation(float("nan"), 0.0)
+    if noise_sigma(g) > _NOISE_MIN * 2:  # noise specks would pass as strokes
+        g = cv2.GaussianBlur(g, (0, 0), 1.0)
     pts = _mask_points(_stroke_mask(g))
     if pts.shape[0] < 50:
         return Rotation(float("nan"), 0.0)
