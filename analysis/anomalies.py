@@ -215,10 +215,11 @@ def _centred_median(x: np.ndarray, window: int) -> np.ndarray:
     return _move(bn.move_median, padded, 2 * h + 1, 1)[h:]
 
 
-def drop_from_best(values: np.ndarray, direction: Direction, smooth: int = _SMOOTH) -> np.ndarray:
+def drop_from_best(values: np.ndarray, direction: Direction, smooth: int = _SMOOTH,
+                   smoothed: np.ndarray | None = None) -> np.ndarray:
     """Relative degradation (>= 0) of the running median from its running best; NaN where undefined."""
     x = np.asarray(values, dtype=float)
-    sm = _centred_median(x, smooth) if smooth > 1 else x
+    sm = smoothed if smoothed is not None else (_centred_median(x, smooth) if smooth > 1 else x)
     with np.errstate(all="ignore"):
         if direction == "higher_is_better":
             best = np.fmax.accumulate(sm, axis=0)
@@ -328,7 +329,8 @@ def metric_matrices(long: pd.DataFrame | None, key: str | None) -> list[MetricMa
         return []
     step_all = pd.to_numeric(long["step"], errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(step_all)
-    codes, names = pd.factorize(long["metric"].to_numpy()[ok], sort=True)
+    codes, names = pd.factorize(long["metric"], sort=True)  # on the Series: Arrow strings stay fast
+    codes = codes[ok]
     step_all = step_all[ok].astype(np.int64)
     value_all = pd.to_numeric(long["value"], errors="coerce").to_numpy(dtype=float)[ok]
     key_all = long[key].to_numpy(dtype=np.int64)[ok] if key else None
@@ -337,6 +339,8 @@ def metric_matrices(long: pd.DataFrame | None, key: str | None) -> list[MetricMa
     out = []
     for k, metric in enumerate(names):
         idx = order[bounds[k]:bounds[k + 1]]
+        if idx.size == 0:
+            continue  # a metric logged only on rows without a step
         si, steps = pd.factorize(step_all[idx], sort=True)
         if key_all is not None:
             ci, cols = pd.factorize(key_all[idx], sort=True)
@@ -449,9 +453,10 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
         return em.out
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        smooth = _centred_median(x, _SMOOTH)  # shared by the threshold and drop-from-best detectors
         thr = metric_threshold(m.metric, cfg)
         if thr is not None:
-            _threshold(m, x, thr, sign, worse_word, cfg, em)
+            _threshold(m, x, smooth, thr, sign, worse_word, cfg, em)
 
         n_points = np.isfinite(x).sum(axis=0)
         bar = z_bar(cfg, n_points)[None, :]
@@ -468,7 +473,7 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
                     lambda b, v, s, a, e, word=word: f"{_who(b)}{m.metric} = {_fmt(v)} is {s:.1f} {word} "
                                                      f"from its recent values at {_span(a, e)}")
 
-        drop = drop_from_best(x, direction)
+        drop = drop_from_best(x, direction, smoothed=smooth)
         drop = np.where(_seen(x) > cfg.warmup_steps, drop, np.nan)
         verb = "fell" if direction == "higher_is_better" else "rose"
         em.emit("drop_from_best", drop > cfg.performance_drop_threshold, drop, drop,
@@ -482,7 +487,7 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     return em.out
 
 
-def _threshold(m: MetricMatrix, x: np.ndarray, thr: float, sign: float, worse_word: str,
+def _threshold(m: MetricMatrix, x: np.ndarray, smooth: np.ndarray, thr: float, sign: float, worse_word: str,
                cfg: AnomalyDetectionConfig, em: _Emitter) -> None:
     """Values on the wrong side of the bound, in two kinds of episode.
 
@@ -495,7 +500,7 @@ def _threshold(m: MetricMatrix, x: np.ndarray, thr: float, sign: float, worse_wo
     gap = sign * (x - thr)  # > 0 means on the wrong side of the bound
     rel = gap / max(abs(thr), _EPS)
     bad = gap > 0
-    smoothed_gap = sign * (_centred_median(x, _SMOOTH) - thr)
+    smoothed_gap = sign * (smooth - thr)
     # "Reached" = the smoothed series was clearly on the good side once (by performance_drop_threshold).
     clear = np.nan_to_num(smoothed_gap, nan=np.inf) <= -cfg.performance_drop_threshold * abs(thr)
     reached = np.fmax.accumulate(clear.astype(float), axis=0) > 0
