@@ -101,12 +101,11 @@ def ensure_run(cache: Path, steps: int, batches: int) -> Path:
 
 
 def ensure_images(cache: Path, n: int) -> Path:
-    """`n` small rendered-text PNGs; every 10th has a defect (blur, rotation, low resolution in turn)."""
-    from PIL import Image
-
+    """`n` rendered-text PNGs (480x160, as the demo's); every 10th has a defect (blur, rotation, low resolution
+    in turn), so the default thresholds flag about a tenth of them."""
     from analysis.demo import _fonts, apply_defect, render_text_image
 
-    folder = cache / f"images-{n}"
+    folder = cache / f"images-{n}-480x160"
     done = folder / ".DONE"
     if done.exists():
         return folder
@@ -120,7 +119,6 @@ def ensure_images(cache: Path, n: int) -> Path:
         sub = f"part_{i // 1000:02d}"
         if i % 10 == 0:
             img = apply_defect(img, kinds[(i // 10) % 3], rng)
-        img = img.resize((max(img.width // 2, 1), max(img.height // 2, 1)), Image.BILINEAR)
         (folder / sub).mkdir(parents=True, exist_ok=True)
         img.save(folder / sub / f"img_{i:05d}.png", compress_level=1)
     print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -280,6 +278,7 @@ def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[
         jumps.append(timed_action(page, lambda: thumb.press(k)))
         counts.append(count())
     ctx.close()
+    print(f"  flag counts: start {before}, after arrows {after_arrows}, End/Home {counts}", flush=True)
     assert after_arrows != before or len(set(counts)) > 1, "slider moves did not change the flag count"
     print(f"  flagged: {before:,} at start, {after_arrows:,} after {moves} arrow steps, "
           f"{max(counts):,}/{min(counts):,} at End/Home", flush=True)

@@ -212,3 +212,35 @@ def test_send_test_alert_reaches_a_real_webhook(runs_dir, monkeypatch):
         assert any(s.value.startswith("slack") or "slack" in s.value.lower() for s in at.success)
     finally:
         hook.close()
+
+
+def test_uploaded_history_csv_is_analysed_and_a_broken_one_is_a_message():
+    import pandas as pd
+
+    frame = pd.DataFrame([{"global_step": r["global_step"], **{k: v for k, v in r.items() if "/" in k}}
+                          for r in rows(batches=1)])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.radio(key="source").set_value("Upload history").run()
+    at.file_uploader(key="history_upload").set_value(("history.csv", frame.to_csv(index=False).encode(),
+                                                      "text/csv"))
+    at.run()
+    no_traceback(at)
+    assert at.title[0].value == "Overview"
+    assert at.multiselect(key="ov_batches").value == [0]
+    at.file_uploader(key="history_upload").set_value(("broken.parquet", b"PAR1 not really parquet",
+                                                      "application/octet-stream"))
+    at.run()
+    no_traceback(at)
+    assert [e.value for e in at.error] + [e.value for e in at.sidebar.error], "expected a message"
+
+
+def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
+    at = pick(open_app(runs_dir / "wandb"), "<img")
+    at.switch_page("views/reports.py").run()
+    no_traceback(at)
+    preview = " ".join(m.value for m in at.markdown)
+    assert "problematic" in preview.lower() or "batch 0" in preview
+    assert "\\<img src=x" in preview and "<img" not in preview.replace("\\<img", "")  # escaped, stays text
+    labels = {b.label for b in at.get("download_button")}
+    assert {"Download Markdown", "Download HTML", "Download JSON"} <= labels
