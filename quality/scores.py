@@ -34,7 +34,7 @@ import numpy as np
 
 SCORER_VERSION = "2"
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
-ROT_SIDE = 800  # longest side (px) at most for the rotation search
+ROT_SIDE = 640  # longest side (px) at most for the rotation search
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
 ROTATION_MIN_CONFIDENCE = 0.0  # below it no text lines were found: rotation_angle is NaN
@@ -43,10 +43,11 @@ _NOISE_MIN = 1.5  # grey levels: below this no denoising
 _PRE_A, _PRE_B = 0.8, 0.08  # Gaussian pre-filter σ = A + B * noise σ
 _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
+_WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 6  # pixels above which only the busiest windows are read
 _MAX_POINTS = 20000
 _MIN_AGREEING_TILES, _CLEAR_WHOLE = 3, 0.5
 _TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as well  # below both: no text lines, rotation is NaN
-_COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 6000, 6000, 20000
+_COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 4000, 4000, 10000
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
 
@@ -97,18 +98,34 @@ def noise_sigma(gray: np.ndarray) -> float:
         return 0.0
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
     r = np.abs(cv2.filter2D(g, cv2.CV_16S, k)[1:-1, 1:-1])
-    step = max(1, int(math.sqrt(r.size / 60000)))
+    step = max(1, int(math.sqrt(r.size / 20000)))
     sample = r[::step, ::step].ravel()
     # For Gaussian noise the response has std 6σ; the median of |r| is 0.6745 of that std.
     return float(np.median(sample)) / (0.6745 * 6.0)
 
 
 # ----------------------------------------------------------------------------------------------- blur
-def _edge_ratios(g: np.ndarray, resid_noise: float) -> tuple[np.ndarray, np.ndarray]:
-    """Steepness (gradient / contrast around it) and orientation bin (0..3) of the strong edges of uint8 `g`."""
+def _busy_windows(g: np.ndarray) -> list[tuple[slice, slice]]:
+    """Where to look for edges: the whole of a small image, else the `_WINDOWS_KEPT` of a 4x4 grid of windows with
+    the most gradient energy (plus a margin), so cost stays flat as images grow while the edges are still found."""
     h, w = g.shape
-    floor = max(2.0, 2.0 * resid_noise)  # per-pixel derivative; Sobel's 3x3 kernel reads 8x that
-    edges = cv2.Canny(g, 8.0 * floor, 16.0 * floor, L2gradient=True)
+    if h * w <= _WINDOW_ABOVE:
+        return [(slice(0, h), slice(0, w))]
+    thumb = np.ascontiguousarray(g[::4, ::4])
+    energy = cv2.Sobel(thumb, cv2.CV_32F, 1, 0, ksize=3) ** 2 + cv2.Sobel(thumb, cv2.CV_32F, 0, 1, ksize=3) ** 2
+    cells = cv2.resize(energy, (4, 4), interpolation=cv2.INTER_AREA).ravel()
+    pad = _REACH + 2
+    out = []
+    for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]:
+        r, c = divmod(int(i), 4)
+        out.append((slice(max(0, r * h // 4 - pad), min(h, (r + 1) * h // 4 + pad)),
+                    slice(max(0, c * w // 4 - pad), min(w, (c + 1) * w // 4 + pad))))
+    return out
+
+
+def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray, ...]:
+    """Gradient magnitude, own contrast, neighbourhood contrast and orientation (deg) at Canny edges of uint8 `g`."""
+    edges = cv2.Canny(g, 8.0 * floor, 16.0 * floor, L2gradient=True)  # Sobel's 3x3 kernel reads 8x the slope
     r = _REACH + 1
     edges[:r, :] = 0
     edges[-r:, :] = 0
@@ -116,14 +133,11 @@ def _edge_ratios(g: np.ndarray, resid_noise: float) -> tuple[np.ndarray, np.ndar
     edges[:, -r:] = 0
     nz = cv2.findNonZero(edges)
     if nz is None:
-        return np.empty(0, np.float32), np.empty(0, np.int8)
+        return tuple(np.empty(0, np.float32) for _ in range(4))
     xs, ys = nz[:, 0, 0], nz[:, 0, 1]
-    if ys.size > _MAX_EDGES:
-        step = ys.size / _MAX_EDGES
-        pick = (np.arange(_MAX_EDGES) * step).astype(np.int64)
+    if ys.size > budget:
+        pick = (np.arange(budget) * (ys.size / budget)).astype(np.int64)
         ys, xs = ys[pick], xs[pick]
-    if ys.size == 0:
-        return np.empty(0, np.float32), np.empty(0, np.int8)
     gx = cv2.Sobel(g, cv2.CV_16S, 1, 0, ksize=3)[ys, xs].astype(np.float32) / 8.0
     gy = cv2.Sobel(g, cv2.CV_16S, 0, 1, ksize=3)[ys, xs].astype(np.float32) / 8.0
     m = np.hypot(gx, gy)
@@ -133,15 +147,25 @@ def _edge_ratios(g: np.ndarray, resid_noise: float) -> tuple[np.ndarray, np.ndar
     my = ys[:, None].astype(np.float32) + t * ny[:, None]
     prof = cv2.remap(g.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     own = prof.max(axis=1) - prof.min(axis=1)
+    k = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
+    hood = cv2.dilate(g, k)[ys, xs].astype(np.float32) - cv2.erode(g, k)[ys, xs].astype(np.float32)
+    return m, own, np.maximum(hood, own), np.degrees(np.arctan2(ny, nx)) % 180.0
+
+
+def _edge_ratios(g: np.ndarray, resid_noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steepness (gradient / contrast around it) and orientation bin (0..3) of the strong edges of uint8 `g`."""
+    floor = max(2.0, 2.0 * resid_noise)
+    windows = _busy_windows(g)
+    parts = [_edge_samples(np.ascontiguousarray(g[ys, xs]), floor, _MAX_EDGES // len(windows)) for ys, xs in windows]
+    m, own, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    if m.size == 0:
+        return np.empty(0, np.float32), np.empty(0, np.int8)
     # Steepness is measured against the neighbourhood's contrast, not only the edge's own: a thin stroke smeared by
     # motion blur keeps short steep flanks but loses most of its contrast, which the neighbourhood still shows.
     # Edges are kept by that contrast too, so a direction that blur has flattened still takes part.
-    k = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
-    hood = np.maximum(cv2.dilate(g, k)[ys, xs].astype(np.float32) - cv2.erode(g, k)[ys, xs].astype(np.float32), own)
     strong = hood >= max(20.0, 8.0 * resid_noise, 0.3 * float(np.percentile(hood, 95)))
     ratio = m[strong] / hood[strong]
-    ang = np.degrees(np.arctan2(ny[strong], nx[strong])) % 180.0
-    return ratio, (((ang + 22.5) // 45) % 4).astype(np.int8)
+    return ratio, (((ang[strong] + 22.5) // 45) % 4).astype(np.int8)
 
 
 def _worst_direction(ratio: np.ndarray, direction: np.ndarray) -> float:
@@ -268,7 +292,8 @@ def _profile_criterion(pts: np.ndarray, angles_deg: np.ndarray, bin_px: float) -
     baseline at every angle."""
     c = (pts - pts.mean(axis=0)) / np.float32(bin_px)
     a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    r = float(np.sqrt((c * c).sum(axis=1).max())) + 2.0  # every projection lies in [-r, r]
+    ext = np.abs(c).max(axis=0)
+    r = float(math.hypot(float(ext[0]), float(ext[1]))) + 2.0  # every projection lies in [-r, r]
     nb = int(2 * r) + 3
     rot = np.stack([np.sin(a), np.cos(a)], axis=1).astype(np.float32)
     proj = rot @ c.T  # (angles, points)
@@ -300,9 +325,14 @@ def _sweep(pts: np.ndarray) -> tuple[float, float]:
 def rotation(gray: np.ndarray) -> Rotation:
     """Skew of the text lines in degrees (counter-clockwise positive, [-45, 45]); see the module doc."""
     g, _ = downscale(to_gray(gray), ROT_SIDE)
+    return _rotation_small(g, noise_sigma(g) if min(g.shape) >= 3 else 0.0)
+
+
+def _rotation_small(g: np.ndarray, noise: float) -> Rotation:
+    """`rotation` of an image already downscaled to ROT_SIDE whose noise σ is known."""
     if min(g.shape) < 24:
         return Rotation(float("nan"), 0.0)
-    if noise_sigma(g) > _NOISE_MIN * 2:  # noise specks would pass as strokes
+    if noise > _NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
     pts = _mask_points(_stroke_mask(g))
     if pts.shape[0] < 50:
@@ -345,24 +375,25 @@ def rotation_angle(gray: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- tone
-def _histogram(gray: np.ndarray) -> np.ndarray:
-    g, _ = downscale(to_gray(gray), ROT_SIDE)
-    return cv2.calcHist([g], [0], None, [256], [0, 256]).ravel()
+def _tone(g: np.ndarray) -> tuple[float, float]:
+    """(brightness, contrast) of a uint8 grey image from its histogram."""
+    hist = cv2.calcHist([g], [0], None, [256], [0, 256]).ravel()
+    total = float(hist.sum())
+    if total <= 0:
+        return 0.0, 0.0
+    cdf = np.cumsum(hist) / total
+    spread = int(np.searchsorted(cdf, 0.99)) - int(np.searchsorted(cdf, 0.01))
+    return float((hist * np.arange(256)).sum() / total / 255.0), spread / 255.0
 
 
 def brightness(gray: np.ndarray) -> float:
     """Mean luminance on 0..1."""
-    hist = _histogram(gray)
-    return float((hist * np.arange(256)).sum() / max(hist.sum(), 1.0) / 255.0)
+    return _tone(downscale(to_gray(gray), ROT_SIDE)[0])[0]
 
 
 def contrast(gray: np.ndarray) -> float:
     """Spread of luminance on 0..1: 99th minus 1st percentile (robust to a few hot or dead pixels)."""
-    cdf = np.cumsum(_histogram(gray))
-    if cdf[-1] <= 0:
-        return 0.0
-    cdf /= cdf[-1]
-    return float(int(np.searchsorted(cdf, 0.99)) - int(np.searchsorted(cdf, 0.01))) / 255.0
+    return _tone(downscale(to_gray(gray), ROT_SIDE)[0])[1]
 
 
 def score_image(image: np.ndarray) -> dict[str, float | int]:
@@ -370,14 +401,17 @@ def score_image(image: np.ndarray) -> dict[str, float | int]:
     gray = to_gray(image)
     h, w = gray.shape
     sigma, noise = blur_sigma(gray)
-    rot = rotation(gray)
+    small, k_small = downscale(gray, ROT_SIDE)
+    k_blur = max(1, math.ceil(max(h, w) / VIEW_SIDE))
+    rot = _rotation_small(small, noise * k_blur / k_small)  # averaging k x k pixels divides noise by about k
+    bright, spread = _tone(small)
     return {
         "width": int(w),
         "height": int(h),
         "blur_score": score_from_sigma(sigma),
         "rotation_angle": rot.angle,
         "rotation_confidence": rot.confidence,
-        "brightness": brightness(gray),
-        "contrast": contrast(gray),
+        "brightness": bright,
+        "contrast": spread,
         "noise": float(noise),
     }
