@@ -3,6 +3,12 @@
 Bad files never raise: each becomes a row with `error` set. Results are cached in SQLite under `cache_dir`, keyed on
 the file's real path, size, mtime and the scorer version, so re-auditing an unchanged folder only costs a `stat` per
 file. `apply_thresholds` turns scores into verdicts without re-scoring (the app's sliders call it on every change).
+
+Engines: `engine="local"` scores in a pool of `workers` processes (spawned, OpenCV single-threaded in each; fewer
+than 24 uncached images are scored in-process). `engine="dask"` submits chunks to the `distributed` scheduler at
+`scheduler_address` (or a `LocalCluster` it starts and stops when none is given); the workers must see the same
+file paths and be able to `import quality` (same project checkout on their PYTHONPATH). Results are identical
+across engines: scores are deterministic functions of the pixels.
 """
 
 from __future__ import annotations
