@@ -119,16 +119,19 @@ def score_data_dir(data_dir: Path, images: pd.DataFrame, config: AnalyzerConfig,
                    progress: Progress | None = None) -> pd.DataFrame:
     """QualityScores of every image under `data_dir` plus any logged path outside the audit (error rows),
     thresholded with the config, with the batch each image was logged under (<NA> otherwise)."""
+    from analysis.sources.cache import cache_root
     from quality.audit import apply_thresholds, audit_folder, score_images
 
     cb = (lambda done, total: progress(0.3 + 0.5 * done / max(total, 1), f"scoring images {done}/{total}")) \
         if progress else None
-    scores = audit_folder(data_dir, progress=cb)
+    dq = config.data_quality
+    # scores are cached on disk (path + size + mtime + scorer version): re-analysing an unchanged folder is quick
+    options = {"cache_dir": cache_root() / "quality", "max_pixels": dq.max_image_pixels}
+    scores = audit_folder(data_dir, progress=cb, **options)
     logged = images["path"].unique().tolist() if not images.empty else []
     missing = sorted(set(logged) - set(scores["path"]))
     if missing:
-        scores = pd.concat([scores, score_images(missing, root=data_dir)], ignore_index=True)
-    dq = config.data_quality
+        scores = pd.concat([scores, score_images(missing, root=data_dir, **options)], ignore_index=True)
     scores = apply_thresholds(scores, min_resolution=tuple(dq.min_resolution),
                               max_rotation=dq.max_rotation_degrees, blur_threshold=dq.blur_threshold)
     first_batch = images.drop_duplicates("path").set_index("path")["batch"] if not images.empty else pd.Series()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -8,6 +10,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
+# Decoded runs and image scores are cached on disk; tests (and the app servers they start) use a fresh cache so
+# they never read a developer's cache nor leave files in ~/.cache.
+_TEST_CACHE = None
+if "EXPERIMENT_ANALYZER_CACHE" not in os.environ:
+    _TEST_CACHE = os.environ["EXPERIMENT_ANALYZER_CACHE"] = tempfile.mkdtemp(prefix="experiment-analyzer-tests-")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _TEST_CACHE:
+        import shutil
+
+        shutil.rmtree(_TEST_CACHE, ignore_errors=True)
 
 import pytest  # noqa: E402
 
