@@ -86,11 +86,35 @@ def naive_accept(r: dict, s: Sample) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- runners
-def timed(fn, items) -> tuple[list, float]:
+PER_ITEM: dict[str, list[float]] = {}
+
+
+def timed(fn, items, name: str | None = None) -> tuple[list, float]:
     """Results and the CPU seconds this process spent (wall time is unreliable on a shared machine)."""
-    t = time.process_time()
-    out = [fn(x) for x in items]
-    return out, time.process_time() - t
+    out, each = [], []
+    t0 = time.process_time()
+    for x in items:
+        t = time.process_time()
+        out.append(fn(x))
+        each.append(time.process_time() - t)
+    if name:
+        PER_ITEM[name] = each
+    return out, time.process_time() - t0
+
+
+def _by_size(samples: list[Sample]) -> None:
+    """Ours vs the naive pair by image size: our cost grows slowly with pixels, theirs linearly."""
+    if "ours" not in PER_ITEM or "naive" not in PER_ITEM:
+        return
+    mp = np.array([s.image.shape[0] * s.image.shape[1] / 1e6 for s in samples])
+    ours, nv = np.array(PER_ITEM["ours"]), np.array(PER_ITEM["naive"])
+    parts = []
+    for lo, hi in ((0, 0.25), (0.25, 1.0), (1.0, 100.0)):
+        sel = (mp >= lo) & (mp < hi)
+        if sel.any():
+            parts.append(f"{lo:g}-{hi:g} MP (n={sel.sum()}): ours {1e3 * ours[sel].mean():.1f} ms, naive "
+                         f"{1e3 * nv[sel].mean():.1f} ms, x{nv[sel].sum() / max(ours[sel].sum(), 1e-9):.2f}")
+    print("\nCPU per image by size: " + "; ".join(parts))
 
 
 def run_cleanvision(paths: list[str]) -> tuple[np.ndarray | None, np.ndarray | None, float, str]:
@@ -170,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(s.angle is not None for s in samples)} with text; generated in {time.perf_counter() - t0:.1f}s")
 
     f = ImageQualityFilter()
-    ours, t_ours = timed(f.assess_image_quality, images)
-    nv, t_naive = timed(naive, images) if not args.skip_baselines else ([], float("nan"))
+    ours, t_ours = timed(f.assess_image_quality, images, "ours")
+    nv, t_naive = timed(naive, images, "naive") if not args.skip_baselines else ([], float("nan"))
 
     rows = []
     ours_acc = np.mean([r["is_acceptable"] == a for r, a in zip(ours, accept)])
@@ -224,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nours through audit_folder(workers=1), decoding PNG files included: "
               f"{len(images) / t_audit:.1f} images/s; re-audit of the unchanged folder from the cache: "
               f"{t_reaudit * 1e3:.0f} ms wall for {len(images)} files")
+    _by_size(samples)
     _breakdown(samples, ours)
     if args.worst:
         _worst(samples, ours, args.worst)
