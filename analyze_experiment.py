@@ -111,6 +111,9 @@ def load_run(args: argparse.Namespace):
     from analysis.sources import find_run, open_run
 
     if args.history_file:
+        if args.history_file.is_dir():
+            raise RunNotFound(f"--history-file wants a file, not the directory {args.history_file} (a run folder "
+                              f"goes to --run-name)")
         if not args.history_file.is_file():
             raise RunNotFound(f"history file not found: {args.history_file}")
         if args.run_name:  # one run of a multi-run wandb CSV export
@@ -201,7 +204,9 @@ def run(argv: list[str] | None = None) -> int:
     from analysis.report import Report, normalise_formats, write_reports
 
     config = load_config(args.config)
-    formats = normalise_formats(args.formats or config.experiment_monitoring.reporting.report_formats)
+    # `--format ""` is a mistake to report, not a request for the default formats
+    formats = normalise_formats(config.experiment_monitoring.reporting.report_formats if args.formats is None
+                                else args.formats)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise AnalyzerError(f"data directory not found: {args.data_dir}")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from analysis.errors import ConfigError
 
@@ -27,7 +27,8 @@ SECRET_PLACEHOLDER = "<from environment>"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # NaN/Inf are never meaningful settings (a NaN threshold silently disables its check)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AnomalyDetectionConfig(_Strict):
@@ -46,7 +47,8 @@ class AnomalyDetectionConfig(_Strict):
     metric_directions: dict[str, Direction] = Field(default_factory=dict)
     cross_batch_mad: float = Field(4.0, gt=0, description="robust z below the peers at the same step")
     change_point_min_size: int = Field(3, ge=2, description="minimum points per change-point segment")
-    change_point_penalty: float | None = Field(None, description="ruptures penalty; None scales it to the noise")
+    change_point_penalty: float | None = Field(None, gt=0,
+                                               description="ruptures penalty; None scales it to the noise")
 
 
 class AutoRecoveryConfig(_Strict):
@@ -64,6 +66,17 @@ class AutoRecoveryConfig(_Strict):
 class ReportingConfig(_Strict):
     auto_generate_reports: bool = True
     report_formats: list[ReportFormat] = Field(default_factory=lambda: ["markdown", "json", "html"])
+
+    @field_validator("report_formats", mode="before")
+    @classmethod
+    def _aliases(cls, v: Any) -> Any:
+        """The CLI's short names work here too (`md`, `htm`), and a single name needs no list."""
+        aliases = {"md": "markdown", "htm": "html"}
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list):
+            return [aliases.get(x.strip().lower(), x.strip().lower()) if isinstance(x, str) else x for x in v]
+        return v
 
 
 class AlertsConfig(_Strict):
@@ -126,7 +139,7 @@ class TrainingConfig(_Strict):
 
 
 class DataQualityConfig(_Strict):
-    min_resolution: tuple[int, int] = (100, 100)  # (width, height) in pixels
+    min_resolution: tuple[NonNegativeInt, NonNegativeInt] = (100, 100)  # (width, height) in pixels
     max_rotation_degrees: float = Field(15, ge=0, le=90)
     blur_threshold: float = Field(100, ge=0, description="in blur_score units; higher = sharper")
     enable_filtering: bool = True
@@ -239,8 +252,16 @@ def parse_config_text(text: str, *, source: str = "config") -> AnalyzerConfig:
     return config_from_dict(data, source=source, node=node)
 
 
-def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str, int]]:
-    """(dotted key, line) of every mapping key that repeats within its mapping."""
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "", visited: set[int] | None = None
+                    ) -> list[tuple[str, int]]:
+    """(dotted key, line) of every mapping key that repeats within its mapping.
+
+    Each node is visited once: YAML aliases share nodes, and a file of nested aliases ("billion laughs") would
+    otherwise take exponential time here."""
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return []
+    visited.add(id(node))
     out: list[tuple[str, int]] = []
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -249,10 +270,10 @@ def _duplicate_keys(node: yaml.Node | None, prefix: str = "") -> list[tuple[str,
             if k.value in seen:
                 out.append((key, k.start_mark.line + 1))
             seen.add(k.value)
-            out += _duplicate_keys(v, key + ".")
+            out += _duplicate_keys(v, key + ".", visited)
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            out += _duplicate_keys(v, f"{prefix}{i}.")
+            out += _duplicate_keys(v, f"{prefix}{i}.", visited)
     return out
 
 

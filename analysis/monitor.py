@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import re
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -257,8 +258,12 @@ class TrainingMonitor:
             return []
         try:
             step = int(step)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float step
             log.warning("TrainingMonitor.log_step: step %r is not an integer; ignored", step)
+            return []
+        if not isinstance(metrics, Mapping):  # a mistake in the loop must not raise into it
+            log.warning("TrainingMonitor.log_step: metrics must be a mapping of name to value, not %s; ignored",
+                        type(metrics).__name__)
             return []
         batch = _batch_of(batch_info)
         found: list[MonitorAnomaly] = []
@@ -323,7 +328,8 @@ class TrainingMonitor:
         if len(anomalies) > 20:
             lines.append(f"- ... and {len(anomalies) - 20} more")
         if batch_info:
-            lines.append(f"batch info: {dict(batch_info)}")
+            info = dict(batch_info) if isinstance(batch_info, Mapping) else batch_info
+            lines.append(f"batch info: {info!r}"[:500])
         return Alert(title=title[:63], text="\n".join(lines), level=level, step=step, anomalies=tuple(anomalies))
 
     def _state(self, name: str) -> _MetricState | None:
@@ -477,6 +483,6 @@ def _batch_of(batch_info: Mapping[str, Any] | None) -> int | None:
         return None
     for key in ("batch", "batch_idx", "batch_index"):
         v = batch_info.get(key) if isinstance(batch_info, Mapping) else None
-        if isinstance(v, (int,)) and not isinstance(v, bool):
-            return v
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool):  # also numpy / torch-free ints
+            return int(v)
     return None

@@ -72,8 +72,10 @@ class RunAnalysis:
         worst = self.batch_summary.iloc[0]
         shown = ", ".join(str(b) for b in bad[:5]) + ("…" if len(bad) > 5 else "")
         metric = self.primary_metric
+        where = (f"{worst['worst_recall']:.3f} at step {int(worst['worst_step'])}" if worst["worst_step"] >= 0
+                 else "never finite")  # a batch whose values were all NaN/Inf has no worst step
         return (f"{len(bad)} problematic batch{'es' if len(bad) != 1 else ''} ({shown}); worst: batch "
-                f"{int(worst['batch'])}, {metric} {worst['worst_recall']:.3f} at step {int(worst['worst_step'])}.")
+                f"{int(worst['batch'])}, {metric} {where}.")
 
 
 def primary_metric(batches: pd.DataFrame) -> str:

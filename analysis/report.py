@@ -667,10 +667,16 @@ def plotly_js_gzip_b64() -> str:
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&$#!])")
 
 
+# C0/C1 controls (ESC starts terminal escape sequences), DEL, and bidi/zero-width format characters that can
+# make a name display as something else (U+202E reverses the text after it).
+_MD_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
+
+
 def md_escape(text: Any) -> str:
-    """Escape untrusted text for Markdown (inline and table cells): no HTML, links, emphasis or breaks."""
+    """Escape untrusted text for Markdown (inline and table cells): no HTML, links, emphasis or breaks, and no
+    control characters (a report is also read with `cat` in a terminal, where ESC sequences would run)."""
     s = str(text if text is not None else "")
-    s = re.sub(r"[\r\n\t]+", " ", s)
+    s = _MD_CONTROL.sub(" ", s)
     return _MD_SPECIAL.sub(r"\\\1", s)
 
 

@@ -244,7 +244,8 @@ def compare_quality(quality: pd.DataFrame, batch: int) -> dict:
     else:
         usable = np.ones(len(quality), dtype=bool)
     scores = _score_frame(quality)
-    result: dict = {"n": int((mine & usable).sum()), "n_other": int((~mine & usable).sum()), "scores": {}}
+    result: dict = {"n": int((mine & usable).sum()), "n_other": int((~mine & usable).sum()), "scores": {},
+                    "n_images": int(mine.sum())}  # `n` counts the scored ones; failures count every image
     for col in scores.columns:
         a = scores[col].to_numpy(dtype=float)[mine & usable]
         b = scores[col].to_numpy(dtype=float)[~mine & usable]
@@ -273,7 +274,7 @@ def compare_quality(quality: pd.DataFrame, batch: int) -> dict:
 
 def _quality_phrase(ev: dict) -> tuple[str, float]:
     """('its images are blurrier (median blur 38 vs 410, p < 0.001); 11 of 12 fail the blur threshold', strength)."""
-    if not ev or ev.get("n", 0) == 0:
+    if not ev or max(ev.get("n", 0), ev.get("n_images", 0)) == 0:
         return "", 0.0
     parts: list[str] = []
     strength = 0.0
@@ -294,11 +295,15 @@ def _quality_phrase(ev: dict) -> tuple[str, float]:
         parts.append("its images are " + " and ".join(described))
         strength = worse[0][0]
     fails = ev.get("failures", {})
+    total = max(ev.get("n_images", ev["n"]), ev["n"])
     if fails:
         kind, count = next(iter(fails.items()))
-        parts.append(f"{count} of {ev['n']} fail the {kind} threshold")
+        if kind == "unreadable":
+            parts.append(f"{count} of {total} images cannot be read")
+        else:
+            parts.append(f"{count} of {total} fail the {kind} threshold")
     elif ev.get("n_failing"):
-        parts.append(f"{ev['n_failing']} of {ev['n']} fail the quality checks")
+        parts.append(f"{ev['n_failing']} of {total} fail the quality checks")
     return "; ".join(parts), strength
 
 
@@ -433,7 +438,12 @@ def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, qu
             and "nonfinite" not in prob.detectors):
         return None  # the numbers show no real fall: a passing flag, not something to explain
     alone = n_together <= max(1, int(0.2 * n_batches))
-    if alone:
+    if n_batches <= 1 and not qphrase:
+        side = "unknown"  # nothing to compare with: data and model cannot be told apart
+        why = "it is the only batch logged, so there are no peers to tell data from model problems"
+        if glob:
+            why += f" ({', '.join(glob)} changed near that step too)"
+    elif alone:
         # The others held steady through whatever else changed at that step: the batch's data is the suspect.
         side = "data"
         why = qphrase or "the other batches held steady, so its data is the first suspect"

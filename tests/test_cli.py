@@ -259,3 +259,52 @@ def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeyp
         monkeypatch.setattr(cloud, "_APIS", {})
         code, out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------------- QA: odd runs
+
+CTL_NAME = "ctl\x1b[31mred\nline"
+
+
+@pytest.fixture(scope="module")
+def oddruns(tmp_path_factory) -> Path:
+    """Runs a first-time user hits: all NaN/Inf, a name and a metric key with terminal escapes."""
+    d = tmp_path_factory.mktemp("odd")
+    write_run(d, "nan_everywhere", [{"batch_0/recall": "NaN", "batch_1/recall": "Infinity", "global_step": s}
+                                    for s in range(12)])
+    write_run(d, CTL_NAME, [{"batch_0/recall": 0.9, "batch_0/x\x1b]0;pwned\x07": 0.5, "global_step": s}
+                            for s in range(8)])
+    return d
+
+
+def test_all_nonfinite_run_gives_a_sensible_verdict(oddruns, monkeypatch, capsys, tmp_path):
+    """QA: the verdict read 'worst: batch 1, recall nan at step -1'."""
+    code, out, err = _main(["--run-name", "nan_everywhere", "--output-dir", str(tmp_path), "--format", "json"],
+                           oddruns, monkeypatch, capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "nan_everywhere_report.json").read_text(), parse_constant=lambda c: 1 / 0)
+    verdict = doc["summary"]["verdict"]
+    assert "step -1" not in verdict and "nan" not in verdict and "never finite" in verdict
+    assert doc["anomalies"][0]["detector"] == "nonfinite" and doc["summary"]["severity"] == "critical"
+    assert "other batches held steady" not in " ".join(doc["problematic_batches"][0]["root_causes"])
+
+
+def test_terminal_escapes_in_names_reach_neither_the_terminal_nor_the_markdown(oddruns, tmp_path):
+    result = _cli(["--run-name", CTL_NAME, "--output-dir", str(tmp_path)], cwd=oddruns)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout and "\x1b" not in result.stderr
+    md = next(tmp_path.glob("*_report.md")).read_text()
+    assert "\x1b" not in md and "\x07" not in md
+    assert "ctl \\[31mred line" in md  # the name, readable, on one line
+    html = next(tmp_path.glob("*_report.html")).read_text()
+    assert "<title>" in html and "\x07" not in html.split("<title>")[1].split("</title>")[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--run-name", "nan_everywhere", "--format", ""], "no report format given"),
+    (["--history-file", "."], "--history-file wants a file, not the directory ."),
+])
+def test_more_user_errors_exit_2(oddruns, monkeypatch, capsys, args, message):
+    """QA: `--format ""` silently wrote every format; a directory as --history-file said 'not found'."""
+    code, out, err = _main(args, oddruns, monkeypatch, capsys)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1

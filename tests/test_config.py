@@ -138,3 +138,40 @@ def test_secrets_come_from_the_environment_and_never_leave(monkeypatch):
         dumped = dump_config(c) + str(c.public_dict())
         assert "secret" not in dumped and "hooks.example" not in dumped and "pw-123" not in dumped
         assert c.public_dict()["experiment_monitoring"]["alerts"]["slack_webhook"] == "<from environment>"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("experiment_monitoring:\n  anomaly_detection:\n    metric_thresholds: {recall: .nan}\n",
+     "c.yaml:3: experiment_monitoring.anomaly_detection.metric_thresholds.recall: Input should be a finite number"),
+    ("experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: .inf\n",
+     "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscore: Input should be a finite"),
+    ("data_quality:\n  blur_threshold: .inf\n", "c.yaml:2: data_quality.blur_threshold: Input should be a finite"),
+    ("experiment_monitoring:\n  anomaly_detection:\n    change_point_penalty: -5\n",
+     "c.yaml:3: experiment_monitoring.anomaly_detection.change_point_penalty: Input should be greater than 0"),
+    ("data_quality:\n  min_resolution: [-1, 50]\n",
+     "c.yaml:2: data_quality.min_resolution.0: Input should be greater than or equal to 0"),
+])
+def test_nonsense_numbers_are_rejected_not_silently_disabling_a_check(text, expected):
+    """QA: a NaN threshold, an infinite z bar or a negative penalty used to load and quietly switch checks off."""
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(text, source="c.yaml")
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_report_formats_accept_the_cli_short_names():
+    """QA: `--format md` worked on the CLI but `report_formats: [md]` was a config error."""
+    cfg = parse_config_text("experiment_monitoring:\n  reporting:\n    report_formats: [md, HTML]\n")
+    assert cfg.experiment_monitoring.reporting.report_formats == ["markdown", "html"]
+    one = parse_config_text("experiment_monitoring:\n  reporting:\n    report_formats: json\n")
+    assert one.experiment_monitoring.reporting.report_formats == ["json"]
+
+
+@pytest.mark.timeout(60)
+def test_nested_yaml_aliases_do_not_blow_up_the_duplicate_key_check():
+    """QA: the duplicate-key walk followed every alias, so 12 levels of 9 aliases ('billion laughs') meant 9**12
+    visits; each node is now visited once and the file is rejected with a normal ConfigError."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 12):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    with pytest.raises(ConfigError, match="l11: unknown key"):
+        parse_config_text("\n".join(lines) + "\n", source="c.yaml")

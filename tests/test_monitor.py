@@ -220,3 +220,17 @@ def test_number_of_tracked_metrics_is_capped(caplog):
             monitor.log_step(step, {f"sample_{i}/loss": 1.0 for i in range(100)})
     assert len(monitor.metric_history) == 10
     assert caplog.text.count("tracks at most 10 metrics") == 1
+
+
+def test_mistakes_in_the_loop_never_raise_into_it(caplog):
+    """QA: metrics=None / a list raised AttributeError, an infinite step OverflowError, and a numpy batch index
+    was dropped from the anomaly."""
+    mon = TrainingMonitor({"recall": 0.8}, sinks=[])
+    for bad in (None, [("recall", 0.1)], "recall=0.1", 3.5):
+        assert mon.log_step(1, bad) == []
+    assert mon.log_step(float("inf"), {"recall": 0.1}) == []
+    assert "metrics must be a mapping" in caplog.text and "step inf is not an integer" in caplog.text
+    (found,) = mon.log_step(2, {"recall": 0.1}, batch_info={"batch": np.int64(7)})
+    assert found.batch == 7 and type(found.batch) is int
+    assert mon.log_step(3, {"recall": 0.2}, batch_info=["not", "a", "mapping"])[0].batch is None
+    mon.close()

@@ -256,3 +256,11 @@ def test_degenerate_runs_still_give_valid_reports(tmp_path, rows):
     html = report.to_html()
     assert "No problematic batches." in html
     assert ("chart-global" in html) == bool(rows)
+
+
+def test_markdown_drops_terminal_control_and_bidi_characters():
+    """QA: a run named 'a\\x1b[31mb' kept its ESC in the Markdown, so `cat report.md` recoloured the terminal;
+    U+202E (right-to-left override) could make a name display reversed."""
+    text = md_escape("run\x1b[31m\x07red\u202eevil\x9b\r\nnext\x00")
+    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or c == "\u202e" for c in text)
+    assert text.startswith("run \\[31m red evil") and "next" in text

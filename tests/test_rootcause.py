@@ -196,3 +196,36 @@ def test_run_without_batch_metrics_is_explained_from_run_level_changes():
     causes = explain(empty, anomalies, cps, None, None, cfg)
     assert len(causes) == 1 and causes[0].side == "model" and causes[0].step == 3000
     assert causes[0].sentence.startswith("val/recall fell 0.90 → 0.70 at step 3000; train/lr changed")
+
+
+def test_unreadable_images_are_counted_against_every_image_of_the_batch():
+    """QA: 10 unreadable + 2 scored images used to read '10 of 2 fail the unreadable threshold'."""
+    batches, g, images = run_frames({3: (20, 0.40)})
+    rng = np.random.default_rng(5)
+    q = quality_frame(blurry_batch=-1, rng=rng)
+    q = q[q["batch"] != 3]
+    broken = [{"path": f"batch_03/bad_{j}.png", "width": np.nan, "height": np.nan, "blur_score": np.nan,
+               "rotation_angle": np.nan, "error": "not an image or unreadable header", "is_acceptable": False,
+               "reasons": ["unreadable: not an image or unreadable header"], "batch": 3} for j in range(10)]
+    ok = [{"path": f"batch_03/ok_{j}.png", "width": 480, "height": 160, "blur_score": 400.0, "rotation_angle": 0.0,
+           "error": None, "is_acceptable": True, "reasons": [], "batch": 3} for j in range(2)]
+    q = pd.concat([q, pd.DataFrame(broken + ok)], ignore_index=True)
+    q["batch"] = q["batch"].astype("Int64")
+    ev = compare_quality(q, 3)
+    assert ev["n"] == 2 and ev["n_images"] == 12
+    cfg = AnalyzerConfig()
+    anomalies, cps = findings(batches, g, cfg)
+    cause = next(c for c in explain(batches, anomalies, cps, q, images, cfg) if c.batch == 3)
+    assert "10 of 12 images cannot be read" in cause.sentence and "of 2 " not in cause.sentence
+
+
+def test_a_single_batch_run_does_not_claim_its_peers_held_steady():
+    """QA: with one batch there are no peers; the sentence must not say 'the other batches held steady'."""
+    rows = [(100 * (s + 1), 0, "recall", 0.93 if s < 20 else 0.4) for s in range(40)]
+    batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
+    g = pd.DataFrame(columns=["step", "metric", "value"])
+    cfg = AnalyzerConfig()
+    anomalies, cps = findings(batches, g, cfg)
+    (cause,) = explain(batches, anomalies, cps, None, None, cfg)
+    assert cause.batch == 0 and cause.side == "unknown"
+    assert "other batches" not in cause.sentence and "only batch" in cause.sentence
