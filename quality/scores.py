@@ -34,7 +34,7 @@ import numpy as np
 
 SCORER_VERSION = "2"
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
-ROT_SIDE = 512  # longest side (px) at most for the rotation search
+ROT_SIDE = 640  # longest side (px) at most for the rotation search
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
 ROTATION_MIN_CONFIDENCE = 0.0  # below it no text lines were found: rotation_angle is NaN
