@@ -109,3 +109,17 @@ def test_csv_with_missing_columns_in_rows_keeps_what_is_there(tmp_path):
     p.write_text("_step,batch_0/recall,batch_0/precision\n0,0.9\n1,0.8,0.7\n")
     h = open_run(p).history
     assert list(h["batch_0/recall"]) == [0.9, 0.8] and math.isnan(h["batch_0/precision"].iloc[0])
+
+
+@pytest.mark.parametrize("text", [
+    "\ufeffglobal_step;batch_0/recall;batch_1/recall\n1;0.9;0.8\n2;0.5;0.81\n",  # Excel, European locale
+    "global_step\tbatch_0/recall\tbatch_1/recall\n1\t0.9\t0.8\n2\t0.5\t0.81\n",  # tab-separated, named .csv
+])
+def test_csv_saved_by_a_spreadsheet_with_another_delimiter_is_read(tmp_path, text):
+    """QA: a `;`-separated CSV became one column, and the report said the run had no batch metrics."""
+    p = tmp_path / "export.csv"
+    p.write_text(text, encoding="utf-8")
+    bm = batch_metrics(open_run(p, cache=False))
+    assert sorted(bm["batch"].unique()) == [0, 1]
+    assert bm.loc[bm["batch"] == 0, "value"].tolist() == [0.9, 0.5]
+    assert bm["step"].tolist()[:2] == [1, 2]

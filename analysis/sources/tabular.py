@@ -99,7 +99,7 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFr
         if not rows:
             raise ValueError("no rows")
         return pd.DataFrame.from_records(rows)
-    sep = "\t" if isinstance(src, Path) and src.suffix.lower() == ".tsv" else ","
+    sep = "\t" if isinstance(src, Path) and src.suffix.lower() == ".tsv" else _delimiter(src)
     with warnings.catch_warnings():
         # a row longer than the header would be cut silently ("loss of data"): refuse the file instead
         warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -110,6 +110,22 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFr
     if frame.shape[1] == 0:
         raise ValueError("no columns")
     return _decode_json_cells(frame)
+
+
+def _delimiter(src: bytes | Path) -> str:
+    """`,` unless the header has none and another common delimiter instead (spreadsheets in many locales save
+    `;`-separated "CSV"; read with `,` it would become one column and the run would look empty)."""
+    if isinstance(src, bytes):
+        head = src[:65536]
+    else:
+        with open(src, "rb") as f:
+            head = f.read(65536)
+    header = head.split(b"\n", 1)[0]
+    if b"," in header:
+        return ","
+    counts = {sep: header.count(sep.encode()) for sep in (";", "\t", "|")}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ","
 
 
 def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
