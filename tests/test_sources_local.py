@@ -180,3 +180,49 @@ def test_same_result_as_the_research_reference_reader(tmp_path, monkeypatch):
         return {k: ("nan" if isinstance(v, float) and np.isnan(v) else v) for k, v in d.items()}
 
     assert clean(ours.summary) == clean(ref.summary) and ours.config == ref.config
+
+
+_RESUME_SCRIPT = r"""
+import sys, wandb
+d, phase = sys.argv[1], int(sys.argv[2])
+run = wandb.init(project="tests", id="resumeqa1", name="preempted", resume="allow", dir=d,
+                 config={"lr": 0.01 if phase == 0 else 0.005})
+start = 10 * phase
+for s in range(start, start + 10):
+    row = {"batch_0/recall": 0.9 if s < 15 else 0.4, "global_step": s}
+    if s == start + 1:
+        row["sample"] = wandb.Image((__import__("numpy").ones((4, 4, 3)) * 9).astype("uint8"))
+    wandb.log(row)
+run.finish()
+"""
+
+
+def test_a_run_resumed_offline_is_merged_across_its_session_folders(tmp_path):
+    """QA: a preempted run resumed with the same id writes a second folder whose `_step` restarts at 0. Opening it
+    gave only the last session, and by name it was 'ambiguous' with advice to pass the id both folders share."""
+    import subprocess
+    import sys
+
+    from analysis.sources import refresh_run
+    from wandb_writer import wandb_env
+
+    script = tmp_path / "resume.py"
+    script.write_text(_RESUME_SCRIPT)
+    for phase in (0, 1):
+        subprocess.run([sys.executable, str(script), str(tmp_path), str(phase)], env=wandb_env(tmp_path),
+                       check=True, capture_output=True, timeout=120)
+        time.sleep(1.1)  # folder names carry the second they were created
+    folders = sorted((tmp_path / "wandb").glob("offline-run-*-resumeqa1"))
+    assert len(folders) == 2
+    ref = find_run(tmp_path / "wandb", "preempted")  # by name: not ambiguous, the newest folder
+    assert ref.locator == str(folders[1]) and find_run(tmp_path / "wandb", "resumeqa1").locator == ref.locator
+    for run in (open_run(ref, cache=False), open_run(ref), open_run(folders[1])):
+        h = run.history
+        assert h["global_step"].tolist() == list(range(20))
+        assert h["_step"].tolist() == list(range(20))  # the second session's 0.. follow on after 9
+        assert run.config["lr"] == 0.005 and any("merged 1 earlier session" in e for e in run.status.errors)
+        assert [m.step for m in run.media] == [11]  # the newest session's image, at its shifted step
+        assert media_path(run, run.media[0].path).is_file()
+    assert refresh_run(run).history["_step"].tolist() == list(range(20))
+    only_first = open_run(folders[0], cache=False)  # an earlier folder on its own stays what it is
+    assert only_first.history["global_step"].tolist() == list(range(10))

@@ -151,7 +151,7 @@ def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
     if by_id:
         return by_id[0]
     by_name = [r for r in refs if r.name == name_or_id]
-    if len(by_name) == 1:
+    if len(by_name) == 1 or len({r.run_id for r in by_name}) == 1:  # one run, maybe resumed in several folders
         return by_name[0]
     if by_name:
         listing = ", ".join(f"{r.name} (id {r.run_id}, {r.created:%Y-%m-%d %H:%M})" if r.created
@@ -472,7 +472,72 @@ def _resolve(location: str | os.PathLike) -> tuple[Path, Path]:
 
 
 def open_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None, use_cache: bool = True) -> Run:
-    """A run folder or .wandb file, through the on-disk cache when `use_cache` (see analysis.sources.cache)."""
+    """A run folder or .wandb file, through the on-disk cache when `use_cache` (see analysis.sources.cache).
+
+    A run resumed offline (`wandb.init(id=..., resume=...)`) writes one folder per session, all ending in the
+    run id; opening the newest folder also reads the earlier ones beside it and merges them (see
+    `merge_segments`), as `wandb sync` does in the cloud."""
+    run = _open_segment(location, keys, use_cache)
+    earlier = earlier_segments(Path(run.ref.locator), run.ref.run_id)
+    if earlier:
+        run = merge_segments([_open_segment(d, keys, use_cache) for d in earlier] + [run])
+    return run
+
+
+def earlier_segments(run_dir: Path, run_id: str) -> list[Path]:
+    """Older folders of the same run id beside `run_dir` (a run resumed offline), oldest first."""
+    suffix = f"-{run_id}"
+    if not run_id or not run_dir.name.endswith(suffix):
+        return []
+    order = run_dir.name.removeprefix("offline-")
+    try:
+        siblings = [p for p in run_dir.parent.iterdir() if p.name.endswith(suffix) and p.name != run_dir.name
+                    and p.name.removeprefix("offline-") < order and is_run_dir(p)]
+    except OSError:
+        return []
+    return sorted(siblings, key=lambda p: p.name.removeprefix("offline-"))
+
+
+def merge_segments(segments: list[Run]) -> Run:
+    """One Run from the sessions of a resumed run, oldest first.
+
+    A session whose `_step` starts above the steps so far continues them. One that starts again from 0 was
+    resumed offline (wandb cannot know the last step without the server): its steps are shifted to follow on.
+    One that starts inside the steps so far rewound the run: earlier rows from that step on are replaced.
+    Config and summary are updated session by session. Media of earlier sessions are left out (their files
+    live in the other folders, and media paths are relative to the newest one); `status.errors` says so."""
+    newest = segments[-1]
+    history = segments[0].history
+    config, summary = {}, {}
+    skipped, dropped_media, shift = 0, 0, 0
+    for seg in segments:
+        config.update(seg.config)
+        summary.update(seg.summary)
+        skipped += seg.status.skipped_records
+    for seg in segments[1:]:
+        h = seg.history
+        shift = 0
+        if len(history) and len(h) and "_step" in h.columns and "_step" in history.columns:
+            last, first = int(history["_step"].max()), int(h["_step"].min())
+            if first == 0 and last >= 0:
+                shift = last + 1
+                h = h.assign(_step=h["_step"] + shift)
+            elif first <= last:
+                history = history[history["_step"] < first]
+        history = tidy_history(pd.concat([history, h], ignore_index=True)) if len(history) else h
+    dropped_media = sum(len(seg.media) for seg in segments[:-1])
+    media = [replace(m, step=m.step + shift) for m in newest.media] if shift else newest.media
+    note = f"resumed run: merged {len(segments) - 1} earlier session folder(s)"
+    if dropped_media:
+        note += f"; {dropped_media} media file(s) of earlier sessions not indexed"
+    status = replace(newest.status, skipped_records=skipped, errors=[*newest.status.errors, note])
+    created = next((seg.ref.created for seg in segments if seg.ref.created), newest.ref.created)
+    return replace(newest, ref=replace(newest.ref, created=created), config=config, summary=summary,
+                   history=history, media=media, status=status)
+
+
+def _open_segment(location: str | os.PathLike, keys: Iterable[str] | None, use_cache: bool) -> Run:
+    """One run folder or .wandb file, as it is on disk (no merging of resumed sessions)."""
     _, path = _resolve(location)
     keys = None if keys is None else list(dict.fromkeys(keys))
     if not use_cache:
@@ -510,6 +575,8 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
     """
     if run.ref.source != "local":
         return run
+    if any(e.startswith("resumed run:") for e in run.status.errors):
+        return open_local(run.ref.locator, keys=keys)  # merged sessions: steps were shifted; merge again
     _, path = _resolve(run.ref.locator)
     st = path.stat()
     start = run.status.bytes_read
