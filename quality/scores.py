@@ -285,22 +285,30 @@ def _mask_points(mask: np.ndarray) -> np.ndarray:
     return pts + rng.uniform(-0.5, 0.5, pts.shape).astype(np.float32)
 
 
-def _profile_criterion(pts: np.ndarray, angles_deg: np.ndarray, bin_px: float) -> np.ndarray:
+def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
+    """Points about their mean and a radius that bounds every projection of them."""
+    c = pts - pts.mean(axis=0)
+    ext = np.abs(c).max(axis=0)
+    return c, float(math.hypot(float(ext[0]), float(ext[1])))
+
+
+def _profile_criterion(pts: np.ndarray | tuple[np.ndarray, float], angles_deg: np.ndarray,
+                       bin_px: float) -> np.ndarray:
     """Postl's criterion per candidate angle: the sum of squared differences of adjacent projection-profile bins.
 
     Text lines seen along their direction make sharp line/gap transitions; scattered points add the same Poisson
-    baseline at every angle."""
-    c = (pts - pts.mean(axis=0)) / np.float32(bin_px)
+    baseline at every angle. `pts` may be given already `_centred`."""
+    c, radius = pts if isinstance(pts, tuple) else _centred(pts)
+    scale = np.float32(1.0 / bin_px)
     a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    ext = np.abs(c).max(axis=0)
-    r = float(math.hypot(float(ext[0]), float(ext[1]))) + 2.0  # every projection lies in [-r, r]
+    r = radius / bin_px + 2.0  # every projection lies in [-r, r]
     nb = int(2 * r) + 3
-    rot = np.stack([np.sin(a), np.cos(a)], axis=1).astype(np.float32)
+    rot = (np.stack([np.sin(a), np.cos(a)], axis=1) * scale).astype(np.float32)
     proj = rot @ c.T  # (angles, points)
     proj += (np.arange(a.size, dtype=np.float32) * nb + np.float32(r + 0.5))[:, None]  # one bin range per angle
     counts = np.bincount(proj.astype(np.intp).ravel(), minlength=a.size * nb).reshape(a.size, nb)
     d = counts[:, 1:] - counts[:, :-1]
-    return (d * d).sum(axis=1).astype(np.float64)
+    return np.einsum("ij,ij->i", d, d).astype(np.float64)
 
 
 def _subsample(pts: np.ndarray, n: int) -> np.ndarray:
@@ -313,12 +321,13 @@ def _sweep(pts: np.ndarray) -> tuple[float, float]:
 
     A 3° grid with wider bins finds the neighbourhood, then 1° steps around its three best peaks find the angle."""
     grid = np.arange(-45.0, 45.0, 3.0)
-    s = _profile_criterion(pts, grid, 3.0)
+    prepared = _centred(pts)
+    s = _profile_criterion(prepared, grid, 3.0)
     peak = float(s.max())
     conf = (1.0 - float(np.median(s)) / peak) if peak > 0 else 0.0
     top = grid[np.argsort(s)[::-1][:3]]
     near = np.unique(np.concatenate([t + np.arange(-2.0, 2.01, 1.0) for t in top]))
-    sn = _profile_criterion(pts, near, 2.0)
+    sn = _profile_criterion(prepared, near, 2.0)
     return float(((near[int(np.argmax(sn))] + 45.0) % 90.0) - 45.0), conf
 
 
@@ -341,7 +350,8 @@ def _rotation_small(g: np.ndarray, noise: float) -> Rotation:
     tile = np.minimum((pts[:, 1] * 3 / h).astype(np.int32), 2) * 3 + np.minimum((pts[:, 0] * 3 / w).astype(np.int32), 2)
     found = [(*_sweep(_subsample(pts, _COARSE_POINTS)), pts)]
     if found[0][1] < _TILES_BELOW:  # not a clear page of text: judge each tile on its own too
-        regions = [pts[tile == t] for t in range(9) if int((tile == t).sum()) >= 60]
+        order = np.argsort(tile, kind="stable")  # keeps each tile's points in their random order
+        regions = [r for r in np.split(pts[order], np.cumsum(np.bincount(tile, minlength=9))[:-1]) if len(r) >= 60]
         found += [(*_sweep(_subsample(r, _TILE_POINTS)), r) for r in regions]
     best_conf = max(c for _, c, _ in found)
     if best_conf < ROTATION_MIN_CONFIDENCE:
@@ -355,6 +365,7 @@ def _rotation_small(g: np.ndarray, noise: float) -> Rotation:
         return Rotation(float("nan"), best_conf)
     use = _subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS)
     mid = np.arange(lead - 1.5, lead + 1.5001, 0.25)
+    use = _centred(use)
     lead = float(mid[int(np.argmax(_profile_criterion(use, mid, 1.0)))])
     fine = np.arange(lead - 0.4, lead + 0.4001, 0.1)
     sf = _profile_criterion(use, fine, 1.0)
