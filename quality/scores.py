@@ -145,7 +145,7 @@ def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray,
     t = np.arange(-_REACH, _REACH + 1, dtype=np.float32)[None, :]
     mx = xs[:, None].astype(np.float32) + t * nx[:, None]
     my = ys[:, None].astype(np.float32) + t * ny[:, None]
-    prof = cv2.remap(g.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    prof = cv2.remap(g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
     own = prof.max(axis=1) - prof.min(axis=1)
     k = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
     hood = cv2.dilate(g, k)[ys, xs].astype(np.float32) - cv2.erode(g, k)[ys, xs].astype(np.float32)
