@@ -13,12 +13,14 @@ Units and direction:
   σ = 3 px, capped at ``BLUR_CAP``. σ is expressed at the *viewing scale*: images longer than ``VIEW_SIDE`` px are
   judged as if shown ``VIEW_SIDE`` px long, so large photos are not called blurry for soft per-pixel edges. Noise is
   estimated and filtered out first (its filter's known blur is subtracted), so noise and JPEG grain do not pose as
-  sharpness.
-- ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45]): skew of the text lines. Candidate angles
-  come from the gradient orientations of text-like strokes; each is scored by Postl's projection-profile criterion on
-  the whole image and on a 3x3 grid of tiles (so a text block on a busy photo is judged on its own), and the winner is
-  refined to 0.1° with parabolic interpolation. NaN when no line structure is found.
-- ``rotation_confidence`` (0..1): 1 - (profile criterion 45° away) / (criterion at the found angle).
+  sharpness. On large images only the 6 busiest of 4x4 windows are read (where the edges are).
+- ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45]): skew of the text lines, measured at most
+  ``ROT_SIDE`` px long. Text-like strokes come from morphological black-hat/top-hat filters (dark or light ink);
+  Postl's projection-profile criterion is searched on a 3° grid, then 1°, 0.25° and 0.1° steps with parabolic
+  interpolation. When the whole image is not clearly a page of text, a 3x3 grid of tiles is searched too, so a text
+  block on a busy photo is judged on its own and the tiles that agree are refined together. NaN when no text lines
+  are found (fewer than 3 tiles agree and the whole image shows weak line structure).
+- ``rotation_confidence`` (0..1): 1 - median/max of the profile criterion over the 3° grid (best region).
 - ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance.
 - ``noise`` (grey levels on 0..255): estimated standard deviation of pixel noise at the blur working scale.
 """
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SCORER_VERSION = "2"
+SCORER_VERSION = "3"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 ROT_SIDE = 640  # longest side (px) at most for the rotation search
 BLUR_CAP = 400.0
