@@ -169,12 +169,20 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30,
 
 
 def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(usable values, their original indices): NaN/Inf and isolated spikes left out."""
+    """(usable values, their original indices): NaN/Inf and isolated spikes left out.
+
+    Values beyond 1e100 are scaled down by a power of two (exact): squared costs of ~1e308 overflow to Inf and
+    ruptures then rejects its NaN penalty. Breaks do not depend on the scale (a given penalty then applies to
+    the scaled series)."""
     raw = np.asarray(values, dtype=float).ravel()
     usable = np.isfinite(raw)
     usable[outlier_indices(raw)] = False
     keep = np.flatnonzero(usable)
-    return raw[keep], keep
+    x = raw[keep]
+    top = float(np.max(np.abs(x))) if x.size else 0.0
+    if top > 1e100:
+        x = np.ldexp(x, -math.frexp(top)[1])
+    return x, keep
 
 
 @_quiet

@@ -125,3 +125,11 @@ def test_change_point_levels_are_local_and_schedule_changes_are_info():
     assert cp.step == 80 and cp.severity == "critical"
     # the level just before the fall, not the mean of the rising curve since its last break
     assert cp.mean_before == pytest.approx(0.95, abs=0.01) and cp.mean_after == pytest.approx(0.75, abs=0.01)
+
+
+def test_values_near_the_float_limit_do_not_crash_and_keep_their_breaks():
+    """QA: a series of +-1e308 raised ruptures' 'The penalty must be positive: nan' (squared costs overflowed)."""
+    assert change_points(np.array([1e308, -1e308] * 20)) == []
+    noise = np.random.default_rng(0).normal(0, 1e298, 100)
+    assert change_points(np.r_[np.full(50, 1e300), np.full(50, -1e300)] + noise) == [50]
+    assert change_points(np.r_[np.full(50, 1.0), np.full(50, -1.0)] + noise / 1e300) == [50]
