@@ -299,10 +299,13 @@ def write_reports(report: Report, output_dir: str | Path,
         text = {"markdown": report.to_markdown, "json": report.to_json, "html": report.to_html}[name]()
         path = out / f"{stem}.{EXTENSIONS[name]}"
         tmp = path.with_name(path.name + ".tmp")
+        # file names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode): they cannot be encoded
+        data = text.encode("utf-8", errors="replace")
         try:
-            tmp.write_text(text, encoding="utf-8")
+            tmp.write_bytes(data)
             tmp.replace(path)  # never leave a half-written report behind
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise AnalyzerError(f"cannot write {path}: {exc.strerror or exc}") from None
         written[name] = path
     return written

@@ -308,3 +308,16 @@ def test_more_user_errors_exit_2(oddruns, monkeypatch, capsys, args, message):
     """QA: `--format ""` silently wrote every format; a directory as --history-file said 'not found'."""
     code, out, err = _main(args, oddruns, monkeypatch, capsys)
     assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_history_file_name_that_is_not_utf8_still_gives_reports(tmp_path, monkeypatch, capsys):
+    """QA: a file name with byte 0xff (lone surrogate in Python) crashed writing the JSON with a traceback and
+    left a `.tmp` file behind."""
+    name = os.fsdecode(b"run\xffname.csv")
+    (tmp_path / name).write_text("global_step,batch_0/recall\n1,0.9\n2,0.9\n3,0.2\n")
+    code, out, err = _main(["--history-file", name, "--output-dir", "out"], tmp_path, monkeypatch, capsys)
+    assert code == 0, err
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["run_name_report.html", "run_name_report.json", "run_name_report.md"]
+    doc = json.loads((tmp_path / "out" / "run_name_report.json").read_text(encoding="utf-8"))
+    assert doc["run"]["name"] == "run?name"
