@@ -9,6 +9,7 @@ It logs exactly the keys the analyzer reads back (`analysis.batches`): one `wand
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any, Mapping, Sequence
 
@@ -24,10 +25,14 @@ def batch_log_rows(batch_idx: int, step: int, metrics: Mapping[str, Any],
                    images_paths: Sequence[str | os.PathLike] | None = None, *,
                    config: AnalyzerConfig | None = None) -> list[dict]:
     """The dicts `log_batch_metrics` passes to `wandb.log`, in order (pure; useful for tests and other loggers)."""
-    if isinstance(batch_idx, bool) or not isinstance(batch_idx, int) or batch_idx < 0:
+    # numpy / other integral types (np.int64 from an array of indices) are ints too
+    if isinstance(batch_idx, bool) or not isinstance(batch_idx, numbers.Integral) or batch_idx < 0:
         raise ValueError(f"batch_idx must be a non-negative int, not {batch_idx!r}")
-    if isinstance(step, bool) or not isinstance(step, int):
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
         raise ValueError(f"step must be an int, not {step!r}")
+    batch_idx, step = int(batch_idx), int(step)
+    if isinstance(images_paths, (str, bytes, os.PathLike)):  # one path, not a sequence of characters
+        images_paths = [images_paths]
     row: dict[str, Any] = {}
     for name, value in metrics.items():
         if "/" in str(name):
@@ -37,7 +42,7 @@ def batch_log_rows(batch_idx: int, step: int, metrics: Mapping[str, Any],
     rows = [row]
     recall = metrics.get("recall")
     if images_paths is not None and _is_number(recall) and float(recall) < problematic_threshold(config):
-        rows.append({f"problematic_batch_{batch_idx}": [os.fspath(p) for p in images_paths], "global_step": step})
+        rows.append({f"problematic_batch_{batch_idx}": [os.fsdecode(p) for p in images_paths], "global_step": step})
     return rows
 
 

@@ -72,3 +72,15 @@ def test_round_trip_through_a_real_offline_run(tmp_path):
     imgs = problematic_images(run)
     assert imgs.to_dict("records") == [
         {"step": s, "batch": 2, "path": f"images/b2_{i}.png"} for s in (200, 300) for i in range(2)]
+
+
+def test_numpy_indices_and_a_single_path_are_what_the_user_meant():
+    """QA: `batch_idx=np.int64(3)` (from an index array) raised ValueError, and `images_paths="img.png"` logged
+    one 'path' per character."""
+    import numpy as np
+
+    rows = batch_log_rows(np.int64(3), np.int32(40), {"recall": np.float32(0.5)}, "imgs/a.png")
+    assert rows[0]["global_step"] == 40 and type(rows[0]["global_step"]) is int and "batch_3/recall" in rows[0]
+    assert rows[1] == {"problematic_batch_3": ["imgs/a.png"], "global_step": 40}
+    assert batch_log_rows(0, 1, {"recall": 0.1}, [b"raw/b.png", Path("p/c.png")])[1]["problematic_batch_0"] == \
+        ["raw/b.png", "p/c.png"]
