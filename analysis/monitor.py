@@ -211,6 +211,7 @@ class TrainingMonitor:
         metrics = self.alert_thresholds.keys() if recovery_metrics is None else recovery_metrics
         self.recovery = RecoveryPolicy(self.config, metrics, recovery_callbacks)
         self._status_metrics = frozenset(self.recovery.metrics) if self.recovery.enabled else frozenset()
+        self._watched: dict[str, bool] = {}  # metric name -> recovery watches it (`val/recall` for `recall`)
 
     @property
     def should_stop(self) -> bool:
@@ -279,7 +280,12 @@ class TrainingMonitor:
                 except (TypeError, ValueError, OverflowError):
                     continue
             name = str(name)
-            status = self._observe(name, step, value, batch, found, name in self._status_metrics)
+            watched = self._watched.get(name)
+            if watched is None:
+                watched = bool(self._status_metrics) and self.recovery.watches(name)
+                if len(self._watched) < self.max_metrics:  # bounded like the metric states
+                    self._watched[name] = watched
+            status = self._observe(name, step, value, batch, found, watched)
             if status is not None:
                 statuses.append(status)
         if found:

@@ -52,6 +52,9 @@ class RecoveryAction:
         return {**asdict(self), "strategy": self.strategy}
 
 
+_PARTIAL = (".tmp", ".temp", ".partial", ".part", ".lock", ".incomplete")
+
+
 def checkpoint_step(path: Path) -> int | None:
     """The step a checkpoint was saved at, read from the last number in its name (`ckpt_step_1200.pt` -> 1200)."""
     m = _LAST_INT.search(path.name)
@@ -63,11 +66,16 @@ def find_checkpoint(checkpoint_dir: str | Path, max_step: int | None,
     """Newest checkpoint saved at or before `max_step`: registered ones first, then files/folders in the dir."""
     candidates: dict[int, str] = dict(registered or {})
     root = Path(checkpoint_dir)
-    if root.is_dir():
-        for p in root.iterdir():
-            s = checkpoint_step(p)
-            if s is not None and s not in candidates:
-                candidates[s] = str(p)
+    try:
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:  # unreadable dir: the registered checkpoints still count
+        entries = []
+    for p in entries:
+        if p.name.startswith(".") or p.name.endswith(_PARTIAL):
+            continue  # hidden or half-written saves are not checkpoints to roll back to
+        s = checkpoint_step(p)
+        if s is not None and s not in candidates:
+            candidates[s] = str(p)
     ok = [s for s in candidates if max_step is None or s <= max_step]
     return candidates[max(ok)] if ok else None
 
@@ -97,6 +105,11 @@ class RecoveryPolicy:
     def enabled(self) -> bool:
         return self.rec.enable and bool(self.rec.strategies) and bool(self.metrics)
 
+    def watches(self, metric: str) -> bool:
+        """True for a watched name, or one whose last part is watched (`val/recall` when `recall` is), the same
+        way thresholds match."""
+        return metric in self.metrics or metric.rsplit("/", 1)[-1] in self.metrics
+
     def register_checkpoint(self, step: int, path: str | Path) -> None:
         """Tell the policy about a checkpoint the loop saved (in addition to scanning `checkpoint_dir`)."""
         self.checkpoints[int(step)] = str(path)
@@ -107,7 +120,7 @@ class RecoveryPolicy:
             return []
         actions: dict[str, RecoveryAction] = {}
         for st in statuses:
-            if st.metric not in self.metrics:
+            if not self.watches(st.metric):
                 continue
             for action in (self._rollback(step, st), self._plateau(step, st), self._early_stop(step, st)):
                 if action is not None and action.kind not in actions:

@@ -169,3 +169,22 @@ def test_policy_works_standalone_on_a_recall_curve(tmp_path):
     assert first == 8000 and acts[first][0].kind == "rollback"
     assert acts[first][0].checkpoint.endswith("ckpt_step_7500.npz")
     assert isinstance(monitor.recovery, RecoveryPolicy)
+
+
+def test_a_threshold_on_the_last_part_also_drives_recovery(tmp_path):
+    """QA: `TrainingMonitor({"recall": 0.8})` alerted on `val/recall` (thresholds match the last part) but recovery
+    watched only the exact name, so a collapse of `val/recall` never rolled back."""
+    save_checkpoints(tmp_path, [0, 200, 400])
+    monitor = make_monitor(tmp_path, thresholds={"recall": 0.5})
+    acts = run(monitor, [0.80, 0.85, 0.88, 0.90, 0.90, 0.91, 0.40], metric="val/recall")
+    assert [a.kind for a in acts[600]][0] == "rollback" and acts[600][0].metric == "val/recall"
+
+
+def test_hidden_and_half_written_checkpoints_are_not_rollback_targets(tmp_path):
+    """QA: `ckpt_step_500.pt.tmp` (a save interrupted by the crash) was picked as the newest good checkpoint."""
+    d = tmp_path / "ckpt"
+    d.mkdir()
+    for name in ("ckpt_step_300.pt", "ckpt_step_500.pt.tmp", ".ckpt_step_450.pt", "ckpt_step_480.pt.partial"):
+        (d / name).write_bytes(b"x")
+    assert find_checkpoint(d, 500) == str(d / "ckpt_step_300.pt")
+    assert find_checkpoint(tmp_path / "missing", 500, {100: "registered.pt"}) == "registered.pt"
