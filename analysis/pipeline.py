@@ -66,7 +66,13 @@ class RunAnalysis:
         """One-line headline."""
         bad = self.problematic_batches
         if self.batches.empty:
-            return "No per-batch metrics (batch_{i}/...) in this run."
+            level = self.worst_severity
+            worst = [f for f in [*self.anomalies, *self.change_points] if f.severity == level]
+            if not worst:
+                return "No per-batch metrics (batch_{i}/...) in this run."
+            names = sorted({f.metric for f in worst})
+            return (f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
+                    f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst)}.")
         if not bad:
             return f"No problematic batches across {self.batches['batch'].nunique()} batches."
         worst = self.batch_summary.iloc[0]

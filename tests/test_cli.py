@@ -321,3 +321,14 @@ def test_a_history_file_name_that_is_not_utf8_still_gives_reports(tmp_path, monk
     assert written == ["run_name_report.html", "run_name_report.json", "run_name_report.md"]
     doc = json.loads((tmp_path / "out" / "run_name_report.json").read_text(encoding="utf-8"))
     assert doc["run"]["name"] == "run?name"
+
+
+def test_a_run_with_only_run_level_metrics_names_its_findings_in_the_verdict(tmp_path, monkeypatch, capsys):
+    """QA: a run logging only val/recall that collapsed printed 'Analysis complete: No per-batch metrics' and
+    exited 1 for --fail-on critical without saying why."""
+    rows = [{"_step": s, "val/recall": 0.9 if s < 30 else 0.3, "train/loss": 0.5} for s in range(60)]
+    (tmp_path / "h.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    code, out, err = _main(["--history-file", "h.jsonl", "--output-dir", "o", "--format", "json", "--fail-on",
+                            "critical"], tmp_path, monkeypatch, capsys)
+    assert code == 1
+    assert "run-level critical findings in val/recall from step 30" in out.splitlines()[0]
