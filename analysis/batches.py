@@ -99,6 +99,9 @@ def _batch_columns(columns, rx: re.Pattern[str]) -> dict[int, list[tuple[str, st
     for col in _batch_candidates(columns):
         m = rx.match(col)
         if m and m.group("batch") is not None and m.group("metric"):
+            if not m.group("batch").isdecimal():
+                raise ConfigError(f"batch key pattern {rx.pattern!r}: its batch group matched {m.group('batch')!r} "
+                                  f"in the key {col!r}, which is not a batch number; use (?P<batch>\\d+)")
             prefix = m.group("prefix") if "prefix" in rx.groupindex else None
             found.append((col, int(m.group("batch")), m.group("metric"), prefix or ""))
     several_prefixes = len({p for *_, p in found}) > 1

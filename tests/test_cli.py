@@ -332,3 +332,13 @@ def test_a_run_with_only_run_level_metrics_names_its_findings_in_the_verdict(tmp
                             "critical"], tmp_path, monkeypatch, capsys)
     assert code == 1
     assert "run-level critical findings in val/recall from step 30" in out.splitlines()[0]
+
+
+def test_a_batch_key_pattern_capturing_words_is_a_config_error(workdir, monkeypatch, capsys, tmp_path):
+    """QA: `(?P<batch>[a-z]+)` matched 'batch' in 'batch_0/recall' and int('batch') ended in a traceback."""
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text('training_config:\n  batch_key_pattern: "^(?P<batch>[a-z]+)_(?P<metric>.+)$"\n')
+    code, out, err = _main(["--run-name", "test_run", "--config", str(cfg), "--output-dir", str(tmp_path)],
+                           workdir, monkeypatch, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "matched 'batch' in the key 'batch_0/hmean', which is not a batch number" in err
