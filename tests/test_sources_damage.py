@@ -234,3 +234,26 @@ def test_summary_is_last_logged_value_unless_set_explicitly_later(tmp_path):
     write_synthetic({f: {"version": 0, "records": records}}, tmp_path)
     run = open_run(f, cache=False)
     assert run.summary == {"_step": 1, "a": 2, "b": 7, "c": "only here"}
+
+
+@pytest.mark.timeout(60)
+def test_non_regular_wandb_files_neither_hang_nor_break_the_listing(real_run, tmp_path):
+    """QA: a FIFO named run-x.wandb made list_runs (and so every CLI call on that dir) block forever; a directory
+    named run-y.wandb raised IsADirectoryError from the listing."""
+    import os
+    import shutil
+
+    from analysis.sources import list_runs
+
+    wandb_dir = tmp_path / "wandb"
+    good = wandb_dir / real_run.name
+    shutil.copytree(real_run, good)
+    fifo_run = wandb_dir / "offline-run-20260101_000001-fifofifo"
+    (fifo_run / "files").mkdir(parents=True)
+    os.mkfifo(fifo_run / "run-fifofifo.wandb")
+    dir_run = wandb_dir / "offline-run-20260101_000002-dirdir00"
+    (dir_run / "run-dirdir00.wandb").mkdir(parents=True)
+    refs = list_runs(wandb_dir)
+    assert [r.locator for r in refs] == [str(good)]
+    with pytest.raises(RunNotFound, match="run-fifofifo.wandb is not a regular file"):
+        open_run(fifo_run, cache=False)

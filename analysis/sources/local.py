@@ -44,9 +44,11 @@ def is_run_dir(path: Path) -> bool:
 
 def wandb_file(run_dir: Path) -> Path:
     """The `run-<id>.wandb` file of a run folder (RunNotFound when the folder has none)."""
-    files = sorted(run_dir.glob("*.wandb"))
+    found = sorted(run_dir.glob("*.wandb"))
+    files = [p for p in found if p.is_file()]  # a FIFO or device would block or never end: regular files only
     if not files:
-        raise RunNotFound(f"{run_dir}: this folder holds no .wandb run file")
+        odd = f" ({found[0].name} is not a regular file)" if found else ""
+        raise RunNotFound(f"{run_dir}: this folder holds no .wandb run file{odd}")
     return files[0]
 
 
@@ -115,7 +117,7 @@ def run_ref(run_dir: Path, now: float | None = None) -> RunRef:
     try:
         ident = _head_identity(path)
         code = _tail_exit_code(path, st.st_size)
-    except NotAWandbFile:
+    except (NotAWandbFile, OSError):  # unreadable: listed as unknown, opening it gives the reason
         return RunRef(source="local", locator=str(run_dir), run_id=fallback_id, name=run_dir.name, state="unknown")
     if ident is None:
         ident = _decode.Identity(run_id=fallback_id)
