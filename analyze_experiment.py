@@ -221,9 +221,9 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         progress.close()
 
-    print("Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"))
-    for path in paths.values():
-        print(path)
+    lines = ["Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"),
+             *map(str, paths.values())]
+    _print_lines(lines)
     if not args.quiet and the_run.status.badges():
         print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
     if report.reaches(args.fail_on):
@@ -231,6 +231,19 @@ def run(argv: list[str] | None = None) -> int:
             print(f"findings reach --fail-on {args.fail_on} (severity {report.severity}): exit 1", file=sys.stderr)
         return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _print_lines(lines: list[str]) -> None:
+    """Print to stdout; a reader that went away (`| head -1`) is not an error: the reports are written, and the
+    exit code must still say whether findings reached --fail-on."""
+    try:
+        for line in lines:
+            print(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python flushes stdout again at exit
+        os.close(devnull)
 
 
 def _printable(text: str) -> str:

@@ -342,3 +342,18 @@ def test_a_batch_key_pattern_capturing_words_is_a_config_error(workdir, monkeypa
                            workdir, monkeypatch, capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "matched 'batch' in the key 'batch_0/hmean', which is not a batch number" in err
+
+
+def test_a_reader_that_goes_away_is_not_a_traceback_and_keeps_the_exit_code(workdir, tmp_path):
+    """QA: `analyze_experiment.py ... | head -0` died with BrokenPipeError and exit 1, the code that means
+    'findings reached --fail-on'."""
+    e = {k: v for k, v in os.environ.items() if k != "WANDB_DIR"}
+    for fail_on, expected in (("never", 0), ("critical", 1)):
+        r, w = os.pipe()
+        os.close(r)  # nobody reads stdout
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--run-name", "test_run", "--output-dir", str(tmp_path),
+                                 "--format", "json", "--quiet", "--fail-on", fail_on], cwd=workdir, env=e, stdout=w,
+                                stderr=subprocess.PIPE, text=True)
+        os.close(w)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == expected and "Traceback" not in err, err
