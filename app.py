@@ -101,9 +101,7 @@ def cloud_source() -> state.Selection | None:
     project = st.sidebar.text_input("Project", key="cloud_project").strip()
     if not (entity and project):
         return None
-    from analysis.sources import list_cloud_runs
-
-    runs = list_cloud_runs(entity, project)
+    runs = state.cached_cloud_runs(entity, project, st.session_state.get("cloud_refresh", 0))
     if not runs:
         st.sidebar.warning("No runs in this project.")
         return None
@@ -125,6 +123,12 @@ def upload_source() -> state.Selection | None:
                            data_dir=data_dir_input("", "upload_data_dir"), label=up.name)
 
 
+def bump_refresh() -> None:
+    """Before the rerun: cloud runs are fetched again (new fingerprint), local listings re-read their states."""
+    st.session_state["cloud_refresh"] = st.session_state.get("cloud_refresh", 0) + 1
+    state.cached_list_runs.clear()
+
+
 def run_status(run: Run | None, error: str | None) -> None:
     """State badge (finished / running / crashed / failed, plus truncated / skipped records) and live controls."""
     if error is not None:
@@ -140,9 +144,8 @@ def run_status(run: Run | None, error: str | None) -> None:
     if not (live or cloud):
         return
     c1, c2 = st.sidebar.columns(2)
-    if c1.button("Refresh", key="run_refresh", help="Read what the run logged since it was loaded."):
-        st.session_state["cloud_refresh"] = st.session_state.get("cloud_refresh", 0) + 1
-        state.cached_list_runs.clear()
+    c1.button("Refresh", key="run_refresh", help="Read what the run logged since it was loaded.",
+              on_click=bump_refresh)
     if live and c2.toggle("Auto-refresh", key="run_auto_refresh",
                           help=f"Check the run file every {AUTO_REFRESH_SECONDS:g} s; redraw when it grew."):
         sel = state.selection()
@@ -193,7 +196,10 @@ def load_config_file() -> None:
 
 
 def config_panel() -> None:
-    with st.sidebar.expander("Config", expanded=False):
+    box = st.sidebar.expander("Config", expanded=False, key="cfg_panel", on_change="rerun")
+    with box:
+        if not box.open:  # drawn when opened; the active config lives in the session meanwhile
+            return
         load_config_file()
         cfg = state.config()
         for key, read_field in THRESHOLD_FIELDS.items():

@@ -225,26 +225,26 @@ def bench_empty(browser, url: str, repeat: int) -> dict[str, list[float]]:
 def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
     from e2e.st_helpers import wait_idle
 
-    t_cold = timed_load(browser, url, CHARTS_DRAWN_JS, arg=3, timeout_ms=1_800_000)
-    out = loads(browser, url, CHARTS_DRAWN_JS, repeat, arg=3)
+    t_cold = timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=1_800_000)
+    out = loads(browser, url, CHARTS_DRAWN_JS, repeat, arg=1)
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(60_000)
     page = ctx.new_page()
     page.goto(url)
-    page.wait_for_function(CHARTS_DRAWN_JS, arg=3)
+    page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
     wait_idle(page)
     nav = page.get_by_test_id("stSidebarNav")
     switches = []
     for _ in range(repeat):
         timed_action(page, lambda: nav.get_by_role("link", name="Monitor settings").click())
         switches.append(timed_action(page, lambda: nav.get_by_role("link", name="Overview").click(),
-                                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=3)))
+                                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1)))
     smooth = []
     for k in ["ArrowRight", "ArrowLeft"] * max(1, repeat // 2):
         thumb = page.get_by_test_id("stSlider").filter(has_text="Smoothing").get_by_role("slider")
         thumb.focus()
         smooth.append(timed_action(page, lambda: thumb.press(k),
-                                   check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=3)))
+                                   check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1)))
     ctx.close()
     return {"cold": [t_cold], **out, "switch": switches, "smoothing": smooth}
 

@@ -49,10 +49,26 @@ def test_overview_shows_flagged_batches(app):
     assert "batch 7" in names and any(n and n.startswith("anomaly") for n in names)
     marker = next(t for t in curves["data"] if (t.get("name") or "").startswith("anomaly"))
     assert len(_arr(marker["x"])) > 0
-    # change points are drawn as vertical lines (layout shapes)
+    # change points are drawn as vertical lines (layout shapes), with hover markers
     assert curves["layout"].get("shapes"), "expected change-point lines"
-    heat = figs[1]
+    cp = next(t for t in curves["data"] if t.get("name") == "change point")
+    assert "change point" in cp["text"][0]
+    assert len(figs) == 1  # the other views are lazy tabs
+    app.session_state["ov_view"] = "Batch × step heatmap"
+    app.run()
+    heat = figures(app)[0]
     assert heat["data"][0]["type"] == "heatmap"
+    assert len(heat["data"][0]["y"]) == 16  # every batch is a row
+    app.session_state["ov_view"] = "Findings"
+    app.run()
+    table = app.dataframe[0].value
+    assert list(table["severity"])[0] == "critical" and (table["batch"] == 7).any()
+    rank = table["severity"].map({"critical": 2, "warning": 1, "info": 0})
+    assert rank.is_monotonic_decreasing  # sorted by severity
+    app.session_state["ov_view"] = "Run-level metrics"
+    app.run()
+    assert not app.exception
+    assert app.multiselect(key="ov_global_metrics")
 
 
 def test_overview_controls_rerender(app):
@@ -80,17 +96,30 @@ def test_batches_page_shows_images_with_scores(app):
     assert any("blur" in m.value.lower() for m in app.markdown), "root-cause sentence expected"
 
 
-def test_data_quality_sliders_reflag_without_rescoring(app):
+def test_data_quality_sliders_reflag_without_rescoring(app, monkeypatch):
+    import quality.audit
+
+    calls = []
+    real = quality.audit.audit_folder
+    monkeypatch.setattr(quality.audit, "audit_folder", lambda *a, **k: calls.append(a) or real(*a, **k))
     app.switch_page("views/data_quality.py").run()
     assert not app.exception, app.exception
+    assert len(calls) == 1
     flagged = lambda: int(app.metric[1].value.replace(",", ""))  # noqa: E731
     before = flagged()
     assert before >= 24  # the three defective refresh folders
+    hists = {f["layout"]["title"]["text"].split(" ·")[0]: f for f in figures(app)}
+    assert {"blur_score", "abs_rotation", "width", "height"} <= set(hists)
+    assert hists["blur_score"]["layout"]["shapes"][0]["x0"] == app.slider(key="dq_blur").value
     app.slider(key="dq_blur").set_value(0.0).run()
     app.slider(key="dq_rotation").set_value(45.0).run()
     app.slider(key="dq_min_w").set_value(0).run()
     app.slider(key="dq_min_h").set_value(0).run()
     assert flagged() < before
+    blur = next(f for f in figures(app) if f["layout"]["title"]["text"].startswith("blur_score"))
+    assert blur["layout"]["shapes"][0]["x0"] == 0.0
+    assert len(calls) == 1, "a slider move must not re-score the images"
+    assert app.download_button(key="dq_csv").label == "Download scores (CSV)"
 
 
 def test_reports_page_offers_three_downloads(app):

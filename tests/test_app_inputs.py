@@ -149,6 +149,9 @@ def test_corrupt_run_file_is_a_message(runs_dir, tmp_path):
 
 def test_bad_yaml_keeps_the_config_and_good_yaml_moves_the_thresholds(runs_dir, tmp_path):
     at = pick(open_app(runs_dir / "wandb"), "plain-run")
+    assert not at.number_input  # the config panel is drawn only when opened
+    at.session_state["cfg_panel"] = True
+    at.run()
     before = at.session_state["config_json"] if "config_json" in at.session_state else None
     at.file_uploader(key="config_upload").set_value(("bad.yaml", b"experiment_monitoring: [unclosed", "text/yaml"))
     at.run()
@@ -168,6 +171,15 @@ def test_bad_yaml_keeps_the_config_and_good_yaml_moves_the_thresholds(runs_dir, 
     no_traceback(at)
     assert any("anomaly_detecton" in e.value for e in at.sidebar.error)
     assert at.number_input(key="cfg_z").value == 4.5
+    at.text_input(key="config_path").set_value("").run()
+    at.number_input(key="cfg_drop").set_value(0.3).run()
+    at.session_state["cfg_panel"] = False  # closing the panel keeps the active config
+    at.run()
+    at.session_state["cfg_panel"] = True
+    at.run()
+    no_traceback(at)
+    assert at.number_input(key="cfg_z").value == 4.5 and at.number_input(key="cfg_drop").value == 0.3
+    assert '"performance_drop_threshold":0.3' in at.session_state["config_json"]
 
 
 def test_live_run_grows_on_refresh(runs_dir, tmp_path):

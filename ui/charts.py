@@ -113,6 +113,7 @@ def score_bins(audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], b
     return out
 
 
+@st.cache_data(show_spinner=False, max_entries=256)
 def histogram(counts: np.ndarray, edges: np.ndarray, column: str, threshold: float | None,
               side: str = "below", n_failing: int | None = None) -> go.Figure:
     """A pre-binned histogram with the threshold line; bins on the failing side are red."""

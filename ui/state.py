@@ -88,6 +88,14 @@ def cached_list_runs(wandb_dir: str, listing_key: str) -> list[RunRef]:
     return list_runs(wandb_dir)
 
 
+@st.cache_data(show_spinner="Listing wandb cloud runs…", ttl=60)
+def cached_cloud_runs(entity: str, project: str, refresh: int = 0) -> list[RunRef]:
+    """Cloud listings are network calls: once a minute, or when the user presses Refresh."""
+    from analysis.sources import list_cloud_runs
+
+    return list_cloud_runs(entity, project)
+
+
 def listing_key(wandb_dir: str) -> str:
     """Changes when a run folder is added or removed (the listing's cache key; states refresh every 30 s)."""
     try:

@@ -93,18 +93,30 @@ columns = list(HISTOGRAMS) + numeric_extra
 bins = charts.score_bins(audit_id, scores, tuple(columns))
 fails = {"blur_score": lambda v: v < blur, "abs_rotation": lambda v: v > max_rot,
          "width": lambda v: v < min_w, "height": lambda v: v < min_h}
-cols = st.columns(2)
-for i, column in enumerate(c for c in columns if c in bins):
-    key, side = HISTOGRAMS.get(column, (None, "below"))
-    counts, edges = bins[column]
-    n_fail = None
-    if column in fails:
-        vals = pd.to_numeric(scores[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        with np.errstate(invalid="ignore"):
-            n_fail = int(np.sum(fails[column](vals) & ~errors))
-    with cols[i % 2]:
-        st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
-                        key=f"dq_hist_{column}")
+
+
+def draw_histograms(names: list[str]) -> None:
+    cols = st.columns(2)
+    for i, column in enumerate(names):
+        key, side = HISTOGRAMS.get(column, (None, "below"))
+        counts, edges = bins[column]
+        n_fail = None
+        if column in fails:
+            vals = pd.to_numeric(scores[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                n_fail = int(np.sum(fails[column](vals) & ~errors))
+        with cols[i % 2]:
+            st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
+                            key=f"dq_hist_{column}")
+
+
+draw_histograms([c for c in HISTOGRAMS if c in bins])
+others = [c for c in numeric_extra if c in bins]
+if others:
+    more = st.expander(f"Other scores ({', '.join(others)})", key="dq_more", on_change="rerun")
+    with more:
+        if more.open:  # drawn on demand: a slider move redraws only the thresholded scores
+            draw_histograms(others)
 
 st.subheader("Rejected images")
 rejected = flagged.loc[~ok].drop(columns=["batch", "abs_rotation"], errors="ignore")

@@ -7,6 +7,22 @@ import streamlit as st
 from ui import charts, state
 from ui.format import jsonable, md_escape
 
+VIEWS = ["Per-batch curves", "Batch × step heatmap", "Findings", "Run-level metrics"]
+
+
+def global_metrics_view() -> None:
+    """Run-level metrics (val/*, train/*) with their findings."""
+    globals_ = analysis.global_metrics
+    if globals_.empty:
+        st.info("No run-level metrics (e.g. `val/recall`, `train/loss`) in this run.")
+        return
+    names = sorted(globals_["metric"].unique())
+    state.reset_per_run("ov_global_metrics", [n for n in names if n.startswith("val/")][:4] or names[:3])
+    picked = st.multiselect("Metrics", names, key="ov_global_metrics")
+    if picked:
+        st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
+
+
 analysis = state.current_analysis()
 if analysis is None:
     st.stop()
@@ -50,19 +66,32 @@ else:
     ignore_outliers = c4.toggle("Ignore outliers", key="ov_ignore_outliers",
                                 help="Clip the y-axis to the central values; points outside stay visible at "
                                      "the edge with their real value on hover.")
-    st.plotly_chart(charts.batch_curves(key, analysis, metric, charts.selected_batches(chosen),
-                                        smoothing=smoothing, ignore_outliers=ignore_outliers), key="ov_curves")
-    if n_steps > charts.CURVE_POINTS:
-        st.caption(f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept); "
-                   "the analysis uses every step.")
-    st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")
+    # One chart at a time: the other views render only when their tab is opened (lazy tabs), so the first
+    # paint of a 10,000-step x 200-batch run draws one decimated chart.
+    curves_tab, heat_tab, findings_tab, global_tab = st.tabs(VIEWS, key="ov_view", on_change="rerun")
+    with curves_tab:
+        if curves_tab.open:
+            st.plotly_chart(charts.batch_curves(key, analysis, metric, charts.selected_batches(chosen),
+                                                smoothing=smoothing, ignore_outliers=ignore_outliers),
+                            key="ov_curves")
+            if n_steps > charts.CURVE_POINTS:
+                st.caption(f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept);"
+                           " the analysis uses every step.")
+    with heat_tab:
+        if heat_tab.open:
+            st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")
+    with findings_tab:
+        if findings_tab.open:
+            table = charts.findings_table(key, analysis)
+            if len(table):
+                st.caption(f"{len(table):,} anomalies and change points, most severe first.")
+                st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
+            else:
+                st.success("No anomalies or change points.")
+    with global_tab:
+        if global_tab.open:
+            global_metrics_view()
 
-    st.subheader("Findings")
-    table = charts.findings_table(key, analysis)
-    if len(table):
-        st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
-    else:
-        st.success("No anomalies or change points.")
     if bad:
         c1, c2 = st.columns([1, 3])
         pick = c1.selectbox("Drill into batch", bad, key="ov_drill")
@@ -70,22 +99,18 @@ else:
             state.focus_batch(pick)
             st.switch_page("views/batches.py")
 
-globals_ = analysis.global_metrics
-if not globals_.empty:
-    st.subheader("Run-level metrics")
-    names = sorted(globals_["metric"].unique())
-    state.reset_per_run("ov_global_metrics", [n for n in names if n.startswith("val/")][:4] or names[:3])
-    picked = st.multiselect("Metrics", names, key="ov_global_metrics")
-    if picked:
-        st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
+if not facts.metrics:
+    global_metrics_view()
 
-with st.expander("Config and summary"):
-    c1, c2 = st.columns(2)
-    c1.markdown("**Config**")
-    c1.json(jsonable(run.config), expanded=False)
-    c2.markdown("**Summary**")
-    shown = {k: v for k, v in run.summary.items() if not isinstance(v, dict) and not k.startswith("batch_")}
-    c2.json(jsonable(shown), expanded=False)
-    hidden = sum(1 for k in run.summary if k.startswith("batch_"))
-    if hidden:
-        c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")
+config_box = st.expander("Config and summary", key="ov_config", on_change="rerun")
+with config_box:
+    if config_box.open:  # rendered only when opened (a summary can hold thousands of keys)
+        c1, c2 = st.columns(2)
+        c1.markdown("**Config**")
+        c1.json(jsonable(run.config), expanded=False)
+        c2.markdown("**Summary**")
+        shown = {k: v for k, v in run.summary.items() if not isinstance(v, dict) and not k.startswith("batch_")}
+        c2.json(jsonable(shown), expanded=False)
+        hidden = sum(1 for k in run.summary if k.startswith("batch_"))
+        if hidden:
+            c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")
