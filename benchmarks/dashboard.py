@@ -183,12 +183,13 @@ def loads(browser, url: str, ready_js: str, repeat: int, arg=None) -> dict[str, 
     return {"fresh": fresh, "cached": cached}
 
 
-def timed_action(page, action, check=None) -> float:
-    """Seconds from `action` to the end of the script run it triggered (run marker), idle and painted."""
+def timed_action(page, action, check=None, marker: str = ".st-run-marker") -> float:
+    """Seconds from `action` to the end of the script run it triggered (run marker, or the fragment's marker
+    for a widget inside a fragment), idle and painted."""
     from e2e.st_helpers import APP_IDLE, act_and_wait_run
 
     t0 = time.perf_counter()
-    act_and_wait_run(page, action)
+    act_and_wait_run(page, action, marker=marker)
     page.wait_for_selector(APP_IDLE)
     if check is not None:
         check()
@@ -196,12 +197,12 @@ def timed_action(page, action, check=None) -> float:
     return time.perf_counter() - t0
 
 
-def slider_moves(page, label: str, keys: list[str]) -> list[float]:
+def slider_moves(page, label: str, keys: list[str], marker: str = ".st-run-marker") -> list[float]:
     thumb = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
     out = []
     for k in keys:
         thumb.focus()
-        out.append(timed_action(page, lambda: thumb.press(k)))
+        out.append(timed_action(page, lambda: thumb.press(k), marker=marker))
     return out
 
 
@@ -269,13 +270,13 @@ def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[
     wait_idle(page)
     count = lambda: int(re.search(r"([\d,]+) flagged", flagged.inner_text()).group(1).replace(",", ""))  # noqa
     before = count()
-    arrow = slider_moves(page, "Blur threshold", ["ArrowRight"] * moves)
+    arrow = slider_moves(page, "Blur threshold", ["ArrowRight"] * moves, marker=".st-fragment-marker")
     after_arrows = count()
     jumps, counts = [], []
     thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
     for k in ["End", "Home"] * max(1, moves // 2):
         thumb.focus()
-        jumps.append(timed_action(page, lambda: thumb.press(k)))
+        jumps.append(timed_action(page, lambda: thumb.press(k), marker=".st-fragment-marker"))
         counts.append(count())
     ctx.close()
     print(f"  flag counts: start {before}, after arrows {after_arrows}, End/Home {counts}", flush=True)

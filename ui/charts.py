@@ -101,15 +101,16 @@ def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None =
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def score_bins(audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], bins: int = 40
-               ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Histogram counts and edges of each score column, computed once per audit (thresholds do not change
+               ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(counts, edges, values as float) of each score column, computed once per audit (thresholds do not change
     them), so a slider move sends 40 bars per chart instead of every image's value."""
     out = {}
     for col in columns:
         vals = pd.to_numeric(_scores[col], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        vals = vals[np.isfinite(vals)]
-        if vals.size:
-            out[col] = np.histogram(vals, bins=bins)
+        finite = vals[np.isfinite(vals)]
+        if finite.size:
+            counts, edges = np.histogram(finite, bins=bins)
+            out[col] = (counts, edges, vals)
     return out
 
 

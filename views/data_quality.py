@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from analysis.config import DataQualityConfig
 from analysis.errors import AnalyzerError
 from ui import charts, state
 from ui.format import md_escape
@@ -21,7 +22,7 @@ HISTOGRAMS = {"blur_score": ("dq_blur", "below"), "abs_rotation": ("dq_rotation"
               "width": ("dq_min_w", "below"), "height": ("dq_min_h", "below")}
 BASE_COLUMNS = {"path", "width", "height", "blur_score", "rotation_angle", "error", "batch", "is_acceptable",
                 "reasons", "abs_rotation"}
-REJECTED_ROWS_SHOWN = 2000
+REJECTED_ROWS_SHOWN = 500
 
 
 def audit_with_progress(data_dir: str) -> pd.DataFrame:
@@ -67,74 +68,78 @@ if scores.empty:
     st.info("No images found under this directory.")
     st.stop()
 
-c1, c2, c3, c4 = st.columns(4)
-min_w = c1.slider("Min width (px)", 0, 1000, int(cfg.min_resolution[0]), 10, key="dq_min_w")
-min_h = c2.slider("Min height (px)", 0, 1000, int(cfg.min_resolution[1]), 10, key="dq_min_h")
-max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, float(cfg.max_rotation_degrees), 0.5, key="dq_rotation")
-blur = c4.slider("Blur threshold", 0.0, 1000.0, float(cfg.blur_threshold), 5.0, key="dq_blur",
-                 help="blur_score units; images below are flagged (higher = sharper).")
 
-from quality.audit import apply_thresholds  # noqa: E402  (after the early stops: nothing to import otherwise)
+@st.fragment
+def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityConfig) -> None:
+    """Sliders and everything they change. A fragment: moving a slider reruns only this part of the page
+    (no sidebar, no audit), and the scores are only re-thresholded, never re-computed."""
+    from quality.audit import apply_thresholds
 
-flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot, blur_threshold=blur,
-                           min_contrast=cfg.min_contrast)
-ok = flagged["is_acceptable"].to_numpy()
-errors = flagged["error"].notna().to_numpy()
-n_bad = int((~ok).sum())
-m1, m2, m3 = st.columns(3)
-m1.metric("Images", f"{len(flagged):,}")
-m2.metric("Flagged", f"{n_bad:,}")
-m3.metric("Unreadable", f"{int(errors.sum()):,}")
-st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
+    c1, c2, c3, c4 = st.columns(4)
+    min_w = c1.slider("Min width (px)", 0, 1000, int(cfg.min_resolution[0]), 10, key="dq_min_w")
+    min_h = c2.slider("Min height (px)", 0, 1000, int(cfg.min_resolution[1]), 10, key="dq_min_h")
+    max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, float(cfg.max_rotation_degrees), 0.5, key="dq_rotation")
+    blur = c4.slider("Blur threshold", 0.0, 1000.0, float(cfg.blur_threshold), 5.0, key="dq_blur",
+                     help="blur_score units; images below are flagged (higher = sharper).")
 
-thresholds = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
-numeric_extra = [c for c in scores.columns if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
-columns = list(HISTOGRAMS) + numeric_extra
-bins = charts.score_bins(audit_id, scores, tuple(columns))
-fails = {"blur_score": lambda v: v < blur, "abs_rotation": lambda v: v > max_rot,
-         "width": lambda v: v < min_w, "height": lambda v: v < min_h}
+    flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot,
+                               blur_threshold=blur, min_contrast=cfg.min_contrast)
+    ok = flagged["is_acceptable"].to_numpy()
+    errors = flagged["error"].notna().to_numpy()
+    n_bad = int((~ok).sum())
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Images", f"{len(flagged):,}")
+    m2.metric("Flagged", f"{n_bad:,}")
+    m3.metric("Unreadable", f"{int(errors.sum()):,}")
+    st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
+
+    thresholds = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
+    numeric_extra = [c for c in scores.columns
+                     if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
+    bins = charts.score_bins(audit_id, scores, tuple(list(HISTOGRAMS) + numeric_extra))
+    fails = {"blur_score": lambda v: v < blur, "abs_rotation": lambda v: v > max_rot,
+             "width": lambda v: v < min_w, "height": lambda v: v < min_h}
+
+    def draw_histograms(names: list[str]) -> None:
+        cols = st.columns(2)
+        for i, column in enumerate(names):
+            key, side = HISTOGRAMS.get(column, (None, "below"))
+            counts, edges, values = bins[column]
+            n_fail = None
+            if column in fails:
+                with np.errstate(invalid="ignore"):
+                    n_fail = int(np.sum(fails[column](values) & ~errors))
+            with cols[i % 2]:
+                st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
+                                key=f"dq_hist_{column}")
+
+    draw_histograms([c for c in HISTOGRAMS if c in bins])
+    others = [c for c in numeric_extra if c in bins]
+    if others:
+        more = st.expander(f"Other scores ({', '.join(others)})", key="dq_more", on_change="rerun")
+        with more:
+            if more.open:  # drawn on demand: a slider move redraws only the thresholded scores
+                draw_histograms(others)
+
+    st.subheader("Rejected images")
+    rejected = flagged.loc[~ok].drop(columns=["batch", "abs_rotation"], errors="ignore")
+    if rejected.empty:
+        st.success("No image fails these thresholds.")
+    else:
+        if len(rejected) > REJECTED_ROWS_SHOWN:
+            st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {len(rejected):,}; the CSV has them all.")
+            rejected = rejected.head(REJECTED_ROWS_SHOWN)
+        rejected = rejected.assign(reasons=reasons_text(rejected["reasons"]))
+        st.dataframe(rejected, hide_index=True, key="dq_rejected", width="stretch")
+
+    def scores_csv() -> str:
+        """Built only when the download is clicked."""
+        return flagged.drop(columns=["abs_rotation"], errors="ignore").assign(
+            reasons=reasons_text(flagged["reasons"])).to_csv(index=False)
+
+    st.download_button("Download scores (CSV)", scores_csv, file_name="image_quality_scores.csv",
+                       mime="text/csv", key="dq_csv", on_click="ignore")
+    state.fragment_marker()
 
 
-def draw_histograms(names: list[str]) -> None:
-    cols = st.columns(2)
-    for i, column in enumerate(names):
-        key, side = HISTOGRAMS.get(column, (None, "below"))
-        counts, edges = bins[column]
-        n_fail = None
-        if column in fails:
-            vals = pd.to_numeric(scores[column], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-            with np.errstate(invalid="ignore"):
-                n_fail = int(np.sum(fails[column](vals) & ~errors))
-        with cols[i % 2]:
-            st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
-                            key=f"dq_hist_{column}")
-
-
-draw_histograms([c for c in HISTOGRAMS if c in bins])
-others = [c for c in numeric_extra if c in bins]
-if others:
-    more = st.expander(f"Other scores ({', '.join(others)})", key="dq_more", on_change="rerun")
-    with more:
-        if more.open:  # drawn on demand: a slider move redraws only the thresholded scores
-            draw_histograms(others)
-
-st.subheader("Rejected images")
-rejected = flagged.loc[~ok].drop(columns=["batch", "abs_rotation"], errors="ignore")
-if rejected.empty:
-    st.success("No image fails these thresholds.")
-else:
-    if len(rejected) > REJECTED_ROWS_SHOWN:
-        st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {len(rejected):,}; the CSV has them all.")
-        rejected = rejected.head(REJECTED_ROWS_SHOWN)
-    rejected = rejected.assign(reasons=reasons_text(rejected["reasons"]))
-    st.dataframe(rejected, hide_index=True, key="dq_rejected", width="stretch")
-
-
-def scores_csv(frame: pd.DataFrame = flagged) -> str:
-    """Built only when the download is clicked."""
-    return frame.drop(columns=["abs_rotation"], errors="ignore").assign(
-        reasons=reasons_text(frame["reasons"])).to_csv(index=False)
-
-
-st.download_button("Download scores (CSV)", scores_csv, file_name="image_quality_scores.csv",
-                   mime="text/csv", key="dq_csv", on_click="ignore")
+thresholds_and_flags(scores, audit_id, cfg)

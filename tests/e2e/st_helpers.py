@@ -64,17 +64,22 @@ def wait_idle(page, timeout: int = 60_000) -> None:
     page.wait_for_selector(APP_IDLE, timeout=timeout)
 
 
-def run_no(page) -> int:
-    loc = page.locator(".st-run-marker")
+RUN_MARKER = ".st-run-marker"  # rendered last by app.py on every full run
+FRAGMENT_MARKER = ".st-fragment-marker"  # rendered last by a fragment (ui.state.fragment_marker)
+
+
+def run_no(page, marker: str = RUN_MARKER) -> int:
+    loc = page.locator(marker)
     return int(loc.get_attribute("data-run")) if loc.count() else 0
 
 
-def act_and_wait_run(page, action, timeout: int = 60_000) -> None:
-    """Wait until a script run that started after `action` has completed (the marker is rendered last)."""
-    before = run_no(page)
+def act_and_wait_run(page, action, timeout: int = 60_000, marker: str = RUN_MARKER) -> None:
+    """Wait until a script run that started after `action` has completed (the marker is rendered last).
+    For a widget inside a fragment pass `marker=FRAGMENT_MARKER`: its reruns leave the app's marker alone."""
+    before = run_no(page, marker)
     action()
-    page.wait_for_function("n => { const e = document.querySelector('.st-run-marker');"
-                           " return e && +e.dataset.run > n; }", arg=before, timeout=timeout)
+    page.wait_for_function("([m, n]) => { const e = document.querySelector(m);"
+                           " return e && +e.dataset.run > n; }", arg=[marker, before], timeout=timeout)
 
 
 def full_app_screenshot(page, path: Path) -> None:

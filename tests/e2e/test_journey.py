@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from e2e.st_helpers import act_and_wait_run, full_app_screenshot, wait_idle
+from e2e.st_helpers import FRAGMENT_MARKER, act_and_wait_run, full_app_screenshot, wait_idle
 
 
 def nav(page, name):
@@ -63,7 +63,7 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     before = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
     thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
     thumb.focus()
-    act_and_wait_run(page, lambda: thumb.press("End"))
+    act_and_wait_run(page, lambda: thumb.press("End"), marker=FRAGMENT_MARKER)
     wait_idle(page)
     after = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
     assert after > before
