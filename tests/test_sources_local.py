@@ -226,3 +226,12 @@ def test_a_run_resumed_offline_is_merged_across_its_session_folders(tmp_path):
     assert refresh_run(run).history["_step"].tolist() == list(range(20))
     only_first = open_run(folders[0], cache=False)  # an earlier folder on its own stays what it is
     assert only_first.history["global_step"].tolist() == list(range(10))
+
+
+def test_latest_run_names_the_folder_wandb_links_to(wandb_dir):
+    """QA: `--run-name latest-run` (the symlink wandb creates beside the run folders) was 'no run named'."""
+    link = wandb_dir / "latest-run"
+    target = Path(os.readlink(link)).name
+    ref = find_run(wandb_dir, "latest-run")
+    assert Path(ref.locator).name == target
+    assert find_run(wandb_dir.parent, "latest-run") == ref  # the project folder holding wandb/ works too

@@ -152,6 +152,12 @@ def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
     by_id = [r for r in refs if r.run_id == name_or_id or Path(r.locator).name == name_or_id]
     if by_id:
         return by_id[0]
+    if name_or_id == "latest-run":  # the symlink wandb keeps to the newest run folder
+        for link in (Path(wandb_dir) / "latest-run", Path(wandb_dir) / "wandb" / "latest-run"):
+            target = link.resolve() if link.is_symlink() else None
+            match = [r for r in refs if target is not None and Path(r.locator).resolve() == target]
+            if match:
+                return match[0]
     by_name = [r for r in refs if r.name == name_or_id]
     if len(by_name) == 1 or len({r.run_id for r in by_name}) == 1:  # one run, maybe resumed in several folders
         return by_name[0]
