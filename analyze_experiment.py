@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("which run")
     src.add_argument("--run-name", metavar="NAME",
-                     help="run display name or run id (a run folder path also works); ambiguous names list the "
-                          "candidates")
+                     help="run display name or run id (a run folder path also works; latest-run is the newest "
+                          "run); ambiguous names list the candidates")
     src.add_argument("--wandb-dir", metavar="DIR", type=Path,
                      help="local wandb directory holding offline-run-*/run-* folders (default: ./wandb if it "
                           "exists, else $WANDB_DIR/wandb)")
