@@ -26,6 +26,16 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     expect(page.get_by_text(re.compile(r"problematic batches \(.*7"))).to_be_visible()
     expect(page.get_by_test_id("stMultiSelect").first).to_contain_text("7")
     full_app_screenshot(page, artifacts_dir / "overview.png")
+    # the other Overview views are lazy tabs: drawn when opened
+    act_and_wait_run(page, lambda: page.get_by_role("tab", name="Batch × step heatmap").click())
+    wait_idle(page)
+    expect(page.locator(".gtitle", has_text="batch × step")).to_be_visible()
+    expect(page.locator(".hm, .heatmaplayer").first).to_be_attached()
+    full_app_screenshot(page, artifacts_dir / "overview_heatmap.png")
+    act_and_wait_run(page, lambda: page.get_by_role("tab", name="Findings").click())
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"\d+ anomalies and change points"))).to_be_visible()
+    full_app_screenshot(page, artifacts_dir / "overview_findings.png")
 
     # Overview -> Batches on the flagged batch: its images with their scores
     act_and_wait_run(page, lambda: page.get_by_role("button", name="Open in Batches").click())
