@@ -123,3 +123,21 @@ def test_csv_saved_by_a_spreadsheet_with_another_delimiter_is_read(tmp_path, tex
     assert sorted(bm["batch"].unique()) == [0, 1]
     assert bm.loc[bm["batch"] == 0, "value"].tolist() == [0.9, 0.5]
     assert bm["step"].tolist()[:2] == [1, 2]
+
+
+@pytest.mark.parametrize("orient", ["records", "columns"])
+def test_a_json_document_history_is_read_like_json_lines(tmp_path, orient):
+    """QA: `history.json` written by pandas (`to_json`, a list of rows or {column: {row: value}}) was read line by
+    line and failed with 'Expecting value'."""
+    df = pd.DataFrame({"global_step": range(1, 13), "batch_0/recall": [0.9] * 6 + [0.3] * 6})
+    p = tmp_path / "history.json"
+    df.to_json(p, orient=orient, indent=2)
+    bm = batch_metrics(open_run(p, cache=False))
+    assert bm["step"].tolist() == list(range(1, 13)) and bm["value"].tolist() == [0.9] * 6 + [0.3] * 6
+
+
+def test_a_json_array_of_non_objects_is_a_typed_error(tmp_path):
+    p = tmp_path / "h.json"
+    p.write_text("[1, 2, 3]")
+    with pytest.raises(CorruptRunFile, match="one object per row"):
+        open_run(p, cache=False)

@@ -89,6 +89,9 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFr
         return pd.read_parquet(buf)
     if kind == "jsonl":
         text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
+        whole = _json_document(text)
+        if whole is not None:
+            return whole
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
@@ -110,6 +113,32 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFr
     if frame.shape[1] == 0:
         raise ValueError("no columns")
     return _decode_json_cells(frame)
+
+
+def _json_document(text: str) -> pd.DataFrame | None:
+    """A .json file holding one document instead of lines: a list of row objects (`to_json(orient="records")`)
+    or pandas' default `{column: {row: value}}`. None when the text is JSON Lines."""
+    head = text.lstrip()[:1]
+    if head not in ("[", "{") or (head == "{" and "\n{" in text.strip()):
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None  # e.g. several objects, one per line: JSON Lines
+    if isinstance(doc, list):
+        if not doc:
+            raise ValueError("no rows")
+        if not all(isinstance(r, dict) for r in doc):
+            raise ValueError("a JSON array history must hold one object per row")
+        return pd.DataFrame.from_records(doc)
+    if isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
+        frame = pd.DataFrame(doc)
+        try:  # pandas writes the row labels as strings: keep the logged order
+            frame = frame.loc[sorted(frame.index, key=int)]
+        except (TypeError, ValueError):
+            pass
+        return frame.reset_index(drop=True)
+    return None  # a single row object: read as one JSON line
 
 
 def _delimiter(src: bytes | Path) -> str:
