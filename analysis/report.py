@@ -718,6 +718,8 @@ def _render_markdown(r: Report) -> str:
     if rs and not rs.get("clean", True):
         ident.append(["Read status", md_escape(f"truncated={rs.get('truncated')}, "
                                                f"skipped records={rs.get('skipped_records')}")])
+    if rs.get("errors"):  # e.g. "resumed run: merged 1 earlier session folder(s)", or what a damaged read lost
+        ident.append(["Read notes", md_escape("; ".join(map(str, rs["errors"][:5])))])
     out += [_md_table(["", ""], ident), ""]
 
     out += [f"## Problematic batches ({len(r.problematic_batches)})", ""]

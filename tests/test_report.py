@@ -264,3 +264,16 @@ def test_markdown_drops_terminal_control_and_bidi_characters():
     text = md_escape("run\x1b[31m\x07red\u202eevil\x9b\r\nnext\x00")
     assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or c == "\u202e" for c in text)
     assert text.startswith("run \\[31m red evil") and "next" in text
+
+
+def test_read_notes_are_shown_and_escaped(hostile):
+    """QA: what the reader noted (a resumed run merged from several folders, a damaged chunk) reached the JSON
+    only; Markdown and HTML readers never saw it."""
+    import copy
+
+    report = copy.deepcopy(hostile[1])
+    report.run["read_status"]["errors"] = ["resumed run: merged 1 earlier session folder(s)", "<b>chunk</b> lost"]
+    md = report.to_markdown()
+    assert "| Read notes | resumed run: merged 1 earlier session folder(s); \\<b\\>chunk\\</b\\> lost |" in md
+    html = report.to_html()
+    assert "read notes: resumed run: merged 1 earlier session folder(s); &lt;b&gt;chunk&lt;/b&gt; lost" in html
