@@ -93,6 +93,30 @@ class AlertsConfig(_Strict):
     retry_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles up to 30 s")
     min_severity: Literal["info", "warning", "critical"] = Field("warning", description="least severity sent")
 
+    @field_validator("email_recipients")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        for i, addr in enumerate(v):
+            if "@" not in addr or any(c in addr for c in "\r\n,;") or addr != addr.strip():
+                raise ValueError(f"item {i} ({addr!r}) is not one email address (one per list item)")
+        return v
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _sender(cls, v: str) -> str:
+        if "@" not in v or any(c in v for c in "\r\n"):
+            raise ValueError(f"{v!r} is not an email address")
+        return v
+
+    @field_validator("slack_webhook")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and v.strip() == SECRET_PLACEHOLDER:
+            return None  # a dumped config read back: the URL comes from $SLACK_WEBHOOK_URL
+        if v and not _ENV_REF.match(v.strip()) and not v.strip().lower().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL or ${ENV_VAR} (better: set $SLACK_WEBHOOK_URL)")
+        return v
+
     def resolved_slack_webhook(self) -> str | None:
         """The webhook URL: `$SLACK_WEBHOOK_URL` wins, then the config (with `${VAR}` expanded)."""
         return os.environ.get("SLACK_WEBHOOK_URL") or _expand_env(self.slack_webhook)

@@ -175,3 +175,29 @@ def test_nested_yaml_aliases_do_not_blow_up_the_duplicate_key_check():
         lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
     with pytest.raises(ConfigError, match="l11: unknown key"):
         parse_config_text("\n".join(lines) + "\n", source="c.yaml")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('experiment_monitoring:\n  alerts:\n    email_recipients: ["a@b.c, d@e.f"]\n',
+     "c.yaml:3: experiment_monitoring.alerts.email_recipients: Value error, item 0 ('a@b.c, d@e.f') is not one"),
+    ('experiment_monitoring:\n  alerts:\n    smtp_sender: "x@y\\nBcc: evil@z"\n',
+     "c.yaml:3: experiment_monitoring.alerts.smtp_sender: Value error"),
+    ('experiment_monitoring:\n  alerts:\n    slack_webhook: hooks.slack.com/services/T/B/X\n',
+     "c.yaml:3: experiment_monitoring.alerts.slack_webhook: Value error, must be an http(s) URL"),
+])
+def test_alert_addresses_are_checked_when_the_config_loads(text, expected):
+    """QA: 'a@b.c, d@e.f' in one item, a sender with a newline (header injection) or a webhook without a scheme
+    loaded fine and only failed later, in the background, when the first alert was sent."""
+    with pytest.raises(ConfigError) as info:
+        parse_config_text(text, source="c.yaml")
+    assert str(info.value).startswith(expected), str(info.value)
+
+
+def test_a_dumped_config_loads_again(monkeypatch):
+    """The app's config download writes the webhook as a placeholder; reading it back must work."""
+    monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
+    cfg = parse_config_text('experiment_monitoring:\n  alerts:\n    slack_webhook: "https://hooks.example/x"\n')
+    again = parse_config_text(dump_config(cfg))
+    assert again.experiment_monitoring.alerts.resolved_slack_webhook() is None
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.example/env")
+    assert again.experiment_monitoring.alerts.resolved_slack_webhook() == "https://hooks.example/env"
