@@ -2,7 +2,7 @@
 """Analyse one wandb run and write Markdown / JSON / HTML reports (the handbook's analyze_experiment.py).
 
 Exit codes: 0 = reports written, 1 = findings reached --fail-on, 2 = user error (one line on stderr),
-130 = interrupted.
+3 = unexpected internal error (one line; ANALYZER_DEBUG=1 shows the traceback), 130 = interrupted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 EPILOG = """\
 examples:
@@ -34,7 +34,8 @@ examples:
   %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical
 
 exit codes: 0 reports written · 1 findings reached --fail-on (the worst severity over anomalies, change points
-and batches) · 2 user error (unknown or ambiguous run, bad config, unreadable directory or file) · 130 interrupted.
+and batches) · 2 user error (unknown or ambiguous run, bad config, unreadable directory or file) · 3 unexpected
+internal error (set ANALYZER_DEBUG=1 for the traceback) · 130 interrupted.
 Secrets (SLACK_WEBHOOK_URL, SMTP_PASSWORD, WANDB_API_KEY) are read from the environment and never written to
 reports.
 """
@@ -264,6 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug (or an input we did not foresee): one line, not a traceback, in pipelines
+        if os.environ.get("ANALYZER_DEBUG"):
+            raise
+        message = " ".join(_printable(str(exc)).split())[:300]
+        print(f"internal error: {type(exc).__name__}: {message} (set ANALYZER_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

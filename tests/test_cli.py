@@ -357,3 +357,20 @@ def test_a_reader_that_goes_away_is_not_a_traceback_and_keeps_the_exit_code(work
         os.close(w)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == expected and "Traceback" not in err, err
+
+
+def test_a_symlink_loop_in_the_data_dir_is_never_a_traceback(tmp_path, monkeypatch, capsys):
+    """QA: a logged image path that is a symlink loop (`loop -> loop`) ended the CLI with a RuntimeError traceback
+    from Path.resolve. Whatever layer refuses it, the user sees one line (or a report), and the exit code says
+    which: 2 user error, 3 unexpected internal error (ANALYZER_DEBUG=1 shows the traceback)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    os.symlink("loop", data / "loop")
+    (tmp_path / "h.jsonl").write_text('{"global_step": 1, "batch_0/recall": 0.3}\n'
+                                      '{"problematic_batch_0": ["loop"], "global_step": 1}\n')
+    monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ANALYZER_DEBUG", raising=False)
+    code, out, err = _main(["--history-file", "h.jsonl", "--data-dir", "data", "--output-dir", "o", "--format",
+                            "json"], tmp_path, monkeypatch, capsys)
+    assert "Traceback" not in err
+    assert code == 0 or (code in (2, 3) and len(err.strip().splitlines()) == 1 and "loop" in err), (code, err)
