@@ -129,7 +129,7 @@ def cached_run(location: str, fingerprint: str) -> Run:
         run = open_run(location)
     with lock:
         store[location] = run
-        while len(store) > 8:
+        while len(store) > 4:
             store.pop(next(iter(store)))
     return run
 
