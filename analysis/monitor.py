@@ -262,7 +262,7 @@ class TrainingMonitor:
         except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float step
             log.warning("TrainingMonitor.log_step: step %r is not an integer; ignored", step)
             return []
-        if not isinstance(metrics, Mapping):  # a mistake in the loop must not raise into it
+        if not callable(getattr(metrics, "items", None)):  # a dict, a pd.Series, ...; a mistake must not raise
             log.warning("TrainingMonitor.log_step: metrics must be a mapping of name to value, not %s; ignored",
                         type(metrics).__name__)
             return []
