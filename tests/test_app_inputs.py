@@ -256,3 +256,36 @@ def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
     assert "\\<img src=x" in preview and "<img" not in preview.replace("\\<img", "")  # escaped, stays text
     labels = {b.label for b in at.get("download_button")}
     assert {"Download Markdown", "Download HTML", "Download JSON"} <= labels
+
+
+def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_path):
+    """The cloud source with the real `wandb.Api` against a local server speaking wandb's GraphQL protocol."""
+    from analysis.sources import cloud, open_run
+    from wandb_stub import StubServer
+
+    run = open_run(run_folder(runs_dir, "plain-run"), cache=False)
+    with StubServer({"team/ocr": [run]}, entity="team") as server:
+        monkeypatch.setenv("WANDB_BASE_URL", server.url)
+        monkeypatch.setenv("WANDB_API_KEY", "local-" + "k" * 40)
+        monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(cloud, "_APIS", {})
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.radio(key="source").set_value("wandb cloud").run()
+        at.text_input(key="cloud_entity").set_value("team").run()
+        at.text_input(key="cloud_project").set_value("nope").run()
+        no_traceback(at)
+        assert at.sidebar.error or at.sidebar.warning  # an unknown project is a message
+        at.text_input(key="cloud_project").set_value("ocr").run()
+        no_traceback(at)
+        assert at.selectbox(key="cloud_run_pick").value.startswith("plain-run")
+        assert at.title[0].value == "Overview" and at.multiselect(key="ov_batches").value == [0]
+        n_before = len(server.queries)
+        at.button(key="run_refresh").click().run()
+        no_traceback(at)
+        n_after = len(server.queries)
+        assert n_after > n_before  # Refresh asks the server again (the run's state and history)
+        at.run()
+        no_traceback(at)
+        assert len(server.queries) == n_after  # a plain rerun is served from the caches: no network
+
