@@ -31,7 +31,10 @@ def resolve_under_root(root: str | os.PathLike, path: str | os.PathLike) -> Path
     if ".." in p.parts:
         raise UnsafePath(f"refused image path {raw!r}: '..' is not allowed (paths must stay under {root_real})")
     candidate = p if p.is_absolute() else root_real / p
-    real = candidate.resolve()
+    try:
+        real = candidate.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13), too many levels
+        raise UnsafePath(f"refused image path {raw!r}: cannot be resolved ({exc})") from None
     if not real.is_relative_to(root_real):
         why = "a symlink pointing" if not p.is_absolute() else "an absolute path"
         raise UnsafePath(f"refused image path {raw!r}: {why} outside the data root {root_real}")

@@ -105,3 +105,13 @@ def test_pixel_cap_is_configurable(tmp_path):
     assert load_image(tmp_path / "a.png", max_pixels=10_000).shape == (100, 100)
     with pytest.raises(ImageLoadError, match="exceeds"):
         load_image(tmp_path / "a.png", max_pixels=9_999)
+
+
+def test_a_symlink_loop_is_refused_not_a_traceback(tmp_path):
+    from analysis.errors import UnsafePath
+    from quality.io import resolve_under_root
+
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(UnsafePath, match="cannot be resolved"):
+        resolve_under_root(tmp_path, "a.png")
