@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ class RunAnalysis:
         s = self.batch_summary
         return [int(b) for b in s.loc[s["severity"] != "ok", "batch"]]
 
-    @property
+    @cached_property  # the frames never change after analyze_run; these scan millions of rows on long runs
     def primary_metric(self) -> str:
         return primary_metric(self.batches)
 
@@ -61,7 +62,7 @@ class RunAnalysis:
         ranked = [s for s in sev if s in ("warning", "critical")]
         return max(ranked, key=SEVERITY_RANK.__getitem__) if ranked else "ok"
 
-    @property
+    @cached_property
     def verdict(self) -> str:
         """One-line headline."""
         bad = self.problematic_batches
