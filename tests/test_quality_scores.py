@@ -137,3 +137,32 @@ def test_score_image_columns(page):
                         "contrast", "noise"}
     assert (out["width"], out["height"]) == (640, 480)
     assert 0.0 <= out["brightness"] <= 1.0 and out["contrast"] > 0.9
+
+
+def test_stored_calibration_matches_the_computed_one():
+    """The blur calibration is stored as constants (it costs ~40 ms per process); it must equal a fresh computation,
+    so a change to the edge measurement cannot leave a stale table behind."""
+    steep, sigmas = S.compute_calibration()
+    np.testing.assert_allclose(S._CALIBRATION[0], steep, rtol=1e-6)
+    np.testing.assert_array_equal(S._CALIBRATION[1], sigmas)
+
+
+def test_noise_sigma_samples_the_same_response_as_filtering_the_whole_image():
+    rng = np.random.default_rng(5)
+    img = add_noise(_blobs(2), 6, seed=4)[: 300 + int(rng.integers(0, 50)), :]
+    k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float32)
+    full = np.abs(cv2.filter2D(img, cv2.CV_16S, k)[1:-1, 1:-1])
+    step = max(1, int(math.sqrt(full.size / 20000)))
+    assert S.noise_sigma(img) == pytest.approx(float(np.median(full[::step, ::step])) / (0.6745 * 6.0))
+
+
+def test_rotation_is_deterministic_and_thread_safe(page):
+    """Points are sampled with a per-thread generator rewound to one seed: same image, same angle, on any thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    img = add_noise(rotate(page, 7.0), 6, seed=1)
+    first = S.rotation_angle(img)
+    with ThreadPoolExecutor(4) as pool:
+        angles = list(pool.map(S.rotation_angle, [img] * 8))
+    assert angles == [first] * 8
+    assert first == pytest.approx(7.0, abs=0.3)
