@@ -34,8 +34,10 @@ run: demo
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+BENCHMARKS ?= load_run findings image_quality monitor report_size dashboard
+
 bench: $(VENV)/.installed-bench
-	for b in benchmarks/*.py; do case $$b in */_*) continue;; esac; echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
 
 clean:
 	rm -rf demo .pytest_cache test_reports experiment_reports
