@@ -19,7 +19,7 @@ Units and direction:
   ``ROT_SIDE`` px long. Text-like strokes come from morphological black-hat/top-hat filters (dark or light ink);
   Postl's projection-profile criterion is searched on a 3° grid (2,500 sampled stroke pixels), then 1° steps around
   its three best peaks, then 0.5° and 0.1° steps (10,000 pixels) with parabolic interpolation. When the whole image
-  is not clearly a page of text, a 3x3 grid of tiles is searched too (1,000 pixels each, all tiles in one vectorised
+  is not clearly a page of text, a 3x3 grid of tiles is searched too (600 pixels each, all tiles in one vectorised
   pass), so a text block on a busy photo is judged on its own and the tiles that agree are refined together. NaN when no text lines
   are found (fewer than 3 tiles agree and the whole image shows weak line structure).
 - ``rotation_confidence`` (0..1): 1 - median/max of the profile criterion over the 3° grid (best region).
@@ -51,7 +51,7 @@ _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest
 _MAX_POINTS = 20000
 _MIN_AGREEING_TILES, _CLEAR_WHOLE = 3, 0.5
 _TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as well  # below both: no text lines, rotation is NaN
-_COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 2500, 1000, 10000
+_COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 2500, 600, 10000
 _MID_STEP = 0.5  # degrees between the angles tried around the coarse estimate before the 0.1° steps
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
