@@ -10,11 +10,9 @@ import pandas as pd
 import pytest
 
 from analysis.errors import NotAWandbFile, RunNotFound
-from analysis.run import ReadStatus
 from analysis.sources import list_runs, open_run
-from analysis.sources._logfile import BLOCK, iter_payloads
-from analysis.sources._schema import Record
-from wandb_synth import write_synthetic
+from analysis.sources._logfile import BLOCK
+from wandb_synth import history_record_ends, write_synthetic
 from wandb_writer import write_run
 
 
@@ -42,16 +40,6 @@ def full(real_run):
 
 def _wfile(run_dir: Path) -> Path:
     return next(run_dir.glob("*.wandb"))
-
-
-def _history_record_ends(path: Path) -> list[int]:
-    """End offset of every history record, from a clean scan of the intact file."""
-    status, rec, ends = ReadStatus(), Record(), []
-    for payload in iter_payloads(path, status):
-        rec.ParseFromString(payload)
-        if rec.WhichOneof("record_type") == "history":
-            ends.append(status.bytes_read)
-    return ends
 
 
 def _copy(src: Path, dst_dir: Path, data: bytes) -> Path:
@@ -86,7 +74,7 @@ def test_the_fixture_spans_blocks_and_the_clean_read_is_clean(real_run, full):
 def test_truncated_at_random_offsets_keeps_every_complete_record(real_run, full, tmp_path):
     src = _wfile(real_run)
     data = src.read_bytes()
-    ends = _history_record_ends(src)
+    ends = history_record_ends(src)
     rng = random.Random(1234)
     cuts = sorted(rng.sample(range(8, len(data) - 1), 14)) + [7, len(data) - 1]
     for i, cut in enumerate(cuts):
@@ -106,7 +94,7 @@ def test_truncated_at_random_offsets_keeps_every_complete_record(real_run, full,
 def test_flipped_payload_bytes_cost_only_their_record(real_run, full, tmp_path):
     src = _wfile(real_run)
     data = bytearray(src.read_bytes())
-    ends = _history_record_ends(src)
+    ends = history_record_ends(src)
     # flip bytes in the middle of three history records (well inside their payloads, far from chunk headers)
     targets = [ends[10] - 40, ends[30] - 40, ends[50] - 40]
     for t in targets:
@@ -131,7 +119,7 @@ def test_corrupt_chunk_header_skips_at_most_its_block(real_run, full, tmp_path):
     run = open_run(path, cache=False)
     assert run.status.skipped_records >= 1 and run.status.errors
     lost = 60 - len(run.history)
-    in_block = sum(1 for e in _history_record_ends(src) if 2 * BLOCK < e <= 3 * BLOCK)
+    in_block = sum(1 for e in history_record_ends(src) if 2 * BLOCK < e <= 3 * BLOCK)
     assert 1 <= lost <= in_block + 1  # the rows ending in that block, and the one running into it
     _assert_rows_genuine(run.history, full.history)
     assert run.exit_code == 0
@@ -169,7 +157,7 @@ def test_header_only_and_zero_tail(tmp_path):
 def test_good_prefix_with_zero_tail(real_run, full, tmp_path):
     src = _wfile(real_run)
     data = src.read_bytes()
-    ends = _history_record_ends(src)
+    ends = history_record_ends(src)
     cut = ends[20]
     path = _copy(src, tmp_path / "zerotail", data[:cut] + b"\0" * 3000)
     run = open_run(path, cache=False)

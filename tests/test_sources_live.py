@@ -7,10 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.run import ReadStatus
 from analysis.sources import open_run, refresh_run
-from analysis.sources._logfile import iter_payloads
-from analysis.sources._schema import Record
+from wandb_synth import history_record_ends
 from wandb_writer import write_run
 
 
@@ -20,15 +18,6 @@ def finished(tmp_path_factory) -> Path:
     rows = [{"global_step": s, **{f"batch_{b}/recall": 0.6 + 0.005 * s + 0.01 * b for b in range(30)},
              **({"problematic_batch_4": [f"p/{s}.png"]} if s % 5 == 0 else {})} for s in range(45)]
     return write_run(base, "live", rows, summary={"best": 0.77}, config={"lr": 0.1})
-
-
-def _history_ends(path: Path) -> list[int]:
-    status, rec, ends = ReadStatus(), Record(), []
-    for payload in iter_payloads(path, status):
-        rec.ParseFromString(payload)
-        if rec.WhichOneof("record_type") == "history":
-            ends.append(status.bytes_read)
-    return ends
 
 
 def _live_copy(finished: Path, tmp_path: Path, upto: int) -> tuple[Path, bytes]:
@@ -46,7 +35,7 @@ def _same_frame(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 def test_refresh_reads_only_the_appended_bytes(finished, tmp_path):
     full = open_run(finished, cache=False)
-    ends = _history_ends(next(finished.glob("*.wandb")))
+    ends = history_record_ends(next(finished.glob("*.wandb")))
     cut1, cut2 = ends[15] + 20, ends[33] + 10  # both inside a record: the writer is mid-flush
     path, data = _live_copy(finished, tmp_path, cut1)
 
@@ -74,7 +63,7 @@ def test_refresh_reads_only_the_appended_bytes(finished, tmp_path):
 
 
 def test_a_replaced_file_is_read_again(finished, tmp_path):
-    ends = _history_ends(next(finished.glob("*.wandb")))
+    ends = history_record_ends(next(finished.glob("*.wandb")))
     path, data = _live_copy(finished, tmp_path, ends[30])
     run = open_run(path.parent, cache=False)
     assert len(run.history) == 31

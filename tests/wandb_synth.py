@@ -88,3 +88,17 @@ def write_synthetic(files: dict[Path, dict], workdir: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(f"synthetic writer failed: {proc.stderr[-2000:]}")
+
+
+def history_record_ends(path: Path) -> list[int]:
+    """End offset of every history record, from a clean scan of an intact .wandb file."""
+    from analysis.run import ReadStatus
+    from analysis.sources._logfile import iter_payloads
+    from analysis.sources._schema import Record
+
+    status, rec, ends = ReadStatus(), Record(), []
+    for payload in iter_payloads(path, status):
+        rec.ParseFromString(payload)
+        if rec.WhichOneof("record_type") == "history":
+            ends.append(status.bytes_read)
+    return ends

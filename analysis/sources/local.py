@@ -76,16 +76,23 @@ def _state(exit_code: int | None, mtime: float, now: float | None = None) -> Run
 # cheap listing: the run record near the head, the exit record near the tail
 
 
+def _records_of_kind(path: Path, kind: str, **window: int):
+    """Records of one type within a byte window of the file; undecodable ones are skipped (damage only means
+    "not seen")."""
+    for payload in iter_payloads(path, ReadStatus(), **window):
+        try:
+            rec = _schema.Record.FromString(payload)
+        except Exception:  # noqa: BLE001 - protobuf raises several types for damaged payloads
+            continue
+        if rec.WhichOneof("record_type") == kind:
+            yield rec
+
+
 def _head_identity(path: Path) -> _decode.Identity | None:
     """The run record, which wandb writes right after the header: look in the first block, then a few more."""
     for stop in (BLOCK, 8 * BLOCK):
-        for payload in iter_payloads(path, ReadStatus(), stop=stop):
-            try:
-                rec = _schema.Record.FromString(payload)
-            except Exception:  # noqa: BLE001 - a damaged head only means "no identity seen"
-                continue
-            if rec.WhichOneof("record_type") == "run":
-                return _decode.identity(rec.run)
+        for rec in _records_of_kind(path, "run", stop=stop):
+            return _decode.identity(rec.run)
         if path.stat().st_size <= stop:
             break
     return None
@@ -97,13 +104,8 @@ def _tail_exit_code(path: Path, size: int) -> int | None:
     last = max(0, (size - 1) // BLOCK * BLOCK) if size else 0
     for start in dict.fromkeys((last, max(0, last - BLOCK))):
         code = None
-        for payload in iter_payloads(path, ReadStatus(), start=start):
-            try:
-                rec = _schema.Record.FromString(payload)
-            except Exception:  # noqa: BLE001 - a damaged tail only means "no exit record seen"
-                continue
-            if rec.WhichOneof("record_type") == "exit":
-                code = rec.exit.exit_code
+        for rec in _records_of_kind(path, "exit", start=start):
+            code = rec.exit.exit_code
         if code is not None:
             return code
     return None
