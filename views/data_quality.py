@@ -14,6 +14,7 @@ import streamlit as st
 
 from analysis.config import DataQualityConfig
 from analysis.errors import AnalyzerError
+from quality.scores import BLUR_CAP
 from ui import charts, state
 from ui.format import md_escape
 
@@ -79,8 +80,9 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
     min_w = c1.slider("Min width (px)", 0, 1000, int(cfg.min_resolution[0]), 10, key="dq_min_w")
     min_h = c2.slider("Min height (px)", 0, 1000, int(cfg.min_resolution[1]), 10, key="dq_min_h")
     max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, float(cfg.max_rotation_degrees), 0.5, key="dq_rotation")
-    blur = c4.slider("Blur threshold", 0.0, 1000.0, float(cfg.blur_threshold), 5.0, key="dq_blur",
-                     help="blur_score units; images below are flagged (higher = sharper).")
+    blur_max = max(BLUR_CAP, float(cfg.blur_threshold))  # blur_score never exceeds BLUR_CAP
+    blur = c4.slider("Blur threshold", 0.0, blur_max, float(cfg.blur_threshold), 5.0, key="dq_blur",
+                     help=f"blur_score units; images below are flagged (higher = sharper, at most {BLUR_CAP:g}).")
 
     flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot,
                                blur_threshold=blur, min_contrast=cfg.min_contrast)
