@@ -86,7 +86,7 @@ def local_source() -> state.Selection | None:
     if not runs:
         st.sidebar.warning("No runs in this directory.")
         return None
-    ref = pick_run(list(reversed(runs)), "run_pick")  # newest first
+    ref = pick_run(runs, "run_pick")  # list_runs gives newest first
     if ref is None:
         return None
     data_dir = data_dir_input(state.default_data_dir(wandb_dir), "data_dir")

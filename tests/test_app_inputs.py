@@ -88,6 +88,17 @@ def test_run_search_filters_the_picker(runs_dir):
     assert any("No run matches" in w.value for w in at.sidebar.warning)
 
 
+def test_the_picker_lists_the_newest_run_first(runs_dir):
+    at = open_app(runs_dir / "wandb")
+    no_traceback(at)
+    from analysis.sources import list_runs
+
+    options = at.selectbox(key="run_pick").options
+    newest_first = list_runs(runs_dir / "wandb")  # the reader's order (its own tests check it is newest first)
+    assert [o.split(" (")[0] for o in options] == [r.name for r in newest_first]
+    assert at.selectbox(key="run_pick").value == options[0]
+
+
 def test_finished_run_has_a_finished_badge_and_no_live_controls(runs_dir):
     at = pick(open_app(runs_dir / "wandb"), "plain-run")
     no_traceback(at)
