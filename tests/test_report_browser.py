@@ -6,6 +6,8 @@ for the injected `<script>alert(1)</script>` run name, HTML metric key or file n
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from analysis.report import Report, write_reports
@@ -26,8 +28,10 @@ def reports(tmp_path_factory):
             "hostile": (hostile, write_reports(hostile, out / "hostile", ["html"])["html"])}
 
 
+@contextmanager
 def _open(browser, path):
-    """Open a report with every non-file request aborted and errors, dialogs and requests recorded."""
+    """Open a report with every non-file request aborted and errors, dialogs and requests recorded; yields
+    (page, seen) and closes the browser context afterwards."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     seen = {"errors": [], "dialogs": [], "remote": []}
@@ -42,17 +46,19 @@ def _open(browser, path):
             seen["remote"].append(r.request.url)
             r.abort()
 
-    page.route("**/*", route)
-    page.goto(path.as_uri())
-    page.wait_for_function("document.body.dataset.chartsDrawn !== undefined", timeout=60_000)
-    return ctx, page, seen
+    try:
+        page.route("**/*", route)
+        page.goto(path.as_uri())
+        page.wait_for_function("document.body.dataset.chartsDrawn !== undefined", timeout=60_000)
+        yield page, seen
+    finally:
+        ctx.close()
 
 
 @pytest.mark.parametrize("name", ["demo", "hostile"])
 def test_charts_draw_offline_without_errors(browser, reports, name):
     report, path = reports[name]
-    ctx, page, seen = _open(browser, path)
-    try:
+    with _open(browser, path) as (page, seen):
         assert page.evaluate("document.body.dataset.chartsDrawn") == str(len(report.charts))
         for chart in report.charts:
             div = page.locator(f"#{chart['id']}")
@@ -61,14 +67,11 @@ def test_charts_draw_offline_without_errors(browser, reports, name):
         assert page.locator("#chart-curves .scatterlayer .trace, #chart-curves canvas").count() > 0
         assert page.locator("#chart-heatmap .heatmaplayer, #chart-heatmap canvas").count() > 0
         assert seen == {"errors": [], "dialogs": [], "remote": []}
-    finally:
-        ctx.close()
 
 
 def test_thumbnails_and_histograms_render(browser, reports):
     report, path = reports["demo"]
-    ctx, page, seen = _open(browser, path)
-    try:
+    with _open(browser, path) as (page, seen):
         imgs = page.locator("#thumbnails img")
         assert imgs.count() == len(report.thumbnails) > 0
         imgs.last.scroll_into_view_if_needed()
@@ -79,14 +82,11 @@ def test_thumbnails_and_histograms_render(browser, reports):
         assert hist.is_visible()
         assert page.locator("#chart-hist-blur_score .bars path, #chart-hist-blur_score .point path").count() > 0
         assert seen["errors"] == [] and seen["dialogs"] == []
-    finally:
-        ctx.close()
 
 
 def test_injected_markup_renders_as_text_and_never_runs(browser, reports):
     report, path = reports["hostile"]
-    ctx, page, seen = _open(browser, path)
-    try:
+    with _open(browser, path) as (page, seen):
         assert page.title() == f"Experiment report: {XSS_NAME}"
         assert page.locator("#run-name").inner_text() == f"Experiment report: {XSS_NAME}"
         assert XSS_METRIC in page.locator("#findings").inner_text()
@@ -97,5 +97,3 @@ def test_injected_markup_renders_as_text_and_never_runs(browser, reports):
         assert seen["dialogs"] == [] and seen["errors"] == []
         # the only executing script is the report's own loader
         assert page.evaluate("[...document.scripts].filter(s => !s.type && !s.src).length") == 1
-    finally:
-        ctx.close()
