@@ -111,8 +111,8 @@ class Sample:
     meta: dict = field(default_factory=dict)
 
 
-def load_photos() -> list[np.ndarray]:
-    """BGR/grey photos shipped inside scikit-image (no download), or an empty list if it is not installed."""
+def load_photos() -> list[tuple[str, np.ndarray]]:
+    """(name, BGR/grey photo) shipped inside scikit-image (no download), or an empty list if it is not installed."""
     try:
         import skimage.data as data
     except ImportError:
@@ -127,7 +127,7 @@ def load_photos() -> list[np.ndarray]:
             img = img.astype(np.uint8) * 255
         if img.ndim == 3:
             img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_RGB2BGR)
-        out.append(img)
+        out.append((name, img))
     return out
 
 
@@ -154,7 +154,7 @@ def _true_angle(rng: random.Random) -> float:
             return a
 
 
-def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[np.ndarray]) -> Sample:
+def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple[str, np.ndarray]]) -> Sample:
     kinds = ["text", "text", "text_on_photo", "photo"] if photos else ["text"]
     kind = rng.choice(kinds)
     longest = rng.choice([320, 480, 640, 800, 1024, 1400, 2000])
@@ -165,7 +165,8 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[np.nd
     angle: float | None = None
     meta: dict = {"font": font.rsplit("/", 1)[-1], "font_size": size}
     if kind == "photo":
-        photo = rng.choice(photos)
+        name, photo = rng.choice(photos)
+        meta["photo"] = name
         f = min(1.0, photo.shape[1] / w, photo.shape[0] / h)  # never upscale: that is blur, not a sharp photo
         w, h = max(MIN_SIDE, int(w * f)), max(MIN_SIDE, int(h * f))
         img = _fit(photo, w, h, rng)
@@ -188,7 +189,9 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[np.nd
             page = render_text_page(pw, ph, font=font, size=size, seed=i, background=bg, ink=ink)
             rot = rotate(page, angle, border=0)
             mask = rotate(np.full_like(page, 255), angle, border=0)
-            canvas = _fit(rng.choice(photos), w, h, rng)
+            name, photo = rng.choice(photos)
+            meta["photo"] = name
+            canvas = _fit(photo, w, h, rng)
             x0, y0 = rng.randint(0, w - pw), rng.randint(0, h - ph)
             region = canvas[y0:y0 + ph, x0:x0 + pw]
             m = (mask.astype(np.float32) / 255.0)[:, :, None]

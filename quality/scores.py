@@ -30,96 +30,30 @@ Units and direction:
 from __future__ import annotations
 
 import math
-import threading
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from quality.pixels import NOISE_MIN, _percentile, downscale, downscale_by, noise_sigma, to_gray
+from quality.rotation import ROT_SIDE, Rotation, _rotation_small, rotation, rotation_angle
+
+__all__ = ["BLUR_CAP", "ROT_SIDE", "SCORER_VERSION", "VIEW_SIDE", "Rotation", "blur_score", "blur_sigma",
+           "brightness", "contrast", "downscale", "downscale_by", "noise_sigma", "rotation", "rotation_angle",
+           "score_from_sigma", "score_image", "to_gray", "view_gray"]
+
 SCORER_VERSION = "5"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
-ROT_SIDE = 640  # longest side (px) at most for the rotation search
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
-ROTATION_MIN_CONFIDENCE = 0.0  # below it no text lines were found: rotation_angle is NaN
 
-_NOISE_MIN = 1.5  # grey levels: below this no denoising
 _PRE_A, _PRE_B = 0.8, 0.08  # Gaussian pre-filter σ = A + B * noise σ
 _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest windows are read
-_MAX_POINTS = 20000
-_MIN_AGREEING_TILES, _CLEAR_WHOLE = 3, 0.5
-_TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as well  # below both: no text lines, rotation is NaN
-_COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 2500, 600, 10000
-_MID_STEP = 0.5  # degrees between the angles tried around the coarse estimate before the 0.1° steps
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
 
-# ----------------------------------------------------------------------------------------------- helpers
-def _percentile(x: np.ndarray, q: float) -> float:
-    """`np.percentile(x, q)` (linear interpolation) of a non-empty 1-D array, without its per-call overhead."""
-    pos = (x.size - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, x.size - 1)
-    part = np.partition(x, (lo, hi)) if hi != lo else np.partition(x, lo)
-    a, b = float(part[lo]), float(part[hi])
-    return a + (b - a) * (pos - lo)
-
-
-# ----------------------------------------------------------------------------------------------- conversions
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Luminance as uint8 (0..255) from grey/BGR/BGRA of any dtype (uint16 and floats in [0, 1] are rescaled)."""
-    img = np.asarray(image)
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[:, :, 0]
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (3, 4)):
-        raise ValueError(f"expected a grey, BGR or BGRA image array, got shape {img.shape}")
-    if img.dtype != np.uint8:
-        img = _to_uint8(img)
-    if img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
-    return img
-
-
-def _to_uint8(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.bool_:
-        return img.astype(np.uint8) * 255
-    if img.dtype == np.uint16:
-        return (img >> 8).astype(np.uint8)
-    if np.issubdtype(img.dtype, np.floating):
-        f = np.nan_to_num(img.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        scale = 255.0 if f.size and float(f.max()) <= 1.0 else 1.0
-        return np.clip(f * scale + 0.5, 0, 255).astype(np.uint8)
-    if np.issubdtype(img.dtype, np.signedinteger):
-        return np.clip(img, 0, 255).astype(np.uint8)
-    info = np.iinfo(img.dtype)
-    return (img.astype(np.float64) * (255.0 / info.max) + 0.5).astype(np.uint8)
-
-
-def downscale(gray: np.ndarray, side: int) -> tuple[np.ndarray, int]:
-    """Area-average by the smallest integer factor k that brings the longest side to at most `side`: (image, k)."""
-    h, w = gray.shape[:2]
-    k = max(1, math.ceil(max(h, w) / side))
-    return downscale_by(gray, k), k
-
-
-def downscale_by(img: np.ndarray, k: int) -> np.ndarray:
-    """Area-average by the integer factor `k` (grey or colour), dropping the last rows/columns that do not fill a
-    k x k block. Powers of two are done as repeated halvings: OpenCV's 2x area path is ~10x faster than its generic
-    integer one, and the result differs from a single k x k average only by rounding."""
-    if k == 1:
-        return img
-    h, w = img.shape[:2]
-    img = img[: h - h % k, : w - w % k]
-    if k & (k - 1) == 0:
-        while k > 1:
-            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            k //= 2
-        return img
-    return cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
-
-
+# ----------------------------------------------------------------------------------------------- blur
 def view_gray(image: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
     """(luminance at the viewing scale, its integer factor k, full (height, width)).
 
@@ -133,31 +67,6 @@ def view_gray(image: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
     return downscale_by(to_gray(img), k), k, (h, w)
 
 
-def noise_sigma(gray: np.ndarray) -> float:
-    """Noise standard deviation (grey levels): Immerkær's Laplacian-difference estimate, made robust with a median."""
-    g = to_gray(gray)
-    if min(g.shape) < 3:
-        return 0.0
-    h, w = g.shape
-    step = max(1, int(math.sqrt((h - 2) * (w - 2) / 20000)))
-    # The 3x3 kernel [[1,-2,1],[-2,4,-2],[1,-2,1]] evaluated only at the sampled pixels (every `step`-th row and
-    # column of the interior), from nine strided views: the same values as filtering the whole image, ~step² less work.
-    v = [[g[dy:h - 2 + dy:step, dx:w - 2 + dx:step].astype(np.int16) for dx in range(3)] for dy in range(3)]
-    r = 4 * v[1][1] - 2 * (v[0][1] + v[2][1] + v[1][0] + v[1][2]) + (v[0][0] + v[0][2] + v[2][0] + v[2][2])
-    # For Gaussian noise the response has std 6σ; the median of |r| is 0.6745 of that std.
-    return _median_int(np.abs(r).ravel()) / (0.6745 * 6.0)
-
-
-def _median_int(x: np.ndarray) -> float:
-    """`np.median` of a non-empty array of small non-negative integers, from their counts."""
-    cdf = np.cumsum(np.bincount(x))
-    n = int(cdf[-1])
-    lo = int(np.searchsorted(cdf, (n - 1) // 2, side="right"))
-    hi = int(np.searchsorted(cdf, n // 2, side="right"))
-    return (lo + hi) / 2.0
-
-
-# ----------------------------------------------------------------------------------------------- blur
 def _busy_windows(g: np.ndarray) -> list[tuple[slice, slice]]:
     """Where to look for edges: the whole of a small image, else the `_WINDOWS_KEPT` of a 4x4 grid of windows with
     the most gradient energy (plus a margin), so cost stays flat as images grow while the edges are still found."""
@@ -327,7 +236,7 @@ def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float]:
     sigma_n = noise_sigma(g)
     pre = 0.0
     resid = sigma_n
-    if sigma_n > _NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
+    if sigma_n > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
         pre = min(_PRE_A + _PRE_B * sigma_n, 2.5)
         resid = sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
     ratio, direction = _edge_ratios(g, resid, pre)
@@ -342,196 +251,6 @@ def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float]:
 def blur_score(gray: np.ndarray) -> float:
     """Sharpness, higher = sharper: 150 / (edge spread σ in px at the viewing scale); see the module doc."""
     return score_from_sigma(blur_sigma(gray)[0])
-
-
-# ----------------------------------------------------------------------------------------------- rotation
-@dataclass(frozen=True)
-class Rotation:
-    angle: float  # degrees, counter-clockwise positive; NaN when no line structure
-    confidence: float
-
-
-def _stroke_mask(g: np.ndarray) -> np.ndarray:
-    """0/1 float mask of text-like stroke pixels: small dark-on-light or light-on-dark structures."""
-    h, w = g.shape
-    k = min(31, max(5, int(round(min(h, w) / 40)) | 1))
-    se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    black = cv2.morphologyEx(g, cv2.MORPH_BLACKHAT, se)
-    white = cv2.morphologyEx(g, cv2.MORPH_TOPHAT, se)
-    resp = black if cv2.sumElems(black)[0] >= cv2.sumElems(white)[0] else white
-    cdf = np.cumsum(cv2.calcHist([resp], [0], None, [256], [0, 256]).ravel())
-    cdf /= cdf[-1]
-    p80, p995 = int(np.searchsorted(cdf, 0.80)), int(np.searchsorted(cdf, 0.995))
-    thr = max(6, int(0.3 * p995), p80)
-    return (resp > thr).astype(np.uint8)
-
-
-_RNG_STATE = np.random.PCG64(0).state
-_RNG_LOCAL = threading.local()  # one generator per thread: Dask workers score images on several threads
-
-
-def _fresh_rng() -> np.random.Generator:
-    """`np.random.default_rng(0)` without re-running its seeding (rewinds this thread's PCG64 to seed 0's state)."""
-    gen = getattr(_RNG_LOCAL, "gen", None)
-    if gen is None:
-        gen = _RNG_LOCAL.gen = np.random.Generator(np.random.PCG64(0))
-    gen.bit_generator.state = _RNG_STATE
-    return gen
-
-
-def _mask_points(mask: np.ndarray) -> np.ndarray:
-    """(x, y) of the mask's pixels in random order (any prefix is an unbiased sample), jittered by ±0.5 px.
-
-    Striding in raster order would alias with rows, and without jitter the pixel lattice itself peaks the profiles
-    at 0° and 45°."""
-    nz = cv2.findNonZero(mask)
-    if nz is None:
-        return np.empty((0, 2), np.float32)
-    nz = nz.reshape(-1, 2)
-    rng = _fresh_rng()
-    pick = rng.permutation(nz.shape[0]) if nz.shape[0] <= _MAX_POINTS else rng.integers(0, nz.shape[0], _MAX_POINTS)
-    pts = nz[pick].astype(np.float32)
-    return pts + rng.uniform(-0.5, 0.5, pts.shape).astype(np.float32)
-
-
-def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
-    """Points about their mean and a radius that bounds every projection of them."""
-    # cv2's reductions: numpy's axis-0 reductions over (N, 2) arrays are ~30x slower at these sizes.
-    mx, my = (float(v) for v in cv2.reduce(pts, 0, cv2.REDUCE_AVG).ravel())
-    x, y, w, h = cv2.boundingRect(pts)  # integer box around every point
-    ex, ey = max(mx - x, x + w - mx), max(my - y, y + h - my)
-    return pts - np.float32([mx, my]), float(math.hypot(ex, ey))
-
-
-def _profile_criterion(pts: np.ndarray | tuple[np.ndarray, float], angles_deg: np.ndarray,
-                       bin_px: float) -> np.ndarray:
-    """Postl's criterion per candidate angle: the sum of squared differences of adjacent projection-profile bins.
-
-    Text lines seen along their direction make sharp line/gap transitions; scattered points add the same Poisson
-    baseline at every angle. `pts` may be given already `_centred`."""
-    c, radius = pts if isinstance(pts, tuple) else _centred(pts)
-    scale = np.float32(1.0 / bin_px)
-    a = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    r = radius / bin_px + 2.0  # every projection lies in [-r, r]
-    nb = int(2 * r) + 3
-    rot = (np.stack([np.sin(a), np.cos(a)], axis=1) * scale).astype(np.float32)
-    proj = rot @ c.T  # (angles, points)
-    proj += (np.arange(a.size, dtype=np.float32) * nb + np.float32(r + 0.5))[:, None]  # one bin range per angle
-    counts = np.bincount(proj.astype(np.intp).ravel(), minlength=a.size * nb).reshape(a.size, nb)
-    d = counts[:, 1:] - counts[:, :-1]
-    return np.einsum("ij,ij->i", d, d).astype(np.float64)
-
-
-def _subsample(pts: np.ndarray, n: int) -> np.ndarray:
-    """The first `n` points (the points are in random order)."""
-    return pts[:n]
-
-
-_GRID = np.arange(-45.0, 45.0, 3.0)
-_NEAR = np.arange(-2.0, 2.01, 1.0)
-
-
-def _group_criteria(c: np.ndarray, gid: np.ndarray, radius: float, angles: np.ndarray, bin_px: float) -> np.ndarray:
-    """Postl's criterion of several centred point groups at once: (groups, angles) for per-group angles (G, A).
-
-    One projection and one bincount for all groups; each (group, angle) pair gets its own bin range."""
-    n_groups, n_angles = angles.shape
-    a = np.deg2rad(angles)
-    scale = np.float32(1.0 / bin_px)
-    r = radius / bin_px + 2.0
-    nb = int(2 * r) + 3
-    sin, cos = (np.sin(a) * scale).astype(np.float32), (np.cos(a) * scale).astype(np.float32)
-    base = (np.arange(n_groups * n_angles, dtype=np.float32) * nb + np.float32(r + 0.5)).reshape(n_groups, n_angles)
-    x, y = c[:, 0:1], c[:, 1:2]
-    if n_groups == 1 or (angles == angles[0]).all():  # one angle set: broadcast instead of gathering per point
-        proj = x * sin[0] + y * cos[0] + base[0]
-        if n_groups > 1:
-            proj += (gid.astype(np.float32) * np.float32(n_angles * nb))[:, None]
-    else:
-        proj = x * sin[gid] + y * cos[gid] + base[gid]
-    counts = np.bincount(proj.astype(np.intp).ravel(), minlength=n_groups * n_angles * nb)
-    d = np.diff(counts.reshape(n_groups * n_angles, nb), axis=1)
-    return np.einsum("ij,ij->i", d, d).astype(np.float64).reshape(n_groups, n_angles)
-
-
-def _sweeps(groups: list[np.ndarray]) -> list[tuple[float, float]]:
-    """(best angle to 1° in [-45, 45), confidence) per point group, all groups searched together.
-
-    A 3° grid with 3-px bins finds the neighbourhood, then 1° steps (2-px bins) around each group's three best
-    peaks find the angle. Confidence = 1 - median/max of the criterion over the 3° grid."""
-    parts = [_centred(g) for g in groups]
-    c = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-    gid = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
-    radius = max(p[1] for p in parts)
-    s = _group_criteria(c, gid, radius, np.broadcast_to(_GRID, (len(parts), _GRID.size)), 3.0)
-    peak = s.max(axis=1)
-    srt = np.sort(s, axis=1)
-    med = 0.5 * (srt[:, (_GRID.size - 1) // 2] + srt[:, _GRID.size // 2])
-    conf = np.where(peak > 0, 1.0 - med / np.maximum(peak, 1e-12), 0.0)
-    near = []
-    for row in s:
-        top = _GRID[np.argsort(row)[::-1][:3]]
-        near.append(np.unique((top[:, None] + _NEAR[None, :]).ravel()))
-    width = max(n.size for n in near)
-    near_arr = np.stack([np.concatenate([n, np.full(width - n.size, n[-1])]) for n in near])
-    sn = _group_criteria(c, gid, radius, near_arr, 2.0)
-    best = near_arr[np.arange(len(parts)), np.argmax(sn, axis=1)]
-    return [(float(((b + 45.0) % 90.0) - 45.0), float(k)) for b, k in zip(best, conf)]
-
-
-def rotation(gray: np.ndarray) -> Rotation:
-    """Skew of the text lines in degrees (counter-clockwise positive, [-45, 45]); see the module doc."""
-    g, _ = downscale(to_gray(gray), ROT_SIDE)
-    return _rotation_small(g, noise_sigma(g) if min(g.shape) >= 3 else 0.0)
-
-
-def _rotation_small(g: np.ndarray, noise: float) -> Rotation:
-    """`rotation` of an image already downscaled to ROT_SIDE whose noise σ is known."""
-    if min(g.shape) < 24:
-        return Rotation(float("nan"), 0.0)
-    if noise > _NOISE_MIN * 2:  # noise specks would pass as strokes
-        g = cv2.GaussianBlur(g, (0, 0), 1.0)
-    pts = _mask_points(_stroke_mask(g))
-    if pts.shape[0] < 50:
-        return Rotation(float("nan"), 0.0)
-    h, w = g.shape
-    tile = np.minimum((pts[:, 1] * 3 / h).astype(np.int32), 2) * 3 + np.minimum((pts[:, 0] * 3 / w).astype(np.int32), 2)
-    found = [(*_sweeps([_subsample(pts, _COARSE_POINTS)])[0], pts)]
-    if found[0][1] < _TILES_BELOW:  # not a clear page of text: judge each tile on its own too
-        order = np.argsort(tile, kind="stable")  # keeps each tile's points in their random order
-        regions = [r for r in np.split(pts[order], np.cumsum(np.bincount(tile, minlength=9))[:-1]) if len(r) >= 60]
-        if regions:
-            found += [(*f, r) for f, r in zip(_sweeps([_subsample(r, _TILE_POINTS) for r in regions]), regions)]
-    best_conf = max(c for _, c, _ in found)
-    if best_conf < ROTATION_MIN_CONFIDENCE:
-        return Rotation(float("nan"), best_conf)
-    votes = [(a, c, r) for a, c, r in found if c >= 0.85 * best_conf]
-    lead = max(votes, key=lambda v: v[1])[0]
-    agree = [r for a, _, r in votes if abs(((a - lead + 45.0) % 90.0) - 45.0) <= 2.0]
-    # Text lines run through several tiles at one angle; a photo's strongest straight structures rarely do.
-    n_tiles = sum(1 for a, _, r in found[1:] if abs(((a - lead + 45.0) % 90.0) - 45.0) <= 2.0)
-    if n_tiles < _MIN_AGREEING_TILES and found[0][1] < _CLEAR_WHOLE and len(found) > _MIN_AGREEING_TILES:
-        return Rotation(float("nan"), best_conf)
-    use = _subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS)
-    mid = np.arange(lead - 1.5, lead + 1.5001, _MID_STEP)
-    use = _centred(use)
-    lead = float(mid[int(np.argmax(_profile_criterion(use, mid, 1.0)))])
-    fine = np.arange(lead - 0.4, lead + 0.4001, 0.1)
-    sf = _profile_criterion(use, fine, 1.0)
-    i = int(np.argmax(sf))
-    angle = float(fine[i])
-    if 0 < i < fine.size - 1:
-        a0, b0, c0 = sf[i - 1], sf[i], sf[i + 1]
-        den = a0 - 2 * b0 + c0
-        if den < 0:
-            angle += 0.1 * 0.5 * (a0 - c0) / den
-    angle = ((angle + 45.0) % 90.0) - 45.0
-    return Rotation(float(angle), float(best_conf))
-
-
-def rotation_angle(gray: np.ndarray) -> float:
-    """Text skew in degrees, counter-clockwise positive; NaN when no line structure is found."""
-    return rotation(gray).angle
 
 
 # ----------------------------------------------------------------------------------------------- tone
