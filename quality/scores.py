@@ -13,8 +13,10 @@ Units and direction:
   σ = 3 px, capped at ``BLUR_CAP``. σ is expressed at the *viewing scale*: images longer than ``VIEW_SIDE`` px are
   judged as if shown ``VIEW_SIDE`` px long, so large photos are not called blurry for soft per-pixel edges. Noise is
   estimated and filtered out first (its filter's known blur is subtracted), so noise and JPEG grain do not pose as
-  sharpness. On images over 0.3 MP (at the viewing scale) only the 4 busiest of 4x4 windows are read (where the
-  edges are), and the noise filter is applied only there.
+  sharpness. The noise that decides the filter is also read at half scale, since JPEG discards the finest part of
+  noise but keeps the coarser grain, and only part (``_PRE_SEEN``) of the filter's variance is subtracted, since
+  thin strokes show added blur less than a lone step does. On images over 0.3 MP (at the viewing scale) only the 4
+  busiest of 4x4 windows are read (where the edges are), and the noise filter is applied only there.
 - ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45]): skew of the text lines, measured at most
   ``ROT_SIDE`` px long. Text-like strokes come from morphological black-hat/top-hat filters (dark or light ink);
   Postl's projection-profile criterion is searched on a 3° grid (2,500 sampled stroke pixels), then 1° steps around
@@ -35,18 +37,21 @@ import cv2
 import numpy as np
 
 from quality.pixels import NOISE_MIN, _percentile, downscale, downscale_by, noise_sigma, to_gray
-from quality.rotation import ROT_SIDE, Rotation, _rotation_small, rotation, rotation_angle
+from quality.rotation import ROT_SIDE, Rotation, estimate_skew
 
 __all__ = ["BLUR_CAP", "ROT_SIDE", "SCORER_VERSION", "VIEW_SIDE", "Rotation", "blur_score", "blur_sigma",
            "brightness", "contrast", "downscale", "downscale_by", "noise_sigma", "rotation", "rotation_angle",
            "score_from_sigma", "score_image", "to_gray", "view_gray"]
 
-SCORER_VERSION = "5"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "6"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
 
-_PRE_A, _PRE_B = 0.8, 0.08  # Gaussian pre-filter σ = A + B * noise σ
+_PRE_A, _PRE_B = 0.8, 0.05  # Gaussian pre-filter σ = A + B * noise σ
+# Share of the pre-filter's σ² that shows in the measured spread: 1 for a lone step, less for thin strokes (a blurred
+# line's flanks are ~1.5x steeper than a step's of the same σ, so its measured spread grows slower than σ).
+_PRE_SEEN = 0.7
 _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest windows are read
@@ -160,11 +165,14 @@ def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[n
 
 
 def _worst_direction(ratio: np.ndarray, direction: np.ndarray) -> float:
-    """Steepness (upper percentile) of the least steep edge orientation with enough edges."""
+    """Steepness (upper percentile) of the least steep edge orientation with enough edges.
+
+    "Enough" is a small share (2 %): the orientation that motion blur flattens also loses most of its edges (with
+    noise, fewer of them pass the edge thresholds), and it is the one that must count."""
     worst = None
     for d in range(4):
         r = ratio[direction == d]
-        if r.size < max(12, 0.05 * ratio.size):
+        if r.size < max(12, 0.02 * ratio.size):
             continue
         v = _percentile(r, _EDGE_PERCENTILE)
         worst = v if worst is None else min(worst, v)
@@ -234,18 +242,29 @@ def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float]:
     if min(g.shape) < 2 * _REACH + 4:
         return float("nan"), 0.0
     sigma_n = noise_sigma(g)
+    grain = _grain_sigma(g, sigma_n)
     pre = 0.0
-    resid = sigma_n
-    if sigma_n > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
-        pre = min(_PRE_A + _PRE_B * sigma_n, 2.5)
+    resid = sigma_n  # per-pixel noise: sets the edge thresholds
+    if grain > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
+        pre = min(_PRE_A + _PRE_B * grain, 2.5)
         resid = sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
     ratio, direction = _edge_ratios(g, resid, pre)
     if ratio.size < 12:
         return float("nan"), sigma_n
     sigma = edge_sigma(_worst_direction(ratio, direction))
-    sigma = math.sqrt(max(sigma * sigma - pre * pre, 0.0))
+    sigma = math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
     view = min(1.0, VIEW_SIDE / longest)
     return sigma * k * view, sigma_n
+
+
+def _grain_sigma(g: np.ndarray, sigma_n: float) -> float:
+    """Noise σ (grey levels) that can pose as steepness: the larger of the per-pixel estimate `sigma_n` and the
+    same estimate on a 2x area-average (times 2, as averaging 2x2 halves white noise). JPEG discards the finest
+    frequencies of noise, which hides it from the per-pixel estimate, but keeps the coarser grain that the
+    half-scale one still sees."""
+    if min(g.shape) < 8:
+        return sigma_n
+    return max(sigma_n, 2.0 * noise_sigma(downscale_by(g, 2)))
 
 
 def blur_score(gray: np.ndarray) -> float:
@@ -275,15 +294,36 @@ def contrast(gray: np.ndarray) -> float:
     return _tone(downscale(to_gray(gray), ROT_SIDE)[0])[1]
 
 
+def _small_and_skew(image: np.ndarray, view: np.ndarray, k_blur: int, longest: int, sigma: float,
+                    noise: float) -> tuple[np.ndarray, Rotation]:
+    """(grey image at most ROT_SIDE px long, text skew) from the viewing-scale image and its measured blur and noise."""
+    k_small = max(1, math.ceil(longest / ROT_SIDE))
+    # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
+    # pixels), else from the full image.
+    small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)
+    blur_small = sigma * max(small.shape) / min(longest, VIEW_SIDE)  # σ is measured at the viewing scale
+    # Averaging k x k pixels divides noise by about k.
+    return small, estimate_skew(small, noise * k_blur / k_small, blur_small)
+
+
+def rotation(gray: np.ndarray) -> Rotation:
+    """Skew of the text lines in degrees (counter-clockwise positive, [-45, 45)) and the search's confidence; the
+    angle is NaN when no text lines are found. See `quality.rotation`."""
+    view, k_blur, (h, w) = view_gray(gray)
+    sigma, noise = _blur_at_view(view, k_blur, max(h, w))
+    return _small_and_skew(gray, view, k_blur, max(h, w), sigma, noise)[1]
+
+
+def rotation_angle(gray: np.ndarray) -> float:
+    """Text skew in degrees, counter-clockwise positive; NaN when no text lines are found."""
+    return rotation(gray).angle
+
+
 def score_image(image: np.ndarray) -> dict[str, float | int]:
     """All scores of one image as a flat dict (the QualityScores columns without path/error)."""
     view, k_blur, (h, w) = view_gray(image)
     sigma, noise = _blur_at_view(view, k_blur, max(h, w))
-    k_small = max(1, math.ceil(max(h, w) / ROT_SIDE))
-    # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
-    # pixels), else from the full image.
-    small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)
-    rot = _rotation_small(small, noise * k_blur / k_small)  # averaging k x k pixels divides noise by about k
+    small, rot = _small_and_skew(image, view, k_blur, max(h, w), sigma, noise)
     bright, spread = _tone(small)
     return {
         "width": int(w),
