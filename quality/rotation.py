@@ -3,21 +3,22 @@
 `estimate_skew` works on a grey image already at most ``ROT_SIDE`` px long (`quality.scores.rotation` and
 `score_image` prepare it and pass the measured noise and blur):
 
-1. Strokes: morphological black-hat (dark ink) and top-hat (light ink) responses, kept where they stand out. The
+1. Polarity: the ink is taken to be darker than the paper when the most common grey level (the paper) lies above the
+   mean; if no text lines are found that way, the other polarity is tried on the whole image.
+2. Strokes: a morphological black-hat (dark ink) or top-hat (light ink) response, kept where it stands out. The
    kernel covers a stroke at this scale (1/40 of the short side) or, on a blurred image, the blurred stroke (5 σ).
-2. Polarity: Postl's projection-profile criterion is searched on a 3° grid for both masks (2,500 sampled pixels
-   each); the one whose strokes line up best is kept. (Comparing the responses' sums fails on dense dark text, where
-   the light gaps between letters and lines respond as strongly as the ink.)
-3. Candidates: when the whole image is not clearly a page of text, each tile of a 3x3 grid is searched too (600
-   pixels each, one vectorised pass), so a text block on a busy photo is judged on its own. Candidate angles are
-   ranked by support: the summed confidence of the estimates (whole image and tiles) within 2° of them.
+3. Search: Postl's projection-profile criterion on a 3° grid (2,500 sampled stroke pixels), then 1° steps around its
+   three best peaks. When the whole image is not clearly a page of text (or fails step 5), each tile of a 3x3 grid is
+   searched too (600 pixels each, one vectorised pass), so a text block on a busy photo is judged on its own, and the
+   estimate with the most support (summed confidence of the estimates within 2° of it) leads.
 4. Refinement: on the agreeing tiles' pixels (10,000 at most), 0.5° then 0.1° steps with a parabola through the best
    three.
 5. Text-line test: the profile across the lines at that angle must repeat at a line pitch (autocorrelation peak
-   >= ``MIN_LINE_PERIODICITY`` after removing the block's envelope). A photo's edges and textures rarely do, so
-   they give NaN instead of a skew; up to three candidates are tried.
+   >= ``MIN_LINE_PERIODICITY`` after removing the block's envelope). A photo's edges and textures rarely do, so they
+   give NaN rather than a skew.
 
-Angles are in degrees, counter-clockwise positive, in [-45, 45).
+Angles are in degrees, counter-clockwise positive, in [-45, 45). The confidence is 1 - median/max of the criterion
+over the 3° grid (best of the whole image and the tiles).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ _TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as w
 _COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 2500, 600, 10000
 _MID_STEP = 0.5  # degrees between the angles tried around the coarse estimate before the 0.1° steps
 _AGREE_DEG = 2.0  # estimates this close (degrees, modulo 90) support the same angle
-_CANDIDATES = 3  # candidate angles tried at most before giving up (NaN)
 _BLUR_KERNEL = 5.0  # stroke kernel side on a blurred image, in blur σ
 _ENVELOPE = 0.15  # of the profile's length: the moving average removed before the periodicity test
 
@@ -49,16 +49,24 @@ class Rotation:
     confidence: float
 
 
-def _stroke_masks(g: np.ndarray, blur_px: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """0/1 masks of text-like stroke pixels: (small dark-on-light structures, small light-on-dark structures).
+def _dark_ink(g: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper: the most common grey level (the paper, smoothed over 9 levels) lies
+    above the mean. (Comparing black-hat and top-hat sums fails on dense dark text, where the light gaps between
+    letters and lines respond as strongly as the ink.)"""
+    hist = cv2.calcHist([g], [0], None, [256], [0, 256])
+    mode = int(np.argmax(cv2.blur(hist, (1, 9))))
+    return mode >= float(cv2.mean(g)[0])
+
+
+def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0) -> np.ndarray:
+    """0/1 mask of text-like stroke pixels: small dark-on-light structures (`dark`) or small light-on-dark ones.
 
     `blur_px` (the image's blur σ at this scale, NaN or 0 if unknown) widens the kernel to cover blurred strokes."""
     h, w = g.shape
     k_blur = int(round(_BLUR_KERNEL * blur_px)) if blur_px > 0 else 0  # False for NaN
     k = min(31, max(5, k_blur, int(round(min(h, w) / 40))) | 1)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    return (_strong(cv2.morphologyEx(g, cv2.MORPH_BLACKHAT, se)),
-            _strong(cv2.morphologyEx(g, cv2.MORPH_TOPHAT, se)))
+    return _strong(cv2.morphologyEx(g, cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT, se))
 
 
 def _strong(resp: np.ndarray) -> np.ndarray:
@@ -159,27 +167,31 @@ def _postl(counts: np.ndarray) -> np.ndarray:
 
 
 def _sweeps(groups: list[np.ndarray]) -> list[tuple[float, float]]:
-    """(best angle to 1° in [-45, 45), confidence) per point group, all groups searched together.
-
-    A 3° grid with 3-px bins finds the neighbourhood, then 1° steps (2-px bins) around each group's three best
-    peaks find the angle. Confidence = 1 - median/max of the criterion over the 3° grid."""
+    """(best angle to 1° in [-45, 45), confidence) per point group, all groups searched together: `_grid_sweep`, then
+    `_near_peaks`."""
     parts = [_centred(g) for g in groups]
-    c = [p[0] for p in parts]
-    radius = max(p[1] for p in parts)
-    s = _group_criteria(c, radius, np.broadcast_to(_GRID, (len(parts), _GRID.size)), 3.0)
+    s, conf = _grid_sweep(parts)
+    return list(zip(_near_peaks(parts, s), conf))
+
+
+def _grid_sweep(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Postl's criterion on a 3° grid with 3-px bins per centred point group, and each group's confidence:
+    1 - median/max of its criterion over the grid."""
+    s = _group_criteria([p[0] for p in parts], max(p[1] for p in parts),
+                        np.broadcast_to(_GRID, (len(parts), _GRID.size)), 3.0)
     peak = s.max(axis=1)
     srt = np.sort(s, axis=1)
     med = 0.5 * (srt[:, (_GRID.size - 1) // 2] + srt[:, _GRID.size // 2])
-    conf = np.where(peak > 0, 1.0 - med / np.maximum(peak, 1e-12), 0.0)
-    near = []
-    for row in s:
-        top = _GRID[np.argsort(row)[::-1][:3]]
-        near.append(np.unique((top[:, None] + _NEAR[None, :]).ravel()))
-    width = max(n.size for n in near)
-    near_arr = np.stack([np.concatenate([n, np.full(width - n.size, n[-1])]) for n in near])
-    sn = _group_criteria(c, radius, near_arr, 2.0)
-    best = near_arr[np.arange(len(parts)), np.argmax(sn, axis=1)]
-    return [(float(((b + 45.0) % 90.0) - 45.0), float(k)) for b, k in zip(best, conf)]
+    return s, np.where(peak > 0, 1.0 - med / np.maximum(peak, 1e-12), 0.0)
+
+
+def _near_peaks(parts: list[tuple[np.ndarray, float]], s: np.ndarray) -> list[float]:
+    """Per group, the best angle at 1° steps (2-px bins) around the three best peaks of its grid criterion `s`."""
+    top = _GRID[np.argpartition(s, -3, axis=1)[:, -3:]]  # (groups, 3)
+    near = (top[:, :, None] + _NEAR[None, None, :]).reshape(len(parts), -1)
+    sn = _group_criteria([p[0] for p in parts], max(p[1] for p in parts), near, 2.0)
+    best = near[np.arange(len(parts)), np.argmax(sn, axis=1)]
+    return [float(((b + 45.0) % 90.0) - 45.0) for b in best]
 
 
 def estimate_skew(g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0) -> Rotation:
@@ -189,23 +201,28 @@ def estimate_skew(g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0) -> Ro
         return Rotation(float("nan"), 0.0)
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
-    both = [p for p in (_mask_pixels(m) for m in _stroke_masks(g, blur_px)) if p.shape[0] >= 50]
-    if not both:
-        return Rotation(float("nan"), 0.0)
-    sweeps = _sweeps([_sample_points(p, _COARSE_POINTS) for p in both])
-    pick = max(range(len(both)), key=lambda i: sweeps[i][1])  # the polarity whose strokes line up best
-    conf = float(sweeps[pick][1])
-    pts = _sample_points(both[pick], _MAX_POINTS)
-    found = [(*sweeps[pick], pts)]
-    # Tiles when the whole image is not clearly a page of text, or when it is but fails the text-line test.
-    for with_tiles in ((False, True) if conf >= _TILES_BELOW else (True,)):
-        if with_tiles:
-            found += _tile_estimates(pts, g.shape)
-            conf = max(c for _, c, _ in found)
-        angle = _first_text_angle(found)
-        if angle is not None:
-            return Rotation(angle, conf)
-    return Rotation(float("nan"), conf)
+    dark = _dark_ink(g)
+    conf = 0.0
+    for ink in (dark, not dark):  # the paper's polarity first; the other one only if no text lines are found
+        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px))
+        if pixels.shape[0] < 50:
+            continue
+        pts = _sample_points(pixels, _MAX_POINTS)
+        angle, whole = _sweeps([_subsample(pts, _COARSE_POINTS)])[0]
+        conf = max(conf, whole)
+        found = [(angle, whole, pts)]
+        # Tiles when the whole image is not clearly a page of text, or when it is but fails the text-line test;
+        # the second polarity is judged on the whole image only (it rescues pages whose paper is not the most
+        # common grey; tiles there would mostly re-examine photos).
+        plan = (False,) if ink != dark else (False, True) if whole >= _TILES_BELOW else (True,)
+        for with_tiles in plan:
+            if with_tiles:
+                found += _tile_estimates(pts, g.shape)
+                conf = max([conf] + [c for _, c, _ in found])
+            text_angle = _text_angle(found)
+            if text_angle is not None:
+                return Rotation(text_angle, float(conf))
+    return Rotation(float("nan"), float(conf))
 
 
 def _tile_estimates(pts: np.ndarray, shape: tuple[int, int]) -> list[tuple[float, float, np.ndarray]]:
@@ -220,18 +237,16 @@ def _tile_estimates(pts: np.ndarray, shape: tuple[int, int]) -> list[tuple[float
     return [(*f, r) for f, r in zip(_sweeps([_subsample(r, _TILE_POINTS) for r in regions]), regions)]
 
 
-def _first_text_angle(found: list[tuple[float, float, np.ndarray]]) -> float | None:
-    """The refined angle of the best-supported candidate whose profile shows repeated text lines, or None.
+def _text_angle(found: list[tuple[float, float, np.ndarray]]) -> float | None:
+    """The refined angle of the best-supported estimate if the profile there shows repeated text lines, else None.
 
     `found` holds (angle, confidence, points): the whole image first, then any tiles."""
-    for lead in _candidate_angles(found)[:_CANDIDATES]:
-        # The tiles that agree (a text block on a photo is judged without the photo), else the whole image.
-        agree = [r for a, _, r in found[1:] if _angle_gap(a, lead) <= _AGREE_DEG] or [found[0][2]]
-        use = _centred(_subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS))
-        angle = _refine(use, lead)
-        if _line_periodicity(use, angle) >= MIN_LINE_PERIODICITY:
-            return angle
-    return None
+    lead = _leading_angle(found)
+    # The tiles that agree (a text block on a photo is judged without the photo), else the whole image.
+    agree = [r for a, _, r in found[1:] if _angle_gap(a, lead) <= _AGREE_DEG] or [found[0][2]]
+    use = _centred(_subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS))
+    angle = _refine(use, lead)
+    return angle if _line_periodicity(use, angle) >= MIN_LINE_PERIODICITY else None
 
 
 def _refine(use: tuple[np.ndarray, float], lead: float) -> float:
@@ -284,15 +299,8 @@ def _angle_gap(a: float, b: float) -> float:
     return abs(((a - b + 45.0) % 90.0) - 45.0)
 
 
-def _candidate_angles(found: list[tuple[float, float, np.ndarray]]) -> list[float]:
-    """Distinct angles, most supported first: support = the summed confidence of the estimates (whole image, tiles)
-    that agree with it."""
+def _leading_angle(found: list[tuple[float, float, np.ndarray]]) -> float:
+    """The estimate with the most support: the summed confidence of the estimates (whole image, tiles) within
+    `_AGREE_DEG` of it; ties go to the more confident one."""
     support = [sum(c for b, c, _ in found if _angle_gap(a, b) <= _AGREE_DEG) for a, _, _ in found]
-    out: list[float] = []
-    for j in sorted(range(len(found)), key=lambda j: (-support[j], -found[j][1])):
-        if all(_angle_gap(found[j][0], o) > _AGREE_DEG for o in out):
-            out.append(found[j][0])
-    return out
-
-
-
+    return found[max(range(len(found)), key=lambda j: (support[j], found[j][1]))][0]

@@ -17,13 +17,10 @@ Units and direction:
   noise but keeps the coarser grain, and only part (``_PRE_SEEN``) of the filter's variance is subtracted, since
   thin strokes show added blur less than a lone step does. On images over 0.3 MP (at the viewing scale) only the 4
   busiest of 4x4 windows are read (where the edges are), and the noise filter is applied only there.
-- ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45]): skew of the text lines, measured at most
-  ``ROT_SIDE`` px long. Text-like strokes come from morphological black-hat/top-hat filters (dark or light ink);
-  Postl's projection-profile criterion is searched on a 3° grid (2,500 sampled stroke pixels), then 1° steps around
-  its three best peaks, then 0.5° and 0.1° steps (10,000 pixels) with parabolic interpolation. When the whole image
-  is not clearly a page of text, a 3x3 grid of tiles is searched too (600 pixels each, all tiles in one vectorised
-  pass), so a text block on a busy photo is judged on its own and the tiles that agree are refined together. NaN when no text lines
-  are found (fewer than 3 tiles agree and the whole image shows weak line structure).
+- ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45)): skew of the text lines, measured at most
+  ``ROT_SIDE`` px long with Postl's projection-profile criterion on stroke pixels, judged per tile on busy photos,
+  and kept only when the profile across the lines repeats at a line pitch; NaN when no text lines are found (photos,
+  illegible text). The measured blur and noise tune the stroke filter. Details in `quality.rotation`.
 - ``rotation_confidence`` (0..1): 1 - median/max of the profile criterion over the 3° grid (best region).
 - ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance.
 - ``noise`` (grey levels on 0..255): estimated standard deviation of pixel noise at the blur working scale.
