@@ -17,7 +17,8 @@ Methods:
 - deskew:      deskew.determine_skew (rotation only; it returns the correcting angle, so skew = -value)
 
 Throughput is images per CPU-second of this process on one core (OpenCV single-threaded; CPU time rather than wall
-time because the machine may be shared), on decoded arrays, except cleanvision, which loads its own files (its
+time because the machine may be shared), the fastest of `--repeats` passes with ours and the naive pair alternating,
+on decoded arrays, except cleanvision, which loads its own files (its
 figure includes decoding; ours through audit_folder(workers=1) is printed for comparison).
 """
 
@@ -104,6 +105,23 @@ def timed(fn, items, name: str | None = None) -> tuple[list, float]:
     return out, time.process_time() - t0
 
 
+def timed_alternating(methods: dict, items: list, repeats: int) -> tuple[dict[str, list], dict[str, float]]:
+    """Run each method over `items` `repeats` times, alternating methods pass by pass, and keep each method's fastest
+    pass (CPU seconds, with its per-item times in PER_ITEM): a busy moment on a shared machine then slows every
+    method's worst pass rather than deciding the ratio between them. Results come from the first pass."""
+    results: dict[str, list] = {}
+    best: dict[str, float] = {}
+    per_item: dict[str, list[float]] = {}
+    for _ in range(max(1, repeats)):
+        for name, fn in methods.items():
+            out, t = timed(fn, items, name)
+            results.setdefault(name, out)
+            if t < best.get(name, float("inf")):
+                best[name], per_item[name] = t, PER_ITEM[name]
+    PER_ITEM.update(per_item)
+    return results, best
+
+
 def _by_size(samples: list[Sample]) -> None:
     """Ours vs the naive pair by image size: our cost grows slowly with pixels, theirs linearly."""
     if "ours" not in PER_ITEM or "naive" not in PER_ITEM:
@@ -182,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="the scorer was tuned on seed 0; report 1, 2 (held out) and 3 (extra check)")
     ap.add_argument("--worst", type=int, default=0, help="print the N worst errors of ours")
     ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="timed passes per method (alternating); the fastest counts")
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
 
@@ -196,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(s.angle is not None for s in samples)} with text; generated in {time.perf_counter() - t0:.1f}s")
 
     f = ImageQualityFilter()
-    ours, t_ours = timed(f.assess_image_quality, images, "ours")
-    nv, t_naive = timed(naive, images, "naive") if not args.skip_baselines else ([], float("nan"))
+    methods = {"ours": f.assess_image_quality} if args.skip_baselines else {"ours": f.assess_image_quality,
+                                                                           "naive": naive}
+    results, cpu = timed_alternating(methods, images, args.repeats)
+    ours, t_ours = results["ours"], cpu["ours"]
+    nv, t_naive = results.get("naive", []), cpu.get("naive", float("nan"))
 
     rows = []
     ours_acc = np.mean([r["is_acceptable"] == a for r, a in zip(ours, accept)])
@@ -297,7 +319,7 @@ def _worst(samples: list[Sample], ours: list[dict], n: int) -> None:
     rot = [(abs(r["rotation_angle"] - s.angle) if not math.isnan(r["rotation_angle"]) else 99, s, r)
            for s, r in zip(samples, ours) if s.angle is not None and min(s.image.shape[:2]) >= MIN_SIDE]
     rot.sort(key=lambda t: -t[0])
-    print(f"worst rotation errors:")
+    print("worst rotation errors:")
     for e, s, r in rot[:n]:
         print(f"  {s.name} {s.image.shape} err={e:.2f} true={s.angle} est={r['rotation_angle']:.2f} {s.meta}")
 

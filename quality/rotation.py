@@ -11,8 +11,8 @@
    three best peaks. When the whole image is not clearly a page of text (or fails step 5), each tile of a 3x3 grid is
    searched too (600 pixels each, one vectorised pass), so a text block on a busy photo is judged on its own, and the
    estimate with the most support (summed confidence of the estimates within 2° of it) leads.
-4. Refinement: on the agreeing tiles' pixels (10,000 at most), 0.5° then 0.1° steps with a parabola through the best
-   three.
+4. Refinement: on the agreeing tiles' pixels (10,000 at most), 0.5° steps within ±1°, then 0.1° steps within ±0.3°
+   with a parabola through the best three.
 5. Text-line test: the profile across the lines at that angle must repeat at a line pitch (autocorrelation peak
    >= ``MIN_LINE_PERIODICITY`` after removing the block's envelope). A photo's edges and textures rarely do, so they
    give NaN rather than a skew.
@@ -35,7 +35,7 @@ from quality.pixels import NOISE_MIN
 ROT_SIDE = 640  # longest side (px) at most for the rotation search
 MIN_LINE_PERIODICITY = 0.5  # below it no text lines were found: the angle is NaN
 _MAX_POINTS = 10000  # sampled stroke pixels at most
-_TILES_BELOW = 0.8  # whole-image confidence under which tiles are examined as well
+_TILES_BELOW = 0.4  # whole-image confidence under which tiles are examined as well
 _COARSE_POINTS, _TILE_POINTS, _FINE_POINTS = 2500, 600, 10000
 _MID_STEP = 0.5  # degrees between the angles tried around the coarse estimate before the 0.1° steps
 _AGREE_DEG = 2.0  # estimates this close (degrees, modulo 90) support the same angle
@@ -251,10 +251,10 @@ def _text_angle(found: list[tuple[float, float, np.ndarray]]) -> float | None:
 
 def _refine(use: tuple[np.ndarray, float], lead: float) -> float:
     """The angle near `lead` (to ~0.05°) that maximises the profile criterion of the centred points `use`:
-    0.5° steps within ±1.5°, then 0.1° steps within ±0.4° and a parabola through the best three."""
-    mid = np.arange(lead - 1.5, lead + 1.5001, _MID_STEP)
+    0.5° steps within ±1°, then 0.1° steps within ±0.3° and a parabola through the best three."""
+    mid = np.arange(lead - 1.0, lead + 1.0001, _MID_STEP)
     lead = float(mid[int(np.argmax(_profile_criterion(use, mid, 1.0)))])
-    fine = np.arange(lead - 0.4, lead + 0.4001, 0.1)
+    fine = np.arange(lead - 0.3, lead + 0.3001, 0.1)
     sf = _profile_criterion(use, fine, 1.0)
     i = int(np.argmax(sf))
     angle = float(fine[i])
