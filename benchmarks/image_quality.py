@@ -1,13 +1,14 @@
 """Image-quality benchmark: our scores against the naive pair, cleanvision and deskew, measured in the same run.
 
-Usage:  .venv/bin/python benchmarks/image_quality.py [--n 400] [--seed 1] [--worst 10]
+Usage:  .venv/bin/python benchmarks/image_quality.py [--n 400] [--seed 20] [--worst 10] [--repeats 3]
 
-Seeds: the scorer is tuned on seed 0 only; seeds 1 and 2 are the held-out checks and seed 3 an extra one.
+Seeds: scorer versions up to 5 were tuned on seed 0; version 6 on seeds 0–11. Seeds 20–24 are the held-out checks
+(never looked at while tuning); report those.
 
-The labelled set (benchmarks/labelled_images.py) mixes rendered text pages (several fonts, sizes, inverted and faded
-ink, uneven lighting), text pasted onto photos and plain photos shipped in scikit-image, with known Gaussian and motion
-blur, noise, JPEG, rotations up to ±30° and downscaling. Ground truth: accept = not blurred, |rotation| <= 15° and
-both sides >= 100 px.
+The labelled set (benchmarks/labelled_images.py) mixes rendered text pages and OCR line crops of 1-3 lines (several
+fonts, sizes, inverted and faded ink, uneven lighting), text pasted onto photos and plain photos shipped in
+scikit-image, with known Gaussian and motion blur, noise, JPEG, rotations up to ±30° and downscaling. Ground truth:
+accept = not blurred, |rotation| <= 15° and both sides >= 100 px.
 
 Methods:
 - ours:        quality.ImageQualityFilter() defaults (blur_score, rotation_angle, resolution, contrast)
@@ -197,7 +198,7 @@ def rotation_mae(pred: list[float], samples: list[Sample]) -> tuple[float, float
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=1, help="the scorer was tuned on seed 0; report 1, 2 (held out) and 3 (extra check)")
+    ap.add_argument("--seed", type=int, default=20, help="tuning used seeds 0-11; report 20-24 (held out)")
     ap.add_argument("--worst", type=int, default=0, help="print the N worst errors of ours")
     ap.add_argument("--skip-baselines", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="timed passes per method (alternating); the fastest counts")

@@ -1,14 +1,14 @@
 """Labelled image generator for the image-quality benchmark and tests.
 
-Renders text pages with PIL fonts shipped by the system (DejaVu, Liberation) and applies degradations with known
-parameters (Gaussian/motion blur, noise, JPEG, rotation, downscaling, pasting onto photos), so every image has ground
-truth: its rotation in degrees (counter-clockwise positive), whether it is blurred, and whether it is acceptable.
+Renders text pages and text-line crops with PIL fonts shipped by the system (DejaVu, Liberation) and applies
+degradations with known parameters (Gaussian/motion blur, noise, JPEG, rotation, downscaling, pasting onto photos),
+so every image has ground truth: its rotation in degrees (counter-clockwise positive), whether it is blurred, and
+whether it is acceptable.
 """
 
 from __future__ import annotations
 
 import glob
-import math
 import random
 from dataclasses import dataclass, field
 
@@ -61,6 +61,19 @@ def rotate(image: np.ndarray, angle: float, border: int | tuple = 255) -> np.nda
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=border)
+
+
+def rotate_expand(image: np.ndarray, angle: float, border: int = 255) -> np.ndarray:
+    """Rotate counter-clockwise by `angle` degrees, growing the canvas so nothing is cut off (as a scanner's deskew
+    preview or a cropped, rotated text line looks)."""
+    h, w = image.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * s + w * c + 0.5), int(h * c + w * s + 0.5)
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=border)
 
 
@@ -155,7 +168,7 @@ def _true_angle(rng: random.Random) -> float:
 
 
 def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple[str, np.ndarray]]) -> Sample:
-    kinds = ["text", "text", "text_on_photo", "photo"] if photos else ["text"]
+    kinds = ["text", "text", "text_line", "text_on_photo", "photo"] if photos else ["text", "text_line"]
     kind = rng.choice(kinds)
     longest = rng.choice([320, 480, 640, 800, 1024, 1400, 2000])
     w = longest
@@ -172,7 +185,7 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple
         img = _fit(photo, w, h, rng)
     else:
         angle = _true_angle(rng)
-        invert = kind == "text" and rng.random() < 0.15
+        invert = kind in ("text", "text_line") and rng.random() < 0.15
         faded = rng.random() < 0.2
         bg, ink = (255, 0) if not invert else (20, 235)
         if faded:
@@ -184,6 +197,13 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple
                 grad = np.linspace(rng.uniform(0.75, 1.0), 1.0, w, dtype=np.float32)[None, :]
                 page = (page.astype(np.float32) * grad).astype(np.uint8)
             img = rotate(page, angle, border=int(page[0, 0]))
+        elif kind == "text_line":  # an OCR line crop: 1-3 lines, rotated with the canvas grown to keep the text
+            n_lines = rng.choice([1, 1, 2, 3])
+            size = max(size, int(w * rng.uniform(0.045, 0.07)))
+            h = max(MIN_SIDE, int(n_lines * size * 1.6 + size))
+            page = render_text_page(w, h, font=font, size=size, seed=i, background=bg, ink=ink, lines=n_lines)
+            img = rotate_expand(page, angle, border=int(page[0, 0]))
+            meta.update(font_size=size, lines=n_lines)
         else:
             pw, ph = int(w * rng.uniform(0.55, 0.8)), int(h * rng.uniform(0.55, 0.8))
             page = render_text_page(pw, ph, font=font, size=size, seed=i, background=bg, ink=ink)

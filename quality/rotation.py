@@ -5,8 +5,9 @@
 
 1. Polarity: the ink is taken to be darker than the paper when the most common grey level (the paper) lies above the
    mean; if no text lines are found that way, the other polarity is tried on the whole image.
-2. Strokes: a morphological black-hat (dark ink) or top-hat (light ink) response, kept where it stands out. The
-   kernel covers a stroke at this scale (1/40 of the short side) or, on a blurred image, the blurred stroke (5 σ).
+2. Strokes: a morphological black-hat (dark ink) or top-hat (light ink) response, kept where it stands out of its
+   own distribution and of the noise (4 σ). The kernel covers a stroke at this scale (1/40 of the short side) or,
+   on a blurred image, the blurred stroke (5 σ).
 3. Search: Postl's projection-profile criterion on a 3° grid (2,500 sampled stroke pixels), then 1° steps around its
    three best peaks. When the whole image is not clearly a page of text (or fails step 5), each tile of a 3x3 grid is
    searched too (600 pixels each, one vectorised pass), so a text block on a busy photo is judged on its own, and the
@@ -14,8 +15,10 @@
 4. Refinement: on the agreeing tiles' pixels (10,000 at most), 0.5° steps within ±1°, then 0.1° steps within ±0.3°
    with a parabola through the best three.
 5. Text-line test: the profile across the lines at that angle must repeat at a line pitch (autocorrelation peak
-   >= ``MIN_LINE_PERIODICITY`` after removing the block's envelope). A photo's edges and textures rarely do, so they
-   give NaN rather than a skew.
+   >= ``MIN_LINE_PERIODICITY`` after removing the block's envelope), or, for one to three lines (an OCR line crop),
+   form 1-3 bands above the clutter level that hold most of the strokes, each at least 10 times longer than thick.
+   A photo's edges, textures and blobs rarely do either, so they give NaN rather than a skew. (A long solid bar, such
+   as a table rule, passes as a line: its angle is the page's anyway.)
 
 Angles are in degrees, counter-clockwise positive, in [-45, 45). The confidence is 1 - median/max of the criterion
 over the 3° grid (best of the whole image and the tiles).
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quality.pixels import NOISE_MIN
+from quality.pixels import NOISE_MIN, _percentile
 
 ROT_SIDE = 640  # longest side (px) at most for the rotation search
 MIN_LINE_PERIODICITY = 0.5  # below it no text lines were found: the angle is NaN
@@ -41,6 +44,9 @@ _MID_STEP = 0.5  # degrees between the angles tried around the coarse estimate b
 _AGREE_DEG = 2.0  # estimates this close (degrees, modulo 90) support the same angle
 _BLUR_KERNEL = 5.0  # stroke kernel side on a blurred image, in blur σ
 _ENVELOPE = 0.15  # of the profile's length: the moving average removed before the periodicity test
+_BAND_LEVEL, _MIN_BAND, _BAND_MASS = 0.25, 4, 0.7  # a text-line band: level (of the peak), thickness (px), mass share
+_ELONGATION = 10.0  # a text-line band is at least this many times longer than thick
+_NOISE_FLOOR = 4.0  # stroke responses below this many noise σ are noise
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ def _dark_ink(g: np.ndarray) -> bool:
     return mode >= float(cv2.mean(g)[0])
 
 
-def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0) -> np.ndarray:
+def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0, noise: float = 0.0) -> np.ndarray:
     """0/1 mask of text-like stroke pixels: small dark-on-light structures (`dark`) or small light-on-dark ones.
 
     `blur_px` (the image's blur σ at this scale, NaN or 0 if unknown) widens the kernel to cover blurred strokes."""
@@ -66,17 +72,17 @@ def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0) -> np.ndarray:
     k_blur = int(round(_BLUR_KERNEL * blur_px)) if blur_px > 0 else 0  # False for NaN
     k = min(31, max(5, k_blur, int(round(min(h, w) / 40))) | 1)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-    return _strong(cv2.morphologyEx(g, cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT, se))
+    return _strong(cv2.morphologyEx(g, cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT, se), noise)
 
 
-def _strong(resp: np.ndarray) -> np.ndarray:
+def _strong(resp: np.ndarray, noise: float = 0.0) -> np.ndarray:
     """1 where a black-hat/top-hat response stands out of its own distribution (read on every other row and column),
     else 0."""
     sample = resp[::2, ::2] if min(resp.shape) >= 64 else resp
     cdf = np.cumsum(cv2.calcHist([np.ascontiguousarray(sample)], [0], None, [256], [0, 256]).ravel())
     cdf /= cdf[-1]
     p80, p995 = int(np.searchsorted(cdf, 0.80)), int(np.searchsorted(cdf, 0.995))
-    thr = max(6, int(0.3 * p995), p80)
+    thr = max(6, int(0.3 * p995), p80, int(_NOISE_FLOOR * noise))
     return cv2.threshold(resp, thr, 1, cv2.THRESH_BINARY)[1]
 
 
@@ -201,10 +207,11 @@ def estimate_skew(g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0) -> Ro
         return Rotation(float("nan"), 0.0)
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
+        noise = noise / (2.0 * math.sqrt(math.pi))  # what a Gaussian of σ = 1 px leaves of white noise
     dark = _dark_ink(g)
     conf = 0.0
     for ink in (dark, not dark):  # the paper's polarity first; the other one only if no text lines are found
-        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px))
+        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px, noise))
         if pixels.shape[0] < 50:
             continue
         pts = _sample_points(pixels, _MAX_POINTS)
@@ -246,7 +253,9 @@ def _text_angle(found: list[tuple[float, float, np.ndarray]]) -> float | None:
     agree = [r for a, _, r in found[1:] if _angle_gap(a, lead) <= _AGREE_DEG] or [found[0][2]]
     use = _centred(_subsample(agree[0] if len(agree) == 1 else np.concatenate(agree), _FINE_POINTS))
     angle = _refine(use, lead)
-    return angle if _line_periodicity(use, angle) >= MIN_LINE_PERIODICITY else None
+    if _line_periodicity(use, angle) >= MIN_LINE_PERIODICITY or _few_text_lines(use, angle):
+        return angle
+    return None
 
 
 def _refine(use: tuple[np.ndarray, float], lead: float) -> float:
@@ -292,6 +301,37 @@ def _line_periodicity(pts: tuple[np.ndarray, float], angle: float) -> float:
     if neg.size == 0:
         return 0.0
     return float(max(0.0, ac[neg[0]:].max()))
+
+
+def _few_text_lines(pts: tuple[np.ndarray, float], angle: float) -> bool:
+    """Whether the points at `angle` form one to three text lines, too few for the periodicity test (a cropped OCR
+    line, a label): across the lines, the profile above its clutter level (scattered specks add the same amount
+    everywhere) sits in 1-3 bands at least ``_MIN_BAND`` px thick (not a photo's thin edge) holding most of it, and
+    each band is at least ``_ELONGATION`` times longer than thick (a line of words, not a blob)."""
+    c, radius = pts
+    a = math.radians(angle)
+    sin, cos = math.sin(a), math.cos(a)
+    idx = (c[:, 0] * sin + c[:, 1] * cos + (radius + 1.0)).astype(np.intp)
+    prof = np.bincount(idx, minlength=int(2 * radius) + 3).astype(np.float32)
+    nz = np.flatnonzero(prof)
+    excess = np.maximum(prof - _percentile(prof[nz[0]:nz[-1] + 1], 20.0), 0.0)
+    smooth = cv2.blur(excess.reshape(1, -1), (3, 1)).ravel()
+    inside = smooth >= _BAND_LEVEL * float(smooth.max())
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], inside.view(np.int8), [0]])))
+    starts, ends = edges[0::2], edges[1::2]
+    if not 1 <= starts.size <= 3 or (ends - starts).min() < _MIN_BAND:
+        return False
+    if excess[inside].sum() < _BAND_MASS * excess.sum():
+        return False
+    along = c[:, 0] * cos - c[:, 1] * sin
+    for lo, hi in zip(starts, ends):
+        x = along[(idx >= lo) & (idx < hi)]
+        if x.size < 20:
+            return False
+        length = _percentile(x, 98.0) - _percentile(x, 2.0)
+        if length < _ELONGATION * (hi - lo):
+            return False
+    return True
 
 
 def _angle_gap(a: float, b: float) -> float:

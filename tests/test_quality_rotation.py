@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.labelled_images import add_noise, gaussian_blur, motion_blur, render_text_page, rotate
+from benchmarks.labelled_images import add_noise, gaussian_blur, motion_blur, render_text_page, rotate, rotate_expand
 from quality import rotation as R
 from quality import scores as S
 
@@ -87,3 +87,24 @@ def test_estimate_skew_takes_an_already_small_image_and_its_measurements():
     assert r.angle == pytest.approx(6.0, abs=0.3) and 0 < r.confidence <= 1
     assert math.isnan(R.estimate_skew(np.zeros((20, 20), np.uint8)).angle)
     assert math.isnan(R.estimate_skew(np.full((200, 200), 128, np.uint8), blur_px=float("nan")).angle)
+
+
+@pytest.mark.parametrize("lines,angle", [(1, 22.0), (2, -18.0), (3, 26.0)])
+def test_ocr_line_crops_with_too_few_lines_for_a_period(lines, angle):
+    """One to three lines: no line pitch to find, but each line is a long band holding the strokes."""
+    page = render_text_page(480, int(lines * 36 * 1.6 + 36), size=36, seed=12, lines=lines)
+    assert S.rotation_angle(rotate_expand(page, angle)) == pytest.approx(angle, abs=0.5)
+
+
+def test_a_noisy_light_on_dark_line_crop():
+    page = render_text_page(480, 100, size=32, seed=3, lines=1, background=20, ink=140)
+    img = add_noise(rotate_expand(page, -24.0, border=20), 10, seed=5)
+    assert S.rotation_angle(img) == pytest.approx(-24.0, abs=0.6)
+
+
+def test_a_photo_blob_is_not_a_text_line():
+    """A single compact structure on a plain background makes one band, but not a long one."""
+    img = np.full((300, 400), 200, np.uint8)
+    cv2.ellipse(img, (200, 150), (60, 25), 30, 0, 360, 40, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 1.0)
+    assert math.isnan(S.rotation_angle(img))
