@@ -76,8 +76,8 @@ def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0, noise: float =
 
 
 def _strong(resp: np.ndarray, noise: float = 0.0) -> np.ndarray:
-    """1 where a black-hat/top-hat response stands out of its own distribution (read on every other row and column),
-    else 0."""
+    """1 where a black-hat/top-hat response stands out of its own distribution (read on every other row and column)
+    and of the noise (`_NOISE_FLOOR` times the noise σ left in the image), else 0."""
     sample = resp[::2, ::2] if min(resp.shape) >= 64 else resp
     cdf = np.cumsum(cv2.calcHist([np.ascontiguousarray(sample)], [0], None, [256], [0, 256]).ravel())
     cdf /= cdf[-1]
