@@ -11,7 +11,7 @@ NOISE_MIN = 1.5  # grey levels: below this no denoising
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-def _percentile(x: np.ndarray, q: float) -> float:
+def percentile(x: np.ndarray, q: float) -> float:
     """`np.percentile(x, q)` (linear interpolation) of a non-empty 1-D array, without its per-call overhead."""
     pos = (x.size - 1) * q / 100.0
     lo = int(pos)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from quality.pixels import NOISE_MIN, _percentile
+from quality.pixels import NOISE_MIN, percentile
 
 ROT_SIDE = 640  # longest side (px) at most for the rotation search
 MIN_LINE_PERIODICITY = 0.5  # below it no text lines were found: the angle is NaN
@@ -316,7 +316,7 @@ def _few_text_lines(pts: tuple[np.ndarray, float], angle: float) -> bool:
     idx = (c[:, 0] * sin + c[:, 1] * cos + (radius + 1.0)).astype(np.intp)
     prof = np.bincount(idx, minlength=int(2 * radius) + 3).astype(np.float32)
     nz = np.flatnonzero(prof)
-    excess = np.maximum(prof - _percentile(prof[nz[0]:nz[-1] + 1], 20.0), 0.0)
+    excess = np.maximum(prof - percentile(prof[nz[0]:nz[-1] + 1], 20.0), 0.0)
     smooth = cv2.blur(excess.reshape(1, -1), (3, 1)).ravel()
     inside = smooth >= _BAND_LEVEL * float(smooth.max())
     edges = np.flatnonzero(np.diff(np.concatenate([[0], inside.view(np.int8), [0]])))
@@ -330,7 +330,7 @@ def _few_text_lines(pts: tuple[np.ndarray, float], angle: float) -> bool:
         x = along[(idx >= lo) & (idx < hi)]
         if x.size < 20:
             return False
-        length = _percentile(x, 98.0) - _percentile(x, 2.0)
+        length = percentile(x, 98.0) - percentile(x, 2.0)
         if length < _ELONGATION * (hi - lo):
             return False
     return True

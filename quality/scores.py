@@ -33,7 +33,7 @@ import math
 import cv2
 import numpy as np
 
-from quality.pixels import NOISE_MIN, _percentile, downscale, downscale_by, noise_sigma, to_gray
+from quality.pixels import NOISE_MIN, percentile, downscale, downscale_by, noise_sigma, to_gray
 from quality.rotation import ROT_SIDE, Rotation, estimate_skew
 
 __all__ = ["BLUR_CAP", "ROT_SIDE", "SCORER_VERSION", "VIEW_SIDE", "Rotation", "blur_score", "blur_sigma",
@@ -156,7 +156,7 @@ def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[n
     # Steepness is measured against the neighbourhood's contrast, not only the edge's own: a thin stroke smeared by
     # motion blur keeps short steep flanks but loses most of its contrast, which the neighbourhood still shows.
     # Edges are kept by that contrast too, so a direction that blur has flattened still takes part.
-    strong = hood >= max(20.0, 8.0 * resid_noise, 0.3 * _percentile(hood, 95.0))
+    strong = hood >= max(20.0, 8.0 * resid_noise, 0.3 * percentile(hood, 95.0))
     ratio = m[strong] / hood[strong]
     return ratio, ang[strong]
 
@@ -171,9 +171,9 @@ def _worst_direction(ratio: np.ndarray, direction: np.ndarray) -> float:
         r = ratio[direction == d]
         if r.size < max(12, 0.02 * ratio.size):
             continue
-        v = _percentile(r, _EDGE_PERCENTILE)
+        v = percentile(r, _EDGE_PERCENTILE)
         worst = v if worst is None else min(worst, v)
-    return _percentile(ratio, _EDGE_PERCENTILE) if worst is None else worst
+    return percentile(ratio, _EDGE_PERCENTILE) if worst is None else worst
 
 
 def _steepness(sigma: float, size: int = 200) -> float:
