@@ -125,12 +125,12 @@ def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray,
     my = ys[:, None].astype(np.float32) + t * ny[:, None]
     prof = cv2.remap(g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
     own = (cv2.reduce(prof, 1, cv2.REDUCE_MAX) - cv2.reduce(prof, 1, cv2.REDUCE_MIN)).ravel()
-    k = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
-    hood = cv2.dilate(g, k)[ys, xs].astype(np.float32) - cv2.erode(g, k)[ys, xs].astype(np.float32)
+    hood = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, _HOOD)[ys, xs].astype(np.float32)  # max - min around each edge
     return m, own, np.maximum(hood, own), _direction_bin(nx, ny)
 
 
 _TAN_22_5 = math.tan(math.radians(22.5))
+_HOOD = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
 
 
 def _direction_bin(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
