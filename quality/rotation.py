@@ -228,7 +228,7 @@ def estimate_skew(g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0) -> Ro
                 conf = max([conf] + [c for _, c, _ in found])
             text_angle = _text_angle(found)
             if text_angle is not None:
-                return Rotation(text_angle, float(conf))
+                return Rotation(float(text_angle), float(conf))
     return Rotation(float("nan"), float(conf))
 
 
