@@ -56,37 +56,75 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="analyze_experiment.py",
         description="Find problematic batches, anomalies, change points and image-quality root causes in a wandb "
-                    "run, and write Markdown, JSON and self-contained HTML reports.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "run, and write Markdown, JSON and self-contained HTML reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     src = p.add_argument_group("which run")
-    src.add_argument("--run-name", metavar="NAME",
-                     help="run display name or run id (a run folder path also works; latest-run is the newest "
-                          "run); ambiguous names list the candidates")
-    src.add_argument("--wandb-dir", metavar="DIR", type=Path,
-                     help="local wandb directory holding offline-run-*/run-* folders (default: ./wandb if it "
-                          "exists, else $WANDB_DIR/wandb)")
+    src.add_argument(
+        "--run-name",
+        metavar="NAME",
+        help="run display name or run id (a run folder path also works; latest-run is the newest "
+        "run); ambiguous names list the candidates",
+    )
+    src.add_argument(
+        "--wandb-dir",
+        metavar="DIR",
+        type=Path,
+        help="local wandb directory holding offline-run-*/run-* folders (default: ./wandb if it "
+        "exists, else $WANDB_DIR/wandb)",
+    )
     src.add_argument("--entity", help="wandb cloud entity (with --project): read the run from wandb cloud")
     src.add_argument("--project", help="wandb cloud project (with --entity)")
-    src.add_argument("--history-file", metavar="FILE", type=Path,
-                     help="analyse a history export (.csv, .parquet, .jsonl) instead of a wandb run; with "
-                          "--run-name, picks that run of a multi-run wandb CSV export")
+    src.add_argument(
+        "--history-file",
+        metavar="FILE",
+        type=Path,
+        help="analyse a history export (.csv, .parquet, .jsonl) instead of a wandb run; with "
+        "--run-name, picks that run of a multi-run wandb CSV export",
+    )
     ana = p.add_argument_group("analysis")
-    ana.add_argument("--data-dir", metavar="DIR", type=Path,
-                     help="dataset root the logged image paths are relative to; enables image-quality scoring, "
-                          "root causes from image evidence and thumbnails")
-    ana.add_argument("--config", metavar="YAML", type=Path,
-                     help="analyzer config (experiment_monitoring / training_config / data_quality); see "
-                          "config.example.yaml. Default: built-in defaults")
+    ana.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        type=Path,
+        help="dataset root the logged image paths are relative to; enables image-quality scoring, "
+        "root causes from image evidence and thumbnails",
+    )
+    ana.add_argument(
+        "--config",
+        metavar="YAML",
+        type=Path,
+        help="analyzer config (experiment_monitoring / training_config / data_quality); see "
+        "config.example.yaml. Default: built-in defaults",
+    )
     out = p.add_argument_group("output")
-    out.add_argument("--output-dir", metavar="DIR", type=Path, default=Path("experiment_reports"),
-                     help="where reports are written (default: ./experiment_reports)")
-    out.add_argument("--format", metavar="LIST", dest="formats",
-                     help="comma-separated report formats: md, json, html (default: the config's "
-                          "reporting.report_formats, i.e. all three)")
-    out.add_argument("--fail-on", choices=("never", "warning", "critical"), default="never",
-                     help="exit with code 1 when findings reach this severity (default: never)")
-    out.add_argument("--quiet", "-q", action="store_true",
-                     help="no progress bar and no summary; print only 'Analysis complete' and the report paths")
+    out.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path("experiment_reports"),
+        help="where reports are written (default: ./experiment_reports)",
+    )
+    out.add_argument(
+        "--format",
+        metavar="LIST",
+        dest="formats",
+        help="comma-separated report formats: md, json, html (default: the config's "
+        "reporting.report_formats, i.e. all three)",
+    )
+    out.add_argument(
+        "--fail-on",
+        choices=("never", "warning", "critical"),
+        default="never",
+        help="exit with code 1 when findings reach this severity (default: never)",
+    )
+    out.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress bar and no summary; print only 'Analysis complete' and the report paths",
+    )
     return p
 
 
@@ -113,8 +151,9 @@ def load_run(args: argparse.Namespace):
 
     if args.history_file:
         if args.history_file.is_dir():
-            raise RunNotFound(f"--history-file wants a file, not the directory {args.history_file} (a run folder "
-                              f"goes to --run-name)")
+            raise RunNotFound(
+                f"--history-file wants a file, not the directory {args.history_file} (a run folder goes to --run-name)"
+            )
         if not args.history_file.is_file():
             raise RunNotFound(f"history file not found: {args.history_file}")
         if args.run_name:  # one run of a multi-run wandb CSV export
@@ -123,8 +162,9 @@ def load_run(args: argparse.Namespace):
     if args.entity:
         return open_run(find_cloud_run(args.entity, args.project, args.run_name))
     candidate = Path(args.run_name)
-    if args.wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir() or \
-            candidate.suffix == ".wandb" and candidate.is_file():
+    if (args.wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir()) or (
+        candidate.suffix == ".wandb" and candidate.is_file()
+    ):
         return open_run(candidate)  # a run folder or .wandb file given directly
     wandb_dir = args.wandb_dir or default_wandb_dir()
     if not wandb_dir.exists():
@@ -150,12 +190,17 @@ def find_cloud_run(entity: str, project: str, name_or_id: str):
         return by_name[0]
     if by_name:
         ids = ", ".join(r.run_id for r in by_name)
-        raise AmbiguousRun(f"{len(by_name)} runs in {entity}/{project} are named {name_or_id!r} (ids {ids}); "
-                           f"pass the run id instead", candidates=[r.run_id for r in by_name])
+        raise AmbiguousRun(
+            f"{len(by_name)} runs in {entity}/{project} are named {name_or_id!r} (ids {ids}); pass the run id instead",
+            candidates=[r.run_id for r in by_name],
+        )
     labels = [r.label for r in refs]
     shown = ", ".join(labels[:20]) + (f", ... ({len(labels) - 20} more)" if len(labels) > 20 else "")
-    raise RunNotFound(f"no run named or with id {name_or_id!r} in {entity}/{project}"
-                      + (f"; runs there: {shown}" if labels else ": the project has no runs"), candidates=labels)
+    raise RunNotFound(
+        f"no run named or with id {name_or_id!r} in {entity}/{project}"
+        + (f"; runs there: {shown}" if labels else ": the project has no runs"),
+        candidates=labels,
+    )
 
 
 class _Progress:
@@ -172,9 +217,15 @@ class _Progress:
             except OSError:
                 cols = rows = 0
             # a pseudo-terminal may report a 0x0 size (CI runners, `script`); tqdm would then draw nothing
-            self.bar = tqdm(total=100, unit="%", file=sys.stderr, leave=False,
-                            ncols=min(cols, 100) if cols >= 40 else 80, nrows=rows if rows > 0 else 24,
-                            bar_format="{desc:<28} {percentage:3.0f}%|{bar}| {elapsed}")
+            self.bar = tqdm(
+                total=100,
+                unit="%",
+                file=sys.stderr,
+                leave=False,
+                ncols=min(cols, 100) if cols >= 40 else 80,
+                nrows=rows if rows > 0 else 24,
+                bar_format="{desc:<28} {percentage:3.0f}%|{bar}| {elapsed}",
+            )
 
     def __call__(self, fraction: float, message: str) -> None:
         if self.bar is None:
@@ -206,8 +257,9 @@ def run(argv: list[str] | None = None) -> int:
 
     config = load_config(args.config)
     # `--format ""` is a mistake to report, not a request for the default formats
-    formats = normalise_formats(config.experiment_monitoring.reporting.report_formats if args.formats is None
-                                else args.formats)
+    formats = normalise_formats(
+        config.experiment_monitoring.reporting.report_formats if args.formats is None else args.formats
+    )
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise AnalyzerError(f"data directory not found: {args.data_dir}")
 
@@ -222,8 +274,10 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         progress.close()
 
-    lines = ["Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"),
-             *map(str, paths.values())]
+    lines = [
+        "Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"),
+        *map(str, paths.values()),
+    ]
     _print_lines(lines)
     if not args.quiet and the_run.status.badges():
         print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
@@ -269,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ANALYZER_DEBUG"):
             raise
         message = " ".join(_printable(str(exc)).split())[:300]
-        print(f"internal error: {type(exc).__name__}: {message} (set ANALYZER_DEBUG=1 for the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {message} (set ANALYZER_DEBUG=1 for the traceback)", file=sys.stderr
+        )
         return EXIT_INTERNAL
 
 

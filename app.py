@@ -1,6 +1,6 @@
 """Streamlit entry point: navigation, and the sidebar (source, run picker, data directory, config). Nothing else.
 
-    streamlit run app.py
+streamlit run app.py
 """
 
 from __future__ import annotations
@@ -25,8 +25,13 @@ PAGES = [
     st.Page("views/reports.py", title="Reports", url_path="reports"),
     st.Page("views/monitor.py", title="Monitor settings", url_path="monitor"),
 ]
-STATE_BADGES = {"finished": ":green[● finished]", "running": ":blue[● running]", "failed": ":red[● failed]",
-                "crashed": ":orange[● crashed]", "unknown": ":gray[● unknown]"}
+STATE_BADGES = {
+    "finished": ":green[● finished]",
+    "running": ":blue[● running]",
+    "failed": ":red[● failed]",
+    "crashed": ":orange[● crashed]",
+    "unknown": ":gray[● unknown]",
+}
 AUTO_REFRESH_SECONDS = float(os.environ.get("EXPERIMENT_ANALYZER_REFRESH_SECONDS", "5"))
 # config number inputs: widget key -> (path in the config dump, reader from the config)
 THRESHOLD_FIELDS = {
@@ -40,8 +45,7 @@ THRESHOLD_FIELDS = {
 def filter_runs(runs: list[RunRef], query: str) -> list[RunRef]:
     """Runs whose name, id, project or state contains every word of `query` (case-insensitive)."""
     words = query.lower().split()
-    return [r for r in runs
-            if all(w in f"{r.name} {r.run_id} {r.project} {r.state}".lower() for w in words)]
+    return [r for r in runs if all(w in f"{r.name} {r.run_id} {r.project} {r.state}".lower() for w in words)]
 
 
 def pick_run(runs: list[RunRef], key: str) -> RunRef | None:
@@ -55,15 +59,20 @@ def pick_run(runs: list[RunRef], key: str) -> RunRef | None:
     else:
         shown = runs
     by_label = {r.label: r for r in shown}
-    label = st.sidebar.selectbox(f"Run ({len(shown)} of {len(runs)})" if len(shown) != len(runs) else "Run",
-                                 list(by_label), key=key, help="Type to search by name or id.")
+    label = st.sidebar.selectbox(
+        f"Run ({len(shown)} of {len(runs)})" if len(shown) != len(runs) else "Run",
+        list(by_label),
+        key=key,
+        help="Type to search by name or id.",
+    )
     return by_label[label]
 
 
 def data_dir_input(default: str, key: str) -> str | None:
     """The data directory field; a missing folder is a warning and the run is analysed without images."""
-    value = st.sidebar.text_input("Data directory", value=default, key=key,
-                                  help="Root that the logged image paths are relative to.").strip()
+    value = st.sidebar.text_input(
+        "Data directory", value=default, key=key, help="Root that the logged image paths are relative to."
+    ).strip()
     if value and not Path(value).expanduser().is_dir():
         st.sidebar.warning(f"Data directory not found: {md_escape(value)}. Showing the run without images.")
         return None
@@ -71,8 +80,12 @@ def data_dir_input(default: str, key: str) -> str | None:
 
 
 def local_source() -> state.Selection | None:
-    wandb_dir = st.sidebar.text_input("wandb directory", value=state.default_wandb_dir(), key="wandb_dir",
-                                      help="A folder holding offline-run-*/ or run-*/ folders.").strip()
+    wandb_dir = st.sidebar.text_input(
+        "wandb directory",
+        value=state.default_wandb_dir(),
+        key="wandb_dir",
+        help="A folder holding offline-run-*/ or run-*/ folders.",
+    ).strip()
     if Path(wandb_dir) == state.DEMO_ROOT / "wandb":
         from analysis.demo import ensure_demo
 
@@ -90,8 +103,9 @@ def local_source() -> state.Selection | None:
     if ref is None:
         return None
     data_dir = data_dir_input(state.default_data_dir(wandb_dir), "data_dir")
-    return state.Selection(location=ref.locator, fingerprint=state.file_fingerprint(ref.locator),
-                           data_dir=data_dir, label=ref.label)
+    return state.Selection(
+        location=ref.locator, fingerprint=state.file_fingerprint(ref.locator), data_dir=data_dir, label=ref.label
+    )
 
 
 def cloud_source() -> state.Selection | None:
@@ -109,18 +123,24 @@ def cloud_source() -> state.Selection | None:
     if ref is None:
         return None
     refresh = st.session_state.get("cloud_refresh", 0)
-    return state.Selection(location=f"wandb://{ref.locator}", fingerprint=f"cloud:{refresh}",
-                           data_dir=data_dir_input("", "cloud_data_dir"), label=ref.label)
+    return state.Selection(
+        location=f"wandb://{ref.locator}",
+        fingerprint=f"cloud:{refresh}",
+        data_dir=data_dir_input("", "cloud_data_dir"),
+        label=ref.label,
+    )
 
 
 def upload_source() -> state.Selection | None:
-    up = st.sidebar.file_uploader("History export (CSV, Parquet, JSONL)", type=["csv", "parquet", "jsonl"],
-                                  key="history_upload")
+    up = st.sidebar.file_uploader(
+        "History export (CSV, Parquet, JSONL)", type=["csv", "parquet", "jsonl"], key="history_upload"
+    )
     if up is None:
         return None
     path = state.save_upload(up.name, up.getvalue())
-    return state.Selection(location=str(path), fingerprint=path.stem,
-                           data_dir=data_dir_input("", "upload_data_dir"), label=up.name)
+    return state.Selection(
+        location=str(path), fingerprint=path.stem, data_dir=data_dir_input("", "upload_data_dir"), label=up.name
+    )
 
 
 def bump_refresh() -> None:
@@ -144,10 +164,12 @@ def run_status(run: Run | None, error: str | None) -> None:
     if not (live or cloud):
         return
     c1, c2 = st.sidebar.columns(2)
-    c1.button("Refresh", key="run_refresh", help="Read what the run logged since it was loaded.",
-              on_click=bump_refresh)
-    if live and c2.toggle("Auto-refresh", key="run_auto_refresh",
-                          help=f"Check the run file every {AUTO_REFRESH_SECONDS:g} s; redraw when it grew."):
+    c1.button("Refresh", key="run_refresh", help="Read what the run logged since it was loaded.", on_click=bump_refresh)
+    if live and c2.toggle(
+        "Auto-refresh",
+        key="run_auto_refresh",
+        help=f"Check the run file every {AUTO_REFRESH_SECONDS:g} s; redraw when it grew.",
+    ):
         sel = state.selection()
         if sel is not None and not cloud:
             watch_run_file(sel.location, sel.fingerprint)
@@ -173,8 +195,11 @@ def load_config_file() -> None:
         except OSError:
             st.error(f"Config file not found: {md_escape(path)}")
             return
-        token, source, read = f"path:{p}:{stat.st_size}:{stat.st_mtime_ns}", str(p), \
-            lambda: p.read_text(encoding="utf-8", errors="replace")
+        token, source, read = (
+            f"path:{p}:{stat.st_size}:{stat.st_mtime_ns}",
+            str(p),
+            lambda: p.read_text(encoding="utf-8", errors="replace"),
+        )
     else:
         return
     if st.session_state.get("config_loaded") == token:
@@ -214,14 +239,23 @@ def config_panel() -> None:
             thresholds["recall"] = recall_min
         data = cfg.model_dump()
         data["experiment_monitoring"]["anomaly_detection"].update(
-            statistical_anomaly_zscore=z, performance_drop_threshold=drop, drop_only=drop_only,
-            metric_thresholds=thresholds)
+            statistical_anomaly_zscore=z,
+            performance_drop_threshold=drop,
+            drop_only=drop_only,
+            metric_thresholds=thresholds,
+        )
         new = AnalyzerConfig.model_validate(data)
         if new != cfg:
             state.set_config(new)
         active = state.config()
-        st.download_button("Download active config", lambda: dump_config(active), file_name="config.yaml",
-                           mime="text/yaml", key="cfg_download", on_click="ignore")
+        st.download_button(
+            "Download active config",
+            lambda: dump_config(active),
+            file_name="config.yaml",
+            mime="text/yaml",
+            key="cfg_download",
+            on_click="ignore",
+        )
 
 
 def sidebar() -> None:
@@ -249,5 +283,4 @@ try:
 finally:
     # Test hook: a marker rendered last on every completed run (see tests/e2e); invisible to users.
     st.session_state["_run_no"] = st.session_state.get("_run_no", 0) + 1
-    st.markdown(f'<span class="st-run-marker" data-run="{st.session_state["_run_no"]}"></span>',
-                unsafe_allow_html=True)
+    st.markdown(f'<span class="st-run-marker" data-run="{st.session_state["_run_no"]}"></span>', unsafe_allow_html=True)

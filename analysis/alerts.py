@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Protocol, Sequence
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -120,9 +121,19 @@ class EmailSink:
 
     name = "email"
 
-    def __init__(self, host: str, port: int, sender: str, recipients: Sequence[str], *, starttls: bool = False,
-                 user: str | None = None, password: str | None = None, timeout: float = 5.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        starttls: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.recipients = list(recipients)
         self.starttls, self.user, self.password = starttls, user, password
@@ -167,8 +178,12 @@ class WandbAlertSink:
         if run is None:
             return "skipped: no active wandb run"
         try:
-            run.alert(title=alert.title[:63], text=alert.text, level=_WANDB_LEVEL.get(alert.level, "WARN"),
-                      wait_duration=self.wait_seconds)
+            run.alert(
+                title=alert.title[:63],
+                text=alert.text,
+                level=_WANDB_LEVEL.get(alert.level, "WARN"),
+                wait_duration=self.wait_seconds,
+            )
         except Exception as exc:  # wandb raises its own types (UsageError, ...)
             raise AlertDeliveryError(f"{type(exc).__name__}: {exc}") from None
         return f"wandb.alert on run {getattr(run, 'id', '?')}"
@@ -182,9 +197,18 @@ def sinks_from_config(config: AnalyzerConfig | AlertsConfig) -> list[AlertSink]:
     if url:
         sinks.append(SlackWebhookSink(url, timeout=alerts.timeout_seconds))
     if alerts.email_recipients:
-        sinks.append(EmailSink(alerts.smtp_host, alerts.smtp_port, alerts.smtp_sender, alerts.email_recipients,
-                               starttls=alerts.smtp_starttls, user=alerts.smtp_user,
-                               password=alerts.smtp_password(), timeout=alerts.timeout_seconds))
+        sinks.append(
+            EmailSink(
+                alerts.smtp_host,
+                alerts.smtp_port,
+                alerts.smtp_sender,
+                alerts.email_recipients,
+                starttls=alerts.smtp_starttls,
+                user=alerts.smtp_user,
+                password=alerts.smtp_password(),
+                timeout=alerts.timeout_seconds,
+            )
+        )
     return sinks
 
 
@@ -200,9 +224,12 @@ def deliver(sink: AlertSink, alert: Alert) -> SinkResult:
 def send_test_alert(config: AnalyzerConfig, sinks: Sequence[AlertSink] | None = None) -> list[SinkResult]:
     """Send one test alert to each configured sink, synchronously (one attempt, bounded by the timeout)."""
     experiment = config.training_config.experiment_name
-    alert = Alert(title=f"Test alert from {experiment}"[:63],
-                  text="This is a test alert from the experiment analyzer's monitor settings. "
-                       "If you can read it, alerts reach you.", level="info")
+    alert = Alert(
+        title=f"Test alert from {experiment}"[:63],
+        text="This is a test alert from the experiment analyzer's monitor settings. "
+        "If you can read it, alerts reach you.",
+        level="info",
+    )
     return [deliver(sink, alert) for sink in (sinks if sinks is not None else sinks_from_config(config))]
 
 
@@ -231,7 +258,7 @@ class _SinkWorker:
     """One sink's queue and thread. The thread exits after `idle_seconds` without work and is restarted by the
     next `put`, so monitors that are never closed do not keep threads (or themselves) alive forever."""
 
-    def __init__(self, sink: AlertSink, owner: "AlertDispatcher") -> None:
+    def __init__(self, sink: AlertSink, owner: AlertDispatcher) -> None:
         self.sink = sink
         self.owner = owner
         self.queue: queue.Queue[Alert | None] = queue.Queue(maxsize=owner.queue_size)
@@ -289,8 +316,9 @@ class _SinkWorker:
             res = deliver(self.sink, alert)
             if res.ok or attempt > owner.max_retries or owner._stopping.is_set():
                 return SinkResult(res.name, res.ok, res.detail, attempt, alert.title)
-            log.info("alert sink %s failed (attempt %d): %s; retrying in %.1fs", self.sink.name, attempt,
-                     res.detail, delay)
+            log.info(
+                "alert sink %s failed (attempt %d): %s; retrying in %.1fs", self.sink.name, attempt, res.detail, delay
+            )
             if owner._stopping.wait(delay):
                 return SinkResult(res.name, False, res.detail + " (gave up: monitor closing)", attempt, alert.title)
             delay = min(delay * 2, owner.max_backoff)
@@ -300,9 +328,17 @@ class _SinkWorker:
 class AlertDispatcher:
     """Delivers alerts to sinks from background threads; `submit` never blocks or raises."""
 
-    def __init__(self, sinks: Sequence[AlertSink], *, max_retries: int = 3, backoff: float = 0.5,
-                 max_backoff: float = 30.0, queue_size: int = 100, keep_results: int = 200,
-                 idle_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        sinks: Sequence[AlertSink],
+        *,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        queue_size: int = 100,
+        keep_results: int = 200,
+        idle_seconds: float = 60.0,
+    ) -> None:
         self.sinks = list(sinks)
         self.max_retries = max_retries
         self.backoff = backoff
@@ -358,8 +394,9 @@ class AlertDispatcher:
             else:
                 self.failed += 1
         if not res.ok:
-            log.warning("alert %r not delivered to %s after %d attempt(s): %s", res.title, res.name,
-                        res.attempts, res.detail)
+            log.warning(
+                "alert %r not delivered to %s after %d attempt(s): %s", res.title, res.name, res.attempts, res.detail
+            )
 
     def _count_dropped(self, name: str) -> None:
         with self._lock:

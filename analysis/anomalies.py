@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 import bottleneck as bn
 import numpy as np
@@ -75,8 +76,23 @@ def metric_direction(metric: str, cfg: AnomalyDetectionConfig | None = None) -> 
     return "higher_is_better"
 
 
-_NEUTRAL_NAMES = {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd",
-                  "batch_size", "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
+_NEUTRAL_NAMES = {
+    "lr",
+    "learning_rate",
+    "momentum",
+    "epoch",
+    "step",
+    "global_step",
+    "weight_decay",
+    "wd",
+    "batch_size",
+    "beta1",
+    "beta2",
+    "warmup",
+    "lr_scale",
+    "grad_scale",
+    "loss_scale",
+}
 
 
 def is_schedule(metric: str, cfg: AnomalyDetectionConfig | None = None) -> bool:
@@ -215,8 +231,9 @@ def _centred_median(x: np.ndarray, window: int) -> np.ndarray:
     return _move(bn.move_median, padded, 2 * h + 1, 1)[h:]
 
 
-def drop_from_best(values: np.ndarray, direction: Direction, smooth: int = _SMOOTH,
-                   smoothed: np.ndarray | None = None) -> np.ndarray:
+def drop_from_best(
+    values: np.ndarray, direction: Direction, smooth: int = _SMOOTH, smoothed: np.ndarray | None = None
+) -> np.ndarray:
     """Relative degradation (>= 0) of the running median from its running best; NaN where undefined."""
     x = np.asarray(values, dtype=float)
     sm = smoothed if smoothed is not None else (_centred_median(x, smooth) if smooth > 1 else x)
@@ -245,13 +262,13 @@ def _side_medians(x: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
     n = x.size
     pad = np.r_[np.full(h, np.nan), x, np.full(h, np.nan)]
     m = bn.move_median(pad, h, min_count=1)  # m[k] = median of pad[k-h+1 .. k]
-    return m[h - 1:h - 1 + n], m[2 * h:2 * h + n]
+    return m[h - 1 : h - 1 + n], m[2 * h : 2 * h + n]
 
 
 def _centred_move_median(x: np.ndarray, half: int) -> np.ndarray:
     n = x.size
     pad = np.r_[x, np.full(half, np.nan)]
-    return bn.move_median(pad, min(2 * half + 1, pad.size), min_count=1)[half:half + n]
+    return bn.move_median(pad, min(2 * half + 1, pad.size), min_count=1)[half : half + n]
 
 
 def point_outlier_z(x: np.ndarray, half: int = 5, scale_half: int = 25) -> np.ndarray:
@@ -271,8 +288,9 @@ def _point_outlier_z(x: np.ndarray, half: int, scale_half: int) -> np.ndarray:
     dl, dr = x - left, x - right
     one_sided = np.where(np.isnan(dl), dr, np.where(np.isnan(dr), dl, np.nan))
     same_side = np.sign(dl) == np.sign(dr)
-    resid = np.where(np.isnan(one_sided), np.where(same_side, np.sign(dl) * np.fmin(np.abs(dl), np.abs(dr)), 0.0),
-                     one_sided)
+    resid = np.where(
+        np.isnan(one_sided), np.where(same_side, np.sign(dl) * np.fmin(np.abs(dl), np.abs(dr)), 0.0), one_sided
+    )
     diffs = np.abs(np.diff(x, prepend=np.nan))
     scale = _centred_move_median(diffs, scale_half) * _ABS_DIFF_TO_SIGMA
     # The side medians carry noise as well: x - median of h points has variance sigma^2 (1 + pi / 2h).
@@ -338,7 +356,7 @@ def metric_matrices(long: pd.DataFrame | None, key: str | None) -> list[MetricMa
     bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
     out = []
     for k, metric in enumerate(names):
-        idx = order[bounds[k]:bounds[k + 1]]
+        idx = order[bounds[k] : bounds[k + 1]]
         if idx.size == 0:
             continue  # a metric logged only on rows without a step
         si, steps = pd.factorize(step_all[idx], sort=True)
@@ -389,8 +407,17 @@ class _Emitter:
         self.observed = m.logged
         self.out: list[Anomaly] = []
 
-    def emit(self, detector: str, flags: np.ndarray, score: np.ndarray, rel_worse: np.ndarray | float,
-             describe: Describe, gap: int = _MERGE_GAP, at_least: int = 0, at_most: int = 2) -> None:
+    def emit(
+        self,
+        detector: str,
+        flags: np.ndarray,
+        score: np.ndarray,
+        rel_worse: np.ndarray | float,
+        describe: Describe,
+        gap: int = _MERGE_GAP,
+        at_least: int = 0,
+        at_most: int = 2,
+    ) -> None:
         """flags/score are (n, k); rel_worse is the relative degradation per cell (or one number for all).
 
         An episode's severity comes from its largest degradation (see `_severity`), kept within
@@ -406,20 +433,28 @@ class _Emitter:
             observed_rows = np.flatnonzero(self.observed[:, j])
             pos = np.flatnonzero(flags[observed_rows, j])  # positions among the observed points
             for a, b in _episodes(pos, gap):
-                rows = observed_rows[pos[a:b + 1]]
+                rows = observed_rows[pos[a : b + 1]]
                 raw = self.m.raw[rows, j]
                 sc = score[rows, j]
                 worst = self._worst(raw)
                 strongest = float(np.nanmax(sc)) if np.isfinite(sc).any() else float("inf")
                 start, end = int(self.m.steps[rows[0]]), int(self.m.steps[rows[-1]])
                 rel = rel_worse[rows, j] if rel_matrix else np.asarray([rel_worse])
-                level = max(at_least, _severity(float(np.nanmax(rel)) if not np.isnan(rel).all() else 0.0,
-                                                self.cfg))
+                level = max(at_least, _severity(float(np.nanmax(rel)) if not np.isnan(rel).all() else 0.0, self.cfg))
                 level = min(level, at_most)
-                self.out.append(Anomaly(step=start, metric=self.m.metric, value=worst, detector=detector,
-                                        score=strongest, severity=names[level],  # type: ignore[arg-type]
-                                        message=describe(batch, worst, strongest, start, end), batch=batch,
-                                        end_step=end if end != start else None))
+                self.out.append(
+                    Anomaly(
+                        step=start,
+                        metric=self.m.metric,
+                        value=worst,
+                        detector=detector,
+                        score=strongest,
+                        severity=names[level],  # type: ignore[arg-type]
+                        message=describe(batch, worst, strongest, start, end),
+                        batch=batch,
+                        end_step=end if end != start else None,
+                    )
+                )
 
     def _worst(self, v: np.ndarray) -> float:
         fin = v[np.isfinite(v)]
@@ -460,8 +495,10 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
 
         n_points = np.isfinite(x).sum(axis=0)
         bar = z_bar(cfg, n_points)[None, :]
-        for name, fn, word in (("zscore", _rolling_zscore, "sigma"),
-                               ("robust_zscore", _rolling_robust_zscore, "robust sigma")):
+        for name, fn, word in (
+            ("zscore", _rolling_zscore, "sigma"),
+            ("robust_zscore", _rolling_robust_zscore, "robust sigma"),
+        ):
             if name == "robust_zscore" and not cfg.robust:
                 continue
             z, centre = fn(x, cfg.zscore_window, cfg.warmup_steps)
@@ -469,16 +506,28 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
             flags = (worse_z > bar) if cfg.drop_only else (np.abs(z) > bar)
             # Severity from the relative distance to the window's centre, in the bad direction.
             rel = sign * (x - centre) / np.fmax(np.abs(centre), _EPS)
-            em.emit(name, flags, np.abs(z), rel,
-                    lambda b, v, s, a, e, word=word: f"{_who(b)}{m.metric} = {_fmt(v)} is {s:.1f} {word} "
-                                                     f"from its recent values at {_span(a, e)}")
+            em.emit(
+                name,
+                flags,
+                np.abs(z),
+                rel,
+                lambda b, v, s, a, e, word=word: (
+                    f"{_who(b)}{m.metric} = {_fmt(v)} is {s:.1f} {word} from its recent values at {_span(a, e)}"
+                ),
+            )
 
         drop = drop_from_best(x, direction, smoothed=smooth)
         drop = np.where(_seen(x) > cfg.warmup_steps, drop, np.nan)
         verb = "fell" if direction == "higher_is_better" else "rose"
-        em.emit("drop_from_best", drop > cfg.performance_drop_threshold, drop, drop,
-                lambda b, v, s, a, e: f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) "
-                                      f"at {_span(a, e)}", gap=_SUSTAINED_GAP, at_least=1)
+        em.emit(
+            "drop_from_best",
+            drop > cfg.performance_drop_threshold,
+            drop,
+            drop,
+            lambda b, v, s, a, e: f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) at {_span(a, e)}",
+            gap=_SUSTAINED_GAP,
+            at_least=1,
+        )
 
         _nonfinite(m, em)
 
@@ -487,8 +536,16 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     return em.out
 
 
-def _threshold(m: MetricMatrix, x: np.ndarray, smooth: np.ndarray, thr: float, sign: float, worse_word: str,
-               cfg: AnomalyDetectionConfig, em: _Emitter) -> None:
+def _threshold(
+    m: MetricMatrix,
+    x: np.ndarray,
+    smooth: np.ndarray,
+    thr: float,
+    sign: float,
+    worse_word: str,
+    cfg: AnomalyDetectionConfig,
+    em: _Emitter,
+) -> None:
     """Values on the wrong side of the bound, in two kinds of episode.
 
     Before a series has clearly passed its bound once (its smoothed value better than the bound by
@@ -505,25 +562,43 @@ def _threshold(m: MetricMatrix, x: np.ndarray, smooth: np.ndarray, thr: float, s
     clear = np.nan_to_num(smoothed_gap, nan=np.inf) <= -cfg.performance_drop_threshold * abs(thr)
     reached = np.fmax.accumulate(clear.astype(float), axis=0) > 0
     after = bad & reached & ((smoothed_gap > 0) | (rel >= cfg.performance_drop_threshold))
-    em.emit("threshold", bad & ~reached, gap, rel,
-            lambda b, v, s, a, e: f"{_who(b)}{m.metric} has not reached its threshold {_fmt(thr)} yet "
-                                  f"(at most {_fmt(v)}) at {_span(a, e)}",
-            gap=x.shape[0], at_most=0)  # one episode per series: the whole approach to the bound
-    em.emit("threshold", after, gap, rel,
-            lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold "
-                                  f"{_fmt(thr)} at {_span(a, e)}",
-            gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2), at_least=1)
+    em.emit(
+        "threshold",
+        bad & ~reached,
+        gap,
+        rel,
+        lambda b, v, s, a, e: (
+            f"{_who(b)}{m.metric} has not reached its threshold {_fmt(thr)} yet (at most {_fmt(v)}) at {_span(a, e)}"
+        ),
+        gap=x.shape[0],
+        at_most=0,
+    )  # one episode per series: the whole approach to the bound
+    em.emit(
+        "threshold",
+        after,
+        gap,
+        rel,
+        lambda b, v, s, a, e: f"{_who(b)}{m.metric} = {_fmt(v)} {worse_word} threshold {_fmt(thr)} at {_span(a, e)}",
+        gap=max(_SUSTAINED_GAP, cfg.zscore_window // 2),
+        at_least=1,
+    )
 
 
 def _nonfinite(m: MetricMatrix, em: _Emitter) -> None:
     nf = m.nonfinite
     if nf.any():
-        em.emit("nonfinite", nf, np.ones(nf.shape), math.inf,
-                lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}")
+        em.emit(
+            "nonfinite",
+            nf,
+            np.ones(nf.shape),
+            math.inf,
+            lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
+        )
 
 
-def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: AnomalyDetectionConfig,
-                 em: _Emitter) -> None:
+def _cross_batch(
+    m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: AnomalyDetectionConfig, em: _Emitter
+) -> None:
     """A batch far worse than its peers at the same step."""
     sign = _bad_sign(direction)
     count = np.isfinite(x).sum(axis=1)
@@ -539,14 +614,23 @@ def _cross_batch(m: MetricMatrix, x: np.ndarray, direction: Direction, cfg: Anom
     flags = (sign * z > bar) & (rel > cfg.performance_drop_threshold) & (count[:, None] >= 3)
     peers = dict(zip(m.steps.tolist(), med.tolist()))
     word = "below" if direction == "higher_is_better" else "above"
-    em.emit("cross_batch", flags, np.abs(z), rel,
-            lambda b, v, s, a, e: f"batch {b} {m.metric} = {_fmt(v)} is far {word} its peers "
-                                  f"(median {_fmt(peers.get(a, float('nan')))}) at {_span(a, e)}",
-            gap=_SUSTAINED_GAP, at_least=1)
+    em.emit(
+        "cross_batch",
+        flags,
+        np.abs(z),
+        rel,
+        lambda b, v, s, a, e: (
+            f"batch {b} {m.metric} = {_fmt(v)} is far {word} its peers "
+            f"(median {_fmt(peers.get(a, float('nan')))}) at {_span(a, e)}"
+        ),
+        gap=_SUSTAINED_GAP,
+        at_least=1,
+    )
 
 
-def find_anomalies(batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None,
-                   cfg: AnomalyDetectionConfig | None = None) -> list[Anomaly]:
+def find_anomalies(
+    batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None, cfg: AnomalyDetectionConfig | None = None
+) -> list[Anomaly]:
     """Every anomaly of a run: per-batch series, cross-batch comparisons and global metrics.
 
     `batches` is the long frame (step, batch, metric, value); `global_metrics` is (step, metric, value).
@@ -560,6 +644,7 @@ def find_anomalies(batches: pd.DataFrame | None, global_metrics: pd.DataFrame | 
     if cfg.drop_only:
         found = [a for a in found if a.severity != "info"]
     rank = {"critical": 0, "warning": 1, "info": 2}
-    found.sort(key=lambda a: (a.step, rank.get(a.severity, 3), -1 if a.batch is None else a.batch, a.metric,
-                              a.detector))
+    found.sort(
+        key=lambda a: (a.step, rank.get(a.severity, 3), -1 if a.batch is None else a.batch, a.metric, a.detector)
+    )
     return found

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from analysis.config import AnalyzerConfig
 
@@ -21,9 +22,14 @@ def problematic_threshold(config: AnalyzerConfig | None) -> float:
     return (config or AnalyzerConfig()).training_config.problematic_recall_threshold
 
 
-def batch_log_rows(batch_idx: int, step: int, metrics: Mapping[str, Any],
-                   images_paths: Sequence[str | os.PathLike] | None = None, *,
-                   config: AnalyzerConfig | None = None) -> list[dict]:
+def batch_log_rows(
+    batch_idx: int,
+    step: int,
+    metrics: Mapping[str, Any],
+    images_paths: Sequence[str | os.PathLike] | None = None,
+    *,
+    config: AnalyzerConfig | None = None,
+) -> list[dict]:
     """The dicts `log_batch_metrics` passes to `wandb.log`, in order (pure; useful for tests and other loggers)."""
     # numpy / other integral types (np.int64 from an array of indices) are ints too
     if isinstance(batch_idx, bool) or not isinstance(batch_idx, numbers.Integral) or batch_idx < 0:
@@ -46,9 +52,15 @@ def batch_log_rows(batch_idx: int, step: int, metrics: Mapping[str, Any],
     return rows
 
 
-def log_batch_metrics(batch_idx: int, step: int, metrics: Mapping[str, Any],
-                      images_paths: Sequence[str | os.PathLike] | None = None, *,
-                      config: AnalyzerConfig | None = None, run: Any = None) -> list[dict]:
+def log_batch_metrics(
+    batch_idx: int,
+    step: int,
+    metrics: Mapping[str, Any],
+    images_paths: Sequence[str | os.PathLike] | None = None,
+    *,
+    config: AnalyzerConfig | None = None,
+    run: Any = None,
+) -> list[dict]:
     """Log per-batch validation metrics (recall, precision, hmean, ...) to the active wandb run (or `run`).
 
     Returns the rows logged. Raises RuntimeError when no wandb run is active.

@@ -47,8 +47,9 @@ def step_axis(run: Run) -> np.ndarray:
     h = run.history
     if h.empty:
         return np.zeros(0, dtype=np.int64)
-    fallback = pd.to_numeric(h["_step"], errors="coerce") if "_step" in h else pd.Series(np.arange(len(h)),
-                                                                                           index=h.index)
+    fallback = (
+        pd.to_numeric(h["_step"], errors="coerce") if "_step" in h else pd.Series(np.arange(len(h)), index=h.index)
+    )
     if run.step_column == "global_step":
         steps = pd.to_numeric(h["global_step"], errors="coerce").ffill()
         steps = steps.fillna(fallback)
@@ -71,14 +72,19 @@ def compile_pattern(pattern: re.Pattern[str] | str) -> re.Pattern[str]:
         raise ConfigError(f"batch key pattern {pattern!r} is not a valid regular expression: {exc}") from None
     missing = {"batch", "metric"} - set(rx.groupindex)
     if missing:
-        raise ConfigError(f"batch key pattern {rx.pattern!r} needs the named groups (?P<batch>...) and "
-                          f"(?P<metric>...); missing: {', '.join(sorted(missing))}")
+        raise ConfigError(
+            f"batch key pattern {rx.pattern!r} needs the named groups (?P<batch>...) and "
+            f"(?P<metric>...); missing: {', '.join(sorted(missing))}"
+        )
     return rx
 
 
 def _batch_candidates(columns) -> list[str]:
-    return [c for c in columns if isinstance(c, str) and not c.startswith(_INTERNAL) and c != "global_step"
-            and not PROBLEMATIC_ANY.match(c)]
+    return [
+        c
+        for c in columns
+        if isinstance(c, str) and not c.startswith(_INTERNAL) and c != "global_step" and not PROBLEMATIC_ANY.match(c)
+    ]
 
 
 def batch_pattern(columns, pattern: re.Pattern[str] | str | None = None) -> re.Pattern[str]:
@@ -100,8 +106,10 @@ def _batch_columns(columns, rx: re.Pattern[str]) -> dict[int, list[tuple[str, st
         m = rx.match(col)
         if m and m.group("batch") is not None and m.group("metric"):
             if not m.group("batch").isdecimal():
-                raise ConfigError(f"batch key pattern {rx.pattern!r}: its batch group matched {m.group('batch')!r} "
-                                  f"in the key {col!r}, which is not a batch number; use (?P<batch>\\d+)")
+                raise ConfigError(
+                    f"batch key pattern {rx.pattern!r}: its batch group matched {m.group('batch')!r} "
+                    f"in the key {col!r}, which is not a batch number; use (?P<batch>\\d+)"
+                )
             prefix = m.group("prefix") if "prefix" in rx.groupindex else None
             found.append((col, int(m.group("batch")), m.group("metric"), prefix or ""))
     several_prefixes = len({p for *_, p in found}) > 1
@@ -123,8 +131,14 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
     h = run.history
     by_batch = _batch_columns(h.columns, batch_pattern(h.columns, pattern))
     if not by_batch:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "batch": pd.Series(dtype="int64"),
-                             "metric": pd.Categorical([]), "value": pd.Series(dtype="float64")})
+        return pd.DataFrame(
+            {
+                "step": pd.Series(dtype="int64"),
+                "batch": pd.Series(dtype="int64"),
+                "metric": pd.Categorical([]),
+                "value": pd.Series(dtype="float64"),
+            }
+        )
     steps = step_axis(run)
     metric_names = sorted({metric for cols in by_batch.values() for _, metric in cols})
     code_of = {m: i for i, m in enumerate(metric_names)}
@@ -147,13 +161,16 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
             bt.append(ids)
             vt.append(rows[:, j])
     counts = [sum(len(a) for a in p[0]) for p in parts]
-    out = pd.DataFrame({
-        "step": np.concatenate([a for p in parts for a in p[0]]),
-        "batch": np.concatenate([a for p in parts for a in p[1]]),
-        "metric": pd.Categorical.from_codes(np.repeat(np.arange(len(metric_names), dtype=np.int32), counts),
-                                            categories=metric_names),
-        "value": np.concatenate([a for p in parts for a in p[2]]),
-    })
+    out = pd.DataFrame(
+        {
+            "step": np.concatenate([a for p in parts for a in p[0]]),
+            "batch": np.concatenate([a for p in parts for a in p[1]]),
+            "metric": pd.Categorical.from_codes(
+                np.repeat(np.arange(len(metric_names), dtype=np.int32), counts), categories=metric_names
+            ),
+            "value": np.concatenate([a for p in parts for a in p[2]]),
+        }
+    )
     if duplicates:  # the same (step, batch) logged twice: keep the last value
         out = out.drop_duplicates(["step", "batch", "metric"], keep="last").reset_index(drop=True)
     return out
@@ -180,8 +197,9 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
             continue
         parts.append(pd.DataFrame({"step": steps[present], "metric": col, "value": values[present]}))
     if not parts:
-        return pd.DataFrame({"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype="str"),
-                             "value": pd.Series(dtype="float64")})
+        return pd.DataFrame(
+            {"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")}
+        )
     out = pd.concat(parts, ignore_index=True).drop_duplicates(["step", "metric"], keep="last")
     return out.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
 

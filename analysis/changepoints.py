@@ -52,11 +52,13 @@ _VAR_MERGE = 10  # a noise change this close to a level shift is the same event
 
 def _quiet(fn: Callable) -> Callable:
     """Extreme inputs (1e308, Inf) may overflow inside numpy: the answer is still right, so no warnings."""
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return fn(*args, **kwargs)
+
     return wrapper
 
 
@@ -108,8 +110,7 @@ def _refine(x: np.ndarray, guess: int, block: int, min_size: int, lo_bound: int,
     return int(left + ks[int(np.argmin(cost))])
 
 
-def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30,
-               with_slope: bool = False) -> tuple[np.ndarray, ...]:
+def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: bool = False) -> tuple[np.ndarray, ...]:
     """Size and t-statistic of a step at each candidate, all candidates solved at once.
 
     Each candidate t gets a symmetric window t-h .. t+h-1 (h = min(window, t, n - t)); the local model is
@@ -205,8 +206,7 @@ def _level_shifts(x: np.ndarray, penalty: float | None, min_size: int) -> list[i
     means = x[: m * block].reshape(m, block).mean(axis=1)
     coarse = _detect(means, None if penalty is None else penalty / block, max(2, int(math.ceil(min_size / block))))
     bounds = [0] + [b * block for b in coarse] + [n]
-    refined = sorted({_refine(x, bounds[i + 1], block, min_size, bounds[i], bounds[i + 2])
-                      for i in range(len(coarse))})
+    refined = sorted({_refine(x, bounds[i + 1], block, min_size, bounds[i], bounds[i + 2]) for i in range(len(coarse))})
     # A step straddling a block boundary can yield two coarse breaks that refine to neighbours: keep one.
     return [b for i, b in enumerate(refined) if i == 0 or b - refined[i - 1] >= max(min_size, block + 1)]
 
@@ -238,7 +238,7 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     if m < 4:
         return []
     means = y[: m * block].reshape(m, block).mean(axis=1)
-    noise_var = (math.pi ** 2 / 2.0) / block
+    noise_var = (math.pi**2 / 2.0) / block
     pen = _PEN_BETA * noise_var * math.log(m)
     bmin = max(2, int(math.ceil(min_size / block)))
     if m < 2 * bmin:
@@ -285,8 +285,9 @@ def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) ->
 
 
 @_quiet
-def change_points(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3,
-                  variance: bool = True) -> list[int]:
+def change_points(
+    values: np.ndarray, *, penalty: float | None = None, min_size: int = 3, variance: bool = True
+) -> list[int]:
     """Indices where a new segment starts (no trailing n): level shifts, plus noise-level changes.
 
     NaN/Inf and isolated spikes (`outlier_indices`) are left out first: a spike is a point anomaly, not a new
@@ -378,8 +379,8 @@ def _ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int
 def _local_levels(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, float]:
     """Levels just before and just after t: medians of up to `_LEVEL_POINTS` points on each side, inside the
     neighbouring segments (on a rising curve, a long mean before the break would mostly measure early training)."""
-    before = x[max(prev, t - _LEVEL_POINTS):t]
-    after = x[t:min(nxt, t + _LEVEL_POINTS)]
+    before = x[max(prev, t - _LEVEL_POINTS) : t]
+    after = x[t : min(nxt, t + _LEVEL_POINTS)]
     return float(np.median(before)), float(np.median(after))
 
 
@@ -396,8 +397,9 @@ def _severity(metric: str, before: float, after: float, cfg: AnomalyDetectionCon
     return "warning" if rel >= cfg.performance_drop_threshold else "info"
 
 
-def series_change_points(steps: np.ndarray, values: np.ndarray, metric: str, batch: int | None,
-                         cfg: AnomalyDetectionConfig) -> list[ChangePoint]:
+def series_change_points(
+    steps: np.ndarray, values: np.ndarray, metric: str, batch: int | None, cfg: AnomalyDetectionConfig
+) -> list[ChangePoint]:
     """ChangePoint records for one series (steps and values aligned; non-finite values are skipped)."""
     steps = np.asarray(steps)
     vals = np.asarray(values, dtype=float)
@@ -408,14 +410,23 @@ def series_change_points(steps: np.ndarray, values: np.ndarray, metric: str, bat
     bounds = [0] + idx + [vals.size]
     for k, t in enumerate(idx):
         before, after = _local_levels(vals, t, bounds[k], bounds[k + 2])
-        out.append(ChangePoint(step=int(steps[t]), metric=metric, mean_before=before, mean_after=after,
-                               delta=after - before, batch=batch,
-                               severity=_severity(metric, before, after, cfg)))
+        out.append(
+            ChangePoint(
+                step=int(steps[t]),
+                metric=metric,
+                mean_before=before,
+                mean_after=after,
+                delta=after - before,
+                batch=batch,
+                severity=_severity(metric, before, after, cfg),
+            )
+        )
     return out
 
 
-def find_change_points(batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None,
-                       cfg: AnomalyDetectionConfig | None = None) -> list[ChangePoint]:
+def find_change_points(
+    batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None, cfg: AnomalyDetectionConfig | None = None
+) -> list[ChangePoint]:
     """Change points of every batch series (per metric) and every global metric, sorted by step."""
     cfg = cfg or AnomalyDetectionConfig()
     out: list[ChangePoint] = []

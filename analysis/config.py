@@ -40,15 +40,15 @@ class AnomalyDetectionConfig(_Strict):
     drop_only: bool = Field(False, description="only report degradations (cuts alert fatigue)")
     critical_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative degradation that is critical")
     zscore_length_adjusted: bool = Field(
-        True, description="post-hoc analysis: raise the z bar to sqrt(2 ln n) on a series of n points")
+        True, description="post-hoc analysis: raise the z bar to sqrt(2 ln n) on a series of n points"
+    )
     # Per-metric absolute bounds. Keys match a metric name exactly (`val/recall`) or its last part (`recall`).
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"recall": 0.8})
     # Direction overrides; otherwise names containing loss/error/cer/wer are lower-is-better.
     metric_directions: dict[str, Direction] = Field(default_factory=dict)
     cross_batch_mad: float = Field(4.0, gt=0, description="robust z below the peers at the same step")
     change_point_min_size: int = Field(3, ge=2, description="minimum points per change-point segment")
-    change_point_penalty: float | None = Field(None, gt=0,
-                                               description="ruptures penalty; None scales it to the noise")
+    change_point_penalty: float | None = Field(None, gt=0, description="ruptures penalty; None scales it to the noise")
 
 
 class AutoRecoveryConfig(_Strict):
@@ -144,8 +144,10 @@ class TrainingConfig(_Strict):
         0.8, ge=0, le=1, description="log_batch_metrics logs problematic_batch_{i} below this recall"
     )
     batch_key_pattern: str | None = Field(
-        None, description="regex with named groups `batch` and `metric` for per-batch keys; none = detect "
-        "batch_{i}/{metric}, <prefix>/batch_{i}/{metric} or {metric}_batch{i}")
+        None,
+        description="regex with named groups `batch` and `metric` for per-batch keys; none = detect "
+        "batch_{i}/{metric}, <prefix>/batch_{i}/{metric} or {metric}_batch{i}",
+    )
 
     @field_validator("batch_key_pattern")
     @classmethod
@@ -157,8 +159,9 @@ class TrainingConfig(_Strict):
                 raise ValueError(f"not a valid regular expression: {exc}") from None
             missing = {"batch", "metric"} - set(groups)
             if missing:
-                raise ValueError(f"needs the named groups (?P<batch>...) and (?P<metric>...); "
-                                 f"missing: {', '.join(sorted(missing))}")
+                raise ValueError(
+                    f"needs the named groups (?P<batch>...) and (?P<metric>...); missing: {', '.join(sorted(missing))}"
+                )
         return v
 
 
@@ -230,8 +233,9 @@ def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.No
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping with experiment_monitoring, "
-                          f"training_config and/or data_quality")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping with experiment_monitoring, training_config and/or data_quality"
+        )
     try:
         return AnalyzerConfig.model_validate(data)
     except ValidationError as exc:
@@ -240,8 +244,13 @@ def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.No
             key = ".".join(str(p) for p in err["loc"])
             line = _line_of(node, err["loc"])
             where = f"{source}:{line}" if line else source
-            msg = _unknown_key_message(err["loc"]) if err["type"] == "extra_forbidden" else \
-                "must be a mapping of keys" if err["type"] in ("model_type", "dict_type") else err["msg"]
+            msg = (
+                _unknown_key_message(err["loc"])
+                if err["type"] == "extra_forbidden"
+                else "must be a mapping of keys"
+                if err["type"] in ("model_type", "dict_type")
+                else err["msg"]
+            )
             problems.append(f"{where}: {key}: {msg}")
         raise ConfigError("; ".join(problems)) from None
 
@@ -271,13 +280,16 @@ def parse_config_text(text: str, *, source: str = "config") -> AnalyzerConfig:
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
     dups = _duplicate_keys(node)
     if dups:
-        raise ConfigError("; ".join(f"{source}:{line}: {key}: duplicate key (YAML would silently keep only the "
-                                    f"last one)" for key, line in dups))
+        raise ConfigError(
+            "; ".join(
+                f"{source}:{line}: {key}: duplicate key (YAML would silently keep only the last one)"
+                for key, line in dups
+            )
+        )
     return config_from_dict(data, source=source, node=node)
 
 
-def _duplicate_keys(node: yaml.Node | None, prefix: str = "", visited: set[int] | None = None
-                    ) -> list[tuple[str, int]]:
+def _duplicate_keys(node: yaml.Node | None, prefix: str = "", visited: set[int] | None = None) -> list[tuple[str, int]]:
     """(dotted key, line) of every mapping key that repeats within its mapping.
 
     Each node is visited once: YAML aliases share nodes, and a file of nested aliases ("billion laughs") would

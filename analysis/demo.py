@@ -36,11 +36,38 @@ IMAGES_PER_BATCH = 8
 VALIDATION_INTERVAL = 100
 IMAGE_SIZE = (480, 160)  # width, height: comfortably above the default min_resolution (100, 100)
 
-_WORDS = ("invoice total amount date receipt number customer address payment due balance tax order item "
-          "quantity price subtotal account reference delivery station platform ticket valid until").split()
-_FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-                    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+_WORDS = [
+    "invoice",
+    "total",
+    "amount",
+    "date",
+    "receipt",
+    "number",
+    "customer",
+    "address",
+    "payment",
+    "due",
+    "balance",
+    "tax",
+    "order",
+    "item",
+    "quantity",
+    "price",
+    "subtotal",
+    "account",
+    "reference",
+    "delivery",
+    "station",
+    "platform",
+    "ticket",
+    "valid",
+    "until",
+]
+_FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+)
 
 
 @dataclass(frozen=True)
@@ -130,8 +157,16 @@ def simulate_metrics(seed: int = 0) -> list[dict]:
                 precision = precision - 0.12 + rng.normal(0, 0.01)
             recall, precision = float(np.clip(recall, 0, 1)), float(np.clip(precision, 0, 1))
             hmean = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
-            rows.append({"step": step, "batch": b, "recall": recall, "precision": precision, "hmean": hmean,
-                         "defect": d.kind if active else None})
+            rows.append(
+                {
+                    "step": step,
+                    "batch": b,
+                    "recall": recall,
+                    "precision": precision,
+                    "hmean": hmean,
+                    "defect": d.kind if active else None,
+                }
+            )
     return rows
 
 
@@ -151,11 +186,22 @@ def write_demo(root: str | Path, seed: int = 0) -> Path:
     os.environ.setdefault("WANDB_DISABLE_GIT", "true")
     import wandb  # late: importing wandb costs ~0.7 s and patches stdout
 
-    config = {"model": {"arch": "crnn", "backbone": "resnet34"}, "optimizer": {"name": "adamw", "lr": 3e-4},
-              "batch_size": IMAGES_PER_BATCH, "validation_interval": VALIDATION_INTERVAL, "seed": seed,
-              "dataset": "synthetic-receipts-v1"}
-    run = wandb.init(project=DEMO_PROJECT, name=DEMO_RUN_NAME, config=config, dir=str(root),
-                     tags=["demo", "ocr"], notes="Bundled demo: three batches degrade after data refreshes.")
+    config = {
+        "model": {"arch": "crnn", "backbone": "resnet34"},
+        "optimizer": {"name": "adamw", "lr": 3e-4},
+        "batch_size": IMAGES_PER_BATCH,
+        "validation_interval": VALIDATION_INTERVAL,
+        "seed": seed,
+        "dataset": "synthetic-receipts-v1",
+    }
+    run = wandb.init(
+        project=DEMO_PROJECT,
+        name=DEMO_RUN_NAME,
+        config=config,
+        dir=str(root),
+        tags=["demo", "ocr"],
+        notes="Bundled demo: three batches degrade after data refreshes.",
+    )
     metrics = simulate_metrics(seed)
     rng = np.random.default_rng(seed + 2)
     by_step: dict[int, list[dict]] = {}
@@ -166,16 +212,27 @@ def write_demo(root: str | Path, seed: int = 0) -> Path:
             b = m["batch"]
             paths = images[(b, m["defect"])] if m["defect"] else images[(b, "clean")]
             # exactly the handbook's log_batch_metrics
-            wandb.log({f"batch_{b}/recall": m["recall"], f"batch_{b}/precision": m["precision"],
-                       f"batch_{b}/hmean": m["hmean"], "global_step": step})
+            wandb.log(
+                {
+                    f"batch_{b}/recall": m["recall"],
+                    f"batch_{b}/precision": m["precision"],
+                    f"batch_{b}/hmean": m["hmean"],
+                    "global_step": step,
+                }
+            )
             if m["recall"] < 0.8:
                 wandb.log({f"problematic_batch_{b}": paths})
         recalls = [m["recall"] for m in batch_rows]
         precisions = [m["precision"] for m in batch_rows]
         loss = 2.4 * math.exp(-step / 900) + 0.35 + float(rng.normal(0, 0.02))
-        row = {"global_step": step, "val/recall": float(np.mean(recalls)), "val/precision": float(np.mean(precisions)),
-               "val/hmean": float(np.mean([m["hmean"] for m in batch_rows])), "train/loss": loss,
-               "train/lr": 3e-4 * (0.5 if step >= 3000 else 1.0)}
+        row = {
+            "global_step": step,
+            "val/recall": float(np.mean(recalls)),
+            "val/precision": float(np.mean(precisions)),
+            "val/hmean": float(np.mean([m["hmean"] for m in batch_rows])),
+            "train/loss": loss,
+            "train/lr": 3e-4 * (0.5 if step >= 3000 else 1.0),
+        }
         if step in (1000, 2100, 2900, 3500):  # a few samples of what the model sees
             for d in DEFECTS:
                 key = "clean" if step < d.start_step else d.kind
@@ -199,8 +256,12 @@ def ensure_demo(root: str | Path) -> Path:
     existing = demo_run_dir(root)
     if existing is not None and (Path(root) / "data").is_dir():
         return existing
-    subprocess.run([sys.executable, "-m", "analysis.demo", "--root", str(root)], check=True,
-                   cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "analysis.demo", "--root", str(root)],
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+    )
     found = demo_run_dir(root)
     if found is None:
         raise RuntimeError(f"the demo writer ran but left no run under {root}/wandb")

@@ -103,8 +103,7 @@ class MetricCurves:
         b = data["batch"].to_numpy()
         x, y = data["step"].to_numpy(), data["value"].to_numpy(dtype=float)
         cuts = np.flatnonzero(np.diff(b)) + 1
-        series = {int(bb[0]): (xx, yy) for bb, xx, yy in zip(np.split(b, cuts), np.split(x, cuts),
-                                                             np.split(y, cuts))}
+        series = {int(bb[0]): (xx, yy) for bb, xx, yy in zip(np.split(b, cuts), np.split(x, cuts), np.split(y, cuts))}
         finite = data[np.isfinite(data["value"])]
         band = finite.groupby("step")["value"].agg(["min", "median", "max"]).reset_index()
         return cls(metric, series, band)
@@ -120,17 +119,27 @@ class MetricCurves:
         return batches, steps, z
 
 
-def batch_curves_figure(analysis: RunAnalysis, metric: str = "recall", batches: Sequence[int] | None = None,
-                        max_points: int = 2000, smoothing: float = 0.0, ignore_outliers: bool = False,
-                        show_band: bool = True, curves: MetricCurves | None = None) -> go.Figure:
+def batch_curves_figure(
+    analysis: RunAnalysis,
+    metric: str = "recall",
+    batches: Sequence[int] | None = None,
+    max_points: int = 2000,
+    smoothing: float = 0.0,
+    ignore_outliers: bool = False,
+    show_band: bool = True,
+    curves: MetricCurves | None = None,
+) -> go.Figure:
     """Per-batch curves of one metric with anomalies (markers) and change points (dotted lines).
 
     `batches=None` draws the problematic batches (up to 8). `show_band` adds the min-max range and median over
     all batches, so 200 batches stay readable. Smoothing keeps the raw line visible (faint). `curves` is the
     metric already split (`MetricCurves.from_batches`); without it the frame is split here.
     """
-    curves = curves if curves is not None and curves.metric == metric else \
-        MetricCurves.from_batches(analysis.batches, metric)
+    curves = (
+        curves
+        if curves is not None and curves.metric == metric
+        else MetricCurves.from_batches(analysis.batches, metric)
+    )
     if batches is None:
         batches = analysis.problematic_batches[:8]
     chosen = [int(b) for b in batches]
@@ -141,11 +150,29 @@ def batch_curves_figure(analysis: RunAnalysis, metric: str = "recall", batches: 
         bx = band["step"].to_numpy()
         for col, name, fill in (("max", "all batches: max", None), ("min", "all batches: min", "tonexty")):
             x, y = decimate(bx, band[col].to_numpy(), max_points)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line={"width": 0}, name=name, fill=fill,
-                                       fillcolor="rgba(31,119,180,0.12)", hoverinfo="skip", showlegend=fill is None))
+            fig.add_trace(
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    line={"width": 0},
+                    name=name,
+                    fill=fill,
+                    fillcolor="rgba(31,119,180,0.12)",
+                    hoverinfo="skip",
+                    showlegend=fill is None,
+                )
+            )
         x, y = decimate(bx, band["median"].to_numpy(), max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name="all batches: median",
-                                   line={"color": "rgba(31,119,180,0.6)", "dash": "dot", "width": 1.5}))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name="all batches: median",
+                line={"color": "rgba(31,119,180,0.6)", "dash": "dot", "width": 1.5},
+            )
+        )
         all_y.append(band["median"].to_numpy())
     for i, b in enumerate(chosen):
         if b not in curves.series:
@@ -155,27 +182,47 @@ def batch_curves_figure(analysis: RunAnalysis, metric: str = "recall", batches: 
         all_y.append(sy)
         x, y = decimate(sx, sy, max_points)
         raw_style = {"color": colour, "width": 1 if smoothing > 0 else 2}
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"batch {b}" + (" (raw)" if smoothing else ""),
-                                   line=raw_style, opacity=0.35 if smoothing > 0 else 1.0, legendgroup=f"b{b}",
-                                   hovertemplate=f"batch {b}<br>step %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name=f"batch {b}" + (" (raw)" if smoothing else ""),
+                line=raw_style,
+                opacity=0.35 if smoothing > 0 else 1.0,
+                legendgroup=f"b{b}",
+                hovertemplate=f"batch {b}<br>step %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+            )
+        )
         if smoothing > 0:
             x2, y2 = decimate(sx, ema(sy, smoothing), max_points)
-            fig.add_trace(go.Scatter(x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}",
-                                       line={"color": colour, "width": 2}))
+            fig.add_trace(
+                go.Scatter(
+                    x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}", line={"color": colour, "width": 2}
+                )
+            )
     _add_findings(fig, analysis.anomalies, analysis.change_points, metric, set(chosen))
     yr = robust_range(np.concatenate(all_y)) if ignore_outliers and all_y else None
     if yr is not None:
         _mark_outside(fig, curves, chosen, yr, metric)
         fig.update_yaxes(range=list(yr))
-    fig.update_layout(title=f"{metric} per batch", xaxis_title="step", yaxis_title=metric, hovermode="closest",
-                      height=460, margin={"l": 50, "r": 20, "t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.18})
+    fig.update_layout(
+        title=f"{metric} per batch",
+        xaxis_title="step",
+        yaxis_title=metric,
+        hovermode="closest",
+        height=460,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.18},
+    )
     return fig
 
 
-def _add_findings(fig: go.Figure, anomalies: Sequence[Anomaly], change_points: Sequence[ChangePoint],
-                  metric: str, batches: set[int]) -> None:
+def _add_findings(
+    fig: go.Figure, anomalies: Sequence[Anomaly], change_points: Sequence[ChangePoint], metric: str, batches: set[int]
+) -> None:
     """Anomaly markers (every one, exact) and change-point lines for the drawn batches."""
+
     def matches(m: str) -> bool:
         return m == metric or m.endswith("/" + metric)
 
@@ -184,29 +231,50 @@ def _add_findings(fig: go.Figure, anomalies: Sequence[Anomaly], change_points: S
         sel = [a for a in picked if a.severity == sev]
         if not sel:
             continue
-        fig.add_trace(go.Scatter(
-            x=[a.step for a in sel], y=[a.value if np.isfinite(a.value) else None for a in sel], mode="markers",
-            name=f"anomaly ({sev})", marker={"color": SEVERITY_COLOURS[sev], "size": 10, "symbol": "x"},
-            text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
-            hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[a.step for a in sel],
+                y=[a.value if np.isfinite(a.value) else None for a in sel],
+                mode="markers",
+                name=f"anomaly ({sev})",
+                marker={"color": SEVERITY_COLOURS[sev], "size": 10, "symbol": "x"},
+                text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
+                hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>",
+            )
+        )
     cps = [c for c in change_points if c.batch in batches and matches(c.metric)]
     for c in cps:
-        fig.add_vline(x=c.step, line={"dash": "dot", "color": SEVERITY_COLOURS.get(c.severity, "#7f7f7f")},
-                      annotation_text=f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}",
-                      annotation_font_size=10)
+        fig.add_vline(
+            x=c.step,
+            line={"dash": "dot", "color": SEVERITY_COLOURS.get(c.severity, "#7f7f7f")},
+            annotation_text=f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}",
+            annotation_font_size=10,
+        )
     if cps:  # shapes carry no hover: a marker on each line does
-        fig.add_trace(go.Scatter(
-            x=[c.step for c in cps], y=[c.mean_after if np.isfinite(c.mean_after) else None for c in cps],
-            mode="markers", name="change point",
-            marker={"symbol": "line-ns-open", "size": 14, "color": [SEVERITY_COLOURS.get(c.severity, "#7f7f7f")
-                                                                   for c in cps]},
-            text=[f"batch {c.batch} · change point ({c.severity})<br>mean {c.mean_before:.3f} → "
-                  f"{c.mean_after:.3f} (Δ {c.delta:+.3f})" for c in cps],
-            hovertemplate="step %{x}<br>%{text}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=[c.step for c in cps],
+                y=[c.mean_after if np.isfinite(c.mean_after) else None for c in cps],
+                mode="markers",
+                name="change point",
+                marker={
+                    "symbol": "line-ns-open",
+                    "size": 14,
+                    "color": [SEVERITY_COLOURS.get(c.severity, "#7f7f7f") for c in cps],
+                },
+                text=[
+                    f"batch {c.batch} · change point ({c.severity})<br>mean {c.mean_before:.3f} → "
+                    f"{c.mean_after:.3f} (Δ {c.delta:+.3f})"
+                    for c in cps
+                ],
+                hovertemplate="step %{x}<br>%{text}<extra></extra>",
+            )
+        )
 
 
-def _mark_outside(fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float],
-                  metric: str) -> None:
+def _mark_outside(
+    fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float], metric: str
+) -> None:
     """Points outside the clipped y-range are drawn at the edge as triangles, with their real value on hover."""
     lo, hi = yr
     parts = []
@@ -219,19 +287,29 @@ def _mark_outside(fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], y
     if not parts:
         return
     bs, xs, v = (np.concatenate(p) for p in zip(*parts))
-    fig.add_trace(go.Scatter(
-        x=xs, y=np.clip(v, lo, hi), mode="markers", name="outside axis",
-        marker={"symbol": np.where(v < lo, "triangle-down", "triangle-up"), "size": 9, "color": "#444"},
-        customdata=np.column_stack([bs, v]),
-        hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{metric} %{{customdata[1]:.4f}} "
-                      "(outside axis)<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=xs,
+            y=np.clip(v, lo, hi),
+            mode="markers",
+            name="outside axis",
+            marker={"symbol": np.where(v < lo, "triangle-down", "triangle-up"), "size": 9, "color": "#444"},
+            customdata=np.column_stack([bs, v]),
+            hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{metric} %{{customdata[1]:.4f}} "
+            "(outside axis)<extra></extra>",
+        )
+    )
 
 
-def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400,
-                   curves: MetricCurves | None = None) -> go.Figure:
+def heatmap_figure(
+    analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400, curves: MetricCurves | None = None
+) -> go.Figure:
     """Batch x step heatmap; with more steps than `max_columns`, each column shows its bucket's worst value."""
-    curves = curves if curves is not None and curves.metric == metric else \
-        MetricCurves.from_batches(analysis.batches, metric)
+    curves = (
+        curves
+        if curves is not None and curves.metric == metric
+        else MetricCurves.from_batches(analysis.batches, metric)
+    )
     fig = go.Figure()
     if not curves.series:
         fig.update_layout(title=f"{metric}: no data")
@@ -246,11 +324,22 @@ def heatmap_figure(analysis: RunAnalysis, metric: str = "recall", max_columns: i
             warnings.simplefilter("ignore", RuntimeWarning)
             z = np.column_stack([reducer(z[:, lo:hi], axis=1) for lo, hi in zip(edges[:-1], edges[1:])])
         steps = steps[edges[:-1]]
-    fig.add_trace(go.Heatmap(z=z.astype(np.float32), x=steps, y=[f"batch {b}" for b in batches], colorscale="RdYlGn",
-                             colorbar={"title": metric},
-                             hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=f"{metric}: batch × step", xaxis_title="step", height=min(900, max(300, 18 * len(batches) + 120)),
-                      margin={"l": 80, "r": 20, "t": 50, "b": 40})
+    fig.add_trace(
+        go.Heatmap(
+            z=z.astype(np.float32),
+            x=steps,
+            y=[f"batch {b}" for b in batches],
+            colorscale="RdYlGn",
+            colorbar={"title": metric},
+            hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=f"{metric}: batch × step",
+        xaxis_title="step",
+        height=min(900, max(300, 18 * len(batches) + 120)),
+        margin={"l": 80, "r": 20, "t": 50, "b": 40},
+    )
     return fig
 
 
@@ -264,28 +353,48 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
         sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != "info"]
         if sel:
-            fig.add_trace(go.Scatter(x=[a.step for a in sel], y=[a.value if np.isfinite(a.value) else None
-                                                                 for a in sel],
-                                     mode="markers", name=f"{m}: anomalies", text=[a.message for a in sel],
-                                     marker={"symbol": "x", "size": 10,
-                                             "color": [SEVERITY_COLOURS[a.severity] for a in sel]}))
+            fig.add_trace(
+                go.Scatter(
+                    x=[a.step for a in sel],
+                    y=[a.value if np.isfinite(a.value) else None for a in sel],
+                    mode="markers",
+                    name=f"{m}: anomalies",
+                    text=[a.message for a in sel],
+                    marker={"symbol": "x", "size": 10, "color": [SEVERITY_COLOURS[a.severity] for a in sel]},
+                )
+            )
         for c in analysis.change_points:
             if c.batch is None and c.metric == m:
                 fig.add_vline(x=c.step, line={"dash": "dot", "color": "#7f7f7f"})
-    fig.update_layout(title="run-level metrics", xaxis_title="step", height=380,
-                      margin={"l": 50, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        title="run-level metrics",
+        xaxis_title="step",
+        height=380,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return fig
 
 
-def score_histogram_figure(scores: pd.DataFrame, column: str, threshold: float | None = None,
-                           threshold_side: str = "below") -> go.Figure:
+def score_histogram_figure(
+    scores: pd.DataFrame, column: str, threshold: float | None = None, threshold_side: str = "below"
+) -> go.Figure:
     """Histogram of one quality score with the threshold drawn; `threshold_side` says which side fails."""
     vals = pd.to_numeric(scores.get(column, pd.Series(dtype=float)), errors="coerce")
     vals = vals[np.isfinite(vals)]
     fig = go.Figure(go.Histogram(x=vals, nbinsx=40, name=column, marker={"color": "#1f77b4"}))
     if threshold is not None:
-        fig.add_vline(x=threshold, line={"color": "#d62728", "width": 2},
-                      annotation_text=f"threshold {threshold:g} (fail {threshold_side})")
-    fig.update_layout(title=column, height=300, bargap=0.05, margin={"l": 40, "r": 20, "t": 50, "b": 40},
-                      xaxis_title=column, yaxis_title="images")
+        fig.add_vline(
+            x=threshold,
+            line={"color": "#d62728", "width": 2},
+            annotation_text=f"threshold {threshold:g} (fail {threshold_side})",
+        )
+    fig.update_layout(
+        title=column,
+        height=300,
+        bargap=0.05,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        xaxis_title=column,
+        yaxis_title="images",
+    )
     return fig

@@ -21,9 +21,10 @@ import math
 import numbers
 import re
 from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from analysis.anomalies import metric_direction
 from analysis.config import AnalyzerConfig, ExperimentMonitoringConfig
@@ -79,8 +80,24 @@ class MetricStatus:
 class _MetricState:
     """Bounded per-metric state: a deque window with running (shifted) sums, the best so far and counters."""
 
-    __slots__ = ("window", "history", "shift", "s1", "s2", "best", "best_step", "stale", "bad_streak",
-                 "last_good_step", "n", "higher", "threshold", "plateau_reported", "batch", "pushes")
+    __slots__ = (
+        "bad_streak",
+        "batch",
+        "best",
+        "best_step",
+        "higher",
+        "history",
+        "last_good_step",
+        "n",
+        "plateau_reported",
+        "pushes",
+        "s1",
+        "s2",
+        "shift",
+        "stale",
+        "threshold",
+        "window",
+    )
 
     def __init__(self, window: int, history: int, higher: bool, threshold: float | None) -> None:
         self.window: deque[float] = deque(maxlen=window)
@@ -170,11 +187,17 @@ class TrainingMonitor:
     alert sinks (`analysis.alerts`); None builds them from `config.experiment_monitoring.alerts`.
     """
 
-    def __init__(self, alert_thresholds: Mapping[str, float] | None = None,
-                 config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
-                 sinks: list | None = None, *, recovery_metrics: Iterable[str] | None = None,
-                 recovery_callbacks: Mapping[str, Callable] | None = None, history_size: int = 100,
-                 max_metrics: int = 10_000) -> None:
+    def __init__(
+        self,
+        alert_thresholds: Mapping[str, float] | None = None,
+        config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None = None,
+        sinks: list | None = None,
+        *,
+        recovery_metrics: Iterable[str] | None = None,
+        recovery_callbacks: Mapping[str, Callable] | None = None,
+        history_size: int = 100,
+        max_metrics: int = 10_000,
+    ) -> None:
         from analysis.alerts import AlertDispatcher, AlertThrottle, sinks_from_config
         from analysis.recovery import RecoveryPolicy
 
@@ -202,8 +225,9 @@ class TrainingMonitor:
         # alerts: the sink threads start on the first alert
         alerts = mon.alerts
         self.sinks = list(sinks_from_config(self.config) if sinks is None else sinks)
-        self._dispatcher = AlertDispatcher(self.sinks, max_retries=alerts.max_retries,
-                                           backoff=alerts.retry_backoff_seconds)
+        self._dispatcher = AlertDispatcher(
+            self.sinks, max_retries=alerts.max_retries, backoff=alerts.retry_backoff_seconds
+        )
         self.throttle = AlertThrottle(alerts.throttle_seconds)
         self._min_rank = SEVERITY_RANK[alerts.min_severity]
 
@@ -227,8 +251,12 @@ class TrainingMonitor:
     def alert_stats(self) -> dict[str, int]:
         """Counts: alerts delivered / failed (after retries) / dropped (queue full) per sink, and throttled."""
         d = self._dispatcher
-        return {"delivered": d.delivered, "failed": d.failed, "dropped": d.dropped,
-                "throttled": self.throttle.suppressed}
+        return {
+            "delivered": d.delivered,
+            "failed": d.failed,
+            "dropped": d.dropped,
+            "throttled": self.throttle.suppressed,
+        }
 
     def register_checkpoint(self, step: int, path: str | Path) -> None:
         """Record a checkpoint the loop saved, so a rollback can name it (the checkpoint dir is scanned too)."""
@@ -245,12 +273,14 @@ class TrainingMonitor:
         if st is None or not st.history:
             return None
         step, value = st.history[-1]
-        return self._status(metric, st, step, value, nonfinite=not math.isfinite(value),
-                            below=self._breaches(st, value))
+        return self._status(
+            metric, st, step, value, nonfinite=not math.isfinite(value), below=self._breaches(st, value)
+        )
 
     # -- detection ----------------------------------------------------------------------------------------------
-    def log_step(self, step: int, metrics: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None
-                 ) -> list[MonitorAnomaly]:
+    def log_step(
+        self, step: int, metrics: Mapping[str, Any], batch_info: Mapping[str, Any] | None = None
+    ) -> list[MonitorAnomaly]:
         """Record one step of metrics and return the anomalies found at this step (may be empty).
 
         Non-numeric values are ignored. `batch_info` (e.g. ``{'batch': 3}``) is attached to the anomalies.
@@ -263,8 +293,10 @@ class TrainingMonitor:
             log.warning("TrainingMonitor.log_step: step %r is not an integer; ignored", step)
             return []
         if not callable(getattr(metrics, "items", None)):  # a dict, a pd.Series, ...; a mistake must not raise
-            log.warning("TrainingMonitor.log_step: metrics must be a mapping of name to value, not %s; ignored",
-                        type(metrics).__name__)
+            log.warning(
+                "TrainingMonitor.log_step: metrics must be a mapping of name to value, not %s; ignored",
+                type(metrics).__name__,
+            )
             return []
         batch = _batch_of(batch_info)
         found: list[MonitorAnomaly] = []
@@ -298,8 +330,9 @@ class TrainingMonitor:
         """The handbook's name: same as `log_step` (it records the values too)."""
         return self.log_step(step, metrics)
 
-    def _after_detection(self, step: int, found: list[MonitorAnomaly], statuses: list[MetricStatus],
-                         batch_info: Mapping[str, Any] | None) -> None:
+    def _after_detection(
+        self, step: int, found: list[MonitorAnomaly], statuses: list[MetricStatus], batch_info: Mapping[str, Any] | None
+    ) -> None:
         """Queue an alert for what passes the severity floor and the throttle; evaluate recovery strategies."""
         try:
             if found:
@@ -312,11 +345,15 @@ class TrainingMonitor:
         except Exception:  # alerting and recovery must never break the training loop
             log.exception("TrainingMonitor: alerting/recovery failed at step %s", step)
 
-    def handle_anomalies(self, step: int, anomalies: list[MonitorAnomaly],
-                         batch_info: Mapping[str, Any] | None = None) -> None:
+    def handle_anomalies(
+        self, step: int, anomalies: list[MonitorAnomaly], batch_info: Mapping[str, Any] | None = None
+    ) -> None:
         """Send one alert for the anomalies of this step that pass the severity floor and per-metric throttle."""
-        send = [a for a in anomalies if SEVERITY_RANK[a.severity] >= self._min_rank
-                and self.throttle.allow(a.metric, a.severity)]
+        send = [
+            a
+            for a in anomalies
+            if SEVERITY_RANK[a.severity] >= self._min_rank and self.throttle.allow(a.metric, a.severity)
+        ]
         if send:
             self._dispatcher.submit(self._alert(step, send, batch_info))
 
@@ -344,8 +381,11 @@ class TrainingMonitor:
             if len(self._states) >= self.max_metrics:
                 if not self._overflow_warned:
                     self._overflow_warned = True
-                    log.warning("TrainingMonitor tracks at most %d metrics; ignoring new ones such as %r",
-                                self.max_metrics, name)
+                    log.warning(
+                        "TrainingMonitor tracks at most %d metrics; ignoring new ones such as %r",
+                        self.max_metrics,
+                        name,
+                    )
                 return None
             higher = metric_direction(name, self._det) == "higher_is_better"
             st = _MetricState(self._det.zscore_window, self._history_size, higher, _lookup(name, self._thresholds))
@@ -361,8 +401,9 @@ class TrainingMonitor:
             return False
         return value < thr if st.higher else value > thr
 
-    def _observe(self, name: str, step: int, value: float, batch: int | None,
-                 out: list[MonitorAnomaly], want_status: bool) -> MetricStatus | None:
+    def _observe(
+        self, name: str, step: int, value: float, batch: int | None, out: list[MonitorAnomaly], want_status: bool
+    ) -> MetricStatus | None:
         st = self._state(name)
         if st is None:
             return None
@@ -371,8 +412,11 @@ class TrainingMonitor:
 
         if value != value or value in (math.inf, -math.inf):
             st.bad_streak += 1
-            out.append(MonitorAnomaly(step, name, value, "nonfinite", math.inf, "critical",
-                                      f"{name} is {value} at step {step}", b))
+            out.append(
+                MonitorAnomaly(
+                    step, name, value, "nonfinite", math.inf, "critical", f"{name} is {value} at step {step}", b
+                )
+            )
             return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
 
         warmed = st.n >= self._warmup
@@ -387,8 +431,18 @@ class TrainingMonitor:
             gap = (thr - value) if st.higher else (value - thr)
             rel = gap / abs(thr) if thr else gap
             word = "below" if st.higher else "above"
-            out.append(MonitorAnomaly(step, name, value, "threshold", rel, "critical" if rel >= sev_cut else "warning",
-                                      f"{name} = {value:.4g} is {word} its threshold {thr:.4g} at step {step}", b))
+            out.append(
+                MonitorAnomaly(
+                    step,
+                    name,
+                    value,
+                    "threshold",
+                    rel,
+                    "critical" if rel >= sev_cut else "warning",
+                    f"{name} = {value:.4g} is {word} its threshold {thr:.4g} at step {step}",
+                    b,
+                )
+            )
 
         if warmed:
             # rolling z-score against the window before this point
@@ -396,19 +450,37 @@ class TrainingMonitor:
             if z is not None and abs(z) > self._zmax:
                 bad_side = (z < 0) if st.higher else (z > 0)
                 if bad_side or not self._drop_only:
-                    sev = ("critical" if abs(z) > 2 * self._zmax else "warning") \
-                        if bad_side else "info"
-                    out.append(MonitorAnomaly(step, name, value, "zscore", abs(z), sev,
-                                              f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
-                                              f"last {len(st.window)} values at step {step}", b))
+                    sev = ("critical" if abs(z) > 2 * self._zmax else "warning") if bad_side else "info"
+                    out.append(
+                        MonitorAnomaly(
+                            step,
+                            name,
+                            value,
+                            "zscore",
+                            abs(z),
+                            sev,
+                            f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
+                            f"last {len(st.window)} values at step {step}",
+                            b,
+                        )
+                    )
             # drop from the running best
             rel_drop = st.drop(value)
             if rel_drop >= self._drop and rel_drop > 0:
                 degraded = True
-                out.append(MonitorAnomaly(step, name, value, "drop_from_best", rel_drop,
-                                          "critical" if rel_drop >= sev_cut else "warning",
-                                          f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
-                                          f"{st.best:.4g} (3-point mean ending at step {st.best_step})", b))
+                out.append(
+                    MonitorAnomaly(
+                        step,
+                        name,
+                        value,
+                        "drop_from_best",
+                        rel_drop,
+                        "critical" if rel_drop >= sev_cut else "warning",
+                        f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
+                        f"{st.best:.4g} (3-point mean ending at step {st.best_step})",
+                        b,
+                    )
+                )
 
         st.push(value)
         st.n += 1
@@ -417,19 +489,42 @@ class TrainingMonitor:
             st.plateau_reported = False
         elif warmed and st.stale >= self._patience and not st.plateau_reported:
             st.plateau_reported = True
-            out.append(MonitorAnomaly(step, name, value, "plateau", float(st.stale), "info",
-                                      f"{name} has not improved for {st.stale} observations "
-                                      f"(best {st.best:.4g} at step {st.best_step})", b))
+            out.append(
+                MonitorAnomaly(
+                    step,
+                    name,
+                    value,
+                    "plateau",
+                    float(st.stale),
+                    "info",
+                    f"{name} has not improved for {st.stale} observations (best {st.best:.4g} at step {st.best_step})",
+                    b,
+                )
+            )
         st.bad_streak = st.bad_streak + 1 if degraded else 0
         if not degraded:
             st.last_good_step = step
         return self._status(name, st, step, value, nonfinite=False, below=below) if want_status else None
 
-    def _status(self, name: str, st: _MetricState, step: int, value: float, *, nonfinite: bool,
-                below: bool) -> MetricStatus:
+    def _status(
+        self, name: str, st: _MetricState, step: int, value: float, *, nonfinite: bool, below: bool
+    ) -> MetricStatus:
         rel = st.drop(value) if math.isfinite(value) else 0.0
-        return MetricStatus(name, step, value, st.higher, st.best, st.best_step, rel, st.stale, st.bad_streak,
-                            st.last_good_step, nonfinite, below, st.n >= self._det.warmup_steps)
+        return MetricStatus(
+            name,
+            step,
+            value,
+            st.higher,
+            st.best,
+            st.best_step,
+            rel,
+            st.stale,
+            st.bad_streak,
+            st.last_good_step,
+            nonfinite,
+            below,
+            st.n >= self._det.warmup_steps,
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def flush(self, timeout: float = 10.0) -> bool:
@@ -440,7 +535,7 @@ class TrainingMonitor:
         """Flush pending alerts (bounded wait) and stop the background threads."""
         self._dispatcher.close(timeout)
 
-    def __enter__(self) -> "TrainingMonitor":
+    def __enter__(self) -> TrainingMonitor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -449,6 +544,7 @@ class TrainingMonitor:
 
 def _as_config(config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | None) -> AnalyzerConfig:
     from analysis.config import config_from_dict
+
     if config is None:
         return AnalyzerConfig()
     if isinstance(config, AnalyzerConfig):
@@ -460,8 +556,9 @@ def _as_config(config: AnalyzerConfig | ExperimentMonitoringConfig | Mapping | N
         if not ({"experiment_monitoring", "training_config", "data_quality"} & data.keys()):
             data = {"experiment_monitoring": data}
         return config_from_dict(data)
-    raise ConfigError(f"config must be an AnalyzerConfig, its experiment_monitoring part or a dict, "
-                      f"not {type(config).__name__}")
+    raise ConfigError(
+        f"config must be an AnalyzerConfig, its experiment_monitoring part or a dict, not {type(config).__name__}"
+    )
 
 
 def _thresholds(alert_thresholds: Mapping[str, float] | None) -> dict[str, float]:
@@ -469,8 +566,9 @@ def _thresholds(alert_thresholds: Mapping[str, float] | None) -> dict[str, float
     if alert_thresholds is None:
         return {}
     if not isinstance(alert_thresholds, Mapping):
-        raise ConfigError(f"alert_thresholds must be a mapping of metric name to number, "
-                          f"not {type(alert_thresholds).__name__}")
+        raise ConfigError(
+            f"alert_thresholds must be a mapping of metric name to number, not {type(alert_thresholds).__name__}"
+        )
     out = {}
     for k, v in alert_thresholds.items():
         try:

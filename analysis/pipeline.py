@@ -25,8 +25,17 @@ from analysis.run import Run
 
 Progress = Callable[[float, str], None]
 
-SUMMARY_COLUMNS = ["batch", "worst_recall", "worst_step", "first_bad_step", "last_recall", "n_anomalies",
-                   "n_change_points", "n_problem_images", "severity"]
+SUMMARY_COLUMNS = [
+    "batch",
+    "worst_recall",
+    "worst_step",
+    "first_bad_step",
+    "last_recall",
+    "n_anomalies",
+    "n_change_points",
+    "n_problem_images",
+    "severity",
+]
 
 
 @dataclass
@@ -72,17 +81,24 @@ class RunAnalysis:
             if not worst:
                 return "No per-batch metrics (batch_{i}/...) in this run."
             names = sorted({f.metric for f in worst})
-            return (f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
-                    f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst)}.")
+            return (
+                f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
+                f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst)}."
+            )
         if not bad:
             return f"No problematic batches across {self.batches['batch'].nunique()} batches."
         worst = self.batch_summary.iloc[0]
         shown = ", ".join(str(b) for b in bad[:5]) + ("…" if len(bad) > 5 else "")
         metric = self.primary_metric
-        where = (f"{worst['worst_recall']:.3f} at step {int(worst['worst_step'])}" if worst["worst_step"] >= 0
-                 else "never finite")  # a batch whose values were all NaN/Inf has no worst step
-        return (f"{len(bad)} problematic batch{'es' if len(bad) != 1 else ''} ({shown}); worst: batch "
-                f"{int(worst['batch'])}, {metric} {where}.")
+        where = (
+            f"{worst['worst_recall']:.3f} at step {int(worst['worst_step'])}"
+            if worst["worst_step"] >= 0
+            else "never finite"
+        )  # a batch whose values were all NaN/Inf has no worst step
+        return (
+            f"{len(bad)} problematic batch{'es' if len(bad) != 1 else ''} ({shown}); worst: batch "
+            f"{int(worst['batch'])}, {metric} {where}."
+        )
 
 
 def primary_metric(batches: pd.DataFrame) -> str:
@@ -91,8 +107,9 @@ def primary_metric(batches: pd.DataFrame) -> str:
     return "recall" if "recall" in names or not names else names[0]
 
 
-def summarize_batches(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list[ChangePoint],
-                      images: pd.DataFrame) -> pd.DataFrame:
+def summarize_batches(
+    batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list[ChangePoint], images: pd.DataFrame
+) -> pd.DataFrame:
     """One row per batch, worst first (critical before warning before ok, then lowest primary metric)."""
     if batches.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -107,32 +124,38 @@ def summarize_batches(batches: pd.DataFrame, anomalies: list[Anomaly], change_po
         b_anoms = [a for a in anomalies if a.batch == b]
         b_cps = [c for c in change_points if c.batch == b]
         sev = max((SEVERITY_RANK[a.severity] for a in b_anoms), default=0)
-        rows.append({
-            "batch": int(b),
-            "worst_recall": float(finite.loc[worst_idx, "finite"]) if worst_idx is not None else np.nan,
-            "worst_step": int(finite.loc[worst_idx, "step"]) if worst_idx is not None else -1,
-            "first_bad_step": min((a.step for a in b_anoms if a.severity != "info"), default=-1),
-            "last_recall": float(finite["finite"].iloc[-1]) if not finite.empty else np.nan,
-            "n_anomalies": len(b_anoms),
-            "n_change_points": len(b_cps),
-            "n_problem_images": int(images.loc[images["batch"] == b, "path"].nunique()) if not images.empty else 0,
-            "severity": {0: "ok", 1: "warning", 2: "critical"}[sev],
-        })
+        rows.append(
+            {
+                "batch": int(b),
+                "worst_recall": float(finite.loc[worst_idx, "finite"]) if worst_idx is not None else np.nan,
+                "worst_step": int(finite.loc[worst_idx, "step"]) if worst_idx is not None else -1,
+                "first_bad_step": min((a.step for a in b_anoms if a.severity != "info"), default=-1),
+                "last_recall": float(finite["finite"].iloc[-1]) if not finite.empty else np.nan,
+                "n_anomalies": len(b_anoms),
+                "n_change_points": len(b_cps),
+                "n_problem_images": int(images.loc[images["batch"] == b, "path"].nunique()) if not images.empty else 0,
+                "severity": {0: "ok", 1: "warning", 2: "critical"}[sev],
+            }
+        )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     out["_rank"] = out["severity"].map({"critical": 0, "warning": 1, "ok": 2})
     out = out.sort_values(["_rank", "worst_recall", "batch"], na_position="last").drop(columns="_rank")
     return out.reset_index(drop=True)
 
 
-def score_data_dir(data_dir: Path, images: pd.DataFrame, config: AnalyzerConfig,
-                   progress: Progress | None = None) -> pd.DataFrame:
+def score_data_dir(
+    data_dir: Path, images: pd.DataFrame, config: AnalyzerConfig, progress: Progress | None = None
+) -> pd.DataFrame:
     """QualityScores of every image under `data_dir` plus any logged path outside the audit (error rows),
     thresholded with the config, with the batch each image was logged under (<NA> otherwise)."""
     from analysis.sources.cache import cache_root
     from quality.audit import apply_thresholds, audit_folder, score_images
 
-    cb = (lambda done, total: progress(0.3 + 0.5 * done / max(total, 1), f"scoring images {done}/{total}")) \
-        if progress else None
+    cb = (
+        (lambda done, total: progress(0.3 + 0.5 * done / max(total, 1), f"scoring images {done}/{total}"))
+        if progress
+        else None
+    )
     dq = config.data_quality
     # scores are cached on disk (path + size + mtime + scorer version): re-analysing an unchanged folder is quick
     options = {"cache_dir": cache_root() / "quality", "max_pixels": dq.max_image_pixels}
@@ -141,15 +164,24 @@ def score_data_dir(data_dir: Path, images: pd.DataFrame, config: AnalyzerConfig,
     missing = sorted(set(logged) - set(scores["path"]))
     if missing:
         scores = pd.concat([scores, score_images(missing, root=data_dir, **options)], ignore_index=True)
-    scores = apply_thresholds(scores, min_resolution=tuple(dq.min_resolution),
-                              max_rotation=dq.max_rotation_degrees, blur_threshold=dq.blur_threshold)
+    scores = apply_thresholds(
+        scores,
+        min_resolution=tuple(dq.min_resolution),
+        max_rotation=dq.max_rotation_degrees,
+        blur_threshold=dq.blur_threshold,
+    )
     first_batch = images.drop_duplicates("path").set_index("path")["batch"] if not images.empty else pd.Series()
     scores["batch"] = scores["path"].map(first_batch).astype("Int64")
     return scores
 
 
-def analyze_run(run: Run, config: AnalyzerConfig | None = None, *, data_dir: str | Path | None = None,
-                progress: Progress | None = None) -> RunAnalysis:
+def analyze_run(
+    run: Run,
+    config: AnalyzerConfig | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> RunAnalysis:
     """Findings, image quality and root causes for one run. `progress(fraction, message)` reports long work."""
     config = config or AnalyzerConfig()
     report = progress or (lambda fraction, message: None)
@@ -175,6 +207,16 @@ def analyze_run(run: Run, config: AnalyzerConfig | None = None, *, data_dir: str
     causes = rootcause.explain(batches, anomalies, change_points, quality, images, config)
     summary = summarize_batches(batches, anomalies, change_points, images)
     report(1.0, "done")
-    return RunAnalysis(run=run, config=config, batches=batches, global_metrics=globals_, images=images,
-                       anomalies=anomalies, change_points=change_points, quality=quality, root_causes=causes,
-                       batch_summary=summary, data_dir=root)
+    return RunAnalysis(
+        run=run,
+        config=config,
+        batches=batches,
+        global_metrics=globals_,
+        images=images,
+        anomalies=anomalies,
+        change_points=change_points,
+        quality=quality,
+        root_causes=causes,
+        batch_summary=summary,
+        data_dir=root,
+    )

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from analysis.config import AnalyzerConfig
 
@@ -28,8 +29,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ActionKind = Literal["rollback", "adjust_lr", "early_stop"]
-_STRATEGY_OF: dict[str, str] = {"rollback": "rollback_on_severe_drop", "adjust_lr": "adjust_lr_on_plateau",
-                                "early_stop": "trigger_early_stopping"}
+_STRATEGY_OF: dict[str, str] = {
+    "rollback": "rollback_on_severe_drop",
+    "adjust_lr": "adjust_lr_on_plateau",
+    "early_stop": "trigger_early_stopping",
+}
 _LAST_INT = re.compile(r"(\d+)(?!.*\d)")
 
 
@@ -61,8 +65,9 @@ def checkpoint_step(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def find_checkpoint(checkpoint_dir: str | Path, max_step: int | None,
-                    registered: Mapping[int, str] | None = None) -> str | None:
+def find_checkpoint(
+    checkpoint_dir: str | Path, max_step: int | None, registered: Mapping[int, str] | None = None
+) -> str | None:
     """Newest checkpoint saved at or before `max_step`: registered ones first, then files/folders in the dir."""
     candidates: dict[int, str] = dict(registered or {})
     root = Path(checkpoint_dir)
@@ -87,8 +92,12 @@ class RecoveryPolicy:
     function called with the `RecoveryAction`; a callback that raises is logged, never propagated.
     """
 
-    def __init__(self, config: AnalyzerConfig, metrics: Iterable[str],
-                 callbacks: Mapping[str, Callable[[RecoveryAction], Any]] | None = None) -> None:
+    def __init__(
+        self,
+        config: AnalyzerConfig,
+        metrics: Iterable[str],
+        callbacks: Mapping[str, Callable[[RecoveryAction], Any]] | None = None,
+    ) -> None:
         self.config = config
         self.rec = config.experiment_monitoring.auto_recovery
         self.drop_threshold = config.experiment_monitoring.anomaly_detection.performance_drop_threshold
@@ -114,7 +123,7 @@ class RecoveryPolicy:
         """Tell the policy about a checkpoint the loop saved (in addition to scanning `checkpoint_dir`)."""
         self.checkpoints[int(step)] = str(path)
 
-    def evaluate(self, step: int, statuses: Iterable["MetricStatus"]) -> list[RecoveryAction]:
+    def evaluate(self, step: int, statuses: Iterable[MetricStatus]) -> list[RecoveryAction]:
         """Actions for this step (at most one of each kind), after calling the callbacks."""
         if not self.enabled or self.stopped:
             return []
@@ -134,7 +143,7 @@ class RecoveryPolicy:
     def _on(self, strategy: str) -> bool:
         return strategy in self.rec.strategies
 
-    def _rollback(self, step: int, st: "MetricStatus") -> RecoveryAction | None:
+    def _rollback(self, step: int, st: MetricStatus) -> RecoveryAction | None:
         severe = st.nonfinite or (st.warmed_up and st.relative_drop >= self.rec.severe_drop_threshold)
         if not severe:
             if st.relative_drop < self.drop_threshold:
@@ -143,38 +152,52 @@ class RecoveryPolicy:
         if not self._on("rollback_on_severe_drop") or not self._armed.get(st.metric, True):
             return None
         self._armed[st.metric] = False
-        what = f"{st.metric} is {st.value}" if st.nonfinite else (
-            f"{st.metric} = {st.value:.4g} is {st.relative_drop:.1%} below its best {st.best:.4g}")
+        what = (
+            f"{st.metric} is {st.value}"
+            if st.nonfinite
+            else (f"{st.metric} = {st.value:.4g} is {st.relative_drop:.1%} below its best {st.best:.4g}")
+        )
         if self.rollbacks >= self.rec.max_rollbacks:
             if not self._exhausted_logged:
                 log.warning("rollback limit (%d) reached; not rolling back at step %d", self.rec.max_rollbacks, step)
                 self._exhausted_logged = True
             if self._on("trigger_early_stopping"):
-                return RecoveryAction("early_stop", step, st.metric,
-                                      f"{what} and the rollback limit ({self.rec.max_rollbacks}) is spent")
+                return RecoveryAction(
+                    "early_stop", step, st.metric, f"{what} and the rollback limit ({self.rec.max_rollbacks}) is spent"
+                )
             return None
         good = st.last_good_step if st.last_good_step is not None else st.best_step
         ckpt = find_checkpoint(self.checkpoint_dir, good, self.checkpoints)
         self.rollbacks += 1
         where = f"roll back to {ckpt}" if ckpt else f"no checkpoint at or before step {good} in {self.checkpoint_dir}"
-        return RecoveryAction("rollback", step, st.metric,
-                              f"{what} (last good step {good}); {where} "
-                              f"(rollback {self.rollbacks} of {self.rec.max_rollbacks})", checkpoint=ckpt)
+        return RecoveryAction(
+            "rollback",
+            step,
+            st.metric,
+            f"{what} (last good step {good}); {where} (rollback {self.rollbacks} of {self.rec.max_rollbacks})",
+            checkpoint=ckpt,
+        )
 
-    def _plateau(self, step: int, st: "MetricStatus") -> RecoveryAction | None:
+    def _plateau(self, step: int, st: MetricStatus) -> RecoveryAction | None:
         p = self.rec.plateau_patience
         if not self._on("adjust_lr_on_plateau") or not st.warmed_up or st.stale_count < p or st.stale_count % p:
             return None
-        return RecoveryAction("adjust_lr", step, st.metric,
-                              f"{st.metric} has not improved for {st.stale_count} observations "
-                              f"(best {st.best:.4g} at step {st.best_step}); multiply the learning rate by "
-                              f"{self.rec.lr_factor}", lr_factor=self.rec.lr_factor)
+        return RecoveryAction(
+            "adjust_lr",
+            step,
+            st.metric,
+            f"{st.metric} has not improved for {st.stale_count} observations "
+            f"(best {st.best:.4g} at step {st.best_step}); multiply the learning rate by "
+            f"{self.rec.lr_factor}",
+            lr_factor=self.rec.lr_factor,
+        )
 
-    def _early_stop(self, step: int, st: "MetricStatus") -> RecoveryAction | None:
+    def _early_stop(self, step: int, st: MetricStatus) -> RecoveryAction | None:
         if not self._on("trigger_early_stopping") or st.bad_streak < self.rec.early_stop_patience:
             return None
-        return RecoveryAction("early_stop", step, st.metric,
-                              f"{st.metric} has been degraded for {st.bad_streak} consecutive observations")
+        return RecoveryAction(
+            "early_stop", step, st.metric, f"{st.metric} has been degraded for {st.bad_streak} consecutive observations"
+        )
 
     def _call(self, actions: list[RecoveryAction]) -> None:
         for action in actions:

@@ -21,9 +21,10 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -119,8 +120,9 @@ def _int(v: Any) -> int | None:
 def redact(data: Any) -> Any:
     """Replace values under secret-looking keys (password, token, webhook, ...) with a placeholder."""
     if isinstance(data, dict):
-        return {k: (_REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v))
-                for k, v in data.items()}
+        return {
+            k: (_REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v)) for k, v in data.items()
+        }
     if isinstance(data, list):
         return [redact(v) for v in data]
     return data
@@ -186,8 +188,14 @@ class Report:
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def from_analysis(cls, analysis: RunAnalysis, *, data_dir: str | Path | None = None,
-                      max_thumbnails: int = MAX_THUMBNAILS, charts: bool = True) -> Report:
+    def from_analysis(
+        cls,
+        analysis: RunAnalysis,
+        *,
+        data_dir: str | Path | None = None,
+        max_thumbnails: int = MAX_THUMBNAILS,
+        charts: bool = True,
+    ) -> Report:
         """Collect the run identity, config, findings, quality summary and root causes of one analysis.
 
         `data_dir` (default: the analysis' own) is where the image paths live; with it the HTML shows thumbnails
@@ -203,13 +211,14 @@ class Report:
             config=analysis.config.public_dict(),
             summary=_summary_section(analysis),
             problematic_batches=_problem_batches_section(analysis),
-            anomalies=sorted((plain(a.to_dict()) for a in analysis.anomalies),
-                             key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), a["step"], str(a["batch"]),
-                                            a["metric"])),
+            anomalies=sorted(
+                (plain(a.to_dict()) for a in analysis.anomalies),
+                key=lambda a: (-SEVERITY_RANK.get(a["severity"], 0), a["step"], str(a["batch"]), a["metric"]),
+            ),
             change_points=[plain(c.to_dict()) for c in analysis.change_points],
             quality=quality,
             root_causes=[plain(r.to_dict()) for r in sorted(analysis.root_causes, key=lambda r: -r.score)],
-            generated_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             thumbnails=thumbs,
         )
         if charts:
@@ -234,18 +243,20 @@ class Report:
 
     def to_dict(self) -> dict:
         """The JSON document as plain data (documented by `report.schema.json`)."""
-        return plain({
-            "schema_version": self.schema_version,
-            "generated_at": self.generated_at,
-            "run": self.run,
-            "config": self.config,
-            "summary": self.summary,
-            "problematic_batches": self.problematic_batches,
-            "anomalies": self.anomalies,
-            "change_points": self.change_points,
-            "quality": self.quality,
-            "root_causes": self.root_causes,
-        })
+        return plain(
+            {
+                "schema_version": self.schema_version,
+                "generated_at": self.generated_at,
+                "run": self.run,
+                "config": self.config,
+                "summary": self.summary,
+                "problematic_batches": self.problematic_batches,
+                "anomalies": self.anomalies,
+                "change_points": self.change_points,
+                "quality": self.quality,
+                "root_causes": self.root_causes,
+            }
+        )
 
     def to_json(self, indent: int | None = 2) -> str:
         """Strict JSON (no NaN/Infinity literals: non-finite numbers are the strings "NaN"/"Infinity")."""
@@ -262,11 +273,26 @@ class Report:
             raise AnalyzerError("not a report JSON: no schema_version")
         major = str(data["schema_version"]).split(".")[0]
         if major != SCHEMA_VERSION.split(".")[0]:
-            raise AnalyzerError(f"report schema {data['schema_version']} is not supported "
-                                f"(this version reads {SCHEMA_VERSION})")
-        return cls(**{k: data[k] for k in ("run", "config", "summary", "problematic_batches", "anomalies",
-                                           "change_points", "quality", "root_causes", "generated_at",
-                                           "schema_version")})
+            raise AnalyzerError(
+                f"report schema {data['schema_version']} is not supported (this version reads {SCHEMA_VERSION})"
+            )
+        return cls(
+            **{
+                k: data[k]
+                for k in (
+                    "run",
+                    "config",
+                    "summary",
+                    "problematic_batches",
+                    "anomalies",
+                    "change_points",
+                    "quality",
+                    "root_causes",
+                    "generated_at",
+                    "schema_version",
+                )
+            }
+        )
 
     # ------------------------------------------------------------------ Markdown
 
@@ -284,8 +310,9 @@ class Report:
 _SEVERITY_ORDER = {"ok": 0, "info": 0, "warning": 1, "critical": 2}
 
 
-def write_reports(report: Report, output_dir: str | Path,
-                  formats: Iterable[str] = ("markdown", "json", "html")) -> dict[str, Path]:
+def write_reports(
+    report: Report, output_dir: str | Path, formats: Iterable[str] = ("markdown", "json", "html")
+) -> dict[str, Path]:
     """Write `<run-name-safe>_report.<md|json|html>` files; returns {format: path}. Creates `output_dir`."""
     wanted = normalise_formats(formats)
     out = Path(output_dir)
@@ -336,24 +363,30 @@ def _run_section(run: Any) -> dict:
     ref = run.ref
     status = run.status
     history = run.history
-    return plain({
-        "id": ref.run_id,
-        "name": ref.name,
-        "project": ref.project,
-        "entity": ref.entity,
-        "source": ref.source,
-        "locator": ref.locator,
-        "state": ref.state,
-        "created": ref.created,
-        "tags": list(run.tags),
-        "notes": run.notes,
-        "exit_code": run.exit_code,
-        "n_history_rows": int(len(history)),
-        "step_axis": run.step_column if len(history.columns) else "_step",
-        "read_status": {"clean": status.clean, "truncated": status.truncated,
-                        "skipped_records": status.skipped_records, "errors": list(status.errors)},
-        "config": redact(plain(run.config)),
-    })
+    return plain(
+        {
+            "id": ref.run_id,
+            "name": ref.name,
+            "project": ref.project,
+            "entity": ref.entity,
+            "source": ref.source,
+            "locator": ref.locator,
+            "state": ref.state,
+            "created": ref.created,
+            "tags": list(run.tags),
+            "notes": run.notes,
+            "exit_code": run.exit_code,
+            "n_history_rows": len(history),
+            "step_axis": run.step_column if len(history.columns) else "_step",
+            "read_status": {
+                "clean": status.clean,
+                "truncated": status.truncated,
+                "skipped_records": status.skipped_records,
+                "errors": list(status.errors),
+            },
+            "config": redact(plain(run.config)),
+        }
+    )
 
 
 def _summary_section(analysis: RunAnalysis) -> dict:
@@ -362,27 +395,33 @@ def _summary_section(analysis: RunAnalysis) -> dict:
     by_sev = Counter(a.severity for a in analysis.anomalies)
     bs = analysis.batch_summary
     sev_batches = Counter(bs["severity"]) if len(bs) else Counter()
-    severities = [a.severity for a in analysis.anomalies] + [c.severity for c in analysis.change_points] \
+    severities = (
+        [a.severity for a in analysis.anomalies]
+        + [c.severity for c in analysis.change_points]
         + list(bs["severity"] if len(bs) else [])
+    )
     worst = max((_SEVERITY_ORDER.get(s, 0) for s in severities), default=0)
-    return plain({
-        "verdict": analysis.verdict,
-        "severity": ["ok", "warning", "critical"][worst],
-        "n_steps": int(steps.nunique()) if len(steps) else 0,
-        "first_step": _int(steps.min()) if len(steps) else None,
-        "last_step": _int(steps.max()) if len(steps) else None,
-        "n_batches": int(b["batch"].nunique()) if len(b) else 0,
-        "batch_metrics": sorted(b["metric"].unique().tolist()) if len(b) else [],
-        "global_metrics": sorted(analysis.global_metrics["metric"].unique().tolist())
-        if len(analysis.global_metrics) else [],
-        "n_problematic_batches": len(analysis.problematic_batches),
-        "batches_by_severity": {s: int(sev_batches.get(s, 0)) for s in ("ok", "warning", "critical")},
-        "n_anomalies": len(analysis.anomalies),
-        "anomalies_by_severity": {s: int(by_sev.get(s, 0)) for s in ("info", "warning", "critical")},
-        "n_change_points": len(analysis.change_points),
-        "n_root_causes": len(analysis.root_causes),
-        "n_problem_images_logged": int(len(analysis.images)),
-    })
+    return plain(
+        {
+            "verdict": analysis.verdict,
+            "severity": ["ok", "warning", "critical"][worst],
+            "n_steps": int(steps.nunique()) if len(steps) else 0,
+            "first_step": _int(steps.min()) if len(steps) else None,
+            "last_step": _int(steps.max()) if len(steps) else None,
+            "n_batches": int(b["batch"].nunique()) if len(b) else 0,
+            "batch_metrics": sorted(b["metric"].unique().tolist()) if len(b) else [],
+            "global_metrics": sorted(analysis.global_metrics["metric"].unique().tolist())
+            if len(analysis.global_metrics)
+            else [],
+            "n_problematic_batches": len(analysis.problematic_batches),
+            "batches_by_severity": {s: int(sev_batches.get(s, 0)) for s in ("ok", "warning", "critical")},
+            "n_anomalies": len(analysis.anomalies),
+            "anomalies_by_severity": {s: int(by_sev.get(s, 0)) for s in ("info", "warning", "critical")},
+            "n_change_points": len(analysis.change_points),
+            "n_root_causes": len(analysis.root_causes),
+            "n_problem_images_logged": len(analysis.images),
+        }
+    )
 
 
 def _lower_is_better(metric: str, config: Any) -> bool:
@@ -428,20 +467,24 @@ def _problem_batches_section(analysis: RunAnalysis) -> list[dict]:
         if batch not in wanted:
             continue
         rows = by_batch.get(batch, batches.iloc[:0])
-        out.append(plain({
-            "batch": batch,
-            "severity": row.severity,
-            "first_bad_step": _step_or_none(row.first_bad_step),
-            "worst_step": _step_or_none(row.worst_step),
-            "worst_recall": _num(row.worst_recall),
-            "last_recall": _num(row.last_recall),
-            "worst_values": _worst_values(rows, analysis.config) if len(rows) else {},
-            "n_anomalies": _int(row.n_anomalies) or 0,
-            "n_change_points": _int(row.n_change_points) or 0,
-            "n_problem_images": _int(row.n_problem_images) or 0,
-            "quality_reasons": reasons.get(batch, {}),
-            "root_causes": causes.get(batch, []),
-        }))
+        out.append(
+            plain(
+                {
+                    "batch": batch,
+                    "severity": row.severity,
+                    "first_bad_step": _step_or_none(row.first_bad_step),
+                    "worst_step": _step_or_none(row.worst_step),
+                    "worst_recall": _num(row.worst_recall),
+                    "last_recall": _num(row.last_recall),
+                    "worst_values": _worst_values(rows, analysis.config) if len(rows) else {},
+                    "n_anomalies": _int(row.n_anomalies) or 0,
+                    "n_change_points": _int(row.n_change_points) or 0,
+                    "n_problem_images": _int(row.n_problem_images) or 0,
+                    "quality_reasons": reasons.get(batch, {}),
+                    "root_causes": causes.get(batch, []),
+                }
+            )
+        )
     return out
 
 
@@ -497,11 +540,14 @@ def rank_worst_images(q: pd.DataFrame) -> pd.DataFrame:
     """Quality rows worst first: rejected before accepted, more reasons first, then lowest blur score."""
     if not len(q):
         return q
-    key = pd.DataFrame({
-        "ok": _is_acceptable(q).astype(int),
-        "n": -q["reasons"].map(lambda r: len(_reasons_list(r))) if "reasons" in q.columns else 0,
-        "blur": pd.to_numeric(q["blur_score"], errors="coerce") if "blur_score" in q.columns else 0.0,
-    }, index=q.index)
+    key = pd.DataFrame(
+        {
+            "ok": _is_acceptable(q).astype(int),
+            "n": -q["reasons"].map(lambda r: len(_reasons_list(r))) if "reasons" in q.columns else 0,
+            "blur": pd.to_numeric(q["blur_score"], errors="coerce") if "blur_score" in q.columns else 0.0,
+        },
+        index=q.index,
+    )
     order = key.sort_values(["ok", "n", "blur"], kind="stable", na_position="last").index
     return q.loc[order]
 
@@ -524,37 +570,46 @@ def _quality_section(analysis: RunAnalysis) -> dict | None:
             continue
         vals = pd.to_numeric(q[col], errors="coerce").dropna()
         if len(vals):
-            columns[str(col)] = {"min": float(vals.min()), "median": float(vals.median()),
-                                 "max": float(vals.max())}
+            columns[str(col)] = {"min": float(vals.min()), "median": float(vals.median()), "max": float(vals.max())}
     by_batch = []
     if "batch" in q.columns and len(q):
         grp = pd.DataFrame({"batch": q["batch"], "rejected": ~ok}).dropna(subset=["batch"])
         for batch, g in grp.groupby("batch", sort=True):
-            by_batch.append({"batch": int(batch), "n_images": int(len(g)), "n_rejected": int(g["rejected"].sum())})
+            by_batch.append({"batch": int(batch), "n_images": len(g), "n_rejected": int(g["rejected"].sum())})
     worst = rank_worst_images(q[~ok]) if len(q) else q
     worst_rows = []
     for row in worst.head(MAX_THUMBNAILS).to_dict("records"):
-        worst_rows.append(plain({
-            "path": str(row.get("path")),
-            "batch": _int(row.get("batch")),
-            "reasons": _reasons_list(row.get("reasons")),
-            "error": row.get("error") or None,
-            **{c: _num(row.get(c)) for c in ("width", "height", "blur_score", "rotation_angle") if c in row},
-        }))
-    n = int(len(q))
-    return plain({
-        "n_images": n,
-        "n_acceptable": int(ok.sum()),
-        "n_rejected": int((~ok).sum()),
-        "n_errors": int(err.sum()),
-        "acceptable_rate": (float(ok.sum()) / n) if n else None,
-        "thresholds": {"min_resolution": list(dq.min_resolution), "max_rotation_degrees": dq.max_rotation_degrees,
-                       "blur_threshold": dq.blur_threshold, "min_contrast": getattr(dq, "min_contrast", None)},
-        "reasons": dict(reasons.most_common()),
-        "columns": columns,
-        "by_batch": by_batch,
-        "worst_images": worst_rows,
-    })
+        worst_rows.append(
+            plain(
+                {
+                    "path": str(row.get("path")),
+                    "batch": _int(row.get("batch")),
+                    "reasons": _reasons_list(row.get("reasons")),
+                    "error": row.get("error") or None,
+                    **{c: _num(row.get(c)) for c in ("width", "height", "blur_score", "rotation_angle") if c in row},
+                }
+            )
+        )
+    n = len(q)
+    return plain(
+        {
+            "n_images": n,
+            "n_acceptable": int(ok.sum()),
+            "n_rejected": int((~ok).sum()),
+            "n_errors": int(err.sum()),
+            "acceptable_rate": (float(ok.sum()) / n) if n else None,
+            "thresholds": {
+                "min_resolution": list(dq.min_resolution),
+                "max_rotation_degrees": dq.max_rotation_degrees,
+                "blur_threshold": dq.blur_threshold,
+                "min_contrast": getattr(dq, "min_contrast", None),
+            },
+            "reasons": dict(reasons.most_common()),
+            "columns": columns,
+            "by_batch": by_batch,
+            "worst_images": worst_rows,
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------------- thumbnails
@@ -590,8 +645,7 @@ def _jpeg(img, max_bytes: int) -> bytes:
     return data
 
 
-def make_thumbnails(data_dir: Path, rows: list[dict],
-                    total_bytes: int = THUMBNAILS_MAX_BYTES) -> list[Thumbnail]:
+def make_thumbnails(data_dir: Path, rows: list[dict], total_bytes: int = THUMBNAILS_MAX_BYTES) -> list[Thumbnail]:
     """Small JPEG data URIs of the given quality rows; unreadable images are skipped, never fatal.
 
     Each thumbnail gets an equal share of `total_bytes` (JPEG bytes), so 100 noisy photos cannot blow the HTML
@@ -607,8 +661,15 @@ def make_thumbnails(data_dir: Path, rows: list[dict],
             continue
         uri = "data:image/jpeg;base64," + base64.b64encode(_jpeg(img, share)).decode("ascii")
         caption = "; ".join(row.get("reasons") or []) or "rejected"
-        thumbs.append(Thumbnail(path=row["path"], batch=row.get("batch"), reasons=list(row.get("reasons") or []),
-                                data_uri=uri, caption=caption))
+        thumbs.append(
+            Thumbnail(
+                path=row["path"],
+                batch=row.get("batch"),
+                reasons=list(row.get("reasons") or []),
+                data_uri=uri,
+                caption=caption,
+            )
+        )
     return thumbs
 
 
@@ -642,9 +703,11 @@ def build_charts(analysis: RunAnalysis) -> list[dict]:
     if q is not None and len(q):
         dq = analysis.config.data_quality
         # (column, threshold, side that fails); resolution only when some image fails it
-        hists = [("blur_score", dq.blur_threshold, "below"),
-                 ("rotation_angle", dq.max_rotation_degrees, "above (absolute angle)"),
-                 ("contrast", getattr(dq, "min_contrast", None), "below")]
+        hists = [
+            ("blur_score", dq.blur_threshold, "below"),
+            ("rotation_angle", dq.max_rotation_degrees, "above (absolute angle)"),
+            ("contrast", getattr(dq, "min_contrast", None), "below"),
+        ]
         reasons = " ".join(" ".join(_reasons_list(r)) for r in q.get("reasons", pd.Series(dtype=object)))
         if "resolution" in reasons:
             hists += [("width", dq.min_resolution[0], "below"), ("height", dq.min_resolution[1], "below")]
@@ -706,31 +769,60 @@ def _render_markdown(r: Report) -> str:
     out = [f"# Experiment report: {md_escape(r.run_name)}", ""]
     out.append(f"**Verdict ({s.get('severity', 'ok')}):** {md_escape(s.get('verdict', ''))}")
     out.append("")
-    ident = [["Run", md_escape(run.get("name"))], ["Run id", md_escape(run.get("id"))],
-             ["Project", md_escape("/".join(x for x in (run.get("entity"), run.get("project")) if x) or "—")],
-             ["State", md_escape(run.get("state"))], ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
-             ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
-             ["Batches", fmt(s.get("n_batches"))],
-             ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
-             ["Change points", fmt(s.get("n_change_points"))],
-             ["Generated", md_escape(r.generated_at)]]
+    ident = [
+        ["Run", md_escape(run.get("name"))],
+        ["Run id", md_escape(run.get("id"))],
+        ["Project", md_escape("/".join(x for x in (run.get("entity"), run.get("project")) if x) or "—")],
+        ["State", md_escape(run.get("state"))],
+        ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
+        ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
+        ["Batches", fmt(s.get("n_batches"))],
+        ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
+        ["Change points", fmt(s.get("n_change_points"))],
+        ["Generated", md_escape(r.generated_at)],
+    ]
     rs = run.get("read_status") or {}
     if rs and not rs.get("clean", True):
-        ident.append(["Read status", md_escape(f"truncated={rs.get('truncated')}, "
-                                               f"skipped records={rs.get('skipped_records')}")])
+        ident.append(
+            ["Read status", md_escape(f"truncated={rs.get('truncated')}, skipped records={rs.get('skipped_records')}")]
+        )
     if rs.get("errors"):  # e.g. "resumed run: merged 1 earlier session folder(s)", or what a damaged read lost
         ident.append(["Read notes", md_escape("; ".join(map(str, rs["errors"][:5])))])
     out += [_md_table(["", ""], ident), ""]
 
     out += [f"## Problematic batches ({len(r.problematic_batches)})", ""]
     if r.problematic_batches:
-        rows = [[fmt(p["batch"]), p["severity"], fmt(p["first_bad_step"]),
-                 f"{fmt(p['worst_recall'])} @ {fmt(p['worst_step'])}", fmt(p["last_recall"]),
-                 fmt(p["n_anomalies"]), fmt(p["n_change_points"]), fmt(p["n_problem_images"]),
-                 md_escape(_counts_text(p.get("quality_reasons", {})) or "—")]
-                for p in r.problematic_batches]
-        out += [_md_table(["Batch", "Severity", "First bad step", "Worst recall @ step", "Last recall",
-                           "Anomalies", "Change points", "Problem images", "Image issues"], rows), ""]
+        rows = [
+            [
+                fmt(p["batch"]),
+                p["severity"],
+                fmt(p["first_bad_step"]),
+                f"{fmt(p['worst_recall'])} @ {fmt(p['worst_step'])}",
+                fmt(p["last_recall"]),
+                fmt(p["n_anomalies"]),
+                fmt(p["n_change_points"]),
+                fmt(p["n_problem_images"]),
+                md_escape(_counts_text(p.get("quality_reasons", {})) or "—"),
+            ]
+            for p in r.problematic_batches
+        ]
+        out += [
+            _md_table(
+                [
+                    "Batch",
+                    "Severity",
+                    "First bad step",
+                    "Worst recall @ step",
+                    "Last recall",
+                    "Anomalies",
+                    "Change points",
+                    "Problem images",
+                    "Image issues",
+                ],
+                rows,
+            ),
+            "",
+        ]
     else:
         out += ["No problematic batches.", ""]
 
@@ -738,24 +830,46 @@ def _render_markdown(r: Report) -> str:
     if r.root_causes:
         for rc in r.root_causes:
             where = f"batch {fmt(rc.get('batch'))}" if rc.get("batch") is not None else "run"
-            out.append(f"- **{where}** ({md_escape(rc.get('side'))}, score {fmt(rc.get('score'))}): "
-                       f"{md_escape(rc.get('sentence'))}")
+            out.append(
+                f"- **{where}** ({md_escape(rc.get('side'))}, score {fmt(rc.get('score'))}): "
+                f"{md_escape(rc.get('sentence'))}"
+            )
         out.append("")
     else:
         out += ["No root causes identified.", ""]
 
     out += ["## Findings", "", f"### Anomalies ({len(r.anomalies)})", ""]
     if r.anomalies:
-        rows = [[fmt(a["step"]) + (f"–{fmt(a['end_step'])}" if a.get("end_step") is not None else ""),
-                 fmt(a.get("batch")), md_escape(a["metric"]), fmt(a["value"]), md_escape(a["detector"]),
-                 a["severity"], fmt(a["score"]), md_escape(a["message"])] for a in r.anomalies]
+        rows = [
+            [
+                fmt(a["step"]) + (f"–{fmt(a['end_step'])}" if a.get("end_step") is not None else ""),
+                fmt(a.get("batch")),
+                md_escape(a["metric"]),
+                fmt(a["value"]),
+                md_escape(a["detector"]),
+                a["severity"],
+                fmt(a["score"]),
+                md_escape(a["message"]),
+            ]
+            for a in r.anomalies
+        ]
         out += [_md_table(["Step", "Batch", "Metric", "Value", "Detector", "Severity", "Score", "Message"], rows), ""]
     else:
         out += ["No anomalies.", ""]
     out += [f"### Change points ({len(r.change_points)})", ""]
     if r.change_points:
-        rows = [[fmt(c["step"]), fmt(c.get("batch")), md_escape(c["metric"]), fmt(c["mean_before"]),
-                 fmt(c["mean_after"]), fmt(c["delta"]), str(c.get("severity", ""))] for c in r.change_points]
+        rows = [
+            [
+                fmt(c["step"]),
+                fmt(c.get("batch")),
+                md_escape(c["metric"]),
+                fmt(c["mean_before"]),
+                fmt(c["mean_after"]),
+                fmt(c["delta"]),
+                str(c.get("severity", "")),
+            ]
+            for c in r.change_points
+        ]
         out += [_md_table(["Step", "Batch", "Metric", "Mean before", "Mean after", "Delta", "Severity"], rows), ""]
     else:
         out += ["No change points.", ""]
@@ -765,9 +879,11 @@ def _render_markdown(r: Report) -> str:
     if q is None:
         out += ["No data directory was given, so images were not scored.", ""]
     else:
-        out.append(f"{fmt(q['n_images'])} images scored: {fmt(q['n_acceptable'])} acceptable, "
-                   f"{fmt(q['n_rejected'])} rejected, {fmt(q['n_errors'])} unreadable "
-                   f"(acceptable rate {fmt(q['acceptable_rate'])}).")
+        out.append(
+            f"{fmt(q['n_images'])} images scored: {fmt(q['n_acceptable'])} acceptable, "
+            f"{fmt(q['n_rejected'])} rejected, {fmt(q['n_errors'])} unreadable "
+            f"(acceptable rate {fmt(q['acceptable_rate'])})."
+        )
         out.append("")
         th = q.get("thresholds", {})
         out.append("Thresholds: " + md_escape(", ".join(f"{k} {v}" for k, v in th.items())))
@@ -775,17 +891,36 @@ def _render_markdown(r: Report) -> str:
         if q.get("reasons"):
             out += [_md_table(["Reason", "Images"], [[md_escape(k), fmt(v)] for k, v in q["reasons"].items()]), ""]
         if q.get("columns"):
-            out += [_md_table(["Score", "Min", "Median", "Max"],
-                              [[md_escape(k), fmt(v["min"]), fmt(v["median"]), fmt(v["max"])]
-                               for k, v in q["columns"].items()]), ""]
+            out += [
+                _md_table(
+                    ["Score", "Min", "Median", "Max"],
+                    [[md_escape(k), fmt(v["min"]), fmt(v["median"]), fmt(v["max"])] for k, v in q["columns"].items()],
+                ),
+                "",
+            ]
         if q.get("worst_images"):
             out += [f"Worst images ({len(q['worst_images'])}):", ""]
-            out += [_md_table(["Path", "Batch", "Reasons"],
-                              [[md_escape(w["path"]), fmt(w.get("batch")), md_escape("; ".join(w["reasons"]) or "—")]
-                               for w in q["worst_images"]]), ""]
+            out += [
+                _md_table(
+                    ["Path", "Batch", "Reasons"],
+                    [
+                        [md_escape(w["path"]), fmt(w.get("batch")), md_escape("; ".join(w["reasons"]) or "—")]
+                        for w in q["worst_images"]
+                    ],
+                ),
+                "",
+            ]
 
-    out += ["## Configuration", "", "<details><summary>Analysis configuration (secrets omitted)</summary>", "",
-            _md_code_block(yaml.safe_dump(r.config, sort_keys=False).rstrip(), "yaml"), "", "</details>", ""]
+    out += [
+        "## Configuration",
+        "",
+        "<details><summary>Analysis configuration (secrets omitted)</summary>",
+        "",
+        _md_code_block(yaml.safe_dump(r.config, sort_keys=False).rstrip(), "yaml"),
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -803,16 +938,26 @@ def _counts_text(counts: dict) -> str:
 
 def _script_json(text: str) -> str:
     """JSON text safe inside a <script> element (no `</script>`, no `<!--`, no line separators)."""
-    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
 @functools.lru_cache(maxsize=1)
 def _jinja_env():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["fmt"] = fmt
     env.filters["counts"] = _counts_text
     env.filters["worst_values"] = _worst_values_text
@@ -823,11 +968,16 @@ def _render_html(r: Report) -> str:
     import markupsafe
     import yaml
 
-    charts = [{"id": c["id"], "title": c["title"], "json": markupsafe.Markup(_script_json(c["figure"]))}
-              for c in r.charts]
+    charts = [
+        {"id": c["id"], "title": c["title"], "json": markupsafe.Markup(_script_json(c["figure"]))} for c in r.charts
+    ]
     template = _jinja_env().get_template("report.html.j2")
     return template.render(
-        r=r, run=r.run, s=r.summary, q=r.quality, charts=charts,
+        r=r,
+        run=r.run,
+        s=r.summary,
+        q=r.quality,
+        charts=charts,
         config_yaml=yaml.safe_dump(r.config, sort_keys=False),
         plotly_gz=plotly_js_gzip_b64() if charts else "",
     )

@@ -16,7 +16,6 @@ Causes are ranked by `score` (higher first): the size of the fall, severity and 
 A run without batch metrics is explained from its run-level change points.
 """
 
-
 from __future__ import annotations
 
 import math
@@ -78,8 +77,13 @@ _P_CHANGE, _P_CRITICAL, _P_WARNING, _P_ENDS_BAD = 0, 1, 2, 3
 _FALLS = {"drop_from_best", "cross_batch", "nonfinite"}
 
 
-def _problems(anomalies: list[Anomaly], change_points: list[ChangePoint], batches: pd.DataFrame,
-              images: pd.DataFrame | None, cfg: AnalyzerConfig) -> dict[int, _Problem]:
+def _problems(
+    anomalies: list[Anomaly],
+    change_points: list[ChangePoint],
+    batches: pd.DataFrame,
+    images: pd.DataFrame | None,
+    cfg: AnalyzerConfig,
+) -> dict[int, _Problem]:
     """batch -> its problem. Early training below a threshold is not a problem (every batch starts low);
     threshold flags and problematic images only support a problem found by a fall, unless the batch is still
     below its bound at the end of the run."""
@@ -90,8 +94,11 @@ def _problems(anomalies: list[Anomaly], change_points: list[ChangePoint], batche
         return probs.setdefault(batch, _Problem(batch=batch))
 
     support: dict[int, list[tuple[str, str]]] = {}
-    last_step = (batches.groupby(["batch", "metric"])["step"].max().to_dict()
-                 if batches is not None and not batches.empty else {})
+    last_step = (
+        batches.groupby(["batch", "metric"])["step"].max().to_dict()
+        if batches is not None and not batches.empty
+        else {}
+    )
     for a in anomalies:
         if a.batch is None:
             continue
@@ -175,19 +182,24 @@ def _together(probs: dict[int, _Problem], step: int, tol: float) -> list[int]:
     return sorted(b for b, p in probs.items() if abs(p.first_step - step) <= tol)
 
 
-def _global_changes_near(change_points: list[ChangePoint], anomalies: list[Anomaly], step: int, tol: float,
-                         batch_metrics: set[str]) -> list[str]:
+def _global_changes_near(
+    change_points: list[ChangePoint], anomalies: list[Anomaly], step: int, tol: float, batch_metrics: set[str]
+) -> list[str]:
     """Global metrics (no batch) with a change point or a degrading anomaly close to `step`.
 
     Aggregates of the batch metrics (`val/recall` when batches log `recall`) move whenever one batch moves, so
     they say nothing about the side and are left out.
     """
+
     def independent(metric: str) -> bool:
         return metric.rsplit("/", 1)[-1] not in batch_metrics
 
     names = {c.metric for c in change_points if c.batch is None and abs(c.step - step) <= tol}
-    names |= {a.metric for a in anomalies if a.batch is None and a.detector in _DEGRADING | {"zscore"}
-              and abs(a.step - step) <= tol}
+    names |= {
+        a.metric
+        for a in anomalies
+        if a.batch is None and a.detector in _DEGRADING | {"zscore"} and abs(a.step - step) <= tol
+    }
     return sorted(n for n in names if independent(n))
 
 
@@ -244,8 +256,12 @@ def compare_quality(quality: pd.DataFrame, batch: int) -> dict:
     else:
         usable = np.ones(len(quality), dtype=bool)
     scores = _score_frame(quality)
-    result: dict = {"n": int((mine & usable).sum()), "n_other": int((~mine & usable).sum()), "scores": {},
-                    "n_images": int(mine.sum())}  # `n` counts the scored ones; failures count every image
+    result: dict = {
+        "n": int((mine & usable).sum()),
+        "n_other": int((~mine & usable).sum()),
+        "scores": {},
+        "n_images": int(mine.sum()),
+    }  # `n` counts the scored ones; failures count every image
     for col in scores.columns:
         a = scores[col].to_numpy(dtype=float)[mine & usable]
         b = scores[col].to_numpy(dtype=float)[~mine & usable]
@@ -256,8 +272,12 @@ def compare_quality(quality: pd.DataFrame, batch: int) -> dict:
             continue
         u, p = mannwhitneyu(a, b, alternative="two-sided")
         effect = 2.0 * float(u) / (a.size * b.size) - 1.0
-        result["scores"][col] = {"median": float(np.median(a)), "median_other": float(np.median(b)),
-                                 "p": float(p), "effect": effect}
+        result["scores"][col] = {
+            "median": float(np.median(a)),
+            "median_other": float(np.median(b)),
+            "p": float(p),
+            "effect": effect,
+        }
     fails: Counter = Counter()
     n_failing = 0
     if "is_acceptable" in quality.columns:
@@ -289,8 +309,10 @@ def _quality_phrase(ev: dict) -> tuple[str, float]:
             continue  # significantly *better* images do not explain a fall
         worse.append((abs(st["effect"]), col, label, lower_word if went < 0 else higher_word, st))
     worse.sort(key=lambda w: w[0], reverse=True)
-    described = [f"{word} (median {label} {_num(st['median'])} vs {_num(st['median_other'])}, {_pval(st['p'])})"
-                 for _, col, label, word, st in worse[:2]]
+    described = [
+        f"{word} (median {label} {_num(st['median'])} vs {_num(st['median_other'])}, {_pval(st['p'])})"
+        for _, col, label, word, st in worse[:2]
+    ]
     if described:
         parts.append("its images are " + " and ".join(described))
         strength = worse[0][0]
@@ -328,9 +350,14 @@ def _pval(p: float) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- explain
-def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list[ChangePoint],
-            quality: pd.DataFrame | None, images: pd.DataFrame | None,
-            cfg: AnalyzerConfig | None = None) -> list[RootCause]:
+def explain(
+    batches: pd.DataFrame,
+    anomalies: list[Anomaly],
+    change_points: list[ChangePoint],
+    quality: pd.DataFrame | None,
+    images: pd.DataFrame | None,
+    cfg: AnalyzerConfig | None = None,
+) -> list[RootCause]:
     """Ranked root causes (most important first) for the run's problematic batches and shared episodes."""
     cfg = cfg or AnalyzerConfig()
     if batches is None:
@@ -362,17 +389,27 @@ def explain(batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list
     for b, prob in probs.items():
         if b in grouped:
             continue
-        cause = _batch_cause(batches, series, prob, quality, n_batches, change_points, anomalies, tol, cfg,
-                             n_together=len(_together(probs, prob.first_step, tol)))
+        cause = _batch_cause(
+            batches,
+            series,
+            prob,
+            quality,
+            n_batches,
+            change_points,
+            anomalies,
+            tol,
+            cfg,
+            n_together=len(_together(probs, prob.first_step, tol)),
+        )
         if cause is not None:
             out.append(cause)
-    out.sort(key=lambda r: (-r.score, r.step if r.step is not None else 0,
-                            -1 if r.batch is None else r.batch))
+    out.sort(key=lambda r: (-r.score, r.step if r.step is not None else 0, -1 if r.batch is None else r.batch))
     return out
 
 
-def _run_level_causes(anomalies: list[Anomaly], change_points: list[ChangePoint],
-                      cfg: AnalyzerConfig) -> list[RootCause]:
+def _run_level_causes(
+    anomalies: list[Anomaly], change_points: list[ChangePoint], cfg: AnalyzerConfig
+) -> list[RootCause]:
     """A run without batch metrics: explain each degrading change of a run-level metric from what else changed
     at that step (a learning-rate step points at the training setup)."""
     steps = sorted({c.step for c in change_points})
@@ -382,8 +419,13 @@ def _run_level_causes(anomalies: list[Anomaly], change_points: list[ChangePoint]
         if c.batch is not None or c.severity not in ("warning", "critical") or is_schedule(c.metric, cfg.anomaly):
             continue
         fall, rel = _fall_phrase(c.metric, c.mean_before, c.mean_after, c.step, cfg, full_name=True)
-        others = sorted({o.metric for o in change_points
-                         if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol})
+        others = sorted(
+            {
+                o.metric
+                for o in change_points
+                if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol
+            }
+        )
         lr = [m for m in others if is_schedule(m, cfg.anomaly)]
         if lr:
             side, why = "model", f"{', '.join(lr)} changed at that step, so the training setup is the suspect"
@@ -392,17 +434,37 @@ def _run_level_causes(anomalies: list[Anomaly], change_points: list[ChangePoint]
         else:
             side, why = "unknown", "no batch metrics were logged to tell data from model"
         severity = 2.0 if c.severity == "critical" else 1.0
-        out.append(RootCause(batch=None, step=c.step, side=side, sentence=f"{fall}; {why}",
-                             score=100.0 * max(rel, 0.0) + 10.0 * severity,
-                             evidence={"metric": c.metric, "before": c.mean_before, "after": c.mean_after,
-                                       "relative_change": rel, "first_bad_step": c.step,
-                                       "global_changes": others, "learning_rate_change": bool(lr)}))
+        out.append(
+            RootCause(
+                batch=None,
+                step=c.step,
+                side=side,
+                sentence=f"{fall}; {why}",
+                score=100.0 * max(rel, 0.0) + 10.0 * severity,
+                evidence={
+                    "metric": c.metric,
+                    "before": c.mean_before,
+                    "after": c.mean_after,
+                    "relative_change": rel,
+                    "first_bad_step": c.step,
+                    "global_changes": others,
+                    "learning_rate_change": bool(lr),
+                },
+            )
+        )
     out.sort(key=lambda r: -r.score)
     return out
 
 
-def _fall_phrase(metric: str | None, before: float, after: float, step: int, cfg: AnalyzerConfig,
-                 nonfinite: bool = False, full_name: bool = False) -> tuple[str, float]:
+def _fall_phrase(
+    metric: str | None,
+    before: float,
+    after: float,
+    step: int,
+    cfg: AnalyzerConfig,
+    nonfinite: bool = False,
+    full_name: bool = False,
+) -> tuple[str, float]:
     """('recall fell 0.91 → 0.62 at step 2000', relative change in the bad direction; negative = better)."""
     if metric is None:
         return f"went wrong at step {step}", 0.0
@@ -422,20 +484,35 @@ def _fall_phrase(metric: str | None, before: float, after: float, step: int, cfg
     return f"went wrong at step {step}", 0.0
 
 
-def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, quality: pd.DataFrame | None,
-                 n_batches: int,
-                 change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
-                 cfg: AnalyzerConfig, n_together: int) -> RootCause | None:
+def _batch_cause(
+    batches: pd.DataFrame,
+    series: _SeriesIndex,
+    prob: _Problem,
+    quality: pd.DataFrame | None,
+    n_batches: int,
+    change_points: list[ChangePoint],
+    anomalies: list[Anomaly],
+    tol: float,
+    cfg: AnalyzerConfig,
+    n_together: int,
+) -> RootCause | None:
     metric = _main_metric(batches, prob, cfg)
-    before, after = (_before_after(series, prob.batch, metric, prob.first_step, cfg.anomaly.zscore_window)
-                     if metric else (float("nan"), float("nan")))
+    before, after = (
+        _before_after(series, prob.batch, metric, prob.first_step, cfg.anomaly.zscore_window)
+        if metric
+        else (float("nan"), float("nan"))
+    )
     fall, rel = _fall_phrase(metric, before, after, prob.first_step, cfg, "nonfinite" in prob.detectors)
     glob = _global_changes_near(change_points, anomalies, prob.first_step, tol, series.metrics)
     ev = compare_quality(quality, prob.batch) if quality is not None else {"n": 0}
     qphrase, strength = _quality_phrase(ev)
     ends_below_bound = prob.onsets and min(prob.onsets)[0] == _P_ENDS_BAD
-    if (rel < cfg.anomaly.performance_drop_threshold and not qphrase and not ends_below_bound
-            and "nonfinite" not in prob.detectors):
+    if (
+        rel < cfg.anomaly.performance_drop_threshold
+        and not qphrase
+        and not ends_below_bound
+        and "nonfinite" not in prob.detectors
+    ):
         return None  # the numbers show no real fall: a passing flag, not something to explain
     alone = n_together <= max(1, int(0.2 * n_batches))
     if n_batches <= 1 and not qphrase:
@@ -454,22 +531,40 @@ def _batch_cause(batches: pd.DataFrame, series: _SeriesIndex, prob: _Problem, qu
         why = qphrase
     else:
         side = "unknown"
-        why = (f"{n_together} of {n_batches} batches changed near that step"
-               + (f"; {', '.join(glob)} changed too" if glob else ""))
+        why = f"{n_together} of {n_batches} batches changed near that step" + (
+            f"; {', '.join(glob)} changed too" if glob else ""
+        )
     sentence = f"batch {prob.batch}: {fall}; {why}"
     score = 100.0 * max(rel, 0.0) + 10.0 * prob.severity_weight + 20.0 * strength + min(prob.n_findings, 10)
-    evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
-                "first_bad_step": prob.first_step, "detectors": sorted(prob.detectors),
-                "batches_changing_together": n_together, "n_batches": n_batches,
-                "global_changes": glob, "quality": ev}
-    return RootCause(batch=prob.batch, step=prob.first_step, side=side, sentence=sentence, score=score,
-                     evidence=evidence)
+    evidence = {
+        "metric": metric,
+        "before": before,
+        "after": after,
+        "relative_change": rel,
+        "first_bad_step": prob.first_step,
+        "detectors": sorted(prob.detectors),
+        "batches_changing_together": n_together,
+        "n_batches": n_batches,
+        "global_changes": glob,
+        "quality": ev,
+    }
+    return RootCause(
+        batch=prob.batch, step=prob.first_step, side=side, sentence=sentence, score=score, evidence=evidence
+    )
 
 
-def _model_side(batches: pd.DataFrame, series: _SeriesIndex, probs: dict[int, _Problem], group: list[int],
-                step: int,
-                n_batches: int, change_points: list[ChangePoint], anomalies: list[Anomaly], tol: float,
-                cfg: AnalyzerConfig) -> RootCause | None:
+def _model_side(
+    batches: pd.DataFrame,
+    series: _SeriesIndex,
+    probs: dict[int, _Problem],
+    group: list[int],
+    step: int,
+    n_batches: int,
+    change_points: list[ChangePoint],
+    anomalies: list[Anomaly],
+    tol: float,
+    cfg: AnalyzerConfig,
+) -> RootCause | None:
     metric = _main_metric(batches, probs[group[0]], cfg)
     befores, afters = [], []
     if metric:
@@ -484,12 +579,24 @@ def _model_side(batches: pd.DataFrame, series: _SeriesIndex, probs: dict[int, _P
         return None  # the batches moved together but did not get worse
     glob = _global_changes_near(change_points, anomalies, step, tol, series.metrics)
     lr = [g for g in glob if _is_lr(g)]
-    cause = ("the learning rate changed at that step" if lr else
-             f"{', '.join(glob)} changed at the same step" if glob else
-             "all batches changing together points at the model or training setup, not the data")
-    sentence = (f"{len(group)} of {n_batches} batches: median {fall}; a model-side change ({cause})")
+    cause = (
+        "the learning rate changed at that step"
+        if lr
+        else f"{', '.join(glob)} changed at the same step"
+        if glob
+        else "all batches changing together points at the model or training setup, not the data"
+    )
+    sentence = f"{len(group)} of {n_batches} batches: median {fall}; a model-side change ({cause})"
     score = 100.0 * max(rel, 0.0) + 10.0 * max(probs[b].severity_weight for b in group) + 5.0 * len(group) / n_batches
-    evidence = {"metric": metric, "before": before, "after": after, "relative_change": rel,
-                "first_bad_step": step, "batches": group, "n_batches": n_batches, "global_changes": glob,
-                "learning_rate_change": bool(lr)}
+    evidence = {
+        "metric": metric,
+        "before": before,
+        "after": after,
+        "relative_change": rel,
+        "first_bad_step": step,
+        "batches": group,
+        "n_batches": n_batches,
+        "global_changes": glob,
+        "learning_rate_change": bool(lr),
+    }
     return RootCause(batch=None, step=step, side="model", sentence=sentence, score=score, evidence=evidence)

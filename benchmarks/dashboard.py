@@ -93,8 +93,13 @@ def ensure_run(cache: Path, steps: int, batches: int) -> Path:
     parent.mkdir(parents=True)
     print(f"writing a {steps}-step x {batches}-batch offline wandb run into {parent} (once) ...", flush=True)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", _WRITER, str(steps), str(batches), "0", json.dumps(BAD_BATCHES),
-                    str(parent)], env=wandb_env(parent), check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, "-c", _WRITER, str(steps), str(batches), "0", json.dumps(BAD_BATCHES), str(parent)],
+        env=wandb_env(parent),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     print(f"  written in {time.perf_counter() - t0:.1f} s", flush=True)
     done.write_text("ok")
     return parent / "wandb"
@@ -126,7 +131,7 @@ def ensure_images(cache: Path, n: int) -> Path:
     return folder
 
 
-EMPTY_APP = '''import streamlit as st
+EMPTY_APP = """import streamlit as st
 st.title("Empty page")
 st.slider("x", 0, 100, 50, key="x")
 if st.query_params.get("chart"):  # the second reference: the same page plus one 3-point plotly chart
@@ -135,7 +140,7 @@ if st.query_params.get("chart"):  # the second reference: the same page plus one
 st.session_state["_run_no"] = st.session_state.get("_run_no", 0) + 1
 st.markdown(f'<span class="st-run-marker" data-run="{st.session_state["_run_no"]}"></span>',
             unsafe_allow_html=True)
-'''
+"""
 MARKER_JS = "() => !!document.querySelector('.st-run-marker')"
 CHARTS_DRAWN_JS = """n => { const c = document.querySelectorAll('[data-testid=stPlotlyChart]');
   return !!document.querySelector('.st-run-marker') && c.length >= n &&
@@ -238,14 +243,20 @@ def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
     switches = []
     for _ in range(repeat):
         timed_action(page, lambda: nav.get_by_role("link", name="Monitor settings").click())
-        switches.append(timed_action(page, lambda: nav.get_by_role("link", name="Overview").click(),
-                                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1)))
+        switches.append(
+            timed_action(
+                page,
+                lambda: nav.get_by_role("link", name="Overview").click(),
+                check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1),
+            )
+        )
     smooth = []
     for k in ["ArrowRight", "ArrowLeft"] * max(1, repeat // 2):
         thumb = page.get_by_test_id("stSlider").filter(has_text="Smoothing").get_by_role("slider")
         thumb.focus()
-        smooth.append(timed_action(page, lambda: thumb.press(k),
-                                   check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1)))
+        smooth.append(
+            timed_action(page, lambda: thumb.press(k), check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1))
+        )
     ctx.close()
     return {"cold": [t_cold], **out, "switch": switches, "smoothing": smooth}
 
@@ -281,8 +292,11 @@ def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[
     ctx.close()
     print(f"  flag counts: start {before}, after arrows {after_arrows}, End/Home {counts}", flush=True)
     assert after_arrows != before or len(set(counts)) > 1, "slider moves did not change the flag count"
-    print(f"  flagged: {before:,} at start, {after_arrows:,} after {moves} arrow steps, "
-          f"{max(counts):,}/{min(counts):,} at End/Home", flush=True)
+    print(
+        f"  flagged: {before:,} at start, {after_arrows:,} after {moves} arrow steps, "
+        f"{max(counts):,}/{min(counts):,} at End/Home",
+        flush=True,
+    )
     return {"audit": [t_audit], "arrow": arrow, "jump": jumps}
 
 
@@ -297,9 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["overview", "slider"])
     args = ap.parse_args(argv)
 
-    from playwright.sync_api import sync_playwright
-
     from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit, stop
+    from playwright.sync_api import sync_playwright
 
     wandb_dir = ensure_run(args.cache, args.steps, args.batches) if args.only != "slider" else None
     images = ensure_images(args.cache, args.images) if args.only != "overview" else None
@@ -311,8 +324,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         env.pop("WANDB_DIR", None)
     p_empty, p_app = free_port(), free_port()
-    servers = [start_streamlit(work / "empty_app.py", p_empty, work / "empty.log"),
-               start_streamlit(ROOT / "app.py", p_app, work / "app.log", env=env)]
+    servers = [
+        start_streamlit(work / "empty_app.py", p_empty, work / "empty.log"),
+        start_streamlit(ROOT / "app.py", p_app, work / "app.log", env=env),
+    ]
     results: dict[str, dict[str, list[float]]] = {}
     try:
         with sync_playwright() as p:
@@ -320,8 +335,11 @@ def main(argv: list[str] | None = None) -> int:
             print("empty page ...", flush=True)
             results["empty"] = bench_empty(browser, f"http://127.0.0.1:{p_empty}", args.repeat)
             if args.only != "slider":
-                print(f"overview of the {args.steps:,}-step x {args.batches}-batch run (first load reads and "
-                      "analyses it) ...", flush=True)
+                print(
+                    f"overview of the {args.steps:,}-step x {args.batches}-batch run (first load reads and "
+                    "analyses it) ...",
+                    flush=True,
+                )
                 results["overview"] = bench_overview(browser, f"http://127.0.0.1:{p_app}", args.repeat)
             if args.only != "overview":
                 print(f"data quality on {args.images:,} images ...", flush=True)
@@ -337,32 +355,44 @@ def main(argv: list[str] | None = None) -> int:
 def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
     e = results["empty"]
     base_fresh, base_cached, base_move = _median(e["fresh"]), _median(e["cached"]), _median(e["slider"])
-    rows = [("empty page: load, fresh browser profile (baseline)", e["fresh"], None),
-            ("empty page: load, assets cached (baseline)", e["cached"], None),
-            ("empty page: slider move (baseline)", e["slider"], None),
-            ("reference: empty page + one 3-point plotly chart, fresh profile", e["chart_fresh"], base_fresh),
-            ("reference: empty page + one 3-point plotly chart, assets cached", e["chart_cached"], base_cached)]
+    rows = [
+        ("empty page: load, fresh browser profile (baseline)", e["fresh"], None),
+        ("empty page: load, assets cached (baseline)", e["cached"], None),
+        ("empty page: slider move (baseline)", e["slider"], None),
+        ("reference: empty page + one 3-point plotly chart, fresh profile", e["chart_fresh"], base_fresh),
+        ("reference: empty page + one 3-point plotly chart, assets cached", e["chart_cached"], base_cached),
+    ]
     verdicts = []
     if "overview" in results:
         o = results["overview"]
-        rows += [("overview: first load (read + analyse the run)", o["cold"], base_fresh),
-                 ("overview: load, fresh browser profile", o["fresh"], base_fresh),
-                 ("overview: load, assets cached", o["cached"], base_cached),
-                 ("overview: page switch Monitor -> Overview", o["switch"], base_cached),
-                 ("overview: smoothing slider move", o["smoothing"], base_move)]
-        for label, xs, base in (("assets cached", o["cached"], base_cached),
-                                ("fresh browser profile", o["fresh"], base_fresh)):
+        rows += [
+            ("overview: first load (read + analyse the run)", o["cold"], base_fresh),
+            ("overview: load, fresh browser profile", o["fresh"], base_fresh),
+            ("overview: load, assets cached", o["cached"], base_cached),
+            ("overview: page switch Monitor -> Overview", o["switch"], base_cached),
+            ("overview: smoothing slider move", o["smoothing"], base_move),
+        ]
+        for label, xs, base in (
+            ("assets cached", o["cached"], base_cached),
+            ("fresh browser profile", o["fresh"], base_fresh),
+        ):
             ratio = _median(xs) / base
-            verdicts.append(f"(b) Overview {args.steps:,} steps x {args.batches} batches, {label}: {ratio:.2f}x "
-                            f"the empty page (target < 3x) -> {'PASS' if ratio < 3 else 'FAIL'}")
+            verdicts.append(
+                f"(b) Overview {args.steps:,} steps x {args.batches} batches, {label}: {ratio:.2f}x "
+                f"the empty page (target < 3x) -> {'PASS' if ratio < 3 else 'FAIL'}"
+            )
     if "slider" in results:
         s = results["slider"]
-        rows += [("data quality: audit (first visit)", s["audit"], None),
-                 ("data quality: blur slider, one step", s["arrow"], base_move),
-                 ("data quality: blur slider, End/Home", s["jump"], base_move)]
+        rows += [
+            ("data quality: audit (first visit)", s["audit"], None),
+            ("data quality: blur slider, one step", s["arrow"], base_move),
+            ("data quality: blur slider, End/Home", s["jump"], base_move),
+        ]
         worst = max(_median(s["arrow"]), _median(s["jump"]))
-        verdicts.append(f"(a) threshold slider on {args.images:,} images: median {worst * 1000:.0f} ms "
-                        f"(target < 300 ms) -> {'PASS' if worst < 0.3 else 'FAIL'}")
+        verdicts.append(
+            f"(a) threshold slider on {args.images:,} images: median {worst * 1000:.0f} ms "
+            f"(target < 300 ms) -> {'PASS' if worst < 0.3 else 'FAIL'}"
+        )
     print()
     print("| measurement | n | median ms | p90 ms | x baseline |")
     print("|---|---|---|---|---|")

@@ -31,12 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import ruptures as rpt  # noqa: E402
+import numpy as np
+import ruptures as rpt
 
-from analysis.anomalies import outlier_indices  # noqa: E402
-from analysis.changepoints import change_points  # noqa: E402
-from benchmarks.labelled_series import SCENARIOS, LabelledSeries, labelled_set, pw_constant_set  # noqa: E402
+from analysis.anomalies import outlier_indices
+from analysis.changepoints import change_points
+from benchmarks.labelled_series import SCENARIOS, LabelledSeries, labelled_set, pw_constant_set
 
 MARGIN = 5
 
@@ -106,9 +106,16 @@ def nothing(x: np.ndarray) -> list[int]:
 
 
 CP_METHODS: dict[str, Callable[[np.ndarray], list[int]]] = {
-    "ours": change_points, "pelt": pelt_l2, "zscore": global_z, "nothing": nothing}
+    "ours": change_points,
+    "pelt": pelt_l2,
+    "zscore": global_z,
+    "nothing": nothing,
+}
 OUTLIER_METHODS: dict[str, Callable[[np.ndarray], list[int]]] = {
-    "ours": outlier_indices, "zscore": global_z, "nothing": nothing}
+    "ours": outlier_indices,
+    "zscore": global_z,
+    "nothing": nothing,
+}
 
 
 def evaluate_cps(series: list[LabelledSeries], method: Callable[[np.ndarray], list[int]]) -> dict:
@@ -124,9 +131,13 @@ def evaluate_cps(series: list[LabelledSeries], method: Callable[[np.ndarray], li
         per_scenario.setdefault(s.scenario, []).append(f)
         if s.healthy:
             false_healthy.append(len(pred))
-    return {"f1": float(np.mean(f1s)), "cover": float(np.mean(covers)),
-            "false_per_healthy": float(np.mean(false_healthy)) if false_healthy else float("nan"),
-            "seconds": seconds, "per_scenario": {k: float(np.mean(v)) for k, v in per_scenario.items()}}
+    return {
+        "f1": float(np.mean(f1s)),
+        "cover": float(np.mean(covers)),
+        "false_per_healthy": float(np.mean(false_healthy)) if false_healthy else float("nan"),
+        "seconds": seconds,
+        "per_scenario": {k: float(np.mean(v)) for k, v in per_scenario.items()},
+    }
 
 
 def evaluate_outliers(series: list[LabelledSeries], method: Callable[[np.ndarray], list[int]]) -> dict:
@@ -162,8 +173,11 @@ def speed(seed: int) -> list[tuple[str, tuple[float, float], tuple[float, float]
     long = np.repeat(rng.normal(0, 3, 10), 10_000) + rng.normal(0, 1, 100_000)
     pelt20 = _time(lambda: [pelt_l2(x) for x in many[:20]], 1)
     rows = [
-        ("change_points: 200 step series x 1,000", _time(lambda: [change_points(x) for x in many]),
-         (pelt20[0] * 10, pelt20[1] * 10)),
+        (
+            "change_points: 200 step series x 1,000",
+            _time(lambda: [change_points(x) for x in many]),
+            (pelt20[0] * 10, pelt20[1] * 10),
+        ),
         ("change_points: 200 learning curves x 1,000", _time(lambda: [change_points(x) for x in curves]), None),
         ("outlier_indices: 200 series x 1,000", _time(lambda: [outlier_indices(x) for x in many]), None),
         ("change_points: one 100,000-step series", _time(lambda: change_points(long)), None),
@@ -186,18 +200,28 @@ def run_level(seed: int, batches: int = 200, steps: int = 10_000) -> list[tuple[
     frames = []
     for metric in ("recall", "precision", "hmean"):
         vals = curve[None, :] + rng.normal(0, 0.01, (batches, steps))
-        vals[7, int(0.6 * steps):] -= 0.3
-        frames.append(pd.DataFrame({"step": np.tile(np.arange(steps) * 10, batches),
-                                    "batch": np.repeat(np.arange(batches), steps), "metric": metric,
-                                    "value": vals.ravel()}))
+        vals[7, int(0.6 * steps) :] -= 0.3
+        frames.append(
+            pd.DataFrame(
+                {
+                    "step": np.tile(np.arange(steps) * 10, batches),
+                    "batch": np.repeat(np.arange(batches), steps),
+                    "metric": metric,
+                    "value": vals.ravel(),
+                }
+            )
+        )
     long = pd.concat(frames, ignore_index=True)
     cfg = AnalyzerConfig()
     out = {}
     t_an = _time(lambda: out.__setitem__("a", find_anomalies(long, None, cfg.anomaly)), 1)
     t_cp = _time(lambda: out.__setitem__("c", find_change_points(long, None, cfg.anomaly)), 1)
     t_rc = _time(lambda: out.__setitem__("r", explain(long, out["a"], out["c"], None, None, cfg)), 1)
-    return [("find_anomalies", t_an, len(out["a"])), ("find_change_points", t_cp, len(out["c"])),
-            ("explain (root causes)", t_rc, len(out["r"]))]
+    return [
+        ("find_anomalies", t_an, len(out["a"])),
+        ("find_change_points", t_cp, len(out["c"])),
+        ("explain (root causes)", t_rc, len(out["r"])),
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ report
@@ -217,50 +241,104 @@ def main(argv: list[str] | None = None) -> int:
 
     labelled = labelled_set(args.per_scenario, args.seed)
     pw = pw_constant_set(args.pw, seed=args.seed)
-    print(f"labelled training-like series: {len(labelled)} ({args.per_scenario} per scenario, "
-          f"{sum(s.healthy for s in labelled)} healthy); pw_constant: {len(pw)} x 1000")
+    print(
+        f"labelled training-like series: {len(labelled)} ({args.per_scenario} per scenario, "
+        f"{sum(s.healthy for s in labelled)} healthy); pw_constant: {len(pw)} x 1000"
+    )
 
     results = {}
     for name, fn in CP_METHODS.items():
         results[name] = (evaluate_cps(labelled, fn), evaluate_cps(pw, fn))
     rows = []
     for name, (lab, pwr) in results.items():
-        rows.append([name, f"{lab['f1']:.3f}", f"{lab['cover']:.3f}", f"{lab['false_per_healthy']:.2f}",
-                     f"{pwr['f1']:.3f}", f"{pwr['cover']:.3f}", f"{lab['seconds'] + pwr['seconds']:.2f}"])
-    print(_table("Change points (F1 with 5-sample margin, covering; mean over series)",
-                 ["method", "F1 labelled", "cover labelled", "false CPs / healthy run", "F1 pw_constant",
-                  "cover pw_constant", "seconds"], rows))
+        rows.append(
+            [
+                name,
+                f"{lab['f1']:.3f}",
+                f"{lab['cover']:.3f}",
+                f"{lab['false_per_healthy']:.2f}",
+                f"{pwr['f1']:.3f}",
+                f"{pwr['cover']:.3f}",
+                f"{lab['seconds'] + pwr['seconds']:.2f}",
+            ]
+        )
+    print(
+        _table(
+            "Change points (F1 with 5-sample margin, covering; mean over series)",
+            [
+                "method",
+                "F1 labelled",
+                "cover labelled",
+                "false CPs / healthy run",
+                "F1 pw_constant",
+                "cover pw_constant",
+                "seconds",
+            ],
+            rows,
+        )
+    )
 
     scen = [s for s in SCENARIOS]
-    print(_table("Change-point F1 per scenario (labelled set)", ["method"] + scen,
-                 [[name] + [f"{lab['per_scenario'].get(s, float('nan')):.2f}" for s in scen]
-                  for name, (lab, _) in results.items()]))
+    print(
+        _table(
+            "Change-point F1 per scenario (labelled set)",
+            ["method"] + scen,
+            [
+                [name] + [f"{lab['per_scenario'].get(s, float('nan')):.2f}" for s in scen]
+                for name, (lab, _) in results.items()
+            ],
+        )
+    )
 
     orows = []
     for name, fn in OUTLIER_METHODS.items():
         r = evaluate_outliers(labelled, fn)
-        orows.append([name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}",
-                      f"{r['flagged']}", f"{r['true']}"])
-    print(_table("Point outliers (labelled set, point-exact, pooled)",
-                 ["method", "precision", "recall", "F1", "flagged", "true"], orows))
+        orows.append(
+            [name, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['f1']:.3f}", f"{r['flagged']}", f"{r['true']}"]
+        )
+    print(
+        _table(
+            "Point outliers (labelled set, point-exact, pooled)",
+            ["method", "precision", "recall", "F1", "flagged", "true"],
+            orows,
+        )
+    )
 
     ours, pelt, z = results["ours"][0], results["pelt"][0], results["zscore"][0]
     print("\nRatios against the baselines (labelled set):")
-    print(f"  F1 ours/pelt = {ours['f1'] / max(pelt['f1'], 1e-9):.2f}, ours/zscore = "
-          f"{ours['f1'] / max(z['f1'], 1e-9):.2f}; cover ours/pelt = {ours['cover'] / max(pelt['cover'], 1e-9):.2f}"
-          f", ours/zscore = {ours['cover'] / max(z['cover'], 1e-9):.2f}")
+    print(
+        f"  F1 ours/pelt = {ours['f1'] / max(pelt['f1'], 1e-9):.2f}, ours/zscore = "
+        f"{ours['f1'] / max(z['f1'], 1e-9):.2f}; cover ours/pelt = {ours['cover'] / max(pelt['cover'], 1e-9):.2f}"
+        f", ours/zscore = {ours['cover'] / max(z['cover'], 1e-9):.2f}"
+    )
 
     if not args.no_speed:
         srows = []
         for case, (ours_w, ours_c), pelt in speed(args.seed):
-            srows.append([case, f"{ours_w:.3f}", f"{ours_c:.3f}",
-                          "" if pelt is None else f"{pelt[0]:.1f}",
-                          "" if pelt is None else f"{pelt[1] / max(ours_c, 1e-9):.0f}x"])
-        print(_table("Speed (seconds, best of 3; Pelt extrapolated from 20 series)",
-                     ["case", "ours wall", "ours CPU", "pelt wall", "ours faster (CPU)"], srows))
+            srows.append(
+                [
+                    case,
+                    f"{ours_w:.3f}",
+                    f"{ours_c:.3f}",
+                    "" if pelt is None else f"{pelt[0]:.1f}",
+                    "" if pelt is None else f"{pelt[1] / max(ours_c, 1e-9):.0f}x",
+                ]
+            )
+        print(
+            _table(
+                "Speed (seconds, best of 3; Pelt extrapolated from 20 series)",
+                ["case", "ours wall", "ours CPU", "pelt wall", "ours faster (CPU)"],
+                srows,
+            )
+        )
         rrows = [[name, f"{w:.2f}", f"{c:.2f}", str(n)] for name, (w, c), n in run_level(args.seed)]
-        print(_table("Run level: 200 batches x 3 metrics x 10,000 steps (6M values, one bad batch)",
-                     ["function", "wall", "CPU", "records"], rrows))
+        print(
+            _table(
+                "Run level: 200 batches x 3 metrics x 10,000 steps (6M values, one bad batch)",
+                ["function", "wall", "CPU", "records"],
+                rrows,
+            )
+        )
     return 0
 
 

@@ -36,13 +36,13 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import rankdata  # noqa: E402
+import cv2
+import numpy as np
+from scipy.stats import rankdata
 
-from benchmarks.labelled_images import MAX_ROTATION, MIN_SIDE, Sample, make_labelled_set, write_set  # noqa: E402
-from quality import ImageQualityFilter  # noqa: E402
-from quality.audit import audit_folder  # noqa: E402
+from benchmarks.labelled_images import MAX_ROTATION, MIN_SIDE, Sample, make_labelled_set, write_set
+from quality import ImageQualityFilter
+from quality.audit import audit_folder
 
 
 def auroc(pos_scores: np.ndarray, labels: np.ndarray) -> float:
@@ -68,8 +68,7 @@ def hough_skew(img: np.ndarray) -> float:
     """Median angle (deg, counter-clockwise positive) of Hough line segments within ±45°; NaN if none."""
     g = gray(img)
     edges = cv2.Canny(g, 50, 150)
-    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=80, minLineLength=max(20, g.shape[1] // 8),
-                            maxLineGap=10)
+    lines = cv2.HoughLinesP(edges, 1, np.pi / 180, threshold=80, minLineLength=max(20, g.shape[1] // 8), maxLineGap=10)
     if lines is None:
         return float("nan")
     x1, y1, x2, y2 = lines[:, 0, 0], lines[:, 0, 1], lines[:, 0, 2], lines[:, 0, 3]
@@ -133,8 +132,10 @@ def _by_size(samples: list[Sample]) -> None:
     for lo, hi in ((0, 0.25), (0.25, 1.0), (1.0, 100.0)):
         sel = (mp >= lo) & (mp < hi)
         if sel.any():
-            parts.append(f"{lo:g}-{hi:g} MP (n={sel.sum()}): ours {1e3 * ours[sel].mean():.1f} ms, naive "
-                         f"{1e3 * nv[sel].mean():.1f} ms, x{nv[sel].sum() / max(ours[sel].sum(), 1e-9):.2f}")
+            parts.append(
+                f"{lo:g}-{hi:g} MP (n={sel.sum()}): ours {1e3 * ours[sel].mean():.1f} ms, naive "
+                f"{1e3 * nv[sel].mean():.1f} ms, x{nv[sel].sum() / max(ours[sel].sum(), 1e-9):.2f}"
+            )
     print("\nCPU per image by size: " + "; ".join(parts))
 
 
@@ -191,8 +192,11 @@ def rotation_mae(pred: list[float], samples: list[Sample]) -> tuple[float, float
             err_all.append(e)
             err_given.append(e)
     n = len(err_all)
-    return (float(np.mean(err_all)) if n else float("nan"),
-            float(np.mean(err_given)) if err_given else float("nan"), missing / n if n else float("nan"))
+    return (
+        float(np.mean(err_all)) if n else float("nan"),
+        float(np.mean(err_given)) if err_given else float("nan"),
+        missing / n if n else float("nan"),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,13 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     blurred = np.array([s.blurred for s in samples])
     accept = np.array([s.accept for s in samples])
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
-    print(f"labelled set: {len(samples)} images ({pixels / len(samples) / 1e6:.2f} MP mean), "
-          f"{blurred.sum()} blurred, {accept.sum()} acceptable, "
-          f"{sum(s.angle is not None for s in samples)} with text; generated in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"labelled set: {len(samples)} images ({pixels / len(samples) / 1e6:.2f} MP mean), "
+        f"{blurred.sum()} blurred, {accept.sum()} acceptable, "
+        f"{sum(s.angle is not None for s in samples)} with text; generated in {time.perf_counter() - t0:.1f}s"
+    )
 
     f = ImageQualityFilter()
-    methods = {"ours": f.assess_image_quality} if args.skip_baselines else {"ours": f.assess_image_quality,
-                                                                           "naive": naive}
+    methods = (
+        {"ours": f.assess_image_quality} if args.skip_baselines else {"ours": f.assess_image_quality, "naive": naive}
+    )
     results, cpu = timed_alternating(methods, images, args.repeats)
     ours, t_ours = results["ours"], cpu["ours"]
     nv, t_naive = results.get("naive", []), cpu.get("naive", float("nan"))
@@ -231,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         nv_acc = np.mean([naive_accept(r, s) == s.accept for r, s in zip(nv, samples)])
         nv_auc = auroc(np.array([r["blur"] for r in nv]), ~blurred)
         n_mae, n_given, n_miss = rotation_mae([r["angle"] for r in nv], samples)
-        rows.append(("naive pair (Laplacian var + Hough)", nv_acc, nv_auc, n_mae, n_given, n_miss,
-                     len(images) / t_naive))
+        rows.append(
+            ("naive pair (Laplacian var + Hough)", nv_acc, nv_auc, n_mae, n_given, n_miss, len(images) / t_naive)
+        )
         with tempfile.TemporaryDirectory() as tmp:
             paths = write_set(samples, tmp)
             cv_score, cv_flag, t_cv, why = run_cleanvision(paths)
@@ -245,15 +253,25 @@ def main(argv: list[str] | None = None) -> int:
         if cv_score is not None:
             res_ok = np.array([min(s.image.shape[:2]) >= MIN_SIDE for s in samples])
             cv_acc = np.mean((~cv_flag & res_ok) == accept)
-            rows.append(("cleanvision (blurry; no rotation check)", cv_acc, auroc(cv_score, ~blurred),
-                         float("nan"), float("nan"), float("nan"), len(images) / t_cv))
+            rows.append(
+                (
+                    "cleanvision (blurry; no rotation check)",
+                    cv_acc,
+                    auroc(cv_score, ~blurred),
+                    float("nan"),
+                    float("nan"),
+                    float("nan"),
+                    len(images) / t_cv,
+                )
+            )
         else:
             print(f"cleanvision: {why}")
         dk, t_dk = run_deskew(images)
         if dk is not None:
             d_mae, d_given, d_miss = rotation_mae(dk, samples)
-            rows.append(("deskew (rotation only)", float("nan"), float("nan"), d_mae, d_given, d_miss,
-                         len(images) / t_dk))
+            rows.append(
+                ("deskew (rotation only)", float("nan"), float("nan"), d_mae, d_given, d_miss, len(images) / t_dk)
+            )
     else:
         dk = None
 
@@ -262,17 +280,23 @@ def main(argv: list[str] | None = None) -> int:
 
     naive_tp = rows[1][6] if len(rows) > 1 else float("nan")
     print()
-    print("| method | accept accuracy | blur AUROC | rotation MAE ° (missing = 0°) | MAE ° where given | "
-          "no estimate | images/s (1 core) | × naive |")
+    print(
+        "| method | accept accuracy | blur AUROC | rotation MAE ° (missing = 0°) | MAE ° where given | "
+        "no estimate | images/s (1 core) | × naive |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, acc, auc, m, mg, ms, tp in rows:
-        print(f"| {name} | {fmt(acc, '.3f')} | {fmt(auc, '.3f')} | {fmt(m, '.2f')} | {fmt(mg, '.2f')} | "
-              f"{fmt(ms, '.1%')} | {fmt(tp, '.1f')} | {fmt(tp / naive_tp, '.2f')} |")
+        print(
+            f"| {name} | {fmt(acc, '.3f')} | {fmt(auc, '.3f')} | {fmt(m, '.2f')} | {fmt(mg, '.2f')} | "
+            f"{fmt(ms, '.1%')} | {fmt(tp, '.1f')} | {fmt(tp / naive_tp, '.2f')} |"
+        )
     _secondary(samples, ours, nv, dk if not args.skip_baselines else None)
     if not args.skip_baselines:
-        print(f"\nours through audit_folder(workers=1), decoding PNG files included: "
-              f"{len(images) / t_audit:.1f} images/s; re-audit of the unchanged folder from the cache: "
-              f"{t_reaudit * 1e3:.0f} ms wall for {len(images)} files")
+        print(
+            f"\nours through audit_folder(workers=1), decoding PNG files included: "
+            f"{len(images) / t_audit:.1f} images/s; re-audit of the unchanged folder from the cache: "
+            f"{t_reaudit * 1e3:.0f} ms wall for {len(images)} files"
+        )
     _by_size(samples)
     _breakdown(samples, ours)
     if args.worst:
@@ -286,39 +310,56 @@ def _secondary(samples: list[Sample], ours: list[dict], nv: list[dict], dk: list
     sharp_label = np.array([not s.blurred for s in samples])
     readable = [s.angle is not None and not s.blurred for s in samples]
     sub = [s for s, r in zip(samples, readable) if r]
-    lines = [f"ours: blur AUROC (>= {MIN_SIDE} px) "
-             f"{auroc(np.array([r['blur_score'] for r in ours])[big], sharp_label[big]):.3f}, rotation MAE on "
-             f"unblurred text {rotation_mae([r['rotation_angle'] for r, k in zip(ours, readable) if k], sub)[0]:.2f}°"]
+    lines = [
+        f"ours: blur AUROC (>= {MIN_SIDE} px) "
+        f"{auroc(np.array([r['blur_score'] for r in ours])[big], sharp_label[big]):.3f}, rotation MAE on "
+        f"unblurred text {rotation_mae([r['rotation_angle'] for r, k in zip(ours, readable) if k], sub)[0]:.2f}°"
+    ]
     if nv:
-        lines.append(f"naive: blur AUROC (>= {MIN_SIDE} px) "
-                     f"{auroc(np.array([r['blur'] for r in nv])[big], sharp_label[big]):.3f}, rotation MAE on "
-                     f"unblurred text {rotation_mae([r['angle'] for r, k in zip(nv, readable) if k], sub)[0]:.2f}°")
+        lines.append(
+            f"naive: blur AUROC (>= {MIN_SIDE} px) "
+            f"{auroc(np.array([r['blur'] for r in nv])[big], sharp_label[big]):.3f}, rotation MAE on "
+            f"unblurred text {rotation_mae([r['angle'] for r, k in zip(nv, readable) if k], sub)[0]:.2f}°"
+        )
     if dk is not None:
-        lines.append(f"deskew: rotation MAE on unblurred text "
-                     f"{rotation_mae([a for a, k in zip(dk, readable) if k], sub)[0]:.2f}°")
+        lines.append(
+            f"deskew: rotation MAE on unblurred text "
+            f"{rotation_mae([a for a, k in zip(dk, readable) if k], sub)[0]:.2f}°"
+        )
     print("\n" + "\n".join(lines))
 
 
 def _breakdown(samples: list[Sample], ours: list[dict]) -> None:
     groups: dict[str, list[bool]] = {}
     for s, r in zip(samples, ours):
-        keys = [f"kind={s.kind}", f"jpeg={s.jpeg_quality}", f"noise={s.meta.get('noise', 0)}",
-                f"blur={'gauss' if 'gauss_sigma' in s.meta else 'motion' if 'motion_length' in s.meta else 'none'}"]
+        keys = [
+            f"kind={s.kind}",
+            f"jpeg={s.jpeg_quality}",
+            f"noise={s.meta.get('noise', 0)}",
+            f"blur={'gauss' if 'gauss_sigma' in s.meta else 'motion' if 'motion_length' in s.meta else 'none'}",
+        ]
         for k in keys:
             groups.setdefault(k, []).append(r["is_acceptable"] == s.accept)
-    print("\naccept accuracy of ours by condition: " +
-          ", ".join(f"{k} {np.mean(v):.3f} (n={len(v)})" for k, v in sorted(groups.items())))
+    print(
+        "\naccept accuracy of ours by condition: "
+        + ", ".join(f"{k} {np.mean(v):.3f} (n={len(v)})" for k, v in sorted(groups.items()))
+    )
 
 
 def _worst(samples: list[Sample], ours: list[dict], n: int) -> None:
     wrong = [(s, r) for s, r in zip(samples, ours) if r["is_acceptable"] != s.accept]
     print(f"\n{len(wrong)} wrong verdicts; first {n}:")
     for s, r in wrong[:n]:
-        print(f"  {s.name} {s.image.shape} angle={s.angle} blurred={s.blurred} q={s.jpeg_quality} {s.meta} -> "
-              f"blur={r['blur_score']:.0f} rot={r['rotation_angle']:.2f} conf={r['rotation_confidence']:.2f} "
-              f"{r['reasons']}")
-    rot = [(abs(r["rotation_angle"] - s.angle) if not math.isnan(r["rotation_angle"]) else 99, s, r)
-           for s, r in zip(samples, ours) if s.angle is not None and min(s.image.shape[:2]) >= MIN_SIDE]
+        print(
+            f"  {s.name} {s.image.shape} angle={s.angle} blurred={s.blurred} q={s.jpeg_quality} {s.meta} -> "
+            f"blur={r['blur_score']:.0f} rot={r['rotation_angle']:.2f} conf={r['rotation_confidence']:.2f} "
+            f"{r['reasons']}"
+        )
+    rot = [
+        (abs(r["rotation_angle"] - s.angle) if not math.isnan(r["rotation_angle"]) else 99, s, r)
+        for s, r in zip(samples, ours)
+        if s.angle is not None and min(s.image.shape[:2]) >= MIN_SIDE
+    ]
     rot.sort(key=lambda t: -t[0])
     print("worst rotation errors:")
     for e, s, r in rot[:n]:

@@ -16,9 +16,42 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-WORDS = ("invoice total amount date receipt number customer address payment order quantity price tax "
-         "account balance reference signature delivery street city postal code phone email item unit "
-         "description subtotal discount shipping method bank transfer due").split()
+WORDS = [
+    "invoice",
+    "total",
+    "amount",
+    "date",
+    "receipt",
+    "number",
+    "customer",
+    "address",
+    "payment",
+    "order",
+    "quantity",
+    "price",
+    "tax",
+    "account",
+    "balance",
+    "reference",
+    "signature",
+    "delivery",
+    "street",
+    "city",
+    "postal",
+    "code",
+    "phone",
+    "email",
+    "item",
+    "unit",
+    "description",
+    "subtotal",
+    "discount",
+    "shipping",
+    "method",
+    "bank",
+    "transfer",
+    "due",
+]
 
 
 def font_paths() -> list[str]:
@@ -34,8 +67,17 @@ def _line(rng: random.Random, n: int) -> str:
     return text.capitalize()
 
 
-def render_text_page(width: int = 640, height: int = 480, *, font: str | None = None, size: int = 22,
-                     seed: int = 0, background: int = 255, ink: int = 0, lines: int | None = None) -> np.ndarray:
+def render_text_page(
+    width: int = 640,
+    height: int = 480,
+    *,
+    font: str | None = None,
+    size: int = 22,
+    seed: int = 0,
+    background: int = 255,
+    ink: int = 0,
+    lines: int | None = None,
+) -> np.ndarray:
     """A grey uint8 page of left-aligned text lines (dark ink on a light background by default)."""
     rng = random.Random(seed)
     font = font or font_paths()[0]
@@ -60,8 +102,7 @@ def rotate(image: np.ndarray, angle: float, border: int | tuple = 255) -> np.nda
     """Rotate counter-clockwise by `angle` degrees about the centre, keeping the size (replicated/filled border)."""
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
+    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
 
 
 def rotate_expand(image: np.ndarray, angle: float, border: int = 255) -> np.ndarray:
@@ -73,8 +114,9 @@ def rotate_expand(image: np.ndarray, angle: float, border: int = 255) -> np.ndar
     nw, nh = int(h * s + w * c + 0.5), int(h * c + w * s + 0.5)
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    return cv2.warpAffine(image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
+    return cv2.warpAffine(
+        image, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=border
+    )
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -103,8 +145,22 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- labelled set
-PHOTO_NAMES = ("astronaut", "camera", "coffee", "chelsea", "rocket", "brick", "grass", "gravel", "coins", "moon",
-               "hubble_deep_field", "immunohistochemistry", "retina", "cat")
+PHOTO_NAMES = (
+    "astronaut",
+    "camera",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "brick",
+    "grass",
+    "gravel",
+    "coins",
+    "moon",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "cat",
+)
 MIN_SIDE = 100  # the filter's default min_resolution
 MAX_ROTATION = 15.0
 REFERENCE_SIDE = 1024  # blur is specified at this viewing scale (see `make_sample`)
@@ -150,7 +206,7 @@ def _fit(photo: np.ndarray, w: int, h: int, rng: random.Random) -> np.ndarray:
     scale = min(pw / w, ph / h) * rng.uniform(0.6 if pw / w >= 1.6 and ph / h >= 1.6 else 1.0, 1.0)
     cw, ch = max(8, int(w * scale)), max(8, int(h * scale))
     x, y = rng.randint(0, pw - cw), rng.randint(0, ph - ch)
-    crop = photo[y:y + ch, x:x + cw]
+    crop = photo[y : y + ch, x : x + cw]
     interp = cv2.INTER_AREA if cw >= w else cv2.INTER_CUBIC
     out = cv2.resize(crop, (w, h), interpolation=interp)
     return out if out.ndim == 3 else cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
@@ -213,7 +269,7 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple
             meta["photo"] = name
             canvas = _fit(photo, w, h, rng)
             x0, y0 = rng.randint(0, w - pw), rng.randint(0, h - ph)
-            region = canvas[y0:y0 + ph, x0:x0 + pw]
+            region = canvas[y0 : y0 + ph, x0 : x0 + pw]
             m = (mask.astype(np.float32) / 255.0)[:, :, None]
             region[:] = (region * (1 - m) + cv2.cvtColor(rot, cv2.COLOR_GRAY2BGR) * m).astype(np.uint8)
             img = canvas
@@ -221,8 +277,9 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple
     if small:  # downscale below the minimum resolution
         target = rng.randint(40, 95)
         f = target / min(img.shape[:2])
-        img = cv2.resize(img, (max(1, int(img.shape[1] * f)), max(1, int(img.shape[0] * f))),
-                         interpolation=cv2.INTER_AREA)
+        img = cv2.resize(
+            img, (max(1, int(img.shape[1] * f)), max(1, int(img.shape[0] * f))), interpolation=cv2.INTER_AREA
+        )
         meta["downscaled"] = True
     # Blur is specified at the viewing scale: σ in px of a 1024-px-wide view, scaled up for larger images.
     view = max(1.0, max(img.shape[:2]) / REFERENCE_SIDE)

@@ -113,8 +113,9 @@ def make_series(scenario: str, n: int, rng: np.random.Generator, name: str = "")
         noise_scale[c:] *= rng.uniform(3, 5)
         cps = [c]
     values = curve + rng.normal(0, 1, n) * noise_scale
-    n_spikes = int(rng.integers(3, 7)) if scenario == "spikes" else (
-        0 if scenario == "healthy" else int(rng.integers(0, 4)))
+    n_spikes = (
+        int(rng.integers(3, 7)) if scenario == "spikes" else (0 if scenario == "healthy" else int(rng.integers(0, 4)))
+    )
     spikes = _spikes(n, rng, n_spikes, cps) if n_spikes else []
     for i in spikes:
         values[i] += rng.choice([-1.0, 1.0]) * rng.uniform(6, 12) * noise_scale[i]

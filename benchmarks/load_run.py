@@ -28,10 +28,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 os.environ.setdefault("WANDB_READER_SCHEMA", "minimal")  # baseline: the faster of its two schemas
 
 import pandas as pd  # noqa: E402
-
 import reference_reader  # noqa: E402
-from analysis.sources import list_runs, open_run  # noqa: E402
+
 from analysis.sources import cache as run_cache  # noqa: E402
+from analysis.sources import list_runs, open_run  # noqa: E402
 
 _WRITER = r"""
 import os, sys
@@ -87,8 +87,12 @@ def write_big_run(data: Path, steps: int, batches: int) -> Path:
     parent.mkdir(parents=True)
     print(f"writing {steps} x {batches * 3} keys with wandb (once) ...", flush=True)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", _WRITER, str(steps), str(batches), str(parent)],
-                   env=wandb_env(parent), check=True, timeout=3600)
+    subprocess.run(
+        [sys.executable, "-c", _WRITER, str(steps), str(batches), str(parent)],
+        env=wandb_env(parent),
+        check=True,
+        timeout=3600,
+    )
     (run_dir,) = (parent / "wandb").glob("offline-run-*")
     done.write_text(str(run_dir))
     print(f"  written in {time.perf_counter() - t:.1f} s", flush=True)
@@ -116,8 +120,13 @@ def wall_best(fn, repeat: int) -> float:
 
 def peak(kind: str, run_dir: Path) -> dict:
     paths = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")])
-    out = subprocess.run([sys.executable, "-c", _PEAK, kind, str(run_dir), paths], capture_output=True, text=True,
-                         check=True, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, kind, str(run_dir), paths],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=1200,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -172,28 +181,46 @@ def main() -> None:
             run.history.to_parquet(pq)
             t_pq = wall_best(lambda: pd.read_parquet(pq), args.repeat + 1)
             del run
-            row = {"steps": steps, "keys": shape[1], "MB": size / 1e6, "ours_s": t_ours, "reference_s": t_ref,
-                   "speedup": t_ref / t_ours, "keys3_s": t_keys, "ref_keys3_s": t_ref_keys,
-                   "cached_s": t_cached, "read_parquet_s": t_pq, "cached/parquet": t_cached / t_pq}
+            row = {
+                "steps": steps,
+                "keys": shape[1],
+                "MB": size / 1e6,
+                "ours_s": t_ours,
+                "reference_s": t_ref,
+                "speedup": t_ref / t_ours,
+                "keys3_s": t_keys,
+                "ref_keys3_s": t_ref_keys,
+                "cached_s": t_cached,
+                "read_parquet_s": t_pq,
+                "cached/parquet": t_cached / t_pq,
+            }
             if not args.no_peak:
                 mine = peak("ours", run_dir)
                 theirs = peak("reference", run_dir)
-                row.update(frame_mib=mine["frame_mib"], peak_mib=mine["peak_mib"],
-                           peak_x_frame=mine["peak_mib"] / mine["frame_mib"], ref_peak_mib=theirs["peak_mib"])
+                row.update(
+                    frame_mib=mine["frame_mib"],
+                    peak_mib=mine["peak_mib"],
+                    peak_x_frame=mine["peak_mib"] / mine["frame_mib"],
+                    ref_peak_mib=theirs["peak_mib"],
+                )
             rows.append(row)
             for k, v in row.items():
                 print(f"  {k:>15}: {v:.3f}" if isinstance(v, float) else f"  {k:>15}: {v}", flush=True)
         small = next(iter((args.data / f"run-{args.steps[0]}x{args.batches}" / "wandb").glob("offline-run-*")))
         t_list = listing(args.data, small)
         print(f"\nlist_runs over 1,000 run folders: {t_list:.3f} s wall")
-        print("\n| steps | keys | .wandb MB | ours CPU s | reference CPU s | speed-up | keys=3 s | ref keys=3 s | "
-              "cached reopen s | read_parquet s | cached/parquet | peak MiB (x frame) | ref peak MiB |")
+        print(
+            "\n| steps | keys | .wandb MB | ours CPU s | reference CPU s | speed-up | keys=3 s | ref keys=3 s | "
+            "cached reopen s | read_parquet s | cached/parquet | peak MiB (x frame) | ref peak MiB |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             pk = f"{r['peak_mib']:.0f} ({r['peak_x_frame']:.1f}x of {r['frame_mib']:.0f})" if "peak_mib" in r else "-"
-            print(f"| {r['steps']} | {r['keys']} | {r['MB']:.0f} | {r['ours_s']:.2f} | {r['reference_s']:.2f} | "
-                  f"{r['speedup']:.1f}x | {r['keys3_s']:.2f} | {r['ref_keys3_s']:.2f} | {r['cached_s']:.3f} | "
-                  f"{r['read_parquet_s']:.3f} | {r['cached/parquet']:.2f} | {pk} | {r.get('ref_peak_mib', 0):.0f} |")
+            print(
+                f"| {r['steps']} | {r['keys']} | {r['MB']:.0f} | {r['ours_s']:.2f} | {r['reference_s']:.2f} | "
+                f"{r['speedup']:.1f}x | {r['keys3_s']:.2f} | {r['ref_keys3_s']:.2f} | {r['cached_s']:.3f} | "
+                f"{r['read_parquet_s']:.3f} | {r['cached/parquet']:.2f} | {pk} | {r.get('ref_peak_mib', 0):.0f} |"
+            )
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
         run_cache.CACHE_ROOT_OVERRIDE = None

@@ -31,16 +31,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.alerts import LogSink, SlackWebhookSink, WandbAlertSink  # noqa: E402
-from analysis.config import config_from_dict  # noqa: E402
-from analysis.monitor import TrainingMonitor  # noqa: E402
+from analysis.alerts import LogSink, SlackWebhookSink, WandbAlertSink
+from analysis.config import config_from_dict
+from analysis.monitor import TrainingMonitor
 
 
 def metric_stream(steps: int, n_metrics: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     names = [f"batch_{i // 3}/{('recall', 'precision', 'hmean')[i % 3]}" for i in range(n_metrics)]
     rng = np.random.default_rng(seed)
     values = 0.9 + 0.01 * rng.standard_normal((steps, n_metrics))
-    values[steps // 2:, :30] -= 0.2  # ten batches degrade half way: real anomalies, real alerts
+    values[steps // 2 :, :30] -= 0.2  # ten batches degrade half way: real anomalies, real alerts
     return names, values
 
 
@@ -59,7 +59,7 @@ class _Server:
         srv = self
 
         class H(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 srv.count += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 time.sleep(delay)
@@ -93,8 +93,18 @@ def main() -> None:
 
     names, values = metric_stream(args.steps, args.metrics)
     rows = [dict(zip(names, v.tolist())) for v in values]
-    cfg = config_from_dict({"experiment_monitoring": {"alerts": {"throttle_seconds": 0, "timeout_seconds": 0.2,
-                                                                 "max_retries": 2, "retry_backoff_seconds": 0.05}}})
+    cfg = config_from_dict(
+        {
+            "experiment_monitoring": {
+                "alerts": {
+                    "throttle_seconds": 0,
+                    "timeout_seconds": 0.2,
+                    "max_retries": 2,
+                    "retry_backoff_seconds": 0.05,
+                }
+            }
+        }
+    )
     results: list[tuple[str, np.ndarray, str]] = []
 
     latest: dict = {}
@@ -105,15 +115,20 @@ def main() -> None:
     def handbook(i, r):
         for k, v in r.items():
             history[k].append(v)
+
     results.append(("handbook sketch (append to lists)", timed(handbook, rows), ""))
 
     m = TrainingMonitor({"val/recall": 0.75}, config=cfg, sinks=[])
-    results.append(("monitor, no sinks", timed(lambda i, r: m.log_step(i, r), rows),
-                    f"{m.anomaly_count} anomalies"))
+    results.append(("monitor, no sinks", timed(lambda i, r: m.log_step(i, r), rows), f"{m.anomaly_count} anomalies"))
 
     m = TrainingMonitor({"val/recall": 0.75}, config=cfg, sinks=[LogSink(), WandbAlertSink()])
-    results.append(("monitor, log + wandb sinks", timed(lambda i, r: m.log_step(i, r), rows),
-                    f"{m._dispatcher.delivered} alerts delivered"))
+    results.append(
+        (
+            "monitor, log + wandb sinks",
+            timed(lambda i, r: m.log_step(i, r), rows),
+            f"{m._dispatcher.delivered} alerts delivered",
+        )
+    )
     m.close(2)
 
     for label, status, delay in (("failing sink (HTTP 500)", 500, 0.0), ("hanging sink (no answer)", 200, 5.0)):
@@ -140,8 +155,10 @@ def main() -> None:
         print(f"{label:42} {med:9.1f} {p99:9.1f} {med / base:11.1f}  {note}")
     print(f"per metric (monitor, no sinks): {float(np.median(results[2][1])) / args.metrics:.2f} us")
     b3, m3 = float(np.median(t_base3)), float(np.median(t_mon3))
-    print(f"3 metrics per call (handbook log_batch_metrics pattern): dict.update {b3:.1f} us, "
-          f"monitor {m3:.1f} us median / {float(np.percentile(t_mon3, 99)):.1f} us p99 ({m3 / b3:.1f}x)")
+    print(
+        f"3 metrics per call (handbook log_batch_metrics pattern): dict.update {b3:.1f} us, "
+        f"monitor {m3:.1f} us median / {float(np.percentile(t_mon3, 99)):.1f} us p99 ({m3 / b3:.1f}x)"
+    )
 
     # bounded memory: the monitor's state after N and 4N steps
     gc.collect()
@@ -154,8 +171,11 @@ def main() -> None:
         gc.collect()
         sizes.append(tracemalloc.get_traced_memory()[0] / 2**20)
     tracemalloc.stop()
-    print(f"monitor memory after {args.steps} / {2 * args.steps} / {3 * args.steps} / {4 * args.steps} steps: "
-          + " / ".join(f"{s:.1f}" for s in sizes) + " MiB")
+    print(
+        f"monitor memory after {args.steps} / {2 * args.steps} / {3 * args.steps} / {4 * args.steps} steps: "
+        + " / ".join(f"{s:.1f}" for s in sizes)
+        + " MiB"
+    )
 
 
 if __name__ == "__main__":

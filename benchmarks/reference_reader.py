@@ -30,9 +30,10 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -204,10 +205,12 @@ def _record_class():
     if os.environ.get("WANDB_READER_SCHEMA") != "minimal":
         try:
             from wandb.proto import wandb_internal_pb2 as pb
+
             return pb.Record
         except ImportError:
             pass
     from reference_min_schema import Record
+
     return Record
 
 
@@ -303,8 +306,9 @@ def _loads_many(texts: list[str], items=None) -> list:
     An empty text means the item carries a typed value instead of value_json.
     """
     if "" in texts:
-        return [json.loads(t) if t else (_typed_value(items[i]) if items is not None else None)
-                for i, t in enumerate(texts)]
+        return [
+            json.loads(t) if t else (_typed_value(items[i]) if items is not None else None) for i, t in enumerate(texts)
+        ]
     try:
         return json.loads("[" + ",".join(texts) + "]")
     except ValueError:  # one bad value: decode one by one, keep raw text
@@ -328,7 +332,7 @@ def _apply(target: dict, keys: list, values: list) -> None:
 def _ts(ts) -> _dt.datetime | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=_dt.timezone.utc)
+    return ts.ToDatetime(tzinfo=_dt.UTC)
 
 
 @dataclass
@@ -482,10 +486,14 @@ def list_runs(wandb_dir: str | os.PathLike = "wandb") -> list[Path]:
     d = Path(wandb_dir)
     if not d.is_dir():
         return []
-    out = [p for p in d.iterdir()
-           if p.is_dir() and not p.is_symlink()
-           and (p.name.startswith("offline-run-") or p.name.startswith("run-"))
-           and any(p.glob("run-*.wandb"))]
+    out = [
+        p
+        for p in d.iterdir()
+        if p.is_dir()
+        and not p.is_symlink()
+        and (p.name.startswith("offline-run-") or p.name.startswith("run-"))
+        and any(p.glob("run-*.wandb"))
+    ]
     # names look like [offline-]run-YYYYMMDD_HHMMSS-<id>
     return sorted(out, key=lambda p: p.name.removeprefix("offline-"))
 
@@ -493,5 +501,7 @@ def list_runs(wandb_dir: str | os.PathLike = "wandb") -> list[Path]:
 if __name__ == "__main__":  # python wandb_offline_reader.py [wandb_dir]
     for rd in list_runs(sys.argv[1] if len(sys.argv) > 1 else "wandb"):
         r = read_run(rd)
-        print(f"{rd.name}: id={r.run_id} name={r.name} project={r.project} state={r.state} "
-              f"rows={len(r.history)} cols={r.history.shape[1]} clean={r.scan.clean}")
+        print(
+            f"{rd.name}: id={r.run_id} name={r.name} project={r.project} state={r.state} "
+            f"rows={len(r.history)} cols={r.history.shape[1]} clean={r.scan.clean}"
+        )

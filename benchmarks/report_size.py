@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 MB = 1024 * 1024
 
@@ -47,13 +47,20 @@ def build_run(steps: int, batches: int, metrics: list[str], bad: dict[int, int],
             cols[f"batch_{b}/{m}"] = np.clip(v, 0, 1)
     cols["val/recall"] = np.mean([cols[f"batch_{b}/{metrics[0]}"] for b in range(batches)], axis=0)
     history = pd.DataFrame(cols)
-    ref = RunRef(source="file", locator="benchmark", run_id="bench01", name="report-size-benchmark",
-                 project="benchmarks", state="finished")
+    ref = RunRef(
+        source="file",
+        locator="benchmark",
+        run_id="bench01",
+        name="report-size-benchmark",
+        project="benchmarks",
+        state="finished",
+    )
     return Run(ref=ref, history=history, config={"lr": 3e-4})
 
 
-def write_images(data_dir: Path, n_bad: int, n_good: int, bad_batches: list[int], seed: int = 0,
-                 noisy: bool = False) -> list[str]:
+def write_images(
+    data_dir: Path, n_bad: int, n_good: int, bad_batches: list[int], seed: int = 0, noisy: bool = False
+) -> list[str]:
     """Rendered text lines (demo style): n_bad defective ones (blur / rotation / low resolution in turn) spread
     over the bad batches, n_good clean ones. `noisy`: the bad ones are 640x480 colour noise, rotated (the worst
     case for JPEG thumbnails)."""
@@ -102,8 +109,7 @@ def baseline_html(analysis, metric: str) -> int:
     data = analysis.batches[analysis.batches["metric"] == metric]
     curves = go.Figure()
     for b, g in data.groupby("batch"):
-        curves.add_trace(go.Scattergl(x=g["step"].to_numpy(), y=g["value"].to_numpy(), mode="lines",
-                                      name=f"batch {b}"))
+        curves.add_trace(go.Scattergl(x=g["step"].to_numpy(), y=g["value"].to_numpy(), mode="lines", name=f"batch {b}"))
     grid = data.pivot_table(index="batch", columns="step", values="value", aggfunc="last")
     heat = go.Figure(go.Heatmap(z=grid.to_numpy(), x=grid.columns.to_numpy(), y=grid.index.to_numpy()))
     return sum(len(pio.to_html(f, include_plotlyjs=True, full_html=True).encode()) for f in (curves, heat))
@@ -137,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--metrics", default="recall,precision,hmean")
     ap.add_argument("--budget-mb", type=float, default=5.0)
     ap.add_argument("--noisy", action="store_true", help="worst case: the rejected images are colour noise")
-    ap.add_argument("--browser", action="store_true", help="also time opening the HTML in Chromium until every "
-                                                             "chart has drawn")
+    ap.add_argument(
+        "--browser", action="store_true", help="also time opening the HTML in Chromium until every chart has drawn"
+    )
     args = ap.parse_args(argv)
 
     from analysis.config import AnalyzerConfig
@@ -146,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.report import Report, plotly_js_gzip_b64
 
     metrics = args.metrics.split(",")
-    bad = {b: int(args.steps * 10 * (0.3 + 0.05 * i)) for i, b in
-           enumerate(range(3, args.batches, max(1, args.batches // 12)))}
+    bad = {
+        b: int(args.steps * 10 * (0.3 + 0.05 * i))
+        for i, b in enumerate(range(3, args.batches, max(1, args.batches // 12)))
+    }
     bad = dict(list(bad.items())[:12])
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
@@ -173,19 +182,28 @@ def main(argv: list[str] | None = None) -> int:
     charts = sum(len(c["figure"]) for c in report.charts)
     rest = size - plotly_part - thumbs - charts
     n_points = len(analysis.batches)
-    print(f"run: {args.steps} steps x {args.batches} batches x {len(metrics)} metrics = {n_points:,} points; "
-          f"{len(analysis.anomalies)} anomalies, {len(analysis.change_points)} change points, "
-          f"{len(report.thumbnails)} thumbnails")
-    print(f"time: build run+images {t1 - t0:.1f} s, analyze_run {t2 - t1:.1f} s, Report.from_analysis "
-          f"{t3 - t2:.1f} s, to_html {t4 - t3:.2f} s")
+    print(
+        f"run: {args.steps} steps x {args.batches} batches x {len(metrics)} metrics = {n_points:,} points; "
+        f"{len(analysis.anomalies)} anomalies, {len(analysis.change_points)} change points, "
+        f"{len(report.thumbnails)} thumbnails"
+    )
+    print(
+        f"time: build run+images {t1 - t0:.1f} s, analyze_run {t2 - t1:.1f} s, Report.from_analysis "
+        f"{t3 - t2:.1f} s, to_html {t4 - t3:.2f} s"
+    )
     print()
     print("| part | bytes | MB |")
     print("|---|---:|---:|")
-    for name, n in (("plotly.js (gzip+base64, inlined once)", plotly_part), ("chart data (decimated)", charts),
-                    (f"thumbnails ({len(report.thumbnails)} JPEG data URIs)", thumbs),
-                    ("tables, findings, config, markup", rest), ("**HTML total**", size),
-                    ("Markdown report", len(md.encode())), ("JSON report", len(js.encode())),
-                    ("baseline: plotly default HTML of the same charts, undecimated", base)):
+    for name, n in (
+        ("plotly.js (gzip+base64, inlined once)", plotly_part),
+        ("chart data (decimated)", charts),
+        (f"thumbnails ({len(report.thumbnails)} JPEG data URIs)", thumbs),
+        ("tables, findings, config, markup", rest),
+        ("**HTML total**", size),
+        ("Markdown report", len(md.encode())),
+        ("JSON report", len(js.encode())),
+        ("baseline: plotly default HTML of the same charts, undecimated", base),
+    ):
         print(f"| {name} | {n:,} | {n / MB:.2f} |")
     print()
     print(f"ratio baseline / ours: {base / size:.1f}x smaller")

@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.config import AnalyzerConfig, config_from_dict, load_config  # noqa: E402
-from analysis.errors import AnalyzerError  # noqa: E402
-from experiment_analyzer import TrainingMonitor, log_batch_metrics  # noqa: E402
+from analysis.config import AnalyzerConfig, config_from_dict, load_config
+from analysis.errors import AnalyzerError
+from experiment_analyzer import TrainingMonitor, log_batch_metrics
 
 N_CLASSES, SIDE, VAL_BATCHES, VAL_BATCH_SIZE = 10, 16, 16, 32
 HARD_BATCH = 5  # this validation batch gets noisier images (think: blurry scans)
@@ -137,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     W = np.zeros((SIDE * SIDE, N_CLASSES), np.float32)
     b = np.zeros(N_CLASSES, np.float32)
     lr = args.lr
-    run = wandb.init(project="experiment-analyzer-examples", name=args.name, dir=str(wandb_dir), mode="offline",
-                     config={"lr": lr, "steps": args.steps, "seed": args.seed, "validation_interval": interval})
-    monitor = TrainingMonitor({"val/recall": 0.75, "train/loss": 2.5}, config=config,
-                              recovery_metrics=["val/recall"])
+    run = wandb.init(
+        project="experiment-analyzer-examples",
+        name=args.name,
+        dir=str(wandb_dir),
+        mode="offline",
+        config={"lr": lr, "steps": args.steps, "seed": args.seed, "validation_interval": interval},
+    )
+    monitor = TrainingMonitor({"val/recall": 0.75, "train/loss": 2.5}, config=config, recovery_metrics=["val/recall"])
     applied: list[str] = []
     try:
         for step in range(1, args.steps + 1):
@@ -162,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
             summary = {f"val/{k}": float(np.mean([m[k] for m in per_batch])) for k in ("recall", "precision", "hmean")}
             run.log({**summary, "global_step": step})
             np.savez(ckpt_dir / f"ckpt_step_{step}.npz", W=W, b=b)
-            found = monitor.log_step(step, {**summary, **{f"batch_{i}/recall": m["recall"]
-                                                          for i, m in enumerate(per_batch)}})
+            found = monitor.log_step(
+                step, {**summary, **{f"batch_{i}/recall": m["recall"] for i, m in enumerate(per_batch)}}
+            )
             for a in found:
                 if a.severity != "info" and a.batch is None:  # run-level findings; batches are in the run
                     print(f"step {step}: [{a.severity}] {a.message}")
@@ -186,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     hard_recall = batch_scores(W, b, x_val[hard], y_val[hard])["recall"]
     print(f"run folder: {Path(run.dir).parent}")
     print(f"batch {HARD_BATCH} (noisier images) recall {hard_recall:.3f}")
-    print(f"final val recall {final['recall']:.3f}; anomalies {monitor.anomaly_count}; "
-          f"recovery actions: {', '.join(applied) or 'none'}; alerts: {monitor.alert_stats}")
+    print(
+        f"final val recall {final['recall']:.3f}; anomalies {monitor.anomaly_count}; "
+        f"recovery actions: {', '.join(applied) or 'none'}; alerts: {monitor.alert_stats}"
+    )
     return 0
 
 

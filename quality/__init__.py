@@ -3,4 +3,4 @@
 from quality.filter import ImageQualityFilter
 from quality.scores import SCORER_VERSION
 
-__all__ = ["ImageQualityFilter", "SCORER_VERSION"]
+__all__ = ["SCORER_VERSION", "ImageQualityFilter"]

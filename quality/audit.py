@@ -18,10 +18,11 @@ import math
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -33,8 +34,16 @@ from quality.io import is_image_file, load_image, resolve_under_root
 from quality.scores import SCORER_VERSION, score_image
 
 Progress = Callable[[int, int], None]
-SCORE_COLUMNS = ["width", "height", "blur_score", "rotation_angle", "rotation_confidence", "brightness", "contrast",
-                 "noise"]
+SCORE_COLUMNS = [
+    "width",
+    "height",
+    "blur_score",
+    "rotation_angle",
+    "rotation_confidence",
+    "brightness",
+    "contrast",
+    "noise",
+]
 COLUMNS = ["path", *SCORE_COLUMNS, "error"]
 _DEFAULTS = DataQualityConfig()
 _CACHE_FILE = "quality_scores.sqlite"
@@ -84,7 +93,7 @@ class _Cache:
             return {}
         found: dict[str, dict[str, Any]] = {}
         for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
+            part = keys[i : i + 500]
             rows = self.db.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(part))})", part)
             found.update((k, json.loads(v)) for k, v in rows)
         return found
@@ -93,8 +102,10 @@ class _Cache:
         if self.db is None or not items:
             return
         with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
-                                [(k, json.dumps(v, allow_nan=True)) for k, v in items])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, allow_nan=True)) for k, v in items],
+            )
 
     def close(self) -> None:
         if self.db is not None:
@@ -103,25 +114,34 @@ class _Cache:
 
 # ----------------------------------------------------------------------------------------------- engines
 def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _run_local(real: list[str], max_pixels: int, workers: int, on_done: Callable[[list[int], list[dict]], None],
-               index: list[int]) -> None:
+def _run_local(
+    real: list[str], max_pixels: int, workers: int, on_done: Callable[[list[int], list[dict]], None], index: list[int]
+) -> None:
     if workers <= 1 or len(real) < _INLINE_BELOW:
         for i, p in zip(index, real):
             on_done([i], [_score_path(p, max_pixels)])
         return
     size = max(1, min(16, math.ceil(len(real) / (workers * 4))))
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
-        futs = {ex.submit(_score_chunk, chunk, max_pixels): idx
-                for chunk, idx in zip(_chunks(real, size), _chunks(index, size))}
+        futs = {
+            ex.submit(_score_chunk, chunk, max_pixels): idx
+            for chunk, idx in zip(_chunks(real, size), _chunks(index, size))
+        }
         for fut in as_completed(futs):
             on_done(futs[fut], fut.result())
 
 
-def _run_dask(real: list[str], max_pixels: int, workers: int | None, scheduler_address: str | None,
-              on_done: Callable[[list[int], list[dict]], None], index: list[int]) -> None:
+def _run_dask(
+    real: list[str],
+    max_pixels: int,
+    workers: int | None,
+    scheduler_address: str | None,
+    on_done: Callable[[list[int], list[dict]], None],
+    index: list[int],
+) -> None:
     try:
         from distributed import Client, LocalCluster
         from distributed import as_completed as dask_completed
@@ -132,8 +152,9 @@ def _run_dask(real: list[str], max_pixels: int, workers: int | None, scheduler_a
         if scheduler_address:
             client = Client(scheduler_address, timeout="10s")
         else:
-            cluster = LocalCluster(n_workers=workers or _default_workers(), threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=workers or _default_workers(), threads_per_worker=1, processes=True, dashboard_address=None
+            )
             client = Client(cluster)
     except OSError as exc:
         raise AnalyzerError(f"cannot reach the Dask scheduler {scheduler_address!r}: {exc}") from None
@@ -159,10 +180,17 @@ def _default_workers() -> int:
 
 
 # ----------------------------------------------------------------------------------------------- API
-def score_images(paths: Iterable[str | os.PathLike], *, root: str | os.PathLike | None = None,
-                 progress: Progress | None = None, cache_dir: str | os.PathLike | None = None,
-                 engine: Literal["local", "dask"] = "local", workers: int | None = None,
-                 scheduler_address: str | None = None, max_pixels: int | None = None) -> pd.DataFrame:
+def score_images(
+    paths: Iterable[str | os.PathLike],
+    *,
+    root: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    engine: Literal["local", "dask"] = "local",
+    workers: int | None = None,
+    scheduler_address: str | None = None,
+    max_pixels: int | None = None,
+) -> pd.DataFrame:
     """One row per path (in order): `path` as given, the scores, and `error` (None, or why the file was not scored).
 
     With `root`, paths are resolved under it and any that escape it become error rows. `progress(done, total)` is
@@ -274,14 +302,22 @@ def audit_folder(root: str | os.PathLike, **kwargs: Any) -> pd.DataFrame:
 
 def thresholds_from_config(cfg: DataQualityConfig) -> dict[str, Any]:
     """Keyword arguments for `apply_thresholds` from the config's `data_quality` section."""
-    return {"min_resolution": cfg.min_resolution, "max_rotation": cfg.max_rotation_degrees,
-            "blur_threshold": cfg.blur_threshold, "min_contrast": cfg.min_contrast}
+    return {
+        "min_resolution": cfg.min_resolution,
+        "max_rotation": cfg.max_rotation_degrees,
+        "blur_threshold": cfg.blur_threshold,
+        "min_contrast": cfg.min_contrast,
+    }
 
 
-def apply_thresholds(scores: pd.DataFrame, *, min_resolution: tuple[int, int] = _DEFAULTS.min_resolution,
-                     max_rotation: float = _DEFAULTS.max_rotation_degrees,
-                     blur_threshold: float = _DEFAULTS.blur_threshold,
-                     min_contrast: float = _DEFAULTS.min_contrast) -> pd.DataFrame:
+def apply_thresholds(
+    scores: pd.DataFrame,
+    *,
+    min_resolution: tuple[int, int] = _DEFAULTS.min_resolution,
+    max_rotation: float = _DEFAULTS.max_rotation_degrees,
+    blur_threshold: float = _DEFAULTS.blur_threshold,
+    min_contrast: float = _DEFAULTS.min_contrast,
+) -> pd.DataFrame:
     """A copy of `scores` with `is_acceptable` (bool) and `reasons` (list[str]) under these thresholds.
 
     Vectorised: re-thresholding 10,000 rows takes milliseconds. Error rows are never acceptable.
@@ -297,8 +333,7 @@ def apply_thresholds(scores: pd.DataFrame, *, min_resolution: tuple[int, int] = 
     blur = out["blur_score"].to_numpy(dtype="float64", na_value=np.nan)
     rot = out["rotation_angle"].to_numpy(dtype="float64", na_value=np.nan)
     con = out["contrast"].to_numpy(dtype="float64", na_value=np.nan) if "contrast" in out else np.full(n, np.nan)
-    bri = out["brightness"].to_numpy(dtype="float64", na_value=np.nan) if "brightness" in out \
-        else np.full(n, np.nan)
+    bri = out["brightness"].to_numpy(dtype="float64", na_value=np.nan) if "brightness" in out else np.full(n, np.nan)
     ok = ~err
     with np.errstate(invalid="ignore"):
         bad_res = ok & ((w < mw) | (h < mh))

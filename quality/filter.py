@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -69,11 +70,14 @@ class ImageQualityFilter:
     `max_rotation` is in degrees of text skew either way. `min_resolution` is (width, height) in pixels.
     """
 
-    def __init__(self, min_resolution: tuple[int, int] = _DEFAULTS.min_resolution,
-                 max_rotation: float = _DEFAULTS.max_rotation_degrees,
-                 blur_threshold: float = _DEFAULTS.blur_threshold,
-                 min_contrast: float = _DEFAULTS.min_contrast,
-                 max_pixels: int = _DEFAULTS.max_image_pixels) -> None:
+    def __init__(
+        self,
+        min_resolution: tuple[int, int] = _DEFAULTS.min_resolution,
+        max_rotation: float = _DEFAULTS.max_rotation_degrees,
+        blur_threshold: float = _DEFAULTS.blur_threshold,
+        min_contrast: float = _DEFAULTS.min_contrast,
+        max_pixels: int = _DEFAULTS.max_image_pixels,
+    ) -> None:
         if isinstance(min_resolution, int):
             min_resolution = (min_resolution, min_resolution)
         self.min_resolution = (int(min_resolution[0]), int(min_resolution[1]))
@@ -83,10 +87,14 @@ class ImageQualityFilter:
         self.max_pixels = int(max_pixels)
 
     @classmethod
-    def from_config(cls, cfg: DataQualityConfig) -> "ImageQualityFilter":
-        return cls(min_resolution=cfg.min_resolution, max_rotation=cfg.max_rotation_degrees,
-                   blur_threshold=cfg.blur_threshold, min_contrast=cfg.min_contrast,
-                   max_pixels=cfg.max_image_pixels)
+    def from_config(cls, cfg: DataQualityConfig) -> ImageQualityFilter:
+        return cls(
+            min_resolution=cfg.min_resolution,
+            max_rotation=cfg.max_rotation_degrees,
+            blur_threshold=cfg.blur_threshold,
+            min_contrast=cfg.min_contrast,
+            max_pixels=cfg.max_image_pixels,
+        )
 
     def reasons(self, scores: dict[str, Any]) -> list[str]:
         """Every failed check for a dict of scores, in a fixed order."""
@@ -103,8 +111,9 @@ class ImageQualityFilter:
 
         A path that cannot be loaded raises `ImageLoadError` (a clear, typed error).
         """
-        arr = load_image(Path(image), self.max_pixels) if isinstance(image, (str, os.PathLike)) \
-            else image_to_array(image)
+        arr = (
+            load_image(Path(image), self.max_pixels) if isinstance(image, (str, os.PathLike)) else image_to_array(image)
+        )
         if arr.size == 0:
             raise ImageLoadError("empty image (no pixels)")
         result: dict[str, Any] = dict(score_image(arr))
@@ -125,5 +134,7 @@ class ImageQualityFilter:
         return kept
 
     def __repr__(self) -> str:
-        return (f"ImageQualityFilter(min_resolution={self.min_resolution}, max_rotation={self.max_rotation:g}, "
-                f"blur_threshold={self.blur_threshold:g}, min_contrast={self.min_contrast:g})")
+        return (
+            f"ImageQualityFilter(min_resolution={self.min_resolution}, max_rotation={self.max_rotation:g}, "
+            f"blur_threshold={self.blur_threshold:g}, min_contrast={self.min_contrast:g})"
+        )

@@ -14,8 +14,9 @@ from analysis.config import DataQualityConfig
 from analysis.errors import ImageLoadError, UnsafePath
 
 DEFAULT_MAX_PIXELS: int = DataQualityConfig().max_image_pixels
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm",
-                            ".pbm", ".pnm", ".jp2"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm", ".pbm", ".pnm", ".jp2"}
+)
 
 
 def resolve_under_root(root: str | os.PathLike, path: str | os.PathLike) -> Path:

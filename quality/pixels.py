@@ -89,7 +89,7 @@ def noise_sigma(gray: np.ndarray) -> float:
     else:
         # The kernel evaluated only at the sampled pixels (every `step`-th row and column of the interior), from nine
         # strided views: the same values as filtering the whole image, ~step² less work.
-        v = [[g[dy:h - 2 + dy:step, dx:w - 2 + dx:step].astype(np.int16) for dx in range(3)] for dy in range(3)]
+        v = [[g[dy : h - 2 + dy : step, dx : w - 2 + dx : step].astype(np.int16) for dx in range(3)] for dy in range(3)]
         r = 4 * v[1][1] - 2 * (v[0][1] + v[2][1] + v[1][0] + v[1][2]) + (v[0][0] + v[0][2] + v[2][0] + v[2][2])
     # For Gaussian noise the response has std 6σ; the median of |r| is 0.6745 of that std.
     return _median_abs(r) / (0.6745 * 6.0)

@@ -114,7 +114,7 @@ def _sample_points(pixels: np.ndarray, limit: int) -> np.ndarray:
     rng = _fresh_rng()
     n = pixels.shape[0]
     pick = rng.permutation(n) if n <= limit else rng.integers(0, n, limit)
-    return pixels[pick].astype(np.float32) + _JITTER[:pick.size]
+    return pixels[pick].astype(np.float32) + _JITTER[: pick.size]
 
 
 def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
@@ -126,8 +126,7 @@ def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
     return pts - np.float32([mx, my]), float(math.hypot(ex, ey))
 
 
-def _profile_criterion(pts: np.ndarray | tuple[np.ndarray, float], angles_deg: np.ndarray,
-                       bin_px: float) -> np.ndarray:
+def _profile_criterion(pts: np.ndarray | tuple[np.ndarray, float], angles_deg: np.ndarray, bin_px: float) -> np.ndarray:
     """Postl's criterion per candidate angle: the sum of squared differences of adjacent projection-profile bins.
 
     Text lines seen along their direction make sharp line/gap transitions; scattered points add the same Poisson
@@ -158,7 +157,7 @@ def _group_criteria(groups: list[np.ndarray], radius: float, angles: np.ndarray,
     proj = np.empty((sum(len(g) for g in groups), n_angles), np.float32)
     start = 0
     for i, g in enumerate(groups):
-        out = proj[start:start + len(g)]
+        out = proj[start : start + len(g)]
         np.matmul(g, rot[i], out=out)
         out += base[i]
         start += len(g)
@@ -183,8 +182,9 @@ def _sweeps(groups: list[np.ndarray]) -> list[tuple[float, float]]:
 def _grid_sweep(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Postl's criterion on a 3° grid with 3-px bins per centred point group, and each group's confidence:
     1 - median/max of its criterion over the grid."""
-    s = _group_criteria([p[0] for p in parts], max(p[1] for p in parts),
-                        np.broadcast_to(_GRID, (len(parts), _GRID.size)), 3.0)
+    s = _group_criteria(
+        [p[0] for p in parts], max(p[1] for p in parts), np.broadcast_to(_GRID, (len(parts), _GRID.size)), 3.0
+    )
     peak = s.max(axis=1)
     srt = np.sort(s, axis=1)
     med = 0.5 * (srt[:, (_GRID.size - 1) // 2] + srt[:, _GRID.size // 2])
@@ -286,7 +286,7 @@ def _line_periodicity(pts: tuple[np.ndarray, float], angle: float) -> float:
     proj = c[:, 0] * math.sin(a) + c[:, 1] * math.cos(a) + (radius + 1.0)
     prof = np.bincount(proj.astype(np.intp), minlength=int(2 * radius) + 3).astype(np.float64)
     nz = np.flatnonzero(prof)
-    prof = prof[nz[0]: nz[-1] + 1]
+    prof = prof[nz[0] : nz[-1] + 1]
     n = prof.size
     if n < 16:
         return 0.0
@@ -295,14 +295,14 @@ def _line_periodicity(pts: tuple[np.ndarray, float], angle: float) -> float:
     prof = prof - cv2.blur(prof.reshape(1, -1), (w, 1), borderType=cv2.BORDER_REFLECT).ravel()
     prof -= prof.mean()
     spec = np.fft.rfft(prof, 2 * n)
-    ac = np.fft.irfft(spec * np.conj(spec))[:n // 2]
+    ac = np.fft.irfft(spec * np.conj(spec))[: n // 2]
     if ac[0] <= 0:
         return 0.0
     ac /= ac[0]
     neg = np.flatnonzero(ac < 0)
     if neg.size == 0:
         return 0.0
-    return float(max(0.0, ac[neg[0]:].max()))
+    return float(max(0.0, ac[neg[0] :].max()))
 
 
 def _few_text_lines(pts: tuple[np.ndarray, float], angle: float) -> bool:
@@ -316,7 +316,7 @@ def _few_text_lines(pts: tuple[np.ndarray, float], angle: float) -> bool:
     idx = (c[:, 0] * sin + c[:, 1] * cos + (radius + 1.0)).astype(np.intp)
     prof = np.bincount(idx, minlength=int(2 * radius) + 3).astype(np.float32)
     nz = np.flatnonzero(prof)
-    excess = np.maximum(prof - percentile(prof[nz[0]:nz[-1] + 1], 20.0), 0.0)
+    excess = np.maximum(prof - percentile(prof[nz[0] : nz[-1] + 1], 20.0), 0.0)
     smooth = cv2.blur(excess.reshape(1, -1), (3, 1)).ravel()
     inside = smooth >= _BAND_LEVEL * float(smooth.max())
     edges = np.flatnonzero(np.diff(np.concatenate([[0], inside.view(np.int8), [0]])))

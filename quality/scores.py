@@ -33,12 +33,29 @@ import math
 import cv2
 import numpy as np
 
-from quality.pixels import NOISE_MIN, percentile, downscale, downscale_by, noise_sigma, to_gray
+from quality.pixels import NOISE_MIN, downscale, downscale_by, noise_sigma, percentile, to_gray
 from quality.rotation import ROT_SIDE, Rotation, estimate_skew
 
-__all__ = ["BLUR_CAP", "ROT_SIDE", "SCORER_VERSION", "VIEW_SIDE", "Rotation", "blur_score", "blur_sigma",
-           "brightness", "contrast", "downscale", "downscale_by", "noise_sigma", "rotation", "rotation_angle",
-           "score_from_sigma", "score_image", "to_gray", "view_gray"]
+__all__ = [
+    "BLUR_CAP",
+    "ROT_SIDE",
+    "SCORER_VERSION",
+    "VIEW_SIDE",
+    "Rotation",
+    "blur_score",
+    "blur_sigma",
+    "brightness",
+    "contrast",
+    "downscale",
+    "downscale_by",
+    "noise_sigma",
+    "rotation",
+    "rotation_angle",
+    "score_from_sigma",
+    "score_image",
+    "to_gray",
+    "view_gray",
+]
 
 SCORER_VERSION = "6"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
@@ -82,8 +99,12 @@ def _busy_windows(g: np.ndarray) -> list[tuple[slice, slice]]:
     out = []
     for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]:
         r, c = divmod(int(i), 4)
-        out.append((slice(max(0, r * h // 4 - pad), min(h, (r + 1) * h // 4 + pad)),
-                    slice(max(0, c * w // 4 - pad), min(w, (c + 1) * w // 4 + pad))))
+        out.append(
+            (
+                slice(max(0, r * h // 4 - pad), min(h, (r + 1) * h // 4 + pad)),
+                slice(max(0, c * w // 4 - pad), min(w, (c + 1) * w // 4 + pad)),
+            )
+        )
     return out
 
 
@@ -96,7 +117,7 @@ def _window(g: np.ndarray, ys: slice, xs: slice, pre: float) -> np.ndarray:
     y0, y1 = max(0, ys.start - m), min(g.shape[0], ys.stop + m)
     x0, x1 = max(0, xs.start - m), min(g.shape[1], xs.stop + m)
     smooth = cv2.GaussianBlur(np.ascontiguousarray(g[y0:y1, x0:x1]), (0, 0), pre)
-    return np.ascontiguousarray(smooth[ys.start - y0: ys.stop - y0, xs.start - x0: xs.stop - x0])
+    return np.ascontiguousarray(smooth[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0])
 
 
 def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray, ...]:
@@ -202,11 +223,28 @@ def compute_calibration() -> tuple[np.ndarray, np.ndarray]:
 
 # compute_calibration() of this scorer version (steepness ascending, σ in px).
 _CALIBRATION = (
-    np.array([0.1009669303894043, 0.10604412108659744, 0.10988287627696991, 0.11997714824974537,
-              0.12786481902003288, 0.14002694189548492, 0.1590297266840935, 0.19101748019456863,
-              0.2133255898952484, 0.2434578411281109, 0.28278387188911436, 0.33251526951789856,
-              0.3686436742544174, 0.41282420307397844, 0.44959830194711686, 0.49216277748346327,
-              0.5159042119979859, 0.5159042119979859]),
+    np.array(
+        [
+            0.1009669303894043,
+            0.10604412108659744,
+            0.10988287627696991,
+            0.11997714824974537,
+            0.12786481902003288,
+            0.14002694189548492,
+            0.1590297266840935,
+            0.19101748019456863,
+            0.2133255898952484,
+            0.2434578411281109,
+            0.28278387188911436,
+            0.33251526951789856,
+            0.3686436742544174,
+            0.41282420307397844,
+            0.44959830194711686,
+            0.49216277748346327,
+            0.5159042119979859,
+            0.5159042119979859,
+        ]
+    ),
     np.array([8.0, 6.0, 5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.75, 1.5, 1.25, 1.0, 0.85, 0.7, 0.6, 0.5, 0.3, 0.4]),
 )
 
@@ -291,8 +329,9 @@ def contrast(gray: np.ndarray) -> float:
     return _tone(downscale(to_gray(gray), ROT_SIDE)[0])[1]
 
 
-def _small_and_skew(image: np.ndarray, view: np.ndarray, k_blur: int, longest: int, sigma: float,
-                    noise: float) -> tuple[np.ndarray, Rotation]:
+def _small_and_skew(
+    image: np.ndarray, view: np.ndarray, k_blur: int, longest: int, sigma: float, noise: float
+) -> tuple[np.ndarray, Rotation]:
     """(grey image at most ROT_SIDE px long, text skew) from the viewing-scale image and its measured blur and noise."""
     k_small = max(1, math.ceil(longest / ROT_SIDE))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same

@@ -23,6 +23,7 @@ def pytest_sessionfinish(session, exitstatus):
 
         shutil.rmtree(_TEST_CACHE, ignore_errors=True)
 
+
 import pytest  # noqa: E402
 
 

@@ -24,8 +24,14 @@ def degrading_rows(n_steps: int = 20, n_batches: int = 4, bad_batch: int = 2, in
             recall = 0.92 - 0.002 * b + 0.001 * (s % 3)
             if b == bad_batch and s > n_steps // 2:
                 recall = 0.55
-            rows.append({f"batch_{b}/recall": recall, f"batch_{b}/precision": 0.9, f"batch_{b}/hmean": 0.85,
-                         "global_step": s * interval})
+            rows.append(
+                {
+                    f"batch_{b}/recall": recall,
+                    f"batch_{b}/precision": 0.9,
+                    f"batch_{b}/hmean": 0.85,
+                    "global_step": s * interval,
+                }
+            )
             if recall < 0.8:
                 rows.append({f"problematic_batch_{b}": [f"batch_{b}/img_{s}.png"]})
     return rows
@@ -40,11 +46,18 @@ def write_hostile_run(parent: Path) -> Path:
     for row in rows:
         if "batch_0/recall" in row:  # a metric whose key is markup, collapsing late: it shows up in the findings
             row[f"batch_0/{XSS_METRIC}"] = 0.9 if row["global_step"] < 120 else 0.1
-    rows.append({"batch_1/recall": "NaN", "batch_1/precision": "Infinity", "batch_1/hmean": "-Infinity",
-                 "global_step": 170})
+    rows.append(
+        {"batch_1/recall": "NaN", "batch_1/precision": "Infinity", "batch_1/hmean": "-Infinity", "global_step": 170}
+    )
     rows.append({"problematic_batch_1": [XSS_PATH]})
-    return write_run(parent, XSS_NAME, rows, config={"lr": 0.01, "api_key": SECRET, "note": "<i>x</i>"},
-                     notes="<script>alert(3)</script>", tags=["<b>tag</b>"])
+    return write_run(
+        parent,
+        XSS_NAME,
+        rows,
+        config={"lr": 0.01, "api_key": SECRET, "note": "<i>x</i>"},
+        notes="<script>alert(3)</script>",
+        tags=["<b>tag</b>"],
+    )
 
 
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"

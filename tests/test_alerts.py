@@ -20,8 +20,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from analysis.alerts import (Alert, AlertDispatcher, EmailSink, LogSink, SlackWebhookSink,
-                             send_test_alert, sinks_from_config)
+from analysis.alerts import (
+    Alert,
+    AlertDispatcher,
+    EmailSink,
+    LogSink,
+    SlackWebhookSink,
+    send_test_alert,
+    sinks_from_config,
+)
 from analysis.config import config_from_dict
 from analysis.monitor import TrainingMonitor
 
@@ -37,10 +44,16 @@ class Webhook:
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                hook.requests.append({"path": self.path, "ctype": self.headers.get("Content-Type"),
-                                      "json": json.loads(body), "at": time.monotonic()})
+                hook.requests.append(
+                    {
+                        "path": self.path,
+                        "ctype": self.headers.get("Content-Type"),
+                        "json": json.loads(body),
+                        "at": time.monotonic(),
+                    }
+                )
                 if hook.delay:
                     time.sleep(hook.delay)
                 reply = b"ok" if hook.status == 200 else b"internal_error"
@@ -90,10 +103,16 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[dict] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos),
-                              "data": envelope.content.decode("utf-8", "replace"),
-                              "tls": session.ssl is not None, "auth": session.authenticated})
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(
+            {
+                "from": envelope.mail_from,
+                "to": list(envelope.rcpt_tos),
+                "data": envelope.content.decode("utf-8", "replace"),
+                "tls": session.ssl is not None,
+                "auth": session.authenticated,
+            }
+        )
         return "250 OK"
 
     def wait_for(self, n: int, timeout: float = 10.0) -> list[dict]:
@@ -116,9 +135,28 @@ def smtp_server():
 def tls_files(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("tls")
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out",
-                    str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -133,16 +171,24 @@ def tls_smtp_server(tls_files):
         return AuthResult(success=ok, handled=False)
 
     inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=ctx, require_starttls=True,
-                     authenticator=authenticator, auth_require_tls=True)
+    ctl = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=ctx,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
     ctl.start()
     yield inbox, ctl.port, ssl.create_default_context(cafile=str(cert))
     ctl.stop()
 
 
 def alert_config(**alerts):
-    return config_from_dict({"experiment_monitoring": {"alerts": alerts},
-                             "training_config": {"experiment_name": "ocr-test"}})
+    return config_from_dict(
+        {"experiment_monitoring": {"alerts": alerts}, "training_config": {"experiment_name": "ocr-test"}}
+    )
 
 
 def bad_recall_monitor(sinks, **alerts) -> TrainingMonitor:
@@ -204,9 +250,14 @@ def test_throttle_zero_sends_every_step(webhook):
 
 
 def test_info_anomalies_are_not_sent_by_default(webhook):
-    cfg = config_from_dict({"experiment_monitoring": {"anomaly_detection": {"metric_thresholds": {},
-                                                                            "warmup_steps": 0},
-                                                      "auto_recovery": {"plateau_patience": 3}}})
+    cfg = config_from_dict(
+        {
+            "experiment_monitoring": {
+                "anomaly_detection": {"metric_thresholds": {}, "warmup_steps": 0},
+                "auto_recovery": {"plateau_patience": 3},
+            }
+        }
+    )
     monitor = TrainingMonitor({}, config=cfg, sinks=[SlackWebhookSink(webhook.url)])
     found = [a for s in range(10) for a in monitor.log_step(s, {"val/recall": 0.9})]
     assert [a.kind for a in found] == ["plateau"]
@@ -238,8 +289,12 @@ def test_hanging_sink_never_blocks_the_loop_and_other_sinks_still_deliver(webhoo
     webhook.delay = 2.0
     good = Webhook()
     try:
-        monitor = bad_recall_monitor([SlackWebhookSink(webhook.url, timeout=0.3), SlackWebhookSink(good.url)],
-                                     throttle_seconds=0, max_retries=1, retry_backoff_seconds=0.05)
+        monitor = bad_recall_monitor(
+            [SlackWebhookSink(webhook.url, timeout=0.3), SlackWebhookSink(good.url)],
+            throttle_seconds=0,
+            max_retries=1,
+            retry_backoff_seconds=0.05,
+        )
         worst = 0.0
         for step in range(2000):
             t0 = time.perf_counter()
@@ -375,8 +430,13 @@ def test_smtp_server_that_never_greets_times_out_in_the_background():
 def test_email_with_starttls_and_login_from_environment(tls_smtp_server, monkeypatch):
     inbox, port, client_ctx = tls_smtp_server
     monkeypatch.setenv("SMTP_PASSWORD", "s3cret")
-    cfg = alert_config(email_recipients=["team@example.org"], smtp_host="127.0.0.1", smtp_port=port,
-                       smtp_starttls=True, smtp_user="bot")
+    cfg = alert_config(
+        email_recipients=["team@example.org"],
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_starttls=True,
+        smtp_user="bot",
+    )
     (email,) = [s for s in sinks_from_config(cfg) if s.name == "email"]
     assert email.password == "s3cret"
     email.ssl_context = client_ctx  # trust the test's self-signed certificate
@@ -387,8 +447,9 @@ def test_email_with_starttls_and_login_from_environment(tls_smtp_server, monkeyp
 
 def test_email_wrong_password_or_missing_password_is_reported(tls_smtp_server):
     inbox, port, client_ctx = tls_smtp_server
-    sink = EmailSink("127.0.0.1", port, "m@x", ["t@x"], starttls=True, user="bot", password="wrong",
-                     ssl_context=client_ctx)
+    sink = EmailSink(
+        "127.0.0.1", port, "m@x", ["t@x"], starttls=True, user="bot", password="wrong", ssl_context=client_ctx
+    )
     (res,) = send_test_alert(alert_config(), sinks=[sink])
     assert not res.ok and "SMTPAuthenticationError" in res.detail
     sink.password = None
@@ -405,8 +466,9 @@ def test_email_wrong_password_or_missing_password_is_reported(tls_smtp_server):
 def test_send_test_alert_reports_each_configured_sink(webhook, smtp_server, monkeypatch):
     inbox, port = smtp_server
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
-    cfg = alert_config(slack_webhook=webhook.url, email_recipients=["team@example.org"], smtp_host="127.0.0.1",
-                       smtp_port=port)
+    cfg = alert_config(
+        slack_webhook=webhook.url, email_recipients=["team@example.org"], smtp_host="127.0.0.1", smtp_port=port
+    )
     results = send_test_alert(cfg)
     assert [(r.name, r.ok) for r in results] == [("log", True), ("wandb", True), ("slack", True), ("email", True)]
     assert results[1].detail == "skipped: no active wandb run"
@@ -448,8 +510,9 @@ def test_wandb_alert_goes_into_the_offline_run(tmp_path):
 
     env = wandb_env(tmp_path)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
-    proc = subprocess.run([sys.executable, "-c", _WANDB_SCRIPT, str(tmp_path)], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _WANDB_SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "('wandb', True, 'wandb.alert on run" in proc.stdout
     (wandb_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")

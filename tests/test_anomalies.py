@@ -13,8 +13,9 @@ from analysis.config import AnomalyDetectionConfig
 EMPTY_GLOBAL = pd.DataFrame(columns=["step", "metric", "value"])
 
 
-def batch_frame(series: dict[int, np.ndarray], metric: str = "recall", step0: int = 100,
-                every: int = 100) -> pd.DataFrame:
+def batch_frame(
+    series: dict[int, np.ndarray], metric: str = "recall", step0: int = 100, every: int = 100
+) -> pd.DataFrame:
     rows = []
     for b, vals in series.items():
         for i, v in enumerate(vals):
@@ -62,8 +63,9 @@ def test_threshold_episode_has_start_end_and_worst_value():
 
 def test_loss_like_threshold_flags_values_above():
     cfg = AnomalyDetectionConfig(metric_thresholds={"loss": 1.0})
-    g = pd.DataFrame({"step": np.arange(20), "metric": "train/loss",
-                      "value": np.r_[np.full(10, 0.5), [1.4], np.full(9, 0.5)]})
+    g = pd.DataFrame(
+        {"step": np.arange(20), "metric": "train/loss", "value": np.r_[np.full(10, 0.5), [1.4], np.full(9, 0.5)]}
+    )
     found = find_anomalies(pd.DataFrame(columns=["step", "batch", "metric", "value"]), g, cfg)
     thr = by(found, detector="threshold")
     assert [(a.step, a.batch, a.value) for a in thr] == [(10, None, 1.4)]
@@ -128,8 +130,9 @@ def test_drop_only_keeps_degradations_and_hides_improvements():
     vals[20] = 0.97  # sudden improvement
     vals[30] = 0.83  # sudden degradation
     both = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig(metric_thresholds={}))
-    only = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL,
-                          AnomalyDetectionConfig(metric_thresholds={}, drop_only=True))
+    only = find_anomalies(
+        batch_frame({0: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig(metric_thresholds={}, drop_only=True)
+    )
     assert 2100 in {a.step for a in both if a.detector == "zscore"}
     assert 2100 not in {a.step for a in only}
     assert 3100 in {a.step for a in only if a.detector == "zscore"}
@@ -190,8 +193,7 @@ def test_a_long_healthy_run_raises_almost_no_alarms():
     n, k = 5_000, 20
     curve = 0.93 - 0.3 * np.exp(-np.arange(n) / 800)
     series = {b: curve + rng.normal(0, 0.004, n) for b in range(k)}
-    found = find_anomalies(batch_frame(series, every=10), EMPTY_GLOBAL,
-                           AnomalyDetectionConfig(metric_thresholds={}))
+    found = find_anomalies(batch_frame(series, every=10), EMPTY_GLOBAL, AnomalyDetectionConfig(metric_thresholds={}))
     assert len(found) <= 0.0005 * n * k  # at most ~50 flags in 100,000 healthy points
     assert not [a for a in found if a.detector in ("cross_batch", "drop_from_best")]
     assert not [a for a in found if a.severity == "critical"]
@@ -201,8 +203,9 @@ def test_drop_only_mode_reports_no_info_findings():
     rng = np.random.default_rng(10)
     vals = healthy(60, rng, level=0.9, noise=0.002)
     vals[30:] += 0.05  # a step up: good news
-    found = find_anomalies(batch_frame({0: vals}), EMPTY_GLOBAL,
-                           AnomalyDetectionConfig(metric_thresholds={}, drop_only=True))
+    found = find_anomalies(
+        batch_frame({0: vals}), EMPTY_GLOBAL, AnomalyDetectionConfig(metric_thresholds={}, drop_only=True)
+    )
     assert found == []
 
 
@@ -222,8 +225,9 @@ def test_threshold_is_info_while_training_approaches_it_and_does_not_flap():
     n = 600
     vals = 0.93 - 0.35 * np.exp(-np.arange(n) / 120) + rng.normal(0, 0.01, n)  # crosses 0.8 slowly, noisily
     vals[450] = 0.6  # one bad value late in the run
-    found = by(find_anomalies(batch_frame({0: vals}, every=10), EMPTY_GLOBAL, AnomalyDetectionConfig()),
-               detector="threshold")
+    found = by(
+        find_anomalies(batch_frame({0: vals}, every=10), EMPTY_GLOBAL, AnomalyDetectionConfig()), detector="threshold"
+    )
     early = [a for a in found if a.severity == "info"]
     assert len(early) == 1 and early[0].step == 100 and "has not reached" in early[0].message
     late = [a for a in found if a.severity != "info"]

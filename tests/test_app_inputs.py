@@ -10,7 +10,6 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-
 from wandb_writer import write_run
 
 APP = "../app.py"  # relative to this file
@@ -28,8 +27,12 @@ def rows(n_steps: int = 12, batches: int = 2, bad_from: int | None = 6, paths: l
     for s in range(n_steps):
         for b in range(batches):
             recall = 0.55 if (b == 0 and bad_from is not None and s >= bad_from) else 0.9 + 0.001 * s
-            row = {"global_step": (s + 1) * 10, f"batch_{b}/recall": recall, f"batch_{b}/precision": 0.9,
-                   f"batch_{b}/hmean": 0.9}
+            row = {
+                "global_step": (s + 1) * 10,
+                f"batch_{b}/recall": recall,
+                f"batch_{b}/precision": 0.9,
+                f"batch_{b}/hmean": 0.9,
+            }
             if recall < 0.8 and paths:
                 row[f"problematic_batch_{b}"] = paths
             out.append(row)
@@ -80,8 +83,9 @@ def test_run_search_filters_the_picker(runs_dir):
     no_traceback(at)
     assert len(at.selectbox(key="run_pick").options) == 3
     at.text_input(key="run_pick_search").set_value("unsafe").run()
-    assert at.selectbox(key="run_pick").options == [o for o in at.selectbox(key="run_pick").options
-                                                    if o.startswith("unsafe-paths")]
+    assert at.selectbox(key="run_pick").options == [
+        o for o in at.selectbox(key="run_pick").options if o.startswith("unsafe-paths")
+    ]
     assert len(at.selectbox(key="run_pick").options) == 1
     at.text_input(key="run_pick_search").set_value("no-such-run").run()
     no_traceback(at)
@@ -207,7 +211,7 @@ def test_live_run_grows_on_refresh(runs_dir, tmp_path):
     assert at.button(key="run_refresh") and at.toggle(key="run_auto_refresh")
     steps_before = int(at.metric[0].value.replace(",", ""))
     with target.open("ab") as fh:
-        fh.write(full[len(full) // 2:])
+        fh.write(full[len(full) // 2 :])
     at.button(key="run_refresh").click().run()
     no_traceback(at)
     steps_after = int(at.metric[0].value.replace(",", ""))
@@ -216,8 +220,9 @@ def test_live_run_grows_on_refresh(runs_dir, tmp_path):
 
 
 def test_send_test_alert_reaches_a_real_webhook(runs_dir, monkeypatch):
-    from analysis.config import config_from_dict
     from test_alerts import Webhook
+
+    from analysis.config import config_from_dict
 
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
     hook = Webhook()
@@ -240,19 +245,20 @@ def test_send_test_alert_reaches_a_real_webhook(runs_dir, monkeypatch):
 def test_uploaded_history_csv_is_analysed_and_a_broken_one_is_a_message():
     import pandas as pd
 
-    frame = pd.DataFrame([{"global_step": r["global_step"], **{k: v for k, v in r.items() if "/" in k}}
-                          for r in rows(batches=1)])
+    frame = pd.DataFrame(
+        [{"global_step": r["global_step"], **{k: v for k, v in r.items() if "/" in k}} for r in rows(batches=1)]
+    )
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.radio(key="source").set_value("Upload history").run()
-    at.file_uploader(key="history_upload").set_value(("history.csv", frame.to_csv(index=False).encode(),
-                                                      "text/csv"))
+    at.file_uploader(key="history_upload").set_value(("history.csv", frame.to_csv(index=False).encode(), "text/csv"))
     at.run()
     no_traceback(at)
     assert at.title[0].value == "Overview"
     assert at.multiselect(key="ov_batches").value == [0]
-    at.file_uploader(key="history_upload").set_value(("broken.parquet", b"PAR1 not really parquet",
-                                                      "application/octet-stream"))
+    at.file_uploader(key="history_upload").set_value(
+        ("broken.parquet", b"PAR1 not really parquet", "application/octet-stream")
+    )
     at.run()
     no_traceback(at)
     assert [e.value for e in at.error] + [e.value for e in at.sidebar.error], "expected a message"
@@ -271,8 +277,9 @@ def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
 
 def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_path):
     """The cloud source with the real `wandb.Api` against a local server speaking wandb's GraphQL protocol."""
-    from analysis.sources import cloud, open_run
     from wandb_stub import StubServer
+
+    from analysis.sources import cloud, open_run
 
     run = open_run(run_folder(runs_dir, "plain-run"), cache=False)
     with StubServer({"team/ocr": [run]}, entity="team") as server:
@@ -299,4 +306,3 @@ def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_p
         at.run()
         no_traceback(at)
         assert len(server.queries) == n_after  # a plain rerun is served from the caches: no network
-

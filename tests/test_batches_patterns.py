@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from wandb_writer import write_run
 
 from analysis.batches import batch_metrics, batch_pattern, global_metrics, problematic_images
 from analysis.config import config_from_dict
 from analysis.errors import ConfigError
 from analysis.sources import open_run
-from wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")
 def prefixed(tmp_path_factory):
     rows = []
     for s in range(6):
-        rows.append({"global_step": s * 100, "val/loss": 1.0 / (s + 1),
-                     **{f"val/batch_{b}/recall": 0.9 - 0.01 * s * b for b in range(3)},
-                     **{f"test/batch_{b}/recall": 0.8 for b in range(3)}})
+        rows.append(
+            {
+                "global_step": s * 100,
+                "val/loss": 1.0 / (s + 1),
+                **{f"val/batch_{b}/recall": 0.9 - 0.01 * s * b for b in range(3)},
+                **{f"test/batch_{b}/recall": 0.8 for b in range(3)},
+            }
+        )
         if s == 3:
             rows[-1]["val/problematic_batch_2"] = ["data/x.png", "data/y.png"]
     return open_run(write_run(tmp_path_factory.mktemp("prefixed"), "prefixed", rows), cache=False)
@@ -25,8 +30,16 @@ def prefixed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def suffixed(tmp_path_factory):
-    rows = [{"global_step": s, "recall_batch3": 0.5 + s / 10, "hmean_batch_12": 0.4, "b7.precision": 0.25 * s,
-             "val/recall": 0.7} for s in range(4)]
+    rows = [
+        {
+            "global_step": s,
+            "recall_batch3": 0.5 + s / 10,
+            "hmean_batch_12": 0.4,
+            "b7.precision": 0.25 * s,
+            "val/recall": 0.7,
+        }
+        for s in range(4)
+    ]
     return open_run(write_run(tmp_path_factory.mktemp("suffixed"), "suffixed", rows), cache=False)
 
 
@@ -40,8 +53,10 @@ def test_prefixed_layout_is_detected_and_prefixes_kept_apart(prefixed):
     g = global_metrics(prefixed)
     assert set(g["metric"]) == {"val/loss"}  # batch keys and problematic lists are not run-level metrics
     imgs = problematic_images(prefixed)
-    assert imgs.to_dict("records") == [{"step": 300, "batch": 2, "path": "data/x.png"},
-                                       {"step": 300, "batch": 2, "path": "data/y.png"}]
+    assert imgs.to_dict("records") == [
+        {"step": 300, "batch": 2, "path": "data/x.png"},
+        {"step": 300, "batch": 2, "path": "data/y.png"},
+    ]
 
 
 def test_suffixed_layout_is_detected(suffixed):
@@ -62,8 +77,9 @@ def test_custom_pattern_from_the_config(suffixed):
 
 
 def test_handbook_layout_still_the_default(tmp_path):
-    run = open_run(write_run(tmp_path, "hb", [{"global_step": 10, "batch_0/recall": 0.9, "x_batch1": 0.1}]),
-                   cache=False)
+    run = open_run(
+        write_run(tmp_path, "hb", [{"global_step": 10, "batch_0/recall": 0.9, "x_batch1": 0.1}]), cache=False
+    )
     assert batch_pattern(run.history.columns).pattern == r"^batch_(?P<batch>\d+)/(?P<metric>[^/]+)$"
     assert batch_metrics(run)[["batch", "metric"]].values.tolist() == [[0, "recall"]]
 

@@ -27,8 +27,10 @@ def test_piecewise_constant_steps_are_found_at_the_right_index():
 
 def test_healthy_rising_learning_curves_are_not_cut_into_steps():
     rng = np.random.default_rng(1)
-    false = sum(len(change_points(learning_curve(n, rng, tau=tau))) for n, tau in
-                [(100, 10), (300, 60), (500, 100), (1000, 200), (2000, 300)] * 4)
+    false = sum(
+        len(change_points(learning_curve(n, rng, tau=tau)))
+        for n, tau in [(100, 10), (300, 60), (500, 100), (1000, 200), (2000, 300)] * 4
+    )
     assert false <= 4  # 20 healthy curves: well under the 0.5 false change points per run target
 
 
@@ -68,8 +70,9 @@ def test_find_change_points_records_means_delta_and_severity():
         rows += [(100 * (i + 1), b, "recall", v) for i, v in enumerate(vals)]
     loss = np.r_[np.full(20, 1.0), np.full(20, 0.5)] + rng.normal(0, 0.01, 40)
     g = pd.DataFrame({"step": 100 * np.arange(1, 41), "metric": "train/loss", "value": loss})
-    found = find_change_points(pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]), g,
-                               AnomalyDetectionConfig())
+    found = find_change_points(
+        pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]), g, AnomalyDetectionConfig()
+    )
     assert [(c.batch, c.step, c.metric) for c in found] == [(None, 2100, "train/loss"), (2, 2600, "recall")]
     loss_cp, recall_cp = found
     assert loss_cp.severity == "info"  # loss going down is good news
@@ -117,8 +120,13 @@ def test_change_point_levels_are_local_and_schedule_changes_are_info():
     recall = 0.95 - 0.4 * np.exp(-np.arange(n) / 15) + rng.normal(0, 0.003, n)
     recall[80:] -= 0.2
     lr = np.where(np.arange(n) < 60, 3e-4, 1e-4)
-    g = pd.DataFrame({"step": np.r_[np.arange(n), np.arange(n)], "metric": ["val/recall"] * n + ["train/lr"] * n,
-                      "value": np.r_[recall, lr]})
+    g = pd.DataFrame(
+        {
+            "step": np.r_[np.arange(n), np.arange(n)],
+            "metric": ["val/recall"] * n + ["train/lr"] * n,
+            "value": np.r_[recall, lr],
+        }
+    )
     found = {c.metric: c for c in find_change_points(None, g, AnomalyDetectionConfig())}
     assert found["train/lr"].step == 60 and found["train/lr"].severity == "info"
     cp = found["val/recall"]

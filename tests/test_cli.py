@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import analyze_experiment as cli
 from report_runs import degrading_rows, write_degrading_run
 from wandb_writer import write_run
+
+import analyze_experiment as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "analyze_experiment.py"
@@ -26,8 +26,11 @@ def workdir(tmp_path_factory) -> Path:
     write_degrading_run(d, "test_run")
     write_run(d, "twin", degrading_rows(n_steps=8))
     write_run(d, "twin", degrading_rows(n_steps=8))
-    flat = [{f"batch_{b}/recall": 0.9, f"batch_{b}/precision": 0.9, f"batch_{b}/hmean": 0.9, "global_step": s}
-            for s in range(1, 16) for b in range(3)]
+    flat = [
+        {f"batch_{b}/recall": 0.9, f"batch_{b}/precision": 0.9, f"batch_{b}/hmean": 0.9, "global_step": s}
+        for s in range(1, 16)
+        for b in range(3)
+    ]
     write_run(d, "flat_run", flat)
     return d
 
@@ -35,8 +38,9 @@ def workdir(tmp_path_factory) -> Path:
 def _cli(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if k != "WANDB_DIR"}
     e.update(env or {})
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=e, capture_output=True, text=True,
-                          timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 def _main(args: list[str], cwd: Path, monkeypatch, capsys) -> tuple[int, str, str]:
@@ -74,8 +78,9 @@ def test_ambiguous_name_lists_the_candidates_and_an_id_resolves_it(workdir, monk
     ids = sorted(p.name.rsplit("-", 1)[-1] for p in (workdir / "wandb").glob("offline-run-*"))
     twin_ids = [i for i in ids if i in err]
     assert len(twin_ids) == 2 and "twin" in err and len(err.strip().splitlines()) == 1
-    code, out, err = _main(["--run-name", twin_ids[0], "--output-dir", str(tmp_path), "--format", "json"],
-                           workdir, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", twin_ids[0], "--output-dir", str(tmp_path), "--format", "json"], workdir, monkeypatch, capsys
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "twin_report.json").read_text())["run"]["id"] == twin_ids[0]
 
@@ -84,33 +89,60 @@ def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeyp
     out_dir = str(tmp_path)
     runs = {}
     for level in ("never", "warning", "critical"):
-        code, _, _ = _main(["--run-name", "test_run", "--output-dir", out_dir, "--format", "json",
-                            "--fail-on", level], workdir, monkeypatch, capsys)
+        code, _, _ = _main(
+            ["--run-name", "test_run", "--output-dir", out_dir, "--format", "json", "--fail-on", level],
+            workdir,
+            monkeypatch,
+            capsys,
+        )
         runs[("test_run", level)] = code
-        code, _, err = _main(["--run-name", "flat_run", "--output-dir", out_dir, "--format", "json",
-                              "--fail-on", level], workdir, monkeypatch, capsys)
+        code, _, err = _main(
+            ["--run-name", "flat_run", "--output-dir", out_dir, "--format", "json", "--fail-on", level],
+            workdir,
+            monkeypatch,
+            capsys,
+        )
         runs[("flat_run", level)] = code
     assert json.loads((tmp_path / "test_run_report.json").read_text())["summary"]["severity"] == "critical"
     assert json.loads((tmp_path / "flat_run_report.json").read_text())["summary"]["severity"] == "ok"
-    assert runs == {("test_run", "never"): 0, ("test_run", "warning"): 1, ("test_run", "critical"): 1,
-                    ("flat_run", "never"): 0, ("flat_run", "warning"): 0, ("flat_run", "critical"): 0}
+    assert runs == {
+        ("test_run", "never"): 0,
+        ("test_run", "warning"): 1,
+        ("test_run", "critical"): 1,
+        ("flat_run", "never"): 0,
+        ("flat_run", "warning"): 0,
+        ("flat_run", "critical"): 0,
+    }
 
 
 def test_format_and_quiet(workdir, monkeypatch, capsys, tmp_path):
-    code, out, err = _main(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "md,json",
-                            "--quiet"], workdir, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "md,json", "--quiet"],
+        workdir,
+        monkeypatch,
+        capsys,
+    )
     assert code == 0 and err == ""
-    assert out.splitlines() == ["Analysis complete", str(tmp_path / "test_run_report.md"),
-                                str(tmp_path / "test_run_report.json")]
+    assert out.splitlines() == [
+        "Analysis complete",
+        str(tmp_path / "test_run_report.md"),
+        str(tmp_path / "test_run_report.json"),
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test_run_report.json", "test_run_report.md"]
 
 
 def test_config_file_is_used_and_bad_config_exits_2_naming_key_and_line(workdir, monkeypatch, capsys, tmp_path):
     good = tmp_path / "ok.yaml"
-    good.write_text("experiment_monitoring:\n  reporting:\n    report_formats: [json]\n"
-                    "  anomaly_detection:\n    metric_thresholds: {recall: 0.5}\n")
-    code, out, err = _main(["--run-name", "test_run", "--output-dir", str(tmp_path / "o"), "--config", str(good)],
-                           workdir, monkeypatch, capsys)
+    good.write_text(
+        "experiment_monitoring:\n  reporting:\n    report_formats: [json]\n"
+        "  anomaly_detection:\n    metric_thresholds: {recall: 0.5}\n"
+    )
+    code, out, err = _main(
+        ["--run-name", "test_run", "--output-dir", str(tmp_path / "o"), "--config", str(good)],
+        workdir,
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["test_run_report.json"]  # formats from the config
     doc = json.loads((tmp_path / "o" / "test_run_report.json").read_text())
@@ -119,18 +151,22 @@ def test_config_file_is_used_and_bad_config_exits_2_naming_key_and_line(workdir,
     bad.write_text("data_quality:\n  blur_threshold: 100\n  max_rotation: 15\n")
     code, out, err = _main(["--run-name", "test_run", "--config", str(bad)], workdir, monkeypatch, capsys)
     assert code == 2 and out == ""
-    assert err.strip() == (f"error: {bad}:3: data_quality.max_rotation: unknown key "
-                           f"(did you mean max_rotation_degrees?)")
+    assert err.strip() == (
+        f"error: {bad}:3: data_quality.max_rotation: unknown key (did you mean max_rotation_degrees?)"
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--run-name", "test_run", "--wandb-dir", "does/not/exist"], "wandb directory not found: does/not/exist"),
-    (["--run-name", "test_run", "--data-dir", "no_data_here"], "data directory not found: no_data_here"),
-    (["--run-name", "test_run", "--format", "pdf"], "unknown report format 'pdf'"),
-    (["--run-name", "test_run", "--config", "missing.yaml"], "cannot read config missing.yaml"),
-    (["--history-file", "missing.csv"], "history file not found: missing.csv"),
-    (["--run-name", "test_run", "--output-dir", "blocker/sub"], "cannot create output directory blocker/sub"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run-name", "test_run", "--wandb-dir", "does/not/exist"], "wandb directory not found: does/not/exist"),
+        (["--run-name", "test_run", "--data-dir", "no_data_here"], "data directory not found: no_data_here"),
+        (["--run-name", "test_run", "--format", "pdf"], "unknown report format 'pdf'"),
+        (["--run-name", "test_run", "--config", "missing.yaml"], "cannot read config missing.yaml"),
+        (["--history-file", "missing.csv"], "history file not found: missing.csv"),
+        (["--run-name", "test_run", "--output-dir", "blocker/sub"], "cannot create output directory blocker/sub"),
+    ],
+)
 def test_user_errors_exit_2_with_one_clear_line(workdir, monkeypatch, capsys, args, message):
     (workdir / "blocker").write_text("a file where a directory is wanted")
     code, out, err = _main(args, workdir, monkeypatch, capsys)
@@ -138,12 +174,15 @@ def test_user_errors_exit_2_with_one_clear_line(workdir, monkeypatch, capsys, ar
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args, message", [
-    ([], "--run-name is required"),
-    (["--run-name", "x", "--entity", "e"], "--entity and --project go together"),
-    (["--history-file", "h.csv", "--wandb-dir", "w"], "--history-file cannot be combined"),
-    (["--run-name", "x", "--fail-on", "sometimes"], "invalid choice: 'sometimes'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "--run-name is required"),
+        (["--run-name", "x", "--entity", "e"], "--entity and --project go together"),
+        (["--history-file", "h.csv", "--wandb-dir", "w"], "--history-file cannot be combined"),
+        (["--run-name", "x", "--fail-on", "sometimes"], "invalid choice: 'sometimes'"),
+    ],
+)
 def test_usage_errors_exit_2(workdir, monkeypatch, capsys, args, message):
     with pytest.raises(SystemExit) as info:
         _main(args, workdir, monkeypatch, capsys)
@@ -152,16 +191,20 @@ def test_usage_errors_exit_2(workdir, monkeypatch, capsys, args, message):
 
 
 def test_wandb_dir_defaults_to_WANDB_DIR_when_there_is_no_local_wandb(workdir, tmp_path):
-    result = _cli(["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"], cwd=tmp_path,
-                  env={"WANDB_DIR": str(workdir)})
+    result = _cli(
+        ["--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"],
+        cwd=tmp_path,
+        env={"WANDB_DIR": str(workdir)},
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "test_run_report.json").is_file()
 
 
 def test_a_run_folder_can_be_given_directly(workdir, monkeypatch, capsys, tmp_path):
     folder = sorted((workdir / "wandb").glob("offline-run-*"))[0]
-    code, out, err = _main(["--run-name", str(folder), "--output-dir", str(tmp_path), "--format", "json"],
-                           tmp_path, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", str(folder), "--output-dir", str(tmp_path), "--format", "json"], tmp_path, monkeypatch, capsys
+    )
     assert code == 0, err
     assert len(list(tmp_path.glob("*_report.json"))) == 1
 
@@ -169,17 +212,33 @@ def test_a_run_folder_can_be_given_directly(workdir, monkeypatch, capsys, tmp_pa
 def test_help_documents_every_option(workdir):
     result = _cli(["--help"], cwd=workdir)
     assert result.returncode == 0
-    for opt in ("--run-name", "--wandb-dir", "--entity", "--project", "--history-file", "--data-dir",
-                "--output-dir", "--config", "--format", "--fail-on", "--quiet", "exit codes"):
+    for opt in (
+        "--run-name",
+        "--wandb-dir",
+        "--entity",
+        "--project",
+        "--history-file",
+        "--data-dir",
+        "--output-dir",
+        "--config",
+        "--format",
+        "--fail-on",
+        "--quiet",
+        "exit codes",
+    ):
         assert opt in result.stdout
 
 
 def test_progress_bar_on_a_terminal_only(workdir, tmp_path):
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--run-name", "test_run", "--output-dir",
-                                 str(tmp_path), "--format", "json"], cwd=workdir, stdout=subprocess.PIPE,
-                                stderr=slave, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "--run-name", "test_run", "--output-dir", str(tmp_path), "--format", "json"],
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
         os.close(slave)
         chunks = []
         while True:
@@ -210,8 +269,12 @@ def test_history_exports_are_analysed_like_runs(workdir, monkeypatch, capsys, tm
     frame.to_csv(tmp_path / "h.csv", index=False)
     for name in ("h.jsonl", "h.parquet", "h.csv"):
         out = tmp_path / f"out-{name}"
-        code, stdout, err = _main(["--history-file", str(tmp_path / name), "--output-dir", str(out), "--format",
-                                   "json"], workdir, monkeypatch, capsys)
+        code, stdout, err = _main(
+            ["--history-file", str(tmp_path / name), "--output-dir", str(out), "--format", "json"],
+            workdir,
+            monkeypatch,
+            capsys,
+        )
         assert code == 0, err
         doc = json.loads(next(out.glob("*_report.json")).read_text())
         assert doc["run"]["source"] == "file"
@@ -228,8 +291,9 @@ def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
     fake = tmp_path / "wandb" / "offline-run-20260101_000000-zzzzzzzz"
     (fake / "files").mkdir(parents=True)
     (fake / "run-zzzzzzzz.wandb").write_bytes(b"\x00" * 64)
-    code, out, err = _main(["--run-name", "zzzzzzzz", "--wandb-dir", str(tmp_path / "wandb")], tmp_path,
-                           monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", "zzzzzzzz", "--wandb-dir", str(tmp_path / "wandb")], tmp_path, monkeypatch, capsys
+    )
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
     code, out, err = _main(["--run-name", "x", "--wandb-dir", str(garbage)], tmp_path, monkeypatch, capsys)
     assert code == 2 and f"not a directory: {garbage}" in err
@@ -237,8 +301,9 @@ def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
 
 def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeypatch, capsys, tmp_path):
     """--entity/--project against a local server speaking wandb's GraphQL protocol (tests/wandb_stub.py)."""
-    from analysis.sources import cloud, open_run
     from wandb_stub import StubServer
+
+    from analysis.sources import cloud, open_run
 
     runs = [open_run(p, cache=False) for p in sorted((workdir / "wandb").glob("offline-run-*"))]
     with StubServer({"team/ocr": runs}, entity="team") as server:
@@ -270,17 +335,25 @@ CTL_NAME = "ctl\x1b[31mred\nline"
 def oddruns(tmp_path_factory) -> Path:
     """Runs a first-time user hits: all NaN/Inf, a name and a metric key with terminal escapes."""
     d = tmp_path_factory.mktemp("odd")
-    write_run(d, "nan_everywhere", [{"batch_0/recall": "NaN", "batch_1/recall": "Infinity", "global_step": s}
-                                    for s in range(12)])
-    write_run(d, CTL_NAME, [{"batch_0/recall": 0.9, "batch_0/x\x1b]0;pwned\x07": 0.5, "global_step": s}
-                            for s in range(8)])
+    write_run(
+        d,
+        "nan_everywhere",
+        [{"batch_0/recall": "NaN", "batch_1/recall": "Infinity", "global_step": s} for s in range(12)],
+    )
+    write_run(
+        d, CTL_NAME, [{"batch_0/recall": 0.9, "batch_0/x\x1b]0;pwned\x07": 0.5, "global_step": s} for s in range(8)]
+    )
     return d
 
 
 def test_all_nonfinite_run_gives_a_sensible_verdict(oddruns, monkeypatch, capsys, tmp_path):
     """QA: the verdict read 'worst: batch 1, recall nan at step -1'."""
-    code, out, err = _main(["--run-name", "nan_everywhere", "--output-dir", str(tmp_path), "--format", "json"],
-                           oddruns, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", "nan_everywhere", "--output-dir", str(tmp_path), "--format", "json"],
+        oddruns,
+        monkeypatch,
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "nan_everywhere_report.json").read_text(), parse_constant=lambda c: 1 / 0)
     verdict = doc["summary"]["verdict"]
@@ -300,10 +373,13 @@ def test_terminal_escapes_in_names_reach_neither_the_terminal_nor_the_markdown(o
     assert "<title>" in html and "\x07" not in html.split("<title>")[1].split("</title>")[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--run-name", "nan_everywhere", "--format", ""], "no report format given"),
-    (["--history-file", "."], "--history-file wants a file, not the directory ."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--run-name", "nan_everywhere", "--format", ""], "no report format given"),
+        (["--history-file", "."], "--history-file wants a file, not the directory ."),
+    ],
+)
 def test_more_user_errors_exit_2(oddruns, monkeypatch, capsys, args, message):
     """QA: `--format ""` silently wrote every format; a directory as --history-file said 'not found'."""
     code, out, err = _main(args, oddruns, monkeypatch, capsys)
@@ -328,8 +404,12 @@ def test_a_run_with_only_run_level_metrics_names_its_findings_in_the_verdict(tmp
     exited 1 for --fail-on critical without saying why."""
     rows = [{"_step": s, "val/recall": 0.9 if s < 30 else 0.3, "train/loss": 0.5} for s in range(60)]
     (tmp_path / "h.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    code, out, err = _main(["--history-file", "h.jsonl", "--output-dir", "o", "--format", "json", "--fail-on",
-                            "critical"], tmp_path, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--history-file", "h.jsonl", "--output-dir", "o", "--format", "json", "--fail-on", "critical"],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert code == 1
     assert "run-level critical findings in val/recall from step 30" in out.splitlines()[0]
 
@@ -338,8 +418,9 @@ def test_a_batch_key_pattern_capturing_words_is_a_config_error(workdir, monkeypa
     """QA: `(?P<batch>[a-z]+)` matched 'batch' in 'batch_0/recall' and int('batch') ended in a traceback."""
     cfg = tmp_path / "p.yaml"
     cfg.write_text('training_config:\n  batch_key_pattern: "^(?P<batch>[a-z]+)_(?P<metric>.+)$"\n')
-    code, out, err = _main(["--run-name", "test_run", "--config", str(cfg), "--output-dir", str(tmp_path)],
-                           workdir, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--run-name", "test_run", "--config", str(cfg), "--output-dir", str(tmp_path)], workdir, monkeypatch, capsys
+    )
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "matched 'batch' in the key 'batch_0/hmean', which is not a batch number" in err
 
@@ -351,9 +432,26 @@ def test_a_reader_that_goes_away_is_not_a_traceback_and_keeps_the_exit_code(work
     for fail_on, expected in (("never", 0), ("critical", 1)):
         r, w = os.pipe()
         os.close(r)  # nobody reads stdout
-        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--run-name", "test_run", "--output-dir", str(tmp_path),
-                                 "--format", "json", "--quiet", "--fail-on", fail_on], cwd=workdir, env=e, stdout=w,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(SCRIPT),
+                "--run-name",
+                "test_run",
+                "--output-dir",
+                str(tmp_path),
+                "--format",
+                "json",
+                "--quiet",
+                "--fail-on",
+                fail_on,
+            ],
+            cwd=workdir,
+            env=e,
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         os.close(w)
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == expected and "Traceback" not in err, err
@@ -366,11 +464,16 @@ def test_a_symlink_loop_in_the_data_dir_is_never_a_traceback(tmp_path, monkeypat
     data = tmp_path / "data"
     data.mkdir()
     os.symlink("loop", data / "loop")
-    (tmp_path / "h.jsonl").write_text('{"global_step": 1, "batch_0/recall": 0.3}\n'
-                                      '{"problematic_batch_0": ["loop"], "global_step": 1}\n')
+    (tmp_path / "h.jsonl").write_text(
+        '{"global_step": 1, "batch_0/recall": 0.3}\n{"problematic_batch_0": ["loop"], "global_step": 1}\n'
+    )
     monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ANALYZER_DEBUG", raising=False)
-    code, out, err = _main(["--history-file", "h.jsonl", "--data-dir", "data", "--output-dir", "o", "--format",
-                            "json"], tmp_path, monkeypatch, capsys)
+    code, out, err = _main(
+        ["--history-file", "h.jsonl", "--data-dir", "data", "--output-dir", "o", "--format", "json"],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
     assert "Traceback" not in err
     assert code == 0 or (code in (2, 3) and len(err.strip().splitlines()) == 1 and "loop" in err), (code, err)

@@ -80,25 +80,40 @@ def test_no_config_and_an_empty_file_give_the_defaults(tmp_path):
     assert load_config(None) == AnalyzerConfig() == load_config(empty)
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscor: 3\n",
-     "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscor: unknown key "
-     "(did you mean statistical_anomaly_zscore?)"),
-    ("experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: high\n",
-     "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscore: Input should be a valid number"),
-    ("experiment_monitoring:\n  auto_recovery:\n    strategies:\n      - rollback_on_severe_drop\n      - reboot\n",
-     "c.yaml:5: experiment_monitoring.auto_recovery.strategies.1: Input should be"),
-    ("data_quality:\n  blur_threshold: 100\n  blur_threshold: 50\n",
-     "c.yaml:3: data_quality.blur_threshold: duplicate key"),
-    ("data_quality:\n  max_rotation_degrees: 120\n",
-     "c.yaml:2: data_quality.max_rotation_degrees: Input should be less than or equal to 90"),
-    ("data_quality: 5\n", "c.yaml:1: data_quality: must be a mapping of keys"),
-    ("experiment_monitoring:\n  reporting:\n    report_formats: [markdown, pdf]\n",
-     "c.yaml:3: experiment_monitoring.reporting.report_formats.1: Input should be 'markdown', 'json' or 'html'"),
-    ("foo: 1\n", "c.yaml:1: foo: unknown key (valid keys: experiment_monitoring, training_config, data_quality)"),
-    ("- a\n- b\n", "c.yaml: the top level must be a mapping"),
-    ("training_config:\n  validation_interval: [1\n", "c.yaml:3: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscor: 3\n",
+            "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscor: unknown key "
+            "(did you mean statistical_anomaly_zscore?)",
+        ),
+        (
+            "experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: high\n",
+            "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscore: Input should be a valid number",
+        ),
+        (
+            "experiment_monitoring:\n  auto_recovery:\n    strategies:\n      - rollback_on_severe_drop\n      - reboot\n",
+            "c.yaml:5: experiment_monitoring.auto_recovery.strategies.1: Input should be",
+        ),
+        (
+            "data_quality:\n  blur_threshold: 100\n  blur_threshold: 50\n",
+            "c.yaml:3: data_quality.blur_threshold: duplicate key",
+        ),
+        (
+            "data_quality:\n  max_rotation_degrees: 120\n",
+            "c.yaml:2: data_quality.max_rotation_degrees: Input should be less than or equal to 90",
+        ),
+        ("data_quality: 5\n", "c.yaml:1: data_quality: must be a mapping of keys"),
+        (
+            "experiment_monitoring:\n  reporting:\n    report_formats: [markdown, pdf]\n",
+            "c.yaml:3: experiment_monitoring.reporting.report_formats.1: Input should be 'markdown', 'json' or 'html'",
+        ),
+        ("foo: 1\n", "c.yaml:1: foo: unknown key (valid keys: experiment_monitoring, training_config, data_quality)"),
+        ("- a\n- b\n", "c.yaml: the top level must be a mapping"),
+        ("training_config:\n  validation_interval: [1\n", "c.yaml:3: not valid YAML"),
+    ],
+)
 def test_errors_name_the_key_and_the_line(text, expected):
     with pytest.raises(ConfigError) as info:
         parse_config_text(text, source="c.yaml")
@@ -140,17 +155,28 @@ def test_secrets_come_from_the_environment_and_never_leave(monkeypatch):
         assert c.public_dict()["experiment_monitoring"]["alerts"]["slack_webhook"] == "<from environment>"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("experiment_monitoring:\n  anomaly_detection:\n    metric_thresholds: {recall: .nan}\n",
-     "c.yaml:3: experiment_monitoring.anomaly_detection.metric_thresholds.recall: Input should be a finite number"),
-    ("experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: .inf\n",
-     "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscore: Input should be a finite"),
-    ("data_quality:\n  blur_threshold: .inf\n", "c.yaml:2: data_quality.blur_threshold: Input should be a finite"),
-    ("experiment_monitoring:\n  anomaly_detection:\n    change_point_penalty: -5\n",
-     "c.yaml:3: experiment_monitoring.anomaly_detection.change_point_penalty: Input should be greater than 0"),
-    ("data_quality:\n  min_resolution: [-1, 50]\n",
-     "c.yaml:2: data_quality.min_resolution.0: Input should be greater than or equal to 0"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "experiment_monitoring:\n  anomaly_detection:\n    metric_thresholds: {recall: .nan}\n",
+            "c.yaml:3: experiment_monitoring.anomaly_detection.metric_thresholds.recall: Input should be a finite number",
+        ),
+        (
+            "experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: .inf\n",
+            "c.yaml:3: experiment_monitoring.anomaly_detection.statistical_anomaly_zscore: Input should be a finite",
+        ),
+        ("data_quality:\n  blur_threshold: .inf\n", "c.yaml:2: data_quality.blur_threshold: Input should be a finite"),
+        (
+            "experiment_monitoring:\n  anomaly_detection:\n    change_point_penalty: -5\n",
+            "c.yaml:3: experiment_monitoring.anomaly_detection.change_point_penalty: Input should be greater than 0",
+        ),
+        (
+            "data_quality:\n  min_resolution: [-1, 50]\n",
+            "c.yaml:2: data_quality.min_resolution.0: Input should be greater than or equal to 0",
+        ),
+    ],
+)
 def test_nonsense_numbers_are_rejected_not_silently_disabling_a_check(text, expected):
     """QA: a NaN threshold, an infinite z bar or a negative penalty used to load and quietly switch checks off."""
     with pytest.raises(ConfigError) as info:
@@ -177,14 +203,23 @@ def test_nested_yaml_aliases_do_not_blow_up_the_duplicate_key_check():
         parse_config_text("\n".join(lines) + "\n", source="c.yaml")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('experiment_monitoring:\n  alerts:\n    email_recipients: ["a@b.c, d@e.f"]\n',
-     "c.yaml:3: experiment_monitoring.alerts.email_recipients: Value error, item 0 ('a@b.c, d@e.f') is not one"),
-    ('experiment_monitoring:\n  alerts:\n    smtp_sender: "x@y\\nBcc: evil@z"\n',
-     "c.yaml:3: experiment_monitoring.alerts.smtp_sender: Value error"),
-    ('experiment_monitoring:\n  alerts:\n    slack_webhook: hooks.slack.com/services/T/B/X\n',
-     "c.yaml:3: experiment_monitoring.alerts.slack_webhook: Value error, must be an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            'experiment_monitoring:\n  alerts:\n    email_recipients: ["a@b.c, d@e.f"]\n',
+            "c.yaml:3: experiment_monitoring.alerts.email_recipients: Value error, item 0 ('a@b.c, d@e.f') is not one",
+        ),
+        (
+            'experiment_monitoring:\n  alerts:\n    smtp_sender: "x@y\\nBcc: evil@z"\n',
+            "c.yaml:3: experiment_monitoring.alerts.smtp_sender: Value error",
+        ),
+        (
+            "experiment_monitoring:\n  alerts:\n    slack_webhook: hooks.slack.com/services/T/B/X\n",
+            "c.yaml:3: experiment_monitoring.alerts.slack_webhook: Value error, must be an http(s) URL",
+        ),
+    ],
+)
 def test_alert_addresses_are_checked_when_the_config_loads(text, expected):
     """QA: 'a@b.c, d@e.f' in one item, a sender with a newline (header injection) or a webhook without a scheme
     loaded fine and only failed later, in the background, when the first alert was sent."""

@@ -29,7 +29,7 @@ def test_demo_run_reads_back_with_every_batch(demo_analysis):
 
 def test_injected_bad_batches_are_flagged_first(demo_analysis):
     flagged = demo_analysis.problematic_batches
-    assert {d.batch for d in DEFECTS} <= set(flagged[:len(DEFECTS)])
+    assert {d.batch for d in DEFECTS} <= set(flagged[: len(DEFECTS)])
     summary = demo_analysis.batch_summary.set_index("batch")
     for d in DEFECTS:
         assert summary.loc[d.batch, "severity"] in ("warning", "critical")

@@ -12,7 +12,7 @@ from wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
-VALIDATION = textwrap.dedent('''
+VALIDATION = textwrap.dedent("""
     import os, shutil, sys
     sys.path.insert(0, {root!r})
     shutil.copy({root!r} + "/analyze_experiment.py", "analyze_experiment.py")
@@ -61,7 +61,7 @@ VALIDATION = textwrap.dedent('''
     assert 'is_acceptable' in quality_result, "Quality assessment failed"
     print("Data quality pipeline functional")
     print("All validation checks passed")
-''')
+""")
 
 
 def test_handbook_validation_checks_pass_as_written(tmp_path):
@@ -69,8 +69,9 @@ def test_handbook_validation_checks_pass_as_written(tmp_path):
     script.write_text(VALIDATION.format(root=str(ROOT)))
     env = wandb_env(tmp_path)
     env.pop("WANDB_DIR", None)
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All validation checks passed" in proc.stdout
     reports = sorted(p.name for p in (tmp_path / "test_reports").iterdir())

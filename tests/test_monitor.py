@@ -68,8 +68,10 @@ def test_direction_overrides_and_heuristics():
     assert metric_direction("train/loss") == "lower_is_better"
     assert metric_direction("val/cer") == "lower_is_better"
     assert metric_direction("val/recall") == "higher_is_better"
-    assert metric_direction("val/score", quiet(metric_directions={"score": "lower_is_better"}).anomaly) \
+    assert (
+        metric_direction("val/score", quiet(metric_directions={"score": "lower_is_better"}).anomaly)
         == "lower_is_better"
+    )
     cfg = quiet(metric_directions={"val/score": "lower_is_better"}, metric_thresholds={})
     monitor = TrainingMonitor({"val/score": 1.0}, config=cfg)
     assert kinds(monitor.log_step(1, {"val/score": 1.5})) == {"threshold"}
@@ -132,9 +134,14 @@ def test_drop_from_best():
 
 
 def test_plateau_reported_once_per_plateau():
-    cfg = config_from_dict({"experiment_monitoring": {
-        "anomaly_detection": {"metric_thresholds": {}, "warmup_steps": 0},
-        "auto_recovery": {"plateau_patience": 5}}})
+    cfg = config_from_dict(
+        {
+            "experiment_monitoring": {
+                "anomaly_detection": {"metric_thresholds": {}, "warmup_steps": 0},
+                "auto_recovery": {"plateau_patience": 5},
+            }
+        }
+    )
     monitor = TrainingMonitor({}, config=cfg)
     plateau_steps = []
     for step in range(30):
@@ -149,9 +156,20 @@ def test_plateau_reported_once_per_plateau():
 
 def test_non_numeric_values_and_bad_step_are_ignored():
     monitor = TrainingMonitor({"val/recall": 0.75})
-    assert monitor.log_step(1, {"note": "hello", "nan_text": "NaN", "num_text": "0.1", "paths": ["a.png"],
-                                "flag": True, "none": None, "huge": 10**400, "arr": np.ones(3),
-                                "val/recall": np.float32(0.7)})
+    assert monitor.log_step(
+        1,
+        {
+            "note": "hello",
+            "nan_text": "NaN",
+            "num_text": "0.1",
+            "paths": ["a.png"],
+            "flag": True,
+            "none": None,
+            "huge": 10**400,
+            "arr": np.ones(3),
+            "val/recall": np.float32(0.7),
+        },
+    )
     assert set(monitor.metric_history) == {"val/recall"}
     assert monitor.log_step("not a step", {"val/recall": 0.1}) == []
 
@@ -179,8 +197,10 @@ def test_config_forms_are_accepted():
     assert m.log_step(1, {"val/recall": 0.0}) == []
 
 
-@pytest.mark.parametrize("bad", [{"val/recall": "high"}, {"val/recall": None}, {"val/recall": float("nan")},
-                                 {"val/recall": True}, ["val/recall"]])
+@pytest.mark.parametrize(
+    "bad",
+    [{"val/recall": "high"}, {"val/recall": None}, {"val/recall": float("nan")}, {"val/recall": True}, ["val/recall"]],
+)
 def test_bad_thresholds_are_config_errors(bad):
     from analysis.errors import ConfigError
 

@@ -6,23 +6,38 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wandb_writer import wandb_env
+
 from analysis.batches import batch_metrics, global_metrics, problematic_images
 from analysis.sources import open_run
-from wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_example(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "train_loop.py"), "--wandb-dir", str(tmp_path),
-                           *args], env=wandb_env(tmp_path), capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_loop.py"), "--wandb-dir", str(tmp_path), *args],
+        env=wandb_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
-    proc = run_example(tmp_path, "--steps", "300", "--validation-interval", "15", "--spike-lr-at", "150",
-                       "--data-dir", str(tmp_path / "data"))
+    proc = run_example(
+        tmp_path,
+        "--steps",
+        "300",
+        "--validation-interval",
+        "15",
+        "--spike-lr-at",
+        "150",
+        "--data-dir",
+        str(tmp_path / "data"),
+    )
     out = proc.stdout
     assert "step 150: [critical] val/recall" in out
     rollback = [line for line in out.splitlines() if "recovery -> rollback" in line]
@@ -49,7 +64,12 @@ def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
 def test_bad_config_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("experiment_monitoring:\n  alerts:\n    throttle_secs: 5\n")
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "train_loop.py"), "--wandb-dir", str(tmp_path),
-                           "--config", str(bad)], env=wandb_env(tmp_path), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_loop.py"), "--wandb-dir", str(tmp_path), "--config", str(bad)],
+        env=wandb_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "throttle_secs" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from wandb_writer import wandb_env
 
 from analysis.batch_logging import batch_log_rows, log_batch_metrics
 from analysis.batches import batch_metrics, problematic_images
 from analysis.config import config_from_dict
 from analysis.sources import open_run
-from wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,8 +33,10 @@ run.finish()
 
 def test_rows_follow_the_handbook_and_config_threshold():
     rows = batch_log_rows(3, 100, {"recall": 0.79, "precision": 0.9, "hmean": 0.84}, ["a.png", Path("b/c.png")])
-    assert rows == [{"batch_3/recall": 0.79, "batch_3/precision": 0.9, "batch_3/hmean": 0.84, "global_step": 100},
-                    {"problematic_batch_3": ["a.png", "b/c.png"], "global_step": 100}]
+    assert rows == [
+        {"batch_3/recall": 0.79, "batch_3/precision": 0.9, "batch_3/hmean": 0.84, "global_step": 100},
+        {"problematic_batch_3": ["a.png", "b/c.png"], "global_step": 100},
+    ]
     cfg = config_from_dict({"training_config": {"problematic_recall_threshold": 0.7}})
     assert len(batch_log_rows(3, 100, {"recall": 0.79}, ["a.png"], config=cfg)) == 1
     assert len(batch_log_rows(3, 100, {"recall": 0.69}, ["a.png"], config=cfg)) == 2
@@ -59,8 +61,9 @@ def test_without_an_active_run_the_error_says_what_to_do(monkeypatch):
 def test_round_trip_through_a_real_offline_run(tmp_path):
     env = wandb_env(tmp_path)
     env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
     run = open_run(folder, cache=False)
@@ -71,7 +74,8 @@ def test_round_trip_through_a_real_offline_run(tmp_path):
     assert recall2.to_dict() == pytest.approx({100: 0.9, 200: 0.62, 300: 0.63})
     imgs = problematic_images(run)
     assert imgs.to_dict("records") == [
-        {"step": s, "batch": 2, "path": f"images/b2_{i}.png"} for s in (200, 300) for i in range(2)]
+        {"step": s, "batch": 2, "path": f"images/b2_{i}.png"} for s in (200, 300) for i in range(2)
+    ]
 
 
 def test_numpy_indices_and_a_single_path_are_what_the_user_meant():
@@ -82,5 +86,7 @@ def test_numpy_indices_and_a_single_path_are_what_the_user_meant():
     rows = batch_log_rows(np.int64(3), np.int32(40), {"recall": np.float32(0.5)}, "imgs/a.png")
     assert rows[0]["global_step"] == 40 and type(rows[0]["global_step"]) is int and "batch_3/recall" in rows[0]
     assert rows[1] == {"problematic_batch_3": ["imgs/a.png"], "global_step": 40}
-    assert batch_log_rows(0, 1, {"recall": 0.1}, [b"raw/b.png", Path("p/c.png")])[1]["problematic_batch_0"] == \
-        ["raw/b.png", "p/c.png"]
+    assert batch_log_rows(0, 1, {"recall": 0.1}, [b"raw/b.png", Path("p/c.png")])[1]["problematic_batch_0"] == [
+        "raw/b.png",
+        "p/c.png",
+    ]

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 import quality.audit as audit
+from analysis.config import DataQualityConfig
 from benchmarks.labelled_images import gaussian_blur, render_text_page, rotate
 from quality import ImageQualityFilter
 from quality.audit import apply_thresholds, audit_folder, score_images, thresholds_from_config
-from analysis.config import DataQualityConfig
 
 
 def _make_folder(root, n_good=6):
@@ -123,11 +123,11 @@ def test_dask_local_cluster_matches_local(tmp_path):
 
     root = _make_folder(tmp_path / "data", n_good=8)
     local = audit_folder(root, workers=1)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         calls = []
-        remote = audit_folder(root, engine="dask", scheduler_address=cluster.scheduler_address,
-                              progress=lambda d, t: calls.append((d, t)))
+        remote = audit_folder(
+            root, engine="dask", scheduler_address=cluster.scheduler_address, progress=lambda d, t: calls.append((d, t))
+        )
     pd.testing.assert_frame_equal(local, remote)
     assert calls[-1] == (len(local), len(local))
 
@@ -150,12 +150,18 @@ def test_apply_thresholds_matches_the_filter(folder):
 def test_apply_thresholds_follows_the_sliders():
     n = 10_000
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({
-        "path": [f"img_{i}.png" for i in range(n)],
-        "width": rng.integers(50, 500, n), "height": rng.integers(50, 500, n),
-        "blur_score": rng.uniform(0, 300, n), "rotation_angle": rng.uniform(-45, 45, n),
-        "contrast": rng.uniform(0, 1, n), "brightness": rng.uniform(0, 1, n), "error": [None] * n,
-    })
+    df = pd.DataFrame(
+        {
+            "path": [f"img_{i}.png" for i in range(n)],
+            "width": rng.integers(50, 500, n),
+            "height": rng.integers(50, 500, n),
+            "blur_score": rng.uniform(0, 300, n),
+            "rotation_angle": rng.uniform(-45, 45, n),
+            "contrast": rng.uniform(0, 1, n),
+            "brightness": rng.uniform(0, 1, n),
+            "error": [None] * n,
+        }
+    )
     strict = apply_thresholds(df, min_resolution=(100, 100), max_rotation=15, blur_threshold=100, min_contrast=0)
     loose = apply_thresholds(df, min_resolution=(50, 50), max_rotation=45, blur_threshold=0, min_contrast=0)
     expect = (df.width >= 100) & (df.height >= 100) & (df.rotation_angle.abs() <= 15) & (df.blur_score >= 100)

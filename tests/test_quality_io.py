@@ -70,11 +70,12 @@ def test_load_png_and_jpeg(tmp_path):
 
 def _png_header_only(w: int, h: int) -> bytes:
     """A PNG whose header claims w x h pixels (a decompression bomb shape), with one tiny IDAT."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + \
-        chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
 
 def test_bad_files_raise_image_load_error(tmp_path):
@@ -88,8 +89,13 @@ def test_bad_files_raise_image_load_error(tmp_path):
         "trunc.png": (tmp_path / "ok.png").read_bytes()[:60],
         "bomb.png": _png_header_only(50_000, 50_000),
     }
-    expected = {"empty.png": "empty", "text.png": "not an image", "trunc.jpg": "truncated",
-                "trunc.png": "corrupt", "bomb.png": "pixels"}
+    expected = {
+        "empty.png": "empty",
+        "text.png": "not an image",
+        "trunc.jpg": "truncated",
+        "trunc.png": "corrupt",
+        "bomb.png": "pixels",
+    }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ImageLoadError, match=expected[name]):

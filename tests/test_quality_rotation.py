@@ -26,7 +26,7 @@ def _paste(canvas: np.ndarray, block: np.ndarray, angle: float, x: int, y: int) 
     out = canvas.copy()
     rot = rotate(block, angle, border=0)
     mask = rotate(np.full_like(block, 255), angle, border=0) > 127
-    region = out[y:y + block.shape[0], x:x + block.shape[1]]
+    region = out[y : y + block.shape[0], x : x + block.shape[1]]
     region[mask] = rot[mask]
     return out
 
@@ -72,7 +72,7 @@ def test_line_periodicity_separates_repeated_lines_from_a_single_edge():
     rng = np.random.default_rng(0)
     stripes = np.zeros((300, 300), np.uint8)
     for y in range(20, 280, 24):
-        stripes[y:y + 10, 30:270] = 1
+        stripes[y : y + 10, 30:270] = 1
     single = np.zeros((300, 300), np.uint8)
     single[140:150, 30:270] = 1
     single[rng.integers(0, 300, 800), rng.integers(0, 300, 800)] = 1  # plus scattered specks

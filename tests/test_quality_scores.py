@@ -125,16 +125,25 @@ def test_rotation_robust_to_degradations(page, case):
         "faded": (255 - (255 - tilted.astype(np.float32)) * 0.4).astype(np.uint8),
         "blurred": gaussian_blur(tilted, 2.0),
         "noisy": add_noise(tilted, 12, seed=3),
-        "small": cv2.resize(rotate(render_text_page(640, 480, size=40, lines=4, seed=2), -9.0), (200, 150),
-                            interpolation=cv2.INTER_AREA),
+        "small": cv2.resize(
+            rotate(render_text_page(640, 480, size=40, lines=4, seed=2), -9.0), (200, 150), interpolation=cv2.INTER_AREA
+        ),
     }[case]
     assert S.rotation_angle(img) == pytest.approx(-9.0, abs=0.4)
 
 
 def test_score_image_columns(page):
     out = S.score_image(cv2.cvtColor(page, cv2.COLOR_GRAY2BGR))
-    assert set(out) == {"width", "height", "blur_score", "rotation_angle", "rotation_confidence", "brightness",
-                        "contrast", "noise"}
+    assert set(out) == {
+        "width",
+        "height",
+        "blur_score",
+        "rotation_angle",
+        "rotation_confidence",
+        "brightness",
+        "contrast",
+        "noise",
+    }
     assert (out["width"], out["height"]) == (640, 480)
     assert 0.0 <= out["brightness"] <= 1.0 and out["contrast"] > 0.9
 

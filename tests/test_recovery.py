@@ -13,10 +13,15 @@ from analysis.recovery import RecoveryPolicy, checkpoint_step, find_checkpoint
 
 
 def make_monitor(tmp_path, thresholds=None, callbacks=None, **recovery):
-    cfg = config_from_dict({
-        "experiment_monitoring": {"auto_recovery": recovery,
-                                  "anomaly_detection": {"warmup_steps": 3, "metric_thresholds": {}}},
-        "training_config": {"checkpoint_dir": str(tmp_path / "ckpt")}})
+    cfg = config_from_dict(
+        {
+            "experiment_monitoring": {
+                "auto_recovery": recovery,
+                "anomaly_detection": {"warmup_steps": 3, "metric_thresholds": {}},
+            },
+            "training_config": {"checkpoint_dir": str(tmp_path / "ckpt")},
+        }
+    )
     return TrainingMonitor(thresholds or {"val/recall": 0.5}, config=cfg, sinks=[], recovery_callbacks=callbacks)
 
 
@@ -86,8 +91,7 @@ def test_nonfinite_value_triggers_rollback(tmp_path):
 
 def test_plateau_suggests_lr_factor_every_patience(tmp_path):
     seen = []
-    monitor = make_monitor(tmp_path, plateau_patience=4, lr_factor=0.3,
-                           callbacks={"adjust_lr_on_plateau": seen.append})
+    monitor = make_monitor(tmp_path, plateau_patience=4, lr_factor=0.3, callbacks={"adjust_lr_on_plateau": seen.append})
     values = [0.6, 0.7, 0.8] + [0.8] * 14
     acts = run(monitor, values, every=1)
     lr = [(s, a.lr_factor) for s, lst in acts.items() for a in lst if a.kind == "adjust_lr"]
@@ -99,8 +103,9 @@ def test_plateau_suggests_lr_factor_every_patience(tmp_path):
 
 def test_sustained_degradation_triggers_early_stopping_once(tmp_path):
     seen = []
-    monitor = make_monitor(tmp_path, early_stop_patience=5, strategies=["trigger_early_stopping"],
-                           callbacks={"early_stop": seen.append})
+    monitor = make_monitor(
+        tmp_path, early_stop_patience=5, strategies=["trigger_early_stopping"], callbacks={"early_stop": seen.append}
+    )
     acts = run(monitor, [0.9, 0.9, 0.9, 0.9] + [0.4] * 10, every=1)
     assert list(acts) == [8] and acts[8][0].kind == "early_stop"
     assert "5 consecutive observations" in acts[8][0].reason

@@ -12,12 +12,11 @@ import jsonschema
 import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
+from report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
 from analysis.demo import DEFECTS
 from analysis.errors import AnalyzerError
-from analysis.report import (SCHEMA_PATH, THUMBNAIL_SIDE, Report, fmt, md_escape, normalise_formats,
-                             write_reports)
-from report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
+from analysis.report import SCHEMA_PATH, THUMBNAIL_SIDE, Report, fmt, md_escape, normalise_formats, write_reports
 
 
 def _no_constants(name: str):
@@ -67,8 +66,9 @@ def test_json_golden_structure_on_the_demo_run(demo):
     recall = analysis.batches[analysis.batches["metric"] == "recall"]
     for d in DEFECTS:  # every injected defect is a problematic batch, reported with the pipeline's numbers
         p = by_batch[d.batch]
-        assert p["first_bad_step"] == min(a.step for a in analysis.anomalies
-                                          if a.batch == d.batch and a.severity != "info")
+        assert p["first_bad_step"] == min(
+            a.step for a in analysis.anomalies if a.batch == d.batch and a.severity != "info"
+        )
         assert p["severity"] == "critical"
         assert p["worst_recall"] == pytest.approx(recall[recall["batch"] == d.batch]["value"].min())
         assert p["worst_values"]["recall"]["value"] == pytest.approx(p["worst_recall"])
@@ -109,16 +109,22 @@ def test_markdown_golden_structure(demo):
     analysis, report = demo
     md = report.to_markdown()
     headings = [line for line in md.splitlines() if line.startswith("#")]
-    assert headings == ["# Experiment report: demo-ocr-run", "## Problematic batches (%d)"
-                        % len(analysis.problematic_batches), "## Root causes (%d)" % len(analysis.root_causes),
-                        "## Findings", "### Anomalies (%d)" % len(analysis.anomalies),
-                        "### Change points (%d)" % len(analysis.change_points), "## Data quality",
-                        "## Configuration"]
+    assert headings == [
+        "# Experiment report: demo-ocr-run",
+        "## Problematic batches (%d)" % len(analysis.problematic_batches),
+        "## Root causes (%d)" % len(analysis.root_causes),
+        "## Findings",
+        "### Anomalies (%d)" % len(analysis.anomalies),
+        "### Change points (%d)" % len(analysis.change_points),
+        "## Data quality",
+        "## Configuration",
+    ]
     assert md_escape(analysis.verdict) in md
     html = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
     rows = re.findall(r"<tr>\s*<td>(\d+)</td>\s*<td>(\w+)</td>\s*<td>(\d+)</td>", html)
-    assert [(int(b), sev, int(step)) for b, sev, step in rows[:len(report.problematic_batches)]] == \
-        [(p["batch"], p["severity"], p["first_bad_step"]) for p in report.problematic_batches]
+    assert [(int(b), sev, int(step)) for b, sev, step in rows[: len(report.problematic_batches)]] == [
+        (p["batch"], p["severity"], p["first_bad_step"]) for p in report.problematic_batches
+    ]
     for rc in analysis.root_causes:  # root-cause sentences survive escaping as the same text
         assert rc.sentence.replace("<", "&lt;").replace(">", "&gt;") in html
 
@@ -186,7 +192,7 @@ def test_thumbnails_are_small_jpegs_of_the_worst_images(demo):
     analysis, report = demo
     q = report.quality
     assert 0 < len(report.thumbnails) == min(100, q["n_rejected"])
-    assert [t.path for t in report.thumbnails] == [w["path"] for w in q["worst_images"]][:len(report.thumbnails)]
+    assert [t.path for t in report.thumbnails] == [w["path"] for w in q["worst_images"]][: len(report.thumbnails)]
     html = report.to_html()
     uris = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', html)
     assert len(uris) == len(report.thumbnails)
@@ -214,8 +220,10 @@ def test_secrets_are_never_written(hostile, tmp_path, monkeypatch):
 def test_write_reports_names_formats_and_errors(hostile, tmp_path):
     _, report = hostile
     paths = write_reports(report, tmp_path / "out", formats=("md", "json"))
-    assert sorted(p.name for p in paths.values()) == ["script_alert_1_script_report.json",
-                                                      "script_alert_1_script_report.md"]
+    assert sorted(p.name for p in paths.values()) == [
+        "script_alert_1_script_report.json",
+        "script_alert_1_script_report.md",
+    ]
     assert set(paths) == {"markdown", "json"}
     assert not list((tmp_path / "out").glob("*.tmp"))
     assert normalise_formats("md, html,md") == ["markdown", "html"]
@@ -234,15 +242,19 @@ def test_report_without_data_dir_says_so(hostile):
     assert "No data directory was given" in report.to_html()
 
 
-@pytest.mark.parametrize("rows", [
-    [],  # a run that logged nothing
-    [{"val/recall": 0.9 - 0.01 * s, "train/loss": 1.0 / (s + 1)} for s in range(12)],  # no batch_{i}/ keys
-])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [],  # a run that logged nothing
+        [{"val/recall": 0.9 - 0.01 * s, "train/loss": 1.0 / (s + 1)} for s in range(12)],  # no batch_{i}/ keys
+    ],
+)
 def test_degenerate_runs_still_give_valid_reports(tmp_path, rows):
+    from wandb_writer import write_run
+
     from analysis.config import AnalyzerConfig
     from analysis.pipeline import analyze_run
     from analysis.sources import open_run
-    from wandb_writer import write_run
 
     empty_data = tmp_path / "data"
     empty_data.mkdir()
@@ -262,7 +274,7 @@ def test_markdown_drops_terminal_control_and_bidi_characters():
     """QA: a run named 'a\\x1b[31mb' kept its ESC in the Markdown, so `cat report.md` recoloured the terminal;
     U+202E (right-to-left override) could make a name display reversed."""
     text = md_escape("run\x1b[31m\x07red\u202eevil\x9b\r\nnext\x00")
-    assert not any(ord(c) < 0x20 or 0x7f <= ord(c) <= 0x9f or c == "\u202e" for c in text)
+    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in text)
     assert text.startswith("run \\[31m red evil") and "next" in text
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
+from report_runs import XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
 from analysis.report import Report, write_reports
-from report_runs import XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
+
 
 @pytest.fixture(scope="module")
 def browser(chromium_browser):
@@ -24,8 +25,10 @@ def reports(tmp_path_factory):
     out = tmp_path_factory.mktemp("html")
     demo = Report.from_analysis(demo_analysis(tmp_path_factory.mktemp("demo")))
     hostile = Report.from_analysis(hostile_analysis(tmp_path_factory.mktemp("hostile"), with_images=True))
-    return {"demo": (demo, write_reports(demo, out / "demo", ["html"])["html"]),
-            "hostile": (hostile, write_reports(hostile, out / "hostile", ["html"])["html"])}
+    return {
+        "demo": (demo, write_reports(demo, out / "demo", ["html"])["html"]),
+        "hostile": (hostile, write_reports(hostile, out / "hostile", ["html"])["html"]),
+    }
 
 
 @contextmanager

@@ -14,8 +14,9 @@ from analysis.rootcause import compare_quality, explain
 N_BATCHES, N_STEPS = 12, 40
 
 
-def run_frames(bad: dict[int, tuple[int, float]], all_drop_at: int | None = None, seed: int = 0,
-               lr_halved_at: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def run_frames(
+    bad: dict[int, tuple[int, float]], all_drop_at: int | None = None, seed: int = 0, lr_halved_at: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Batch metrics (recall, precision), global metrics and problematic images of a simulated run.
 
     bad: batch -> (step index from which recall falls, recall after).
@@ -33,11 +34,18 @@ def run_frames(bad: dict[int, tuple[int, float]], all_drop_at: int | None = None
             rows += [(step, b, "recall", recall), (step, b, "precision", recall + 0.02)]
             if recall < 0.8:
                 imgs += [(step, b, f"batch_{b:02d}/img_{j}.png") for j in range(6)]
-    g = pd.DataFrame({"step": 100 * np.arange(1, N_STEPS + 1), "metric": "train/lr",
-                      "value": [3e-4 * (0.1 if lr_halved_at is not None and s >= lr_halved_at else 1.0)
-                                for s in range(N_STEPS)]})
-    return (pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]), g,
-            pd.DataFrame(imgs, columns=["step", "batch", "path"]))
+    g = pd.DataFrame(
+        {
+            "step": 100 * np.arange(1, N_STEPS + 1),
+            "metric": "train/lr",
+            "value": [3e-4 * (0.1 if lr_halved_at is not None and s >= lr_halved_at else 1.0) for s in range(N_STEPS)],
+        }
+    )
+    return (
+        pd.DataFrame(rows, columns=["step", "batch", "metric", "value"]),
+        g,
+        pd.DataFrame(imgs, columns=["step", "batch", "path"]),
+    )
 
 
 def quality_frame(blurry_batch: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -47,9 +55,19 @@ def quality_frame(blurry_batch: int, rng: np.random.Generator) -> pd.DataFrame:
         for j in range(6 if b is not None else 1):
             blur = rng.normal(40, 8) if b == blurry_batch else rng.normal(400, 60)
             reasons = [f"blurry: blur score {blur:.0f} below 100"] if blur < 100 else []
-            rows.append({"path": f"batch_{b}/img_{j}.png" if b is not None else f"other/{len(rows)}.png",
-                         "width": 480, "height": 160, "blur_score": blur, "rotation_angle": rng.normal(0, 1),
-                         "error": None, "is_acceptable": not reasons, "reasons": reasons, "batch": b})
+            rows.append(
+                {
+                    "path": f"batch_{b}/img_{j}.png" if b is not None else f"other/{len(rows)}.png",
+                    "width": 480,
+                    "height": 160,
+                    "blur_score": blur,
+                    "rotation_angle": rng.normal(0, 1),
+                    "error": None,
+                    "is_acceptable": not reasons,
+                    "reasons": reasons,
+                    "batch": b,
+                }
+            )
     q = pd.DataFrame(rows)
     q["batch"] = q["batch"].astype("Int64")
     return q
@@ -163,18 +181,24 @@ def test_demo_run_root_causes_name_each_defect(demo_analysis):
 def test_odd_runs_give_findings_not_exceptions():
     """Constant, all-NaN, one-point, Inf, late and duplicated series; odd quality frames."""
     cfg = AnalyzerConfig()
-    rows = [(s, 0, "recall", 0.9) for s in range(50)]                       # constant and healthy
-    rows += [(s, 1, "recall", np.nan) for s in range(50)]                   # never finite
-    rows += [(7, 2, "recall", 0.85)]                                        # one point
-    rows += [(0, 3, "recall", 0.9), (1, 3, "recall", np.inf)]               # Inf
-    rows += [(s, 4, "recall", 0.5) for s in range(40, 90)]                  # late, below its bound
-    rows += [(5, 5, "recall", 0.9), (5, 5, "recall", 0.91)]                 # duplicated cell
+    rows = [(s, 0, "recall", 0.9) for s in range(50)]  # constant and healthy
+    rows += [(s, 1, "recall", np.nan) for s in range(50)]  # never finite
+    rows += [(7, 2, "recall", 0.85)]  # one point
+    rows += [(0, 3, "recall", 0.9), (1, 3, "recall", np.inf)]  # Inf
+    rows += [(s, 4, "recall", 0.5) for s in range(40, 90)]  # late, below its bound
+    rows += [(5, 5, "recall", 0.9), (5, 5, "recall", 0.91)]  # duplicated cell
     batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
     g = pd.DataFrame({"step": [0, 1, 2], "metric": "train/lr", "value": [np.nan, np.inf, 1.0]})
     anomalies, cps = findings(batches, g, cfg)
-    odd_quality = pd.DataFrame({"path": ["a", "b"], "batch": pd.array([4, pd.NA], dtype="Int64"),
-                                "blur_score": [np.nan, np.inf], "reasons": [None, []],
-                                "is_acceptable": [pd.NA, True]})
+    odd_quality = pd.DataFrame(
+        {
+            "path": ["a", "b"],
+            "batch": pd.array([4, pd.NA], dtype="Int64"),
+            "blur_score": [np.nan, np.inf],
+            "reasons": [None, []],
+            "is_acceptable": [pd.NA, True],
+        }
+    )
     for quality in (None, pd.DataFrame(), odd_quality):
         causes = {c.batch: c for c in explain(batches, anomalies, cps, quality, None, cfg)}
         assert set(causes) == {1, 3, 4}
@@ -189,8 +213,13 @@ def test_run_without_batch_metrics_is_explained_from_run_level_changes():
     n = 60
     recall = np.r_[np.full(30, 0.9), np.full(30, 0.7)] + rng.normal(0, 0.005, n)
     lr = np.where(np.arange(n) < 30, 1e-3, 1e-2)  # someone raised the learning rate tenfold
-    g = pd.DataFrame({"step": np.r_[np.arange(n), np.arange(n)] * 100,
-                      "metric": ["val/recall"] * n + ["train/lr"] * n, "value": np.r_[recall, lr]})
+    g = pd.DataFrame(
+        {
+            "step": np.r_[np.arange(n), np.arange(n)] * 100,
+            "metric": ["val/recall"] * n + ["train/lr"] * n,
+            "value": np.r_[recall, lr],
+        }
+    )
     empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
     anomalies, cps = findings(empty, g, cfg)
     causes = explain(empty, anomalies, cps, None, None, cfg)
@@ -204,11 +233,34 @@ def test_unreadable_images_are_counted_against_every_image_of_the_batch():
     rng = np.random.default_rng(5)
     q = quality_frame(blurry_batch=-1, rng=rng)
     q = q[q["batch"] != 3]
-    broken = [{"path": f"batch_03/bad_{j}.png", "width": np.nan, "height": np.nan, "blur_score": np.nan,
-               "rotation_angle": np.nan, "error": "not an image or unreadable header", "is_acceptable": False,
-               "reasons": ["unreadable: not an image or unreadable header"], "batch": 3} for j in range(10)]
-    ok = [{"path": f"batch_03/ok_{j}.png", "width": 480, "height": 160, "blur_score": 400.0, "rotation_angle": 0.0,
-           "error": None, "is_acceptable": True, "reasons": [], "batch": 3} for j in range(2)]
+    broken = [
+        {
+            "path": f"batch_03/bad_{j}.png",
+            "width": np.nan,
+            "height": np.nan,
+            "blur_score": np.nan,
+            "rotation_angle": np.nan,
+            "error": "not an image or unreadable header",
+            "is_acceptable": False,
+            "reasons": ["unreadable: not an image or unreadable header"],
+            "batch": 3,
+        }
+        for j in range(10)
+    ]
+    ok = [
+        {
+            "path": f"batch_03/ok_{j}.png",
+            "width": 480,
+            "height": 160,
+            "blur_score": 400.0,
+            "rotation_angle": 0.0,
+            "error": None,
+            "is_acceptable": True,
+            "reasons": [],
+            "batch": 3,
+        }
+        for j in range(2)
+    ]
     q = pd.concat([q, pd.DataFrame(broken + ok)], ignore_index=True)
     q["batch"] = q["batch"].astype("Int64")
     ev = compare_quality(q, 3)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from wandb_writer import write_run
 
 from analysis.sources import cache, open_run
-from wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,11 @@ def run_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("cache")
     rows = []
     for s in range(25):
-        row = {"global_step": s * 5, "val/recall": 0.5 + s / 100, **{f"batch_{b}/hmean": 0.7 + b / 50 for b in range(5)}}
+        row = {
+            "global_step": s * 5,
+            "val/recall": 0.5 + s / 100,
+            **{f"batch_{b}/hmean": 0.7 + b / 50 for b in range(5)},
+        }
         if s % 6 == 0:
             row["problematic_batch_3"] = [f"img/{s}.png", f"img/{s}b.png"]
         if s == 4:
@@ -26,8 +30,15 @@ def run_dir(tmp_path_factory) -> Path:
             row["flag"] = True
             row["val/recall"] = "NaN"
         rows.append(row)
-    return write_run(base, "cached", rows, config={"model": {"arch": "crnn"}, "lr": 3e-4},
-                     summary={"best": 0.88}, tags=["a"], notes="n")
+    return write_run(
+        base,
+        "cached",
+        rows,
+        config={"model": {"arch": "crnn"}, "lr": 3e-4},
+        summary={"best": 0.88},
+        tags=["a"],
+        notes="n",
+    )
 
 
 @pytest.fixture()
@@ -39,8 +50,16 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 def _assert_same_run(a, b) -> None:
     pd.testing.assert_frame_equal(a.history, b.history)
-    assert (a.ref, a.config, a.summary, a.media, a.tags, a.notes, a.exit_code, a.files_dir) == \
-        (b.ref, b.config, b.summary, b.media, b.tags, b.notes, b.exit_code, b.files_dir)
+    assert (a.ref, a.config, a.summary, a.media, a.tags, a.notes, a.exit_code, a.files_dir) == (
+        b.ref,
+        b.config,
+        b.summary,
+        b.media,
+        b.tags,
+        b.notes,
+        b.exit_code,
+        b.files_dir,
+    )
     assert a.status == b.status
 
 

@@ -6,11 +6,11 @@ import math
 
 import pandas as pd
 import pytest
+from wandb_stub import StubServer
+from wandb_writer import write_run
 
 from analysis.errors import RunNotFound, SourceUnavailable
 from analysis.sources import cloud, list_cloud_runs, media_path, open_run
-from wandb_stub import StubServer
-from wandb_writer import write_run
 
 KEY = "local-" + "k" * 40
 
@@ -22,16 +22,30 @@ def local_runs(tmp_path_factory):
     for i in range(3):
         rows = []
         for s in range(8):
-            row = {"global_step": (s + 1) * 10, **{f"batch_{b}/recall": round(0.9 - 0.01 * s * b - i / 100, 4)
-                                                   for b in range(4)}}
+            row = {
+                "global_step": (s + 1) * 10,
+                **{f"batch_{b}/recall": round(0.9 - 0.01 * s * b - i / 100, 4) for b in range(4)},
+            }
             if s == 2:
                 row["sample"] = {"__image__": [4, 6]}
                 row["problematic_batch_3"] = ["data/a.png", "data/b.png"]
             if s == 5:
                 row["batch_2/recall"] = "NaN"
             rows.append(row)
-        runs.append(open_run(write_run(base, f"cloud-{i}", rows, config={"lr": 0.1 * (i + 1), "opt": {"b": [1, 2]}},
-                                       summary={"best": 0.5 + i / 10}, tags=["t"], notes=f"run {i}"), cache=False))
+        runs.append(
+            open_run(
+                write_run(
+                    base,
+                    f"cloud-{i}",
+                    rows,
+                    config={"lr": 0.1 * (i + 1), "opt": {"b": [1, 2]}},
+                    summary={"best": 0.5 + i / 10},
+                    tags=["t"],
+                    notes=f"run {i}",
+                ),
+                cache=False,
+            )
+        )
     return runs
 
 

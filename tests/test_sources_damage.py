@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from wandb_synth import history_record_ends, write_synthetic
+from wandb_writer import write_run
 
 from analysis.errors import NotAWandbFile, RunNotFound
 from analysis.sources import list_runs, open_run
 from analysis.sources._logfile import BLOCK
-from wandb_synth import history_record_ends, write_synthetic
-from wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,7 @@ def real_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("damage")
     rows = []
     for s in range(60):
-        row = {"global_step": s * 10, **{f"batch_{b}/recall": round(0.5 + 0.004 * s + 0.01 * b, 5)
-                                         for b in range(40)}}
+        row = {"global_step": s * 10, **{f"batch_{b}/recall": round(0.5 + 0.004 * s + 0.01 * b, 5) for b in range(40)}}
         if s % 7 == 0:
             row["problematic_batch_2"] = [f"images/batch_2/scan_{s}_{k}.png" for k in range(12)]
         if s == 9:
@@ -125,13 +124,16 @@ def test_corrupt_chunk_header_skips_at_most_its_block(real_run, full, tmp_path):
     assert run.exit_code == 0
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "too short"),
-    (b":W&", "too short"),
-    (b"step,recall\n1,0.5\n2,0.6\n", "':W&B' header"),
-    (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "':W&B' header"),
-    (b":W&B\xe1\xbe\x02" + b"\0" * 20, "newer wandb"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "too short"),
+        (b":W&", "too short"),
+        (b"step,recall\n1,0.5\n2,0.6\n", "':W&B' header"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "':W&B' header"),
+        (b":W&B\xe1\xbe\x02" + b"\0" * 20, "newer wandb"),
+    ],
+)
 def test_not_a_wandb_file_is_a_typed_error(tmp_path, content, message):
     d = tmp_path / "offline-run-20260101_000000-bad00001"
     d.mkdir()
@@ -170,11 +172,20 @@ def test_format_1_rows_without_step_and_legacy_keys(tmp_path):
     legacy = tmp_path / "offline-run-20260101_000001-old00001" / "run-old00001.wandb"
     records = [{"run": {"run_id": "v1run001", "display_name": "v1", "config": {"lr": 0.5}}}]
     records += [{"history": {"loss": i / 10, "global_step": i}} for i in range(3)]
-    records += [{"history": {"loss": 9.0}, "step": 10}, {"history": {"loss": 11.0}}, {"summary": {"best": 1}},
-                {"exit": 0}]
+    records += [
+        {"history": {"loss": 9.0}, "step": 10},
+        {"history": {"loss": 11.0}},
+        {"summary": {"best": 1}},
+        {"exit": 0},
+    ]
     old = [{"run": {"run_id": "old00001", "display_name": "legacy"}}]
-    old += [{"history": {"_step": i, "acc": 0.25 * i, "img": {"_type": "image-file", "path": f"media/i{i}.png"}},
-             "legacy": True} for i in range(3)]
+    old += [
+        {
+            "history": {"_step": i, "acc": 0.25 * i, "img": {"_type": "image-file", "path": f"media/i{i}.png"}},
+            "legacy": True,
+        }
+        for i in range(3)
+    ]
     write_synthetic({v1: {"version": 1, "records": records}, legacy: {"version": 0, "records": old}}, tmp_path)
 
     run = open_run(v1.parent, cache=False)
@@ -192,14 +203,27 @@ def test_format_1_rows_without_step_and_legacy_keys(tmp_path):
 
 def test_nan_infinity_and_odd_keys_in_synthetic_rows(tmp_path):
     f = tmp_path / "offline-run-20260101_000000-odd00001" / "run-odd00001.wandb"
-    rows = [{"history": {"_step": 0, "a/b.c": "NaN", "x": "Infinity", "y": "-Infinity", "quo\"te": 1.5,
-                         "ключ/метрика": 2.5, "flag": True, "name": "s", "big": 2**60}},
-            {"history": {"_step": 1, "a/b.c": 1.0, "x": 2, "flag": False, "name": "t", "big": 3}}]
+    rows = [
+        {
+            "history": {
+                "_step": 0,
+                "a/b.c": "NaN",
+                "x": "Infinity",
+                "y": "-Infinity",
+                'quo"te': 1.5,
+                "ключ/метрика": 2.5,
+                "flag": True,
+                "name": "s",
+                "big": 2**60,
+            }
+        },
+        {"history": {"_step": 1, "a/b.c": 1.0, "x": 2, "flag": False, "name": "t", "big": 3}},
+    ]
     write_synthetic({f: {"version": 0, "records": [{"run": {"run_id": "odd00001"}}, *rows]}}, tmp_path)
     h = open_run(f, cache=False).history
     assert np.isnan(h["a/b.c"].iloc[0]) and h["a/b.c"].iloc[1] == 1.0
     assert h["x"].iloc[0] == np.inf and h["y"].iloc[0] == -np.inf and h["x"].iloc[1] == 2
-    assert h["quo\"te"].iloc[0] == 1.5 and h["ключ/метрика"].iloc[0] == 2.5
+    assert h['quo"te'].iloc[0] == 1.5 and h["ключ/метрика"].iloc[0] == 2.5
     assert h["flag"].tolist() == [True, False] and h["name"].tolist() == ["s", "t"]
     assert h["big"].iloc[0] == 2**60  # beyond float precision: kept exact
 
@@ -213,12 +237,14 @@ def test_missing_paths_are_run_not_found(tmp_path):
 
 def test_summary_is_last_logged_value_unless_set_explicitly_later(tmp_path):
     f = tmp_path / "offline-run-20260101_000000-sum00001" / "run-sum00001.wandb"
-    records = [{"run": {"run_id": "sum00001"}},
-               {"history": {"_step": 0, "a": 1, "b": 1}},
-               {"summary": {"a": 5}},  # explicit, but a is logged again afterwards: the history wins
-               {"history": {"_step": 1, "a": 2}},
-               {"summary": {"b": 7, "c": "only here"}},  # after b's last row: the explicit value wins
-               {"exit": 0}]
+    records = [
+        {"run": {"run_id": "sum00001"}},
+        {"history": {"_step": 0, "a": 1, "b": 1}},
+        {"summary": {"a": 5}},  # explicit, but a is logged again afterwards: the history wins
+        {"history": {"_step": 1, "a": 2}},
+        {"summary": {"b": 7, "c": "only here"}},  # after b's last row: the explicit value wins
+        {"exit": 0},
+    ]
     write_synthetic({f: {"version": 0, "records": records}}, tmp_path)
     run = open_run(f, cache=False)
     assert run.summary == {"_step": 1, "a": 2, "b": 7, "c": "only here"}

@@ -13,8 +13,21 @@ from analysis.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
 from analysis.sources.local import _Decoder
 
-HOSTILE_KEYS = ["batch_1/recall", "a\x82\x01b", "new\nline", "tab\x12x", 'quo"te', "back\\slash", "ключ",
-                "x" * 130, "é\x82", "_runtime", "val/batch_2/hmean", "a.b/c.d", "\x0a\x0a"]
+HOSTILE_KEYS = [
+    "batch_1/recall",
+    "a\x82\x01b",
+    "new\nline",
+    "tab\x12x",
+    'quo"te',
+    "back\\slash",
+    "ключ",
+    "x" * 130,
+    "é\x82",
+    "_runtime",
+    "val/batch_2/hmean",
+    "a.b/c.d",
+    "\x0a\x0a",
+]
 
 
 def _value(rng: random.Random):
@@ -24,7 +37,7 @@ def _value(rng: random.Random):
     if kind == 1:
         return rng.choice(["Infinity", "-Infinity"])
     if kind == 2:
-        return rng.randrange(-10**6, 10**6)
+        return rng.randrange(-(10**6), 10**6)
     if kind == 3:
         return [f"data/img_{i}.png" for i in range(rng.randrange(1, 40))]  # often > 127 bytes
     if kind == 4:
@@ -38,8 +51,11 @@ def _value(rng: random.Random):
 
 def _payload(rng: random.Random, step: int, plain: bool = False) -> bytes:
     rec = _schema.HistoryRecord()
-    keys = [f"batch_{b}/recall" for b in range(8)] if plain else \
-        rng.sample(HOSTILE_KEYS, rng.randrange(1, 6)) + [f"batch_{rng.randrange(5)}/precision"]
+    keys = (
+        [f"batch_{b}/recall" for b in range(8)]
+        if plain
+        else rng.sample(HOSTILE_KEYS, rng.randrange(1, 6)) + [f"batch_{rng.randrange(5)}/precision"]
+    )
     for k in keys + ["_step"]:
         it = rec.item.add()
         it.nested_key.append(k)

@@ -6,17 +6,23 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from analysis.sources import open_run, refresh_run
 from wandb_synth import history_record_ends
 from wandb_writer import write_run
+
+from analysis.sources import open_run, refresh_run
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("live")
-    rows = [{"global_step": s, **{f"batch_{b}/recall": 0.6 + 0.005 * s + 0.01 * b for b in range(30)},
-             **({"problematic_batch_4": [f"p/{s}.png"]} if s % 5 == 0 else {})} for s in range(45)]
+    rows = [
+        {
+            "global_step": s,
+            **{f"batch_{b}/recall": 0.6 + 0.005 * s + 0.01 * b for b in range(30)},
+            **({"problematic_batch_4": [f"p/{s}.png"]} if s % 5 == 0 else {}),
+        }
+        for s in range(45)
+    ]
     return write_run(base, "live", rows, summary={"best": 0.77}, config={"lr": 0.1})
 
 
@@ -46,7 +52,7 @@ def test_refresh_reads_only_the_appended_bytes(finished, tmp_path):
 
     # Scribble over the records already read: a refresh that re-read them would count skipped records.
     raw = bytearray(path.read_bytes())
-    raw[100:run.status.bytes_read - 100] = b"\xAB" * (run.status.bytes_read - 200)
+    raw[100 : run.status.bytes_read - 100] = b"\xab" * (run.status.bytes_read - 200)
     path.write_bytes(bytes(raw) + data[cut1:cut2])
     run2 = refresh_run(run)
     assert len(run2.history) == 34 and run2.status.truncated and run2.status.skipped_records == 0
@@ -67,6 +73,6 @@ def test_a_replaced_file_is_read_again(finished, tmp_path):
     path, data = _live_copy(finished, tmp_path, ends[30])
     run = open_run(path.parent, cache=False)
     assert len(run.history) == 31
-    path.write_bytes(data[:ends[5]])  # shorter than what was read: a different file now
+    path.write_bytes(data[: ends[5]])  # shorter than what was read: a different file now
     again = refresh_run(run)
     assert len(again.history) == 6 and list(again.history["_step"]) == list(range(6))

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from wandb_writer import write_run
 
 from analysis.errors import AmbiguousRun, RunNotFound, UnsafePath
 from analysis.sources import find_run, list_runs, media_path, open_run
-from wandb_writer import write_run
 
 
 def _rows(n: int = 12) -> list[dict]:
@@ -34,8 +34,15 @@ def _rows(n: int = 12) -> list[dict]:
 @pytest.fixture(scope="module")
 def wandb_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("runs")
-    write_run(base, "alpha", _rows(), config={"lr": 0.01, "model": {"arch": "dbnet", "layers": [1, 2]}},
-              summary={"best_hmean": 0.93}, tags=["ocr", "val"], notes="first run")
+    write_run(
+        base,
+        "alpha",
+        _rows(),
+        config={"lr": 0.01, "model": {"arch": "dbnet", "layers": [1, 2]}},
+        summary={"best_hmean": 0.93},
+        tags=["ocr", "val"],
+        notes="first run",
+    )
     write_run(base, "twin", _rows(3))
     write_run(base, "twin", _rows(4), exit_code=1)
     write_run(base, "killed", _rows(5), crash=True)
@@ -203,14 +210,20 @@ def test_a_run_resumed_offline_is_merged_across_its_session_folders(tmp_path):
     import subprocess
     import sys
 
-    from analysis.sources import refresh_run
     from wandb_writer import wandb_env
+
+    from analysis.sources import refresh_run
 
     script = tmp_path / "resume.py"
     script.write_text(_RESUME_SCRIPT)
     for phase in (0, 1):
-        subprocess.run([sys.executable, str(script), str(tmp_path), str(phase)], env=wandb_env(tmp_path),
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, str(script), str(tmp_path), str(phase)],
+            env=wandb_env(tmp_path),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         time.sleep(1.1)  # folder names carry the second they were created
     folders = sorted((tmp_path / "wandb").glob("offline-run-*-resumeqa1"))
     assert len(folders) == 2

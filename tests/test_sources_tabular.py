@@ -54,8 +54,13 @@ def test_multi_run_export_needs_a_run_name(tmp_path):
 
 
 def test_plain_csv_with_lists_and_without_a_step_column(tmp_path):
-    df = pd.DataFrame({"global_step": [100, 200], "batch_3/recall": [0.9, float("nan")],
-                       "problematic_batch_3": [None, '["a.png", "b.png"]']})
+    df = pd.DataFrame(
+        {
+            "global_step": [100, 200],
+            "batch_3/recall": [0.9, float("nan")],
+            "problematic_batch_3": [None, '["a.png", "b.png"]'],
+        }
+    )
     p = tmp_path / "plain.csv"
     df.to_csv(p, index=False)
     run = open_run(p)
@@ -73,8 +78,9 @@ def test_parquet_and_jsonl(tmp_path):
     assert list(run.history.columns) == ["_step", "batch_0/hmean", "global_step"]
     pd.testing.assert_frame_equal(run.history, df[["_step", "batch_0/hmean", "global_step"]])
     jl = tmp_path / "h.jsonl"
-    jl.write_text('{"_step": 0, "x": NaN, "img": {"_type": "image-file", "path": "media/a.png"}}\n'
-                  '{"_step": 1, "x": Infinity}\n\n')
+    jl.write_text(
+        '{"_step": 0, "x": NaN, "img": {"_type": "image-file", "path": "media/a.png"}}\n{"_step": 1, "x": Infinity}\n\n'
+    )
     run = open_run(jl)
     assert math.isnan(run.history["x"].iloc[0]) and run.history["x"].iloc[1] == math.inf
     assert [m.path for m in run.media] == ["media/a.png"]
@@ -87,16 +93,19 @@ def test_uploaded_bytes(tmp_path):
         open_table(b"x")
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("empty.csv", "", "cannot read"),
-    ("ragged.csv", "a,b\n1,2,3,4\n", "rows do not match the header"),
-    ("ragged2.csv", "a,b\n1,2\n1,2,3,4\n", "Expected 2 fields in line 3"),
-    ("badstep.csv", "step,recall\n1,0.5\n,0.6\n", "'step' column has a missing"),
-    ("bad.jsonl", '{"a": 1}\n[1, 2]\n', "line 2 is not a JSON object"),
-    ("broken.jsonl", '{"a": 1\n', "cannot read"),
-    ("fake.parquet", "not parquet", "cannot read"),
-    ("x.txt", "a,b", "not a run folder"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("empty.csv", "", "cannot read"),
+        ("ragged.csv", "a,b\n1,2,3,4\n", "rows do not match the header"),
+        ("ragged2.csv", "a,b\n1,2\n1,2,3,4\n", "Expected 2 fields in line 3"),
+        ("badstep.csv", "step,recall\n1,0.5\n,0.6\n", "'step' column has a missing"),
+        ("bad.jsonl", '{"a": 1}\n[1, 2]\n', "line 2 is not a JSON object"),
+        ("broken.jsonl", '{"a": 1\n', "cannot read"),
+        ("fake.parquet", "not parquet", "cannot read"),
+        ("x.txt", "a,b", "not a run folder"),
+    ],
+)
 def test_bad_tables_are_typed_errors(tmp_path, name, content, message):
     p = tmp_path / name
     p.write_text(content)
@@ -111,10 +120,13 @@ def test_csv_with_missing_columns_in_rows_keeps_what_is_there(tmp_path):
     assert list(h["batch_0/recall"]) == [0.9, 0.8] and math.isnan(h["batch_0/precision"].iloc[0])
 
 
-@pytest.mark.parametrize("text", [
-    "\ufeffglobal_step;batch_0/recall;batch_1/recall\n1;0.9;0.8\n2;0.5;0.81\n",  # Excel, European locale
-    "global_step\tbatch_0/recall\tbatch_1/recall\n1\t0.9\t0.8\n2\t0.5\t0.81\n",  # tab-separated, named .csv
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\ufeffglobal_step;batch_0/recall;batch_1/recall\n1;0.9;0.8\n2;0.5;0.81\n",  # Excel, European locale
+        "global_step\tbatch_0/recall\tbatch_1/recall\n1\t0.9\t0.8\n2\t0.5\t0.81\n",  # tab-separated, named .csv
+    ],
+)
 def test_csv_saved_by_a_spreadsheet_with_another_delimiter_is_read(tmp_path, text):
     """QA: a `;`-separated CSV became one column, and the report said the run had no batch metrics."""
     p = tmp_path / "export.csv"

@@ -87,22 +87,46 @@ class StubServer:
     def node(self, r: Run) -> dict:
         last = int(r.history["_step"].max()) if len(r.history) else -1
         return {
-            "id": "run-" + r.ref.run_id, "name": r.ref.run_id, "displayName": r.ref.name, "state": r.ref.state,
+            "id": "run-" + r.ref.run_id,
+            "name": r.ref.run_id,
+            "displayName": r.ref.name,
+            "state": r.ref.state,
             "config": json.dumps({k: {"value": v, "desc": None} for k, v in r.config.items()}),
             "summaryMetrics": json.dumps({k: _finite(v) for k, v in r.summary.items()}),
-            "systemMetrics": "{}", "historyKeys": {"lastStep": last, "keys": {}},
-            "historyLineCount": len(r.history), "tags": r.tags, "notes": r.notes, "group": None,
-            "jobType": None, "sweepName": None, "commit": None, "readOnly": False, "projectId": 1,
+            "systemMetrics": "{}",
+            "historyKeys": {"lastStep": last, "keys": {}},
+            "historyLineCount": len(r.history),
+            "tags": r.tags,
+            "notes": r.notes,
+            "group": None,
+            "jobType": None,
+            "sweepName": None,
+            "commit": None,
+            "readOnly": False,
+            "projectId": 1,
             "createdAt": r.ref.created.strftime("%Y-%m-%dT%H:%M:%S") if r.ref.created else "2026-01-01T00:00:00",
-            "heartbeatAt": None, "description": r.notes, "user": {"name": "local", "username": "local"},
+            "heartbeatAt": None,
+            "description": r.notes,
+            "user": {"name": "local", "username": "local"},
         }
 
     def answer(self, query: str, v: dict, base: str) -> tuple[int, dict]:
         op = re.search(r"\b(?:query|mutation)\s+(\w+)", query)
         self.queries.append(op.group(1) if op else "?")
         if "viewer" in query:
-            return 200, {"data": {"viewer": {"id": "u1", "entity": self.entity, "username": "local", "email": None,
-                                             "flags": "{}", "admin": False, "teams": {"edges": []}}}}
+            return 200, {
+                "data": {
+                    "viewer": {
+                        "id": "u1",
+                        "entity": self.entity,
+                        "username": "local",
+                        "email": None,
+                        "flags": "{}",
+                        "admin": False,
+                        "teams": {"edges": []},
+                    }
+                }
+            }
         if "runs(" in query:
             key = f"{v.get('entity') or self.entity}/{v.get('project')}"
             if key not in self.projects:
@@ -110,11 +134,21 @@ class StubServer:
             runs = sorted(self.projects[key], key=lambda r: r.ref.created or 0, reverse=True)
             start = int(v.get("cursor") or 0)
             per = int(v.get("perPage") or 50)
-            page = runs[start:start + per]
+            page = runs[start : start + per]
             more = start + per < len(runs)
-            return 200, {"data": {"project": {"internalId": "p1", "runCount": len(runs), "readOnly": False, "runs": {
-                "edges": [{"node": self.node(r), "cursor": str(start + i + 1)} for i, r in enumerate(page)],
-                "pageInfo": {"endCursor": str(start + len(page)) if more else None, "hasNextPage": more}}}}}
+            return 200, {
+                "data": {
+                    "project": {
+                        "internalId": "p1",
+                        "runCount": len(runs),
+                        "readOnly": False,
+                        "runs": {
+                            "edges": [{"node": self.node(r), "cursor": str(start + i + 1)} for i, r in enumerate(page)],
+                            "pageInfo": {"endCursor": str(start + len(page)) if more else None, "hasNextPage": more},
+                        },
+                    }
+                }
+            }
         if "run(" in query:
             r = self.find(v.get("entity"), v.get("project"), v.get("name") or v.get("run") or v.get("runName"))
             node = None if r is None else self.run_fields(r, query, v, base)
@@ -129,24 +163,44 @@ class StubServer:
             specs = [json.loads(s) for s in v["specs"]] if "specs" in v else [json.loads(v["spec"])]
             inclusive = 1 if "spec" in v else 0  # SampledHistoryPage sends an inclusive maxStep
             node["sampledHistory"] = [
-                [{k: row[k] for k in spec["keys"] if k in row}
-                 for row in _rows(r, spec.get("minStep", 0), spec.get("maxStep", _BIG - 1) + inclusive)
-                 if all(k in row for k in spec["keys"])]
-                for spec in specs]
+                [
+                    {k: row[k] for k in spec["keys"] if k in row}
+                    for row in _rows(r, spec.get("minStep", 0), spec.get("maxStep", _BIG - 1) + inclusive)
+                    if all(k in row for k in spec["keys"])
+                ]
+                for spec in specs
+            ]
         if re.search(r"\bhistory\(", query):
             node["history"] = [json.dumps(x) for x in _rows(r, v.get("minStep", 0), v.get("maxStep", _BIG))]
         if "files(" in query:
             names = v.get("fileNames") or []
             files_dir = Path(r.files_dir) if r.files_dir else None
-            listed = sorted(str(p.relative_to(files_dir)) for p in files_dir.rglob("*") if p.is_file()) \
-                if files_dir and files_dir.is_dir() else []
+            listed = (
+                sorted(str(p.relative_to(files_dir)) for p in files_dir.rglob("*") if p.is_file())
+                if files_dir and files_dir.is_dir()
+                else []
+            )
             chosen = [f for f in listed if not names or f in names]
             node["fileCount"] = len(chosen)
-            node["files"] = {"edges": [{"cursor": str(i), "node": {
-                "id": f"f{i}", "name": f, "url": f"{base}/files/{r.ref.run_id}/{f}",
-                "directUrl": f"{base}/files/{r.ref.run_id}/{f}", "mimetype": None, "updatedAt": None, "md5": None,
-                "sizeBytes": (files_dir / f).stat().st_size}} for i, f in enumerate(chosen)],
-                "pageInfo": {"endCursor": None, "hasNextPage": False}}
+            node["files"] = {
+                "edges": [
+                    {
+                        "cursor": str(i),
+                        "node": {
+                            "id": f"f{i}",
+                            "name": f,
+                            "url": f"{base}/files/{r.ref.run_id}/{f}",
+                            "directUrl": f"{base}/files/{r.ref.run_id}/{f}",
+                            "mimetype": None,
+                            "updatedAt": None,
+                            "md5": None,
+                            "sizeBytes": (files_dir / f).stat().st_size,
+                        },
+                    }
+                    for i, f in enumerate(chosen)
+                ],
+                "pageInfo": {"endCursor": None, "hasNextPage": False},
+            }
         return node
 
     def _handler(self):
@@ -184,8 +238,9 @@ class StubServer:
                 if stub.unauthorised:
                     return self._send(401, '{"errors": [{"message": "unauthorized"}]}')
                 body = json.loads(raw or b"{}")
-                code, out = stub.answer(body.get("query", ""), body.get("variables") or {},
-                                        f"http://{self.headers['Host']}")
+                code, out = stub.answer(
+                    body.get("query", ""), body.get("variables") or {}, f"http://{self.headers['Host']}"
+                )
                 self._send(code, json.dumps(out))
 
         return Handler

@@ -84,8 +84,9 @@ def write_synthetic(files: dict[Path, dict], workdir: Path) -> None:
         Path(p).parent.mkdir(parents=True, exist_ok=True)
     spec = workdir / "synth-spec.json"
     spec.write_text(json.dumps({str(p): s for p, s in files.items()}))
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(spec)], env=wandb_env(workdir),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(spec)], env=wandb_env(workdir), capture_output=True, text=True, timeout=120
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"synthetic writer failed: {proc.stderr[-2000:]}")
 

@@ -49,18 +49,43 @@ def wandb_env(base: Path) -> dict[str, str]:
     return env
 
 
-def write_run(wandb_parent: Path, name: str, rows: list[dict], *, config: dict | None = None,
-              summary: dict | None = None, project: str = "tests", tags: list[str] | None = None,
-              notes: str | None = None, exit_code: int = 0, crash: bool = False) -> Path:
+def write_run(
+    wandb_parent: Path,
+    name: str,
+    rows: list[dict],
+    *,
+    config: dict | None = None,
+    summary: dict | None = None,
+    project: str = "tests",
+    tags: list[str] | None = None,
+    notes: str | None = None,
+    exit_code: int = 0,
+    crash: bool = False,
+) -> Path:
     wandb_parent = Path(wandb_parent)
     wandb_parent.mkdir(parents=True, exist_ok=True)
-    spec = {"project": project, "name": name, "config": config or {}, "dir": str(wandb_parent), "rows": rows,
-            "summary": summary, "tags": tags, "notes": notes, "exit_code": exit_code, "crash": crash}
+    spec = {
+        "project": project,
+        "name": name,
+        "config": config or {},
+        "dir": str(wandb_parent),
+        "rows": rows,
+        "summary": summary,
+        "tags": tags,
+        "notes": notes,
+        "exit_code": exit_code,
+        "crash": crash,
+    }
     spec_path = wandb_parent / f".spec-{name.encode().hex()[:40]}.json"
     spec_path.write_text(json.dumps(spec, allow_nan=True))
     before = set((wandb_parent / "wandb").glob("*run-*")) if (wandb_parent / "wandb").exists() else set()
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(spec_path)], env=wandb_env(wandb_parent),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(spec_path)],
+        env=wandb_env(wandb_parent),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"wandb writer failed: {proc.stderr[-2000:]}")
     new = sorted(set((wandb_parent / "wandb").glob("*run-*")) - before)

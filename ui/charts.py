@@ -44,12 +44,24 @@ class RunFacts:
 def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
     b = _analysis.batches
     if b.empty:
-        return RunFacts([], [], 0, _analysis.primary_metric, _analysis.verdict, _analysis.worst_severity,
-                        _analysis.problematic_batches)
-    return RunFacts(metrics=sorted(b["metric"].unique()), batches=sorted(int(x) for x in b["batch"].unique()),
-                    n_steps=int(b["step"].nunique()), primary_metric=_analysis.primary_metric,
-                    verdict=_analysis.verdict, worst_severity=_analysis.worst_severity,
-                    problematic=_analysis.problematic_batches)
+        return RunFacts(
+            [],
+            [],
+            0,
+            _analysis.primary_metric,
+            _analysis.verdict,
+            _analysis.worst_severity,
+            _analysis.problematic_batches,
+        )
+    return RunFacts(
+        metrics=sorted(b["metric"].unique()),
+        batches=sorted(int(x) for x in b["batch"].unique()),
+        n_steps=int(b["step"].nunique()),
+        primary_metric=_analysis.primary_metric,
+        verdict=_analysis.verdict,
+        worst_severity=_analysis.worst_severity,
+        problematic=_analysis.problematic_batches,
+    )
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -59,17 +71,32 @@ def metric_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> figu
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def batch_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str, batches: tuple[int, ...],
-                 smoothing: float = 0.0, ignore_outliers: bool = False, show_band: bool = True) -> go.Figure:
-    return figures.batch_curves_figure(_analysis, metric, list(batches), smoothing=smoothing,
-                                       ignore_outliers=ignore_outliers, show_band=show_band,
-                                       curves=metric_curves(key, _analysis, metric), max_points=CURVE_POINTS)
+def batch_curves(
+    key: AnalysisKey,
+    _analysis: RunAnalysis,
+    metric: str,
+    batches: tuple[int, ...],
+    smoothing: float = 0.0,
+    ignore_outliers: bool = False,
+    show_band: bool = True,
+) -> go.Figure:
+    return figures.batch_curves_figure(
+        _analysis,
+        metric,
+        list(batches),
+        smoothing=smoothing,
+        ignore_outliers=ignore_outliers,
+        show_band=show_band,
+        curves=metric_curves(key, _analysis, metric),
+        max_points=CURVE_POINTS,
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def heatmap(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> go.Figure:
-    return figures.heatmap_figure(_analysis, metric, curves=metric_curves(key, _analysis, metric),
-                                  max_columns=HEATMAP_COLUMNS)
+    return figures.heatmap_figure(
+        _analysis, metric, curves=metric_curves(key, _analysis, metric), max_columns=HEATMAP_COLUMNS
+    )
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -82,12 +109,32 @@ def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None =
     """Anomalies and change points as one table, most severe first (then by step); one batch's when given."""
     anomalies = [a for a in _analysis.anomalies if batch is None or a.batch == batch]
     cps = [c for c in _analysis.change_points if batch is None or c.batch == batch]
-    rows = [{"severity": a.severity, "batch": a.batch, "metric": a.metric, "step": a.step, "until": a.end_step,
-             "value": a.value, "detector": a.detector, "message": a.message} for a in anomalies]
-    rows += [{"severity": c.severity, "batch": c.batch, "metric": c.metric, "step": c.step, "until": None,
-              "value": c.mean_after, "detector": "change_point",
-              "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})"}
-             for c in cps]
+    rows = [
+        {
+            "severity": a.severity,
+            "batch": a.batch,
+            "metric": a.metric,
+            "step": a.step,
+            "until": a.end_step,
+            "value": a.value,
+            "detector": a.detector,
+            "message": a.message,
+        }
+        for a in anomalies
+    ]
+    rows += [
+        {
+            "severity": c.severity,
+            "batch": c.batch,
+            "metric": c.metric,
+            "step": c.step,
+            "until": None,
+            "value": c.mean_after,
+            "detector": "change_point",
+            "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})",
+        }
+        for c in cps
+    ]
     columns = ["severity", "batch", "metric", "step", "until", "value", "detector", "message"]
     if not rows:
         return pd.DataFrame(columns=columns)
@@ -100,8 +147,9 @@ def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None =
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def score_bins(audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], bins: int = 40
-               ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def score_bins(
+    audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], bins: int = 40
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(counts, edges, values as float) of each score column, computed once per audit (thresholds do not change
     them), so a slider move sends 40 bars per chart instead of every image's value."""
     out = {}
@@ -115,26 +163,47 @@ def score_bins(audit_id: str, _scores: pd.DataFrame, columns: tuple[str, ...], b
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def histogram(counts: np.ndarray, edges: np.ndarray, column: str, threshold: float | None,
-              side: str = "below", n_failing: int | None = None) -> go.Figure:
+def histogram(
+    counts: np.ndarray,
+    edges: np.ndarray,
+    column: str,
+    threshold: float | None,
+    side: str = "below",
+    n_failing: int | None = None,
+) -> go.Figure:
     """A pre-binned histogram with the threshold line; bins on the failing side are red."""
     centres = (edges[:-1] + edges[1:]) / 2
     colour = np.full(len(counts), "#1f77b4", dtype=object)
     if threshold is not None:
         fails = centres < threshold if side == "below" else centres > threshold
         colour[fails] = "#d62728"
-    fig = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), marker={"color": colour.tolist()},
-                           name=column, customdata=np.column_stack([edges[:-1], edges[1:]]),
-                           hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}: %{y} images"
-                                         "<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=centres,
+            y=counts,
+            width=np.diff(edges),
+            marker={"color": colour.tolist()},
+            name=column,
+            customdata=np.column_stack([edges[:-1], edges[1:]]),
+            hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}: %{y} images<extra></extra>",
+        )
+    )
     title = column
     if threshold is not None:
-        fig.add_vline(x=threshold, line={"color": "#d62728", "width": 2},
-                      annotation_text=f"threshold {threshold:g} (fail {side})")
+        fig.add_vline(
+            x=threshold, line={"color": "#d62728", "width": 2}, annotation_text=f"threshold {threshold:g} (fail {side})"
+        )
         if n_failing is not None:
             title += f" · {n_failing:,} fail"
-    fig.update_layout(title=title, height=300, bargap=0.02, margin={"l": 40, "r": 20, "t": 50, "b": 40},
-                      xaxis_title=column, yaxis_title="images", showlegend=False)
+    fig.update_layout(
+        title=title,
+        height=300,
+        bargap=0.02,
+        margin={"l": 40, "r": 20, "t": 50, "b": 40},
+        xaxis_title=column,
+        yaxis_title="images",
+        showlegend=False,
+    )
     return fig
 
 

@@ -254,5 +254,7 @@ def fragment_marker() -> None:
     """Test hook, like app.py's run marker: rendered last in a fragment, counting the fragment's runs
     (a fragment rerun does not redraw the app's marker). Invisible to users."""
     st.session_state["_fragment_no"] = st.session_state.get("_fragment_no", 0) + 1
-    st.markdown(f'<span class="st-fragment-marker" data-run="{st.session_state["_fragment_no"]}"></span>',
-                unsafe_allow_html=True)
+    st.markdown(
+        f'<span class="st-fragment-marker" data-run="{st.session_state["_fragment_no"]}"></span>',
+        unsafe_allow_html=True,
+    )

@@ -11,8 +11,12 @@ from ui import charts, state
 from ui.format import fmt_value, md_escape
 
 GALLERY_PAGE = 24
-SORT_KEYS = {"blur (blurriest first)": ("blur_score", True), "rotation (most rotated first)": ("abs_rotation", False),
-             "resolution (smallest first)": ("pixels", True), "path": ("path", True)}
+SORT_KEYS = {
+    "blur (blurriest first)": ("blur_score", True),
+    "rotation (most rotated first)": ("abs_rotation", False),
+    "resolution (smallest first)": ("pixels", True),
+    "path": ("path", True),
+}
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -41,8 +45,10 @@ def badge_line(row: pd.Series | None) -> str:
     if isinstance(row.get("error"), str) and row["error"]:
         return f"unreadable: {row['error']}"
     ok = "✓ ok" if row.get("is_acceptable") else "✗ fails"
-    line = (f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
-            f"· {int(row['width'])}×{int(row['height'])}")
+    line = (
+        f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
+        f"· {int(row['width'])}×{int(row['height'])}"
+    )
     reasons = row.get("reasons")
     if isinstance(reasons, (list, tuple, np.ndarray)) and len(reasons):
         line += " — " + "; ".join(md_escape(r) for r in reasons)
@@ -61,8 +67,11 @@ def image_dialog(data_dir: str, path: str, row: pd.Series | None) -> None:
         if isinstance(reasons, (list, tuple, np.ndarray)) and len(reasons):
             st.markdown("**Fails:** " + "; ".join(md_escape(r) for r in reasons))
         shown = row.drop(labels=["abs_rotation", "pixels"], errors="ignore")
-        st.dataframe(pd.DataFrame({"score": shown.index, "value": [fmt_value(v) for v in shown.values]}),
-                     hide_index=True, key="b_dialog_scores")
+        st.dataframe(
+            pd.DataFrame({"score": shown.index, "value": [fmt_value(v) for v in shown.values]}),
+            hide_index=True,
+            key="b_dialog_scores",
+        )
 
 
 analysis = state.current_analysis()
@@ -80,8 +89,13 @@ st.dataframe(summary, hide_index=True, key="b_ranking", width="stretch")
 batches = [int(b) for b in summary["batch"]]
 focus = state.focus_batch()
 default = batches.index(focus) if focus in batches else 0
-batch = st.selectbox("Batch", batches, index=default, key="b_batch",
-                     format_func=lambda b: f"batch {b} ({summary.set_index('batch').loc[b, 'severity']})")
+batch = st.selectbox(
+    "Batch",
+    batches,
+    index=default,
+    key="b_batch",
+    format_func=lambda b: f"batch {b} ({summary.set_index('batch').loc[b, 'severity']})",
+)
 state.focus_batch(batch)
 
 facts = charts.run_facts(key, analysis)
@@ -130,7 +144,7 @@ data_dir = str(analysis.data_dir)
 if len(at_step) > GALLERY_PAGE:
     pages = (len(at_step) + GALLERY_PAGE - 1) // GALLERY_PAGE
     page_no = st.number_input(f"Page (of {pages})", 1, pages, 1, key="b_gallery_page")
-    at_step = at_step.iloc[(page_no - 1) * GALLERY_PAGE: page_no * GALLERY_PAGE]
+    at_step = at_step.iloc[(page_no - 1) * GALLERY_PAGE : page_no * GALLERY_PAGE]
 grid = st.columns(4)
 for i, (_, row) in enumerate(at_step.iterrows()):
     with grid[i % 4]:

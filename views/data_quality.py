@@ -19,10 +19,24 @@ from ui import charts, state
 from ui.format import md_escape
 
 # score column -> (threshold slider key or None, side that fails)
-HISTOGRAMS = {"blur_score": ("dq_blur", "below"), "abs_rotation": ("dq_rotation", "above"),
-              "width": ("dq_min_w", "below"), "height": ("dq_min_h", "below")}
-BASE_COLUMNS = {"path", "width", "height", "blur_score", "rotation_angle", "error", "batch", "is_acceptable",
-                "reasons", "abs_rotation"}
+HISTOGRAMS = {
+    "blur_score": ("dq_blur", "below"),
+    "abs_rotation": ("dq_rotation", "above"),
+    "width": ("dq_min_w", "below"),
+    "height": ("dq_min_h", "below"),
+}
+BASE_COLUMNS = {
+    "path",
+    "width",
+    "height",
+    "blur_score",
+    "rotation_angle",
+    "error",
+    "batch",
+    "is_acceptable",
+    "reasons",
+    "abs_rotation",
+}
 REJECTED_ROWS_SHOWN = 500
 
 
@@ -81,11 +95,19 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
     min_h = c2.slider("Min height (px)", 0, 1000, int(cfg.min_resolution[1]), 10, key="dq_min_h")
     max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, float(cfg.max_rotation_degrees), 0.5, key="dq_rotation")
     blur_max = max(BLUR_CAP, float(cfg.blur_threshold))  # blur_score never exceeds BLUR_CAP
-    blur = c4.slider("Blur threshold", 0.0, blur_max, float(cfg.blur_threshold), 5.0, key="dq_blur",
-                     help=f"blur_score units; images below are flagged (higher = sharper, at most {BLUR_CAP:g}).")
+    blur = c4.slider(
+        "Blur threshold",
+        0.0,
+        blur_max,
+        float(cfg.blur_threshold),
+        5.0,
+        key="dq_blur",
+        help=f"blur_score units; images below are flagged (higher = sharper, at most {BLUR_CAP:g}).",
+    )
 
-    flagged = apply_thresholds(scores, min_resolution=(min_w, min_h), max_rotation=max_rot,
-                               blur_threshold=blur, min_contrast=cfg.min_contrast)
+    flagged = apply_thresholds(
+        scores, min_resolution=(min_w, min_h), max_rotation=max_rot, blur_threshold=blur, min_contrast=cfg.min_contrast
+    )
     ok = flagged["is_acceptable"].to_numpy()
     errors = flagged["error"].notna().to_numpy()
     n_bad = int((~ok).sum())
@@ -96,11 +118,14 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
     st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
 
     thresholds = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
-    numeric_extra = [c for c in scores.columns
-                     if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
+    numeric_extra = [c for c in scores.columns if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
     bins = charts.score_bins(audit_id, scores, tuple(list(HISTOGRAMS) + numeric_extra))
-    fails = {"blur_score": lambda v: v < blur, "abs_rotation": lambda v: v > max_rot,
-             "width": lambda v: v < min_w, "height": lambda v: v < min_h}
+    fails = {
+        "blur_score": lambda v: v < blur,
+        "abs_rotation": lambda v: v > max_rot,
+        "width": lambda v: v < min_w,
+        "height": lambda v: v < min_h,
+    }
 
     def draw_histograms(names: list[str]) -> None:
         cols = st.columns(2)
@@ -112,8 +137,9 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
                 with np.errstate(invalid="ignore"):
                     n_fail = int(np.sum(fails[column](values) & ~errors))
             with cols[i % 2]:
-                st.plotly_chart(charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail),
-                                key=f"dq_hist_{column}")
+                st.plotly_chart(
+                    charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail), key=f"dq_hist_{column}"
+                )
 
     draw_histograms([c for c in HISTOGRAMS if c in bins])
     others = [c for c in numeric_extra if c in bins]
@@ -136,11 +162,20 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
 
     def scores_csv() -> str:
         """Built only when the download is clicked."""
-        return flagged.drop(columns=["abs_rotation"], errors="ignore").assign(
-            reasons=reasons_text(flagged["reasons"])).to_csv(index=False)
+        return (
+            flagged.drop(columns=["abs_rotation"], errors="ignore")
+            .assign(reasons=reasons_text(flagged["reasons"]))
+            .to_csv(index=False)
+        )
 
-    st.download_button("Download scores (CSV)", scores_csv, file_name="image_quality_scores.csv",
-                       mime="text/csv", key="dq_csv", on_click="ignore")
+    st.download_button(
+        "Download scores (CSV)",
+        scores_csv,
+        file_name="image_quality_scores.csv",
+        mime="text/csv",
+        key="dq_csv",
+        on_click="ignore",
+    )
     state.fragment_marker()
 
 

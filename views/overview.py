@@ -31,10 +31,12 @@ run = analysis.run
 
 st.title("Overview")
 st.markdown(f"### {md_escape(run.ref.name or run.ref.run_id)}")
-st.caption(f"id {md_escape(run.ref.run_id)} · project {md_escape(run.ref.project or '—')} · state "
-           f"{md_escape(run.ref.state)}"
-           + (f" · created {run.ref.created:%Y-%m-%d %H:%M}" if run.ref.created else "")
-           + (f" · tags {', '.join(md_escape(t) for t in run.tags)}" if run.tags else ""))
+st.caption(
+    f"id {md_escape(run.ref.run_id)} · project {md_escape(run.ref.project or '—')} · state "
+    f"{md_escape(run.ref.state)}"
+    + (f" · created {run.ref.created:%Y-%m-%d %H:%M}" if run.ref.created else "")
+    + (f" · tags {', '.join(md_escape(t) for t in run.tags)}" if run.tags else "")
+)
 if run.notes:
     st.caption(md_escape(run.notes))
 for badge in run.status.badges():
@@ -49,34 +51,60 @@ cols[2].metric("Problematic batches", len(bad))
 cols[3].metric("Anomalies", len(analysis.anomalies))
 cols[4].metric("Change points", len(analysis.change_points))
 (st.error if facts.worst_severity == "critical" else st.warning if bad else st.success)(
-    md_escape(facts.verdict), icon=None)
+    md_escape(facts.verdict), icon=None
+)
 
 if not facts.metrics:
     st.info("This run logged no `batch_{i}/…` metrics; run-level metrics are shown below.")
 else:
     metrics, all_batches = facts.metrics, facts.batches
     c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
-    metric = c1.selectbox("Metric", metrics, index=metrics.index(facts.primary_metric)
-                          if facts.primary_metric in metrics else 0, key="ov_metric")
+    metric = c1.selectbox(
+        "Metric",
+        metrics,
+        index=metrics.index(facts.primary_metric) if facts.primary_metric in metrics else 0,
+        key="ov_metric",
+    )
     state.reset_per_run("ov_batches", [b for b in bad[:8] if b in all_batches])
-    chosen = c2.multiselect("Batches", all_batches, key="ov_batches",
-                            help="Problematic batches are preselected; the band shows all.")
-    smoothing = c3.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="ov_smoothing",
-                          help="Exponential moving average; the raw line stays visible (faint).")
-    ignore_outliers = c4.toggle("Ignore outliers", key="ov_ignore_outliers",
-                                help="Clip the y-axis to the central values; points outside stay visible at "
-                                     "the edge with their real value on hover.")
+    chosen = c2.multiselect(
+        "Batches", all_batches, key="ov_batches", help="Problematic batches are preselected; the band shows all."
+    )
+    smoothing = c3.slider(
+        "Smoothing",
+        0.0,
+        0.99,
+        0.0,
+        0.01,
+        key="ov_smoothing",
+        help="Exponential moving average; the raw line stays visible (faint).",
+    )
+    ignore_outliers = c4.toggle(
+        "Ignore outliers",
+        key="ov_ignore_outliers",
+        help="Clip the y-axis to the central values; points outside stay visible at "
+        "the edge with their real value on hover.",
+    )
     # One chart at a time: the other views render only when their tab is opened (lazy tabs), so the first
     # paint of a 10,000-step x 200-batch run draws one decimated chart.
     curves_tab, heat_tab, findings_tab, global_tab = st.tabs(VIEWS, key="ov_view", on_change="rerun")
     with curves_tab:
         if curves_tab.open:
-            st.plotly_chart(charts.batch_curves(key, analysis, metric, charts.selected_batches(chosen),
-                                                smoothing=smoothing, ignore_outliers=ignore_outliers),
-                            key="ov_curves")
+            st.plotly_chart(
+                charts.batch_curves(
+                    key,
+                    analysis,
+                    metric,
+                    charts.selected_batches(chosen),
+                    smoothing=smoothing,
+                    ignore_outliers=ignore_outliers,
+                ),
+                key="ov_curves",
+            )
             if n_steps > charts.CURVE_POINTS:
-                st.caption(f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept);"
-                           " the analysis uses every step.")
+                st.caption(
+                    f"Curves drawn as min/max envelopes of {n_steps:,} steps (every spike and drop kept);"
+                    " the analysis uses every step."
+                )
     with heat_tab:
         if heat_tab.open:
             st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")

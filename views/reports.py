@@ -16,12 +16,30 @@ if sel is None or reports is None:
     st.stop()
 stem = re.sub(r"[^A-Za-z0-9._-]+", "_", sel.label).strip("._") or "run"
 c1, c2, c3 = st.columns(3)
-c1.download_button("Download Markdown", reports["markdown"], file_name=f"{stem}_report.md", mime="text/markdown",
-                   key="rep_md", on_click="ignore")
-c2.download_button("Download HTML", reports["html"], file_name=f"{stem}_report.html", mime="text/html",
-                   key="rep_html", on_click="ignore")
-c3.download_button("Download JSON", reports["json"], file_name=f"{stem}_report.json", mime="application/json",
-                   key="rep_json", on_click="ignore")
+c1.download_button(
+    "Download Markdown",
+    reports["markdown"],
+    file_name=f"{stem}_report.md",
+    mime="text/markdown",
+    key="rep_md",
+    on_click="ignore",
+)
+c2.download_button(
+    "Download HTML",
+    reports["html"],
+    file_name=f"{stem}_report.html",
+    mime="text/html",
+    key="rep_html",
+    on_click="ignore",
+)
+c3.download_button(
+    "Download JSON",
+    reports["json"],
+    file_name=f"{stem}_report.json",
+    mime="application/json",
+    key="rep_json",
+    on_click="ignore",
+)
 st.caption(f"HTML report: {len(reports['html'].encode()) / 1e6:.2f} MB, self-contained (works offline).")
 st.subheader("Preview")
 st.markdown(reports["markdown"])

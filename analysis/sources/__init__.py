@@ -37,7 +37,7 @@ def open_run(location: str | os.PathLike | RunRef, *, keys: Iterable[str] | None
     if loc.startswith(CLOUD_SCHEME):
         from analysis.sources import cloud  # imports wandb: only when asked for
 
-        return cloud.open_cloud_run(loc[len(CLOUD_SCHEME):], keys=keys, cache=cache)
+        return cloud.open_cloud_run(loc[len(CLOUD_SCHEME) :], keys=keys, cache=cache)
     path = Path(loc).expanduser()
     if not path.exists() and "#" in loc and is_table(loc.rsplit("#", 1)[0]):
         file_part, run_name = loc.rsplit("#", 1)
@@ -48,8 +48,9 @@ def open_run(location: str | os.PathLike | RunRef, *, keys: Iterable[str] | None
         return open_local(path, keys=keys, use_cache=cache)
     if not path.exists():
         raise RunNotFound(f"{loc}: no such run folder or file")
-    raise RunNotFound(f"{loc}: not a run folder, a .wandb file, a history export (.csv, .parquet, .jsonl) "
-                      f"or a wandb:// location")
+    raise RunNotFound(
+        f"{loc}: not a run folder, a .wandb file, a history export (.csv, .parquet, .jsonl) or a wandb:// location"
+    )
 
 
 def list_cloud_runs(entity: str, project: str, **kwargs) -> list[RunRef]:

@@ -73,9 +73,14 @@ class BatchResult:
         self.summary = summary  # key -> raw JSON value of its last occurrence in the batch
 
 
-def decode_batch(payloads: list[bytes], frame: HistoryFrame, last_step: int | None,
-                 keyset: frozenset[bytes] | None = None, always: frozenset[bytes] = frozenset(),
-                 filter_rows: bool = False) -> BatchResult | np.ndarray | None:
+def decode_batch(
+    payloads: list[bytes],
+    frame: HistoryFrame,
+    last_step: int | None,
+    keyset: frozenset[bytes] | None = None,
+    always: frozenset[bytes] = frozenset(),
+    filter_rows: bool = False,
+) -> BatchResult | np.ndarray | None:
     """Decode `payloads` (consecutive history records) into new rows of `frame`.
 
     `keyset` keeps only those keys (`always` ones included); with `filter_rows`, rows holding none of the
@@ -126,10 +131,17 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame, last_step: int | No
     l1 = np.where(two1, (c0 & 0x7F) | (c1 << 7), c0)
     tag = sc + 2 + two1
     l2 = a[tag + 1].astype(np.int64)
-    ok = ((a[sc] == 0x0A) & ((a[tag] == 0x12) | (a[tag] == 0x0A)) & (s == sc)
-          & (~two1 | ((c1 < 0x80) & (l1 >= 0x80))) & (~two3 | ((b1 < 0x80) & (l3 >= 0x80)))
-          & (l2 < 0x80) & (l1 == vend - tag) & (l2 == p - tag - 2)
-          & (~last | (vend == region_end[pj])))
+    ok = (
+        (a[sc] == 0x0A)
+        & ((a[tag] == 0x12) | (a[tag] == 0x0A))
+        & (s == sc)
+        & (~two1 | ((c1 < 0x80) & (l1 >= 0x80)))
+        & (~two3 | ((b1 < 0x80) & (l3 >= 0x80)))
+        & (l2 < 0x80)
+        & (l1 == vend - tag)
+        & (l2 == p - tag - 2)
+        & (~last | (vend == region_end[pj]))
+    )
     if not ok.all() or counts.min() == 0:
         good = counts > 0
         good[pj[~ok]] = False
@@ -169,7 +181,7 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame, last_step: int | No
     others: list[tuple[int, Any]] = []
     for item in np.flatnonzero(~numeric & item_keep).tolist():  # lists, strings, booleans, null: a few cells
         try:
-            others.append((item, json.loads(buf[vstart[item]:vend[item]])))
+            others.append((item, json.loads(buf[vstart[item] : vend[item]])))
         except ValueError:
             return None
     num_idx = np.flatnonzero(numeric)
@@ -191,7 +203,7 @@ def decode_batch(payloads: list[bytes], frame: HistoryFrame, last_step: int | No
         values = values.copy()
         for i in big:
             item = num_idx[i]
-            v = json.loads(buf[vstart[item]:vend[item]])
+            v = json.loads(buf[vstart[item] : vend[item]])
             if type(v) is int:
                 frame.add_object(int(rows[item]), int(cols[item]), v)
                 values[i] = np.nan

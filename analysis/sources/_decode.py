@@ -29,8 +29,17 @@ _LEN = rb"[\x80-\xff]{0,4}[\x00-\x7f]"
 
 def _item_pattern(capture: bool) -> bytes:
     g = b"(" if capture else b"(?:"
-    return (rb"\x0a" + _LEN + rb"[\x0a\x12]" + _LEN + g + rb'[^\x00-\x1f"\\\x82]*+)\x82\x01' + _LEN
-            + g + rb"[^\x00-\x1f]*+)")
+    return (
+        rb"\x0a"
+        + _LEN
+        + rb"[\x0a\x12]"
+        + _LEN
+        + g
+        + rb'[^\x00-\x1f"\\\x82]*+)\x82\x01'
+        + _LEN
+        + g
+        + rb"[^\x00-\x1f]*+)"
+    )
 
 
 # general item (any varint length): used by the summary fast path, which is verified with a full match
@@ -39,8 +48,9 @@ _ITEMS_ONLY = re.compile(rb"(?:" + _item_pattern(False) + rb")*+", re.S)
 # one-byte lengths only: the history fast path verifies its matches by arithmetic instead of a second pass.
 # Every matched item then takes exactly 7 framing bytes + key + value, so "7n + keys + values == length of the
 # item region" holds only when the matches tile the region exactly, i.e. when they are the true items.
-_ITEM1 = re.compile(rb'\x0a[\x00-\x7f][\x0a\x12][\x00-\x7f]([^\x00-\x1f"\\\x82]*+)\x82\x01[\x00-\x7f]([^\x00-\x1f]*+)',
-                    re.S)
+_ITEM1 = re.compile(
+    rb'\x0a[\x00-\x7f][\x0a\x12][\x00-\x7f]([^\x00-\x1f"\\\x82]*+)\x82\x01[\x00-\x7f]([^\x00-\x1f]*+)', re.S
+)
 # characters of JSON numbers, NaN and +-Infinity (and the comma separator); anything else is not a number
 NUMERIC_BYTES = b"0123456789.eE+-,NaInfity"
 
@@ -132,7 +142,7 @@ def split_history(payload: bytes) -> tuple[dict[bytes, bytes], bytes, int | None
         if rest == 2:  # empty step message: no explicit step
             return d, joined, None, end
         if payload[end + 2] == 0x08 and payload[-1] < 0x80:
-            return d, joined, _varint(payload[end + 3:]), end
+            return d, joined, _varint(payload[end + 3 :]), end
     return None
 
 
@@ -184,7 +194,7 @@ def finish_summary(raw: dict) -> dict:
 def timestamp(ts: Any) -> dt.datetime | None:
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=dt.timezone.utc)
+    return ts.ToDatetime(tzinfo=dt.UTC)
 
 
 @dataclass
@@ -205,6 +215,16 @@ class Identity:
 
 
 def identity(run: Any) -> Identity:
-    return Identity(run_id=run.run_id, name=run.display_name, project=run.project, entity=run.entity,
-                    group=run.run_group, job_type=run.job_type, tags=list(run.tags), notes=run.notes,
-                    host=run.host, created=timestamp(run.start_time), starting_step=run.starting_step)
+    return Identity(
+        run_id=run.run_id,
+        name=run.display_name,
+        project=run.project,
+        entity=run.entity,
+        group=run.run_group,
+        job_type=run.job_type,
+        tags=list(run.tags),
+        notes=run.notes,
+        host=run.host,
+        created=timestamp(run.start_time),
+        starting_step=run.starting_step,
+    )

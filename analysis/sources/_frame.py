@@ -126,8 +126,11 @@ class HistoryFrame:
             elif v is not None:
                 self.add_object(row, c, v)
         if num_cols:
-            self.put(np.full(len(num_cols), row, dtype=np.intp), np.array(num_cols, dtype=np.intp),
-                     np.array(num_vals, dtype=np.float64))
+            self.put(
+                np.full(len(num_cols), row, dtype=np.intp),
+                np.array(num_cols, dtype=np.intp),
+                np.array(num_vals, dtype=np.float64),
+            )
 
     def flush(self) -> None:
         if not self._texts:
@@ -146,8 +149,7 @@ class HistoryFrame:
         _release_freed_memory()
         ncols = len(self.names)
         # `_step` first, then the keys sorted (wandb-core writes them in random order)
-        order = np.array(sorted(range(ncols), key=lambda c: (self.names[c] != "_step", self.names[c])),
-                         dtype=np.intp)
+        order = np.array(sorted(range(ncols), key=lambda c: (self.names[c] != "_step", self.names[c])), dtype=np.intp)
         full = np.empty((self.n, ncols), dtype=np.float64, order="F")
         for i in range(len(self.blocks)):
             block, self.blocks[i] = self.blocks[i], np.empty((0, 0))
@@ -156,12 +158,12 @@ class HistoryFrame:
             if hi <= lo:
                 continue
             for a in range(0, ncols, 64):  # 64 columns at a time: small temporaries
-                part = order[a:a + 64]
+                part = order[a : a + 64]
                 inside = part < block.shape[1]
                 if inside.all():
-                    full[lo:hi, a:a + 64] = block[: hi - lo, part]
+                    full[lo:hi, a : a + 64] = block[: hi - lo, part]
                 else:
-                    full[lo:hi, a:a + 64] = np.nan
+                    full[lo:hi, a : a + 64] = np.nan
                     full[lo:hi, a + np.flatnonzero(inside)] = block[: hi - lo, part[inside]]
             del block
         self.blocks = []

@@ -43,8 +43,10 @@ def check_header(head: bytes, path: Path | str = "") -> int:
         raise NotAWandbFile(f"{where}not a wandb run file: it does not start with the ':W&B' header")
     version = head[6]
     if version not in SUPPORTED_VERSIONS:
-        raise NotAWandbFile(f"{where}.wandb format version {version} was written by a newer wandb than this "
-                            f"reader supports (versions {', '.join(map(str, SUPPORTED_VERSIONS))})")
+        raise NotAWandbFile(
+            f"{where}.wandb format version {version} was written by a newer wandb than this "
+            f"reader supports (versions {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
     return version
 
 
@@ -74,7 +76,7 @@ def iter_payloads(path: Path, status: ReadStatus, start: int = 0, stop: int | No
             if not buf:
                 break
             for bstart in range(0, len(buf), BLOCK):
-                block = buf[bstart:bstart + BLOCK]
+                block = buf[bstart : bstart + BLOCK]
                 n = len(block)
                 while pos < n:
                     if BLOCK - pos < CHUNK_HEADER:  # block trailer padding

@@ -48,8 +48,11 @@ _SCHEMA: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
         ("value_json", 16, "string", False, None),
     ],
     "HistoryRecord": [("item", 1, "HistoryItem", True, None), ("step", 2, "HistoryStep", False, None)],
-    "Item": [("key", 1, "string", False, None), ("nested_key", 2, "string", True, None),
-             ("value_json", 16, "string", False, None)],
+    "Item": [
+        ("key", 1, "string", False, None),
+        ("nested_key", 2, "string", True, None),
+        ("value_json", 16, "string", False, None),
+    ],
     "SummaryRecord": [("update", 1, "Item", True, None), ("remove", 2, "Item", True, None)],
     "ConfigRecord": [("update", 1, "Item", True, None), ("remove", 2, "Item", True, None)],
     "FilesItem": [("path", 1, "string", False, None)],
@@ -77,15 +80,16 @@ _SCHEMA: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
 
 def _build() -> dict[str, type]:
     fdp = descriptor_pb2.FileDescriptorProto(
-        name="analyzer_wandb_min.proto", package=_PACKAGE, syntax="proto3",
+        name="analyzer_wandb_min.proto",
+        package=_PACKAGE,
+        syntax="proto3",
         dependency=["google/protobuf/timestamp.proto"],
     )
     for msg_name, fields in _SCHEMA.items():
         msg = fdp.message_type.add(name=msg_name)
         oneofs: list[str] = []
         for fname, number, ftype, repeated, oneof in fields:
-            f = msg.field.add(name=fname, number=number,
-                              label=_FD.LABEL_REPEATED if repeated else _FD.LABEL_OPTIONAL)
+            f = msg.field.add(name=fname, number=number, label=_FD.LABEL_REPEATED if repeated else _FD.LABEL_OPTIONAL)
             if ftype in _SCALARS:
                 f.type = _SCALARS[ftype]
             else:

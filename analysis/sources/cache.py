@@ -76,8 +76,7 @@ def _encode_object_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     cols = [c for c in df.columns if df[c].dtype == object]
     if not cols:
         return df, []
-    enc = {c: [None if _is_null(x) else json.dumps(x, default=_json_default) for x in df[c].to_numpy()]
-           for c in cols}
+    enc = {c: [None if _is_null(x) else json.dumps(x, default=_json_default) for x in df[c].to_numpy()] for c in cols}
     return df.assign(**{c: pd.Series(v, index=df.index, dtype=object) for c, v in enc.items()}), cols
 
 
@@ -85,24 +84,41 @@ def _decode_object_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     nan = float("nan")
     for c in cols:
         if c in df.columns:
-            df[c] = pd.Series([nan if x is None or x is pd.NA or _is_null(x) else json.loads(x)
-                               for x in df[c].to_numpy()], index=df.index, dtype=object)
+            df[c] = pd.Series(
+                [nan if x is None or x is pd.NA or _is_null(x) else json.loads(x) for x in df[c].to_numpy()],
+                index=df.index,
+                dtype=object,
+            )
     return df
 
 
 def _meta(run: Run, json_cols: list[str]) -> dict:
     ref = run.ref
     return {
-        "ref": {"source": ref.source, "locator": ref.locator, "run_id": ref.run_id, "name": ref.name,
-                "project": ref.project, "entity": ref.entity, "state": ref.state,
-                "created": ref.created.isoformat() if ref.created else None},
-        "config": run.config, "summary": run.summary,
+        "ref": {
+            "source": ref.source,
+            "locator": ref.locator,
+            "run_id": ref.run_id,
+            "name": ref.name,
+            "project": ref.project,
+            "entity": ref.entity,
+            "state": ref.state,
+            "created": ref.created.isoformat() if ref.created else None,
+        },
+        "config": run.config,
+        "summary": run.summary,
         "media": [[m.step, m.key, m.path] for m in run.media],
         "files_dir": str(run.files_dir) if run.files_dir is not None else None,
-        "tags": run.tags, "notes": run.notes, "exit_code": run.exit_code,
-        "status": {"truncated": run.status.truncated, "skipped_records": run.status.skipped_records,
-                   "errors": run.status.errors[:100], "format_version": run.status.format_version,
-                   "bytes_read": run.status.bytes_read},
+        "tags": run.tags,
+        "notes": run.notes,
+        "exit_code": run.exit_code,
+        "status": {
+            "truncated": run.status.truncated,
+            "skipped_records": run.status.skipped_records,
+            "errors": run.status.errors[:100],
+            "format_version": run.status.format_version,
+            "bytes_read": run.status.bytes_read,
+        },
         "json_columns": json_cols,
     }
 
@@ -143,11 +159,32 @@ def load(target: Path, columns: list[str] | None = None) -> Run | None:
     frame = _decode_object_columns(frame, meta["json_columns"])
     r, s = meta["ref"], meta["status"]
     created = dt.datetime.fromisoformat(r["created"]) if r["created"] else None
-    ref = RunRef(source=r["source"], locator=r["locator"], run_id=r["run_id"], name=r["name"],
-                 project=r["project"], entity=r["entity"], state=r["state"], created=created)
-    status = ReadStatus(truncated=s["truncated"], skipped_records=s["skipped_records"], errors=list(s["errors"]),
-                        format_version=s["format_version"], bytes_read=s["bytes_read"])
-    return Run(ref=ref, config=meta["config"], summary=meta["summary"], history=frame,
-               media=[MediaEntry(step=a, key=b, path=c) for a, b, c in meta["media"]],
-               files_dir=Path(meta["files_dir"]) if meta["files_dir"] else None, tags=meta["tags"],
-               notes=meta["notes"], exit_code=meta["exit_code"], status=status)
+    ref = RunRef(
+        source=r["source"],
+        locator=r["locator"],
+        run_id=r["run_id"],
+        name=r["name"],
+        project=r["project"],
+        entity=r["entity"],
+        state=r["state"],
+        created=created,
+    )
+    status = ReadStatus(
+        truncated=s["truncated"],
+        skipped_records=s["skipped_records"],
+        errors=list(s["errors"]),
+        format_version=s["format_version"],
+        bytes_read=s["bytes_read"],
+    )
+    return Run(
+        ref=ref,
+        config=meta["config"],
+        summary=meta["summary"],
+        history=frame,
+        media=[MediaEntry(step=a, key=b, path=c) for a, b, c in meta["media"]],
+        files_dir=Path(meta["files_dir"]) if meta["files_dir"] else None,
+        tags=meta["tags"],
+        notes=meta["notes"],
+        exit_code=meta["exit_code"],
+        status=status,
+    )

@@ -24,8 +24,14 @@ from analysis.run import ReadStatus, Run, RunRef, RunState
 from analysis.sources import cache as disk_cache
 from analysis.sources.local import media_index, tidy_history
 
-_STATES: dict[str, RunState] = {"finished": "finished", "failed": "failed", "running": "running",
-                                "crashed": "crashed", "killed": "failed", "preempted": "crashed"}
+_STATES: dict[str, RunState] = {
+    "finished": "finished",
+    "failed": "failed",
+    "running": "running",
+    "crashed": "crashed",
+    "killed": "failed",
+    "preempted": "crashed",
+}
 _APIS: dict[tuple[str, str], Any] = {}
 
 
@@ -58,7 +64,7 @@ def api(timeout: int = 30) -> Any:
         raise SourceUnavailable("the wandb package is not installed") from exc
     try:
         client = wandb.Api(overrides={"base_url": base} if base else None, timeout=timeout, api_key=key)
-    except Exception as exc:  # noqa: BLE001 - wandb raises many kinds; all mean "cannot use the cloud"
+    except Exception as exc:
         if key is None and "api" in str(exc).lower() and "key" in str(exc).lower():
             raise SourceUnavailable("no wandb API key: set WANDB_API_KEY or run `wandb login`") from exc
         raise _unavailable(exc) from exc
@@ -82,13 +88,20 @@ def _created(value: Any) -> dt.datetime | None:
         ts = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=dt.timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)
 
 
 def _ref(r: Any, entity: str, project: str) -> RunRef:
-    return RunRef(source="cloud", locator=f"{entity}/{project}/{r.id}", run_id=r.id, name=r.name or r.id,
-                  project=project, entity=entity, state=_STATES.get(str(r.state), "unknown"),
-                  created=_created(getattr(r, "created_at", None)))
+    return RunRef(
+        source="cloud",
+        locator=f"{entity}/{project}/{r.id}",
+        run_id=r.id,
+        name=r.name or r.id,
+        project=project,
+        entity=entity,
+        state=_STATES.get(str(r.state), "unknown"),
+        created=_created(getattr(r, "created_at", None)),
+    )
 
 
 def list_cloud_runs(entity: str, project: str, *, per_page: int = 50, limit: int | None = None) -> list[RunRef]:
@@ -100,7 +113,7 @@ def list_cloud_runs(entity: str, project: str, *, per_page: int = 50, limit: int
             out.append(_ref(r, entity, project))
             if limit is not None and len(out) >= limit:
                 break
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if "not found" in str(exc).lower() or "could not find" in str(exc).lower():
             raise RunNotFound(f"wandb project {entity}/{project} not found at {_where()}") from exc
         raise _unavailable(exc) from exc
@@ -137,7 +150,7 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
     try:
         r = client.run(f"{entity}/{project}/{run_id}")
         _ = r.state  # force the lazy load: a missing run fails here, not later
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         text = str(exc).lower()
         if "not found" in text or "could not find" in text or "nonetype" in text:
             raise RunNotFound(f"no run {entity}/{project}/{run_id} at {_where()}") from exc
@@ -146,7 +159,7 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
     if cache and _STATES.get(str(r.state)) in ("finished", "failed", "crashed"):
         try:
             version = f"{r.lastHistoryStep}|{r.state}|{getattr(r, 'heartbeat_at', '')}"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _unavailable(exc) from exc
         entry = disk_cache.entry_for(f"wandb-cloud:{_where()}:{entity}/{project}/{run_id}", version, keys)
         hit = disk_cache.load(entry)
@@ -154,16 +167,25 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
             return hit
     try:
         history = _history(r, keys)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _unavailable(exc) from exc
     if "_step" in history.columns and history["_step"].notna().all():
         history["_step"] = history["_step"].astype("int64")
     history = tidy_history(history)
     summary = {k: v for k, v in dict(r.summary_metrics or {}).items() if k != "_wandb"}
     config = {k: v for k, v in dict(r.config or {}).items() if k != "_wandb"}
-    run = Run(ref=_ref(r, entity, project), config=config, summary=summary, history=history,
-              media=media_index(history), files_dir=media_dir(entity, project, run_id), tags=list(r.tags or []),
-              notes=r.notes or "", exit_code=None, status=ReadStatus())
+    run = Run(
+        ref=_ref(r, entity, project),
+        config=config,
+        summary=summary,
+        history=history,
+        media=media_index(history),
+        files_dir=media_dir(entity, project, run_id),
+        tags=list(r.tags or []),
+        notes=r.notes or "",
+        exit_code=None,
+        status=ReadStatus(),
+    )
     if entry is not None:
         disk_cache.save(run, entry)
     return run
@@ -181,7 +203,7 @@ def download_media(run: Run, rel: str, target: Path) -> Path:
         root = Path(run.files_dir) if run.files_dir else media_dir(entity, project, run_id)
         root.mkdir(parents=True, exist_ok=True)
         f.download(root=str(root), replace=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _unavailable(exc) from exc
     if not target.is_file():
         raise RunNotFound(f"{rel!r} is not a file of run {run.ref.locator}")

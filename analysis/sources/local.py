@@ -29,8 +29,18 @@ STALE_AFTER_S = 300.0  # no exit record and untouched this long -> crashed (wand
 _ALWAYS_KEYS = ("_step", "global_step")
 _ALWAYS = frozenset(_ALWAYS_KEYS)
 _ALWAYS_B = frozenset(k.encode() for k in _ALWAYS_KEYS)
-_MEDIA_TYPES = {"image-file", "images/separated", "table-file", "video-file", "audio-file", "html-file",
-                "object3D-file", "molecule-file", "bokeh-file", "plotly-file"}
+_MEDIA_TYPES = {
+    "image-file",
+    "images/separated",
+    "table-file",
+    "video-file",
+    "audio-file",
+    "html-file",
+    "object3D-file",
+    "molecule-file",
+    "bokeh-file",
+    "plotly-file",
+}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -82,7 +92,7 @@ def _records_of_kind(path: Path, kind: str, **window: int):
     for payload in iter_payloads(path, ReadStatus(), **window):
         try:
             rec = _schema.Record.FromString(payload)
-        except Exception:  # noqa: BLE001 - protobuf raises several types for damaged payloads
+        except Exception:
             continue
         if rec.WhichOneof("record_type") == kind:
             yield rec
@@ -123,9 +133,16 @@ def run_ref(run_dir: Path, now: float | None = None) -> RunRef:
         return RunRef(source="local", locator=str(run_dir), run_id=fallback_id, name=run_dir.name, state="unknown")
     if ident is None:
         ident = _decode.Identity(run_id=fallback_id)
-    return RunRef(source="local", locator=str(run_dir), run_id=ident.run_id or fallback_id,
-                  name=ident.name or ident.run_id or fallback_id, project=ident.project, entity=ident.entity,
-                  state=_state(code, st.st_mtime, now), created=ident.created)
+    return RunRef(
+        source="local",
+        locator=str(run_dir),
+        run_id=ident.run_id or fallback_id,
+        name=ident.name or ident.run_id or fallback_id,
+        project=ident.project,
+        entity=ident.entity,
+        state=_state(code, st.st_mtime, now),
+        created=ident.created,
+    )
 
 
 def list_runs(wandb_dir: str | os.PathLike) -> list[RunRef]:
@@ -164,16 +181,23 @@ def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
     if len(by_name) == 1 or len({r.run_id for r in by_name}) == 1:  # one run, maybe resumed in several folders
         return by_name[0]
     if by_name:
-        listing = ", ".join(f"{r.name} (id {r.run_id}, {r.created:%Y-%m-%d %H:%M})" if r.created
-                            else f"{r.name} (id {r.run_id})" for r in by_name)
-        raise AmbiguousRun(f"{len(by_name)} runs are named {name_or_id!r}: {listing}; pass the run id instead",
-                           candidates=[r.run_id for r in by_name])
+        listing = ", ".join(
+            f"{r.name} (id {r.run_id}, {r.created:%Y-%m-%d %H:%M})" if r.created else f"{r.name} (id {r.run_id})"
+            for r in by_name
+        )
+        raise AmbiguousRun(
+            f"{len(by_name)} runs are named {name_or_id!r}: {listing}; pass the run id instead",
+            candidates=[r.run_id for r in by_name],
+        )
     labels = [r.label for r in refs]
     shown = ", ".join(labels[:20]) + (f", ... ({len(labels) - 20} more)" if len(labels) > 20 else "")
     where = f"in {wandb_dir}"
-    raise RunNotFound(f"no run named or with id {name_or_id!r} {where}; runs there: {shown}" if labels
-                      else f"no run named or with id {name_or_id!r} {where}: it holds no wandb runs",
-                      candidates=labels)
+    raise RunNotFound(
+        f"no run named or with id {name_or_id!r} {where}; runs there: {shown}"
+        if labels
+        else f"no run named or with id {name_or_id!r} {where}: it holds no wandb runs",
+        candidates=labels,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,7 +241,7 @@ class _Decoder:
             rec = new_record()  # a fresh message each time: re-parsing into one upb message grows its arena
             try:
                 rec.ParseFromString(payload)
-            except Exception as e:  # noqa: BLE001 - checksummed but not a Record: count it, keep going
+            except Exception as e:
                 status.skipped_records += 1
                 status.errors.append(f"undecodable record: {e}")
                 continue
@@ -305,8 +329,11 @@ class _Decoder:
             j = i
             while j < len(batch) and done[j] == done[i]:
                 j += 1
-            part = _batch.decode_batch(batch[i:j], self.frame, self.last_step, self.keyset, _ALWAYS_B,
-                                       self.filter_rows) if done[i] else None
+            part = (
+                _batch.decode_batch(batch[i:j], self.frame, self.last_step, self.keyset, _ALWAYS_B, self.filter_rows)
+                if done[i]
+                else None
+            )
             if isinstance(part, _batch.BatchResult):
                 self._took(part)
             else:
@@ -372,8 +399,9 @@ class _Decoder:
         if self.filter_rows and not (row.keys() - _ALWAYS):
             return
         r = self._row(step)
-        self.frame.add_values(r, self.frame.columns_for([k.encode("utf-8", "surrogateescape") for k in row]),
-                              list(row.values()))
+        self.frame.add_values(
+            r, self.frame.columns_for([k.encode("utf-8", "surrogateescape") for k in row]), list(row.values())
+        )
 
     def finish(self) -> tuple[pd.DataFrame, dict]:
         """(history frame, decoded summary)."""
@@ -442,12 +470,28 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
         if gc_was_enabled:
             gc.enable()
     ident = dec.ident or _decode.Identity(run_id=path.stem.removeprefix("run-"))
-    ref = RunRef(source="local", locator=str(run_dir), run_id=ident.run_id, name=ident.name or ident.run_id,
-                 project=ident.project, entity=ident.entity, state=_state(dec.exit_code, st.st_mtime),
-                 created=ident.created)
-    return Run(ref=ref, config=_strip_wandb(dec.config), summary=_strip_wandb(summary), history=history,
-               media=media_index(history), files_dir=run_dir / "files", tags=ident.tags, notes=ident.notes,
-               exit_code=dec.exit_code, status=status)
+    ref = RunRef(
+        source="local",
+        locator=str(run_dir),
+        run_id=ident.run_id,
+        name=ident.name or ident.run_id,
+        project=ident.project,
+        entity=ident.entity,
+        state=_state(dec.exit_code, st.st_mtime),
+        created=ident.created,
+    )
+    return Run(
+        ref=ref,
+        config=_strip_wandb(dec.config),
+        summary=_strip_wandb(summary),
+        history=history,
+        media=media_index(history),
+        files_dir=run_dir / "files",
+        tags=ident.tags,
+        notes=ident.notes,
+        exit_code=dec.exit_code,
+        status=status,
+    )
 
 
 def media_path(run: Run, rel: str) -> Path:
@@ -468,7 +512,6 @@ def media_path(run: Run, rel: str) -> Path:
 
         return cloud.download_media(run, rel, target)
     return target
-
 
 
 def _resolve(location: str | os.PathLike) -> tuple[Path, Path]:
@@ -501,8 +544,14 @@ def earlier_segments(run_dir: Path, run_id: str) -> list[Path]:
         return []
     order = run_dir.name.removeprefix("offline-")
     try:
-        siblings = [p for p in run_dir.parent.iterdir() if p.name.endswith(suffix) and p.name != run_dir.name
-                    and p.name.removeprefix("offline-") < order and is_run_dir(p)]
+        siblings = [
+            p
+            for p in run_dir.parent.iterdir()
+            if p.name.endswith(suffix)
+            and p.name != run_dir.name
+            and p.name.removeprefix("offline-") < order
+            and is_run_dir(p)
+        ]
     except OSError:
         return []
     return sorted(siblings, key=lambda p: p.name.removeprefix("offline-"))
@@ -542,8 +591,15 @@ def merge_segments(segments: list[Run]) -> Run:
         note += f"; {dropped_media} media file(s) of earlier sessions not indexed"
     status = replace(newest.status, skipped_records=skipped, errors=[*newest.status.errors, note])
     created = next((seg.ref.created for seg in segments if seg.ref.created), newest.ref.created)
-    return replace(newest, ref=replace(newest.ref, created=created), config=config, summary=summary,
-                   history=history, media=media, status=status)
+    return replace(
+        newest,
+        ref=replace(newest.ref, created=created),
+        config=config,
+        summary=summary,
+        history=history,
+        media=media,
+        status=status,
+    )
 
 
 def _open_segment(location: str | os.PathLike, keys: Iterable[str] | None, use_cache: bool) -> Run:
@@ -599,8 +655,7 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
         return replace(run, ref=replace(run.ref, state=_state(run.exit_code, st.st_mtime)), status=status)
     h = run.history
     last_step = int(h["_step"].iloc[-1]) if len(h) else None
-    dec = _Decoder(list(keys) if keys is not None else None,
-                   next_step=last_step + 1 if last_step is not None else 0)
+    dec = _Decoder(list(keys) if keys is not None else None, next_step=last_step + 1 if last_step is not None else 0)
     dec.last_step = None
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -624,7 +679,13 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
     summary = {**run.summary, **_strip_wandb(summary)}
     exit_code = dec.exit_code if dec.exit_code is not None else run.exit_code
     ref = replace(run.ref, state=_state(exit_code, st.st_mtime))
-    return replace(run, ref=ref, config=config, summary=summary, history=history,
-                   media=list(dict.fromkeys(run.media + media_index(new))) if len(new) else run.media,
-                   exit_code=exit_code,
-                   status=status)
+    return replace(
+        run,
+        ref=ref,
+        config=config,
+        summary=summary,
+        history=history,
+        media=list(dict.fromkeys(run.media + media_index(new))) if len(new) else run.media,
+        exit_code=exit_code,
+        status=status,
+    )

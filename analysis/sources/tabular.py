@@ -28,8 +28,15 @@ from analysis.errors import AmbiguousRun, CorruptRunFile, RunNotFound
 from analysis.run import ReadStatus, Run, RunRef
 from analysis.sources.local import media_index, tidy_history
 
-SUFFIXES = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-            ".ndjson": "jsonl", ".json": "jsonl"}
+SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 _WANDB_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
 _STEP_NAMES = ("_step", "step", "Step")
 
@@ -38,8 +45,13 @@ def is_table(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in SUFFIXES
 
 
-def open_table(source: str | os.PathLike | bytes, *, name: str | None = None, keys: Iterable[str] | None = None,
-               run: str | None = None) -> Run:
+def open_table(
+    source: str | os.PathLike | bytes,
+    *,
+    name: str | None = None,
+    keys: Iterable[str] | None = None,
+    run: str | None = None,
+) -> Run:
     """A history export as a Run. `source` is a path, or the bytes of an uploaded file (then give `name`,
     whose suffix picks the format). `run` picks one run of a multi-run wandb CSV export."""
     if isinstance(source, (bytes, bytearray)):
@@ -74,8 +86,15 @@ def open_table(source: str | os.PathLike | bytes, *, name: str | None = None, ke
         if len(valid):
             v = valid.iloc[-1]
             summary[c] = v.item() if isinstance(v, np.generic) else v
-    return Run(ref=ref, config={}, summary=summary, history=history, media=media_index(history), files_dir=None,
-               status=ReadStatus())
+    return Run(
+        ref=ref,
+        config={},
+        summary=summary,
+        history=history,
+        media=media_index(history),
+        files_dir=None,
+        status=ReadStatus(),
+    )
 
 
 def _first_line(e: Exception) -> str:
@@ -165,8 +184,9 @@ def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
             sample = col.dropna()
             if len(sample) and sample.astype(str).str.match(r"^\s*[\[{]").all():
                 try:
-                    frame[c] = pd.Series([json.loads(v) if isinstance(v, str) else np.nan for v in col],
-                                         index=frame.index, dtype=object)
+                    frame[c] = pd.Series(
+                        [json.loads(v) if isinstance(v, str) else np.nan for v in col], index=frame.index, dtype=object
+                    )
                 except ValueError:
                     pass  # not JSON after all: keep the text
     return frame
@@ -185,8 +205,10 @@ def _from_wandb_export(frame: pd.DataFrame, label: str, run: str | None) -> tupl
     runs = _wandb_runs(frame)
     if run is None:
         if len(runs) > 1:
-            raise AmbiguousRun(f"{label} holds {len(runs)} runs ({', '.join(runs)}); choose one with "
-                               f"'{label}#<run name>'", candidates=runs)
+            raise AmbiguousRun(
+                f"{label} holds {len(runs)} runs ({', '.join(runs)}); choose one with '{label}#<run name>'",
+                candidates=runs,
+            )
         run = runs[0]
     elif run not in runs:
         raise RunNotFound(f"{label} has no run named {run!r}; it holds: {', '.join(runs)}", candidates=runs)
@@ -194,7 +216,7 @@ def _from_wandb_export(frame: pd.DataFrame, label: str, run: str | None) -> tupl
     cols = {"Step": "_step"}
     for c in frame.columns:
         if c.startswith(prefix) and not c.endswith(("__MIN", "__MAX")):
-            cols[c] = c[len(prefix):]
+            cols[c] = c[len(prefix) :]
     out = frame[list(cols)].rename(columns=cols)
     value_cols = [c for c in out.columns if c != "_step"]
     if value_cols:
@@ -209,7 +231,8 @@ def _with_step(frame: pd.DataFrame, label: str) -> pd.DataFrame:
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     if steps.isna().any():
         bad = int(steps.isna().to_numpy().argmax())
-        raise CorruptRunFile(f"{label}: the {step_col!r} column has a missing or non-numeric value "
-                             f"(data row {bad + 1})")
+        raise CorruptRunFile(
+            f"{label}: the {step_col!r} column has a missing or non-numeric value (data row {bad + 1})"
+        )
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy())

@@ -45,8 +45,9 @@ def app_page(chromium_browser, server_url, request):
     from playwright.sync_api import expect
 
     expect.set_options(timeout=60_000)
-    ctx = chromium_browser.new_context(base_url=server_url, accept_downloads=True,
-                                       viewport={"width": 1400, "height": 1000})
+    ctx = chromium_browser.new_context(
+        base_url=server_url, accept_downloads=True, viewport={"width": 1400, "height": 1000}
+    )
     ctx.set_default_timeout(60_000)
     page = ctx.new_page()
     page.st_errors = []
@@ -54,8 +55,12 @@ def app_page(chromium_browser, server_url, request):
 
     def _console(msg):
         url = msg.location.get("url") or ""
-        if msg.type == "error" and "/_stcore/" not in url and "/media/" not in url \
-                and "Download Button source error" not in msg.text:
+        if (
+            msg.type == "error"
+            and "/_stcore/" not in url
+            and "/media/" not in url
+            and "Download Button source error" not in msg.text
+        ):
             page.st_errors.append(f"{msg.text} @ {url}")
 
     page.on("console", _console)

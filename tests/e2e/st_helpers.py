@@ -12,8 +12,14 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--disable-gpu", "--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 APP_IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"][data-test-connection-state="CONNECTED"]'
 
 
@@ -28,12 +34,27 @@ def free_port() -> int:
 
 
 def start_streamlit(app: Path, port: int, log_path: Path, env: dict | None = None, timeout: float = 90):
-    cmd = [sys.executable, "-m", "streamlit", "run", app.name, "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--server.port", str(port), "--server.fileWatcherType", "none",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        app.name,
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=app.parent, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        cmd, cwd=app.parent, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,8 +99,11 @@ def act_and_wait_run(page, action, timeout: int = 60_000, marker: str = RUN_MARK
     For a widget inside a fragment pass `marker=FRAGMENT_MARKER`: its reruns leave the app's marker alone."""
     before = run_no(page, marker)
     action()
-    page.wait_for_function("([m, n]) => { const e = document.querySelector(m);"
-                           " return e && +e.dataset.run > n; }", arg=[marker, before], timeout=timeout)
+    page.wait_for_function(
+        "([m, n]) => { const e = document.querySelector(m); return e && +e.dataset.run > n; }",
+        arg=[marker, before],
+        timeout=timeout,
+    )
 
 
 def full_app_screenshot(page, path: Path) -> None:
