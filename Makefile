@@ -1,25 +1,27 @@
 # Two commands do everything on a fresh machine:
-#   make run    set up .venv, write the demo run if missing, start the dashboard on 127.0.0.1:$(PORT)
+#   make run    set up .venv (the package, editable), write the demo run if missing, start the dashboard
 #   make test   set up .venv with the test tools, run the whole pytest suite (browser tests included)
+# For the edit loop: make test-fast (no browser, no slow tests; under a minute) and make lint.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 PYTEST_ARGS ?=
+PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: run test demo setup setup-dev bench clean
+.PHONY: run test test-fast lint format demo setup setup-dev bench clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PIP) -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+$(VENV)/.installed-dev: requirements-dev.txt requirements-dask.txt $(VENV)/.installed
+	$(PIP) -e '.[dev]'
 	touch $@
 
 $(VENV)/.installed-bench: requirements-bench.txt $(VENV)/.installed-dev
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PIP) -e '.[dev,bench]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -34,10 +36,22 @@ run: demo
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-fast: $(VENV)/.installed-dev
+	$(PY) -m pytest -q -m "not browser and not slow" $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy .
+
+format: $(VENV)/.installed-dev
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
 BENCHMARKS ?= load_run findings image_quality monitor report_size dashboard
 
 bench: $(VENV)/.installed-bench
-	for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) benchmarks/$$b.py || exit 1; done
+	for b in $(BENCHMARKS); do echo "== benchmarks/$$b.py"; $(PY) -m benchmarks.$$b || exit 1; done
 
 clean:
-	rm -rf demo .pytest_cache test_reports experiment_reports
+	rm -rf demo .pytest_cache test_reports experiment_reports build *.egg-info

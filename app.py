@@ -10,20 +10,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis.config import AnalyzerConfig, dump_config, parse_config_text
-from analysis.errors import AnalyzerError
-from analysis.run import Run, RunRef
+from analysis.core.config import AnalyzerConfig, dump_config, parse_config_text
+from analysis.core.errors import AnalyzerError
+from analysis.core.run import Run, RunRef
 from ui import state
 from ui.format import md_escape
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
 
 PAGES = [
-    st.Page("views/overview.py", title="Overview", default=True),
-    st.Page("views/batches.py", title="Batches", url_path="batches"),
-    st.Page("views/data_quality.py", title="Data quality", url_path="data-quality"),
-    st.Page("views/reports.py", title="Reports", url_path="reports"),
-    st.Page("views/monitor.py", title="Monitor settings", url_path="monitor"),
+    st.Page("pages/overview_page.py", title="Overview", url_path="overview", default=True),
+    st.Page("pages/batches_page.py", title="Batches", url_path="batches"),
+    st.Page("pages/data_quality_page.py", title="Data quality", url_path="data-quality"),
+    st.Page("pages/reports_page.py", title="Reports", url_path="reports"),
+    st.Page("pages/monitor_page.py", title="Monitor settings", url_path="monitor"),
 ]
 STATE_BADGES = {
     "finished": ":green[● finished]",

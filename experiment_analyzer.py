@@ -1,6 +1,16 @@
-"""The handbook's public import names (re-exports only): `from experiment_analyzer import TrainingMonitor`."""
+"""The handbook's public import names (re-exports only): `from experiment_analyzer import TrainingMonitor`.
 
-from analysis.batch_logging import log_batch_metrics
-from analysis.monitor import TrainingMonitor
+`python -m experiment_analyzer ...` runs the `experiment-analyzer` command.
+"""
+
+from analysis.monitoring.batch_logging import log_batch_metrics
+from analysis.monitoring.monitor import TrainingMonitor
 
 __all__ = ["TrainingMonitor", "log_batch_metrics"]
+
+if __name__ == "__main__":
+    import sys
+
+    from analysis.cli import main
+
+    sys.exit(main())

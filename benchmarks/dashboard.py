@@ -39,8 +39,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
@@ -80,7 +78,7 @@ def ensure_run(cache: Path, steps: int, batches: int) -> Path:
     """The wandb dir holding the big offline run (written once with the real wandb library)."""
     import json
 
-    from wandb_writer import wandb_env
+    from tests.wandb_writer import wandb_env
 
     parent = cache / f"run-{steps}x{batches}"
     done = parent / "DONE"
@@ -160,7 +158,7 @@ def timed_load(browser, url: str, ready_js: str, arg=None, timeout_ms: int = 60_
     """Seconds from `goto` in a new tab (a new Streamlit session) to `ready_js` true, the app idle and a frame
     painted. Without `context` the tab opens in a fresh browser profile (nothing cached); with one, in that
     profile (static assets such as plotly.js cached, as for a returning user)."""
-    from e2e.st_helpers import APP_IDLE
+    from tests.e2e.st_helpers import APP_IDLE
 
     ctx = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(timeout_ms)
@@ -191,7 +189,7 @@ def loads(browser, url: str, ready_js: str, repeat: int, arg=None) -> dict[str, 
 def timed_action(page, action, check=None, marker: str = ".st-run-marker") -> float:
     """Seconds from `action` to the end of the script run it triggered (run marker, or the fragment's marker
     for a widget inside a fragment), idle and painted."""
-    from e2e.st_helpers import APP_IDLE, act_and_wait_run
+    from tests.e2e.st_helpers import APP_IDLE, act_and_wait_run
 
     t0 = time.perf_counter()
     act_and_wait_run(page, action, marker=marker)
@@ -212,7 +210,7 @@ def slider_moves(page, label: str, keys: list[str], marker: str = ".st-run-marke
 
 
 def bench_empty(browser, url: str, repeat: int) -> dict[str, list[float]]:
-    from e2e.st_helpers import wait_idle
+    from tests.e2e.st_helpers import wait_idle
 
     timed_load(browser, url, MARKER_JS)  # server warm-up
     out = loads(browser, url, MARKER_JS, repeat)
@@ -229,7 +227,7 @@ def bench_empty(browser, url: str, repeat: int) -> dict[str, list[float]]:
 
 
 def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
-    from e2e.st_helpers import wait_idle
+    from tests.e2e.st_helpers import wait_idle
 
     t_cold = timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=1_800_000)
     out = loads(browser, url, CHARTS_DRAWN_JS, repeat, arg=1)
@@ -264,7 +262,7 @@ def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
 def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[float]]:
     import re
 
-    from e2e.st_helpers import act_and_wait_run, wait_idle
+    from tests.e2e.st_helpers import act_and_wait_run, wait_idle
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(1_800_000)
@@ -311,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=["overview", "slider"])
     args = ap.parse_args(argv)
 
-    from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit, stop
     from playwright.sync_api import sync_playwright
+
+    from tests.e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit, stop
 
     wandb_dir = ensure_run(args.cache, args.steps, args.batches) if args.only != "slider" else None
     images = ensure_images(args.cache, args.images) if args.only != "overview" else None

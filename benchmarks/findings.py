@@ -6,7 +6,7 @@ Data: labelled training-like series (benchmarks/labelled_series.py: healthy curv
 LR steps, drift, plateaus, variance increases) and ruptures' own `pw_constant` signals.
 
 Methods (series-level API with default settings):
-- ours:      analysis.changepoints.change_points(x) and analysis.anomalies.outlier_indices(x)
+- ours:      analysis.findings.changepoints.change_points(x) and analysis.anomalies.outlier_indices(x)
 - pelt:      ruptures Pelt(model="l2") with its defaults (min_size=2, jump=5), pen = 2 ln n
 - zscore:    global |x - mean| / std > 3 (each flagged point counts as an outlier and as a change point)
 - nothing:   reports no change point and no outlier (the floor any detector has to beat)
@@ -24,18 +24,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import ruptures as rpt
 
-from analysis.anomalies import outlier_indices
-from analysis.changepoints import change_points
+from analysis.findings.anomalies import outlier_indices
+from analysis.findings.changepoints import change_points
 from benchmarks.labelled_series import SCENARIOS, LabelledSeries, labelled_set, pw_constant_set
 
 MARGIN = 5
@@ -190,10 +186,10 @@ def run_level(seed: int, batches: int = 200, steps: int = 10_000) -> list[tuple[
     """The app's workload: every finding for a run of `batches` x 3 metrics x `steps` (one bad batch)."""
     import pandas as pd
 
-    from analysis.anomalies import find_anomalies
-    from analysis.changepoints import find_change_points
-    from analysis.config import AnalyzerConfig
-    from analysis.rootcause import explain
+    from analysis.core.config import AnalyzerConfig
+    from analysis.findings.anomalies import find_anomalies
+    from analysis.findings.changepoints import find_change_points
+    from analysis.findings.rootcause import explain
 
     rng = np.random.default_rng(seed)
     curve = 0.93 - 0.3 * np.exp(-np.arange(steps) / (steps / 6))

@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks"), str(ROOT / "tests")]
 os.environ.setdefault("WANDB_READER_SCHEMA", "minimal")  # baseline: the faster of its two schemas
 
 import pandas as pd  # noqa: E402
-import reference_reader  # noqa: E402
 
 from analysis.sources import cache as run_cache  # noqa: E402
 from analysis.sources import list_runs, open_run  # noqa: E402
+from benchmarks import reference_reader  # noqa: E402
 
 _WRITER = r"""
 import os, sys
@@ -55,11 +54,10 @@ run.finish()
 
 _PEAK = r"""
 import gc, json, os, sys
-sys.path[:0] = sys.argv[3].split(os.pathsep)
 os.environ["WANDB_READER_SCHEMA"] = "minimal"
 import pandas as pd, numpy as np, pyarrow
 from analysis.sources import open_run
-import reference_reader
+from benchmarks import reference_reader  # noqa: E402
 gc.collect()
 def status(field):
     for line in open("/proc/self/status"):
@@ -77,7 +75,7 @@ print(json.dumps({"peak_mib": status("VmHWM:") - before, "frame_mib": h.memory_u
 
 
 def write_big_run(data: Path, steps: int, batches: int) -> Path:
-    from wandb_writer import wandb_env
+    from tests.wandb_writer import wandb_env
 
     parent = data / f"run-{steps}x{batches}"
     done = parent / "DONE"
@@ -119,9 +117,9 @@ def wall_best(fn, repeat: int) -> float:
 
 
 def peak(kind: str, run_dir: Path) -> dict:
-    paths = os.pathsep.join([str(ROOT), str(ROOT / "benchmarks")])
-    out = subprocess.run(
-        [sys.executable, "-c", _PEAK, kind, str(run_dir), paths],
+    out = subprocess.run(  # `python -c` in the checkout: `benchmarks` imports as a package
+        [sys.executable, "-c", _PEAK, kind, str(run_dir)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,

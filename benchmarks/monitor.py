@@ -19,21 +19,17 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import sys
 import threading
 import time
 import tracemalloc
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.alerts import LogSink, SlackWebhookSink, WandbAlertSink
-from analysis.config import config_from_dict
-from analysis.monitor import TrainingMonitor
+from analysis.core.config import config_from_dict
+from analysis.monitoring.alerts import LogSink, SlackWebhookSink, WandbAlertSink
+from analysis.monitoring.monitor import TrainingMonitor
 
 
 def metric_stream(steps: int, n_metrics: int, seed: int = 0) -> tuple[list[str], np.ndarray]:

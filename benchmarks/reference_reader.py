@@ -209,7 +209,7 @@ def _record_class():
             return pb.Record
         except ImportError:
             pass
-    from reference_min_schema import Record
+    from benchmarks.reference_min_schema import Record
 
     return Record
 

@@ -23,8 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import pandas as pd
 
@@ -33,7 +31,7 @@ MB = 1024 * 1024
 
 def build_run(steps: int, batches: int, metrics: list[str], bad: dict[int, int], seed: int = 0):
     """A Run whose history has one row per step (global_step) and a column per batch metric."""
-    from analysis.run import Run, RunRef
+    from analysis.core.run import Run, RunRef
 
     rng = np.random.default_rng(seed)
     step_axis = np.arange(1, steps + 1) * 10
@@ -148,9 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
-    from analysis.config import AnalyzerConfig
-    from analysis.pipeline import analyze_run
-    from analysis.report import Report, plotly_js_gzip_b64
+    from analysis.core.config import AnalyzerConfig
+    from analysis.findings.pipeline import analyze_run
+    from analysis.reporting.report import Report, plotly_js_gzip_b64
 
     metrics = args.metrics.split(",")
     bad = {

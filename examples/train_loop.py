@@ -21,10 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.config import AnalyzerConfig, config_from_dict, load_config
-from analysis.errors import AnalyzerError
+from analysis.core.config import AnalyzerConfig, config_from_dict, load_config
+from analysis.core.errors import AnalyzerError
 from experiment_analyzer import TrainingMonitor, log_batch_metrics
 
 N_CLASSES, SIDE, VAL_BATCHES, VAL_BATCH_SIZE = 10, 16, 16, 32

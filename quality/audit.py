@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from analysis.config import DataQualityConfig
-from analysis.errors import AnalyzerError, ImageLoadError
+from analysis.core.config import DataQualityConfig
+from analysis.core.errors import AnalyzerError, ImageLoadError
 from quality.filter import blur_reason, contrast_reason, resolution_reason, rotation_reason
 from quality.io import is_image_file, load_image, resolve_under_root
 from quality.scores import SCORER_VERSION, score_image

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from analysis.config import DataQualityConfig
-from analysis.errors import ImageLoadError
+from analysis.core.config import DataQualityConfig
+from analysis.core.errors import ImageLoadError
 from quality.io import load_image
 from quality.scores import score_image
 

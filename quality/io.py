@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from analysis.config import DataQualityConfig
-from analysis.errors import ImageLoadError, UnsafePath
+from analysis.core.config import DataQualityConfig
+from analysis.core.errors import ImageLoadError, UnsafePath
 
 DEFAULT_MAX_PIXELS: int = DataQualityConfig().max_image_pixels
 IMAGE_SUFFIXES = frozenset(

@@ -1,15 +1,10 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))
 # Decoded runs and image scores are cached on disk; tests (and the app servers they start) use a fresh cache so
 # they never read a developer's cache nor leave files in ~/.cache.
 _TEST_CACHE = None
@@ -39,7 +34,7 @@ def demo_root() -> Path:
 @pytest.fixture(scope="session")
 def demo_analysis(demo_root):
     """analyze_run on the demo run with its data directory (shared, read-only)."""
-    from analysis.pipeline import analyze_run
+    from analysis.findings.pipeline import analyze_run
     from analysis.sources import list_runs, open_run
 
     refs = [r for r in list_runs(demo_root / "wandb") if r.name == "demo-ocr-run"]
@@ -54,7 +49,7 @@ def chromium_browser():
     """
     import os
 
-    from e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_available
+    from tests.e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_available
 
     if not chromium_available():
         msg = f"no Chromium at {CHROMIUM} (apt-get install chromium)"

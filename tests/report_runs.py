@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wandb_writer import write_run
+from tests.wandb_writer import write_run
 
 XSS_NAME = "<script>alert(1)</script>"
 XSS_METRIC = "<img src=x onerror=alert(2)>"
@@ -65,9 +65,9 @@ WEBHOOK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
 
 def demo_analysis(root: Path):
     """The bundled demo run (real wandb, with images under root/data), analysed with image quality."""
-    from analysis.config import AnalyzerConfig
+    from analysis.core.config import AnalyzerConfig
     from analysis.demo import ensure_demo
-    from analysis.pipeline import analyze_run
+    from analysis.findings.pipeline import analyze_run
     from analysis.sources import open_run
 
     run_dir = ensure_demo(root)
@@ -88,8 +88,8 @@ def hostile_analysis(parent: Path, with_images: bool = False):
     """The hostile run analysed with a config that holds a literal Slack webhook (a secret).
 
     `with_images` also scores a data dir holding the image at `XSS_PATH` (a file name with markup)."""
-    from analysis.config import config_from_dict
-    from analysis.pipeline import analyze_run
+    from analysis.core.config import config_from_dict
+    from analysis.findings.pipeline import analyze_run
     from analysis.sources import open_run
 
     run_dir = write_hostile_run(parent)

@@ -20,7 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from analysis.alerts import (
+from analysis.core.config import config_from_dict
+from analysis.monitoring.alerts import (
     Alert,
     AlertDispatcher,
     EmailSink,
@@ -29,8 +30,7 @@ from analysis.alerts import (
     send_test_alert,
     sinks_from_config,
 )
-from analysis.config import config_from_dict
-from analysis.monitor import TrainingMonitor
+from analysis.monitoring.monitor import TrainingMonitor
 
 
 # -- a webhook server ------------------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def test_http_500_is_retried_with_backoff_and_reported(webhook, caplog):
     t0 = time.perf_counter()
     monitor.log_step(1, {"val/recall": 0.5})
     assert time.perf_counter() - t0 < 0.05  # delivery happens in the background
-    with caplog.at_level(logging.WARNING, logger="analysis.alerts"):
+    with caplog.at_level(logging.WARNING, logger="analysis.monitoring.alerts"):
         assert monitor.flush(10)
     reqs = webhook.wait_for(3)
     assert len(reqs) == 3  # 1 try + 2 retries
@@ -313,7 +313,7 @@ def test_hanging_sink_never_blocks_the_loop_and_other_sinks_still_deliver(webhoo
 def test_refused_connection_is_reported_without_leaking_the_url(caplog):
     url = f"http://127.0.0.1:{free_port()}/services/secret-token"
     monitor = bad_recall_monitor([SlackWebhookSink(url, timeout=1)], max_retries=1, retry_backoff_seconds=0.05)
-    with caplog.at_level(logging.WARNING, logger="analysis.alerts"):
+    with caplog.at_level(logging.WARNING, logger="analysis.monitoring.alerts"):
         monitor.log_step(1, {"val/recall": 0.1})
         assert monitor.flush(10)
     (res,) = monitor.delivery_results
@@ -483,7 +483,7 @@ def test_send_test_alert_reports_each_configured_sink(webhook, smtp_server, monk
 
 
 def test_log_sink_writes_the_alert(caplog):
-    with caplog.at_level(logging.WARNING, logger="analysis.alerts"):
+    with caplog.at_level(logging.WARNING, logger="analysis.monitoring.alerts"):
         assert LogSink().send(Alert("ocr: val/recall threshold", "- [warning] low", level="critical")) == "logged"
     assert caplog.records[-1].levelno == logging.ERROR and "low" in caplog.records[-1].getMessage()
 
@@ -491,8 +491,8 @@ def test_log_sink_writes_the_alert(caplog):
 # -- wandb.alert -----------------------------------------------------------------------------------------------
 _WANDB_SCRIPT = r"""
 import sys, wandb
-from analysis.alerts import WandbAlertSink
-from analysis.monitor import TrainingMonitor
+from analysis.monitoring.alerts import WandbAlertSink
+from analysis.monitoring.monitor import TrainingMonitor
 run = wandb.init(project="alerts", name="alert-run", dir=sys.argv[1])
 monitor = TrainingMonitor({"val/recall": 0.75}, sinks=[WandbAlertSink()])
 monitor.log_step(3, {"val/recall": 0.123})
@@ -506,7 +506,7 @@ def test_wandb_alert_goes_into_the_offline_run(tmp_path):
     import os
     import sys
 
-    from wandb_writer import wandb_env
+    from tests.wandb_writer import wandb_env
 
     env = wandb_env(tmp_path)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])

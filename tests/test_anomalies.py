@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.anomalies import find_anomalies, metric_direction, metric_threshold, outlier_indices
-from analysis.config import AnomalyDetectionConfig
+from analysis.core.config import AnomalyDetectionConfig
+from analysis.findings.anomalies import find_anomalies, metric_direction, metric_threshold, outlier_indices
 
 EMPTY_GLOBAL = pd.DataFrame(columns=["step", "metric", "value"])
 
@@ -178,7 +178,7 @@ def test_outlier_indices_finds_spikes_and_nonfinite_in_trend():
 
 def test_rolling_zscore_is_calibrated_on_gaussian_noise():
     """With a 20-point window the raw t has heavy tails; the reported z has the Gaussian tail rate."""
-    from analysis.anomalies import rolling_robust_zscore, rolling_zscore
+    from analysis.findings.anomalies import rolling_robust_zscore, rolling_zscore
 
     x = np.random.default_rng(8).normal(0, 1, (20_000, 20))
     z = rolling_zscore(x, 20, 5)
@@ -210,7 +210,7 @@ def test_drop_only_mode_reports_no_info_findings():
 
 
 def test_learning_rate_steps_are_facts_not_anomalies():
-    from analysis.anomalies import is_schedule
+    from analysis.findings.anomalies import is_schedule
 
     lr = np.r_[np.full(20, 3e-4), np.full(20, 1.5e-4), [np.nan]]
     g = pd.DataFrame({"step": np.arange(41), "metric": "train/lr", "value": lr})

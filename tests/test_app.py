@@ -85,7 +85,7 @@ def test_overview_controls_rerender(app):
 
 
 def test_batches_page_shows_images_with_scores(app):
-    app.switch_page("views/batches.py").run()
+    app.switch_page("pages/batches_page.py").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Batches"
     assert app.selectbox(key="b_batch").value == app.session_state["focus_batch"]
@@ -102,7 +102,7 @@ def test_data_quality_sliders_reflag_without_rescoring(app, monkeypatch):
     calls = []
     real = quality.audit.audit_folder
     monkeypatch.setattr(quality.audit, "audit_folder", lambda *a, **k: calls.append(a) or real(*a, **k))
-    app.switch_page("views/data_quality.py").run()
+    app.switch_page("pages/data_quality_page.py").run()
     assert not app.exception, app.exception
     assert len(calls) == 1
     flagged = lambda: int(app.metric[1].value.replace(",", ""))  # noqa: E731
@@ -123,14 +123,14 @@ def test_data_quality_sliders_reflag_without_rescoring(app, monkeypatch):
 
 
 def test_reports_page_offers_three_downloads(app):
-    app.switch_page("views/reports.py").run()
+    app.switch_page("pages/reports_page.py").run()
     assert not app.exception, app.exception
     labels = {b.label for b in app.get("download_button")}
     assert {"Download Markdown", "Download HTML", "Download JSON"} <= labels
 
 
 def test_monitor_page_lists_sinks_and_strategies(app):
-    app.switch_page("views/monitor.py").run()
+    app.switch_page("pages/monitor_page.py").run()
     assert not app.exception, app.exception
     assert app.title[0].value == "Monitor settings"
     assert app.button(key="mon_test_alert")
@@ -144,8 +144,8 @@ def test_bad_wandb_dir_is_a_message_not_a_traceback(app, tmp_path):
 
 def test_batch_choice_survives_a_page_switch(app):
     app.multiselect(key="ov_batches").set_value([12]).run()
-    app.switch_page("views/monitor.py").run()
-    app.switch_page("views/overview.py").run()
+    app.switch_page("pages/monitor_page.py").run()
+    app.switch_page("pages/overview_page.py").run()
     assert not app.exception
     assert app.multiselect(key="ov_batches").value == [12]
     names = [t.get("name") for t in figures(app)[0]["data"]]

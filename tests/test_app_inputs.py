@@ -10,7 +10,8 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-from wandb_writer import write_run
+
+from tests.wandb_writer import write_run
 
 APP = "../app.py"  # relative to this file
 
@@ -135,7 +136,7 @@ def test_unsafe_image_paths_are_refused_with_a_message(runs_dir):
     at = pick(open_app(runs_dir / "wandb"), "unsafe-paths")
     at.text_input(key="data_dir").set_value(str(runs_dir / "data")).run()
     no_traceback(at)
-    at.switch_page("views/batches.py").run()
+    at.switch_page("pages/batches_page.py").run()
     no_traceback(at)
     at.selectbox(key="b_batch").select(0).run()
     no_traceback(at)
@@ -157,7 +158,7 @@ def test_corrupt_run_file_is_a_message(runs_dir, tmp_path):
     no_traceback(at)
     messages = [e.value for e in at.sidebar.error] + [e.value for e in at.error]
     assert messages, "expected an error message for the corrupt run file"
-    for page in ("views/batches.py", "views/reports.py", "views/data_quality.py", "views/monitor.py"):
+    for page in ("pages/batches_page.py", "pages/reports_page.py", "pages/data_quality_page.py", "pages/monitor_page.py"):
         at.switch_page(page).run()
         no_traceback(at)
 
@@ -220,16 +221,16 @@ def test_live_run_grows_on_refresh(runs_dir, tmp_path):
 
 
 def test_send_test_alert_reaches_a_real_webhook(runs_dir, monkeypatch):
-    from test_alerts import Webhook
+    from tests.test_alerts import Webhook
 
-    from analysis.config import config_from_dict
+    from analysis.core.config import config_from_dict
 
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
     hook = Webhook()
     try:
         cfg = config_from_dict({"experiment_monitoring": {"alerts": {"slack_webhook": hook.url}}})
         at = open_app(runs_dir / "wandb", config_json=cfg.model_dump_json())
-        at.switch_page("views/monitor.py").run()
+        at.switch_page("pages/monitor_page.py").run()
         no_traceback(at)
         sinks = at.dataframe[0].value
         assert bool(sinks.loc[sinks["sink"] == "Slack webhook", "configured"].iloc[0])
@@ -266,7 +267,7 @@ def test_uploaded_history_csv_is_analysed_and_a_broken_one_is_a_message():
 
 def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
     at = pick(open_app(runs_dir / "wandb"), "<img")
-    at.switch_page("views/reports.py").run()
+    at.switch_page("pages/reports_page.py").run()
     no_traceback(at)
     preview = " ".join(m.value for m in at.markdown)
     assert "problematic" in preview.lower() or "batch 0" in preview
@@ -277,9 +278,8 @@ def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
 
 def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_path):
     """The cloud source with the real `wandb.Api` against a local server speaking wandb's GraphQL protocol."""
-    from wandb_stub import StubServer
-
     from analysis.sources import cloud, open_run
+    from tests.wandb_stub import StubServer
 
     run = open_run(run_folder(runs_dir, "plain-run"), cache=False)
     with StubServer({"team/ocr": [run]}, entity="team") as server:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from wandb_writer import write_run
 
-from analysis.batches import batch_metrics, batch_pattern, global_metrics, problematic_images
-from analysis.config import config_from_dict
-from analysis.errors import ConfigError
+from analysis.core.config import config_from_dict
+from analysis.core.errors import ConfigError
+from analysis.findings.batches import batch_metrics, batch_pattern, global_metrics, problematic_images
 from analysis.sources import open_run
+from tests.wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")

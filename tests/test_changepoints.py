@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.changepoints import change_points, find_change_points
-from analysis.config import AnomalyDetectionConfig
+from analysis.core.config import AnomalyDetectionConfig
+from analysis.findings.changepoints import change_points, find_change_points
 
 
 def learning_curve(n: int, rng: np.random.Generator, noise: float = 0.01, tau: float = 60.0) -> np.ndarray:
@@ -102,7 +102,7 @@ def test_isolated_spikes_are_not_change_points():
 
 
 def test_noise_increase_is_a_change_point_but_not_a_level_shift():
-    from analysis.changepoints import level_shifts, variance_changes
+    from analysis.findings.changepoints import level_shifts, variance_changes
 
     rng = np.random.default_rng(8)
     x = 0.9 + np.r_[rng.normal(0, 0.005, 400), rng.normal(0, 0.02, 400)]

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_runs import degrading_rows, write_degrading_run
-from wandb_writer import write_run
 
-import analyze_experiment as cli
+from analysis import cli
+from tests.report_runs import degrading_rows, write_degrading_run
+from tests.wandb_writer import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "analyze_experiment.py"
@@ -301,9 +301,8 @@ def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
 
 def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeypatch, capsys, tmp_path):
     """--entity/--project against a local server speaking wandb's GraphQL protocol (tests/wandb_stub.py)."""
-    from wandb_stub import StubServer
-
     from analysis.sources import cloud, open_run
+    from tests.wandb_stub import StubServer
 
     runs = [open_run(p, cache=False) for p in sorted((workdir / "wandb").glob("offline-run-*"))]
     with StubServer({"team/ocr": runs}, entity="team") as server:

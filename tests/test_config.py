@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.config import AnalyzerConfig, dump_config, load_config, parse_config_text
-from analysis.errors import ConfigError
+from analysis.core.config import AnalyzerConfig, dump_config, load_config, parse_config_text
+from analysis.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config.example.yaml"

@@ -8,13 +8,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from wandb_writer import wandb_env
+from tests.wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 VALIDATION = textwrap.dedent("""
     import os, shutil, sys
-    sys.path.insert(0, {root!r})
     shutil.copy({root!r} + "/analyze_experiment.py", "analyze_experiment.py")
 
     # Test 1: Verify WandB integration

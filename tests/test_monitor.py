@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.config import AnalyzerConfig, config_from_dict
-from analysis.monitor import MonitorAnomaly, TrainingMonitor, metric_direction
+from analysis.core.config import AnalyzerConfig, config_from_dict
+from analysis.monitoring.monitor import MonitorAnomaly, TrainingMonitor, metric_direction
 
 
 def quiet(**anomaly) -> AnalyzerConfig:
@@ -202,14 +202,14 @@ def test_config_forms_are_accepted():
     [{"val/recall": "high"}, {"val/recall": None}, {"val/recall": float("nan")}, {"val/recall": True}, ["val/recall"]],
 )
 def test_bad_thresholds_are_config_errors(bad):
-    from analysis.errors import ConfigError
+    from analysis.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="alert_thresholds"):
         TrainingMonitor(bad)
 
 
 def test_bad_config_is_a_config_error():
-    from analysis.errors import ConfigError
+    from analysis.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="statistical_anomaly_zscore"):
         TrainingMonitor({}, config={"anomaly_detection": {"statistical_anomaly_zscore": -1}})
@@ -235,7 +235,7 @@ def test_zscore_stays_exact_on_a_long_drifting_series():
 
 def test_number_of_tracked_metrics_is_capped(caplog):
     monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}), max_metrics=10)
-    with caplog.at_level("WARNING", logger="analysis.monitor"):
+    with caplog.at_level("WARNING", logger="analysis.monitoring.monitor"):
         for step in range(3):
             monitor.log_step(step, {f"sample_{i}/loss": 1.0 for i in range(100)})
     assert len(monitor.metric_history) == 10

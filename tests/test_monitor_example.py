@@ -6,10 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wandb_writer import wandb_env
-
-from analysis.batches import batch_metrics, global_metrics, problematic_images
+from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
 from analysis.sources import open_run
+from tests.wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +43,7 @@ def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
     assert rollback and rollback[0].startswith("step 150:") and "ckpt_step_135.npz" in rollback[0]
     final = float(out.split("final val recall ")[1].split(";")[0])
     assert final > 0.8  # the rollback rescued the run
-    assert "ERROR analysis.alerts" in proc.stderr or "ERROR analysis.alerts" in out  # the log sink alerted
+    assert "ERROR analysis.monitoring.alerts" in proc.stderr or "ERROR analysis.monitoring.alerts" in out  # the log sink alerted
 
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
     run = open_run(folder, cache=False)

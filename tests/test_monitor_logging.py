@@ -7,18 +7,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from wandb_writer import wandb_env
 
-from analysis.batch_logging import batch_log_rows, log_batch_metrics
-from analysis.batches import batch_metrics, problematic_images
-from analysis.config import config_from_dict
+from analysis.core.config import config_from_dict
+from analysis.findings.batches import batch_metrics, problematic_images
+from analysis.monitoring.batch_logging import batch_log_rows, log_batch_metrics
 from analysis.sources import open_run
+from tests.wandb_writer import wandb_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _SCRIPT = r"""
 import sys, wandb
-from analysis.config import config_from_dict
+from analysis.core.config import config_from_dict
 from experiment_analyzer import log_batch_metrics
 cfg = config_from_dict({"training_config": {"problematic_recall_threshold": 0.7}})
 run = wandb.init(project="logging", name="helper-run", dir=sys.argv[1])

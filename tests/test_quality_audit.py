@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import quality.audit as audit
-from analysis.config import DataQualityConfig
+from analysis.core.config import DataQualityConfig
 from benchmarks.labelled_images import gaussian_blur, render_text_page, rotate
 from quality import ImageQualityFilter
 from quality.audit import apply_thresholds, audit_folder, score_images, thresholds_from_config
@@ -172,7 +172,7 @@ def test_apply_thresholds_follows_the_sliders():
 
 
 def test_unknown_engine_is_a_clear_error(folder):
-    from analysis.errors import AnalyzerError
+    from analysis.core.errors import AnalyzerError
 
     with pytest.raises(AnalyzerError, match="unknown engine"):
         audit_folder(folder, engine="spark")

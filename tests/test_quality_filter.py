@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis.config import AnalyzerConfig, DataQualityConfig
-from analysis.errors import ImageLoadError
+from analysis.core.config import AnalyzerConfig, DataQualityConfig
+from analysis.core.errors import ImageLoadError
 from benchmarks.labelled_images import add_noise, gaussian_blur, jpeg, motion_blur, render_text_page, rotate
 from data_quality import ImageQualityFilter as HandbookFilter
 from quality import ImageQualityFilter

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.errors import ImageLoadError, UnsafePath
+from analysis.core.errors import ImageLoadError, UnsafePath
 from quality.io import load_image, resolve_under_root
 
 
@@ -114,7 +114,7 @@ def test_pixel_cap_is_configurable(tmp_path):
 
 
 def test_a_symlink_loop_is_refused_not_a_traceback(tmp_path):
-    from analysis.errors import UnsafePath
+    from analysis.core.errors import UnsafePath
     from quality.io import resolve_under_root
 
     (tmp_path / "a.png").symlink_to(tmp_path / "b.png")

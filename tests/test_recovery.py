@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from analysis.config import config_from_dict
-from analysis.monitor import TrainingMonitor
-from analysis.recovery import RecoveryPolicy, checkpoint_step, find_checkpoint
+from analysis.core.config import config_from_dict
+from analysis.monitoring.monitor import TrainingMonitor
+from analysis.monitoring.recovery import RecoveryPolicy, checkpoint_step, find_checkpoint
 
 
 def make_monitor(tmp_path, thresholds=None, callbacks=None, **recovery):
@@ -143,7 +143,7 @@ def test_a_failing_callback_is_logged_not_raised(tmp_path, caplog):
         raise OSError("disk full")
 
     monitor = make_monitor(tmp_path, callbacks={"rollback": broken})
-    with caplog.at_level(logging.ERROR, logger="analysis.recovery"):
+    with caplog.at_level(logging.ERROR, logger="analysis.monitoring.recovery"):
         acts = run(monitor, [0.9] * 5 + [0.2])
     assert acts[500][0].kind == "rollback"
     assert "recovery callback for rollback failed" in caplog.text and "disk full" in caplog.text

@@ -12,11 +12,19 @@ import jsonschema
 import pytest
 from markdown_it import MarkdownIt
 from PIL import Image
-from report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
+from analysis.core.errors import AnalyzerError
 from analysis.demo import DEFECTS
-from analysis.errors import AnalyzerError
-from analysis.report import SCHEMA_PATH, THUMBNAIL_SIDE, Report, fmt, md_escape, normalise_formats, write_reports
+from analysis.reporting.report import (
+    SCHEMA_PATH,
+    THUMBNAIL_SIDE,
+    Report,
+    fmt,
+    md_escape,
+    normalise_formats,
+    write_reports,
+)
+from tests.report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
 
 def _no_constants(name: str):
@@ -250,11 +258,10 @@ def test_report_without_data_dir_says_so(hostile):
     ],
 )
 def test_degenerate_runs_still_give_valid_reports(tmp_path, rows):
-    from wandb_writer import write_run
-
-    from analysis.config import AnalyzerConfig
-    from analysis.pipeline import analyze_run
+    from analysis.core.config import AnalyzerConfig
+    from analysis.findings.pipeline import analyze_run
     from analysis.sources import open_run
+    from tests.wandb_writer import write_run
 
     empty_data = tmp_path / "data"
     empty_data.mkdir()

@@ -9,9 +9,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from report_runs import XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
-from analysis.report import Report, write_reports
+from analysis.reporting.report import Report, write_reports
+from tests.report_runs import XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
 
 
 @pytest.fixture(scope="module")

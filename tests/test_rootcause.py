@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.anomalies import find_anomalies
-from analysis.changepoints import find_change_points
-from analysis.config import AnalyzerConfig
-from analysis.rootcause import compare_quality, explain
+from analysis.core.config import AnalyzerConfig
+from analysis.findings.anomalies import find_anomalies
+from analysis.findings.changepoints import find_change_points
+from analysis.findings.rootcause import compare_quality, explain
 
 N_BATCHES, N_STEPS = 12, 40
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from wandb_writer import write_run
 
 from analysis.sources import cache, open_run
+from tests.wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")

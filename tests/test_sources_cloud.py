@@ -6,11 +6,11 @@ import math
 
 import pandas as pd
 import pytest
-from wandb_stub import StubServer
-from wandb_writer import write_run
 
-from analysis.errors import RunNotFound, SourceUnavailable
+from analysis.core.errors import RunNotFound, SourceUnavailable
 from analysis.sources import cloud, list_cloud_runs, media_path, open_run
+from tests.wandb_stub import StubServer
+from tests.wandb_writer import write_run
 
 KEY = "local-" + "k" * 40
 

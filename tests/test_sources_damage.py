@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from wandb_synth import history_record_ends, write_synthetic
-from wandb_writer import write_run
 
-from analysis.errors import NotAWandbFile, RunNotFound
+from analysis.core.errors import NotAWandbFile, RunNotFound
 from analysis.sources import list_runs, open_run
 from analysis.sources._logfile import BLOCK
+from tests.wandb_synth import history_record_ends, write_synthetic
+from tests.wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import random
 
 import numpy as np
 
-from analysis.run import ReadStatus
+from analysis.core.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
 from analysis.sources.local import _Decoder
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from wandb_synth import history_record_ends
-from wandb_writer import write_run
 
 from analysis.sources import open_run, refresh_run
+from tests.wandb_synth import history_record_ends
+from tests.wandb_writer import write_run
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from wandb_writer import write_run
 
-from analysis.errors import AmbiguousRun, RunNotFound, UnsafePath
+from analysis.core.errors import AmbiguousRun, RunNotFound, UnsafePath
 from analysis.sources import find_run, list_runs, media_path, open_run
+from tests.wandb_writer import write_run
 
 
 def _rows(n: int = 12) -> list[dict]:
@@ -210,9 +210,8 @@ def test_a_run_resumed_offline_is_merged_across_its_session_folders(tmp_path):
     import subprocess
     import sys
 
-    from wandb_writer import wandb_env
-
     from analysis.sources import refresh_run
+    from tests.wandb_writer import wandb_env
 
     script = tmp_path / "resume.py"
     script.write_text(_RESUME_SCRIPT)

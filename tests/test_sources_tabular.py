@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from analysis.batches import batch_metrics
-from analysis.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.core.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.findings.batches import batch_metrics
 from analysis.sources import open_run, open_table
 
 WANDB_CSV = """\

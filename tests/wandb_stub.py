@@ -25,7 +25,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from analysis.run import Run
+from analysis.core.run import Run
 
 _BIG = 1 << 62
 

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wandb_writer import wandb_env
+from tests.wandb_writer import wandb_env
 
 _SCRIPT = r"""
 import json, struct, sys, zlib
@@ -93,7 +93,7 @@ def write_synthetic(files: dict[Path, dict], workdir: Path) -> None:
 
 def history_record_ends(path: Path) -> list[int]:
     """End offset of every history record, from a clean scan of an intact .wandb file."""
-    from analysis.run import ReadStatus
+    from analysis.core.run import ReadStatus
     from analysis.sources._logfile import iter_payloads
     from analysis.sources._schema import Record
 

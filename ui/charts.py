@@ -15,9 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis import figures
-from analysis.pipeline import RunAnalysis
-from analysis.records import SEVERITY_RANK
+from analysis.core.records import SEVERITY_RANK
+from analysis.findings.pipeline import RunAnalysis
+from analysis.reporting import figures
 from ui.format import fmt_value
 from ui.state import AnalysisKey
 

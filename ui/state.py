@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analysis.config import AnalyzerConfig
-from analysis.errors import AnalyzerError
-from analysis.pipeline import RunAnalysis, analyze_run
-from analysis.run import Run, RunRef
+from analysis.core.config import AnalyzerConfig
+from analysis.core.errors import AnalyzerError
+from analysis.core.run import Run, RunRef
+from analysis.findings.pipeline import RunAnalysis, analyze_run
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_ROOT = Path(os.environ.get("EXPERIMENT_ANALYZER_DEMO", ROOT / "demo"))
@@ -205,7 +205,7 @@ def focus_batch(batch: int | None = None) -> int | None:
 @st.cache_data(show_spinner="Rendering reports…", max_entries=8)
 def cached_reports(location: str, fingerprint: str, config_json: str, data_dir: str | None) -> dict[str, str]:
     """Markdown, JSON and HTML texts of the current run's report (rendered once per run + config)."""
-    from analysis.report import Report
+    from analysis.reporting.report import Report
 
     report = Report.from_analysis(cached_analysis(location, fingerprint, config_json, data_dir))
     return {"markdown": report.to_markdown(), "json": report.to_json(), "html": report.to_html()}

@@ -18,8 +18,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from analysis.errors import RunNotFound
-from analysis.run import Run, RunRef
+from analysis.core.errors import RunNotFound
+from analysis.core.run import Run, RunRef
 from analysis.sources.local import find_run, list_runs, media_path, open_local, refresh_run
 from analysis.sources.tabular import is_table, open_table
 

@@ -20,8 +20,8 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.errors import NotAWandbFile
-from analysis.run import ReadStatus
+from analysis.core.errors import NotAWandbFile
+from analysis.core.run import ReadStatus
 
 MAGIC = b":W&B\xe1\xbe"
 HEADER_LEN = 7

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.run import MediaEntry, ReadStatus, Run, RunRef
+from analysis.core.run import MediaEntry, ReadStatus, Run, RunRef
 
 CACHE_FORMAT = 1  # bump when the decoded shape changes, so old entries are ignored
 CACHE_ROOT_OVERRIDE: Path | None = None  # tests and benchmarks may point this elsewhere

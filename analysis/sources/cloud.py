@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.errors import RunNotFound, SourceUnavailable
-from analysis.run import ReadStatus, Run, RunRef, RunState
+from analysis.core.errors import RunNotFound, SourceUnavailable
+from analysis.core.run import ReadStatus, Run, RunRef, RunState
 from analysis.sources import cache as disk_cache
 from analysis.sources.local import media_index, tidy_history
 

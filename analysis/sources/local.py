@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.errors import AmbiguousRun, CorruptRunFile, NotAWandbFile, RunNotFound, UnsafePath
-from analysis.run import MediaEntry, ReadStatus, Run, RunRef, RunState
+from analysis.core.errors import AmbiguousRun, CorruptRunFile, NotAWandbFile, RunNotFound, UnsafePath
+from analysis.core.run import MediaEntry, ReadStatus, Run, RunRef, RunState
 from analysis.sources import _batch, _decode, _schema, cache
 from analysis.sources._frame import HistoryFrame
 from analysis.sources._logfile import BLOCK, iter_payloads

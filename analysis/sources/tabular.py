@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AmbiguousRun, CorruptRunFile, RunNotFound
-from analysis.run import ReadStatus, Run, RunRef
+from analysis.core.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.core.run import ReadStatus, Run, RunRef
 from analysis.sources.local import media_index, tidy_history
 
 SUFFIXES = {

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.st_helpers import CHROMIUM, chromium_available, free_port, start_streamlit, stop
+from tests.e2e.st_helpers import CHROMIUM, chromium_available, free_port, start_streamlit, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"

@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from e2e.st_helpers import FRAGMENT_MARKER, act_and_wait_run, full_app_screenshot, wait_idle
+from tests.e2e.st_helpers import FRAGMENT_MARKER, act_and_wait_run, full_app_screenshot, wait_idle
 
 
 def nav(page, name):

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from analysis.anomalies import is_schedule, metric_direction, metric_threshold
-from analysis.config import AnalyzerConfig
-from analysis.records import Anomaly, ChangePoint, RootCause
+from analysis.core.config import AnalyzerConfig
+from analysis.core.records import Anomaly, ChangePoint, RootCause
+from analysis.findings.anomalies import is_schedule, metric_direction, metric_threshold
 
 # Detectors whose flags always mean "worse" (z-scores may also flag improvements unless drop-only).
 _DEGRADING = {"threshold", "drop_from_best", "cross_batch", "nonfinite"}

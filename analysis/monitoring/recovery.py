@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from analysis.config import AnalyzerConfig
+from analysis.core.config import AnalyzerConfig
 
 if TYPE_CHECKING:
-    from analysis.monitor import MetricStatus
+    from analysis.monitoring.monitor import MetricStatus
 
 log = logging.getLogger(__name__)
 

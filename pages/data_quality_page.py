@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.config import DataQualityConfig
-from analysis.errors import AnalyzerError
+from analysis.core.config import DataQualityConfig
+from analysis.core.errors import AnalyzerError
 from quality.scores import BLUR_CAP
 from ui import charts, state
 from ui.format import md_escape

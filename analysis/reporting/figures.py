@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.records import Anomaly, ChangePoint
+from analysis.core.records import Anomaly, ChangePoint
 
 if TYPE_CHECKING:
-    from analysis.pipeline import RunAnalysis
+    from analysis.findings.pipeline import RunAnalysis
 
 SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#7f7f7f"}
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
-from analysis.errors import ConfigError
+from analysis.core.errors import ConfigError
 
 RecoveryStrategy = Literal["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
 ReportFormat = Literal["markdown", "json", "html"]

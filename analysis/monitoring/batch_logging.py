@@ -1,6 +1,6 @@
 """The handbook's `log_batch_metrics` as a library function.
 
-It logs exactly the keys the analyzer reads back (`analysis.batches`): one `wandb.log` per batch with
+It logs exactly the keys the analyzer reads back (`analysis.findings.batches`): one `wandb.log` per batch with
 ``batch_{i}/<metric>`` and ``global_step``, then, when recall is below
 ``training_config.problematic_recall_threshold`` (0.8 by default), ``problematic_batch_{i}`` with the image paths
 (relative to the data directory, as strings) and the same ``global_step`` so the row names its step.
@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from analysis.config import AnalyzerConfig
+from analysis.core.config import AnalyzerConfig
 
 
 def problematic_threshold(config: AnalyzerConfig | None) -> float:

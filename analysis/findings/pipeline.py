@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import anomalies as anomaly_detection
-from analysis import changepoints as change_detection
-from analysis import rootcause
-from analysis.batches import batch_metrics, global_metrics, problematic_images
-from analysis.config import AnalyzerConfig
-from analysis.errors import AnalyzerError
-from analysis.records import SEVERITY_RANK, Anomaly, ChangePoint, RootCause
-from analysis.run import Run
+from analysis.core.config import AnalyzerConfig
+from analysis.core.errors import AnalyzerError
+from analysis.core.records import SEVERITY_RANK, Anomaly, ChangePoint, RootCause
+from analysis.core.run import Run
+from analysis.findings import anomalies as anomaly_detection
+from analysis.findings import changepoints as change_detection
+from analysis.findings import rootcause
+from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
 
 Progress = Callable[[float, str], None]
 

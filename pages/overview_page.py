@@ -125,7 +125,7 @@ else:
         pick = c1.selectbox("Drill into batch", bad, key="ov_drill")
         if c2.button("Open in Batches", key="ov_open_batch"):
             state.focus_batch(pick)
-            st.switch_page("views/batches.py")
+            st.switch_page("pages/batches_page.py")
 
 if not facts.metrics:
     global_metrics_view()

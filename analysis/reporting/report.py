@@ -1,7 +1,7 @@
 """One `Report` built from a `RunAnalysis`, rendered three ways (Markdown, JSON, self-contained HTML).
 
 Every format is rendered from the same plain-data fields of the `Report`, so the numbers agree. The JSON form is a
-stable contract (`SCHEMA_VERSION`, JSON Schema in `analysis/templates/report.schema.json`); non-finite numbers are
+stable contract (`SCHEMA_VERSION`, JSON Schema in `analysis/reporting/templates/report.schema.json`); non-finite numbers are
 written as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` so the file is always valid JSON.
 
 The HTML form works offline: plotly.js is inlined once (gzip + base64, unpacked in the browser with
@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analysis.errors import AnalyzerError, ImageLoadError
-from analysis.records import SEVERITY_RANK
+from analysis.core.errors import AnalyzerError, ImageLoadError
+from analysis.core.records import SEVERITY_RANK
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.pipeline import RunAnalysis
+    from analysis.findings.pipeline import RunAnalysis
 
 SCHEMA_VERSION = "1.0"
 FORMATS = ("markdown", "json", "html")
@@ -680,7 +680,7 @@ def build_charts(analysis: RunAnalysis) -> list[dict]:
     """Plotly figures for the HTML report, decimated for drawing: curves, heatmap, score histograms."""
     import plotly.io as pio
 
-    from analysis import figures
+    from analysis.reporting import figures
 
     charts = []
     if len(analysis.batches):

@@ -62,7 +62,7 @@ st.dataframe(
 )
 
 if st.button("Send test alert", key="mon_test_alert"):
-    from analysis.alerts import send_test_alert
+    from analysis.monitoring.alerts import send_test_alert
 
     results = send_test_alert(cfg)
     for r in results:

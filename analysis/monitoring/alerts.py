@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from analysis.config import AlertsConfig, AnalyzerConfig
-from analysis.records import SEVERITY_RANK, Anomaly
+from analysis.core.config import AlertsConfig, AnalyzerConfig
+from analysis.core.records import SEVERITY_RANK, Anomaly
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class AlertSink(Protocol):
 
 
 class LogSink:
-    """Writes the alert to the `analysis.alerts` logger at the alert's level."""
+    """Writes the alert to the `analysis.monitoring.alerts` logger at the alert's level."""
 
     name = "log"
 

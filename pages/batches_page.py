@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.errors import AnalyzerError
+from analysis.core.errors import AnalyzerError
 from ui import charts, state
 from ui.format import fmt_value, md_escape
 

@@ -1,0 +1,193 @@
+"""The product's shared vocabulary, defined once: severities, metric directions and schedules, quality reasons.
+
+Every detector, report, figure, the monitor and the app import these names instead of re-deciding them. This module
+imports nothing of the project, so anything may depend on it (`quality/` included).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "Direction",
+    "QualityReason",
+    "Severity",
+    "is_lower_better",
+    "is_schedule",
+    "metric_direction",
+    "metric_leaf",
+    "metric_threshold",
+    "severity_rank",
+    "worse",
+    "worst_index",
+    "worst_severity",
+]
+
+
+# --------------------------------------------------------------------------------------------------- severity
+class Severity(StrEnum):
+    """How bad a finding is, in increasing order. A member equals its string ("warning" == Severity.WARNING)."""
+
+    OK = "ok"
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for ok, 1 info, 2 warning, 3 critical: the one ranking every table and sort uses."""
+        return _SEVERITY_ORDER.index(self)
+
+    @classmethod
+    def parse(cls, value: str | Severity) -> Severity:
+        """`value` as a Severity; an unknown name raises ValueError naming the known ones."""
+        try:
+            return cls(str(value).strip().lower())
+        except ValueError:
+            raise ValueError(f"unknown severity {value!r}: use one of {', '.join(s.value for s in cls)}") from None
+
+
+_SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)
+
+
+def severity_rank(value: str | Severity) -> int:
+    """Rank of a severity name (unknown names rank as ok: a finding never outranks what it is not)."""
+    try:
+        return Severity(str(value)).rank
+    except ValueError:
+        return 0
+
+
+def worst_severity(values: Iterable[str | Severity]) -> Severity:
+    """The most severe of `values`, `Severity.OK` when there are none."""
+    worst = Severity.OK
+    for v in values:
+        if severity_rank(v) > worst.rank:
+            worst = Severity(str(v))
+    return worst
+
+
+# ---------------------------------------------------------------------------------------------------- metrics
+Direction = Literal["higher_is_better", "lower_is_better"]
+
+# Name tokens that mean "lower is better" (plural forms are matched too: `errors`, `losses`).
+_LOWER_TOKENS = frozenset(
+    {"loss", "error", "err", "cer", "wer", "ter", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "distance"}
+)
+_SCHEDULE_NAMES = frozenset(
+    {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd", "batch_size",
+     "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
+)  # fmt: skip
+_TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
+
+
+class _HasDirections(Protocol):
+    metric_directions: Mapping[str, str]
+
+
+DirectionOverrides = Mapping[str, str] | _HasDirections | None
+
+
+def metric_leaf(metric: str) -> str:
+    """The last part of a metric key: `batch_3/recall` -> `recall`, `val/loss` -> `loss`."""
+    return metric.rsplit("/", 1)[-1]
+
+
+def _overrides(cfg: DirectionOverrides) -> Mapping[str, str]:
+    if cfg is None:
+        return {}
+    if isinstance(cfg, Mapping):
+        return cfg
+    return cfg.metric_directions
+
+
+def _name_tokens(metric: str) -> list[str]:
+    return [t for t in _TOKEN_SPLIT.split(metric_leaf(metric).lower()) if t]
+
+
+def metric_direction(metric: str, cfg: DirectionOverrides = None) -> Direction:
+    """Whether a metric should go up (recall) or down (loss).
+
+    A direction in the config (`metric_directions`, exact key first, then its last part) wins; otherwise the name
+    decides: a token such as loss / error(s) / cer / wer / perplexity / nll / mse / rmse means lower is better.
+    """
+    overrides = _overrides(cfg)
+    for key in (metric, metric_leaf(metric)):
+        if key in overrides:
+            return "lower_is_better" if overrides[key] == "lower_is_better" else "higher_is_better"
+    for token in _name_tokens(metric):
+        if token in _LOWER_TOKENS or (token.endswith("s") and token[:-1] in _LOWER_TOKENS):
+            return "lower_is_better"
+        if token.endswith("loss") or token.endswith("losses"):  # `trainloss`, `celoss`
+            return "lower_is_better"
+    return "higher_is_better"
+
+
+def is_lower_better(metric: str, cfg: DirectionOverrides = None) -> bool:
+    return metric_direction(metric, cfg) == "lower_is_better"
+
+
+def is_schedule(metric: str, cfg: DirectionOverrides = None) -> bool:
+    """Training-setup values (learning rate, epoch, momentum, ...): they change on purpose, so a change is a
+    fact (useful to explain a fall), never a degradation. A direction set in the config wins."""
+    overrides = _overrides(cfg)
+    if metric in overrides or metric_leaf(metric) in overrides:
+        return False
+    leaf = metric_leaf(metric).lower().replace("-", "_")
+    return leaf in _SCHEDULE_NAMES or leaf.endswith("_lr") or leaf.startswith("lr_")
+
+
+def metric_threshold(metric: str, thresholds: Mapping[str, float]) -> float | None:
+    """The absolute bound for a metric: the exact name wins over its last part (`val/recall` over `recall`)."""
+    for key in (metric, metric_leaf(metric)):
+        if key in thresholds:
+            return float(thresholds[key])
+    return None
+
+
+def worse(a: float, b: float, direction: Direction) -> bool:
+    """True when value `a` is worse than `b` for a metric going in `direction`."""
+    return a > b if direction == "lower_is_better" else a < b
+
+
+def worst_index(values: Iterable[Any], direction: Direction) -> int | None:
+    """Position of the worst finite value (the highest loss, the lowest recall); None when none is finite."""
+    best_i: int | None = None
+    best_v = math.nan
+    for i, v in enumerate(values):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(x) and (best_i is None or worse(x, best_v, direction)):
+            best_i, best_v = i, x
+    return best_i
+
+
+# ------------------------------------------------------------------------------------------- image quality
+class QualityReason(StrEnum):
+    """Why an image fails the quality checks: the code beside each human message, grouped by everywhere."""
+
+    RESOLUTION = "resolution"
+    ROTATION = "rotation"
+    BLUR = "blur"
+    CONTRAST = "contrast"
+    UNREADABLE = "unreadable"
+
+    @property
+    def label(self) -> str:
+        """A short human name for tables and sentences."""
+        return _REASON_LABELS[self]
+
+
+_REASON_LABELS = {
+    QualityReason.RESOLUTION: "low resolution",
+    QualityReason.ROTATION: "rotated",
+    QualityReason.BLUR: "blurry",
+    QualityReason.CONTRAST: "low contrast",
+    QualityReason.UNREADABLE: "unreadable",
+}

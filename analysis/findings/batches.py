@@ -1,0 +1,234 @@
+"""Tidy frames from a run's history: per-batch metrics, run-level metrics and problematic image paths.
+
+The handbook's `log_batch_metrics` calls `wandb.log` once per batch, so history rows are sparse: each wandb step
+holds one batch's `batch_{i}/{metric}` values plus `global_step`. We therefore key everything on `global_step`
+(forward-filled, wandb's `_step` when the run never logged one), never on `_step`.
+
+Frames (documented columns):
+- BatchMetrics: `step` (int64), `batch` (int64), `metric` (categorical of str), `value` (float64; NaN/Inf kept
+  when logged); sorted by metric, batch, step
+- GlobalMetrics: `step`, `metric`, `value` for numeric non-batch keys (`val/recall`, `train/loss`, ...)
+- ProblemImages: `step`, `batch`, `path` (str, as logged: relative to the data directory)
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from analysis.core.errors import ConfigError
+from analysis.core.run import Run
+
+BATCH_KEY = re.compile(r"^batch_(?P<batch>\d+)/(?P<metric>[^/]+)$")
+PROBLEMATIC_KEY = re.compile(r"^problematic_batch_(?P<batch>\d+)$")
+# Per-batch key layouts recognised without configuration, tried in this order (the first that matches any key
+# of the run wins): the handbook's `batch_3/recall`, a prefixed `val/batch_3/recall`, a suffixed `recall_batch3`
+# or `recall_batch_3`. Any other layout: pass `pattern=` (or set training_config.batch_key_pattern), a regex with
+# named groups `batch` and `metric` (and optionally `prefix`, folded into the metric name when a run uses more
+# than one prefix, so `val/batch_3/recall` and `test/batch_3/recall` stay apart).
+BATCH_LAYOUTS: dict[str, re.Pattern[str]] = {
+    "handbook": BATCH_KEY,
+    "prefixed": re.compile(r"^(?P<prefix>.+)/batch_(?P<batch>\d+)/(?P<metric>[^/]+)$"),
+    "suffixed": re.compile(r"^(?P<metric>[^/]+?)_batch_?(?P<batch>\d+)$"),
+}
+# problematic image lists: `problematic_batch_3`, also under a prefix (`val/problematic_batch_3`)
+PROBLEMATIC_ANY = re.compile(r"^(?:.+/)?problematic_batch_?(?P<batch>\d+)$")
+_INTERNAL = ("_",)
+
+BATCH_COLUMNS = ["step", "batch", "metric", "value"]
+GLOBAL_COLUMNS = ["step", "metric", "value"]
+IMAGE_COLUMNS = ["step", "batch", "path"]
+
+
+def step_axis(run: Run) -> np.ndarray:
+    """The step of every history row: `global_step` forward-filled, `_step` where none was logged yet."""
+    h = run.history
+    if h.empty:
+        return np.zeros(0, dtype=np.int64)
+    fallback = (
+        pd.to_numeric(h["_step"], errors="coerce") if "_step" in h else pd.Series(np.arange(len(h)), index=h.index)
+    )
+    if run.step_column == "global_step":
+        steps = pd.to_numeric(h["global_step"], errors="coerce").ffill()
+        steps = steps.fillna(fallback)
+    else:
+        steps = fallback
+    return steps.fillna(0).to_numpy(dtype=np.float64).astype(np.int64)
+
+
+def _numeric(col: pd.Series) -> np.ndarray:
+    if col.dtype.kind in "fiub":
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def compile_pattern(pattern: re.Pattern[str] | str) -> re.Pattern[str]:
+    """A batch-key regex, checked: ConfigError when it does not compile or lacks the `batch`/`metric` groups."""
+    try:
+        rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+    except re.error as exc:
+        raise ConfigError(f"batch key pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    missing = {"batch", "metric"} - set(rx.groupindex)
+    if missing:
+        raise ConfigError(
+            f"batch key pattern {rx.pattern!r} needs the named groups (?P<batch>...) and "
+            f"(?P<metric>...); missing: {', '.join(sorted(missing))}"
+        )
+    return rx
+
+
+def _batch_candidates(columns) -> list[str]:
+    return [
+        c
+        for c in columns
+        if isinstance(c, str) and not c.startswith(_INTERNAL) and c != "global_step" and not PROBLEMATIC_ANY.match(c)
+    ]
+
+
+def batch_pattern(columns, pattern: re.Pattern[str] | str | None = None) -> re.Pattern[str]:
+    """The batch-key regex for a run with these history columns: `pattern` (checked) when given, else the
+    first of BATCH_LAYOUTS that matches one of the columns (the handbook layout when none does)."""
+    if pattern is not None:
+        return compile_pattern(pattern)
+    cols = _batch_candidates(columns)
+    for rx in BATCH_LAYOUTS.values():
+        if any(rx.match(c) for c in cols):
+            return rx
+    return BATCH_KEY
+
+
+def _batch_columns(columns, rx: re.Pattern[str]) -> dict[int, list[tuple[str, str]]]:
+    """batch -> [(column, metric name)] for the columns `rx` matches."""
+    found: list[tuple[str, int, str, str]] = []
+    for col in _batch_candidates(columns):
+        m = rx.match(col)
+        if m and m.group("batch") is not None and m.group("metric"):
+            if not m.group("batch").isdecimal():
+                raise ConfigError(
+                    f"batch key pattern {rx.pattern!r}: its batch group matched {m.group('batch')!r} "
+                    f"in the key {col!r}, which is not a batch number; use (?P<batch>\\d+)"
+                )
+            prefix = m.group("prefix") if "prefix" in rx.groupindex else None
+            found.append((col, int(m.group("batch")), m.group("metric"), prefix or ""))
+    several_prefixes = len({p for *_, p in found}) > 1
+    by_batch: dict[int, list[tuple[str, str]]] = {}
+    for col, b, metric, prefix in found:
+        name = f"{prefix}/{metric}" if several_prefixes and prefix else metric
+        by_batch.setdefault(b, []).append((col, name))
+    return by_batch
+
+
+def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """BatchMetrics long frame from per-batch keys: `pattern` (named groups `batch` and `metric`), or the
+    layout detected from the run's keys (see BATCH_LAYOUTS).
+
+    A row belongs to batch b when any of b's metrics is present in it; all of b's metrics in that row are then
+    emitted, so a logged NaN next to a logged value is kept (wandb cannot tell "NaN" from "absent" otherwise).
+    Duplicate (step, batch, metric) keep the last logged value.
+    """
+    h = run.history
+    by_batch = _batch_columns(h.columns, batch_pattern(h.columns, pattern))
+    if not by_batch:
+        return pd.DataFrame(
+            {
+                "step": pd.Series(dtype="int64"),
+                "batch": pd.Series(dtype="int64"),
+                "metric": pd.Categorical([]),
+                "value": pd.Series(dtype="float64"),
+            }
+        )
+    steps = step_axis(run)
+    metric_names = sorted({metric for cols in by_batch.values() for _, metric in cols})
+    code_of = {m: i for i, m in enumerate(metric_names)}
+    # per metric code: lists of (steps, batch ids, values); concatenated in metric order at the end
+    parts: list[tuple[list, list, list]] = [([], [], []) for _ in metric_names]
+    duplicates = False
+    for b in sorted(by_batch):
+        cols = by_batch[b]
+        values = np.column_stack([_numeric(h[c]) for c, _ in cols])
+        present = ~np.isnan(values).all(axis=1)
+        b_steps, rows = steps[present], values[present]
+        if len(b_steps) > 1 and not (np.diff(b_steps) > 0).all():
+            order = np.argsort(b_steps, kind="stable")
+            b_steps, rows = b_steps[order], rows[order]
+            duplicates = duplicates or bool((np.diff(b_steps) == 0).any())
+        ids = np.full(len(b_steps), b, dtype=np.int64)
+        for j, (_, metric) in enumerate(cols):
+            st, bt, vt = parts[code_of[metric]]
+            st.append(b_steps)
+            bt.append(ids)
+            vt.append(rows[:, j])
+    counts = [sum(len(a) for a in p[0]) for p in parts]
+    out = pd.DataFrame(
+        {
+            "step": np.concatenate([a for p in parts for a in p[0]]),
+            "batch": np.concatenate([a for p in parts for a in p[1]]),
+            "metric": pd.Categorical.from_codes(
+                np.repeat(np.arange(len(metric_names), dtype=np.int32), counts), categories=metric_names
+            ),
+            "value": np.concatenate([a for p in parts for a in p[2]]),
+        }
+    )
+    if duplicates:  # the same (step, batch) logged twice: keep the last value
+        out = out.drop_duplicates(["step", "batch", "metric"], keep="last").reset_index(drop=True)
+    return out
+
+
+def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """Numeric run-level metrics (everything that is not a batch key, a problematic list or wandb-internal)."""
+    h = run.history
+    rx = batch_pattern(h.columns, pattern)
+    steps = step_axis(run)
+    parts = []
+    for col in h.columns:
+        if not isinstance(col, str) or col.startswith(_INTERNAL) or col == "global_step":
+            continue
+        if rx.match(col) or PROBLEMATIC_ANY.match(col):
+            continue
+        series = h[col]
+        if series.dtype.kind not in "fiub":
+            if series.dtype != object or not series.dropna().map(lambda v: isinstance(v, (int, float))).all():
+                continue
+        values = _numeric(series)
+        present = ~np.isnan(values)
+        if not present.any():
+            continue
+        parts.append(pd.DataFrame({"step": steps[present], "metric": col, "value": values[present]}))
+    if not parts:
+        return pd.DataFrame(
+            {"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")}
+        )
+    out = pd.concat(parts, ignore_index=True).drop_duplicates(["step", "metric"], keep="last")
+    return out.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
+
+
+def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
+    """Image paths logged under `problematic_batch_{i}` (also `<prefix>/problematic_batch_{i}`, or keys
+    matching `pattern`, a regex with a named group `batch`), one row per (step, batch, path)."""
+    rx = PROBLEMATIC_ANY if pattern is None else (re.compile(pattern) if isinstance(pattern, str) else pattern)
+    if "batch" not in rx.groupindex:
+        raise ConfigError(f"problematic key pattern {rx.pattern!r} needs the named group (?P<batch>...)")
+    h = run.history
+    steps = step_axis(run)
+    rows: list[tuple[int, int, str]] = []
+    for col in h.columns:
+        m = rx.match(col) if isinstance(col, str) else None
+        if not m:
+            continue
+        b = int(m.group("batch"))
+        for i, cell in enumerate(h[col].to_numpy()):
+            if isinstance(cell, (list, tuple, np.ndarray)):
+                rows.extend((int(steps[i]), b, str(p)) for p in cell if isinstance(p, str) and p)
+            elif isinstance(cell, str) and cell:
+                rows.append((int(steps[i]), b, cell))
+    out = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
+    out = out.astype({"step": "int64", "batch": "int64", "path": "str"})
+    return out.drop_duplicates().sort_values(["batch", "step", "path"]).reset_index(drop=True)
+
+
+def batch_series(batches: pd.DataFrame, batch: int, metric: str) -> pd.DataFrame:
+    """One batch's `step, value` series for one metric, sorted by step."""
+    sel = batches[(batches["batch"] == batch) & (batches["metric"] == metric)]
+    return sel[["step", "value"]].sort_values("step").reset_index(drop=True)
