@@ -7,10 +7,19 @@ run-level metrics such as `val/recall`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-Severity = Literal["info", "warning", "critical"]
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+from analysis.core.vocabulary import Severity
+
+__all__ = ["Anomaly", "ChangePoint", "RootCause", "Severity"]
+
+# Transitional: the ranking is Severity.rank; this table goes once every caller uses it.
+SEVERITY_RANK = {s.value: s.rank for s in Severity}
+
+
+def _as_severity(record: object) -> None:
+    """Frozen records accept a severity name and store the Severity member (same string, ordered)."""
+    object.__setattr__(record, "severity", Severity.parse(record.severity))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -25,7 +34,10 @@ class Anomaly:
     batch: int | None = None
     end_step: int | None = None  # set when consecutive flags were merged into an episode
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        _as_severity(self)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -37,9 +49,12 @@ class ChangePoint:
     mean_after: float
     delta: float  # mean_after - mean_before
     batch: int | None = None
-    severity: Severity = "info"
+    severity: Severity = Severity.INFO
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        _as_severity(self)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -52,7 +67,7 @@ class RootCause:
     side: Literal["data", "model", "unknown"]
     sentence: str
     score: float  # ranking key, higher = more important
-    evidence: dict = field(default_factory=dict)  # numbers behind the sentence (medians, p-values, counts)
+    evidence: dict[str, Any] = field(default_factory=dict)  # numbers behind the sentence (medians, p-values, counts)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -76,8 +76,8 @@ class Run:
     """A loaded run: identity, config, summary, full history and media index."""
 
     ref: RunRef
-    config: dict = field(default_factory=dict)
-    summary: dict = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
     history: pd.DataFrame = field(default_factory=pd.DataFrame)
     media: list[MediaEntry] = field(default_factory=list)
     files_dir: Path | None = None  # media paths are relative to this folder
