@@ -62,3 +62,11 @@ def chromium_browser():
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that drives Chromium (the e2e journeys, the report pages) is a `browser` test."""
+    for item in items:
+        uses_browser = "chromium_browser" in getattr(item, "fixturenames", ()) or "tests/e2e/" in item.nodeid
+        if uses_browser:
+            item.add_marker(pytest.mark.browser)
