@@ -1,0 +1,81 @@
+"""The shared vocabulary: one ranking of severities, one answer to "which way is better" for a metric."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from analysis.core.vocabulary import (
+    QualityReason,
+    Severity,
+    is_schedule,
+    metric_direction,
+    metric_threshold,
+    severity_rank,
+    worst_index,
+    worst_severity,
+)
+
+
+def test_severity_is_ordered_and_equals_its_name() -> None:
+    assert [s.value for s in sorted(Severity, key=lambda s: s.rank)] == ["ok", "info", "warning", "critical"]
+    assert Severity.WARNING == "warning" and json.dumps({"s": Severity.CRITICAL}) == '{"s": "critical"}'
+    assert f"{Severity.INFO}" == "info"
+    assert severity_rank("critical") > severity_rank("warning") > severity_rank("info") > severity_rank("ok")
+    assert severity_rank("nonsense") == 0
+    with pytest.raises(ValueError, match="unknown severity"):
+        Severity.parse("fatal")
+    assert Severity.parse(" Warning ") is Severity.WARNING
+
+
+def test_worst_severity_is_ok_when_there_is_nothing() -> None:
+    assert worst_severity([]) is Severity.OK
+    assert worst_severity(["info", "warning", "info"]) is Severity.WARNING
+    assert worst_severity([Severity.CRITICAL, "info"]) is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    "metric",
+    ["perplexity", "val/nll", "batch_3/rmse", "mse", "train/loss", "batch_0/errors", "val_loss", "trainloss",
+     "char-error-rate", "cer", "WER", "losses"],
+)  # fmt: skip
+def test_lower_is_better_names(metric: str) -> None:
+    assert metric_direction(metric) == "lower_is_better"
+
+
+@pytest.mark.parametrize("metric", ["recall", "batch_7/hmean", "val/precision", "accuracy", "f1", "terrain_score"])
+def test_higher_is_better_names(metric: str) -> None:
+    assert metric_direction(metric) == "higher_is_better"
+
+
+def test_config_direction_wins_exact_key_first() -> None:
+    overrides = {"val/score": "lower_is_better", "score": "higher_is_better", "loss": "higher_is_better"}
+    assert metric_direction("val/score", overrides) == "lower_is_better"
+    assert metric_direction("train/score", overrides) == "higher_is_better"
+    assert metric_direction("train/loss", overrides) == "higher_is_better"
+
+
+def test_schedules_are_not_metrics_unless_configured() -> None:
+    assert is_schedule("train/lr") and is_schedule("epoch") and is_schedule("encoder_lr")
+    assert not is_schedule("val/recall")
+    assert not is_schedule("train/lr", {"lr": "lower_is_better"})
+
+
+def test_threshold_exact_name_wins() -> None:
+    assert metric_threshold("val/recall", {"recall": 0.8, "val/recall": 0.7}) == 0.7
+    assert metric_threshold("batch_1/recall", {"recall": 0.8}) == 0.8
+    assert metric_threshold("batch_1/hmean", {"recall": 0.8}) is None
+
+
+def test_worst_index_follows_direction_and_skips_non_finite() -> None:
+    values = [3.0, math.nan, 9.0, math.inf, 1.0]
+    assert worst_index(values, "lower_is_better") == 2  # the highest perplexity
+    assert worst_index(values, "higher_is_better") == 4  # the lowest recall
+    assert worst_index([math.nan, None, "x"], "higher_is_better") is None
+
+
+def test_quality_reasons_have_labels() -> None:
+    assert QualityReason("contrast").label == "low contrast"
+    assert {r.value for r in QualityReason} >= {"resolution", "rotation", "blur", "contrast", "unreadable"}
