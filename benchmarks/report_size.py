@@ -76,7 +76,7 @@ def write_images(
             rel = f"bad/batch_{bad_batches[i % len(bad_batches)]:03d}/img_{i:03d}.png"
             if noisy:
                 noise = Image.fromarray(rng.integers(0, 256, size=(480, 640, 3), dtype=np.uint8))
-                img = noise.rotate(25, resample=Image.BICUBIC, expand=True, fillcolor=(128, 128, 128))
+                img = noise.rotate(25, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=(128, 128, 128))
             else:
                 img = apply_defect(img, kinds[i % 3], rng)
         else:
@@ -91,7 +91,10 @@ def log_problem_paths(run, bad_paths: list[str]) -> None:
     """Add problematic_batch_{i} lists (as log_batch_metrics would) at the first bad step of each batch."""
     by_batch: dict[int, list[str]] = {}
     for p in bad_paths:
-        by_batch.setdefault(int(re.search(r"batch_(\d+)", p).group(1)), []).append(p)
+        found = re.search(r"batch_(\d+)", p)
+        if found is None:
+            raise ValueError(f"no batch_<i> in image path {p!r}")
+        by_batch.setdefault(int(found.group(1)), []).append(p)
     h = run.history
     for b, paths in by_batch.items():
         col = pd.Series([None] * len(h), dtype=object)

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.wandb_writer import write_run
 
@@ -17,8 +18,10 @@ XSS_PATH = "imgs/<b>bold</b>&amp;.png"
 SECRET = "s3cr3t-t0ken-value"
 
 
-def degrading_rows(n_steps: int = 20, n_batches: int = 4, bad_batch: int = 2, interval: int = 10) -> list[dict]:
-    rows = []
+def degrading_rows(
+    n_steps: int = 20, n_batches: int = 4, bad_batch: int = 2, interval: int = 10
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for s in range(1, n_steps + 1):
         for b in range(n_batches):
             recall = 0.92 - 0.002 * b + 0.001 * (s % 3)
@@ -99,3 +102,36 @@ def hostile_analysis(parent: Path, with_images: bool = False):
         data_dir = parent / "data"
         write_hostile_images(data_dir)
     return analyze_run(open_run(run_dir), cfg, data_dir=data_dir)
+
+
+LOWER_BETTER_METRICS = ("errors", "nll", "perplexity", "rmse")
+
+
+def lower_better_rows(n_steps: int = 20, n_batches: int = 4, bad_batch: int = 2) -> list[dict[str, Any]]:
+    """Per-batch metrics whose names say lower is better (no recall, so `errors` is the primary metric).
+
+    Batch `bad_batch` degrades half way: every metric rises to a peak four steps before the end, then eases a
+    little, so its worst value is the highest one and differs from its first and last values."""
+    base = {"errors": 3.0, "nll": 2.3, "perplexity": 10.0, "rmse": 0.1}
+    peak = n_steps - 4
+    rows: list[dict[str, Any]] = []
+    for s in range(1, n_steps + 1):
+        row: dict[str, Any] = {"global_step": s * 10}
+        for b in range(n_batches):
+            for metric, level in base.items():
+                value = level * (1 + 0.01 * b + 0.005 * (s % 3))
+                if b == bad_batch and s > n_steps // 2:
+                    value = level * (2 + (s - n_steps // 2) if s <= peak else 2 + (peak - n_steps // 2) - 0.5)
+                row[f"batch_{b}/{metric}"] = value
+        rows.append(row)
+    return rows
+
+
+def lower_better_analysis(parent: Path):
+    """A real offline wandb run of `lower_better_rows`, analysed with the default config."""
+    from analysis.core.config import AnalyzerConfig
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_run
+
+    run_dir = write_run(parent, "lower-is-better", lower_better_rows())
+    return analyze_run(open_run(run_dir), AnalyzerConfig())

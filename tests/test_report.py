@@ -17,6 +17,7 @@ from analysis.core.errors import AnalyzerError
 from analysis.demo import DEFECTS
 from analysis.reporting.report import (
     SCHEMA_PATH,
+    SCHEMA_VERSION,
     THUMBNAIL_SIDE,
     Report,
     fmt,
@@ -24,7 +25,17 @@ from analysis.reporting.report import (
     normalise_formats,
     write_reports,
 )
-from tests.report_runs import SECRET, WEBHOOK, XSS_METRIC, XSS_NAME, XSS_PATH, demo_analysis, hostile_analysis
+from tests.report_runs import (
+    LOWER_BETTER_METRICS,
+    SECRET,
+    WEBHOOK,
+    XSS_METRIC,
+    XSS_NAME,
+    XSS_PATH,
+    demo_analysis,
+    hostile_analysis,
+    lower_better_analysis,
+)
 
 
 def _no_constants(name: str):
@@ -58,7 +69,7 @@ def test_json_validates_against_the_documented_schema(demo, hostile):
     for _, report in (demo, hostile):
         doc = json.loads(report.to_json(), parse_constant=_no_constants)
         jsonschema.validate(doc, schema)
-        assert doc["schema_version"] == "1.0"
+        assert doc["schema_version"] == "1.1"
 
 
 def test_json_golden_structure_on_the_demo_run(demo):
@@ -119,11 +130,11 @@ def test_markdown_golden_structure(demo):
     headings = [line for line in md.splitlines() if line.startswith("#")]
     assert headings == [
         "# Experiment report: demo-ocr-run",
-        "## Problematic batches (%d)" % len(analysis.problematic_batches),
-        "## Root causes (%d)" % len(analysis.root_causes),
+        f"## Problematic batches ({len(analysis.problematic_batches)})",
+        f"## Root causes ({len(analysis.root_causes)})",
         "## Findings",
-        "### Anomalies (%d)" % len(analysis.anomalies),
-        "### Change points (%d)" % len(analysis.change_points),
+        f"### Anomalies ({len(analysis.anomalies)})",
+        f"### Change points ({len(analysis.change_points)})",
         "## Data quality",
         "## Configuration",
     ]
@@ -169,6 +180,7 @@ def test_html_is_self_contained_with_plotly_inlined_once(demo):
     assert charts[:2] == ["chart-curves", "chart-heatmap"] and "chart-hist-blur_score" in charts
     for cid in charts:  # each chart's figure is valid JSON with data
         m = re.search(rf'<script type="application/json" id="{cid}-data">(.*?)</script>', html, flags=re.S)
+        assert m is not None
         assert json.loads(m.group(1))["data"]
 
 
@@ -197,7 +209,7 @@ def test_html_escapes_untrusted_text(hostile_images):
 
 
 def test_thumbnails_are_small_jpegs_of_the_worst_images(demo):
-    analysis, report = demo
+    _, report = demo
     q = report.quality
     assert 0 < len(report.thumbnails) == min(100, q["n_rejected"])
     assert [t.path for t in report.thumbnails] == [w["path"] for w in q["worst_images"]][: len(report.thumbnails)]
@@ -296,3 +308,172 @@ def test_read_notes_are_shown_and_escaped(hostile):
     assert "| Read notes | resumed run: merged 1 earlier session folder(s); \\<b\\>chunk\\</b\\> lost |" in md
     html = report.to_html()
     assert "read notes: resumed run: merged 1 earlier session folder(s); &lt;b&gt;chunk&lt;/b&gt; lost" in html
+
+
+# ------------------------------------------------------------------------------------------------ vocabulary
+
+
+@pytest.fixture(scope="module")
+def lower_better(tmp_path_factory):
+    analysis = lower_better_analysis(tmp_path_factory.mktemp("lower-better"))
+    return analysis, Report.from_analysis(analysis)
+
+
+def _batch_values(analysis, batch: int, metric: str) -> list[float]:
+    b = analysis.batches
+    rows = b[(b["batch"] == batch) & (b["metric"] == metric)].sort_values("step")
+    return rows["value"].astype(float).tolist()
+
+
+@pytest.mark.parametrize("metric", LOWER_BETTER_METRICS)
+def test_worst_value_of_a_lower_is_better_metric_is_its_highest(lower_better, metric):
+    """Issue 12: the report's own direction check (substring loss/error/cer/wer) took the LOWEST perplexity, nll
+    and rmse of a batch as its worst value, i.e. the best one."""
+    analysis, report = lower_better
+    batch = {p["batch"]: p for p in report.problematic_batches}[2]
+    values = _batch_values(analysis, 2, metric)
+    assert batch["worst_values"][metric]["value"] == pytest.approx(max(values)) != pytest.approx(min(values))
+
+
+def test_primary_metric_worst_value_names_its_metric(lower_better):
+    analysis, report = lower_better
+    assert analysis.primary_metric == "errors"
+    p = {p["batch"]: p for p in report.problematic_batches}[2]
+    values = _batch_values(analysis, 2, "errors")
+    assert p["metric"] == "errors"
+    assert p["worst_value"] == pytest.approx(max(values)) and p["worst_recall"] == p["worst_value"]
+    assert p["last_value"] == pytest.approx(values[-1]) and p["last_recall"] == p["last_value"]
+    steps = analysis.batches[(analysis.batches["batch"] == 2) & (analysis.batches["metric"] == "errors")]
+    assert p["worst_step"] == int(steps.loc[steps["value"].idxmax(), "step"])
+    md = report.to_markdown()
+    assert "| Worst errors @ step | Last errors |" in md and "recall" not in md.split("## Root causes")[0]
+    html = report.to_html()
+    assert "<th>Worst errors @ step</th><th>Last errors</th>" in html
+    assert f"{fmt(p['worst_value'])} @ {fmt(p['worst_step'])}" in html
+
+
+@pytest.mark.parametrize("metric", ["perplexity", "errors"])
+def test_heatmap_reduces_lower_is_better_metrics_with_max(lower_better, metric):
+    """Issue 12: the heatmap squeezed perplexity columns with min, hiding the very rise it should show."""
+    import numpy as np
+
+    from analysis.reporting.figures import heatmap_figure
+
+    analysis, _ = lower_better
+    fig = heatmap_figure(analysis, metric=metric, max_columns=5)
+    trace = fig.data[0]
+    row = list(trace.y).index("batch 2")
+    values = np.array(_batch_values(analysis, 2, metric))
+    expected = [chunk.max() for chunk in np.array_split(values, 5)]
+    assert np.asarray(trace.z[row], dtype=float) == pytest.approx(expected, rel=1e-6)
+
+
+def test_heatmap_colours_follow_the_direction(lower_better):
+    from analysis.reporting.figures import heatmap_figure
+
+    analysis, _ = lower_better
+    # plotly expands named scales: red first for higher-is-better (low = bad), last for lower-is-better
+    fig = heatmap_figure(analysis, metric="perplexity", max_columns=5)
+    reds = [c for _, c in fig.data[0].colorscale]
+    assert reds[-1] == "rgb(165,0,38)" and reds[0] != "rgb(165,0,38)"
+
+
+def _contrast_quality(analysis, with_codes: bool = True):
+    """8 of the 8 images logged for batch 2 fail contrast (messages as quality/ words them), 4 of batch 0 pass."""
+    import pandas as pd
+
+    from analysis.core.vocabulary import QualityReason
+
+    rows = [
+        {
+            "path": f"b2/img_{i}.png",
+            "batch": 2,
+            "is_acceptable": False,
+            "contrast": 0.02 + 0.01 * i,
+            "blur_score": 500.0,
+            "reasons": [f"{'too dark, ' if i % 2 else ''}low contrast {0.02 + 0.01 * i:.2f} below 0.2"],
+            "reason_codes": [QualityReason.CONTRAST.value],
+        }
+        for i in range(8)
+    ] + [
+        {
+            "path": f"b0/img_{i}.png",
+            "batch": 0,
+            "is_acceptable": True,
+            "contrast": 0.6,
+            "blur_score": 800.0,
+            "reasons": [],
+            "reason_codes": [],
+        }
+        for i in range(4)
+    ]
+    q = pd.DataFrame(rows)
+    q["batch"] = q["batch"].astype("Int64")
+    return q if with_codes else q.drop(columns="reason_codes")
+
+
+def test_quality_reasons_are_grouped_by_code(lower_better):
+    """Issue 12: reasons were grouped by the message's first word, so 'low contrast ...' counted under 'low'
+    and 'too dark, low contrast ...' under 'too'."""
+    import dataclasses
+
+    analysis, _ = lower_better
+    report = Report.from_analysis(dataclasses.replace(analysis, quality=_contrast_quality(analysis)), charts=False)
+    assert report.quality is not None
+    assert report.quality["reasons"] == {"contrast": 8}
+    assert {p["batch"]: p for p in report.problematic_batches}[2]["quality_reasons"] == {"contrast": 8}
+    assert all(w["reason_codes"] == ["contrast"] for w in report.quality["worst_images"])
+    jsonschema.validate(json.loads(report.to_json()), json.loads(SCHEMA_PATH.read_text()))
+    md = report.to_markdown()
+    assert "| low contrast | 8 |" in md  # the code's human label
+    assert "low contrast 8" in md.split("## Root causes")[0]  # the batch's image issues
+    html = report.to_html()
+    assert '<tr><td>low contrast</td><td class="num">8</td></tr>' in html
+
+
+def test_quality_without_reason_codes_groups_nothing(lower_better):
+    """Old quality data (no reason_codes column): no grouping, and the message text is never parsed."""
+    import dataclasses
+
+    analysis, _ = lower_better
+    q = _contrast_quality(analysis, with_codes=False)
+    report = Report.from_analysis(dataclasses.replace(analysis, quality=q), charts=False)
+    assert report.quality is not None
+    assert report.quality["reasons"] == {}
+    assert {p["batch"]: p for p in report.problematic_batches}[2]["quality_reasons"] == {}
+    assert report.quality["worst_images"][0]["reasons"]  # the messages are still listed per image
+
+
+# ------------------------------------------------------------------------------------------------ schema 1.1
+
+
+def test_json_names_the_metric_and_keeps_the_deprecated_alias(demo, lower_better):
+    schema = json.loads(SCHEMA_PATH.read_text())
+    item = schema["properties"]["problematic_batches"]["items"]
+    assert {"metric", "worst_value", "worst_recall"} <= set(item["required"])
+    assert item["properties"]["worst_recall"]["deprecated"] is True
+    assert "DEPRECATED alias of worst_value" in item["properties"]["worst_recall"]["description"]
+    for analysis, report in (demo, lower_better):
+        doc = json.loads(report.to_json(), parse_constant=_no_constants)
+        jsonschema.validate(doc, schema)
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.1"
+        assert doc["problematic_batches"]
+        for p in doc["problematic_batches"]:
+            assert p["metric"] == analysis.primary_metric
+            assert p["worst_recall"] == p["worst_value"] and p["last_recall"] == p["last_value"]
+
+
+def test_schema_1_0_reports_still_render(demo):
+    """A 1.0 JSON (only worst_recall / last_recall) reads back and renders with the recall headers."""
+    _, report = demo
+    doc = json.loads(report.to_json())
+    doc["schema_version"] = "1.0"
+    for p in doc["problematic_batches"]:
+        for key in ("metric", "worst_value", "last_value"):
+            del p[key]
+    old = Report.from_json(json.dumps(doc))
+    md = old.to_markdown()
+    assert "Worst recall @ step" in md
+    html = old.to_html()
+    for p in doc["problematic_batches"]:
+        assert f"{fmt(p['worst_recall'])} @ {fmt(p['worst_step'])}" in html

@@ -37,10 +37,19 @@ def _open(browser, path):
     (page, seen) and closes the browser context afterwards."""
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
-    seen = {"errors": [], "dialogs": [], "remote": []}
+    seen: dict[str, list[str]] = {"errors": [], "dialogs": [], "remote": []}
+
+    def on_console(m):
+        if m.type == "error":
+            seen["errors"].append(m.text)
+
+    def on_dialog(d):
+        seen["dialogs"].append(d.message)
+        d.dismiss()
+
     page.on("pageerror", lambda e: seen["errors"].append(str(e)))
-    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
-    page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+    page.on("console", on_console)
+    page.on("dialog", on_dialog)
 
     def route(r):
         if r.request.url.startswith(("file:", "data:", "blob:")):
@@ -88,7 +97,7 @@ def test_thumbnails_and_histograms_render(browser, reports):
 
 
 def test_injected_markup_renders_as_text_and_never_runs(browser, reports):
-    report, path = reports["hostile"]
+    _, path = reports["hostile"]
     with _open(browser, path) as (page, seen):
         assert page.title() == f"Experiment report: {XSS_NAME}"
         assert page.locator("#run-name").inner_text() == f"Experiment report: {XSS_NAME}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,11 +17,16 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.core.records import Anomaly, ChangePoint
+from analysis.core.vocabulary import Severity, is_lower_better
 
 if TYPE_CHECKING:
     from analysis.findings.pipeline import RunAnalysis
 
-SEVERITY_COLOURS = {"critical": "#d62728", "warning": "#ff7f0e", "info": "#7f7f7f"}
+SEVERITY_COLOURS: dict[str, str] = {
+    Severity.CRITICAL: "#d62728",
+    Severity.WARNING: "#ff7f0e",
+    Severity.INFO: "#7f7f7f",
+}
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 
 
@@ -227,7 +233,7 @@ def _add_findings(
         return m == metric or m.endswith("/" + metric)
 
     picked = [a for a in anomalies if a.batch in batches and matches(a.metric)]
-    for sev in ("warning", "critical"):
+    for sev in (Severity.WARNING, Severity.CRITICAL):
         sel = [a for a in picked if a.severity == sev]
         if not sel:
             continue
@@ -304,7 +310,10 @@ def _mark_outside(
 def heatmap_figure(
     analysis: RunAnalysis, metric: str = "recall", max_columns: int = 400, curves: MetricCurves | None = None
 ) -> go.Figure:
-    """Batch x step heatmap; with more steps than `max_columns`, each column shows its bucket's worst value."""
+    """Batch x step heatmap; with more steps than `max_columns`, each column shows its bucket's worst value.
+
+    Worst and the colours follow the metric's direction (`is_lower_better` with the config's `metric_directions`):
+    the highest loss / perplexity is worst and red, the lowest recall is worst and red."""
     curves = (
         curves
         if curves is not None and curves.metric == metric
@@ -316,20 +325,20 @@ def heatmap_figure(
         return fig
     batches, steps, z = curves.grid()
     z = np.where(np.isfinite(z), z, np.nan)
+    lower_better = is_lower_better(metric, analysis.config.anomaly.metric_directions)
     if len(steps) > max_columns:
         edges = np.linspace(0, len(steps), max_columns + 1).astype(int)
-        lower_better = any(t in metric.lower() for t in ("loss", "error", "cer", "wer"))
         reducer = np.nanmax if lower_better else np.nanmin
         with warnings.catch_warnings():  # all-NaN buckets are expected (late/missing batches)
             warnings.simplefilter("ignore", RuntimeWarning)
-            z = np.column_stack([reducer(z[:, lo:hi], axis=1) for lo, hi in zip(edges[:-1], edges[1:])])
+            z = np.column_stack([reducer(z[:, lo:hi], axis=1) for lo, hi in pairwise(edges)])
         steps = steps[edges[:-1]]
     fig.add_trace(
         go.Heatmap(
             z=z.astype(np.float32),
             x=steps,
             y=[f"batch {b}" for b in batches],
-            colorscale="RdYlGn",
+            colorscale="RdYlGn_r" if lower_better else "RdYlGn",  # red = bad either way
             colorbar={"title": metric},
             hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>",
         )
@@ -351,7 +360,7 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
         s = g[g["metric"] == m].sort_values("step")
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
-        sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != "info"]
+        sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != Severity.INFO]
         if sel:
             fig.add_trace(
                 go.Scatter(

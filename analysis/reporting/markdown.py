@@ -1,0 +1,241 @@
+"""The Markdown rendering of a `Report`: GitHub-flavoured, also readable with `cat` in a terminal.
+
+Untrusted text (run names, metric keys, file names, messages) goes through `md_escape`: no HTML, links, emphasis,
+table breaks or terminal control characters survive.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from analysis.reporting.quality_summary import reason_label
+from analysis.reporting.values import fmt
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.reporting.model import Report
+
+__all__ = [
+    "counts_text",
+    "md_escape",
+    "primary_metric_name",
+    "reason_counts_text",
+    "render_markdown",
+    "worst_values_text",
+]
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&$#!])")
+
+# C0/C1 controls (ESC starts terminal escape sequences), DEL, and bidi/zero-width format characters that can
+# make a name display as something else (U+202E reverses the text after it).
+_MD_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]+")
+
+
+def md_escape(text: Any) -> str:
+    """Escape untrusted text for Markdown (inline and table cells): no HTML, links, emphasis or breaks, and no
+    control characters (a report is also read with `cat` in a terminal, where ESC sequences would run)."""
+    s = str(text if text is not None else "")
+    s = _MD_CONTROL.sub(" ", s)
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def _md_code_block(text: str, lang: str = "") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{lang}\n{text}\n{fence}"
+
+
+def _md_table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def worst_values_text(wv: dict[str, Any]) -> str:
+    """'recall 0.55 @ 120, loss 3.2 @ 140': each metric's worst value and its step."""
+    return ", ".join(f"{k} {fmt(v.get('value'))} @ {fmt(v.get('step'))}" for k, v in wv.items())
+
+
+def counts_text(counts: dict[str, Any]) -> str:
+    """'warning 3, critical 1': the non-zero counts."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+
+
+def reason_counts_text(counts: dict[str, Any]) -> str:
+    """Image-quality reason counts with human names: 'low contrast 8, blurry 2'."""
+    return counts_text({reason_label(k): v for k, v in counts.items()})
+
+
+def _with_counts(total: Any, counts: dict[str, Any]) -> str:
+    detail = counts_text(counts)
+    return f"{fmt(total)} ({md_escape(detail)})" if detail else fmt(total)
+
+
+def _value_of(p: dict[str, Any], name: str) -> Any:
+    """`worst_value` / `last_value` of a problematic batch, or its schema-1.0 `*_recall` name (older JSON)."""
+    return p.get(f"{name}_value", p.get(f"{name}_recall"))
+
+
+def primary_metric_name(r: Report) -> str:
+    """The metric the problematic-batch columns show (recall in reports written before schema 1.1)."""
+    for p in r.problematic_batches:
+        if p.get("metric"):
+            return str(p["metric"])
+    return "recall"
+
+
+def _header(r: Report, s: dict[str, Any]) -> list[str]:
+    run = r.run
+    out = [f"# Experiment report: {md_escape(r.run_name)}", ""]
+    out += [f"**Verdict ({s.get('severity', 'ok')}):** {md_escape(s.get('verdict', ''))}", ""]
+    ident = [
+        ["Run", md_escape(run.get("name"))],
+        ["Run id", md_escape(run.get("id"))],
+        ["Project", md_escape("/".join(x for x in (run.get("entity"), run.get("project")) if x) or "—")],
+        ["State", md_escape(run.get("state"))],
+        ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
+        ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
+        ["Batches", fmt(s.get("n_batches"))],
+        ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
+        ["Change points", fmt(s.get("n_change_points"))],
+        ["Generated", md_escape(r.generated_at)],
+    ]
+    rs = run.get("read_status") or {}
+    if rs and not rs.get("clean", True):
+        ident.append(
+            ["Read status", md_escape(f"truncated={rs.get('truncated')}, skipped records={rs.get('skipped_records')}")]
+        )
+    if rs.get("errors"):  # e.g. "resumed run: merged 1 earlier session folder(s)", or what a damaged read lost
+        ident.append(["Read notes", md_escape("; ".join(map(str, rs["errors"][:5])))])
+    return [*out, _md_table(["", ""], ident), ""]
+
+
+def _problem_batches(r: Report) -> list[str]:
+    out = [f"## Problematic batches ({len(r.problematic_batches)})", ""]
+    if not r.problematic_batches:
+        return [*out, "No problematic batches.", ""]
+    metric = md_escape(primary_metric_name(r))
+    rows = [
+        [
+            fmt(p["batch"]),
+            p["severity"],
+            fmt(p["first_bad_step"]),
+            f"{fmt(_value_of(p, 'worst'))} @ {fmt(p['worst_step'])}",
+            fmt(_value_of(p, "last")),
+            fmt(p["n_anomalies"]),
+            fmt(p["n_change_points"]),
+            fmt(p["n_problem_images"]),
+            md_escape(reason_counts_text(p.get("quality_reasons", {})) or "—"),
+        ]
+        for p in r.problematic_batches
+    ]
+    headers = [
+        "Batch",
+        "Severity",
+        "First bad step",
+        f"Worst {metric} @ step",
+        f"Last {metric}",
+        "Anomalies",
+        "Change points",
+        "Problem images",
+        "Image issues",
+    ]
+    return [*out, _md_table(headers, rows), ""]
+
+
+def _root_causes(r: Report) -> list[str]:
+    out = [f"## Root causes ({len(r.root_causes)})", ""]
+    if not r.root_causes:
+        return [*out, "No root causes identified.", ""]
+    for rc in r.root_causes:
+        where = f"batch {fmt(rc.get('batch'))}" if rc.get("batch") is not None else "run"
+        out.append(
+            f"- **{where}** ({md_escape(rc.get('side'))}, score {fmt(rc.get('score'))}): {md_escape(rc.get('sentence'))}"
+        )
+    return [*out, ""]
+
+
+def _findings(r: Report) -> list[str]:
+    out = ["## Findings", "", f"### Anomalies ({len(r.anomalies)})", ""]
+    if r.anomalies:
+        rows = [
+            [
+                fmt(a["step"]) + (f"–{fmt(a['end_step'])}" if a.get("end_step") is not None else ""),
+                fmt(a.get("batch")),
+                md_escape(a["metric"]),
+                fmt(a["value"]),
+                md_escape(a["detector"]),
+                a["severity"],
+                fmt(a["score"]),
+                md_escape(a["message"]),
+            ]
+            for a in r.anomalies
+        ]
+        out += [_md_table(["Step", "Batch", "Metric", "Value", "Detector", "Severity", "Score", "Message"], rows), ""]
+    else:
+        out += ["No anomalies.", ""]
+    out += [f"### Change points ({len(r.change_points)})", ""]
+    if r.change_points:
+        rows = [
+            [
+                fmt(c["step"]),
+                fmt(c.get("batch")),
+                md_escape(c["metric"]),
+                fmt(c["mean_before"]),
+                fmt(c["mean_after"]),
+                fmt(c["delta"]),
+                str(c.get("severity", "")),
+            ]
+            for c in r.change_points
+        ]
+        out += [_md_table(["Step", "Batch", "Metric", "Mean before", "Mean after", "Delta", "Severity"], rows), ""]
+    else:
+        out += ["No change points.", ""]
+    return out
+
+
+def _quality(r: Report) -> list[str]:
+    out = ["## Data quality", ""]
+    q = r.quality
+    if q is None:
+        return [*out, "No data directory was given, so images were not scored.", ""]
+    out += [
+        f"{fmt(q['n_images'])} images scored: {fmt(q['n_acceptable'])} acceptable, "
+        f"{fmt(q['n_rejected'])} rejected, {fmt(q['n_errors'])} unreadable "
+        f"(acceptable rate {fmt(q['acceptable_rate'])}).",
+        "",
+    ]
+    th = q.get("thresholds", {})
+    out += ["Thresholds: " + md_escape(", ".join(f"{k} {v}" for k, v in th.items())), ""]
+    if q.get("reasons"):
+        rows = [[md_escape(reason_label(k)), fmt(v)] for k, v in q["reasons"].items()]
+        out += [_md_table(["Reason", "Images"], rows), ""]
+    if q.get("columns"):
+        rows = [[md_escape(k), fmt(v["min"]), fmt(v["median"]), fmt(v["max"])] for k, v in q["columns"].items()]
+        out += [_md_table(["Score", "Min", "Median", "Max"], rows), ""]
+    if q.get("worst_images"):
+        out += [f"Worst images ({len(q['worst_images'])}):", ""]
+        rows = [
+            [md_escape(w["path"]), fmt(w.get("batch")), md_escape("; ".join(w["reasons"]) or "—")]
+            for w in q["worst_images"]
+        ]
+        out += [_md_table(["Path", "Batch", "Reasons"], rows), ""]
+    return out
+
+
+def render_markdown(r: Report) -> str:
+    """The whole Markdown report: header, problematic batches, root causes, findings, data quality, config."""
+    import yaml
+
+    out = _header(r, r.summary) + _problem_batches(r) + _root_causes(r) + _findings(r) + _quality(r)
+    out += [
+        "## Configuration",
+        "",
+        "<details><summary>Analysis configuration (secrets omitted)</summary>",
+        "",
+        _md_code_block(yaml.safe_dump(r.config, sort_keys=False).rstrip(), "yaml"),
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,224 @@
+"""The `Report` model: everything a report says as plain data, built once from a `RunAnalysis`, and its JSON form.
+
+Every format (Markdown, JSON, HTML) is rendered from the same plain-data fields, so the numbers agree. The JSON
+form is a stable contract (`SCHEMA_VERSION`, JSON Schema in `templates/report.schema.json`); non-finite numbers
+are written as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` so the file is always valid JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analysis.core.errors import AnalyzerError
+from analysis.core.vocabulary import Severity, severity_rank
+from analysis.reporting.html import TEMPLATES, build_charts, render_html
+from analysis.reporting.markdown import render_markdown
+from analysis.reporting.quality_summary import MAX_WORST_IMAGES, quality_section
+from analysis.reporting.sections import problem_batches_section, run_section, summary_section
+from analysis.reporting.thumbnails import Thumbnail, make_thumbnails
+from analysis.reporting.values import plain, safe_name
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.findings.pipeline import RunAnalysis
+
+__all__ = [
+    "EXTENSIONS",
+    "FORMATS",
+    "FORMAT_ALIASES",
+    "MAX_THUMBNAILS",
+    "SCHEMA_PATH",
+    "SCHEMA_VERSION",
+    "Report",
+    "normalise_formats",
+    "write_reports",
+]
+
+# 1.1: problematic batches carry `metric`, `worst_value` and `last_value` (the primary metric, whatever it is);
+# `worst_recall` / `last_recall` stay as deprecated aliases for this version. Quality reasons are keyed by code.
+SCHEMA_VERSION = "1.1"
+FORMATS = ("markdown", "json", "html")
+EXTENSIONS = {"markdown": "md", "json": "json", "html": "html"}
+FORMAT_ALIASES = {"md": "markdown", "markdown": "markdown", "json": "json", "html": "html", "htm": "html"}
+SCHEMA_PATH = TEMPLATES / "report.schema.json"
+MAX_THUMBNAILS = MAX_WORST_IMAGES
+
+_JSON_FIELDS = (
+    "run",
+    "config",
+    "summary",
+    "problematic_batches",
+    "anomalies",
+    "change_points",
+    "quality",
+    "root_causes",
+    "generated_at",
+    "schema_version",
+)
+
+
+@dataclass
+class Report:
+    """Everything a report says, as plain data; `to_markdown` / `to_json` / `to_html` only render it."""
+
+    run: dict[str, Any]
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    problematic_batches: list[dict[str, Any]]
+    anomalies: list[dict[str, Any]]
+    change_points: list[dict[str, Any]]
+    quality: dict[str, Any] | None
+    root_causes: list[dict[str, Any]]
+    generated_at: str
+    schema_version: str = SCHEMA_VERSION
+    thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
+    charts: list[dict[str, Any]] = field(default_factory=list, repr=False)  # {"id", "title", "figure": JSON str}
+
+    @classmethod
+    def from_analysis(
+        cls,
+        analysis: RunAnalysis,
+        *,
+        data_dir: str | Path | None = None,
+        max_thumbnails: int = MAX_THUMBNAILS,
+        charts: bool = True,
+    ) -> Report:
+        """Collect the run identity, config, findings, quality summary and root causes of one analysis.
+
+        `data_dir` (default: the analysis' own) is where the image paths live; with it the HTML shows thumbnails
+        of the worst images. `charts=False` skips the plotly figures (faster; the HTML then has tables only).
+        """
+        quality = quality_section(analysis)
+        data_dir = data_dir if data_dir is not None else getattr(analysis, "data_dir", None)
+        thumbs = []
+        if data_dir is not None and quality and max_thumbnails > 0:
+            thumbs = make_thumbnails(Path(data_dir), quality["worst_images"][:max_thumbnails])
+        report = cls(
+            run=run_section(analysis.run),
+            config=analysis.config.public_dict(),
+            summary=summary_section(analysis),
+            problematic_batches=problem_batches_section(analysis),
+            anomalies=sorted(
+                (plain(a.to_dict()) for a in analysis.anomalies),
+                key=lambda a: (-severity_rank(a["severity"]), a["step"], str(a["batch"]), a["metric"]),
+            ),
+            change_points=[plain(c.to_dict()) for c in analysis.change_points],
+            quality=quality,
+            root_causes=[plain(r.to_dict()) for r in sorted(analysis.root_causes, key=lambda r: -r.score)],
+            generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            thumbnails=thumbs,
+        )
+        if charts:
+            report.charts = build_charts(analysis)
+        return report
+
+    @property
+    def run_name(self) -> str:
+        return str(self.run.get("name") or self.run.get("id") or "run")
+
+    @property
+    def severity(self) -> str:
+        """The worst severity over every finding ('ok' when none)."""
+        return str(self.summary.get("severity", "ok"))
+
+    def reaches(self, level: str) -> bool:
+        """True when the report's worst finding is at least `level` ('warning' or 'critical'; 'never': False)."""
+        if level == "never":
+            return False
+        return severity_rank(self.severity) >= Severity.parse(level).rank
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document as plain data (documented by `report.schema.json`)."""
+        doc: dict[str, Any] = plain(
+            {
+                "schema_version": self.schema_version,
+                "generated_at": self.generated_at,
+                "run": self.run,
+                "config": self.config,
+                "summary": self.summary,
+                "problematic_batches": self.problematic_batches,
+                "anomalies": self.anomalies,
+                "change_points": self.change_points,
+                "quality": self.quality,
+                "root_causes": self.root_causes,
+            }
+        )
+        return doc
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """Strict JSON (no NaN/Infinity literals: non-finite numbers are the strings "NaN"/"Infinity")."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        """Rebuild a report from its JSON (charts and thumbnails are not part of the JSON)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AnalyzerError(f"not a report JSON: {exc}") from None
+        if not isinstance(data, dict) or "schema_version" not in data:
+            raise AnalyzerError("not a report JSON: no schema_version")
+        major = str(data["schema_version"]).split(".")[0]
+        if major != SCHEMA_VERSION.split(".")[0]:
+            raise AnalyzerError(
+                f"report schema {data['schema_version']} is not supported (this version reads {SCHEMA_VERSION})"
+            )
+        return cls(**{k: data[k] for k in _JSON_FIELDS})
+
+    def to_markdown(self) -> str:
+        """GitHub-flavoured Markdown, also readable in a terminal; untrusted text is escaped."""
+        return render_markdown(self)
+
+    def to_html(self) -> str:
+        """One self-contained HTML file (no network): inlined plotly.js, charts, tables, thumbnails."""
+        return render_html(self)
+
+
+def normalise_formats(formats: Iterable[str] | str) -> list[str]:
+    """['markdown', 'json', ...] from names or aliases ('md'), in the order given, without repeats."""
+    if isinstance(formats, str):
+        formats = formats.split(",")
+    out: list[str] = []
+    for f in formats:
+        key = f.strip().lower()
+        if not key:
+            continue
+        if key not in FORMAT_ALIASES:
+            raise AnalyzerError(f"unknown report format {f.strip()!r}; choose from md, json, html")
+        if FORMAT_ALIASES[key] not in out:
+            out.append(FORMAT_ALIASES[key])
+    if not out:
+        raise AnalyzerError("no report format given; choose from md, json, html")
+    return out
+
+
+def write_reports(
+    report: Report, output_dir: str | Path, formats: Iterable[str] = ("markdown", "json", "html")
+) -> dict[str, Path]:
+    """Write `<run-name-safe>_report.<md|json|html>` files; returns {format: path}. Creates `output_dir`."""
+    wanted = normalise_formats(formats)
+    out = Path(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AnalyzerError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
+    stem = f"{safe_name(report.run_name)}_report"
+    written: dict[str, Path] = {}
+    for name in wanted:
+        text = {"markdown": report.to_markdown, "json": report.to_json, "html": report.to_html}[name]()
+        path = out / f"{stem}.{EXTENSIONS[name]}"
+        tmp = path.with_name(path.name + ".tmp")
+        # file names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode): they cannot be encoded
+        data = text.encode("utf-8", errors="replace")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)  # never leave a half-written report behind
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise AnalyzerError(f"cannot write {path}: {exc.strerror or exc}") from None
+        written[name] = path
+    return written
