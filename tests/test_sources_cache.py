@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,7 +18,7 @@ def run_dir(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("cache")
     rows = []
     for s in range(25):
-        row = {
+        row: dict[str, Any] = {
             "global_step": s * 5,
             "val/recall": 0.5 + s / 100,
             **{f"batch_{b}/hmean": 0.7 + b / 50 for b in range(5)},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -22,7 +23,7 @@ def local_runs(tmp_path_factory):
     for i in range(3):
         rows = []
         for s in range(8):
-            row = {
+            row: dict[str, Any] = {
                 "global_step": (s + 1) * 10,
                 **{f"batch_{b}/recall": round(0.9 - 0.01 * s * b - i / 100, 4) for b in range(4)},
             }
@@ -106,12 +107,12 @@ def test_unknown_run_and_project(server, local_runs):
 
 def test_unauthorised_and_unreachable(server, monkeypatch):
     server.unauthorised = True
-    with pytest.raises(SourceUnavailable, match="(?i)unauthori|api key"):
+    with pytest.raises(SourceUnavailable, match=r"(?i)unauthori|api key"):
         list_cloud_runs("team", "ocr")
     server.unauthorised = False
     monkeypatch.setattr(cloud, "_APIS", {})
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
-    with pytest.raises(SourceUnavailable, match="cannot reach wandb|refused"):
+    with pytest.raises(SourceUnavailable, match=r"cannot reach wandb|refused"):
         cloud.api(timeout=5)
 
 

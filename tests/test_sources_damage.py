@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.core.errors import NotAWandbFile, RunNotFound
+from analysis.core.run import ReadStatus
 from analysis.sources import list_runs, open_run
-from analysis.sources._logfile import BLOCK
+from analysis.sources._logfile import BLOCK, iter_payloads
 from tests.wandb_synth import history_record_ends, write_synthetic
 from tests.wandb_writer import write_run
 
@@ -22,7 +24,10 @@ def real_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("damage")
     rows = []
     for s in range(60):
-        row = {"global_step": s * 10, **{f"batch_{b}/recall": round(0.5 + 0.004 * s + 0.01 * b, 5) for b in range(40)}}
+        row: dict[str, Any] = {
+            "global_step": s * 10,
+            **{f"batch_{b}/recall": round(0.5 + 0.004 * s + 0.01 * b, 5) for b in range(40)},
+        }
         if s % 7 == 0:
             row["problematic_batch_2"] = [f"images/batch_2/scan_{s}_{k}.png" for k in range(12)]
         if s == 9:
@@ -56,7 +61,7 @@ def _assert_rows_genuine(part: pd.DataFrame, full: pd.DataFrame) -> None:
         for col, v in row.items():
             if col == "_step":
                 continue
-            g = good[col]
+            g = good[str(col)]
             if isinstance(v, float) and np.isnan(v):
                 assert isinstance(g, float) and np.isnan(g), (col, v, g)
             else:
@@ -75,7 +80,7 @@ def test_truncated_at_random_offsets_keeps_every_complete_record(real_run, full,
     data = src.read_bytes()
     ends = history_record_ends(src)
     rng = random.Random(1234)
-    cuts = sorted(rng.sample(range(8, len(data) - 1), 14)) + [7, len(data) - 1]
+    cuts = [*sorted(rng.sample(range(8, len(data) - 1), 14)), 7, len(data) - 1]
     for i, cut in enumerate(cuts):
         path = _copy(src, tmp_path / f"cut{i}", data[:cut])
         run = open_run(path, cache=False)
@@ -106,6 +111,19 @@ def test_flipped_payload_bytes_cost_only_their_record(real_run, full, tmp_path):
     _assert_rows_genuine(run.history, full.history)
     assert run.exit_code == 0
     assert f"{run.status.skipped_records} records skipped" in run.status.badges()
+
+
+def test_a_head_scan_ends_cleanly_wherever_stop_falls(real_run):
+    """`stop` need not be a block boundary: the scan covers the blocks it falls in, no more, with no damage seen."""
+    path = _wfile(real_run)
+    assert path.stat().st_size > 3 * BLOCK
+    whole = ReadStatus()
+    by_blocks = list(iter_payloads(path, whole, stop=2 * BLOCK))
+    for stop in (BLOCK + 100, 2 * BLOCK - 1):
+        status = ReadStatus()
+        assert list(iter_payloads(path, status, stop=stop)) == by_blocks
+        assert (status.skipped_records, status.errors, status.truncated) == (0, [], False)
+        assert status.bytes_read == whole.bytes_read
 
 
 def test_corrupt_chunk_header_skips_at_most_its_block(real_run, full, tmp_path):
@@ -170,7 +188,7 @@ def test_good_prefix_with_zero_tail(real_run, full, tmp_path):
 def test_format_1_rows_without_step_and_legacy_keys(tmp_path):
     v1 = tmp_path / "offline-run-20260101_000000-v1run001" / "run-v1run001.wandb"
     legacy = tmp_path / "offline-run-20260101_000001-old00001" / "run-old00001.wandb"
-    records = [{"run": {"run_id": "v1run001", "display_name": "v1", "config": {"lr": 0.5}}}]
+    records: list[dict[str, Any]] = [{"run": {"run_id": "v1run001", "display_name": "v1", "config": {"lr": 0.5}}}]
     records += [{"history": {"loss": i / 10, "global_step": i}} for i in range(3)]
     records += [
         {"history": {"loss": 9.0}, "step": 10},
@@ -178,7 +196,7 @@ def test_format_1_rows_without_step_and_legacy_keys(tmp_path):
         {"summary": {"best": 1}},
         {"exit": 0},
     ]
-    old = [{"run": {"run_id": "old00001", "display_name": "legacy"}}]
+    old: list[dict[str, Any]] = [{"run": {"run_id": "old00001", "display_name": "legacy"}}]
     old += [
         {
             "history": {"_step": i, "acc": 0.25 * i, "img": {"_type": "image-file", "path": f"media/i{i}.png"}},
@@ -269,5 +287,5 @@ def test_non_regular_wandb_files_neither_hang_nor_break_the_listing(real_run, tm
     (dir_run / "run-dirdir00.wandb").mkdir(parents=True)
     refs = list_runs(wandb_dir)
     assert [r.locator for r in refs] == [str(good)]
-    with pytest.raises(RunNotFound, match="run-fifofifo.wandb is not a regular file"):
+    with pytest.raises(RunNotFound, match=r"run-fifofifo\.wandb is not a regular file"):
         open_run(fifo_run, cache=False)

@@ -11,7 +11,7 @@ import numpy as np
 
 from analysis.core.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
-from analysis.sources.local import _Decoder
+from analysis.sources._decoder import Decoder
 
 HOSTILE_KEYS = [
     "batch_1/recall",
@@ -54,9 +54,9 @@ def _payload(rng: random.Random, step: int, plain: bool = False) -> bytes:
     keys = (
         [f"batch_{b}/recall" for b in range(8)]
         if plain
-        else rng.sample(HOSTILE_KEYS, rng.randrange(1, 6)) + [f"batch_{rng.randrange(5)}/precision"]
+        else [*rng.sample(HOSTILE_KEYS, rng.randrange(1, 6)), f"batch_{rng.randrange(5)}/precision"]
     )
-    for k in keys + ["_step"]:
+    for k in [*keys, "_step"]:
         it = rec.item.add()
         it.nested_key.append(k)
         v = step if k == "_step" else rng.random() if plain else _value(rng)
@@ -79,7 +79,7 @@ def test_random_hostile_rows_decode_like_protobuf():
         payloads = [_payload(rng, s, plain=(s // 10) % 2 == 0) for s in range(150)]
         expected = [_decode.decode_history_slow(p, None)[0] for p in payloads]
         records = [_schema.Record(history=p).SerializeToString() for p in payloads]
-        dec = _Decoder(None)
+        dec = Decoder(None)
         dec.feed(records, ReadStatus())
         frame, _ = dec.finish()
         assert len(frame) == 150

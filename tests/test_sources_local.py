@@ -6,6 +6,7 @@ import math
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.wandb_writer import write_run
 def _rows(n: int = 12) -> list[dict]:
     rows = []
     for s in range(n):
-        row = {"global_step": (s + 1) * 100}
+        row: dict[str, Any] = {"global_step": (s + 1) * 100}
         for b in range(3):
             row[f"batch_{b}/recall"] = round(0.95 - 0.02 * s * (b == 1), 4)
             row[f"batch_{b}/precision"] = 0.9
@@ -141,7 +142,7 @@ def test_media_path_outside_the_run_folder_is_refused(wandb_dir):
 def test_folder_without_wandb_file_is_a_clear_error(tmp_path):
     d = tmp_path / "offline-run-20260101_000000-abcd1234"
     d.mkdir()
-    with pytest.raises(RunNotFound, match="no .wandb run file"):
+    with pytest.raises(RunNotFound, match=r"no \.wandb run file"):
         open_run(d)
     assert list_runs(tmp_path) == []
     with pytest.raises(RunNotFound):
@@ -160,7 +161,10 @@ def test_same_result_as_the_research_reference_reader(tmp_path, monkeypatch):
     reference_reader = __import__("reference_reader")
     rows = []
     for s in range(150):
-        row = {"global_step": s * 3, **{f"batch_{b}/recall": (s * 7 + b * 13) % 100 / 100 for b in range(25)}}
+        row: dict[str, Any] = {
+            "global_step": s * 3,
+            **{f"batch_{b}/recall": (s * 7 + b * 13) % 100 / 100 for b in range(25)},
+        }
         if s % 20 == 3:
             row["problematic_batch_4"] = [f"data/p_{s}_{k}.png" for k in range(9)]  # > 127 bytes
         if s % 33 == 5:

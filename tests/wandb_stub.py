@@ -67,7 +67,7 @@ class StubServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}" if isinstance(host, str) else f"http://{host.decode()}:{port}"
 
     def __enter__(self) -> StubServer:
         self._thread.start()
@@ -194,7 +194,7 @@ class StubServer:
                             "mimetype": None,
                             "updatedAt": None,
                             "md5": None,
-                            "sizeBytes": (files_dir / f).stat().st_size,
+                            "sizeBytes": (files_dir / f).stat().st_size if files_dir else 0,
                         },
                     }
                     for i, f in enumerate(chosen)

@@ -10,6 +10,12 @@ Public entry points (stable; see DESIGN.md):
 - `refresh_run(run) -> Run`: a live local run brought up to date from the bytes appended since it was read.
 - `media_path(run, rel) -> Path`: a logged media file, refusing paths that leave the run folder.
 - `list_cloud_runs(entity, project) -> list[RunRef]`: runs of a wandb cloud project (needs an API key).
+
+Modules: `listing` (list/find local runs), `local` (open/refresh one), `resume` (merging the session folders of
+a resumed run), `media` (media files), `cloud`, `tabular`, `cache`; private: `_rundir` (run folders and their
+state), `_logfile` (the block/chunk container), `_decoder` / `_decode` / `_batch` / `_frame` / `_schema` (records
+into a history frame), `_history` (frame conventions shared by every source). `cloud` (which imports wandb) is
+imported only when a cloud run is asked for. No submodule imports this package's `__init__` names.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from pathlib import Path
 
 from analysis.core.errors import RunNotFound
 from analysis.core.run import Run, RunRef
-from analysis.sources.local import find_run, list_runs, media_path, open_local, refresh_run
+from analysis.sources.listing import find_run, list_runs
+from analysis.sources.local import open_local, refresh_run
+from analysis.sources.media import media_path
 from analysis.sources.tabular import is_table, open_table
 
 __all__ = ["find_run", "list_cloud_runs", "list_runs", "media_path", "open_run", "open_table", "refresh_run"]

@@ -58,7 +58,7 @@ def _gather(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
     np.cumsum(lengths, out=offsets[1:])
     total = int(offsets[-1])
     kind = np.int32 if len(a) < 2**31 else np.int64
-    idx = np.arange(total, dtype=kind)
+    idx: np.ndarray = np.arange(total, dtype=kind)
     idx += np.repeat((starts - offsets[:-1]).astype(kind), lengths)
     data = a[idx]
     return pa.Array.from_buffers(pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])

@@ -11,7 +11,7 @@ object / string / bool column.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -73,8 +73,8 @@ class HistoryFrame:
                 if k not in self.col_index:
                     self.col_index[k] = len(self.names)
                     self.names.append(k.decode("utf-8", "surrogateescape"))
-            idx = list(map(self.col_index.__getitem__, keys))
-        return idx
+            return list(map(self.col_index.__getitem__, keys))
+        return cast(list[int], idx)  # no None in it: checked above
 
     def _block(self, b: int) -> np.ndarray:
         block = self.blocks[b]
@@ -172,7 +172,9 @@ class HistoryFrame:
         for j, c in enumerate(order.tolist()):
             cells = self.objects.get(c)
             if cells:
-                df.isetitem(j, _object_column(full[:, j], cells))
+                # a Series keeps the dtype chosen for it (an object array would be re-inferred as str); pandas-stubs
+                # leave Series out of isetitem's value types although pandas documents "scalar or array-like"
+                df.isetitem(j, _object_column(full[:, j], cells))  # type: ignore[arg-type]
             elif self.n and _integral(full[:, j]):
                 df.isetitem(j, full[:, j].astype(np.int64))
         if "_step" not in df.columns:

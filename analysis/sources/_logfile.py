@@ -19,6 +19,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from analysis.core.errors import NotAWandbFile
 from analysis.core.run import ReadStatus
@@ -50,9 +51,105 @@ def check_header(head: bytes, path: Path | str = "") -> int:
     return version
 
 
-def read_version(path: Path) -> int:
-    with open(path, "rb") as fp:
-        return check_header(fp.read(HEADER_LEN), path)
+class _Records:
+    """Joins chunks into records and keeps the books on `status`; `drop` is the one place a record is given up."""
+
+    __slots__ = ("pending", "status")
+
+    def __init__(self, status: ReadStatus) -> None:
+        self.status = status
+        self.pending: list[bytes] | None = None  # chunks of a record whose LAST chunk has not been seen yet
+
+    def drop(self, offset: int, what: str) -> None:
+        """Count one lost record, say where and why, and forget any partly assembled record."""
+        self.status.skipped_records += 1
+        self.status.errors.append(f"offset {offset}: {what}")
+        self.pending = None
+
+    def add(self, ctype: int, payload: bytes, begin: int, end: int) -> bytes | None:
+        """Take one checksummed chunk (file offsets `begin`..`end` of its payload); the record it completes, if any."""
+        if ctype in (FULL, FIRST):
+            if self.pending is not None:
+                self.drop(begin, "record without its last chunk dropped")
+            if ctype == FIRST:
+                self.pending = [payload]
+                return None
+            self.status.bytes_read = end
+            return payload
+        if self.pending is None:  # MIDDLE/LAST whose FIRST was lost
+            self.drop(begin, "orphan chunk dropped")
+            return None
+        self.pending.append(payload)
+        if ctype == MIDDLE:
+            return None
+        record, self.pending = b"".join(self.pending), None
+        self.status.bytes_read = end
+        return record
+
+
+_CUT = "cut"  # `_chunk_problem` verdict: the file ends inside this chunk
+_BAD_CHECKSUM = "bad checksum"  # ... the chunk is well formed but its checksum does not match
+
+
+def _chunk_problem(block: bytes, pos: int, crc: int, length: int, ctype: int) -> str | None:
+    """What is wrong with the chunk at `pos` of `block`: None (nothing), `_CUT`, `_BAD_CHECKSUM`, or a description
+    of a header that makes no sense (which costs the rest of the block)."""
+    n = len(block)
+    begin = pos + CHUNK_HEADER
+    end = begin + length
+    if ctype == 0 and length == 0 and crc == 0:
+        if any(block[pos:]):
+            return "zero chunk header"
+        return _CUT if n < BLOCK else "zero-filled block"  # zeros to end of file: preallocated or torn tail
+    if ctype not in _SEEDS:
+        return f"unknown chunk type {ctype}"
+    if end > BLOCK:
+        return "chunk crosses a block boundary"
+    if end > n:  # a live run or a killed writer
+        return _CUT
+    if zlib.crc32(block[begin:end], _SEEDS[ctype]) != crc:
+        return _BAD_CHECKSUM
+    return None
+
+
+def _scan_block(block: bytes, base: int, pos: int, records: _Records) -> Iterator[bytes]:
+    """Records completed by the chunks of one block (file offset `base`), from `pos` on. A cut chunk marks the
+    status truncated; it can only happen in the last, short block of the file."""
+    status = records.status
+    n = len(block)
+    while pos < n and BLOCK - pos >= CHUNK_HEADER:  # fewer bytes than a chunk header at a block end: padding
+        if pos + CHUNK_HEADER > n:  # chunk header cut by end of file
+            status.truncated = True
+            return
+        crc, length, ctype = _chunk_header(block, pos)
+        end = pos + CHUNK_HEADER + length
+        problem = _chunk_problem(block, pos, crc, length, ctype)
+        if problem is None:
+            record = records.add(ctype, block[pos + CHUNK_HEADER : end], base + pos + CHUNK_HEADER, base + end)
+            if record is not None:
+                yield record
+        elif problem == _CUT:
+            status.truncated = True
+            return
+        elif problem == _BAD_CHECKSUM:
+            records.drop(base + pos, "checksum mismatch, record dropped")
+        else:
+            records.drop(base + pos, f"{problem}, rest of block skipped")
+            return
+        pos = end
+
+
+def _blocks(fp: BinaryIO, base: int, stop: int | None) -> Iterator[bytes]:
+    """The blocks of `fp` from file offset `base` (a block start), read a few at a time; the last may be short."""
+    size = BLOCK * _READ_BLOCKS
+    if stop is not None:  # read no more than the caller will look at
+        size = max(BLOCK, min(size, -(-(stop - base) // BLOCK) * BLOCK))
+    fp.seek(base)
+    while buf := fp.read(size):
+        for at in range(0, len(buf), BLOCK):
+            yield buf[at : at + BLOCK]
+        if len(buf) < size:
+            return
 
 
 def iter_payloads(path: Path, status: ReadStatus, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
@@ -60,97 +157,25 @@ def iter_payloads(path: Path, status: ReadStatus, start: int = 0, stop: int | No
 
     `start` must be a record boundary (0, or a previous `status.bytes_read`). `status` is updated as the scan
     goes: `bytes_read` (offset just past the last good record), `truncated`, `skipped_records`, `errors`,
-    `format_version`. `stop` limits the scan to the first `stop` bytes (used to read only the head of a file).
+    `format_version`. `stop` limits the scan to the blocks before offset `stop` (used to read only the head of
+    a file; such a scan leaves `truncated` and `bytes_read` as they are at its last block).
     """
     with open(path, "rb") as fp:
         status.format_version = check_header(fp.read(HEADER_LEN), path)
         start = max(start, HEADER_LEN)
         status.truncated = False
+        records = _Records(status)
         base = start - start % BLOCK  # file offset of the current block
-        pos = start - base  # position inside the current block
-        fp.seek(base)
-        pending: list[bytes] | None = None
-        chunk = BLOCK * _READ_BLOCKS if stop is None else max(BLOCK, min(BLOCK * _READ_BLOCKS, stop - base))
-        while True:
-            buf = fp.read(chunk)
-            if not buf:
+        pos = start - base  # where to start inside it
+        for block in _blocks(fp, base, stop):
+            yield from _scan_block(block, base, pos, records)
+            if len(block) < BLOCK:  # the end of the file
                 break
-            for bstart in range(0, len(buf), BLOCK):
-                block = buf[bstart : bstart + BLOCK]
-                n = len(block)
-                while pos < n:
-                    if BLOCK - pos < CHUNK_HEADER:  # block trailer padding
-                        break
-                    if pos + CHUNK_HEADER > n:  # chunk header cut by end of file
-                        status.truncated = True
-                        pos = n
-                        break
-                    crc, length, ctype = _chunk_header(block, pos)
-                    begin = pos + CHUNK_HEADER
-                    end = begin + length
-                    problem = None
-                    if ctype == 0 and length == 0 and crc == 0:
-                        if not any(block[pos:]):
-                            if n < BLOCK:  # zeros to end of file: preallocated or torn tail
-                                status.truncated = True
-                                pos = n
-                                break
-                            problem = "zero-filled block"
-                        else:
-                            problem = "zero chunk header"
-                    elif ctype not in _SEEDS:
-                        problem = f"unknown chunk type {ctype}"
-                    elif end > BLOCK:
-                        problem = "chunk crosses a block boundary"
-                    elif end > n:  # chunk cut by end of file: a live run or a killed writer
-                        status.truncated = True
-                        pos = n
-                        break
-                    elif zlib.crc32(block[begin:end], _SEEDS[ctype]) != crc:
-                        status.skipped_records += 1
-                        status.errors.append(f"offset {base + pos}: checksum mismatch, record dropped")
-                        pending = None
-                        pos = end
-                        continue
-                    if problem is not None:
-                        status.skipped_records += 1
-                        status.errors.append(f"offset {base + pos}: {problem}, rest of block skipped")
-                        pending = None
-                        pos = n
-                        break
-                    payload = block[begin:end]
-                    pos = end
-                    if ctype == FULL:
-                        if pending is not None:
-                            status.skipped_records += 1
-                            status.errors.append(f"offset {base + begin}: record without its last chunk dropped")
-                            pending = None
-                        status.bytes_read = base + end
-                        yield payload
-                    elif ctype == FIRST:
-                        if pending is not None:
-                            status.skipped_records += 1
-                            status.errors.append(f"offset {base + begin}: record without its last chunk dropped")
-                        pending = [payload]
-                    elif pending is None:  # MIDDLE/LAST whose FIRST was lost
-                        status.skipped_records += 1
-                        status.errors.append(f"offset {base + begin}: orphan chunk dropped")
-                    elif ctype == MIDDLE:
-                        pending.append(payload)
-                    else:
-                        pending.append(payload)
-                        status.bytes_read = base + end
-                        yield b"".join(pending)
-                        pending = None
-                if n < BLOCK:
-                    break
-                base += BLOCK
-                pos = 0
-                if stop is not None and base >= stop:
-                    return
-            if len(buf) < chunk:
-                break
-        if pending is not None:
+            base += BLOCK
+            pos = 0
+            if stop is not None and base >= stop:
+                return
+        if records.pending is not None:
             status.truncated = True
         if status.bytes_read < HEADER_LEN:
             status.bytes_read = HEADER_LEN

@@ -10,6 +10,8 @@ their payloads itself on the fast path and falls back to `HistoryRecord` / `Summ
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
 
 _FD = descriptor_pb2.FieldDescriptorProto
@@ -78,7 +80,9 @@ _SCHEMA: dict[str, list[tuple[str, int, str, bool, str | None]]] = {
 }
 
 
-def _build() -> dict[str, type]:
+def _build() -> dict[str, Any]:
+    """Message classes by name. They are built at run time, so their fields are unknown to a type checker: typed
+    `Any` rather than `type[Message]`, whose instances would have no `history`, `run`, ... attributes."""
     fdp = descriptor_pb2.FileDescriptorProto(
         name="analyzer_wandb_min.proto",
         package=_PACKAGE,

@@ -22,7 +22,7 @@ import pandas as pd
 from analysis.core.errors import RunNotFound, SourceUnavailable
 from analysis.core.run import ReadStatus, Run, RunRef, RunState
 from analysis.sources import cache as disk_cache
-from analysis.sources.local import media_index, tidy_history
+from analysis.sources._history import media_index, strip_wandb, tidy_history
 
 _STATES: dict[str, RunState] = {
     "finished": "finished",
@@ -172,8 +172,8 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
     if "_step" in history.columns and history["_step"].notna().all():
         history["_step"] = history["_step"].astype("int64")
     history = tidy_history(history)
-    summary = {k: v for k, v in dict(r.summary_metrics or {}).items() if k != "_wandb"}
-    config = {k: v for k, v in dict(r.config or {}).items() if k != "_wandb"}
+    summary = strip_wandb(dict(r.summary_metrics or {}))
+    config = strip_wandb(dict(r.config or {}))
     run = Run(
         ref=_ref(r, entity, project),
         config=config,

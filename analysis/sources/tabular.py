@@ -13,6 +13,7 @@ and the state is "unknown".
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -26,7 +27,7 @@ import pandas as pd
 
 from analysis.core.errors import AmbiguousRun, CorruptRunFile, RunNotFound
 from analysis.core.run import ReadStatus, Run, RunRef
-from analysis.sources.local import media_index, tidy_history
+from analysis.sources._history import media_index, tidy_history
 
 SUFFIXES = {
     ".csv": "csv",
@@ -152,10 +153,8 @@ def _json_document(text: str) -> pd.DataFrame | None:
         return pd.DataFrame.from_records(doc)
     if isinstance(doc, dict) and doc and all(isinstance(v, dict) for v in doc.values()):
         frame = pd.DataFrame(doc)
-        try:  # pandas writes the row labels as strings: keep the logged order
+        with contextlib.suppress(TypeError, ValueError):  # pandas writes row labels as strings: keep the logged order
             frame = frame.loc[sorted(frame.index, key=int)]
-        except (TypeError, ValueError):
-            pass
         return frame.reset_index(drop=True)
     return None  # a single row object: read as one JSON line
 
@@ -183,12 +182,10 @@ def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
         if col.dtype == object or str(col.dtype) == "str":
             sample = col.dropna()
             if len(sample) and sample.astype(str).str.match(r"^\s*[\[{]").all():
-                try:
+                with contextlib.suppress(ValueError):  # not JSON after all: keep the text
                     frame[c] = pd.Series(
                         [json.loads(v) if isinstance(v, str) else np.nan for v in col], index=frame.index, dtype=object
                     )
-                except ValueError:
-                    pass  # not JSON after all: keep the text
     return frame
 
 
