@@ -23,9 +23,11 @@ app's workload (200 batches x 3 metrics x 10,000 steps).
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import ruptures as rpt
@@ -61,7 +63,7 @@ def f1_score(truth: list[int], pred: list[int], margin: int = MARGIN) -> float:
 
 def _segments(cps: list[int], n: int) -> list[tuple[int, int]]:
     bounds = sorted({0, n} | {c for c in cps if 0 < c < n})
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(itertools.pairwise(bounds))
 
 
 def covering(truth: list[int], pred: list[int], n: int) -> float:
@@ -209,7 +211,7 @@ def run_level(seed: int, batches: int = 200, steps: int = 10_000) -> list[tuple[
         )
     long = pd.concat(frames, ignore_index=True)
     cfg = AnalyzerConfig()
-    out = {}
+    out: dict[str, Any] = {}
     t_an = _time(lambda: out.__setitem__("a", find_anomalies(long, None, cfg.anomaly)), 1)
     t_cp = _time(lambda: out.__setitem__("c", find_change_points(long, None, cfg.anomaly)), 1)
     t_rc = _time(lambda: out.__setitem__("r", explain(long, out["a"], out["c"], None, None, cfg)), 1)
@@ -278,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         _table(
             "Change-point F1 per scenario (labelled set)",
-            ["method"] + scen,
+            ["method", *scen],
             [
                 [name] + [f"{lab['per_scenario'].get(s, float('nan')):.2f}" for s in scen]
                 for name, (lab, _) in results.items()
@@ -310,14 +312,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_speed:
         srows = []
-        for case, (ours_w, ours_c), pelt in speed(args.seed):
+        for case, (ours_w, ours_c), pelt_time in speed(args.seed):
             srows.append(
                 [
                     case,
                     f"{ours_w:.3f}",
                     f"{ours_c:.3f}",
-                    "" if pelt is None else f"{pelt[0]:.1f}",
-                    "" if pelt is None else f"{pelt[1] / max(ours_c, 1e-9):.0f}x",
+                    "" if pelt_time is None else f"{pelt_time[0]:.1f}",
+                    "" if pelt_time is None else f"{pelt_time[1] / max(ours_c, 1e-9):.0f}x",
                 ]
             )
         print(

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             audit_folder(tmp, workers=1, cache_dir=Path(tmp) / ".cache")
             t_reaudit = time.perf_counter() - t
-        if cv_score is not None:
+        if cv_score is not None and cv_flag is not None:
             res_ok = np.array([min(s.image.shape[:2]) >= MIN_SIDE for s in samples])
             cv_acc = np.mean((~cv_flag & res_ok) == accept)
             rows.append(

@@ -127,7 +127,7 @@ def motion_blur(image: np.ndarray, length: int, angle: float = 0.0) -> np.ndarra
     k = np.zeros((length, length), np.float32)
     k[length // 2, :] = 1.0
     m = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
-    k = cv2.warpAffine(k, m, (length, length))
+    k = np.asarray(cv2.warpAffine(k, m, (length, length)), dtype=np.float32)
     k /= k.sum()
     return cv2.filter2D(image, -1, k)
 
@@ -141,7 +141,9 @@ def add_noise(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
 def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    out = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    assert out is not None
+    return out
 
 
 # ------------------------------------------------------------------------------------------- labelled set
@@ -291,7 +293,7 @@ def make_sample(i: int, rng: random.Random, fonts: list[str], photos: list[tuple
         meta["gauss_sigma"] = s
     elif blur_kind == "motion":
         length = rng.choice([9, 13, 17])
-        img = motion_blur(img, max(3, int(round(length * view))) | 1, rng.uniform(0, 180))
+        img = motion_blur(img, max(3, round(length * view)) | 1, rng.uniform(0, 180))
         meta["motion_length"] = length
     noise = rng.choice([0, 0, 4, 8, 12])
     if noise:

@@ -29,7 +29,14 @@ import pandas as pd
 
 from analysis.core.config import DataQualityConfig
 from analysis.core.errors import AnalyzerError, ImageLoadError
-from quality.filter import blur_reason, contrast_reason, resolution_reason, rotation_reason
+from quality.filter import (
+    QualityFailure,
+    blur_reason,
+    contrast_reason,
+    resolution_reason,
+    rotation_reason,
+    unreadable_reason,
+)
 from quality.io import is_image_file, load_image, resolve_under_root
 from quality.scores import SCORER_VERSION, score_image
 
@@ -215,22 +222,22 @@ def score_images(
         keyed: list[tuple[int, str, str]] = []  # (index, real path, cache key)
         for i, p in enumerate(given):
             try:
-                real = resolve_under_root(root, p) if root is not None else Path(p).resolve()
-                st = real.stat()
+                resolved = resolve_under_root(root, p) if root is not None else Path(p).resolve()
+                st = resolved.stat()
             except ImageLoadError as exc:
                 rows[i] = {"error": str(exc)}
                 continue
             except OSError as exc:
                 rows[i] = {"error": f"{p}: {'file not found' if isinstance(exc, FileNotFoundError) else exc}"}
                 continue
-            keyed.append((i, str(real), _Cache.key(str(real), st, cap)))
+            keyed.append((i, str(resolved), _Cache.key(str(resolved), st, cap)))
         hits = cache.get_many([k for _, _, k in keyed])
         todo = []
-        for i, real, k in keyed:
+        for i, real_path, k in keyed:
             if k in hits:
                 rows[i] = hits[k]
             else:
-                todo.append((i, real, k))
+                todo.append((i, real_path, k))
         report(total - len(todo))
 
         key_of = {i: k for i, _, k in todo}
@@ -249,12 +256,12 @@ def score_images(
             report(len(idx))
 
         index = [i for i, _, _ in todo]
-        real = [r for _, r, _ in todo]
-        if real:
+        real_paths = [r for _, r, _ in todo]
+        if real_paths:
             if engine == "dask":
-                _run_dask(real, cap, workers, scheduler_address, on_done, index)
+                _run_dask(real_paths, cap, workers, scheduler_address, on_done, index)
             else:
-                _run_local(real, cap, workers or _default_workers(), on_done, index)
+                _run_local(real_paths, cap, workers or _default_workers(), on_done, index)
         cache.put_many(pending)
     finally:
         cache.close()
@@ -318,9 +325,10 @@ def apply_thresholds(
     blur_threshold: float = _DEFAULTS.blur_threshold,
     min_contrast: float = _DEFAULTS.min_contrast,
 ) -> pd.DataFrame:
-    """A copy of `scores` with `is_acceptable` (bool) and `reasons` (list[str]) under these thresholds.
+    """A copy of `scores` with `is_acceptable` (bool), `reasons` (list[str], messages) and `reason_codes`
+    (list[str], the `QualityReason` value of each message, same order) under these thresholds.
 
-    Vectorised: re-thresholding 10,000 rows takes milliseconds. Error rows are never acceptable.
+    Vectorised: re-thresholding 10,000 rows takes milliseconds. Error rows are never acceptable (`unreadable`).
     """
     out = scores.copy()
     n = len(out)
@@ -340,18 +348,20 @@ def apply_thresholds(
         bad_rot = ok & (np.abs(rot) > max_rotation)
         bad_blur = ok & (blur < blur_threshold)
         bad_con = ok & (con < min_contrast) if min_contrast > 0 else np.zeros(n, bool)
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    failures: list[list[QualityFailure | None]] = [[] for _ in range(n)]
     errors = out["error"].to_numpy(dtype=object) if "error" in out else [None] * n
     for i in np.flatnonzero(err):
-        reasons[i].append(f"unreadable: {errors[i]}")
+        failures[i].append(unreadable_reason(errors[i]))
     for i in np.flatnonzero(bad_res):
-        reasons[i].append(resolution_reason(int(w[i]), int(h[i]), (mw, mh)))
+        failures[i].append(resolution_reason(int(w[i]), int(h[i]), (mw, mh)))
     for i in np.flatnonzero(bad_rot):
-        reasons[i].append(rotation_reason(float(rot[i]), float(max_rotation)))
+        failures[i].append(rotation_reason(float(rot[i]), float(max_rotation)))
     for i in np.flatnonzero(bad_blur):
-        reasons[i].append(blur_reason(float(blur[i]), float(blur_threshold)))
+        failures[i].append(blur_reason(float(blur[i]), float(blur_threshold)))
     for i in np.flatnonzero(bad_con):
-        reasons[i].append(contrast_reason(float(con[i]), float(bri[i]), float(min_contrast)))
+        failures[i].append(contrast_reason(float(con[i]), float(bri[i]), float(min_contrast)))
+    kept = [[f for f in row if f is not None] for row in failures]  # the masks above already decided: never None
     out["is_acceptable"] = ok & ~(bad_res | bad_rot | bad_blur | bad_con)
-    out["reasons"] = reasons
+    out["reasons"] = [[f.message for f in row] for row in kept]
+    out["reason_codes"] = [[f.code.value for f in row] for row in kept]
     return out

@@ -1,10 +1,15 @@
-"""`ImageQualityFilter`: the handbook's data-quality filter, thresholds -> `is_acceptable` + human-readable reasons."""
+"""`ImageQualityFilter`: the handbook's data-quality filter, thresholds -> `is_acceptable` + reasons.
+
+Each check returns a `QualityFailure`: a `QualityReason` code (grouped and counted by tables and root causes) and
+a human message (shown). Results carry both, as `reason_codes` and `reasons`, in the same order.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,36 +18,52 @@ from PIL import Image
 
 from analysis.core.config import DataQualityConfig
 from analysis.core.errors import ImageLoadError
+from analysis.core.vocabulary import QualityReason
 from quality.io import load_image
 from quality.scores import score_image
 
 _DEFAULTS = DataQualityConfig()
 
 
-def resolution_reason(width: int, height: int, min_resolution: tuple[int, int]) -> str | None:
+@dataclass(frozen=True)
+class QualityFailure:
+    """One failed check: its code (what tables and root causes group by) and the human message (what people read)."""
+
+    code: QualityReason
+    message: str
+
+
+def resolution_reason(width: int, height: int, min_resolution: tuple[int, int]) -> QualityFailure | None:
     mw, mh = min_resolution
     if width < mw or height < mh:
-        return f"resolution {width}x{height} below minimum {mw}x{mh}"
+        return QualityFailure(QualityReason.RESOLUTION, f"resolution {width}x{height} below minimum {mw}x{mh}")
     return None
 
 
-def rotation_reason(angle: float, max_rotation: float) -> str | None:
+def rotation_reason(angle: float, max_rotation: float) -> QualityFailure | None:
     if angle is not None and not math.isnan(angle) and abs(angle) > max_rotation:
-        return f"rotated {angle:+.1f}° (more than ±{max_rotation:g}°)"
+        return QualityFailure(QualityReason.ROTATION, f"rotated {angle:+.1f}° (more than ±{max_rotation:g}°)")
     return None
 
 
-def blur_reason(blur: float, blur_threshold: float) -> str | None:
+def blur_reason(blur: float, blur_threshold: float) -> QualityFailure | None:
     if blur < blur_threshold:
-        return f"blurry: blur score {blur:.0f} below {blur_threshold:g} (higher = sharper)"
+        return QualityFailure(
+            QualityReason.BLUR, f"blurry: blur score {blur:.0f} below {blur_threshold:g} (higher = sharper)"
+        )
     return None
 
 
-def contrast_reason(contrast: float, brightness: float, min_contrast: float) -> str | None:
+def contrast_reason(contrast: float, brightness: float, min_contrast: float) -> QualityFailure | None:
     if min_contrast > 0 and contrast < min_contrast:
         tone = "too dark, " if brightness < 0.25 else "washed out, " if brightness > 0.8 else ""
-        return f"{tone}low contrast {contrast:.2f} below {min_contrast:g}"
+        return QualityFailure(QualityReason.CONTRAST, f"{tone}low contrast {contrast:.2f} below {min_contrast:g}")
     return None
+
+
+def unreadable_reason(error: object) -> QualityFailure:
+    """The failure of an image that could not be loaded or scored (`error` is why)."""
+    return QualityFailure(QualityReason.UNREADABLE, f"unreadable: {error}")
 
 
 def image_to_array(image: Any) -> np.ndarray:
@@ -96,20 +117,25 @@ class ImageQualityFilter:
             max_pixels=cfg.max_image_pixels,
         )
 
-    def reasons(self, scores: dict[str, Any]) -> list[str]:
-        """Every failed check for a dict of scores, in a fixed order."""
+    def failures(self, scores: dict[str, Any]) -> list[QualityFailure]:
+        """Every failed check for a dict of scores, in a fixed order (resolution, rotation, blur, contrast)."""
         found = [
             resolution_reason(scores["width"], scores["height"], self.min_resolution),
             rotation_reason(scores["rotation_angle"], self.max_rotation),
             blur_reason(scores["blur_score"], self.blur_threshold),
             contrast_reason(scores["contrast"], scores["brightness"], self.min_contrast),
         ]
-        return [r for r in found if r]
+        return [f for f in found if f is not None]
+
+    def reasons(self, scores: dict[str, Any]) -> list[str]:
+        """The messages of every failed check for a dict of scores, in the order of `failures`."""
+        return [f.message for f in self.failures(scores)]
 
     def assess_image_quality(self, image: Any) -> dict[str, Any]:
-        """Scores + `is_acceptable` + `reasons` for a numpy array, PIL image or path.
+        """Scores + `is_acceptable` + `reasons` (messages) + `reason_codes` for a numpy array, PIL image or path.
 
-        A path that cannot be loaded raises `ImageLoadError` (a clear, typed error).
+        `reason_codes` holds the `QualityReason` value of each message, in the same order. A path that cannot be
+        loaded raises `ImageLoadError` (a clear, typed error).
         """
         arr = (
             load_image(Path(image), self.max_pixels) if isinstance(image, (str, os.PathLike)) else image_to_array(image)
@@ -117,9 +143,10 @@ class ImageQualityFilter:
         if arr.size == 0:
             raise ImageLoadError("empty image (no pixels)")
         result: dict[str, Any] = dict(score_image(arr))
-        reasons = self.reasons(result)
-        result["is_acceptable"] = not reasons
-        result["reasons"] = reasons
+        failures = self.failures(result)
+        result["is_acceptable"] = not failures
+        result["reasons"] = [f.message for f in failures]
+        result["reason_codes"] = [f.code.value for f in failures]
         return result
 
     def filter_batch(self, images: Iterable[Any]) -> list[Any]:

@@ -69,8 +69,8 @@ def _stroke_mask(g: np.ndarray, dark: bool, blur_px: float = 0.0, noise: float =
 
     `blur_px` (the image's blur σ at this scale, NaN or 0 if unknown) widens the kernel to cover blurred strokes."""
     h, w = g.shape
-    k_blur = int(round(_BLUR_KERNEL * blur_px)) if blur_px > 0 else 0  # False for NaN
-    k = min(31, max(5, k_blur, int(round(min(h, w) / 40))) | 1)
+    k_blur = round(_BLUR_KERNEL * blur_px) if blur_px > 0 else 0  # False for NaN
+    k = min(31, max(5, k_blur, round(min(h, w) / 40)) | 1)
     se = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     return _strong(cv2.morphologyEx(g, cv2.MORPH_BLACKHAT if dark else cv2.MORPH_TOPHAT, se), noise)
 
@@ -80,7 +80,7 @@ def _strong(resp: np.ndarray, noise: float = 0.0) -> np.ndarray:
     and of the noise (`_NOISE_FLOOR` times the noise σ left in the image), else 0."""
     sample = resp[::2, ::2] if min(resp.shape) >= 64 else resp
     cdf = np.cumsum(cv2.calcHist([np.ascontiguousarray(sample)], [0], None, [256], [0, 256]).ravel())
-    cdf /= cdf[-1]
+    cdf = cdf / cdf[-1]
     p80, p995 = int(np.searchsorted(cdf, 0.80)), int(np.searchsorted(cdf, 0.995))
     thr = max(6, int(0.3 * p995), p80, int(_NOISE_FLOOR * noise))
     return cv2.threshold(resp, thr, 1, cv2.THRESH_BINARY)[1]
@@ -123,7 +123,7 @@ def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
     mx, my = (float(v) for v in cv2.reduce(pts, 0, cv2.REDUCE_AVG).ravel())
     x, y, w, h = cv2.boundingRect(pts)  # integer box around every point
     ex, ey = max(mx - x, x + w - mx), max(my - y, y + h - my)
-    return pts - np.float32([mx, my]), float(math.hypot(ex, ey))
+    return pts - np.array([mx, my], dtype=np.float32), float(math.hypot(ex, ey))
 
 
 def _profile_criterion(pts: np.ndarray | tuple[np.ndarray, float], angles_deg: np.ndarray, bin_px: float) -> np.ndarray:

@@ -113,7 +113,7 @@ def _window(g: np.ndarray, ys: slice, xs: slice, pre: float) -> np.ndarray:
     the result equals smoothing the whole image (except at the image's own borders)."""
     if pre <= 0:
         return np.ascontiguousarray(g[ys, xs])
-    m = int(math.ceil(4.0 * pre)) + 1
+    m = math.ceil(4.0 * pre) + 1
     y0, y1 = max(0, ys.start - m), min(g.shape[0], ys.stop + m)
     x0, x1 = max(0, xs.start - m), min(g.shape[1], xs.stop + m)
     smooth = cv2.GaussianBlur(np.ascontiguousarray(g[y0:y1, x0:x1]), (0, 0), pre)
@@ -171,7 +171,7 @@ def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[n
     floor = max(2.0, 2.0 * resid_noise)
     windows = _busy_windows(g)
     parts = [_edge_samples(_window(g, ys, xs, pre), floor, _MAX_EDGES // len(windows)) for ys, xs in windows]
-    m, own, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    m, _own, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(4))
     if m.size == 0:
         return np.empty(0, np.float32), np.empty(0, np.int8)
     # Steepness is measured against the neighbourhood's contrast, not only the edge's own: a thin stroke smeared by
@@ -206,7 +206,7 @@ def _steepness(sigma: float, size: int = 200) -> float:
     box = 1.0 / math.sqrt(12.0)  # the area-average sampling above blurs by this much
     extra = math.sqrt(max(sigma * sigma - box * box, 0.0))
     if extra > 0.05:
-        img = cv2.GaussianBlur(img, (0, 0), extra)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), extra), dtype=np.float32)
     ratio, direction = _edge_ratios(np.clip(img + 0.5, 0, 255).astype(np.uint8), 0.0)
     return _worst_direction(ratio, direction)
 

@@ -3,18 +3,21 @@ cross-batch comparison, episodes, drop-only mode, and bad input."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.core.config import AnomalyDetectionConfig
-from analysis.findings.anomalies import find_anomalies, metric_direction, metric_threshold, outlier_indices
+from analysis.core.vocabulary import is_schedule, metric_direction, metric_threshold
+from analysis.findings.anomalies import find_anomalies, outlier_indices
 
 EMPTY_GLOBAL = pd.DataFrame(columns=["step", "metric", "value"])
 
 
 def batch_frame(
-    series: dict[int, np.ndarray], metric: str = "recall", step0: int = 100, every: int = 100
+    series: Mapping[int, Iterable[float | None]], metric: str = "recall", step0: int = 100, every: int = 100
 ) -> pd.DataFrame:
     rows = []
     for b, vals in series.items():
@@ -39,9 +42,9 @@ def test_direction_from_name_and_override():
     assert metric_direction("train/loss") == "lower_is_better"
     assert metric_direction("val/cer") == "lower_is_better"
     assert metric_direction("val/char_error_rate") == "lower_is_better"
-    assert metric_direction("hmean", cfg) == "lower_is_better"
-    assert metric_threshold("val/recall", AnomalyDetectionConfig()) == 0.8
-    exact = AnomalyDetectionConfig(metric_thresholds={"recall": 0.8, "val/recall": 0.9})
+    assert metric_direction("hmean", cfg.metric_directions) == "lower_is_better"
+    assert metric_threshold("val/recall", AnomalyDetectionConfig().metric_thresholds) == 0.8
+    exact = AnomalyDetectionConfig(metric_thresholds={"recall": 0.8, "val/recall": 0.9}).metric_thresholds
     assert metric_threshold("val/recall", exact) == 0.9
     assert metric_threshold("recall", exact) == 0.8
     assert metric_threshold("precision", exact) is None
@@ -143,7 +146,7 @@ def test_batch_appearing_late_or_disappearing_is_handled():
     late = [None] * 15 + list(healthy(15, rng))
     gone = list(healthy(10, rng)) + [None] * 20
     late[20] = 0.5
-    series = {0: healthy(30, rng), 1: late, 2: gone, 3: healthy(30, rng)}
+    series: dict[int, Iterable[float | None]] = {0: healthy(30, rng), 1: late, 2: gone, 3: healthy(30, rng)}
     found = find_anomalies(batch_frame(series), EMPTY_GLOBAL, AnomalyDetectionConfig())
     assert [a.step for a in by(found, detector="threshold", batch=1)] == [2100]
     assert not by(found, batch=2, detector="threshold")
@@ -210,14 +213,12 @@ def test_drop_only_mode_reports_no_info_findings():
 
 
 def test_learning_rate_steps_are_facts_not_anomalies():
-    from analysis.findings.anomalies import is_schedule
-
     lr = np.r_[np.full(20, 3e-4), np.full(20, 1.5e-4), [np.nan]]
     g = pd.DataFrame({"step": np.arange(41), "metric": "train/lr", "value": lr})
     found = find_anomalies(None, g, AnomalyDetectionConfig())
     assert [(a.detector, a.step) for a in found] == [("nonfinite", 40)]
     assert is_schedule("optimizer/learning_rate") and is_schedule("train/lr") and not is_schedule("val/recall")
-    assert not is_schedule("lr", AnomalyDetectionConfig(metric_directions={"lr": "lower_is_better"}))
+    assert not is_schedule("lr", AnomalyDetectionConfig(metric_directions={"lr": "lower_is_better"}).metric_directions)
 
 
 def test_threshold_is_info_while_training_approaches_it_and_does_not_flap():
@@ -232,3 +233,18 @@ def test_threshold_is_info_while_training_approaches_it_and_does_not_flap():
     assert len(early) == 1 and early[0].step == 100 and "has not reached" in early[0].message
     late = [a for a in found if a.severity != "info"]
     assert [(a.step, a.value, a.severity) for a in late] == [(100 + 4500, 0.6, "critical")]
+
+
+def test_plural_errors_and_perplexity_rising_are_degradations():
+    """Issue 12: `errors` (plural) read as higher-is-better, so a rising error count was never flagged."""
+    rng = np.random.default_rng(21)
+    errors = np.r_[np.full(40, 10.0), np.full(40, 20.0)] + rng.normal(0, 0.2, 80)
+    found = find_anomalies(batch_frame({0: errors}, metric="errors"), EMPTY_GLOBAL, AnomalyDetectionConfig())
+    drops = by(found, metric="errors", detector="drop_from_best")
+    assert drops and all(a.severity in ("warning", "critical") for a in drops)
+    assert "rose" in drops[0].message
+    steps = np.arange(80) * 100
+    perplexity = np.r_[np.full(40, 12.0), np.full(40, 18.0)] + rng.normal(0, 0.1, 80)
+    g = pd.DataFrame({"step": steps, "metric": "val/perplexity", "value": perplexity})
+    found = find_anomalies(None, g, AnomalyDetectionConfig())
+    assert [a for a in found if a.detector == "drop_from_best" and a.severity != "info"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from analysis.core.config import config_from_dict
@@ -13,7 +15,7 @@ from tests.wandb_writer import write_run
 
 @pytest.fixture(scope="module")
 def prefixed(tmp_path_factory):
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in range(6):
         rows.append(
             {

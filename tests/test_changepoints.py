@@ -141,3 +141,13 @@ def test_values_near_the_float_limit_do_not_crash_and_keep_their_breaks():
     noise = np.random.default_rng(0).normal(0, 1e298, 100)
     assert change_points(np.r_[np.full(50, 1e300), np.full(50, -1e300)] + noise) == [50]
     assert change_points(np.r_[np.full(50, 1.0), np.full(50, -1.0)] + noise / 1e300) == [50]
+
+
+def test_a_rising_error_count_is_a_degrading_change_point():
+    """Issue 12: `errors` (plural) is lower-is-better, so its rise is a warning or worse, not an improvement."""
+    rng = np.random.default_rng(22)
+    vals = np.r_[np.full(50, 10.0), np.full(50, 20.0)] + rng.normal(0, 0.2, 100)
+    rows = [(100 * (i + 1), 0, "errors", float(v)) for i, v in enumerate(vals)]
+    batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
+    (cp,) = find_change_points(batches, None, AnomalyDetectionConfig())
+    assert cp.step == 5100 and cp.severity == "critical"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,14 +45,14 @@ def test_audit_folder_rows_errors_and_paths(folder):
     assert list(df.columns) == audit.COLUMNS
     assert "batch_1/readme.txt" not in set(df["path"])
     assert df["path"].tolist() == sorted(df["path"])
-    by = df.set_index("path")
-    assert by.loc["batch_1/deep/rotated.png", "rotation_angle"] == pytest.approx(25, abs=0.5)
-    assert by.loc["batch_1/blurred.jpg", "blur_score"] < 100
-    assert by.loc["batch_1/tiny.png", "width"] == 80
-    assert "empty" in by.loc["batch_1/empty.png", "error"]
-    assert "not an image" in by.loc["batch_1/notes.png", "error"]
-    assert "outside the data root" in by.loc["batch_1/link_out.png", "error"]
-    assert by.loc["batch_0/good_00.png", "error"] is None
+    by = df.set_index("path").to_dict("index")
+    assert by["batch_1/deep/rotated.png"]["rotation_angle"] == pytest.approx(25, abs=0.5)
+    assert by["batch_1/blurred.jpg"]["blur_score"] < 100
+    assert by["batch_1/tiny.png"]["width"] == 80
+    assert "empty" in by["batch_1/empty.png"]["error"]
+    assert "not an image" in by["batch_1/notes.png"]["error"]
+    assert "outside the data root" in by["batch_1/link_out.png"]["error"]
+    assert by["batch_0/good_00.png"]["error"] is None
     assert calls[-1] == (len(df), len(df)) and [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
@@ -60,7 +61,8 @@ def test_score_images_keeps_order_and_refuses_escapes(folder):
     df = score_images(paths, root=folder, workers=1)
     assert df["path"].tolist() == paths
     assert df["error"].notna().tolist() == [False, True, False, True, True]
-    assert "refused" in df.loc[1, "error"] and "not found" in df.loc[3, "error"]
+    errors = df["error"].tolist()
+    assert "refused" in errors[1] and "not found" in errors[3]
 
 
 def test_cache_is_used_and_keyed_on_size_mtime_and_version(folder, tmp_path, monkeypatch):
@@ -70,7 +72,9 @@ def test_cache_is_used_and_keyed_on_size_mtime_and_version(folder, tmp_path, mon
     st = target.stat()
     # Same size and mtime but different pixels: the cache must answer (proving it is consulted) ...
     data = bytearray(target.read_bytes())
-    blurred = cv2.imencode(".png", gaussian_blur(cv2.imread(str(target), cv2.IMREAD_GRAYSCALE), 3))[1].tobytes()
+    gray = cv2.imread(str(target), cv2.IMREAD_GRAYSCALE)
+    assert gray is not None
+    blurred = cv2.imencode(".png", gaussian_blur(gray, 3))[1].tobytes()
     target.write_bytes(blurred)
     os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert len(blurred) != len(data)
@@ -82,8 +86,13 @@ def test_cache_is_used_and_keyed_on_size_mtime_and_version(folder, tmp_path, mon
     third = audit_folder(folder, cache_dir=cache, workers=1)
     pd.testing.assert_frame_equal(first, third)
     # ... and a new scorer version invalidates everything.
-    calls = []
-    monkeypatch.setattr(audit, "_score_path", lambda p, m: calls.append(p) or {"error": "rescored"})
+    calls: list[str] = []
+
+    def rescore(path: str, max_pixels: int) -> dict[str, Any]:
+        calls.append(path)
+        return {"error": "rescored"}
+
+    monkeypatch.setattr(audit, "_score_path", rescore)
     fourth = audit_folder(folder, cache_dir=cache, workers=1)
     assert calls == []
     pd.testing.assert_frame_equal(first, fourth)
@@ -136,13 +145,15 @@ def test_apply_thresholds_matches_the_filter(folder):
     df = audit_folder(folder, workers=1)
     judged = apply_thresholds(df, **thresholds_from_config(DataQualityConfig()))
     f = ImageQualityFilter()
-    for row in judged.itertuples():
-        if row.error is not None:
-            assert not row.is_acceptable and row.reasons[0].startswith("unreadable:")
+    for row in judged.to_dict("records"):
+        if row["error"] is not None:
+            assert not row["is_acceptable"] and row["reasons"][0].startswith("unreadable:")
+            assert row["reason_codes"] == ["unreadable"]
             continue
-        expected = f.assess_image_quality(folder / row.path)
-        assert row.is_acceptable == expected["is_acceptable"]
-        assert row.reasons == expected["reasons"]
+        expected = f.assess_image_quality(folder / row["path"])
+        assert row["is_acceptable"] == expected["is_acceptable"]
+        assert row["reasons"] == expected["reasons"]
+        assert row["reason_codes"] == expected["reason_codes"]
     assert judged.set_index("path").loc["batch_0/good_00.png", "is_acceptable"]
     assert "is_acceptable" not in df.columns  # a copy, input untouched
 
@@ -169,6 +180,9 @@ def test_apply_thresholds_follows_the_sliders():
     assert loose["is_acceptable"].all()
     assert all((len(r) == 0) == ok for r, ok in zip(strict.reasons, strict.is_acceptable))
     assert strict.loc[~strict.is_acceptable, "reasons"].map(len).min() >= 1
+    assert strict["reason_codes"].map(len).tolist() == strict["reasons"].map(len).tolist()
+    codes = {c for row in strict["reason_codes"] for c in row}
+    assert codes == {"resolution", "rotation", "blur"}  # min_contrast=0 turns the contrast check off
 
 
 def test_unknown_engine_is_a_clear_error(folder):

@@ -84,12 +84,36 @@ def test_every_failed_check_is_reported(page):
     assert not r["is_acceptable"]
     assert any(x.startswith("resolution 180x70") for x in r["reasons"])
     assert any("blurry" in x for x in r["reasons"])
+    # one code per message, same order: what tables and root causes group by (never the message text)
+    assert len(r["reason_codes"]) == len(r["reasons"])
+    assert r["reason_codes"][0] == "resolution" and "blur" in r["reason_codes"]
+
+
+def test_reason_codes_name_each_check_beside_its_message():
+    f = ImageQualityFilter(min_resolution=(100, 100), max_rotation=5, blur_threshold=100, min_contrast=0.1)
+    scores = {
+        "width": 80,
+        "height": 60,
+        "rotation_angle": -9.0,
+        "blur_score": 20.0,
+        "contrast": 0.03,
+        "brightness": 0.1,
+    }
+    failures = f.failures(scores)
+    assert [x.code for x in failures] == ["resolution", "rotation", "blur", "contrast"]
+    assert [x.message for x in failures] == f.reasons(scores)
+    assert failures[-1].message.startswith("too dark, low contrast 0.03")
+    assert (
+        f.failures({**scores, "width": 200, "height": 200, "rotation_angle": 0.0, "blur_score": 500.0, "contrast": 0.5})
+        == []
+    )
 
 
 def test_low_contrast_is_flagged(page):
     faded = (page.astype(np.float32) * 0.05 + 240).astype(np.uint8)
     r = ImageQualityFilter().assess_image_quality(faded)
     assert any("low contrast" in x for x in r["reasons"])
+    assert "contrast" in r["reason_codes"]
     assert ImageQualityFilter(min_contrast=0).assess_image_quality(faded)["contrast"] < 0.1
 
 

@@ -18,7 +18,7 @@ def _blobs(seed: int, shape: tuple[int, int] = (480, 640)) -> np.ndarray:
     """A textured, text-free 'photo': smoothed random noise."""
     rng = np.random.default_rng(seed)
     f = cv2.GaussianBlur(rng.uniform(0, 255, shape).astype(np.float32), (0, 0), 4)
-    return cv2.normalize(f, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return cv2.normalize(f, np.empty_like(f), 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
 
 
 def _paste(canvas: np.ndarray, block: np.ndarray, angle: float, x: int, y: int) -> np.ndarray:
@@ -106,5 +106,5 @@ def test_a_photo_blob_is_not_a_text_line():
     """A single compact structure on a plain background makes one band, but not a long one."""
     img = np.full((300, 400), 200, np.uint8)
     cv2.ellipse(img, (200, 150), (60, 25), 30, 0, 360, 40, -1)
-    img = cv2.GaussianBlur(img, (0, 0), 1.0)
-    assert math.isnan(S.rotation_angle(img))
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.0)
+    assert math.isnan(S.rotation_angle(blurred))

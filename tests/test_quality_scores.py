@@ -21,7 +21,7 @@ def _blobs(seed: int) -> np.ndarray:
     """A textured, text-free 'photo': smoothed random noise."""
     rng = np.random.default_rng(seed)
     f = cv2.GaussianBlur(rng.uniform(0, 255, (480, 640)).astype(np.float32), (0, 0), 4)
-    return cv2.normalize(f, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return cv2.normalize(f, np.empty_like(f), 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float01", "bool", "bgra", "int32"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,7 +52,7 @@ def run_frames(
 
 def quality_frame(blurry_batch: int, rng: np.random.Generator) -> pd.DataFrame:
     """A QualityScores frame (as quality/ produces it) for 6 images per batch plus 20 unlogged images."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for b in list(range(N_BATCHES)) + [None] * 20:
         for j in range(6 if b is not None else 1):
             blur = rng.normal(40, 8) if b == blurry_batch else rng.normal(400, 60)
@@ -65,6 +67,7 @@ def quality_frame(blurry_batch: int, rng: np.random.Generator) -> pd.DataFrame:
                     "error": None,
                     "is_acceptable": not reasons,
                     "reasons": reasons,
+                    "reason_codes": ["blur"] * len(reasons),
                     "batch": b,
                 }
             )
@@ -136,7 +139,8 @@ def test_healthy_run_has_no_root_causes():
 def test_compare_quality_handles_missing_and_failed_rows():
     rng = np.random.default_rng(3)
     q = quality_frame(4, rng)
-    q.loc[0, ["blur_score", "error"]] = [np.nan, "cannot decode image"]
+    q.loc[0, "blur_score"] = np.nan
+    q.loc[0, "error"] = "cannot decode image"
     ev = compare_quality(q, 4)
     assert ev["n"] == 6 and ev["scores"]["blur_score"]["p"] < 0.01
     assert compare_quality(q, 99)["n"] == 0
@@ -233,7 +237,7 @@ def test_unreadable_images_are_counted_against_every_image_of_the_batch():
     rng = np.random.default_rng(5)
     q = quality_frame(blurry_batch=-1, rng=rng)
     q = q[q["batch"] != 3]
-    broken = [
+    broken: list[dict[str, Any]] = [
         {
             "path": f"batch_03/bad_{j}.png",
             "width": np.nan,
@@ -243,11 +247,12 @@ def test_unreadable_images_are_counted_against_every_image_of_the_batch():
             "error": "not an image or unreadable header",
             "is_acceptable": False,
             "reasons": ["unreadable: not an image or unreadable header"],
+            "reason_codes": ["unreadable"],
             "batch": 3,
         }
         for j in range(10)
     ]
-    ok = [
+    ok: list[dict[str, Any]] = [
         {
             "path": f"batch_03/ok_{j}.png",
             "width": 480,
@@ -257,6 +262,7 @@ def test_unreadable_images_are_counted_against_every_image_of_the_batch():
             "error": None,
             "is_acceptable": True,
             "reasons": [],
+            "reason_codes": [],
             "batch": 3,
         }
         for j in range(2)
@@ -281,3 +287,40 @@ def test_a_single_batch_run_does_not_claim_its_peers_held_steady():
     (cause,) = explain(batches, anomalies, cps, None, None, cfg)
     assert cause.batch == 0 and cause.side == "unknown"
     assert "other batches" not in cause.sentence and "only batch" in cause.sentence
+
+
+def test_failures_are_counted_by_reason_code_not_by_message():
+    """Issue 12: 8 of 8 dark, flat images read '2 of 8 fail the too dark, low contrast 0.05 below 0.1 threshold'
+    (the messages differ by their numbers, and the kind was parsed back out of the text)."""
+    from quality.audit import apply_thresholds
+
+    batches, g, images = run_frames({7: (20, 0.62)})
+    rng = np.random.default_rng(7)
+    rows = []
+    for b in range(N_BATCHES):
+        for j in range(8):
+            dark = b == 7
+            rows.append(
+                {
+                    "path": f"batch_{b:02d}/img_{j}.png",
+                    "width": 480,
+                    "height": 160,
+                    "blur_score": rng.normal(400, 40),
+                    "rotation_angle": rng.normal(0, 1),
+                    "rotation_confidence": 0.9,
+                    "brightness": 0.15 if dark else 0.6,
+                    "contrast": rng.uniform(0.02, 0.08) if dark else rng.normal(0.5, 0.05),
+                    "noise": 0.01,
+                    "error": None,
+                    "batch": b,
+                }
+            )
+    q = apply_thresholds(pd.DataFrame(rows), min_contrast=0.1)
+    assert all(codes == ["contrast"] for codes in q.loc[q["batch"] == 7, "reason_codes"])
+    ev = compare_quality(q, 7)
+    assert ev["failures"] == {"contrast": 8}
+    cfg = AnalyzerConfig()
+    anomalies, cps = findings(batches, g, cfg)
+    cause = next(c for c in explain(batches, anomalies, cps, q, images, cfg) if c.batch == 7)
+    assert "8 of 8 fail the contrast threshold" in cause.sentence
+    assert "too dark" not in cause.sentence and "below 0.1" not in cause.sentence

@@ -86,7 +86,8 @@ _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
 
 
 class _HasDirections(Protocol):
-    metric_directions: Mapping[str, str]
+    @property
+    def metric_directions(self) -> Mapping[str, str]: ...
 
 
 DirectionOverrides = Mapping[str, str] | _HasDirections | None

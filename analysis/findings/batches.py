@@ -166,7 +166,7 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
             "step": np.concatenate([a for p in parts for a in p[0]]),
             "batch": np.concatenate([a for p in parts for a in p[1]]),
             "metric": pd.Categorical.from_codes(
-                np.repeat(np.arange(len(metric_names), dtype=np.int32), counts), categories=metric_names
+                np.repeat(np.arange(len(metric_names), dtype=np.int32), counts), categories=pd.Index(metric_names)
             ),
             "value": np.concatenate([a for p in parts for a in p[2]]),
         }
@@ -188,9 +188,9 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
         if rx.match(col) or PROBLEMATIC_ANY.match(col):
             continue
         series = h[col]
-        if series.dtype.kind not in "fiub":
-            if series.dtype != object or not series.dropna().map(lambda v: isinstance(v, (int, float))).all():
-                continue
+        numbers_as_objects = series.dtype == object and series.dropna().map(lambda v: isinstance(v, (int, float))).all()
+        if series.dtype.kind not in "fiub" and not numbers_as_objects:
+            continue
         values = _numeric(series)
         present = ~np.isnan(values)
         if not present.any():
@@ -226,9 +226,3 @@ def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -
     out = pd.DataFrame(rows, columns=IMAGE_COLUMNS)
     out = out.astype({"step": "int64", "batch": "int64", "path": "str"})
     return out.drop_duplicates().sort_values(["batch", "step", "path"]).reset_index(drop=True)
-
-
-def batch_series(batches: pd.DataFrame, batch: int, metric: str) -> pd.DataFrame:
-    """One batch's `step, value` series for one metric, sorted by step."""
-    sel = batches[(batches["batch"] == batch) & (batches["metric"] == metric)]
-    return sel[["step", "value"]].sort_values("step").reset_index(drop=True)

@@ -1,0 +1,186 @@
+"""Rolling statistics over metric matrices (rows = steps, columns = series), vectorised with bottleneck.
+
+Every function takes a (steps,) or (steps, series) float array with NaN for missing points and returns an array of
+the same shape. The z-scores are calibrated (reported as the Gaussian z of the same tail probability), so one bar
+means the same rarity whatever the window; see `rolling_zscore` and `rolling_robust_zscore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import bottleneck as bn
+import numpy as np
+from scipy import stats
+
+from analysis.core.config import AnomalyDetectionConfig
+from analysis.core.vocabulary import Direction
+
+__all__ = [
+    "EPS",
+    "MAD_TO_SIGMA",
+    "SMOOTH_POINTS",
+    "centred_median",
+    "drop_from_best",
+    "floor_scale",
+    "move",
+    "rolling_robust_zscore",
+    "rolling_robust_zscore_and_median",
+    "rolling_zscore",
+    "rolling_zscore_and_mean",
+    "seen_count",
+    "z_bar",
+]
+
+MAD_TO_SIGMA = 1.4826  # median absolute deviation of Gaussian noise x this = its standard deviation
+SMOOTH_POINTS = 5  # points in the centred running median behind drop_from_best
+SCALE_WINDOWS = 4  # the spread behind a robust z-score is estimated on this many windows of past points
+EPS = 1e-12
+
+
+def move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int, **kw: Any) -> np.ndarray:
+    """A bottleneck moving-window function along axis 0 that accepts windows longer than the series."""
+    n = x.shape[0]
+    if n == 0:
+        return x.copy()
+    w = max(1, min(window, n))
+    return fn(x, w, min_count=max(1, min(min_count, w)), axis=0, **kw)
+
+
+def _shift(a: np.ndarray) -> np.ndarray:
+    """Row i gets row i-1 (statistics of the window *before* each point)."""
+    out = np.empty_like(a)
+    if a.shape[0]:
+        out[0] = np.nan
+        out[1:] = a[:-1]
+    return out
+
+
+def _min_count(window: int, warmup: int) -> int:
+    return max(3, min(window, max(warmup, 3)))
+
+
+def floor_scale(scale: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Keep denominators away from zero: constant stretches still flag real jumps, not float dust.
+
+    An unknown scale (NaN: too few points yet) stays unknown, so no z is computed there.
+    """
+    return np.maximum(scale, 1e-6 * np.fmax(np.abs(level), 1.0))
+
+
+def seen_count(values: np.ndarray) -> np.ndarray:
+    """How many finite points each series has shown up to and including each row."""
+    return np.cumsum(np.isfinite(values), axis=0)
+
+
+def rolling_zscore(values: np.ndarray, window: int, warmup: int) -> np.ndarray:
+    """z of each point against the mean/std of the previous `window` finite points (NaN before warm-up).
+
+    `values` is (steps,) or (steps, series) with NaN for missing points. A std from a few points makes
+    (x - mean) / std Student-t distributed, with far heavier tails than a Gaussian; the result is therefore
+    the Gaussian z with the same tail probability, so "|z| > 3" means the same rarity for any window.
+    """
+    return rolling_zscore_and_mean(values, window, warmup)[0]
+
+
+def rolling_zscore_and_mean(values: np.ndarray, window: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(z, the window mean each point was compared with)."""
+    x = np.asarray(values, dtype=float)
+    minc = _min_count(window, warmup)
+    mean = _shift(move(bn.move_mean, x, window, minc))
+    std = _shift(move(bn.move_std, x, window, minc, ddof=1))
+    count = _shift(move(bn.move_sum, np.isfinite(x).astype(float), window, 1))
+    # x - mean has variance sigma^2 (1 + 1/count): the window mean carries noise too.
+    with np.errstate(all="ignore"):
+        t = (x - mean) / (floor_scale(std, mean) * np.sqrt(1.0 + 1.0 / np.fmax(count, 1.0)))
+    z = _t_to_z(t, count - 1.0)
+    return np.where(seen_count(x) > warmup, z, np.nan), mean
+
+
+def _t_to_z(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """Gaussian z with the same two-sided tail probability as Student t with `df` degrees of freedom.
+
+    Only |t| > 1.5 is converted (the two agree closely below, far under any sensible bar): this keeps a
+    run-level pass over millions of points fast.
+    """
+    out = np.array(t, dtype=float, copy=True)
+    ok = np.isfinite(t) & (df >= 1) & (np.abs(t) > 1.5)
+    if ok.any():
+        tt, dd = t[ok], df[ok]
+        with np.errstate(all="ignore"):
+            z = stats.norm.isf(stats.t.sf(np.abs(tt), dd))
+        # Beyond float precision the tail probability underflows: keep t, which is already enormous there.
+        z = np.where(np.isfinite(z), z, np.abs(tt))
+        out[ok] = np.sign(tt) * np.minimum(z, np.abs(tt))
+    return out
+
+
+def rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> np.ndarray:
+    """Robust z against the median of the previous `window` points (NaN before warm-up).
+
+    The scale is the median absolute deviation of the recent points from their own trailing medians, over
+    `SCALE_WINDOWS` windows: outliers barely move it, while a steadily rising learning curve (whose points sit
+    above a lagging median) widens it, so healthy trends are not flagged as improvements.
+    """
+    return rolling_robust_zscore_and_median(values, window, warmup)[0]
+
+
+def rolling_robust_zscore_and_median(values: np.ndarray, window: int, warmup: int) -> tuple[np.ndarray, np.ndarray]:
+    """(robust z, the window median each point was compared with)."""
+    x = np.asarray(values, dtype=float)
+    minc = _min_count(window, warmup)
+    med = _shift(move(bn.move_median, x, window, minc))
+    dev = np.abs(x - med)
+    scale = _shift(move(bn.move_median, dev, SCALE_WINDOWS * window, 3)) * MAD_TO_SIGMA
+    # A locally constant window (scale 0) falls back to the mean deviation (still 0 if truly flat).
+    mean_scale = _shift(move(bn.move_mean, dev, SCALE_WINDOWS * window, 3)) * 1.2533
+    scale = np.where(scale > 0, scale, mean_scale)
+    z = (x - med) / floor_scale(scale, med)
+    # A MAD from k points is about as reliable as a standard deviation from 0.37 k points (its Gaussian
+    # efficiency): convert like a t with that many degrees of freedom, so the tail rate matches the bar.
+    k = _shift(move(bn.move_sum, np.isfinite(dev).astype(float), SCALE_WINDOWS * window, 1))
+    z = _t_to_z(z, np.maximum(0.37 * k - 1.0, 1.0))
+    return np.where(seen_count(x) > warmup, z, np.nan), med
+
+
+def centred_median(x: np.ndarray, window: int) -> np.ndarray:
+    """Running median centred on each row (post-hoc: a sustained drop shows from its first point on).
+
+    Near the ends the window shrinks to the points that exist.
+    """
+    n = x.shape[0]
+    h = window // 2
+    if n == 0 or h == 0:
+        return x.copy()
+    padded = np.concatenate([x, np.full((h, *x.shape[1:]), np.nan)], axis=0)
+    return move(bn.move_median, padded, 2 * h + 1, 1)[h:]
+
+
+def drop_from_best(
+    values: np.ndarray, direction: Direction, smooth: int = SMOOTH_POINTS, smoothed: np.ndarray | None = None
+) -> np.ndarray:
+    """Relative degradation (>= 0) of the running median from its running best; NaN where undefined."""
+    x = np.asarray(values, dtype=float)
+    sm = smoothed if smoothed is not None else (centred_median(x, smooth) if smooth > 1 else x)
+    with np.errstate(all="ignore"):
+        if direction == "higher_is_better":
+            best = np.fmax.accumulate(sm, axis=0)
+            drop = (best - sm) / np.abs(best)
+        else:
+            best = np.fmin.accumulate(sm, axis=0)
+            drop = (sm - best) / np.abs(best)
+    return np.where((np.abs(best) > EPS) & np.isfinite(x), drop, np.nan)
+
+
+def z_bar(cfg: AnomalyDetectionConfig, n: int | np.ndarray) -> np.ndarray:
+    """The |z| a point must exceed on a series of n points.
+
+    max(statistical_anomaly_zscore, sqrt(2 ln n)) when `zscore_length_adjusted` (the expected maximum of n
+    Gaussian noise values): a healthy 10,000-step series does not raise dozens of alarms.
+    """
+    base = np.full(np.shape(n), cfg.statistical_anomaly_zscore, dtype=float)
+    if not cfg.zscore_length_adjusted:
+        return base
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    return np.fmax(base, np.sqrt(2.0 * np.log(n)))

@@ -1,0 +1,150 @@
+"""Is a candidate break an abrupt step? Local regression tests behind `changepoints.level_shifts`.
+
+A healthy learning curve is smooth: around any candidate it fits level + slope + curvature with no step, so its
+candidates are dropped. A real fall leaves a step of at least `MIN_JUMP_SIGMA` noise sigmas at `MIN_T` standard
+errors (reported as a Gaussian-equivalent z, so short windows near the ends are not favoured). A small step between
+two flat stretches gets a second, wide test (`_flat_step_ok`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["FLAT_WINDOW", "MIN_JUMP_SIGMA", "MIN_T", "STEP_WINDOW", "ols", "step_stats", "validate_steps"]
+
+MIN_JUMP_SIGMA = 1.0  # a kept step is at least this many noise sigmas ...
+MIN_T = 4.0  # ... and this many standard errors
+STEP_WINDOW = 30  # points each side used to validate a step
+FLAT_WINDOW = 200  # points each side for the wide test of a small step between flat stretches
+
+
+def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: bool = False) -> tuple[np.ndarray, ...]:
+    """Size and t-statistic of a step at each candidate, all candidates solved at once.
+
+    Each candidate t gets a symmetric window t-h .. t+h-1 (h = min(window, t, n - t)); the local model is
+    level + slope + curvature + step at t + a step at every other candidate inside the window. The symmetric
+    window keeps curvature (even around t) apart from the step (odd), so a smooth learning curve fits with no
+    step, and the other candidates' dummies stop a neighbouring real step from leaking into this one.
+    """
+    t = np.asarray(cands, dtype=np.int64)
+    k, n = t.size, x.size
+    if k == 0:
+        return (np.zeros(0),) * (3 if with_slope else 2)
+    offs = np.arange(-window, window)
+    pos = t[:, None] + offs[None, :]  # (k, 2w)
+    half = np.minimum(window, np.minimum(t, n - t))
+    inside = (offs[None, :] >= -half[:, None]) & (offs[None, :] < half[:, None])
+    w = inside.astype(float)
+    y = np.where(inside, x[np.clip(pos, 0, n - 1)], 0.0)
+    u = np.broadcast_to(offs / window, pos.shape)
+    base = [np.ones(pos.shape), u, u * u, np.broadcast_to((offs >= 0).astype(float), pos.shape)]
+    # Other candidates inside each window, gathered into a fixed number of slots (unused slots stay zero).
+    within = (np.abs(t[None, :] - t[:, None]) < half[:, None]) & (t[None, :] != t[:, None])
+    slots = int(within.sum(axis=1).max()) if k > 1 else 0
+    others = np.zeros((k, 2 * window, slots))
+    if slots:
+        order = np.argsort(~within, axis=1, kind="stable")[:, :slots]  # indices of the True entries first
+        valid = np.take_along_axis(within, order, axis=1)
+        o_pos = t[order]  # (k, slots)
+        others = ((pos[:, :, None] >= o_pos[:, None, :]) & valid[:, None, :]).astype(float)
+    design = np.concatenate([np.stack(base, axis=2), others], axis=2) * w[:, :, None]  # (k, 2w, p)
+    p = design.shape[2]
+    gram = np.einsum("kip,kiq->kpq", design, design) + 1e-9 * np.eye(p)[None]
+    rhs = np.einsum("kip,ki->kp", design, y)
+    try:
+        coef = np.linalg.solve(gram, rhs[:, :, None])[:, :, 0]
+        unit = np.zeros((k, p, 2))
+        unit[:, 1, 0] = unit[:, 3, 1] = 1.0
+        inv_cols = np.linalg.solve(gram, unit)
+        var1, var3 = inv_cols[:, 1, 0], inv_cols[:, 3, 1]
+    except np.linalg.LinAlgError:
+        return (np.zeros(k),) * (3 if with_slope else 2)
+    resid = (y - np.einsum("kip,kp->ki", design, coef)) * w
+    used = 4 + (valid.sum(axis=1) if slots else 0)
+    dof = 2 * half - used
+    with np.errstate(all="ignore"):
+        s2 = np.einsum("ki,ki->k", resid, resid) / np.maximum(dof, 1)
+        se = np.sqrt(np.maximum(s2 * var3, 0.0))
+        tstat = np.where(se > 0, np.abs(coef[:, 3]) / se, np.inf)
+    # With few points per side the t-statistic has heavy tails: report the Gaussian z of the same tail
+    # probability, so one bar (MIN_T) means the same rarity near the ends as in the middle.
+    z = np.where(dof >= 2, stats.norm.isf(stats.t.sf(np.minimum(tstat, 1e6), np.maximum(dof, 1))), 0.0)
+    z = np.where(np.isfinite(z), z, np.where(dof >= 2, tstat, 0.0))
+    if not with_slope:
+        return coef[:, 3], z
+    with np.errstate(all="ignore"):
+        slope_t = np.abs(coef[:, 1]) / np.sqrt(np.maximum(s2 * var1, 1e-300))
+    return coef[:, 3], z, slope_t
+
+
+def validate_steps(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
+    """Keep candidates with an abrupt step: the local test first (re-run on the survivors until stable), then a
+    wide test on flat stretches for the rest."""
+    cands = np.array(sorted(set(candidates)), dtype=np.int64)
+    kept = cands
+    trending: dict[int, bool] = {}
+    for _ in range(8):
+        if kept.size == 0:
+            break
+        step, tstat, slope_t = step_stats(x, kept, STEP_WINDOW, with_slope=True)
+        trending.update(zip(kept.tolist(), (slope_t > 3.0).tolist()))
+        ok = (np.abs(step) >= MIN_JUMP_SIGMA * sigma) & (tstat >= MIN_T)
+        if ok.all():
+            break
+        kept = kept[ok]
+    accepted = set(kept.tolist())
+    # Candidates on a clear local trend (a learning curve still rising) cannot pass the flat test: skip them.
+    for t in cands.tolist():
+        if t not in accepted and not trending.get(t, False) and _flat_step_ok(x, t, sorted(accepted), sigma):
+            accepted.add(t)
+    return sorted(accepted)
+
+
+def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> bool:
+    """A small step between two flat stretches: invisible to the local test (slope and step are hard to tell
+    apart on 30 points) but clear on up to `FLAT_WINDOW` points each side, as long as neither side trends.
+
+    Fits level + slope + curvature + step on the window between the neighbouring accepted breaks; the step
+    counts when slope and curvature are insignificant and the step alone stands out at `MIN_T`.
+    """
+    i = int(np.searchsorted(accepted, t))
+    lo = max(accepted[i - 1] if i > 0 else 0, t - FLAT_WINDOW)
+    hi = min(accepted[i] if i < len(accepted) else x.size, t + FLAT_WINDOW)
+    if t - lo < STEP_WINDOW or hi - t < STEP_WINDOW:
+        return False
+    y = x[lo:hi]
+    # Cheap screen first: without a clear difference of means there is no step to find (saves the fits).
+    gap = abs(float(np.mean(x[t:hi])) - float(np.mean(x[lo:t])))
+    if gap < 0.8 * max(MIN_JUMP_SIGMA * sigma, MIN_T * sigma * math.sqrt(1.0 / (t - lo) + 1.0 / (hi - t))):
+        return False
+    idx = np.arange(lo, hi)
+    u = (idx - t) / float(max(t - lo, hi - t))
+    step = (idx >= t).astype(float)
+    full = np.column_stack([np.ones_like(u), u, u * u, step])
+    coef, se, dof = ols(full, y)
+    if dof < 10 or abs(coef[1]) > 3.0 * se[1] or abs(coef[2]) > 3.0 * se[2]:
+        return False
+    # The step must hold with the trend terms in (a slow drift is not a step) ...
+    if abs(coef[3]) < 3.0 * se[3] or abs(coef[3]) < MIN_JUMP_SIGMA * sigma:
+        return False
+    # ... and stand out at the full bar once the insignificant trend terms are dropped.
+    coef2, se2, _ = ols(full[:, [0, 3]], y)
+    return np.sign(coef2[1]) == np.sign(coef[3]) and abs(coef2[1]) >= MIN_T * se2[1]
+
+
+def ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Least-squares coefficients, their standard errors and the residual degrees of freedom."""
+    gram = design.T @ design
+    dof = y.size - design.shape[1]
+    try:
+        inv = np.linalg.inv(gram)
+    except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(design, y, rcond=None)[0]
+        return coef, np.full(coef.shape, np.inf), dof
+    coef = inv @ (design.T @ y)
+    resid = y - design @ coef
+    s2 = float(resid @ resid) / max(dof, 1)
+    return coef, np.sqrt(np.maximum(np.diag(inv) * s2, 0.0)), dof
