@@ -3,8 +3,11 @@
 `analyze_experiment.py` (the handbook's name) and `python -m experiment_analyzer` call `main` here;
 `experiment-analyzer ui [streamlit options]` starts the dashboard instead.
 
-Exit codes: 0 = reports written, 1 = findings reached --fail-on, 2 = user error (one line on stderr),
+Exit codes: 0 = analysed (reports written), 1 = findings reached --fail-on, 2 = user error (one line on stderr),
 3 = unexpected internal error (one line; ANALYZER_DEBUG=1 shows the traceback), 130 = interrupted.
+
+Reports are written at the end of every run unless the config's `reporting.auto_generate_reports` is false; then
+only an explicit `--format` or `--output-dir` writes them (the verdict and the exit code are the same either way).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analysis.core.run import Run, RunRef
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+DEFAULT_OUTPUT_DIR = Path("experiment_reports")
 
 EPILOG = """\
 examples:
@@ -33,7 +41,10 @@ examples:
   # CI gate: exit 1 when any finding is critical
   %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical
 
-exit codes: 0 reports written · 1 findings reached --fail-on (the worst severity over anomalies, change points
+reports: written at the end of every run; with reporting.auto_generate_reports: false in the config, only when
+--format or --output-dir is given (the verdict is printed and the exit code is the same either way).
+
+exit codes: 0 analysed (reports written) · 1 findings reached --fail-on (the worst severity over anomalies, change points
 and batches) · 2 user error (unknown or ambiguous run, bad config, unreadable directory or file) · 3 unexpected
 internal error (set ANALYZER_DEBUG=1 for the traceback) · 130 interrupted.
 Secrets (SLACK_WEBHOOK_URL, SMTP_PASSWORD, WANDB_API_KEY) are read from the environment and never written to
@@ -102,15 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--output-dir",
         metavar="DIR",
         type=Path,
-        default=Path("experiment_reports"),
-        help="where reports are written (default: ./experiment_reports)",
+        help="where reports are written (default: ./experiment_reports); also writes them when the config's "
+        "reporting.auto_generate_reports is false",
     )
     out.add_argument(
         "--format",
         metavar="LIST",
         dest="formats",
         help="comma-separated report formats: md, json, html (default: the config's "
-        "reporting.report_formats, i.e. all three)",
+        "reporting.report_formats, i.e. all three); also writes them when reporting.auto_generate_reports is false",
     )
     out.add_argument(
         "--fail-on",
@@ -143,7 +154,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise _ArgError("--run-name is required (or give --history-file)")
 
 
-def load_run(args: argparse.Namespace):
+def load_run(args: argparse.Namespace) -> Run:
     """The Run the options point at (local folder, cloud or history export); typed errors for user mistakes."""
     from analysis.core.errors import RunNotFound, SourceUnavailable
     from analysis.sources import find_run, open_run
@@ -175,7 +186,7 @@ def load_run(args: argparse.Namespace):
     return open_run(find_run(wandb_dir, args.run_name))
 
 
-def find_cloud_run(entity: str, project: str, name_or_id: str):
+def find_cloud_run(entity: str, project: str, name_or_id: str) -> RunRef:
     """The RunRef of a wandb cloud run by id or display name (one listing query; typed errors like find_run)."""
     from analysis.core.errors import AmbiguousRun, RunNotFound
     from analysis.sources import list_cloud_runs
@@ -229,7 +240,7 @@ class _Progress:
     def __call__(self, fraction: float, message: str) -> None:
         if self.bar is None:
             return
-        target = int(round(max(0.0, min(1.0, fraction)) * 100))
+        target = round(max(0.0, min(1.0, fraction)) * 100)
         self.bar.set_description_str(message[:28])
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
@@ -255,10 +266,11 @@ def run(argv: list[str] | None = None) -> int:
     from analysis.reporting.report import Report, normalise_formats, write_reports
 
     config = load_config(args.config)
+    reporting = config.experiment_monitoring.reporting
     # `--format ""` is a mistake to report, not a request for the default formats
-    formats = normalise_formats(
-        config.experiment_monitoring.reporting.report_formats if args.formats is None else args.formats
-    )
+    formats = normalise_formats(reporting.report_formats if args.formats is None else args.formats)
+    write = reporting.auto_generate_reports or args.formats is not None or args.output_dir is not None
+    output_dir = args.output_dir if args.output_dir is not None else DEFAULT_OUTPUT_DIR
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise AnalyzerError(f"data directory not found: {args.data_dir}")
 
@@ -267,9 +279,13 @@ def run(argv: list[str] | None = None) -> int:
         progress(0.0, "reading run")
         the_run = load_run(args)
         analysis = analyze_run(the_run, config, data_dir=args.data_dir, progress=progress)
-        progress(1.0, "writing reports")
-        report = Report.from_analysis(analysis, charts="html" in formats)
-        paths = write_reports(report, args.output_dir, formats)
+        if write:
+            progress(1.0, "writing reports")
+            report = Report.from_analysis(analysis, charts="html" in formats)
+            paths = write_reports(report, output_dir, formats)
+        else:  # the summary (verdict, severity) only: no charts, no thumbnails, no files
+            report = Report.from_analysis(analysis, charts=False, max_thumbnails=0)
+            paths = {}
     finally:
         progress.close()
 
@@ -278,6 +294,12 @@ def run(argv: list[str] | None = None) -> int:
         *map(str, paths.values()),
     ]
     _print_lines(lines)
+    if not write and not args.quiet:
+        print(
+            "no reports written: reporting.auto_generate_reports is false in the config "
+            "(give --format or --output-dir to write them)",
+            file=sys.stderr,
+        )
     if not args.quiet and the_run.status.badges():
         print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
     if report.reaches(args.fail_on):

@@ -24,6 +24,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -86,7 +87,9 @@ DEFECTS = (
 
 
 def _fonts(size: int) -> list[ImageFont.FreeTypeFont | ImageFont.ImageFont]:
-    fonts = [ImageFont.truetype(p, size) for p in _FONT_CANDIDATES if Path(p).is_file()]
+    fonts: list[ImageFont.FreeTypeFont | ImageFont.ImageFont] = [
+        ImageFont.truetype(p, size) for p in _FONT_CANDIDATES if Path(p).is_file()
+    ]
     return fonts or [ImageFont.load_default(size=size)]
 
 
@@ -108,9 +111,9 @@ def apply_defect(img: Image.Image, kind: str, rng: np.random.Generator) -> Image
         return img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(3.0, 4.5))))
     if kind == "rotation":
         angle = float(rng.uniform(20, 30)) * (1 if rng.random() < 0.5 else -1)
-        return img.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=int(np.asarray(img)[0, 0]))
+        return img.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=int(np.asarray(img)[0, 0]))
     if kind == "low_resolution":
-        return img.resize((IMAGE_SIZE[0] // 6, IMAGE_SIZE[1] // 6), Image.BILINEAR)
+        return img.resize((IMAGE_SIZE[0] // 6, IMAGE_SIZE[1] // 6), Image.Resampling.BILINEAR)
     raise ValueError(f"unknown defect {kind!r}")
 
 
@@ -149,11 +152,11 @@ def simulate_metrics(seed: int = 0) -> list[dict]:
         base = 0.945 - 0.13 * math.exp(-s / 7.0)
         for b in range(N_BATCHES):
             d = defect_by_batch.get(b)
-            active = d is not None and step >= d.start_step
+            active = d if d is not None and step >= d.start_step else None
             recall = base + offsets[b] + rng.normal(0, 0.008)
             precision = base + 0.02 + offsets[b] / 2 + rng.normal(0, 0.006)
-            if active:
-                recall = d.recall_after + rng.normal(0, 0.015)
+            if active is not None:
+                recall = active.recall_after + rng.normal(0, 0.015)
                 precision = precision - 0.12 + rng.normal(0, 0.01)
             recall, precision = float(np.clip(recall, 0, 1)), float(np.clip(precision, 0, 1))
             hmean = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
@@ -164,7 +167,7 @@ def simulate_metrics(seed: int = 0) -> list[dict]:
                     "recall": recall,
                     "precision": precision,
                     "hmean": hmean,
-                    "defect": d.kind if active else None,
+                    "defect": active.kind if active is not None else None,
                 }
             )
     return rows
@@ -225,7 +228,7 @@ def write_demo(root: str | Path, seed: int = 0) -> Path:
         recalls = [m["recall"] for m in batch_rows]
         precisions = [m["precision"] for m in batch_rows]
         loss = 2.4 * math.exp(-step / 900) + 0.35 + float(rng.normal(0, 0.02))
-        row = {
+        row: dict[str, Any] = {
             "global_step": step,
             "val/recall": float(np.mean(recalls)),
             "val/precision": float(np.mean(precisions)),

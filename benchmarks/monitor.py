@@ -122,17 +122,17 @@ def main() -> None:
         (
             "monitor, log + wandb sinks",
             timed(lambda i, r: m.log_step(i, r), rows),
-            f"{m._dispatcher.delivered} alerts delivered",
+            f"{m.alert_stats['delivered']} alerts delivered",
         )
     )
     m.close(2)
 
     for label, status, delay in (("failing sink (HTTP 500)", 500, 0.0), ("hanging sink (no answer)", 200, 5.0)):
         srv = _Server(status, delay)
-        m = TrainingMonitor({"val/recall": 0.75}, config=cfg, sinks=[SlackWebhookSink(srv.url, timeout=0.2)])
-        t = timed(lambda i, r: m.log_step(i, r), rows)
-        queued = m._dispatcher.dropped
-        m.close(0.5)
+        slow = TrainingMonitor({"val/recall": 0.75}, config=cfg, sinks=[SlackWebhookSink(srv.url, timeout=0.2)])
+        t = timed(slow.log_step, rows)
+        queued = slow.alert_stats["dropped"]
+        slow.close(0.5)
         results.append((f"monitor, {label}", t, f"{srv.count} POSTs; {queued} alerts dropped (queue full)"))
         srv.close()
 

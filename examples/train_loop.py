@@ -8,7 +8,9 @@ rollback loads the named checkpoint (and halves the learning rate), adjust_lr sc
     python examples/train_loop.py --steps 600 --wandb-dir /tmp/wb
     python examples/train_loop.py --steps 800 --wandb-dir /tmp/wb --spike-lr-at 400   # divergence -> rollback
 
-Analyse the result afterwards: `python analyze_experiment.py --run-name train-loop-example ...` or the dashboard.
+The monitor is closed after `run.finish()`, so (with `reporting.auto_generate_reports`, the default) it writes the
+reports of the finished run to `<wandb-dir>/experiment_reports`. Analyse it again any time:
+`experiment-analyzer --run-name train-loop-example ...` or the dashboard.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def save_images(data_dir: Path, x: np.ndarray) -> list[str]:
         rel = f"val/img_{i:04d}.png"
         img = np.clip(flat.reshape(SIDE, SIDE), 0, 1) * 255
         (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(img.astype(np.uint8)).resize((128, 128), Image.NEAREST).save(data_dir / rel)
+        Image.fromarray(img.astype(np.uint8)).resize((128, 128), Image.Resampling.NEAREST).save(data_dir / rel)
         paths.append(rel)
     return paths
 
@@ -114,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     interval = args.validation_interval or min(config.training_config.validation_interval, max(args.steps // 20, 1))
     data = config.model_dump()
     data["training_config"]["checkpoint_dir"] = str(ckpt_dir)
+    data["training_config"]["validation_interval"] = interval  # log_batch_metrics logs at multiples of it
     config = config_from_dict(data)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     wandb_dir.mkdir(parents=True, exist_ok=True)
@@ -142,7 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         mode="offline",
         config={"lr": lr, "steps": args.steps, "seed": args.seed, "validation_interval": interval},
     )
-    monitor = TrainingMonitor({"val/recall": 0.75, "train/loss": 2.5}, config=config, recovery_metrics=["val/recall"])
+    monitor = TrainingMonitor(
+        {"val/recall": 0.75, "train/loss": 2.5},
+        config=config,
+        recovery_metrics=["val/recall"],
+        report_dir=wandb_dir / "experiment_reports",
+    )
     applied: list[str] = []
     try:
         for step in range(1, args.steps + 1):
@@ -183,11 +191,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"step {step}: early stopping")
                 break
     finally:
-        monitor.close(timeout=5)
+        monitor.flush(timeout=5)  # wandb.alert needs the run still active
         run.finish()
+        monitor.close(timeout=5)  # after run.finish(): the run's history is complete, so the reports can be written
     final = batch_scores(W, b, x_val, y_val)
     hard_recall = batch_scores(W, b, x_val[hard], y_val[hard])["recall"]
     print(f"run folder: {Path(run.dir).parent}")
+    for path in monitor.report_paths.values():
+        print(f"report: {path}")
     print(f"batch {HARD_BATCH} (noisier images) recall {hard_recall:.3f}")
     print(
         f"final val recall {final['recall']:.3f}; anomalies {monitor.anomaly_count}; "

@@ -6,6 +6,7 @@ reported, and the training loop keeps going at full speed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
@@ -15,6 +16,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -24,6 +26,7 @@ from analysis.core.config import config_from_dict
 from analysis.monitoring.alerts import (
     Alert,
     AlertDispatcher,
+    AlertSink,
     EmailSink,
     LogSink,
     SlackWebhookSink,
@@ -213,7 +216,7 @@ def test_slack_webhook_receives_json_payload(webhook):
 
 def test_untrusted_metric_names_are_escaped_for_slack_and_cannot_break_email_headers(webhook, smtp_server):
     inbox, port = smtp_server
-    sinks = [SlackWebhookSink(webhook.url), EmailSink("127.0.0.1", port, "m@x", ["t@x"])]
+    sinks: list[AlertSink] = [SlackWebhookSink(webhook.url), EmailSink("127.0.0.1", port, "m@x", ["t@x"])]
     monitor = TrainingMonitor({"<!channel> & co\nBcc: evil@x": 0.5}, config=alert_config(), sinks=sinks)
     monitor.log_step(1, {"<!channel> & co\nBcc: evil@x": 0.1})
     assert monitor.flush(10)
@@ -275,13 +278,13 @@ def test_http_500_is_retried_with_backoff_and_reported(webhook, caplog):
         assert monitor.flush(10)
     reqs = webhook.wait_for(3)
     assert len(reqs) == 3  # 1 try + 2 retries
-    gaps = [b["at"] - a["at"] for a, b in zip(reqs, reqs[1:])]
+    gaps = [b["at"] - a["at"] for a, b in itertools.pairwise(reqs)]
     assert gaps[0] >= 0.09 and gaps[1] >= 0.19  # exponential backoff
     (res,) = monitor.delivery_results
     assert (res.name, res.ok, res.attempts) == ("slack", False, 3)
     assert "HTTP 500" in res.detail and "internal_error" in res.detail
     assert "not delivered to slack after 3 attempt(s)" in caplog.text
-    assert monitor._dispatcher.failed == 1
+    assert monitor.alert_stats["failed"] == 1
     monitor.close()
 
 
@@ -340,7 +343,7 @@ def test_full_queue_drops_oldest_instead_of_blocking():
 
     class Slow:
         name = "slow"
-        sent: list[str] = []
+        sent: ClassVar[list[str]] = []
 
         def send(self, alert):
             release.wait(5)
@@ -438,6 +441,7 @@ def test_email_with_starttls_and_login_from_environment(tls_smtp_server, monkeyp
         smtp_user="bot",
     )
     (email,) = [s for s in sinks_from_config(cfg) if s.name == "email"]
+    assert isinstance(email, EmailSink)
     assert email.password == "s3cret"
     email.ssl_context = client_ctx  # trust the test's self-signed certificate
     assert email.send(Alert("t", "body")) == "sent to 1 recipient(s)"
@@ -477,7 +481,7 @@ def test_send_test_alert_reports_each_configured_sink(webhook, smtp_server, monk
     # the environment variable wins over the config, and failures come back as results, not exceptions
     monkeypatch.setenv("SLACK_WEBHOOK_URL", f"http://127.0.0.1:{free_port()}/x")
     results = send_test_alert(alert_config(slack_webhook=webhook.url, timeout_seconds=1))
-    slack = [r for r in results if r.name == "slack"][0]
+    slack = next(r for r in results if r.name == "slack")
     assert not slack.ok and "ConnectionError" in slack.detail
     assert len(webhook.requests) == 1
 

@@ -60,7 +60,7 @@ def test_handbook_validation_check(workdir):
     for name in names:  # the printed paths are the files written
         assert f"test_reports/{name}" in result.stdout
     doc = json.loads((workdir / "test_reports" / "test_run_report.json").read_text())
-    assert doc["run"]["name"] == "test_run" and [p["batch"] for p in doc["problematic_batches"]][0] == 2
+    assert doc["run"]["name"] == "test_run" and next(p["batch"] for p in doc["problematic_batches"]) == 2
 
 
 def test_unknown_run_exits_2_with_one_line_listing_the_runs(workdir):
@@ -96,7 +96,7 @@ def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeyp
             capsys,
         )
         runs[("test_run", level)] = code
-        code, _, err = _main(
+        code, _, _ = _main(
             ["--run-name", "flat_run", "--output-dir", out_dir, "--format", "json", "--fail-on", level],
             workdir,
             monkeypatch,
@@ -113,6 +113,39 @@ def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeyp
         ("flat_run", "warning"): 0,
         ("flat_run", "critical"): 0,
     }
+
+
+def test_auto_generate_reports_false_analyses_and_exits_alike_but_writes_only_when_asked(
+    workdir, monkeypatch, capsys, tmp_path
+):
+    """reporting.auto_generate_reports: false -> the verdict and the exit code, no files; an explicit --format or
+    --output-dir still writes them."""
+    cfg = tmp_path / "no_reports.yaml"
+    cfg.write_text("experiment_monitoring:\n  reporting:\n    auto_generate_reports: false\n")
+    here = tmp_path / "cwd"
+    here.mkdir()
+    base = ["--run-name", "test_run", "--wandb-dir", str(workdir / "wandb"), "--fail-on", "critical"]
+
+    code, out, err = _main([*base, "--config", str(cfg)], here, monkeypatch, capsys)
+    assert code == 1  # test_run reaches critical, reports or not
+    assert out.splitlines()[0].startswith("Analysis complete: ") and len(out.splitlines()) == 1
+    assert "no reports written" in err and "auto_generate_reports" in err
+    assert list(here.iterdir()) == []
+
+    code_on, out_on, _ = _main([*base, "--output-dir", str(tmp_path / "on")], here, monkeypatch, capsys)
+    assert code_on == code and out_on.splitlines()[0] == out.splitlines()[0]  # same verdict when writing
+
+    code, out, err = _main([*base, "--config", str(cfg), "--format", "json"], here, monkeypatch, capsys)
+    assert code == 1 and "no reports written" not in err
+    assert [p.relative_to(here).as_posix() for p in here.rglob("*.json")] == ["experiment_reports/test_run_report.json"]
+
+    code, out, err = _main([*base, "--config", str(cfg), "--output-dir", "o", "--quiet"], here, monkeypatch, capsys)
+    assert code == 1 and err == ""
+    assert sorted(p.name for p in (here / "o").iterdir()) == [
+        "test_run_report.html",
+        "test_run_report.json",
+        "test_run_report.md",
+    ]
 
 
 def test_format_and_quiet(workdir, monkeypatch, capsys, tmp_path):
@@ -202,7 +235,7 @@ def test_wandb_dir_defaults_to_WANDB_DIR_when_there_is_no_local_wandb(workdir, t
 
 def test_a_run_folder_can_be_given_directly(workdir, monkeypatch, capsys, tmp_path):
     folder = sorted((workdir / "wandb").glob("offline-run-*"))[0]
-    code, out, err = _main(
+    code, _out, err = _main(
         ["--run-name", str(folder), "--output-dir", str(tmp_path), "--format", "json"], tmp_path, monkeypatch, capsys
     )
     assert code == 0, err
@@ -269,7 +302,7 @@ def test_history_exports_are_analysed_like_runs(workdir, monkeypatch, capsys, tm
     frame.to_csv(tmp_path / "h.csv", index=False)
     for name in ("h.jsonl", "h.parquet", "h.csv"):
         out = tmp_path / f"out-{name}"
-        code, stdout, err = _main(
+        code, _stdout, err = _main(
             ["--history-file", str(tmp_path / name), "--output-dir", str(out), "--format", "json"],
             workdir,
             monkeypatch,
@@ -286,16 +319,16 @@ def test_history_exports_are_analysed_like_runs(workdir, monkeypatch, capsys, tm
 def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
     garbage = tmp_path / "g.parquet"
     garbage.write_bytes(b"this is not parquet at all")
-    code, out, err = _main(["--history-file", str(garbage)], workdir, monkeypatch, capsys)
+    code, _out, err = _main(["--history-file", str(garbage)], workdir, monkeypatch, capsys)
     assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
     fake = tmp_path / "wandb" / "offline-run-20260101_000000-zzzzzzzz"
     (fake / "files").mkdir(parents=True)
     (fake / "run-zzzzzzzz.wandb").write_bytes(b"\x00" * 64)
-    code, out, err = _main(
+    code, _out, err = _main(
         ["--run-name", "zzzzzzzz", "--wandb-dir", str(tmp_path / "wandb")], tmp_path, monkeypatch, capsys
     )
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
-    code, out, err = _main(["--run-name", "x", "--wandb-dir", str(garbage)], tmp_path, monkeypatch, capsys)
+    code, _out, err = _main(["--run-name", "x", "--wandb-dir", str(garbage)], tmp_path, monkeypatch, capsys)
     assert code == 2 and f"not a directory: {garbage}" in err
 
 
@@ -311,17 +344,17 @@ def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeyp
         monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
         monkeypatch.setattr(cloud, "_APIS", {})
         base = ["--entity", "team", "--project", "ocr", "--output-dir", str(tmp_path), "--format", "json"]
-        code, out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
+        code, _out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
         assert code == 0, err
         doc = json.loads((tmp_path / "test_run_report.json").read_text())
         assert doc["run"]["source"] == "cloud" and doc["problematic_batches"][0]["batch"] == 2
-        code, out, err = _main([*base, "--run-name", "twin"], workdir, monkeypatch, capsys)
+        code, _out, err = _main([*base, "--run-name", "twin"], workdir, monkeypatch, capsys)
         assert code == 2 and "2 runs in team/ocr are named 'twin'" in err
-        code, out, err = _main([*base, "--run-name", "ghost"], workdir, monkeypatch, capsys)
+        code, _out, err = _main([*base, "--run-name", "ghost"], workdir, monkeypatch, capsys)
         assert code == 2 and "'ghost'" in err and "flat_run" in err
         server.unauthorised = True
         monkeypatch.setattr(cloud, "_APIS", {})
-        code, out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
+        code, _out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -347,7 +380,7 @@ def oddruns(tmp_path_factory) -> Path:
 
 def test_all_nonfinite_run_gives_a_sensible_verdict(oddruns, monkeypatch, capsys, tmp_path):
     """QA: the verdict read 'worst: batch 1, recall nan at step -1'."""
-    code, out, err = _main(
+    code, _out, err = _main(
         ["--run-name", "nan_everywhere", "--output-dir", str(tmp_path), "--format", "json"],
         oddruns,
         monkeypatch,
@@ -390,7 +423,7 @@ def test_a_history_file_name_that_is_not_utf8_still_gives_reports(tmp_path, monk
     left a `.tmp` file behind."""
     name = os.fsdecode(b"run\xffname.csv")
     (tmp_path / name).write_text("global_step,batch_0/recall\n1,0.9\n2,0.9\n3,0.2\n")
-    code, out, err = _main(["--history-file", name, "--output-dir", "out"], tmp_path, monkeypatch, capsys)
+    code, _out, err = _main(["--history-file", name, "--output-dir", "out"], tmp_path, monkeypatch, capsys)
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["run_name_report.html", "run_name_report.json", "run_name_report.md"]
@@ -403,7 +436,7 @@ def test_a_run_with_only_run_level_metrics_names_its_findings_in_the_verdict(tmp
     exited 1 for --fail-on critical without saying why."""
     rows = [{"_step": s, "val/recall": 0.9 if s < 30 else 0.3, "train/loss": 0.5} for s in range(60)]
     (tmp_path / "h.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    code, out, err = _main(
+    code, out, _err = _main(
         ["--history-file", "h.jsonl", "--output-dir", "o", "--format", "json", "--fail-on", "critical"],
         tmp_path,
         monkeypatch,
@@ -468,7 +501,7 @@ def test_a_symlink_loop_in_the_data_dir_is_never_a_traceback(tmp_path, monkeypat
     )
     monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("ANALYZER_DEBUG", raising=False)
-    code, out, err = _main(
+    code, _out, err = _main(
         ["--history-file", "h.jsonl", "--data-dir", "data", "--output-dir", "o", "--format", "json"],
         tmp_path,
         monkeypatch,

@@ -129,7 +129,7 @@ def test_several_problems_are_all_reported():
 
 
 def test_unreadable_config_files_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read config .*missing.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read config .*missing\.yaml"):
         load_config(tmp_path / "missing.yaml")
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\xff\xfe\x00\x81garbage")

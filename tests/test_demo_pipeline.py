@@ -56,3 +56,51 @@ def test_quality_scores_explain_the_blurred_batch(demo_analysis):
     assert clean["is_acceptable"].mean() > 0.95
     causes = [c for c in demo_analysis.root_causes if c.batch == 7]
     assert causes and "blur" in causes[0].sentence.lower()
+
+
+def test_enable_filtering_sets_failing_images_aside_but_root_causes_keep_them(demo_root, demo_analysis):
+    """data_quality.enable_filtering: logged problem images that fail the quality checks leave `images` (and the
+    per-batch counts) for `filtered_images`, with their reasons; the audit and the root causes are unchanged."""
+    from analysis.core.config import config_from_dict
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_run
+
+    assert demo_analysis.filtered_images.empty  # off by default
+    cfg = config_from_dict({"data_quality": {"enable_filtering": True}})
+    filtered = analyze_run(open_run(demo_analysis.run.ref.locator), cfg, data_dir=demo_root / "data")
+
+    gone = filtered.filtered_images
+    blurred = gone[(gone["batch"] == 7) & gone["path"].str.startswith("refresh_2000/")]
+    assert len(blurred) and all("blur" in codes for codes in blurred["reason_codes"])
+    assert all(reasons for reasons in blurred["reasons"])
+    assert not filtered.images["path"].isin(gone["path"]).any()
+    failing = set(demo_analysis.quality.loc[~demo_analysis.quality["is_acceptable"], "path"])
+    assert set(gone["path"]) == set(demo_analysis.images["path"]) & failing
+    assert len(filtered.images) + len(gone) == len(demo_analysis.images)
+    before = demo_analysis.batch_summary.set_index("batch")["n_problem_images"]
+    after = filtered.batch_summary.set_index("batch")["n_problem_images"]
+    assert after[7] < before[7]
+    # the audit still lists every image, and batch 7 is still explained by its blurry images
+    assert filtered.quality is not None and len(filtered.quality) == len(demo_analysis.quality)
+    causes = [c for c in filtered.root_causes if c.batch == 7]
+    assert causes and "blur" in causes[0].sentence.lower()
+
+
+def test_batch_summary_follows_the_metric_direction_and_info_raises_no_alarm():
+    import pandas as pd
+
+    from analysis.core.records import Anomaly
+    from analysis.core.vocabulary import Severity
+    from analysis.findings.pipeline import alarm_severity, summarize_batches
+
+    batches = pd.DataFrame(
+        {"step": [1, 2, 1, 2, 1, 2], "batch": [0, 0, 1, 1, 2, 2], "metric": ["cer"] * 6,
+         "value": [0.1, 0.3, 0.2, 0.25, 0.1, 0.12]}
+    )  # fmt: skip
+    info = Anomaly(2, "batch_0/cer", 0.3, "plateau", 1.0, Severity.INFO, "flat", batch=0)
+    critical = Anomaly(2, "batch_2/cer", 0.12, "threshold", 0.5, Severity.CRITICAL, "high", batch=2)
+    out = summarize_batches(batches, [info, critical], [], pd.DataFrame(columns=["step", "batch", "path"]))
+    assert out.set_index("batch")["worst_recall"].to_dict() == {0: 0.3, 1: 0.25, 2: 0.12}  # the highest error
+    assert out.set_index("batch")["severity"].to_dict() == {0: "ok", 1: "ok", 2: "critical"}
+    assert list(out["batch"]) == [2, 0, 1]  # critical first, then the worst (highest) error rate
+    assert alarm_severity([]) is Severity.OK and alarm_severity(["info", "warning"]) is Severity.WARNING

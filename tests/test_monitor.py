@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analysis.core.config import AnalyzerConfig, config_from_dict
-from analysis.monitoring.monitor import MonitorAnomaly, TrainingMonitor, metric_direction
+from analysis.core.vocabulary import metric_direction
+from analysis.monitoring.alerts import Alert
+from analysis.monitoring.monitor import MonitorAnomaly, TrainingMonitor
 
 
 def quiet(**anomaly) -> AnalyzerConfig:
@@ -69,7 +75,7 @@ def test_direction_overrides_and_heuristics():
     assert metric_direction("val/cer") == "lower_is_better"
     assert metric_direction("val/recall") == "higher_is_better"
     assert (
-        metric_direction("val/score", quiet(metric_directions={"score": "lower_is_better"}).anomaly)
+        metric_direction("val/score", quiet(metric_directions={"score": "lower_is_better"}).anomaly.metric_directions)
         == "lower_is_better"
     )
     cfg = quiet(metric_directions={"val/score": "lower_is_better"}, metric_thresholds={})
@@ -87,7 +93,8 @@ def test_nonfinite_values_are_critical_and_do_not_poison_the_window():
         assert [(a.kind, a.severity) for a in found] == [("nonfinite", "critical")]
     # the next normal value is judged against finite history only
     assert kinds(monitor.log_step(12, {"train/loss": 1.01})) <= {"plateau"}
-    assert monitor.status("train/loss").best == 1.0
+    status = monitor.status("train/loss")
+    assert status is not None and status.best == 1.0
 
 
 def test_zscore_after_warmup_only():
@@ -107,7 +114,7 @@ def test_zscore_after_warmup_only():
 
 def test_drop_only_ignores_improvements():
     rng = np.random.default_rng(2)
-    series = list(1.0 + 0.01 * rng.standard_normal(30)) + [1.3]
+    series = [*(1.0 + 0.01 * rng.standard_normal(30)), 1.3]
     both = TrainingMonitor({}, config=quiet(metric_thresholds={}))
     only = TrainingMonitor({}, config=quiet(metric_thresholds={}, drop_only=True))
     for step, v in enumerate(series):
@@ -151,7 +158,8 @@ def test_plateau_reported_once_per_plateau():
     # the 3-point mean last improves at step 12 (0.6, 0.6, 0.6); 5 stale observations later: 17
     assert plateau_steps == [17]
     monitor.log_step(30, {"val/recall": 0.9})  # improvement re-arms it
-    assert monitor.status("val/recall").stale_count == 0
+    status = monitor.status("val/recall")
+    assert status is not None and status.stale_count == 0
 
 
 def test_non_numeric_values_and_bad_step_are_ignored():
@@ -171,7 +179,7 @@ def test_non_numeric_values_and_bad_step_are_ignored():
         },
     )
     assert set(monitor.metric_history) == {"val/recall"}
-    assert monitor.log_step("not a step", {"val/recall": 0.1}) == []
+    assert monitor.log_step("not a step", {"val/recall": 0.1}) == []  # type: ignore[arg-type]
 
 
 def test_memory_is_bounded():
@@ -179,8 +187,8 @@ def test_memory_is_bounded():
     for step in range(5000):
         monitor.log_step(step, {"a": float(step % 7), "b": 1.0})
     assert all(len(h) == 50 for h in monitor.metric_history.values())
-    assert len(monitor._states["a"].window) == monitor.config.anomaly.zscore_window
-    assert len(monitor.recent_anomalies) <= monitor.recent_anomalies.maxlen
+    assert len(monitor.metric_states["a"].window) == monitor.config.anomaly.zscore_window
+    assert len(monitor.recent_anomalies) <= (monitor.recent_anomalies.maxlen or 0)
 
 
 def test_batch_info_is_attached():
@@ -214,7 +222,7 @@ def test_bad_config_is_a_config_error():
     with pytest.raises(ConfigError, match="statistical_anomaly_zscore"):
         TrainingMonitor({}, config={"anomaly_detection": {"statistical_anomaly_zscore": -1}})
     with pytest.raises(ConfigError):
-        TrainingMonitor({}, config=42)
+        TrainingMonitor({}, config=42)  # type: ignore[arg-type]
 
 
 def test_zscore_stays_exact_on_a_long_drifting_series():
@@ -226,7 +234,7 @@ def test_zscore_stays_exact_on_a_long_drifting_series():
     series = np.geomspace(1e3, 1e-3, n) * (1 + 1e-3 * rng.standard_normal(n))
     for i, v in enumerate(series.tolist()):
         monitor.log_step(i, {"train/loss": v})
-    st = monitor._states["train/loss"]
+    st = monitor.metric_states["train/loss"]
     probe = float(series[-1] * 1.01)
     window = series[-20:]
     expected = (probe - window.mean()) / window.std(ddof=1)
@@ -235,7 +243,7 @@ def test_zscore_stays_exact_on_a_long_drifting_series():
 
 def test_number_of_tracked_metrics_is_capped(caplog):
     monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}), max_metrics=10)
-    with caplog.at_level("WARNING", logger="analysis.monitoring.monitor"):
+    with caplog.at_level("WARNING", logger="analysis.monitoring.tracking"):
         for step in range(3):
             monitor.log_step(step, {f"sample_{i}/loss": 1.0 for i in range(100)})
     assert len(monitor.metric_history) == 10
@@ -247,13 +255,107 @@ def test_mistakes_in_the_loop_never_raise_into_it(caplog):
     was dropped from the anomaly."""
     mon = TrainingMonitor({"recall": 0.8}, sinks=[])
     for bad in (None, [("recall", 0.1)], "recall=0.1", 3.5):
-        assert mon.log_step(1, bad) == []
-    assert mon.log_step(float("inf"), {"recall": 0.1}) == []
+        assert mon.log_step(1, bad) == []  # type: ignore[arg-type]
+    assert mon.log_step(float("inf"), {"recall": 0.1}) == []  # type: ignore[arg-type]
     assert "metrics must be a mapping" in caplog.text and "step inf is not an integer" in caplog.text
     (found,) = mon.log_step(2, {"recall": 0.1}, batch_info={"batch": np.int64(7)})
     assert found.batch == 7 and type(found.batch) is int
-    assert mon.log_step(3, {"recall": 0.2}, batch_info=["not", "a", "mapping"])[0].batch is None
+    assert mon.log_step(3, {"recall": 0.2}, batch_info=["not", "a", "mapping"])[0].batch is None  # type: ignore[arg-type]
     import pandas as pd
 
     assert mon.log_step(4, pd.Series({"recall": 0.1}))[0].metric == "recall"  # dict-likes still work
     mon.close()
+
+
+class _RecordingSink:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def send(self, alert: Alert) -> str:
+        self.alerts.append(alert)
+        return "recorded"
+
+
+def test_rising_perplexity_is_a_degradation_that_alerts():
+    """Regression: `perplexity` is lower-is-better (the shared vocabulary), so a rise breaches its ceiling and
+    drops from its best, and the alert goes out."""
+    sink = _RecordingSink()
+    monitor = TrainingMonitor(
+        {"val/perplexity": 20.0}, config=quiet(metric_thresholds={}, warmup_steps=3), sinks=[sink]
+    )
+    for step, v in enumerate([30.0, 25.0, 18.0, 15.0, 14.0, 14.0, 14.0]):
+        monitor.log_step(step, {"val/perplexity": v})
+    assert monitor.status("val/perplexity") is not None
+    found = monitor.log_step(7, {"val/perplexity": 26.0})
+    assert {a.kind for a in found} >= {"threshold", "drop_from_best"}
+    threshold = next(a for a in found if a.kind == "threshold")
+    assert threshold.severity == "critical" and "above its threshold 20" in threshold.message
+    assert monitor.flush(5)
+    assert sink.alerts and sink.alerts[-1].level == "critical" and "val/perplexity" in sink.alerts[-1].text
+    monitor.close()
+
+
+# -- reports at close() (reporting.auto_generate_reports) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    from tests.wandb_writer import write_run
+
+    rows = [
+        {f"batch_{b}/recall": (0.5 if b == 1 and s > 6 else 0.9), "val/recall": 0.85, "global_step": s}
+        for s in range(1, 13)
+        for b in range(3)
+    ]
+    return write_run(tmp_path_factory.mktemp("monitored"), "monitored_run", rows)
+
+
+def _fake_wandb(monkeypatch, folder: Path) -> types.SimpleNamespace:
+    """`wandb` as the monitor sees it (sys.modules): an active run whose files live under `folder`."""
+    fake = types.SimpleNamespace(run=types.SimpleNamespace(dir=str(folder / "files"), id="abc123"))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    return fake
+
+
+def _reporting(enabled: bool) -> AnalyzerConfig:
+    return config_from_dict(
+        {"experiment_monitoring": {"reporting": {"auto_generate_reports": enabled, "report_formats": ["json"]}}}
+    )
+
+
+def test_close_writes_the_reports_of_the_finished_monitored_run(finished_run, monkeypatch, tmp_path):
+    fake = _fake_wandb(monkeypatch, finished_run)
+    monitor = TrainingMonitor({"val/recall": 0.8}, config=_reporting(True), sinks=[], report_dir=tmp_path / "r")
+    monitor.log_step(1, {"val/recall": 0.85})
+    fake.run = None  # run.finish(): its history is complete on disk
+    monitor.close()
+    assert list(monitor.report_paths) == ["json"]
+    doc = json.loads((tmp_path / "r" / "monitored_run_report.json").read_text())
+    assert doc["run"]["name"] == "monitored_run" and [p["batch"] for p in doc["problematic_batches"]][:1] == [1]
+    monitor.close()  # a second close writes nothing again
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["monitored_run_report.json"]
+
+
+def test_close_while_the_run_is_active_or_with_reports_off_writes_nothing(finished_run, monkeypatch, tmp_path, caplog):
+    _fake_wandb(monkeypatch, finished_run)
+    active = TrainingMonitor({}, config=_reporting(True), sinks=[], report_dir=tmp_path / "active")
+    active.log_step(1, {"val/recall": 0.85})
+    with caplog.at_level("WARNING", logger="analysis.monitoring.session_reports"):
+        active.close()  # the run was not finished: its history may lack the last steps
+    assert active.report_paths == {} and not (tmp_path / "active").exists()
+    assert "still active" in caplog.text and "run.finish()" in caplog.text
+
+    fake = _fake_wandb(monkeypatch, finished_run)
+    off = TrainingMonitor({}, config=_reporting(False), sinks=[], report_dir=tmp_path / "off")
+    off.log_step(1, {"val/recall": 0.85})
+    fake.run = None
+    off.close()
+    assert off.report_paths == {} and not (tmp_path / "off").exists()
+
+
+def test_close_without_a_wandb_run_writes_nothing(monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "wandb", raising=False)
+    monitor = TrainingMonitor({}, config=_reporting(True), sinks=[], report_dir=tmp_path / "r")
+    monitor.log_step(1, {"val/recall": 0.85})
+    monitor.close()
+    assert monitor.session_run is None and not (tmp_path / "r").exists()

@@ -43,7 +43,9 @@ def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
     assert rollback and rollback[0].startswith("step 150:") and "ckpt_step_135.npz" in rollback[0]
     final = float(out.split("final val recall ")[1].split(";")[0])
     assert final > 0.8  # the rollback rescued the run
-    assert "ERROR analysis.monitoring.alerts" in proc.stderr or "ERROR analysis.monitoring.alerts" in out  # the log sink alerted
+    assert (
+        "ERROR analysis.monitoring.alerts" in proc.stderr or "ERROR analysis.monitoring.alerts" in out
+    )  # the log sink alerted
 
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
     run = open_run(folder, cache=False)
@@ -58,6 +60,10 @@ def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
     assert all((tmp_path / "data" / p).is_file() for p in imgs["path"].unique())
     saved = {p.name for p in (tmp_path / "checkpoints").iterdir()}
     assert saved == {f"ckpt_step_{s}.npz" for s in range(15, 301, 15)}
+    # monitor.close() after run.finish() wrote the reports of the finished run (auto_generate_reports)
+    reports = sorted(p.name for p in (tmp_path / "experiment_reports").iterdir())
+    assert reports == [f"train-loop-example_report.{ext}" for ext in ("html", "json", "md")]
+    assert all(f"report: {tmp_path / 'experiment_reports'}" in out for _ in reports)
 
 
 def test_bad_config_is_a_clear_error(tmp_path):

@@ -54,7 +54,7 @@ def test_without_an_active_run_the_error_says_what_to_do(monkeypatch):
     import wandb
 
     monkeypatch.setattr(wandb, "run", None)
-    with pytest.raises(RuntimeError, match="wandb.init"):
+    with pytest.raises(RuntimeError, match=r"wandb\.init"):
         log_batch_metrics(0, 1, {"recall": 0.9})
 
 
@@ -90,3 +90,34 @@ def test_numpy_indices_and_a_single_path_are_what_the_user_meant():
         "raw/b.png",
         "p/c.png",
     ]
+
+
+class _RecordingRun:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def log(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+def test_validation_interval_decides_which_steps_are_logged():
+    cfg = config_from_dict({"training_config": {"validation_interval": 50}})
+    run = _RecordingRun()
+    logged = {step: log_batch_metrics(0, step, {"recall": 0.9}, config=cfg, run=run) for step in (25, 50, 75, 100)}
+    assert [step for step, rows in logged.items() if rows] == [50, 100]
+    assert [row["global_step"] for row in run.rows] == [50, 100]
+    # without a config every call logs: the caller decides when to validate
+    assert log_batch_metrics(0, 75, {"recall": 0.9}, run=run) and run.rows[-1]["global_step"] == 75
+
+
+def test_batch_logging_false_logs_nothing_and_needs_no_run(monkeypatch):
+    import wandb
+
+    monkeypatch.setattr(wandb, "run", None)
+    cfg = config_from_dict({"training_config": {"batch_logging": False}})
+    run = _RecordingRun()
+    assert log_batch_metrics(0, 100, {"recall": 0.1}, ["a.png"], config=cfg, run=run) == []
+    assert run.rows == []
+    assert log_batch_metrics(0, 100, {"recall": 0.1}, config=cfg) == []  # no wandb run: no error either
+    with pytest.raises(ValueError):  # the arguments are still checked
+        log_batch_metrics(-1, 100, {"recall": 0.1}, config=cfg)

@@ -9,7 +9,7 @@ import numpy as np
 
 from analysis.core.config import config_from_dict
 from analysis.monitoring.monitor import TrainingMonitor
-from analysis.monitoring.recovery import RecoveryPolicy, checkpoint_step, find_checkpoint
+from analysis.monitoring.recovery import RecoveryAction, RecoveryPolicy, checkpoint_step, find_checkpoint
 
 
 def make_monitor(tmp_path, thresholds=None, callbacks=None, **recovery):
@@ -47,7 +47,7 @@ def save_checkpoints(tmp_path, steps):
 
 def test_severe_drop_rolls_back_to_last_good_checkpoint(tmp_path):
     d = save_checkpoints(tmp_path, [0, 200, 400, 600])
-    seen = []
+    seen: list[RecoveryAction] = []
     monitor = make_monitor(tmp_path, callbacks={"rollback": seen.append})
     acts = run(monitor, [0.80, 0.85, 0.88, 0.90, 0.90, 0.91, 0.70])  # steps 0..600; the drop is at step 600
     (action,) = acts[600]
@@ -90,7 +90,7 @@ def test_nonfinite_value_triggers_rollback(tmp_path):
 
 
 def test_plateau_suggests_lr_factor_every_patience(tmp_path):
-    seen = []
+    seen: list[RecoveryAction] = []
     monitor = make_monitor(tmp_path, plateau_patience=4, lr_factor=0.3, callbacks={"adjust_lr_on_plateau": seen.append})
     values = [0.6, 0.7, 0.8] + [0.8] * 14
     acts = run(monitor, values, every=1)
@@ -102,7 +102,7 @@ def test_plateau_suggests_lr_factor_every_patience(tmp_path):
 
 
 def test_sustained_degradation_triggers_early_stopping_once(tmp_path):
-    seen = []
+    seen: list[RecoveryAction] = []
     monitor = make_monitor(
         tmp_path, early_stop_patience=5, strategies=["trigger_early_stopping"], callbacks={"early_stop": seen.append}
     )
@@ -182,7 +182,7 @@ def test_a_threshold_on_the_last_part_also_drives_recovery(tmp_path):
     save_checkpoints(tmp_path, [0, 200, 400])
     monitor = make_monitor(tmp_path, thresholds={"recall": 0.5})
     acts = run(monitor, [0.80, 0.85, 0.88, 0.90, 0.90, 0.91, 0.40], metric="val/recall")
-    assert [a.kind for a in acts[600]][0] == "rollback" and acts[600][0].metric == "val/recall"
+    assert acts[600][0].kind == "rollback" and acts[600][0].metric == "val/recall"
 
 
 def test_hidden_and_half_written_checkpoints_are_not_rollback_targets(tmp_path):

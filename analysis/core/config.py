@@ -17,13 +17,21 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
 
 from analysis.core.errors import ConfigError
+from analysis.core.vocabulary import Direction
 
 RecoveryStrategy = Literal["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
 ReportFormat = Literal["markdown", "json", "html"]
-Direction = Literal["higher_is_better", "lower_is_better"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 SECRET_PLACEHOLDER = "<from environment>"
+
+
+def _all_strategies() -> list[RecoveryStrategy]:
+    return ["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
+
+
+def _all_formats() -> list[ReportFormat]:
+    return ["markdown", "json", "html"]
 
 
 class _Strict(BaseModel):
@@ -44,7 +52,7 @@ class AnomalyDetectionConfig(_Strict):
     )
     # Per-metric absolute bounds. Keys match a metric name exactly (`val/recall`) or its last part (`recall`).
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"recall": 0.8})
-    # Direction overrides; otherwise names containing loss/error/cer/wer are lower-is-better.
+    # Direction overrides; otherwise the name decides (analysis.core.vocabulary.metric_direction).
     metric_directions: dict[str, Direction] = Field(default_factory=dict)
     cross_batch_mad: float = Field(4.0, gt=0, description="robust z below the peers at the same step")
     change_point_min_size: int = Field(3, ge=2, description="minimum points per change-point segment")
@@ -53,9 +61,7 @@ class AnomalyDetectionConfig(_Strict):
 
 class AutoRecoveryConfig(_Strict):
     enable: bool = True
-    strategies: list[RecoveryStrategy] = Field(
-        default_factory=lambda: ["rollback_on_severe_drop", "adjust_lr_on_plateau", "trigger_early_stopping"]
-    )
+    strategies: list[RecoveryStrategy] = Field(default_factory=_all_strategies)
     severe_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative drop that triggers a rollback")
     plateau_patience: int = Field(10, ge=1, description="steps without improvement before an LR change")
     lr_factor: float = Field(0.5, gt=0, lt=1)
@@ -64,8 +70,12 @@ class AutoRecoveryConfig(_Strict):
 
 
 class ReportingConfig(_Strict):
-    auto_generate_reports: bool = True
-    report_formats: list[ReportFormat] = Field(default_factory=lambda: ["markdown", "json", "html"])
+    auto_generate_reports: bool = Field(
+        True,
+        description="write reports at the end of CLI runs (false: only with an explicit --format/--output-dir) and "
+        "at TrainingMonitor.close() (of the wandb run monitored, once finished)",
+    )
+    report_formats: list[ReportFormat] = Field(default_factory=_all_formats)
 
     @field_validator("report_formats", mode="before")
     @classmethod
@@ -136,8 +146,10 @@ class ExperimentMonitoringConfig(_Strict):
 
 
 class TrainingConfig(_Strict):
-    validation_interval: int = Field(100, ge=1)
-    batch_logging: bool = True
+    validation_interval: int = Field(
+        100, ge=1, description="log_batch_metrics(config=...) logs only at steps that are multiples of this"
+    )
+    batch_logging: bool = Field(True, description="false: log_batch_metrics(config=...) logs nothing")
     checkpoint_dir: str = "./checkpoints"
     experiment_name: str = "ocr_model_v1"
     problematic_recall_threshold: float = Field(
@@ -169,7 +181,11 @@ class DataQualityConfig(_Strict):
     min_resolution: tuple[NonNegativeInt, NonNegativeInt] = (100, 100)  # (width, height) in pixels
     max_rotation_degrees: float = Field(15, ge=0, le=90)
     blur_threshold: float = Field(100, ge=0, description="in blur_score units; higher = sharper")
-    enable_filtering: bool = True
+    enable_filtering: bool = Field(
+        False,
+        description="move logged problematic images that fail the checks out of the analysis' problem-image list "
+        "into its filtered list (needs a data directory; the audit and root causes keep every image)",
+    )
     min_contrast: float = Field(0.1, ge=0, le=1, description="luminance p99 - p1 on 0..1; 0 disables the check")
     max_image_pixels: int = Field(100_000_000, gt=0, description="decompression-bomb cap")
 
@@ -190,9 +206,9 @@ class AnalyzerConfig(_Strict):
     def anomaly(self) -> AnomalyDetectionConfig:
         return self.experiment_monitoring.anomaly_detection
 
-    def public_dict(self) -> dict:
+    def public_dict(self) -> dict[str, Any]:
         """The config as plain data with secrets replaced: safe to put in reports."""
-        data = self.model_dump(mode="json")
+        data: dict[str, Any] = self.model_dump(mode="json")
         alerts = data["experiment_monitoring"]["alerts"]
         if alerts.get("slack_webhook"):
             alerts["slack_webhook"] = SECRET_PLACEHOLDER
@@ -208,7 +224,7 @@ def _expand_env(value: str | None) -> str | None:
     return value
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """1-based line of the YAML node at the pydantic error location `loc` (deepest one found)."""
     line = None
     for part in loc:
@@ -228,7 +244,9 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.Node | None = None) -> AnalyzerConfig:
+def config_from_dict(
+    data: dict[str, Any] | None, *, source: str = "config", node: yaml.Node | None = None
+) -> AnalyzerConfig:
     """Validate plain data into an `AnalyzerConfig`; errors name the dotted key (and line with `node`)."""
     if data is None:
         data = {}
@@ -255,7 +273,7 @@ def config_from_dict(data: dict | None, *, source: str = "config", node: yaml.No
         raise ConfigError("; ".join(problems)) from None
 
 
-def load_config(path: str | os.PathLike | None) -> AnalyzerConfig:
+def load_config(path: str | os.PathLike[str] | None) -> AnalyzerConfig:
     """Load and validate a YAML config file; `None` gives the defaults."""
     if path is None:
         return AnalyzerConfig()
@@ -313,7 +331,7 @@ def _duplicate_keys(node: yaml.Node | None, prefix: str = "", visited: set[int] 
     return out
 
 
-def _unknown_key_message(loc: tuple) -> str:
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
     """'unknown key', with the closest valid key names of that section when one is near."""
     import difflib
 

@@ -2,22 +2,30 @@
 
 Data flows one way (DESIGN.md): Run -> BatchMetrics -> findings (+ image quality) -> root causes. The dashboard,
 the CLI and the HTML report all call this, so they show the same numbers from the same code.
+
+`data_quality.enable_filtering` (with a data directory, so images are scored): the logged problematic images that
+fail the quality checks are moved from `RunAnalysis.images` (and so from the batch summary's `n_problem_images`)
+to `RunAnalysis.filtered_images`, with their reasons; what remains is the images the model got wrong although
+they are fit to read. The quality audit (`quality`) still lists every image, and root causes still see every
+image: the logged metrics were measured on all of them, so failing images are the evidence of a data-side cause.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
-from analysis.core.records import SEVERITY_RANK, Anomaly, ChangePoint, RootCause
+from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.run import Run
+from analysis.core.vocabulary import Severity, metric_direction, worst_index, worst_severity
 from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
 from analysis.findings import rootcause
@@ -36,6 +44,14 @@ SUMMARY_COLUMNS = [
     "n_problem_images",
     "severity",
 ]
+FILTERED_COLUMNS = ["step", "batch", "path", "reasons", "reason_codes"]
+
+
+def alarm_severity(values: Iterable[str | Severity]) -> Severity:
+    """The worst of `values` as 'ok', 'warning' or 'critical': info findings (improvements, plateaus) raise no
+    alarm. The one definition behind the verdict, each batch's severity and the CLI's --fail-on."""
+    worst = worst_severity(values)
+    return Severity.OK if worst is Severity.INFO else worst
 
 
 @dataclass
@@ -53,6 +69,8 @@ class RunAnalysis:
     root_causes: list[RootCause] = field(default_factory=list)
     batch_summary: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SUMMARY_COLUMNS))
     data_dir: Path | None = None
+    # logged problematic images set aside by data_quality.enable_filtering (FILTERED_COLUMNS)
+    filtered_images: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FILTERED_COLUMNS))
 
     @property
     def problematic_batches(self) -> list[int]:
@@ -65,11 +83,9 @@ class RunAnalysis:
         return primary_metric(self.batches)
 
     @property
-    def worst_severity(self) -> str:
-        """'ok', 'warning' or 'critical' over every finding."""
-        sev = [a.severity for a in self.anomalies] + [c.severity for c in self.change_points]
-        ranked = [s for s in sev if s in ("warning", "critical")]
-        return max(ranked, key=SEVERITY_RANK.__getitem__) if ranked else "ok"
+    def worst_severity(self) -> Severity:
+        """'ok', 'warning' or 'critical' over every finding (`alarm_severity`)."""
+        return alarm_severity([*(a.severity for a in self.anomalies), *(c.severity for c in self.change_points)])
 
     @cached_property
     def verdict(self) -> str:
@@ -77,17 +93,18 @@ class RunAnalysis:
         bad = self.problematic_batches
         if self.batches.empty:
             level = self.worst_severity
-            worst = [f for f in [*self.anomalies, *self.change_points] if f.severity == level]
-            if not worst:
+            findings: list[Anomaly | ChangePoint] = [*self.anomalies, *self.change_points]
+            worst_findings = [f for f in findings if f.severity == level]
+            if level is Severity.OK or not worst_findings:
                 return "No per-batch metrics (batch_{i}/...) in this run."
-            names = sorted({f.metric for f in worst})
+            names = sorted({f.metric for f in worst_findings})
             return (
                 f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
-                f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst)}."
+                f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst_findings)}."
             )
         if not bad:
             return f"No problematic batches across {self.batches['batch'].nunique()} batches."
-        worst = self.batch_summary.iloc[0]
+        worst: Any = self.batch_summary.iloc[0]  # a row of mixed types
         shown = ", ".join(str(b) for b in bad[:5]) + ("…" if len(bad) > 5 else "")
         metric = self.primary_metric
         where = (
@@ -108,39 +125,68 @@ def primary_metric(batches: pd.DataFrame) -> str:
 
 
 def summarize_batches(
-    batches: pd.DataFrame, anomalies: list[Anomaly], change_points: list[ChangePoint], images: pd.DataFrame
+    batches: pd.DataFrame,
+    anomalies: list[Anomaly],
+    change_points: list[ChangePoint],
+    images: pd.DataFrame,
+    config: AnalyzerConfig | None = None,
 ) -> pd.DataFrame:
-    """One row per batch, worst first (critical before warning before ok, then lowest primary metric)."""
+    """One row per batch, worst first (critical before warning before ok, then worst primary metric).
+
+    `worst_recall` / `last_recall` are the primary metric's worst and last finite values; worst follows the
+    metric's direction (the lowest recall, the highest error rate; `metric_directions` in `config` win)."""
     if batches.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     metric = primary_metric(batches)
+    direction = metric_direction(metric, (config or AnalyzerConfig()).anomaly.metric_directions)
     prim = batches[batches["metric"] == metric].copy()
     prim["finite"] = prim["value"].where(np.isfinite(prim["value"]))
     rows = []
-    for b, g in prim.groupby("batch", sort=True):
-        g = g.sort_values("step")
-        finite = g.dropna(subset=["finite"])
-        worst_idx = finite["finite"].idxmin() if not finite.empty else None
+    for _, g in prim.groupby("batch", sort=True):
+        b = int(g["batch"].iloc[0])
+        finite = g.sort_values("step").dropna(subset=["finite"])
+        at = worst_index(finite["finite"].tolist(), direction)
         b_anoms = [a for a in anomalies if a.batch == b]
         b_cps = [c for c in change_points if c.batch == b]
-        sev = max((SEVERITY_RANK[a.severity] for a in b_anoms), default=0)
         rows.append(
             {
-                "batch": int(b),
-                "worst_recall": float(finite.loc[worst_idx, "finite"]) if worst_idx is not None else np.nan,
-                "worst_step": int(finite.loc[worst_idx, "step"]) if worst_idx is not None else -1,
-                "first_bad_step": min((a.step for a in b_anoms if a.severity != "info"), default=-1),
+                "batch": b,
+                "worst_recall": float(finite["finite"].iloc[at]) if at is not None else np.nan,
+                "worst_step": int(finite["step"].iloc[at]) if at is not None else -1,
+                "first_bad_step": min((a.step for a in b_anoms if a.severity is not Severity.INFO), default=-1),
                 "last_recall": float(finite["finite"].iloc[-1]) if not finite.empty else np.nan,
                 "n_anomalies": len(b_anoms),
                 "n_change_points": len(b_cps),
                 "n_problem_images": int(images.loc[images["batch"] == b, "path"].nunique()) if not images.empty else 0,
-                "severity": {0: "ok", 1: "warning", 2: "critical"}[sev],
+                "severity": alarm_severity(a.severity for a in b_anoms).value,
             }
         )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    out["_rank"] = out["severity"].map({"critical": 0, "warning": 1, "ok": 2})
-    out = out.sort_values(["_rank", "worst_recall", "batch"], na_position="last").drop(columns="_rank")
+    out["_rank"] = -out["severity"].map(lambda s: Severity(s).rank)
+    # worst value first: the lowest of a higher-is-better metric, the highest of a lower-is-better one
+    out["_worst"] = out["worst_recall"] if direction == "higher_is_better" else -out["worst_recall"]
+    out = out.sort_values(["_rank", "_worst", "batch"], na_position="last").drop(columns=["_rank", "_worst"])
     return out.reset_index(drop=True)
+
+
+def filter_failing_images(images: pd.DataFrame, quality: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, filtered): the logged problematic images split by the quality checks (`data_quality.enable_filtering`).
+
+    A logged image whose audit row is not acceptable (too small, rotated, blurry, flat or unreadable) is filtered,
+    with that row's `reasons` and `reason_codes`; images without an audit row are kept (nothing says they fail)."""
+    empty = pd.DataFrame(columns=FILTERED_COLUMNS)
+    if images.empty or quality is None or quality.empty or "is_acceptable" not in quality.columns:
+        return images, empty
+    audit = quality.drop_duplicates("path").set_index("path")
+    failing = audit.index[~audit["is_acceptable"].astype("boolean").fillna(False).to_numpy(dtype=bool)]
+    is_failing = images["path"].isin(failing)
+    if not is_failing.any():
+        return images, empty
+    filtered = images.loc[is_failing, ["step", "batch", "path"]].copy()
+    for col in ("reasons", "reason_codes"):
+        values = audit[col] if col in audit.columns else pd.Series(dtype=object)
+        filtered[col] = [list(values.get(p, [])) for p in filtered["path"]]
+    return images.loc[~is_failing].reset_index(drop=True), filtered.reset_index(drop=True)
 
 
 def score_data_dir(
@@ -149,7 +195,7 @@ def score_data_dir(
     """QualityScores of every image under `data_dir` plus any logged path outside the audit (error rows),
     thresholded with the config, with the batch each image was logged under (<NA> otherwise)."""
     from analysis.sources.cache import cache_root
-    from quality.audit import apply_thresholds, audit_folder, score_images
+    from quality.audit import apply_thresholds, audit_folder, score_images, thresholds_from_config
 
     cb = (
         (lambda done, total: progress(0.3 + 0.5 * done / max(total, 1), f"scoring images {done}/{total}"))
@@ -158,19 +204,17 @@ def score_data_dir(
     )
     dq = config.data_quality
     # scores are cached on disk (path + size + mtime + scorer version): re-analysing an unchanged folder is quick
-    options = {"cache_dir": cache_root() / "quality", "max_pixels": dq.max_image_pixels}
-    scores = audit_folder(data_dir, progress=cb, **options)
+    cache_dir = cache_root() / "quality"
+    scores = audit_folder(data_dir, progress=cb, cache_dir=cache_dir, max_pixels=dq.max_image_pixels)
     logged = images["path"].unique().tolist() if not images.empty else []
     missing = sorted(set(logged) - set(scores["path"]))
     if missing:
-        scores = pd.concat([scores, score_images(missing, root=data_dir, **options)], ignore_index=True)
-    scores = apply_thresholds(
-        scores,
-        min_resolution=tuple(dq.min_resolution),
-        max_rotation=dq.max_rotation_degrees,
-        blur_threshold=dq.blur_threshold,
+        extra = score_images(missing, root=data_dir, cache_dir=cache_dir, max_pixels=dq.max_image_pixels)
+        scores = pd.concat([scores, extra], ignore_index=True)
+    scores = apply_thresholds(scores, **thresholds_from_config(dq))
+    first_batch = (
+        images.drop_duplicates("path").set_index("path")["batch"] if not images.empty else pd.Series(dtype="Int64")
     )
-    first_batch = images.drop_duplicates("path").set_index("path")["batch"] if not images.empty else pd.Series()
     scores["batch"] = scores["path"].map(first_batch).astype("Int64")
     return scores
 
@@ -204,8 +248,12 @@ def analyze_run(
         report(0.3, "scoring images")
         quality = score_data_dir(root, images, config, progress)
     report(0.85, "explaining root causes")
+    # root causes see every image: the logged metrics were measured on all of them (see the module docstring)
     causes = rootcause.explain(batches, anomalies, change_points, quality, images, config)
-    summary = summarize_batches(batches, anomalies, change_points, images)
+    filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
+    if config.data_quality.enable_filtering:
+        images, filtered = filter_failing_images(images, quality)
+    summary = summarize_batches(batches, anomalies, change_points, images, config)
     report(1.0, "done")
     return RunAnalysis(
         run=run,
@@ -219,4 +267,5 @@ def analyze_run(
         root_causes=causes,
         batch_summary=summary,
         data_dir=root,
+        filtered_images=filtered,
     )

@@ -8,6 +8,7 @@ raises, failures are retried with exponential backoff and then reported (logged,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import smtplib
@@ -16,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
@@ -25,7 +26,8 @@ from urllib.parse import urlsplit
 import requests
 
 from analysis.core.config import AlertsConfig, AnalyzerConfig
-from analysis.core.records import SEVERITY_RANK, Anomaly
+from analysis.core.records import Anomaly
+from analysis.core.vocabulary import Severity
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +239,7 @@ class AlertThrottle:
     """Per-metric throttling like wandb's `wait_duration`: at most one alert per metric per `seconds`,
     except that a higher severity than the last one sent always goes through."""
 
-    def __init__(self, seconds: float, clock=time.monotonic) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self.clock = clock
         self._last: dict[str, tuple[float, int]] = {}
@@ -245,7 +247,10 @@ class AlertThrottle:
 
     def allow(self, key: str, severity: str) -> bool:
         now = self.clock()
-        rank = SEVERITY_RANK.get(severity, 1)
+        try:
+            rank = Severity.parse(severity).rank
+        except ValueError:  # an unknown level is throttled like a warning
+            rank = Severity.WARNING.rank
         last = self._last.get(key)
         if last is not None and now - last[0] < self.seconds and rank <= last[1]:
             self.suppressed += 1
@@ -285,10 +290,9 @@ class _SinkWorker:
     def stop(self) -> None:
         with self._lock:
             if self._alive:
-                try:
+                # when full, the thread sees `_stopping` after its current alert and exits when idle
+                with contextlib.suppress(queue.Full):
                     self.queue.put_nowait(None)
-                except queue.Full:
-                    pass  # the thread sees `_stopping` after its current alert and exits when idle
 
     def _run(self) -> None:
         while True:

@@ -19,12 +19,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from analysis.core.config import AnalyzerConfig
-
-if TYPE_CHECKING:
-    from analysis.monitoring.monitor import MetricStatus
+from analysis.core.vocabulary import metric_leaf
+from analysis.monitoring.records import MetricStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class RecoveryAction:
     def strategy(self) -> str:
         return _STRATEGY_OF[self.kind]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "strategy": self.strategy}
 
 
@@ -117,7 +116,7 @@ class RecoveryPolicy:
     def watches(self, metric: str) -> bool:
         """True for a watched name, or one whose last part is watched (`val/recall` when `recall` is), the same
         way thresholds match."""
-        return metric in self.metrics or metric.rsplit("/", 1)[-1] in self.metrics
+        return metric in self.metrics or metric_leaf(metric) in self.metrics
 
     def register_checkpoint(self, step: int, path: str | Path) -> None:
         """Tell the policy about a checkpoint the loop saved (in addition to scanning `checkpoint_dir`)."""

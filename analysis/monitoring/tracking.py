@@ -1,0 +1,327 @@
+"""Per-metric tracking for the real-time monitor: rolling statistics and the detectors run on each observation.
+
+Detection is O(1) per metric and per observation (running sums over a bounded window), so it fits in the hot loop
+of a million-step run:
+
+- ``threshold``: direction-aware absolute bounds (recall below 0.75, loss above 2.0);
+- ``zscore``: |z| of the new value against the rolling window before it, after a warm-up;
+- ``drop_from_best``: relative degradation from the running best (``performance_drop_threshold``); the best is
+  taken over 3-point means, because the best single value of a noisy metric is an outlier of its noise;
+- ``nonfinite``: NaN / +-Inf;
+- ``plateau``: no improvement for ``plateau_patience`` observations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import deque
+from collections.abc import Mapping
+
+from analysis.core.config import AnalyzerConfig
+from analysis.core.vocabulary import Severity, metric_direction, metric_threshold
+from analysis.monitoring.records import MetricStatus, MonitorAnomaly
+
+__all__ = ["MetricState", "MetricTracker"]
+
+log = logging.getLogger(__name__)
+
+_BATCH_KEY = re.compile(r"^batch_(\d+)/")
+_REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
+_RESUM_EVERY = 1024  # pushes between exact recomputations of a window's running sums
+
+
+class MetricState:
+    """Bounded per-metric state: a deque window with running (shifted) sums, the best so far and counters."""
+
+    __slots__ = (
+        "bad_streak",
+        "batch",
+        "best",
+        "best_step",
+        "higher",
+        "history",
+        "last_good_step",
+        "n",
+        "plateau_reported",
+        "pushes",
+        "s1",
+        "s2",
+        "shift",
+        "stale",
+        "threshold",
+        "window",
+    )
+
+    def __init__(self, window: int, history: int, higher: bool, threshold: float | None) -> None:
+        self.window: deque[float] = deque(maxlen=window)
+        self.history: deque[tuple[int, float]] = deque(maxlen=history)
+        self.shift: float | None = None  # subtracted before summing, to keep the variance numerically stable
+        self.s1 = 0.0
+        self.s2 = 0.0
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.stale = 0
+        self.bad_streak = 0
+        self.last_good_step: int | None = None
+        self.n = 0  # finite observations
+        self.higher = higher
+        self.threshold = threshold
+        self.plateau_reported = False
+        self.batch: int | None = None  # from a `batch_{i}/...` name
+        self.pushes = 0
+
+    def zscore(self, value: float) -> float | None:
+        """z of `value` against the current window (None when the window has no spread)."""
+        k = len(self.window)
+        if k < 3 or self.shift is None:
+            return None
+        mean = self.s1 / k
+        var = self.s2 / k - mean * mean
+        if var <= 1e-24:
+            return None
+        std = math.sqrt(var * k / (k - 1))
+        return (value - self.shift - mean) / std
+
+    def drop(self, value: float) -> float:
+        """Relative degradation of `value` from the best (0 when at or better than it)."""
+        if self.best is None:
+            return 0.0
+        diff = (self.best - value) if self.higher else (value - self.best)
+        if diff <= 0:
+            return 0.0
+        return diff / abs(self.best) if self.best else diff
+
+    def breaches(self, value: float) -> bool:
+        """True when a finite `value` is on the wrong side of the metric's threshold."""
+        thr = self.threshold
+        if thr is None or not math.isfinite(value):
+            return False
+        return value < thr if self.higher else value > thr
+
+    def update_best(self, step: int) -> bool:
+        """Fold the mean of the last (up to) 3 points into the best; True when it improved."""
+        w = self.window
+        shift = self.shift if self.shift is not None else 0.0
+        if len(w) >= 3:
+            mean = (w[-1] + w[-2] + w[-3]) / 3 + shift
+        else:
+            mean = sum(w) / len(w) + shift
+        best = self.best
+        if best is None or (mean > best + _REL_EPS * abs(best) if self.higher else mean < best - _REL_EPS * abs(best)):
+            self.best, self.best_step, self.stale = mean, step, 0
+            return True
+        self.stale += 1
+        return False
+
+    def push(self, value: float) -> None:
+        if self.shift is None:
+            self.shift = value
+        x = value - self.shift
+        if len(self.window) == self.window.maxlen:
+            old = self.window[0]
+            self.s1 -= old
+            self.s2 -= old * old
+        self.window.append(x)
+        self.s1 += x
+        self.s2 += x * x
+        self.pushes += 1
+        if self.pushes % _RESUM_EVERY == 0:
+            self._resum()
+
+    def _resum(self) -> None:
+        """Re-centre on the window mean and recompute the sums exactly: no drift over millions of updates,
+        and no cancellation when a metric wanders far from its first value (a loss going from 10 to 0.01)."""
+        shift = self.shift if self.shift is not None else 0.0
+        vals = [x + shift for x in self.window]
+        self.shift = sum(vals) / len(vals)
+        self.window.clear()
+        self.window.extend(v - self.shift for v in vals)
+        self.s1 = sum(self.window)
+        self.s2 = sum(x * x for x in self.window)
+
+
+class MetricTracker:
+    """Every metric's `MetricState` (at most `max_metrics` names) and the detectors run on each observation.
+
+    `thresholds` maps a metric name (or its last part) to an absolute bound: a floor for higher-is-better
+    metrics, a ceiling for lower-is-better ones (`analysis.core.vocabulary.metric_direction`).
+    """
+
+    def __init__(
+        self, config: AnalyzerConfig, thresholds: Mapping[str, float], *, history_size: int, max_metrics: int
+    ) -> None:
+        mon = config.experiment_monitoring
+        self.detection = mon.anomaly_detection
+        self.thresholds = dict(thresholds)
+        self.history_size = max(int(history_size), 1)
+        self.max_metrics = max_metrics  # distinct names tracked; bounds memory when keys are unbounded
+        self.states: dict[str, MetricState] = {}
+        self._overflow_warned = False
+        # hot-path copies of the detection settings
+        self._warmup = self.detection.warmup_steps
+        self._zmax = self.detection.statistical_anomaly_zscore
+        self._drop_only = self.detection.drop_only
+        self._drop = self.detection.performance_drop_threshold
+        self._severe = mon.auto_recovery.severe_drop_threshold
+        self._patience = mon.auto_recovery.plateau_patience
+
+    def state(self, name: str) -> MetricState | None:
+        """The state of `name`, created on first sight; None once `max_metrics` names are tracked."""
+        st = self.states.get(name)
+        if st is None:
+            if len(self.states) >= self.max_metrics:
+                if not self._overflow_warned:
+                    self._overflow_warned = True
+                    log.warning(
+                        "TrainingMonitor tracks at most %d metrics; ignoring new ones such as %r",
+                        self.max_metrics,
+                        name,
+                    )
+                return None
+            higher = metric_direction(name, self.detection.metric_directions) == "higher_is_better"
+            st = MetricState(
+                self.detection.zscore_window, self.history_size, higher, metric_threshold(name, self.thresholds)
+            )
+            m = _BATCH_KEY.match(name)
+            st.batch = int(m.group(1)) if m else None
+            self.states[name] = st
+        return st
+
+    def status(self, name: str) -> MetricStatus | None:
+        """The current view of one metric (None if never seen)."""
+        st = self.states.get(name)
+        if st is None or not st.history:
+            return None
+        step, value = st.history[-1]
+        return self._status(name, st, step, value, nonfinite=not math.isfinite(value), below=st.breaches(value))
+
+    def observe(
+        self, name: str, step: int, value: float, batch: int | None, out: list[MonitorAnomaly], want_status: bool
+    ) -> MetricStatus | None:
+        """Record one value, append its anomalies to `out`; the metric's status when `want_status`."""
+        st = self.state(name)
+        if st is None:
+            return None
+        st.history.append((step, value))
+        b = st.batch if st.batch is not None else batch
+
+        if value != value or value in (math.inf, -math.inf):
+            st.bad_streak += 1
+            out.append(
+                MonitorAnomaly(
+                    step, name, value, "nonfinite", math.inf, Severity.CRITICAL, f"{name} is {value} at step {step}", b
+                )
+            )
+            return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
+
+        warmed = st.n >= self._warmup
+        degraded = False
+        sev_cut = self._severe
+
+        # threshold (direction-aware)
+        below = False
+        thr = st.threshold
+        if thr is not None and (value < thr if st.higher else value > thr):
+            below = degraded = True
+            gap = (thr - value) if st.higher else (value - thr)
+            rel = gap / abs(thr) if thr else gap
+            word = "below" if st.higher else "above"
+            out.append(
+                MonitorAnomaly(
+                    step,
+                    name,
+                    value,
+                    "threshold",
+                    rel,
+                    Severity.CRITICAL if rel >= sev_cut else Severity.WARNING,
+                    f"{name} = {value:.4g} is {word} its threshold {thr:.4g} at step {step}",
+                    b,
+                )
+            )
+
+        if warmed:
+            # rolling z-score against the window before this point
+            z = st.zscore(value)
+            if z is not None and abs(z) > self._zmax:
+                bad_side = (z < 0) if st.higher else (z > 0)
+                if bad_side or not self._drop_only:
+                    if not bad_side:
+                        sev = Severity.INFO
+                    else:
+                        sev = Severity.CRITICAL if abs(z) > 2 * self._zmax else Severity.WARNING
+                    out.append(
+                        MonitorAnomaly(
+                            step,
+                            name,
+                            value,
+                            "zscore",
+                            abs(z),
+                            sev,
+                            f"{name} = {value:.4g} is {z:+.1f} standard deviations from its "
+                            f"last {len(st.window)} values at step {step}",
+                            b,
+                        )
+                    )
+            # drop from the running best
+            rel_drop = st.drop(value)
+            if rel_drop >= self._drop and rel_drop > 0:
+                degraded = True
+                out.append(
+                    MonitorAnomaly(
+                        step,
+                        name,
+                        value,
+                        "drop_from_best",
+                        rel_drop,
+                        Severity.CRITICAL if rel_drop >= sev_cut else Severity.WARNING,
+                        f"{name} = {value:.4g} is {rel_drop:.1%} worse than its best "
+                        f"{st.best:.4g} (3-point mean ending at step {st.best_step})",
+                        b,
+                    )
+                )
+
+        st.push(value)
+        st.n += 1
+        # running best of the mean of the last 3 points (a raw best is an outlier of the noise) and plateau
+        if st.update_best(step):
+            st.plateau_reported = False
+        elif warmed and st.stale >= self._patience and not st.plateau_reported:
+            st.plateau_reported = True
+            out.append(
+                MonitorAnomaly(
+                    step,
+                    name,
+                    value,
+                    "plateau",
+                    float(st.stale),
+                    Severity.INFO,
+                    f"{name} has not improved for {st.stale} observations (best {st.best:.4g} at step {st.best_step})",
+                    b,
+                )
+            )
+        st.bad_streak = st.bad_streak + 1 if degraded else 0
+        if not degraded:
+            st.last_good_step = step
+        return self._status(name, st, step, value, nonfinite=False, below=below) if want_status else None
+
+    def _status(
+        self, name: str, st: MetricState, step: int, value: float, *, nonfinite: bool, below: bool
+    ) -> MetricStatus:
+        rel = st.drop(value) if math.isfinite(value) else 0.0
+        return MetricStatus(
+            name,
+            step,
+            value,
+            st.higher,
+            st.best,
+            st.best_step,
+            rel,
+            st.stale,
+            st.bad_streak,
+            st.last_good_step,
+            nonfinite,
+            below,
+            st.n >= self._warmup,
+        )
