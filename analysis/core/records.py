@@ -13,9 +13,6 @@ from analysis.core.vocabulary import Severity
 
 __all__ = ["Anomaly", "ChangePoint", "RootCause", "Severity"]
 
-# Transitional: the ranking is Severity.rank; this table goes once every caller uses it.
-SEVERITY_RANK = {s.value: s.rank for s in Severity}
-
 
 def _as_severity(record: object) -> None:
     """Frozen records accept a severity name and store the Severity member (same string, ordered)."""
