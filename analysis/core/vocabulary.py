@@ -174,7 +174,8 @@ class QualityReason(StrEnum):
     """Why an image fails the quality checks: the code beside each human message, grouped by everywhere."""
 
     RESOLUTION = "resolution"
-    ROTATION = "rotation"
+    ROTATION = "rotation"  # skewed: text lines at an angle within (-45°, 45°]
+    ORIENTATION = "orientation"  # the page is on its side or upside down (90 / 180 / 270)
     BLUR = "blur"
     CONTRAST = "contrast"
     UNREADABLE = "unreadable"
@@ -188,6 +189,7 @@ class QualityReason(StrEnum):
 _REASON_LABELS = {
     QualityReason.RESOLUTION: "low resolution",
     QualityReason.ROTATION: "rotated",
+    QualityReason.ORIENTATION: "sideways or upside down",
     QualityReason.BLUR: "blurry",
     QualityReason.CONTRAST: "low contrast",
     QualityReason.UNREADABLE: "unreadable",
