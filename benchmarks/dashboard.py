@@ -13,34 +13,45 @@ Inputs are built once and cached under --cache (default ~/.cache/experiment-anal
     degrading from a known step so the Overview has findings to draw;
   - 10,000 small rendered-text images (a tenth blurred, rotated or shrunk), audited by the page itself.
 
-Baseline (measured in the same run, same browser, same machine load): an empty Streamlit page (a title and the
-same run marker) served by its own `streamlit run`, loaded the same way (new browser context, `goto`, wait until
-the script run completed and the page is idle).
+Baseline (measured in the same run, same browser, same machine load): an empty Streamlit page (a title and a
+slider) served by its own `streamlit run`, loaded the same way (new browser context, `goto`, wait until the script
+run completed and the page is idle).
+
+"Script run completed" is Streamlit's own `script_finished` message on the page's websocket (tests/e2e/st_helpers.py
+`RunTracker`), for full runs and fragment runs alike.
 
 What is timed:
-  - empty page: goto -> run marker rendered -> app idle;
+  - empty page: goto -> script run finished -> app idle;
   - Overview (warm): goto a new session with the run already analysed (analysis and figures are cached on the
-    run's size+mtime and the config) -> run marker -> every plotly chart drawn (`.main-svg`) -> idle.
+    run's size+mtime and the config) -> script run finished -> every plotly chart drawn (`.main-svg`) -> idle.
     The cold first visit (reading the run + full analysis of 2M points) is printed too, for the record;
   - slider move: focus the blur-threshold slider, press ArrowRight -> the script run that started after the key
-    press completed (run marker) and the "N flagged" text shows the new count -> idle.
+    press completed (script_finished) and the "N flagged" text shows the new count -> idle.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 BAD_BATCHES = {7: 0.55, 42: 0.6, 130: 0.45, 199: 0.62}  # batch -> fraction of the run after which it degrades
 
@@ -135,14 +146,9 @@ st.slider("x", 0, 100, 50, key="x")
 if st.query_params.get("chart"):  # the second reference: the same page plus one 3-point plotly chart
     import plotly.graph_objects as go
     st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])), key="tiny")
-st.session_state["_run_no"] = st.session_state.get("_run_no", 0) + 1
-st.markdown(f'<span class="st-run-marker" data-run="{st.session_state["_run_no"]}"></span>',
-            unsafe_allow_html=True)
 """
-MARKER_JS = "() => !!document.querySelector('.st-run-marker')"
 CHARTS_DRAWN_JS = """n => { const c = document.querySelectorAll('[data-testid=stPlotlyChart]');
-  return !!document.querySelector('.st-run-marker') && c.length >= n &&
-         [...c].every(e => e.querySelector('.main-svg')); }"""
+  return c.length >= n && [...c].every(e => e.querySelector('.main-svg')); }"""
 PAINTED_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
@@ -151,23 +157,34 @@ def _median(xs: list[float]) -> float:
 
 
 def _p90(xs: list[float]) -> float:
-    return sorted(xs)[max(0, int(round(0.9 * len(xs))) - 1)] if xs else float("nan")
+    return sorted(xs)[max(0, round(0.9 * len(xs)) - 1)] if xs else float("nan")
 
 
-def timed_load(browser, url: str, ready_js: str, arg=None, timeout_ms: int = 60_000, context=None) -> float:
-    """Seconds from `goto` in a new tab (a new Streamlit session) to `ready_js` true, the app idle and a frame
-    painted. Without `context` the tab opens in a fresh browser profile (nothing cached); with one, in that
-    profile (static assets such as plotly.js cached, as for a returning user)."""
-    from tests.e2e.st_helpers import APP_IDLE
+def timed_load(
+    browser: Browser,
+    url: str,
+    ready_js: str | None = None,
+    arg: object = None,
+    timeout_ms: int = 60_000,
+    context: BrowserContext | None = None,
+) -> float:
+    """Seconds from `goto` in a new tab (a new Streamlit session) to its first script run finished (Streamlit's
+    `script_finished` message), `ready_js` true, the app idle and a frame painted. Without `context` the tab opens
+    in a fresh browser profile (nothing cached); with one, in that profile (static assets such as plotly.js
+    cached, as for a returning user)."""
+    from tests.e2e.st_helpers import run_tracker, wait_idle, wait_run_finished
 
     ctx = context or browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(timeout_ms)
     page = ctx.new_page()
+    run_tracker(page)
     try:
         t0 = time.perf_counter()
         page.goto(url)
-        page.wait_for_function(ready_js, arg=arg, timeout=timeout_ms)
-        page.wait_for_selector(APP_IDLE, timeout=timeout_ms)
+        wait_run_finished(page, 0, timeout_ms)
+        if ready_js is not None:
+            page.wait_for_function(ready_js, arg=arg, timeout=timeout_ms)
+            wait_idle(page, timeout_ms)
         page.evaluate(PAINTED_JS)
         return time.perf_counter() - t0
     finally:
@@ -176,7 +193,7 @@ def timed_load(browser, url: str, ready_js: str, arg=None, timeout_ms: int = 60_
             ctx.close()
 
 
-def loads(browser, url: str, ready_js: str, repeat: int, arg=None) -> dict[str, list[float]]:
+def loads(browser: Browser, url: str, ready_js: str | None, repeat: int, arg: object = None) -> dict[str, list[float]]:
     """`repeat` loads in fresh profiles and `repeat` in one profile after a warm-up load."""
     fresh = [timed_load(browser, url, ready_js, arg) for _ in range(repeat)]
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -186,54 +203,54 @@ def loads(browser, url: str, ready_js: str, repeat: int, arg=None) -> dict[str, 
     return {"fresh": fresh, "cached": cached}
 
 
-def timed_action(page, action, check=None, marker: str = ".st-run-marker") -> float:
-    """Seconds from `action` to the end of the script run it triggered (run marker, or the fragment's marker
-    for a widget inside a fragment), idle and painted."""
-    from tests.e2e.st_helpers import APP_IDLE, act_and_wait_run
+def timed_action(page: Page, action: Callable[[], object], check: Callable[[], object] | None = None) -> float:
+    """Seconds from `action` to the end of the script run it triggered (a full or a fragment run: Streamlit's
+    `script_finished` message), idle and painted."""
+    from tests.e2e.st_helpers import act_and_wait_run
 
     t0 = time.perf_counter()
-    act_and_wait_run(page, action, marker=marker)
-    page.wait_for_selector(APP_IDLE)
+    act_and_wait_run(page, action)
     if check is not None:
         check()
     page.evaluate(PAINTED_JS)
     return time.perf_counter() - t0
 
 
-def slider_moves(page, label: str, keys: list[str], marker: str = ".st-run-marker") -> list[float]:
+def slider_moves(page: Page, label: str, keys: list[str]) -> list[float]:
     thumb = page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider")
     out = []
     for k in keys:
         thumb.focus()
-        out.append(timed_action(page, lambda: thumb.press(k), marker=marker))
+        out.append(timed_action(page, partial(thumb.press, k)))
     return out
 
 
-def bench_empty(browser, url: str, repeat: int) -> dict[str, list[float]]:
-    from tests.e2e.st_helpers import wait_idle
+def bench_empty(browser: Browser, url: str, repeat: int) -> dict[str, list[float]]:
+    from tests.e2e.st_helpers import run_tracker, wait_run_finished
 
-    timed_load(browser, url, MARKER_JS)  # server warm-up
-    out = loads(browser, url, MARKER_JS, repeat)
+    timed_load(browser, url)  # server warm-up
+    out = loads(browser, url, None, repeat)
     tiny = loads(browser, url + "/?chart=1", CHARTS_DRAWN_JS, repeat, arg=1)
     out["chart_fresh"], out["chart_cached"] = tiny["fresh"], tiny["cached"]
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
+    run_tracker(page)
     page.goto(url)
-    page.wait_for_function(MARKER_JS)
-    wait_idle(page)
+    wait_run_finished(page)
     out["slider"] = slider_moves(page, "x", ["ArrowRight", "ArrowLeft"] * repeat)
     ctx.close()
     return out
 
 
-def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
-    from tests.e2e.st_helpers import wait_idle
+def bench_overview(browser: Browser, url: str, repeat: int) -> dict[str, list[float]]:
+    from tests.e2e.st_helpers import run_tracker, wait_idle
 
     t_cold = timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=1_800_000)
     out = loads(browser, url, CHARTS_DRAWN_JS, repeat, arg=1)
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(60_000)
     page = ctx.new_page()
+    run_tracker(page)
     page.goto(url)
     page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
     wait_idle(page)
@@ -249,26 +266,25 @@ def bench_overview(browser, url: str, repeat: int) -> dict[str, list[float]]:
             )
         )
     smooth = []
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Smoothing").get_by_role("slider")
     for k in ["ArrowRight", "ArrowLeft"] * max(1, repeat // 2):
-        thumb = page.get_by_test_id("stSlider").filter(has_text="Smoothing").get_by_role("slider")
         thumb.focus()
         smooth.append(
-            timed_action(page, lambda: thumb.press(k), check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1))
+            timed_action(page, partial(thumb.press, k), check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1))
         )
     ctx.close()
     return {"cold": [t_cold], **out, "switch": switches, "smoothing": smooth}
 
 
-def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[float]]:
-    import re
-
-    from tests.e2e.st_helpers import act_and_wait_run, wait_idle
+def bench_slider(browser: Browser, url: str, images: Path, moves: int) -> dict[str, list[float]]:
+    from tests.e2e.st_helpers import act_and_wait_run, run_tracker, wait_idle, wait_run_finished
 
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     ctx.set_default_timeout(1_800_000)
     page = ctx.new_page()
+    run_tracker(page)
     page.goto(url + "/data-quality")
-    wait_idle(page)
+    wait_run_finished(page)
     box = page.get_by_test_id("stTextInput").filter(has_text="Data directory to audit").locator("input")
     t0 = time.perf_counter()
     box.fill(str(images))
@@ -277,15 +293,20 @@ def bench_slider(browser, url: str, images: Path, moves: int) -> dict[str, list[
     flagged.wait_for()
     t_audit = time.perf_counter() - t0
     wait_idle(page)
-    count = lambda: int(re.search(r"([\d,]+) flagged", flagged.inner_text()).group(1).replace(",", ""))  # noqa
+
+    def count() -> int:
+        found = re.search(r"([\d,]+) flagged", flagged.inner_text())
+        assert found is not None, flagged.inner_text()
+        return int(found.group(1).replace(",", ""))
+
     before = count()
-    arrow = slider_moves(page, "Blur threshold", ["ArrowRight"] * moves, marker=".st-fragment-marker")
+    arrow = slider_moves(page, "Blur threshold", ["ArrowRight"] * moves)  # fragment runs
     after_arrows = count()
     jumps, counts = [], []
     thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
     for k in ["End", "Home"] * max(1, moves // 2):
         thumb.focus()
-        jumps.append(timed_action(page, lambda: thumb.press(k), marker=".st-fragment-marker"))
+        jumps.append(timed_action(page, partial(thumb.press, k)))
         counts.append(count())
     ctx.close()
     print(f"  flag counts: start {before}, after arrows {after_arrows}, End/Home {counts}", flush=True)
@@ -340,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
                 results["overview"] = bench_overview(browser, f"http://127.0.0.1:{p_app}", args.repeat)
-            if args.only != "overview":
+            if images is not None:
                 print(f"data quality on {args.images:,} images ...", flush=True)
                 results["slider"] = bench_slider(browser, f"http://127.0.0.1:{p_app}", images, args.moves)
             browser.close()
@@ -395,16 +416,14 @@ def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace)
     print()
     print("| measurement | n | median ms | p90 ms | x baseline |")
     print("|---|---|---|---|---|")
-    for name, xs, base in rows:
-        ratio = f"{_median(xs) / base:.2f}" if base else "—"
-        print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {ratio} |")
+    for name, xs, row_base in rows:
+        times_base = f"{_median(xs) / row_base:.2f}" if row_base else "—"
+        print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {times_base} |")
     print()
     for v in verdicts:
         print(v)
-    try:
+    with contextlib.suppress(OSError):
         print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

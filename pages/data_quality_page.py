@@ -15,7 +15,7 @@ import streamlit as st
 from analysis.core.config import DataQualityConfig
 from analysis.core.errors import AnalyzerError
 from quality.scores import BLUR_CAP
-from ui import charts, state
+from ui import charts, state, tables
 from ui.format import md_escape
 
 # score column -> (threshold slider key or None, side that fails)
@@ -24,18 +24,6 @@ HISTOGRAMS = {
     "abs_rotation": ("dq_rotation", "above"),
     "width": ("dq_min_w", "below"),
     "height": ("dq_min_h", "below"),
-}
-BASE_COLUMNS = {
-    "path",
-    "width",
-    "height",
-    "blur_score",
-    "rotation_angle",
-    "error",
-    "batch",
-    "is_acceptable",
-    "reasons",
-    "abs_rotation",
 }
 REJECTED_ROWS_SHOWN = 500
 
@@ -50,11 +38,7 @@ def audit_with_progress(data_dir: str) -> pd.DataFrame:
 
     scores = audit_folder(data_dir, progress=progress, cache_dir=state.QUALITY_CACHE_DIR)
     bar.empty()
-    return scores.assign(abs_rotation=scores["rotation_angle"].abs())
-
-
-def reasons_text(reasons: pd.Series) -> pd.Series:
-    return reasons.map(lambda r: "; ".join(r) if isinstance(r, (list, tuple, np.ndarray)) else str(r))
+    return tables.with_abs_rotation(scores)
 
 
 st.title("Data quality")
@@ -117,28 +101,22 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
     m3.metric("Unreadable", f"{int(errors.sum()):,}")
     st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
 
-    thresholds = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
-    numeric_extra = [c for c in scores.columns if c not in BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
+    thresholds: dict[str, float] = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
+    numeric_extra = tables.extra_score_columns(scores)
     bins = charts.score_bins(audit_id, scores, tuple(list(HISTOGRAMS) + numeric_extra))
-    fails = {
-        "blur_score": lambda v: v < blur,
-        "abs_rotation": lambda v: v > max_rot,
-        "width": lambda v: v < min_w,
-        "height": lambda v: v < min_h,
-    }
 
     def draw_histograms(names: list[str]) -> None:
         cols = st.columns(2)
         for i, column in enumerate(names):
             key, side = HISTOGRAMS.get(column, (None, "below"))
             counts, edges, values = bins[column]
+            threshold = thresholds.get(key) if key is not None else None
             n_fail = None
-            if column in fails:
-                with np.errstate(invalid="ignore"):
-                    n_fail = int(np.sum(fails[column](values) & ~errors))
+            if threshold is not None:
+                n_fail = int(np.sum(tables.failing_mask(values, threshold, side) & ~errors))
             with cols[i % 2]:
                 st.plotly_chart(
-                    charts.histogram(counts, edges, column, thresholds.get(key), side, n_fail), key=f"dq_hist_{column}"
+                    charts.histogram(counts, edges, column, threshold, side, n_fail), key=f"dq_hist_{column}"
                 )
 
     draw_histograms([c for c in HISTOGRAMS if c in bins])
@@ -150,33 +128,22 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
                 draw_histograms(others)
 
     st.subheader("Rejected images")
-    rejected = flagged.loc[~ok].drop(columns=["batch", "abs_rotation"], errors="ignore")
+    rejected, n_rejected = tables.rejected_table(flagged, REJECTED_ROWS_SHOWN)
     if rejected.empty:
         st.success("No image fails these thresholds.")
     else:
-        if len(rejected) > REJECTED_ROWS_SHOWN:
-            st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {len(rejected):,}; the CSV has them all.")
-            rejected = rejected.head(REJECTED_ROWS_SHOWN)
-        rejected = rejected.assign(reasons=reasons_text(rejected["reasons"]))
+        if n_rejected > REJECTED_ROWS_SHOWN:
+            st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {n_rejected:,}; the CSV has them all.")
         st.dataframe(rejected, hide_index=True, key="dq_rejected", width="stretch")
-
-    def scores_csv() -> str:
-        """Built only when the download is clicked."""
-        return (
-            flagged.drop(columns=["abs_rotation"], errors="ignore")
-            .assign(reasons=reasons_text(flagged["reasons"]))
-            .to_csv(index=False)
-        )
 
     st.download_button(
         "Download scores (CSV)",
-        scores_csv,
+        lambda: tables.scores_csv(flagged),  # built only when the download is clicked
         file_name="image_quality_scores.csv",
         mime="text/csv",
         key="dq_csv",
         on_click="ignore",
     )
-    state.fragment_marker()
 
 
 thresholds_and_flags(scores, audit_id, cfg)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from ui import state
+from ui import state, tables
 from ui.format import md_escape
 
 st.title("Monitor settings")
@@ -18,24 +17,7 @@ st.markdown(
 )
 
 st.subheader("Alert sinks")
-webhook = alerts.resolved_slack_webhook()
-sinks = pd.DataFrame(
-    [
-        {
-            "sink": "Slack webhook",
-            "configured": bool(webhook),
-            "detail": "from $SLACK_WEBHOOK_URL or config (URL hidden)" if webhook else "set $SLACK_WEBHOOK_URL",
-        },
-        {
-            "sink": "Email (SMTP)",
-            "configured": bool(alerts.email_recipients),
-            "detail": f"{', '.join(alerts.email_recipients) or 'no recipients'} via {alerts.smtp_host}:{alerts.smtp_port}"
-            + (" (STARTTLS)" if alerts.smtp_starttls else ""),
-        },
-        {"sink": "wandb.alert", "configured": True, "detail": "when a wandb run is active in the training process"},
-        {"sink": "log", "configured": True, "detail": "Python logging, always on"},
-    ]
-)
+sinks = tables.alert_sinks_table(alerts)
 st.dataframe(sinks, hide_index=True, key="mon_sinks", width="stretch")
 st.caption(
     f"Throttle: one alert per metric every {alerts.throttle_seconds:g} s; failed sends retried "
@@ -45,7 +27,7 @@ st.caption(
 st.subheader("Recovery strategies")
 rec = mon.auto_recovery
 st.markdown(f"Auto recovery is **{'on' if rec.enable else 'off'}**.")
-st.dataframe(pd.DataFrame([{"strategy": s} for s in rec.strategies]), hide_index=True, key="mon_strategies")
+st.dataframe(tables.strategies_table(rec.strategies), hide_index=True, key="mon_strategies")
 st.caption(
     f"Rollback on a relative drop ≥ {rec.severe_drop_threshold:g} (at most {rec.max_rollbacks}×, "
     f"checkpoints in {md_escape(cfg.training_config.checkpoint_dir)}); LR × {rec.lr_factor:g} after "
@@ -54,17 +36,10 @@ st.caption(
 )
 
 st.subheader("Detection thresholds")
-ad = mon.anomaly_detection
-st.dataframe(
-    pd.DataFrame([{"setting": k, "value": str(v)} for k, v in ad.model_dump().items()]),
-    hide_index=True,
-    key="mon_detection",
-)
+st.dataframe(tables.detection_table(mon.anomaly_detection), hide_index=True, key="mon_detection")
 
 if st.button("Send test alert", key="mon_test_alert"):
     from analysis.monitoring.alerts import send_test_alert
 
-    results = send_test_alert(cfg)
-    for r in results:
-        name, ok, detail = (r["name"], r["ok"], r["detail"]) if isinstance(r, dict) else (r.name, r.ok, r.detail)
-        (st.success if ok else st.error)(f"{name}: {md_escape(detail)}")
+    for result in send_test_alert(cfg):
+        (st.success if result.ok else st.error)(f"{result.name}: {md_escape(result.detail)}")

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import charts, state
+from analysis.core.vocabulary import Severity
+from analysis.findings.pipeline import RunAnalysis
+from ui import charts, state, tables
 from ui.format import jsonable, md_escape
+from ui.state import AnalysisKey
 
 VIEWS = ["Per-batch curves", "Batch × step heatmap", "Findings", "Run-level metrics"]
 
 
-def global_metrics_view() -> None:
+def global_metrics_view(key: AnalysisKey, analysis: RunAnalysis) -> None:
     """Run-level metrics (val/*, train/*) with their findings."""
     globals_ = analysis.global_metrics
     if globals_.empty:
         st.info("No run-level metrics (e.g. `val/recall`, `train/loss`) in this run.")
         return
     names = sorted(globals_["metric"].unique())
-    state.reset_per_run("ov_global_metrics", [n for n in names if n.startswith("val/")][:4] or names[:3])
+    state.reset_per_run("ov_global_metrics", tables.default_global_metrics(names))
     picked = st.multiselect("Metrics", names, key="ov_global_metrics")
     if picked:
         st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
 
 
 analysis = state.current_analysis()
-if analysis is None:
-    st.stop()
 key = state.analysis_key()
+if analysis is None or key is None:
+    st.stop()
 run = analysis.run
 
 st.title("Overview")
@@ -50,7 +53,7 @@ cols[1].metric("Batches", f"{len(facts.batches):,}")
 cols[2].metric("Problematic batches", len(bad))
 cols[3].metric("Anomalies", len(analysis.anomalies))
 cols[4].metric("Change points", len(analysis.change_points))
-(st.error if facts.worst_severity == "critical" else st.warning if bad else st.success)(
+(st.error if facts.worst_severity is Severity.CRITICAL else st.warning if bad else st.success)(
     md_escape(facts.verdict), icon=None
 )
 
@@ -65,7 +68,7 @@ else:
         index=metrics.index(facts.primary_metric) if facts.primary_metric in metrics else 0,
         key="ov_metric",
     )
-    state.reset_per_run("ov_batches", [b for b in bad[:8] if b in all_batches])
+    state.reset_per_run("ov_batches", tables.default_batches(bad, all_batches))
     chosen = c2.multiselect(
         "Batches", all_batches, key="ov_batches", help="Problematic batches are preselected; the band shows all."
     )
@@ -118,7 +121,7 @@ else:
                 st.success("No anomalies or change points.")
     with global_tab:
         if global_tab.open:
-            global_metrics_view()
+            global_metrics_view(key, analysis)
 
     if bad:
         c1, c2 = st.columns([1, 3])
@@ -128,7 +131,7 @@ else:
             st.switch_page("pages/batches_page.py")
 
 if not facts.metrics:
-    global_metrics_view()
+    global_metrics_view(key, analysis)
 
 config_box = st.expander("Config and summary", key="ov_config", on_change="rerun")
 with config_box:
@@ -137,8 +140,7 @@ with config_box:
         c1.markdown("**Config**")
         c1.json(jsonable(run.config), expanded=False)
         c2.markdown("**Summary**")
-        shown = {k: v for k, v in run.summary.items() if not isinstance(v, dict) and not k.startswith("batch_")}
+        shown, hidden = tables.summary_without_batches(run.summary)
         c2.json(jsonable(shown), expanded=False)
-        hidden = sum(1 for k in run.summary if k.startswith("batch_"))
         if hidden:
             c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import streamlit as st
 
-from ui import state
+from ui import state, tables
 
 st.title("Reports")
 sel = state.selection()
@@ -14,7 +12,7 @@ reports = state.current_reports()
 if sel is None or reports is None:
     st.info("Pick a run in the sidebar.")
     st.stop()
-stem = re.sub(r"[^A-Za-z0-9._-]+", "_", sel.label).strip("._") or "run"
+stem = tables.report_file_stem(sel.label)
 c1, c2, c3 = st.columns(3)
 c1.download_button(
     "Download Markdown",

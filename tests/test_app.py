@@ -10,6 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from analysis.core.vocabulary import severity_rank
+
 APP = "../app.py"  # relative to this file
 
 
@@ -62,8 +64,8 @@ def test_overview_shows_flagged_batches(app):
     app.session_state["ov_view"] = "Findings"
     app.run()
     table = app.dataframe[0].value
-    assert list(table["severity"])[0] == "critical" and (table["batch"] == 7).any()
-    rank = table["severity"].map({"critical": 2, "warning": 1, "info": 0})
+    assert table["severity"].iloc[0] == "critical" and (table["batch"] == 7).any()
+    rank = table["severity"].map(severity_rank)
     assert rank.is_monotonic_decreasing  # sorted by severity
     app.session_state["ov_view"] = "Run-level metrics"
     app.run()
@@ -101,7 +103,12 @@ def test_data_quality_sliders_reflag_without_rescoring(app, monkeypatch):
 
     calls = []
     real = quality.audit.audit_folder
-    monkeypatch.setattr(quality.audit, "audit_folder", lambda *a, **k: calls.append(a) or real(*a, **k))
+
+    def counting_audit(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(quality.audit, "audit_folder", counting_audit)
     app.switch_page("pages/data_quality_page.py").run()
     assert not app.exception, app.exception
     assert len(calls) == 1

@@ -10,6 +10,7 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import DownloadButton
 
 from tests.wandb_writer import write_run
 
@@ -22,13 +23,15 @@ def _clear_caches():
     st.cache_resource.clear()
 
 
-def rows(n_steps: int = 12, batches: int = 2, bad_from: int | None = 6, paths: list[str] | None = None) -> list[dict]:
+def rows(
+    n_steps: int = 12, batches: int = 2, bad_from: int | None = 6, paths: list[str] | None = None
+) -> list[dict[str, object]]:
     """Handbook-style logging: one wandb.log per batch; batch 0 falls below 0.8 from `bad_from` on."""
     out = []
     for s in range(n_steps):
         for b in range(batches):
             recall = 0.55 if (b == 0 and bad_from is not None and s >= bad_from) else 0.9 + 0.001 * s
-            row = {
+            row: dict[str, object] = {
                 "global_step": (s + 1) * 10,
                 f"batch_{b}/recall": recall,
                 f"batch_{b}/precision": 0.9,
@@ -73,6 +76,14 @@ def pick(at: AppTest, name: str) -> AppTest:
     box = at.selectbox(key="run_pick")
     label = next(o for o in box.options if o.startswith(name))
     return box.select(label).run()
+
+
+def config_json(at: AppTest) -> str | None:
+    """The active config in the session, None before one was set (AppTest's session state has no `.get`)."""
+    try:
+        return at.session_state["config_json"]
+    except KeyError:
+        return None
 
 
 def no_traceback(at: AppTest) -> None:
@@ -158,7 +169,12 @@ def test_corrupt_run_file_is_a_message(runs_dir, tmp_path):
     no_traceback(at)
     messages = [e.value for e in at.sidebar.error] + [e.value for e in at.error]
     assert messages, "expected an error message for the corrupt run file"
-    for page in ("pages/batches_page.py", "pages/reports_page.py", "pages/data_quality_page.py", "pages/monitor_page.py"):
+    for page in (
+        "pages/batches_page.py",
+        "pages/reports_page.py",
+        "pages/data_quality_page.py",
+        "pages/monitor_page.py",
+    ):
         at.switch_page(page).run()
         no_traceback(at)
 
@@ -168,12 +184,12 @@ def test_bad_yaml_keeps_the_config_and_good_yaml_moves_the_thresholds(runs_dir, 
     assert not at.number_input  # the config panel is drawn only when opened
     at.session_state["cfg_panel"] = True
     at.run()
-    before = at.session_state["config_json"] if "config_json" in at.session_state else None
+    before = config_json(at)
     at.file_uploader(key="config_upload").set_value(("bad.yaml", b"experiment_monitoring: [unclosed", "text/yaml"))
     at.run()
     no_traceback(at)
     assert any("not valid YAML" in e.value for e in at.sidebar.error)
-    assert (at.session_state["config_json"] if "config_json" in at.session_state else None) == before
+    assert config_json(at) == before
     good = b"experiment_monitoring:\n  anomaly_detection:\n    statistical_anomaly_zscore: 4.5\n"
     at.file_uploader(key="config_upload").set_value(("good.yaml", good, "text/yaml"))
     at.run()
@@ -221,9 +237,8 @@ def test_live_run_grows_on_refresh(runs_dir, tmp_path):
 
 
 def test_send_test_alert_reaches_a_real_webhook(runs_dir, monkeypatch):
-    from tests.test_alerts import Webhook
-
     from analysis.core.config import config_from_dict
+    from tests.test_alerts import Webhook
 
     monkeypatch.delenv("SLACK_WEBHOOK_URL", raising=False)
     hook = Webhook()
@@ -272,7 +287,7 @@ def test_reports_page_previews_the_run_and_names_files_safely(runs_dir):
     preview = " ".join(m.value for m in at.markdown)
     assert "problematic" in preview.lower() or "batch 0" in preview
     assert "\\<img src=x" in preview and "<img" not in preview.replace("\\<img", "")  # escaped, stays text
-    labels = {b.label for b in at.get("download_button")}
+    labels = {b.label for b in at.get("download_button") if isinstance(b, DownloadButton)}
     assert {"Download Markdown", "Download HTML", "Download JSON"} <= labels
 
 
@@ -296,7 +311,7 @@ def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_p
         assert at.sidebar.error or at.sidebar.warning  # an unknown project is a message
         at.text_input(key="cloud_project").set_value("ocr").run()
         no_traceback(at)
-        assert at.selectbox(key="cloud_run_pick").value.startswith("plain-run")
+        assert str(at.selectbox(key="cloud_run_pick").value).startswith("plain-run")
         assert at.title[0].value == "Overview" and at.multiselect(key="ov_batches").value == [0]
         n_before = len(server.queries)
         at.button(key="run_refresh").click().run()

@@ -15,10 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.core.records import SEVERITY_RANK
+from analysis.core.vocabulary import Severity, worst_severity
 from analysis.findings.pipeline import RunAnalysis
 from analysis.reporting import figures
-from ui.format import fmt_value
+from ui import tables
 from ui.state import AnalysisKey
 
 # What the dashboard draws per curve / heatmap row: enough for a ~1,400 px wide chart (min/max envelope keeps
@@ -36,7 +36,7 @@ class RunFacts:
     n_steps: int
     primary_metric: str
     verdict: str
-    worst_severity: str
+    worst_severity: Severity
     problematic: list[int]
 
 
@@ -50,7 +50,7 @@ def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
             0,
             _analysis.primary_metric,
             _analysis.verdict,
-            _analysis.worst_severity,
+            worst_severity([_analysis.worst_severity]),
             _analysis.problematic_batches,
         )
     return RunFacts(
@@ -59,7 +59,7 @@ def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
         n_steps=int(b["step"].nunique()),
         primary_metric=_analysis.primary_metric,
         verdict=_analysis.verdict,
-        worst_severity=_analysis.worst_severity,
+        worst_severity=worst_severity([_analysis.worst_severity]),
         problematic=_analysis.problematic_batches,
     )
 
@@ -107,43 +107,7 @@ def global_metrics(key: AnalysisKey, _analysis: RunAnalysis, metrics: tuple[str,
 @st.cache_data(show_spinner=False, max_entries=16)
 def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None = None) -> pd.DataFrame:
     """Anomalies and change points as one table, most severe first (then by step); one batch's when given."""
-    anomalies = [a for a in _analysis.anomalies if batch is None or a.batch == batch]
-    cps = [c for c in _analysis.change_points if batch is None or c.batch == batch]
-    rows = [
-        {
-            "severity": a.severity,
-            "batch": a.batch,
-            "metric": a.metric,
-            "step": a.step,
-            "until": a.end_step,
-            "value": a.value,
-            "detector": a.detector,
-            "message": a.message,
-        }
-        for a in anomalies
-    ]
-    rows += [
-        {
-            "severity": c.severity,
-            "batch": c.batch,
-            "metric": c.metric,
-            "step": c.step,
-            "until": None,
-            "value": c.mean_after,
-            "detector": "change_point",
-            "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})",
-        }
-        for c in cps
-    ]
-    columns = ["severity", "batch", "metric", "step", "until", "value", "detector", "message"]
-    if not rows:
-        return pd.DataFrame(columns=columns)
-    table = pd.DataFrame(rows, columns=columns)
-    table["batch"] = table["batch"].astype("Int64")
-    table["until"] = table["until"].astype("Int64")
-    table["_rank"] = table["severity"].map(SEVERITY_RANK).fillna(0)
-    table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
-    return table.reset_index(drop=True)
+    return tables.findings_table(_analysis.anomalies, _analysis.change_points, batch)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

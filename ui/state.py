@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
@@ -21,9 +22,32 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.run import Run, RunRef
 from analysis.findings.pipeline import RunAnalysis, analyze_run
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_ROOT = Path(os.environ.get("EXPERIMENT_ANALYZER_DEMO", ROOT / "demo"))
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages, when installed from a wheel)
 CACHE_DIR = Path(os.environ.get("EXPERIMENT_ANALYZER_CACHE", Path.home() / ".cache" / "experiment-analyzer"))
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (os.access says yes to root on a read-only mount)."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_demo_root(root: Path, cache_dir: Path, override: str | None = None) -> Path:
+    """Where the bundled demo lives: `$EXPERIMENT_ANALYZER_DEMO` when set; `<checkout>/demo` in a source checkout
+    (`make run` writes it there) that holds it or can; else `<cache dir>/demo` (an installed package: app.py then
+    sits in site-packages, which is no place to write, and may be read-only)."""
+    if override:
+        return Path(override)
+    local = root / "demo"
+    if (local / "wandb").is_dir() or ((root / "pyproject.toml").is_file() and _writable(root)):
+        return local
+    return cache_dir / "demo"
+
+
+DEMO_ROOT = resolve_demo_root(ROOT, CACHE_DIR, os.environ.get("EXPERIMENT_ANALYZER_DEMO"))
 UPLOAD_DIR = CACHE_DIR / "uploads"
 QUALITY_CACHE_DIR = CACHE_DIR / "quality"
 
@@ -190,11 +214,6 @@ def current_analysis() -> RunAnalysis | None:
         return None
 
 
-def current_run() -> Run | None:
-    run, _ = load_run()
-    return run
-
-
 def focus_batch(batch: int | None = None) -> int | None:
     """Get (or, with an argument, set) the batch the user drilled into; shared by Overview and Batches."""
     if batch is not None:
@@ -248,13 +267,3 @@ def reset_per_run(widget_key: str, default: object) -> None:
         st.session_state[shadow] = st.session_state[widget_key]
     else:
         st.session_state[widget_key] = st.session_state.get(shadow, default)
-
-
-def fragment_marker() -> None:
-    """Test hook, like app.py's run marker: rendered last in a fragment, counting the fragment's runs
-    (a fragment rerun does not redraw the app's marker). Invisible to users."""
-    st.session_state["_fragment_no"] = st.session_state.get("_fragment_no", 0) + 1
-    st.markdown(
-        f'<span class="st-fragment-marker" data-run="{st.session_state["_fragment_no"]}"></span>',
-        unsafe_allow_html=True,
-    )

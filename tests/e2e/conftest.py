@@ -5,7 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.st_helpers import CHROMIUM, chromium_available, free_port, start_streamlit, stop
+from tests.e2e.st_helpers import (
+    CHROMIUM,
+    chromium_available,
+    collect_errors,
+    free_port,
+    run_tracker,
+    start_streamlit,
+    stop,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "screenshots"
@@ -50,20 +58,8 @@ def app_page(chromium_browser, server_url, request):
     )
     ctx.set_default_timeout(60_000)
     page = ctx.new_page()
-    page.st_errors = []
-    page.on("pageerror", lambda e: page.st_errors.append(str(e)))
-
-    def _console(msg):
-        url = msg.location.get("url") or ""
-        if (
-            msg.type == "error"
-            and "/_stcore/" not in url
-            and "/media/" not in url
-            and "Download Button source error" not in msg.text
-        ):
-            page.st_errors.append(f"{msg.text} @ {url}")
-
-    page.on("console", _console)
+    collect_errors(page)
+    run_tracker(page)
     yield page
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:  # keep what the browser showed, for the CI artifacts

@@ -9,7 +9,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+import weakref
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,7 +39,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(app: Path, port: int, log_path: Path, env: dict | None = None, timeout: float = 90):
+def start_streamlit(
+    app: Path, port: int, log_path: Path, env: Mapping[str, str] | None = None, timeout: float = 90
+) -> subprocess.Popen[bytes]:
+    """`streamlit run app` on 127.0.0.1:`port` (headless, no file watcher), returned once /_stcore/health is ok."""
     cmd = [
         sys.executable,
         "-m",
@@ -51,10 +60,10 @@ def start_streamlit(app: Path, port: int, log_path: Path, env: dict | None = Non
         "--browser.gatherUsageStats",
         "false",
     ]
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        cmd, cwd=app.parent, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-    )
+    with open(log_path, "w") as log:  # the server keeps its own copy of the file descriptor
+        proc = subprocess.Popen(
+            cmd, cwd=app.parent, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -70,7 +79,7 @@ def start_streamlit(app: Path, port: int, log_path: Path, env: dict | None = Non
     raise TimeoutError(log_path.read_text())
 
 
-def stop(proc) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -80,34 +89,102 @@ def stop(proc) -> None:
             proc.wait()
 
 
-def wait_idle(page, timeout: int = 60_000) -> None:
+def wait_idle(page: Page, timeout: int = 60_000) -> None:
     """Use after navigation, or after an expect() on new content; alone it races."""
     page.wait_for_selector(APP_IDLE, timeout=timeout)
 
 
-RUN_MARKER = ".st-run-marker"  # rendered last by app.py on every full run
-FRAGMENT_MARKER = ".st-fragment-marker"  # rendered last by a fragment (ui.state.fragment_marker)
+class RunTracker:
+    """Counts the script runs the server reports finished to one page, from Streamlit's own messages.
+
+    Every script run (a full run or a fragment's) ends with a `script_finished` ForwardMsg on the page's websocket;
+    runs cut short by a newer rerun (FINISHED_EARLY_FOR_RERUN) are not counted. `page_not_found` messages are kept
+    too (what a deep link to an unknown page gets). Attach before `goto` so the first websocket is seen.
+    """
+
+    def __init__(self) -> None:
+        self.finished = 0
+        self.pages_not_found: list[str] = []
+
+    def attach(self, page: Page) -> RunTracker:
+        page.on("websocket", lambda ws: ws.on("framereceived", self._on_frame))
+        return self
+
+    def _on_frame(self, payload: str | bytes) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg()
+        try:
+            msg.ParseFromString(payload)
+        except Exception:  # not a ForwardMsg: ignore
+            return
+        kind = msg.WhichOneof("type")
+        if kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
+            self.finished += 1
+        elif kind == "page_not_found":
+            self.pages_not_found.append(msg.page_not_found.page_name)
 
 
-def run_no(page, marker: str = RUN_MARKER) -> int:
-    loc = page.locator(marker)
-    return int(loc.get_attribute("data-run")) if loc.count() else 0
+_ERRORS: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
 
 
-def act_and_wait_run(page, action, timeout: int = 60_000, marker: str = RUN_MARKER) -> None:
-    """Wait until a script run that started after `action` has completed (the marker is rendered last).
-    For a widget inside a fragment pass `marker=FRAGMENT_MARKER`: its reruns leave the app's marker alone."""
-    before = run_no(page, marker)
+def collect_errors(page: Page) -> list[str]:
+    """Page errors and console errors of `page` from now on (Streamlit's own asset and download noise left out);
+    the same list on every call."""
+    if page in _ERRORS:
+        return _ERRORS[page]
+    errors: list[str] = []
+
+    def on_console(msg: ConsoleMessage) -> None:
+        url = msg.location.get("url") or ""
+        if (
+            msg.type == "error"
+            and "/_stcore/" not in url
+            and "/media/" not in url
+            and "Download Button source error" not in msg.text
+        ):
+            errors.append(f"{msg.text} @ {url}")
+
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", on_console)
+    _ERRORS[page] = errors
+    return errors
+
+
+_TRACKERS: weakref.WeakKeyDictionary[Page, RunTracker] = weakref.WeakKeyDictionary()
+
+
+def run_tracker(page: Page) -> RunTracker:
+    """The page's RunTracker, attached on first use (call it before `goto`)."""
+    if page not in _TRACKERS:
+        _TRACKERS[page] = RunTracker().attach(page)
+    return _TRACKERS[page]
+
+
+def wait_run_finished(page: Page, after: int = 0, timeout: int = 60_000) -> None:
+    """Until more than `after` script runs have finished on `page` (its tracker's count), then until it is idle."""
+    tracker = run_tracker(page)
+    deadline = time.monotonic() + timeout / 1000
+    while tracker.finished <= after:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no script run finished within {timeout} ms")
+        page.wait_for_timeout(20)  # lets Playwright deliver the websocket events
+    wait_idle(page, timeout)
+
+
+def act_and_wait_run(page: Page, action: Callable[[], object], timeout: int = 60_000) -> None:
+    """Wait until a script run (full or fragment) that finished after `action` was reported, then for the app to
+    be idle. The page must have been tracked (`run_tracker(page)`) before it loaded the app."""
+    before = run_tracker(page).finished
     action()
-    page.wait_for_function(
-        "([m, n]) => { const e = document.querySelector(m); return e && +e.dataset.run > n; }",
-        arg=[marker, before],
-        timeout=timeout,
-    )
+    wait_run_finished(page, before, timeout)
 
 
-def full_app_screenshot(page, path: Path) -> None:
+def full_app_screenshot(page: Page, path: Path) -> None:
     vp = page.viewport_size
+    assert vp is not None, "the browser context has no fixed viewport"
     h = page.evaluate("document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": vp["width"], "height": max(h, vp["height"])})
     try:

@@ -7,7 +7,13 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.st_helpers import FRAGMENT_MARKER, act_and_wait_run, full_app_screenshot, wait_idle
+from tests.e2e.st_helpers import act_and_wait_run, collect_errors, full_app_screenshot, wait_idle
+
+
+def flag_count(text: str) -> int:
+    found = re.search(r"(\d+) flagged", text)
+    assert found is not None, text
+    return int(found.group(1))
 
 
 def nav(page, name):
@@ -70,12 +76,12 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     nav(page, "Data quality")
     flagged = page.get_by_test_id("stMarkdown").filter(has_text="flagged")
     expect(flagged).to_contain_text(re.compile(r"\d+ flagged"))
-    before = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
+    before = flag_count(flagged.inner_text())
     thumb = page.get_by_test_id("stSlider").filter(has_text="Blur threshold").get_by_role("slider")
     thumb.focus()
-    act_and_wait_run(page, lambda: thumb.press("Home"), marker=FRAGMENT_MARKER)
+    act_and_wait_run(page, lambda: thumb.press("Home"))  # a fragment run
     wait_idle(page)
-    after = int(re.search(r"(\d+) flagged", flagged.inner_text()).group(1))
+    after = flag_count(flagged.inner_text())
     assert after < before  # blur threshold 0: the blurred scans of batch 7 are no longer flagged
     full_app_screenshot(page, artifacts_dir / "data_quality.png")
 
@@ -95,4 +101,4 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     nav(page, "Monitor settings")
     expect(page.get_by_text("Recovery strategies")).to_be_visible()
     full_app_screenshot(page, artifacts_dir / "monitor.png")
-    assert page.st_errors == [], json.dumps(page.st_errors, indent=1)
+    assert collect_errors(page) == [], json.dumps(collect_errors(page), indent=1)

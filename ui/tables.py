@@ -1,0 +1,300 @@
+"""The tables and lists the pages draw, built from the analysis and the image scores. No Streamlit here.
+
+Pages read their widgets, call these functions and draw what they return; everything in this module can be
+tested on plain data frames.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.core.config import AlertsConfig, AnomalyDetectionConfig
+from analysis.core.records import Anomaly, ChangePoint
+from analysis.core.run import RunRef
+from analysis.core.vocabulary import severity_rank
+from ui.format import fmt_value, md_escape
+
+__all__ = [
+    "DQ_BASE_COLUMNS",
+    "FINDINGS_COLUMNS",
+    "GALLERY_PAGE",
+    "SORT_KEYS",
+    "alert_sinks_table",
+    "badge_line",
+    "batch_labels",
+    "count_failing",
+    "default_batches",
+    "default_global_metrics",
+    "detection_table",
+    "extra_score_columns",
+    "failing_mask",
+    "failing_reasons_line",
+    "filter_runs",
+    "findings_table",
+    "gallery_page",
+    "gallery_pages",
+    "image_score_table",
+    "images_at_step",
+    "primary_first",
+    "reasons_text",
+    "rejected_table",
+    "report_file_stem",
+    "scores_csv",
+    "strategies_table",
+    "summary_without_batches",
+    "with_abs_rotation",
+]
+
+
+# ------------------------------------------------------------------------------------------------ sidebar
+def filter_runs(runs: list[RunRef], query: str) -> list[RunRef]:
+    """Runs whose name, id, project or state contains every word of `query` (case-insensitive)."""
+    words = query.lower().split()
+    return [r for r in runs if all(w in f"{r.name} {r.run_id} {r.project} {r.state}".lower() for w in words)]
+
+
+# ----------------------------------------------------------------------------------------------- overview
+def default_batches(problematic: Sequence[int], batches: Sequence[int], limit: int = 8) -> list[int]:
+    """The batches preselected on the Overview: the first `limit` problematic ones that have curves."""
+    known = set(batches)
+    return [b for b in problematic[:limit] if b in known]
+
+
+def default_global_metrics(names: Sequence[str]) -> list[str]:
+    """Run-level metrics shown first: up to four `val/*`, else the first three."""
+    return [n for n in names if n.startswith("val/")][:4] or list(names[:3])
+
+
+def summary_without_batches(summary: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """(run summary without nested values and `batch_*` keys, number of `batch_*` keys left out)."""
+    shown = {k: v for k, v in summary.items() if not isinstance(v, dict) and not k.startswith("batch_")}
+    hidden = sum(1 for k in summary if k.startswith("batch_"))
+    return shown, hidden
+
+
+FINDINGS_COLUMNS = ["severity", "batch", "metric", "step", "until", "value", "detector", "message"]
+
+
+def findings_table(
+    anomalies: Iterable[Anomaly], change_points: Iterable[ChangePoint], batch: int | None = None
+) -> pd.DataFrame:
+    """Anomalies and change points as one table, most severe first (then by step); one batch's when given."""
+    rows: list[dict[str, Any]] = [
+        {
+            "severity": a.severity,
+            "batch": a.batch,
+            "metric": a.metric,
+            "step": a.step,
+            "until": a.end_step,
+            "value": a.value,
+            "detector": a.detector,
+            "message": a.message,
+        }
+        for a in anomalies
+        if batch is None or a.batch == batch
+    ]
+    rows += [
+        {
+            "severity": c.severity,
+            "batch": c.batch,
+            "metric": c.metric,
+            "step": c.step,
+            "until": None,
+            "value": c.mean_after,
+            "detector": "change_point",
+            "message": f"mean {fmt_value(c.mean_before)} → {fmt_value(c.mean_after)} (Δ {c.delta:+.3f})",
+        }
+        for c in change_points
+        if batch is None or c.batch == batch
+    ]
+    if not rows:
+        return pd.DataFrame(columns=FINDINGS_COLUMNS)
+    table = pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
+    table["batch"] = table["batch"].astype("Int64")
+    table["until"] = table["until"].astype("Int64")
+    table["_rank"] = table["severity"].map(severity_rank)
+    table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
+    return table.reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------ batches
+GALLERY_PAGE = 24
+# sort choice -> (column, ascending)
+SORT_KEYS = {
+    "blur (blurriest first)": ("blur_score", True),
+    "rotation (most rotated first)": ("abs_rotation", False),
+    "resolution (smallest first)": ("pixels", True),
+    "path": ("path", True),
+}
+
+
+def batch_labels(summary: pd.DataFrame) -> dict[int, str]:
+    """`batch 7 (critical)` per batch of the batch summary, for the batch picker."""
+    return {int(b): f"batch {int(b)} ({sev})" for b, sev in zip(summary["batch"], summary["severity"])}
+
+
+def primary_first(metrics: Iterable[str], primary: str) -> list[str]:
+    """Metric names sorted, the primary metric first (its tab opens by default)."""
+    return sorted(metrics, key=lambda m: (m != primary, m))
+
+
+def images_at_step(images: pd.DataFrame, step: Any, scores: pd.DataFrame | None, sort_label: str) -> pd.DataFrame:
+    """The logged image paths of one step with their quality scores (when audited), sorted by `sort_label`.
+
+    `images` is one batch's rows of the analysis' image lists (columns `step`, `path`); scored rows gain
+    `abs_rotation` and `pixels` for sorting.
+    """
+    at_step = images.loc[images["step"] == step, ["path"]]
+    if scores is not None:
+        at_step = at_step.merge(scores.drop(columns=["batch"], errors="ignore"), on="path", how="left")
+        if "blur_score" in at_step:
+            at_step["abs_rotation"] = at_step["rotation_angle"].abs()
+            at_step["pixels"] = at_step["width"] * at_step["height"]
+    col, ascending = SORT_KEYS[sort_label]
+    if col in at_step:
+        at_step = at_step.sort_values(col, ascending=ascending, na_position="last")
+    return at_step
+
+
+def count_failing(table: pd.DataFrame) -> int:
+    """Rows whose `is_acceptable` is False (unscored rows count as acceptable)."""
+    if "is_acceptable" not in table:
+        return 0
+    return int((~table["is_acceptable"].astype("boolean").fillna(True)).sum())
+
+
+def gallery_pages(n_rows: int, per_page: int = GALLERY_PAGE) -> int:
+    return max(1, (n_rows + per_page - 1) // per_page)
+
+
+def gallery_page(table: pd.DataFrame, page_no: int, per_page: int = GALLERY_PAGE) -> pd.DataFrame:
+    """Rows of page `page_no` (1-based)."""
+    return table.iloc[(page_no - 1) * per_page : page_no * per_page]
+
+
+def _reason_list(reasons: Any) -> list[str]:
+    if isinstance(reasons, (list, tuple, np.ndarray)):
+        return [str(r) for r in reasons]
+    return []
+
+
+def badge_line(row: pd.Series | None) -> str:
+    """One image's scores in a line (markdown-safe): `✗ fails blur 12 · rot 0.5° · 480×160 — blurry`."""
+    if row is None:
+        return "not scored"
+    if isinstance(row.get("error"), str) and row["error"]:
+        return f"unreadable: {row['error']}"
+    ok = "✓ ok" if row.get("is_acceptable") else "✗ fails"
+    line = (
+        f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
+        f"· {int(row['width'])}×{int(row['height'])}"
+    )
+    reasons = _reason_list(row.get("reasons"))
+    if reasons:
+        line += " — " + "; ".join(md_escape(r) for r in reasons)
+    return line
+
+
+def failing_reasons_line(row: pd.Series) -> str | None:
+    """`**Fails:** blurry; rotated` for an image that fails, else None."""
+    reasons = _reason_list(row.get("reasons"))
+    return "**Fails:** " + "; ".join(md_escape(r) for r in reasons) if reasons else None
+
+
+def image_score_table(row: pd.Series) -> pd.DataFrame:
+    """Every score of one image as (score, value) text rows, without the sorting helpers."""
+    shown = row.drop(labels=["abs_rotation", "pixels"], errors="ignore")
+    return pd.DataFrame({"score": shown.index, "value": [fmt_value(v) for v in shown.values]})
+
+
+# ------------------------------------------------------------------------------------------- data quality
+# Columns of an audit that are not extra scores (extra numeric columns get their own histograms).
+DQ_BASE_COLUMNS = frozenset(
+    {"path", "width", "height", "blur_score", "rotation_angle", "error", "batch", "is_acceptable", "reasons",
+     "reason_codes", "abs_rotation"}
+)  # fmt: skip
+
+
+def with_abs_rotation(scores: pd.DataFrame) -> pd.DataFrame:
+    """Audit scores plus `abs_rotation` (the rotation histogram and threshold are on the magnitude)."""
+    return scores.assign(abs_rotation=scores["rotation_angle"].abs())
+
+
+def extra_score_columns(scores: pd.DataFrame) -> list[str]:
+    """Numeric score columns beyond the base ones (e.g. contrast), in the audit's order."""
+    return [c for c in scores.columns if c not in DQ_BASE_COLUMNS and pd.api.types.is_numeric_dtype(scores[c])]
+
+
+def failing_mask(values: np.ndarray, threshold: float, side: str) -> np.ndarray:
+    """Values on the failing side of a threshold ("below" fails when smaller, "above" when larger); NaN never fails."""
+    with np.errstate(invalid="ignore"):
+        return values < threshold if side == "below" else values > threshold
+
+
+def reasons_text(reasons: pd.Series) -> pd.Series:
+    """Each row's reasons (a list) as one `; `-separated string, for tables and CSV."""
+    return reasons.map(lambda r: "; ".join(str(x) for x in r) if isinstance(r, (list, tuple, np.ndarray)) else str(r))
+
+
+def _text_lists(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.assign(reasons=reasons_text(frame["reasons"]))
+    if "reason_codes" in out:
+        out["reason_codes"] = reasons_text(out["reason_codes"])
+    return out
+
+
+def rejected_table(flagged: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
+    """(the first `limit` rejected images with their reasons as text, how many are rejected in all)."""
+    rejected = flagged.loc[~flagged["is_acceptable"].astype(bool)].drop(
+        columns=["batch", "abs_rotation"], errors="ignore"
+    )
+    total = len(rejected)
+    return _text_lists(rejected.head(limit)), total
+
+
+def scores_csv(flagged: pd.DataFrame) -> str:
+    """Every image's scores and flags as CSV (reasons as text)."""
+    return _text_lists(flagged.drop(columns=["abs_rotation"], errors="ignore")).to_csv(index=False)
+
+
+# ---------------------------------------------------------------------------------------------- reports
+def report_file_stem(label: str) -> str:
+    """A file-name-safe stem from a run label (`run` when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("._") or "run"
+
+
+# ---------------------------------------------------------------------------------------------- monitor
+def alert_sinks_table(alerts: AlertsConfig) -> pd.DataFrame:
+    """Each alert sink, whether it is configured, and where its settings come from (the webhook URL is hidden)."""
+    webhook = alerts.resolved_slack_webhook()
+    email = f"{', '.join(alerts.email_recipients) or 'no recipients'} via {alerts.smtp_host}:{alerts.smtp_port}"
+    return pd.DataFrame(
+        [
+            {
+                "sink": "Slack webhook",
+                "configured": bool(webhook),
+                "detail": "from $SLACK_WEBHOOK_URL or config (URL hidden)" if webhook else "set $SLACK_WEBHOOK_URL",
+            },
+            {
+                "sink": "Email (SMTP)",
+                "configured": bool(alerts.email_recipients),
+                "detail": email + (" (STARTTLS)" if alerts.smtp_starttls else ""),
+            },
+            {"sink": "wandb.alert", "configured": True, "detail": "when a wandb run is active in the training process"},
+            {"sink": "log", "configured": True, "detail": "Python logging, always on"},
+        ]
+    )
+
+
+def strategies_table(strategies: Iterable[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"strategy": s} for s in strategies])
+
+
+def detection_table(detection: AnomalyDetectionConfig) -> pd.DataFrame:
+    """Every anomaly-detection setting as (setting, value as text)."""
+    return pd.DataFrame([{"setting": k, "value": str(v)} for k, v in detection.model_dump().items()])
