@@ -79,3 +79,11 @@ def test_worst_index_follows_direction_and_skips_non_finite() -> None:
 def test_quality_reasons_have_labels() -> None:
     assert QualityReason("contrast").label == "low contrast"
     assert {r.value for r in QualityReason} >= {"resolution", "rotation", "blur", "contrast", "unreadable"}
+
+
+def test_report_schema_knows_every_reason_code() -> None:
+    """The JSON Schema's reason codes are the vocabulary's: a new code must reach the documented contract."""
+    from analysis.reporting.report import SCHEMA_PATH
+
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert set(schema["$defs"]["reason_code"]["enum"]) == {r.value for r in QualityReason}

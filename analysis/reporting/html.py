@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import jinja2
 
     from analysis.findings.pipeline import RunAnalysis
-    from analysis.reporting.model import Report
+    from analysis.reporting.document import ReportData
 
 __all__ = [
     "CURVE_MAX_POINTS",
@@ -128,7 +128,7 @@ def _jinja_env() -> jinja2.Environment:
     return env
 
 
-def render_html(r: Report) -> str:
+def render_html(r: ReportData) -> str:
     """The whole HTML page; plotly.js is only embedded when there are charts to draw."""
     import markupsafe
     import yaml

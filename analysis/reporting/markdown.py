@@ -13,7 +13,7 @@ from analysis.reporting.quality_summary import reason_label
 from analysis.reporting.values import fmt
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.reporting.model import Report
+    from analysis.reporting.document import ReportData
 
 __all__ = [
     "counts_text",
@@ -76,7 +76,7 @@ def _value_of(p: dict[str, Any], name: str) -> Any:
     return p.get(f"{name}_value", p.get(f"{name}_recall"))
 
 
-def primary_metric_name(r: Report) -> str:
+def primary_metric_name(r: ReportData) -> str:
     """The metric the problematic-batch columns show (recall in reports written before schema 1.1)."""
     for p in r.problematic_batches:
         if p.get("metric"):
@@ -84,7 +84,7 @@ def primary_metric_name(r: Report) -> str:
     return "recall"
 
 
-def _header(r: Report, s: dict[str, Any]) -> list[str]:
+def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
     run = r.run
     out = [f"# Experiment report: {md_escape(r.run_name)}", ""]
     out += [f"**Verdict ({s.get('severity', 'ok')}):** {md_escape(s.get('verdict', ''))}", ""]
@@ -110,7 +110,7 @@ def _header(r: Report, s: dict[str, Any]) -> list[str]:
     return [*out, _md_table(["", ""], ident), ""]
 
 
-def _problem_batches(r: Report) -> list[str]:
+def _problem_batches(r: ReportData) -> list[str]:
     out = [f"## Problematic batches ({len(r.problematic_batches)})", ""]
     if not r.problematic_batches:
         return [*out, "No problematic batches.", ""]
@@ -143,7 +143,7 @@ def _problem_batches(r: Report) -> list[str]:
     return [*out, _md_table(headers, rows), ""]
 
 
-def _root_causes(r: Report) -> list[str]:
+def _root_causes(r: ReportData) -> list[str]:
     out = [f"## Root causes ({len(r.root_causes)})", ""]
     if not r.root_causes:
         return [*out, "No root causes identified.", ""]
@@ -155,7 +155,7 @@ def _root_causes(r: Report) -> list[str]:
     return [*out, ""]
 
 
-def _findings(r: Report) -> list[str]:
+def _findings(r: ReportData) -> list[str]:
     out = ["## Findings", "", f"### Anomalies ({len(r.anomalies)})", ""]
     if r.anomalies:
         rows = [
@@ -194,7 +194,7 @@ def _findings(r: Report) -> list[str]:
     return out
 
 
-def _quality(r: Report) -> list[str]:
+def _quality(r: ReportData) -> list[str]:
     out = ["## Data quality", ""]
     q = r.quality
     if q is None:
@@ -223,7 +223,7 @@ def _quality(r: Report) -> list[str]:
     return out
 
 
-def render_markdown(r: Report) -> str:
+def render_markdown(r: ReportData) -> str:
     """The whole Markdown report: header, problematic batches, root causes, findings, data quality, config."""
     import yaml
 
