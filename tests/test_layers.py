@@ -36,32 +36,13 @@ def library_files() -> list[Path]:
     return sorted(p for top in LIBRARY for p in (ROOT / top).rglob("*.py"))
 
 
-def _is_type_checking_block(node: ast.AST) -> bool:
-    if not isinstance(node, ast.If):
-        return False
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _walk(tree: ast.AST, typing_only: bool) -> Iterator[ast.AST]:
-    """ast.walk, leaving out `if TYPE_CHECKING:` blocks unless `typing_only` imports are wanted too."""
-    for child in ast.iter_child_nodes(tree):
-        if not typing_only and _is_type_checking_block(child):
-            continue
-        yield child
-        yield from _walk(child, typing_only)
-
-
-def imported_modules(path: Path, known: set[str] | None = None, typing_only: bool = True) -> Iterator[str]:
-    """Every module an import statement in `path` names, at any depth (function-level imports too).
+def imported_modules(path: Path, known: set[str] | None = None) -> Iterator[str]:
+    """Every module an import statement in `path` names, at any depth (function-level and type-only imports too).
 
     `from pkg import name` counts as importing `pkg.name` when that is a module of the tree (`known`), else `pkg`.
-    `typing_only=False` leaves out imports under `if TYPE_CHECKING:` (they never run).
     """
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    for node in _walk(ast.parse(path.read_text(encoding="utf-8")), typing_only):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -83,16 +64,12 @@ def layer_of(module: str) -> str | None:
 
 
 def project_edges() -> dict[str, set[str]]:
-    """module -> project modules it imports when it runs (names that are packages or modules of the tree).
-
-    Type-only imports are left out: a renderer may name the `Report` it renders in a hint while `Report` calls the
-    renderer. They still count for the layer direction test above.
-    """
+    """module -> project modules it imports (names that are packages or modules of the tree)."""
     known = {module_name(p) for p in library_files()}
     edges: dict[str, set[str]] = {}
     for path in library_files():
         mod = module_name(path)
-        edges[mod] = {m for m in imported_modules(path, known, typing_only=False) if m in known and m != mod}
+        edges[mod] = {m for m in imported_modules(path, known) if m in known and m != mod}
     return edges
 
 
