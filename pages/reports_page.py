@@ -13,31 +13,15 @@ if sel is None or reports is None:
     st.info("Pick a run in the sidebar.")
     st.stop()
 stem = tables.report_file_stem(sel.label)
-c1, c2, c3 = st.columns(3)
-c1.download_button(
-    "Download Markdown",
-    reports["markdown"],
-    file_name=f"{stem}_report.md",
-    mime="text/markdown",
-    key="rep_md",
-    on_click="ignore",
+DOWNLOADS = (  # (label, format key, extension, mime type)
+    ("Download Markdown", "markdown", "md", "text/markdown"),
+    ("Download HTML", "html", "html", "text/html"),
+    ("Download JSON", "json", "json", "application/json"),
 )
-c2.download_button(
-    "Download HTML",
-    reports["html"],
-    file_name=f"{stem}_report.html",
-    mime="text/html",
-    key="rep_html",
-    on_click="ignore",
-)
-c3.download_button(
-    "Download JSON",
-    reports["json"],
-    file_name=f"{stem}_report.json",
-    mime="application/json",
-    key="rep_json",
-    on_click="ignore",
-)
+for column, (label, fmt, ext, mime) in zip(st.columns(len(DOWNLOADS)), DOWNLOADS):
+    column.download_button(
+        label, reports[fmt], file_name=f"{stem}_report.{ext}", mime=mime, key=f"rep_{ext}", on_click="ignore"
+    )
 st.caption(f"HTML report: {len(reports['html'].encode()) / 1e6:.2f} MB, self-contained (works offline).")
 st.subheader("Preview")
 st.markdown(reports["markdown"])
