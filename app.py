@@ -15,6 +15,7 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.run import Run, RunRef
 from ui import state
 from ui.config_edit import edited_config, threshold_values
+from ui.data_dir import suggest_data_dir
 from ui.format import md_escape
 from ui.tables import filter_runs
 
@@ -57,12 +58,17 @@ def pick_run(runs: list[RunRef], key: str) -> RunRef | None:
     return by_label[label]
 
 
-def data_dir_input(default: str, key: str) -> str | None:
-    """The data directory field; a missing folder is a warning and the run is analysed without images."""
+def data_dir_input(default: str, key: str, run_location: str) -> str | None:
+    """The data directory field of the chosen run: it starts at `default` for each run (see ui/data_dir.py) and
+    keeps the user's edit while that run stays chosen. A missing folder is a warning; the run shows without
+    images."""
+    state.reset_per_run(key, default, run_location=run_location)
     value = st.sidebar.text_input(
-        "Data directory", value=default, key=key, help="Root that the logged image paths are relative to."
+        "Data directory", key=key, help="Root that the logged image paths are relative to."
     ).strip()
-    if value and not Path(value).expanduser().is_dir():
+    if not value:
+        st.sidebar.caption("No data directory is known for this run: set one to score its images.")
+    elif not Path(value).expanduser().is_dir():
         st.sidebar.warning(f"Data directory not found: {md_escape(value)}. Showing the run without images.")
         return None
     return str(Path(value).expanduser()) if value else None
@@ -91,10 +97,18 @@ def local_source() -> state.Selection | None:
     ref = pick_run(runs, "run_pick")  # list_runs gives newest first
     if ref is None:
         return None
-    data_dir = data_dir_input(state.default_data_dir(wandb_dir), "data_dir")
-    return state.Selection(
-        location=ref.locator, fingerprint=state.file_fingerprint(ref.locator), data_dir=data_dir, label=ref.label
-    )
+    fingerprint = state.file_fingerprint(ref.locator)
+    data_dir = data_dir_input(suggest_data_dir(folder, run_config(ref.locator, fingerprint)), "data_dir", ref.locator)
+    return state.Selection(location=ref.locator, fingerprint=fingerprint, data_dir=data_dir, label=ref.label)
+
+
+def run_config(location: str, fingerprint: str) -> dict[str, object]:
+    """The chosen run's config (it may name its data directory); empty when the run cannot be read (the run
+    status below says why)."""
+    try:
+        return state.cached_run(location, fingerprint).config
+    except AnalyzerError:
+        return {}
 
 
 def cloud_source() -> state.Selection | None:
@@ -115,7 +129,11 @@ def cloud_source() -> state.Selection | None:
     return state.Selection(
         location=f"wandb://{ref.locator}",
         fingerprint=f"cloud:{refresh}",
-        data_dir=data_dir_input("", "cloud_data_dir"),
+        data_dir=data_dir_input(
+            suggest_data_dir(None, run_config(f"wandb://{ref.locator}", f"cloud:{refresh}")),
+            "cloud_data_dir",
+            ref.locator,
+        ),
         label=ref.label,
     )
 
@@ -128,7 +146,10 @@ def upload_source() -> state.Selection | None:
         return None
     path = state.save_upload(up.name, up.getvalue())
     return state.Selection(
-        location=str(path), fingerprint=path.stem, data_dir=data_dir_input("", "upload_data_dir"), label=up.name
+        location=str(path),
+        fingerprint=path.stem,
+        data_dir=data_dir_input("", "upload_data_dir", str(path)),
+        label=up.name,
     )
 
 

@@ -321,3 +321,31 @@ def test_wandb_cloud_source_through_the_real_client(runs_dir, monkeypatch, tmp_p
         at.run()
         no_traceback(at)
         assert len(server.queries) == n_after  # a plain rerun is served from the caches: no network
+
+
+def test_the_data_directory_follows_the_chosen_run(runs_dir, tmp_path):
+    """Issue: after pointing the sidebar at another wandb folder the demo's data directory stayed, so that run's
+    images were looked for in the wrong folder and its quality figures mixed in another run's images."""
+    other = tmp_path / "other-project"
+    (other / "own-data").mkdir(parents=True)
+    write_run(other, "other-run", rows(), config={"training_config": {"data_dir": "own-data"}})
+    bare = tmp_path / "bare-project"
+    write_run(bare, "bare-run", rows())
+
+    at = pick(open_app(runs_dir / "wandb"), "plain-run")
+    assert at.text_input(key="data_dir").value == str(runs_dir / "data")  # data/ beside wandb/
+    at.text_input(key="data_dir").set_value(str(runs_dir / "data" / "imgs")).run()
+    at.text_input(key="run_pick_search").set_value("unsafe").run()
+    pick(at, "unsafe-paths")
+    assert at.text_input(key="data_dir").value == str(runs_dir / "data")  # another run: its own suggestion
+
+    at.text_input(key="wandb_dir").set_value(str(other / "wandb")).run()
+    no_traceback(at)
+    assert at.text_input(key="data_dir").value == str(other / "own-data")  # named in the run's config
+    assert at.session_state["selection"].data_dir == str(other / "own-data")
+
+    at.text_input(key="wandb_dir").set_value(str(bare / "wandb")).run()
+    no_traceback(at)
+    assert at.text_input(key="data_dir").value == ""  # nothing known: empty with a hint, never the last run's
+    assert at.session_state["selection"].data_dir is None
+    assert any("No data directory is known" in c.value for c in at.sidebar.caption)

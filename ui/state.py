@@ -75,12 +75,6 @@ def default_wandb_dir() -> str:
     return str(DEMO_ROOT / "wandb")
 
 
-def default_data_dir(wandb_dir: str) -> str:
-    """`<parent of the wandb dir>/data` when it exists (the demo's layout), else empty."""
-    cand = Path(wandb_dir).expanduser().parent / "data"
-    return str(cand) if cand.is_dir() else ""
-
-
 def file_fingerprint(path: str | Path) -> str:
     """size + mtime of a run file (or of the newest .wandb file in a run folder)."""
     p = Path(path)
@@ -253,12 +247,13 @@ def set_audit_scores(data_dir: str, scores: pd.DataFrame) -> str:
     return token
 
 
-def reset_per_run(widget_key: str, default: object) -> None:
+def reset_per_run(widget_key: str, default: object, run_location: str | None = None) -> None:
     """Give a keyed widget `default` whenever the selected run changes (a batch picked on one run means
-    nothing on another). Within one run the user's choice is kept, also across page switches (Streamlit drops
-    the state of widgets not drawn in a run, so the last value is kept aside here)."""
+    nothing on another; a data directory of one run is not another's). Within one run the user's choice is
+    kept, also across page switches (Streamlit drops the state of widgets not drawn in a run, so the last value
+    is kept aside here). `run_location` names the run when the selection is not made yet (the sidebar)."""
     sel = selection()
-    scope = sel.location if sel else None
+    scope = run_location if run_location is not None else (sel.location if sel else None)
     marker, shadow = f"_run_of_{widget_key}", f"_last_{widget_key}"
     if st.session_state.get(marker) != scope:
         st.session_state[widget_key] = default
