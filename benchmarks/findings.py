@@ -1,6 +1,10 @@
 """Findings benchmark: our change points and point outliers against naive baselines, measured in the same run.
 
-Usage:  .venv/bin/python benchmarks/findings.py [--per-scenario 30] [--pw 50] [--seed 0] [--no-speed]
+Usage:  .venv/bin/python -m benchmarks.findings [--per-scenario 30] [--pw 50] [--seed 0] [--no-speed] [--no-real]
+
+First the real-curve tables (`benchmarks/real_curves.py`: public training curves labelled blind, split by source
+repository into tune / test, and TCPD; ruptures BinSeg / PELT with TCPDBench's default penalty and "nothing" in the
+same run), then the generated set below as a second table.
 
 Data: labelled training-like series (benchmarks/labelled_series.py: healthy curves, spikes, drops, recoveries,
 LR steps, drift, plateaus, variance increases) and ruptures' own `pw_constant` signals.
@@ -191,6 +195,7 @@ def run_level(seed: int, batches: int = 200, steps: int = 10_000) -> list[tuple[
     from analysis.core.config import AnalyzerConfig
     from analysis.findings.anomalies import find_anomalies
     from analysis.findings.changepoints import find_change_points
+    from analysis.findings.events import find_events
     from analysis.findings.rootcause import explain
 
     rng = np.random.default_rng(seed)
@@ -214,10 +219,12 @@ def run_level(seed: int, batches: int = 200, steps: int = 10_000) -> list[tuple[
     out: dict[str, Any] = {}
     t_an = _time(lambda: out.__setitem__("a", find_anomalies(long, None, cfg.anomaly)), 1)
     t_cp = _time(lambda: out.__setitem__("c", find_change_points(long, None, cfg.anomaly)), 1)
+    t_ev = _time(lambda: out.__setitem__("e", find_events(long, None, out["a"], out["c"], cfg.anomaly)), 1)
     t_rc = _time(lambda: out.__setitem__("r", explain(long, out["a"], out["c"], None, None, cfg)), 1)
     return [
         ("find_anomalies", t_an, len(out["a"])),
         ("find_change_points", t_cp, len(out["c"])),
+        ("find_events", t_ev, len(out["e"])),
         ("explain (root causes)", t_rc, len(out["r"])),
     ]
 
@@ -235,7 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pw", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--no-real", action="store_true", help="skip the real-curve tables (benchmarks/real_curves.py)")
     args = ap.parse_args(argv)
+    if not args.no_real:
+        from benchmarks import real_curves
+
+        print("# Real public curves (benchmarks/real_curves.py)")
+        print(real_curves.run())
+        print("\n# Generated series (benchmarks/labelled_series.py)")
 
     labelled = labelled_set(args.per_scenario, args.seed)
     pw = pw_constant_set(args.pw, seed=args.seed)

@@ -71,12 +71,17 @@ for tab, metric in zip(tabs, metrics):
     with tab:
         st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key=f"b_curve_{metric}")
 
-st.subheader(f"Findings for batch {batch}")
-found = charts.findings_table(key, analysis, batch)
-if len(found):
-    st.dataframe(found.drop(columns="batch"), hide_index=True, key="b_findings", width="stretch")
+st.subheader(f"Events for batch {batch}")
+events = charts.events_table(key, analysis, batch)
+if len(events):
+    st.dataframe(events.drop(columns="batch"), hide_index=True, key="b_events", width="stretch")
 else:
-    st.success("No findings for this batch.")
+    st.success("No anomalies for this batch.")
+found = charts.findings_table(key, analysis, batch)
+hits = st.expander(f"Detector hits for batch {batch} ({len(found):,})", key="b_hits", on_change="rerun")
+with hits:
+    if hits.open and len(found):
+        st.dataframe(found.drop(columns="batch"), hide_index=True, key="b_findings", width="stretch")
 causes = [c for c in analysis.root_causes if c.batch == batch]
 if causes:
     st.subheader("Root causes")

@@ -1,4 +1,5 @@
-"""Overview: run identity, per-batch curves with anomalies and change points, heatmap, findings, global metrics."""
+"""Overview: run identity, per-batch curves with events and change points, heatmap, events (detector hits one level
+deeper), global metrics."""
 
 from __future__ import annotations
 
@@ -51,7 +52,12 @@ cols = st.columns(5)
 cols[0].metric("Steps", f"{n_steps:,}")
 cols[1].metric("Batches", f"{len(facts.batches):,}")
 cols[2].metric("Problematic batches", len(bad))
-cols[3].metric("Anomalies", len(analysis.anomalies))
+cols[3].metric(
+    "Anomalies",
+    len(analysis.alarm_events),
+    help="Events: one per real change of a batch (warnings and criticals; info notes are not counted). "
+    f"The {len(analysis.anomalies):,} detector hits behind them are under Findings.",
+)
 cols[4].metric("Change points", len(analysis.change_points))
 (st.error if facts.worst_severity is Severity.CRITICAL else st.warning if bad else st.success)(
     md_escape(facts.verdict), icon=None
@@ -113,12 +119,18 @@ else:
             st.plotly_chart(charts.heatmap(key, analysis, metric), key="ov_heatmap")
     with findings_tab:
         if findings_tab.open:
-            table = charts.findings_table(key, analysis)
-            if len(table):
-                st.caption(f"{len(table):,} anomalies and change points, most severe first.")
-                st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
+            events = charts.events_table(key, analysis)
+            if len(events):
+                st.caption(f"{len(events):,} events (one per real change), most severe first.")
+                st.dataframe(events, hide_index=True, key="ov_events", width="stretch")
             else:
-                st.success("No anomalies or change points.")
+                st.success("No anomalies: no metric changed in a way that needs attention.")
+            table = charts.findings_table(key, analysis)
+            hits = st.expander(f"Detector hits ({len(table):,})", key="ov_hits", on_change="rerun")
+            with hits:
+                if hits.open and len(table):
+                    st.caption("Every detector hit and change point, most severe first: the evidence behind events.")
+                    st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
     with global_tab:
         if global_tab.open:
             global_metrics_view(key, analysis)

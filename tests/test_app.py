@@ -48,9 +48,15 @@ def test_overview_shows_flagged_batches(app):
     figs = figures(app)
     curves = figs[0]
     names = [t.get("name") for t in curves["data"]]
-    assert "batch 7" in names and any(n and n.startswith("anomaly") for n in names)
-    marker = next(t for t in curves["data"] if (t.get("name") or "").startswith("anomaly"))
-    assert len(_arr(marker["x"])) > 0
+    assert "batch 7" in names and "event" in names
+    marker = next(t for t in curves["data"] if t.get("name") == "event")
+    assert len(_arr(marker["x"])) >= 3  # batches 7, 12 and 3, one marker each
+    # each event marker sits on its batch's line, at the step it describes
+    line7 = next(t for t in curves["data"] if t.get("name") == "batch 7")
+    on_line = dict(zip(_arr(line7["x"]), _arr(line7["y"])))
+    assert any(on_line.get(x) == y for x, y in zip(_arr(marker["x"]), _arr(marker["y"])))
+    hits = [t for t in curves["data"] if (t.get("name") or "").startswith("detector hit")]
+    assert hits and all(t.get("visible") == "legendonly" for t in hits)  # one click deeper
     # change points are drawn as vertical lines (layout shapes), with hover markers
     assert curves["layout"].get("shapes"), "expected change-point lines"
     cp = next(t for t in curves["data"] if t.get("name") == "change point")
@@ -63,9 +69,15 @@ def test_overview_shows_flagged_batches(app):
     assert len(heat["data"][0]["y"]) == 16  # every batch is a row
     app.session_state["ov_view"] = "Findings"
     app.run()
-    table = app.dataframe[0].value
-    assert table["severity"].iloc[0] == "critical" and (table["batch"] == 7).any()
-    rank = table["severity"].map(severity_rank)
+    table = app.dataframe[0].value  # the events: one per defect, detector hits one level deeper
+    assert sorted(table["batch"]) == [3, 7, 12] and set(table["severity"]) == {"critical"}
+    assert all(len(e.split(", ")) >= 2 for e in table["evidence"])
+    assert app.metric[3].label == "Anomalies" and app.metric[3].value == "3"
+    app.session_state["ov_hits"] = True
+    app.run()
+    hits = app.dataframe[1].value
+    assert len(hits) > 3 and (hits["batch"] == 7).any()
+    rank = hits["severity"].map(severity_rank)
     assert rank.is_monotonic_decreasing  # sorted by severity
     app.session_state["ov_view"] = "Run-level metrics"
     app.run()

@@ -104,3 +104,18 @@ def test_batch_summary_follows_the_metric_direction_and_info_raises_no_alarm():
     assert out.set_index("batch")["severity"].to_dict() == {0: "ok", 1: "ok", 2: "critical"}
     assert list(out["batch"]) == [2, 0, 1]  # critical first, then the worst (highest) error rate
     assert alarm_severity([]) is Severity.OK and alarm_severity(["info", "warning"]) is Severity.WARNING
+
+
+def test_the_three_defects_are_three_events_with_their_detectors_as_evidence(demo_analysis):
+    """Not 35 detector hits and 7 change points: one event per defect, batch 7, 12 and 3, in step order of onset."""
+    alarms = demo_analysis.alarm_events
+    assert sorted((e.start_step, e.batch) for e in alarms) == [(2000, 7), (2800, 12), (3400, 3)]
+    for e in alarms:
+        assert e.kind in ("level_shift", "collapse") and e.severity == "critical"
+        assert e.metrics[0] == "recall" and set(e.metrics) == {"recall", "precision", "hmean"}
+        assert len(e.detectors) >= 2 and all(ev.batch == e.batch for ev in e.evidence)
+        assert e.value_after < e.value_before - 0.15
+    assert len(demo_analysis.anomalies) > 3 * len(alarms)  # the hits stay available, one level deeper
+    summary = demo_analysis.batch_summary.set_index("batch")
+    assert summary.loc[[7, 12, 3], "n_events"].tolist() == [1, 1, 1]
+    assert (summary.drop(index=[7, 12, 3])["severity"] == "ok").all()

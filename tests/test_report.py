@@ -69,7 +69,7 @@ def test_json_validates_against_the_documented_schema(demo, hostile):
     for _, report in (demo, hostile):
         doc = json.loads(report.to_json(), parse_constant=_no_constants)
         jsonschema.validate(doc, schema)
-        assert doc["schema_version"] == "1.1"
+        assert doc["schema_version"] == "1.2"
 
 
 def test_json_golden_structure_on_the_demo_run(demo):
@@ -130,6 +130,7 @@ def test_markdown_golden_structure(demo):
     headings = [line for line in md.splitlines() if line.startswith("#")]
     assert headings == [
         "# Experiment report: demo-ocr-run",
+        f"## Events ({len(analysis.alarm_events)})",
         f"## Problematic batches ({len(analysis.problematic_batches)})",
         f"## Root causes ({len(analysis.root_causes)})",
         "## Findings",
@@ -456,7 +457,7 @@ def test_json_names_the_metric_and_keeps_the_deprecated_alias(demo, lower_better
     for analysis, report in (demo, lower_better):
         doc = json.loads(report.to_json(), parse_constant=_no_constants)
         jsonschema.validate(doc, schema)
-        assert doc["schema_version"] == SCHEMA_VERSION == "1.1"
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.2"
         assert doc["problematic_batches"]
         for p in doc["problematic_batches"]:
             assert p["metric"] == analysis.primary_metric
@@ -468,6 +469,7 @@ def test_schema_1_0_reports_still_render(demo):
     _, report = demo
     doc = json.loads(report.to_json())
     doc["schema_version"] = "1.0"
+    del doc["events"]  # 1.0 and 1.1 documents have no events
     for p in doc["problematic_batches"]:
         for key in ("metric", "worst_value", "last_value"):
             del p[key]
@@ -477,3 +479,33 @@ def test_schema_1_0_reports_still_render(demo):
     html = old.to_html()
     for p in doc["problematic_batches"]:
         assert f"{fmt(p['worst_recall'])} @ {fmt(p['worst_step'])}" in html
+
+
+# ------------------------------------------------------------------------------------------------ schema 1.2: events
+
+
+def test_events_come_first_in_every_format_with_their_evidence(demo):
+    """The demo's three defects are three events, listed before the batches and the detector hits."""
+    _, report = demo
+    doc = json.loads(report.to_json(), parse_constant=_no_constants)
+    alarms = [e for e in doc["events"] if e["severity"] in ("warning", "critical")]
+    assert {e["batch"] for e in alarms} == {3, 7, 12} and len(alarms) == 3
+    assert doc["summary"]["n_events"] == 3
+    for e in alarms:
+        assert e["metrics"][0] == "recall" and len(e["detectors"]) >= 2
+        assert {h["detector"] for h in e["evidence"]} == set(e["detectors"])
+    md = report.to_markdown()
+    assert md.index("## Events (3)") < md.index("## Problematic batches") < md.index("### Anomalies")
+    html = report.to_html()
+    assert html.index('id="events"') < html.index('id="problematic-batches"') < html.index('id="findings"')
+    assert html.count('<tr class="event">') == 3
+
+
+def test_a_1_1_report_without_events_still_reads_and_renders(demo):
+    _, report = demo
+    doc = json.loads(report.to_json())
+    doc["schema_version"] = "1.1"
+    del doc["events"]
+    old = Report.from_json(json.dumps(doc))
+    assert old.events == []
+    assert "## Events (0)" in old.to_markdown() and "No events" in old.to_html()

@@ -206,7 +206,8 @@ def test_odd_runs_give_findings_not_exceptions():
     for quality in (None, pd.DataFrame(), odd_quality):
         causes = {c.batch: c for c in explain(batches, anomalies, cps, quality, None, cfg)}
         assert set(causes) == {1, 3, 4}
-        assert "not finite" in causes[1].sentence and "not finite" in causes[3].sentence
+        # the sentence names the non-finite value itself, not a finite before/after around it
+        assert "recall is NaN at steps 0-49" in causes[1].sentence and "recall is Inf" in causes[3].sentence
         assert "recall at 0.50 from step 40 (below its 0.80 bound)" in causes[4].sentence
     assert explain(None, [], [], None, None, cfg) == []
 

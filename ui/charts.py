@@ -105,6 +105,12 @@ def global_metrics(key: AnalysisKey, _analysis: RunAnalysis, metrics: tuple[str,
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
+def events_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None = None) -> pd.DataFrame:
+    """Events (warnings and criticals: one per real change), worst first; one batch's when given."""
+    return tables.events_table(_analysis.events, batch)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
 def findings_table(key: AnalysisKey, _analysis: RunAnalysis, batch: int | None = None) -> pd.DataFrame:
     """Anomalies and change points as one table, most severe first (then by step); one batch's when given."""
     return tables.findings_table(_analysis.anomalies, _analysis.change_points, batch)

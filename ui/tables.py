@@ -17,6 +17,7 @@ from analysis.core.config import AlertsConfig, AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.run import RunRef
 from analysis.core.vocabulary import severity_rank
+from analysis.findings.events import Event
 from ui.format import fmt_value, md_escape
 
 __all__ = [
@@ -115,6 +116,38 @@ def findings_table(
     if not rows:
         return pd.DataFrame(columns=FINDINGS_COLUMNS)
     table = pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
+    table["batch"] = table["batch"].astype("Int64")
+    table["until"] = table["until"].astype("Int64")
+    table["_rank"] = table["severity"].map(severity_rank)
+    table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
+    return table.reset_index(drop=True)
+
+
+EVENT_COLUMNS = ["severity", "batch", "metrics", "kind", "step", "until", "before", "after", "evidence", "message"]
+
+
+def events_table(events: Iterable[Event], batch: int | None = None, include_info: bool = False) -> pd.DataFrame:
+    """Events as a table, worst first (then by step); one batch's when given. Info notes (improvements, calmer
+    noise) are left out unless asked for: they are not anomalies."""
+    rows: list[dict[str, Any]] = [
+        {
+            "severity": e.severity,
+            "batch": e.batch,
+            "metrics": ", ".join(e.metrics),
+            "kind": e.kind,
+            "step": e.start_step,
+            "until": e.end_step if e.end_step != e.start_step else None,
+            "before": e.value_before,
+            "after": e.value_after,
+            "evidence": ", ".join(e.detectors),
+            "message": e.message,
+        }
+        for e in events
+        if (batch is None or e.batch == batch) and (include_info or e.is_alarm)
+    ]
+    if not rows:
+        return pd.DataFrame(columns=EVENT_COLUMNS)
+    table = pd.DataFrame(rows, columns=EVENT_COLUMNS)
     table["batch"] = table["batch"].astype("Int64")
     table["until"] = table["until"].astype("Int64")
     table["_rank"] = table["severity"].map(severity_rank)

@@ -1,23 +1,40 @@
 """Change points in metric series with ruptures, used carefully -> `ChangePoint` records.
 
 How `change_points(values)` finds where a new segment starts:
-1. NaN/Inf and isolated spikes (`outliers.outlier_indices`) are left out; indices map back to the original
-   positions. A spike is a point anomaly, not a new regime.
-2. The noise level sigma comes from the MAD of first differences, which steps and smooth trends barely move.
+1. NaN/Inf and isolated spikes (`outliers.outlier_indices`) are left out, and so are the first
+   `warmup_points(n)` = max(5, 2 % of n) points (a warm-up transient, not a regime); indices map back to the
+   original positions. A spike is a point anomaly, not a new regime.
+2. Noise (`noise_profile`): sigma from the MAD of first differences (steps and smooth trends barely move it),
+   corrected for autocorrelation. Real curves are smoothed (wandb exports), quantised or wandering, so the lag-1
+   autocorrelation rho is estimated from the differences (for AR(1) noise corr(d_t, d_t-1) = -(1 - rho) / 2),
+   sigma is divided by sqrt(1 - rho) and a long average has variance sigma^2 (1 + rho) / (1 - rho) / n: that
+   inflation multiplies the penalty and its fourth root divides the step tests' t-statistics (the power was
+   tuned on the `tune` split of benchmarks/data/curves; rho is capped at 0.95).
 3. Candidates come from ruptures' C implementation `KernelCPD(kernel="linear")` (the l2 cost) with `jump=1`
    (the default jump=5 misplaces breaks), a minimum segment length and a noise-scaled BIC-like penalty
-   `pen = 3 sigma^2 ln n`. Series longer than `_MAX_POINTS` are averaged in blocks first (the noise shrinks,
-   steps stay; KernelCPD is quadratic in the length) and each break is refined on the raw points.
-4. Every candidate must show an abrupt jump (`step_tests`). Locally (`step_stats`): in a symmetric window, level + slope +
-   curvature + a step at t (+ steps at the other candidates); the step must be >= 1 sigma and >= 4 standard
-   errors (as a Gaussian-equivalent z, so short windows near the ends are not favoured). A healthy learning
-   curve is smooth, so its candidates fit slope and curvature, no step, and are dropped. A small step between
-   flat stretches gets a second, wide test (`_flat_step_ok`) when neither side trends.
+   `pen = 3 sigma^2 inflation ln n`, so the false-alarm rate does not grow with the length or with smoothing.
+   Series longer than `_MAX_POINTS` are averaged in blocks first (the noise shrinks, steps stay; KernelCPD is
+   quadratic in the length) and each break is refined on the raw points.
+4. Every candidate must show an abrupt, lasting jump (`step_tests`). Locally (`step_stats`): in a symmetric window,
+   level + slope + curvature + a step at t (+ steps at the other candidates); the step must be >= 1 sigma and
+   >= 4 standard errors (as a Gaussian-equivalent z, so short windows near the ends are not favoured), both with
+   the trend in the step number and in log(step + 1) (a learning curve's fast early bend is smooth in log time:
+   the trend explains it before a change is called), and the medians of the windows before and after must differ
+   in the step's direction (an oscillation that returns to its level is not a step). A healthy learning curve is
+   smooth, so its candidates are dropped. A small step between flat stretches gets a second, wide test
+   (`_flat_step_ok`) when neither side trends.
 5. Noise-level changes (`variance_changes`): KernelCPD on block means of log(d^2) of the first differences d,
-   whose noise variance is known (pi^2 / 2), validated by a MAD ratio test.
+   whose noise variance is pi^2 / 2 for white noise (or the block means' own robust jitter when larger, for
+   smoothed curves), validated by a MAD ratio test; two changes the same way within `_VAR_WINDOW` points are one
+   gradual transition, reported at its middle.
 
 `level_shifts` is steps 1-4 alone; the run-level `find_change_points` uses it, because a `ChangePoint` record
-describes a level (mean before, mean after, delta).
+describes a level (mean before, mean after, delta). `segment_changes` returns both kinds from one cleaning pass
+(`events.series_events` reads it).
+
+Measured by `benchmarks/real_curves.py` (tuned on `tune` only; test and TCPD held out): see that module and the
+figures its run prints. No detector proposes slope changes (improving -> degrading) yet: the held-out real split
+is mostly made of them, so its change-point recall stays low.
 """
 
 from __future__ import annotations
@@ -46,6 +63,10 @@ _VAR_WINDOW = 150  # differences each side used to validate a noise-level change
 _VAR_MIN_SIZE = 20  # minimum points per noise regime
 _MIN_VAR_RATIO = 1.8  # noise sd must change at least this much (either way)
 _VAR_MERGE = 10  # a noise change this close to a level shift is the same event
+_WARMUP_MIN = 5  # warm-up points left out at the start of a series ...
+_WARMUP_SHARE = 0.02  # ... or this share of it, whichever is more
+_T_INFLATION_POWER = 0.25  # step t-statistics are divided by inflation ** this (tuned on the tune split)
+_MAX_RHO = 0.95  # lag-1 autocorrelation is capped here (inflation (1 + rho) / (1 - rho) <= 39)
 
 
 def _quiet(fn: Callable) -> Callable:
@@ -68,6 +89,39 @@ def noise_sigma(x: np.ndarray) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
 
 
+def lag1_rho(x: np.ndarray) -> float:
+    """Lag-1 autocorrelation of the noise, from the first differences (trend- and step-free), in [0, 0.95].
+
+    For AR(1) noise with coefficient rho, corr(d_t, d_t-1) = -(1 - rho) / 2, so rho = 1 + 2 corr: white noise
+    gives 0, a smoothed (EMA-exported) or slowly wandering curve gives a value near 1.
+    """
+    d = np.diff(x)
+    if d.size < 10:
+        return 0.0
+    d = d - np.median(d)
+    # Robust to the odd leftover jump: clip the differences at 5 robust sigmas before correlating.
+    s = MAD_TO_SIGMA * float(np.median(np.abs(d)))
+    if s <= 0:
+        return 0.0
+    d = np.clip(d, -5 * s, 5 * s)
+    den = float(d @ d)
+    if den <= 0:
+        return 0.0
+    corr = float(d[1:] @ d[:-1]) / den
+    return float(min(max(1.0 + 2.0 * corr, 0.0), _MAX_RHO))
+
+
+def noise_profile(x: np.ndarray) -> tuple[float, float]:
+    """(sigma of the noise around the local level, variance inflation of a mean over many points).
+
+    sigma from first differences sees only sigma * sqrt(1 - rho) on AR(1) noise, so it is divided by that; the
+    variance of a long average is then sigma^2 (1 + rho) / (1 - rho) / n instead of sigma^2 / n.
+    """
+    rho = lag1_rho(x)
+    sigma = noise_sigma(x) / math.sqrt(1.0 - rho)
+    return sigma, (1.0 + rho) / (1.0 - rho)
+
+
 def _segment(x: np.ndarray, pen: float, min_size: int) -> list[int]:
     """Candidate break indices (start of a new segment) from ruptures' C KernelCPD with jump=1."""
     if x.size < 2 * min_size:
@@ -79,10 +133,12 @@ def _segment(x: np.ndarray, pen: float, min_size: int) -> list[int]:
 def _detect(x: np.ndarray, penalty: float | None, min_size: int) -> list[int]:
     """Segment, then keep only abrupt steps; x is finite and not constant."""
     n = x.size
-    sigma = max(noise_sigma(x), 1e-3 * float(np.std(x)))
+    sigma, inflation = noise_profile(x)
+    sigma = max(sigma, 1e-3 * float(np.std(x)))
     # Piecewise-constant data (sigma 0) still needs a finite penalty: hence the floor on sigma above.
-    pen = penalty if penalty is not None else _PEN_BETA * sigma * sigma * math.log(n)
-    return validate_steps(x, _segment(x, pen, min_size), sigma)
+    pen = penalty if penalty is not None else _PEN_BETA * sigma * sigma * inflation * math.log(n)
+    # Tuned on the real `tune` split: the full inflation on the penalty, its fourth root on the step tests.
+    return validate_steps(x, _segment(x, pen, min_size), sigma, inflation**_T_INFLATION_POWER)
 
 
 def _refine(x: np.ndarray, guess: int, block: int, min_size: int, lo_bound: int, hi_bound: int) -> int:
@@ -108,7 +164,12 @@ def _refine(x: np.ndarray, guess: int, block: int, min_size: int, lo_bound: int,
     return int(left + ks[int(np.argmin(cost))])
 
 
-def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def warmup_points(n: int) -> int:
+    """Points at the start of a series treated as warm-up: max(5, 2 % of n), never more than a tenth of it."""
+    return min(max(_WARMUP_MIN, math.ceil(_WARMUP_SHARE * n)), n // 10)
+
+
+def _clean(values: np.ndarray, outliers: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(usable values, their original indices): NaN/Inf and isolated spikes left out.
 
     Values beyond 1e100 are scaled down by a power of two (exact): squared costs of ~1e308 overflow to Inf and
@@ -116,7 +177,10 @@ def _clean(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the scaled series)."""
     raw = np.asarray(values, dtype=float).ravel()
     usable = np.isfinite(raw)
-    usable[outlier_indices(raw)] = False
+    usable[outlier_indices(raw) if outliers is None else outliers] = False
+    # The first points of training are a warm-up transient, not a regime (LABELLING.md's rule as well).
+    first = np.flatnonzero(usable)[: warmup_points(int(usable.sum()))]
+    usable[first] = False
     keep = np.flatnonzero(usable)
     x = raw[keep]
     top = float(np.max(np.abs(x))) if x.size else 0.0
@@ -177,7 +241,11 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     if m < 4:
         return []
     means = y[: m * block].reshape(m, block).mean(axis=1)
+    # Gaussian white noise gives Var(log d^2) = pi^2 / 2; smoothed or autocorrelated noise makes block means
+    # of log d^2 vary more, so the larger of that and a robust estimate from the block means themselves is used.
     noise_var = (math.pi**2 / 2.0) / block
+    jitter = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(means)))) / math.sqrt(2.0)
+    noise_var = max(noise_var, jitter * jitter)
     pen = _PEN_BETA * noise_var * math.log(m)
     bmin = max(2, math.ceil(min_size / block))
     if m < 2 * bmin:
@@ -185,7 +253,7 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     coarse = rpt.KernelCPD(kernel="linear", min_size=bmin, jump=1).fit(means).predict(pen=pen)[:-1]
     cands = [int(b) * block for b in coarse]
     bounds = [0, *cands, n]
-    kept = []
+    kept: list[tuple[int, bool]] = []
     for i, c in enumerate(cands):
         lo, hi = max(bounds[i], c - _VAR_WINDOW), min(bounds[i + 2], c + _VAR_WINDOW)
         left, right = d[lo:c], d[c:hi]
@@ -200,8 +268,20 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
         z = abs(math.log(ratio)) / math.sqrt(1.36 / left.size + 1.36 / right.size)
         if max(ratio, 1 / ratio) >= _MIN_VAR_RATIO and z >= MIN_T:
             c = _refine_variance(d, c, block, lo, hi)
-            kept.append(c + 1)  # d[c] = x[c+1] - x[c]: the first point of the new regime is about x[c + 1]
-    return kept
+            kept.append((c + 1, ratio > 1))  # d[c] = x[c+1] - x[c]: the new regime starts at about x[c + 1]
+    return _merge_gradual(kept)
+
+
+def _merge_gradual(changes: list[tuple[int, bool]]) -> list[int]:
+    """Consecutive noise changes the same way (both calmer or both wilder) within `_VAR_WINDOW` points are one
+    gradual transition (a GAN's oscillation dying out in two stages): it is reported once, at its middle."""
+    out: list[tuple[int, bool]] = []
+    for c, up in changes:
+        if out and out[-1][1] == up and c - out[-1][0] <= _VAR_WINDOW:
+            out[-1] = ((out[-1][0] + c) // 2, up)
+        else:
+            out.append((c, up))
+    return [c for c, _ in out]
 
 
 def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) -> int:
@@ -224,6 +304,24 @@ def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) ->
 
 
 @_quiet
+def segment_changes(
+    values: np.ndarray, *, penalty: float | None = None, min_size: int = 3, outliers: list[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """(level shifts, noise-level changes) of one series in original indices, from one cleaning pass.
+
+    Noise changes within `_VAR_MERGE` points of a level shift are left out (the same event). `outliers` are the
+    series' `outlier_indices` when the caller has them already."""
+    x, keep = _clean(values, outliers)
+    min_size = max(2, int(min_size))
+    shifts = _level_shifts(x, penalty, min_size)
+    noise = [
+        v for v in _variance_changes(x, max(_VAR_MIN_SIZE, min_size)) if all(abs(v - s) > _VAR_MERGE for s in shifts)
+    ]
+    last = keep.size - 1
+    return [int(keep[min(t, last)]) for t in shifts], [int(keep[min(t, last)]) for t in noise]
+
+
+@_quiet
 def change_points(
     values: np.ndarray, *, penalty: float | None = None, min_size: int = 3, variance: bool = True
 ) -> list[int]:
@@ -233,15 +331,10 @@ def change_points(
     regime. A noise-level change within `_VAR_MERGE` points of a level shift is the same event. Indices refer to
     the original series.
     """
-    x, keep = _clean(values)
-    min_size = max(2, int(min_size))
-    shifts = _level_shifts(x, penalty, min_size)
-    found = list(shifts)
-    if variance:
-        for v in _variance_changes(x, max(_VAR_MIN_SIZE, min_size)):
-            if all(abs(v - s) > _VAR_MERGE for s in shifts):
-                found.append(v)
-    return sorted({int(keep[min(t, keep.size - 1)]) for t in found})
+    if not variance:
+        return level_shifts(values, penalty=penalty, min_size=min_size)
+    shifts, noise = segment_changes(values, penalty=penalty, min_size=min_size)
+    return sorted(set(shifts) | set(noise))
 
 
 # ------------------------------------------------------------------------------------------ run-level API
@@ -253,7 +346,7 @@ def _local_levels(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, fl
     return float(np.median(before)), float(np.median(after))
 
 
-def _severity(metric: str, before: float, after: float, cfg: AnomalyDetectionConfig) -> Severity:
+def severity_of_change(metric: str, before: float, after: float, cfg: AnomalyDetectionConfig) -> Severity:
     """Info for schedule changes and improvements; a worsening is critical or warning by its relative size."""
     if is_schedule(metric, cfg.metric_directions):
         return Severity.INFO  # a learning-rate step is a fact, not a degradation
@@ -286,7 +379,7 @@ def series_change_points(
                 mean_after=after,
                 delta=after - before,
                 batch=batch,
-                severity=_severity(metric, before, after, cfg),
+                severity=severity_of_change(metric, before, after, cfg),
             )
         )
     return out

@@ -28,8 +28,10 @@ from analysis.core.run import Run
 from analysis.core.vocabulary import Severity, metric_direction, worst_index, worst_severity
 from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
+from analysis.findings import events as event_detection
 from analysis.findings import rootcause
 from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
+from analysis.findings.events import Event
 
 Progress = Callable[[float, str], None]
 
@@ -43,6 +45,7 @@ SUMMARY_COLUMNS = [
     "n_change_points",
     "n_problem_images",
     "severity",
+    "n_events",
 ]
 FILTERED_COLUMNS = ["step", "batch", "path", "reasons", "reason_codes"]
 
@@ -71,6 +74,13 @@ class RunAnalysis:
     data_dir: Path | None = None
     # logged problematic images set aside by data_quality.enable_filtering (FILTERED_COLUMNS)
     filtered_images: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FILTERED_COLUMNS))
+    # one record per real change, detector hits as evidence (events.find_events), worst first
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def alarm_events(self) -> list[Event]:
+        """Events that are warnings or criticals: the anomalies a user is shown (info notes are not counted)."""
+        return [e for e in self.events if e.is_alarm]
 
     @property
     def problematic_batches(self) -> list[int]:
@@ -84,8 +94,9 @@ class RunAnalysis:
 
     @property
     def worst_severity(self) -> Severity:
-        """'ok', 'warning' or 'critical' over every finding (`alarm_severity`)."""
-        return alarm_severity([*(a.severity for a in self.anomalies), *(c.severity for c in self.change_points)])
+        """'ok', 'warning' or 'critical' over the events (`alarm_severity`): a detector hit that no event
+        explains (one z-score past its bar on a healthy curve) raises no alarm, and info notes never do."""
+        return alarm_severity(e.severity for e in self.events)
 
     @cached_property
     def verdict(self) -> str:
@@ -93,14 +104,14 @@ class RunAnalysis:
         bad = self.problematic_batches
         if self.batches.empty:
             level = self.worst_severity
-            findings: list[Anomaly | ChangePoint] = [*self.anomalies, *self.change_points]
-            worst_findings = [f for f in findings if f.severity == level]
-            if level is Severity.OK or not worst_findings:
+            worst_events = [e for e in self.events if e.severity == level]
+            if level is Severity.OK or not worst_events:
                 return "No per-batch metrics (batch_{i}/...) in this run."
-            names = sorted({f.metric for f in worst_findings})
+            names = sorted({e.metric for e in worst_events})
             return (
                 f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
-                f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step {min(f.step for f in worst_findings)}."
+                f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step "
+                f"{min(e.start_step for e in worst_events)}."
             )
         if not bad:
             return f"No problematic batches across {self.batches['batch'].nunique()} batches."
@@ -130,11 +141,14 @@ def summarize_batches(
     change_points: list[ChangePoint],
     images: pd.DataFrame,
     config: AnalyzerConfig | None = None,
+    events: list[Event] | None = None,
 ) -> pd.DataFrame:
     """One row per batch, worst first (critical before warning before ok, then worst primary metric).
 
     `worst_recall` / `last_recall` are the primary metric's worst and last finite values; worst follows the
-    metric's direction (the lowest recall, the highest error rate; `metric_directions` in `config` win)."""
+    metric's direction (the lowest recall, the highest error rate; `metric_directions` in `config` win).
+    With `events` (what `analyze_run` passes) a batch's severity and first bad step come from its events, so a
+    detector hit that no event explains does not make a batch problematic; without, from its anomalies."""
     if batches.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     metric = primary_metric(batches)
@@ -148,17 +162,24 @@ def summarize_batches(
         at = worst_index(finite["finite"].tolist(), direction)
         b_anoms = [a for a in anomalies if a.batch == b]
         b_cps = [c for c in change_points if c.batch == b]
+        b_events = [e for e in events if e.batch == b] if events is not None else None
+        alarms = (
+            [(e.start_step, e.severity) for e in b_events]
+            if b_events is not None
+            else [(a.step, a.severity) for a in b_anoms]
+        )
         rows.append(
             {
                 "batch": b,
                 "worst_recall": float(finite["finite"].iloc[at]) if at is not None else np.nan,
                 "worst_step": int(finite["step"].iloc[at]) if at is not None else -1,
-                "first_bad_step": min((a.step for a in b_anoms if a.severity is not Severity.INFO), default=-1),
+                "first_bad_step": min((st for st, sev in alarms if sev.rank > Severity.INFO.rank), default=-1),
                 "last_recall": float(finite["finite"].iloc[-1]) if not finite.empty else np.nan,
                 "n_anomalies": len(b_anoms),
                 "n_change_points": len(b_cps),
                 "n_problem_images": int(images.loc[images["batch"] == b, "path"].nunique()) if not images.empty else 0,
-                "severity": alarm_severity(a.severity for a in b_anoms).value,
+                "severity": alarm_severity(sev for _, sev in alarms).value,
+                "n_events": sum(1 for e in b_events if e.is_alarm) if b_events is not None else 0,
             }
         )
     out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -239,6 +260,7 @@ def analyze_run(
     anomalies = anomaly_detection.find_anomalies(batches, globals_, cfg)
     report(0.2, "detecting change points")
     change_points = change_detection.find_change_points(batches, globals_, cfg)
+    events = event_detection.find_events(batches, globals_, anomalies, change_points, cfg)
     quality = None
     root = None
     if data_dir is not None:
@@ -253,7 +275,7 @@ def analyze_run(
     filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
     if config.data_quality.enable_filtering:
         images, filtered = filter_failing_images(images, quality)
-    summary = summarize_batches(batches, anomalies, change_points, images, config)
+    summary = summarize_batches(batches, anomalies, change_points, images, config, events)
     report(1.0, "done")
     return RunAnalysis(
         run=run,
@@ -268,4 +290,5 @@ def analyze_run(
         batch_summary=summary,
         data_dir=root,
         filtered_images=filtered,
+        events=events,
     )

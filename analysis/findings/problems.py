@@ -49,6 +49,8 @@ class BatchProblem:
     severity_weight: float = 0.0
     detectors: set[str] = field(default_factory=set)
     n_findings: int = 0
+    # NaN/Inf stretches as logged: (first step, last step, metric, the non-finite value)
+    nonfinite: list[tuple[int, int, str, float]] = field(default_factory=list)
 
     @property
     def _onset(self) -> tuple[int, int, str | None]:
@@ -93,6 +95,8 @@ def find_problems(
         if falls:
             p = get(b)
             p.onsets.append((P_CRITICAL if a.severity == Severity.CRITICAL else P_WARNING, int(a.step), a.metric))
+            if a.detector == "nonfinite":
+                p.nonfinite.append((int(a.step), int(a.end_step or a.step), a.metric, float(a.value)))
         elif a.detector == "threshold" and (a.end_step or a.step) == last_step.get((b, a.metric)):
             get(b).onsets.append((P_ENDS_BAD, int(a.step), a.metric))
         if a.severity == Severity.INFO:

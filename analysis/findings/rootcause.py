@@ -273,6 +273,19 @@ def _fall_phrase(
     return f"went wrong at step {step}", 0.0
 
 
+def _nonfinite_phrase(stretches: list[tuple[int, int, str, float]]) -> str:
+    """'recall is NaN at step 200' / 'recall is NaN/Inf at steps 200-260 (and 2 more stretches)'."""
+    first, last, metric, value = min(stretches)
+    what = "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
+    where = f"step {first}" if first == last else f"steps {first}-{last}"
+    more = (
+        f" (and {len(stretches) - 1} more non-finite stretch{'es' if len(stretches) > 2 else ''})"
+        if len(stretches) > 1
+        else ""
+    )
+    return f"{metric_leaf(metric)} is {what} at {where}{more}"
+
+
 def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> RootCause | None:
     """The cause of one batch's fall (data side unless its peers fell with it), or None without a real fall."""
     cfg = ctx.cfg
@@ -283,6 +296,10 @@ def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> Root
         else (float("nan"), float("nan"))
     )
     fall, rel = _fall_phrase(metric, before, after, prob.first_step, cfg, "nonfinite" in prob.detectors)
+    if prob.nonfinite:
+        # A NaN/Inf is the finding a user must hear about first: a finite before/after around it says nothing.
+        nan_text = _nonfinite_phrase(prob.nonfinite)
+        fall = nan_text if prob.first_step >= min(s for s, *_ in prob.nonfinite) else f"{fall}; {nan_text}"
     glob = ctx.global_changes_near(prob.first_step)
     ev = compare_quality(ctx.quality, prob.batch) if ctx.quality is not None else {"n": 0}
     qphrase, strength = quality_phrase(ev)
@@ -332,6 +349,7 @@ def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> Root
         "n_batches": n_batches,
         "global_changes": glob,
         "quality": ev,
+        "nonfinite": [{"step": a, "end_step": b, "metric": m, "value": str(v)} for a, b, m, v in prob.nonfinite],
     }
     return RootCause(
         batch=prob.batch,

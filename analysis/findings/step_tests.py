@@ -10,24 +10,39 @@ from __future__ import annotations
 
 import math
 
+import bottleneck as bn
 import numpy as np
 from scipy import stats
 
-__all__ = ["FLAT_WINDOW", "MIN_JUMP_SIGMA", "MIN_T", "STEP_WINDOW", "ols", "step_stats", "validate_steps"]
+__all__ = [
+    "FLAT_WINDOW",
+    "LOG_TIME_SPAN",
+    "MIN_JUMP_SIGMA",
+    "MIN_T",
+    "STEP_WINDOW",
+    "ols",
+    "step_stats",
+    "validate_steps",
+]
 
 MIN_JUMP_SIGMA = 1.0  # a kept step is at least this many noise sigmas ...
 MIN_T = 4.0  # ... and this many standard errors
 STEP_WINDOW = 30  # points each side used to validate a step
 FLAT_WINDOW = 200  # points each side for the wide test of a small step between flat stretches
+LOG_TIME_SPAN = 8  # the log-time test runs on candidates within this many step windows of the start
 
 
-def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: bool = False) -> tuple[np.ndarray, ...]:
+def step_stats(
+    x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: bool = False, log_time: bool = False
+) -> tuple[np.ndarray, ...]:
     """Size and t-statistic of a step at each candidate, all candidates solved at once.
 
     Each candidate t gets a symmetric window t-h .. t+h-1 (h = min(window, t, n - t)); the local model is
     level + slope + curvature + step at t + a step at every other candidate inside the window. The symmetric
     window keeps curvature (even around t) apart from the step (odd), so a smooth learning curve fits with no
     step, and the other candidates' dummies stop a neighbouring real step from leaking into this one.
+    With `log_time` the slope and curvature are in log(step + 1): a learning curve's fast early bend (a power law
+    or an exponential decay seen near its start) is smooth there, so it is explained by the trend, not a step.
     """
     t = np.asarray(cands, dtype=np.int64)
     k, n = t.size, x.size
@@ -39,7 +54,13 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: b
     inside = (offs[None, :] >= -half[:, None]) & (offs[None, :] < half[:, None])
     w = inside.astype(float)
     y = np.where(inside, x[np.clip(pos, 0, n - 1)], 0.0)
-    u = np.broadcast_to(offs / window, pos.shape)
+    if log_time:
+        lp = np.log1p(np.clip(pos, 0, n - 1).astype(float))
+        lt = np.log1p(t.astype(float))[:, None]
+        span = (np.log1p((t + half).astype(float)) - np.log1p(np.maximum(t - half, 0).astype(float)))[:, None]
+        u = (lp - lt) / np.maximum(span, 1e-12)
+    else:
+        u = np.broadcast_to(offs / window, pos.shape)
     base = [np.ones(pos.shape), u, u * u, np.broadcast_to((offs >= 0).astype(float), pos.shape)]
     # Other candidates inside each window, gathered into a fixed number of slots (unused slots stay zero).
     within = (np.abs(t[None, :] - t[:, None]) < half[:, None]) & (t[None, :] != t[:, None])
@@ -80,30 +101,57 @@ def step_stats(x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: b
     return coef[:, 3], z, slope_t
 
 
-def validate_steps(x: np.ndarray, candidates: list[int], sigma: float) -> list[int]:
+def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflation: float = 1.0) -> list[int]:
     """Keep candidates with an abrupt step: the local test first (re-run on the survivors until stable), then a
-    wide test on flat stretches for the rest."""
+    wide test on flat stretches for the rest.
+
+    `t_inflation` (>= 1) divides every t-statistic: on autocorrelated noise ordinary least squares understates the
+    standard error of a step by about sqrt((1 + rho) / (1 - rho)) (see `changepoints.noise_profile`). The step must
+    stand out both against a trend in the step number and against a trend in log(step + 1)."""
     cands = np.array(sorted(set(candidates)), dtype=np.int64)
     kept = cands
     trending: dict[int, bool] = {}
+    infl = max(1.0, float(t_inflation))
     for _ in range(8):
         if kept.size == 0:
             break
         step, tstat, slope_t = step_stats(x, kept, STEP_WINDOW, with_slope=True)
-        trending.update(zip(kept.tolist(), (slope_t > 3.0).tolist()))
-        ok = (np.abs(step) >= MIN_JUMP_SIGMA * sigma) & (tstat >= MIN_T)
+        trending.update(zip(kept.tolist(), (slope_t / infl > 3.0).tolist()))
+        ok = (np.abs(step) >= MIN_JUMP_SIGMA * sigma) & (tstat / infl >= MIN_T)
+        # Far from the start log(step + 1) is straight over a window, and the log-time test says the same.
+        early = np.flatnonzero(ok & (kept < LOG_TIME_SPAN * STEP_WINDOW))
+        if early.size:
+            lstep, ltstat = step_stats(x, kept[early], STEP_WINDOW, log_time=True)
+            ok[early] = (np.abs(lstep) >= MIN_JUMP_SIGMA * sigma) & (ltstat / infl >= MIN_T)
+        ok &= _persists(x, kept, step, sigma)
         if ok.all():
             break
         kept = kept[ok]
     accepted = set(kept.tolist())
     # Candidates on a clear local trend (a learning curve still rising) cannot pass the flat test: skip them.
     for t in cands.tolist():
-        if t not in accepted and not trending.get(t, False) and _flat_step_ok(x, t, sorted(accepted), sigma):
+        if t not in accepted and not trending.get(t, False) and _flat_step_ok(x, t, sorted(accepted), sigma, infl):
             accepted.add(t)
     return sorted(accepted)
 
 
-def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> bool:
+def _persists(x: np.ndarray, cands: np.ndarray, step: np.ndarray, sigma: float) -> np.ndarray:
+    """The level really moved: the medians of `STEP_WINDOW` points each side differ by at least `MIN_JUMP_SIGMA`
+    sigma and half the fitted step, in its direction. An oscillation (a GAN loss swinging around one level) fits
+    local steps everywhere, but its level before and after is the same."""
+    if cands.size == 0:
+        return np.zeros(0, dtype=bool)
+    w = min(STEP_WINDOW, x.size)
+    # trailing[k] = median of x[k-w+1 .. k]: before t is trailing[t-1], from t on is trailing[t+w-1] (ends padded)
+    trailing = bn.move_median(np.r_[x, np.full(w, np.nan)], w, min_count=1)
+    before = trailing[np.maximum(cands - 1, 0)]
+    after = trailing[np.minimum(cands + w - 1, trailing.size - 1)]
+    moved = (after - before) * np.sign(step)
+    ok = moved >= np.maximum(MIN_JUMP_SIGMA * sigma, 0.5 * np.abs(step))
+    return ok & (cands > 0) & np.isfinite(moved)
+
+
+def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float, infl: float = 1.0) -> bool:
     """A small step between two flat stretches: invisible to the local test (slope and step are hard to tell
     apart on 30 points) but clear on up to `FLAT_WINDOW` points each side, as long as neither side trends.
 
@@ -125,6 +173,7 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> b
     step = (idx >= t).astype(float)
     full = np.column_stack([np.ones_like(u), u, u * u, step])
     coef, se, dof = ols(full, y)
+    se = se * infl
     if dof < 10 or abs(coef[1]) > 3.0 * se[1] or abs(coef[2]) > 3.0 * se[2]:
         return False
     # The step must hold with the trend terms in (a slow drift is not a step) ...
@@ -132,6 +181,7 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float) -> b
         return False
     # ... and stand out at the full bar once the insignificant trend terms are dropped.
     coef2, se2, _ = ols(full[:, [0, 3]], y)
+    se2 = se2 * infl
     return np.sign(coef2[1]) == np.sign(coef[3]) and abs(coef2[1]) >= MIN_T * se2[1]
 
 

@@ -20,12 +20,15 @@ __all__ = ["SCHEMA_VERSION", "ReportData"]
 
 # 1.1: problematic batches carry `metric`, `worst_value` and `last_value` (the primary metric, whatever it is);
 # `worst_recall` / `last_recall` stay as deprecated aliases for this version. Quality reasons are keyed by code.
-SCHEMA_VERSION = "1.1"
+# 1.2: `events` (one per real change, with the detector hits that agree as evidence) come first; the summary counts
+# them (`n_events`, `events_by_severity`) and its severity is decided by them. Additive: 1.1 documents still read.
+SCHEMA_VERSION = "1.2"
 
 _JSON_FIELDS = (
     "run",
     "config",
     "summary",
+    "events",
     "problematic_batches",
     "anomalies",
     "change_points",
@@ -52,6 +55,7 @@ class ReportData:
     root_causes: list[dict[str, Any]]
     generated_at: str
     schema_version: str = SCHEMA_VERSION
+    events: list[dict[str, Any]] = field(default_factory=list)  # schema 1.2; empty in older documents
     thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
     charts: list[dict[str, Any]] = field(default_factory=list, repr=False)  # {"id", "title", "figure": JSON str}
 
@@ -79,6 +83,7 @@ class ReportData:
                 "run": self.run,
                 "config": self.config,
                 "summary": self.summary,
+                "events": self.events,
                 "problematic_batches": self.problematic_batches,
                 "anomalies": self.anomalies,
                 "change_points": self.change_points,
@@ -106,4 +111,4 @@ class ReportData:
             raise AnalyzerError(
                 f"report schema {data['schema_version']} is not supported (this version reads {SCHEMA_VERSION})"
             )
-        return cls(**{k: data[k] for k in _JSON_FIELDS})
+        return cls(**{k: data[k] for k in _JSON_FIELDS if k in data or k != "events"})

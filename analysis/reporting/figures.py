@@ -1,13 +1,16 @@
 """Plotly figure builders shared by the dashboard pages and the HTML report.
 
 Analysis always uses the full history; only what is *drawn* is decimated (`decimate` keeps each bucket's min and
-max, so spikes and drops stay visible). Findings (anomaly markers, change-point lines) are always drawn exactly.
+max, so spikes and drops stay visible). Findings are always drawn exactly, each at the step and value it
+describes: events (diamonds, on their batch's line), detector hits (x, one legend click away), change-point lines
+(never on a NaN/Inf gap), and NaN/Inf values as markers on the axis (they have no y). About 500 lines: the
+figures share the curve splitting (`MetricCurves`) and these marker rules, so they live together.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -16,7 +19,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import Severity, is_lower_better
 
 if TYPE_CHECKING:
@@ -207,7 +209,7 @@ def batch_curves_figure(
                     x=x2, y=y2, mode="lines", name=f"batch {b}", legendgroup=f"b{b}", line={"color": colour, "width": 2}
                 )
             )
-    _add_findings(fig, analysis.anomalies, analysis.change_points, metric, set(chosen))
+    _add_findings(fig, analysis, curves, metric, set(chosen))
     yr = robust_range(np.concatenate(all_y)) if ignore_outliers and all_y else None
     if yr is not None:
         _mark_outside(fig, curves, chosen, yr, metric)
@@ -224,15 +226,73 @@ def batch_curves_figure(
     return fig
 
 
-def _add_findings(
-    fig: go.Figure, anomalies: Sequence[Anomaly], change_points: Sequence[ChangePoint], metric: str, batches: set[int]
-) -> None:
-    """Anomaly markers (every one, exact) and change-point lines for the drawn batches."""
+def _value_at(curves: MetricCurves, batch: int | None, step: int, fallback: float) -> float | None:
+    """The curve's own value at `step` (so a marker sits on the line it describes); `fallback` off the curve."""
+    if batch in curves.series:
+        x, y = curves.series[batch]
+        i = int(np.searchsorted(x, step))
+        if i < x.size and x[i] == step:
+            return float(y[i]) if np.isfinite(y[i]) else None
+    return fallback if np.isfinite(fallback) else None
+
+
+def nonfinite_points(curves: MetricCurves, batches: Iterable[int]) -> list[tuple[int, int, float]]:
+    """(batch, step, value) of every logged NaN/Inf of the drawn batches: they have no y, so they are drawn on
+    the axis."""
+    out = []
+    for b in batches:
+        if b in curves.series:
+            x, y = curves.series[b]
+            bad = ~np.isfinite(y)
+            out += [(int(b), int(st), float(v)) for st, v in zip(x[bad], y[bad], strict=True)]
+    return out
+
+
+def on_nonfinite_gap(curves: MetricCurves, batch: int | None, step: int) -> bool:
+    """A change point whose step, or the gap just before it, holds a NaN/Inf of its batch (never drawn there)."""
+    if batch not in curves.series:
+        return False
+    x, y = curves.series[batch]
+    i = int(np.searchsorted(x, step))
+    lo = i - 1
+    while lo >= 0 and not np.isfinite(y[lo]):
+        lo -= 1
+    window = y[max(lo + 1, 0) : min(i + 1, y.size)]
+    return bool((~np.isfinite(window)).any())
+
+
+def _axis_floor(curves: MetricCurves, batches: Iterable[int]) -> float:
+    """The lowest finite value drawn (NaN markers sit there, on the axis); 0 when nothing is finite."""
+    lows = [float(np.nanmin(np.where(np.isfinite(y), y, np.nan))) for b in batches if b in curves.series
+            for y in [curves.series[b][1]] if np.isfinite(y).any()]  # fmt: skip
+    return min(lows) if lows else 0.0
+
+
+def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> None:
+    """Events (diamonds), detector hits (x) and change-point lines for the drawn batches, each at the step and
+    value it describes; NaN/Inf as markers on the axis; no change point drawn on a NaN gap."""
 
     def matches(m: str) -> bool:
         return m == metric or m.endswith("/" + metric)
 
-    picked = [a for a in anomalies if a.batch in batches and matches(a.metric)]
+    floor = _axis_floor(curves, batches)
+    events = [e for e in analysis.events if e.batch in batches and any(matches(m) for m in e.metrics)]
+    shown = [e for e in events if e.kind != "nonfinite"]
+    if shown:
+        fig.add_trace(
+            go.Scatter(
+                x=[e.start_step for e in shown],
+                y=[_value_at(curves, e.batch, e.start_step, e.value_after) for e in shown],
+                mode="markers",
+                name="event",
+                marker={"symbol": "diamond", "size": 13, "color": [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in shown],
+                        "line": {"width": 1, "color": "#222"}},
+                text=[f"{e.kind} ({e.severity})<br>{e.message}<br>evidence: {', '.join(e.detectors) or '-'}"
+                      for e in shown],
+                hovertemplate="step %{x}<br>%{text}<extra></extra>",
+            )
+        )  # fmt: skip
+    picked = [a for a in analysis.anomalies if a.batch in batches and matches(a.metric) and np.isfinite(a.value)]
     for sev in (Severity.WARNING, Severity.CRITICAL):
         sel = [a for a in picked if a.severity == sev]
         if not sel:
@@ -240,15 +300,33 @@ def _add_findings(
         fig.add_trace(
             go.Scatter(
                 x=[a.step for a in sel],
-                y=[a.value if np.isfinite(a.value) else None for a in sel],
+                y=[_value_at(curves, a.batch, a.step, a.value) for a in sel],
                 mode="markers",
-                name=f"anomaly ({sev})",
-                marker={"color": SEVERITY_COLOURS[sev], "size": 10, "symbol": "x"},
+                name=f"detector hit ({sev})",
+                marker={"color": SEVERITY_COLOURS[sev], "size": 9, "symbol": "x"},
                 text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
                 hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>",
+                visible="legendonly",  # one level deeper: the events speak first
             )
         )
-    cps = [c for c in change_points if c.batch in batches and matches(c.metric)]
+    nan_pts = nonfinite_points(curves, sorted(batches))
+    if nan_pts:
+        fig.add_trace(
+            go.Scatter(
+                x=[st for _, st, _ in nan_pts],
+                y=[floor] * len(nan_pts),
+                mode="markers",
+                name="NaN/Inf (no value)",
+                marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
+                text=[f"batch {b}: {metric} = {v}" for b, _, v in nan_pts],
+                hovertemplate="step %{x}<br>%{text}<extra></extra>",
+            )
+        )
+    cps = [
+        c
+        for c in analysis.change_points
+        if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
+    ]
     for c in cps:
         fig.add_vline(
             x=c.step,
@@ -260,7 +338,7 @@ def _add_findings(
         fig.add_trace(
             go.Scatter(
                 x=[c.step for c in cps],
-                y=[c.mean_after if np.isfinite(c.mean_after) else None for c in cps],
+                y=[_value_at(curves, c.batch, c.step, c.mean_after) for c in cps],
                 mode="markers",
                 name="change point",
                 marker={
@@ -372,8 +450,22 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
                     marker={"symbol": "x", "size": 10, "color": [SEVERITY_COLOURS[a.severity] for a in sel]},
                 )
             )
+        one = MetricCurves(m, {0: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, pd.DataFrame())
+        nan_pts = nonfinite_points(one, [0])
+        if nan_pts:
+            fig.add_trace(
+                go.Scatter(
+                    x=[st for _, st, _ in nan_pts],
+                    y=[_axis_floor(one, [0])] * len(nan_pts),
+                    mode="markers",
+                    name=f"{m}: NaN/Inf (no value)",
+                    marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
+                    text=[f"{m} = {v}" for _, _, v in nan_pts],
+                    hovertemplate="step %{x}<br>%{text}<extra></extra>",
+                )
+            )
         for c in analysis.change_points:
-            if c.batch is None and c.metric == m:
+            if c.batch is None and c.metric == m and not on_nonfinite_gap(one, 0, c.step):
                 fig.add_vline(x=c.step, line={"dash": "dot", "color": "#7f7f7f"})
     fig.update_layout(
         title="run-level metrics",

@@ -96,6 +96,7 @@ def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
         ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
         ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
         ["Batches", fmt(s.get("n_batches"))],
+        ["Events", _with_counts(s.get("n_events", "—"), s.get("events_by_severity", {}))],
         ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
         ["Change points", fmt(s.get("n_change_points"))],
         ["Generated", md_escape(r.generated_at)],
@@ -143,6 +144,34 @@ def _problem_batches(r: ReportData) -> list[str]:
     return [*out, _md_table(headers, rows), ""]
 
 
+def _events(r: ReportData) -> list[str]:
+    """What went wrong and when, once per real change; the detector hits behind each are in Findings."""
+    alarms = [e for e in r.events if e.get("severity") in ("warning", "critical")]
+    notes = len(r.events) - len(alarms)
+    out = [f"## Events ({len(alarms)})", ""]
+    if not alarms:
+        out += ["No events: no metric changed in a way that needs attention."]
+    else:
+        rows = [
+            [
+                fmt(e["start_step"]) + (f"–{fmt(e['end_step'])}" if e.get("end_step") != e["start_step"] else ""),
+                fmt(e.get("batch")),
+                md_escape(", ".join(e.get("metrics") or [e["metric"]])),
+                md_escape(e["kind"]),
+                e["severity"],
+                f"{fmt(e['value_before'])} → {fmt(e['value_after'])}",
+                md_escape(", ".join(e.get("detectors") or []) or "—"),
+                md_escape(e["message"]),
+            ]
+            for e in alarms
+        ]
+        headers = ["Steps", "Batch", "Metrics", "Kind", "Severity", "Before → after", "Evidence", "What happened"]
+        out += [_md_table(headers, rows)]
+    if notes:
+        out += ["", f"{notes} info note{'s' if notes != 1 else ''} (improvements, calmer noise) not counted."]
+    return [*out, ""]
+
+
 def _root_causes(r: ReportData) -> list[str]:
     out = [f"## Root causes ({len(r.root_causes)})", ""]
     if not r.root_causes:
@@ -156,7 +185,8 @@ def _root_causes(r: ReportData) -> list[str]:
 
 
 def _findings(r: ReportData) -> list[str]:
-    out = ["## Findings", "", f"### Anomalies ({len(r.anomalies)})", ""]
+    out = ["## Findings", "", "Detector hits behind the events above, one per detector and episode.", ""]
+    out += [f"### Anomalies ({len(r.anomalies)})", ""]
     if r.anomalies:
         rows = [
             [
@@ -224,10 +254,11 @@ def _quality(r: ReportData) -> list[str]:
 
 
 def render_markdown(r: ReportData) -> str:
-    """The whole Markdown report: header, problematic batches, root causes, findings, data quality, config."""
+    """The whole Markdown report: header, events, problematic batches, root causes, findings (detector hits),
+    data quality, config."""
     import yaml
 
-    out = _header(r, r.summary) + _problem_batches(r) + _root_causes(r) + _findings(r) + _quality(r)
+    out = _header(r, r.summary) + _events(r) + _problem_batches(r) + _root_causes(r) + _findings(r) + _quality(r)
     out += [
         "## Configuration",
         "",

@@ -21,7 +21,7 @@ from analysis.reporting.values import as_int, plain, redact
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.findings.pipeline import RunAnalysis
 
-__all__ = ["problem_batches_section", "run_section", "summary_section", "worst_values"]
+__all__ = ["events_section", "problem_batches_section", "run_section", "summary_section", "worst_values"]
 
 _BATCH_SEVERITIES = (Severity.OK, Severity.WARNING, Severity.CRITICAL)
 _FINDING_SEVERITIES = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
@@ -64,12 +64,13 @@ def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
     b = analysis.batches
     steps = b["step"] if len(b) else pd.Series(dtype="float64")
     by_sev = Counter(str(a.severity) for a in analysis.anomalies)
+    events = list(getattr(analysis, "events", []))
+    ev_sev = Counter(str(e.severity) for e in events)
     bs = analysis.batch_summary
     batch_severities = [str(s) for s in bs["severity"]] if len(bs) else []
     sev_batches = Counter(batch_severities)
-    worst = worst_severity(
-        [a.severity for a in analysis.anomalies] + [c.severity for c in analysis.change_points] + batch_severities
-    )
+    # The events decide (a detector hit no event explains is one click deeper, not an alarm); info never alarms.
+    worst = worst_severity([e.severity for e in events if e.is_alarm] + batch_severities)
     g = analysis.global_metrics
     section: dict[str, Any] = plain(
         {
@@ -83,6 +84,8 @@ def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
             "global_metrics": sorted(g["metric"].unique().tolist()) if len(g) else [],
             "n_problematic_batches": len(analysis.problematic_batches),
             "batches_by_severity": {s.value: int(sev_batches.get(s.value, 0)) for s in _BATCH_SEVERITIES},
+            "n_events": sum(1 for e in events if e.is_alarm),
+            "events_by_severity": {sv.value: int(ev_sev.get(sv.value, 0)) for sv in _FINDING_SEVERITIES},
             "n_anomalies": len(analysis.anomalies),
             "anomalies_by_severity": {s.value: int(by_sev.get(s.value, 0)) for s in _FINDING_SEVERITIES},
             "n_change_points": len(analysis.change_points),
@@ -91,6 +94,25 @@ def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
         }
     )
     return section
+
+
+def _evidence(rec: Any) -> dict[str, Any]:
+    """One detector hit or change point behind an event, in short."""
+    d = rec.to_dict()
+    keep = ("step", "end_step", "batch", "metric", "detector", "severity", "value", "score", "delta")
+    out = {k: d[k] for k in keep if k in d}
+    out.setdefault("detector", "change_point")
+    return out
+
+
+def events_section(analysis: RunAnalysis) -> list[dict[str, Any]]:
+    """Every event, worst first: what changed, where, how much, and the detector hits that agree."""
+    out = []
+    for e in getattr(analysis, "events", []):
+        d = e.to_dict()
+        d["evidence"] = [_evidence(r) for r in e.evidence]
+        out.append(plain(d))
+    return out
 
 
 def _float_values(frame: pd.DataFrame) -> np.ndarray:
@@ -167,6 +189,7 @@ def problem_batches_section(analysis: RunAnalysis) -> list[dict[str, Any]]:
             "last_recall": last,  # deprecated alias (schema 1.0 name), same value
             "worst_values": worst_values(rows, directions) if len(rows) else {},
             "n_anomalies": as_int(row.n_anomalies) or 0,
+            "n_events": as_int(getattr(row, "n_events", 0)) or 0,
             "n_change_points": as_int(row.n_change_points) or 0,
             "n_problem_images": as_int(row.n_problem_images) or 0,
             "quality_reasons": reasons.get(batch, {}),

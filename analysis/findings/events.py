@@ -1,0 +1,469 @@
+"""Events: one record per real change of a series, with the detector hits that agree as its evidence.
+
+The detectors (`anomalies`, `changepoints`) answer "is this point unusual?" many times over: one fall of a batch's
+recall trips the z-score, the robust z-score, drop-from-best and the threshold, in recall, precision and hmean
+alike. A user asks "what went wrong, and when?". An `Event` answers that once:
+
+- `series_events(values, steps)` reads one series: NaN/Inf stretches (`nonfinite`), level shifts (`level_shift`,
+  or `collapse` when the new level is degenerate: flat, or within 10 % of zero after a fall), noise-level changes
+  (`noise_change`) from `changepoints.segment_changes`, and isolated spikes (`spike`) from `outlier_indices` that
+  are not the edge of a level shift. A smooth learning curve gives none of these.
+- `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
+  make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing), attaches every hit and change point of that
+  series within `evidence_points(n)` observed points of the event as its evidence (`Event.evidence`,
+  `Event.detectors`), and merges the events of one batch that start together in several metrics (recall,
+  precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
+  evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
+  improvements and calmer noise are info.
+
+`slope_change` is part of the vocabulary (labels use it) but no detector proposes it yet.
+
+The module is longer than most (~460 lines) because the record, the one-series reader and the run-level
+attach-and-merge share their private helpers and change together; splitting them would only add imports.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from analysis.core.config import AnomalyDetectionConfig
+from analysis.core.records import Anomaly, ChangePoint
+from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse, worst_severity
+from analysis.findings.changepoints import segment_changes, severity_of_change, warmup_points
+from analysis.findings.matrices import metric_matrices
+from analysis.findings.outliers import outlier_indices
+
+__all__ = ["EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
+
+EventKind = Literal["level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite"]
+EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite")
+
+_LEVEL_POINTS = 10  # points each side whose median is the level before / after a change
+_COLLAPSE_TO_ZERO = 0.1  # a fall to within this share of the old level's size (towards 0) is a collapse
+_SPIKE_MERGE = 2  # spikes this many points apart are one event
+_NOISE_WARN_RATIO = 2.0  # noise growing by this factor is a warning (calmer noise is info)
+_MIN_AGREEING = 2  # detectors that must agree before hits no series event explains become an event
+
+
+@dataclass(frozen=True)
+class Event:
+    """One real change of one series (or of one batch across several of its metrics)."""
+
+    kind: str  # one of EVENT_KINDS
+    metric: str
+    start_step: int
+    end_step: int
+    value_before: float
+    value_after: float  # the new level; a spike's value; nan for a NaN/Inf stretch
+    magnitude: float  # value_after - value_before (nan for a NaN/Inf stretch)
+    severity: Severity
+    message: str
+    batch: int | None = None
+    metrics: tuple[str, ...] = ()  # every metric that shows the event (metric first)
+    detectors: tuple[str, ...] = ()  # detectors that agree (names as in Anomaly.detector, plus "change_point")
+    evidence: tuple[Anomaly | ChangePoint, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity.parse(self.severity))
+        if not self.metrics:
+            object.__setattr__(self, "metrics", (self.metric,))
+
+    @property
+    def is_alarm(self) -> bool:
+        """Warning or critical: what counts as an anomaly (info notes do not)."""
+        return self.severity.rank >= Severity.WARNING.rank
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["severity"] = self.severity.value
+        out["metrics"] = list(self.metrics)
+        out["detectors"] = list(self.detectors)
+        out["evidence"] = [e.to_dict() for e in self.evidence]
+        return out
+
+
+def count_alarms(events: Iterable[Event]) -> int:
+    """How many events are warnings or criticals (the "anomalies" a user is shown; info notes are not)."""
+    return sum(1 for e in events if e.is_alarm)
+
+
+def evidence_points(n: int) -> int:
+    """How close (in observed points) a detector hit must be to an event to be its evidence: max(5, 2 % of n)."""
+    return max(5, math.ceil(0.02 * n))
+
+
+# ------------------------------------------------------------------------------------------- one series
+def _fmt(v: float) -> str:
+    return f"{v:.4g}" if math.isfinite(v) else str(v)
+
+
+def _who(batch: int | None, metric: str) -> str:
+    return f"batch {batch} {metric}" if batch is not None else metric
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of True."""
+    if not mask.any():
+        return []
+    d = np.diff(np.r_[0, mask.astype(np.int8), 0])
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist(), strict=True))
+
+
+def _level(x: np.ndarray, lo: int, hi: int) -> float:
+    seg = x[max(lo, 0) : max(hi, 0)]
+    seg = seg[np.isfinite(seg)]
+    return float(np.median(seg)) if seg.size else math.nan
+
+
+def _is_collapse(after_seg: np.ndarray, before: float, after: float, metric: str, cfg: AnomalyDetectionConfig) -> bool:
+    """Fell (in the metric's bad direction) to a degenerate value: near zero, or a flat line."""
+    direction = metric_direction(metric, cfg.metric_directions)
+    if not worse(after, before, direction):
+        return False
+    flat = after_seg.size >= 3 and float(np.ptp(after_seg)) <= 1e-9 * max(abs(after), 1.0)
+    towards_zero = abs(after) <= _COLLAPSE_TO_ZERO * abs(before)
+    return flat or towards_zero
+
+
+def _nonfinite_events(x: np.ndarray, steps: np.ndarray, metric: str, batch: int | None) -> list[Event]:
+    out = []
+    for a, b in _runs(~np.isfinite(x)):
+        what = "NaN" if np.isnan(x[a : b + 1]).all() else "NaN/Inf"
+        before = _level(x, a - _LEVEL_POINTS, a)
+        _level(x, b + 1, b + 1 + _LEVEL_POINTS)
+        span = f"step {steps[a]}" if a == b else f"steps {steps[a]}-{steps[b]} ({b - a + 1} points)"
+        out.append(
+            Event(
+                "nonfinite",
+                metric,
+                int(steps[a]),
+                int(steps[b]),
+                before,
+                math.nan,
+                math.nan,
+                Severity.CRITICAL,
+                f"{_who(batch, metric)} is {what} at {span}",
+                batch,
+            )
+        )
+    return out
+
+
+def _shift_events(
+    x: np.ndarray, steps: np.ndarray, shifts: list[int], metric: str, batch: int | None, cfg: AnomalyDetectionConfig
+) -> list[Event]:
+    out = []
+    bounds = [0, *shifts, x.size]
+    for k, t in enumerate(shifts):
+        before = _level(x, max(bounds[k], t - _LEVEL_POINTS), t)
+        after_seg = x[t : min(bounds[k + 2], t + _LEVEL_POINTS)]
+        after = _level(x, t, min(bounds[k + 2], t + _LEVEL_POINTS))
+        if not (math.isfinite(before) and math.isfinite(after)):
+            continue
+        kind = (
+            "collapse" if _is_collapse(after_seg[np.isfinite(after_seg)], before, after, metric, cfg) else "level_shift"
+        )
+        sev = severity_of_change(metric, before, after, cfg)
+        word = "collapses" if kind == "collapse" else ("rises" if after > before else "falls")
+        out.append(
+            Event(
+                kind,
+                metric,
+                int(steps[t]),
+                int(steps[min(bounds[k + 2], x.size) - 1]),
+                before,
+                after,
+                after - before,
+                sev,
+                f"{_who(batch, metric)} {word} from {_fmt(before)} to {_fmt(after)} at step {steps[t]}",
+                batch,
+            )
+        )
+    return out
+
+
+def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: str, batch: int | None) -> list[Event]:
+    out = []
+    for t in changes:
+        left = np.diff(x[max(0, t - 60) : t])
+        right = np.diff(x[t : t + 60])
+        left, right = left[np.isfinite(left)], right[np.isfinite(right)]
+        if left.size < 3 or right.size < 3:
+            continue
+        sl = float(np.median(np.abs(left - np.median(left))))
+        sr = float(np.median(np.abs(right - np.median(right))))
+        ratio = sr / sl if sl > 0 else math.inf
+        sev = Severity.WARNING if ratio >= _NOISE_WARN_RATIO and not is_schedule(metric) else Severity.INFO
+        word = "noisier" if ratio > 1 else "calmer"
+        out.append(
+            Event(
+                "noise_change",
+                metric,
+                int(steps[t]),
+                int(steps[t]),
+                sl,
+                sr,
+                sr - sl,
+                sev,
+                f"{_who(batch, metric)} becomes {word} at step {steps[t]} (noise x{ratio:.2g})",
+                batch,
+            )
+        )
+    return out
+
+
+def _spike_events(
+    x: np.ndarray,
+    steps: np.ndarray,
+    spikes: list[int],
+    shifts: list[int],
+    metric: str,
+    batch: int | None,
+    cfg: AnomalyDetectionConfig,
+) -> list[Event]:
+    direction = metric_direction(metric, cfg.metric_directions)
+    finite_spikes = [i for i in spikes if np.isfinite(x[i]) and all(abs(i - s) > 1 for s in shifts)]
+    groups: list[list[int]] = []
+    for i in finite_spikes:
+        if groups and i - groups[-1][-1] <= _SPIKE_MERGE:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    out = []
+    for g in groups:
+        a, b = g[0], g[-1]
+        around = np.r_[x[max(0, a - _LEVEL_POINTS) : a], x[b + 1 : b + 1 + _LEVEL_POINTS]]
+        around = around[np.isfinite(around)]
+        base = float(np.median(around)) if around.size else math.nan
+        vals = x[g]
+        peak = float(vals[int(np.argmax(np.abs(vals - base)))]) if math.isfinite(base) else float(vals[0])
+        rel = abs(peak - base) / max(abs(base), 1e-12) if math.isfinite(base) else 0.0
+        bad = math.isfinite(base) and worse(peak, base, direction) and not is_schedule(metric, cfg.metric_directions)
+        sev = Severity.WARNING if bad and rel >= cfg.performance_drop_threshold else Severity.INFO
+        out.append(
+            Event(
+                "spike",
+                metric,
+                int(steps[a]),
+                int(steps[b]),
+                base,
+                peak,
+                peak - base if math.isfinite(base) else math.nan,
+                sev,
+                f"{_who(batch, metric)} spikes to {_fmt(peak)} (around {_fmt(base)}) at step {steps[a]}",
+                batch,
+            )
+        )
+    return out
+
+
+def series_events(
+    values: np.ndarray | Iterable[float],
+    steps: np.ndarray | Iterable[int] | None = None,
+    *,
+    metric: str = "value",
+    batch: int | None = None,
+    cfg: AnomalyDetectionConfig | None = None,
+) -> list[Event]:
+    """Events of one series (values in step order; `steps` defaults to the positions), sorted by start step."""
+    cfg = cfg or AnomalyDetectionConfig()
+    x = np.asarray(values, dtype=float).ravel()
+    st = np.arange(x.size, dtype=np.int64) if steps is None else np.asarray(steps, dtype=np.int64).ravel()
+    if st.size != x.size:
+        raise ValueError(f"{x.size} values but {st.size} steps")
+    if x.size == 0:
+        return []
+    events = _nonfinite_events(x, st, metric, batch)
+    schedule = is_schedule(metric, cfg.metric_directions)
+    if not schedule and np.isfinite(x).sum() >= 5:
+        spikes = outlier_indices(x)
+        shifts, noise = segment_changes(
+            x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size, outliers=spikes
+        )
+        events += _shift_events(x, st, shifts, metric, batch, cfg)
+        events += _noise_events(x, st, noise, metric, batch)
+        events += _spike_events(x, st, spikes, shifts, metric, batch, cfg)
+    return sorted(events, key=lambda e: (e.start_step, EVENT_KINDS.index(e.kind)))
+
+
+# ------------------------------------------------------------------------------------------- a whole run
+def _series_key(rec: Anomaly | ChangePoint) -> tuple[str, int | None]:
+    return rec.metric, rec.batch
+
+
+def _attach(
+    ev: Event, hits: list[Anomaly | ChangePoint], steps: np.ndarray, points: int
+) -> tuple[Event, list[Anomaly | ChangePoint]]:
+    """The event with the hits within `points` observed points of it as evidence; the hits left over."""
+    i0 = int(np.searchsorted(steps, ev.start_step))
+    i1 = int(np.searchsorted(steps, ev.end_step, side="right")) - 1
+    lo = int(steps[max(0, i0 - points)])
+    hi = int(steps[min(steps.size - 1, max(i1, i0) + points)])
+    mine: list[Anomaly | ChangePoint] = []
+    rest: list[Anomaly | ChangePoint] = []
+    for h in hits:
+        h_end = getattr(h, "end_step", None) or h.step
+        (mine if h.step <= hi and h_end >= lo else rest).append(h)
+    if not mine:
+        return ev, rest
+    detectors = tuple(sorted({getattr(h, "detector", "change_point") for h in mine}))
+    severity = worst_severity([ev.severity, *(h.severity for h in mine if ev.kind != "spike")])
+    return replace(ev, evidence=tuple(mine), detectors=detectors, severity=severity), rest
+
+
+def _from_hits(
+    hits: list[Anomaly | ChangePoint],
+    steps: np.ndarray,
+    values: np.ndarray,
+    metric: str,
+    batch: int | None,
+    cfg: AnomalyDetectionConfig,
+) -> Event | None:
+    """An event from warning/critical hits that no series event explains (a fall too close to the end of the run
+    for a change point, a slow slide): a level change from the first alarm on, the hits as its evidence. Needs
+    `_MIN_AGREEING` different detectors after the warm-up points."""
+    after_warmup = int(steps[min(warmup_points(steps.size), steps.size - 1)]) if steps.size else 0
+    alarms = [h for h in hits if h.severity.rank >= Severity.WARNING.rank and h.step >= after_warmup]
+    # One detector alone on a long noisy series is the noise's own tail: at least two must agree.
+    if len({getattr(h, "detector", "change_point") for h in alarms}) < _MIN_AGREEING:
+        return None
+    start = min(h.step for h in alarms)
+    end = max(getattr(h, "end_step", None) or h.step for h in alarms)
+    i0 = int(np.searchsorted(steps, start))
+    i1 = int(np.searchsorted(steps, end, side="right"))
+    before = _level(values, i0 - _LEVEL_POINTS, i0)
+    after = _level(values, i0, max(i1, i0 + 1))
+    if not math.isfinite(before):
+        before = _level(values, 0, i0 + 1)
+    one_point = i1 - i0 <= 1
+    finite = math.isfinite(before) and math.isfinite(after)
+    if not one_point and finite and not worse(after, before, metric_direction(metric, cfg.metric_directions)):
+        return None  # the level did not get worse: the hits were the noise's own tail, not a fall
+    kind = "spike" if one_point else "level_shift"
+    if kind == "level_shift" and math.isfinite(before) and math.isfinite(after):
+        seg = values[i0:i1]
+        if _is_collapse(seg[np.isfinite(seg)], before, after, metric, cfg):
+            kind = "collapse"
+    evidence = [h for h in hits if h.step <= end and (getattr(h, "end_step", None) or h.step) >= start]
+    shift_word = "falls to" if math.isfinite(before) and after < before else "rises to"
+    word = {"spike": "jumps to", "collapse": "collapses to", "level_shift": shift_word}[kind]
+    return Event(
+        kind,
+        metric,
+        int(start),
+        int(end),
+        before,
+        after,
+        after - before,
+        worst_severity(h.severity for h in alarms),
+        f"{_who(batch, metric)} {word} {_fmt(after)} (from {_fmt(before)}) at step {start}",
+        batch,
+        detectors=tuple(sorted({getattr(h, "detector", "change_point") for h in evidence})),
+        evidence=tuple(evidence),
+    )
+
+
+def _merge_metrics(events: list[Event], points_steps: dict[int | None, int]) -> list[Event]:
+    """Events of one batch that start within the batch's evidence window of each other, of the same family
+    (a level change, a spike, a NaN stretch, a noise change), are one event shown in several metrics."""
+    family = {"collapse": "level", "level_shift": "level", "slope_change": "level"}
+    out: list[Event] = []
+    for ev in sorted(events, key=lambda e: (e.batch is None, e.batch or 0, e.start_step)):
+        merged = False
+        if ev.batch is not None:
+            for k in range(len(out) - 1, -1, -1):
+                o = out[k]
+                if o.batch != ev.batch or ev.start_step - o.start_step > points_steps.get(ev.batch, 0):
+                    if o.batch != ev.batch:
+                        break
+                    continue
+                if family.get(o.kind, o.kind) == family.get(ev.kind, ev.kind) and ev.metric not in o.metrics:
+                    out[k] = _combine(o, ev)
+                    merged = True
+                    break
+        if not merged:
+            out.append(ev)
+    return out
+
+
+def _lead_key(e: Event) -> tuple[int, int, str]:
+    """Which event of a merge speaks for it: the worst, then recall (the handbook's signal), then by name."""
+    return (-e.severity.rank, 0 if e.metric.rsplit("/", 1)[-1] == "recall" else 1, e.metric)
+
+
+def _combine(a: Event, b: Event) -> Event:
+    first, second = sorted((a, b), key=_lead_key)
+    kind = "collapse" if "collapse" in (a.kind, b.kind) else first.kind
+    metrics = (*first.metrics, *(m for m in second.metrics if m not in first.metrics))
+    base = first.message.split(" (also ")[0]
+    return replace(
+        first,
+        kind=kind,
+        start_step=min(a.start_step, b.start_step),
+        end_step=max(a.end_step, b.end_step),
+        metrics=metrics,
+        detectors=tuple(sorted(set(a.detectors) | set(b.detectors))),
+        evidence=(*first.evidence, *second.evidence),
+        severity=worst_severity([a.severity, b.severity]),
+        message=f"{base} (also {', '.join(metrics[1:])})",
+    )
+
+
+def _worth_reading(hits: list[Anomaly | ChangePoint]) -> bool:
+    """A series is read for events when its hits could make one: a critical or NaN/Inf hit, or warnings from at
+    least `_MIN_AGREEING` detectors. One z-score past its bar on a long healthy series costs nothing."""
+    alarms = [h for h in hits if h.severity.rank >= Severity.WARNING.rank]
+    if any(h.severity is Severity.CRITICAL for h in alarms):
+        return True
+    return len({getattr(h, "detector", "change_point") for h in alarms}) >= _MIN_AGREEING
+
+
+def find_events(
+    batches: pd.DataFrame | None,
+    global_metrics: pd.DataFrame | None,
+    anomalies: list[Anomaly],
+    change_points: list[ChangePoint],
+    cfg: AnomalyDetectionConfig | None = None,
+) -> list[Event]:
+    """Events of a run: every series with a warning/critical hit (or a NaN) read by `series_events`, with the
+    hits of that series as evidence; one batch's metrics that change together give one event. Worst first."""
+    cfg = cfg or AnomalyDetectionConfig()
+    by_series: dict[tuple[str, int | None], list[Anomaly | ChangePoint]] = {}
+    records: list[Anomaly | ChangePoint] = [*anomalies, *change_points]
+    for rec in records:
+        by_series.setdefault(_series_key(rec), []).append(rec)
+    alarmed = {k for k, hits in by_series.items() if _worth_reading(hits)}
+    events: list[Event] = []
+    window_steps: dict[int | None, int] = {}
+    wanted_batches = {b for _, b in alarmed if b is not None}
+    wanted_globals = {m for m, b in alarmed if b is None}
+    if batches is not None and not batches.empty:
+        batches = batches[batches["batch"].isin(wanted_batches)]  # split only the series that need reading
+    if global_metrics is not None and not global_metrics.empty:
+        global_metrics = global_metrics[global_metrics["metric"].isin(wanted_globals)]
+    for key, long in (("batch", batches), (None, global_metrics)):
+        for m in metric_matrices(long, key):
+            for j, batch in enumerate(m.columns):
+                if (m.metric, batch) not in alarmed:
+                    continue
+                rows = np.flatnonzero(m.logged[:, j])
+                steps, values = m.steps[rows], m.raw[rows, j]
+                points = evidence_points(rows.size)
+                span = int(steps[min(points, steps.size - 1)] - steps[0]) if steps.size else 0
+                window_steps[batch] = max(window_steps.get(batch, 0), span)
+                hits = list(by_series.get((m.metric, batch), []))
+                for ev in series_events(values, steps, metric=m.metric, batch=batch, cfg=cfg):
+                    ev, hits = _attach(ev, hits, steps, points)
+                    if ev.evidence or ev.kind == "nonfinite":  # no detector agrees: not raised
+                        events.append(ev)
+                fallback = _from_hits(hits, steps, values, m.metric, batch, cfg)
+                if fallback is not None:
+                    events.append(fallback)
+    merged = _merge_metrics(events, window_steps)
+    return sorted(merged, key=lambda e: (-e.severity.rank, e.start_step, e.batch is None, e.batch or 0, e.metric))

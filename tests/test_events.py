@@ -1,0 +1,145 @@
+"""Events: one record per real change of a series, detector hits as evidence (analysis/findings/events.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from analysis.findings.changepoints import change_points
+from analysis.findings.events import Event, count_alarms, series_events
+from analysis.findings.outliers import outlier_indices
+from analysis.findings.pipeline import analyze_run
+from analysis.reporting import figures
+from analysis.sources import open_run
+from tests.wandb_writer import write_run
+
+
+def _noise(n: int, sd: float, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, sd, n)
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.kind for e in events]
+
+
+def test_a_level_shift_is_one_event_with_its_levels():
+    x = np.r_[np.full(150, 0.9), np.full(150, 0.7)] + _noise(300, 0.01)
+    events = series_events(x, metric="recall")
+    assert kinds(events) == ["level_shift"]
+    (ev,) = events
+    assert abs(ev.start_step - 150) <= 2
+    assert ev.value_before == pytest.approx(0.9, abs=0.01) and ev.value_after == pytest.approx(0.7, abs=0.01)
+    assert ev.magnitude == pytest.approx(-0.2, abs=0.02)
+    assert ev.severity == "critical"  # a 22 % fall of recall
+
+
+def test_a_spike_is_one_spike_event_not_a_change():
+    x = 0.9 + _noise(400, 0.01, seed=1)
+    x[200] = 0.5
+    events = series_events(x, metric="recall")
+    assert kinds(events) == ["spike"]
+    assert events[0].start_step == 200 and events[0].value_after == pytest.approx(0.5)
+    assert events[0].severity == "warning"
+
+
+def test_a_nan_stretch_is_one_critical_event_and_no_change_point_beside_it():
+    x = 0.9 + _noise(300, 0.01, seed=2)
+    x[100:105] = np.nan
+    events = series_events(x, metric="recall")
+    assert kinds(events) == ["nonfinite"]
+    assert (events[0].start_step, events[0].end_step, events[0].severity) == (100, 104, "critical")
+    assert "NaN" in events[0].message
+    assert change_points(x) == []
+
+
+def test_a_flat_floor_with_small_blips_is_not_dozens_of_outliers():
+    rng = np.random.default_rng(3)
+    x = np.zeros(600)
+    blips = rng.choice(600, 60, replace=False)
+    x[blips] = rng.uniform(0.1, 0.4, blips.size)
+    assert len(outlier_indices(x)) <= 1  # was one "outlier" per blip
+    assert count_alarms(series_events(x, metric="loss")) == 0
+
+
+@pytest.mark.parametrize("kind", ["recall", "loss"])
+def test_a_smooth_learning_curve_has_no_event(kind):
+    t = np.arange(1000, dtype=float)
+    if kind == "recall":
+        x = 0.93 - 0.5 * np.exp(-t / 150) + _noise(1000, 0.005, seed=4)
+    else:  # a loss with a steep warm-up start, like the real per-step losses
+        x = 3.0 + 8.0 / (1.0 + t / 5.0) + _noise(1000, 0.02, seed=4)
+    assert series_events(x, metric=kind) == []
+
+
+def test_a_collapse_after_a_plateau_is_a_collapse():
+    x = np.r_[np.full(200, 0.9) + _noise(200, 0.01, seed=5), np.zeros(100)]
+    events = series_events(x, metric="recall")
+    assert kinds(events) == ["collapse"]
+    assert abs(events[0].start_step - 200) <= 2 and events[0].severity == "critical"
+    assert events[0].value_after == 0.0
+
+
+def test_steps_map_events_to_the_run_axis_and_bad_lengths_are_refused():
+    x = np.r_[np.full(60, 0.9), np.full(60, 0.5)] + _noise(120, 0.01, seed=6)
+    (ev,) = series_events(x, np.arange(120) * 10, metric="recall")
+    assert ev.start_step % 10 == 0 and abs(ev.start_step - 600) <= 20
+    with pytest.raises(ValueError, match="120 values but 3 steps"):
+        series_events(x, [1, 2, 3])
+    assert series_events([]) == []
+
+
+def test_event_json_keeps_its_evidence():
+    x = np.r_[np.full(100, 0.9), np.full(100, 0.5)] + _noise(200, 0.01, seed=7)
+    d = series_events(x, metric="recall")[0].to_dict()
+    assert d["kind"] == "level_shift" and d["severity"] == "critical" and d["metrics"] == ["recall"]
+    assert d["evidence"] == [] and d["detectors"] == []
+
+
+def test_nan_points_are_found_and_a_change_point_after_a_nan_gap_is_recognised():
+    steps = np.arange(10) * 10
+    values = np.array([0.9, 0.9, 0.9, np.nan, np.nan, 0.9, 0.9, np.inf, 0.9, 0.9])
+    curves = figures.MetricCurves("recall", {4: (steps, values)}, figures.pd.DataFrame())
+    assert [(b, st) for b, st, _ in figures.nonfinite_points(curves, [4])] == [(4, 30), (4, 40), (4, 70)]
+    assert figures.on_nonfinite_gap(curves, 4, 50)  # first finite step after the NaN gap
+    assert figures.on_nonfinite_gap(curves, 4, 40)  # on the gap itself
+    assert not figures.on_nonfinite_gap(curves, 4, 20) and not figures.on_nonfinite_gap(curves, 4, 90)
+    assert not figures.on_nonfinite_gap(curves, 5, 50)  # a batch not drawn
+
+
+# ------------------------------------------------------------------------------ runs written by real wandb
+def _rows(n_steps: int, nan_at: tuple[int, int] | None = None) -> list[dict]:
+    """Four healthy batches (recall and precision logged together, so a NaN recall is kept as logged)."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for s in range(n_steps):
+        for b in range(4):
+            recall: float | str = round(0.9 + float(rng.normal(0, 0.004)), 4)
+            if nan_at == (b, s):
+                recall = "NaN"
+            rows.append({f"batch_{b}/recall": recall, f"batch_{b}/precision": 0.95, "global_step": s * 10})
+    return rows
+
+
+@pytest.mark.slow
+def test_a_healthy_run_has_no_event_and_says_so(tmp_path):
+    analysis = analyze_run(open_run(write_run(tmp_path, "healthy", _rows(40))))
+    assert analysis.alarm_events == [] and count_alarms(analysis.events) == 0
+    assert analysis.problematic_batches == [] and analysis.worst_severity == "ok"
+    assert analysis.verdict.startswith("No problematic batches")
+
+
+@pytest.mark.slow
+def test_one_nan_recall_gets_a_marker_on_the_axis_no_change_point_and_a_cause_that_names_it(tmp_path):
+    analysis = analyze_run(open_run(write_run(tmp_path, "one-nan", _rows(40, nan_at=(2, 20)))))
+    (ev,) = analysis.events
+    assert (ev.kind, ev.batch, ev.start_step, ev.severity) == ("nonfinite", 2, 200, "critical")
+    assert "nonfinite" in ev.detectors
+    assert not [c for c in analysis.change_points if c.batch == 2]
+    (cause,) = [c for c in analysis.root_causes if c.batch == 2]
+    assert "recall is NaN at step 200" in cause.sentence
+    fig = figures.batch_curves_figure(analysis, "recall", batches=[2])
+    (nan_trace,) = [t for t in fig.data if t.name == "NaN/Inf (no value)"]
+    assert list(nan_trace.x) == [200] and all(math.isfinite(y) for y in nan_trace.y)
+    assert not fig.layout.shapes  # no change-point line anywhere on this straight curve
