@@ -1,8 +1,9 @@
 """Score many images: a folder scan, parallel across processes (or a Dask cluster), with an on-disk cache.
 
-Bad files never raise: each becomes a row with `error` set. Results are cached in SQLite under `cache_dir`, keyed on
-the file's real path, size, mtime and the scorer version, so re-auditing an unchanged folder only costs a `stat` per
-file. `apply_thresholds` turns scores into verdicts without re-scoring (the app's sliders call it on every change).
+Bad files never raise: each becomes a row with `error` set (a file name that is not valid UTF-8 too, shown with
+backslash escapes). Results are cached in SQLite under `cache_dir` (`quality.score_cache`), keyed on the file's real
+path, size, mtime and the scorer version, so re-auditing an unchanged folder only costs a `stat` per file; a cache
+that cannot be read or written is skipped (or rebuilt, when corrupt) with a warning. `apply_thresholds` turns scores into verdicts without re-scoring (the app's sliders call it on every change).
 
 Engines: `engine="local"` scores in a pool of `workers` processes (spawned, OpenCV single-threaded in each; fewer
 than 24 uncached images are scored in-process). `engine="dask"` submits chunks to the `distributed` scheduler at
@@ -13,10 +14,8 @@ across engines: scores are deterministic functions of the pixels.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,15 +29,18 @@ import pandas as pd
 from analysis.core.config import DataQualityConfig
 from analysis.core.errors import AnalyzerError, ImageLoadError
 from quality.filter import (
+    MIN_ORIENTATION_CONFIDENCE,
     QualityFailure,
     blur_reason,
     contrast_reason,
+    orientation_reason,
     resolution_reason,
     rotation_reason,
     unreadable_reason,
 )
 from quality.io import is_image_file, load_image, resolve_under_root
-from quality.scores import SCORER_VERSION, score_image
+from quality.score_cache import ScoreCache, printable
+from quality.scores import score_image
 
 Progress = Callable[[int, int], None]
 SCORE_COLUMNS = [
@@ -47,13 +49,14 @@ SCORE_COLUMNS = [
     "blur_score",
     "rotation_angle",
     "rotation_confidence",
+    "orientation",
+    "orientation_confidence",
     "brightness",
     "contrast",
     "noise",
 ]
 COLUMNS = ["path", *SCORE_COLUMNS, "error"]
 _DEFAULTS = DataQualityConfig()
-_CACHE_FILE = "quality_scores.sqlite"
 _INLINE_BELOW = 24  # fewer uncached images than this are scored in-process (pool start-up costs more)
 
 
@@ -76,47 +79,6 @@ def _worker_init() -> None:
     import cv2
 
     cv2.setNumThreads(1)
-
-
-# ----------------------------------------------------------------------------------------------- cache
-class _Cache:
-    """SQLite table key -> JSON scores. Key = real path + size + mtime_ns + scorer version + pixel cap."""
-
-    def __init__(self, cache_dir: str | os.PathLike | None) -> None:
-        self.db = None
-        if cache_dir is None:
-            return
-        d = Path(cache_dir)
-        d.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(d / _CACHE_FILE, timeout=30)
-        self.db.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-
-    @staticmethod
-    def key(real: str, st: os.stat_result, max_pixels: int) -> str:
-        return f"{real}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1f{SCORER_VERSION}\x1f{max_pixels}"
-
-    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        if self.db is None or not keys:
-            return {}
-        found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            rows = self.db.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(part))})", part)
-            found.update((k, json.loads(v)) for k, v in rows)
-        return found
-
-    def put_many(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        if self.db is None or not items:
-            return
-        with self.db:
-            self.db.executemany(
-                "INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)",
-                [(k, json.dumps(v, allow_nan=True)) for k, v in items],
-            )
-
-    def close(self) -> None:
-        if self.db is not None:
-            self.db.close()
 
 
 # ----------------------------------------------------------------------------------------------- engines
@@ -209,7 +171,7 @@ def score_images(
     given = [os.fspath(p) for p in paths]
     total = len(given)
     rows: list[dict[str, Any] | None] = [None] * total
-    cache = _Cache(cache_dir)
+    cache = ScoreCache(cache_dir)
     done = 0
 
     def report(n: int) -> None:
@@ -221,6 +183,9 @@ def score_images(
     try:
         keyed: list[tuple[int, str, str]] = []  # (index, real path, cache key)
         for i, p in enumerate(given):
+            if printable(p) != p:  # bytes that are not UTF-8 (a Windows archive's file name): say so, go on
+                rows[i] = {"error": f"{printable(p)}: the file name is not valid UTF-8; rename the file to score it"}
+                continue
             try:
                 resolved = resolve_under_root(root, p) if root is not None else Path(p).resolve()
                 st = resolved.stat()
@@ -230,7 +195,7 @@ def score_images(
             except OSError as exc:
                 rows[i] = {"error": f"{p}: {'file not found' if isinstance(exc, FileNotFoundError) else exc}"}
                 continue
-            keyed.append((i, str(resolved), _Cache.key(str(resolved), st, cap)))
+            keyed.append((i, str(resolved), ScoreCache.key(str(resolved), st, cap)))
         hits = cache.get_many([k for _, _, k in keyed])
         todo = []
         for i, real_path, k in keyed:
@@ -272,11 +237,12 @@ def _frame(given: list[str], rows: list[dict[str, Any] | None]) -> pd.DataFrame:
     data: dict[str, list] = {c: [] for c in COLUMNS}
     for p, r in zip(given, rows):
         r = r or {"error": "not scored"}
-        data["path"].append(p)
+        data["path"].append(printable(p))
         for c in SCORE_COLUMNS:
             v = r.get(c)
             data[c].append(np.nan if v is None else v)
-        data["error"].append(r.get("error"))
+        err = r.get("error")
+        data["error"].append(printable(err) if isinstance(err, str) else err)
     df = pd.DataFrame(data, columns=COLUMNS)
     for c in ("width", "height"):
         df[c] = df[c].astype("Int64")
@@ -317,6 +283,14 @@ def thresholds_from_config(cfg: DataQualityConfig) -> dict[str, Any]:
     }
 
 
+def _column(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    """A numeric column as float64 (NaN where missing), or all NaN when the frame has no such column (older
+    caches and hand-made frames)."""
+    if name not in frame:
+        return np.full(n, np.nan)
+    return pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+
 def apply_thresholds(
     scores: pd.DataFrame,
     *,
@@ -342,10 +316,14 @@ def apply_thresholds(
     rot = out["rotation_angle"].to_numpy(dtype="float64", na_value=np.nan)
     con = out["contrast"].to_numpy(dtype="float64", na_value=np.nan) if "contrast" in out else np.full(n, np.nan)
     bri = out["brightness"].to_numpy(dtype="float64", na_value=np.nan) if "brightness" in out else np.full(n, np.nan)
+    ori = _column(out, "orientation", n)
+    ori_conf = _column(out, "orientation_confidence", n)
     ok = ~err
     with np.errstate(invalid="ignore"):
         bad_res = ok & ((w < mw) | (h < mh))
         bad_rot = ok & (np.abs(rot) > max_rotation)
+        turned = np.round(ori) % 360
+        bad_ori = ok & (turned > 0) & (ori_conf >= MIN_ORIENTATION_CONFIDENCE)
         bad_blur = ok & (blur < blur_threshold)
         bad_con = ok & (con < min_contrast) if min_contrast > 0 else np.zeros(n, bool)
     failures: list[list[QualityFailure | None]] = [[] for _ in range(n)]
@@ -356,12 +334,14 @@ def apply_thresholds(
         failures[i].append(resolution_reason(int(w[i]), int(h[i]), (mw, mh)))
     for i in np.flatnonzero(bad_rot):
         failures[i].append(rotation_reason(float(rot[i]), float(max_rotation)))
+    for i in np.flatnonzero(bad_ori):
+        failures[i].append(orientation_reason(float(ori[i]), float(ori_conf[i])))
     for i in np.flatnonzero(bad_blur):
         failures[i].append(blur_reason(float(blur[i]), float(blur_threshold)))
     for i in np.flatnonzero(bad_con):
         failures[i].append(contrast_reason(float(con[i]), float(bri[i]), float(min_contrast)))
     kept = [[f for f in row if f is not None] for row in failures]  # the masks above already decided: never None
-    out["is_acceptable"] = ok & ~(bad_res | bad_rot | bad_blur | bad_con)
+    out["is_acceptable"] = ok & ~(bad_res | bad_rot | bad_ori | bad_blur | bad_con)
     out["reasons"] = [[f.message for f in row] for row in kept]
     out["reason_codes"] = [[f.code.value for f in row] for row in kept]
     return out

@@ -46,6 +46,22 @@ def rotation_reason(angle: float, max_rotation: float) -> QualityFailure | None:
     return None
 
 
+MIN_ORIENTATION_CONFIDENCE = 0.9  # an orientation answer below this confidence is reported but not flagged
+
+
+def orientation_reason(
+    orientation: float | None, confidence: float | None, min_confidence: float = MIN_ORIENTATION_CONFIDENCE
+) -> QualityFailure | None:
+    """The failure of a page on its side (90/270, degrees CCW) or upside down (180) when that answer is confident."""
+    if orientation is None or confidence is None or math.isnan(orientation) or math.isnan(confidence):
+        return None
+    turned = round(orientation) % 360
+    if turned == 0 or confidence < min_confidence:
+        return None
+    how = "upside down" if turned == 180 else "on its side"
+    return QualityFailure(QualityReason.ORIENTATION, f"page {how}: turned {turned}° counter-clockwise")
+
+
 def blur_reason(blur: float, blur_threshold: float) -> QualityFailure | None:
     if blur < blur_threshold:
         return QualityFailure(
@@ -118,10 +134,12 @@ class ImageQualityFilter:
         )
 
     def failures(self, scores: dict[str, Any]) -> list[QualityFailure]:
-        """Every failed check for a dict of scores, in a fixed order (resolution, rotation, blur, contrast)."""
+        """Every failed check for a dict of scores, in a fixed order (resolution, rotation, orientation, blur,
+        contrast)."""
         found = [
             resolution_reason(scores["width"], scores["height"], self.min_resolution),
             rotation_reason(scores["rotation_angle"], self.max_rotation),
+            orientation_reason(scores.get("orientation"), scores.get("orientation_confidence")),
             blur_reason(scores["blur_score"], self.blur_threshold),
             contrast_reason(scores["contrast"], scores["brightness"], self.min_contrast),
         ]

@@ -1,7 +1,10 @@
-"""Text skew: the angle of the text lines, robust to photo backgrounds, faded, noisy and blurred text.
+"""Text skew by line periodicity (modulo 90°), robust to photo backgrounds, faded, noisy and blurred text.
 
-`estimate_skew` works on a grey image already at most ``ROT_SIDE`` px long (`quality.scores.rotation` and
-`score_image` prepare it and pass the measured noise and blur):
+Since scorer version 7 the page rotation is `quality.orientation.estimate_rotation` (skew at any angle and page
+orientation); it uses the stroke mask and Postl's criterion of this module, and `estimate_skew` as its fallback (and
+cross-check) for text whose glyphs have merged (heavy blur, faded or tiny print), where glyph neighbours say little.
+
+`estimate_skew` works on a grey image already at most ``ROT_SIDE`` px long:
 
 1. Polarity: the ink is taken to be darker than the paper when the most common grey level (the paper) lies above the
    mean; if no text lines are found that way, the other polarity is tried on the whole image.

@@ -17,11 +17,17 @@ Units and direction:
   noise but keeps the coarser grain, and only part (``_PRE_SEEN``) of the filter's variance is subtracted, since
   thin strokes show added blur less than a lone step does. On images over 0.3 MP (at the viewing scale) only the 4
   busiest of 4x4 windows are read (where the edges are), and the noise filter is applied only there.
-- ``rotation_angle`` (degrees, counter-clockwise positive, in [-45, 45)): skew of the text lines, measured at most
-  ``ROT_SIDE`` px long with Postl's projection-profile criterion on stroke pixels, judged per tile on busy photos,
-  and kept only when the profile across the lines repeats at a line pitch; NaN when no text lines are found (photos,
-  illegible text). The measured blur and noise tune the stroke filter. Details in `quality.rotation`.
-- ``rotation_confidence`` (0..1): 1 - median/max of the profile criterion over the 3° grid (best region).
+- ``rotation_angle`` (degrees, counter-clockwise positive, in (-45, 45]): skew of the text lines, and
+  ``orientation`` (0, 90, 180 or 270: how far the upright page was turned counter-clockwise), estimated separately
+  at most ``ROT_SIDE`` px long from the directions between neighbouring glyphs, Postl's projection-profile criterion
+  and the ascender/descender asymmetry of Latin text; both NaN when there is no text (blank pages, photos). Details
+  in `quality.orientation` (and `quality.rotation`, its fallback for text whose glyphs have merged). The measured
+  blur and noise tune the stroke filter.
+- ``rotation_confidence`` (0..1): how clearly the glyphs line up (0 without text); ``orientation_confidence``
+  (0..1): sign-test probability that the orientation is not chance (0.5 = no evidence).
+- The blur estimate saturates for edges wider than ~2 px (they outgrow the ±4 px read around each edge), so soft
+  images are read again on 2x, 4x, ... coarser copies and the larger spread counts: the score keeps falling with
+  defocus. An image without any edge at every scale (flat) scores 0.
 - ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance.
 - ``noise`` (grey levels on 0..255): estimated standard deviation of pixel noise at the blur working scale.
 """
@@ -33,14 +39,16 @@ import math
 import cv2
 import numpy as np
 
+from quality.orientation import PageRotation, estimate_rotation
 from quality.pixels import NOISE_MIN, downscale, downscale_by, noise_sigma, percentile, to_gray
-from quality.rotation import ROT_SIDE, Rotation, estimate_skew
+from quality.rotation import ROT_SIDE, Rotation
 
 __all__ = [
     "BLUR_CAP",
     "ROT_SIDE",
     "SCORER_VERSION",
     "VIEW_SIDE",
+    "PageRotation",
     "Rotation",
     "blur_score",
     "blur_sigma",
@@ -57,7 +65,7 @@ __all__ = [
     "view_gray",
 ]
 
-SCORER_VERSION = "6"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "7"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
@@ -69,6 +77,7 @@ _PRE_SEEN = 0.7
 _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest windows are read
+_COARSEN_ABOVE, _MIN_COARSE_SIDE = 2.0, 48  # spread (px) above which a 2x coarser copy is read too; its side
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
 
@@ -269,14 +278,37 @@ def score_from_sigma(sigma: float) -> float:
 def blur_sigma(gray: np.ndarray) -> tuple[float, float]:
     """(edge spread σ in px at the viewing scale, noise σ); σ is NaN when the image has no measurable edges."""
     g, k, (h, w) = view_gray(gray)
-    return _blur_at_view(g, k, max(h, w))
+    sigma, noise, _ = _blur_at_view(g, k, max(h, w))
+    return sigma, noise
 
 
-def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float]:
-    """`blur_sigma` of an image already at the viewing scale (factor `k` of an image `longest` px long)."""
+def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float, float]:
+    """`blur_sigma` of an image already at the viewing scale (factor `k` of an image `longest` px long), and the
+    spread read at the viewing scale alone (what the rotation's stroke filter expects; see `_small_and_skew`).
+
+    Edges softer than ``_COARSEN_ABOVE`` px spread past the ±``_REACH`` px over which their contrast is read, so the
+    estimate saturates there (and strong blur leaves no edge at all): they are read again on 2x, 4x, ... area-averaged
+    copies, where the same blur spans fewer pixels, and the larger spread counts. So the score keeps falling with
+    defocus instead of flattening or dropping to 0."""
     if min(g.shape) < 2 * _REACH + 4:
-        return float("nan"), 0.0
+        return float("nan"), 0.0, float("nan")
     sigma_n = noise_sigma(g)
+    sigma = fine = _edge_spread(g, sigma_n)
+    step = 1
+    while (math.isnan(sigma) or sigma > _COARSEN_ABOVE * step) and min(g.shape) >= 2 * step * _MIN_COARSE_SIDE:
+        step *= 2
+        # Averaging step x step pixels divides white noise by about step.
+        coarse = _edge_spread(downscale_by(g, step), sigma_n / step) * step
+        if not math.isnan(coarse):
+            sigma = coarse if math.isnan(sigma) else max(sigma, coarse)
+    view = min(1.0, VIEW_SIDE / longest)
+    return sigma * k * view, sigma_n, fine * k * view
+
+
+def _edge_spread(g: np.ndarray, sigma_n: float) -> float:
+    """Edge spread σ (px, at the scale of `g`) of uint8 `g` whose noise σ is `sigma_n`; NaN without enough edges."""
+    if min(g.shape) < 2 * _REACH + 4:
+        return float("nan")
     grain = _grain_sigma(g, sigma_n)
     pre = 0.0
     resid = sigma_n  # per-pixel noise: sets the edge thresholds
@@ -285,11 +317,9 @@ def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float]:
         resid = sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
     ratio, direction = _edge_ratios(g, resid, pre)
     if ratio.size < 12:
-        return float("nan"), sigma_n
+        return float("nan")
     sigma = edge_sigma(_worst_direction(ratio, direction))
-    sigma = math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
-    view = min(1.0, VIEW_SIDE / longest)
-    return sigma * k * view, sigma_n
+    return math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
 
 
 def _grain_sigma(g: np.ndarray, sigma_n: float) -> float:
@@ -331,23 +361,29 @@ def contrast(gray: np.ndarray) -> float:
 
 def _small_and_skew(
     image: np.ndarray, view: np.ndarray, k_blur: int, longest: int, sigma: float, noise: float
-) -> tuple[np.ndarray, Rotation]:
-    """(grey image at most ROT_SIDE px long, text skew) from the viewing-scale image and its measured blur and noise."""
+) -> tuple[np.ndarray, PageRotation]:
+    """(grey image at most ROT_SIDE px long, text skew and orientation) from the viewing-scale image and its measured
+    blur and noise."""
     k_small = max(1, math.ceil(longest / ROT_SIDE))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
     # pixels), else from the full image.
     small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)
     blur_small = sigma * max(small.shape) / min(longest, VIEW_SIDE)  # σ is measured at the viewing scale
+
+    def finer(factor: float) -> np.ndarray | None:
+        k = max(1, math.ceil(k_small / factor))
+        return downscale_by(to_gray(image), k) if k < k_small else None
+
     # Averaging k x k pixels divides noise by about k.
-    return small, estimate_skew(small, noise * k_blur / k_small, blur_small)
+    return small, estimate_rotation(small, noise * k_blur / k_small, blur_small, finer)
 
 
-def rotation(gray: np.ndarray) -> Rotation:
-    """Skew of the text lines in degrees (counter-clockwise positive, [-45, 45)) and the search's confidence; the
-    angle is NaN when no text lines are found. See `quality.rotation`."""
+def rotation(gray: np.ndarray) -> PageRotation:
+    """Skew of the text lines in degrees (counter-clockwise positive, (-45, 45]), page orientation (0/90/180/270)
+    and their confidences; NaN when there is no text. See `quality.orientation`."""
     view, k_blur, (h, w) = view_gray(gray)
-    sigma, noise = _blur_at_view(view, k_blur, max(h, w))
-    return _small_and_skew(gray, view, k_blur, max(h, w), sigma, noise)[1]
+    _, noise, fine = _blur_at_view(view, k_blur, max(h, w))
+    return _small_and_skew(gray, view, k_blur, max(h, w), fine, noise)[1]
 
 
 def rotation_angle(gray: np.ndarray) -> float:
@@ -358,8 +394,9 @@ def rotation_angle(gray: np.ndarray) -> float:
 def score_image(image: np.ndarray) -> dict[str, float | int]:
     """All scores of one image as a flat dict (the QualityScores columns without path/error)."""
     view, k_blur, (h, w) = view_gray(image)
-    sigma, noise = _blur_at_view(view, k_blur, max(h, w))
-    small, rot = _small_and_skew(image, view, k_blur, max(h, w), sigma, noise)
+    sigma, noise, fine = _blur_at_view(view, k_blur, max(h, w))
+    # The stroke filter was tuned with the spread read at the viewing scale alone (which saturates at ~5 px).
+    small, rot = _small_and_skew(image, view, k_blur, max(h, w), fine, noise)
     bright, spread = _tone(small)
     return {
         "width": int(w),
@@ -367,6 +404,8 @@ def score_image(image: np.ndarray) -> dict[str, float | int]:
         "blur_score": score_from_sigma(sigma),
         "rotation_angle": rot.angle,
         "rotation_confidence": rot.confidence,
+        "orientation": rot.orientation,
+        "orientation_confidence": rot.orientation_confidence,
         "brightness": bright,
         "contrast": spread,
         "noise": float(noise),

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import quality.audit as audit
+import quality.score_cache as score_cache
 from analysis.core.config import DataQualityConfig
 from benchmarks.labelled_images import gaussian_blur, render_text_page, rotate
 from quality import ImageQualityFilter
@@ -96,7 +97,7 @@ def test_cache_is_used_and_keyed_on_size_mtime_and_version(folder, tmp_path, mon
     fourth = audit_folder(folder, cache_dir=cache, workers=1)
     assert calls == []
     pd.testing.assert_frame_equal(first, fourth)
-    monkeypatch.setattr(audit, "SCORER_VERSION", "test-next")
+    monkeypatch.setattr(score_cache, "SCORER_VERSION", "test-next")
     fifth = audit_folder(folder, cache_dir=cache, workers=1)
     assert len(calls) == fifth["error"].eq("rescored").sum() > 0
 

@@ -140,6 +140,8 @@ def test_score_image_columns(page):
         "blur_score",
         "rotation_angle",
         "rotation_confidence",
+        "orientation",
+        "orientation_confidence",
         "brightness",
         "contrast",
         "noise",

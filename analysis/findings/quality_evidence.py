@@ -30,7 +30,8 @@ _SCORES: dict[str, tuple[str, int, str, str]] = {
     "noise": ("noise", +1, "less noisy", "noisier"),
     "brightness": ("brightness", 0, "darker", "brighter"),
 }
-_NOT_SCORES = {"batch", "width", "height", "rotation_angle", "rotation_confidence", "is_acceptable", "step"}
+_NOT_SCORES = {"batch", "width", "height", "rotation_angle", "rotation_confidence", "orientation",
+               "orientation_confidence", "is_acceptable", "step"}  # fmt: skip
 _TEXT_COLUMNS = {"path", "error", "reasons", "reason_codes"}
 
 

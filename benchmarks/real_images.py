@@ -1,0 +1,284 @@
+"""Real-image table of the image-quality benchmark: benchmarks/data/images (labels.csv, PROVENANCE.md).
+
+Rotation set: pages with text (skew in (-45, 45], CCW positive, and orientation 0/90/180/270 CCW) and photos without
+text. Blur set: sharp / blurred labels by eye, and graded focus-stack series.
+
+Metrics, tune and test split separately (split by source; figures on the test split are the result):
+- rotation: share of text pages with no answer (NaN), MAE of the skew with no answer scored as 0°, MAE where answered,
+  orientation accuracy (a method without an orientation estimate is scored as always answering 0), and the share of
+  pages without text that still got an angle (false answers).
+- blur: AUROC sharp vs blurred (higher score = sharper); Spearman correlation, per focus series, of the score with
+  each frame's distance in steps from the nearest frame labelled sharp (in a focus stack blur grows with the distance
+  from the in-focus plane on either side, so the raw step number is not a blur order); a good sharpness score falls
+  with that distance, so ≤ -0.97 is the bar.
+
+Skew is compared modulo 90° (a method without orientation cannot tell 6° from 96°), so skew error is
+min(|d|, 90 - |d|) on the (-45, 45] fold of both.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scipy.stats import spearmanr
+
+DATA = Path(__file__).resolve().parent / "data" / "images"
+
+
+@dataclass(frozen=True)
+class Row:
+    file: str
+    set: str
+    skew: float | None
+    orientation: int
+    has_text: bool
+    blur_label: str
+    series: str
+    step: int | None
+    source: str
+    split: str
+
+
+def load_rows(root: Path = DATA) -> list[Row]:
+    """Rows of labels.csv."""
+    out = []
+    with open(root / "labels.csv", newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            out.append(
+                Row(
+                    file=r["file"],
+                    set=r["set"],
+                    skew=float(r["skew_deg"]) if r["skew_deg"] else None,
+                    orientation=int(r["orientation"] or 0),
+                    has_text=r["has_text"] == "true",
+                    blur_label=r["blur_label"],
+                    series=r["focus_series"],
+                    step=int(r["focus_step"]) if r["focus_step"] else None,
+                    source=r["source_repo"],
+                    split=r["split"],
+                )
+            )
+    return out
+
+
+def load(row: Row, root: Path = DATA) -> np.ndarray:
+    img = cv2.imread(str(root / row.file), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise OSError(f"cannot read {row.file}")
+    return img
+
+
+def fold(a: float) -> float:
+    """An angle folded into (-45, 45]."""
+    return -(((-a + 45.0) % 90.0) - 45.0)
+
+
+def skew_error(pred: float, true: float) -> float:
+    d = abs(fold(pred) - fold(true))
+    return min(d, 90.0 - d)
+
+
+@dataclass
+class RotationFigures:
+    n_text: int
+    no_answer: float
+    mae: float  # no answer scored as 0°
+    mae_given: float
+    orientation_acc: float
+    false_answers: str  # on pages without text, "k/n"
+
+
+def rotation_figures(rows: list[Row], preds: list[tuple[float, int | None]]) -> RotationFigures:
+    """`preds`: (skew or NaN, orientation or None when the method has none) per row of the rotation set."""
+    err_all, err_given, missing, orient_ok, n_text, false_pos, n_blank = [], [], 0, 0, 0, 0, 0
+    for r, (skew, orient) in zip(rows, preds):
+        answered = skew is not None and not math.isnan(skew)
+        if not r.has_text:
+            n_blank += 1
+            false_pos += answered
+            continue
+        n_text += 1
+        true = r.skew or 0.0
+        if answered:
+            e = skew_error(skew, true)
+            err_given.append(e)
+            err_all.append(e)
+        else:
+            missing += 1
+            err_all.append(abs(true))
+        orient_ok += (orient or 0) == r.orientation
+    return RotationFigures(
+        n_text,
+        missing / max(n_text, 1),
+        float(np.mean(err_all)) if err_all else float("nan"),
+        float(np.mean(err_given)) if err_given else float("nan"),
+        orient_ok / max(n_text, 1),
+        f"{false_pos}/{n_blank}",
+    )
+
+
+def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    positive = positive.astype(bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass
+class BlurFigures:
+    n_labelled: int
+    auroc: float
+    series_rho: dict[str, float]
+    sharp_called_blurry: str  # sharp-labelled images under the threshold "k/n" (ours only)
+
+
+def _focus_distance(rows: list[Row], scores: np.ndarray) -> list[int]:
+    """Per frame of one series, its distance in steps from the nearest frame labelled sharp (a focus stack can have
+    two in-focus planes); without a labelled frame, from the frame the method itself rates sharpest (the method
+    gets the benefit of the doubt)."""
+    sharp = [r.step for r in rows if r.blur_label == "sharp" and r.step is not None]
+    if not sharp:
+        sharp = [rows[int(np.argmax(scores))].step or 0]
+    return [min(abs((r.step or 0) - s) for s in sharp) for r in rows]
+
+
+def blur_figures(rows: list[Row], scores: list[float], threshold: float | None = None) -> BlurFigures:
+    """Blur figures of higher-is-sharper `scores` per row of the blur set."""
+    s = np.array(scores, dtype=float)
+    lab = np.array([r.blur_label in ("sharp", "blurred") for r in rows])
+    sharp = np.array([r.blur_label == "sharp" for r in rows])
+    rho: dict[str, float] = {}
+    for name in sorted({r.series for r in rows if r.series}):
+        idx = [i for i, r in enumerate(rows) if r.series == name]
+        sub = [rows[i] for i in idx]
+        dist = _focus_distance(sub, s[idx])
+        rho[name] = float(spearmanr(dist, s[idx]).statistic) if len(idx) > 2 else float("nan")
+    called = "–"
+    if threshold is not None:
+        n_sharp = int(sharp.sum())
+        called = f"{int((s[sharp] < threshold).sum())}/{n_sharp}"
+    return BlurFigures(int(lab.sum()), auroc(s[lab], sharp[lab]), rho, called)
+
+
+# ------------------------------------------------------------------------------------------- methods
+Method = Callable[[np.ndarray], dict]
+
+
+def run_methods(
+    rows: list[Row], methods: dict[str, Method], root: Path = DATA
+) -> tuple[dict[str, list[dict]], dict[str, float]]:
+    """Each method's result per row (decoded once) and CPU seconds per method."""
+    images = [load(r, root) for r in rows]
+    out: dict[str, list[dict]] = {}
+    cpu: dict[str, float] = {}
+    for name, fn in methods.items():
+        t = time.process_time()
+        out[name] = [fn(img) for img in images]
+        cpu[name] = time.process_time() - t
+    return out, cpu
+
+
+def cleanvision_blur(rows: list[Row], root: Path = DATA) -> list[float] | None:
+    """cleanvision's blurry_score (higher = sharper) per row, or None when cleanvision is not installed."""
+    try:
+        from cleanvision import Imagelab
+    except ImportError:
+        return None
+    import contextlib
+    import io
+
+    paths = [str(root / r.file) for r in rows]
+    uniq = sorted(set(paths))
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        lab = Imagelab(filepaths=uniq, verbose=False)
+        lab.find_issues({"blurry": {}})
+    issues = lab.issues.reindex(uniq)
+    score = dict(zip(uniq, issues["blurry_score"].to_numpy(float)))
+    return [float(score[p]) for p in paths]
+
+
+def _fmt(v: float, spec: str) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def print_rotation_table(split: str, figures: dict[str, RotationFigures], cpu: dict[str, float], n: int) -> None:
+    print(f"\nReal images, rotation set, split={split} ({n} images):")
+    print(
+        "| method | text pages | no answer | skew MAE ° (no answer = 0°) | MAE ° where answered | orientation "
+        "accuracy | angle on no-text images | ms/image |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, f in figures.items():
+        ms = 1e3 * cpu.get(name, float("nan")) / max(n, 1)
+        print(
+            f"| {name} | {f.n_text} | {f.no_answer:.1%} | {_fmt(f.mae, '.2f')} | {_fmt(f.mae_given, '.2f')} | "
+            f"{f.orientation_acc:.1%} | {f.false_answers} | {_fmt(ms, '.0f')} |"
+        )
+
+
+def print_blur_table(split: str, figures: dict[str, BlurFigures]) -> None:
+    print(f"\nReal images, blur set, split={split}:")
+    series = sorted({k for f in figures.values() for k in f.series_rho})
+    head = " | ".join(f"Spearman vs steps from nearest sharp frame ({s})" for s in series)
+    print(f"| method | labelled images | AUROC sharp vs blurred | {head} | sharp images called blurry |")
+    print("|---|---|---|" + "---|" * len(series) + "---|")
+    for name, f in figures.items():
+        rhos = " | ".join(_fmt(f.series_rho.get(s, float("nan")), "+.3f") for s in series)
+        print(f"| {name} | {f.n_labelled} | {_fmt(f.auroc, '.3f')} | {rhos} | {f.sharp_called_blurry} |")
+
+
+def real_tables(
+    methods: dict[str, Method],
+    blur_key: dict[str, str],
+    rot_key: dict[str, tuple[str, str | None]],
+    threshold: float,
+    with_cleanvision: bool = True,
+    root: Path = DATA,
+) -> None:
+    """Print the rotation and blur tables per split.
+
+    `rot_key[name]` = (skew field, orientation field or None) of a method's result; `blur_key[name]` its sharpness
+    field (higher = sharper)."""
+    rows = load_rows(root)
+    for split in ("tune", "test"):
+        rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
+        results, cpu = run_methods(rot_rows, {k: v for k, v in methods.items() if k in rot_key}, root)
+        figs = {}
+        for name, (skey, okey) in rot_key.items():
+            preds = [(float(d[skey]), _orient(d, okey)) for d in results[name]]
+            figs[name] = rotation_figures(rot_rows, preds)
+        print_rotation_table(split, figs, cpu, len(rot_rows))
+        blur_rows = [r for r in rows if r.set == "blur" and r.split == split]
+        bres, _ = run_methods(blur_rows, {k: v for k, v in methods.items() if k in blur_key}, root)
+        bfigs = {
+            name: blur_figures(blur_rows, [float(d[key]) for d in bres[name]], threshold if name == "ours" else None)
+            for name, key in blur_key.items()
+        }
+        if with_cleanvision:
+            cv = cleanvision_blur(blur_rows, root)
+            if cv is None:
+                print("cleanvision: not installed")
+            else:
+                bfigs["cleanvision (blurry_score)"] = blur_figures(blur_rows, cv)
+        print_blur_table(split, bfigs)
+
+
+def _isnan(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _orient(d: dict, key: str | None) -> int | None:
+    """The orientation a method gave (None when it has none or gave none)."""
+    v = d.get(key) if key else None
+    return None if _isnan(v) else int(v)  # type: ignore[arg-type]

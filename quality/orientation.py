@@ -1,0 +1,286 @@
+"""Page rotation at any angle: text skew in (-45°, 45°] and page orientation (0/90/180/270), estimated separately.
+
+`estimate_rotation` works on a grey image already at most ``ROT_SIDE`` px long (`quality.scores` prepares it):
+
+1. Strokes: the morphological black-hat (dark ink) or top-hat (light ink) mask of `quality.rotation`; the paper's
+   polarity first, the other one when it shows no text.
+2. Glyphs: the mask's connected components of glyph size (not long rules, not single pixels).
+3. Line direction and the text test (the "docstrum"): the direction from each glyph to its two nearest glyphs,
+   modulo 180°. Along a text line glyphs are closer to each other than to the lines above and below, so the
+   directions pile up at the line direction; on a photo, texture or blank page they spread evenly. The page has text
+   when at least ``MIN_ALONG`` of the directions lie within 10° of the peak and the peak holds at least
+   ``MIN_ALONG_RATIO`` times more than the perpendicular direction. This decides 0°/180° against 90°/270° too: the
+   lines run where glyphs have close neighbours, whatever a table's rules or a form's boxes do.
+4. Skew: Postl's projection-profile criterion on the stroke pixels within ±10° of that direction (1° steps, then
+   0.25°, then 0.1° with a parabola through the best three): precise on dense pages, and searched only near the
+   glyphs' own direction, so a form's vertical rules cannot pull it 90° away.
+5. Up or down (0° vs 180°, 90° vs 270°): in Latin script far more letters rise above the x-height (b d f h k l t and
+   capitals) than fall below the baseline (g j p q y). Each glyph is compared with the median top and bottom of its
+   neighbours on the same line; the side with more protruding glyphs is up. Letters must be separate glyphs for that,
+   so when the glyphs at this scale are small the mask is taken again from a finer version of the image.
+
+Angles are degrees, counter-clockwise positive. `orientation` is how far the upright page was turned
+counter-clockwise, so the text lines run at `orientation + angle`. Every answer comes with a confidence (0..1):
+`confidence` grows with how clearly the glyphs line up; `orientation_confidence` is the product of two sign-test
+probabilities (normal approximation) that the counts deciding it are not chance: neighbour directions along against
+across the lines (0/180 against 90/270), and rising against falling glyphs (0 against 180).
+Both are NaN-free; with no text the angle and the orientation are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import cKDTree
+
+from quality.pixels import NOISE_MIN
+from quality.rotation import (
+    _dark_ink,
+    _mask_pixels,
+    _profile_criterion,
+    _sample_points,
+    _stroke_mask,
+    estimate_skew,
+)
+
+MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
+MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line direction
+MIN_ALONG_RATIO = 1.8  # ... and at least this many times the share in the perpendicular direction
+FINE_GLYPH_PX = 10.0  # glyphs (short side, median) smaller than this are re-read from a finer image for up/down
+_TOL_DEG = 10.0
+_MAX_POINTS, _COARSE_POINTS = 10000, 3000
+_MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
+_NEIGHBOURS, _BAND_Q, _PROTRUDE = 12, 0.3, 0.2  # up/down: neighbours per glyph, band quantile, protrusion (x-heights)
+_CHECK_BELOW, _AGREE_DEG = 0.35, 2.0  # text confidence under which the answer is cross-checked; agreement (degrees)
+_PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (the other polarity is then skipped)
+
+
+@dataclass(frozen=True)
+class PageRotation:
+    angle: float  # skew of the text lines, degrees CCW in (-45, 45]; NaN when there is no text
+    confidence: float  # 0..1
+    orientation: float  # 0, 90, 180 or 270 (degrees CCW the upright page was turned); NaN when there is no text
+    orientation_confidence: float  # 0..1
+
+
+NO_TEXT = PageRotation(float("nan"), 0.0, float("nan"), 0.0)
+
+
+def fold(angle: float) -> float:
+    """`angle` folded into (-45, 45] (lines at a and a + 90 have the same skew)."""
+    return -(((-angle + 45.0) % 90.0) - 45.0)
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    """The glyph-sized connected components of a stroke mask."""
+
+    labels: np.ndarray  # component label per pixel (0 = background; uint16 or int32), as cv2 gives it
+    centroids: np.ndarray  # (N, 2) x, y of the kept components
+    stats: np.ndarray  # (N, 5) cv2 stats (x, y, w, h, area) of the kept components
+    kept: np.ndarray  # (labels.max() + 1,) bool: which labels are glyphs
+
+    def mask(self) -> np.ndarray:
+        """0/1 uint8 mask of the glyphs alone (rules, panel edges and specks left out)."""
+        return self.kept[self.labels].view(np.uint8)
+
+
+def glyphs(mask: np.ndarray) -> Glyphs:
+    """The glyph-sized components of a 0/1 mask: not single specks, not long rules or large shapes."""
+    # 16-bit labels are twice as fast; a mask with more pixels than that could overflow them.
+    ltype = cv2.CV_16U if cv2.countNonZero(mask) < 65535 else cv2.CV_32S
+    _, labels, stats, cen = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+    h, w = mask.shape
+    long_side = np.maximum(stats[:, 2], stats[:, 3])
+    # One-pixel-thin pieces are the staircase of a rotated edge (a bar, a panel), not letters.
+    short_side = np.minimum(stats[:, 2], stats[:, 3])
+    kept = (stats[:, 4] >= 3) & (short_side >= 2) & (long_side <= 0.2 * min(h, w))
+    kept[0] = False
+    return Glyphs(labels, cen[kept], stats[kept], kept)
+
+
+def line_direction(cen: np.ndarray) -> tuple[float, float, float]:
+    """(direction of the text lines in degrees CCW in [0, 180), share of nearest-glyph directions within 10° of it,
+    the same share around the perpendicular direction) from glyph centroids (x, y with y down)."""
+    k = min(3, len(cen))
+    _, idx = cKDTree(cen).query(cen, k=k)
+    v = cen[idx[:, 1:]] - cen[:, None, :]
+    ang = (np.degrees(np.arctan2(-v[..., 1], v[..., 0])) % 180.0).ravel()
+    hist = np.bincount(ang.astype(np.intp) % 180, minlength=180).astype(np.float64)
+    width = int(2 * _TOL_DEG + 1)
+    smooth = np.convolve(np.concatenate([hist[-int(_TOL_DEG) :], hist, hist[: int(_TOL_DEG)]]), np.ones(width), "valid")
+    peak = int(np.argmax(smooth))
+    # Refine to the circular mean of the directions within the window.
+    near = np.abs(((ang - peak - 0.5) + 90.0) % 180.0 - 90.0) <= _TOL_DEG
+    d = np.deg2rad(2.0 * ang[near])
+    phi = (math.degrees(math.atan2(np.sin(d).sum(), np.cos(d).sum())) / 2.0) % 180.0
+    along = float(near.mean())
+    across = float((np.abs(((ang - phi - 90.0) + 90.0) % 180.0 - 90.0) <= _TOL_DEG).mean())
+    return phi, along, across
+
+
+def _skew_near(pixels: np.ndarray, phi: float) -> float:
+    """The line direction (degrees, within 10° of `phi`) that maximises Postl's criterion of the stroke pixels."""
+    pts = _sample_points(pixels, _MAX_POINTS)
+    coarse = np.arange(phi - 10.0, phi + 10.001, 1.0)
+    best = float(coarse[int(np.argmax(_profile_criterion(pts[:_COARSE_POINTS], coarse, 2.0)))])
+    mid = np.arange(best - 1.0, best + 1.001, 0.25)
+    best = float(mid[int(np.argmax(_profile_criterion(pts[: 2 * _COARSE_POINTS], mid, 1.0)))])
+    fine = np.arange(best - 0.3, best + 0.3001, 0.1)
+    sf = _profile_criterion(pts, fine, 1.0)
+    i = int(np.argmax(sf))
+    angle = float(fine[i])
+    if 0 < i < fine.size - 1:
+        a0, b0, c0 = sf[i - 1], sf[i], sf[i + 1]
+        den = a0 - 2 * b0 + c0
+        if den < 0:
+            angle += 0.1 * 0.5 * (a0 - c0) / den
+    return angle
+
+
+def _level(mask: np.ndarray, theta: float) -> np.ndarray:
+    """`mask` turned by `-theta` degrees (nearest neighbour, canvas grown to keep every pixel), so that lines running
+    at `theta` degrees CCW run left to right with the glyphs' tops up."""
+    if abs(theta) < 0.25:
+        return mask
+    h, w = mask.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -theta, 1.0)
+    c, s = abs(m[0, 0]), abs(m[0, 1])
+    nw, nh = int(h * s + w * c + 1), int(h * c + w * s + 1)
+    m[0, 2] += nw / 2 - w / 2
+    m[1, 2] += nh / 2 - h / 2
+    return cv2.warpAffine(mask, m, (nw, nh), flags=cv2.INTER_NEAREST, borderValue=0)
+
+
+def up_down(mask: np.ndarray, theta: float) -> tuple[int, int]:
+    """(glyphs rising above their line's x-height band, glyphs falling below its baseline) of a 0/1 glyph mask whose
+    lines run at `theta` degrees CCW with the glyphs' tops towards `theta + 90`. Upright Latin text has far more of
+    the first. The mask is levelled first, so each glyph's extent across its line is its bounding box."""
+    level = _level(mask, theta)
+    ltype = cv2.CV_16U if cv2.countNonZero(level) < 65535 else cv2.CV_32S
+    _, _, st, _ = cv2.connectedComponentsWithStats(level, connectivity=8, ltype=ltype)
+    st = st[1:].astype(np.float64)
+    short_side, long_side = np.minimum(st[:, 2], st[:, 3]), np.maximum(st[:, 2], st[:, 3])
+    glyph = (st[:, 4] >= 4) & (short_side >= 2) & (long_side <= 0.2 * min(mask.shape))
+    st = st[glyph]
+    if len(st) < MIN_GLYPHS:
+        return 0, 0
+    top, bot = -st[:, 1], -(st[:, 1] + st[:, 3])  # y up
+    mid_along = st[:, 0] + 0.5 * st[:, 2]
+    height = top - bot
+    med = float(np.median(height))
+    keep = (height > 0.4 * med) & (height < 3.0 * med)
+    if keep.sum() < MIN_GLYPHS:
+        return 0, 0
+    top, bot, mid_along = top[keep], bot[keep], mid_along[keep]
+    pos = np.stack([mid_along, 2.0 * (top + bot)], 1)  # neighbours on the same line: distance across lines counts 4x
+    _, idx = cKDTree(pos).query(pos, k=min(_NEIGHBOURS + 1, len(pos)))
+    # The band most neighbours cover: a low quantile of their tops, the mirrored quantile of their bottoms (mirrored,
+    # so that turning the page over swaps the two counts exactly).
+    q = round(_BAND_Q * (idx.shape[1] - 2))
+    line_top = np.sort(top[idx[:, 1:]], axis=1)[:, q]
+    line_bot = np.sort(bot[idx[:, 1:]], axis=1)[:, -1 - q]
+    x_height = np.maximum(line_top - line_bot, 1.0)
+    rising = int((top > line_top + _PROTRUDE * x_height).sum())
+    falling = int((bot < line_bot - _PROTRUDE * x_height).sum())
+    return rising, falling
+
+
+def _sign_confidence(a: int, b: int) -> float:
+    """Probability that a split of a + b glyphs into a and b is not a coin toss (normal approximation, 0.5..1)."""
+    n = a + b
+    if n == 0:
+        return 0.5
+    z = abs(a - b) / math.sqrt(n)
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def estimate_rotation(
+    g: np.ndarray,
+    noise: float = 0.0,
+    blur_px: float = 0.0,
+    finer: Callable[[float], np.ndarray | None] | None = None,
+) -> PageRotation:
+    """Skew and orientation of the text of uint8 grey `g` (at most ROT_SIDE px long); see the module doc.
+
+    `finer(f)`, when given, returns the same image `f` times larger (or None when no finer version exists): used to
+    tell up from down when the glyphs are too small at this scale."""
+    if min(g.shape) < 24:
+        return NO_TEXT
+    if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
+        g = cv2.GaussianBlur(g, (0, 0), 1.0)
+        noise = noise / (2.0 * math.sqrt(math.pi))
+    dark = _dark_ink(g)
+    for ink in (dark, not dark):
+        mask = _stroke_mask(g, ink, blur_px, noise)
+        found = glyphs(mask)
+        if len(found.centroids) < MIN_GLYPHS:
+            continue
+        phi, along, across = line_direction(found.centroids)
+        if along < MIN_ALONG or along < MIN_ALONG_RATIO * across:
+            if len(found.centroids) >= _PLENTY and along < _RANDOM_ALONG:
+                break  # plenty of shapes pointing every way: a texture, and its negative is one too
+            continue
+        theta = _skew_near(_mask_pixels(mask), phi)
+        n_dirs = 2 * len(found.centroids)  # two neighbour directions per glyph
+        line_conf = _sign_confidence(round(along * n_dirs), round(across * n_dirs))
+        rising, falling = _up_down_at_scale(g, found, ink, theta, finer)
+        if falling > rising:
+            theta += 180.0
+        skew = fold(theta)
+        orientation = float(round((theta - skew) / 90.0) * 90 % 360)
+        text_conf = min(1.0, (along - MIN_ALONG / 2) / (1.0 - MIN_ALONG / 2))
+        answer = PageRotation(
+            float(skew), float(text_conf), orientation, float(line_conf * _sign_confidence(rising, falling))
+        )
+        return answer if text_conf >= _CHECK_BELOW else _checked(answer, g, noise, blur_px)
+    return _fallback(g, noise, blur_px)
+
+
+def _checked(answer: PageRotation, g: np.ndarray, noise: float, blur_px: float) -> PageRotation:
+    """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
+    lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
+    bricks) with the text elsewhere, and its skew is kept, with the orientation unknown (0, confidence 0.5)."""
+    other = _fallback(g, noise, blur_px)
+    if math.isnan(other.angle):
+        return answer
+    gap = abs(((answer.angle - other.angle) + 45.0) % 90.0 - 45.0)
+    return answer if gap <= _AGREE_DEG else other
+
+
+def _fallback(g: np.ndarray, noise: float, blur_px: float) -> PageRotation:
+    """Text whose glyphs do not separate (heavy blur, faded or tiny print): the line-periodicity search of
+    `quality.rotation.estimate_skew`, which measures skew modulo 90° only. Up and down cannot be read from merged
+    glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way)."""
+    rot = estimate_skew(g, noise, blur_px)
+    if math.isnan(rot.angle):
+        return NO_TEXT
+    return PageRotation(fold(rot.angle), float(rot.confidence), 0.0, 0.5)
+
+
+def _up_down_at_scale(
+    g: np.ndarray,
+    found: Glyphs,
+    ink: bool,
+    theta: float,
+    finer: Callable[[float], np.ndarray | None] | None,
+) -> tuple[int, int]:
+    """`up_down` on a scale where letters are separate glyphs: this one, or a finer image when glyphs are small."""
+    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    factor = min(FINE_GLYPH_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
+    if finer is not None and factor >= 1.5:
+        big = finer(factor)
+        if big is not None and max(big.shape) >= 1.5 * max(g.shape):
+            # Only the block around the glyphs' median position is read (a bounded cost on large scans).
+            scale = big.shape[0] / g.shape[0]
+            cx, cy = (float(v) * scale for v in np.median(found.centroids, axis=0))
+            half = _FINE_CROP // 2
+            x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
+            y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
+            crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
+            return up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)).mask(), theta)
+    return up_down(found.mask(), theta)

@@ -1,0 +1,51 @@
+"""Blur that ranks: monotone in defocus over its whole range, on generated pages and on a real focus series."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from benchmarks.labelled_images import gaussian_blur, motion_blur, render_text_page
+from quality import scores as S
+
+BLUR = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "images" / "blur"
+
+
+def test_score_keeps_falling_with_defocus_and_never_collapses_to_zero():
+    page = render_text_page(800, 600, size=22, seed=3)
+    sigmas = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0]
+    values = [S.blur_score(gaussian_blur(page, s) if s else page) for s in sigmas]
+    assert all(a > b for a, b in itertools.pairwise(values)), values
+    assert values[-1] > 0.0  # heavy blur is a small score, not "unmeasurable"
+    # No floor: strong defocus keeps separating (the old scorer sat at ~60-66 from σ 3 px on).
+    assert values[sigmas.index(8.0)] < 0.6 * values[sigmas.index(4.0)], values
+
+
+def test_motion_blur_is_still_caught():
+    page = render_text_page(640, 480, size=20, seed=5)
+    assert S.blur_score(page) > 130
+    assert S.blur_score(motion_blur(page, 9, 0.0)) < 100
+    assert S.blur_score(motion_blur(page, 9, 90.0)) < 100
+
+
+def _frame(step: int) -> np.ndarray:
+    img = cv2.imread(str(BLUR / f"focusstack-pcb_depthmap_{step:03d}.jpg"), cv2.IMREAD_COLOR)
+    assert img is not None
+    return img
+
+
+def test_real_focus_series_falls_on_both_sides_of_the_focused_frames():
+    """A real focus stack (tune split; frames 3-4 labelled sharp): sharpness falls step by step on either side."""
+    score = {step: S.blur_score(_frame(step)) for step in range(10)}
+    left = [score[s] for s in (3, 2, 1, 0)]
+    right = [score[s] for s in (4, 5, 6, 7, 8, 9)]
+    assert all(a > b for a, b in itertools.pairwise(left)), score
+    assert all(a > b for a, b in itertools.pairwise(right)), score
+    assert min(score.values()) > 0.0
+
+
+def test_flat_image_has_no_edges_and_scores_zero():
+    assert S.blur_score(np.full((300, 300), 128, np.uint8)) == 0.0

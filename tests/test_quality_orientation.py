@@ -1,0 +1,182 @@
+"""Rotation at any angle: skew in (-45, 45] and page orientation 0/90/180/270, on real and generated pages."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.core.vocabulary import QualityReason
+from benchmarks.labelled_images import font_paths, render_text_page, rotate, rotate_expand
+from quality import ImageQualityFilter
+from quality.audit import apply_thresholds
+from quality.orientation import fold
+from quality.scores import rotation, score_image
+
+REAL = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "images" / "rotation"
+
+
+def _real(name: str) -> np.ndarray:
+    img = cv2.imread(str(REAL / name), cv2.IMREAD_UNCHANGED)
+    assert img is not None, name
+    return img
+
+
+def _skew_gap(a: float, b: float) -> float:
+    d = abs(fold(a) - fold(b))
+    return min(d, 90.0 - d)
+
+
+def _sparse_page(angle: float) -> np.ndarray:
+    """Six short, unevenly spaced lines on a mottled background, rotated by `angle` (the issue's failing case)."""
+    rng = np.random.default_rng(3)
+    mottled = cv2.GaussianBlur(rng.normal(200, 40, (60, 80)).astype(np.float32), (0, 0), 3)
+    page = cv2.resize(mottled, (640, 480), interpolation=cv2.INTER_CUBIC)
+    page = np.clip(page, 150, 250).astype(np.uint8)
+    font = font_paths()[0]
+    from PIL import Image, ImageDraw, ImageFont
+
+    pil = Image.fromarray(page)
+    draw = ImageDraw.Draw(pil)
+    f = ImageFont.truetype(font, 20)
+    for i, (x, y) in enumerate([(60, 70), (90, 120), (50, 200), (140, 230), (70, 330), (110, 400)]):
+        draw.text((x, y), ["total due", "paid", "invoice 12", "tax rate", "bank", "date of order"][i], 0, font=f)
+    return rotate(np.asarray(pil), angle, border=int(page[0, 0]))
+
+
+def _screenshot() -> np.ndarray:
+    """A screenshot-like page: a coloured title bar, a sidebar, buttons and short labels, BGR."""
+    img = np.full((600, 900, 3), 245, np.uint8)
+    img[:50] = (120, 70, 20)
+    img[50:, :180] = (230, 230, 230)
+    from PIL import Image, ImageDraw, ImageFont
+
+    pil = Image.fromarray(img[:, :, ::-1].copy())
+    draw = ImageDraw.Draw(pil)
+    f = ImageFont.truetype(font_paths()[0], 16)
+    draw.text((20, 15), "Settings - Account", (255, 255, 255), font=f)
+    for i, label in enumerate(["Overview", "Runs", "Images", "Reports", "Alerts", "Help"]):
+        draw.text((20, 80 + 40 * i), label, (30, 30, 30), font=f)
+    for i, label in enumerate(["Name", "Email address", "Team", "Time zone", "Language", "Theme"]):
+        draw.text((220, 90 + 60 * i), label, (30, 30, 30), font=f)
+        draw.rectangle((420, 85 + 60 * i, 820, 115 + 60 * i), outline=(160, 160, 160))
+        draw.text((430, 90 + 60 * i), f"value {i} of the field", (60, 60, 60), font=f)
+    draw.rectangle((700, 540, 820, 575), fill=(40, 120, 220))
+    draw.text((735, 548), "Save", (255, 255, 255), font=f)
+    return np.ascontiguousarray(np.asarray(pil)[:, :, ::-1])
+
+
+def test_sparse_text_on_a_mottled_background_gets_an_answer():
+    r = rotation(_sparse_page(23.6))
+    assert abs(r.angle - 23.6) < 1.0
+    assert r.orientation == 0
+    assert 0 < r.confidence <= 1
+
+
+def test_a_rotated_screenshot_gets_an_answer():
+    shot = _screenshot()
+    for angle in (0.0, 7.0, -12.0):
+        img = rotate(shot, angle, border=(245, 245, 245))
+        r = rotation(img)
+        assert abs(r.angle - angle) < 0.5, (angle, r)
+        assert r.orientation == 0
+
+
+@pytest.mark.parametrize(("name", "orientation"), [("skimage-page_rot90.png", 90), ("skimage-page_rot180.png", 180)])
+def test_real_page_on_its_side_or_upside_down_is_flagged_as_orientation(name, orientation):
+    result = ImageQualityFilter().assess_image_quality(_real(name))
+    assert result["orientation"] == orientation
+    assert result["orientation_confidence"] >= 0.9
+    assert QualityReason.ORIENTATION.value in result["reason_codes"]
+    assert not result["is_acceptable"]
+    # The skew is the same page's skew, whatever way up it is.
+    assert _skew_gap(result["rotation_angle"], -0.8) < 0.8
+
+
+def test_generated_page_turned_every_way_reports_its_orientation():
+    page = render_text_page(640, 480, size=18, seed=4)
+    for turned in (0, 90, 180, 270):
+        img = rotate_expand(rotate(page, 5.0), turned)
+        r = rotation(img)
+        assert r.orientation == turned, (turned, r)
+        assert abs(r.angle - 5.0) < 0.5, (turned, r)
+
+
+@pytest.mark.parametrize("total", [60.0, 70.0, 80.0, 100.0, -40.0])
+def test_text_lines_near_vertical_or_past_45_degrees_get_skew_and_orientation(total):
+    """Lines at `total` degrees CCW: orientation + skew with skew in (-45, 45] (the issue's 60-100° and -40° pages)."""
+    page = render_text_page(640, 480, size=18, seed=2)
+    r = rotation(rotate_expand(page, total))
+    assert not math.isnan(r.angle)
+    assert abs(((r.orientation + r.angle) - total + 180.0) % 360.0 - 180.0) < 0.5, (total, r)
+    assert -45.0 < r.angle <= 45.0
+
+
+def test_same_page_at_three_scales_gives_the_same_answer():
+    page = _real("ocrmypdf-skew.png")  # 1650 x 1275, skew -1.865 from the PDF's image matrix
+    answers = []
+    for scale in (1.0, 0.62, 0.4):
+        img = page if scale == 1.0 else cv2.resize(page, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        r = rotation(img)
+        answers.append(r.angle)
+        assert r.orientation == 0
+    assert max(answers) - min(answers) <= 0.3, answers
+    assert all(abs(a + 1.865) < 0.3 for a in answers), answers
+
+
+def test_blank_page_and_natural_photo_have_no_angle_and_no_rotation_reason():
+    f = ImageQualityFilter()
+    blank = np.full((480, 640), 250, np.uint8)
+    photo = _real("skimage-coffee.png")
+    for img in (blank, photo):
+        result = f.assess_image_quality(img)
+        assert math.isnan(result["rotation_angle"])
+        assert math.isnan(result["orientation"])
+        assert result["rotation_confidence"] == 0.0
+        assert not {QualityReason.ROTATION.value, QualityReason.ORIENTATION.value} & set(result["reason_codes"])
+
+
+def test_real_typed_page_that_used_to_get_no_answer_now_gets_one():
+    # The issue's "plain typed page (confidence 0.90)" that gave NaN: deskew's test page 1 (6172 px tall).
+    r = rotation(_real("deskew-1.png"))
+    assert abs(r.angle - 1.0) < 0.6
+    assert r.orientation == 0
+
+
+def test_apply_thresholds_flags_a_confident_orientation_and_keeps_frames_without_the_column():
+    base = {
+        "path": "a.png",
+        "width": 800,
+        "height": 600,
+        "blur_score": 200.0,
+        "rotation_angle": 1.0,
+        "rotation_confidence": 0.6,
+        "brightness": 0.8,
+        "contrast": 0.7,
+        "noise": 1.0,
+        "error": None,
+    }
+    rows = [
+        dict(base, orientation=180.0, orientation_confidence=0.99),
+        dict(base, orientation=90.0, orientation_confidence=0.55),  # not confident: reported, not flagged
+        dict(base, orientation=0.0, orientation_confidence=1.0),
+        dict(base, rotation_angle=float("nan"), orientation=float("nan"), orientation_confidence=0.0),
+    ]
+    judged = apply_thresholds(pd.DataFrame(rows))
+    assert judged["reason_codes"].tolist() == [[QualityReason.ORIENTATION.value], [], [], []]
+    assert judged["is_acceptable"].tolist() == [False, True, True, True]
+    old = apply_thresholds(pd.DataFrame([base]))  # a cache written before the orientation columns existed
+    assert old["is_acceptable"].tolist() == [True]
+    # The filter and apply_thresholds agree on the same scores.
+    f = ImageQualityFilter()
+    assert [[x.code.value for x in f.failures(r)] for r in rows] == judged["reason_codes"].tolist()
+
+
+def test_score_image_returns_orientation_columns():
+    s = score_image(render_text_page(400, 300, size=16, seed=1))
+    assert s["orientation"] == 0.0
+    assert 0.5 <= s["orientation_confidence"] <= 1.0
