@@ -330,10 +330,12 @@ def test_close_writes_the_reports_of_the_finished_monitored_run(finished_run, mo
     fake.run = None  # run.finish(): its history is complete on disk
     monitor.close()
     assert list(monitor.report_paths) == ["json"]
-    doc = json.loads((tmp_path / "r" / "monitored_run_report.json").read_text())
+    (written,) = (tmp_path / "r").iterdir()
+    assert written.name.startswith("monitored_run-") and written.name.endswith("_report.json")  # name-<run id>
+    doc = json.loads(written.read_text())
     assert doc["run"]["name"] == "monitored_run" and [p["batch"] for p in doc["problematic_batches"]][:1] == [1]
     monitor.close()  # a second close writes nothing again
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["monitored_run_report.json"]
+    assert list((tmp_path / "r").iterdir()) == [written]
 
 
 def test_close_while_the_run_is_active_or_with_reports_off_writes_nothing(finished_run, monkeypatch, tmp_path, caplog):

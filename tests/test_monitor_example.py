@@ -62,7 +62,8 @@ def test_lr_spike_is_detected_rolled_back_and_logged(tmp_path):
     assert saved == {f"ckpt_step_{s}.npz" for s in range(15, 301, 15)}
     # monitor.close() after run.finish() wrote the reports of the finished run (auto_generate_reports)
     reports = sorted(p.name for p in (tmp_path / "experiment_reports").iterdir())
-    assert reports == [f"train-loop-example_report.{ext}" for ext in ("html", "json", "md")]
+    run_id = next((tmp_path / "wandb").glob("offline-run-*")).name.rsplit("-", 1)[-1]
+    assert reports == [f"train-loop-example-{run_id}_report.{ext}" for ext in ("html", "json", "md")]
     assert all(f"report: {tmp_path / 'experiment_reports'}" in out for _ in reports)
 
 

@@ -241,10 +241,15 @@ def test_secrets_are_never_written(hostile, tmp_path, monkeypatch):
 def test_write_reports_names_formats_and_errors(hostile, tmp_path):
     _, report = hostile
     paths = write_reports(report, tmp_path / "out", formats=("md", "json"))
-    assert sorted(p.name for p in paths.values()) == [
-        "script_alert_1_script_report.json",
-        "script_alert_1_script_report.md",
+    # the hostile name made safe, then the run id (reports of two runs never overwrite each other)
+    names = sorted(p.name for p in paths.values())
+    assert [
+        re.fullmatch(r"script_alert_1_script-([A-Za-z0-9._-]+)_report\.(json|md)", n) is not None for n in names
+    ] == [
+        True,
+        True,
     ]
+    assert names[0].removesuffix(".json") == names[1].removesuffix(".md")
     assert set(paths) == {"markdown", "json"}
     assert not list((tmp_path / "out").glob("*.tmp"))
     assert normalise_formats("md, html,md") == ["markdown", "html"]

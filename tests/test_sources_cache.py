@@ -116,3 +116,55 @@ def test_unwritable_cache_location_still_loads(run_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(blocker))
     run = open_run(run_dir)
     assert len(run.history) == 25 and not blocker.is_dir()
+
+
+# -- cache trust (issue 17, item 12) ---------------------------------------------------------------------------
+def _edit_in_place(wfile: Path, old: bytes, new: bytes) -> None:
+    """Replace value text `old` by `new` (same length) in one history record, checksums fixed, size and mtime
+    kept (as `cp -p`, `rsync -t` or `tar` leave a file)."""
+    from analysis.sources._schema import Record
+    from tests.wandb_synth import record_payloads, reframe
+
+    st = wfile.stat()
+    payloads = record_payloads(wfile)
+    for i, p in enumerate(payloads):
+        rec = Record.FromString(p)
+        if rec.WhichOneof("record_type") == "history" and old in rec.history:
+            rec.history = rec.history.replace(old, new, 1)
+            payloads[i] = rec.SerializeToString()
+            break
+    else:
+        raise AssertionError(f"{old!r} not in any history record")
+    data = reframe(payloads)
+    assert len(data) == st.st_size
+    wfile.write_bytes(data)
+    os.utime(wfile, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_an_in_place_edit_with_the_mtime_restored_is_not_served_stale(run_dir, cache_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "wandb" / run_dir.name
+    shutil.copytree(run_dir, copy)
+    before = open_run(copy)  # cached now
+    assert 0.51 in before.history["val/recall"].tolist()
+    _edit_in_place(next(copy.glob("*.wandb")), b"0.51", b"0.91")
+    after = open_run(copy)
+    direct = open_run(copy, cache=False)
+    assert 0.91 in after.history["val/recall"].tolist() and 0.51 not in after.history["val/recall"].tolist()
+    pd.testing.assert_frame_equal(after.history, direct.history)
+
+
+def test_an_entry_copied_from_another_run_is_not_served(run_dir, cache_dir, tmp_path):
+    import shutil
+
+    other = write_run(tmp_path / "other", "other", [{"val/recall": 0.123, "global_step": s} for s in range(3)])
+    mine = open_run(run_dir)
+    open_run(other)
+    mine_entry = cache.entry_path(next(run_dir.glob("*.wandb")), None)
+    other_entry = cache.entry_path(next(other.glob("*.wandb")), None)
+    assert mine_entry.is_file() and other_entry.is_file()
+    shutil.copyfile(other_entry, mine_entry)  # the other run's entry under this run's name
+    again = open_run(run_dir)
+    assert again.ref.run_id == mine.ref.run_id
+    pd.testing.assert_frame_equal(again.history, mine.history)

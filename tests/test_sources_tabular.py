@@ -153,3 +153,55 @@ def test_a_json_array_of_non_objects_is_a_typed_error(tmp_path):
     p.write_text("[1, 2, 3]")
     with pytest.raises(CorruptRunFile, match="one object per row"):
         open_run(p, cache=False)
+
+
+def test_a_jsonl_document_nested_100000_deep_is_a_clear_error(tmp_path):
+    """Issue 17, item 13: json.loads recursed once per level and raised RecursionError."""
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"_step": 0, "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    with pytest.raises(CorruptRunFile, match="nested too deeply"):
+        open_table(deep)
+    doc = tmp_path / "deep.json"
+    doc.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CorruptRunFile, match="nested too deeply"):
+        open_table(doc)
+
+
+def test_a_csv_cell_nested_too_deeply_stays_text(tmp_path):
+    path = tmp_path / "deep.csv"
+    cell = "[" * 100_000 + "]" * 100_000
+    path.write_text(f"_step,x,loss\n0,{cell},0.5\n1,{cell},0.25\n")
+    run = open_table(path)
+    assert run.history["loss"].tolist() == [0.5, 0.25]
+    assert run.history["x"].tolist() == [cell, cell]
+
+
+def test_a_wide_numeric_csv_reads_as_pandas_would(tmp_path, monkeypatch):
+    """Issue 17, item 14: tables of many columns take a vectorised reader (100,000 columns took 104 s in the
+    CLI); it must give the frame pandas gives, and leave anything less plain to pandas."""
+    import numpy as np
+
+    from analysis.sources import tabular
+
+    rng = np.random.default_rng(3)
+    n_cols = tabular.WIDE_COLUMNS + 10
+    names = ["global_step"] + [f"batch_{i}/recall" for i in range(n_cols - 2)] + ["count"]
+    rows = []
+    for s in range(6):
+        cells = [str(s)] + [f"{v:.5g}" for v in rng.random(n_cols - 2)] + [str(-3 * s)]
+        if s == 2:
+            cells[5] = ""  # a missing value
+            cells[6] = "NaN"
+        rows.append(",".join(cells))
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + "\n".join(rows) + "\n")
+    fast = open_table(path)
+    monkeypatch.setattr(tabular, "WIDE_COLUMNS", 10**9)
+    slow = open_table(path)
+    pd.testing.assert_frame_equal(fast.history, slow.history)
+    assert fast.summary == slow.summary
+    assert fast.history["count"].dtype == "int64" and math.isnan(fast.history["batch_4/recall"][2])
+    monkeypatch.setattr(tabular, "WIDE_COLUMNS", 3)
+    text = tmp_path / "text.csv"  # a text cell: pandas decides
+    text.write_text("a,b,c,d\n1,2,x,4\n5,6,7,8\n")
+    assert open_table(text).history["c"].tolist() == ["x", "7"]

@@ -103,3 +103,36 @@ def history_record_ends(path: Path) -> list[int]:
         if rec.WhichOneof("record_type") == "history":
             ends.append(status.bytes_read)
     return ends
+
+
+def record_payloads(path: Path) -> list[bytes]:
+    """The payload of every checksummed record of a .wandb file, in order (the reader's own scan)."""
+    from analysis.core.run import ReadStatus
+    from analysis.sources._logfile import iter_payloads
+
+    return list(iter_payloads(path, ReadStatus()))
+
+
+def reframe(payloads: list[bytes], version: int = 0) -> bytes:
+    """A .wandb file holding `payloads` as records, every chunk with a valid checksum (framing written here,
+    independently of the reader): how a test plants records that are checksummed but malformed."""
+    import struct
+    import zlib
+
+    block = 32768
+    out = bytearray(b":W&B" + struct.pack("<HB", 0xBEE1, version))
+    for data in payloads:
+        first = True
+        while True:
+            left = block - len(out) % block
+            if left < 7:
+                out += b"\0" * left
+                left = block
+            piece, data = data[: left - 7], data[left - 7 :]
+            last = not data
+            kind = 1 if first and last else 2 if first else 4 if last else 3
+            out += struct.pack("<IHB", zlib.crc32(bytes([kind]) + piece), len(piece), kind) + piece
+            first = False
+            if last:
+                break
+    return bytes(out)

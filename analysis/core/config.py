@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis.core.errors import ConfigError
 from analysis.core.vocabulary import Direction
@@ -34,6 +34,12 @@ def _all_formats() -> list[ReportFormat]:
     return ["markdown", "json", "html"]
 
 
+# Every number has a sane range: a value that passes validation must never overflow later (a window of 1e20
+# points, a retry delay of 1e300 seconds).
+_MAX_STEPS = 1_000_000_000
+_Pixels = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
 class _Strict(BaseModel):
     # NaN/Inf are never meaningful settings (a NaN threshold silently disables its check)
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
@@ -41,9 +47,11 @@ class _Strict(BaseModel):
 
 class AnomalyDetectionConfig(_Strict):
     performance_drop_threshold: float = Field(0.05, ge=0, le=1, description="relative drop from the running best")
-    statistical_anomaly_zscore: float = Field(3.0, gt=0, description="|z| above this on the rolling window flags")
-    zscore_window: int = Field(20, ge=3, description="rolling window (points) for z-scores")
-    warmup_steps: int = Field(5, ge=0, description="points before the z-score and drop detectors start")
+    statistical_anomaly_zscore: float = Field(
+        3.0, gt=0, le=1e12, description="|z| above this on the rolling window flags"
+    )
+    zscore_window: int = Field(20, ge=3, le=100_000, description="rolling window (points) for z-scores")
+    warmup_steps: int = Field(5, ge=0, le=_MAX_STEPS, description="points before the z-score and drop detectors start")
     robust: bool = Field(True, description="also run the median/MAD detector")
     drop_only: bool = Field(False, description="only report degradations (cuts alert fatigue)")
     critical_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative degradation that is critical")
@@ -54,19 +62,23 @@ class AnomalyDetectionConfig(_Strict):
     metric_thresholds: dict[str, float] = Field(default_factory=lambda: {"recall": 0.8})
     # Direction overrides; otherwise the name decides (analysis.core.vocabulary.metric_direction).
     metric_directions: dict[str, Direction] = Field(default_factory=dict)
-    cross_batch_mad: float = Field(4.0, gt=0, description="robust z below the peers at the same step")
-    change_point_min_size: int = Field(3, ge=2, description="minimum points per change-point segment")
-    change_point_penalty: float | None = Field(None, gt=0, description="ruptures penalty; None scales it to the noise")
+    cross_batch_mad: float = Field(4.0, gt=0, le=1000, description="robust z below the peers at the same step")
+    change_point_min_size: int = Field(3, ge=2, le=100_000, description="minimum points per change-point segment")
+    change_point_penalty: float | None = Field(
+        None, gt=0, le=1e12, description="ruptures penalty; None scales it to the noise"
+    )
 
 
 class AutoRecoveryConfig(_Strict):
     enable: bool = True
     strategies: list[RecoveryStrategy] = Field(default_factory=_all_strategies)
     severe_drop_threshold: float = Field(0.15, ge=0, le=1, description="relative drop that triggers a rollback")
-    plateau_patience: int = Field(10, ge=1, description="steps without improvement before an LR change")
+    plateau_patience: int = Field(10, ge=1, le=_MAX_STEPS, description="steps without improvement before an LR change")
     lr_factor: float = Field(0.5, gt=0, lt=1)
-    early_stop_patience: int = Field(30, ge=1, description="steps of sustained degradation before stopping")
-    max_rollbacks: int = Field(3, ge=0)
+    early_stop_patience: int = Field(
+        30, ge=1, le=_MAX_STEPS, description="steps of sustained degradation before stopping"
+    )
+    max_rollbacks: int = Field(3, ge=0, le=1000)
 
 
 class ReportingConfig(_Strict):
@@ -97,10 +109,10 @@ class AlertsConfig(_Strict):
     smtp_starttls: bool = False
     smtp_user: str | None = None
     smtp_sender: str = "experiment-analyzer@localhost"
-    throttle_seconds: float = Field(300.0, ge=0, description="min seconds between alerts for one metric")
-    timeout_seconds: float = Field(5.0, gt=0)
-    max_retries: int = Field(3, ge=0)
-    retry_backoff_seconds: float = Field(0.5, gt=0, description="first retry delay; doubles up to 30 s")
+    throttle_seconds: float = Field(300.0, ge=0, le=7 * 86400, description="min seconds between alerts for one metric")
+    timeout_seconds: float = Field(5.0, gt=0, le=300)
+    max_retries: int = Field(3, ge=0, le=100)
+    retry_backoff_seconds: float = Field(0.5, gt=0, le=3600, description="first retry delay; doubles up to 30 s")
     min_severity: Literal["info", "warning", "critical"] = Field("warning", description="least severity sent")
 
     @field_validator("email_recipients")
@@ -147,7 +159,10 @@ class ExperimentMonitoringConfig(_Strict):
 
 class TrainingConfig(_Strict):
     validation_interval: int = Field(
-        100, ge=1, description="log_batch_metrics(config=...) logs only at steps that are multiples of this"
+        100,
+        ge=1,
+        le=_MAX_STEPS,
+        description="log_batch_metrics(config=...) logs only at steps that are multiples of this",
     )
     batch_logging: bool = Field(True, description="false: log_batch_metrics(config=...) logs nothing")
     checkpoint_dir: str = "./checkpoints"
@@ -178,16 +193,16 @@ class TrainingConfig(_Strict):
 
 
 class DataQualityConfig(_Strict):
-    min_resolution: tuple[NonNegativeInt, NonNegativeInt] = (100, 100)  # (width, height) in pixels
+    min_resolution: tuple[_Pixels, _Pixels] = (100, 100)  # (width, height) in pixels
     max_rotation_degrees: float = Field(15, ge=0, le=90)
-    blur_threshold: float = Field(100, ge=0, description="in blur_score units; higher = sharper")
+    blur_threshold: float = Field(100, ge=0, le=1e9, description="in blur_score units; higher = sharper")
     enable_filtering: bool = Field(
         False,
         description="move logged problematic images that fail the checks out of the analysis' problem-image list "
         "into its filtered list (needs a data directory; the audit and root causes keep every image)",
     )
     min_contrast: float = Field(0.1, ge=0, le=1, description="luminance p99 - p1 on 0..1; 0 disables the check")
-    max_image_pixels: int = Field(100_000_000, gt=0, description="decompression-bomb cap")
+    max_image_pixels: int = Field(100_000_000, gt=0, le=2**40, description="decompression-bomb cap")
 
     @field_validator("min_resolution", mode="before")
     @classmethod
@@ -296,6 +311,16 @@ def parse_config_text(text: str, *, source: str = "config") -> AnalyzerConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    except RecursionError:  # PyYAML recurses once per nesting level
+        raise ConfigError(f"{source}: nested too deeply to be a configuration") from None
+    try:
+        return _validated(node, data, source)
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to be a configuration") from None
+
+
+def _validated(node: yaml.Node | None, data: Any, source: str) -> AnalyzerConfig:
+    """Duplicate keys refused, then the data validated (errors name the key and its line)."""
     dups = _duplicate_keys(node)
     if dups:
         raise ConfigError(

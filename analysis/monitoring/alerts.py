@@ -4,6 +4,9 @@ A sink has a `name` and `send(alert) -> str` (a short detail on success; it rais
 `AlertDispatcher` gives every sink its own daemon thread and bounded queue: `submit()` never blocks and never
 raises, failures are retried with exponential backoff and then reported (logged, counted, kept in `results`).
 `send_test_alert(config)` sends one test alert synchronously to every configured sink, for the settings page.
+Webhook URLs are secrets: they are registered with `analysis.monitoring.secrets`, which keeps their path and
+query out of every message, result and log record. (Over 400 lines: the sinks, the dispatcher and its workers
+share the delivery types and are read together.)
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import requests
 
 from analysis.core.config import AlertsConfig, AnalyzerConfig
 from analysis.core.records import Anomaly
+from analysis.core.redaction import redact_text
 from analysis.core.vocabulary import Severity
+from analysis.monitoring.secrets import register_secret, scrub
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,10 @@ class SlackWebhookSink:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         self.url = url
         self.timeout = timeout
+        register_secret(url)
+
+    def __repr__(self) -> str:  # never the URL: its path and query are the secret
+        return f"SlackWebhookSink(timeout={self.timeout})"
 
     @staticmethod
     def payload(alert: Alert) -> dict:
@@ -107,9 +115,9 @@ class SlackWebhookSink:
         try:
             resp = requests.post(self.url, json=self.payload(alert), timeout=self.timeout)
         except requests.RequestException as exc:
-            raise AlertDeliveryError(f"{type(exc).__name__}: {_redact(str(exc), self.url)}") from None
-        if not 200 <= resp.status_code < 300:
-            raise AlertDeliveryError(f"HTTP {resp.status_code}: {resp.text[:200]}")
+            raise AlertDeliveryError(f"{type(exc).__name__}: {redact_text(str(exc), [self.url])}") from None
+        if not 200 <= resp.status_code < 300:  # the body may echo the path ("Cannot POST /services/T/B/...")
+            raise AlertDeliveryError(f"HTTP {resp.status_code}: {redact_text(resp.text, [self.url])[:200]}")
         return f"HTTP {resp.status_code}"
 
 
@@ -215,12 +223,12 @@ def sinks_from_config(config: AnalyzerConfig | AlertsConfig) -> list[AlertSink]:
 
 
 def deliver(sink: AlertSink, alert: Alert) -> SinkResult:
-    """One attempt; never raises."""
+    """One attempt; never raises. The detail is redacted (a user's sink may put its URL in an error)."""
     try:
-        return SinkResult(sink.name, True, str(sink.send(alert)), 1, alert.title)
+        return SinkResult(sink.name, True, scrub(str(sink.send(alert))), 1, alert.title)
     except Exception as exc:  # a sink is user-extensible: any failure is a delivery failure
         detail = str(exc) if isinstance(exc, AlertDeliveryError) else f"{type(exc).__name__}: {exc}"
-        return SinkResult(sink.name, False, detail, 1, alert.title)
+        return SinkResult(sink.name, False, scrub(detail), 1, alert.title)
 
 
 def send_test_alert(config: AnalyzerConfig, sinks: Sequence[AlertSink] | None = None) -> list[SinkResult]:
@@ -269,6 +277,7 @@ class _SinkWorker:
         self.queue: queue.Queue[Alert | None] = queue.Queue(maxsize=owner.queue_size)
         self._lock = threading.Lock()
         self._alive = False
+        self._thread: threading.Thread | None = None
 
     def put(self, alert: Alert) -> None:
         with self._lock:
@@ -284,8 +293,22 @@ class _SinkWorker:
                     except queue.Empty:
                         pass
             if not self._alive:
-                self._alive = True
-                threading.Thread(target=self._run, name=f"alert-sink-{self.sink.name}", daemon=True).start()
+                self._start()
+
+    def _start(self) -> None:
+        """Start the worker thread (with `_lock` held)."""
+        self._alive = True
+        self._thread = threading.Thread(target=self._run, name=f"alert-sink-{self.sink.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    def restart(self) -> None:
+        with self._lock:
+            if not self._alive:
+                self._start()
 
     def stop(self) -> None:
         with self._lock:
@@ -295,13 +318,21 @@ class _SinkWorker:
                     self.queue.put_nowait(None)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:  # however the loop ended, the next `put` starts a new thread
+            with self._lock:
+                if self._thread is threading.current_thread():
+                    self._alive = False
+
+    def _serve(self) -> None:
         while True:
             try:
                 alert = self.queue.get(timeout=self.owner.idle_seconds)
             except queue.Empty:
                 with self._lock:
                     if self.queue.empty():
-                        self._alive = False
+                        self._alive = False  # under the lock: a `put` from now on starts a new thread
                         return
                 continue
             try:
@@ -309,13 +340,18 @@ class _SinkWorker:
                     with self._lock:
                         self._alive = False
                     return
-                self.owner._record(self._deliver_with_retries(alert))
+                try:
+                    result = self._deliver_with_retries(alert)
+                except Exception as exc:  # a bug here must cost this alert (reported), not the thread
+                    self.owner._count_lost(self.sink.name, alert, exc)
+                    continue
+                self.owner._record(result)
             finally:
                 self.queue.task_done()
 
     def _deliver_with_retries(self, alert: Alert) -> SinkResult:
         owner = self.owner
-        delay = owner.backoff
+        delay = min(owner.backoff, owner.max_backoff)
         for attempt in range(1, owner.max_retries + 2):
             res = deliver(self.sink, alert)
             if res.ok or attempt > owner.max_retries or owner._stopping.is_set():
@@ -344,15 +380,18 @@ class AlertDispatcher:
         idle_seconds: float = 60.0,
     ) -> None:
         self.sinks = list(sinks)
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
+        self.max_retries = min(max(int(max_retries), 0), 100)
+        # a wait longer than threading allows (1e300 s) would raise in the worker: delays are bounded
+        self.max_backoff = min(max(float(max_backoff), 0.0), 3600.0)
+        self.backoff = min(max(float(backoff), 0.0), self.max_backoff)
         self.queue_size = queue_size
         self.idle_seconds = idle_seconds
         self.results: deque[SinkResult] = deque(maxlen=keep_results)
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
+        self.lost = 0  # alerts a sink worker could not process at all (reported in the log)
+        self._losses_seen = 0  # dropped + lost at the previous flush
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._workers: list[_SinkWorker] | None = None  # started on the first alert
@@ -374,14 +413,21 @@ class AlertDispatcher:
             return list(self.results)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every queued alert was delivered or given up; True if that happened within `timeout`."""
+        """Wait until every queued alert was delivered or given up; True if that happened within `timeout` and no
+        alert was dropped (queue full) or lost (a worker failed) since the previous flush."""
         deadline = time.monotonic() + timeout
         for w in self._workers or []:
             while w.queue.unfinished_tasks:
                 if time.monotonic() >= deadline:
                     return False
+                if not w.alive and w.queue.unfinished_tasks:
+                    w.restart()  # a worker that died with work pending (cannot happen by design; never hang)
                 time.sleep(0.01)
-        return True
+        with self._lock:
+            losses = self.dropped + self.lost
+            clean = losses == self._losses_seen
+            self._losses_seen = losses
+        return clean
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what is pending (bounded by `timeout`), then stop the threads; retries are abandoned."""
@@ -402,16 +448,15 @@ class AlertDispatcher:
                 "alert %r not delivered to %s after %d attempt(s): %s", res.title, res.name, res.attempts, res.detail
             )
 
+    def _count_lost(self, name: str, alert: Alert, exc: BaseException) -> None:
+        with self._lock:
+            self.lost += 1
+            self.results.append(
+                SinkResult(name, False, scrub(f"not processed: {type(exc).__name__}: {exc}"), 0, alert.title)
+            )
+        log.error("alert %r lost by sink %s: %s", alert.title, name, scrub(f"{type(exc).__name__}: {exc}"))
+
     def _count_dropped(self, name: str) -> None:
         with self._lock:
             self.dropped += 1
         log.warning("alert queue for %s is full; dropped the oldest pending alert", name)
-
-
-def _redact(text: str, url: str) -> str:
-    """Webhook URLs are secrets (the token is the path): keep them out of messages and logs."""
-    if not url:
-        return text
-    text = text.replace(url, "<webhook url>")
-    path = urlsplit(url).path
-    return text.replace(path, "/<redacted>") if len(path) > 1 else text

@@ -160,7 +160,7 @@ class TrainingMonitor:
 
     # -- detection ----------------------------------------------------------------------------------------------
     def log_step(
-        self, step: int, metrics: MetricsLike, batch_info: Mapping[str, Any] | None = None
+        self, step: int, metrics: MetricsLike, batch_info: Mapping[str, Any] | Any = None
     ) -> list[MonitorAnomaly]:
         """Record one step of metrics and return the anomalies found at this step (may be empty).
 
@@ -284,11 +284,21 @@ def _thresholds(alert_thresholds: Mapping[str, float] | None) -> dict[str, float
     return out
 
 
-def _batch_of(batch_info: Mapping[str, Any] | None) -> int | None:
-    if not batch_info:
+def _batch_of(batch_info: Any) -> int | None:
+    """The batch index in `batch_info` (a dict, a pandas Series, ...; anything else, a DataFrame or an array
+    included, gives None: a mistake must not raise into the loop)."""
+    if batch_info is None or (not isinstance(batch_info, Mapping) and not _is_series(batch_info)):
         return None
     for key in ("batch", "batch_idx", "batch_index"):
-        v = batch_info.get(key) if isinstance(batch_info, Mapping) else None
+        try:
+            v = batch_info.get(key)
+        except Exception:  # a user's mapping may raise anything
+            return None
         if isinstance(v, numbers.Integral) and not isinstance(v, bool):  # also numpy / torch-free ints
             return int(v)
     return None
+
+
+def _is_series(obj: Any) -> bool:
+    """A pandas Series (checked without importing pandas)."""
+    return type(obj).__name__ == "Series" and type(obj).__module__.startswith("pandas")

@@ -9,6 +9,7 @@ into, or block, the training loop.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -87,9 +88,9 @@ class MonitorResponse:
         lines = [f"- [{a.severity}] {a.message}" for a in anomalies[:_MAX_ALERT_LINES]]
         if len(anomalies) > _MAX_ALERT_LINES:
             lines.append(f"- ... and {len(anomalies) - _MAX_ALERT_LINES} more")
-        if batch_info:
-            info = dict(batch_info) if isinstance(batch_info, Mapping) else batch_info
-            lines.append(f"batch info: {info!r}"[:500])
+        info = _describe(batch_info)
+        if info:
+            lines.append(f"batch info: {info}"[:500])
         return Alert(title=title[:63], text="\n".join(lines), level=level.value, step=step, anomalies=tuple(anomalies))
 
     @property
@@ -105,3 +106,18 @@ class MonitorResponse:
             "dropped": d.dropped,
             "throttled": self.throttle.suppressed,
         }
+
+
+def _describe(batch_info: Any) -> str:
+    """A short text of `batch_info` for an alert ("" for none); never raises (a DataFrame, an array, a Series or
+    a user's object whose truth value or repr fails)."""
+    if batch_info is None:
+        return ""
+    try:
+        if isinstance(batch_info, Mapping):
+            if not batch_info:
+                return ""
+            return reprlib.repr(dict(batch_info))
+        return reprlib.repr(batch_info)
+    except Exception:
+        return f"<{type(batch_info).__name__}>"

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 _BATCH_KEY = re.compile(r"^batch_(\d+)/")
 _REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
 _RESUM_EVERY = 1024  # pushes between exact recomputations of a window's running sums
+_CANCELLED = 1e-6  # ... and sooner when the sum of squares fell below this fraction of its peak
 
 
 class MetricState:
@@ -48,6 +49,7 @@ class MetricState:
         "pushes",
         "s1",
         "s2",
+        "s2_peak",
         "shift",
         "stale",
         "threshold",
@@ -60,6 +62,7 @@ class MetricState:
         self.shift: float | None = None  # subtracted before summing, to keep the variance numerically stable
         self.s1 = 0.0
         self.s2 = 0.0
+        self.s2_peak = 0.0  # largest s2 since the last exact recomputation (how much precision s2 may have lost)
         self.best: float | None = None
         self.best_step: int | None = None
         self.stale = 0
@@ -127,7 +130,11 @@ class MetricState:
         self.s1 += x
         self.s2 += x * x
         self.pushes += 1
-        if self.pushes % _RESUM_EVERY == 0:
+        if self.s2 > self.s2_peak:
+            self.s2_peak = self.s2
+        # recompute when the sums cancelled (a spike left the window: s2 fell far below its peak, so its rounding
+        # error, ~1e-16 of the peak, would swamp the variance and hide later spikes), and periodically anyway
+        if self.s2 < self.s2_peak * _CANCELLED or self.pushes % _RESUM_EVERY == 0:
             self._resum()
 
     def _resum(self) -> None:
@@ -138,8 +145,9 @@ class MetricState:
         self.shift = sum(vals) / len(vals)
         self.window.clear()
         self.window.extend(v - self.shift for v in vals)
-        self.s1 = sum(self.window)
-        self.s2 = sum(x * x for x in self.window)
+        self.s1 = math.fsum(self.window)
+        self.s2 = math.fsum(x * x for x in self.window)
+        self.s2_peak = self.s2
 
 
 class MetricTracker:
@@ -155,7 +163,7 @@ class MetricTracker:
         mon = config.experiment_monitoring
         self.detection = mon.anomaly_detection
         self.thresholds = dict(thresholds)
-        self.history_size = max(int(history_size), 1)
+        self.history_size = min(max(int(history_size), 1), 10_000_000)  # a deque maxlen must fit a C long
         self.max_metrics = max_metrics  # distinct names tracked; bounds memory when keys are unbounded
         self.states: dict[str, MetricState] = {}
         self._overflow_warned = False

@@ -8,6 +8,8 @@ are written as the strings `"NaN"`, `"Infinity"` and `"-Infinity"` so the file i
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ from analysis.reporting.document import SCHEMA_VERSION, ReportData
 from analysis.reporting.html import TEMPLATES, build_charts, render_html
 from analysis.reporting.markdown import render_markdown
 from analysis.reporting.quality_summary import MAX_WORST_IMAGES, quality_section
-from analysis.reporting.sections import problem_batches_section, run_section, summary_section
+from analysis.reporting.sections import events_section, problem_batches_section, run_section, summary_section
 from analysis.reporting.thumbnails import make_thumbnails
 from analysis.reporting.values import plain, safe_name
 
@@ -70,6 +72,7 @@ class Report(ReportData):
             run=run_section(analysis.run),
             config=analysis.config.public_dict(),
             summary=summary_section(analysis),
+            events=events_section(analysis),
             problematic_batches=problem_batches_section(analysis),
             anomalies=sorted(
                 (plain(a.to_dict()) for a in analysis.anomalies),
@@ -115,26 +118,32 @@ def normalise_formats(formats: Iterable[str] | str) -> list[str]:
 def write_reports(
     report: Report, output_dir: str | Path, formats: Iterable[str] = ("markdown", "json", "html")
 ) -> dict[str, Path]:
-    """Write `<run-name-safe>_report.<md|json|html>` files; returns {format: path}. Creates `output_dir`."""
+    """Write `<run-name>-<run-id>_report.<md|json|html>` files (see `safe_name`: two runs never share a name);
+    returns {format: path}. Creates `output_dir` (`~` expanded). Each file is written to a temporary file of its
+    own and renamed into place, so a reader never sees half a report and concurrent writers never collide."""
     wanted = normalise_formats(formats)
-    out = Path(output_dir)
+    out = Path(output_dir).expanduser()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AnalyzerError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
-    stem = f"{safe_name(report.run_name)}_report"
+    stem = f"{safe_name(report.run_name, str(report.run.get('id') or ''))}_report"
     written: dict[str, Path] = {}
     for name in wanted:
         text = {"markdown": report.to_markdown, "json": report.to_json, "html": report.to_html}[name]()
         path = out / f"{stem}.{EXTENSIONS[name]}"
-        tmp = path.with_name(path.name + ".tmp")
         # file names that are not valid UTF-8 reach us as lone surrogates (os.fsdecode): they cannot be encoded
         data = text.encode("utf-8", errors="replace")
+        tmp: Path | None = None
         try:
-            tmp.write_bytes(data)
+            with tempfile.NamedTemporaryFile(dir=out, prefix=f".{stem}.", suffix=".tmp", delete=False) as fh:
+                tmp = Path(fh.name)
+                fh.write(data)
+            os.chmod(tmp, 0o644)  # what a plain write would give (mkstemp creates files private to the user)
             tmp.replace(path)  # never leave a half-written report behind
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
             raise AnalyzerError(f"cannot write {path}: {exc.strerror or exc}") from None
         written[name] = path
     return written

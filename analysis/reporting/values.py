@@ -8,6 +8,7 @@ digits.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from dataclasses import asdict, is_dataclass
@@ -17,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.core.redaction import redact as redact_secrets
+
 __all__ = ["as_float", "as_int", "fmt", "plain", "redact", "safe_name"]
 
-_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|webhook|credential|auth)", re.I)
-_REDACTED = "<redacted>"
 _NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
@@ -84,14 +85,8 @@ def as_int(v: Any) -> int | None:
 
 
 def redact(data: Any) -> Any:
-    """Replace values under secret-looking keys (password, token, webhook, ...) with a placeholder."""
-    if isinstance(data, dict):
-        return {
-            k: (_REDACTED if _SECRET_KEY.search(str(k)) and v not in (None, "") else redact(v)) for k, v in data.items()
-        }
-    if isinstance(data, list):
-        return [redact(v) for v in data]
-    return data
+    """Secrets replaced by key name and by value shape: `analysis.core.redaction.redact`, the one redaction."""
+    return redact_secrets(data)
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -114,7 +109,24 @@ def fmt(v: Any, digits: int = 4) -> str:
     return f"{f:.{digits}g}"
 
 
-def safe_name(name: str) -> str:
-    """A file-name-safe version of a run name (letters, digits, `-`, `_`, `.`), never empty or hidden."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
-    return s[:100] or "run"
+def safe_name(name: str, run_id: str = "") -> str:
+    """A readable, file-name-safe stem for a run's reports (letters, digits, `-`, `_`, `.`; never empty or hidden).
+
+    With `run_id`, two runs never share a stem: the id is appended (`<name>-<id>`, once when it is the name), and
+    when cleaning lost characters that the id does not make up for (`lr=0.1` and `lr:0.1` both clean to
+    `lr_0.1`; every CJK name cleans to nothing) a short hash of the original name and id is appended too."""
+    clean_name = _clean(name)
+    stem = clean_name or "run"
+    if not run_id:
+        return stem
+    clean_id = _clean(run_id) if run_id != name else ""
+    if clean_id:
+        stem = f"{stem[:80]}-{clean_id[:40]}"
+    if clean_id != run_id and clean_name != name:  # neither part stands for its original exactly
+        digest = hashlib.sha256(f"{name}\0{run_id}".encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        stem = f"{stem[:110]}-{digest}"
+    return stem
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")[:100]

@@ -64,6 +64,15 @@ def _gather(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.binary(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
+def _utf8(names: list[bytes]) -> bool:
+    try:
+        for name in names:
+            name.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class BatchResult:
     """What a decoded batch tells the decoder besides the values it wrote into the frame."""
 
@@ -149,7 +158,7 @@ def decode_batch(
 
     keys = pc.dictionary_encode(_gather(a, tag + 2, l2), memory_pool=POOL)
     names = keys.dictionary.to_pylist()
-    if b"_step" not in names:
+    if b"_step" not in names or not _utf8(names):  # protobuf rejects a key that is not UTF-8: rows decide
         return None
     key_codes = keys.indices.to_numpy()
 
@@ -182,7 +191,7 @@ def decode_batch(
     for item in np.flatnonzero(~numeric & item_keep).tolist():  # lists, strings, booleans, null: a few cells
         try:
             others.append((item, json.loads(buf[vstart[item] : vend[item]])))
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     num_idx = np.flatnonzero(numeric)
     try:

@@ -6,7 +6,13 @@ regular expression (C speed) that only accepts the plain item layout (one key, J
 varint lengths, no control bytes), turns the items into one JSON object text and parses it with one
 `json.loads`. Any record whose bytes do not fit that layout exactly (nested keys such as media dicts, typed
 values, legacy layouts, keys with quotes) is decoded through the protobuf classes instead, so the result is
-the same either way; the fast path only changes the cost.
+the same either way; the fast path only changes the cost. A match is only taken once the items it found,
+re-encoded with their true lengths, give back the record's bytes exactly (a regex alone would accept a value
+whose length byte disagrees with it, e.g. bytes appended after the last item) and their text is valid UTF-8
+(which protobuf requires of string fields).
+
+`MALFORMED` lists what decoding a checksummed but malformed record can raise; the decoder counts such a record
+as skipped instead of letting the error end the read.
 """
 
 from __future__ import annotations
@@ -17,7 +23,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from analysis.sources import _schema
+
+# what decoding one checksummed record with bad content can raise (protobuf, JSON, dates, varints, deep nesting)
+MALFORMED: tuple[type[BaseException], ...] = (DecodeError, ValueError, OverflowError, RecursionError, IndexError)
 
 # one protobuf varint length (up to 5 bytes)
 _LEN = rb"[\x80-\xff]{0,4}[\x00-\x7f]"
@@ -32,7 +43,8 @@ def _item_pattern(capture: bool) -> bytes:
     return (
         rb"\x0a"
         + _LEN
-        + rb"[\x0a\x12]"
+        + g
+        + rb"[\x0a\x12])"
         + _LEN
         + g
         + rb'[^\x00-\x1f"\\\x82]*+)\x82\x01'
@@ -45,14 +57,13 @@ def _item_pattern(capture: bool) -> bytes:
 # general item (any varint length): used by the summary fast path, which is verified with a full match
 _ITEM = re.compile(_item_pattern(True), re.S)
 _ITEMS_ONLY = re.compile(rb"(?:" + _item_pattern(False) + rb")*+", re.S)
-# one-byte lengths only: the history fast path verifies its matches by arithmetic instead of a second pass.
-# Every matched item then takes exactly 7 framing bytes + key + value, so "7n + keys + values == length of the
-# item region" holds only when the matches tile the region exactly, i.e. when they are the true items.
+# one-byte lengths only: the history fast path (matches verified by re-encoding them, see `split_history`)
 _ITEM1 = re.compile(
-    rb'\x0a[\x00-\x7f][\x0a\x12][\x00-\x7f]([^\x00-\x1f"\\\x82]*+)\x82\x01[\x00-\x7f]([^\x00-\x1f]*+)', re.S
+    rb'\x0a[\x00-\x7f]([\x0a\x12])[\x00-\x7f]([^\x00-\x1f"\\\x82]*+)\x82\x01[\x00-\x7f]([^\x00-\x1f]*+)', re.S
 )
-# characters of JSON numbers, NaN and +-Infinity (and the comma separator); anything else is not a number
-NUMERIC_BYTES = b"0123456789.eE+-,NaInfity"
+# one JSON number (or NaN / +-Infinity), and a comma-separated list of them
+_NUMBER = rb"(?:-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?|NaN|-?Infinity)"
+NUMBERS = re.compile(_NUMBER + rb"(?:," + _NUMBER + rb")*+")
 
 
 def _varint(b: bytes) -> int:
@@ -68,7 +79,7 @@ def loads(text: str | bytes) -> Any:
     """json.loads that keeps undecodable text as the raw string instead of failing the whole record."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than json.loads can recurse
         return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
 
 
@@ -122,18 +133,56 @@ def apply_items(target: dict, items: Any) -> None:
         set_path(target, item_key(it), loads(it.value_json) if it.value_json else None)
 
 
+def _is_varint(b: bytes) -> bool:
+    """Whether `b` is exactly one varint of at most 10 bytes."""
+    return 0 < len(b) <= 10 and b[-1] < 0x80 and all(c >= 0x80 for c in b[:-1])
+
+
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_items(items: list[tuple[bytes, bytes, bytes]]) -> bytes:
+    """The protobuf bytes of (key tag, key, value_json) items, with their true (varint) lengths."""
+    parts = []
+    for tag, key, value in items:
+        inner = tag + _varint_bytes(len(key)) + key + b"\x82\x01" + _varint_bytes(len(value)) + value
+        parts.append(b"\x0a" + _varint_bytes(len(inner)) + inner)
+    return b"".join(parts)
+
+
+def _valid_text(items: list[tuple[bytes, bytes, bytes]]) -> bool:
+    """Whether every key and value is valid UTF-8 (protobuf rejects a record whose strings are not)."""
+    try:
+        for _, key, value in items:
+            key.decode()
+            if not value.isascii():
+                value.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def split_history(payload: bytes) -> tuple[dict[bytes, bytes], bytes, int | None, int] | None:
     """Fast path: (key -> raw JSON value, values joined by commas, record step, length of the item region).
 
-    None when the record is unusual (nested keys, typed values, long items, repeated keys): use
-    `decode_history_slow` then."""
-    pairs = _ITEM1.findall(payload)
-    d = dict(pairs)
-    n = len(pairs)
+    None when the record is unusual (nested keys, typed values, long items, repeated keys, lengths that do not
+    match the bytes, text that is not UTF-8): use `decode_history_slow` then."""
+    items = _ITEM1.findall(payload)
+    d = {k: v for _, k, v in items}
+    n = len(items)
     if len(d) != n:  # a key twice in one row: let protobuf order it
         return None
+    encoded = _encode_items(items)
+    end = len(encoded)
+    if payload[:end] != encoded or not _valid_text(items):
+        return None
     joined = b",".join(d.values())
-    end = 7 * n + len(b"".join(d)) + len(joined) - (n - 1 if n else 0)
     rest = len(payload) - end
     if rest == 0:
         return d, joined, None, end
@@ -141,8 +190,9 @@ def split_history(payload: bytes) -> tuple[dict[bytes, bytes], bytes, int | None
     if rest >= 2 and payload[end] == 0x12 and payload[end + 1] == rest - 2:
         if rest == 2:  # empty step message: no explicit step
             return d, joined, None, end
-        if payload[end + 2] == 0x08 and payload[-1] < 0x80:
-            return d, joined, _varint(payload[end + 3 :]), end
+        varint = payload[end + 3 :]
+        if payload[end + 2] == 0x08 and _is_varint(varint):  # a step of 0 counts as none, as in the slow path
+            return d, joined, _varint(varint) or None, end
     return None
 
 
@@ -164,7 +214,9 @@ def decode_history_slow(payload: bytes, keyset: frozenset[bytes] | None) -> tupl
 def summary_updates(payload: bytes) -> tuple[list[tuple[Any, bytes | None]], list[Any]]:
     """One summary record -> ([(key, raw JSON value)], [removed keys]). Keys: bytes, or tuple of str if nested."""
     if _ITEMS_ONLY.fullmatch(payload) is not None:
-        return _ITEM.findall(payload), []
+        items = _ITEM.findall(payload)
+        if _encode_items(items) == payload and _valid_text(items):
+            return [(k, v) for _, k, v in items], []
     rec = _schema.SummaryRecord()
     rec.ParseFromString(payload)
     ups = []
@@ -183,7 +235,7 @@ def finish_summary(raw: dict) -> dict:
     live = [(k, v) for k, v in raw.items() if v is not None]
     try:
         values = json.loads(b"[" + b",".join(v for _, v in live) + b"]") if live else []
-    except ValueError:
+    except (ValueError, RecursionError):
         values = [loads(v) for _, v in live]
     out: dict = {}
     for (k, _), v in zip(live, values):
@@ -192,9 +244,13 @@ def finish_summary(raw: dict) -> dict:
 
 
 def timestamp(ts: Any) -> dt.datetime | None:
+    """The datetime of a protobuf Timestamp; None when unset or outside what datetime can hold (year 1..9999)."""
     if ts.seconds == 0 and ts.nanos == 0:
         return None
-    return ts.ToDatetime(tzinfo=dt.UTC)
+    try:
+        return ts.ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):
+        return None
 
 
 @dataclass

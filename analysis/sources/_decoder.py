@@ -15,6 +15,7 @@ import pandas as pd
 from analysis.core.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
 from analysis.sources._frame import HistoryFrame
+from analysis.sources._sequence import RecordSequence, skip_record
 
 __all__ = ["ALWAYS_KEYS", "Decoder"]
 
@@ -34,7 +35,7 @@ class Decoder:
 
     BATCH = 64
 
-    def __init__(self, keys: Iterable[str] | None, next_step: int = 0) -> None:
+    def __init__(self, keys: Iterable[str] | None, next_step: int = 0, *, from_start: bool = True) -> None:
         self.keyset = frozenset(k.encode() for k in (*keys, *ALWAYS_KEYS)) if keys is not None else None
         # with keys=, rows holding none of the requested keys are dropped (unless only step keys were asked)
         self.filter_rows = keys is not None and bool(set(keys) - _ALWAYS)
@@ -52,61 +53,76 @@ class Decoder:
         self.exit_code: int | None = None
         self.runtime: float | None = None
         self.producer = ""
+        self.status = ReadStatus()  # the status of the read in progress (set by `feed`)
+        self.sequence = RecordSequence(from_start)  # False: records read from the middle of a file
 
     def feed(self, payloads: Iterable[bytes], status: ReadStatus) -> None:
         new_record = _schema.Record
         mirrors = _batch.mirrors
+        self.status = status
         for payload in payloads:
             rec = new_record()  # a fresh message each time: re-parsing into one upb message grows its arena
             try:
                 rec.ParseFromString(payload)
-            except Exception as e:
-                status.skipped_records += 1
-                status.errors.append(f"undecodable record: {e}")
+            except _decode.MALFORMED as e:
+                skip_record(status, f"undecodable record: {e}")  # its number goes missing: counted by the sequence
+                continue
+            if not self.sequence.accept(rec.num, status):
                 continue
             kind = rec.WhichOneof("record_type")
             if kind == "history":
                 h = rec.history
                 pending, self.pending_summary = self.pending_summary, None
                 if pending is not None and not mirrors(pending, h):
-                    self._summary(pending)
+                    self._summary(pending, status)
                 self.batch.append(h)
                 if len(self.batch) >= self.BATCH:
                     self._flush_batch()
                 continue
             if self.pending_summary is not None:
-                self._summary(self.pending_summary)
+                self._summary(self.pending_summary, status)
                 self.pending_summary = None
-            if kind == "summary":
-                self.pending_summary = rec.summary  # maybe a copy of the next history row: decided there
-            elif kind == "config":
-                _decode.apply_items(self.config, rec.config.update)
-                for it in rec.config.remove:
-                    _decode.del_path(self.config, _decode.item_key(it))
-            elif kind == "run":
-                self._flush_batch()
-                run = rec.run
-                self.ident = _decode.identity(run)
-                self.next_step = max(self.next_step, run.starting_step)
-                _decode.apply_items(self.config, run.config.update)
-                for it in run.summary.update:
-                    k = _decode.item_key(it)
-                    self._explicit(k.encode() if type(k) is str else k, it.value_json.encode() or None)
-            elif kind == "files":
-                self.files.extend(f.path for f in rec.files.files)
-            elif kind == "exit":
-                self.exit_code = rec.exit.exit_code
-                self.runtime = float(rec.exit.runtime)
-            elif kind == "header":
-                self.producer = rec.header.version_info.producer
+            try:
+                self._record(kind, rec)
+            except _decode.MALFORMED as e:
+                self.sequence.skip(status, f"malformed {kind} record: {type(e).__name__}: {e}")
+
+    def _record(self, kind: str | None, rec: Any) -> None:
+        """Apply one record that is not a history row."""
+        if kind == "summary":
+            self.pending_summary = rec.summary  # maybe a copy of the next history row: decided there
+        elif kind == "config":
+            _decode.apply_items(self.config, rec.config.update)
+            for it in rec.config.remove:
+                _decode.del_path(self.config, _decode.item_key(it))
+        elif kind == "run":
+            self._flush_batch()
+            run = rec.run
+            self.ident = _decode.identity(run)
+            self.next_step = max(self.next_step, run.starting_step)
+            _decode.apply_items(self.config, run.config.update)
+            for it in run.summary.update:
+                k = _decode.item_key(it)
+                self._explicit(k.encode() if type(k) is str else k, it.value_json.encode() or None)
+        elif kind == "files":
+            self.files.extend(f.path for f in rec.files.files)
+        elif kind == "exit":
+            self.exit_code = rec.exit.exit_code
+            self.runtime = float(rec.exit.runtime)
+        elif kind == "header":
+            self.producer = rec.header.version_info.producer
 
     # -- summary ----------------------------------------------------------------------------------------
     def _explicit(self, key: Any, raw: bytes | None) -> None:
         self.summary_explicit[key] = raw
         self.summary_at[key] = self.frame.n + len(self.batch)
 
-    def _summary(self, payload: bytes) -> None:
-        updates, removed = _decode.summary_updates(payload)
+    def _summary(self, payload: bytes, status: ReadStatus) -> None:
+        try:
+            updates, removed = _decode.summary_updates(payload)
+        except _decode.MALFORMED as e:
+            self.sequence.skip(status, f"malformed summary record: {type(e).__name__}: {e}")
+            return
         for k, v in updates:
             self._explicit(k, v)
         for k in removed:
@@ -140,7 +156,7 @@ class Decoder:
             return
         if done is None:
             for payload in batch:
-                self._history(payload)
+                self._history_or_skip(payload)
             return
         # some rows are unusual: decode runs of plain rows together, the others one by one
         i = 0
@@ -157,7 +173,7 @@ class Decoder:
                 self._took(part)
             else:
                 for payload in batch[i:j]:
-                    self._history(payload)
+                    self._history_or_skip(payload)
             i = j
 
     def _took(self, done: _batch.BatchResult) -> None:
@@ -171,6 +187,13 @@ class Decoder:
             return self.frame.n - 1
         self.last_step = step
         return self.frame.new_row()
+
+    def _history_or_skip(self, payload: bytes) -> None:
+        """One history row; a malformed one is counted as a skipped record (nothing of it is written)."""
+        try:
+            self._history(payload)
+        except _decode.MALFORMED as e:
+            self.sequence.skip(self.status, f"malformed history record: {type(e).__name__}: {e}")
 
     def _history(self, payload: bytes) -> None:
         split = _decode.split_history(payload)
@@ -193,12 +216,12 @@ class Decoder:
         frame = self.frame
         r = self._row(step)
         cols = frame.columns_for(d)
-        if not joined.translate(None, _decode.NUMERIC_BYTES):
+        if _decode.NUMBERS.fullmatch(joined) is not None:
             frame.add_numeric_texts(r, cols, d.values())
         else:
             try:
                 values = json.loads(b"[" + joined + b"]")
-            except ValueError:
+            except (ValueError, RecursionError):
                 values = [_decode.loads(v) for v in d.values()]
             frame.add_values(r, cols, values)
         if not explicit:
@@ -226,7 +249,8 @@ class Decoder:
         """(history frame, decoded summary)."""
         self._flush_batch()
         if self.pending_summary is not None:
-            self._summary(self.pending_summary)
+            self._summary(self.pending_summary, self.status)
             self.pending_summary = None
+        self.sequence.finish(self.status)
         history = self.frame.frame()
         return history, self._final_summary(history)

@@ -19,6 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 BLOCK_ROWS = 1024
+# Sparse keys (a run logging one new key per step): once the dense blocks would hold more than LONG_AFTER_CELLS
+# cells and more than LONG_SPARSITY cells per value put, values are kept as (row, column, value) triples
+# instead, and columns filled below SPARSE_DENSITY become pandas sparse columns. A run of 20,000 steps x 20,000
+# once-logged keys is 100,000 values, not a 3.2 GB dense frame. Dense runs never switch.
+LONG_AFTER_CELLS = 4_000_000
+LONG_SPARSITY = 8
+SPARSE_DENSITY = 0.25
 # Arrow's default pool (mimalloc/jemalloc) keeps freed memory for reuse; the system pool returns it, which keeps
 # the decoder's peak close to the size of the frame it builds
 POOL = pa.system_memory_pool()
@@ -51,12 +58,16 @@ class HistoryFrame:
         self._cols: list[int] = []
         self._rows: list[int] = []  # global row of each added row ...
         self._counts: list[int] = []  # ... and how many values it brought
+        self.long: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None  # (rows, cols, values) when long
+        self.values_put = 0  # numbers put so far (how full the dense blocks are)
 
     # -- rows and columns -------------------------------------------------------------------------------
     def new_rows(self, count: int = 1) -> int:
         """Append `count` empty rows; returns the index of the first."""
         first = self.n
         self.n += count
+        if self.long is not None:
+            return first
         width = max(16, len(self.names))
         while len(self.blocks) * BLOCK_ROWS < self.n:
             self.blocks.append(np.full((BLOCK_ROWS, width), np.nan))
@@ -88,6 +99,12 @@ class HistoryFrame:
     def put(self, rows: np.ndarray, cols: np.ndarray, values: np.ndarray) -> None:
         """Parsed numbers at (rows, cols); later puts win."""
         if not len(rows):
+            return
+        self.values_put += len(rows)
+        if self.long is None and self._too_sparse():
+            self._to_long()
+        if self.long is not None:
+            self.long.append((np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64), values.copy()))
             return
         blk = rows // BLOCK_ROWS
         lo, hi = int(blk.min()), int(blk.max())
@@ -140,12 +157,29 @@ class HistoryFrame:
         self.put(rows, np.array(self._cols, dtype=np.intp), values)
         self._texts, self._cols, self._rows, self._counts = [], [], [], []
 
+    def _too_sparse(self) -> bool:
+        """Whether the rows so far, as wide as the columns so far, would be mostly empty and large."""
+        cells = self.n * len(self.names)
+        return cells > LONG_AFTER_CELLS and cells > LONG_SPARSITY * self.values_put
+
+    def _to_long(self) -> None:
+        """Switch from dense blocks to (row, column, value) triples, keeping the values put so far."""
+        self.long = []
+        for b, block in enumerate(self.blocks):
+            r, c = np.nonzero(~np.isnan(block))
+            keep = r + b * BLOCK_ROWS < self.n
+            if keep.any():
+                self.long.append((r[keep] + b * BLOCK_ROWS, c[keep], block[r[keep], c[keep]]))
+        self.blocks = []
+
     # -- result -----------------------------------------------------------------------------------------
     def frame(self) -> pd.DataFrame:
         """The DataFrame. Built in place: one column-major float array the frame adopts without a copy (blocks
         are released as they are copied in), then int64 / object columns swapped in, so the peak stays near
         one frame plus one block."""
         self.flush()
+        if self.long is not None:
+            return self._long_frame()
         _release_freed_memory()
         ncols = len(self.names)
         # `_step` first, then the keys sorted (wandb-core writes them in random order)
@@ -179,6 +213,44 @@ class HistoryFrame:
                 df.isetitem(j, full[:, j].astype(np.int64))
         if "_step" not in df.columns:
             df.insert(0, "_step", np.arange(self.n, dtype=np.int64))
+        return df
+
+    def _long_frame(self) -> pd.DataFrame:
+        """The frame from (row, column, value) triples: each column dense when filled enough, else a pandas sparse
+        column (only its values stored), so memory follows the values logged, not rows x keys."""
+        parts, self.long = self.long or [], None
+        n, ncols = self.n, len(self.names)
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+        del parts
+        key = cols * max(n, 1) + rows
+        order = np.argsort(key, kind="stable")
+        key, vals = key[order], vals[order]
+        last = np.ones(len(key), dtype=bool)  # later puts win: keep the last of equal (column, row) keys
+        last[:-1] = key[1:] != key[:-1]
+        key, vals = key[last], vals[last]
+        del order, last, rows, cols
+        col_of = key // max(n, 1)
+        bounds = np.searchsorted(col_of, np.arange(ncols + 1))
+        ordered = sorted(range(ncols), key=lambda c: (self.names[c] != "_step", self.names[c]))
+        data: dict[str, Any] = {}
+        for c in ordered:
+            lo, hi = int(bounds[c]), int(bounds[c + 1])
+            dense = np.full(n, np.nan)
+            dense[key[lo:hi] - c * max(n, 1)] = vals[lo:hi]
+            cells = self.objects.get(c)
+            if cells:
+                data[self.names[c]] = _object_column(dense, cells)
+            elif n and _integral(dense):
+                data[self.names[c]] = dense.astype(np.int64)
+            elif hi - lo >= SPARSE_DENSITY * n:
+                data[self.names[c]] = dense
+            else:
+                data[self.names[c]] = pd.arrays.SparseArray(dense, fill_value=np.nan)
+        df = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=range(n))
+        if "_step" not in df.columns:
+            df.insert(0, "_step", np.arange(n, dtype=np.int64))
         return df
 
 

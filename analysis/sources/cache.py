@@ -1,8 +1,12 @@
-"""On-disk cache of decoded runs: one Parquet file per (run file path, size, mtime, keys).
+"""On-disk cache of decoded runs: one Parquet file per (run file path, size, mtime, content sample, keys).
 
 Decoding a 500 MB `.wandb` file takes seconds; reading the same history back from Parquet takes a tenth of a
 second. The cache lives in `$EXPERIMENT_ANALYZER_CACHE` (default `~/.cache/experiment-analyzer`) under `runs/`.
-A changed file (a live run growing, a re-synced run) has a new size or mtime and so a new entry; the stale
+A changed file (a live run growing, a re-synced run) has a new size or mtime and so a new entry; an edit that
+keeps both (`cp -p`, `rsync -t`, `tar` restore the mtime) changes the content sample in the key: a hash of the
+whole file when it is small, else of its head, its tail and 16 slices between (`fingerprint`). Each entry also
+records its own key and the file it was made from, and is only served for exactly those (an entry copied or
+renamed from another run is ignored). The stale
 entry of the same file is removed when the new one is written. A cache that cannot be written (read-only
 disk, full disk) is skipped silently: the cache only ever saves time, it never fails a load.
 
@@ -28,7 +32,7 @@ import pyarrow.parquet as pq
 
 from analysis.core.run import MediaEntry, ReadStatus, Run, RunRef
 
-CACHE_FORMAT = 1  # bump when the decoded shape changes, so old entries are ignored
+CACHE_FORMAT = 2  # bump when the decoded shape changes, so old entries are ignored
 CACHE_ROOT_OVERRIDE: Path | None = None  # tests and benchmarks may point this elsewhere
 _META_KEY = b"experiment_analyzer"
 
@@ -45,12 +49,38 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
+_WHOLE_FILE = 1 << 20  # files up to 1 MiB are hashed whole
+_EDGE = 64 * 1024  # else the first and last 64 KiB ...
+_SLICES, _SLICE = 16, 4096  # ... and 16 slices of 4 KiB spread between them
+
+
+def fingerprint(source: Path, size: int) -> str:
+    """A cheap hash of the file's content (a few hundred KiB read at most; see the module docstring)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(source, "rb") as f:
+        if size <= _WHOLE_FILE:
+            h.update(f.read(_WHOLE_FILE + 1))
+            return h.hexdigest()
+        h.update(f.read(_EDGE))
+        for i in range(1, _SLICES + 1):
+            f.seek(_EDGE + (size - 2 * _EDGE) * i // (_SLICES + 1))
+            h.update(f.read(_SLICE))
+        f.seek(size - _EDGE)
+        h.update(f.read(_EDGE))
+    return h.hexdigest()
+
+
+def source_id(source: Path) -> str:
+    """What an entry of a local file records as its source (checked on load)."""
+    return f"file:{source.resolve()}"
+
+
 def entry_path(source: Path, keys: Iterable[str] | None) -> Path:
-    """Cache file for `source` as it is now (path + size + mtime) and the requested keys."""
+    """Cache file for `source` as it is now (path + size + mtime + content sample) and the requested keys."""
     st = source.stat()
     view = "*" if keys is None else "\x00".join(sorted(set(keys)))
     prefix = _digest(f"{source.resolve()}\x01{view}")
-    version = _digest(f"{st.st_size}\x01{st.st_mtime_ns}\x01{CACHE_FORMAT}")
+    version = _digest(f"{st.st_size}\x01{st.st_mtime_ns}\x01{fingerprint(source, st.st_size)}\x01{CACHE_FORMAT}")
     return cache_root() / "runs" / f"{prefix}-{version}.parquet"
 
 
@@ -92,9 +122,11 @@ def _decode_object_columns(df: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
     return df
 
 
-def _meta(run: Run, json_cols: list[str]) -> dict:
+def _meta(run: Run, json_cols: list[str], entry: str, source: str | None) -> dict:
     ref = run.ref
     return {
+        "entry": entry,
+        "source": source,
         "ref": {
             "source": ref.source,
             "locator": ref.locator,
@@ -123,13 +155,16 @@ def _meta(run: Run, json_cols: list[str]) -> dict:
     }
 
 
-def save(run: Run, target: Path) -> bool:
-    """Write `run` to `target` atomically; drop older entries of the same file. False when not writable."""
+def save(run: Run, target: Path, source: str | None = None) -> bool:
+    """Write `run` to `target` atomically, recording the entry's own name and `source` (see `load`); drop older
+    entries of the same file. False when not writable."""
+    if any(isinstance(dt, pd.SparseDtype) for dt in run.history.dtypes):
+        return False  # Parquet has no sparse columns, and densifying is what the sparse layout avoids
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         frame, json_cols = _encode_object_columns(run.history)
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        meta = json.dumps(_meta(run, json_cols), default=_json_default)
+        meta = json.dumps(_meta(run, json_cols, target.name, source), default=_json_default)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: meta.encode()})
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         pq.write_table(table, tmp)
@@ -143,13 +178,16 @@ def save(run: Run, target: Path) -> bool:
         return False
 
 
-def load(target: Path, columns: list[str] | None = None) -> Run | None:
-    """The cached Run at `target` (only `columns` of its history when given), or None when absent/unreadable."""
+def load(target: Path, columns: list[str] | None = None, source: str | None = None) -> Run | None:
+    """The cached Run at `target` (only `columns` of its history when given), or None when absent, unreadable,
+    or not made for this name and `source` (an entry copied from another run is never served)."""
     if not target.is_file():
         return None
     try:
         pf = pq.ParquetFile(target)
         meta = json.loads(pf.schema_arrow.metadata[_META_KEY])
+        if meta.get("entry") != target.name or (source is not None and meta.get("source") != source):
+            return None
         if columns is not None:
             have = set(pf.schema_arrow.names)
             columns = [c for c in columns if c in have]

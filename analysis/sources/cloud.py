@@ -156,13 +156,14 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
             raise RunNotFound(f"no run {entity}/{project}/{run_id} at {_where()}") from exc
         raise _unavailable(exc) from exc
     entry = None
+    ident = f"wandb-cloud:{_where()}:{entity}/{project}/{run_id}"  # what the cache entry is for (checked on load)
     if cache and _STATES.get(str(r.state)) in ("finished", "failed", "crashed"):
         try:
             version = f"{r.lastHistoryStep}|{r.state}|{getattr(r, 'heartbeat_at', '')}"
         except Exception as exc:
             raise _unavailable(exc) from exc
-        entry = disk_cache.entry_for(f"wandb-cloud:{_where()}:{entity}/{project}/{run_id}", version, keys)
-        hit = disk_cache.load(entry)
+        entry = disk_cache.entry_for(ident, version, keys)
+        hit = disk_cache.load(entry, source=ident)
         if hit is not None:
             return hit
     try:
@@ -187,7 +188,7 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
         status=ReadStatus(),
     )
     if entry is not None:
-        disk_cache.save(run, entry)
+        disk_cache.save(run, entry, ident)
     return run
 
 

@@ -15,7 +15,7 @@ from analysis.sources import _decode, _schema
 from analysis.sources._logfile import BLOCK, iter_payloads
 from analysis.sources._rundir import run_dirs, run_state, wandb_file
 
-__all__ = ["find_run", "list_runs", "run_ref"]
+__all__ = ["find_run", "head_identity", "list_runs", "run_ref"]
 
 
 def _records_of_kind(path: Path, kind: str, *, start: int = 0, stop: int | None = None) -> Iterator[Any]:
@@ -30,7 +30,7 @@ def _records_of_kind(path: Path, kind: str, *, start: int = 0, stop: int | None 
             yield rec
 
 
-def _head_identity(path: Path) -> _decode.Identity | None:
+def head_identity(path: Path) -> _decode.Identity | None:
     """The run record, which wandb writes right after the header: look in the first block, then a few more."""
     for stop in (BLOCK, 8 * BLOCK):
         for rec in _records_of_kind(path, "run", stop=stop):
@@ -59,7 +59,7 @@ def run_ref(run_dir: Path, now: float | None = None) -> RunRef:
     st = path.stat()
     fallback_id = run_dir.name.rsplit("-", 1)[-1]
     try:
-        ident = _head_identity(path)
+        ident = head_identity(path)
         code = _tail_exit_code(path, st.st_size)
     except (NotAWandbFile, OSError):  # unreadable: listed as unknown, opening it gives the reason
         return RunRef(source="local", locator=str(run_dir), run_id=fallback_id, name=run_dir.name, state="unknown")

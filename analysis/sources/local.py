@@ -97,14 +97,20 @@ def _open_segment(location: str | os.PathLike, keys: Iterable[str] | None, use_c
     wanted = None if keys is None else list(dict.fromkeys(keys))
     if not use_cache:
         return read_local(path, keys=wanted)
-    run = cache.load(cache.entry_path(path, wanted))
+    source = cache.source_id(path)
+    try:
+        entry = cache.entry_path(path, wanted)
+        full_entry = cache.entry_path(path, None)
+    except OSError as e:
+        raise CorruptRunFile(f"{path}: cannot read the run file: {e}") from e
+    run = cache.load(entry, source=source)
     if run is None and wanted is not None:
-        run = cache.load(cache.entry_path(path, None), columns=[*ALWAYS_KEYS, *wanted])
+        run = cache.load(full_entry, columns=[*ALWAYS_KEYS, *wanted], source=source)
         if run is not None:
             run = _select(run, wanted)
     if run is None:
         run = read_local(path, keys=wanted)
-        cache.save(run, cache.entry_path(path, wanted))
+        cache.save(run, entry, source)
     elif run.exit_code is None:  # running vs crashed depends on the clock, not only on the file
         run.ref = replace(run.ref, state=run_state(None, path.stat().st_mtime))
     return run
@@ -145,7 +151,11 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
         return replace(run, ref=replace(run.ref, state=run_state(run.exit_code, st.st_mtime)), status=status)
     h = run.history
     last_step = int(h["_step"].iloc[-1]) if len(h) else None
-    dec = Decoder(list(keys) if keys is not None else None, next_step=last_step + 1 if last_step is not None else 0)
+    dec = Decoder(
+        list(keys) if keys is not None else None,
+        next_step=last_step + 1 if last_step is not None else 0,
+        from_start=False,
+    )
     dec.last_step = None
     with _gc_paused():
         dec.feed(iter_payloads(path, status, start=start), status)

@@ -3,15 +3,18 @@ merged into one Run, as `wandb sync` does in the cloud."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from analysis.core.errors import NotAWandbFile, RunNotFound
 from analysis.core.run import Run
 from analysis.sources._history import tidy_history
-from analysis.sources._rundir import is_run_dir
+from analysis.sources._rundir import is_run_dir, wandb_file
+from analysis.sources.listing import head_identity
 
 __all__ = ["MERGED_NOTE", "earlier_segments", "is_merged", "merge_segments"]
 
@@ -19,7 +22,11 @@ MERGED_NOTE = "resumed run:"  # how the status note of a merged run starts (refr
 
 
 def earlier_segments(run_dir: Path, run_id: str) -> list[Path]:
-    """Older folders of the same run id beside `run_dir` (a run resumed offline), oldest first."""
+    """Older folders of the same run beside `run_dir` (a run resumed offline), oldest first.
+
+    A folder name only proposes a candidate (`...-v2` also ends the folder of a run with id `model-v2`): the
+    run id in each candidate's own run record decides. A candidate whose run record cannot be read counts only
+    when its name is exactly `[offline-]run-<date>_<time>-<run_id>`."""
     suffix = f"-{run_id}"
     if not run_id or not run_dir.name.endswith(suffix):
         return []
@@ -35,7 +42,23 @@ def earlier_segments(run_dir: Path, run_id: str) -> list[Path]:
         ]
     except OSError:
         return []
-    return sorted(siblings, key=lambda p: p.name.removeprefix("offline-"))
+    same = [p for p in siblings if _same_run(p, run_id)]
+    return sorted(same, key=lambda p: p.name.removeprefix("offline-"))
+
+
+_FOLDER = re.compile(r"(?:offline-)?run-\d{8}_\d{6}-(?P<id>.+)")
+
+
+def _same_run(folder: Path, run_id: str) -> bool:
+    """Whether the run record in `folder` names `run_id` (the folder name decides only when there is none)."""
+    try:
+        ident = head_identity(wandb_file(folder))
+    except (RunNotFound, NotAWandbFile, OSError):
+        ident = None
+    if ident is not None and ident.run_id:
+        return ident.run_id == run_id
+    m = _FOLDER.fullmatch(folder.name)
+    return m is not None and m["id"] == run_id
 
 
 def merge_segments(segments: list[Run]) -> Run:
