@@ -26,6 +26,8 @@ PAGES = [
     st.Page("pages/batches_page.py", title="Batches", url_path="batches"),
     st.Page("pages/data_quality_page.py", title="Data quality", url_path="data-quality"),
     st.Page("pages/reports_page.py", title="Reports", url_path="reports"),
+    st.Page("pages/compare_page.py", title="Compare", url_path="compare"),
+    st.Page("pages/runs_page.py", title="Runs", url_path="runs"),
     st.Page("pages/monitor_page.py", title="Monitor settings", url_path="monitor"),
 ]
 STATE_BADGES = {

@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--fail-on",
-        choices=("never", "warning", "critical"),
+        choices=("never", "warning", "critical", "regression"),
         default="never",
-        help="exit with code 1 when findings reach this severity (default: never)",
+        help="exit with code 1 when findings reach this severity (default: never); `regression`: when the run "
+        "regressed against --baseline",
     )
     out.add_argument(
         "--quiet",
@@ -135,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bar and no summary; print only 'Analysis complete' and the report paths",
     )
+    from analysis.findings.compare_cli import add_compare_arguments, add_project_arguments
+
+    add_compare_arguments(p)
+    add_project_arguments(p)
     return p
 
 
@@ -255,10 +260,20 @@ def run(argv: list[str] | None = None) -> int:
     """The CLI body; returns the exit code. User errors raise AnalyzerError (handled in `main`)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.all:  # the project table: every run of the directory (or cloud project), no single-run analysis
+        from analysis.findings.compare_cli import check_compare_args, run_project
+
+        if compare_error := check_compare_args(args):
+            parser.error(compare_error)
+        return run_project(args, args.wandb_dir or default_wandb_dir())
     try:
         _check_args(args)
     except _ArgError as exc:
         parser.error(str(exc))  # exits 2 with the usage line
+    from analysis.findings.compare_cli import check_compare_args, run_comparison
+
+    if compare_error := check_compare_args(args):
+        parser.error(compare_error)
 
     from analysis.core.config import load_config
     from analysis.core.errors import AnalyzerError
@@ -270,7 +285,8 @@ def run(argv: list[str] | None = None) -> int:
     # `--format ""` is a mistake to report, not a request for the default formats
     formats = normalise_formats(reporting.report_formats if args.formats is None else args.formats)
     write = reporting.auto_generate_reports or args.formats is not None or args.output_dir is not None
-    output_dir = args.output_dir if args.output_dir is not None else DEFAULT_OUTPUT_DIR
+    # expanded here too: a quoted "~/x" reaches us with its `~` (write_reports expands it as well)
+    output_dir = Path(args.output_dir).expanduser() if args.output_dir is not None else DEFAULT_OUTPUT_DIR
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise AnalyzerError(f"data directory not found: {args.data_dir}")
 
@@ -302,6 +318,14 @@ def run(argv: list[str] | None = None) -> int:
         )
     if not args.quiet and the_run.status.badges():
         print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
+    comparison = None
+    if args.baseline or args.save_baseline:
+        comparison = run_comparison(args, analysis, args.wandb_dir or default_wandb_dir())
+    if args.fail_on == "regression":
+        regressed = comparison is not None and comparison.has_regression
+        if regressed and not args.quiet:
+            print("the run regressed against --baseline (--fail-on regression): exit 1", file=sys.stderr)
+        return EXIT_FINDINGS if regressed else EXIT_OK
     if report.reaches(args.fail_on):
         if not args.quiet:
             print(f"findings reach --fail-on {args.fail_on} (severity {report.severity}): exit 1", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,17 @@ def workdir(tmp_path_factory) -> Path:
     return d
 
 
+def _plain(name: str) -> str:
+    """A report file name without the run id (or hash) that keeps runs apart: `x-ab12cd34_report.md` -> `x_report.md`."""
+    return re.sub(r"-[0-9a-z]{8,10}(?=_report\.)", "", name)
+
+
+def _report(folder: Path, stem: str, ext: str) -> Path:
+    """The one report of run `stem` in `folder`."""
+    (found,) = [p for p in folder.iterdir() if _plain(p.name) == f"{stem}_report.{ext}"]
+    return found
+
+
 def _cli(args: list[str], cwd: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if k != "WANDB_DIR"}
     e.update(env or {})
@@ -56,10 +68,10 @@ def test_handbook_validation_check(workdir):
     assert result.returncode == 0, result.stderr
     assert "Analysis complete" in result.stdout
     names = sorted(p.name for p in (workdir / "test_reports").iterdir())
-    assert names == ["test_run_report.html", "test_run_report.json", "test_run_report.md"]
+    assert [_plain(n) for n in names] == ["test_run_report.html", "test_run_report.json", "test_run_report.md"]
     for name in names:  # the printed paths are the files written
         assert f"test_reports/{name}" in result.stdout
-    doc = json.loads((workdir / "test_reports" / "test_run_report.json").read_text())
+    doc = json.loads(_report(workdir / "test_reports", "test_run", "json").read_text())
     assert doc["run"]["name"] == "test_run" and next(p["batch"] for p in doc["problematic_batches"]) == 2
 
 
@@ -82,7 +94,7 @@ def test_ambiguous_name_lists_the_candidates_and_an_id_resolves_it(workdir, monk
         ["--run-name", twin_ids[0], "--output-dir", str(tmp_path), "--format", "json"], workdir, monkeypatch, capsys
     )
     assert code == 0, err
-    assert json.loads((tmp_path / "twin_report.json").read_text())["run"]["id"] == twin_ids[0]
+    assert json.loads(_report(tmp_path, "twin", "json").read_text())["run"]["id"] == twin_ids[0]
 
 
 def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeypatch, capsys, tmp_path):
@@ -103,8 +115,8 @@ def test_fail_on_sets_exit_code_1_when_findings_reach_the_level(workdir, monkeyp
             capsys,
         )
         runs[("flat_run", level)] = code
-    assert json.loads((tmp_path / "test_run_report.json").read_text())["summary"]["severity"] == "critical"
-    assert json.loads((tmp_path / "flat_run_report.json").read_text())["summary"]["severity"] == "ok"
+    assert json.loads(_report(tmp_path, "test_run", "json").read_text())["summary"]["severity"] == "critical"
+    assert json.loads(_report(tmp_path, "flat_run", "json").read_text())["summary"]["severity"] == "ok"
     assert runs == {
         ("test_run", "never"): 0,
         ("test_run", "warning"): 1,
@@ -137,11 +149,13 @@ def test_auto_generate_reports_false_analyses_and_exits_alike_but_writes_only_wh
 
     code, out, err = _main([*base, "--config", str(cfg), "--format", "json"], here, monkeypatch, capsys)
     assert code == 1 and "no reports written" not in err
-    assert [p.relative_to(here).as_posix() for p in here.rglob("*.json")] == ["experiment_reports/test_run_report.json"]
+    assert [_plain(p.relative_to(here).as_posix()) for p in here.rglob("*.json")] == [
+        "experiment_reports/test_run_report.json"
+    ]
 
     code, out, err = _main([*base, "--config", str(cfg), "--output-dir", "o", "--quiet"], here, monkeypatch, capsys)
     assert code == 1 and err == ""
-    assert sorted(p.name for p in (here / "o").iterdir()) == [
+    assert sorted(_plain(p.name) for p in (here / "o").iterdir()) == [
         "test_run_report.html",
         "test_run_report.json",
         "test_run_report.md",
@@ -158,10 +172,10 @@ def test_format_and_quiet(workdir, monkeypatch, capsys, tmp_path):
     assert code == 0 and err == ""
     assert out.splitlines() == [
         "Analysis complete",
-        str(tmp_path / "test_run_report.md"),
-        str(tmp_path / "test_run_report.json"),
+        str(_report(tmp_path, "test_run", "md")),
+        str(_report(tmp_path, "test_run", "json")),
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["test_run_report.json", "test_run_report.md"]
+    assert sorted(_plain(p.name) for p in tmp_path.iterdir()) == ["test_run_report.json", "test_run_report.md"]
 
 
 def test_config_file_is_used_and_bad_config_exits_2_naming_key_and_line(workdir, monkeypatch, capsys, tmp_path):
@@ -177,8 +191,8 @@ def test_config_file_is_used_and_bad_config_exits_2_naming_key_and_line(workdir,
         capsys,
     )
     assert code == 0, err
-    assert [p.name for p in (tmp_path / "o").iterdir()] == ["test_run_report.json"]  # formats from the config
-    doc = json.loads((tmp_path / "o" / "test_run_report.json").read_text())
+    assert [_plain(p.name) for p in (tmp_path / "o").iterdir()] == ["test_run_report.json"]  # formats from the config
+    doc = json.loads(_report(tmp_path / "o", "test_run", "json").read_text())
     assert doc["config"]["experiment_monitoring"]["anomaly_detection"]["metric_thresholds"] == {"recall": 0.5}
     bad = tmp_path / "bad.yaml"
     bad.write_text("data_quality:\n  blur_threshold: 100\n  max_rotation: 15\n")
@@ -230,7 +244,7 @@ def test_wandb_dir_defaults_to_WANDB_DIR_when_there_is_no_local_wandb(workdir, t
         env={"WANDB_DIR": str(workdir)},
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "test_run_report.json").is_file()
+    assert _report(tmp_path, "test_run", "json").is_file()
 
 
 def test_a_run_folder_can_be_given_directly(workdir, monkeypatch, capsys, tmp_path):
@@ -346,7 +360,7 @@ def test_cloud_runs_by_name_or_id_through_the_real_wandb_client(workdir, monkeyp
         base = ["--entity", "team", "--project", "ocr", "--output-dir", str(tmp_path), "--format", "json"]
         code, _out, err = _main([*base, "--run-name", "test_run"], workdir, monkeypatch, capsys)
         assert code == 0, err
-        doc = json.loads((tmp_path / "test_run_report.json").read_text())
+        doc = json.loads(_report(tmp_path, "test_run", "json").read_text())
         assert doc["run"]["source"] == "cloud" and doc["problematic_batches"][0]["batch"] == 2
         code, _out, err = _main([*base, "--run-name", "twin"], workdir, monkeypatch, capsys)
         assert code == 2 and "2 runs in team/ocr are named 'twin'" in err
@@ -387,7 +401,7 @@ def test_all_nonfinite_run_gives_a_sensible_verdict(oddruns, monkeypatch, capsys
         capsys,
     )
     assert code == 0, err
-    doc = json.loads((tmp_path / "nan_everywhere_report.json").read_text(), parse_constant=lambda c: 1 / 0)
+    doc = json.loads(_report(tmp_path, "nan_everywhere", "json").read_text(), parse_constant=lambda c: 1 / 0)
     verdict = doc["summary"]["verdict"]
     assert "step -1" not in verdict and "nan" not in verdict and "never finite" in verdict
     assert doc["anomalies"][0]["detector"] == "nonfinite" and doc["summary"]["severity"] == "critical"
@@ -426,8 +440,8 @@ def test_a_history_file_name_that_is_not_utf8_still_gives_reports(tmp_path, monk
     code, _out, err = _main(["--history-file", name, "--output-dir", "out"], tmp_path, monkeypatch, capsys)
     assert code == 0, err
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["run_name_report.html", "run_name_report.json", "run_name_report.md"]
-    doc = json.loads((tmp_path / "out" / "run_name_report.json").read_text(encoding="utf-8"))
+    assert [_plain(n) for n in written] == ["run_name_report.html", "run_name_report.json", "run_name_report.md"]
+    doc = json.loads(_report(tmp_path / "out", "run_name", "json").read_text(encoding="utf-8"))
     assert doc["run"]["name"] == "run?name"
 
 
@@ -509,3 +523,52 @@ def test_a_symlink_loop_in_the_data_dir_is_never_a_traceback(tmp_path, monkeypat
     )
     assert "Traceback" not in err
     assert code == 0 or (code in (2, 3) and len(err.strip().splitlines()) == 1 and "loop" in err), (code, err)
+
+
+def test_reports_of_different_runs_never_overwrite_each_other(tmp_path, monkeypatch, capsys):
+    """Issue 17, item 6: `实验一` and `实验二` both became `run_report.*`, `lr=0.1` and `lr:0.1` both `lr_0.1_report.*`;
+    the second silently replaced the first."""
+    base = tmp_path / "runs"
+    for name in ("实验一", "实验二"):
+        write_run(base, name, [{"global_step": s, "batch_0/recall": 0.9} for s in range(4)])
+    (tmp_path / "lr=0.1.csv").write_text("global_step,batch_0/recall\n1,0.9\n2,0.8\n")
+    (tmp_path / "lr:0.1.csv").write_text("global_step,batch_0/recall\n1,0.5\n2,0.4\n")
+    out = tmp_path / "out"
+    for args in (
+        ["--wandb-dir", str(base / "wandb"), "--run-name", "实验一"],
+        ["--wandb-dir", str(base / "wandb"), "--run-name", "实验二"],
+        ["--history-file", "lr=0.1.csv"],
+        ["--history-file", "lr:0.1.csv"],
+    ):
+        code, _, err = _main([*args, "--output-dir", str(out), "--format", "json"], tmp_path, monkeypatch, capsys)
+        assert code == 0, err
+    docs = [json.loads(p.read_text()) for p in sorted(out.glob("*_report.json"))]
+    assert sorted(d["run"]["name"] for d in docs) == sorted(["实验一", "实验二", "lr=0.1", "lr:0.1"])
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_concurrent_writers_of_one_report_never_fail(tmp_path):
+    """Concurrent writers shared one `<name>.tmp` (3 of 80 writes failed); each now has its own temporary file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from analysis.findings.pipeline import analyze_run
+    from analysis.reporting.report import Report, write_reports
+    from analysis.sources import open_table
+
+    (tmp_path / "r.csv").write_text("global_step,batch_0/recall\n1,0.9\n2,0.8\n3,0.2\n")
+    report = Report.from_analysis(analyze_run(open_table(tmp_path / "r.csv")))
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: write_reports(report, tmp_path / "out", ["md", "json"]), range(80)))
+    assert all(r == results[0] for r in results)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["r_report.json", "r_report.md"]
+
+
+def test_a_quoted_tilde_output_dir_is_expanded(workdir, tmp_path, monkeypatch, capsys):
+    """Issue 17, item 16: `--output-dir "~/x"` (quoted, so no shell expansion) created a literal `~` folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    code, _, err = _main(
+        ["--run-name", "test_run", "--output-dir", "~/x", "--format", "json"], workdir, monkeypatch, capsys
+    )
+    assert code == 0, err
+    assert _report(tmp_path / "home" / "x", "test_run", "json").is_file()
+    assert not (tmp_path / "~").exists()

@@ -26,7 +26,15 @@ from tests.e2e.st_helpers import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-NAV_LINKS = ["Overview", "Batches", "Data quality", "Reports", "Monitor settings"]
+NAV_LINKS = [
+    "Overview",
+    "Batches",
+    "Data quality",
+    "Reports",
+    "Monitor settings",
+    "Compare",
+    "Runs",
+]  # /compare, /runs: test_compare_journey
 # URL path -> the page title it must show
 DEEP_LINKS = {
     "/": "Overview",
