@@ -40,14 +40,16 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     full_app_screenshot(page, artifacts_dir / "overview_heatmap.png")
     act_and_wait_run(page, lambda: page.get_by_role("tab", name="Findings").click())
     wait_idle(page)
-    expect(page.get_by_text(re.compile(r"\d+ anomalies and change points"))).to_be_visible()
+    # events first (one per real change), the detector hits behind them one click deeper
+    expect(page.get_by_text(re.compile(r"\d+ events? \(one per real change\)"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"Detector hits \(\d+"))).to_be_visible()
     full_app_screenshot(page, artifacts_dir / "overview_findings.png")
 
     # Overview -> Batches on the flagged batch: its images with their scores
     act_and_wait_run(page, lambda: page.get_by_role("button", name="Open in Batches").click())
     wait_idle(page)
     expect(page.get_by_test_id("stHeading").filter(has_text="Batches")).to_be_visible()
-    expect(page.get_by_test_id("stHeading").filter(has_text="Findings for batch 7")).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text="Events for batch 7")).to_be_visible()
     expect(page.get_by_test_id("stImage").first).to_be_visible()
     assert page.get_by_test_id("stImage").count() >= 8
     expect(page.get_by_text(re.compile(r"✗ fails\W*blur \d+")).first).to_be_visible()
@@ -55,7 +57,7 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     page.get_by_test_id("stSelectbox").filter(has_text="Batch").click()
     act_and_wait_run(page, lambda: page.get_by_role("option", name=re.compile(r"^batch 12 \(")).click())
     wait_idle(page)
-    expect(page.get_by_test_id("stHeading").filter(has_text="Findings for batch 12")).to_be_visible()
+    expect(page.get_by_test_id("stHeading").filter(has_text="Events for batch 12")).to_be_visible()
     expect(page.get_by_text(re.compile(r"rot [+-]?2\d\.\d°")).first).to_be_visible()
     width = page.get_by_test_id("stImage").first.locator("img").evaluate("i => i.naturalWidth")
     assert width > 50
