@@ -288,6 +288,7 @@ def test_http_500_is_retried_with_backoff_and_reported(webhook, caplog):
     monitor.close()
 
 
+@pytest.mark.slow  # waits out a hanging sink
 def test_hanging_sink_never_blocks_the_loop_and_other_sinks_still_deliver(webhook):
     webhook.delay = 2.0
     good = Webhook()

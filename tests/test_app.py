@@ -12,6 +12,8 @@ from streamlit.testing.v1 import AppTest
 
 from analysis.core.vocabulary import severity_rank
 
+pytestmark = pytest.mark.slow  # the whole app runs per test (AppTest) on the demo
+
 APP = "../app.py"  # relative to this file
 
 

@@ -14,6 +14,8 @@ from streamlit.testing.v1.element_tree import DownloadButton
 
 from tests.wandb_writer import write_run
 
+pytestmark = pytest.mark.slow  # the whole app runs per test (AppTest) on wandb runs written for the module
+
 APP = "../app.py"  # relative to this file
 
 

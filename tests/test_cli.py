@@ -16,6 +16,8 @@ from analysis import cli
 from tests.report_runs import degrading_rows, write_degrading_run
 from tests.wandb_writer import write_run
 
+pytestmark = pytest.mark.slow  # the CLI runs in subprocesses on wandb runs written per test
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "analyze_experiment.py"
 

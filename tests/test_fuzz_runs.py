@@ -147,7 +147,7 @@ def _assert_genuine(out: pd.DataFrame, full: pd.DataFrame, skip_steps: set[int],
         for col, v in row.items():
             if col in ("_step", "_runtime", "_timestamp"):
                 continue
-            g = ref[s][col] if col in ref[s].index else np.nan
+            g = ref[s].get(col, np.nan)
             assert _same(v, g), f"{what}: step {s} {col}: {v!r} != original {g!r}"
 
 

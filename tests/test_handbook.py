@@ -8,7 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.wandb_writer import wandb_env
+
+pytestmark = pytest.mark.slow  # the handbook's checks run as written, in subprocesses
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -260,7 +260,7 @@ def test_mistakes_in_the_loop_never_raise_into_it(caplog):
     assert "metrics must be a mapping" in caplog.text and "step inf is not an integer" in caplog.text
     (found,) = mon.log_step(2, {"recall": 0.1}, batch_info={"batch": np.int64(7)})
     assert found.batch == 7 and type(found.batch) is int
-    assert mon.log_step(3, {"recall": 0.2}, batch_info=["not", "a", "mapping"])[0].batch is None  # type: ignore[arg-type]
+    assert mon.log_step(3, {"recall": 0.2}, batch_info=["not", "a", "mapping"])[0].batch is None
     import pandas as pd
 
     assert mon.log_step(4, pd.Series({"recall": 0.1}))[0].metric == "recall"  # dict-likes still work

@@ -6,9 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
 from analysis.sources import open_run
 from tests.wandb_writer import wandb_env
+
+pytestmark = pytest.mark.slow  # the example training loop runs in a subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 

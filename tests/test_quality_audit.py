@@ -119,6 +119,7 @@ def test_cache_replays_same_mtime_same_size_content(folder, tmp_path):
     assert fresh["error"] is not None or fresh["blur_score"] != cached["blur_score"]
 
 
+@pytest.mark.slow  # starts a process pool
 def test_process_pool_matches_in_process(tmp_path):
     root = _make_folder(tmp_path / "data", n_good=26)
     serial = audit_folder(root, workers=1)
@@ -128,6 +129,7 @@ def test_process_pool_matches_in_process(tmp_path):
     assert calls[-1] == len(serial)
 
 
+@pytest.mark.slow  # starts a Dask LocalCluster
 def test_dask_local_cluster_matches_local(tmp_path):
     import distributed
 

@@ -37,6 +37,8 @@ from tests.report_runs import (
     lower_better_analysis,
 )
 
+pytestmark = pytest.mark.slow  # analyses of wandb runs written for the module
+
 
 def _no_constants(name: str):
     raise AssertionError(f"invalid JSON constant {name} in report")

@@ -13,6 +13,8 @@ from analysis.sources import cloud, list_cloud_runs, media_path, open_run
 from tests.wandb_stub import StubServer
 from tests.wandb_writer import write_run
 
+pytestmark = pytest.mark.slow  # a GraphQL server and the real wandb client
+
 KEY = "local-" + "k" * 40
 
 

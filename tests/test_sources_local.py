@@ -14,6 +14,8 @@ from analysis.core.errors import AmbiguousRun, RunNotFound, UnsafePath
 from analysis.sources import find_run, list_runs, media_path, open_run
 from tests.wandb_writer import write_run
 
+pytestmark = pytest.mark.slow  # many wandb runs written in subprocesses
+
 
 def _rows(n: int = 12) -> list[dict]:
     rows = []

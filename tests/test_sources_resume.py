@@ -6,8 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from analysis.sources import open_run
 from tests.wandb_writer import wandb_env
+
+pytestmark = pytest.mark.slow  # resumed wandb runs written in subprocesses
 
 _SCRIPT = r"""
 import sys, wandb

@@ -13,7 +13,9 @@ from tests.wandb_writer import write_run
 
 @pytest.fixture(scope="module")
 def sparse_run(tmp_path_factory):
-    rows = [{"loss": 1.0 / (s + 1), f"sample_{s}/score": (s % 7) / 7, "global_step": s} for s in range(60)]
+    rows: list[dict[str, object]] = [
+        {"loss": 1.0 / (s + 1), f"sample_{s}/score": (s % 7) / 7, "global_step": s} for s in range(60)
+    ]
     rows[10]["sample_3/score"] = 0.5  # a key logged twice
     rows[20]["paths"] = ["a.png", "b.png"]  # an object cell among sparse columns
     return write_run(tmp_path_factory.mktemp("sparse"), "sparse", rows)
