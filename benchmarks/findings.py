@@ -27,7 +27,6 @@ app's workload (200 batches x 3 metrics x 10,000 steps).
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import ruptures as rpt
 from analysis.findings.anomalies import outlier_indices
 from analysis.findings.changepoints import change_points
 from benchmarks.labelled_series import SCENARIOS, LabelledSeries, labelled_set, pw_constant_set
+from benchmarks.real_curves import covering
 
 MARGIN = 5
 
@@ -63,25 +63,6 @@ def f1_score(truth: list[int], pred: list[int], margin: int = MARGIN) -> float:
     tp = _true_positives(list(t), list(p), margin)
     precision, recall = tp / len(p), tp / len(t)
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-
-
-def _segments(cps: list[int], n: int) -> list[tuple[int, int]]:
-    bounds = sorted({0, n} | {c for c in cps if 0 < c < n})
-    return list(itertools.pairwise(bounds))
-
-
-def covering(truth: list[int], pred: list[int], n: int) -> float:
-    """Covering of the true partition by the predicted one: sum |A| max Jaccard(A, A') / n."""
-    pred_segs = _segments(pred, n)
-    total = 0.0
-    for a0, a1 in _segments(truth, n):
-        best = 0.0
-        for b0, b1 in pred_segs:
-            inter = max(0, min(a1, b1) - max(a0, b0))
-            if inter:
-                best = max(best, inter / (max(a1, b1) - min(a0, b0)))
-        total += (a1 - a0) * best
-    return total / n
 
 
 def prf(tp: int, n_pred: int, n_true: int) -> tuple[float, float, float]:

@@ -232,6 +232,7 @@ def _partition(cps: list[int], n: int) -> list[tuple[int, int]]:
 
 
 def covering(truth: list[int], pred: list[int], n: int) -> float:
+    """Covering of the true partition by the predicted one: sum |A| max Jaccard(A, A') / n."""
     pred_segs = _partition(pred, n)
     total = 0.0
     for a0, a1 in _partition(truth, n):

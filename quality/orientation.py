@@ -45,6 +45,7 @@ from quality.rotation import (
     _sample_points,
     _stroke_mask,
     estimate_skew,
+    fine_angle,
 )
 
 MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
@@ -130,16 +131,7 @@ def _skew_near(pixels: np.ndarray, phi: float) -> float:
     best = float(coarse[int(np.argmax(_profile_criterion(pts[:_COARSE_POINTS], coarse, 2.0)))])
     mid = np.arange(best - 1.0, best + 1.001, 0.25)
     best = float(mid[int(np.argmax(_profile_criterion(pts[: 2 * _COARSE_POINTS], mid, 1.0)))])
-    fine = np.arange(best - 0.3, best + 0.3001, 0.1)
-    sf = _profile_criterion(pts, fine, 1.0)
-    i = int(np.argmax(sf))
-    angle = float(fine[i])
-    if 0 < i < fine.size - 1:
-        a0, b0, c0 = sf[i - 1], sf[i], sf[i + 1]
-        den = a0 - 2 * b0 + c0
-        if den < 0:
-            angle += 0.1 * 0.5 * (a0 - c0) / den
-    return angle
+    return fine_angle(pts, best)
 
 
 def _level(mask: np.ndarray, theta: float) -> np.ndarray:

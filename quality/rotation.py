@@ -266,9 +266,9 @@ def _text_angle(found: list[tuple[float, float, np.ndarray]]) -> float | None:
     return None
 
 
-def _refine(use: tuple[np.ndarray, float], near: float) -> float:
+def fine_angle(use: np.ndarray | tuple[np.ndarray, float], near: float) -> float:
     """The angle within 0.3° of `near` (to ~0.05°) that maximises the profile criterion of the centred points `use`:
-    0.1° steps and a parabola through the best three."""
+    0.1° steps and a parabola through the best three (not wrapped into a range)."""
     fine = np.arange(near - 0.3, near + 0.3001, 0.1)
     sf = _profile_criterion(use, fine, 1.0)
     i = int(np.argmax(sf))
@@ -278,7 +278,12 @@ def _refine(use: tuple[np.ndarray, float], near: float) -> float:
         den = a0 - 2 * b0 + c0
         if den < 0:
             angle += 0.1 * 0.5 * (a0 - c0) / den
-    return ((angle + 45.0) % 90.0) - 45.0
+    return angle
+
+
+def _refine(use: tuple[np.ndarray, float], near: float) -> float:
+    """`fine_angle` wrapped into [-45, 45)."""
+    return ((fine_angle(use, near) + 45.0) % 90.0) - 45.0
 
 
 def _line_periodicity(pts: tuple[np.ndarray, float], angle: float) -> float:
