@@ -295,12 +295,15 @@ def run(argv: list[str] | None = None) -> int:
         progress(0.0, "reading run")
         the_run = load_run(args)
         analysis = analyze_run(the_run, config, data_dir=args.data_dir, progress=progress)
+        comparison = None  # against --baseline: a section of the reports, and the regression gate below
+        if args.baseline or args.save_baseline:
+            comparison = run_comparison(args, analysis, args.wandb_dir or default_wandb_dir())
         if write:
             progress(1.0, "writing reports")
-            report = Report.from_analysis(analysis, charts="html" in formats)
+            report = Report.from_analysis(analysis, charts="html" in formats, comparison=comparison)
             paths = write_reports(report, output_dir, formats)
         else:  # the summary (verdict, severity) only: no charts, no thumbnails, no files
-            report = Report.from_analysis(analysis, charts=False, max_thumbnails=0)
+            report = Report.from_analysis(analysis, charts=False, max_thumbnails=0, comparison=comparison)
             paths = {}
     finally:
         progress.close()
@@ -318,9 +321,6 @@ def run(argv: list[str] | None = None) -> int:
         )
     if not args.quiet and the_run.status.badges():
         print(f"note: the run was read partially ({', '.join(the_run.status.badges())})", file=sys.stderr)
-    comparison = None
-    if args.baseline or args.save_baseline:
-        comparison = run_comparison(args, analysis, args.wandb_dir or default_wandb_dir())
     if args.fail_on == "regression":
         regressed = comparison is not None and comparison.has_regression
         if regressed and not args.quiet:

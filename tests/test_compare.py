@@ -216,3 +216,30 @@ def test_quality_shifts_name_the_batch_whose_images_changed(demo_root, demo_anal
     assert blur.worse and blur.words == "blurrier" and blur.median_candidate < blur.median_baseline
     assert all(s.q >= s.p for s in c.quality)  # corrected for the number of tests
     assert "its images are blurrier than in the baseline" in c.sentences()[0]
+
+
+def test_reports_carry_the_comparison_section(project, monkeypatch, capsys, tmp_path):
+    """Schema 1.3: with --baseline the JSON, Markdown and HTML reports say what regressed; without it, null."""
+    import jsonschema
+
+    from analysis.reporting.report import SCHEMA_PATH
+
+    out = tmp_path / "reports"
+    args = ["--run-name", "nightly", "--baseline", "golden", "--output-dir", str(out), "--format", "json,md,html"]
+    monkeypatch.chdir(project)
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    assert cli.main([*args, "--quiet"]) == 0
+    capsys.readouterr()
+    doc = json.loads(next(out.glob("*_report.json")).read_text())
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    assert doc["comparison"]["has_regression"] is True and doc["comparison"]["regressed_batches"] == [5]
+    assert any("Batch 5 recall fell" in s for s in doc["comparison"]["sentences"])
+    markdown = next(out.glob("*_report.md")).read_text()
+    assert "## Comparison with baseline golden" in markdown and "**Regressed** (batches 5;" in markdown
+    html = next(out.glob("*_report.html")).read_text()
+    assert 'id="comparison"' in html and "Batch 5 recall fell" in html
+
+    plain = tmp_path / "plain"
+    assert cli.main(["--run-name", "nightly", "--output-dir", str(plain), "--format", "json", "--quiet"]) == 0
+    assert json.loads(next(plain.glob("*_report.json")).read_text())["comparison"] is None

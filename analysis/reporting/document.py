@@ -22,7 +22,8 @@ __all__ = ["SCHEMA_VERSION", "ReportData"]
 # `worst_recall` / `last_recall` stay as deprecated aliases for this version. Quality reasons are keyed by code.
 # 1.2: `events` (one per real change, with the detector hits that agree as evidence) come first; the summary counts
 # them (`n_events`, `events_by_severity`) and its severity is decided by them. Additive: 1.1 documents still read.
-SCHEMA_VERSION = "1.2"
+# 1.3: `comparison` (null unless the report was made against a baseline run: the Comparison's own JSON form).
+SCHEMA_VERSION = "1.3"
 
 _JSON_FIELDS = (
     "run",
@@ -36,7 +37,9 @@ _JSON_FIELDS = (
     "root_causes",
     "generated_at",
     "schema_version",
+    "comparison",
 )
+_OPTIONAL_FIELDS = {"events", "comparison"}  # absent from older documents
 
 _R = TypeVar("_R", bound="ReportData")
 
@@ -56,6 +59,7 @@ class ReportData:
     generated_at: str
     schema_version: str = SCHEMA_VERSION
     events: list[dict[str, Any]] = field(default_factory=list)  # schema 1.2; empty in older documents
+    comparison: dict[str, Any] | None = None  # schema 1.3: against a baseline run (Comparison.to_dict), when asked
     thumbnails: list[Thumbnail] = field(default_factory=list, repr=False)
     charts: list[dict[str, Any]] = field(default_factory=list, repr=False)  # {"id", "title", "figure": JSON str}
 
@@ -89,6 +93,7 @@ class ReportData:
                 "change_points": self.change_points,
                 "quality": self.quality,
                 "root_causes": self.root_causes,
+                "comparison": self.comparison,
             }
         )
         return doc
@@ -111,4 +116,4 @@ class ReportData:
             raise AnalyzerError(
                 f"report schema {data['schema_version']} is not supported (this version reads {SCHEMA_VERSION})"
             )
-        return cls(**{k: data[k] for k in _JSON_FIELDS if k in data or k != "events"})
+        return cls(**{k: data[k] for k in _JSON_FIELDS if k in data or k not in _OPTIONAL_FIELDS})

@@ -184,6 +184,25 @@ def _root_causes(r: ReportData) -> list[str]:
     return [*out, ""]
 
 
+def _comparison(r: ReportData) -> list[str]:
+    """Against a baseline run (schema 1.3): the verdict, one sentence per regression, new / vanished batches."""
+    c = r.comparison
+    if not c:
+        return []
+    out = [f"## Comparison with baseline {md_escape(c.get('baseline') or '')}".rstrip(), ""]
+    tolerance = f"tolerance {fmt(c.get('tolerance_abs'))} absolute and {fmt(c.get('tolerance_rel'))} relative"
+    if c.get("has_regression"):
+        batches = ", ".join(str(b) for b in c.get("regressed_batches", []))
+        out += [f"**Regressed** (batches {md_escape(batches)}; {tolerance}):", ""]
+        out += [f"- {md_escape(sentence)}" for sentence in c.get("sentences", [])]
+    else:
+        out.append(f"No regression against the baseline ({tolerance}).")
+    for label, key in (("New batches", "new_batches"), ("Vanished batches", "vanished_batches")):
+        if c.get(key):
+            out += ["", f"{label}: {md_escape(', '.join(str(b) for b in c[key]))}"]
+    return [*out, ""]
+
+
 def _findings(r: ReportData) -> list[str]:
     out = ["## Findings", "", "Detector hits behind the events above, one per detector and episode.", ""]
     out += [f"### Anomalies ({len(r.anomalies)})", ""]
@@ -258,7 +277,8 @@ def render_markdown(r: ReportData) -> str:
     data quality, config."""
     import yaml
 
-    out = _header(r, r.summary) + _events(r) + _problem_batches(r) + _root_causes(r) + _findings(r) + _quality(r)
+    out = _header(r, r.summary) + _comparison(r) + _events(r) + _problem_batches(r) + _root_causes(r)
+    out += _findings(r) + _quality(r)
     out += [
         "## Configuration",
         "",

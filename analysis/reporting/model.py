@@ -25,6 +25,7 @@ from analysis.reporting.thumbnails import make_thumbnails
 from analysis.reporting.values import plain, safe_name
 
 if TYPE_CHECKING:  # pragma: no cover
+    from analysis.findings.compare_model import Comparison
     from analysis.findings.pipeline import RunAnalysis
 
 __all__ = [
@@ -57,11 +58,13 @@ class Report(ReportData):
         data_dir: str | Path | None = None,
         max_thumbnails: int = MAX_THUMBNAILS,
         charts: bool = True,
+        comparison: Comparison | None = None,
     ) -> Report:
         """Collect the run identity, config, findings, quality summary and root causes of one analysis.
 
         `data_dir` (default: the analysis' own) is where the image paths live; with it the HTML shows thumbnails
         of the worst images. `charts=False` skips the plotly figures (faster; the HTML then has tables only).
+        `comparison` (the run against a baseline, `compare_runs`) adds the comparison section.
         """
         quality = quality_section(analysis)
         data_dir = data_dir if data_dir is not None else getattr(analysis, "data_dir", None)
@@ -81,6 +84,7 @@ class Report(ReportData):
             change_points=[plain(c.to_dict()) for c in analysis.change_points],
             quality=quality,
             root_causes=[plain(r.to_dict()) for r in sorted(analysis.root_causes, key=lambda r: -r.score)],
+            comparison=plain(comparison.to_dict()) if comparison is not None else None,
             generated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             thumbnails=thumbs,
         )
