@@ -21,28 +21,14 @@ from pathlib import Path
 from tests.wandb_writer import wandb_env
 
 _SCRIPT = r"""
-import json, struct, sys, zlib
+import json, sys
 from wandb.proto import wandb_internal_pb2 as pb
-BLOCK = 32768
+
+from tests.wandb_synth import reframe  # one framing for both (this script runs in the checkout)
+
 
 def frame(records, version):
-    out = bytearray(b":W&B" + struct.pack("<HB", 0xBEE1, version))
-    for rec in records:
-        data = rec.SerializeToString()
-        first = True
-        while True:
-            left = BLOCK - len(out) % BLOCK
-            if left < 7:
-                out += b"\0" * left
-                left = BLOCK
-            piece, data = data[: left - 7], data[left - 7:]
-            last = not data
-            kind = 1 if first and last else 2 if first else 4 if last else 3
-            out += struct.pack("<IHB", zlib.crc32(bytes([kind]) + piece), len(piece), kind) + piece
-            first = False
-            if last:
-                break
-    return bytes(out)
+    return reframe([rec.SerializeToString() for rec in records], version)
 
 def items(target, values, legacy):
     for k, v in values.items():
@@ -85,7 +71,12 @@ def write_synthetic(files: dict[Path, dict], workdir: Path) -> None:
     spec = workdir / "synth-spec.json"
     spec.write_text(json.dumps({str(p): s for p, s in files.items()}))
     proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(spec)], env=wandb_env(workdir), capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _SCRIPT, str(spec)],
+        env=wandb_env(workdir),
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"synthetic writer failed: {proc.stderr[-2000:]}")
