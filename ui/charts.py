@@ -158,23 +158,8 @@ def histogram(
             hovertemplate="%{customdata[0]:.3g} – %{customdata[1]:.3g}: %{y} images<extra></extra>",
         )
     )
-    title = column
-    if threshold is not None:
-        fig.add_vline(
-            x=threshold, line={"color": "#d62728", "width": 2}, annotation_text=f"threshold {threshold:g} (fail {side})"
-        )
-        if n_failing is not None:
-            title += f" · {n_failing:,} fail"
-    fig.update_layout(
-        title=title,
-        height=300,
-        bargap=0.02,
-        margin={"l": 40, "r": 20, "t": 50, "b": 40},
-        xaxis_title=column,
-        yaxis_title="images",
-        showlegend=False,
-    )
-    return fig
+    title = column if threshold is None or n_failing is None else f"{column} · {n_failing:,} fail"
+    return figures.style_score_histogram(fig, column, threshold, side, title=title, bargap=0.02)
 
 
 def selected_batches(values: Sequence[int]) -> tuple[int, ...]:

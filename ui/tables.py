@@ -113,14 +113,7 @@ def findings_table(
         for c in change_points
         if batch is None or c.batch == batch
     ]
-    if not rows:
-        return pd.DataFrame(columns=FINDINGS_COLUMNS)
-    table = pd.DataFrame(rows, columns=FINDINGS_COLUMNS)
-    table["batch"] = table["batch"].astype("Int64")
-    table["until"] = table["until"].astype("Int64")
-    table["_rank"] = table["severity"].map(severity_rank)
-    table = table.sort_values(["_rank", "step"], ascending=[False, True], kind="stable").drop(columns="_rank")
-    return table.reset_index(drop=True)
+    return _most_severe_first(rows, FINDINGS_COLUMNS)
 
 
 EVENT_COLUMNS = ["severity", "batch", "metrics", "kind", "step", "until", "before", "after", "evidence", "message"]
@@ -145,9 +138,14 @@ def events_table(events: Iterable[Event], batch: int | None = None, include_info
         for e in events
         if (batch is None or e.batch == batch) and (include_info or e.is_alarm)
     ]
+    return _most_severe_first(rows, EVENT_COLUMNS)
+
+
+def _most_severe_first(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    """A findings or events table, most severe first, then by step; nullable integer batch and end step."""
     if not rows:
-        return pd.DataFrame(columns=EVENT_COLUMNS)
-    table = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+        return pd.DataFrame(columns=columns)
+    table = pd.DataFrame(rows, columns=columns)
     table["batch"] = table["batch"].astype("Int64")
     table["until"] = table["until"].astype("Int64")
     table["_rank"] = table["severity"].map(severity_rank)

@@ -484,18 +484,24 @@ def score_histogram_figure(
     vals = pd.to_numeric(scores.get(column, pd.Series(dtype=float)), errors="coerce")
     vals = vals[np.isfinite(vals)]
     fig = go.Figure(go.Histogram(x=vals, nbinsx=40, name=column, marker={"color": "#1f77b4"}))
+    return style_score_histogram(fig, column, threshold, threshold_side, title=column, bargap=0.05)
+
+
+def style_score_histogram(
+    fig: go.Figure, column: str, threshold: float | None, side: str, *, title: str, bargap: float
+) -> go.Figure:
+    """The threshold line and layout every quality-score histogram shares (report and dashboard)."""
     if threshold is not None:
         fig.add_vline(
-            x=threshold,
-            line={"color": "#d62728", "width": 2},
-            annotation_text=f"threshold {threshold:g} (fail {threshold_side})",
+            x=threshold, line={"color": "#d62728", "width": 2}, annotation_text=f"threshold {threshold:g} (fail {side})"
         )
     fig.update_layout(
-        title=column,
+        title=title,
         height=300,
-        bargap=0.05,
+        bargap=bargap,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
         xaxis_title=column,
         yaxis_title="images",
+        showlegend=False,
     )
     return fig
