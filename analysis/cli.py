@@ -361,7 +361,11 @@ def dashboard_script() -> Path:
 
 def run_dashboard(streamlit_args: list[str]) -> int:
     """`experiment-analyzer ui`: `streamlit run app.py` bound to 127.0.0.1 (extra options go to streamlit)."""
-    defaults = ["--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    # the settings of the checkout's .streamlit/config.toml, which an installed package does not carry
+    defaults = [
+        "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--theme.base", "light",
+    ]  # fmt: skip
     command = [sys.executable, "-m", "streamlit", "run", str(dashboard_script()), *defaults, *streamlit_args]
     try:
         return subprocess.call(command)
