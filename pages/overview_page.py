@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.core.redaction import redact
 from analysis.core.vocabulary import Severity
 from analysis.findings.pipeline import RunAnalysis
 from ui import charts, state, tables
@@ -150,9 +151,9 @@ with config_box:
     if config_box.open:  # rendered only when opened (a summary can hold thousands of keys)
         c1, c2 = st.columns(2)
         c1.markdown("**Config**")
-        c1.json(jsonable(run.config), expanded=False)
+        c1.json(jsonable(redact(run.config)), expanded=False)  # secrets never reach the page
         c2.markdown("**Summary**")
         shown, hidden = tables.summary_without_batches(run.summary)
-        c2.json(jsonable(shown), expanded=False)
+        c2.json(jsonable(redact(shown)), expanded=False)
         if hidden:
             c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")

@@ -351,3 +351,16 @@ def test_the_data_directory_follows_the_chosen_run(runs_dir, tmp_path):
     assert at.text_input(key="data_dir").value == ""  # nothing known: empty with a hint, never the last run's
     assert at.session_state["selection"].data_dir is None
     assert any("No data directory is known" in c.value for c in at.sidebar.caption)
+
+
+def test_config_and_summary_hide_credentials(tmp_path):
+    """Issue 17 (15): the dashboard's "Config and summary" uses the one redaction (by key word and by value shape)."""
+    config = {"db_url": "postgres://user:SECRETPW@db/x", "api_key": "k-123456", "tokenizer": "bert-base"}
+    write_run(tmp_path, "secret-config", rows(), config=config, summary={"hub_token": "hf_" + "a" * 34})
+    at = open_app(tmp_path / "wandb")
+    at.session_state["ov_config"] = True  # open the expander (it renders only when open)
+    at.run()
+    no_traceback(at)
+    shown = " ".join(str(j.proto.body) for j in at.get("json"))
+    assert "bert-base" in shown and "db_url" in shown
+    assert "SECRETPW" not in shown and "k-123456" not in shown and "hf_aaaa" not in shown
