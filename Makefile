@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PIP) -e .
 	touch $@
 
-$(VENV)/.installed-dev: requirements-dev.txt requirements-dask.txt $(VENV)/.installed
+$(VENV)/.installed-dev: requirements-dev.txt requirements-dask.txt requirements-notify.txt $(VENV)/.installed
 	$(PIP) -e '.[dev]'
 	touch $@
 

@@ -12,12 +12,13 @@ import streamlit as st
 
 from analysis.core.config import dump_config, parse_config_text
 from analysis.core.errors import AnalyzerError
-from analysis.core.run import Run, RunRef
+from analysis.core.run import Run
 from ui import state
 from ui.config_edit import edited_config, threshold_values
 from ui.data_dir import suggest_data_dir
 from ui.format import md_escape
-from ui.tables import filter_runs
+from ui.run_inputs import data_dir_input, pick_run
+from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
 
@@ -38,42 +39,6 @@ STATE_BADGES = {
     "unknown": ":gray[● unknown]",
 }
 AUTO_REFRESH_SECONDS = float(os.environ.get("EXPERIMENT_ANALYZER_REFRESH_SECONDS", "5"))
-
-
-def pick_run(runs: list[RunRef], key: str) -> RunRef | None:
-    """Search box + selectbox over `runs` (given newest first)."""
-    if len(runs) > 1:
-        query = st.sidebar.text_input("Search runs", key=f"{key}_search", placeholder="name, id, project, state")
-        shown = filter_runs(runs, query)
-        if not shown:
-            st.sidebar.warning(f"No run matches “{md_escape(query)}” ({len(runs)} runs).")
-            return None
-    else:
-        shown = runs
-    by_label = {r.label: r for r in shown}
-    label = st.sidebar.selectbox(
-        f"Run ({len(shown)} of {len(runs)})" if len(shown) != len(runs) else "Run",
-        list(by_label),
-        key=key,
-        help="Type to search by name or id.",
-    )
-    return by_label[label]
-
-
-def data_dir_input(default: str, key: str, run_location: str) -> str | None:
-    """The data directory field of the chosen run: it starts at `default` for each run (see ui/data_dir.py) and
-    keeps the user's edit while that run stays chosen. A missing folder is a warning; the run shows without
-    images."""
-    state.reset_per_run(key, default, run_location=run_location)
-    value = st.sidebar.text_input(
-        "Data directory", key=key, help="Root that the logged image paths are relative to."
-    ).strip()
-    if not value:
-        st.sidebar.caption("No data directory is known for this run: set one to score its images.")
-    elif not Path(value).expanduser().is_dir():
-        st.sidebar.warning(f"Data directory not found: {md_escape(value)}. Showing the run without images.")
-        return None
-    return str(Path(value).expanduser()) if value else None
 
 
 def local_source() -> state.Selection | None:
@@ -137,21 +102,6 @@ def cloud_source() -> state.Selection | None:
             ref.locator,
         ),
         label=ref.label,
-    )
-
-
-def upload_source() -> state.Selection | None:
-    up = st.sidebar.file_uploader(
-        "History export (CSV, Parquet, JSONL)", type=["csv", "parquet", "jsonl"], key="history_upload"
-    )
-    if up is None:
-        return None
-    path = state.save_upload(up.name, up.getvalue())
-    return state.Selection(
-        location=str(path),
-        fingerprint=path.stem,
-        data_dir=data_dir_input("", "upload_data_dir", str(path)),
-        label=up.name,
     )
 
 
