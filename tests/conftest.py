@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 _TEST_CACHE = None
 if "EXPERIMENT_ANALYZER_CACHE" not in os.environ:
     _TEST_CACHE = os.environ["EXPERIMENT_ANALYZER_CACHE"] = tempfile.mkdtemp(prefix="experiment-analyzer-tests-")
+    os.environ.setdefault("WANDB_CACHE_DIR", os.path.join(_TEST_CACHE, "wandb"))  # wandb-core's Parquet downloads
 
 
 def pytest_sessionfinish(session, exitstatus):

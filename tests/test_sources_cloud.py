@@ -128,11 +128,134 @@ def test_history_frame_matches_the_local_reader_shape(server, local_runs):
 def test_an_ended_cloud_run_is_cached_on_disk(server, local_runs):
     loc = f"wandb://team/ocr/{local_runs[0].ref.run_id}"
     first = open_run(loc)
-    fetched = server.queries.count("HistoryPage")
-    assert fetched >= 1
+    fetched = server.queries.count("RunParquetHistory")
+    assert fetched == 1
     again = open_run(loc)
-    assert server.queries.count("HistoryPage") == fetched  # served from the cache: no history pages fetched
+    assert server.queries.count("RunParquetHistory") == fetched  # served from the cache: no history read
     pd.testing.assert_frame_equal(again.history, first.history)
     assert (again.config, again.summary, again.media) == (first.config, first.summary, first.media)
     open_run(loc, cache=False)
-    assert server.queries.count("HistoryPage") > fetched
+    assert server.queries.count("RunParquetHistory") == fetched + 1
+
+
+# --- one history read for all keys (issue 16, item 5) ----------------------------------------------------------
+
+SPARSE_KEYS = ["loss", "val/acc", "lr", "text", "bad", "dead"]
+
+
+@pytest.fixture(scope="module")
+def sparse_run(tmp_path_factory):
+    """12 steps: `loss` every step (NaN at 4, inf at 5, -inf at 6), `val/acc` every 3rd, `lr` at two steps,
+    `dead` only NaN (at 3 and 9), a text at 7, a list at 2, an image at 8."""
+    rows: list[dict[str, Any]] = []
+    for s in range(12):
+        row: dict[str, Any] = {"loss": round(1.0 / (s + 1), 6)}
+        if s % 3 == 0:
+            row["val/acc"] = s / 12
+        if s in (1, 10):
+            row["lr"] = 0.1 / (s + 1)
+        row["loss"] = {4: "NaN", 5: "Infinity", 6: "-Infinity"}.get(s, row["loss"])
+        if s in (3, 9):
+            row["dead"] = "NaN"
+        if s == 7:
+            row["text"] = "hello"
+        if s == 2:
+            row["bad"] = ["a.png", "b.png"]
+        if s == 8:
+            row["sample"] = {"__image__": [4, 6]}
+        rows.append(row)
+    return open_run(write_run(tmp_path_factory.mktemp("sparse"), "sparse", rows), cache=False)
+
+
+@pytest.fixture()
+def sparse_server(sparse_run, monkeypatch, tmp_path):
+    with StubServer({"team/ocr": [sparse_run]}, entity="team") as s:
+        monkeypatch.setenv("WANDB_BASE_URL", s.url)
+        monkeypatch.setenv("WANDB_API_KEY", KEY)
+        monkeypatch.setenv("EXPERIMENT_ANALYZER_CACHE", str(tmp_path / "cache"))
+        monkeypatch.setattr(cloud, "_APIS", {})
+        yield s
+
+
+def _same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)) or x == y
+        for x, y in zip(a, b)
+    )
+
+
+def _per_key(run_id: str, keys: list[str] | None) -> pd.DataFrame:
+    from analysis.sources._history import tidy_history
+
+    return tidy_history(cloud._history_per_key(cloud.api().run(f"team/ocr/{run_id}"), keys))
+
+
+def test_one_parquet_read_serves_every_requested_key(sparse_server, sparse_run):
+    run_id = sparse_run.ref.run_id
+    run = open_run(f"wandb://team/ocr/{run_id}", keys=SPARSE_KEYS, cache=False)
+    seen = list(sparse_server.queries)
+    assert seen.count("RunParquetHistory") == 1  # one history read, from the Parquet export
+    assert not {"SampledHistoryPage", "HistoryPage", "RunFullHistory", "RunSampledHistory"} & set(seen)
+    assert any(d.startswith("GET ") and d.endswith(".parquet") for d in sparse_server.downloads)  # whole file
+    h = run.history
+    assert list(h.columns) == ["_step", "bad", "dead", "loss", "lr", "text", "val/acc"]
+    assert list(h["_step"]) == list(range(12))  # every step logs `loss`
+    loss = h["loss"].tolist()
+    assert math.isnan(loss[4]) and loss[5] == math.inf and loss[6] == -math.inf and loss[0] == 1.0
+    assert h["lr"].notna().tolist() == [s in (1, 10) for s in range(12)]  # sparse: missing elsewhere
+    assert h["text"].iloc[7] == "hello" and h["bad"].iloc[2] == ["a.png", "b.png"]
+    # the old path (one scan per key) gives the same frame, at the cost of one read per key
+    slow = _per_key(run_id, SPARSE_KEYS)
+    assert sparse_server.queries.count("RunParquetHistory") - seen.count("RunParquetHistory") == len(SPARSE_KEYS) + 1
+    pd.testing.assert_frame_equal(h, slow)
+    # and so does the local reader of the same .wandb file
+    for col in h.columns:
+        assert _same(h[col].tolist(), sparse_run.history[col].tolist()), col
+
+
+@pytest.mark.parametrize("parquet", [True, False], ids=["parquet", "graphql"])
+def test_only_rows_logging_a_requested_key(sparse_server, sparse_run, parquet):
+    sparse_server.offers_parquet = parquet
+    run = open_run(f"wandb://team/ocr/{sparse_run.ref.run_id}", keys=["lr", "dead"], cache=False)
+    h = run.history
+    assert list(h.columns) == ["_step", "dead", "lr"] and list(h["_step"]) == [1, 3, 9, 10]
+    assert h["lr"].tolist()[0] == pytest.approx(0.05) and h["lr"].tolist()[3] == pytest.approx(0.1 / 11)
+    # a logged NaN is a value (the row is kept, "NaN" in JSON -> float); a key a row did not log is missing
+    assert h["dead"].dtype == "float64" and h["dead"].isna().all()
+
+
+def test_full_history_with_media_from_parquet(sparse_server, sparse_run):
+    run = open_run(f"wandb://team/ocr/{sparse_run.ref.run_id}", cache=False)
+    assert [(m.step, m.key) for m in run.media] == [(8, "sample")]
+    assert set(run.history.columns) == set(sparse_run.history.columns)
+    for col in sparse_run.history.columns:
+        assert _same(run.history[col].tolist(), sparse_run.history[col].tolist()), col
+
+
+def test_export_split_in_files_with_a_live_tail(sparse_server, sparse_run):
+    """Steps 0-6 exported in two Parquet files, 7-11 still live: the files, then one scan of the tail."""
+    want = open_run(f"wandb://team/ocr/{sparse_run.ref.run_id}", keys=SPARSE_KEYS, cache=False).history
+    sparse_server.exported_upto, sparse_server.parquet_parts = 7, 2
+    start = len(sparse_server.queries)
+    got = open_run(f"wandb://team/ocr/{sparse_run.ref.run_id}", keys=SPARSE_KEYS, cache=False).history
+    seen = sparse_server.queries[start:]
+    assert seen.count("RunParquetHistory") == 2 and seen.count("HistoryPage") == 1  # export, then the tail
+    assert len({d.split()[1] for d in sparse_server.downloads if "-7-2-" in d}) == 2
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_server_without_parquet_falls_back_to_one_graphql_read(sparse_server, sparse_run):
+    loc = f"wandb://team/ocr/{sparse_run.ref.run_id}"
+    want = open_run(loc, keys=SPARSE_KEYS, cache=False).history
+    sparse_server.offers_parquet = False
+    start = len(sparse_server.queries)
+    got = open_run(loc, keys=SPARSE_KEYS, cache=False).history
+    seen = sparse_server.queries[start:]
+    # the export download and the Parquet-backed scan are refused, then one GraphQL read serves every key
+    assert seen.count("RunParquetHistory") == 2 and seen.count("RunFullHistory") == 1
+    assert not {"SampledHistoryPage", "RunSampledHistory"} & set(seen)
+    pd.testing.assert_frame_equal(got, want)
+    # a server that samples that read is not trusted: an error, never a silently thinned history
+    sparse_server.max_samples = 5
+    with pytest.raises(SourceUnavailable, match=r"parquetHistory.*server sampled the history \(5 of 12 rows\)"):
+        open_run(loc, keys=SPARSE_KEYS, cache=False)

@@ -1,9 +1,10 @@
 """Runs on wandb cloud (or a self-hosted server) through the real `wandb.Api` client.
 
 Needs an API key: `$WANDB_API_KEY` or `wandb login` (netrc); `$WANDB_BASE_URL` points at a self-hosted server.
-Locations are `entity/project/run_id` (`wandb://entity/project/run_id` in `open_run`). The full history is read
-with `scan_history` (never the UI's sampled points); `keys=` fetches only those keys. Media files are downloaded
-on demand into `<cache dir>/cloud/<entity>/<project>/<run id>/files/` (see `media_path`).
+Locations are `entity/project/run_id` (`wandb://entity/project/run_id` in `open_run`). The full history (never
+the UI's sampled points) is read once for all keys, from the server's Parquet exports when the installed wandb
+can download them, else with one `scan_history` (see `_history`); `keys=` keeps only those keys. Media files are
+downloaded on demand into `<cache dir>/cloud/<entity>/<project>/<run id>/files/` (see `media_path`).
 
 Every failure a user can cause (no key, a revoked key, no network, an unknown project or run) is raised as
 SourceUnavailable or RunNotFound with one clear sentence. wandb is imported only when this module is used.
@@ -12,6 +13,7 @@ SourceUnavailable or RunNotFound with one clear sentence. wandb is imported only
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -120,22 +122,207 @@ def list_cloud_runs(entity: str, project: str, *, per_page: int = 50, limit: int
     return out
 
 
+PAGE_SIZE = 1_000  # rows per scan page (wandb's default: a server may sample larger live pages)
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def _history(r: Any, keys: list[str] | None) -> pd.DataFrame:
+    """The run's full history (only `keys`, `_step` and `global_step` when `keys` is given), read once.
+
+    Tried in order, each only when the one before failed or does not exist in the installed wandb:
+    1. the server's Parquet exports downloaded whole (`download_history_exports`, wandb >= 0.24.1) and read
+       with pyarrow, plus one scan of the steps logged after the export (a run still running);
+    2. one scan of every key: `scan_history`, itself Parquet-backed since wandb 0.27.1 (`beta_scan_history`
+       from 0.23.1), else the paged GraphQL scan;
+    3. one unsampled GraphQL `history` read (a server without Parquet exports, where 1 and 2 fail);
+    4. one `scan_history` per key joined on `_step` (what this module did before).
+    The error reported when all fail is the scan's (2).
+    """
+    wanted = None if keys is None else list(dict.fromkeys([*keys, "global_step"]))
+    errors: list[Exception] = []
+    reads = [_read_exports] if hasattr(r, "download_history_exports") else []
+    for read in (*reads, _scan_all, _graphql_all):
+        try:
+            return read(r, wanted)
+        except Exception as exc:
+            errors.append(exc)
+    try:
+        return _history_per_key(r, keys)
+    except Exception:
+        scan_error, last_read = errors[len(reads)], errors[-1]  # the scan's error: the one a wandb user knows
+        message = _unavailable(scan_error).args[0]
+        if message.startswith("cannot reach"):  # it answered for the run itself: it refused the history
+            message = f"wandb at {_where()} could not serve the run's history: {_describe(scan_error)}"
+        if _describe(last_read) != _describe(scan_error):
+            message += f"; the single GraphQL history read failed too: {_describe(last_read)}"
+        raise SourceUnavailable(message) from scan_error
+
+
+def _read_exports(r: Any, keys: list[str] | None) -> pd.DataFrame:
+    """History from the run's Parquet exports (downloaded to a temporary folder) and its unexported tail."""
+    import tempfile
+
+    root = disk_cache.cache_root() / "cloud"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="history-exports-", dir=root) as tmp:
+        result = r.download_history_exports(tmp, require_complete_history=False)
+        if result.errors:
+            raise SourceUnavailable(f"the history export could not be downloaded: {result.errors}")
+        parts = [parquet_frame(Path(p), keys) for p in sorted(result.paths)]
+    tail: list[dict] = []
+    if result.contains_live_data:  # steps logged since the export: one scan of that step range
+        last = max((int(f["_step"].max()) for f in parts if len(f)), default=-1)
+        scan = r.scan_history(page_size=PAGE_SIZE, min_step=last + 1, **_cache_off(r))
+        tail = list(scan)
+    if tail or not parts:
+        parts.append(history_frame(tail, keys))
+    frame = pd.concat([f for f in parts if len(f.columns)], ignore_index=True, sort=False) if parts else None
+    if frame is None or not len(frame.columns):
+        return history_frame([], keys)
+    for col in frame.columns:
+        if _needs_tidy(frame[col]):
+            frame[col] = _tidy_column(frame[col])
+    frame["_step"] = frame["_step"].astype("int64")
+    frame = frame.drop_duplicates(subset="_step", keep="last").sort_values("_step", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+def parquet_frame(path: Path, keys: list[str] | None) -> pd.DataFrame:
+    """One Parquet history export as a frame: `_step` and `keys` (every column when None), and with `keys`
+    only the rows logging at least one of them (a logged NaN counts, a null does not)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    if keys is not None:
+        names = ["_step", *(k for k in keys if k != "_step" and k in names)]
+    table = pq.read_table(path, columns=names)
+    if keys is not None:
+        logged = None
+        for name in names[1:]:
+            valid = pc.is_valid(table[name])
+            logged = valid if logged is None else pc.or_(logged, valid)
+        table = table.filter(logged) if logged is not None else table.slice(0, 0)
+    import pyarrow as pa
+
+    columns: dict[str, Any] = {}
+    for name in table.column_names:
+        col = table[name]
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+            columns[name] = col.to_pandas()  # nulls -> NaN (ints with nulls -> float64, as the JSON path gives)
+        else:  # lists, structs (media), text, bools: plain Python values
+            columns[name] = pd.Series(col.to_pylist())  # dtype inferred as for JSON rows (text -> str)
+    return pd.DataFrame(columns, index=pd.RangeIndex(table.num_rows))
+
+
+def read_mode(r: Any) -> str:
+    """How `_scan_all` reads this client's history: "parquet" (the Parquet-backed scan) or "scan"."""
+    import inspect
+
+    try:
+        if "use_cache" in inspect.signature(r.scan_history).parameters:
+            return "parquet"  # wandb-core's history reader: Parquet exports plus the live tail
+    except (TypeError, ValueError):  # pragma: no cover - an uninspectable client method
+        pass
+    return "parquet-beta" if hasattr(r, "beta_scan_history") else "scan"
+
+
+def _cache_off(r: Any) -> dict[str, Any]:
+    # wandb's own Parquet file cache is keyed on the run only, so a run exported again since would be read
+    # stale; ended runs are cached by this package (see open_cloud_run) instead
+    return {"use_cache": False} if read_mode(r) == "parquet" else {}
+
+
+def _scan_all(r: Any, keys: list[str] | None) -> pd.DataFrame:
+    """Every row and key of the run in one scan (Parquet-backed when the client offers it)."""
+    if read_mode(r) == "parquet-beta":
+        return history_frame(list(r.beta_scan_history(page_size=PAGE_SIZE)), keys)
+    return history_frame(list(r.scan_history(page_size=PAGE_SIZE, **_cache_off(r))), keys)
+
+
+def _graphql_all(r: Any, keys: list[str] | None) -> pd.DataFrame:
+    """Every row in one GraphQL `history` query; refused when the server sampled it (fewer rows than logged)."""
+    expected = int(getattr(r, "_attrs", {}).get("historyLineCount") or 0)
+    rows = r.history(samples=max(int(r.lastHistoryStep) + 1, expected, 1), pandas=False)
+    if len(rows) < expected:
+        raise SourceUnavailable(f"the server sampled the history ({len(rows)} of {expected} rows)")
+    return history_frame(list(rows), keys)
+
+
+def _history_per_key(r: Any, keys: list[str] | None) -> pd.DataFrame:
+    """One `scan_history` per key joined on `_step` (the slow path: the last fallback, and the benchmark's baseline).
+
+    scan_history(keys=[a, b]) only returns rows holding every key, and per-batch keys are logged in separate
+    rows, hence one scan per key."""
     if keys is None:
-        rows = list(r.scan_history(page_size=1000))
-        return pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"_step": pd.Series([], dtype="int64")})
-    # scan_history(keys=[a, b]) only returns rows holding every key; per-batch keys are logged in separate rows,
-    # so fetch key by key and join on the step
+        return history_frame(list(r.scan_history(page_size=PAGE_SIZE)), None)
     frame: pd.DataFrame | None = None
     for k in dict.fromkeys([*keys, "global_step"]):
-        rows = list(r.scan_history(keys=[k], page_size=1000))
-        if not rows:
+        part = history_frame(list(r.scan_history(keys=[k], page_size=PAGE_SIZE)), [k])
+        if not len(part):
             continue
-        part = pd.DataFrame.from_records(rows)
         frame = part if frame is None else frame.merge(part, on="_step", how="outer")
     if frame is None:
         return pd.DataFrame({"_step": pd.Series([], dtype="int64")})
     return frame.sort_values("_step").reset_index(drop=True)
+
+
+def history_frame(rows: list[dict], keys: list[str] | None) -> pd.DataFrame:
+    """History rows as the API returned them -> one frame, whichever read produced them.
+
+    `keys`: keep `_step` and these columns, and only the rows logging at least one of them. A key a row did not
+    log is missing (None in Parquet rows, absent in JSON rows); the JSON strings "NaN" / "Infinity" /
+    "-Infinity" of numeric columns become floats (Parquet rows already hold floats); `None` fields of a logged
+    dict (a media value read from a Parquet struct) are dropped; a step read twice (a page straddling the end of
+    the Parquet export and the live rows) is kept once.
+    """
+    if keys is not None:
+        rows = [row for row in rows if any(row.get(k) is not None for k in keys)]
+        present = {k for row in rows for k in row}
+        columns = ["_step", *(k for k in dict.fromkeys(keys) if k != "_step" and k in present)]
+        frame = pd.DataFrame.from_records(rows, columns=columns)
+    else:
+        frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame({"_step": pd.Series([], dtype="int64")})
+    if "_step" not in frame.columns:
+        frame["_step"] = pd.Series(range(len(frame)), dtype="int64")
+    for col in frame.columns:
+        if _needs_tidy(frame[col]):
+            frame[col] = _tidy_column(frame[col])
+    if frame["_step"].notna().all():
+        frame["_step"] = frame["_step"].astype("int64")
+    frame = frame.drop_duplicates(subset="_step", keep="last")
+    return frame.sort_values("_step", kind="stable").reset_index(drop=True)
+
+
+def _needs_tidy(col: pd.Series) -> bool:
+    return col.dtype == object or pd.api.types.is_string_dtype(col.dtype)
+
+
+def _tidy_column(col: pd.Series) -> pd.Series:
+    """Numbers with "NaN" / "Infinity" texts -> float64; elsewhere None -> NaN and dicts without None fields."""
+    values = col.tolist()
+    numeric = True
+    seen = False
+    for v in values:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            continue
+        seen = True
+        if isinstance(v, bool) or not (isinstance(v, int | float) or (isinstance(v, str) and v in _NON_FINITE)):
+            numeric = False
+            break
+    if numeric and seen:
+        return pd.Series(
+            [math.nan if v is None else _NON_FINITE.get(v, v) if isinstance(v, str) else float(v) for v in values],
+            index=col.index,
+            dtype="float64",
+        )
+    if col.dtype != object:  # text
+        return col
+    out = [
+        math.nan if v is None else {k: x for k, x in v.items() if x is not None} if isinstance(v, dict) else v
+        for v in values
+    ]
+    return pd.Series(out, index=col.index, dtype=object)
 
 
 def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool = True) -> Run:
@@ -168,6 +355,8 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
             return hit
     try:
         history = _history(r, keys)
+    except SourceUnavailable:
+        raise
     except Exception as exc:
         raise _unavailable(exc) from exc
     if "_step" in history.columns and history["_step"].notna().all():
