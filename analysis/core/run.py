@@ -85,6 +85,7 @@ class Run:
     notes: str = ""
     exit_code: int | None = None
     status: ReadStatus = field(default_factory=ReadStatus)
+    step_axis: str = "_step"  # what `_step` counts: wandb's step, or an export's x-axis ("epoch", "row", ...)
 
     @property
     def step_column(self) -> str:

@@ -1,9 +1,11 @@
 """History exports as runs: the wandb UI's CSV download, and plain CSV / Parquet / JSONL history tables.
 
-The wandb UI exports a chart as CSV with a `Step` column and one `<run name> - <key>` column per run and key,
-each with `__MIN` / `__MAX` companions (the range of the points a sampled chart merged). Those become a history
-with `_step` = Step and the keys as columns (companions dropped); an export holding several runs needs `run=`
-(or `path#run name` in `open_run`). Any other table is taken as a history as it is: `_step` from a `_step`,
+The wandb UI exports a chart as CSV with its x-axis column (`Step`, `epoch`, `train/global_step`, ...) and one
+`<run name> - <key>` column per run and key, each with `__MIN` / `__MAX` companions (see `_export`): each run is
+its own history with `_step` from the x-axis (named in `Run.step_axis`), companions dropped; an export holding
+several runs needs `run=` (or `path#run name` in `open_run`), and `export_runs` lists them for a picker.
+CSV text is decoded and split as spreadsheets save it (UTF-8, UTF-8 with BOM, cp1252, UTF-16; `,` `;` tab `|`;
+decimal commas), see `_export_text`; how it was read is noted in `Run.notes`. Any other table is taken as a history as it is: `_step` from a `_step`,
 `step` or `Step` column when there is one, else the row number. Cells holding JSON lists or objects
 (`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
 
@@ -14,10 +16,10 @@ and the state is "unknown".
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import json
 import os
-import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,8 +27,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.core.errors import AmbiguousRun, CorruptRunFile, RunNotFound
+from analysis.core.errors import CorruptRunFile, RunNotFound
 from analysis.core.run import ReadStatus, Run, RunRef
+from analysis.sources._export import detect_layout, pick_run, run_history
+from analysis.sources._export_text import (
+    BinaryContent,
+    decimal_comma_columns,
+    decode_table_bytes,
+    excel_sep_line,
+    sniff_delimiter,
+)
 from analysis.sources._history import last_values, media_index, tidy_history
 
 SUFFIXES = {
@@ -38,8 +48,10 @@ SUFFIXES = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
-_WANDB_COLUMN = re.compile(r"^(?P<run>.+?) - (?P<key>.+)$")
 _STEP_NAMES = ("_step", "step", "Step")
+_SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
+_HEADER_BYTES = 1 << 20  # export_runs reads at most this much of a large file (its header)
+_WHOLE_FILE_BYTES = 8 << 20
 
 
 def is_table(path: str | os.PathLike) -> bool:
@@ -68,7 +80,7 @@ def open_table(
     if kind is None:
         raise CorruptRunFile(f"{label}: unknown history format; use .csv, .parquet or .jsonl")
     try:
-        frame = _read(kind, data if data is not None else Path(locator), keys)
+        frame, read_notes = _read(kind, data if data is not None else Path(locator), keys)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise CorruptRunFile(f"{label}: cannot read this {kind.upper()} history: {_first_line(e)}") from e
     except RecursionError:  # json.loads recurses once per nesting level
@@ -77,9 +89,25 @@ def open_table(
         ) from None
     frame.columns = [str(c) for c in frame.columns]
     run_name = Path(label).stem
-    if kind == "csv" and "Step" in frame.columns and _wandb_runs(frame):
-        frame, run_name = _from_wandb_export(frame, label, run)
-    history = _with_step(frame, label)
+    step_axis = "_step"
+    notes = list(read_notes)
+    layout = detect_layout(list(frame.columns)) if kind == "csv" else None
+    if layout is not None:
+        run_name = pick_run(layout, label, run)
+        frame, step_axis, export_notes = run_history(frame, layout, run_name)
+        _check_usable(frame, f"{label}#{run_name}")
+        notes += [f"wandb UI export ({len(layout.runs)} run{'s' if len(layout.runs) != 1 else ''} in the file)"]
+        notes += export_notes
+    elif run is not None:
+        raise RunNotFound(
+            f"{label} is not a wandb UI export of several runs (no '<run> - <key>' columns), so '#{run}' names "
+            "no run; open it without '#'"
+        )
+    else:
+        _check_usable(frame, label)
+        frame, step_axis, step_note = _with_step(frame, label)
+        notes += step_note
+    history = frame
     if keys is not None:
         wanted = [c for c in history.columns if c in set(keys) or c in ("_step", "global_step")]
         history = history[wanted]
@@ -93,8 +121,39 @@ def open_table(
         history=history,
         media=media_index(history),
         files_dir=None,
+        notes="; ".join(notes),
         status=ReadStatus(),
+        step_axis=step_axis,
     )
+
+
+def export_runs(source: str | os.PathLike | bytes, *, name: str | None = None) -> list[str]:
+    """The run names of a wandb UI CSV export (from its header alone), for a run picker; [] for any other
+    table. `source` is a path, or uploaded bytes with their file `name`. CorruptRunFile when the file is no
+    text table."""
+    label = name or Path(os.fspath(source) if not isinstance(source, (bytes, bytearray)) else "upload").name
+    if SUFFIXES.get(Path(label).suffix.lower()) != "csv":
+        return []
+    if isinstance(source, (bytes, bytearray)):
+        raw = bytes(source)
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise RunNotFound(f"{path}: no such history file")
+        with open(path, "rb") as f:
+            raw = f.read(_WHOLE_FILE_BYTES + 1)
+    if len(raw) > _WHOLE_FILE_BYTES:  # a large file: its header is enough (cut after a line break)
+        cut = raw.rfind(b"\n", 0, _HEADER_BYTES)
+        raw = raw[: cut + 2] if cut >= 0 else raw[:_HEADER_BYTES]
+    try:
+        text, _ = decode_table_bytes(raw)
+    except BinaryContent as e:
+        raise CorruptRunFile(f"{label}: cannot read this CSV history: {e}") from None
+    text, named_sep = excel_sep_line(text)
+    sep = named_sep or ("\t" if label.lower().endswith(".tsv") else sniff_delimiter(text))
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    layout = detect_layout([h.strip() for h in header])
+    return list(layout.runs) if layout is not None else []
 
 
 def _first_line(e: Exception) -> str:
@@ -102,15 +161,16 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFrame:
+def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    """The table as read, and notes on how (encoding, delimiter, decimal commas) when not plain UTF-8 CSV."""
     buf = io.BytesIO(src) if isinstance(src, bytes) else src
     if kind == "parquet":
-        return pd.read_parquet(buf)
+        return pd.read_parquet(buf), []
     if kind == "jsonl":
         text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
         whole = _json_document(text)
         if whole is not None:
-            return whole
+            return whole, []
         rows = []
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
@@ -120,38 +180,48 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> pd.DataFr
                 rows.append(row)
         if not rows:
             raise ValueError("no rows")
-        return pd.DataFrame.from_records(rows)
-    sep = "\t" if isinstance(src, Path) and src.suffix.lower() == ".tsv" else _delimiter(src)
-    wide = _read_wide_numeric(src, sep)
+        return pd.DataFrame.from_records(rows), []
+    raw = src if isinstance(src, bytes) else src.read_bytes()
+    text, encoding = decode_table_bytes(raw)  # BinaryContent is a ValueError: "cannot read this CSV history"
+    if not text.strip():
+        raise ValueError("the file is empty")
+    text, named_sep = excel_sep_line(text)
+    tsv = isinstance(src, Path) and src.suffix.lower() == ".tsv"
+    sep = named_sep or ("\t" if tsv else sniff_delimiter(text))
+    notes = []
+    if encoding not in ("UTF-8", "UTF-8 with BOM"):
+        notes.append(f"read as {encoding}")
+    if sep != ",":
+        notes.append(f"{_SEP_NAMES.get(sep, repr(sep))}-separated")
+    wide = _read_wide_numeric(text, sep)
     if wide is not None:
-        return wide
+        return wide, notes
     with warnings.catch_warnings():
         # a row longer than the header would be cut silently ("loss of data"): refuse the file instead
         warnings.simplefilter("error", pd.errors.ParserWarning)
         try:
-            frame = pd.read_csv(buf, sep=sep, index_col=False)
+            frame = pd.read_csv(io.StringIO(text), sep=sep, index_col=False)
         except pd.errors.ParserWarning as w:
             raise ValueError(f"rows do not match the header: {w}") from None
     if frame.shape[1] == 0:
         raise ValueError("no columns")
-    return _decode_json_cells(frame)
+    if sep != ",":  # `0,93` is a number only where `,` cannot be the delimiter
+        converted = decimal_comma_columns(frame)
+        if converted:
+            notes.append(f"decimal commas read in {len(converted)} column{'s' if len(converted) != 1 else ''}")
+    return _decode_json_cells(frame), notes
 
 
 WIDE_COLUMNS = 2000  # from this many columns a plain numeric table takes the vectorised reader
 
 
-def _read_wide_numeric(src: bytes | Path, sep: str) -> pd.DataFrame | None:
+def _read_wide_numeric(text: str, sep: str) -> pd.DataFrame | None:
     """A wide, plain numeric table (no quotes, every row as long as the header, every cell a number or empty)
     parsed with a few numpy operations over all cells at once: pandas' parser and frame builder spend ~0.2 ms
     per column, 20 s for 100,000 columns. None when the table is narrow or not that plain (pandas reads it)."""
-    raw = src if isinstance(src, bytes) else src.read_bytes()
-    head_end = raw.find(b"\n")
-    header = raw[: head_end if head_end >= 0 else len(raw)]
-    if header.count(sep.encode()) + 1 < WIDE_COLUMNS or b'"' in raw:
-        return None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    head_end = text.find("\n")
+    header = text[: head_end if head_end >= 0 else len(text)]
+    if header.count(sep) + 1 < WIDE_COLUMNS or '"' in text:
         return None
     lines = [line.rstrip("\r") for line in text.split("\n")]
     while lines and not lines[-1]:
@@ -201,22 +271,6 @@ def _json_document(text: str) -> pd.DataFrame | None:
     return None  # a single row object: read as one JSON line
 
 
-def _delimiter(src: bytes | Path) -> str:
-    """`,` unless the header has none and another common delimiter instead (spreadsheets in many locales save
-    `;`-separated "CSV"; read with `,` it would become one column and the run would look empty)."""
-    if isinstance(src, bytes):
-        head = src[:65536]
-    else:
-        with open(src, "rb") as f:
-            head = f.read(65536)
-    header = head.split(b"\n", 1)[0]
-    if b"," in header:
-        return ","
-    counts = {sep: header.count(sep.encode()) for sep in (";", "\t", "|")}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] else ","
-
-
 def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """CSV cells that hold JSON lists or objects become Python values again (text columns only: the dtypes
     tell which, so numeric columns cost nothing)."""
@@ -234,47 +288,56 @@ def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _wandb_runs(frame: pd.DataFrame) -> list[str]:
-    runs = []
-    for c in frame.columns:
-        m = _WANDB_COLUMN.match(c)
-        if m and m["run"] not in runs:
-            runs.append(m["run"])
-    return runs
-
-
-def _from_wandb_export(frame: pd.DataFrame, label: str, run: str | None) -> tuple[pd.DataFrame, str]:
-    runs = _wandb_runs(frame)
-    if run is None:
-        if len(runs) > 1:
-            raise AmbiguousRun(
-                f"{label} holds {len(runs)} runs ({', '.join(runs)}); choose one with '{label}#<run name>'",
-                candidates=runs,
-            )
-        run = runs[0]
-    elif run not in runs:
-        raise RunNotFound(f"{label} has no run named {run!r}; it holds: {', '.join(runs)}", candidates=runs)
-    prefix = f"{run} - "
-    cols = {"Step": "_step"}
-    for c in frame.columns:
-        if c.startswith(prefix) and not c.endswith(("__MIN", "__MAX")):
-            cols[c] = c[len(prefix) :]
-    out = frame[list(cols)].rename(columns=cols)
-    value_cols = [c for c in out.columns if c != "_step"]
-    if value_cols:
-        out = out[out[value_cols].notna().any(axis=1)]
-    return out.reset_index(drop=True), run
-
-
-def _with_step(frame: pd.DataFrame, label: str) -> pd.DataFrame:
+def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list[str]]:
+    """(frame with `_step`, what `_step` counts, notes): `_step` from a `_step`, `step` or `Step` column, else
+    the row number."""
     step_col = next((c for c in _STEP_NAMES if c in frame.columns), None)
     if step_col is None:
-        return frame.assign(_step=np.arange(len(frame), dtype=np.int64))
+        note = [] if "global_step" in frame.columns else [f"no step column ({', '.join(_STEP_NAMES)}): rows numbered"]
+        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", note
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     if steps.isna().any():
         bad = int(steps.isna().to_numpy().argmax())
         raise CorruptRunFile(
-            f"{label}: the {step_col!r} column has a missing or non-numeric value (data row {bad + 1})"
+            f"{label}: the {step_col!r} column has a missing or non-numeric value (data row {bad + 1}: "
+            f"{frame[step_col].iloc[bad]!r}); columns found: {_columns_found(frame)}"
         )
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
-    return frame.assign(_step=steps.astype(np.int64).to_numpy())
+    return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, []
+
+
+_NOT_METRICS = frozenset({*_STEP_NAMES, "global_step"})
+
+
+def _check_usable(frame: pd.DataFrame, label: str) -> None:
+    """CorruptRunFile naming the problem and the columns found when the table has no row, or no column that
+    holds a number or a logged value (a list, a media reference): such a "run" would show "Steps 0"."""
+    if not len(frame):
+        raise CorruptRunFile(
+            f"{label}: the table has a header but no data rows; columns found: {_columns_found(frame)}"
+        )
+    for j, name in enumerate(frame.columns):
+        if name in _NOT_METRICS:
+            continue
+        col = frame.iloc[:, j]
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            if col.notna().any():
+                return
+            continue
+        values = col.dropna()
+        if not len(values):
+            continue
+        head = values.iloc[:1000]
+        if any(isinstance(v, (dict, list)) for v in head) or pd.to_numeric(head, errors="coerce").notna().any():
+            return
+    raise CorruptRunFile(
+        f"{label}: no usable metric column (no column other than a step holds numbers); "
+        f"columns found: {_columns_found(frame)}"
+    )
+
+
+def _columns_found(frame: pd.DataFrame, limit: int = 12) -> str:
+    names = [str(c) for c in frame.columns]
+    shown = ", ".join(repr(n) if len(n) <= 60 else repr(n[:57] + "...") for n in names[:limit])
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{shown}{more} ({len(names)} column{'s' if len(names) != 1 else ''})"
