@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from analysis.core.config import AnalyzerConfig
     from analysis.core.run import Run, RunRef
+    from analysis.reporting.model import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 DEFAULT_OUTPUT_DIR = Path("experiment_reports")
@@ -38,6 +40,8 @@ examples:
   %(prog)s --history-file export.parquet --format md,html
   # wandb cloud (needs WANDB_API_KEY; WANDB_BASE_URL for a self-hosted server)
   %(prog)s --entity team --project ocr --run-name my_run
+  # write the findings back into wandb as an analysis run (offline; `wandb sync` uploads it)
+  %(prog)s --run-name my_run --log-to-wandb
   # CI gate: exit 1 when any finding is critical
   %(prog)s --run-name my_run --config analyzer.yaml --fail-on critical
 
@@ -131,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
         "regressed against --baseline",
     )
     out.add_argument(
+        "--log-to-wandb",
+        action="store_true",
+        help="also write the analysis into wandb: a run with job_type=analysis linked to the analysed run (config "
+        "analysed_run, tag analysed:<id>), with the events and problematic batches as tables, the HTML report as a "
+        "file and an artifact, and the verdict in its summary. Offline unless WANDB_MODE says otherwise (upload it "
+        "later with `wandb sync`); written under $WANDB_DIR, else under the output directory",
+    )
+    out.add_argument(
+        "--wandb-project",
+        metavar="NAME",
+        help="project of the analysis run written by --log-to-wandb (default: the analysed run's project)",
+    )
+    out.add_argument(
         "--quiet",
         "-q",
         action="store_true",
@@ -157,12 +174,14 @@ def _check_args(args: argparse.Namespace) -> None:
         raise _ArgError("choose one source: --wandb-dir (local) or --entity/--project (cloud)")
     if not args.history_file and not args.run_name:
         raise _ArgError("--run-name is required (or give --history-file)")
+    if args.wandb_project and not args.log_to_wandb:
+        raise _ArgError("--wandb-project names the project of --log-to-wandb; give --log-to-wandb too")
 
 
 def load_run(args: argparse.Namespace) -> Run:
     """The Run the options point at (local folder, cloud or history export); typed errors for user mistakes."""
-    from analysis.core.errors import RunNotFound, SourceUnavailable
-    from analysis.sources import find_run, open_run
+    from analysis.core.errors import RunNotFound
+    from analysis.sources import open_run
 
     if args.history_file:
         if args.history_file.is_dir():
@@ -176,19 +195,62 @@ def load_run(args: argparse.Namespace) -> Run:
         return open_run(args.history_file)
     if args.entity:
         return open_run(find_cloud_run(args.entity, args.project, args.run_name))
-    candidate = Path(args.run_name)
-    if (args.wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir()) or (
+    return resolve_run(args.run_name, wandb_dir=args.wandb_dir)
+
+
+def resolve_run(target: str | Path, *, wandb_dir: str | Path | None = None) -> Run:
+    """The Run that `target` names: a run folder, a `.wandb` file, a history export (`.csv` / `.parquet` /
+    `.jsonl`, `export.csv#<run>`), `wandb://entity/project/run_id`, or a run name / id / `latest-run` in
+    `wandb_dir` (default: `default_wandb_dir()`). Typed errors for user mistakes (unknown, ambiguous, unreadable)."""
+    from analysis.core.errors import SourceUnavailable
+    from analysis.sources import find_run, open_run
+    from analysis.sources.tabular import is_table
+
+    text = str(target)
+    if text.startswith("wandb://"):
+        return open_run(text)
+    candidate = Path(text).expanduser()
+    if (wandb_dir is None and candidate.is_dir() and (candidate / "files").is_dir()) or (
         candidate.suffix == ".wandb" and candidate.is_file()
     ):
         return open_run(candidate)  # a run folder or .wandb file given directly
-    wandb_dir = args.wandb_dir or default_wandb_dir()
-    if not wandb_dir.exists():
-        raise SourceUnavailable(f"wandb directory not found: {wandb_dir} (pass --wandb-dir, or set WANDB_DIR)")
-    if not wandb_dir.is_dir():
-        raise SourceUnavailable(f"not a directory: {wandb_dir} (--wandb-dir wants the folder holding run folders)")
-    if not os.access(wandb_dir, os.R_OK | os.X_OK):
-        raise SourceUnavailable(f"cannot read wandb directory {wandb_dir}: permission denied")
-    return open_run(find_run(wandb_dir, args.run_name))
+    file_part = Path(text.split("#", 1)[0]).expanduser()
+    if is_table(file_part) and file_part.is_file():  # a history export (`#<run>`: one run of a multi-run CSV)
+        return open_run(f"{file_part}#{text.split('#', 1)[1]}" if "#" in text else file_part)
+    folder = Path(wandb_dir).expanduser() if wandb_dir is not None else default_wandb_dir()
+    if not folder.exists():
+        raise SourceUnavailable(f"wandb directory not found: {folder} (pass --wandb-dir, or set WANDB_DIR)")
+    if not folder.is_dir():
+        raise SourceUnavailable(f"not a directory: {folder} (--wandb-dir wants the folder holding run folders)")
+    if not os.access(folder, os.R_OK | os.X_OK):
+        raise SourceUnavailable(f"cannot read wandb directory {folder}: permission denied")
+    return open_run(find_run(folder, text))
+
+
+def analyze(
+    run: str | Path,
+    data_dir: str | Path | None = None,
+    config: AnalyzerConfig | str | Path | None = None,
+    *,
+    wandb_dir: str | Path | None = None,
+) -> Report:
+    """One line from a run to its report, for notebooks and scripts: `analyze("my_run")`.
+
+    `run` is anything `resolve_run` reads (a run name or id in `wandb_dir` / ./wandb / $WANDB_DIR/wandb, a run
+    folder, a `.wandb` file, a CSV / Parquet / JSONL export, `wandb://entity/project/run_id`); `config` an
+    `AnalyzerConfig` or the path of a YAML config. The Report shows itself in Jupyter (`_repr_html_`) and renders
+    with `.to_markdown()`, `.to_json()`, `.to_html()`."""
+    from analysis.core.config import AnalyzerConfig, load_config
+    from analysis.core.errors import AnalyzerError
+    from analysis.findings.pipeline import analyze_run
+    from analysis.reporting.report import Report
+
+    cfg = config if isinstance(config, AnalyzerConfig) else load_config(config)
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise AnalyzerError(f"data directory not found: {data_dir}")
+    the_run = resolve_run(run, wandb_dir=wandb_dir)
+    analysis = analyze_run(the_run, cfg, data_dir=Path(data_dir).expanduser() if data_dir is not None else None)
+    return Report.from_analysis(analysis)
 
 
 def find_cloud_run(entity: str, project: str, name_or_id: str) -> RunRef:
@@ -300,11 +362,25 @@ def run(argv: list[str] | None = None) -> int:
             comparison = run_comparison(args, analysis, args.wandb_dir or default_wandb_dir())
         if write:
             progress(1.0, "writing reports")
-            report = Report.from_analysis(analysis, charts="html" in formats, comparison=comparison)
+            charts = "html" in formats or args.log_to_wandb
+            report = Report.from_analysis(analysis, charts=charts, comparison=comparison)
             paths = write_reports(report, output_dir, formats)
+        elif args.log_to_wandb:  # no files, but the analysis run carries the full HTML report
+            report = Report.from_analysis(analysis, comparison=comparison)
+            paths = {}
         else:  # the summary (verdict, severity) only: no charts, no thumbnails, no files
             report = Report.from_analysis(analysis, charts=False, max_thumbnails=0, comparison=comparison)
             paths = {}
+        logged = None
+        if args.log_to_wandb:
+            from analysis.reporting.wandb_log import log_analysis_to_wandb
+
+            progress(1.0, "logging to wandb")
+            try:
+                logged = log_analysis_to_wandb(report, project=args.wandb_project, wandb_dir=output_dir)
+            except AnalyzerError as exc:
+                kept = f" (the reports were written: {', '.join(map(str, paths.values()))})" if paths else ""
+                raise AnalyzerError(f"--log-to-wandb: {exc}{kept}") from None
     finally:
         progress.close()
 
@@ -312,6 +388,8 @@ def run(argv: list[str] | None = None) -> int:
         "Analysis complete" + ("" if args.quiet else f": {_printable(report.summary['verdict'])}"),
         *map(str, paths.values()),
     ]
+    if logged is not None:
+        lines.append(f"wandb: {_printable(logged.describe())}")
     _print_lines(lines)
     if not write and not args.quiet:
         print(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from analysis.core.errors import AnalyzerError
 from analysis.core.vocabulary import severity_rank
+from analysis.findings.notebook import KeyFigure, key_figure, summary_html
 from analysis.reporting.document import SCHEMA_VERSION, ReportData
 from analysis.reporting.html import TEMPLATES, build_charts, render_html
 from analysis.reporting.markdown import render_markdown
@@ -49,6 +50,9 @@ MAX_THUMBNAILS = MAX_WORST_IMAGES
 
 class Report(ReportData):
     """A report built from one analysis; `to_markdown` / `to_json` / `to_html` only render its data."""
+
+    # the notebook figure's data (small: downsampled lines and event markers); None for a report read from JSON
+    key_figure: KeyFigure | None = None
 
     @classmethod
     def from_analysis(
@@ -90,7 +94,29 @@ class Report(ReportData):
         )
         if charts:
             report.charts = build_charts(analysis)
+        report.key_figure = key_figure(analysis)
         return report
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: run, verdict, counts, the key figure, top events and problematic batches."""
+        s = self.summary
+        counts = {
+            "steps": s.get("n_steps", 0),
+            "batches": s.get("n_batches", 0),
+            "events": s.get("n_events", 0),
+            "problematic batches": len(self.problematic_batches),
+            "detector hits": s.get("n_anomalies", 0),
+        }
+        return summary_html(
+            name=self.run_name,
+            run_id=str(self.run.get("id") or ""),
+            verdict=str(s.get("verdict", "")),
+            severity=self.severity,
+            counts=counts,
+            events=self.events,
+            problems=self.problematic_batches,
+            figure=self.key_figure,
+        )
 
     def to_markdown(self) -> str:
         """GitHub-flavoured Markdown, also readable in a terminal; untrusted text is escaped."""
