@@ -208,7 +208,7 @@ def test_slack_webhook_receives_json_payload(webhook):
     assert req["ctype"] == "application/json"
     text = req["json"]["text"]
     assert "ocr-test" in text and "val/recall" in text and anomalies[0].message in text
-    assert req["json"]["blocks"][0]["type"] == "section"
+    assert [b["type"] for b in req["json"]["blocks"]] == ["header", "section"]  # Block Kit: test_alerts_apprise.py
     res = monitor.delivery_results
     assert [(r.name, r.ok, r.detail) for r in res] == [("slack", True, "HTTP 200")]
     monitor.close()

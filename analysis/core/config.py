@@ -23,6 +23,8 @@ RecoveryStrategy = Literal["rollback_on_severe_drop", "adjust_lr_on_plateau", "t
 ReportFormat = Literal["markdown", "json", "html"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_APPRISE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$")
+_URL_SPLIT = re.compile(r"\s+|,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")  # apprise's own list syntax: spaces or commas
 SECRET_PLACEHOLDER = "<from environment>"
 
 
@@ -103,6 +105,11 @@ class ReportingConfig(_Strict):
 
 class AlertsConfig(_Strict):
     slack_webhook: str | None = None
+    apprise_urls: list[str] = Field(
+        default_factory=list,
+        description="Apprise URLs (discord://, msteams://, tgram://, json://, ...) or ${ENV_VAR}; "
+        "$APPRISE_URLS wins; needs the notify extra",
+    )
     email_recipients: list[str] = Field(default_factory=list)
     smtp_host: str = "localhost"
     smtp_port: int = Field(25, ge=1, le=65535)
@@ -142,6 +149,27 @@ class AlertsConfig(_Strict):
     def resolved_slack_webhook(self) -> str | None:
         """The webhook URL: `$SLACK_WEBHOOK_URL` wins, then the config (with `${VAR}` expanded)."""
         return os.environ.get("SLACK_WEBHOOK_URL") or _expand_env(self.slack_webhook)
+
+    @field_validator("apprise_urls", mode="before")
+    @classmethod
+    def _apprise_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("apprise_urls")
+    @classmethod
+    def _apprise(cls, v: list[str]) -> list[str]:
+        kept = [u.strip() for u in v if u.strip() != SECRET_PLACEHOLDER]  # a dumped config read back
+        for i, url in enumerate(kept):
+            if not (_ENV_REF.match(url) or _APPRISE_URL.match(url)):  # never echo the value: it holds a token
+                raise ValueError(f"item {i} is not an Apprise URL (service://...) or ${{ENV_VAR}}")
+        return kept
+
+    def resolved_apprise_urls(self) -> list[str]:
+        """The Apprise URLs: `$APPRISE_URLS` (space- or comma-separated) wins, then the config (`${VAR}` expanded,
+        unset variables dropped)."""
+        env = os.environ.get("APPRISE_URLS")
+        items = [env] if env and env.strip() else [_expand_env(u) or "" for u in self.apprise_urls]
+        return [u for item in items for u in _URL_SPLIT.split(item.strip()) if u]
 
     @staticmethod
     def smtp_password() -> str | None:
@@ -203,6 +231,12 @@ class DataQualityConfig(_Strict):
     )
     min_contrast: float = Field(0.1, ge=0, le=1, description="luminance p99 - p1 on 0..1; 0 disables the check")
     max_image_pixels: int = Field(100_000_000, gt=0, le=2**40, description="decompression-bomb cap")
+    duplicate_hash_distance: int = Field(
+        10, ge=0, le=64, description="near duplicates: at most this many of the 256 perceptual-hash bits differ"
+    )
+    duplicate_min_share: float = Field(
+        0.5, gt=0, le=1, description="a batch repeating at least this share of its images from another is a cause"
+    )
 
     @field_validator("min_resolution", mode="before")
     @classmethod
@@ -227,6 +261,9 @@ class AnalyzerConfig(_Strict):
         alerts = data["experiment_monitoring"]["alerts"]
         if alerts.get("slack_webhook"):
             alerts["slack_webhook"] = SECRET_PLACEHOLDER
+        alerts["apprise_urls"] = [
+            u if _ENV_REF.match(u) else SECRET_PLACEHOLDER for u in alerts.get("apprise_urls", [])
+        ]
         return data
 
 

@@ -1,11 +1,13 @@
-"""Alert sinks (Slack incoming webhook, SMTP email, `wandb.alert`, the log) and a non-blocking dispatcher.
+"""Alert sinks (Slack incoming webhook, SMTP email, `wandb.alert`, the log, Apprise) and a non-blocking dispatcher.
 
 A sink has a `name` and `send(alert) -> str` (a short detail on success; it raises on failure). The
 `AlertDispatcher` gives every sink its own daemon thread and bounded queue: `submit()` never blocks and never
 raises, failures are retried with exponential backoff and then reported (logged, counted, kept in `results`).
 `send_test_alert(config)` sends one test alert synchronously to every configured sink, for the settings page.
 Webhook URLs are secrets: they are registered with `analysis.monitoring.secrets`, which keeps their path and
-query out of every message, result and log record. (Over 400 lines: the sinks, the dispatcher and its workers
+query out of every message, result and log record. Slack gets Block Kit (one section of fields per anomaly:
+run, batch, metric, value, step, link) within Slack's size limits; Apprise URLs (the optional `notify` extra) are
+sinks of `analysis.monitoring.apprise_sink`. (Over 400 lines: the sinks, the dispatcher and its workers
 share the delivery types and are read together.)
 """
 
@@ -28,31 +30,36 @@ from typing import Protocol
 import requests
 
 from analysis.core.config import AlertsConfig, AnalyzerConfig
-from analysis.core.records import Anomaly
+from analysis.core.errors import ConfigError
 from analysis.core.redaction import redact_text
 from analysis.core.vocabulary import Severity
+from analysis.monitoring.records import Alert, AlertDeliveryError
 from analysis.monitoring.secrets import register_secret, scrub
+
+__all__ = [  # Alert and AlertDeliveryError live in analysis.monitoring.records (the Apprise sink uses them too)
+    "Alert",
+    "AlertDeliveryError",
+    "AlertDispatcher",
+    "AlertSink",
+    "AlertThrottle",
+    "EmailSink",
+    "LogSink",
+    "SinkResult",
+    "SlackWebhookSink",
+    "WandbAlertSink",
+    "active_run_link",
+    "deliver",
+    "send_test_alert",
+    "sinks_from_config",
+    "slack_escape",
+    "slack_payload",
+]
 
 log = logging.getLogger(__name__)
 
 _WANDB_LEVEL = {"info": "INFO", "warning": "WARN", "critical": "ERROR"}
 _LOG_LEVEL = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.ERROR}
 _EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
-
-
-class AlertDeliveryError(Exception):
-    """A sink could not deliver an alert (HTTP error status, SMTP refusal, ...)."""
-
-
-@dataclass(frozen=True)
-class Alert:
-    """One message to deliver: a short title (< 64 chars, wandb's limit), a body and a level."""
-
-    title: str
-    text: str
-    level: str = "warning"  # info | warning | critical
-    step: int | None = None
-    anomalies: tuple[Anomaly, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,15 +108,9 @@ class SlackWebhookSink:
 
     @staticmethod
     def payload(alert: Alert) -> dict:
-        head = f"{_EMOJI.get(alert.level, '')} *{slack_escape(alert.title)}*".strip()
-        body = slack_escape(alert.text)
-        return {
-            "text": f"{head}\n{body}",
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": head}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": body[:2900]}},
-            ],
-        }
+        """Block Kit (a header, one section of fields per anomaly) plus the plain `text` Slack shows in
+        notifications; every user string escaped and cut to Slack's limits."""
+        return slack_payload(alert)
 
     def send(self, alert: Alert) -> str:
         try:
@@ -124,6 +125,104 @@ class SlackWebhookSink:
 def slack_escape(text: str) -> str:
     """Slack's three control characters, so metric names cannot become links or mentions (<!channel>)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Slack's Block Kit limits (https://api.slack.com/reference/block-kit/blocks)
+SLACK_MAX_BLOCKS = 50
+SLACK_SECTION_TEXT = 3000
+SLACK_MAX_FIELDS = 10
+SLACK_FIELD_TEXT = 2000
+SLACK_HEADER_TEXT = 150
+_SLACK_FALLBACK_TEXT = 3000  # the notification text: Slack allows 40,000, nobody reads past a screen
+_SLACK_ANOMALY_SECTIONS = 20  # one section per anomaly, then "... and N more" (well under 50 blocks)
+
+
+def slack_fit(text: str, limit: int) -> str:
+    """`text` (already escaped) cut to `limit` characters with an ellipsis, never inside an `&amp;` entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _slack_text(text: str, limit: int) -> str:
+    return slack_fit(slack_escape(text), limit)
+
+
+def _slack_link(url: str) -> str:
+    """`<url|open the run>` for an http(s) URL (with Slack's separators percent-encoded), else ""."""
+    url = url.strip()
+    if not url.lower().startswith(("https://", "http://")) or any(c.isspace() for c in url):
+        return ""
+    safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
+    return f"<{safe}|open the run>" if len(safe) < SLACK_FIELD_TEXT - 40 else ""
+
+
+def _slack_field(label: str, value: str) -> dict:
+    head = f"*{label}*\n"
+    return {"type": "mrkdwn", "text": head + _slack_text(value, SLACK_FIELD_TEXT - len(head))}
+
+
+def _slack_value(value: float) -> str:
+    try:
+        return f"{float(value):.6g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def slack_payload(alert: Alert) -> dict:
+    """The Slack message of an alert: header, per-anomaly field sections (run, batch, metric, value, step, link),
+    a plain-text fallback; within Block Kit's limits however long the names are."""
+    emoji = _EMOJI.get(alert.level, "")
+    link = _slack_link(alert.link)
+    blocks: list[dict] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _slack_text(alert.title, SLACK_HEADER_TEXT)}}
+    ]
+    shown = alert.anomalies[:_SLACK_ANOMALY_SECTIONS]
+    for a in shown:
+        fields = [
+            _slack_field("Run", alert.run or "—"),
+            _slack_field("Batch", "run-level" if a.batch is None else str(a.batch)),
+            _slack_field("Metric", a.metric),
+            _slack_field("Value", _slack_value(a.value)),
+            _slack_field("Step", str(a.step)),
+            _slack_field("Severity", f"{a.severity} ({a.detector})"),
+        ]
+        if link:
+            fields.append({"type": "mrkdwn", "text": f"*Link*\n{link}"})
+        text = _slack_text(a.message, SLACK_SECTION_TEXT)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text}, "fields": fields})
+    if len(alert.anomalies) > len(shown):
+        more = f"… and {len(alert.anomalies) - len(shown)} more anomalies"
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    if not shown:  # a test alert, a user's own alert: the text, with what is known
+        known = (("Run", alert.run), ("Step", "" if alert.step is None else str(alert.step)))
+        fields = [_slack_field(label, value) for label, value in known if value]
+        if link:
+            fields.append({"type": "mrkdwn", "text": f"*Link*\n{link}"})
+        section: dict = {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _slack_text(alert.text or alert.title, SLACK_SECTION_TEXT)},
+        }
+        if fields:
+            section["fields"] = fields[:SLACK_MAX_FIELDS]
+        blocks.append(section)
+    head = f"{emoji} *{slack_escape(alert.title)}*".strip()
+    fallback = slack_fit(f"{head}\n{slack_escape(alert.text)}" + (f"\n{link}" if link else ""), _SLACK_FALLBACK_TEXT)
+    return {"text": fallback, "blocks": blocks[:SLACK_MAX_BLOCKS]}
+
+
+def active_run_link() -> str:
+    """The URL of the active wandb run in this process ("" offline, without a run, or without wandb imported)."""
+    wandb = sys.modules.get("wandb")  # never import it here: an import costs seconds
+    try:
+        url = getattr(getattr(wandb, "run", None), "url", None) if wandb else None
+    except Exception:  # a run being torn down may raise on attribute access
+        return ""
+    return url if isinstance(url, str) else ""
 
 
 class EmailSink:
@@ -199,8 +298,9 @@ class WandbAlertSink:
         return f"wandb.alert on run {getattr(run, 'id', '?')}"
 
 
-def sinks_from_config(config: AnalyzerConfig | AlertsConfig) -> list[AlertSink]:
-    """The sinks a config asks for: the log always, wandb always (no-op without a run), Slack and email if set."""
+def sinks_from_config(config: AnalyzerConfig | AlertsConfig, *, apprise: bool = True) -> list[AlertSink]:
+    """The sinks a config asks for: the log always, wandb always (no-op without a run), Slack, email and Apprise
+    URLs if set. `ConfigError` when an Apprise URL is set but Apprise is missing or does not know the URL."""
     alerts = config.experiment_monitoring.alerts if isinstance(config, AnalyzerConfig) else config
     sinks: list[AlertSink] = [LogSink(), WandbAlertSink(alerts.throttle_seconds)]
     url = alerts.resolved_slack_webhook()
@@ -219,6 +319,10 @@ def sinks_from_config(config: AnalyzerConfig | AlertsConfig) -> list[AlertSink]:
                 timeout=alerts.timeout_seconds,
             )
         )
+    if apprise and alerts.resolved_apprise_urls():
+        from analysis.monitoring.apprise_sink import apprise_sinks  # imports Apprise (optional) only when used
+
+        sinks.extend(apprise_sinks(alerts))
     return sinks
 
 
@@ -240,7 +344,14 @@ def send_test_alert(config: AnalyzerConfig, sinks: Sequence[AlertSink] | None = 
         "If you can read it, alerts reach you.",
         level="info",
     )
-    return [deliver(sink, alert) for sink in (sinks if sinks is not None else sinks_from_config(config))]
+    problems: list[SinkResult] = []
+    if sinks is None:
+        try:
+            sinks = sinks_from_config(config)
+        except ConfigError as exc:  # Apprise missing or a URL it does not know: say so, test the other sinks
+            problems.append(SinkResult("apprise", False, scrub(str(exc)), 0, alert.title))
+            sinks = sinks_from_config(config, apprise=False)
+    return [*(deliver(sink, alert) for sink in sinks), *problems]
 
 
 class AlertThrottle:

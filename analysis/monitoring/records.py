@@ -1,4 +1,5 @@
-"""What the monitor's parts hand each other: `MonitorAnomaly` (a finding) and `MetricStatus` (one metric's state).
+"""What the monitor's parts hand each other: `MonitorAnomaly` (a finding), `MetricStatus` (one metric's state),
+`Alert` (a message for the sinks) and `AlertDeliveryError` (a sink's failure).
 
 They live apart from the code that makes and reads them so that imports point one way: tracking, recovery,
 alerting and the `TrainingMonitor` import this module, and it imports none of them.
@@ -11,7 +12,7 @@ from typing import Any
 
 from analysis.core.records import Anomaly
 
-__all__ = ["MetricStatus", "MonitorAnomaly"]
+__all__ = ["Alert", "AlertDeliveryError", "MetricStatus", "MonitorAnomaly"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +46,20 @@ class MetricStatus:
     nonfinite: bool
     below_threshold: bool
     warmed_up: bool
+
+
+class AlertDeliveryError(Exception):
+    """A sink could not deliver an alert (HTTP error status, SMTP refusal, ...)."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message to deliver: a short title (< 64 chars, wandb's limit), a body and a level."""
+
+    title: str
+    text: str
+    level: str = "warning"  # info | warning | critical
+    step: int | None = None
+    anomalies: tuple[Anomaly, ...] = ()
+    run: str = ""  # the experiment / run name, when known
+    link: str = ""  # a URL of the run (the active wandb run's page), when known

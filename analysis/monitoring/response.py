@@ -16,7 +16,14 @@ from typing import Any
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.vocabulary import Severity, severity_rank, worst_severity
-from analysis.monitoring.alerts import Alert, AlertDispatcher, AlertSink, AlertThrottle, SinkResult
+from analysis.monitoring.alerts import (
+    Alert,
+    AlertDispatcher,
+    AlertSink,
+    AlertThrottle,
+    SinkResult,
+    active_run_link,
+)
 from analysis.monitoring.records import MetricStatus, MonitorAnomaly
 from analysis.monitoring.recovery import RecoveryAction, RecoveryPolicy
 
@@ -91,7 +98,15 @@ class MonitorResponse:
         info = _describe(batch_info)
         if info:
             lines.append(f"batch info: {info}"[:500])
-        return Alert(title=title[:63], text="\n".join(lines), level=level.value, step=step, anomalies=tuple(anomalies))
+        return Alert(
+            title=title[:63],
+            text="\n".join(lines),
+            level=level.value,
+            step=step,
+            anomalies=tuple(anomalies),
+            run=name,
+            link=active_run_link(),
+        )
 
     @property
     def delivery_results(self) -> list[SinkResult]:

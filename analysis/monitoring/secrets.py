@@ -25,6 +25,7 @@ _HTTP_LOGGERS = (
     "urllib3.response",
     "urllib3.poolmanager",
     "requests",
+    "apprise",  # the Apprise sink's services log their request URLs at DEBUG and response bodies on failure
 )
 
 
