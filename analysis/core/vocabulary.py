@@ -179,6 +179,7 @@ class QualityReason(StrEnum):
     BLUR = "blur"
     CONTRAST = "contrast"
     UNREADABLE = "unreadable"
+    DUPLICATE = "duplicate"  # the same (or a near-identical) image as another one (quality.duplicates)
 
     @property
     def label(self) -> str:
@@ -193,4 +194,5 @@ _REASON_LABELS = {
     QualityReason.BLUR: "blurry",
     QualityReason.CONTRAST: "low contrast",
     QualityReason.UNREADABLE: "unreadable",
+    QualityReason.DUPLICATE: "duplicate image",
 }

@@ -8,8 +8,12 @@
 3. Side: when at least half of the batches fall at the same step (two logging intervals), one model-side cause
    covers them, naming a learning-rate (or other run-level) change at that step; a batch that falls alone is
    data-side.
-4. With quality scores, the batch's images are compared with every other image (`quality_evidence`): per score
-   Mann-Whitney U and the rank-biserial effect size; the dominant quality failure is counted by reason code.
+4. With quality scores, each batch's images are compared with every other image (`quality_evidence`): per score
+   Mann-Whitney U and the rank-biserial effect size, per failure reason a one-sided Fisher test; all tests of the
+   run are adjusted together (Benjamini-Hochberg), and only differences with q < `ALPHA` are quoted as evidence.
+5. Duplicates (`quality.duplicates.BatchRepeat`): a batch that from some step on logs mostly another batch's images
+   ("batch 7 repeats 6 of 8 images from batch 2 since step 2000") is a data-side cause; when the batch also fell,
+   the repeat is added to its cause.
 Causes are ranked by `score` (higher first), built with `RANKING` (see `RankingWeights`).
 A run without batch metrics is explained from its run-level change points.
 """
@@ -17,8 +21,9 @@ A run without batch metrics is explained from its run-level change points.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,7 +48,8 @@ from analysis.findings.problems import (
     find_problems,
     step_tolerance,
 )
-from analysis.findings.quality_evidence import compare_quality, quality_phrase
+from analysis.findings.quality_evidence import compare_all_batches, compare_quality, quality_phrase
+from quality.duplicates import BatchRepeat
 
 __all__ = ["RANKING", "CauseContext", "RankingWeights", "compare_quality", "explain"]
 
@@ -64,6 +70,7 @@ class RankingWeights:
     """
 
     fall: float = 100.0  # per unit of relative fall of the main metric, in its bad direction (improvements: 0)
+    duplicates: float = 20.0  # per share of a batch's images repeated from another batch (all of them: 20 points)
     severity: float = 10.0  # per unit of severity weight: warning 1, critical 2 (`problems.SEVERITY_WEIGHT`)
     quality_effect: float = 20.0  # per unit of |rank-biserial effect| of the most different worse quality score
     max_findings: int = 10  # one point per supporting finding, at most this many
@@ -85,6 +92,8 @@ class CauseContext:
     series: SeriesIndex  # (batch, metric) -> sorted finite values
     n_batches: int  # batches in the run (at least the number with a problem)
     tolerance: float  # steps apart that still count as "at the same step" (two logging intervals)
+    # batch -> image-quality evidence, every test of the run adjusted together (quality_evidence.compare_all_batches)
+    quality_evidence: dict[int, dict[str, Any]]
 
     @classmethod
     def build(
@@ -106,6 +115,7 @@ class CauseContext:
             series=SeriesIndex(batches),
             n_batches=max(n_batches, n_problems),
             tolerance=step_tolerance(batches),
+            quality_evidence=compare_all_batches(quality),
         )
 
     def main_metric(self, prob: BatchProblem) -> str | None:
@@ -155,16 +165,18 @@ def explain(
     quality: pd.DataFrame | None,
     images: pd.DataFrame | None,
     cfg: AnalyzerConfig | None = None,
+    repeats: Sequence[BatchRepeat] = (),
 ) -> list[RootCause]:
-    """Ranked root causes (most important first) for the run's problematic batches and shared episodes."""
+    """Ranked root causes (most important first) for the run's problematic batches and shared episodes, and the
+    batches that repeat another batch's images (`repeats`, from `quality.duplicates.find_duplicates`)."""
     cfg = cfg or AnalyzerConfig()
     if batches is None:
         batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
     if batches.empty:
-        return _run_level_causes(anomalies, change_points, cfg)
+        return _with_repeats(_run_level_causes(anomalies, change_points, cfg), repeats)
     probs = find_problems(anomalies, change_points, batches, images)
     if not probs:
-        return []
+        return _with_repeats([], repeats)
     ctx = CauseContext.build(batches, anomalies, change_points, quality, cfg, len(probs))
     out: list[RootCause] = []
     grouped: set[int] = set()
@@ -188,6 +200,37 @@ def explain(
         cause = _batch_cause(ctx, prob, n_together)
         if cause is not None:
             out.append(cause)
+    return _with_repeats(out, repeats)
+
+
+def _with_repeats(causes: list[RootCause], repeats: Sequence[BatchRepeat]) -> list[RootCause]:
+    """Add the duplicate rule to the causes, ranked: a repeating batch that fell gets the repeat in its own cause
+    (data side); one that did not fall gets a cause of its own."""
+    out = list(causes)
+    for rep in repeats:
+        evidence = rep.to_dict()
+        score = RANKING.duplicates * rep.share
+        at = next((i for i, c in enumerate(out) if c.batch == rep.batch), None)
+        if at is not None:
+            c = out[at]
+            out[at] = replace(
+                c,
+                side="data",
+                sentence=f"{c.sentence}; {rep.sentence}",
+                score=c.score + score,
+                evidence={**c.evidence, "duplicates": evidence},
+            )
+        else:
+            out.append(
+                RootCause(
+                    batch=rep.batch,
+                    step=rep.since_step,
+                    side="data",
+                    sentence=rep.sentence,
+                    score=score + RANKING.severity * SEVERITY_WEIGHT[Severity.WARNING],
+                    evidence={"first_bad_step": rep.since_step, "duplicates": evidence},
+                )
+            )
     out.sort(key=lambda r: (-r.score, r.step if r.step is not None else 0, -1 if r.batch is None else r.batch))
     return out
 
@@ -301,7 +344,7 @@ def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> Root
         nan_text = _nonfinite_phrase(prob.nonfinite)
         fall = nan_text if prob.first_step >= min(s for s, *_ in prob.nonfinite) else f"{fall}; {nan_text}"
     glob = ctx.global_changes_near(prob.first_step)
-    ev = compare_quality(ctx.quality, prob.batch) if ctx.quality is not None else {"n": 0}
+    ev = ctx.quality_evidence.get(prob.batch, {"n": 0})
     qphrase, strength = quality_phrase(ev)
     if (
         rel < cfg.anomaly.performance_drop_threshold

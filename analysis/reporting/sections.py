@@ -91,6 +91,7 @@ def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
             "n_change_points": len(analysis.change_points),
             "n_root_causes": len(analysis.root_causes),
             "n_problem_images_logged": len(analysis.images),
+            "duplicates": dups.summary() if (dups := getattr(analysis, "duplicates", None)) is not None else None,
         }
     )
     return section
