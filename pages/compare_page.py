@@ -11,11 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from analysis.core.errors import AnalyzerError
+from analysis.core.paths import confine
 from analysis.findings.baseline_file import baseline_dict, is_baseline_file, load_baseline
 from analysis.findings.compare import CompareConfig, Comparison, RunSide, compare_runs, run_side
 from analysis.findings.pipeline import RunAnalysis
 from ui import compare_tables, state
-from ui.format import md_escape
+from ui.format import error_text, md_escape, md_labels
 
 OTHER = "Another location…"
 MAX_IMAGES = 4
@@ -76,7 +77,7 @@ def pick_baseline(sel: state.Selection) -> str | None:
     text = st.text_input(
         "Baseline location", key="cmp_location", placeholder="/path/to/run-folder, export.csv or baseline.json"
     ).strip()
-    return str(Path(text).expanduser()) if text else None
+    return str(confine(text)) if text else None  # under the data roots when the server confines paths
 
 
 def load_baseline_side(location: str, sel: state.Selection) -> tuple[RunSide, RunAnalysis | None, tuple]:
@@ -101,9 +102,9 @@ def image_column(title: str, analysis: RunAnalysis | None, data_dir: str | None,
         return
     for path in paths:
         try:
-            st.image(thumbnail(data_dir, path), caption=path)
+            st.image(thumbnail(data_dir, path), caption=md_escape(path))
         except AnalyzerError as exc:
-            st.warning(str(exc))
+            st.warning(error_text(exc))
 
 
 analysis = state.current_analysis()
@@ -114,7 +115,11 @@ if analysis is None or cand_key is None or sel is None:
 
 st.title("Compare")
 st.caption(f"Candidate: {md_escape(sel.label or sel.location)} (the run open in the sidebar)")
-location = pick_baseline(sel)
+try:
+    location = pick_baseline(sel)
+except AnalyzerError as exc:  # a typed location outside the data roots
+    st.error(error_text(exc))
+    st.stop()
 with st.expander("Tolerances"):
     c1, c2, c3 = st.columns(3)
     tol_abs = c1.number_input("Absolute", min_value=0.0, max_value=1e6, value=0.02, step=0.01, format="%.3f")
@@ -136,7 +141,7 @@ if location == sel.location:
 try:
     base_side, base_analysis, base_key = load_baseline_side(location, sel)
 except AnalyzerError as exc:
-    st.error(f"Cannot open the baseline: {exc}")
+    st.error(f"Cannot open the baseline: {error_text(exc)}")
     st.stop()
 cand_side = run_side(analysis)
 comparison = cached_comparison(base_key, cand_key, (tol_abs, tol_rel, window), base_side, cand_side)
@@ -165,7 +170,7 @@ if rows.empty:
 order = list(dict.fromkeys(int(b) for b in rows["batch"]))  # worst first
 batch = st.selectbox("Batch", order, index=0, key="cmp_batch", format_func=lambda b: f"batch {b}")
 metrics = list(dict.fromkeys(str(m) for m in rows.loc[rows["batch"] == batch, "metric"]))
-for tab, metric in zip(st.tabs(metrics), metrics, strict=True):
+for tab, metric in zip(st.tabs(md_labels(metrics)), metrics, strict=True):
     with tab:
         delta = next(d for d in comparison.deltas if d.batch == batch and d.metric == metric)
         fig = compare_tables.overlay_figure(

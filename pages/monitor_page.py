@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from analysis.core.errors import AnalyzerError
+from analysis.core.paths import allowed_hosts, check_host, data_roots
 from ui import state, tables
-from ui.format import md_escape
+from ui.format import error_text, md_escape
 
 st.title("Monitor settings")
 cfg = state.config()
@@ -38,8 +40,16 @@ st.caption(
 st.subheader("Detection thresholds")
 st.dataframe(tables.detection_table(mon.anomaly_detection), hide_index=True, key="mon_detection")
 
+SHOW = {"success": st.success, "info": st.info, "error": st.error}
 if st.button("Send test alert", key="mon_test_alert"):
     from analysis.monitoring.alerts import send_test_alert
 
+    try:
+        if data_roots():  # a confined (team) server sends only to the operator's allowed hosts
+            for destination in tables.alert_destinations(alerts):
+                check_host(destination, allowed_hosts())
+    except AnalyzerError as exc:
+        st.error(error_text(exc))
+        st.stop()
     for result in send_test_alert(cfg):
-        (st.success if result.ok else st.error)(f"{result.name}: {md_escape(result.detail)}")
+        SHOW[tables.alert_result_style(result.ok, result.detail)](f"{result.name}: {md_escape(result.detail)}")

@@ -12,8 +12,8 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.run import RunRef
 from analysis.findings.compare import CompareConfig, RunSide, run_side
 from analysis.findings.project import project_table
-from ui import state
-from ui.format import md_escape
+from ui import state, tables
+from ui.format import error_text, md_escape
 
 
 @st.cache_resource(show_spinner="Analysing every run…", max_entries=2)
@@ -56,7 +56,7 @@ try:
         refs,
     )
 except AnalyzerError as exc:
-    st.error(f"Cannot open the baseline: {exc}")
+    st.error(f"Cannot open the baseline: {error_text(exc)}")
     st.stop()
 failed = int(table["error"].notna().sum())
 regressed = int(table["regression"].eq(True).sum())
@@ -64,4 +64,4 @@ st.markdown(
     f"**{len(table)} runs** analysed · {failed} could not be read"
     + (f" · {regressed} regressed against the baseline" if baseline_label else "")
 )
-st.dataframe(table, hide_index=True, key="runs_table", width="stretch")
+st.dataframe(tables.runs_table(table), hide_index=True, key="runs_table", width="stretch")

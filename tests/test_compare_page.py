@@ -66,8 +66,8 @@ def test_the_runs_page_tables_every_run_of_the_directory(demo_root):
     at.toggle(key="runs_go").set_value(True).run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    table = at.dataframe[0].value
+    table = at.dataframe[0].value  # headers in words (ui.tables.runs_table)
     assert len(table) == n_runs
-    demo = table[table["run"] == "demo-ocr-run"].iloc[0]
-    assert demo["regression"] == False and "problematic" in demo["verdict"]  # noqa: E712
-    assert demo["worst_batch"] == 7
+    demo = table[table["Run"] == "demo-ocr-run"].iloc[0]
+    assert demo["Regressed"] == False and "problematic" in demo["Verdict"]  # noqa: E712
+    assert demo["Worst batch"] == 7

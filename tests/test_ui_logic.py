@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_logic_modules_import_no_streamlit():
-    code = "import sys, ui.tables, ui.config_edit, ui.routing; sys.exit('streamlit' in sys.modules)"
+    code = "import sys, ui.tables, ui.config_edit, ui.routing, ui.navigation; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
@@ -151,14 +151,19 @@ def test_monitor_tables_hide_the_webhook(monkeypatch):
     cfg = config_from_dict(
         {
             "experiment_monitoring": {
-                "alerts": {"slack_webhook": "https://hooks.example/secret", "email_recipients": ["a@b.c"]}
+                "alerts": {
+                    "slack_webhook": "https://hooks.example/secret",
+                    "email_recipients": ["a@b.c"],
+                    "apprise_urls": ["discord://1234567/secrettoken"],
+                }
             }
         }
     )
     sinks = tables.alert_sinks_table(cfg.experiment_monitoring.alerts)
-    assert list(sinks["sink"]) == ["Slack webhook", "Email (SMTP)", "wandb.alert", "log"]
+    assert list(sinks["sink"]) == ["Slack webhook", "Email (SMTP)", "Apprise", "wandb.alert", "log"]
     assert bool(sinks["configured"].all())
     assert "secret" not in sinks.to_string() and "a@b.c" in str(sinks["detail"].iloc[1])
+    assert "1234567" not in sinks.to_string() and "discord://" in str(sinks["detail"].iloc[2])
     detection = tables.detection_table(cfg.experiment_monitoring.anomaly_detection)
     assert "statistical_anomaly_zscore" in set(detection["setting"])
     assert list(tables.strategies_table(["rollback"])["strategy"]) == ["rollback"]
@@ -247,3 +252,82 @@ def test_run_app_executes_app_py(monkeypatch, tmp_path):
     monkeypatch.setattr(routing, "APP_SCRIPT", fake)
     routing.run_app()
     assert (tmp_path / "app.ran").read_text() == "__main__"
+
+
+# ------------------------------------------------------------------------------------ thresholds and the URL
+def test_quality_sliders_edit_the_one_config_and_keep_it_when_unmoved():
+    cfg = AnalyzerConfig()
+    assert config_edit.edited_quality(cfg, config_edit.quality_values(cfg)) is cfg  # same key: no re-analysis
+    moved = config_edit.edited_quality(cfg, {"dq_blur": 365.0, "dq_min_w": 40})
+    assert moved.data_quality.blur_threshold == 365.0 and moved.data_quality.min_resolution == (40, 100)
+    assert moved.experiment_monitoring == cfg.experiment_monitoring
+    assert config_edit.quality_values(moved)["dq_blur"] == 365.0
+
+
+def test_save_to_config_replaces_the_threshold_sections_and_keeps_the_rest():
+    import yaml
+
+    original = (
+        "experiment_monitoring:\n  alerts:\n    slack_webhook: https://hooks.example/T0/B0/secret\n"
+        "  anomaly_detection:\n    statistical_anomaly_zscore: 4.0\nnotes: keep me\n"
+    )
+    cfg = config_edit.edited_quality(AnalyzerConfig(), {"dq_blur": 365.0})
+    saved = yaml.safe_load(config_edit.merged_yaml(original, cfg))
+    assert saved["data_quality"]["blur_threshold"] == 365.0
+    assert saved["experiment_monitoring"]["alerts"]["slack_webhook"].endswith("/secret")  # not the placeholder
+    assert saved["notes"] == "keep me"
+    assert saved["experiment_monitoring"]["anomaly_detection"]["statistical_anomaly_zscore"] == 3.0  # the active one
+    from analysis.core.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        config_edit.merged_yaml("- a list\n", cfg)
+
+
+def test_url_values_name_runs_sources_and_numbers():
+    from ui import navigation
+
+    runs = [
+        RunRef("local", "/w/wandb/offline-run-2026-abc123", "abc123", "baseline"),
+        RunRef("local", "/w/wandb/offline-run-2026-def456", "def456", "sweep"),
+    ]
+    assert navigation.find_run(runs, "def456") is runs[1]
+    assert navigation.find_run(runs, "offline-run-2026-abc123") is runs[0]
+    assert navigation.find_run(runs, "sweep") is runs[1]
+    assert navigation.find_run(runs, "gone") is None
+    assert navigation.source_label("cloud") == "wandb cloud" and navigation.source_label("nonsense") is None
+    assert navigation.source_param("Upload history") == "upload"
+    assert [navigation.parse_int(v) for v in ("12", "12.0", "seven", "nan", None)] == [12, 12, None, None, None]
+    assert navigation.nearest_step([300, 100, 200], 150) == 200  # images are logged once the problem shows
+    assert navigation.nearest_step([100, 200], 900) == 200 and navigation.nearest_step([100, 200], None) == 200
+    assert navigation.nearest_step([], 5) is None
+
+
+def test_before_strip_prefers_logged_earlier_images_then_same_file_names():
+    from ui import navigation
+
+    images = pd.DataFrame(
+        {"step": [20, 20, 30, 30], "batch": [7, 7, 7, 7], "path": ["bad/b7/a.png", "bad/b7/b.png"] * 2}
+    )
+    audit = pd.DataFrame(
+        {
+            "path": ["bad/b7/a.png", "bad/b7/b.png", "clean/b7/a.png", "clean/b7/b.png", "clean/b8/a.png"],
+            "is_acceptable": [False, False, True, True, True],
+        }
+    )
+    strip = navigation.before_strip(images, 7, 30, 20, audit)
+    assert strip is not None and strip.paths == ["clean/b7/a.png", "clean/b7/b.png"]
+    assert "clean/b7" in strip.caption
+    earlier = pd.concat([images, pd.DataFrame({"step": [10], "batch": [7], "path": ["old/b7/a.png"]})])
+    strip = navigation.before_strip(earlier, 7, 30, 20, audit)
+    assert strip is not None and strip.paths == ["old/b7/a.png"] and "step 10" in strip.caption
+    assert navigation.before_strip(images, 8, 30, None, audit) is None  # no images of that batch
+    assert navigation.before_strip(images, 7, 30, 20, None) is None  # nothing earlier, no audit
+
+
+def test_first_bad_step_of_healthy_batches_is_none():
+    from ui import navigation
+
+    summary = pd.DataFrame({"batch": [7, 3, 4], "first_bad_step": [2000, -1, np.nan]})
+    assert navigation.first_bad_step(summary, 7) == 2000
+    assert navigation.first_bad_step(summary, 3) is None and navigation.first_bad_step(summary, 4) is None
+    assert navigation.first_bad_step(summary, 99) is None

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
 
 from analysis.findings.compare import Comparison, RunSide
+from analysis.reporting.figures import plotly_text
 
 __all__ = ["delta_heatmap", "delta_rows", "overlay_figure", "style_deltas"]
 
@@ -53,7 +54,7 @@ def delta_heatmap(c: Comparison) -> go.Figure:
         go.Heatmap(
             z=grid.to_numpy(),
             x=[str(b) for b in grid.columns],
-            y=[str(m) for m in grid.index],
+            y=[plotly_text(m) for m in grid.index],  # tick labels render plotly's HTML subset
             colorscale="RdYlGn_r",
             zmin=-max(limit, 1e-9),
             zmax=max(limit, 1e-9),
@@ -88,8 +89,9 @@ def overlay_figure(
     if alignment == "progress" and len(b) and len(c):
         x_base = x_base / max(float(x_base[-1]), 1.0) * float(c["step"].iloc[-1])
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=x_base, y=b["value"], name=f"baseline · {base.name}", line={"color": "#7f7f7f"}))
-    fig.add_trace(go.Scatter(x=c["step"], y=c["value"], name=f"candidate · {cand.name}", line={"color": "#d62728"}))
+    base_name, cand_name = plotly_text(base.name), plotly_text(cand.name)
+    fig.add_trace(go.Scatter(x=x_base, y=b["value"], name=f"baseline · {base_name}", line={"color": "#7f7f7f"}))
+    fig.add_trace(go.Scatter(x=c["step"], y=c["value"], name=f"candidate · {cand_name}", line={"color": "#d62728"}))
     if parting_step is not None:
         fig.add_vline(
             x=parting_step,
@@ -99,9 +101,9 @@ def overlay_figure(
             annotation_position="top left",
         )
     fig.update_layout(
-        title=f"batch {batch} · {metric}: baseline vs candidate",
+        title=f"batch {batch} · {plotly_text(metric)}: baseline vs candidate",
         xaxis_title="step" + (" (baseline stretched to the candidate's length)" if alignment == "progress" else ""),
-        yaxis_title=metric,
+        yaxis_title=plotly_text(metric),
         height=380,
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 50},

@@ -1,15 +1,29 @@
-"""Formatting untrusted text (run names, metric keys, file names) for Streamlit markdown."""
+"""Formatting untrusted text (run names, metric keys, file names, error messages) for Streamlit.
+
+Streamlit renders Markdown in `st.error` / `st.warning` / `st.info` / `st.success` / `st.caption` /
+`st.markdown`, in tab, expander and metric labels and in image captions: an unescaped `![x](http://host/p.png)`
+in a logged path or a metric name makes the user's browser fetch that URL. Every untrusted string goes through
+`md_escape` (the same escaper as the Markdown report) before it reaches one of those; `error_text` is the form
+for exception messages, which quote paths and keys the user or the run file supplied.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#|<>~$])")
+from analysis.reporting.markdown import md_escape
+
+__all__ = ["error_text", "fmt_value", "jsonable", "md_escape", "md_labels"]
 
 
-def md_escape(text: object) -> str:
-    """Escape Markdown (and the HTML angle brackets) so untrusted text renders literally."""
-    return _MD_SPECIAL.sub(r"\\\1", str(text))
+def error_text(exc: BaseException | str) -> str:
+    """An error message safe for `st.error`: it quotes untrusted paths and key names."""
+    return md_escape(str(exc))
+
+
+def md_labels(names: Iterable[object]) -> list[str]:
+    """Labels for `st.tabs` (which render Markdown, images included) from untrusted names (metric keys)."""
+    return [md_escape(n) for n in names]
 
 
 def fmt_value(v: object, digits: int = 3) -> str:

@@ -7,11 +7,12 @@ tested on plain data frames.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 
 from analysis.core.config import AlertsConfig, AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
@@ -25,6 +26,8 @@ __all__ = [
     "FINDINGS_COLUMNS",
     "GALLERY_PAGE",
     "SORT_KEYS",
+    "alert_destinations",
+    "alert_result_style",
     "alert_sinks_table",
     "badge_line",
     "batch_labels",
@@ -42,9 +45,11 @@ __all__ = [
     "image_score_table",
     "images_at_step",
     "primary_first",
+    "ranking_table",
     "reasons_text",
     "rejected_table",
     "report_file_stem",
+    "runs_table",
     "scores_csv",
     "strategies_table",
     "summary_without_batches",
@@ -169,6 +174,67 @@ def batch_labels(summary: pd.DataFrame) -> dict[int, str]:
     return {int(b): f"batch {int(b)} ({sev})" for b, sev in zip(summary["batch"], summary["severity"])}
 
 
+# Column headers of the Batches ranking in words; `{metric}` is the primary metric (the summary's `*_recall`
+# columns hold it, whatever it is called).
+RANKING_HEADERS = {
+    "batch": "Batch",
+    "severity": "Severity",
+    "first_bad_step": "First bad step",
+    "worst_recall": "Worst {metric}",
+    "worst_step": "Worst at step",
+    "last_recall": "Last {metric}",
+    "n_events": "Events",
+    "n_anomalies": "Detector hits",
+    "n_change_points": "Change points",
+    "n_problem_images": "Problem images",
+}
+
+
+def ranking_table(summary: pd.DataFrame, metric: str) -> Styler:
+    """The Batches ranking for display: headers in words, severity second, and no `-1` first bad step for a
+    healthy batch (an empty cell shown as `—`); numbers keep their type, so sorting by a column still works."""
+    table = summary.copy()
+    if "first_bad_step" in table:
+        steps = pd.to_numeric(table["first_bad_step"], errors="coerce").astype("Float64")
+        table["first_bad_step"] = steps.where(steps >= 0).round().astype("Int64")
+    order = [c for c in RANKING_HEADERS if c in table] + [c for c in table.columns if c not in RANKING_HEADERS]
+    table = table[order].rename(columns={k: v.format(metric=metric) for k, v in RANKING_HEADERS.items()})
+    return _styled(table)
+
+
+RUNS_HEADERS = {
+    "run": "Run",
+    "run_id": "Run id",
+    "state": "State",
+    "verdict": "Verdict",
+    "severity": "Severity",
+    "worst_batch": "Worst batch",
+    "first_bad_step": "First bad step",
+    "regression": "Regressed",
+    "regressed_batches": "Regressed batches",
+    "error": "Error",
+}
+
+
+def runs_table(table: pd.DataFrame) -> Styler:
+    """The Runs page's table (one row per run) with headers in words; missing values shown as `—`."""
+    return _styled(table.rename(columns=RUNS_HEADERS))
+
+
+def _float_text(v: Any) -> str:
+    """A float cell: 4 significant digits; a logged NaN/Inf stays visible as such (it is a finding)."""
+    if v is None or v is pd.NA:
+        return "—"
+    f = float(v)
+    return fmt_value(f) if not np.isfinite(f) else f"{f:.4g}"
+
+
+def _styled(table: pd.DataFrame) -> Styler:
+    """Missing values (a healthy batch's first bad step, a run without a worst batch) as `—`."""
+    floats: list[Hashable] = [c for c in table.columns if pd.api.types.is_float_dtype(table[c])]
+    return table.style.format(na_rep="—").format(_float_text, subset=floats)
+
+
 def primary_first(metrics: Iterable[str], primary: str) -> list[str]:
     """Metric names sorted, the primary metric first (its tab opens by default)."""
     return sorted(metrics, key=lambda m: (m != primary, m))
@@ -214,16 +280,38 @@ def _reason_list(reasons: Any) -> list[str]:
     return []
 
 
+def _score_text(value: Any, digits: int, unit: str = "") -> str:
+    """A score for a badge: `—` when missing or not finite (an unreadable rotation is no angle), and never `-0.0`
+    (a rounding of a tiny negative angle)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    if not np.isfinite(v):
+        return "—"
+    text = f"{v:.{digits}f}"
+    if float(text) == 0:
+        text = f"{0.0:.{digits}f}"
+    return text + unit
+
+
+def _size_text(row: pd.Series) -> str:
+    try:
+        return f"{int(row['width'])}×{int(row['height'])}"
+    except (TypeError, ValueError, KeyError):
+        return "size —"
+
+
 def badge_line(row: pd.Series | None) -> str:
     """One image's scores in a line (markdown-safe): `✗ fails blur 12 · rot 0.5° · 480×160 — blurry`."""
     if row is None:
         return "not scored"
     if isinstance(row.get("error"), str) and row["error"]:
-        return f"unreadable: {row['error']}"
+        return f"unreadable: {md_escape(row['error'])}"  # the message names the logged path: untrusted text
     ok = "✓ ok" if row.get("is_acceptable") else "✗ fails"
     line = (
-        f"{ok} blur {fmt_value(float(row['blur_score']), 0)} · rot {fmt_value(float(row['rotation_angle']), 1)}° "
-        f"· {int(row['width'])}×{int(row['height'])}"
+        f"{ok} blur {_score_text(row.get('blur_score'), 0)} · rot {_score_text(row.get('rotation_angle'), 1, '°')} "
+        f"· {_size_text(row)}"
     )
     reasons = _reason_list(row.get("reasons"))
     if reasons:
@@ -302,7 +390,10 @@ def report_file_stem(label: str) -> str:
 # ---------------------------------------------------------------------------------------------- monitor
 def alert_sinks_table(alerts: AlertsConfig) -> pd.DataFrame:
     """Each alert sink, whether it is configured, and where its settings come from (the webhook URL is hidden)."""
+    from analysis.monitoring.apprise_sink import INSTALL_HINT, apprise_display
+
     webhook = alerts.resolved_slack_webhook()
+    apprise_urls = alerts.resolved_apprise_urls()
     email = f"{', '.join(alerts.email_recipients) or 'no recipients'} via {alerts.smtp_host}:{alerts.smtp_port}"
     return pd.DataFrame(
         [
@@ -315,6 +406,12 @@ def alert_sinks_table(alerts: AlertsConfig) -> pd.DataFrame:
                 "sink": "Email (SMTP)",
                 "configured": bool(alerts.email_recipients),
                 "detail": email + (" (STARTTLS)" if alerts.smtp_starttls else ""),
+            },
+            {
+                "sink": "Apprise",
+                "configured": bool(apprise_urls),
+                "detail": ", ".join(apprise_display(u) for u in apprise_urls)  # service and host only
+                or f"set alerts.apprise_urls or $APPRISE_URLS ({INSTALL_HINT})",
             },
             {"sink": "wandb.alert", "configured": True, "detail": "when a wandb run is active in the training process"},
             {"sink": "log", "configured": True, "detail": "Python logging, always on"},
@@ -329,3 +426,28 @@ def strategies_table(strategies: Iterable[str]) -> pd.DataFrame:
 def detection_table(detection: AnomalyDetectionConfig) -> pd.DataFrame:
     """Every anomaly-detection setting as (setting, value as text)."""
     return pd.DataFrame([{"setting": k, "value": str(v)} for k, v in detection.model_dump().items()])
+
+
+def alert_result_style(ok: bool, detail: str) -> str:
+    """How one sink's test-alert outcome is shown: `success` when delivered, `info` when the sink was skipped
+    (e.g. no active wandb run in the dashboard's process: nothing was sent, nothing failed), `error` otherwise."""
+    if not ok:
+        return "error"
+    return "info" if detail.strip().lower().startswith("skipped") else "success"
+
+
+def alert_destinations(alerts: AlertsConfig) -> list[str]:
+    """Where a test alert would go (the webhook URL, the SMTP host), for the allow-list check of a confined
+    dashboard; nothing for sinks that are not configured."""
+    out: list[str] = []
+    webhook = alerts.resolved_slack_webhook()
+    if webhook:
+        out.append(webhook)
+    if alerts.email_recipients:
+        out.append(alerts.smtp_host)
+    from analysis.monitoring.apprise_sink import apprise_display
+
+    # Apprise: the URL's host when it names a machine (json://internal:8080/...), else `<redacted>` (a Discord id,
+    # a Telegram bot token), which no allow-list holds: a confined server refuses services it cannot place
+    out.extend(apprise_display(u) for u in alerts.resolved_apprise_urls())
+    return out

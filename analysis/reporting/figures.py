@@ -9,6 +9,8 @@ figures share the curve splitting (`MetricCurves`) and these marker rules, so th
 
 from __future__ import annotations
 
+import colorsys
+import html
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,25 @@ SEVERITY_COLOURS: dict[str, str] = {
     Severity.INFO: "#7f7f7f",
 }
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
+
+
+def plotly_text(text: object) -> str:
+    """Untrusted text (metric names, run names, messages) for plotly: plotly renders a subset of HTML in titles,
+    axis titles, legend names, tick labels, hover text and annotations (`<a href>` becomes a live link, `<b>`
+    bold), so `&`, `<` and `>` are escaped; plotly shows the entities as the characters."""
+    return html.escape(str(text), quote=False)
+
+
+def series_colours(n: int) -> list[str]:
+    """`n` distinct line colours: the familiar palette up to its length, beyond that evenly spaced hues with
+    alternating lightness (two of twenty batches never share a colour)."""
+    if n <= len(_PALETTE):
+        return list(_PALETTE[:n])
+    out = []
+    for i in range(n):
+        r, g, b = colorsys.hls_to_rgb(i / n, 0.38 if i % 2 else 0.55, 0.75)
+        out.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}")
+    return out
 
 
 def decimate(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +172,7 @@ def batch_curves_figure(
     if batches is None:
         batches = analysis.problematic_batches[:8]
     chosen = [int(b) for b in batches]
+    label = plotly_text(metric)
     fig = go.Figure()
     all_y: list[np.ndarray] = []
     band = curves.band
@@ -182,11 +204,12 @@ def batch_curves_figure(
             )
         )
         all_y.append(band["median"].to_numpy())
+    colours = series_colours(len(chosen))
     for i, b in enumerate(chosen):
         if b not in curves.series:
             continue
         sx, sy = curves.series[b]
-        colour = _PALETTE[i % len(_PALETTE)]
+        colour = colours[i]
         all_y.append(sy)
         x, y = decimate(sx, sy, max_points)
         raw_style = {"color": colour, "width": 1 if smoothing > 0 else 2}
@@ -199,7 +222,7 @@ def batch_curves_figure(
                 line=raw_style,
                 opacity=0.35 if smoothing > 0 else 1.0,
                 legendgroup=f"b{b}",
-                hovertemplate=f"batch {b}<br>step %{{x}}<br>{metric} %{{y:.4f}}<extra></extra>",
+                hovertemplate=f"batch {b}<br>step %{{x}}<br>{label} %{{y:.4f}}<extra></extra>",
             )
         )
         if smoothing > 0:
@@ -215,9 +238,9 @@ def batch_curves_figure(
         _mark_outside(fig, curves, chosen, yr, metric)
         fig.update_yaxes(range=list(yr))
     fig.update_layout(
-        title=f"{metric} per batch",
+        title=f"{label} per batch",
         xaxis_title="step",
-        yaxis_title=metric,
+        yaxis_title=label,
         hovermode="closest",
         height=460,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
@@ -287,8 +310,8 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
                 name="event",
                 marker={"symbol": "diamond", "size": 13, "color": [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in shown],
                         "line": {"width": 1, "color": "#222"}},
-                text=[f"{e.kind} ({e.severity})<br>{e.message}<br>evidence: {', '.join(e.detectors) or '-'}"
-                      for e in shown],
+                text=[plotly_text(f"{e.kind} ({e.severity})") + "<br>" + plotly_text(e.message)
+                      + "<br>evidence: " + plotly_text(", ".join(e.detectors) or "-") for e in shown],
                 hovertemplate="step %{x}<br>%{text}<extra></extra>",
             )
         )  # fmt: skip
@@ -304,7 +327,7 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
                 mode="markers",
                 name=f"detector hit ({sev})",
                 marker={"color": SEVERITY_COLOURS[sev], "size": 9, "symbol": "x"},
-                text=[f"batch {a.batch} · {a.detector}<br>{a.message}" for a in sel],
+                text=[f"batch {a.batch} · {plotly_text(a.detector)}<br>{plotly_text(a.message)}" for a in sel],
                 hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>",
                 visible="legendonly",  # one level deeper: the events speak first
             )
@@ -318,7 +341,7 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
                 mode="markers",
                 name="NaN/Inf (no value)",
                 marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
-                text=[f"batch {b}: {metric} = {v}" for b, _, v in nan_pts],
+                text=[f"batch {b}: {plotly_text(metric)} = {v}" for b, _, v in nan_pts],
                 hovertemplate="step %{x}<br>%{text}<extra></extra>",
             )
         )
@@ -379,7 +402,7 @@ def _mark_outside(
             name="outside axis",
             marker={"symbol": np.where(v < lo, "triangle-down", "triangle-up"), "size": 9, "color": "#444"},
             customdata=np.column_stack([bs, v]),
-            hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{metric} %{{customdata[1]:.4f}} "
+            hovertemplate=f"batch %{{customdata[0]}}<br>step %{{x}}<br>{plotly_text(metric)} %{{customdata[1]:.4f}} "
             "(outside axis)<extra></extra>",
         )
     )
@@ -397,9 +420,10 @@ def heatmap_figure(
         if curves is not None and curves.metric == metric
         else MetricCurves.from_batches(analysis.batches, metric)
     )
+    label = plotly_text(metric)
     fig = go.Figure()
     if not curves.series:
-        fig.update_layout(title=f"{metric}: no data")
+        fig.update_layout(title=f"{label}: no data")
         return fig
     batches, steps, z = curves.grid()
     z = np.where(np.isfinite(z), z, np.nan)
@@ -417,12 +441,12 @@ def heatmap_figure(
             x=steps,
             y=[f"batch {b}" for b in batches],
             colorscale="RdYlGn_r" if lower_better else "RdYlGn",  # red = bad either way
-            colorbar={"title": metric},
-            hovertemplate="%{y}<br>step %{x}<br>" + metric + " %{z:.4f}<extra></extra>",
+            colorbar={"title": label},
+            hovertemplate="%{y}<br>step %{x}<br>" + label + " %{z:.4f}<extra></extra>",
         )
     )
     fig.update_layout(
-        title=f"{metric}: batch × step",
+        title=f"{label}: batch × step",
         xaxis_title="step",
         height=min(900, max(300, 18 * len(batches) + 120)),
         margin={"l": 80, "r": 20, "t": 50, "b": 40},
@@ -434,10 +458,12 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
     """Run-level metrics (`val/*`, `train/*`) over steps, with their anomalies and change points."""
     fig = go.Figure()
     g = analysis.global_metrics
+    colours = series_colours(len(metrics))
     for i, m in enumerate(metrics):
         s = g[g["metric"] == m].sort_values("step")
+        name = plotly_text(m)
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=m, line={"color": _PALETTE[i % len(_PALETTE)]}))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}))
         sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != Severity.INFO]
         if sel:
             fig.add_trace(
@@ -445,8 +471,8 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
                     x=[a.step for a in sel],
                     y=[a.value if np.isfinite(a.value) else None for a in sel],
                     mode="markers",
-                    name=f"{m}: anomalies",
-                    text=[a.message for a in sel],
+                    name=f"{name}: anomalies",
+                    text=[plotly_text(a.message) for a in sel],
                     marker={"symbol": "x", "size": 10, "color": [SEVERITY_COLOURS[a.severity] for a in sel]},
                 )
             )
@@ -458,9 +484,9 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
                     x=[st for _, st, _ in nan_pts],
                     y=[_axis_floor(one, [0])] * len(nan_pts),
                     mode="markers",
-                    name=f"{m}: NaN/Inf (no value)",
+                    name=f"{name}: NaN/Inf (no value)",
                     marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
-                    text=[f"{m} = {v}" for _, _, v in nan_pts],
+                    text=[f"{name} = {v}" for _, _, v in nan_pts],
                     hovertemplate="step %{x}<br>%{text}<extra></extra>",
                 )
             )
@@ -483,24 +509,27 @@ def score_histogram_figure(
     """Histogram of one quality score with the threshold drawn; `threshold_side` says which side fails."""
     vals = pd.to_numeric(scores.get(column, pd.Series(dtype=float)), errors="coerce")
     vals = vals[np.isfinite(vals)]
-    fig = go.Figure(go.Histogram(x=vals, nbinsx=40, name=column, marker={"color": "#1f77b4"}))
+    fig = go.Figure(go.Histogram(x=vals, nbinsx=40, name=plotly_text(column), marker={"color": "#1f77b4"}))
     return style_score_histogram(fig, column, threshold, threshold_side, title=column, bargap=0.05)
 
 
 def style_score_histogram(
     fig: go.Figure, column: str, threshold: float | None, side: str, *, title: str, bargap: float
 ) -> go.Figure:
-    """The threshold line and layout every quality-score histogram shares (report and dashboard)."""
+    """The threshold line and layout every quality-score histogram shares (report and dashboard). `column` and
+    `title` are plain text (escaped here)."""
     if threshold is not None:
         fig.add_vline(
-            x=threshold, line={"color": "#d62728", "width": 2}, annotation_text=f"threshold {threshold:g} (fail {side})"
+            x=threshold,
+            line={"color": "#d62728", "width": 2},
+            annotation_text=plotly_text(f"threshold {threshold:g} (fail {side})"),
         )
     fig.update_layout(
-        title=title,
+        title=plotly_text(title),
         height=300,
         bargap=bargap,
         margin={"l": 40, "r": 20, "t": 50, "b": 40},
-        xaxis_title=column,
+        xaxis_title=plotly_text(column),
         yaxis_title="images",
         showlegend=False,
     )

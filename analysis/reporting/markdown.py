@@ -1,7 +1,8 @@
 """The Markdown rendering of a `Report`: GitHub-flavoured, also readable with `cat` in a terminal.
 
-Untrusted text (run names, metric keys, file names, messages) goes through `md_escape`: no HTML, links, emphasis,
-table breaks or terminal control characters survive.
+Untrusted text (run names, metric keys, file names, messages) goes through `md_escape`: no HTML, links, images
+(`![x](http://host/p.png)` would make a Markdown viewer fetch the URL), emphasis, table breaks or terminal control
+characters survive. The dashboard escapes with the same function (`ui.format.md_escape`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
 ]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~&$#!])")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z0-9]):(?=//)|(?i:\bwww)\.")
 
 # C0/C1 controls (ESC starts terminal escape sequences), DEL, and bidi/zero-width format characters that can
 # make a name display as something else (U+202E reverses the text after it).
@@ -36,7 +38,10 @@ def md_escape(text: Any) -> str:
     control characters (a report is also read with `cat` in a terminal, where ESC sequences would run)."""
     s = str(text if text is not None else "")
     s = _MD_CONTROL.sub(" ", s)
-    return _MD_SPECIAL.sub(r"\\\1", s)
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    # GitHub-flavoured Markdown (GitHub, Streamlit) turns a bare `http://…` or `www.…` into a link that swallows the
+    # escapes after it (they would show as backslashes): an escaped `:` / `.` there keeps the text literal
+    return _AUTOLINK.sub(lambda m: m.group(0)[:-1] + "\\" + m.group(0)[-1], s)
 
 
 def _md_code_block(text: str, lang: str = "") -> str:
@@ -87,7 +92,7 @@ def primary_metric_name(r: ReportData) -> str:
 def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
     run = r.run
     out = [f"# Experiment report: {md_escape(r.run_name)}", ""]
-    out += [f"**Verdict ({s.get('severity', 'ok')}):** {md_escape(s.get('verdict', ''))}", ""]
+    out += [f"**Verdict ({md_escape(s.get('severity', 'ok'))}):** {md_escape(s.get('verdict', ''))}", ""]
     ident = [
         ["Run", md_escape(run.get("name"))],
         ["Run id", md_escape(run.get("id"))],
@@ -118,8 +123,8 @@ def _problem_batches(r: ReportData) -> list[str]:
     metric = md_escape(primary_metric_name(r))
     rows = [
         [
-            fmt(p["batch"]),
-            p["severity"],
+            md_escape(fmt(p["batch"])),
+            md_escape(p["severity"]),
             fmt(p["first_bad_step"]),
             f"{fmt(_value_of(p, 'worst'))} @ {fmt(p['worst_step'])}",
             fmt(_value_of(p, "last")),
@@ -158,7 +163,7 @@ def _events(r: ReportData) -> list[str]:
                 fmt(e.get("batch")),
                 md_escape(", ".join(e.get("metrics") or [e["metric"]])),
                 md_escape(e["kind"]),
-                e["severity"],
+                md_escape(e["severity"]),
                 f"{fmt(e['value_before'])} → {fmt(e['value_after'])}",
                 md_escape(", ".join(e.get("detectors") or []) or "—"),
                 md_escape(e["message"]),
@@ -214,7 +219,7 @@ def _findings(r: ReportData) -> list[str]:
                 md_escape(a["metric"]),
                 fmt(a["value"]),
                 md_escape(a["detector"]),
-                a["severity"],
+                md_escape(a["severity"]),
                 fmt(a["score"]),
                 md_escape(a["message"]),
             ]
@@ -233,7 +238,7 @@ def _findings(r: ReportData) -> list[str]:
                 fmt(c["mean_before"]),
                 fmt(c["mean_after"]),
                 fmt(c["delta"]),
-                str(c.get("severity", "")),
+                md_escape(c.get("severity", "")),
             ]
             for c in r.change_points
         ]

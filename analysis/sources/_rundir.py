@@ -15,7 +15,8 @@ from analysis.core.run import RunState
 
 __all__ = ["STALE_AFTER_S", "is_run_dir", "resolve", "run_dirs", "run_state", "wandb_file"]
 
-STALE_AFTER_S = 300.0  # no exit record and untouched this long -> crashed (wandb-core flushes every ~15 s)
+STALE_AFTER_S = 600.0  # no exit record and not grown for 10 minutes -> crashed, as wandb's UI decides it
+CRASH_EXIT_CODE = 254  # what wandb records for a run whose process died (killed, OOM) before a clean exit
 
 
 def is_run_dir(path: Path) -> bool:
@@ -61,6 +62,6 @@ def run_state(exit_code: int | None, mtime: float, now: float | None = None) -> 
     """finished / failed from the exit code; without one, running until the file is STALE_AFTER_S old, then
     crashed."""
     if exit_code is not None:
-        return "finished" if exit_code == 0 else "failed"
+        return "finished" if exit_code == 0 else "crashed" if exit_code == CRASH_EXIT_CODE else "failed"
     age = (now if now is not None else time.time()) - mtime
     return "running" if age < STALE_AFTER_S else "crashed"
