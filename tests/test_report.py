@@ -71,7 +71,7 @@ def test_json_validates_against_the_documented_schema(demo, hostile):
     for _, report in (demo, hostile):
         doc = json.loads(report.to_json(), parse_constant=_no_constants)
         jsonschema.validate(doc, schema)
-        assert doc["schema_version"] == "1.3"
+        assert doc["schema_version"] == "1.4"
 
 
 def test_json_golden_structure_on_the_demo_run(demo):
@@ -464,7 +464,7 @@ def test_json_names_the_metric_and_keeps_the_deprecated_alias(demo, lower_better
     for analysis, report in (demo, lower_better):
         doc = json.loads(report.to_json(), parse_constant=_no_constants)
         jsonschema.validate(doc, schema)
-        assert doc["schema_version"] == SCHEMA_VERSION == "1.3"
+        assert doc["schema_version"] == SCHEMA_VERSION == "1.4"
         assert doc["problematic_batches"]
         for p in doc["problematic_batches"]:
             assert p["metric"] == analysis.primary_metric

@@ -23,7 +23,8 @@ __all__ = ["SCHEMA_VERSION", "ReportData"]
 # 1.2: `events` (one per real change, with the detector hits that agree as evidence) come first; the summary counts
 # them (`n_events`, `events_by_severity`) and its severity is decided by them. Additive: 1.1 documents still read.
 # 1.3: `comparison` (null unless the report was made against a baseline run: the Comparison's own JSON form).
-SCHEMA_VERSION = "1.3"
+# 1.4: reason code `duplicate` and `summary.duplicates` (exact / near-duplicate images, when a data directory is known).
+SCHEMA_VERSION = "1.4"
 
 _JSON_FIELDS = (
     "run",
