@@ -10,14 +10,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis.core.config import dump_config, parse_config_text
+from analysis.core.config import parse_config_text
 from analysis.core.errors import AnalyzerError
-from analysis.core.run import Run
+from analysis.core.paths import confine
+from analysis.core.run import Run, RunRef
 from ui import state
 from ui.config_edit import edited_config, threshold_values
 from ui.data_dir import suggest_data_dir
 from ui.format import md_escape
-from ui.run_inputs import data_dir_input, pick_run
+from ui.navigation import SOURCE_LABELS, find_run, source_label, source_param
+from ui.run_inputs import data_dir_input, pick_run, save_config_controls
 from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
@@ -42,31 +44,58 @@ AUTO_REFRESH_SECONDS = float(os.environ.get("EXPERIMENT_ANALYZER_REFRESH_SECONDS
 
 
 def local_source() -> state.Selection | None:
+    wanted_dir = state.url_take("dir")
+    if wanted_dir is not None:
+        state.seed("wandb_dir", wanted_dir)
     wandb_dir = st.sidebar.text_input(
         "wandb directory",
         value=state.default_wandb_dir(),
         key="wandb_dir",
         help="A folder holding offline-run-*/ or run-*/ folders.",
     ).strip()
+    state.url_put("dir", wandb_dir)
     if Path(wandb_dir) == state.DEMO_ROOT / "wandb":
         from analysis.demo import ensure_demo
 
         with st.spinner("Writing the demo run…"):
             ensure_demo(state.DEMO_ROOT)
-    folder = Path(wandb_dir).expanduser()
+    folder = confine(wandb_dir)  # under the data roots when the server confines paths (analysis/core/paths.py)
     if not wandb_dir or not folder.is_dir():
         st.sidebar.error(f"Not a directory: {md_escape(wandb_dir)}")
+        if wanted_dir is not None:
+            state.set_notice(f"The linked wandb directory {md_escape(wanted_dir)} does not exist here.", "wandb_dir")
         return None
     runs = state.cached_list_runs(str(folder), state.listing_key(str(folder)))
     if not runs:
         st.sidebar.warning("No runs in this directory.")
         return None
+    take_linked_run(runs, "run_pick", str(folder))
     ref = pick_run(runs, "run_pick")  # list_runs gives newest first
     if ref is None:
         return None
+    state.url_put("run", ref.run_id)
     fingerprint = state.file_fingerprint(ref.locator)
-    data_dir = data_dir_input(suggest_data_dir(folder, run_config(ref.locator, fingerprint)), "data_dir", ref.locator)
+    suggested = suggest_data_dir(folder, run_config(ref.locator, fingerprint))
+    data_dir = data_dir_input(suggested, "data_dir", ref.locator, wanted=state.url_take("data"))
+    state.url_put("data", data_dir if data_dir and data_dir != suggested else None)
     return state.Selection(location=ref.locator, fingerprint=fingerprint, data_dir=data_dir, label=ref.label)
+
+
+def take_linked_run(runs: list[RunRef], key: str, where: str) -> None:
+    """Select the run a reloaded or shared URL names; a run that is not there is said so (the newest is shown)."""
+    wanted = state.url_take("run")
+    if wanted is None:
+        return
+    found = find_run(runs, wanted)
+    if found is None:
+        state.seed(key, runs[0].label)
+        state.set_notice(
+            f"The linked run {md_escape(wanted)} is not in {md_escape(where)}: showing {md_escape(runs[0].label)}.",
+            key,
+        )
+        return
+    state.seed(f"{key}_search", "")
+    state.seed(key, found.label)
 
 
 def run_config(location: str, fingerprint: str) -> dict[str, object]:
@@ -81,17 +110,25 @@ def run_config(location: str, fingerprint: str) -> dict[str, object]:
 def cloud_source() -> state.Selection | None:
     if not os.environ.get("WANDB_API_KEY"):
         st.sidebar.info("Set WANDB_API_KEY (or run `wandb login`) to browse wandb cloud runs.")
+    for param, key in (("entity", "cloud_entity"), ("project", "cloud_project")):
+        wanted = state.url_take(param)
+        if wanted is not None:
+            state.seed(key, wanted)
     entity = st.sidebar.text_input("Entity", key="cloud_entity").strip()
     project = st.sidebar.text_input("Project", key="cloud_project").strip()
+    state.url_put("entity", entity)
+    state.url_put("project", project)
     if not (entity and project):
         return None
     runs = state.cached_cloud_runs(entity, project, st.session_state.get("cloud_refresh", 0))
     if not runs:
         st.sidebar.warning("No runs in this project.")
         return None
+    take_linked_run(runs, "cloud_run_pick", f"{entity}/{project}")
     ref = pick_run(runs, "cloud_run_pick")
     if ref is None:
         return None
+    state.url_put("run", ref.run_id)
     refresh = st.session_state.get("cloud_refresh", 0)
     return state.Selection(
         location=f"wandb://{ref.locator}",
@@ -114,7 +151,7 @@ def bump_refresh() -> None:
 def run_status(run: Run | None, error: str | None) -> None:
     """State badge (finished / running / crashed / failed, plus truncated / skipped records) and live controls."""
     if error is not None:
-        st.sidebar.error(error)
+        st.sidebar.error(md_escape(error))
         return
     if run is None:
         return
@@ -151,9 +188,12 @@ def load_config_file() -> None:
     if up is not None:
         token, source, read = f"upload:{up.file_id}", up.name, lambda: up.getvalue().decode("utf-8", "replace")
     elif path:
-        p = Path(path).expanduser()
         try:
+            p = confine(path)
             stat = p.stat()
+        except AnalyzerError as exc:
+            st.error(md_escape(str(exc)))
+            return
         except OSError:
             st.error(f"Config file not found: {md_escape(path)}")
             return
@@ -172,11 +212,11 @@ def load_config_file() -> None:
     try:
         cfg = parse_config_text(read(), source=source)
     except AnalyzerError as exc:
-        st.session_state["config_error"] = f"Config not loaded: {exc}"
+        st.session_state["config_error"] = f"Config not loaded: {md_escape(str(exc))}"
         st.error(st.session_state["config_error"])
         return
     st.session_state["config_error"] = None
-    state.set_config(cfg)
+    state.set_config(cfg, path=str(source) if up is None else "")
     st.session_state.update(threshold_values(cfg))  # the widgets below show the loaded values
     st.success(f"Loaded {md_escape(Path(source).name)}")
 
@@ -199,20 +239,24 @@ def config_panel() -> None:
         new = edited_config(cfg, values)
         if new != cfg:
             state.set_config(new)
-        active = state.config()
-        st.download_button(
-            "Download active config",
-            lambda: dump_config(active),
-            file_name="config.yaml",
-            mime="text/yaml",
-            key="cfg_download",
-            on_click="ignore",
-        )
+        save_config_controls("side")
 
 
 def sidebar() -> None:
     st.sidebar.title("Experiment analyzer")
-    source = st.sidebar.radio("Source", ["Local wandb dir", "wandb cloud", "Upload history"], key="source")
+    state.url_read()
+    linked = source_label(state.url_take("source"))
+    if linked is not None:
+        state.seed("source", linked)
+    source = st.sidebar.radio("Source", list(SOURCE_LABELS.values()), key="source")
+    state.url_put("source", source_param(source))
+    for param in ("dir", "entity", "project", "run", "data"):  # each source writes its own again
+        if (
+            (param in ("dir", "data") and source != SOURCE_LABELS["local"])
+            or (param in ("entity", "project") and source != SOURCE_LABELS["cloud"])
+            or (param == "run" and source == SOURCE_LABELS["upload"])
+        ):
+            state.url_put(param, None)
     try:
         if source == "Local wandb dir":
             sel = local_source()
@@ -221,11 +265,16 @@ def sidebar() -> None:
         else:
             sel = upload_source()
     except AnalyzerError as exc:
-        st.sidebar.error(str(exc))
+        st.sidebar.error(md_escape(str(exc)))
         sel = None
+    if sel is None:
+        state.url_put("run", None)
     state.set_selection(sel)
     run_status(*state.load_run())
     config_panel()
+    message = state.notice()
+    if message is not None:
+        st.warning(message)
 
 
 nav = st.navigation(PAGES)

@@ -7,7 +7,7 @@ Targets (issue 8):
   (a) a threshold slider move on the Data quality page with 10,000 audited images re-renders in < 300 ms;
   (b) the Overview of a 10,000-step x 200-batch run renders within 3x the time of an empty Streamlit page.
 
-Inputs are built once and cached under --cache (default ~/.cache/experiment-analyzer/bench-dashboard):
+Inputs are built once and cached under --cache (default <the package's cache directory>/bench-dashboard):
   - a real offline wandb run written by the wandb library (one `wandb.log` per step with every
     `batch_{i}/recall|precision|hmean`, `global_step` and `val/recall`: 601 keys; ~30-60 s once), a few batches
     degrading from a known step so the Overview has findings to draw;
@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING
 ROOT = Path(__file__).resolve().parents[1]
 
 import numpy as np  # noqa: E402
+
+from analysis.sources.cache import cache_root  # noqa: E402
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -319,16 +321,85 @@ def bench_slider(browser: Browser, url: str, images: Path, moves: int) -> dict[s
     return {"audit": [t_audit], "arrow": arrow, "jump": jumps}
 
 
+def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
+    """Issue 15 on the bundled demo: the first view on a freshly started server (cold: nothing in the disk cache;
+    warm: the decoded run and image scores cached on disk by an earlier server), a new tab on a running server,
+    and a batch change (Batches) and a metric change (Overview) in an open tab. Each first view starts a new
+    `streamlit run` process, as a user's `make run` does."""
+    from analysis.demo import ensure_demo
+    from tests.e2e.st_helpers import free_port, run_tracker, start_streamlit, stop, wait_idle
+
+    work = Path(tempfile.mkdtemp(prefix="bench-demo-"))
+    demo = work / "demo"
+    ensure_demo(demo)
+    cache = work / "cache"
+    env = {**os.environ, "EXPERIMENT_ANALYZER_DEMO": str(demo), "EXPERIMENT_ANALYZER_CACHE": str(cache)}
+    env.pop("WANDB_DIR", None)
+    out: dict[str, list[float]] = {"first_cold": [], "first_warm": [], "new_tab": [], "batch": [], "metric": []}
+
+    def first_view(kind: str) -> tuple[subprocess.Popen[bytes], str]:
+        port = free_port()
+        proc = start_streamlit(ROOT / "app.py", port, work / f"app-{kind}-{port}.log", env=env)
+        url = f"http://127.0.0.1:{port}"
+        out[kind].append(timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
+        return proc, url
+
+    proc, _ = first_view("first_cold")
+    stop(proc)
+    for _ in range(max(1, repeat - 1)):
+        proc, url = first_view("first_warm")
+        stop(proc)
+    proc, url = first_view("first_warm")
+    try:
+        out["new_tab"] = [timed_load(browser, url, CHARTS_DRAWN_JS, arg=1) for _ in range(repeat)]
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        ctx.set_default_timeout(120_000)
+        page = ctx.new_page()
+        run_tracker(page)
+        page.goto(url)
+        page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
+        wait_idle(page)
+        box = page.get_by_test_id("stSelectbox").filter(has_text="Metric")
+        for name in ["hmean", "precision", "recall"] * max(1, repeat // 3 + 1):
+            box.click()
+            out["metric"].append(
+                timed_action(
+                    page,
+                    page.get_by_role("option", name=name, exact=True).click,
+                    check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1),
+                )
+            )
+        timed_action(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name="Batches").click())
+        page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
+        wait_idle(page)
+        batch_box = page.get_by_test_id("stSelectbox").filter(has_text="Batch")
+        for b in [12, 3, 7] * max(1, repeat // 3 + 1):
+            batch_box.click()
+            out["batch"].append(
+                timed_action(
+                    page,
+                    page.get_by_role("option", name=re.compile(rf"^batch {b} \(")).click,
+                    check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1),
+                )
+            )
+        ctx.close()
+    finally:
+        stop(proc)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--images", type=int, default=10_000)
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "experiment-analyzer" / "bench-dashboard")
+    ap.add_argument("--cache", type=Path, default=cache_root() / "bench-dashboard")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--moves", type=int, default=10)
-    ap.add_argument("--only", choices=["overview", "slider"])
+    ap.add_argument("--only", choices=["overview", "slider", "demo"])
     args = ap.parse_args(argv)
+    if args.only == "demo":
+        return main_demo(args)
 
     from playwright.sync_api import sync_playwright
 
@@ -369,6 +440,67 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers:
             stop(s)
     report(results, args)
+    return 0
+
+
+def main_demo(args: argparse.Namespace) -> int:
+    """`--only demo`: the issue-15 figures on the demo, beside the empty page measured in the same run."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.st_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, start_streamlit, stop
+
+    work = Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    (work / "empty_app.py").write_text(textwrap.dedent(EMPTY_APP))
+    results: dict[str, dict[str, list[float]]] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        port = free_port()
+        empty = start_streamlit(work / "empty_app.py", port, work / "empty.log")
+        try:
+            url = f"http://127.0.0.1:{port}"
+            results["empty"] = bench_empty(browser, url, args.repeat)
+            # the empty page's first view on a freshly started server, like the app's
+            fresh_empty = []
+            for _ in range(args.repeat):
+                stop(empty)
+                empty = start_streamlit(work / "empty_app.py", port, work / "empty.log")
+                fresh_empty.append(timed_load(browser, url, None))
+            results["empty"]["fresh_server"] = fresh_empty
+        finally:
+            stop(empty)
+        print("demo run ...", flush=True)
+        results["demo"] = bench_demo(browser, args.repeat)
+        browser.close()
+    e, d = results["empty"], results["demo"]
+    base_server, base_tab, base_move = _median(e["fresh_server"]), _median(e["fresh"]), _median(e["slider"])
+    rows = [
+        ("empty page: first view, freshly started server (baseline)", e["fresh_server"], None),
+        ("empty page: new tab (baseline)", e["fresh"], None),
+        ("empty page: widget change (baseline)", e["slider"], None),
+        ("reference: empty page + one 3-point plotly chart, new tab", e["chart_fresh"], base_tab),
+        ("demo: first view, fresh server, empty disk cache", d["first_cold"], base_server),
+        ("demo: first view, fresh server, warm disk cache", d["first_warm"], base_server),
+        ("demo: new tab on a running server", d["new_tab"], base_tab),
+        ("demo: batch change (Batches)", d["batch"], base_move),
+        ("demo: metric change (Overview)", d["metric"], base_move),
+    ]
+    print()
+    print("| measurement | n | median ms | p90 ms | x baseline |")
+    print("|---|---|---|---|---|")
+    for name, xs, row_base in rows:
+        times_base = f"{_median(xs) / row_base:.2f}" if row_base else "—"
+        print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {times_base} |")
+    print()
+    warm = _median(d["first_warm"])
+    print(
+        f"first view (warm cache) {warm:.2f} s: target <= 3 s and <= 2x the empty page "
+        f"({warm / base_server:.2f}x) -> {'PASS' if warm <= 3 and warm <= 2 * base_server else 'FAIL'}"
+    )
+    for label in ("batch", "metric"):
+        m = _median(d[label])
+        print(f"{label} change {m * 1000:.0f} ms: target <= 500 ms -> {'PASS' if m <= 0.5 else 'FAIL'}")
+    with contextlib.suppress(OSError):
+        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return 0
 
 

@@ -7,8 +7,10 @@ import pandas as pd
 import streamlit as st
 
 from analysis.core.errors import AnalyzerError
-from ui import charts, state, tables
+from ui import charts, navigation, state, tables
+from ui.duplicates import render_batch_duplicates
 from ui.format import md_escape
+from ui.navigation import first_bad_step
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
@@ -37,12 +39,46 @@ def image_dialog(data_dir: str, path: str, row: pd.Series | None) -> None:
     try:
         st.image(thumbnail(data_dir, path, max_side=2000), output_format="PNG")
     except AnalyzerError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
     if row is not None:
         fails = tables.failing_reasons_line(row)
         if fails:
             st.markdown(fails)
         st.dataframe(tables.image_score_table(row), hide_index=True, key="b_dialog_scores")
+
+
+def pick_ranking_row() -> None:
+    """A click on a ranking row opens that batch at its first bad step."""
+    rows = st.session_state["b_ranking"].selection.rows
+    summary = st.session_state.get("_b_summary")
+    if rows and summary is not None and rows[0] < len(summary):
+        row = summary.iloc[rows[0]]
+        state.seed("b_batch", int(row["batch"]))
+        open_step(first_bad_step(summary, int(row["batch"])))
+
+
+def pick_event_row(table_key: str) -> None:
+    """A click on an event or detector hit of this batch opens its step."""
+    rows = st.session_state[table_key].selection.rows
+    table = st.session_state.get(f"_{table_key}_rows")
+    if rows and table is not None and rows[0] < len(table):
+        open_step(navigation.parse_int(str(table.iloc[rows[0]]["step"])))
+
+
+def open_step(step: int | None) -> None:
+    state.focus_step(step, clear=step is None)
+    st.session_state.pop("b_step", None)  # the step slider follows the link (nearest logged step)
+
+
+def show_image(data_dir: str, path: str, caption: str | None = None) -> bool:
+    """One image at its own size (a small scan is not blown up to the column); False when it cannot be read."""
+    try:
+        img = thumbnail(data_dir, path)
+    except AnalyzerError as exc:
+        st.error(f"{md_escape(path)}: {md_escape(str(exc))}")
+        return False
+    st.image(img, caption=caption, output_format="PNG", width="content")  # native size, at most the column
+    return True
 
 
 analysis = state.current_analysis()
@@ -55,40 +91,91 @@ summary = analysis.batch_summary
 if summary.empty:
     st.info("This run logged no per-batch metrics.")
     st.stop()
-st.dataframe(summary, hide_index=True, key="b_ranking", width="stretch")
+facts = charts.run_facts(key, analysis)
+st.session_state["_b_summary"] = summary
+st.caption("Click a row to open that batch at its first bad step.")
+st.dataframe(
+    tables.ranking_table(summary, facts.primary_metric),
+    hide_index=True,
+    key="b_ranking",
+    width="stretch",
+    on_select=pick_ranking_row,
+    selection_mode="single-row",
+)
 
 labels = tables.batch_labels(summary)
 batches = list(labels)
-focus = state.focus_batch()
-default = batches.index(focus) if focus in batches else 0
-batch = st.selectbox("Batch", batches, index=default, key="b_batch", format_func=labels.__getitem__)
+linked_batch = navigation.parse_int(state.url_take("batch"))
+linked_step = navigation.parse_int(state.url_take("step"))
+if linked_batch is not None:
+    if linked_batch in batches:
+        state.seed("b_batch", linked_batch)
+        if linked_step is not None:
+            open_step(linked_step)
+    else:
+        st.warning(f"The linked batch {linked_batch} is not in this run: showing {batches[0]}.")
+elif linked_step is not None:
+    open_step(linked_step)
+if st.session_state.get("b_batch") not in batches:
+    focus = state.focus_batch()
+    state.seed("b_batch", focus if focus in batches else batches[0])
+metrics = tables.primary_first(facts.metrics, facts.primary_metric)
+linked_metric = state.url_take("metric")
+if linked_metric in metrics:
+    state.seed("b_metric", linked_metric)
+elif st.session_state.get("b_metric") not in metrics:
+    focus_metric = state.focus_metric()
+    state.seed("b_metric", focus_metric if focus_metric in metrics else metrics[0])
+c1, c2 = st.columns([2, 1])
+batch = c1.selectbox(
+    "Batch", batches, key="b_batch", format_func=labels.__getitem__, on_change=open_step, args=(None,)
+)  # another batch picked by hand: its last image step
+metric = c2.selectbox("Metric", metrics, key="b_metric")
 state.focus_batch(batch)
-
-facts = charts.run_facts(key, analysis)
-metrics = tables.primary_first(facts.metrics, facts.primary_metric)  # the primary metric's tab opens first
-tabs = st.tabs(metrics)
-for tab, metric in zip(tabs, metrics):
-    with tab:
-        st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key=f"b_curve_{metric}")
+state.focus_metric(metric)
+state.url_put("batch", batch)
+state.url_put("metric", metric)
+st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key="b_curve")
 
 st.subheader(f"Events for batch {batch}")
 events = charts.events_table(key, analysis, batch)
 if len(events):
-    st.dataframe(events.drop(columns="batch"), hide_index=True, key="b_events", width="stretch")
+    st.session_state["_b_events_rows"] = events
+    st.dataframe(
+        events.drop(columns="batch"),
+        hide_index=True,
+        key="b_events",
+        width="stretch",
+        on_select=lambda: pick_event_row("b_events"),
+        selection_mode="single-row",
+        column_config={"message": st.column_config.TextColumn(width="large")},
+    )
+    for message in dict.fromkeys(events["message"].astype(str)):  # in full: a table cell cuts long ones off
+        st.markdown(f"- {md_escape(message)}")
 else:
     st.success("No anomalies for this batch.")
 found = charts.findings_table(key, analysis, batch)
 hits = st.expander(f"Detector hits for batch {batch} ({len(found):,})", key="b_hits", on_change="rerun")
 with hits:
     if hits.open and len(found):
-        st.dataframe(found.drop(columns="batch"), hide_index=True, key="b_findings", width="stretch")
+        st.session_state["_b_findings_rows"] = found
+        st.dataframe(
+            found.drop(columns="batch"),
+            hide_index=True,
+            key="b_findings",
+            width="stretch",
+            on_select=lambda: pick_event_row("b_findings"),
+            selection_mode="single-row",
+        )
 causes = [c for c in analysis.root_causes if c.batch == batch]
 if causes:
     st.subheader("Root causes")
     for c in causes:
         st.markdown(f"- **{c.side}-side** · {md_escape(c.sentence)}")
+render_batch_duplicates(analysis, batch)
 
 st.subheader("Problematic images")
+state.url_put("step", None)  # set again below when this batch has images
 imgs = analysis.images[analysis.images["batch"] == batch]
 if imgs.empty:
     st.info(f"No `problematic_batch_{batch}` image lists were logged for this batch.")
@@ -96,12 +183,25 @@ if imgs.empty:
 if analysis.data_dir is None:
     st.warning("Set the data directory in the sidebar to see the images and their scores.")
     st.stop()
-steps = sorted(imgs["step"].unique())
-step = st.select_slider("Step", options=steps, value=steps[-1], key="b_step") if len(steps) > 1 else steps[0]
+steps = sorted(int(s) for s in imgs["step"].unique())
+if st.session_state.get("b_step") not in steps:
+    state.seed("b_step", navigation.nearest_step(steps, state.focus_step()))
+step = st.select_slider("Step", options=steps, key="b_step") if len(steps) > 1 else steps[0]
+state.url_put("step", step)
 sort_label = st.selectbox("Sort by", list(tables.SORT_KEYS), key="b_sort")
 at_step = tables.images_at_step(imgs, step, analysis.quality, sort_label)
 st.caption(f"{len(at_step)} images at step {step}; {tables.count_failing(at_step)} fail the quality thresholds.")
 data_dir = str(analysis.data_dir)
+before = navigation.before_strip(
+    analysis.images, batch, step, navigation.first_bad_step(summary, batch), analysis.quality
+)
+if before is not None:
+    with st.expander(f"Before: {len(before.paths)} images of batch {batch} from before the problem", expanded=True):
+        st.caption(md_escape(before.caption))
+        strip = st.columns(4)
+        for i, path in enumerate(before.paths):
+            with strip[i % 4]:
+                show_image(data_dir, path, caption=md_escape(path))
 if len(at_step) > tables.GALLERY_PAGE:
     n_pages = tables.gallery_pages(len(at_step))
     page_no = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="b_gallery_page")
@@ -110,10 +210,7 @@ grid = st.columns(4)
 for i, (_, row) in enumerate(at_step.iterrows()):
     with grid[i % 4]:
         path = row["path"]
-        try:
-            st.image(thumbnail(data_dir, path), caption=md_escape(path), output_format="PNG")
-        except AnalyzerError as exc:
-            st.error(f"{md_escape(path)}: {exc}")
+        show_image(data_dir, path, caption=md_escape(path))
         st.caption(tables.badge_line(row if "blur_score" in row else None))
         if st.button("Details", key=f"b_detail_{i}"):
             image_dialog(data_dir, path, row)

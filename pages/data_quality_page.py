@@ -6,17 +6,18 @@ the cached scores (`apply_thresholds`, vectorised) and redraw pre-binned histogr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analysis.core.config import DataQualityConfig
 from analysis.core.errors import AnalyzerError
+from analysis.core.paths import confine
 from quality.scores import BLUR_CAP
 from ui import charts, state, tables
+from ui.config_edit import edited_quality, quality_values
+from ui.duplicates import render_folder_duplicates
 from ui.format import md_escape
+from ui.run_inputs import save_config_controls
 
 # score column -> (threshold slider key or None, side that fails)
 HISTOGRAMS = {
@@ -43,13 +44,16 @@ def audit_with_progress(data_dir: str) -> pd.DataFrame:
 
 st.title("Data quality")
 sel = state.selection()
-cfg = state.config().data_quality
 default_dir = (sel.data_dir if sel else None) or ""
 data_dir = st.text_input("Data directory to audit", value=default_dir, key="dq_dir").strip()
 if not data_dir:
     st.info("Enter a data directory (or set one in the sidebar).")
     st.stop()
-folder = Path(data_dir).expanduser()
+try:  # under the data roots when the server confines paths; checked before the folder is looked at
+    folder = confine(data_dir)
+except AnalyzerError as exc:
+    st.error(md_escape(str(exc)))
+    st.stop()
 if not folder.is_dir():
     st.error(f"Not a directory: {md_escape(data_dir)}")
     st.stop()
@@ -59,7 +63,7 @@ if audited is None or st.button("Re-audit", key="dq_reaudit", help="Score new or
     try:
         scores = audit_with_progress(str(folder))
     except AnalyzerError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
         st.stop()
     audited = (scores, state.set_audit_scores(data_dir, scores))
 scores, audit_id = audited
@@ -69,25 +73,37 @@ if scores.empty:
 
 
 @st.fragment
-def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityConfig) -> None:
+def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
     """Sliders and everything they change. A fragment: moving a slider reruns only this part of the page
-    (no sidebar, no audit), and the scores are only re-thresholded, never re-computed."""
+    (no sidebar, no audit), and the scores are only re-thresholded, never re-computed. The sliders edit the
+    session's one active config, so Batches, Overview, root causes and every report use the same thresholds."""
     from quality.audit import apply_thresholds
 
+    active = state.config()
+    stale = st.session_state.get("_dq_synced") != active.model_dump_json()  # a config loaded or edited elsewhere
+    for key, value in quality_values(active).items():
+        if stale or key not in st.session_state:  # Streamlit drops a widget's value on a page switch
+            state.seed(key, int(value) if key in ("dq_min_w", "dq_min_h") else float(value))
     c1, c2, c3, c4 = st.columns(4)
-    min_w = c1.slider("Min width (px)", 0, 1000, int(cfg.min_resolution[0]), 10, key="dq_min_w")
-    min_h = c2.slider("Min height (px)", 0, 1000, int(cfg.min_resolution[1]), 10, key="dq_min_h")
-    max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, float(cfg.max_rotation_degrees), 0.5, key="dq_rotation")
-    blur_max = max(BLUR_CAP, float(cfg.blur_threshold))  # blur_score never exceeds BLUR_CAP
+    min_w = c1.slider("Min width (px)", 0, 1000, step=10, key="dq_min_w")
+    min_h = c2.slider("Min height (px)", 0, 1000, step=10, key="dq_min_h")
+    max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, step=0.5, key="dq_rotation")
+    blur_max = max(BLUR_CAP, float(active.data_quality.blur_threshold))  # blur_score never exceeds BLUR_CAP
     blur = c4.slider(
         "Blur threshold",
         0.0,
         blur_max,
-        float(cfg.blur_threshold),
-        5.0,
+        step=5.0,
         key="dq_blur",
         help=f"blur_score units; images below are flagged (higher = sharper, at most {BLUR_CAP:g}).",
     )
+    edited = edited_quality(active, {"dq_min_w": min_w, "dq_min_h": min_h, "dq_rotation": max_rot, "dq_blur": blur})
+    if edited is not active:
+        state.set_config(edited)
+    st.session_state["_dq_synced"] = edited.model_dump_json()
+    cfg = edited.data_quality
+    st.caption("These thresholds are the session's: the Batches badges, root causes and reports use them too.")
+    save_config_controls("dq")
 
     flagged = apply_thresholds(
         scores, min_resolution=(min_w, min_h), max_rotation=max_rot, blur_threshold=blur, min_contrast=cfg.min_contrast
@@ -146,4 +162,5 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str, cfg: DataQualityCo
     )
 
 
-thresholds_and_flags(scores, audit_id, cfg)
+thresholds_and_flags(scores, audit_id)
+render_folder_duplicates(str(folder), scores, audit_id)

@@ -3,6 +3,7 @@ deeper), global metrics."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from analysis.core.redaction import redact
@@ -10,6 +11,7 @@ from analysis.core.vocabulary import Severity
 from analysis.findings.pipeline import RunAnalysis
 from ui import charts, state, tables
 from ui.format import jsonable, md_escape
+from ui.navigation import first_bad_step, parse_int
 from ui.state import AnalysisKey
 
 VIEWS = ["Per-batch curves", "Batch × step heatmap", "Findings", "Run-level metrics"]
@@ -28,8 +30,29 @@ def global_metrics_view(key: AnalysisKey, analysis: RunAnalysis) -> None:
         st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")
 
 
-analysis = state.current_analysis()
-key = state.analysis_key()
+def open_picked_row(table: pd.DataFrame, rows: list[int]) -> None:
+    """A clicked event or detector hit opens Batches on its batch, at its step, with its images."""
+    if not rows or rows[0] >= len(table):
+        return
+    row = table.iloc[rows[0]]
+    batch, step = parse_int(str(row.get("batch"))), parse_int(str(row.get("step")))
+    if batch is None:  # a run-level finding: no batch to open
+        st.toast("This finding is about a run-level metric: no batch to open.")
+        return
+    open_batch(batch, step)
+
+
+def open_batch(batch: int, step: int | None) -> None:
+    state.focus_batch(batch)
+    state.focus_step(step, clear=step is None)
+    for widget in ("b_batch", "b_step"):
+        st.session_state.pop(widget, None)
+    st.switch_page("pages/batches_page.py")
+
+
+# Curves first: the metrics' analysis alone (no image scores are drawn here); the full one is computed at the end.
+analysis = state.current_analysis(images=False)
+key = state.analysis_key(images=False)
 if analysis is None or key is None:
     st.stop()
 run = analysis.run
@@ -69,12 +92,15 @@ if not facts.metrics:
 else:
     metrics, all_batches = facts.metrics, facts.batches
     c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
-    metric = c1.selectbox(
-        "Metric",
-        metrics,
-        index=metrics.index(facts.primary_metric) if facts.primary_metric in metrics else 0,
-        key="ov_metric",
-    )
+    linked_metric = state.url_take("metric")
+    if linked_metric in metrics:
+        state.seed("ov_metric", linked_metric)
+    elif st.session_state.get("ov_metric") not in metrics:
+        shared = state.focus_metric()  # the metric last shown on Batches
+        state.seed("ov_metric", shared if shared in metrics else tables.primary_first(metrics, facts.primary_metric)[0])
+    metric = c1.selectbox("Metric", metrics, key="ov_metric")
+    state.focus_metric(metric)
+    state.url_put("metric", metric)
     state.reset_per_run("ov_batches", tables.default_batches(bad, all_batches))
     chosen = c2.multiselect(
         "Batches", all_batches, key="ov_batches", help="Problematic batches are preselected; the band shows all."
@@ -122,8 +148,22 @@ else:
         if findings_tab.open:
             events = charts.events_table(key, analysis)
             if len(events):
-                st.caption(f"{len(events):,} events (one per real change), most severe first.")
-                st.dataframe(events, hide_index=True, key="ov_events", width="stretch")
+                st.caption(
+                    f"{len(events):,} events (one per real change), most severe first. Click a row to open that"
+                    " batch at that step with its images."
+                )
+                picked = st.dataframe(
+                    events,
+                    hide_index=True,
+                    key="ov_events",
+                    width="stretch",
+                    on_select="rerun",
+                    selection_mode="single-row",
+                    column_order=[c for c in ("severity", "batch", "message") if c in events.columns]
+                    + [c for c in events.columns if c not in ("severity", "batch", "message")],
+                    column_config={"message": st.column_config.TextColumn(width="large")},
+                )
+                open_picked_row(events, picked.selection.rows)
             else:
                 st.success("No anomalies: no metric changed in a way that needs attention.")
             table = charts.findings_table(key, analysis)
@@ -131,7 +171,15 @@ else:
             with hits:
                 if hits.open and len(table):
                     st.caption("Every detector hit and change point, most severe first: the evidence behind events.")
-                    st.dataframe(table, hide_index=True, key="ov_findings", width="stretch")
+                    picked = st.dataframe(
+                        table,
+                        hide_index=True,
+                        key="ov_findings",
+                        width="stretch",
+                        on_select="rerun",
+                        selection_mode="single-row",
+                    )
+                    open_picked_row(table, picked.selection.rows)
     with global_tab:
         if global_tab.open:
             global_metrics_view(key, analysis)
@@ -140,8 +188,7 @@ else:
         c1, c2 = st.columns([1, 3])
         pick = c1.selectbox("Drill into batch", bad, key="ov_drill")
         if c2.button("Open in Batches", key="ov_open_batch"):
-            state.focus_batch(pick)
-            st.switch_page("pages/batches_page.py")
+            open_batch(int(pick), first_bad_step(analysis.batch_summary, int(pick)))
 
 if not facts.metrics:
     global_metrics_view(key, analysis)
@@ -157,3 +204,5 @@ with config_box:
         c2.json(jsonable(redact(shown)), expanded=False)
         if hidden:
             c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")
+
+state.warm_analysis()  # after everything above is in the browser: image scores for Batches, Data quality, Reports

@@ -15,7 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analysis.core.vocabulary import Severity, worst_severity
+from analysis.core.config import AnalyzerConfig
+from analysis.core.vocabulary import Severity, metric_threshold, worst_severity
 from analysis.findings.pipeline import RunAnalysis
 from analysis.reporting import figures
 from ui import tables
@@ -80,7 +81,7 @@ def batch_curves(
     ignore_outliers: bool = False,
     show_band: bool = True,
 ) -> go.Figure:
-    return figures.batch_curves_figure(
+    fig = figures.batch_curves_figure(
         _analysis,
         metric,
         list(batches),
@@ -90,6 +91,21 @@ def batch_curves(
         curves=metric_curves(key, _analysis, metric),
         max_points=CURVE_POINTS,
     )
+    return with_metric_threshold(fig, metric, _analysis.config)
+
+
+def with_metric_threshold(fig: go.Figure, metric: str, config: AnalyzerConfig) -> go.Figure:
+    """The active config's absolute bound for `metric` (e.g. `recall must stay ≥ 0.8`) as a dashed line."""
+    bound = metric_threshold(metric, config.experiment_monitoring.anomaly_detection.metric_thresholds)
+    if bound is not None:
+        fig.add_hline(
+            y=bound,
+            line={"color": "#d62728", "dash": "dash", "width": 1},
+            annotation_text=f"{metric} threshold {bound:g}",
+            annotation_position="bottom right",
+            annotation_font={"color": "#d62728", "size": 11},
+        )
+    return fig
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -6,6 +6,7 @@ mtime, the config, the data directory) and draw. Nothing here computes analysis 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -21,9 +22,11 @@ from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.core.run import Run, RunRef
 from analysis.findings.pipeline import RunAnalysis, analyze_run
+from analysis.sources.cache import cache_root
+from ui.format import md_escape
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages, when installed from a wheel)
-CACHE_DIR = Path(os.environ.get("EXPERIMENT_ANALYZER_CACHE", Path.home() / ".cache" / "experiment-analyzer"))
+CACHE_DIR = cache_root()  # $EXPERIMENT_ANALYZER_CACHE, else the platform's user cache directory
 
 
 def _writable(folder: Path) -> bool:
@@ -89,10 +92,11 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 def save_upload(name: str, data: bytes) -> Path:
-    """Store an uploaded history file under the cache dir, named by content hash (same bytes, same path)."""
+    """Store an uploaded history file under the cache dir as `<content hash>/<its file name>` (same bytes, same
+    path; the run is named after the file). `#` and path characters are replaced (`#` selects a run)."""
     digest = hashlib.sha256(data).hexdigest()[:16]
-    suffix = "".join(Path(name).suffixes[-2:]) or ".csv"
-    target = UPLOAD_DIR / f"{digest}{suffix}"
+    safe = "".join(c if c.isalnum() or c in "._-() " else "_" for c in Path(name).name).strip(" .") or "upload"
+    target = UPLOAD_DIR / digest / (safe if Path(safe).suffix else f"{safe}.csv")
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -167,8 +171,18 @@ def selection() -> Selection | None:
     return st.session_state.get("selection")
 
 
-def set_config(config: AnalyzerConfig) -> None:
+def set_config(config: AnalyzerConfig, path: str | None = None) -> None:
+    """Make `config` the session's one active config: every page, figure and report reads it (the analysis cache
+    is keyed on its JSON, so whatever depends on a threshold is recomputed). `path` is the file it was loaded
+    from, when it was (Save to config writes there); it is kept when not given."""
     st.session_state["config_json"] = config.model_dump_json()
+    if path is not None:
+        st.session_state["config_file"] = path
+
+
+def config_file() -> str | None:
+    """The path of the config file the active config was loaded from, if it came from a path (not an upload)."""
+    return st.session_state.get("config_file") or None
 
 
 def config() -> AnalyzerConfig:
@@ -176,12 +190,13 @@ def config() -> AnalyzerConfig:
     return AnalyzerConfig.model_validate_json(raw) if raw else AnalyzerConfig()
 
 
-def analysis_key() -> AnalysisKey | None:
-    """What the current analysis depends on; cached figures and tables are keyed on it."""
+def analysis_key(images: bool = True) -> AnalysisKey | None:
+    """What the current analysis depends on; cached figures and tables are keyed on it. `images=False`: the
+    analysis of the metrics alone (no data directory: no image scores), what the Overview draws."""
     sel = selection()
     if sel is None:
         return None
-    return (sel.location, sel.fingerprint, config().model_dump_json(), sel.data_dir)
+    return (sel.location, sel.fingerprint, config().model_dump_json(), sel.data_dir if images else None)
 
 
 def load_run() -> tuple[Run | None, str | None]:
@@ -195,17 +210,30 @@ def load_run() -> tuple[Run | None, str | None]:
         return None, str(exc)
 
 
-def current_analysis() -> RunAnalysis | None:
-    """The analysis of the selected run under the active config, or None (with a message) when unavailable."""
-    key = analysis_key()
+def current_analysis(images: bool = True) -> RunAnalysis | None:
+    """The analysis of the selected run under the active config, or None (with a message) when unavailable.
+    `images=False` (the Overview): the metrics' analysis alone, drawn first, while the image scores are computed
+    in the background (`warm_analysis`) for the pages that show them."""
+    key = analysis_key(images)
     if key is None:
         st.info("Pick a run in the sidebar.")
         return None
     try:
         return cached_analysis(*key)
     except AnalyzerError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))  # messages quote untrusted paths and names
         return None
+
+
+def warm_analysis() -> None:
+    """Compute the full analysis (image scores included) of the current selection, so the Batches, Data quality
+    and Reports pages find it ready. Called at the end of the Overview: the curves drawn above are already in the
+    browser while this runs (Streamlit sends each element as it is drawn); a no-op when it is cached."""
+    key = analysis_key()
+    if key is None or key[3] is None:
+        return
+    with contextlib.suppress(AnalyzerError):  # the page that needs it shows the error
+        cached_analysis(*key)
 
 
 def focus_batch(batch: int | None = None) -> int | None:
@@ -231,7 +259,7 @@ def current_reports() -> dict[str, str] | None:
     try:
         return cached_reports(*key)
     except AnalyzerError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))  # messages quote untrusted paths and names
         return None
 
 
@@ -262,3 +290,82 @@ def reset_per_run(widget_key: str, default: object, run_location: str | None = N
         st.session_state[shadow] = st.session_state[widget_key]
     else:
         st.session_state[widget_key] = st.session_state.get(shadow, default)
+
+
+# ------------------------------------------------------------------------------------------------ state in the URL
+URL_KEYS = ("source", "dir", "entity", "project", "run", "data", "metric", "batch", "step")
+
+
+def url_read() -> None:
+    """At the start of every script run: the URL parameters this session did not write itself (a reload, a shared
+    link, a hand-edited or back-button URL) become pending, for the widgets to take (`url_take`) before they are
+    drawn. A page switch through the navigation clears the URL (Streamlit 1.67 keeps no parameter across a page
+    switch); the pages write theirs again (`url_put`), so a reload always finds the current view."""
+    written: dict[str, str] = st.session_state.setdefault("_url_written", {})
+    st.session_state["_url_pending"] = {
+        k: st.query_params[k] for k in URL_KEYS if k in st.query_params and written.get(k) != st.query_params[k]
+    }
+
+
+def url_take(name: str) -> str | None:
+    """The pending URL value of `name` (then no longer pending), or None."""
+    pending: dict[str, str] = st.session_state.get("_url_pending", {})
+    value = pending.pop(name, None)
+    if value is not None:
+        st.session_state.setdefault("_url_written", {})[name] = value
+    return value
+
+
+def url_put(name: str, value: object | None) -> None:
+    """Show `value` as the URL parameter `name` (None removes it); the browser URL changes without a rerun."""
+    written: dict[str, str] = st.session_state.setdefault("_url_written", {})
+    if value is None or value == "":
+        written.pop(name, None)
+        if name in st.query_params:
+            del st.query_params[name]
+        return
+    text = str(value)
+    written[name] = text
+    if st.query_params.get(name) != text:
+        st.query_params[name] = text
+
+
+def set_notice(message: str | None, while_key: str | None = None) -> None:
+    """A warning shown above every page (e.g. "the linked run is not there") while the widget `while_key` keeps
+    the value it has now (the user picking something else dismisses it)."""
+    if message is None:
+        st.session_state.pop("_notice", None)
+        return
+    st.session_state["_notice"] = (message, while_key, st.session_state.get(while_key) if while_key else None)
+
+
+def notice() -> str | None:
+    held = st.session_state.get("_notice")
+    if held is None:
+        return None
+    message, while_key, value = held
+    if while_key is not None and st.session_state.get(while_key) != value:
+        st.session_state.pop("_notice", None)
+        return None
+    return str(message)
+
+
+def seed(widget_key: str, value: object) -> None:
+    """Give the keyed widget `value` (call before the widget is drawn in this script run)."""
+    st.session_state[widget_key] = value
+
+
+def focus_step(step: int | None = None, *, clear: bool = False) -> int | None:
+    """Get (or set) the step the user asked to see on Batches (a finding's or event's step)."""
+    if clear:
+        st.session_state.pop("focus_step", None)
+    elif step is not None:
+        st.session_state["focus_step"] = int(step)
+    return st.session_state.get("focus_step")
+
+
+def focus_metric(metric: str | None = None) -> str | None:
+    """Get (or set) the metric shown on Overview and Batches (one choice for both pages)."""
+    if metric is not None:
+        st.session_state["focus_metric"] = metric
+    return st.session_state.get("focus_metric")
