@@ -5,10 +5,15 @@
 
 Writes each run once with the real wandb library (offline) under --data (default
 ~/.cache/experiment-analyzer-bench/sparse), each step logging `loss` plus one key of its own (`sample_<step>/score`,
-as per-sample metrics do). Then, in a fresh process each, it decodes the run with `open_run(cache=False)` and
-prints the peak RSS above the process's baseline, the decoded values (8 bytes each) and their ratio; the
-baseline is the same decode with the long layout switched off (`LONG_AFTER_CELLS` out of reach: the dense
-frame of steps x keys the reader built before), in the same run.
+as per-sample metrics do). Then, in a fresh process each, it opens the run with `open_run(cache=False)` and
+prints the peak RSS above the process's imports against the decoded values (8 bytes each), in three modes:
+
+- `lazy`: the reader as it is (the history kept long below the public frame, `SparseRun`): the peak of opening the
+  run and using it without the frame of every key (summary, `step_column`, `history_of(["loss"])`), then the
+  peak once `run.history` (the frame of all 20,004 keys, sparse columns) is asked for;
+- `eager`: the frame of every key built while opening (the reader before `SparseRun`);
+- `dense` (unless --no-baseline): the long layout switched off (`LONG_AFTER_CELLS` out of reach: the dense
+  steps x keys frame of the first reader; GBs at 20,000 steps).
 """
 
 from __future__ import annotations
@@ -36,12 +41,17 @@ sys.path.insert(0, sys.argv[3])
 from analysis.sources import _frame, open_run
 if sys.argv[2] == "dense":
     _frame.LONG_AFTER_CELLS = 10**15
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[2] == "eager":
+    _frame.HistoryFrame.result = _frame.HistoryFrame.frame
+peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak()
 run = open_run(sys.argv[1], cache=False)
+used = (len(run.summary), run.step_column, run.history_of(["loss"]).shape if hasattr(run, "history_of") else None)
+opened = peak()
 h = run.history
-values = int(h.notna().sum().sum())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": len(h), "cols": h.shape[1], "values": values, "peak_kib": peak, "base_kib": base}))
+values = sum(int(h[c].count()) for c in h.columns)
+print(json.dumps({"rows": len(h), "cols": h.shape[1], "values": values, "opened_kib": opened, "peak_kib": peak(),
+                  "base_kib": base}))
 """
 
 
@@ -78,17 +88,18 @@ def main() -> None:
         folder = write(args.data, steps)
         size = sum(p.stat().st_size for p in folder.glob("*.wandb")) / 2**20
         print(f"{steps:,} steps, one new key per step: {size:.1f} MiB on disk")
-        for mode in ("long", *(() if args.no_baseline else ("dense",))):
+        for mode in ("lazy", "eager", *(() if args.no_baseline else ("dense",))):
             r = probe(folder, mode)
             if "error" in r:
                 print(f"  {mode:5}: failed: {r['error']}")
                 continue
-            extra = (r["peak_kib"] - r["base_kib"]) / 1024
             decoded = r["values"] * 8 / 2**20
+            opened = (r["opened_kib"] - r["base_kib"]) / 1024
+            full = (r["peak_kib"] - r["base_kib"]) / 1024
             print(
-                f"  {mode:5}: {r['rows']:,} rows x {r['cols']:,} columns, {r['values']:,} values "
-                f"({decoded:.2f} MiB); peak RSS {r['peak_kib'] / 1024:,.0f} MiB "
-                f"(+{extra:,.0f} MiB over the {r['base_kib'] / 1024:,.0f} MiB of imports)"
+                f"  {mode:5}: {r['rows']:,} rows x {r['cols']:,} columns, {r['values']:,} values ({decoded:.2f} MiB); "
+                f"open_run +{opened:,.1f} MiB ({opened / decoded:,.0f}x the values), with the frame of every key "
+                f"+{full:,.1f} MiB ({full / decoded:,.0f}x); imports {r['base_kib'] / 1024:,.0f} MiB"
             )
 
 

@@ -6,7 +6,9 @@
 Writes a CSV of `global_step` plus per-batch metrics (`batch_{i}/recall|precision|hmean|loss`), then prints:
 the wall time of `open_table` with the vectorised wide-table reader and, in the same run, with pandas' reader
 (the baseline: the reader used before, `WIDE_COLUMNS` raised out of reach), and the wall time and peak RSS of
-the whole CLI (`analyze_experiment.py --history-file ... --format json`) in a fresh process.
+the whole CLI (`analyze_experiment.py --history-file ... --format json`) in a fresh process; with `--before REV`,
+also the CLI of the checkout at git revision REV (extracted with `git archive` into a temporary folder, the git
+state untouched), on the same CSV in the same run.
 """
 
 from __future__ import annotations
@@ -50,18 +52,29 @@ def time_open(path: Path, wide_reader: bool) -> float:
     return elapsed
 
 
-def time_cli(path: Path, out: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB of the CLI process, exit code)."""
-    cmd = [sys.executable, str(ROOT / "analyze_experiment.py"), "--history-file", str(path)]
+def extract(rev: str, into: Path) -> Path:
+    """The tree of git revision `rev` written under `into` (read from git, nothing in the checkout changes)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def time_cli(path: Path, out: Path, root: Path = ROOT) -> tuple[float, float, int, float]:
+    """(wall seconds, peak RSS MiB of the CLI process, exit code, CPU seconds), of the CLI in the tree `root`.
+    CPU seconds say more than wall time on a shared machine."""
+    cmd = [sys.executable, str(root / "analyze_experiment.py"), "--history-file", str(path)]
     cmd += ["--output-dir", str(out), "--format", "json", "--quiet"]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent)
     elapsed = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu
     if proc.returncode not in (0, 1):
         print(proc.stderr[-2000:], file=sys.stderr)
-    return elapsed, max(peak, before) / 1024, proc.returncode
+    return elapsed, max(peak, before) / 1024, proc.returncode, cpu
 
 
 def main() -> None:
@@ -69,6 +82,7 @@ def main() -> None:
     ap.add_argument("--columns", type=int, default=100_000)
     ap.add_argument("--rows", type=int, default=20)
     ap.add_argument("--no-cli", action="store_true", help="skip the end-to-end CLI timing")
+    ap.add_argument("--before", metavar="REV", help="also time the CLI of git revision REV (e.g. HEAD)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="wide-bench-") as tmp:
         path = Path(tmp) / "wide.csv"
@@ -81,8 +95,15 @@ def main() -> None:
         print(f"open_table, pandas reader (baseline): {base:7.2f} s  ({base / ours:.1f}x)")
         if not args.no_cli:
             out = Path(tmp) / "out"
-            wall, rss, code = time_cli(path, out)
-            print(f"CLI end to end (exit {code})          : {wall:7.2f} s, peak RSS {rss:,.0f} MiB")
+            wall, rss, code, cpu = time_cli(path, out)
+            print(f"CLI end to end (exit {code})    : {wall:7.2f} s wall, {cpu:7.2f} s CPU, peak RSS {rss:,.0f} MiB")
+            if args.before:
+                old = extract(args.before, Path(tmp) / "before")
+                wall_b, _, code_b, cpu_b = time_cli(path, Path(tmp) / "out-before", old)
+                print(
+                    f"CLI of {args.before} (exit {code_b})  : {wall_b:7.2f} s wall, {cpu_b:7.2f} s CPU "
+                    f"({cpu_b / max(cpu, 1e-9):.1f}x the CPU time)"
+                )
 
 
 if __name__ == "__main__":

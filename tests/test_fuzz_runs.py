@@ -1,7 +1,8 @@
 """Bounded fuzzing of the `.wandb` reader (issue 17): 200 mutants of a run file written by the real wandb library.
 
 Mutants: bytes changed inside one record with its checksum recomputed (the malformed-but-checksummed class),
-records duplicated / dropped / swapped, raw bytes flipped or inserted without fixing checksums, truncations.
+records duplicated / dropped / swapped, raw bytes flipped, inserted or deleted without fixing checksums,
+truncations.
 For every mutant:
 
 - `list_runs` and `open_run` raise nothing but the documented errors (`AnalyzerError`);
@@ -9,7 +10,8 @@ For every mutant:
   same, frame and status;
 - no value changes without a badge: a clean status means every row of an untouched record is the original's,
   and records duplicated, dropped or swapped never read as clean;
-- rows read from damaged files are genuine (the original row of that step, value for value).
+- rows read from damaged files are genuine (the original row of that step, value for value);
+- after bytes inserted or deleted, every record whose bytes are intact is kept and the skipped count is exact.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest
 from analysis.core.errors import AnalyzerError
 from analysis.sources import _batch, _decode, list_runs, open_run
 from analysis.sources._schema import Record
+from tests.test_sources_damage import damaged_records, record_spans
 from tests.wandb_synth import record_payloads, reframe
 from tests.wandb_writer import write_run
 
@@ -73,14 +76,20 @@ def _mutate_record(rng: random.Random, payload: bytes) -> bytes:
     return bytes(p)
 
 
-def _mutant(rng: random.Random, data: bytes, payloads: list[bytes]) -> tuple[str, bytes, tuple[bytes, bytes] | None]:
-    """(kind, file bytes, (original, mutated) payload of the one record changed in place, or None)."""
-    kind = rng.choices(("record", "sequence", "raw", "insert", "truncate"), weights=(10, 3, 3, 2, 2))[0]
+Shift = tuple[int, int, int]  # (offset, bytes inserted before it, bytes deleted from it)
+
+
+def _mutant(
+    rng: random.Random, data: bytes, payloads: list[bytes]
+) -> tuple[str, bytes, tuple[bytes, bytes] | None, Shift | None]:
+    """(kind, file bytes, (original, mutated) payload of the one record changed in place, or None, the bytes
+    inserted or deleted, or None)."""
+    kind = rng.choices(("record", "sequence", "raw", "insert", "delete", "truncate"), weights=(10, 3, 3, 2, 2, 2))[0]
     if kind == "record":
         j = rng.randrange(len(payloads))
         ps = list(payloads)
         ps[j] = _mutate_record(rng, ps[j])
-        return kind, reframe(ps), (payloads[j], ps[j])
+        return kind, reframe(ps), (payloads[j], ps[j]), None
     if kind == "sequence":
         ps = list(payloads)
         j = rng.randrange(2, len(ps) - 1)
@@ -91,16 +100,21 @@ def _mutant(rng: random.Random, data: bytes, payloads: list[bytes]) -> tuple[str
             del ps[j]
         else:
             ps[j], ps[j + 1] = ps[j + 1], ps[j]
-        return kind, reframe(ps), None
+        return kind, reframe(ps), None, None
     b = bytearray(data)
     at = rng.randrange(7, len(b))
+    shift = None
     if kind == "raw":
         b[at] ^= 1 << rng.randrange(8)
     elif kind == "insert":
-        b[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 4)))
+        shift = (at, rng.randint(1, 4), 0)
+        b[at:at] = bytes(rng.randrange(256) for _ in range(shift[1]))
+    elif kind == "delete":
+        shift = (at, 0, rng.randint(1, 4))
+        del b[at : at + shift[2]]
     else:
         del b[at:]
-    return kind, bytes(b), None
+    return kind, bytes(b), None, shift
 
 
 def _steps_of(payload: bytes) -> set[int]:
@@ -155,12 +169,14 @@ def test_two_hundred_mutants_of_a_real_run(original, tmp_path, monkeypatch):
     folder, full, payloads = original
     data = next(folder.glob("*.wandb")).read_bytes()
     name = next(folder.glob("*.wandb")).name
+    spans = record_spans(data)
+    history = [i for i, p in enumerate(payloads) if Record.FromString(p).WhichOneof("record_type") == "history"]
     rng = random.Random(17)
     started = time.monotonic()
     kinds: dict[str, int] = {}
     refused = 0
     for i in range(MUTANTS):
-        kind, blob, changed = _mutant(rng, data, payloads)
+        kind, blob, changed, shift = _mutant(rng, data, payloads)
         kinds[kind] = kinds.get(kind, 0) + 1
         what = f"mutant {i} ({kind})"
         where = tmp_path / f"m{i}" / "wandb" / folder.name
@@ -191,8 +207,13 @@ def test_two_hundred_mutants_of_a_real_run(original, tmp_path, monkeypatch):
             _assert_genuine(run.history, full, set(), what)
             if run.status.clean and not run.status.truncated:
                 assert len(run.history) == len(full), f"{what}: rows lost without a badge"
+            if shift is not None:  # the scan resynchronises: every record whose bytes are intact is kept
+                damaged = damaged_records(spans, *shift)
+                intact = [k for k, i in enumerate(history) if i not in damaged]
+                assert list(run.history["_step"]) == intact, f"{what}: intact records lost"
+                assert run.status.skipped_records == len(damaged), f"{what}: skipped count"
         shutil.rmtree(tmp_path / f"m{i}")
     elapsed = time.monotonic() - started
     assert elapsed < TIME_BUDGET_S, f"{MUTANTS} mutants took {elapsed:.1f} s"
-    assert all(kinds.get(k, 0) >= 10 for k in ("record", "sequence", "raw", "insert", "truncate")), kinds
+    assert all(kinds.get(k, 0) >= 10 for k in ("record", "sequence", "raw", "insert", "delete", "truncate")), kinds
     assert refused < MUTANTS // 10, f"{refused} mutants refused as a whole"  # damage costs records, not files

@@ -14,7 +14,8 @@ from analysis.core.errors import NotAWandbFile, RunNotFound
 from analysis.core.run import ReadStatus
 from analysis.sources import list_runs, open_run
 from analysis.sources._logfile import BLOCK, iter_payloads
-from tests.wandb_synth import history_record_ends, write_synthetic
+from analysis.sources._schema import Record
+from tests.wandb_synth import history_record_ends, record_payloads, write_synthetic
 from tests.wandb_writer import write_run
 
 
@@ -113,6 +114,63 @@ def test_flipped_payload_bytes_cost_only_their_record(real_run, full, tmp_path):
     assert f"{run.status.skipped_records} records skipped" in run.status.badges()
 
 
+def record_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start of its first chunk header, end of its last chunk) of every record of an intact .wandb file, walked
+    here from the layout (32 KiB blocks, 7-byte chunk headers, < 7 bytes at a block end are padding)."""
+    spans, first, pos = [], None, 7
+    while pos + 7 <= len(data):
+        if BLOCK - pos % BLOCK < 7:
+            pos += BLOCK - pos % BLOCK
+            continue
+        ctype = data[pos + 6]
+        first = pos if first is None else first
+        pos += 7 + int.from_bytes(data[pos + 4 : pos + 6], "little")
+        if ctype in (1, 4):  # FULL or LAST: the record is complete
+            spans.append((first, pos))
+            first = None
+    return spans
+
+
+def damaged_records(spans: list[tuple[int, int]], at: int, inserted: int, deleted: int) -> set[int]:
+    """Indices of the records whose bytes an insertion (before offset `at`) or a deletion (from `at`) touches."""
+    if inserted:
+        return {i for i, (s, e) in enumerate(spans) if s < at < e}
+    return {i for i, (s, e) in enumerate(spans) if at < e and at + deleted > s}
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [(0.10, 1, 0)],  # one byte inserted at 10 % of the file
+        [(0.50, 1, 0)],  # ... at 50 %
+        [(0.30, 0, 3)],  # three bytes deleted at 30 %
+        [(0.20, 2, 0), (0.45, 0, 1), (0.80, 3, 0)],  # several shifts, each undoing the block grid again
+    ],
+)
+def test_bytes_inserted_or_deleted_cost_only_the_records_they_touch(real_run, full, tmp_path, edits):
+    """After bytes are inserted or deleted every later chunk is off the 32 KiB grid: the scan resynchronises at
+    the next intact chunk, keeps every record whose bytes are intact, and counts exactly the records lost."""
+    src = _wfile(real_run)
+    data = src.read_bytes()
+    spans = record_spans(data)
+    payloads = record_payloads(src)
+    assert len(spans) == len(payloads)  # the walk above and the reader agree on the intact file
+    history = [i for i, p in enumerate(payloads) if Record.FromString(p).WhichOneof("record_type") == "history"]
+    blob, damaged = bytearray(data), set()
+    for frac, inserted, deleted in sorted(edits, reverse=True):  # from the end: earlier offsets stay valid
+        at = int(len(data) * frac)
+        damaged |= damaged_records(spans, at, inserted, deleted)
+        blob[at : at + deleted] = b"\xa5" * inserted
+    run = open_run(_copy(src, tmp_path / "shifted", bytes(blob)), cache=False)
+    intact_steps = [k for k, i in enumerate(history) if i not in damaged]
+    assert list(run.history["_step"]) == intact_steps
+    _assert_rows_genuine(run.history, full.history)
+    assert run.status.skipped_records == len(damaged) >= 1
+    assert run.status.badges() == [f"{len(damaged)} record{'s' if len(damaged) > 1 else ''} skipped"]
+    assert sum("resynchronised" in e for e in run.status.errors) == len(edits)
+    assert run.exit_code == 0 and run.summary["best"] == 0.9
+
+
 def test_a_head_scan_ends_cleanly_wherever_stop_falls(real_run):
     """`stop` need not be a block boundary: the scan covers the blocks it falls in, no more, with no damage seen."""
     path = _wfile(real_run)
@@ -126,7 +184,7 @@ def test_a_head_scan_ends_cleanly_wherever_stop_falls(real_run):
         assert status.bytes_read == whole.bytes_read
 
 
-def test_corrupt_chunk_header_skips_at_most_its_block(real_run, full, tmp_path):
+def test_corrupt_chunk_header_costs_only_its_record(real_run, full, tmp_path):
     src = _wfile(real_run)
     data = bytearray(src.read_bytes())
     # the first chunk header of block 2 (offset 2*BLOCK) gets an impossible length
@@ -136,8 +194,7 @@ def test_corrupt_chunk_header_skips_at_most_its_block(real_run, full, tmp_path):
     run = open_run(path, cache=False)
     assert run.status.skipped_records >= 1 and run.status.errors
     lost = 60 - len(run.history)
-    in_block = sum(1 for e in history_record_ends(src) if 2 * BLOCK < e <= 3 * BLOCK)
-    assert 1 <= lost <= in_block + 1  # the rows ending in that block, and the one running into it
+    assert lost <= 1  # the scan resynchronises at the next intact chunk: only the damaged chunk's record is lost
     _assert_rows_genuine(run.history, full.history)
     assert run.exit_code == 0
 

@@ -177,31 +177,70 @@ def batch_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.
 
 
 def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
-    """Numeric run-level metrics (everything that is not a batch key, a problematic list or wandb-internal)."""
+    """Numeric run-level metrics (everything that is not a batch key, a problematic list or wandb-internal).
+
+    Vectorised: plain numeric columns are read `_GLOBAL_CHUNK` at a time as one 2-D array, so a table of
+    100,000 metric columns costs a few array operations, not a frame per column."""
     h = run.history
     rx = batch_pattern(h.columns, pattern)
     steps = step_axis(run)
-    parts = []
-    for col in h.columns:
+    names: list[str] = []
+    index: dict[str, int] = {}
+    dense: list[int] = []  # positions of plain numpy numeric columns
+    codes, rows_of, values_of = [], [], []
+
+    def code_of(name: str) -> int:  # one code per metric name (a table may repeat a column name)
+        code = index.setdefault(name, len(names))
+        if code == len(names):
+            names.append(name)
+        return code
+
+    def take(code: int, values: np.ndarray) -> None:
+        present = np.flatnonzero(~np.isnan(values))
+        codes.append(np.full(len(present), code, dtype=np.int64))
+        rows_of.append(present)
+        values_of.append(values[present])
+
+    for j, (col, dtype) in enumerate(zip(h.columns, h.dtypes)):
         if not isinstance(col, str) or col.startswith(_INTERNAL) or col == "global_step":
             continue
         if rx.match(col) or PROBLEMATIC_ANY.match(col):
             continue
-        series = h[col]
-        numbers_as_objects = series.dtype == object and series.dropna().map(lambda v: isinstance(v, (int, float))).all()
-        if series.dtype.kind not in "fiub" and not numbers_as_objects:
+        if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
+            dense.append(j)
             continue
-        values = _numeric(series)
-        present = ~np.isnan(values)
-        if not present.any():
+        series = h.iloc[:, j]
+        numbers_as_objects = (
+            dtype == np.dtype(object) and series.dropna().map(lambda v: isinstance(v, (int, float))).all()
+        )
+        if dtype.kind not in "fiub" and not numbers_as_objects:
             continue
-        parts.append(pd.DataFrame({"step": steps[present], "metric": col, "value": values[present]}))
-    if not parts:
+        take(code_of(col), _numeric(series))
+    for a in range(0, len(dense), _GLOBAL_CHUNK):
+        chunk = dense[a : a + _GLOBAL_CHUNK]
+        block = h.iloc[:, chunk].to_numpy(dtype=np.float64)
+        c, r = np.nonzero(~np.isnan(block.T))  # by column, rows ascending
+        codes.append(np.array([code_of(str(h.columns[j])) for j in chunk], dtype=np.int64)[c])
+        rows_of.append(r)
+        values_of.append(block[r, c])
+    code = np.concatenate(codes) if codes else np.zeros(0, np.int64)
+    if not len(code):
         return pd.DataFrame(
             {"step": pd.Series(dtype="int64"), "metric": pd.Series(dtype="str"), "value": pd.Series(dtype="float64")}
         )
-    out = pd.concat(parts, ignore_index=True).drop_duplicates(["step", "metric"], keep="last")
-    return out.sort_values(["metric", "step"], kind="stable").reset_index(drop=True)
+    step = steps[np.concatenate(rows_of)]
+    value = np.concatenate(values_of)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+    order = np.lexsort((step, rank[code]))  # by metric name, then step; stable, so rows stay in logged order
+    code, step, value = code[order], step[order], value[order]
+    # the same step logged twice for a metric: keep the last value
+    last = np.r_[(code[1:] != code[:-1]) | (step[1:] != step[:-1]), True]
+    out = pd.DataFrame({"step": step[last], "metric": np.array(names, dtype=object)[code[last]], "value": value[last]})
+    return out
+
+
+_GLOBAL_CHUNK = 2048
 
 
 def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:

@@ -25,13 +25,14 @@ from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.run import Run
-from analysis.core.vocabulary import Severity, metric_direction, worst_index, worst_severity
+from analysis.core.vocabulary import Severity, metric_direction, worst_severity
 from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
 from analysis.findings import events as event_detection
 from analysis.findings import rootcause
 from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
 from analysis.findings.events import Event
+from quality.duplicates import Duplicates, find_duplicates_under
 
 Progress = Callable[[float, str], None]
 
@@ -76,6 +77,8 @@ class RunAnalysis:
     filtered_images: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FILTERED_COLUMNS))
     # one record per real change, detector hits as evidence (events.find_events), worst first
     events: list[Event] = field(default_factory=list)
+    # exact and near-duplicate images of the data directory, placed in the run's log (quality.duplicates)
+    duplicates: Duplicates | None = None
 
     @property
     def alarm_events(self) -> list[Event]:
@@ -128,6 +131,12 @@ class RunAnalysis:
             f"{int(worst['batch'])}, {metric} {where}."
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the compact summary with the key figure (findings/notebook.py)."""
+        from analysis.findings.notebook import analysis_html
+
+        return analysis_html(self)
+
 
 def primary_metric(batches: pd.DataFrame) -> str:
     """`recall` when logged (the handbook's problematic signal), else the first metric name."""
@@ -153,16 +162,32 @@ def summarize_batches(
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     metric = primary_metric(batches)
     direction = metric_direction(metric, (config or AnalyzerConfig()).anomaly.metric_directions)
-    prim = batches[batches["metric"] == metric].copy()
-    prim["finite"] = prim["value"].where(np.isfinite(prim["value"]))
+    prim = batches[batches["metric"] == metric]
+    batch_of = prim["batch"].to_numpy(dtype=np.int64)
+    ids = np.unique(batch_of)
+    # the worst and the last finite value of each batch, for every batch at once (a table of 25,000 batches
+    # would otherwise cost a sort per batch)
+    worst_value, last_value = np.full(len(ids), np.nan), np.full(len(ids), np.nan)
+    worst_step = np.full(len(ids), -1, dtype=np.int64)
+    values = prim["value"].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    fb, fs, fv = batch_of[finite], prim["step"].to_numpy(dtype=np.int64)[finite], values[finite]
+    if len(fb):
+        # worst first within each batch, the earliest step among equal values (as `worst_index` picks)
+        order = np.lexsort((fs, fv if direction == "higher_is_better" else -fv, fb))
+        first = np.r_[True, fb[order][1:] != fb[order][:-1]]
+        at = np.searchsorted(ids, fb[order][first])
+        worst_value[at], worst_step[at] = fv[order][first], fs[order][first]
+        order = np.lexsort((fs, fb))
+        last = np.r_[fb[order][1:] != fb[order][:-1], True]
+        last_value[np.searchsorted(ids, fb[order][last])] = fv[order][last]
+    anoms_of, cps_of = _by_batch(anomalies), _by_batch(change_points)
+    events_of = _by_batch(events) if events is not None else None
+    images_of = images.groupby("batch")["path"].nunique().to_dict() if not images.empty else {}
     rows = []
-    for _, g in prim.groupby("batch", sort=True):
-        b = int(g["batch"].iloc[0])
-        finite = g.sort_values("step").dropna(subset=["finite"])
-        at = worst_index(finite["finite"].tolist(), direction)
-        b_anoms = [a for a in anomalies if a.batch == b]
-        b_cps = [c for c in change_points if c.batch == b]
-        b_events = [e for e in events if e.batch == b] if events is not None else None
+    for k, b in enumerate(ids.tolist()):
+        b_anoms, b_cps = anoms_of.get(b, []), cps_of.get(b, [])
+        b_events = events_of.get(b, []) if events_of is not None else None
         alarms = (
             [(e.start_step, e.severity) for e in b_events]
             if b_events is not None
@@ -171,13 +196,13 @@ def summarize_batches(
         rows.append(
             {
                 "batch": b,
-                "worst_recall": float(finite["finite"].iloc[at]) if at is not None else np.nan,
-                "worst_step": int(finite["step"].iloc[at]) if at is not None else -1,
+                "worst_recall": float(worst_value[k]),
+                "worst_step": int(worst_step[k]),
                 "first_bad_step": min((st for st, sev in alarms if sev.rank > Severity.INFO.rank), default=-1),
-                "last_recall": float(finite["finite"].iloc[-1]) if not finite.empty else np.nan,
+                "last_recall": float(last_value[k]),
                 "n_anomalies": len(b_anoms),
                 "n_change_points": len(b_cps),
-                "n_problem_images": int(images.loc[images["batch"] == b, "path"].nunique()) if not images.empty else 0,
+                "n_problem_images": int(images_of.get(b, 0)),
                 "severity": alarm_severity(sev for _, sev in alarms).value,
                 "n_events": sum(1 for e in b_events if e.is_alarm) if b_events is not None else 0,
             }
@@ -188,6 +213,15 @@ def summarize_batches(
     out["_worst"] = out["worst_recall"] if direction == "higher_is_better" else -out["worst_recall"]
     out = out.sort_values(["_rank", "_worst", "batch"], na_position="last").drop(columns=["_rank", "_worst"])
     return out.reset_index(drop=True)
+
+
+def _by_batch(items: Iterable[Any]) -> dict[int, list[Any]]:
+    """Findings (anomalies, change points, events) grouped by their `batch` (run-level ones left out)."""
+    out: dict[int, list[Any]] = {}
+    for item in items:
+        if item.batch is not None:
+            out.setdefault(int(item.batch), []).append(item)
+    return out
 
 
 def filter_failing_images(images: pd.DataFrame, quality: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -262,6 +296,7 @@ def analyze_run(
     change_points = change_detection.find_change_points(batches, globals_, cfg)
     events = event_detection.find_events(batches, globals_, anomalies, change_points, cfg)
     quality = None
+    duplicates = None
     root = None
     if data_dir is not None:
         root = Path(data_dir)
@@ -269,9 +304,16 @@ def analyze_run(
             raise AnalyzerError(f"data directory not found: {root}")
         report(0.3, "scoring images")
         quality = score_data_dir(root, images, config, progress)
+        report(0.8, "finding duplicate images")
+        from analysis.sources.cache import cache_root
+
+        hashed = quality["path"].tolist()  # every scored image: the folder's and the logged ones
+        duplicates = find_duplicates_under(root, hashed, images, config.data_quality, cache_root() / "quality")
     report(0.85, "explaining root causes")
     # root causes see every image: the logged metrics were measured on all of them (see the module docstring)
-    causes = rootcause.explain(batches, anomalies, change_points, quality, images, config)
+    causes = rootcause.explain(
+        batches, anomalies, change_points, quality, images, config, duplicates.repeats if duplicates else ()
+    )
     filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
     if config.data_quality.enable_filtering:
         images, filtered = filter_failing_images(images, quality)
@@ -291,4 +333,5 @@ def analyze_run(
         data_dir=root,
         filtered_images=filtered,
         events=events,
+        duplicates=duplicates,
     )

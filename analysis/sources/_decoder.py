@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.core.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
-from analysis.sources._frame import HistoryFrame
+from analysis.sources._frame import HistoryFrame, SparseHistory
 from analysis.sources._sequence import RecordSequence, skip_record
 
 __all__ = ["ALWAYS_KEYS", "Decoder"]
@@ -128,13 +128,19 @@ class Decoder:
         for k in removed:
             self._explicit(k, None)
 
-    def _final_summary(self, history: pd.DataFrame) -> dict:
+    def _final_summary(self, history: pd.DataFrame | SparseHistory) -> dict:
         raw = dict(self.summary_hist)
+        sparse = history if isinstance(history, SparseHistory) else None
+        frame = history if isinstance(history, pd.DataFrame) else None
         for k, v in self.summary_explicit.items():
             name = k.decode("utf-8", "surrogateescape") if type(k) is bytes else None
             last_row = -1
-            if name is not None and name in history.columns and k in raw:
-                filled = np.flatnonzero(history[name].notna().to_numpy())  # row positions, as summary_at counts
+            known = name is not None and (name in sparse.index if sparse is not None else name in history.columns)
+            if name is not None and known and k in raw:
+                # row positions, as summary_at counts
+                filled = (
+                    sparse.filled_rows(name) if sparse is not None else np.flatnonzero(frame[name].notna().to_numpy())  # type: ignore[index]
+                )
                 last_row = int(filled[-1]) if len(filled) else -1
             if last_row < self.summary_at[k]:  # the explicit update came after the key's last history row
                 raw[k] = v
@@ -245,12 +251,13 @@ class Decoder:
             r, self.frame.columns_for([k.encode("utf-8", "surrogateescape") for k in row]), list(row.values())
         )
 
-    def finish(self) -> tuple[pd.DataFrame, dict]:
-        """(history frame, decoded summary)."""
+    def finish(self, lazy: bool = False) -> tuple[Any, dict]:
+        """(history frame, decoded summary). With `lazy`, a history kept in the long layout (sparse keys) comes
+        as a `SparseHistory`, its frame not built yet."""
         self._flush_batch()
         if self.pending_summary is not None:
             self._summary(self.pending_summary, self.status)
             self.pending_summary = None
         self.sequence.finish(self.status)
-        history = self.frame.frame()
+        history = self.frame.result() if lazy else self.frame.frame()
         return history, self._final_summary(history)

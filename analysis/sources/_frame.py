@@ -23,7 +23,7 @@ BLOCK_ROWS = 1024
 # cells and more than LONG_SPARSITY cells per value put, values are kept as (row, column, value) triples
 # instead, and columns filled below SPARSE_DENSITY become pandas sparse columns. A run of 20,000 steps x 20,000
 # once-logged keys is 100,000 values, not a 3.2 GB dense frame. Dense runs never switch.
-LONG_AFTER_CELLS = 4_000_000
+LONG_AFTER_CELLS = 250_000
 LONG_SPARSITY = 8
 SPARSE_DENSITY = 0.25
 # Arrow's default pool (mimalloc/jemalloc) keeps freed memory for reuse; the system pool returns it, which keeps
@@ -215,43 +215,92 @@ class HistoryFrame:
             df.insert(0, "_step", np.arange(self.n, dtype=np.int64))
         return df
 
+    def result(self) -> pd.DataFrame | SparseHistory:
+        """`frame()`, or for a history kept in the long layout a `SparseHistory` (the frame built on request)."""
+        self.flush()
+        if self.long is None:
+            return self.frame()
+        parts, self.long = self.long, None
+        return SparseHistory(self.names, self.n, parts, self.objects)
+
     def _long_frame(self) -> pd.DataFrame:
-        """The frame from (row, column, value) triples: each column dense when filled enough, else a pandas sparse
-        column (only its values stored), so memory follows the values logged, not rows x keys."""
         parts, self.long = self.long or [], None
-        n, ncols = self.n, len(self.names)
+        return SparseHistory(self.names, self.n, parts, self.objects).frame()
+
+
+class SparseHistory:
+    """A history kept long: the values of each column (row positions, float64 values) and its object cells, in
+    one sorted array. Memory follows the values logged, not rows x keys; `frame()` builds the DataFrame (of all
+    columns, or of some), each column dense when filled enough, else a pandas sparse column."""
+
+    def __init__(
+        self, names: list[str], n: int, parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], objects: dict
+    ) -> None:
+        self.n = n
+        stride = max(n, 1)
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
         vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-        del parts
-        key = cols * max(n, 1) + rows
+        parts.clear()
+        key = cols * stride + rows
+        del rows, cols
         order = np.argsort(key, kind="stable")
         key, vals = key[order], vals[order]
+        del order
         last = np.ones(len(key), dtype=bool)  # later puts win: keep the last of equal (column, row) keys
         last[:-1] = key[1:] != key[:-1]
         key, vals = key[last], vals[last]
-        del order, last, rows, cols
-        col_of = key // max(n, 1)
-        bounds = np.searchsorted(col_of, np.arange(ncols + 1))
-        ordered = sorted(range(ncols), key=lambda c: (self.names[c] != "_step", self.names[c]))
-        data: dict[str, Any] = {}
-        for c in ordered:
-            lo, hi = int(bounds[c]), int(bounds[c + 1])
-            dense = np.full(n, np.nan)
-            dense[key[lo:hi] - c * max(n, 1)] = vals[lo:hi]
-            cells = self.objects.get(c)
-            if cells:
-                data[self.names[c]] = _object_column(dense, cells)
-            elif n and _integral(dense):
-                data[self.names[c]] = dense.astype(np.int64)
-            elif hi - lo >= SPARSE_DENSITY * n:
-                data[self.names[c]] = dense
-            else:
-                data[self.names[c]] = pd.arrays.SparseArray(dense, fill_value=np.nan)
-        df = pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=range(n))
-        if "_step" not in df.columns:
-            df.insert(0, "_step", np.arange(n, dtype=np.int64))
-        return df
+        bounds = np.searchsorted(key // stride, np.arange(len(names) + 1))
+        self.rows = (key - (key // stride) * stride).astype(np.int32 if n < 2**31 else np.int64)
+        self.values = vals
+        self.bounds = bounds
+        self.objects = objects  # column -> {row: value}
+        self.index = {name: c for c, name in enumerate(names)}
+        ordered = sorted(self.index, key=lambda c: (c != "_step", c))
+        self.columns = ordered if "_step" in self.index else ["_step", *ordered]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def filled_rows(self, name: str) -> np.ndarray:
+        """Row positions where column `name` holds a value (number or object), ascending."""
+        c = self.index.get(name)
+        if c is None:
+            return np.zeros(0, np.int64)
+        rows = self.rows[self.bounds[c] : self.bounds[c + 1]]
+        cells = self.objects.get(c)
+        if cells:
+            rows = np.union1d(rows, np.fromiter(cells, np.int64, len(cells)))
+        return rows.astype(np.int64)
+
+    def object_columns(self) -> list[str]:
+        """Names of the columns holding Python objects (media references, lists, text)."""
+        names = {c: name for name, c in self.index.items()}
+        return sorted(names[c] for c, cells in self.objects.items() if cells)
+
+    def column(self, name: str) -> Any:
+        """Column `name` as the frame holds it (dense float64 / int64, object / str / bool, or sparse float)."""
+        n = self.n
+        c = self.index.get(name)
+        if c is None:  # `_step` not logged: the row numbers
+            return np.arange(n, dtype=np.int64)
+        lo, hi = int(self.bounds[c]), int(self.bounds[c + 1])
+        dense = np.full(n, np.nan)
+        dense[self.rows[lo:hi]] = self.values[lo:hi]
+        cells = self.objects.get(c)
+        if cells:
+            return _object_column(dense, cells)
+        if n and _integral(dense):
+            return dense.astype(np.int64)
+        if hi - lo >= SPARSE_DENSITY * n:
+            return dense
+        return pd.arrays.SparseArray(dense, fill_value=np.nan)
+
+    def frame(self, keys: Any = None) -> pd.DataFrame:
+        """The DataFrame of every column, or of `_step` and those of `keys` that exist, in the frame's order."""
+        wanted = self.columns if keys is None else [c for c in self.columns if c == "_step" or c in set(keys)]
+        data = {name: self.column(name) for name in wanted}
+        return pd.DataFrame(data, copy=False) if data else pd.DataFrame(index=range(self.n))
 
 
 def _release_freed_memory() -> None:

@@ -1,7 +1,7 @@
 """On-disk cache of decoded runs: one Parquet file per (run file path, size, mtime, content sample, keys).
 
 Decoding a 500 MB `.wandb` file takes seconds; reading the same history back from Parquet takes a tenth of a
-second. The cache lives in `$EXPERIMENT_ANALYZER_CACHE` (default `~/.cache/experiment-analyzer`) under `runs/`.
+second. The cache lives in `cache_root()` (`$EXPERIMENT_ANALYZER_CACHE`, else the user cache directory) under `runs/`.
 A changed file (a live run growing, a re-synced run) has a new size or mtime and so a new entry; an edit that
 keeps both (`cp -p`, `rsync -t`, `tar` restore the mtime) changes the content sample in the key: a hash of the
 whole file when it is small, else of its head, its tail and 16 slices between (`fingerprint`). Each entry also
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import platformdirs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -38,11 +39,17 @@ _META_KEY = b"experiment_analyzer"
 
 
 def cache_root() -> Path:
-    """`$EXPERIMENT_ANALYZER_CACHE`, else `~/.cache/experiment-analyzer`."""
+    """The one cache directory of the package (decoded runs under `runs/`, image scores under `quality/`, the
+    dashboard's uploads and demo): `$EXPERIMENT_ANALYZER_CACHE` when set, else the platform's user cache
+    directory (`platformdirs`: `$XDG_CACHE_HOME/experiment-analyzer`, by default `~/.cache/experiment-analyzer`
+    on Linux, `~/Library/Caches/experiment-analyzer` on macOS, `%LOCALAPPDATA%\\experiment-analyzer\\Cache` on
+    Windows)."""
     if CACHE_ROOT_OVERRIDE is not None:
         return CACHE_ROOT_OVERRIDE
     env = os.environ.get("EXPERIMENT_ANALYZER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "experiment-analyzer"
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("experiment-analyzer", appauthor=False))
 
 
 def _digest(text: str) -> str:
@@ -158,7 +165,7 @@ def _meta(run: Run, json_cols: list[str], entry: str, source: str | None) -> dic
 def save(run: Run, target: Path, source: str | None = None) -> bool:
     """Write `run` to `target` atomically, recording the entry's own name and `source` (see `load`); drop older
     entries of the same file. False when not writable."""
-    if any(isinstance(dt, pd.SparseDtype) for dt in run.history.dtypes):
+    if getattr(run, "history_is_sparse", False) or any(isinstance(dt, pd.SparseDtype) for dt in run.history.dtypes):
         return False  # Parquet has no sparse columns, and densifying is what the sparse layout avoids
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -20,12 +21,59 @@ from analysis.core.errors import CorruptRunFile
 from analysis.core.run import ReadStatus, Run, RunRef
 from analysis.sources import _decode, cache
 from analysis.sources._decoder import ALWAYS_KEYS, Decoder
+from analysis.sources._frame import SparseHistory
 from analysis.sources._history import media_index, strip_wandb, tidy_history
 from analysis.sources._logfile import iter_payloads
 from analysis.sources._rundir import resolve, run_state
 from analysis.sources.resume import earlier_segments, is_merged, merge_segments
 
-__all__ = ["open_local", "read_local", "refresh_run"]
+__all__ = ["SparseRun", "open_local", "read_local", "refresh_run"]
+
+
+class SparseRun(Run):
+    """A Run whose history is kept long (`SparseHistory`: a run logging new keys at many steps, such as
+    per-sample metrics), so opening it costs memory in proportion to the values logged. `history`, the frame of
+    every key, is built on first use; `history_of(keys)` builds only some columns; `step_column` and the cache
+    need neither."""
+
+    _sparse: SparseHistory | None = None
+    _frame: pd.DataFrame | None = None
+
+    @property  # a dataclass field of Run, here built on first use
+    def history(self) -> pd.DataFrame:
+        if self._frame is None:
+            sparse, self._sparse = self._sparse, None
+            self._frame = sparse.frame() if sparse is not None else pd.DataFrame({"_step": []})
+        return self._frame
+
+    @history.setter
+    def history(self, value: pd.DataFrame) -> None:
+        self._frame, self._sparse = value, None
+
+    @property
+    def history_is_sparse(self) -> bool:
+        """Whether the history is still in the long layout (its frame not built)."""
+        return self._sparse is not None
+
+    def history_of(self, keys: Iterable[str]) -> pd.DataFrame:
+        """`_step` and the columns of `keys` that exist, without building the frame of every key."""
+        if self._sparse is not None:
+            return self._sparse.frame(keys)
+        h = self.history
+        wanted = set(keys)
+        return h[[c for c in h.columns if c == "_step" or c in wanted]]
+
+    @property
+    def step_column(self) -> str:
+        if self._sparse is not None:
+            return "global_step" if len(self._sparse.filled_rows("global_step")) else "_step"
+        return super().step_column
+
+    @classmethod
+    def of(cls, sparse: SparseHistory, **fields: Any) -> SparseRun:
+        run = cls(history=pd.DataFrame(), **fields)
+        run._frame, run._sparse = None, sparse
+        return run
 
 
 @contextmanager
@@ -50,7 +98,7 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
     try:
         with _gc_paused():
             dec.feed(iter_payloads(path, status), status)
-            history, summary = dec.finish()
+            history, summary = dec.finish(lazy=True)
     except OSError as e:
         raise CorruptRunFile(f"{path}: cannot read the run file: {e}") from e
     ident = dec.ident or _decode.Identity(run_id=path.stem.removeprefix("run-"))
@@ -64,18 +112,19 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
         state=run_state(dec.exit_code, st.st_mtime),
         created=ident.created,
     )
-    return Run(
+    fields: dict[str, Any] = dict(
         ref=ref,
         config=strip_wandb(dec.config),
         summary=strip_wandb(summary),
-        history=history,
-        media=media_index(history),
         files_dir=run_dir / "files",
         tags=ident.tags,
         notes=ident.notes,
         exit_code=dec.exit_code,
         status=status,
     )
+    if isinstance(history, SparseHistory):
+        return SparseRun.of(history, media=media_index(history.frame(history.object_columns())), **fields)
+    return Run(history=history, media=media_index(history), **fields)
 
 
 def open_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None, use_cache: bool = True) -> Run:
