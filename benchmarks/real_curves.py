@@ -8,7 +8,8 @@ repositories, labelled blind by a person, split by source repository into `tune`
 only; `test` and TCPD are the held-out figures. A figure on `tune` is a training score.
 
 Methods, all run in the same process:
-- ours:    `analysis.changepoints.change_points(x)` and `analysis.anomalies.outlier_indices(x)`
+- ours:    `analysis.changepoints.change_points(x)` (level shifts, noise changes, slope changes) and
+           `analysis.anomalies.outlier_indices(x)`
 - events:  change points and spikes as `analysis.findings.events.series_events` reports them (one per real change)
 - binseg / pelt: ruptures `Binseg` / `Pelt` with the published default of TCPDBench (van den Burg & Williams 2020:
   change in mean and variance of a Normal, `model="normal"`, MBIC penalty (diffparam + 2) ln n = 4 ln n, on the

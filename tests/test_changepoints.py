@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from analysis.core.config import AnomalyDetectionConfig
-from analysis.findings.changepoints import change_points, find_change_points
+from analysis.core.vocabulary import Severity
+from analysis.findings.changepoints import change_points, find_change_points, slope_changes
+from analysis.findings.events import series_events
 
 
 def learning_curve(n: int, rng: np.random.Generator, noise: float = 0.01, tau: float = 60.0) -> np.ndarray:
@@ -151,3 +153,23 @@ def test_a_rising_error_count_is_a_degrading_change_point():
     batches = pd.DataFrame(rows, columns=["step", "batch", "metric", "value"])
     (cp,) = find_change_points(batches, None, AnomalyDetectionConfig())
     assert cp.step == 5100 and cp.severity == "critical"
+
+
+def test_a_loss_that_turns_from_improving_to_degrading_gives_one_slope_change_near_the_knot():
+    rng = np.random.default_rng(3)
+    t = np.arange(400)
+    loss = np.where(t < 250, 2.0 - 0.004 * t, 1.0 + 0.003 * (t - 250)) + rng.normal(0, 0.02, t.size)
+    assert near(slope_changes(loss), [250], margin=8)
+    (turn,) = [e for e in series_events(loss, metric="val/loss") if e.kind == "slope_change"]
+    assert abs(turn.start_step - 250) <= 8 and turn.value_after > turn.value_before
+    assert turn.severity.rank >= Severity.WARNING.rank  # a loss rising again is a degradation
+    assert [e.kind for e in series_events(loss, metric="val/loss")] == ["slope_change"]
+
+
+@pytest.mark.parametrize("n,tau", [(300, 30.0), (1_000, 150.0), (5_000, 400.0)])
+def test_a_smooth_saturating_learning_curve_has_no_slope_change(n: int, tau: float):
+    rng = np.random.default_rng(n)
+    curve = learning_curve(n, rng, tau=tau)
+    smooth = 0.9 - 0.4 * np.exp(-np.arange(n) / tau)  # no noise at all: the bend alone
+    assert slope_changes(curve) == [] and slope_changes(smooth) == []
+    assert all(e.kind != "slope_change" for e in series_events(curve, metric="val/recall"))

@@ -35,6 +35,16 @@ def test_a_level_shift_is_one_event_with_its_levels():
     assert ev.severity == "critical"  # a 22 % fall of recall
 
 
+@pytest.mark.parametrize("n_before", [11, 30, 97])
+def test_a_noiseless_step_is_one_change_at_the_step_and_no_turn(n_before):
+    """Exported or quantised metrics can be exactly flat: float rounding left after removing the step must not read
+    as a trend that turns (it once gave a zero-size slope_change at step 11 that swallowed the real fall)."""
+    x = np.r_[np.full(n_before, 0.9), np.full(60, 0.3)]
+    events = series_events(x, metric="recall")
+    assert [e.kind for e in events if e.kind != "spike"] in (["level_shift"], ["collapse"])
+    assert events[0].start_step == n_before and events[0].severity == "critical"
+
+
 def test_a_spike_is_one_spike_event_not_a_change():
     x = 0.9 + _noise(400, 0.01, seed=1)
     x[200] = 0.5

@@ -6,8 +6,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
 
 - `series_events(values, steps)` reads one series: NaN/Inf stretches (`nonfinite`), level shifts (`level_shift`,
   or `collapse` when the new level is degenerate: flat, or within 10 % of zero after a fall), noise-level changes
-  (`noise_change`) from `changepoints.segment_changes`, and isolated spikes (`spike`) from `outlier_indices` that
-  are not the edge of a level shift. A smooth learning curve gives none of these.
+  (`noise_change`) and trends that turn (`slope_change`: a falling loss starts to rise, graded by the value at the
+  turn against the value where the new trend ends) from `changepoints.series_changes`, and isolated spikes
+  (`spike`) from `outlier_indices` that are not the edge of a level shift. A smooth learning curve gives none.
 - `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
   make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing), attaches every hit and change point of that
   series within `evidence_points(n)` observed points of the event as its evidence (`Event.evidence`,
@@ -15,8 +16,6 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info.
-
-`slope_change` is part of the vocabulary (labels use it) but no detector proposes it yet.
 
 The module is longer than most (~460 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
@@ -35,7 +34,7 @@ import pandas as pd
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse, worst_severity
-from analysis.findings.changepoints import segment_changes, severity_of_change, warmup_points
+from analysis.findings.changepoints import series_changes, severity_of_change, warmup_points
 from analysis.findings.matrices import metric_matrices
 from analysis.findings.outliers import outlier_indices
 
@@ -188,6 +187,46 @@ def _shift_events(
     return out
 
 
+def _slope_events(
+    x: np.ndarray,
+    steps: np.ndarray,
+    breaks: list[int],
+    turns: set[int],
+    metric: str,
+    batch: int | None,
+    cfg: AnomalyDetectionConfig,
+) -> list[Event]:
+    """A trend that turns at t: value at the turn (median of `_LEVEL_POINTS` around it) against the value where
+    the new trend ends (the next break or the end of the series); graded like a level change."""
+    out = []
+    for k, t in enumerate(breaks):
+        if t not in turns:
+            continue
+        end = breaks[k + 1] if k + 1 < len(breaks) else x.size
+        at_turn = _level(x, t - _LEVEL_POINTS // 2, t + _LEVEL_POINTS // 2 + 1)
+        at_end = _level(x, end - _LEVEL_POINTS, end)
+        if not (math.isfinite(at_turn) and math.isfinite(at_end)) or at_turn == at_end:
+            continue  # a turn that moves the curve nowhere is not an event
+        sev = severity_of_change(metric, at_turn, at_end, cfg)
+        word = "rising" if at_end > at_turn else "falling"
+        out.append(
+            Event(
+                "slope_change",
+                metric,
+                int(steps[t]),
+                int(steps[end - 1]),
+                at_turn,
+                at_end,
+                at_end - at_turn,
+                sev,
+                f"{_who(batch, metric)} turns at step {steps[t]} and keeps {word}: {_fmt(at_turn)} to "
+                f"{_fmt(at_end)} by step {steps[end - 1]}",
+                batch,
+            )
+        )
+    return out
+
+
 def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: str, batch: int | None) -> list[Event]:
     out = []
     for t in changes:
@@ -283,11 +322,12 @@ def series_events(
     schedule = is_schedule(metric, cfg.metric_directions)
     if not schedule and np.isfinite(x).sum() >= 5:
         spikes = outlier_indices(x)
-        shifts, noise = segment_changes(
+        shifts, noise, turns = series_changes(
             x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size, outliers=spikes
         )
         events += _shift_events(x, st, shifts, metric, batch, cfg)
         events += _noise_events(x, st, noise, metric, batch)
+        events += _slope_events(x, st, sorted([*shifts, *turns]), set(turns), metric, batch, cfg)
         events += _spike_events(x, st, spikes, shifts, metric, batch, cfg)
     return sorted(events, key=lambda e: (e.start_step, EVENT_KINDS.index(e.kind)))
 
