@@ -207,8 +207,9 @@ def estimate_rotation(
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
         noise = noise / (2.0 * math.sqrt(math.pi))
     dark = _dark_ink(g)
+    masks: dict[bool, np.ndarray] = {}  # per ink polarity, reused by the fallback
     for ink in (dark, not dark):
-        mask = _stroke_mask(g, ink, blur_px, noise)
+        mask = masks[ink] = _stroke_mask(g, ink, blur_px, noise)
         found = glyphs(mask)
         if len(found.centroids) < MIN_GLYPHS:
             continue
@@ -229,26 +230,28 @@ def estimate_rotation(
         answer = PageRotation(
             float(skew), float(text_conf), orientation, float(line_conf * _sign_confidence(rising, falling))
         )
-        return answer if text_conf >= _CHECK_BELOW else _checked(answer, g, noise, blur_px)
-    return _fallback(g, noise, blur_px)
+        return answer if text_conf >= _CHECK_BELOW else _checked(answer, g, noise, blur_px, masks)
+    return _fallback(g, noise, blur_px, masks)
 
 
-def _checked(answer: PageRotation, g: np.ndarray, noise: float, blur_px: float) -> PageRotation:
+def _checked(
+    answer: PageRotation, g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None
+) -> PageRotation:
     """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
     lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
     bricks) with the text elsewhere, and its skew is kept, with the orientation unknown (0, confidence 0.5)."""
-    other = _fallback(g, noise, blur_px)
+    other = _fallback(g, noise, blur_px, masks)
     if math.isnan(other.angle):
         return answer
     gap = abs(((answer.angle - other.angle) + 45.0) % 90.0 - 45.0)
     return answer if gap <= _AGREE_DEG else other
 
 
-def _fallback(g: np.ndarray, noise: float, blur_px: float) -> PageRotation:
+def _fallback(g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None) -> PageRotation:
     """Text whose glyphs do not separate (heavy blur, faded or tiny print): the line-periodicity search of
     `quality.rotation.estimate_skew`, which measures skew modulo 90° only. Up and down cannot be read from merged
     glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way)."""
-    rot = estimate_skew(g, noise, blur_px)
+    rot = estimate_skew(g, noise, blur_px, masks)
     if math.isnan(rot.angle):
         return NO_TEXT
     return PageRotation(fold(rot.angle), float(rot.confidence), 0.0, 0.5)

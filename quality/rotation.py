@@ -203,18 +203,25 @@ def _near_peaks(parts: list[tuple[np.ndarray, float]], s: np.ndarray) -> list[fl
     return [float(((b + 45.0) % 90.0) - 45.0) for b in best]
 
 
-def estimate_skew(g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0) -> Rotation:
+def estimate_skew(
+    g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0, masks: dict[bool, np.ndarray] | None = None
+) -> Rotation:
     """Skew of the text lines of uint8 grey `g` (at most ROT_SIDE px long) whose noise σ (grey levels) and blur σ (px)
-    are known (0 if not); see the module doc."""
+    are known (0 if not); see the module doc.
+
+    `masks` (optional) maps ink polarity (True = dark) to `_stroke_mask(g, ink, blur_px, noise)` already computed by
+    the caller; they are reused only when `g` is used as given (no denoising here), so the result is unchanged."""
     if min(g.shape) < 24:
         return Rotation(float("nan"), 0.0)
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
         noise = noise / (2.0 * math.sqrt(math.pi))  # what a Gaussian of σ = 1 px leaves of white noise
+        masks = None
     dark = _dark_ink(g)
     conf = 0.0
     for ink in (dark, not dark):  # the paper's polarity first; the other one only if no text lines are found
-        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px, noise))
+        mask = masks.get(ink) if masks else None
+        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
         if pixels.shape[0] < 50:
             continue
         pts = _sample_points(pixels, _MAX_POINTS)

@@ -49,3 +49,21 @@ def test_real_focus_series_falls_on_both_sides_of_the_focused_frames():
 
 def test_flat_image_has_no_edges_and_scores_zero():
     assert S.blur_score(np.full((300, 300), 128, np.uint8)) == 0.0
+
+
+ROTATION = BLUR.parent / "rotation"
+
+
+def test_real_page_defocus_series_is_strictly_monotone_without_floor_or_collapse():
+    """A real photographed page (tesseract's phototest, tune split) under graded Gaussian defocus: the score falls at
+    every step over the whole range, keeps separating strong defocus (no floor), and heavy blur is a small positive
+    score rather than 0 ("unmeasurable")."""
+    page = cv2.imread(str(ROTATION / "tess-phototest.png"), cv2.IMREAD_COLOR)
+    assert page is not None
+    sigmas = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0]
+    values = [S.blur_score(cv2.GaussianBlur(page, (0, 0), s) if s else page) for s in sigmas]
+    assert all(a > b for a, b in itertools.pairwise(values)), values
+    assert values[sigmas.index(8.0)] < 0.6 * values[sigmas.index(4.0)], values  # no floor
+    assert values[sigmas.index(16.0)] < 0.7 * values[sigmas.index(8.0)], values
+    assert values[-1] > 0.0, values  # no collapse to 0
+    assert values[0] > 100.0 > values[sigmas.index(3.0)], values  # the sharp page passes, σ 3 px does not
