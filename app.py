@@ -23,6 +23,9 @@ from ui.run_inputs import data_dir_input, pick_run, save_config_controls
 from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
+# Markdown tables (the Reports preview, findings text) scroll inside their own box instead of running past a narrow
+# window; a constant style sheet, no run data in it.
+st.html("<style>[data-testid='stMarkdownContainer'] table{display:block;max-width:100%;overflow-x:auto}</style>")
 
 PAGES = [
     st.Page("pages/overview_page.py", title="Overview", url_path="overview", default=True),

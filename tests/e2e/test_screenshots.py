@@ -1,0 +1,59 @@
+"""Every page of the dashboard at the two widths people use (a 1024 px laptop window, a 1440 px screen): no
+exception, nothing wider than the window, and a full-page screenshot in artifacts/screenshots/ to look at."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.st_helpers import collect_errors, full_app_screenshot, run_tracker, wait_idle, wait_run_finished
+
+PAGES = {
+    "overview": "",
+    "batches": "batches",
+    "data-quality": "data-quality",
+    "reports": "reports",
+    "compare": "compare",
+    "runs": "runs",
+    "monitor": "monitor",
+}  # name -> URL path (Overview is the default page, at /)
+WIDTHS = [1024, 1440]
+
+# scrollWidth of the main area and of the whole document against the window: a cut-off table or message shows up as
+# content wider than the viewport (Streamlit's data grids scroll inside their own frame and do not count)
+OVERFLOW = """() => {
+  const main = document.querySelector('[data-testid=stMain]');
+  const right = main.getBoundingClientRect().right;
+  const wide = [...main.querySelectorAll('*')]
+    .filter(e => e.getBoundingClientRect().right > right + 1)
+    .map(e => (e.dataset.testid || e.tagName) + ': ' + (e.innerText || '').slice(0, 60));
+  return {window: window.innerWidth, doc: document.documentElement.scrollWidth,
+          main: main.scrollWidth, mainClient: main.clientWidth, wide: wide.slice(0, 8)};
+}"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_fits_the_window_without_errors(chromium_browser, server_url, artifacts_dir, width):
+    from playwright.sync_api import expect
+
+    ctx = chromium_browser.new_context(base_url=server_url, viewport={"width": width, "height": 900})
+    ctx.set_default_timeout(90_000)
+    try:
+        page = ctx.new_page()
+        errors = collect_errors(page)
+        run_tracker(page)
+        for name, path in PAGES.items():
+            before = run_tracker(page).finished
+            page.goto(f"{server_url}/{path}")
+            wait_run_finished(page, before, timeout=120_000)
+            # a page may rerun once more after its first run (Overview draws curves first, then the full analysis)
+            expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=120_000)
+            wait_idle(page, 120_000)
+            expect(page.get_by_test_id("stException")).to_have_count(0)
+            expect(page.get_by_test_id("stSidebarNav")).to_be_visible()
+            size = page.evaluate(OVERFLOW)
+            assert size["doc"] <= size["window"] + 1, f"{name} at {width}px: {size}"
+            assert size["main"] <= size["mainClient"] + 1, f"{name} at {width}px: {size}"
+            full_app_screenshot(page, artifacts_dir / f"{name}_{width}.png")
+        assert errors == [], errors
+    finally:
+        ctx.close()
