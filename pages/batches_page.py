@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -13,31 +12,11 @@ from ui.format import md_escape
 from ui.navigation import first_bad_step
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def thumbnail(data_dir: str, path: str, max_side: int = 320) -> np.ndarray:
-    """A small RGB copy of one image, loaded only from under the data root."""
-    import cv2
-
-    from quality.io import load_image, resolve_under_root
-
-    img = load_image(resolve_under_root(data_dir, path))
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    scale = max_side / max(img.shape[:2])
-    if scale < 1:
-        img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    return img
-
-
 @st.dialog("Image details", width="large")
 def image_dialog(data_dir: str, path: str, row: pd.Series | None) -> None:
     st.caption(md_escape(path))
     try:
-        st.image(thumbnail(data_dir, path, max_side=2000), output_format="PNG")
+        st.image(state.thumbnail(data_dir, path, max_side=2000), output_format="PNG")
     except AnalyzerError as exc:
         st.error(md_escape(str(exc)))
     if row is not None:
@@ -73,7 +52,7 @@ def open_step(step: int | None) -> None:
 def show_image(data_dir: str, path: str, caption: str | None = None) -> bool:
     """One image at its own size (a small scan is not blown up to the column); False when it cannot be read."""
     try:
-        img = thumbnail(data_dir, path)
+        img = state.thumbnail(data_dir, path)
     except AnalyzerError as exc:
         st.error(f"{md_escape(path)}: {md_escape(str(exc))}")
         return False

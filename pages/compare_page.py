@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -33,24 +32,6 @@ def cached_comparison(
 ) -> Comparison:
     tol_abs, tol_rel, window = tolerances
     return compare_runs(_base, _cand, CompareConfig(tol_abs, tol_rel, window, analyzer=state.config()))
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def thumbnail(data_dir: str, path: str, max_side: int = 360) -> np.ndarray:
-    """A small RGB copy of one image, loaded only from under the data root."""
-    import cv2
-
-    from quality.io import load_image, resolve_under_root
-
-    img = load_image(resolve_under_root(data_dir, path))
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    scale = max_side / max(img.shape[:2])
-    if scale < 1:
-        img = cv2.resize(img, (int(img.shape[1] * scale), int(img.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    return img
 
 
 def pick_baseline(sel: state.Selection) -> str | None:
@@ -102,7 +83,7 @@ def image_column(title: str, analysis: RunAnalysis | None, data_dir: str | None,
         return
     for path in paths:
         try:
-            st.image(thumbnail(data_dir, path), caption=md_escape(path))
+            st.image(state.thumbnail(data_dir, path, max_side=360), caption=md_escape(path))
         except AnalyzerError as exc:
             st.warning(error_text(exc))
 

@@ -15,6 +15,7 @@ import streamlit as st
 from analysis.cli import DEFAULT_OUTPUT_DIR
 from analysis.core.errors import AnalyzerError
 from ui import state, tables
+from ui.format import error_text
 from ui.report_preview import preview_sections
 
 st.title("Reports")
@@ -56,7 +57,7 @@ with st.expander("Log analysis to wandb", expanded=False):
                     html=reports["html"],
                 )
             except AnalyzerError as exc:
-                st.error(str(exc))
+                st.error(error_text(exc))
             else:
                 st.success(logged.describe())
 

@@ -36,6 +36,25 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return img
 
 
+def display_rgb(image: np.ndarray, max_side: int) -> np.ndarray:
+    """An RGB uint8 copy of a grey/BGR/BGRA image of any dtype for display, shrunk (never enlarged) so that its
+    longer side is at most `max_side`."""
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.dtype != np.uint8:
+        img = _to_uint8(img)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    else:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    scale = max_side / max(img.shape[:2])
+    if scale < 1:
+        size = (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    return img
+
+
 def _to_uint8(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.bool_:
         return img.astype(np.uint8) * 255

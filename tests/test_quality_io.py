@@ -121,3 +121,20 @@ def test_a_symlink_loop_is_refused_not_a_traceback(tmp_path):
     (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
     with pytest.raises(UnsafePath, match="cannot be resolved"):
         resolve_under_root(tmp_path, "a.png")
+
+
+def test_display_copies_are_rgb_uint8_shrunk_never_enlarged():
+    """The one display conversion of the dashboard (Batches, Compare, duplicate groups): a tiny scan keeps its size,
+    a large BGRA uint16 page is shrunk to the longer side asked for, colours come out in RGB order."""
+    import numpy as np
+
+    from quality.pixels import display_rgb
+
+    tiny = display_rgb(np.full((26, 80), 200, np.uint8), 320)
+    assert tiny.shape == (26, 80, 3) and tiny.dtype == np.uint8
+    big = display_rgb(np.zeros((1000, 500, 4), np.uint16), 200)
+    assert big.shape == (200, 100, 3) and big.dtype == np.uint8
+    blue_bgr = np.zeros((4, 4, 3), np.uint8)
+    blue_bgr[..., 0] = 255
+    assert display_rgb(blue_bgr, 10)[0, 0].tolist() == [0, 0, 255]
+    assert display_rgb(np.random.default_rng(0).random((50, 60, 3)), 100).dtype == np.uint8

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -22,29 +21,6 @@ from ui.format import md_escape
 
 GROUPS_SHOWN = 12  # groups drawn with thumbnails; the table lists them all
 THUMBS_PER_GROUP = 6
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _thumbnail(data_dir: str, path: str, max_side: int = 200) -> np.ndarray:
-    """A small RGB copy of one image, loaded only from under the data root."""
-    import cv2
-
-    from quality.io import load_image, resolve_under_root
-
-    img = load_image(resolve_under_root(data_dir, path))
-    if img.dtype != np.uint8:
-        from quality.pixels import to_gray
-
-        img = to_gray(img)
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    else:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    scale = max_side / max(img.shape[:2])
-    if scale < 1:
-        size = (max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale)))
-        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-    return img
 
 
 @st.cache_data(show_spinner="Looking for duplicate images…", max_entries=8)
@@ -99,7 +75,7 @@ def _draw_group(group: DuplicateGroup, duplicates: Duplicates, data_dir: str) ->
     for col, path in zip(cols, shown, strict=True):
         with col:
             try:
-                st.image(_thumbnail(data_dir, path), output_format="PNG")
+                st.image(state.thumbnail(data_dir, path, max_side=200), output_format="PNG")
             except AnalyzerError as exc:
                 st.caption(md_escape(str(exc)))
             st.caption(f"{md_escape(path)}  \n{_placement(group, duplicates, path)}")

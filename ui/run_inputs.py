@@ -81,7 +81,9 @@ def save_config_controls(key_prefix: str) -> None:
     if path is None:
         c2.caption("Load a config from a file path (sidebar, Config) to save the thresholds into it.")
         return
-    if c2.button(f"Save to {Path(path).name}", key=f"{key_prefix}_cfg_save", help=f"Writes {path}"):
+    if c2.button(
+        f"Save to {md_escape(Path(path).name)}", key=f"{key_prefix}_cfg_save", help=f"Writes {md_escape(path)}"
+    ):
         target = Path(path)
         try:
             original = target.read_text(encoding="utf-8") if target.exists() else ""

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -369,3 +370,13 @@ def focus_metric(metric: str | None = None) -> str | None:
     if metric is not None:
         st.session_state["focus_metric"] = metric
     return st.session_state.get("focus_metric")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def thumbnail(data_dir: str, path: str, max_side: int = 320) -> np.ndarray:
+    """A display copy (RGB, longer side at most `max_side`, never enlarged) of one image, loaded only from under
+    the data root; an unreadable or outside path raises the AnalyzerError the caller shows."""
+    from quality.io import load_image, resolve_under_root
+    from quality.pixels import display_rgb
+
+    return display_rgb(load_image(resolve_under_root(data_dir, path)), max_side)
