@@ -75,6 +75,7 @@ st.session_state["_b_summary"] = summary
 st.caption("Click a row to open that batch at its first bad step.")
 st.dataframe(
     tables.ranking_table(summary, facts.primary_metric),
+    placeholder="—",  # a healthy batch has no first bad step
     hide_index=True,
     key="b_ranking",
     width="stretch",

@@ -64,4 +64,4 @@ st.markdown(
     f"**{len(table)} runs** analysed · {failed} could not be read"
     + (f" · {regressed} regressed against the baseline" if baseline_label else "")
 )
-st.dataframe(tables.runs_table(table), hide_index=True, key="runs_table", width="stretch")
+st.dataframe(tables.runs_table(table), hide_index=True, key="runs_table", width="stretch", placeholder="—")

@@ -102,7 +102,7 @@ def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
         ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
         ["Batches", fmt(s.get("n_batches"))],
         ["Events", _with_counts(s.get("n_events", "—"), s.get("events_by_severity", {}))],
-        ["Anomalies", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
+        ["Detector hits", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
         ["Change points", fmt(s.get("n_change_points"))],
         ["Generated", md_escape(r.generated_at)],
     ]
