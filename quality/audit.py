@@ -18,8 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +27,7 @@ import pandas as pd
 
 from analysis.core.config import DataQualityConfig
 from analysis.core.errors import AnalyzerError, ImageLoadError
+from analysis.core.processes import spawn_pool, workers_without_main
 from quality.filter import (
     MIN_ORIENTATION_CONFIDENCE,
     QualityFailure,
@@ -94,7 +94,7 @@ def _run_local(
             on_done([i], [_score_path(p, max_pixels)])
         return
     size = max(1, min(16, math.ceil(len(real) / (workers * 4))))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init) as ex:
+    with spawn_pool(workers, initializer=_worker_init) as ex:
         futs = {
             ex.submit(_score_chunk, chunk, max_pixels): idx
             for chunk, idx in zip(_chunks(real, size), _chunks(index, size))
@@ -121,9 +121,13 @@ def _run_dask(
         if scheduler_address:
             client = Client(scheduler_address, timeout="10s")
         else:
-            cluster = LocalCluster(
-                n_workers=workers or _default_workers(), threads_per_worker=1, processes=True, dashboard_address=None
-            )
+            with workers_without_main():  # the nanny spawns its workers now
+                cluster = LocalCluster(
+                    n_workers=workers or _default_workers(),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                )
             client = Client(cluster)
     except OSError as exc:
         raise AnalyzerError(f"cannot reach the Dask scheduler {scheduler_address!r}: {exc}") from None

@@ -23,6 +23,18 @@ def pytest_sessionfinish(session, exitstatus):
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _restore_main_module():
+    """Streamlit's AppTest leaves its generated script installed as `__main__`; later tests that start their own
+    spawned processes (a Dask LocalCluster) would re-run it in every worker. Put the real one back after each test."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     """The bundled demo (ROOT/demo, git-ignored), written once with the real wandb library if missing."""

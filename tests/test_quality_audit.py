@@ -193,3 +193,25 @@ def test_unknown_engine_is_a_clear_error(folder):
 
     with pytest.raises(AnalyzerError, match="unknown engine"):
         audit_folder(folder, engine="spark")
+
+
+@pytest.mark.slow  # starts a process pool
+def test_process_pool_starts_under_a_streamlit_script_main(tmp_path):
+    """Inside the dashboard Streamlit installs the page script as `__main__`; spawned workers used to re-run it
+    (BrokenProcessPool when it cannot run alone, as with AppTest's generated script). They must not need it."""
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import streamlit as st
+
+        st.write("a page script that cannot run on its own:", __args)  # type: ignore[name-defined]  # noqa: F821
+
+    AppTest.from_function(page).run()
+    assert getattr(sys.modules["__main__"], "__file__", "") != getattr(sys.modules.get("pytest"), "__file__", "")
+    root = _make_folder(tmp_path / "data", n_good=26)
+    parallel = audit_folder(root, workers=2).sort_values("path", ignore_index=True)
+    serial = audit_folder(root, workers=1).sort_values("path", ignore_index=True)
+    assert parallel["error"].isna().sum() == serial["error"].isna().sum() == 29  # the 3 broken files stay errors
+    assert parallel["blur_score"].equals(serial["blur_score"])

@@ -8,14 +8,14 @@ never the end of the job. With a baseline, each row also says whether the run re
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
+from concurrent.futures import as_completed
 from typing import Any
 
 import pandas as pd
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
+from analysis.core.processes import spawn_pool
 from analysis.core.run import RunRef
 from analysis.findings.compare_model import CompareConfig, RunSide
 
@@ -82,7 +82,7 @@ def _local(jobs: list[tuple], workers: int, done: Callable[[int, dict[str, Any]]
         for i, job in enumerate(jobs):
             done(i, analyse_one(*job))
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+    with spawn_pool(workers) as ex:
         futs = {ex.submit(analyse_one, *job): i for i, job in enumerate(jobs)}
         for fut in as_completed(futs):
             done(futs[fut], fut.result())

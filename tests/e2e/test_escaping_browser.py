@@ -160,6 +160,10 @@ def test_untrusted_text_fetches_nothing(chromium_browser, app_url, project, logg
     try:
         page.goto("/")
         wait_run_finished(page, 0, timeout=120_000)
+        # the Overview reruns once after its first run (curves first, then the full analysis): read the sidebar
+        # only when that is over, or the field may be read mid-redraw and "changed" to the value it already has
+        expect(page.get_by_test_id("stSkeleton")).to_have_count(0, timeout=120_000)
+        wait_idle(page, 120_000)
         sidebar = page.get_by_test_id("stSidebar")
         wandb_dir = sidebar.get_by_role("textbox", name="wandb directory")
         if wandb_dir.input_value() != str(project / "wandb"):  # a ./wandb of the checkout would come first
