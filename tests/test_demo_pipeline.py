@@ -119,3 +119,20 @@ def test_the_three_defects_are_three_events_with_their_detectors_as_evidence(dem
     summary = demo_analysis.batch_summary.set_index("batch")
     assert summary.loc[[7, 12, 3], "n_events"].tolist() == [1, 1, 1]
     assert (summary.drop(index=[7, 12, 3])["severity"] == "ok").all()
+
+
+def test_images_extend_the_metrics_analysis_without_rerunning_the_detectors(demo_analysis):
+    """The dashboard draws the metrics-only analysis first and adds the images to it: the result is the full
+    analysis (same causes, summary, quality), and the detector findings are the very same objects."""
+    import pandas as pd
+
+    from analysis.findings.pipeline import analyze_metrics, with_image_quality
+
+    metrics = analyze_metrics(demo_analysis.run, demo_analysis.config)
+    assert metrics.quality is None and metrics.data_dir is None
+    full = with_image_quality(metrics, demo_analysis.data_dir)
+    assert full.events is metrics.events and full.anomalies is metrics.anomalies
+    assert full.root_causes == demo_analysis.root_causes
+    assert any("blurrier" in c.sentence for c in full.root_causes)  # image evidence joined the causes
+    pd.testing.assert_frame_equal(full.batch_summary, demo_analysis.batch_summary)
+    pd.testing.assert_frame_equal(full.quality, demo_analysis.quality)

@@ -22,7 +22,7 @@ import streamlit as st
 from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.core.run import Run, RunRef
-from analysis.findings.pipeline import RunAnalysis, analyze_run
+from analysis.findings.pipeline import RunAnalysis, analyze_metrics, with_image_quality
 from analysis.sources.cache import cache_root
 from ui.format import md_escape
 
@@ -159,9 +159,11 @@ def cached_run(location: str, fingerprint: str) -> Run:
 
 @st.cache_resource(show_spinner="Analysing run…", max_entries=8)
 def cached_analysis(location: str, fingerprint: str, config_json: str, data_dir: str | None) -> RunAnalysis:
-    run = cached_run(location, fingerprint)
-    config = AnalyzerConfig.model_validate_json(config_json)
-    return analyze_run(run, config, data_dir=data_dir or None)
+    """The analysis of one run under one config; with a data directory it extends the cached metrics-only analysis
+    (what the Overview draws first) with the images, so the detectors run once per run and config."""
+    if data_dir:
+        return with_image_quality(cached_analysis(location, fingerprint, config_json, None), data_dir)
+    return analyze_metrics(cached_run(location, fingerprint), AnalyzerConfig.model_validate_json(config_json))
 
 
 def set_selection(sel: Selection | None) -> None:

@@ -13,7 +13,7 @@ image: the logged metrics were measured on all of them, so failing images are th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -282,8 +282,24 @@ def analyze_run(
     progress: Progress | None = None,
 ) -> RunAnalysis:
     """Findings, image quality and root causes for one run. `progress(fraction, message)` reports long work."""
+    report = progress or _silent
+    analysis = analyze_metrics(run, config, progress=report)
+    if data_dir is not None:
+        analysis = with_image_quality(analysis, data_dir, progress=report)
+    report(1.0, "done")
+    return analysis
+
+
+def _silent(fraction: float, message: str) -> None:
+    return None
+
+
+def analyze_metrics(run: Run, config: AnalyzerConfig | None = None, *, progress: Progress | None = None) -> RunAnalysis:
+    """The findings of the metrics alone (no image scores): batch frames, anomalies, change points, events, and
+    root causes and batch summary without image evidence. `with_image_quality` adds the images to it, so the
+    dashboard can draw this first and never runs the detectors twice."""
     config = config or AnalyzerConfig()
-    report = progress or (lambda fraction, message: None)
+    report = progress or _silent
     report(0.0, "reading batch metrics")
     pattern = config.training_config.batch_key_pattern  # None: the layout is detected from the keys
     batches = batch_metrics(run, pattern)
@@ -295,30 +311,7 @@ def analyze_run(
     report(0.2, "detecting change points")
     change_points = change_detection.find_change_points(batches, globals_, cfg)
     events = event_detection.find_events(batches, globals_, anomalies, change_points, cfg)
-    quality = None
-    duplicates = None
-    root = None
-    if data_dir is not None:
-        root = Path(data_dir)
-        if not root.is_dir():
-            raise AnalyzerError(f"data directory not found: {root}")
-        report(0.3, "scoring images")
-        quality = score_data_dir(root, images, config, progress)
-        report(0.8, "finding duplicate images")
-        from analysis.sources.cache import cache_root
-
-        hashed = quality["path"].tolist()  # every scored image: the folder's and the logged ones
-        duplicates = find_duplicates_under(root, hashed, images, config.data_quality, cache_root() / "quality")
-    report(0.85, "explaining root causes")
-    # root causes see every image: the logged metrics were measured on all of them (see the module docstring)
-    causes = rootcause.explain(
-        batches, anomalies, change_points, quality, images, config, duplicates.repeats if duplicates else ()
-    )
-    filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
-    if config.data_quality.enable_filtering:
-        images, filtered = filter_failing_images(images, quality)
-    summary = summarize_batches(batches, anomalies, change_points, images, config, events)
-    report(1.0, "done")
+    causes = rootcause.explain(batches, anomalies, change_points, None, images, config, ())
     return RunAnalysis(
         run=run,
         config=config,
@@ -327,11 +320,49 @@ def analyze_run(
         images=images,
         anomalies=anomalies,
         change_points=change_points,
+        quality=None,
+        root_causes=causes,
+        batch_summary=summarize_batches(batches, anomalies, change_points, images, config, events),
+        data_dir=None,
+        filtered_images=pd.DataFrame(columns=FILTERED_COLUMNS),
+        events=events,
+        duplicates=None,
+    )
+
+
+def with_image_quality(metrics: RunAnalysis, data_dir: str | Path, *, progress: Progress | None = None) -> RunAnalysis:
+    """`metrics` (from `analyze_metrics`) with the images of `data_dir`: quality scores, duplicate images, root
+    causes with image evidence, the quality filter and the batch summary over the images kept."""
+    report = progress or _silent
+    config, images = metrics.config, metrics.images  # all logged images: nothing is filtered without scores
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise AnalyzerError(f"data directory not found: {root}")
+    report(0.3, "scoring images")
+    quality = score_data_dir(root, images, config, progress)
+    report(0.8, "finding duplicate images")
+    from analysis.sources.cache import cache_root
+
+    hashed = quality["path"].tolist()  # every scored image: the folder's and the logged ones
+    duplicates = find_duplicates_under(root, hashed, images, config.data_quality, cache_root() / "quality")
+    report(0.85, "explaining root causes")
+    # root causes see every image: the logged metrics were measured on all of them (see the module docstring)
+    causes = rootcause.explain(
+        metrics.batches, metrics.anomalies, metrics.change_points, quality, images, config, duplicates.repeats
+    )
+    filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
+    if config.data_quality.enable_filtering:
+        images, filtered = filter_failing_images(images, quality)
+    summary = summarize_batches(
+        metrics.batches, metrics.anomalies, metrics.change_points, images, config, metrics.events
+    )
+    return replace(
+        metrics,
+        images=images,
         quality=quality,
         root_causes=causes,
         batch_summary=summary,
         data_dir=root,
         filtered_images=filtered,
-        events=events,
         duplicates=duplicates,
     )
