@@ -135,4 +135,5 @@ def test_images_extend_the_metrics_analysis_without_rerunning_the_detectors(demo
     assert full.root_causes == demo_analysis.root_causes
     assert any("blurrier" in c.sentence for c in full.root_causes)  # image evidence joined the causes
     pd.testing.assert_frame_equal(full.batch_summary, demo_analysis.batch_summary)
+    assert full.quality is not None and demo_analysis.quality is not None
     pd.testing.assert_frame_equal(full.quality, demo_analysis.quality)
