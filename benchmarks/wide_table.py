@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.wide_table                 # 100,000 columns x 20 rows
     .venv/bin/python -m benchmarks.wide_table --columns 30000 --no-cli
 
-Writes a CSV of `global_step` plus per-batch metrics (`batch_{i}/recall|precision|hmean|loss`), then prints:
+Data: generated (seeded uniform random values rounded to 4 digits; no real run). Writes a CSV of `global_step`
+plus per-batch metrics (`batch_{i}/recall|precision|hmean|loss`), then prints:
 the wall time of `open_table` with the vectorised wide-table reader and, in the same run, with pandas' reader
 (the baseline: the reader used before, `WIDE_COLUMNS` raised out of reach), and the wall time and peak RSS of
 the whole CLI (`analyze_experiment.py --history-file ... --format json`) in a fresh process; with `--before REV`,
@@ -14,7 +15,7 @@ state untouched), on the same CSV in the same run.
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -62,19 +63,20 @@ def extract(rev: str, into: Path) -> Path:
 
 def time_cli(path: Path, out: Path, root: Path = ROOT) -> tuple[float, float, int, float]:
     """(wall seconds, peak RSS MiB of the CLI process, exit code, CPU seconds), of the CLI in the tree `root`.
-    CPU seconds say more than wall time on a shared machine."""
+    CPU seconds say more than wall time on a shared machine. The resource usage is that of this one child
+    (`os.wait4`), so two CLIs timed in one run each get their own peak RSS."""
     cmd = [sys.executable, str(root / "analyze_experiment.py"), "--history-file", str(path)]
     cmd += ["--output-dir", str(out), "--format", "json", "--quiet"]
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    before, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
-    t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=out.parent)
-    elapsed = time.perf_counter() - t
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu
-    if proc.returncode not in (0, 1):
-        print(proc.stderr[-2000:], file=sys.stderr)
-    return elapsed, max(peak, before) / 1024, proc.returncode, cpu
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, cwd=out.parent)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            err.seek(0)
+            print(err.read().decode(errors="replace")[-2000:], file=sys.stderr)
+    return elapsed, usage.ru_maxrss / 1024, code, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -99,10 +101,10 @@ def main() -> None:
             print(f"CLI end to end (exit {code})    : {wall:7.2f} s wall, {cpu:7.2f} s CPU, peak RSS {rss:,.0f} MiB")
             if args.before:
                 old = extract(args.before, Path(tmp) / "before")
-                wall_b, _, code_b, cpu_b = time_cli(path, Path(tmp) / "out-before", old)
+                wall_b, rss_b, code_b, cpu_b = time_cli(path, Path(tmp) / "out-before", old)
                 print(
-                    f"CLI of {args.before} (exit {code_b})  : {wall_b:7.2f} s wall, {cpu_b:7.2f} s CPU "
-                    f"({cpu_b / max(cpu, 1e-9):.1f}x the CPU time)"
+                    f"CLI of {args.before} (exit {code_b})  : {wall_b:7.2f} s wall, {cpu_b:7.2f} s CPU, peak RSS "
+                    f"{rss_b:,.0f} MiB ({cpu_b / max(cpu, 1e-9):.1f}x the CPU time)"
                 )
 
 

@@ -40,7 +40,10 @@ How `change_points(values)` finds where a new segment starts:
    fit on a window around it (a learning curve's steep start otherwise pulls it early).
 
 `level_shifts` is steps 1-4 alone; the run-level `find_change_points` uses it, because a `ChangePoint` record
-describes a level (mean before, mean after, delta). `segment_changes` returns shifts and noise changes from one
+describes a level (mean before, mean after, delta). `level_shifts_many` and `series_changes_many` give, for every
+row of a (series, points) matrix, exactly the indices of one call per row: the run-level functions read the series
+of a metric logged at the same steps together, so a table of 100,000 short series costs array operations (and
+ruptures only where a break is possible, `_may_break`), not 100,000 calls. `segment_changes` returns shifts and noise changes from one
 cleaning pass, `series_changes` those and slope changes (`events.series_events` reads it); `change_points`
 returns all three kinds.
 
@@ -65,13 +68,12 @@ from collections.abc import Callable
 import bottleneck as bn
 import numpy as np
 import pandas as pd
-import ruptures as rpt
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import ChangePoint
 from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse
-from analysis.findings.matrices import metric_matrices
-from analysis.findings.outliers import outlier_indices
+from analysis.findings.matrices import metric_matrices, same_rows
+from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA
 from analysis.findings.step_tests import MIN_T, STEP_WINDOW, validate_steps
 
@@ -141,11 +143,19 @@ def noise_profile(x: np.ndarray) -> tuple[float, float]:
     return sigma, (1.0 + rho) / (1.0 - rho)
 
 
+def _kernel_cpd(x: np.ndarray, pen: float, min_size: int) -> list[int]:
+    """ruptures' C KernelCPD (linear kernel, jump=1): breakpoints with the trailing n. ruptures is imported here,
+    on first use, so importing the findings costs nothing for it."""
+    import ruptures as rpt
+
+    return rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(x).predict(pen=pen)
+
+
 def _segment(x: np.ndarray, pen: float, min_size: int) -> list[int]:
     """Candidate break indices (start of a new segment) from ruptures' C KernelCPD with jump=1."""
     if x.size < 2 * min_size:
         return []
-    bkps = rpt.KernelCPD(kernel="linear", min_size=min_size, jump=1).fit(x).predict(pen=pen)
+    bkps = _kernel_cpd(x, pen, min_size)
     return [int(b) for b in bkps[:-1]]
 
 
@@ -269,7 +279,7 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     bmin = max(2, math.ceil(min_size / block))
     if m < 2 * bmin:
         return []
-    coarse = rpt.KernelCPD(kernel="linear", min_size=bmin, jump=1).fit(means).predict(pen=pen)[:-1]
+    coarse = _kernel_cpd(means, pen, bmin)[:-1]
     cands = [int(b) * block for b in coarse]
     bounds = [0, *cands, n]
     kept: list[tuple[int, bool]] = []
@@ -508,6 +518,192 @@ def change_points(
     return sorted(set(shifts) | set(noise) | (set(turns) if slopes else set()))
 
 
+# ------------------------------------------------------------------------------------------ many series at once
+# A table of 100,000 columns holds 100,000 short series: one call per series is mostly interpreter overhead. The
+# functions below read a (series, points) matrix row by row in array operations and give exactly the indices of
+# one call per row (tests/test_wide_detectors.py holds them to that): the outlier mask, the cleaning and the noise
+# profile are row-wise numpy; ruptures and the step tests still run per row, but only on rows whose optimal
+# penalised segmentation may hold a break (`_may_break`), which on healthy short series is almost none.
+_SCREEN_POINTS = 64  # `_may_break` screens series up to this long (its dynamic programme is quadratic)
+_NO_CHANGES: tuple[list[int], list[int], list[int]] = ([], [], [])  # shared by the rows without changes
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products with the same rounding as `a[i] @ b[i]` (BLAS dot; `np.sum(a * b)` differs)."""
+    if hasattr(np, "vecdot"):  # numpy >= 2
+        return np.vecdot(a, b)
+    return np.array([float(u @ v) for u, v in zip(a, b, strict=True)])
+
+
+def noise_profiles(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`noise_profile` of every row of a (series, points) matrix: (sigma, inflation) arrays, the same numbers."""
+    d = np.diff(x, axis=-1)
+    k, m = d.shape
+    if m == 0:
+        return np.zeros(k), np.ones(k)
+    sigma = MAD_TO_SIGMA * np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1) / math.sqrt(2.0)
+    rho = np.zeros(k)
+    if m >= 10:  # lag1_rho, row-wise
+        c = d - np.median(d, axis=1, keepdims=True)
+        s = MAD_TO_SIGMA * np.median(np.abs(c), axis=1)
+        c = np.clip(c, (-5 * s)[:, None], (5 * s)[:, None])
+        den = _row_dot(c, c)
+        with np.errstate(all="ignore"):  # den 0: rho 0 below
+            r = 1.0 + 2.0 * (_row_dot(c[:, 1:], c[:, :-1]) / den)
+        r = np.where(r < 0.0, 0.0, r)  # min(max(r, 0), _MAX_RHO) with Python's NaN semantics
+        r = np.where(r > _MAX_RHO, _MAX_RHO, r)
+        rho = np.where((s <= 0) | (den <= 0), 0.0, r)
+    return sigma / np.sqrt(1.0 - rho), (1.0 + rho) / (1.0 - rho)
+
+
+def _may_break(x: np.ndarray, pen: np.ndarray, min_size: int) -> np.ndarray:
+    """Rows (series up to `_SCREEN_POINTS` points) in which ruptures' KernelCPD may find a break.
+
+    KernelCPD (l2 cost, jump=1) runs PELT with pruning; with a minimum segment length its pruning is not exact,
+    so it can return breaks where the optimal segmentation has none. This replays that very algorithm (the same
+    candidates, the same pruning order, the same strict comparisons; ekcpd_pelt_computation.c) for every row
+    at once on cumulative sums of the centred rows. A row is screened out only when ruptures ends on "no
+    break" and none of the comparisons on the way was closer than a margin far above the rounding of either
+    computation; any near tie goes to ruptures itself (tests/test_wide_detectors.py holds the screen to
+    ruptures' answers)."""
+    k, n = x.shape
+    if n > _SCREEN_POINTS:
+        return np.ones(k, dtype=bool)
+    if n < 2 * min_size:
+        return np.zeros(k, dtype=bool)
+    c = x - x.mean(axis=1, keepdims=True)
+    s1, s2 = np.zeros((k, n + 1)), np.zeros((k, n + 1))
+    np.cumsum(c, axis=1, out=s1[:, 1:])
+    np.cumsum(c * c, axis=1, out=s2[:, 1:])
+
+    def cost(starts: np.ndarray, t: int) -> np.ndarray:  # l2 cost of x[s:t] for every row and start s
+        return (s2[:, t : t + 1] - s2[:, starts]) - (s1[:, t : t + 1] - s1[:, starts]) ** 2 / (t - starts)
+
+    margin = 1e-9 * (s2[:, n] + n * np.abs(pen)) + 1e-12 * n * np.sum(x * x, axis=1)
+    best = np.zeros((k, n + 1))  # M_V: the best penalised cost of x[:t] found so far
+    for t in range(1, 2 * min_size):
+        best[:, t] = cost(np.zeros(1, dtype=np.int64), t)[:, 0] + pen
+    s_min = np.zeros(k, dtype=np.int64)
+    unsure = ~np.isfinite(margin + pen)
+    for t in range(2 * min_size, n + 1):
+        starts = np.arange(t - min_size + 1)
+        cand = (starts[None, :] >= s_min[:, None]) & ((starts == 0) | (starts >= min_size))[None, :]
+        vals = best[:, starts] + cost(starts, t)  # M_pruning
+        low = np.where(cand, vals, np.inf).min(axis=1)
+        if t == n:  # the last segment starts at 0 (no break) unless 0 was pruned or another start is lower
+            others = np.where(cand[:, 1:], vals[:, 1:], np.inf).min(axis=1)
+            zero = cand[:, 0]
+            unsure |= ~np.isfinite(vals[:, 0]) | (zero & (np.abs(others - vals[:, 0]) <= margin))
+            return unsure | ~zero | (others + pen < vals[:, 0] + pen)
+        best[:, t] = low + pen
+        # pruning: from s_min, candidates are dropped while M_pruning >= M_V[t]; the first lower one stays
+        stays = cand & (vals < best[:, t : t + 1])
+        first = np.where(stays.any(axis=1), np.argmax(stays, axis=1), t - min_size + 1)
+        visited = cand & (starts[None, :] <= first[:, None])
+        close = ~(np.abs(vals - best[:, t : t + 1]) > margin[:, None])  # NaN counts as close
+        unsure |= (visited & close).any(axis=1)
+        s_min = first
+    return np.ones(k, dtype=bool)  # not reached: the loop returns at t == n
+
+
+def _level_shifts_rows(x: np.ndarray, penalty: float | None, min_size: int) -> dict[int, list[int]]:
+    """`_level_shifts` of every row of a (series, points) matrix of cleaned values: {row: shifts} for the rows
+    with any (a wide table's 100,000 rows mostly have none)."""
+    k, n = x.shape
+    out: dict[int, list[int]] = {}
+    if k == 0 or n < 2 * min_size:
+        return out
+    std = np.std(x, axis=1)
+    live = np.flatnonzero(std != 0.0)
+    if n > _MAX_POINTS:  # long series: block means and refinement, one row at a time
+        for r in live.tolist():
+            out[r] = _level_shifts(x[r], penalty, min_size)
+        return {r: found for r, found in out.items() if found}
+    sigma, inflation = noise_profiles(x[live])
+    floor = 1e-3 * std[live]
+    sigma = np.where(floor > sigma, floor, sigma)  # max(sigma, floor) as `_detect` takes it
+    pen = (
+        np.full(live.size, float(penalty))
+        if penalty is not None
+        else _PEN_BETA * sigma * sigma * inflation * math.log(n)
+    )
+    for r in np.flatnonzero(_may_break(x[live], pen, min_size)).tolist():
+        row = x[live[r]]
+        cands = _segment(row, penalty if penalty is not None else float(pen[r]), min_size)
+        found = validate_steps(row, cands, float(sigma[r]), float(inflation[r]) ** _T_INFLATION_POWER) if cands else []
+        if found:
+            out[int(live[r])] = found
+    return out
+
+
+def _clean_rows(values: np.ndarray, outliers: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """`_clean` of every row: [(row numbers, cleaned values, their original indices)], one entry per number of
+    usable points (rows that keep as many points share one matrix)."""
+    usable = np.isfinite(values) & ~outliers
+    counts = usable.sum(axis=1)
+    out = []
+    for c in np.unique(counts).tolist():
+        rows = np.flatnonzero(counts == c)
+        use = usable[rows]
+        use &= np.cumsum(use, axis=1) > warmup_points(c)  # the warm-up points are left out
+        width = c - warmup_points(c)
+        x = values[rows][use].reshape(rows.size, width)
+        keep = np.nonzero(use)[1].reshape(rows.size, width)
+        if width:
+            top = np.max(np.abs(x), axis=1)
+            for r in np.flatnonzero(top > 1e100).tolist():  # as `_clean`: exact scaling by a power of two
+                x[r] = np.ldexp(x[r], -math.frexp(float(top[r]))[1])
+        out.append((rows, x, keep))
+    return out
+
+
+@_quiet
+def level_shifts_many(values: np.ndarray, *, penalty: float | None = None, min_size: int = 3) -> list[list[int]]:
+    """`level_shifts` of every row of a (series, points) matrix (NaN/Inf allowed), the same indices."""
+    x = np.asarray(values, dtype=float)
+    out: list[list[int]] = [[] for _ in range(x.shape[0])]
+    for rows, clean, keep in _clean_rows(x, outlier_mask(x)):
+        for r, found in _level_shifts_rows(clean, penalty, max(2, int(min_size))).items():
+            out[int(rows[r])] = [int(keep[r, t]) for t in found]
+    return out
+
+
+@_quiet
+def series_changes_many(
+    values: np.ndarray, *, penalty: float | None = None, min_size: int = 3, outliers: np.ndarray | None = None
+) -> list[tuple[list[int], list[int], list[int]]]:
+    """`series_changes` of every row of a (series, points) matrix (NaN/Inf allowed), the same indices.
+    `outliers` is the rows' `outlier_mask` when the caller has it already. Rows without any change share one
+    empty result (a wide table has 100,000 of them): treat the result as read-only."""
+    x = np.asarray(values, dtype=float)
+    min_size = max(2, int(min_size))
+    var_size = max(_VAR_MIN_SIZE, min_size)
+    out: list[tuple[list[int], list[int], list[int]]] = [_NO_CHANGES] * x.shape[0]
+    for rows, clean, keep in _clean_rows(x, outlier_mask(x) if outliers is None else outliers):
+        n = clean.shape[1]
+        found_shifts = _level_shifts_rows(clean, penalty, min_size)
+        # a short series holds no noise change or turn: only the rows with level shifts are looked at
+        long_enough = n - 1 >= 2 * var_size or n >= 4 * _SLOPE_MIN_POINTS
+        for r in range(clean.shape[0]) if long_enough else sorted(found_shifts):
+            shifts = found_shifts.get(r, [])
+            row = clean[r]
+            noise = (
+                [v for v in _variance_changes(row, var_size) if all(abs(v - s) > _VAR_MERGE for s in shifts)]
+                if n - 1 >= 2 * var_size
+                else []
+            )
+            turns = (
+                [v for v in _slope_changes(row, shifts) if all(abs(v - s) > _SLOPE_MERGE for s in noise)]
+                if n >= 4 * _SLOPE_MIN_POINTS
+                else []
+            )
+            if shifts or noise or turns:
+                out[int(rows[r])] = tuple(  # type: ignore[assignment]
+                    [int(keep[r, min(t, n - 1)]) for t in found] for found in (shifts, noise, turns)
+                )
+    return out
+
+
 # ------------------------------------------------------------------------------------------ run-level API
 def _local_levels(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, float]:
     """Levels just before and just after t: medians of up to `_LEVEL_POINTS` points on each side, inside the
@@ -538,6 +734,13 @@ def series_change_points(
     ok = np.isfinite(vals)
     steps, vals = steps[ok], vals[ok]
     idx = level_shifts(vals, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
+    return _change_point_records(steps, vals, idx, metric, batch, cfg)
+
+
+def _change_point_records(
+    steps: np.ndarray, vals: np.ndarray, idx: list[int], metric: str, batch: int | None, cfg: AnomalyDetectionConfig
+) -> list[ChangePoint]:
+    """ChangePoint records of the level shifts `idx` of one finite series."""
     out = []
     bounds = [0, *idx, vals.size]
     for k, t in enumerate(idx):
@@ -565,8 +768,12 @@ def find_change_points(
     for key, long in (("batch", batches), (None, global_metrics)):
         for m in metric_matrices(long, key):
             values = m.values
-            for j, batch in enumerate(m.columns):
-                ok = np.isfinite(values[:, j])
-                out.extend(series_change_points(m.steps[ok], values[ok, j], m.metric, batch, cfg))
+            # the series of a metric that were logged at the same steps are read together (`level_shifts_many`)
+            for ok, cols in same_rows(np.isfinite(values)):
+                x = np.ascontiguousarray(values[ok][:, cols].T)
+                found = level_shifts_many(x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
+                for r, j in enumerate(cols.tolist()):
+                    if found[r]:
+                        out.extend(_change_point_records(m.steps[ok], x[r], found[r], m.metric, m.columns[j], cfg))
     out.sort(key=lambda c: (c.step, -1 if c.batch is None else c.batch, c.metric))
     return out

@@ -72,32 +72,44 @@ class EpisodeEmitter:
         flags = flags & self.observed
         if not flags.any():
             return
-        for j in np.flatnonzero(flags.any(axis=0)):
-            batch = self.m.columns[j]
-            observed_rows = np.flatnonzero(self.observed[:, j])
-            pos = np.flatnonzero(flags[observed_rows, j])  # positions among the observed points
-            for a, b in merge_episodes(pos, gap):
-                rows = observed_rows[pos[a : b + 1]]
-                raw = self.m.raw[rows, j]
-                sc = score[rows, j]
-                worst = self._worst(raw)
-                strongest = float(np.nanmax(sc)) if np.isfinite(sc).any() else float("inf")
-                start, end = int(self.m.steps[rows[0]]), int(self.m.steps[rows[-1]])
-                rel = rel_worse[rows, j] if isinstance(rel_worse, np.ndarray) else np.asarray([rel_worse])
-                largest = float(np.nanmax(rel)) if not np.isnan(rel).all() else 0.0
-                self.out.append(
-                    Anomaly(
-                        step=start,
-                        metric=self.m.metric,
-                        value=worst,
-                        detector=detector,
-                        score=strongest,
-                        severity=_clamp(degradation_severity(largest, self.cfg), at_least, at_most),
-                        message=describe(batch, worst, strongest, start, end),
-                        batch=batch,
-                        end_step=end if end != start else None,
-                    )
+        # Every flagged cell at once, by column then row (a wide run has thousands of flagged series): its
+        # position among the observed points of its series, and where a new episode starts.
+        rank = np.cumsum(self.observed, axis=0) - 1
+        cols, rows = np.nonzero(flags.T)
+        pos = rank[rows, cols]
+        starts = np.flatnonzero(np.r_[True, (cols[1:] != cols[:-1]) | (np.diff(pos) > gap + 1)])
+        ends = np.r_[starts[1:], cols.size] - 1
+        raw = self.m.raw[rows, cols]
+        finite = np.isfinite(raw)
+        if self.direction == "lower_is_better":
+            worst = np.maximum.reduceat(np.where(finite, raw, -np.inf), starts)
+        else:
+            worst = np.minimum.reduceat(np.where(finite, raw, np.inf), starts)
+        any_finite = np.logical_or.reduceat(finite, starts)
+        sc = score[rows, cols]
+        # the strongest score ignoring NaN (inf when no score is finite), the largest degradation (0 when unknown)
+        strongest = np.where(np.logical_or.reduceat(np.isfinite(sc), starts), np.fmax.reduceat(sc, starts), np.inf)
+        rel = rel_worse[rows, cols] if isinstance(rel_worse, np.ndarray) else np.full(cols.size, rel_worse)
+        largest = np.fmax.reduceat(rel, starts)
+        largest = np.where(np.isnan(largest), 0.0, largest)
+        steps = self.m.steps
+        for e, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+            batch = self.m.columns[int(cols[a])]
+            value = float(worst[e]) if any_finite[e] else self._worst(raw[a : b + 1])
+            start, end = int(steps[rows[a]]), int(steps[rows[b]])
+            self.out.append(
+                Anomaly(
+                    step=start,
+                    metric=self.m.metric,
+                    value=value,
+                    detector=detector,
+                    score=float(strongest[e]),
+                    severity=_clamp(degradation_severity(float(largest[e]), self.cfg), at_least, at_most),
+                    message=describe(batch, value, float(strongest[e]), start, end),
+                    batch=batch,
+                    end_step=end if end != start else None,
                 )
+            )
 
     def _worst(self, v: np.ndarray) -> float:
         """The worst finite value of an episode (lowest recall, highest loss); else its first NaN/Inf.

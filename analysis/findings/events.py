@@ -10,14 +10,16 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   turn against the value where the new trend ends) from `changepoints.series_changes`, and isolated spikes
   (`spike`) from `outlier_indices` that are not the edge of a level shift. A smooth learning curve gives none.
 - `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
-  make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing), attaches every hit and change point of that
+  make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing; the series
+  of a metric logged at the same steps are read together by `changepoints.series_changes_many`, with exactly the
+  result of one `series_events` call each), attaches every hit and change point of that
   series within `evidence_points(n)` observed points of the event as its evidence (`Event.evidence`,
   `Event.detectors`), and merges the events of one batch that start together in several metrics (recall,
   precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info.
 
-The module is longer than most (~460 lines) because the record, the one-series reader and the run-level
+The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
 """
 
@@ -34,9 +36,9 @@ import pandas as pd
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse, worst_severity
-from analysis.findings.changepoints import series_changes, severity_of_change, warmup_points
-from analysis.findings.matrices import metric_matrices
-from analysis.findings.outliers import outlier_indices
+from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
+from analysis.findings.matrices import metric_matrices, same_rows
+from analysis.findings.outliers import outlier_indices, outlier_mask
 
 __all__ = ["EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
 
@@ -318,17 +320,39 @@ def series_events(
         raise ValueError(f"{x.size} values but {st.size} steps")
     if x.size == 0:
         return []
-    events = _nonfinite_events(x, st, metric, batch)
-    schedule = is_schedule(metric, cfg.metric_directions)
-    if not schedule and np.isfinite(x).sum() >= 5:
-        spikes = outlier_indices(x)
-        shifts, noise, turns = series_changes(
-            x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size, outliers=spikes
-        )
-        events += _shift_events(x, st, shifts, metric, batch, cfg)
-        events += _noise_events(x, st, noise, metric, batch)
-        events += _slope_events(x, st, sorted([*shifts, *turns]), set(turns), metric, batch, cfg)
-        events += _spike_events(x, st, spikes, shifts, metric, batch, cfg)
+    return _series_events(x, st, metric, batch, cfg)
+
+
+# (the series' outlier indices, its (level shifts, noise changes, slope changes)), computed for many at once
+_Found = tuple[list[int], tuple[list[int], list[int], list[int]]]
+
+
+def _series_events(
+    x: np.ndarray,
+    st: np.ndarray,
+    metric: str,
+    batch: int | None,
+    cfg: AnomalyDetectionConfig,
+    found: _Found | None = None,
+) -> list[Event]:
+    """`series_events` of one non-empty series; `found` when `find_events` has read it with its neighbours."""
+    finite = np.isfinite(x)
+    events = [] if finite.all() else _nonfinite_events(x, st, metric, batch)
+    # `found` is only given for a metric that is not a schedule (see `_read_many`)
+    if finite.sum() >= 5 and (found is not None or not is_schedule(metric, cfg.metric_directions)):
+        if found is None:
+            spikes = outlier_indices(x)
+            changes = series_changes(
+                x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size, outliers=spikes
+            )
+        else:
+            spikes, changes = found
+        shifts, noise, turns = changes
+        if shifts or noise or turns or spikes:  # most series of a wide table have none: nothing to build
+            events += _shift_events(x, st, shifts, metric, batch, cfg)
+            events += _noise_events(x, st, noise, metric, batch)
+            events += _slope_events(x, st, sorted([*shifts, *turns]), set(turns), metric, batch, cfg)
+            events += _spike_events(x, st, spikes, shifts, metric, batch, cfg)
     return sorted(events, key=lambda e: (e.start_step, EVENT_KINDS.index(e.kind)))
 
 
@@ -489,21 +513,38 @@ def find_events(
         global_metrics = global_metrics[global_metrics["metric"].isin(wanted_globals)]
     for key, long in (("batch", batches), (None, global_metrics)):
         for m in metric_matrices(long, key):
-            for j, batch in enumerate(m.columns):
-                if (m.metric, batch) not in alarmed:
-                    continue
-                rows = np.flatnonzero(m.logged[:, j])
-                steps, values = m.steps[rows], m.raw[rows, j]
-                points = evidence_points(rows.size)
-                span = int(steps[min(points, steps.size - 1)] - steps[0]) if steps.size else 0
-                window_steps[batch] = max(window_steps.get(batch, 0), span)
-                hits = list(by_series.get((m.metric, batch), []))
-                for ev in series_events(values, steps, metric=m.metric, batch=batch, cfg=cfg):
-                    ev, hits = _attach(ev, hits, steps, points)
-                    if ev.evidence or ev.kind == "nonfinite":  # no detector agrees: not raised
-                        events.append(ev)
-                fallback = _from_hits(hits, steps, values, m.metric, batch, cfg)
-                if fallback is not None:
-                    events.append(fallback)
+            wanted = np.array([j for j, b in enumerate(m.columns) if (m.metric, b) in alarmed], dtype=np.int64)
+            # the series logged at the same steps are read together (one (series, points) matrix each)
+            for logged, group in same_rows(m.logged[:, wanted]):
+                cols = wanted[group]
+                steps, matrix = m.steps[logged], np.ascontiguousarray(m.raw[logged][:, cols].T)
+                for j, values, found in zip(cols.tolist(), matrix, _read_many(matrix, m.metric, cfg), strict=True):
+                    batch = m.columns[j]
+                    points = evidence_points(steps.size)
+                    span = int(steps[min(points, steps.size - 1)] - steps[0]) if steps.size else 0
+                    window_steps[batch] = max(window_steps.get(batch, 0), span)
+                    hits = list(by_series.get((m.metric, batch), []))
+                    evs = _series_events(values, steps, m.metric, batch, cfg, found) if steps.size else []
+                    for ev in evs:
+                        ev, hits = _attach(ev, hits, steps, points)
+                        if ev.evidence or ev.kind == "nonfinite":  # no detector agrees: not raised
+                            events.append(ev)
+                    fallback = _from_hits(hits, steps, values, m.metric, batch, cfg)
+                    if fallback is not None:
+                        events.append(fallback)
     merged = _merge_metrics(events, window_steps)
     return sorted(merged, key=lambda e: (-e.severity.rank, e.start_step, e.batch is None, e.batch or 0, e.metric))
+
+
+def _read_many(matrix: np.ndarray, metric: str, cfg: AnomalyDetectionConfig) -> list[_Found | None]:
+    """Outliers and changes of every row of a (series, points) matrix at once (`series_changes_many`); None for
+    every row of a schedule metric, which `series_events` does not segment."""
+    if is_schedule(metric, cfg.metric_directions) or matrix.shape[1] == 0:
+        return [None] * matrix.shape[0]
+    spikes = outlier_mask(matrix)
+    changes = series_changes_many(
+        matrix, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size, outliers=spikes
+    )
+    rows, cols = np.nonzero(spikes)
+    per_row = np.split(cols, np.searchsorted(rows, np.arange(1, matrix.shape[0])))
+    return [(found_cols.tolist(), found) for found_cols, found in zip(per_row, changes, strict=True)]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["MetricMatrix", "metric_matrices"]
+__all__ = ["MetricMatrix", "metric_matrices", "same_rows"]
 
 
 @dataclass
@@ -65,3 +65,20 @@ def metric_matrices(long: pd.DataFrame | None, key: str | None) -> list[MetricMa
         logged[si, ci] = True
         out.append(MetricMatrix(str(metric), np.asarray(steps, dtype=np.int64), columns, raw, logged))
     return out
+
+
+def same_rows(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The columns of a (steps, series) boolean matrix grouped by equal columns: [(that column, column indices)].
+
+    The series of one metric that were logged (or are finite) at the same steps form one (series, points)
+    matrix, which the detectors read row-wise in a few array operations (`changepoints.level_shifts_many`)."""
+    n, k = mask.shape
+    if k == 0:
+        return []
+    if mask.all():
+        return [(np.ones(n, dtype=bool), np.arange(k))]
+    _, first, inverse = np.unique(np.packbits(mask, axis=0).T, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(first.size + 1))
+    return [(mask[:, first[g]], order[bounds[g] : bounds[g + 1]]) for g in range(first.size)]

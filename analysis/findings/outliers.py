@@ -18,13 +18,13 @@ only one side to compare).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import bottleneck as bn
 import numpy as np
-from scipy import stats
 
-__all__ = ["outlier_indices", "point_outlier_z"]
+__all__ = ["outlier_indices", "outlier_mask", "point_outlier_z"]
 
 _ABS_DIFF_TO_SIGMA = 1.0 / 0.9539  # median |x_t - x_{t-1}| of Gaussian noise is 0.9539 sigma
 TAIL_SHARE = 0.01  # the series-wide scale floor is the (1 - share) quantile of |residual| ...
@@ -35,17 +35,29 @@ WARMUP_POINTS = 3
 
 
 def _side_medians(x: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Median of the h points before and of the h points after every point (NaN-aware; NaN off the ends)."""
-    n = x.size
-    pad = np.r_[np.full(h, np.nan), x, np.full(h, np.nan)]
-    m = bn.move_median(pad, h, min_count=1)  # m[k] = median of pad[k-h+1 .. k]
-    return m[h - 1 : h - 1 + n], m[2 * h : 2 * h + n]
+    """Median of the h points before and of the h points after every point, along the last axis (NaN-aware; NaN
+    off the ends)."""
+    n = x.shape[-1]
+    pad = np.full((*x.shape[:-1], n + 2 * h), np.nan)
+    pad[..., h : h + n] = x
+    m = bn.move_median(pad, h, min_count=1, axis=-1)  # m[k] = median of pad[k-h+1 .. k]
+    return m[..., h - 1 : h - 1 + n], m[..., 2 * h : 2 * h + n]
 
 
 def _centred_move_median(x: np.ndarray, half: int) -> np.ndarray:
-    n = x.size
-    pad = np.r_[x, np.full(half, np.nan)]
-    return bn.move_median(pad, min(2 * half + 1, pad.size), min_count=1)[half : half + n]
+    n = x.shape[-1]
+    pad = np.full((*x.shape[:-1], n + half), np.nan)
+    pad[..., :n] = x
+    return bn.move_median(pad, min(2 * half + 1, pad.shape[-1]), min_count=1, axis=-1)[..., half : half + n]
+
+
+@functools.lru_cache(maxsize=256)
+def _gaussian_isf(p: float) -> float:
+    """`scipy.stats.norm.isf(p)` for 0 < p < 1 (the special function it calls, imported on first use; cached:
+    one value per series length)."""
+    from scipy import special
+
+    return -float(special.ndtri(p))
 
 
 def point_outlier_z(x: np.ndarray, half: int = 5, scale_half: int = 25) -> np.ndarray:
@@ -54,13 +66,34 @@ def point_outlier_z(x: np.ndarray, half: int = 5, scale_half: int = 25) -> np.nd
     A spike is far from the median of the points before it and from the median of the points after it; the
     first point of a new level is close to the points after it, so level shifts are not outliers. The noise is
     the local median |first difference| (trend- and step-free, and it follows a variance increase).
+    `x` is one series, or a (series, points) array whose rows are read independently (the same numbers as one
+    call per row, in a handful of array operations).
     """
     with np.errstate(all="ignore"):  # huge values (1e308) may overflow to Inf: they are outliers anyway
-        return _point_outlier_z(x, half, scale_half)
+        return _point_outlier_z(np.asarray(x, dtype=float), half, scale_half)
+
+
+def _tail_floor(resid: np.ndarray) -> np.ndarray:
+    """Per row (last axis): the series-wide scale floor from the tail of |residual| (NaN: too few points)."""
+    rows = resid.reshape(-1, resid.shape[-1])
+    finite = np.isfinite(rows)
+    counts = finite.sum(axis=1)
+    out = np.full(rows.shape[0], np.nan)
+
+    def floor(values: np.ndarray, size: int) -> np.ndarray | float:
+        q = 1.0 - max(TAIL_SHARE, TAIL_POINTS / size)
+        return np.quantile(values, q, axis=-1) / _gaussian_isf((1.0 - q) / 2.0)
+
+    full = np.flatnonzero(counts == rows.shape[1])
+    if rows.shape[1] >= 10 and full.size:  # the common case: every residual finite, one quantile for all rows
+        out[full] = floor(np.abs(rows[full]), rows.shape[1])
+    for i in np.flatnonzero((counts != rows.shape[1]) & (counts >= 10)):
+        out[i] = floor(np.abs(rows[i][finite[i]]), int(counts[i]))
+    return out.reshape(resid.shape[:-1])
 
 
 def _point_outlier_z(x: np.ndarray, half: int, scale_half: int) -> np.ndarray:
-    h = max(1, min(half, x.size - 1))
+    h = max(1, min(half, x.shape[-1] - 1))
     left, right = _side_medians(x, h)
     dl, dr = x - left, x - right
     one_sided = np.where(np.isnan(dl), dr, np.where(np.isnan(dr), dl, np.nan))
@@ -68,18 +101,30 @@ def _point_outlier_z(x: np.ndarray, half: int, scale_half: int) -> np.ndarray:
     resid = np.where(
         np.isnan(one_sided), np.where(same_side, np.sign(dl) * np.fmin(np.abs(dl), np.abs(dr)), 0.0), one_sided
     )
-    diffs = np.abs(np.diff(x, prepend=np.nan))
+    diffs = np.abs(np.diff(x, prepend=np.nan, axis=-1))
     scale = _centred_move_median(diffs, scale_half) * _ABS_DIFF_TO_SIGMA
     # The side medians carry noise as well: x - median of h points has variance sigma^2 (1 + pi / 2h).
     scale = scale * math.sqrt(1.0 + math.pi / (2.0 * h))
-    spread = np.abs(resid[np.isfinite(resid)])
-    if spread.size >= 10:
-        q = 1.0 - max(TAIL_SHARE, TAIL_POINTS / spread.size)
-        scale = np.fmax(scale, float(np.quantile(spread, q)) / float(stats.norm.isf((1.0 - q) / 2.0)))
-    finite = x[np.isfinite(x)]
-    level = float(np.max(np.abs(finite))) if finite.size else 1.0
+    # fmax with NaN (no floor: under 10 finite residuals) keeps the scale as it is
+    scale = np.fmax(scale, _tail_floor(resid)[..., None])
+    finite = np.isfinite(x)
+    level = np.max(np.abs(np.where(finite, x, 0.0)), axis=-1, initial=0.0)  # 0 when nothing is finite
     with np.errstate(all="ignore"):
-        return resid / np.fmax(scale, 1e-9 * max(level, 1.0))
+        return resid / np.fmax(scale, (1e-9 * np.maximum(level, 1.0))[..., None])
+
+
+def outlier_mask(values: np.ndarray, *, threshold: float | None = None) -> np.ndarray:
+    """`outlier_indices` as a boolean mask along the last axis: for a (series, points) array, every row at once."""
+    x = np.asarray(values, dtype=float)
+    n = x.shape[-1]
+    bad = ~np.isfinite(x)
+    if n < 5:
+        return bad
+    z = point_outlier_z(np.where(bad, np.nan, x))
+    thr = threshold if threshold is not None else max(_MIN_BAR, math.sqrt(2.0 * math.log(n)) + _BAR_MARGIN)
+    flags = bad | (np.abs(np.nan_to_num(z, nan=0.0)) > thr)
+    flags[..., :WARMUP_POINTS] &= bad[..., :WARMUP_POINTS]
+    return flags
 
 
 def outlier_indices(values: np.ndarray, *, threshold: float | None = None) -> list[int]:
@@ -90,14 +135,4 @@ def outlier_indices(values: np.ndarray, *, threshold: float | None = None) -> li
     positions are always returned; finite points among the first `WARMUP_POINTS` never are.
     """
     x = np.asarray(values, dtype=float).ravel()
-    n = x.size
-    if n == 0:
-        return []
-    bad = ~np.isfinite(x)
-    if n < 5:
-        return [int(i) for i in np.flatnonzero(bad)]
-    z = point_outlier_z(np.where(bad, np.nan, x))
-    thr = threshold if threshold is not None else max(_MIN_BAR, math.sqrt(2.0 * math.log(n)) + _BAR_MARGIN)
-    flags = bad | (np.abs(np.nan_to_num(z, nan=0.0)) > thr)
-    flags[:WARMUP_POINTS] &= bad[:WARMUP_POINTS]
-    return [int(i) for i in np.flatnonzero(flags)]
+    return np.flatnonzero(outlier_mask(x, threshold=threshold)).tolist()

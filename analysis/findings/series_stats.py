@@ -12,7 +12,6 @@ from typing import Any
 
 import bottleneck as bn
 import numpy as np
-from scipy import stats
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.vocabulary import Direction
@@ -30,6 +29,7 @@ __all__ = [
     "rolling_zscore",
     "rolling_zscore_and_mean",
     "seen_count",
+    "t_to_gaussian_z",
     "z_bar",
 ]
 
@@ -109,11 +109,20 @@ def _t_to_z(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     if ok.any():
         tt, dd = t[ok], df[ok]
         with np.errstate(all="ignore"):
-            z = stats.norm.isf(stats.t.sf(np.abs(tt), dd))
+            z = t_to_gaussian_z(np.abs(tt), dd)
         # Beyond float precision the tail probability underflows: keep t, which is already enormous there.
         z = np.where(np.isfinite(z), z, np.abs(tt))
         out[ok] = np.sign(tt) * np.minimum(z, np.abs(tt))
     return out
+
+
+def t_to_gaussian_z(t: np.ndarray, df: np.ndarray) -> np.ndarray:
+    """`stats.norm.isf(stats.t.sf(t, df))` for df >= 1: the Gaussian z with the upper tail of Student t. The
+    special functions those distributions call, without their per-call argument checks (a wide table makes
+    thousands of small calls); scipy is imported on first use, so importing the findings stays cheap."""
+    from scipy import special
+
+    return -special.ndtri(special.stdtr(df, -np.asarray(t, dtype=float)))
 
 
 def rolling_robust_zscore(values: np.ndarray, window: int, warmup: int) -> np.ndarray:

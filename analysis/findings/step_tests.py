@@ -12,7 +12,8 @@ import math
 
 import bottleneck as bn
 import numpy as np
-from scipy import stats
+
+from analysis.findings.series_stats import t_to_gaussian_z
 
 __all__ = [
     "FLAT_WINDOW",
@@ -92,7 +93,7 @@ def step_stats(
         tstat = np.where(se > 0, np.abs(coef[:, 3]) / se, np.inf)
     # With few points per side the t-statistic has heavy tails: report the Gaussian z of the same tail
     # probability, so one bar (MIN_T) means the same rarity near the ends as in the middle.
-    z = np.where(dof >= 2, stats.norm.isf(stats.t.sf(np.minimum(tstat, 1e6), np.maximum(dof, 1))), 0.0)
+    z = np.where(dof >= 2, t_to_gaussian_z(np.minimum(tstat, 1e6), np.maximum(dof, 1)), 0.0)
     z = np.where(np.isfinite(z), z, np.where(dof >= 2, tstat, 0.0))
     if not with_slope:
         return coef[:, 3], z
