@@ -30,8 +30,9 @@ setup-dev: $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(PY) -m analysis.demo --root demo
 
+# ui.serve is `streamlit run app.py` that loads the dashboard's modules while the server starts (ui/serve.py)
 run: demo
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(PY) -m ui.serve --server.address 127.0.0.1 --server.port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)

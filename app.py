@@ -15,6 +15,7 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.paths import confine
 from analysis.core.run import Run, RunRef
 from ui import state
+from ui.assets import head_html
 from ui.config_edit import edited_config, threshold_values
 from ui.data_dir import suggest_data_dir
 from ui.format import md_escape
@@ -23,9 +24,8 @@ from ui.run_inputs import data_dir_input, pick_run, save_config_controls
 from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
-# Markdown tables (the Reports preview, findings text) scroll inside their own box instead of running past a narrow
-# window; a constant style sheet, no run data in it.
-st.html("<style>[data-testid='stMarkdownContainer'] table{display:block;max-width:100%;overflow-x:auto}</style>")
+# A constant style sheet and the early start on plotly.js (ui/assets.py); no run data in it.
+st.html(head_html(), unsafe_allow_javascript=True)
 
 PAGES = [
     st.Page("pages/overview_page.py", title="Overview", url_path="overview", default=True),
@@ -283,3 +283,4 @@ def sidebar() -> None:
 nav = st.navigation(PAGES)
 sidebar()
 nav.run()
+state.freeze_loaded_objects()  # after the first full run: Streamlit's per-rerun gc.collect(2) skips what is loaded

@@ -60,8 +60,19 @@ def show_image(data_dir: str, path: str, caption: str | None = None) -> bool:
     return True
 
 
-analysis = state.current_analysis()
-key = state.analysis_key()
+@st.fragment(run_every=0.5)
+def rerun_when_images_scored() -> None:
+    """While the image scores are computed in the background: redraw the page with them once they are ready."""
+    if state.analysis_ready():
+        st.rerun(scope="app")
+
+
+# Progressive: while the images are still being scored (in the background, see state.warm_analysis) the page is
+# drawn from the metrics' analysis (ranking, curves, events) and redrawn with the images when they are ready.
+state.warm_analysis()
+images_ready = state.analysis_ready(wait=1.5)  # nearly done: drawn once, whole
+analysis = state.current_analysis(images=images_ready)
+key = state.analysis_key(images=images_ready)
 if analysis is None or key is None:
     st.stop()
 
@@ -147,6 +158,11 @@ with hits:
             on_select=lambda: pick_event_row("b_findings"),
             selection_mode="single-row",
         )
+if not images_ready:
+    st.subheader("Root causes and problematic images")
+    st.info("Scoring this run's images: root causes, image counts and the gallery appear when they are ready.")
+    rerun_when_images_scored()
+    st.stop()
 causes = [c for c in analysis.root_causes if c.batch == batch]
 if causes:
     st.subheader("Root causes")

@@ -3,16 +3,20 @@ deeper), global metrics."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
 from analysis.core.redaction import redact
 from analysis.core.vocabulary import Severity
-from analysis.findings.pipeline import RunAnalysis
 from ui import charts, state, tables
 from ui.format import jsonable, md_escape
 from ui.navigation import first_bad_step, parse_int
 from ui.state import AnalysisKey
+
+if TYPE_CHECKING:
+    from analysis.findings.pipeline import RunAnalysis
 
 VIEWS = ["Per-batch curves", "Batch × step heatmap", "Findings", "Run-level metrics"]
 
@@ -91,7 +95,7 @@ if not facts.metrics:
     st.info("This run logged no `batch_{i}/…` metrics; run-level metrics are shown below.")
 else:
     metrics, all_batches = facts.metrics, facts.batches
-    c1, c2, c3, c4 = st.columns([1, 3, 1, 1])
+    c1, c2, c3 = st.columns([1, 3, 2])  # smoothing and outliers share a column: their labels stay whole at 1024 px
     linked_metric = state.url_take("metric")
     if linked_metric in metrics:
         state.seed("ov_metric", linked_metric)
@@ -114,7 +118,7 @@ else:
         key="ov_smoothing",
         help="Exponential moving average; the raw line stays visible (faint).",
     )
-    ignore_outliers = c4.toggle(
+    ignore_outliers = c3.toggle(
         "Ignore outliers",
         key="ov_ignore_outliers",
         help="Clip the y-axis to the central values; points outside stay visible at "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import numpy as np
 import pytest
@@ -35,6 +36,16 @@ def app(demo_root):
     at.run()
     at.text_input(key="wandb_dir").set_value(str(demo_root / "wandb")).run()
     assert not at.exception, at.exception
+    return at
+
+
+def images_scored(at: AppTest, timeout: float = 120) -> AppTest:
+    """Rerun until the Batches page is drawn with the image analysis: the page draws the metrics first while the
+    images are scored in the background (a browser reruns it by itself when they are ready; AppTest does not)."""
+    deadline = time.monotonic() + timeout
+    while any("Scoring this run's images" in i.value for i in at.info) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
     return at
 
 
@@ -101,7 +112,7 @@ def test_overview_controls_rerender(app):
 
 
 def test_batches_page_shows_images_with_scores(app):
-    app.switch_page("pages/batches_page.py").run()
+    images_scored(app.switch_page("pages/batches_page.py").run())
     assert not app.exception, app.exception
     assert app.title[0].value == "Batches"
     assert app.selectbox(key="b_batch").value == app.session_state["focus_batch"]

@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import DownloadButton
 
+from tests.test_app import images_scored
 from tests.wandb_writer import write_run
 
 pytestmark = pytest.mark.slow  # the whole app runs per test (AppTest) on wandb runs written for the module
@@ -149,7 +150,7 @@ def test_unsafe_image_paths_are_refused_with_a_message(runs_dir):
     at = pick(open_app(runs_dir / "wandb"), "unsafe-paths")
     at.text_input(key="data_dir").set_value(str(runs_dir / "data")).run()
     no_traceback(at)
-    at.switch_page("pages/batches_page.py").run()
+    images_scored(at.switch_page("pages/batches_page.py").run())
     no_traceback(at)
     at.selectbox(key="b_batch").select(0).run()
     no_traceback(at)

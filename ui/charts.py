@@ -2,13 +2,15 @@
 
 Every builder takes the analysis key (run location + fingerprint + config + data dir, see `state.analysis_key`)
 and the widget values; the analysis object itself is passed as `_analysis` (not hashed: the key stands for it).
-A slider or page switch that changes nothing a figure depends on reuses the cached figure.
+A slider or page switch that changes nothing a figure depends on reuses the cached figure. The run's figures are
+shared read-only (`cache_resource`: no copy is unpickled per rerun; `st.plotly_chart` does not change them).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,10 +19,12 @@ import streamlit as st
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.vocabulary import Severity, metric_threshold, worst_severity
-from analysis.findings.pipeline import RunAnalysis
 from analysis.reporting import figures
 from ui import tables
 from ui.state import AnalysisKey
+
+if TYPE_CHECKING:
+    from analysis.findings.pipeline import RunAnalysis
 
 # What the dashboard draws per curve / heatmap row: enough for a ~1,400 px wide chart (min/max envelope keeps
 # every spike); the analysis itself always uses every step.
@@ -71,7 +75,7 @@ def metric_curves(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> figu
     return figures.MetricCurves.from_batches(_analysis.batches, metric)
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
+@st.cache_resource(show_spinner=False, max_entries=64)
 def batch_curves(
     key: AnalysisKey,
     _analysis: RunAnalysis,
@@ -108,14 +112,14 @@ def with_metric_threshold(fig: go.Figure, metric: str, config: AnalyzerConfig) -
     return fig
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def heatmap(key: AnalysisKey, _analysis: RunAnalysis, metric: str) -> go.Figure:
     return figures.heatmap_figure(
         _analysis, metric, curves=metric_curves(key, _analysis, metric), max_columns=HEATMAP_COLUMNS
     )
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
+@st.cache_resource(show_spinner=False, max_entries=16)
 def global_metrics(key: AnalysisKey, _analysis: RunAnalysis, metrics: tuple[str, ...]) -> go.Figure:
     return figures.global_metrics_figure(_analysis, list(metrics), max_points=CURVE_POINTS)
 

@@ -7,24 +7,30 @@ mtime, the config, the data directory) and draw. Nothing here computes analysis 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import tempfile
 import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
-from analysis.core.run import Run, RunRef
-from analysis.findings.pipeline import RunAnalysis, analyze_metrics, with_image_quality
 from analysis.sources.cache import cache_root
 from ui.format import md_escape
+
+if TYPE_CHECKING:  # the analysis modules (and the detectors' scipy / ruptures) load when a run is analysed
+    import pandas as pd
+
+    from analysis.core.run import Run, RunRef
+    from analysis.findings.pipeline import RunAnalysis
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages, when installed from a wheel)
 CACHE_DIR = cache_root()  # $EXPERIMENT_ANALYZER_CACHE, else the platform's user cache directory
@@ -157,13 +163,29 @@ def cached_run(location: str, fingerprint: str) -> Run:
     return run
 
 
-@st.cache_resource(show_spinner="Analysing run…", max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=8)  # the spinner is the caller's (none in the background)
 def cached_analysis(location: str, fingerprint: str, config_json: str, data_dir: str | None) -> RunAnalysis:
     """The analysis of one run under one config; with a data directory it extends the cached metrics-only analysis
     (what the Overview draws first) with the images, so the detectors run once per run and config."""
+    from analysis.findings.pipeline import analyze_metrics, with_image_quality
+
     if data_dir:
         return with_image_quality(cached_analysis(location, fingerprint, config_json, None), data_dir)
     return analyze_metrics(cached_run(location, fingerprint), AnalyzerConfig.model_validate_json(config_json))
+
+
+_FROZEN: list[bool] = []
+
+
+def freeze_loaded_objects() -> None:
+    """Once per server process, after a script run has loaded the pages' modules: move every object alive now out
+    of the garbage collector's sweeps (`gc.freeze`). Streamlit runs a full collection after every script run; with
+    pandas, plotly and scipy loaded that walks millions of objects and holds the interpreter lock for a tenth of a
+    second or more, in the middle of sending the page. Frozen objects (modules, classes, caches) live as long as the
+    server anyway. `python -m ui.serve` does the same once its warm-up imports are done."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.freeze()
 
 
 def set_selection(sel: Selection | None) -> None:
@@ -222,21 +244,75 @@ def current_analysis(images: bool = True) -> RunAnalysis | None:
         st.info("Pick a run in the sidebar.")
         return None
     try:
-        return cached_analysis(*key)
+        with st.spinner("Analysing run…"):  # shown after half a second, so not on a cached analysis
+            return cached_analysis(*key)
     except AnalyzerError as exc:
         st.error(md_escape(str(exc)))  # messages quote untrusted paths and names
         return None
 
 
+@st.cache_resource
+def _background() -> tuple[ThreadPoolExecutor, dict[AnalysisKey, Future[None]], threading.Lock]:
+    """One worker thread for analyses started ahead of need (one at a time: the machine draws pages meanwhile)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-warm"), {}, threading.Lock()
+
+
+def _analyse_quietly(key: AnalysisKey) -> None:
+    with contextlib.suppress(AnalyzerError):  # the page that needs it shows the error
+        cached_analysis(*key)
+
+
 def warm_analysis() -> None:
-    """Compute the full analysis (image scores included) of the current selection, so the Batches, Data quality
-    and Reports pages find it ready. Called at the end of the Overview: the curves drawn above are already in the
-    browser while this runs (Streamlit sends each element as it is drawn); a no-op when it is cached."""
+    """Start the full analysis (image scores included) of the current selection in a background thread, so the
+    Batches, Data quality and Reports pages find it ready while the Overview's script run ends at once (the curves
+    are drawn from the metrics' analysis). A page that needs it before it is done waits for the same computation
+    (the cache computes one key once); a no-op when it is cached or under way."""
     key = analysis_key()
     if key is None or key[3] is None:
         return
-    with contextlib.suppress(AnalyzerError):  # the page that needs it shows the error
-        cached_analysis(*key)
+    pool, started, lock = _background()
+    with lock:
+        if key in started:
+            return
+        while len(started) >= 8:  # as many as cached_analysis keeps
+            started.pop(next(iter(started)))
+        started[key] = pool.submit(_analyse_quietly, key)
+
+
+def warm_default_view() -> str | None:
+    """Outside any session (the launcher, `ui/serve.py`, at server start): read and analyse the run a new tab shows
+    first (the newest run of `default_wandb_dir()`, the active config's defaults, no data directory: what the
+    Overview draws), into the same caches the pages use. Returns its location, or None when there is none."""
+    from analysis.core.paths import confine
+
+    try:
+        folder = confine(default_wandb_dir())
+        if not folder.is_dir():
+            return None
+        runs = cached_list_runs(str(folder), listing_key(str(folder)))
+        if not runs:
+            return None
+        ref = runs[0]  # what the run picker selects first (newest first)
+        cached_analysis(ref.locator, file_fingerprint(ref.locator), AnalyzerConfig().model_dump_json(), None)
+    except AnalyzerError:
+        return None  # the sidebar says why when a tab opens
+    return ref.locator
+
+
+def analysis_ready(images: bool = True, wait: float = 0.0) -> bool:
+    """Whether the analysis of the current selection is computed (drawing it will not wait), after waiting up to
+    `wait` seconds for the background one (a page that would be ready in a moment is drawn once, whole)."""
+    key = analysis_key(images)
+    if key is None or not images or key[3] is None:
+        return True
+    _pool, started, lock = _background()
+    with lock:
+        future = started.get(key)
+    if future is None:
+        return True
+    with contextlib.suppress(FutureTimeout):
+        future.result(timeout=wait)
+    return future.done()
 
 
 def focus_batch(batch: int | None = None) -> int | None:
@@ -375,10 +451,19 @@ def focus_metric(metric: str | None = None) -> str | None:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def thumbnail(data_dir: str, path: str, max_side: int = 320) -> np.ndarray:
-    """A display copy (RGB, longer side at most `max_side`, never enlarged) of one image, loaded only from under
-    the data root; an unreadable or outside path raises the AnalyzerError the caller shows."""
+def thumbnail(data_dir: str, path: str, max_side: int = 320) -> bytes:
+    """A display copy (RGB, longer side at most `max_side`, never enlarged) of one image as PNG bytes, loaded only
+    from under the data root; an unreadable or outside path raises the AnalyzerError the caller shows. Encoded
+    once: `st.image` takes the bytes as they are, so a rerun (another batch, another step) re-encodes nothing."""
+    import io
+
+    from PIL import Image
+
     from quality.io import load_image, resolve_under_root
     from quality.pixels import display_rgb
 
-    return display_rgb(load_image(resolve_under_root(data_dir, path)), max_side)
+    out = io.BytesIO()
+    Image.fromarray(display_rgb(load_image(resolve_under_root(data_dir, path)), max_side)).save(
+        out, format="PNG", compress_level=1
+    )
+    return out.getvalue()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,8 +18,10 @@ from analysis.core.config import AlertsConfig, AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.run import RunRef
 from analysis.core.vocabulary import severity_rank
-from analysis.findings.events import Event
 from ui.format import fmt_value, md_escape
+
+if TYPE_CHECKING:
+    from analysis.findings.events import Event
 
 __all__ = [
     "DQ_BASE_COLUMNS",

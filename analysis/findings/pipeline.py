@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,9 @@ from analysis.findings import events as event_detection
 from analysis.findings import rootcause
 from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
 from analysis.findings.events import Event
-from quality.duplicates import Duplicates, find_duplicates_under
+
+if TYPE_CHECKING:  # image hashing (cv2) loads only when a data directory is analysed
+    from quality.duplicates import Duplicates
 
 Progress = Callable[[float, str], None]
 
@@ -342,6 +344,7 @@ def with_image_quality(metrics: RunAnalysis, data_dir: str | Path, *, progress: 
     quality = score_data_dir(root, images, config, progress)
     report(0.8, "finding duplicate images")
     from analysis.sources.cache import cache_root
+    from quality.duplicates import find_duplicates_under
 
     hashed = quality["path"].tolist()  # every scored image: the folder's and the logged ones
     duplicates = find_duplicates_under(root, hashed, images, config.data_quality, cache_root() / "quality")

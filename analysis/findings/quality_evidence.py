@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control, hypergeom, mannwhitneyu, norm, rankdata
 
 from analysis.core.vocabulary import QualityReason
 
@@ -92,6 +91,8 @@ def _mann_whitney(ranks: np.ndarray, mine: np.ndarray, tie_term: float) -> tuple
     if sigma == 0:
         return u1, 1.0
     z = (abs(u1 - mu) - 0.5) / sigma
+    from scipy.stats import norm  # scipy loads when images are compared, not with the module
+
     return u1, float(min(1.0, 2.0 * norm.sf(z)))
 
 
@@ -131,6 +132,8 @@ def compare_all_batches(quality: pd.DataFrame | None) -> dict[int, dict[str, Any
 
 def _score_tests(quality: pd.DataFrame, qb: np.ndarray, usable: np.ndarray, out: dict[int, dict[str, Any]]) -> None:
     """Per score and batch: Mann-Whitney U of the batch's scored images against every other scored image."""
+    from scipy.stats import mannwhitneyu, rankdata
+
     scores = _score_frame(quality)
     for col in scores.columns:
         vals = scores[col].to_numpy(dtype=float)
@@ -162,6 +165,8 @@ def _score_tests(quality: pd.DataFrame, qb: np.ndarray, usable: np.ndarray, out:
 def _failure_tests(quality: pd.DataFrame, qb: np.ndarray, out: dict[int, dict[str, Any]]) -> None:
     """Failure counts per reason code, and whether the batch fails a check more often than the other images
     (one-sided Fisher exact test, as a hypergeometric tail). Only codes the batch has are tested."""
+    from scipy.stats import hypergeom
+
     n_all = len(quality)
     failing = np.zeros(n_all, dtype=bool)
     if "is_acceptable" in quality.columns:
@@ -189,6 +194,8 @@ def _failure_tests(quality: pd.DataFrame, qb: np.ndarray, out: dict[int, dict[st
 
 def _adjust(out: dict[int, dict[str, Any]]) -> None:
     """Benjamini-Hochberg over every test of the run: writes `q` beside each `p`."""
+    from scipy.stats import false_discovery_control
+
     tests = [st for ev in out.values() for st in (*ev["scores"].values(), *ev["failure_tests"].values())]
     if not tests:
         return

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -49,7 +49,9 @@ from analysis.findings.problems import (
     step_tolerance,
 )
 from analysis.findings.quality_evidence import compare_all_batches, compare_quality, quality_phrase
-from quality.duplicates import BatchRepeat
+
+if TYPE_CHECKING:  # image hashing (cv2) loads only when images are analysed
+    from quality.duplicates import BatchRepeat
 
 __all__ = ["RANKING", "CauseContext", "RankingWeights", "compare_quality", "explain"]
 

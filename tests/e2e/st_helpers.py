@@ -40,15 +40,19 @@ def free_port() -> int:
 
 
 def start_streamlit(
-    app: Path, port: int, log_path: Path, env: Mapping[str, str] | None = None, timeout: float = 90
+    app: Path,
+    port: int,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 90,
+    launcher: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """`streamlit run app` on 127.0.0.1:`port` (headless, no file watcher), returned once /_stcore/health is ok."""
+    """`streamlit run app` on 127.0.0.1:`port` (headless, no file watcher), returned once /_stcore/health is ok.
+    `launcher`: through `python -m ui.serve` (what `make run` uses: app.py with its modules loaded ahead)."""
     cmd = [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        app.name,
+        *(["ui.serve"] if launcher else ["streamlit", "run", app.name]),
         "--server.headless",
         "true",
         "--server.address",

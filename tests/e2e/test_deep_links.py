@@ -86,6 +86,15 @@ def wait_first_run(page: Page, runs_before: int = 0) -> None:
     wait_run_finished(page, runs_before, timeout=120_000)
 
 
+def settled(page: Page) -> None:
+    """Until the Batches page is drawn with its image analysis (it draws the metrics first while the images are
+    scored in the background, then reruns) and nothing is loading: a server stopped earlier would cut a page
+    in the middle of loading its scripts."""
+    expect(page.get_by_text("Scoring this run's images")).to_have_count(0, timeout=120_000)
+    wait_run_finished(page, 0, timeout=120_000)
+    page.wait_for_load_state("networkidle")
+
+
 def assert_full_app(page: Page, title: str, path: str, ignored_errors: tuple[str, ...] = ()) -> None:
     """The sidebar's run controls, the navigation and the page's title; no 'Page not found', no exception, no
     browser error (but those containing one of `ignored_errors`)."""
@@ -124,6 +133,7 @@ def test_open_tab_survives_a_server_restart(chromium_browser, demo_root, tmp_pat
             page.goto(url + "/batches")
             wait_first_run(page)
             assert_full_app(page, "Batches", "/batches")
+            settled(page)
         expect(page.get_by_test_id("stApp")).not_to_have_attribute(
             "data-test-connection-state", "CONNECTED", timeout=30_000
         )
@@ -136,6 +146,7 @@ def test_open_tab_survives_a_server_restart(chromium_browser, demo_root, tmp_pat
             page.keyboard.press("r")  # Streamlit's rerun key: what any widget change would send, with the page hash
             wait_first_run(page, runs)
             assert_full_app(page, "Batches", "/batches", STALE_MEDIA)
+            settled(page)
         runs = run_tracker(page).finished
         with fresh_server(demo_root, tmp_path, port):
             page.reload()

@@ -29,6 +29,13 @@ OVERFLOW = """() => {
           main: main.scrollWidth, mainClient: main.clientWidth, wide: wide.slice(0, 8)};
 }"""
 
+# labels of metrics and widgets in the main area whose text is cut (an ellipsis: the text is wider than its box)
+CUT_LABELS = """() => [...document.querySelectorAll(
+    '[data-testid=stMain] [data-testid=stMetricLabel], [data-testid=stMain] [data-testid=stWidgetLabel]')]
+  .filter(l => [l, ...l.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1))
+  .map(l => l.innerText.trim())
+  .filter(t => t)"""
+
 
 def test_every_page_fits_the_window_at_1024_and_1440_px(chromium_browser, server_url, artifacts_dir):
     """Each page is loaded once at 1024 px, checked, then widened to 1440 px (Streamlit lays out again in the
@@ -57,6 +64,7 @@ def test_every_page_fits_the_window_at_1024_and_1440_px(chromium_browser, server
                 size = page.evaluate(OVERFLOW)
                 assert size["doc"] <= size["window"] + 1, f"{name} at {width}px: {size}"
                 assert size["main"] <= size["mainClient"] + 1, f"{name} at {width}px: {size}"
+                assert page.evaluate(CUT_LABELS) == [], f"{name} at {width}px: labels cut off"
                 full_app_screenshot(page, artifacts_dir / f"{name}_{width}.png")
         assert errors == [], errors
     finally:
