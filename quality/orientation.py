@@ -18,6 +18,16 @@
    capitals) than fall below the baseline (g j p q y). Each glyph is compared with the median top and bottom of its
    neighbours on the same line; the side with more protruding glyphs is up. Letters must be separate glyphs for that,
    so when the glyphs at this scale are small the mask is taken again from a finer version of the image.
+6. Checks and second looks (each only where the answer above is weak or missing, so clean pages cost nothing more):
+   - an answer lined up weakly, or from few glyphs (under ``_FEW_GLYPHS``) of a blurred image (blur σ over
+     ``_SHARP_PX``, or unknown), is cross-checked against the line-periodicity search of `quality.rotation`
+     (`estimate_skew`), whose angle wins when they disagree: a handful of blurred word blobs, or a photo's vessels,
+     can line up by chance at any angle;
+   - text that neither search finds is looked for in each quarter of the image (`_text_block`): a text block pasted
+     on grass or gravel lines up clearly within its window while the photo's shapes swamp the whole-image count;
+   - when still nothing is found and the noise seen on a 2x area average is well above the per-pixel estimate (JPEG
+     drops the finest frequencies of noise but keeps its coarser grain, which then passes as strokes), everything is
+     run again at that noise level, now accepting a line-periodicity answer only at confidence ``_RETRY_CONF``.
 
 Angles are degrees, counter-clockwise positive. `orientation` is how far the upright page was turned
 counter-clockwise, so the text lines run at `orientation + angle`. Every answer comes with a confidence (0..1):
@@ -37,7 +47,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from quality.pixels import NOISE_MIN
+from quality.pixels import NOISE_MIN, downscale_by, noise_sigma
 from quality.rotation import (
     _dark_ink,
     _mask_pixels,
@@ -58,6 +68,9 @@ _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image 
 _NEIGHBOURS, _BAND_Q, _PROTRUDE = 12, 0.3, 0.2  # up/down: neighbours per glyph, band quantile, protrusion (x-heights)
 _CHECK_BELOW, _AGREE_DEG = 0.35, 2.0  # text confidence under which the answer is cross-checked; agreement (degrees)
 _PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (the other polarity is then skipped)
+_FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked too, unless blur σ (px) is below
+_BLOCK_GLYPHS, _BLOCK_ALONG, _BLOCK_RATIO = 60, 0.4, 4.0  # a text block in a window of a busy photo (`_text_block`)
+_RETRY_CONF = 0.9  # line-periodicity confidence a retry at the JPEG grain's noise level needs (photos reach 0.85)
 
 
 @dataclass(frozen=True)
@@ -107,10 +120,20 @@ def glyphs(mask: np.ndarray) -> Glyphs:
 def line_direction(cen: np.ndarray) -> tuple[float, float, float]:
     """(direction of the text lines in degrees CCW in [0, 180), share of nearest-glyph directions within 10° of it,
     the same share around the perpendicular direction) from glyph centroids (x, y with y down)."""
+    return _peak(neighbour_directions(cen))
+
+
+def neighbour_directions(cen: np.ndarray) -> np.ndarray:
+    """(N, 2) directions (degrees in [0, 180), CCW) from each glyph centroid to its two nearest glyphs."""
     k = min(3, len(cen))
     _, idx = cKDTree(cen).query(cen, k=k)
     v = cen[idx[:, 1:]] - cen[:, None, :]
-    ang = (np.degrees(np.arctan2(-v[..., 1], v[..., 0])) % 180.0).ravel()
+    return np.degrees(np.arctan2(-v[..., 1], v[..., 0])) % 180.0
+
+
+def _peak(directions: np.ndarray) -> tuple[float, float, float]:
+    """`line_direction` of neighbour directions (any shape)."""
+    ang = directions.ravel()
     hist = np.bincount(ang.astype(np.intp) % 180, minlength=180).astype(np.float64)
     width = int(2 * _TOL_DEG + 1)
     smooth = np.convolve(np.concatenate([hist[-int(_TOL_DEG) :], hist, hist[: int(_TOL_DEG)]]), np.ones(width), "valid")
@@ -122,6 +145,30 @@ def line_direction(cen: np.ndarray) -> tuple[float, float, float]:
     along = float(near.mean())
     across = float((np.abs(((ang - phi - 90.0) + 90.0) % 180.0 - 90.0) <= _TOL_DEG).mean())
     return phi, along, across
+
+
+def _text_block(
+    cen: np.ndarray, directions: np.ndarray, shape: tuple[int, ...]
+) -> tuple[float, float, slice, slice] | None:
+    """A text block on a busy photo, where the photo's shapes outnumber the glyphs: the window (a quarter of the
+    image: 2x2 cells of a 4x4 grid, nine overlapping windows) whose glyphs line up most clearly, as (line direction,
+    along share, rows, columns), or None when no window holds ``_BLOCK_GLYPHS`` glyphs lined up at least
+    ``_BLOCK_ALONG`` and ``_BLOCK_RATIO`` times more than across (a photo's own shapes rarely do, even locally)."""
+    h, w = shape[:2]
+    cy = np.minimum((cen[:, 1] * 4 / h).astype(np.intp), 3)
+    cx = np.minimum((cen[:, 0] * 4 / w).astype(np.intp), 3)
+    best: tuple[float, float, slice, slice] | None = None
+    for by in range(3):
+        for bx in range(3):
+            sel = (cy >= by) & (cy <= by + 1) & (cx >= bx) & (cx <= bx + 1)
+            if int(sel.sum()) < _BLOCK_GLYPHS:
+                continue
+            phi, along, across = _peak(directions[sel])
+            if along >= _BLOCK_ALONG and along >= _BLOCK_RATIO * across and (best is None or along > best[1]):
+                rows = slice(by * h // 4, (by + 2) * h // 4)
+                cols = slice(bx * w // 4, (bx + 2) * w // 4)
+                best = (phi, along, rows, cols)
+    return best
 
 
 def _skew_near(pixels: np.ndarray, phi: float) -> float:
@@ -203,18 +250,39 @@ def estimate_rotation(
     tell up from down when the glyphs are too small at this scale."""
     if min(g.shape) < 24:
         return NO_TEXT
+    answer = _estimate(g, noise, blur_px, finer)
+    if math.isnan(answer.angle):
+        # JPEG hides fine noise from the per-pixel estimate; its coarser grain then passes as strokes. Judged again
+        # with the grain's level only when nothing was found, so other pages keep their finer stroke mask.
+        grain = _grain(g)
+        if grain > max(1.5 * noise, NOISE_MIN * 2):
+            answer = _estimate(g, grain, blur_px, finer, _RETRY_CONF)
+    return answer
+
+
+def _estimate(
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    finer: Callable[[float], np.ndarray | None] | None,
+    min_conf: float = 0.0,
+) -> PageRotation:
+    """`estimate_rotation` at one noise level; line-periodicity answers (`_fallback`) need `min_conf`."""
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
         noise = noise / (2.0 * math.sqrt(math.pi))
     dark = _dark_ink(g)
     masks: dict[bool, np.ndarray] = {}  # per ink polarity, reused by the fallback
+    unlined: list[tuple[np.ndarray, Glyphs, np.ndarray]] = []  # (mask, glyphs, directions) that failed the text test
     for ink in (dark, not dark):
         mask = masks[ink] = _stroke_mask(g, ink, blur_px, noise)
         found = glyphs(mask)
         if len(found.centroids) < MIN_GLYPHS:
             continue
-        phi, along, across = line_direction(found.centroids)
+        directions = neighbour_directions(found.centroids)
+        phi, along, across = _peak(directions)
         if along < MIN_ALONG or along < MIN_ALONG_RATIO * across:
+            unlined.append((mask, found, directions))
             if len(found.centroids) >= _PLENTY and along < _RANDOM_ALONG:
                 break  # plenty of shapes pointing every way: a texture, and its negative is one too
             continue
@@ -230,29 +298,64 @@ def estimate_rotation(
         answer = PageRotation(
             float(skew), float(text_conf), orientation, float(line_conf * _sign_confidence(rising, falling))
         )
-        return answer if text_conf >= _CHECK_BELOW else _checked(answer, g, noise, blur_px, masks)
-    return _fallback(g, noise, blur_px, masks)
+        if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
+            return answer
+        return _checked(answer, g, noise, blur_px, masks, min_conf)
+    answer = _fallback(g, noise, blur_px, masks, min_conf)
+    if math.isnan(answer.angle):
+        for mask, found, directions in unlined:
+            block = _text_block(found.centroids, directions, g.shape)
+            if block is not None:
+                return _block_rotation(mask, found, block)
+    return answer
+
+
+def _block_rotation(mask: np.ndarray, found: Glyphs, block: tuple[float, float, slice, slice]) -> PageRotation:
+    """The rotation of the text block `_text_block` found, from its window alone (skew from its stroke pixels, up
+    and down from its glyphs at this scale)."""
+    phi, along, rows, cols = block
+    theta = _skew_near(_mask_pixels(np.ascontiguousarray(mask[rows, cols])), phi)
+    rising, falling = up_down(np.ascontiguousarray(found.mask()[rows, cols]), theta)
+    if falling > rising:
+        theta += 180.0
+    skew = fold(theta)
+    orientation = float(round((theta - skew) / 90.0) * 90 % 360)
+    text_conf = min(1.0, (along - MIN_ALONG / 2) / (1.0 - MIN_ALONG / 2))
+    return PageRotation(float(skew), float(text_conf), orientation, 0.5 * _sign_confidence(rising, falling))
+
+
+def _grain(g: np.ndarray) -> float:
+    """Noise σ that JPEG hid from the per-pixel estimate: twice the estimate on a 2x area average (JPEG drops the
+    finest frequencies of noise but keeps its coarser grain, which would otherwise pass as strokes)."""
+    return 2.0 * noise_sigma(downscale_by(g, 2)) if min(g.shape) >= 48 else 0.0
 
 
 def _checked(
-    answer: PageRotation, g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None
+    answer: PageRotation,
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    masks: dict[bool, np.ndarray] | None = None,
+    min_conf: float = 0.0,
 ) -> PageRotation:
     """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
     lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
     bricks) with the text elsewhere, and its skew is kept, with the orientation unknown (0, confidence 0.5)."""
-    other = _fallback(g, noise, blur_px, masks)
+    other = _fallback(g, noise, blur_px, masks, min_conf)
     if math.isnan(other.angle):
         return answer
     gap = abs(((answer.angle - other.angle) + 45.0) % 90.0 - 45.0)
     return answer if gap <= _AGREE_DEG else other
 
 
-def _fallback(g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None) -> PageRotation:
+def _fallback(
+    g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None, min_conf: float = 0.0
+) -> PageRotation:
     """Text whose glyphs do not separate (heavy blur, faded or tiny print): the line-periodicity search of
     `quality.rotation.estimate_skew`, which measures skew modulo 90° only. Up and down cannot be read from merged
     glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way)."""
-    rot = estimate_skew(g, noise, blur_px, masks)
-    if math.isnan(rot.angle):
+    rot = estimate_skew(g, noise, blur_px, masks, min_conf)
+    if math.isnan(rot.angle) or rot.confidence < min_conf:
         return NO_TEXT
     return PageRotation(fold(rot.angle), float(rot.confidence), 0.0, 0.5)
 

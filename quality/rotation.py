@@ -204,13 +204,19 @@ def _near_peaks(parts: list[tuple[np.ndarray, float]], s: np.ndarray) -> list[fl
 
 
 def estimate_skew(
-    g: np.ndarray, noise: float = 0.0, blur_px: float = 0.0, masks: dict[bool, np.ndarray] | None = None
+    g: np.ndarray,
+    noise: float = 0.0,
+    blur_px: float = 0.0,
+    masks: dict[bool, np.ndarray] | None = None,
+    min_conf: float = 0.0,
 ) -> Rotation:
     """Skew of the text lines of uint8 grey `g` (at most ROT_SIDE px long) whose noise σ (grey levels) and blur σ (px)
     are known (0 if not); see the module doc.
 
     `masks` (optional) maps ink polarity (True = dark) to `_stroke_mask(g, ink, blur_px, noise)` already computed by
-    the caller; they are reused only when `g` is used as given (no denoising here), so the result is unchanged."""
+    the caller; they are reused only when `g` is used as given (no denoising here), so the result is unchanged.
+    With `min_conf`, a polarity whose whole-image confidence is below it is not searched further (no tiles, no
+    text-line test): a caller that would reject such an answer anyway saves the work."""
     if min(g.shape) < 24:
         return Rotation(float("nan"), 0.0)
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
@@ -227,6 +233,8 @@ def estimate_skew(
         pts = _sample_points(pixels, _MAX_POINTS)
         angle, whole = _sweeps([_subsample(pts, _COARSE_POINTS)])[0]
         conf = max(conf, whole)
+        if whole < min_conf:
+            continue
         found = [(angle, whole, pts)]
         # Tiles when the whole image is not clearly a page of text, or when it is but fails the text-line test;
         # the second polarity is judged on the whole image only (it rescues pages whose paper is not the most

@@ -65,7 +65,7 @@ __all__ = [
     "view_gray",
 ]
 
-SCORER_VERSION = "7"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "8"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
@@ -130,7 +130,7 @@ def _window(g: np.ndarray, ys: slice, xs: slice, pre: float) -> np.ndarray:
 
 
 def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray, ...]:
-    """Gradient magnitude, own contrast, neighbourhood contrast and orientation bin at Canny edges of uint8 `g`."""
+    """Gradient magnitude, neighbourhood contrast and orientation bin at Canny edges of uint8 `g`."""
     dx = cv2.Sobel(g, cv2.CV_16S, 1, 0, ksize=3)
     dy = cv2.Sobel(g, cv2.CV_16S, 0, 1, ksize=3)
     edges = cv2.Canny(dx, dy, 8.0 * floor, 16.0 * floor, L2gradient=True)  # Sobel's 3x3 kernel reads 8x the slope
@@ -141,22 +141,19 @@ def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray,
     edges[:, -r:] = 0
     nz = cv2.findNonZero(edges)
     if nz is None:
-        return (*(np.empty(0, np.float32) for _ in range(3)), np.empty(0, np.int8))
+        return np.empty(0, np.float32), np.empty(0, np.float32), np.empty(0, np.int8)
     xs, ys = nz[:, 0, 0], nz[:, 0, 1]
     if ys.size > budget:
         pick = (np.arange(budget) * (ys.size / budget)).astype(np.int64)
         ys, xs = ys[pick], xs[pick]
-    gx = dx[ys, xs].astype(np.float32) / 8.0
-    gy = dy[ys, xs].astype(np.float32) / 8.0
-    m = np.hypot(gx, gy)
-    nx, ny = gx / np.maximum(m, 1e-6), gy / np.maximum(m, 1e-6)
-    t = np.arange(-_REACH, _REACH + 1, dtype=np.float32)[None, :]
-    mx = xs[:, None].astype(np.float32) + t * nx[:, None]
-    my = ys[:, None].astype(np.float32) + t * ny[:, None]
-    prof = cv2.remap(g, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-    own = (cv2.reduce(prof, 1, cv2.REDUCE_MAX) - cv2.reduce(prof, 1, cv2.REDUCE_MIN)).ravel()
-    hood = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, _HOOD)[ys, xs].astype(np.float32)  # max - min around each edge
-    return m, own, np.maximum(hood, own), _direction_bin(nx, ny)
+    gx = dx[ys, xs].astype(np.float32)
+    gy = dy[ys, xs].astype(np.float32)
+    m = np.hypot(gx, gy) / 8.0
+    # Contrast around each edge: max - min over the (2 * _REACH + 1)² box. It bounds the contrast along the edge's
+    # own profile (±_REACH px across the edge, linearly interpolated, so within the box's values), so that profile
+    # need not be read. The bins compare |gy| with |gx|, which needs no normalisation.
+    hood = cv2.morphologyEx(g, cv2.MORPH_GRADIENT, _HOOD)[ys, xs].astype(np.float32)
+    return m, hood, _direction_bin(gx, gy)
 
 
 _TAN_22_5 = math.tan(math.radians(22.5))
@@ -164,7 +161,7 @@ _HOOD = np.ones((2 * _REACH + 1, 2 * _REACH + 1), np.uint8)
 
 
 def _direction_bin(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
-    """Edge-normal orientation in four 45° bins (0 = normal near horizontal, 2 = near vertical, 1 and 3 diagonals),
+    """Orientation of the edge normal (nx, ny) (any length) in four 45° bins (0 = normal near horizontal, 2 = near vertical, 1 and 3 diagonals),
     from comparisons instead of arctan: bin k covers orientations (mod 180°) within 22.5° of k * 45°."""
     ax, ay = np.abs(nx), np.abs(ny)
     out = np.where(nx * ny > 0, 1, 3).astype(np.int8)
@@ -180,7 +177,7 @@ def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[n
     floor = max(2.0, 2.0 * resid_noise)
     windows = _busy_windows(g)
     parts = [_edge_samples(_window(g, ys, xs, pre), floor, _MAX_EDGES // len(windows)) for ys, xs in windows]
-    m, _own, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    m, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(3))
     if m.size == 0:
         return np.empty(0, np.float32), np.empty(0, np.int8)
     # Steepness is measured against the neighbourhood's contrast, not only the edge's own: a thin stroke smeared by

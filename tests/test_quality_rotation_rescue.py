@@ -1,0 +1,79 @@
+"""Rotation where the first look is weak or empty (quality/orientation.py, step 6 of its module doc): blurred word
+blobs that line up by chance, JPEG grain that passes as strokes, and a text block swamped by a photo's shapes.
+Each case gave a wrong answer or none before these checks (scorer version 7)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from benchmarks.labelled_images import (
+    add_noise,
+    font_paths,
+    gaussian_blur,
+    jpeg,
+    render_text_page,
+    rotate,
+    rotate_expand,
+)
+from quality.scores import rotation
+
+
+def _font(name: str) -> str:
+    return next(p for p in font_paths() if p.endswith("/" + name))
+
+
+def _grass(w: int, h: int) -> np.ndarray:
+    import skimage.data
+
+    return cv2.resize(skimage.data.grass(), (w, h), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("angle", [-25.7, -27.7])
+def test_heavily_blurred_page_is_not_read_from_a_few_word_blobs(angle):
+    """Blur of σ 4 px merges small print into a few dozen blobs whose neighbours line up near 0°; the answer from so
+    few glyphs is cross-checked against the line-periodicity search, which sees the lines' true angle."""
+    page = render_text_page(480, 313, font=_font("DejaVuSerifCondensed.ttf"), size=15, seed=200)
+    img = jpeg(add_noise(gaussian_blur(rotate(page, angle, border=255), 4.0), 4, seed=200), 35)
+    assert rotation(img).angle == pytest.approx(angle, abs=0.3)
+
+
+@pytest.mark.parametrize("angle", [-23.3, 27.1, 12.0])
+def test_noisy_jpeg_line_crop_gets_an_answer(angle):
+    """A faded light-on-dark line crop, blurred, with noise that JPEG (quality 35) hid from the per-pixel noise
+    estimate: its grain passes as strokes until the image is read again at the grain's noise level."""
+    page = render_text_page(
+        1024, 137, font=_font("LiberationSerif-BoldItalic.ttf"), size=53, seed=392, background=20, ink=100, lines=1
+    )
+    img = jpeg(add_noise(gaussian_blur(rotate_expand(page, angle, border=20), 4.0), 8, seed=392), 35)
+    r = rotation(img)
+    assert r.angle == pytest.approx(angle, abs=0.4)
+    assert r.orientation == 0
+
+
+def _text_on_grass(angle: float) -> np.ndarray:
+    """A faded text block (a rotated white page) on a grass photo: far more grass blades than glyphs."""
+    page = render_text_page(430, 240, font=_font("LiberationSans-Regular.ttf"), size=16, seed=2, ink=160)
+    rot = rotate(page, angle, border=0)
+    mask = rotate(np.full_like(page, 255), angle, border=0).astype(np.float32) / 255.0
+    out = _grass(640, 428).astype(np.float32)
+    region = out[30:270, 10:440]
+    region[:] = region * (1 - mask) + rot * mask
+    return jpeg(out.astype(np.uint8), 90)
+
+
+@pytest.mark.parametrize("angle", [22.8, -17.8])
+def test_text_block_on_grass_is_found_in_its_own_window(angle):
+    r = rotation(_text_on_grass(angle))
+    assert r.angle == pytest.approx(angle, abs=0.3)
+    assert 0 < r.confidence <= 1
+
+
+def test_grass_alone_still_has_no_text():
+    """The window search must not turn the photo's own blades into text lines."""
+    for w, h in ((640, 428), (480, 480)):
+        r = rotation(jpeg(_grass(w, h), 90))
+        assert math.isnan(r.angle) and math.isnan(r.orientation) and r.confidence == 0.0
