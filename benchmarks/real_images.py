@@ -227,6 +227,15 @@ def print_rotation_table(split: str, figures: dict[str, RotationFigures], cpu: d
         )
 
 
+def misranked_pairs(rows: list[Row], scores: list[float]) -> list[tuple[Row, float, Row, float]]:
+    """(sharp row, its score, blurred row, its score) for every labelled pair the score ranks the wrong way (a tie
+    counts as wrong), worst first: the pairs that keep the AUROC below 1."""
+    sharp = [(r, s) for r, s in zip(rows, scores) if r.blur_label == "sharp"]
+    blurred = [(r, s) for r, s in zip(rows, scores) if r.blur_label == "blurred"]
+    bad = [(a, sa, b, sb) for a, sa in sharp for b, sb in blurred if sa <= sb]
+    return sorted(bad, key=lambda t: t[1] - t[3])
+
+
 def print_blur_table(split: str, figures: dict[str, BlurFigures]) -> None:
     print(f"\nReal images, blur set, split={split}:")
     series = sorted({k for f in figures.values() for k in f.series_rho})
@@ -245,11 +254,13 @@ def real_tables(
     threshold: float,
     with_cleanvision: bool = True,
     root: Path = DATA,
+    worst: int = 0,
 ) -> None:
     """Print the rotation and blur tables per split.
 
     `rot_key[name]` = (skew field, orientation field or None) of a method's result; `blur_key[name]` its sharpness
-    field (higher = sharper)."""
+    field (higher = sharper). With `worst` > 0, also the first `worst` sharp/blurred pairs the first blur method
+    ranks the wrong way, and its score per focus-series frame."""
     rows = load_rows(root)
     for split in ("tune", "test"):
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
@@ -272,6 +283,16 @@ def real_tables(
             else:
                 bfigs["cleanvision (blurry_score)"] = blur_figures(blur_rows, cv)
         print_blur_table(split, bfigs)
+        if worst and blur_key:
+            name, key = next(iter(blur_key.items()))
+            scores = [float(d[key]) for d in bres[name]]
+            bad = misranked_pairs(blur_rows, scores)
+            print(f"{name}: {len(bad)} misranked sharp/blurred pairs" + (f"; first {worst}:" if bad else ""))
+            for a, sa, b, sb in bad[:worst]:
+                print(f"  sharp {a.file} {sa:.1f} <= blurred {b.file} {sb:.1f}")
+            for series in sorted({r.series for r in blur_rows if r.series}):
+                frames = sorted((r.step or 0, s) for r, s in zip(blur_rows, scores) if r.series == series)
+                print(f"  {series}: " + ", ".join(f"{step}: {s:.1f}" for step, s in frames))
 
 
 def _isnan(v: object) -> bool:
