@@ -11,6 +11,8 @@ LR steps, drift, plateaus, variance increases) and ruptures' own `pw_constant` s
 
 Methods (series-level API with default settings):
 - ours:      analysis.findings.changepoints.change_points(x) and analysis.anomalies.outlier_indices(x)
+- ours-no-bends: the same without analysis.findings.trends (`bends=False`: no end-of-series collapse, no
+             same-sign slope change), i.e. ours before issue 18's bends, measured in the same run
 - pelt:      ruptures Pelt(model="l2") with its defaults (min_size=2, jump=5), pen = 2 ln n
 - zscore:    global |x - mean| / std > 3 (each flagged point counts as an outlier and as a change point)
 - nothing:   reports no change point and no outlier (the floor any detector has to beat)
@@ -88,8 +90,14 @@ def nothing(x: np.ndarray) -> list[int]:
     return []
 
 
+def ours_no_bends(x: np.ndarray) -> list[int]:
+    """Ours without `analysis.findings.trends` (no end-of-series collapse, no same-sign bends): the "before"."""
+    return change_points(x, bends=False)
+
+
 CP_METHODS: dict[str, Callable[[np.ndarray], list[int]]] = {
     "ours": change_points,
+    "ours-no-bends": ours_no_bends,
     "pelt": pelt_l2,
     "zscore": global_z,
     "nothing": nothing,
@@ -162,6 +170,16 @@ def speed(seed: int) -> list[tuple[str, tuple[float, float], tuple[float, float]
             (pelt20[0] * 10, pelt20[1] * 10),
         ),
         ("change_points: 200 learning curves x 1,000", _time(lambda: [change_points(x) for x in curves]), None),
+        (
+            "change_points without bends (before): 200 step series x 1,000",
+            _time(lambda: [ours_no_bends(x) for x in many]),
+            None,
+        ),
+        (
+            "change_points without bends (before): 200 learning curves x 1,000",
+            _time(lambda: [ours_no_bends(x) for x in curves]),
+            None,
+        ),
         ("outlier_indices: 200 series x 1,000", _time(lambda: [outlier_indices(x) for x in many]), None),
         ("change_points: one 100,000-step series", _time(lambda: change_points(long)), None),
         ("outlier_indices: one 100,000-step series", _time(lambda: outlier_indices(long)), None),

@@ -14,6 +14,10 @@ Scenarios (the kinds of trouble a training run shows):
 - drift: a slow linear degradation of 10-25 sigma over the rest of the run (one change point where it starts)
 - plateau: the curve stops improving abruptly and stays flat (one change point: a kink, not a jump)
 - variance: the noise grows 3-5x (one change point)
+- late_drop: a curve that has settled on a plateau starts to improve faster again (LR warm-down, a second phase
+  of learning): a straight improvement of 10-40 sigma that starts abruptly and, when it ends before the run does,
+  ends in a new plateau (one or two change points: same-sign slope changes, no jump). Last in SCENARIOS, so the
+  series of the other scenarios are the same as before it was added.
 Change-point scenarios also get 0-3 spikes, so outlier detection is scored on shifting series too.
 """
 
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCENARIOS = ("healthy", "spikes", "drop", "drop_recovery", "lr_step", "drift", "plateau", "variance")
+SCENARIOS = ("healthy", "spikes", "drop", "drop_recovery", "lr_step", "drift", "plateau", "variance", "late_drop")
 LENGTHS = (200, 500, 1000)
 
 
@@ -41,10 +45,11 @@ class LabelledSeries:
         return not self.change_points
 
 
-def _curve(n: int, rng: np.random.Generator, kind: str) -> tuple[np.ndarray, float]:
-    """A clean learning curve and its noise sigma: recall-like rises to a plateau, loss-like decays."""
+def _curve(n: int, rng: np.random.Generator, kind: str, settled: bool = False) -> tuple[np.ndarray, float]:
+    """A clean learning curve and its noise sigma: recall-like rises to a plateau, loss-like decays (`settled`:
+    a short time constant, so the curve is on its plateau by 40 % of the run)."""
     t = np.arange(n, dtype=float)
-    tau = rng.uniform(0.05, 0.35) * n
+    tau = rng.uniform(0.03, 0.08) * n if settled else rng.uniform(0.05, 0.35) * n
     if kind == "recall":
         start, end = rng.uniform(0.3, 0.7), rng.uniform(0.85, 0.97)
         curve = end - (end - start) * np.exp(-t / tau)
@@ -108,6 +113,14 @@ def make_series(scenario: str, n: int, rng: np.random.Generator, name: str = "")
         curve = curve[0] - bad * slope * tt if c else curve
         curve = np.r_[curve, np.full(n - c, curve[-1])]
         cps = [c]
+    elif scenario == "late_drop":
+        curve, sigma = _curve(n, rng, kind, settled=True)
+        c = _change_at(n, rng, 0.4, 0.8)
+        length = max(10, int(rng.uniform(0.1, 0.3) * n))
+        ramp = np.clip((t - c) / length, 0.0, 1.0)
+        curve = curve - bad * rng.uniform(10, 40) * sigma * ramp
+        noise_scale = np.full(n, sigma)
+        cps = [c] + ([c + length] if c + length < 0.95 * n else [])
     elif scenario == "variance":
         c = _change_at(n, rng)
         noise_scale[c:] *= rng.uniform(3, 5)

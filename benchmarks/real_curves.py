@@ -10,6 +10,8 @@ only; `test` and TCPD are the held-out figures. A figure on `tune` is a training
 Methods, all run in the same process:
 - ours:    `analysis.changepoints.change_points(x)` (level shifts, noise changes, slope changes) and
            `analysis.anomalies.outlier_indices(x)`
+- ours-no-bends: the same with `bends=False` (without `analysis.findings.trends`: no same-sign slope change, no
+           end-of-series collapse), the "before" figure of that module in the same run
 - events:  change points and spikes as `analysis.findings.events.series_events` reports them (one per real change)
 - binseg / pelt: ruptures `Binseg` / `Pelt` with the published default of TCPDBench (van den Burg & Williams 2020:
   change in mean and variance of a Normal, `model="normal"`, MBIC penalty (diffparam + 2) ln n = 4 ln n, on the
@@ -177,6 +179,11 @@ def nothing(x: np.ndarray) -> list[int]:
     return []
 
 
+def _no_bends(x: np.ndarray) -> list[int]:
+    """Ours before `analysis.findings.trends` (no tail collapse, no same-sign bends): the before/after figure."""
+    return change_points(x, bends=False)
+
+
 def _events_cps(x: np.ndarray) -> list[int]:
     from analysis.findings.events import series_events
 
@@ -198,7 +205,7 @@ def _have_events() -> bool:
 
 
 def cp_methods() -> dict[str, Callable[[np.ndarray], list[int]]]:
-    out: dict[str, Callable[[np.ndarray], list[int]]] = {"ours": change_points}
+    out: dict[str, Callable[[np.ndarray], list[int]]] = {"ours": change_points, "ours-no-bends": _no_bends}
     if _have_events():
         out["events"] = _events_cps
     out.update({"binseg": binseg, "pelt": pelt, "nothing": nothing})

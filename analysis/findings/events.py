@@ -6,8 +6,10 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
 
 - `series_events(values, steps)` reads one series: NaN/Inf stretches (`nonfinite`), level shifts (`level_shift`,
   or `collapse` when the new level is degenerate: flat, or within 10 % of zero after a fall), noise-level changes
-  (`noise_change`) and trends that turn (`slope_change`: a falling loss starts to rise, graded by the value at the
-  turn against the value where the new trend ends) from `changepoints.series_changes`, and isolated spikes
+  (`noise_change`) and trends that turn or steepen (`slope_change`: a falling loss starts to rise, or a plateau
+  ends in a faster drop (`trends.bends`), graded by the value at the change against the value where the new trend
+  ends) from `changepoints.series_changes` (which also finds a collapse in the last few points,
+  `trends.tail_collapse`), and isolated spikes
   (`spike`) from `outlier_indices` that are not the edge of a level shift. A smooth learning curve gives none.
 - `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
   make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing; the series
@@ -221,7 +223,7 @@ def _slope_events(
                 at_end,
                 at_end - at_turn,
                 sev,
-                f"{_who(batch, metric)} turns at step {steps[t]} and keeps {word}: {_fmt(at_turn)} to "
+                f"{_who(batch, metric)} changes trend at step {steps[t]} and keeps {word}: {_fmt(at_turn)} to "
                 f"{_fmt(at_end)} by step {steps[end - 1]}",
                 batch,
             )

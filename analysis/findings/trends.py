@@ -1,0 +1,348 @@
+"""Same-sign slope changes and end-of-series collapses: the changes `changepoints.series_changes` missed on real runs.
+
+`changepoints.slope_changes` looks only for trends that turn (improving -> degrading), because the ordinary bend of
+a learning curve (a fast fall that flattens) keeps one sign of slope. Real curves also change regime without a
+turn, and people label those (benchmarks/data/curves/LABELLING.md): a plateau that ends in a clear drop, a drop
+that ends in a new plateau, a metric that collapses in its last few evaluations. This module finds them;
+`series_changes` calls `with_trend_changes` once (`bends=False` leaves it out, for before/after figures).
+
+`bends(x, shifts)`: on the cleaned series (`changepoints._clean`: no NaN, warm-up or spikes), level shifts
+removed (`_destep`), block means of <= 200 points:
+1. Noise. A slope over w points must stand out from what a line over w points cannot follow. The short-scale
+   noise is the robust sd of the residuals of a centred moving line of 11 points (`_scale_noise`), also
+   locally (median over the `_LOCAL_NOISE` points around a knot, for series whose noise changes); the
+   autocorrelation rho comes from the residuals of a wider moving line (41 points) and inflates slope variances
+   by (1 + rho) / (1 - rho). (`changepoints.noise_profile` on first differences counts a learning curve's bend
+   as autocorrelation on smooth curves, which makes every slope test blind here.)
+2. Acceleration ("plateau then faster drop"). For every knot k and window w = 5, 10, 20, ... (one set of
+   arrays, all from prefix sums), lines are fitted to the w points before k (slope s1, residual sd r1) and
+   after it (s2, r2). With d = sign(s2), the knot is a candidate when the slope gained, |s2| - s1 d, is
+   >= `_BEND_T` = 4 standard errors (OLS slope variance 12 sigma^2 inflation / w^3, sigma = the legs' pooled
+   residual sd, never below the local short-scale noise), |s2| is itself at 4 standard errors, the flat side is
+   flat both over w and over 2w points (|s1| <= `_BEND_RATIO` |s2|: the slope at least doubles; at a wave's
+   crest the longer window takes in the rise before it) and not significantly the other way (that is a turn),
+   both legs are lines (r1, r2 <= `_BEND_QUIET` = 2 x the local noise: an oscillation is no bend), no level
+   shift lies within the window, and the fall gained, (|s2| - s1 d)(w - 1), reaches `_BEND_MIN_SIGMA` = 3 sigma
+   and `_BEND_RANGE_SHARE` = 10 % of the series' full range (visible on a plot of the whole run), also by medians
+   (the far end of the steep leg against the knot). Candidates are taken greedily by t (none within a window of
+   one taken), and each is placed by the least-squares continuous two-line fit on [k - w, k + w).
+   Why a healthy learning curve does not trigger it: it decelerates everywhere (on a convex decreasing curve the
+   line fitted to an earlier stretch is always steeper than one fitted to a later stretch), so |s2| > |s1| can
+   only come from noise, which the standard errors, the visibility bar and the quiet-legs test hold back.
+3. Deceleration ("the drop ends"). It has the shape of the ordinary bend, so it is only taken right after an
+   accepted acceleration in the same direction (its steep leg starts within 2 windows after it), with the
+   mirrored tests (the drop would have gone visibly further at its own slope). A fast initial fall that
+   flattens is never preceded by an acceleration, so it is never found.
+
+`tail_collapse(values)`: the step tests need points on both sides of a break, so a metric that falls to a
+degenerate value in its last few evaluations was missed. A tail of >= `_TAIL_MIN` = 3 points, after at least
+`_TAIL_PRIOR` = 4 others (and at most three quarters of the series after the warm-up that `changepoints._clean`
+leaves out, for short eval series), is a collapse when every tail point lies beyond every earlier value, the jump
+from the last point before it to the nearest tail point is larger than any step before it (a learning curve
+moves in its biggest steps first), >= `_TAIL_SIGMA` = 5 noise sigmas and >= `_TAIL_RANGE_SHARE` = 25 % of the
+earlier points' p5-p95 range, and the tail's own spread is smaller than that jump (a new level reached in one jump
+and kept; a curve that keeps improving also reaches new extremes, but step by step). Both directions (a fall to 0,
+a loss that blows up).
+
+Calibration: the constants were chosen on the `tune` split of benchmarks/data/curves (false alarms on GAN losses'
+slow waves and on post-divergence regimes), on the generated `late_drop` scenario of benchmarks/labelled_series.py
+(recall) and on healthy generated curves with white, EMA-smoothed, AR(1), heavy-tailed and quantised noise
+(tests/test_trends.py); the test split and TCPD were measured once afterwards. Figures: `changepoints` docstring.
+"""
+
+from __future__ import annotations
+
+import math
+
+import bottleneck as bn
+import numpy as np
+
+from analysis.findings.step_tests import STEP_WINDOW
+
+_MAX_POINTS = 200  # series are block-averaged to about this many points (as `changepoints.slope_changes`)
+_MERGE = STEP_WINDOW // 2  # a bend this close to a change already found is that change
+
+_BEND_T = 4.0  # slope gained and steep leg at this many (autocorrelation-inflated) standard errors
+_BEND_RATIO = 0.5  # the flat leg's slope is at most this share of the steep leg's
+_BEND_MIN_SIGMA = 3.0  # the fall gained is at least this many noise sigmas ...
+_BEND_RANGE_SHARE = 0.1  # ... and this share of the full range of the series
+_BEND_MIN_POINTS = 5  # the shortest window (block points); windows double from here
+_RHO_SCALE = 20  # half-width of the moving line whose residuals give the noise's autocorrelation
+_LOCAL_NOISE = 21  # points around a knot whose short-scale residuals give its local noise
+_BEND_QUIET = 2.0  # each leg's residual sd around its line is at most this many noise sigmas
+_TAIL_MIN = 3  # a collapse at the end keeps its new level for at least this many points
+_TAIL_SIGMA = 5.0  # the jump from the last point before to the nearest tail point: this many noise sigmas ...
+_TAIL_RANGE_SHARE = 0.25  # ... and this share of the earlier points' p5-p95 range
+_TAIL_PRIOR = 4  # points before a collapse, at least
+
+
+def _window_sums(y: np.ndarray) -> np.ndarray:
+    """Prefix sums of (1, t, t^2, y, t y, y^2), one row per prefix length (row 0 is zeros); y is centred first
+    so the residual sums below do not cancel catastrophically."""
+    t = np.arange(y.size, dtype=float)
+    y = y - float(np.mean(y))
+    cols = np.stack([np.ones_like(t), t, t * t, y, t * y, y * y], axis=1)
+    return np.vstack([np.zeros(6), np.cumsum(cols, axis=0)])
+
+
+def _line_fits(sums: np.ndarray, a: np.ndarray, b: np.ndarray, rss: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(OLS slope of y on t, residual sd of that line; empty without `rss`) over each window [a, b)."""
+    s0, s1, s2, sy, sty, syy = (sums[b] - sums[a]).T
+    det = np.maximum(s0 * s2 - s1 * s1, 1e-300)
+    slope = (s0 * sty - s1 * sy) / det
+    if not rss:
+        return slope, np.empty(0)
+    # Residual sum of squares of the line: Syy - Sy^2 / n - slope^2 * (S2 - S1^2 / n).
+    resid = syy - sy * sy / s0 - slope * slope * det / s0
+    return slope, np.sqrt(np.maximum(resid, 0.0) / np.maximum(s0 - 2.0, 1.0))
+
+
+def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) -> tuple[float, float, np.ndarray]:
+    """(sigma, inflation, local sigma at every point) of the wiggles shorter than w: residuals of a centred moving
+    line of 2w + 1 points. The local sigma is the same robust estimate over the `_LOCAL_NOISE` points around each
+    point, for series whose noise changes (a slope must stand out from the noise where it is measured).
+
+    A learning curve's bend is a trend at this scale, not noise (`changepoints.noise_profile` on first differences
+    counts it as autocorrelation on smooth curves and makes every slope test blind); what a window of w points
+    cannot follow is the noise its slope has to stand out from. Lag-1 autocorrelation rho of those residuals
+    inflates the slope variance by (1 + rho) / (1 - rho) (rho capped at 0.95)."""
+    n = y.size
+    i = np.arange(n)
+    a, b = np.clip(i - w, 0, n), np.clip(i + w + 1, 0, n)
+    s0, s1, s2, sy, sty, _ = (sums[b] - sums[a]).T
+    det = np.maximum(s0 * s2 - s1 * s1, 1e-300)
+    slope = (s0 * sty - s1 * sy) / det
+    level = (sy - slope * s1) / s0
+    r = y - float(np.mean(y)) - (level + slope * i)
+    r = r - np.median(r)
+    mad = float(np.median(np.abs(r)))
+    if mad <= 0:
+        return 0.0, 1.0, np.zeros(n)
+    scale = 1.4826 / math.sqrt(max(1.0 - 2.0 / (2 * w + 1), 0.5))
+    sigma = scale * mad
+    rc = np.clip(r, -5 * sigma, 5 * sigma)
+    rho = float(rc[1:] @ rc[:-1]) / max(float(rc @ rc), 1e-300)
+    rho = min(max(rho, 0.0), 0.95)
+    if not local:
+        return sigma, (1.0 + rho) / (1.0 - rho), np.empty(0)
+    half = min(_LOCAL_NOISE, n) // 2
+    around = bn.move_median(np.r_[np.abs(r), np.full(half, np.nan)], min(_LOCAL_NOISE, n), min_count=1)[half:]
+    return sigma, (1.0 + rho) / (1.0 - rho), scale * around
+
+
+def _candidates(y: np.ndarray, visible: float, shifts: np.ndarray) -> list[tuple[float, int, int, int]]:
+    """(t-statistic, knot, window, direction) of every accelerating (direction +-1) knot over all window scales,
+    and, when there is one, of every decelerating knot (direction +-2: the steep leg went +-1) for the end-of-drop
+    check. Windows that hold a level shift (`shifts`, sorted indices of y) are skipped: a step left over by
+    `_destep` is no bend."""
+    m = y.size
+    # Every (knot, window) pair of every scale w = 5, 10, 20, ... in one set of arrays.
+    scales = [_BEND_MIN_POINTS * 2**i for i in range(32) if _BEND_MIN_POINTS * 2 ** (i + 1) <= m]
+    if not scales:
+        return []
+    ks = np.concatenate([np.arange(w, m - max(_BEND_MIN_POINTS, w // 2) + 1) for w in scales])
+    ws = np.concatenate([np.full(max(m - max(_BEND_MIN_POINTS, w // 2) + 1 - w, 0), w) for w in scales])
+    if shifts.size:  # no level shift within [k - w, k + w]
+        clear = np.searchsorted(shifts, ks - ws, side="left") == np.searchsorted(shifts, ks + ws, side="right")
+        ks, ws = ks[clear], ws[clear]
+    if ks.size == 0:
+        return []
+    sums = _window_sums(y)
+    right_end = np.minimum(ks + ws, m)
+    s1, _ = _line_fits(sums, ks - ws, ks, rss=False)
+    s2, _ = _line_fits(sums, ks, right_end, rss=False)
+    out = _bend_tests(y, sums, ks, ws, s1, s2, visible, after=True)
+    if out:  # a drop started somewhere: where may it end?
+        out += _bend_tests(y, sums, ks, ws, s1, s2, visible, after=False)
+    return out
+
+
+def _bend_tests(
+    y: np.ndarray,
+    sums: np.ndarray,
+    ks: np.ndarray,
+    ws: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    visible: float,
+    after: bool,
+) -> list[tuple[float, int, int, int]]:
+    """The tests of the module docstring for the steep leg after the knot (`after`: an acceleration) or before it
+    (the end of a drop). The cheap slope-only conditions go first: on a healthy curve nothing is left after them."""
+    m = y.size
+    n1, n2 = ws.astype(float), (np.minimum(ks + ws, m) - ks).astype(float)
+    steep, flat, legs = (s2, s1, n2) if after else (s1, s2, n1)
+    d = np.sign(steep)
+    gained = np.abs(steep) - flat * d
+    pre = np.flatnonzero((flat * d <= _BEND_RATIO * np.abs(steep)) & (gained * (legs - 1) >= visible))
+    if pre.size == 0:
+        return []
+    floor, _, local = _scale_noise(y, sums, _BEND_MIN_POINTS)
+    floor = max(floor, 1e-9 * max(1.0, float(np.max(np.abs(y)))))
+    # Lower bounds of the tests below (sigma >= floor, inflation >= 1), so nothing they would keep is dropped.
+    se_min = floor * np.sqrt(12.0 / n1[pre] ** 3 + 12.0 / n2[pre] ** 3)
+    pre = pre[(gained[pre] * (legs[pre] - 1) >= _BEND_MIN_SIGMA * floor) & (gained[pre] >= _BEND_T * se_min)]
+    if pre.size == 0:
+        return []
+    ks, ws, n1, n2, d, gained = ks[pre], ws[pre], n1[pre], n2[pre], d[pre], gained[pre]
+    steep, flat, legs = steep[pre], flat[pre], legs[pre]
+    # Autocorrelation from a wider detrending: the residuals of a short moving line lose the slow part of AR
+    # noise (and of a wandering curve) that a long window's slope does see.
+    infl = _scale_noise(y, sums, min(_RHO_SCALE, max(_BEND_MIN_POINTS, m // 4)), local=False)[1]
+    noise = np.maximum(local[ks], floor)  # the short-scale noise around the knot
+    _, r1 = _line_fits(sums, ks - ws, ks)
+    _, r2 = _line_fits(sums, ks, ks + n2.astype(np.int64))
+    # The flat side of a bend is a plateau that lasts: over twice the window its slope is still flat (at a crest
+    # of a wave the longer window takes in the rise before it).
+    if after:
+        flat_long, _ = _line_fits(sums, np.maximum(ks - 2 * ws, 0), ks, rss=False)
+    else:
+        flat_long, _ = _line_fits(sums, ks, np.minimum(ks + 2 * ws, m), rss=False)
+    # The noise each slope has to stand out from is what its line cannot explain (a wave or a bend inside a leg
+    # counts as noise), never less than the short-scale noise around the knot.
+    sigma = np.sqrt(np.maximum(r1 * r1 * (n1 - 2) + r2 * r2 * (n2 - 2), 0.0) / np.maximum(n1 + n2 - 4, 1.0))
+    sigma = np.maximum(sigma, noise)
+    se1 = sigma * np.sqrt(12.0 * infl / n1**3)
+    se2 = sigma * np.sqrt(12.0 * infl / n2**3)
+    se_steep, se_flat = (se2, se1) if after else (se1, se2)
+    t = gained / np.sqrt(se1 * se1 + se2 * se2)
+    ok = (
+        (r1 <= _BEND_QUIET * noise)  # both legs are lines up to the short-scale noise: a wave's crest is no plateau
+        & (r2 <= _BEND_QUIET * noise)
+        & (t >= _BEND_T)
+        & (np.abs(flat_long) <= _BEND_RATIO * np.abs(steep))
+        & (np.abs(steep) >= _BEND_T * se_steep)
+        & (flat * d >= -_BEND_T * se_flat)
+        & (gained * (legs - 1) >= _BEND_MIN_SIGMA * sigma)
+    )
+    idx = np.flatnonzero(ok)
+    sign = 1 if after else 2
+    return list(zip(t[idx].tolist(), ks[idx].tolist(), ws[idx].tolist(), (d[idx].astype(int) * sign).tolist()))
+
+
+def _moved(y: np.ndarray, k: int, w: int, d: int, visible: float) -> bool:
+    """By medians, the steep leg moves the curve visibly the way its slope says (one spike cannot)."""
+    h = max(2, _BEND_MIN_POINTS // 2)
+    at_knot = float(np.median(y[max(0, k - h) : k + h + 1]))
+    if abs(d) == 1:  # steep after the knot: its far end against the knot
+        far = float(np.median(y[max(k, min(k + w, y.size) - _BEND_MIN_POINTS) : min(k + w, y.size)]))
+        return (far - at_knot) * d >= visible
+    far = float(np.median(y[max(0, k - w) : max(0, k - w) + _BEND_MIN_POINTS]))  # steep before the knot
+    return (at_knot - far) * np.sign(d) >= visible
+
+
+def _pick(y: np.ndarray, visible: float, shifts: np.ndarray) -> list[int]:
+    """Accelerations greedily by t-statistic (no two within one window of each other), then the ends of their
+    drops: a deceleration whose steep leg starts within one window after an accepted acceleration the same way."""
+    cands = sorted(_candidates(y, visible, shifts), reverse=True)
+    accel: list[tuple[int, int, int]] = []
+    for _, k, w, d in cands:
+        if abs(d) == 1 and all(abs(k - a) > max(w, wa) for a, wa, _ in accel) and _moved(y, k, w, d, visible):
+            accel.append((_refine(y, k, w), w, d))
+    ends: list[tuple[int, int]] = []
+    if not accel:  # the common case: no drop started, so none can end
+        return []
+    for _, k, w, d in cands:
+        if abs(d) != 2 or any(abs(k - e) <= max(w, we) for e, we in ends):
+            continue
+        if not any(da == d // 2 and 0 < k - a <= 2 * w for a, _, da in accel):
+            continue
+        k = _refine(y, k, w)
+        if all(abs(k - a) > _BEND_MIN_POINTS for a, _, _ in accel) and _moved(y, k, w, d, visible):
+            ends.append((k, w))
+    return sorted([k for k, _, _ in accel] + [k for k, _ in ends])
+
+
+def _refine(y: np.ndarray, k: int, w: int) -> int:
+    """The knot of the least-squares continuous two-line fit a + b t + c max(t - k, 0) on the window
+    [k - w, k + w): the two-window test of the widest scale finds a bend, but its best knot can sit up to a
+    window early or late. Solved for every knot at once from the 3 x 3 normal equations (only accepted bends
+    get here, so the O(window^2) arrays are small and few)."""
+    lo, hi = max(0, k - w), min(y.size, k + w)
+    min_len = max(3, (hi - lo) // 8)
+    seg = y[lo:hi] - float(np.mean(y[lo:hi]))
+    t = np.arange(seg.size, dtype=float)
+    ks = np.arange(min_len, seg.size - min_len + 1)
+    if ks.size == 0:
+        return k
+    h = np.maximum(t[None, :] - ks[:, None], 0.0)  # the hinge column for every knot
+    ones = np.ones(seg.size)
+    cols = [np.broadcast_to(ones, h.shape), np.broadcast_to(t, h.shape), h]
+    xtx = np.stack([np.stack([(a * b).sum(axis=1) for b in cols], axis=-1) for a in cols], axis=-2)
+    xty = np.stack([(a * seg).sum(axis=1) for a in cols], axis=-1)
+    beta = np.linalg.solve(xtx + 1e-12 * np.eye(3), xty[..., None])[..., 0]
+    rss = float(seg @ seg) - (beta * xty).sum(axis=1)
+    return lo + int(ks[int(np.argmin(rss))])
+
+
+def bends(y: np.ndarray, shifts: list[int]) -> list[int]:
+    """Indices of y where a trend steepens the same way, or where such a steep stretch ends. y is the cleaned,
+    finite series with its level shifts (`shifts`) already subtracted (`changepoints._destep`)."""
+    n = y.size
+    if n < 4 * _BEND_MIN_POINTS or float(np.std(y)) <= 1e-9 * max(1.0, float(np.max(np.abs(y)))):
+        return []  # flat once the level shifts are removed: float rounding is not a trend
+    block = max(1, math.ceil(n / _MAX_POINTS))
+    m = n // block
+    means = y[: m * block].reshape(m, block).mean(axis=1)
+    # Visible on a plot of the whole series: a share of its full range (warm-up and spikes already left out).
+    visible = _BEND_RANGE_SHARE * float(np.ptp(means))
+    in_blocks = np.array(sorted({s // block for s in shifts}), dtype=np.int64)
+    return sorted({k * block + block // 2 for k in _pick(means, visible, in_blocks)})
+
+
+def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
+    """Original index where the series collapses to a new level it keeps to its end, or None. The new level may
+    hold for as little as `_TAIL_MIN` points and as much as three quarters of the series (short eval series).
+    Points before `start` (a warm-up) are not looked at."""
+    raw = np.asarray(values, dtype=float).ravel()
+    fin = np.flatnonzero(np.isfinite(raw))
+    fin = fin[fin >= start]
+    x = raw[fin]
+    n = x.size
+    if n < _TAIL_MIN + _TAIL_PRIOR:
+        return None
+    cs = np.arange(max(n // 4, _TAIL_PRIOR), n - _TAIL_MIN + 1)
+    for sign in (1.0, -1.0):  # a fall, then a rise (the series mirrored)
+        z = sign * x
+        prefix_min = np.minimum.accumulate(z)  # prefix_min[c - 1] = min(z[:c])
+        suffix_max = np.maximum.accumulate(z[::-1])[::-1]  # suffix_max[c] = max(z[c:])
+        suffix_min = np.minimum.accumulate(z[::-1])[::-1]
+        gap = z[cs - 1] - suffix_max[cs]  # from the last point before c to the nearest point after it
+        biggest_move = np.maximum.accumulate(np.r_[0.0, np.abs(np.diff(z))])  # [i]: largest |step| up to point i
+        # Every later point beyond every earlier one, in one jump larger than any step before it (a learning
+        # curve's early rise moves in its biggest steps first), to a new level that is kept: the tail's own spread
+        # is smaller than the jump (a curve that keeps improving reaches new extremes too, step by step).
+        ok = (
+            (suffix_max[cs] < prefix_min[cs - 1])
+            & (gap > biggest_move[cs - 1])
+            & (suffix_max[cs] - suffix_min[cs] <= gap)
+        )
+        for c in cs[ok]:  # the longest tail first; usually none is left
+            prior = x[:c]
+            sigma = _scale_noise(prior, _window_sums(prior), min(_BEND_MIN_POINTS, max(1, c // 3)), local=False)[0]
+            bar = max(_TAIL_RANGE_SHARE * float(np.subtract(*np.percentile(prior, [95, 5]))), _TAIL_SIGMA * sigma)
+            if gap[c - cs[0]] >= max(bar, 1e-9 * max(1.0, float(np.max(np.abs(prior))))):
+                return int(fin[c])
+    return None
+
+
+def with_trend_changes(
+    values: np.ndarray,
+    x: np.ndarray,
+    keep: np.ndarray,
+    shifts: list[int],
+    noise: list[int],
+    turns: list[int],
+    destepped: np.ndarray,
+) -> tuple[list[int], list[int]]:
+    """(level shifts, slope changes) of `changepoints.series_changes` (indices of the cleaned x, original positions
+    `keep`; `destepped` is x with the shifts subtracted) with an end-of-series collapse added to the shifts and
+    same-sign bends to the slope changes; a bend within `_MERGE` points of a change already found is that change."""
+    collapse = tail_collapse(values, int(keep[0])) if keep.size else None
+    if collapse is not None:
+        t = min(int(np.searchsorted(keep, collapse)), x.size - 1)
+        if all(abs(t - s) > max(_TAIL_MIN, math.ceil(0.02 * x.size)) for s in shifts):
+            shifts = sorted([*shifts, t])
+    taken = [*shifts, *noise, *turns]
+    new = [b for b in bends(destepped, shifts) if all(abs(b - s) > _MERGE for s in taken)]
+    return shifts, sorted([*turns, *new])

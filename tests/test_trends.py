@@ -1,0 +1,135 @@
+"""Same-sign slope changes and end-of-series collapses (`analysis.findings.trends`): a plateau that ends in a faster
+drop and a metric that collapses in its last evaluations are found; the ordinary bend of a learning curve, noisy,
+smoothed or wandering healthy curves and a steady fall are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from analysis.findings.changepoints import change_points, series_changes
+from analysis.findings.events import series_events
+from analysis.findings.trends import tail_collapse
+
+
+def _loss_with_late_drop(n: int, knot: int, end: int | None, rng: np.random.Generator) -> np.ndarray:
+    """A loss that has settled on a slow plateau, then falls faster from `knot` (until `end`, if given)."""
+    t = np.arange(n, dtype=float)
+    x = 2.0 + 1.5 * np.exp(-t / (0.05 * n)) - 0.1 * t / n
+    ramp = np.clip(t - knot, 0, None if end is None else end - knot)
+    return x - 0.6 * ramp / (n - knot) + rng.normal(0, 0.01, n)
+
+
+@pytest.mark.parametrize("n", [120, 300, 1000])
+def test_a_plateau_that_ends_in_a_faster_drop_is_a_change_point(n):
+    rng = np.random.default_rng(n)
+    knot = int(0.6 * n)
+    x = _loss_with_late_drop(n, knot, None, rng)
+    assert change_points(x, bends=False) == []  # one sign of slope: the turn test alone never sees it
+    found = change_points(x)
+    assert len(found) == 1 and abs(found[0] - knot) <= max(5, 0.02 * n)
+
+
+def test_the_end_of_such_a_drop_is_a_second_change_point():
+    rng = np.random.default_rng(5)
+    x = _loss_with_late_drop(400, 200, 280, rng)
+    found = change_points(x)
+    assert len(found) == 2 and abs(found[0] - 200) <= 8 and abs(found[1] - 280) <= 8
+
+
+def test_a_late_drop_is_one_slope_change_event_that_names_its_direction():
+    rng = np.random.default_rng(6)
+    x = _loss_with_late_drop(300, 180, None, rng)
+    events = series_events(x, metric="train_loss")
+    assert [e.kind for e in events] == ["slope_change"]
+    assert abs(events[0].start_step - 180) <= 6 and "keeps falling" in events[0].message
+    assert events[0].value_after < events[0].value_before
+
+
+def _healthy(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(n, dtype=float)
+    tau = rng.uniform(0.03, 0.4) * n
+    curve = [0.3 + 2 * np.exp(-t / tau), 0.3 + 2 * (1 + t / tau) ** -0.7, 0.9 - 0.5 * np.exp(-t / tau)][n % 3]
+    e = rng.normal(0, 1, n)
+    sigma = rng.uniform(0.005, 0.05)
+    noise = {
+        "white": sigma * e,
+        "smoothed": 3 * sigma * lfilter([0.1], [1, -0.9], e),  # an EMA-smoothed wandb export
+        "ar": sigma * lfilter([1], [1, -0.7], e),
+        "heavy_tailed": sigma * rng.standard_t(3, n),
+    }[kind]
+    return curve + noise
+
+
+@pytest.mark.parametrize("kind", ["white", "smoothed", "ar", "heavy_tailed"])
+def test_healthy_learning_curves_get_no_bend_and_no_collapse(kind):
+    rng = np.random.default_rng(11)
+    added = 0
+    for n in [50, 200, 1000, 5000] * 5:
+        x = _healthy(kind, n, rng)
+        added += len(set(change_points(x)) - set(change_points(x, bends=False)))
+    assert added <= 1  # 20 healthy curves: the bends add at most one change point in all
+
+
+def test_a_collapse_in_the_last_evaluations_is_found_and_called_a_collapse():
+    rng = np.random.default_rng(1)
+    t = np.arange(40)
+    acc = 0.75 * (1 - np.exp(-t / 5)) + rng.normal(0, 0.005, 40)
+    acc[36:] = 0.0
+    assert change_points(acc, bends=False) == []  # four points after the fall: too few for the step tests
+    assert change_points(acc) == [36]
+    events = series_events(acc, metric="eval_accuracy")
+    assert [(e.kind, e.start_step) for e in events] == [("collapse", 36)]
+    assert events[0].severity.name == "CRITICAL"
+
+
+def test_a_loss_that_blows_up_at_the_end_is_found_too():
+    rng = np.random.default_rng(2)
+    loss = 0.5 + np.exp(-np.arange(60) / 8) + rng.normal(0, 0.01, 60)
+    loss[55:] = 9.0 + rng.normal(0, 0.01, 5)
+    shifts, _, _ = series_changes(loss)
+    assert shifts == [55]
+
+
+def test_a_steady_fall_and_a_short_dip_are_no_collapse():
+    rng = np.random.default_rng(3)
+    t = np.arange(80, dtype=float)
+    assert tail_collapse(1.0 - 0.01 * t + rng.normal(0, 0.001, 80)) is None  # new lows, but step by step
+    flat = 0.8 + rng.normal(0, 0.005, 80)
+    flat[-2:] = 0.0  # two points: an outlier pair, not a kept level
+    assert tail_collapse(flat) is None
+    flat[-12:-9] = 0.0  # a dip that came back
+    assert tail_collapse(flat) is None
+
+
+def test_nan_and_inf_are_skipped_and_indices_stay_in_the_original_series():
+    rng = np.random.default_rng(4)
+    x = _loss_with_late_drop(300, 180, None, rng)
+    x[[50, 51, 120]] = [np.nan, np.inf, np.nan]
+    found = change_points(x)
+    assert len(found) == 1 and abs(found[0] - 180) <= 6
+    acc = 0.7 + rng.normal(0, 0.005, 40)
+    acc[10] = np.nan
+    acc[35:] = 0.0
+    assert tail_collapse(acc) == 35
+
+
+@pytest.mark.parametrize(("n", "at"), [(12, 8), (20, 10), (20, 7), (30, 12)])
+def test_a_collapse_of_a_short_eval_series_is_found_even_when_it_lasts_long(n, at):
+    rng = np.random.default_rng(n + at)
+    t = np.arange(n)
+    acc = 0.76 * (1 - np.exp(-(t + 1) / 2)) + rng.normal(0, 0.003, n)
+    acc[at:] = 0.0
+    assert change_points(acc) == [at]
+
+
+@pytest.mark.parametrize("n", [8, 12, 20, 30])
+def test_a_short_healthy_eval_series_has_no_collapse(n):
+    """Its early rise is a big move to a level it then keeps, but in its biggest steps first, never in one jump."""
+    rng = np.random.default_rng(n)
+    t = np.arange(n)
+    for curve in (0.76 * (1 - np.exp(-(t + 1) / 2)), 3 * np.exp(-t / 3) + 0.5, 0.9 - 0.5 * (1 + t) ** -0.8):
+        for _ in range(10):
+            x = curve + rng.normal(0, 0.003, n)
+            assert change_points(x) == []
