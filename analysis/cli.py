@@ -438,13 +438,16 @@ def dashboard_script() -> Path:
 
 
 def run_dashboard(streamlit_args: list[str]) -> int:
-    """`experiment-analyzer ui`: `streamlit run app.py` bound to 127.0.0.1 (extra options go to streamlit)."""
+    """`experiment-analyzer ui`: `python -m ui.serve` (streamlit run app.py + warm-up) bound to 127.0.0.1 (extra options go
+    to streamlit)."""
     # the settings of the checkout's .streamlit/config.toml, which an installed package does not carry
     defaults = [
         "--server.address", "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none",
         "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", "--theme.base", "light",
     ]  # fmt: skip
-    command = [sys.executable, "-m", "streamlit", "run", str(dashboard_script()), *defaults, *streamlit_args]
+    dashboard_script()  # a clear error when the dashboard package is not installed
+    # ui.serve: `streamlit run app.py` plus a background warm-up of imports and the first run (as `make run`)
+    command = [sys.executable, "-m", "ui.serve", *defaults, *streamlit_args]
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
