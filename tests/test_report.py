@@ -516,3 +516,29 @@ def test_a_1_1_report_without_events_still_reads_and_renders(demo):
     old = Report.from_json(json.dumps(doc))
     assert old.events == []
     assert "## Events (0)" in old.to_markdown() and "No events" in old.to_html()
+
+
+def test_worst_values_per_batch_follow_direction_and_put_nan_first():
+    """The per-batch worst values are built from one conversion of the whole frame (wide runs): rows of other
+    batches never leak in, NaN beats any finite value, recall's worst is its lowest and loss's its highest."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.reporting.sections import _primary_values, rows_by_batch, worst_values
+
+    frame = pd.DataFrame(
+        {
+            "batch": [0, 0, 0, 0, 1, 1, 1, 0],
+            "metric": ["recall", "recall", "loss", "loss", "recall", "recall", "loss", "recall"],
+            "step": [2, 1, 1, 2, 1, 2, 1, 3],
+            "value": [0.5, 0.9, 0.3, 0.8, 0.1, float("nan"), 7.0, 0.7],
+        }
+    )
+    by_batch = rows_by_batch(frame)
+    assert sorted(by_batch) == [0, 1]
+    assert worst_values(by_batch[0], {}) == {"loss": {"value": 0.8, "step": 2}, "recall": {"value": 0.5, "step": 2}}
+    nan_first = worst_values(by_batch[1], {})["recall"]
+    assert np.isnan(nan_first["value"]) and nan_first["step"] == 2
+    # primary metric in step order: worst 0.5 at step 2, last finite value 0.7 (step 3), not the last row logged
+    assert _primary_values(by_batch[0], "recall", "higher_is_better") == (0.5, 2, 0.7)
+    assert _primary_values(by_batch[0], "hmean", "higher_is_better")[1] is None

@@ -6,7 +6,7 @@ run-level metrics such as `val/recall`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from analysis.core.vocabulary import Severity
@@ -17,6 +17,12 @@ __all__ = ["Anomaly", "ChangePoint", "RootCause", "Severity"]
 def _as_severity(record: object) -> None:
     """Frozen records accept a severity name and store the Severity member (same string, ordered)."""
     object.__setattr__(record, "severity", Severity.parse(record.severity))  # type: ignore[attr-defined]
+
+
+def _flat_dict(record: Any) -> dict[str, Any]:
+    """`asdict` for a record whose fields are all scalars: the same dict without asdict's recursive deep copy
+    (a 100,000-column run has ~10^5 anomalies to serialise)."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ class Anomaly:
         _as_severity(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat_dict(self)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class ChangePoint:
         _as_severity(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _flat_dict(self)
 
 
 @dataclass(frozen=True)

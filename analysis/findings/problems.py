@@ -121,19 +121,31 @@ class SeriesIndex:
     """(batch, metric) -> (steps, finite values), grouped once so a run with 200 problem batches stays fast."""
 
     def __init__(self, batches: pd.DataFrame) -> None:
-        self._frame = batches
-        self._rows = batches.groupby(["batch", "metric"], sort=False).indices if not batches.empty else {}
-        self.metrics = {str(m) for m in batches["metric"].dropna().unique()} if not batches.empty else set()
+        empty = batches.empty
+        self._rows = batches.groupby(["batch", "metric"], sort=False).indices if not empty else {}
+        self.metrics = {str(m) for m in batches["metric"].dropna().unique()} if not empty else set()
+        # converted once: per-call column conversion cost ~0.4 ms x thousands of (batch, metric) lookups
+        self._steps = batches["step"].to_numpy() if not empty else np.zeros(0, dtype=np.int64)
+        self._values = (
+            pd.to_numeric(batches["value"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            if not empty
+            else np.zeros(0)
+        )
+        self._cache: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
 
     def get(self, batch: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        rows = self._rows.get((batch, metric))
+        key = (batch, metric)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        rows = self._rows.get(key)
         if rows is None:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
-        steps = self._frame["step"].to_numpy()[rows]
-        vals = pd.to_numeric(self._frame["value"].iloc[rows], errors="coerce").to_numpy(dtype=float)
+        steps, vals = self._steps[rows], self._values[rows]
         ok = np.isfinite(vals)
         order = np.argsort(steps[ok], kind="stable")
-        return steps[ok][order], vals[ok][order]
+        out = self._cache[key] = (steps[ok][order], vals[ok][order])
+        return out
 
 
 def before_after(series: SeriesIndex, batch: int, metric: str, step: int, window: int) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,15 @@ from analysis.reporting.values import as_int, plain, redact
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.findings.pipeline import RunAnalysis
 
-__all__ = ["events_section", "problem_batches_section", "run_section", "summary_section", "worst_values"]
+__all__ = [
+    "MetricRows",
+    "events_section",
+    "problem_batches_section",
+    "rows_by_batch",
+    "run_section",
+    "summary_section",
+    "worst_values",
+]
 
 _BATCH_SEVERITIES = (Severity.OK, Severity.WARNING, Severity.CRITICAL)
 _FINDING_SEVERITIES = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)
@@ -120,29 +128,47 @@ def _float_values(frame: pd.DataFrame) -> np.ndarray:
     return pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
-def worst_values(frame: pd.DataFrame, directions: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """{metric: {"value", "step"}} of the worst value of each metric in a batch's rows (NaN/Inf first)."""
-    out = {}
-    for metric, g in frame.groupby("metric", sort=True):
-        vals = _float_values(g)
-        nonfinite = np.flatnonzero(~np.isfinite(vals))
-        i = int(nonfinite[0]) if nonfinite.size else worst_index(vals, metric_direction(str(metric), directions))
-        if i is None:
-            continue
-        out[str(metric)] = {"value": float(vals[i]), "step": as_int(g["step"].iloc[i])}
+# one batch's rows: metric -> (steps, values as float) in logged order
+MetricRows = Mapping[str, tuple[np.ndarray, np.ndarray]]
+
+
+def rows_by_batch(frame: pd.DataFrame) -> dict[int | None, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """batch -> its `MetricRows`, converted once for the whole frame (a wide run has thousands of batches)."""
+    vals = _float_values(frame)
+    steps = frame["step"].to_numpy()
+    out: dict[int | None, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for key, rows in frame.groupby(["batch", "metric"], sort=False).indices.items():
+        batch, metric = cast(tuple[Any, Any], key)
+        out.setdefault(as_int(batch), {})[str(metric)] = (steps[rows], vals[rows])
     return out
 
 
-def _primary_values(rows: pd.DataFrame, metric: str, direction: Direction) -> tuple[float, int | None, float]:
+def worst_values(series: MetricRows, directions: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """{metric: {"value", "step"}} of the worst value of each metric in a batch's rows (NaN/Inf first)."""
+    out = {}
+    for metric in sorted(series):
+        steps, vals = series[metric]
+        nonfinite = np.flatnonzero(~np.isfinite(vals))
+        i = int(nonfinite[0]) if nonfinite.size else worst_index(vals, metric_direction(metric, directions))
+        if i is None:
+            continue
+        out[metric] = {"value": float(vals[i]), "step": as_int(steps[i])}
+    return out
+
+
+def _primary_values(series: MetricRows, metric: str, direction: Direction) -> tuple[float, int | None, float]:
     """(worst finite value, its step, last finite value) of one batch's primary metric, in step order;
     (NaN, None, NaN) when it never had a finite value."""
-    series = rows[rows["metric"] == metric].sort_values("step", kind="stable")
-    vals = _float_values(series)
+    if metric not in series:
+        return np.nan, None, np.nan
+    steps, vals = series[metric]
+    order = np.argsort(steps, kind="stable")
+    steps, vals = steps[order], vals[order]
     finite = np.flatnonzero(np.isfinite(vals))
     i = worst_index(vals, direction)
     if i is None:
         return np.nan, None, np.nan
-    return float(vals[i]), as_int(series["step"].iloc[i]), float(vals[finite[-1]])
+    return float(vals[i]), as_int(steps[i]), float(vals[finite[-1]])
 
 
 def _step_or_none(v: Any) -> int | None:
@@ -169,15 +195,14 @@ def problem_batches_section(analysis: RunAnalysis) -> list[dict[str, Any]]:
         if rc.batch is not None:
             causes.setdefault(int(rc.batch), []).append(rc.sentence)
     reasons = quality_reasons_by_batch(analysis.quality)
-    wanted_rows = batches[batches["batch"].isin(wanted)] if len(batches) else batches
-    by_batch = {as_int(b): g for b, g in wanted_rows.groupby("batch", sort=False)}
+    by_batch = rows_by_batch(batches[batches["batch"].isin(wanted)]) if len(batches) else {}
     out = []
     for row in bs.itertuples(index=False):
         batch = as_int(row.batch)
         if batch is None or batch not in wanted:
             continue
-        rows = by_batch.get(batch, batches.iloc[:0])
-        worst, worst_step, last = _primary_values(rows, metric, direction) if len(rows) else (np.nan, None, np.nan)
+        rows = by_batch.get(batch, {})
+        worst, worst_step, last = _primary_values(rows, metric, direction)
         entry = {
             "batch": batch,
             "severity": str(row.severity),
@@ -188,7 +213,7 @@ def problem_batches_section(analysis: RunAnalysis) -> list[dict[str, Any]]:
             "last_value": last,
             "worst_recall": worst,  # deprecated alias (schema 1.0 name), same value
             "last_recall": last,  # deprecated alias (schema 1.0 name), same value
-            "worst_values": worst_values(rows, directions) if len(rows) else {},
+            "worst_values": worst_values(rows, directions),
             "n_anomalies": as_int(row.n_anomalies) or 0,
             "n_events": as_int(getattr(row, "n_events", 0)) or 0,
             "n_change_points": as_int(row.n_change_points) or 0,
