@@ -9,7 +9,7 @@ import pytest
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.vocabulary import Severity
-from analysis.findings.changepoints import change_points, find_change_points, slope_changes
+from analysis.findings.changepoints import change_points, find_change_points, series_changes, slope_changes
 from analysis.findings.events import series_events
 
 
@@ -173,3 +173,13 @@ def test_a_smooth_saturating_learning_curve_has_no_slope_change(n: int, tau: flo
     smooth = 0.9 - 0.4 * np.exp(-np.arange(n) / tau)  # no noise at all: the bend alone
     assert slope_changes(curve) == [] and slope_changes(smooth) == []
     assert all(e.kind != "slope_change" for e in series_events(curve, metric="val/recall"))
+
+
+@pytest.mark.parametrize("n", [100, 150, 300])
+def test_a_steep_fall_that_flattens_is_no_noise_change(n):
+    # Raw first differences shrink with the slope as a learning curve flattens: without the local slope taken out
+    # they read as the noise calming down (a false noise change about a fifth into the run, on real DETR logs).
+    rng = np.random.default_rng(n)
+    t = np.arange(n, dtype=float)
+    x = 7.0 + 14.0 / (1.0 + t / (0.03 * n)) + rng.normal(0, 0.02, n)
+    assert series_changes(x)[1] == []

@@ -133,3 +133,93 @@ def test_a_short_healthy_eval_series_has_no_collapse(n):
         for _ in range(10):
             x = curve + rng.normal(0, 0.003, n)
             assert change_points(x) == []
+
+
+def _early_plateau_then_drop(n: int, plateau: int, rng: np.random.Generator) -> np.ndarray:
+    """A loss stuck on an early plateau, then a steep drop that decays into saturation (ml-aos-like)."""
+    t = np.arange(n, dtype=float)
+    x = np.where(t < plateau, 2.3, 0.5 + 1.8 * np.exp(-(t - plateau) / (0.1 * n)))
+    return x + rng.normal(0, 0.01, n)
+
+
+@pytest.mark.parametrize("n", [100, 300, 1000])
+def test_an_early_plateau_that_ends_in_a_curved_drop_is_found(n):
+    # The drop decays (curved leg): a moving line's residuals read its bend as autocorrelation (rho ~0.95) and
+    # blinded the slope tests; the moving quadratic with a robust rho does not.
+    rng = np.random.default_rng(n + 3)
+    plateau = int(0.25 * n)
+    x = _early_plateau_then_drop(n, plateau, rng)
+    found = change_points(x)
+    assert any(abs(f - plateau) <= max(5, 0.02 * n) for f in found)
+
+
+def test_inflation_follows_the_noise_not_the_curve():
+    from analysis.findings.trends import _inflation
+
+    rng = np.random.default_rng(2)
+    t = np.arange(200, dtype=float)
+    curve = 0.3 + 2 * np.exp(-t / 30)
+    white = _inflation(curve + rng.normal(0, 0.01, 200), 20)
+    ar = _inflation(curve + 0.01 * lfilter([1], [1, -0.7], rng.normal(0, 1, 200)), 20)
+    assert white < 1.5 < 3.0 < ar  # AR(0.7): (1 + 0.7) / (1 - 0.7) = 5.7
+
+
+def test_a_noisy_step_blurred_into_two_bends_is_one_level_shift():
+    # A learning-rate step on a noisy per-iteration loss: block means and windows blur it into a bend where the
+    # fall starts and one where it ends; a jump fits that stretch better than a ramp, so it is one level shift.
+    rng = np.random.default_rng(4)
+    n = 450
+    t = np.arange(n, dtype=float)
+    x = 0.12 + 0.08 * np.exp(-t / 60) - 0.025 * (t >= 300) + rng.normal(0, 0.012, n)
+    shifts, _, turns = series_changes(x)
+    found = sorted(shifts + turns)
+    assert len(found) == 1 and abs(found[0] - 300) <= 9
+
+
+def test_a_ramp_between_two_plateaus_keeps_both_ends():
+    rng = np.random.default_rng(8)
+    x = _loss_with_late_drop(1000, 500, 700, rng)
+    found = change_points(x)
+    assert len(found) == 2 and abs(found[0] - 500) <= 20 and abs(found[1] - 700) <= 20
+
+
+def test_a_collapse_after_a_plateau_is_one_change_point():
+    rng = np.random.default_rng(9)
+    t = np.arange(200, dtype=float)
+    acc = 0.9 - 0.7 * np.exp(-t / 20) + rng.normal(0, 0.01, 200)
+    acc[120:] = 0.1 + rng.normal(0, 0.001, 80)
+    assert change_points(acc) == [120]
+
+
+def test_a_metric_that_settles_on_one_exact_value_is_a_noise_change():
+    # precision of a detector that reaches exactly 1.0 and stays (YOLO results.csv, tune split): no noise is left
+    rng = np.random.default_rng(12)
+    x = np.round(0.99 + 0.004 * rng.normal(size=100), 4)
+    x[:60] = np.minimum(x[:60], 1.0)
+    x[68:] = 1.0
+    assert change_points(x, bends=False) == [68]  # the mean moves a little too: a level shift finds it
+    x[:68] = np.round(1.0 - 0.004 * np.abs(rng.normal(size=68)), 4)  # the same level all along: only the noise ends
+    x[x > 0.9995] = 0.9995
+    assert not any(abs(c - 68) <= 5 for c in change_points(x, bends=False))
+    assert any(abs(c - 68) <= 5 for c in series_changes(x)[1])  # a noise change: the noise ends
+
+
+def test_a_floor_with_blips_that_ends_quietly_is_no_change():
+    rng = np.random.default_rng(13)
+    x = np.zeros(300)
+    blips = rng.choice(np.arange(10, 230), 25, replace=False)
+    x[blips] = rng.choice([0.1, 0.2, 0.3], 25)  # the last blip well before the end: a long quiet tail
+    assert series_changes(x)[1] == [] and change_points(x) == change_points(x, bends=False)
+
+
+def test_a_fall_that_takes_a_few_points_is_one_change_point():
+    # An RL reward that collapses over 8 evaluations: the step tests cut the ramp twice; the level between the two
+    # cuts lasts a few points, no regime of its own (LABELLING.md), so it is one change, where the fall starts.
+    rng = np.random.default_rng(21)
+    n, k = 200, 130
+    t = np.arange(n, dtype=float)
+    x = 50 * (1 - np.exp(-t / 40)) + rng.normal(0, 3, n)
+    x[k:] = -20 + rng.normal(0, 3, n - k) + np.maximum(0.0, 1 - (t[k:] - k) / 8) * (x[k - 1] + 20)
+    assert len(change_points(x, bends=False)) == 2  # before: both ends of the ramp
+    found = change_points(x)
+    assert len(found) == 1 and abs(found[0] - k) <= 5

@@ -1,4 +1,4 @@
-"""Same-sign slope changes and end-of-series collapses: the changes `changepoints.series_changes` missed on real runs.
+"""Same-sign slope changes, soft steps, collapses and settlings: the changes `changepoints.series_changes` missed.
 
 `changepoints.slope_changes` looks only for trends that turn (improving -> degrading), because the ordinary bend of
 a learning curve (a fast fall that flattens) keeps one sign of slope. Real curves also change regime without a
@@ -10,10 +10,15 @@ that ends in a new plateau, a metric that collapses in its last few evaluations.
 removed (`_destep`), block means of <= 200 points:
 1. Noise. A slope over w points must stand out from what a line over w points cannot follow. The short-scale
    noise is the robust sd of the residuals of a centred moving line of 11 points (`_scale_noise`), also
-   locally (median over the `_LOCAL_NOISE` points around a knot, for series whose noise changes); the
-   autocorrelation rho comes from the residuals of a wider moving line (41 points) and inflates slope variances
-   by (1 + rho) / (1 - rho). (`changepoints.noise_profile` on first differences counts a learning curve's bend
-   as autocorrelation on smooth curves, which makes every slope test blind here.)
+   locally (median over the `_LOCAL_NOISE` points around a knot, for series whose noise changes). The
+   autocorrelation rho (`_inflation`) comes from the residuals of a centred moving quadratic of up to 41 points
+   (Savitzky-Golay), estimated robustly as rho = 1 - (MAD of the residuals' differences / MAD of the
+   residuals)^2 / 2 (for a stationary series var(r_t - r_t-1) = 2 var(r) (1 - rho)), and inflates slope
+   variances by (1 + rho) / (1 - rho). A moving line leaves a learning curve's bend in its residuals as a slow
+   wave, and a product-moment correlation counts a kink as strong autocorrelation: both read rho ~0.95 on a
+   smooth curve and made every slope test blind (an early plateau that ends in a curved drop was never found);
+   the quadratic follows the bend and the MADs ignore the few points at a kink, while the slow part of AR or
+   EMA-smoothed noise stays (white noise on a curve: rho ~0; AR(0.7): ~0.6).
 2. Acceleration ("plateau then faster drop"). For every knot k and window w = 5, 10, 20, ... (one set of
    arrays, all from prefix sums), lines are fitted to the w points before k (slope s1, residual sd r1) and
    after it (s2, r2). With d = sign(s2), the knot is a candidate when the slope gained, |s2| - s1 d, is
@@ -33,6 +38,12 @@ removed (`_destep`), block means of <= 200 points:
    accepted acceleration in the same direction (its steep leg starts within 2 windows after it), with the
    mirrored tests (the drop would have gone visibly further at its own slope). A fast initial fall that
    flattens is never preceded by an acceleration, so it is never found.
+4. Soft steps. Block means and windows blur a jump that the step tests missed (a learning-rate step on a noisy
+   per-iteration loss) into an acceleration where the fall starts and a deceleration where it ends. A pair of the
+   same direction whose steep stretch is shorter than the windows that found it is one level shift, reported at
+   its middle, when the stretch (with as many points of context each side) is fitted better by one jump between
+   two levels than by the ramp flat - line - flat (`_step_like`), or when it is shorter than `_STEP_SHARE` = 5 %
+   of the series (LABELLING.md: a shorter stretch is no regime of its own). A real ramp keeps both ends.
 
 `tail_collapse(values)`: the step tests need points on both sides of a break, so a metric that falls to a
 degenerate value in its last few evaluations was missed. A tail of >= `_TAIL_MIN` = 3 points, after at least
@@ -44,10 +55,23 @@ earlier points' p5-p95 range, and the tail's own spread is smaller than that jum
 and kept; a curve that keeps improving also reaches new extremes, but step by step). Both directions (a fall to 0,
 a loss that blows up).
 
+`_one_fall(x, shifts)`: a level shift that follows one the same way within 5 % of the series (>= 5 points) is
+left out: the level between them lasts too short to be a regime (LABELLING.md), so a fall that takes a few
+points (a reward collapsing over several evaluations) is one change, where it starts.
+
+`constant_tail(x)`: a metric that settles on one value and keeps it to its end (precision stuck at exactly 1.0,
+a loss at exactly 0; values within `_SETTLE_TOL` = 1e-6 of the series' range count as one) has no noise left: a
+regime of its own, reported as a noise change at the first point of the tail. The tail lasts >= 5 points and 5 %
+of the series, and the value was no regular before it (at most half of as many points before the tail take it):
+a floor with blips sits on its value all along, and its last quiet stretch is no change.
+
 Calibration: the constants were chosen on the `tune` split of benchmarks/data/curves (false alarms on GAN losses'
 slow waves and on post-divergence regimes), on the generated `late_drop` scenario of benchmarks/labelled_series.py
 (recall) and on healthy generated curves with white, EMA-smoothed, AR(1), heavy-tailed and quantised noise
 (tests/test_trends.py); the test split and TCPD were measured once afterwards. Figures: `changepoints` docstring.
+The second round (robust quadratic rho, soft steps, slope-only filters before any noise estimate, for speed) was
+tuned on the tune split including the batch-2 sources (detectron2 LR steps, DeiT) and on real-curve-shaped
+synthetic cases (early plateau then curved drop, plateau then ramp, collapse, healthy saturating curves).
 """
 
 from __future__ import annotations
@@ -70,6 +94,10 @@ _BEND_MIN_POINTS = 5  # the shortest window (block points); windows double from 
 _RHO_SCALE = 20  # half-width of the moving line whose residuals give the noise's autocorrelation
 _LOCAL_NOISE = 21  # points around a knot whose short-scale residuals give its local noise
 _BEND_QUIET = 2.0  # each leg's residual sd around its line is at most this many noise sigmas
+_STEP_SHARE = 0.05  # a steep stretch shorter than this share of the series is one (soft) level shift
+_SETTLE_MIN = 5  # a settling on one exact value lasts at least this many points ...
+_SETTLE_TOL = 1e-6  # values this share of the series' range apart are one value
+_SETTLE_SHARE = 0.5  # ... and the value was taken by at most this share of as many points before it
 _TAIL_MIN = 3  # a collapse at the end keeps its new level for at least this many points
 _TAIL_SIGMA = 5.0  # the jump from the last point before to the nearest tail point: this many noise sigmas ...
 _TAIL_RANGE_SHARE = 0.25  # ... and this share of the earlier points' p5-p95 range
@@ -97,15 +125,15 @@ def _line_fits(sums: np.ndarray, a: np.ndarray, b: np.ndarray, rss: bool = True)
     return slope, np.sqrt(np.maximum(resid, 0.0) / np.maximum(s0 - 2.0, 1.0))
 
 
-def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) -> tuple[float, float, np.ndarray]:
-    """(sigma, inflation, local sigma at every point) of the wiggles shorter than w: residuals of a centred moving
-    line of 2w + 1 points. The local sigma is the same robust estimate over the `_LOCAL_NOISE` points around each
-    point, for series whose noise changes (a slope must stand out from the noise where it is measured).
+def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) -> tuple[float, np.ndarray]:
+    """(sigma, local sigma at every point; empty without `local`) of the wiggles shorter than w: residuals of a
+    centred moving line of 2w + 1 points. The local sigma is the same robust estimate over the `_LOCAL_NOISE`
+    points around each point, for series whose noise changes (a slope must stand out from the noise where it is
+    measured).
 
     A learning curve's bend is a trend at this scale, not noise (`changepoints.noise_profile` on first differences
     counts it as autocorrelation on smooth curves and makes every slope test blind); what a window of w points
-    cannot follow is the noise its slope has to stand out from. Lag-1 autocorrelation rho of those residuals
-    inflates the slope variance by (1 + rho) / (1 - rho) (rho capped at 0.95)."""
+    cannot follow is the noise its slope has to stand out from."""
     n = y.size
     i = np.arange(n)
     a, b = np.clip(i - w, 0, n), np.clip(i + w + 1, 0, n)
@@ -114,20 +142,45 @@ def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) ->
     slope = (s0 * sty - s1 * sy) / det
     level = (sy - slope * s1) / s0
     r = y - float(np.mean(y)) - (level + slope * i)
-    r = r - np.median(r)
-    mad = float(np.median(np.abs(r)))
+    r = np.abs(r - np.median(r))
+    mad = float(np.median(r))
     if mad <= 0:
-        return 0.0, 1.0, np.zeros(n)
+        return 0.0, np.zeros(n if local else 0)
     scale = 1.4826 / math.sqrt(max(1.0 - 2.0 / (2 * w + 1), 0.5))
-    sigma = scale * mad
-    rc = np.clip(r, -5 * sigma, 5 * sigma)
-    rho = float(rc[1:] @ rc[:-1]) / max(float(rc @ rc), 1e-300)
-    rho = min(max(rho, 0.0), 0.95)
     if not local:
-        return sigma, (1.0 + rho) / (1.0 - rho), np.empty(0)
+        return scale * mad, np.empty(0)
     half = min(_LOCAL_NOISE, n) // 2
-    around = bn.move_median(np.r_[np.abs(r), np.full(half, np.nan)], min(_LOCAL_NOISE, n), min_count=1)[half:]
-    return sigma, (1.0 + rho) / (1.0 - rho), scale * around
+    around = bn.move_median(np.r_[r, np.full(half, np.nan)], min(_LOCAL_NOISE, n), min_count=1)[half:]
+    return scale * mad, scale * around
+
+
+def _inflation(y: np.ndarray, w: int) -> float:
+    """Variance inflation (1 + rho) / (1 - rho) of a slope over many points, rho the lag-1 autocorrelation of the
+    residuals of a centred moving quadratic of 2w + 1 points (Savitzky-Golay), estimated robustly
+    (`_robust_rho`). The quadratic follows a learning curve's bend, which a moving line leaves in its residuals
+    as a slow wave (on a smooth curve that read as rho ~0.9 and made every slope test blind); the slow part of
+    AR or EMA-smoothed noise, which a short window would absorb, stays."""
+    from scipy.signal import savgol_filter
+
+    width = min(2 * w + 1, y.size if y.size % 2 else y.size - 1)
+    if width < 5:
+        return 1.0
+    r = y - savgol_filter(y, width, 2, mode="interp")
+    r = r - np.median(r)
+    rho = _robust_rho(r, float(np.median(np.abs(r))))
+    return (1.0 + rho) / (1.0 - rho)
+
+
+def _robust_rho(r: np.ndarray, mad: float) -> float:
+    """Lag-1 autocorrelation of residuals r (median 0, MAD `mad`) from robust scales: for a stationary series
+    var(r_t - r_t-1) = 2 var(r) (1 - rho), so rho = 1 - (MAD of the differences / MAD of r)^2 / 2. A kink or a
+    stretch of curvature the moving line cannot follow touches a minority of points and moves neither MAD (a
+    product-moment correlation counts it as strong autocorrelation and blinds every slope test)."""
+    d = np.diff(r)
+    if d.size < 2 or mad <= 0:
+        return 0.0
+    md = float(np.median(np.abs(d - np.median(d))))
+    return min(max(1.0 - 0.5 * (md / mad) ** 2, 0.0), 0.95)
 
 
 def _candidates(y: np.ndarray, visible: float, shifts: np.ndarray) -> list[tuple[float, int, int, int]]:
@@ -177,27 +230,38 @@ def _bend_tests(
     pre = np.flatnonzero((flat * d <= _BEND_RATIO * np.abs(steep)) & (gained * (legs - 1) >= visible))
     if pre.size == 0:
         return []
-    floor, _, local = _scale_noise(y, sums, _BEND_MIN_POINTS)
+    floor = _scale_noise(y, sums, _BEND_MIN_POINTS, local=False)[0]
     floor = max(floor, 1e-9 * max(1.0, float(np.max(np.abs(y)))))
     # Lower bounds of the tests below (sigma >= floor, inflation >= 1), so nothing they would keep is dropped.
     se_min = floor * np.sqrt(12.0 / n1[pre] ** 3 + 12.0 / n2[pre] ** 3)
-    pre = pre[(gained[pre] * (legs[pre] - 1) >= _BEND_MIN_SIGMA * floor) & (gained[pre] >= _BEND_T * se_min)]
+    se_steep_min = floor * np.sqrt(12.0 / legs[pre] ** 3)
+    pre = pre[
+        (gained[pre] * (legs[pre] - 1) >= _BEND_MIN_SIGMA * floor)
+        & (gained[pre] >= _BEND_T * se_min)
+        & (np.abs(steep[pre]) >= _BEND_T * se_steep_min)
+    ]
     if pre.size == 0:
         return []
     ks, ws, n1, n2, d, gained = ks[pre], ws[pre], n1[pre], n2[pre], d[pre], gained[pre]
     steep, flat, legs = steep[pre], flat[pre], legs[pre]
-    # Autocorrelation from a wider detrending: the residuals of a short moving line lose the slow part of AR
-    # noise (and of a wandering curve) that a long window's slope does see.
-    infl = _scale_noise(y, sums, min(_RHO_SCALE, max(_BEND_MIN_POINTS, m // 4)), local=False)[1]
-    noise = np.maximum(local[ks], floor)  # the short-scale noise around the knot
-    _, r1 = _line_fits(sums, ks - ws, ks)
-    _, r2 = _line_fits(sums, ks, ks + n2.astype(np.int64))
     # The flat side of a bend is a plateau that lasts: over twice the window its slope is still flat (at a crest
-    # of a wave the longer window takes in the rise before it).
+    # of a wave the longer window takes in the rise before it). Slopes only: before any noise estimate.
     if after:
         flat_long, _ = _line_fits(sums, np.maximum(ks - 2 * ws, 0), ks, rss=False)
     else:
         flat_long, _ = _line_fits(sums, ks, np.minimum(ks + 2 * ws, m), rss=False)
+    keep = np.flatnonzero(np.abs(flat_long) <= _BEND_RATIO * np.abs(steep))
+    if keep.size == 0:
+        return []
+    ks, ws, n1, n2, d, gained = ks[keep], ws[keep], n1[keep], n2[keep], d[keep], gained[keep]
+    steep, flat, legs = steep[keep], flat[keep], legs[keep]
+    _, local = _scale_noise(y, sums, _BEND_MIN_POINTS)
+    # Autocorrelation from a wider detrending: the residuals of a short moving line lose the slow part of AR
+    # noise (and of a wandering curve) that a long window's slope does see.
+    infl = _inflation(y, min(_RHO_SCALE, max(_BEND_MIN_POINTS, m // 3)))
+    noise = np.maximum(local[ks], floor)  # the short-scale noise around the knot
+    _, r1 = _line_fits(sums, ks - ws, ks)
+    _, r2 = _line_fits(sums, ks, ks + n2.astype(np.int64))
     # The noise each slope has to stand out from is what its line cannot explain (a wave or a bend inside a leg
     # counts as noise), never less than the short-scale noise around the knot.
     sigma = np.sqrt(np.maximum(r1 * r1 * (n1 - 2) + r2 * r2 * (n2 - 2), 0.0) / np.maximum(n1 + n2 - 4, 1.0))
@@ -210,7 +274,6 @@ def _bend_tests(
         (r1 <= _BEND_QUIET * noise)  # both legs are lines up to the short-scale noise: a wave's crest is no plateau
         & (r2 <= _BEND_QUIET * noise)
         & (t >= _BEND_T)
-        & (np.abs(flat_long) <= _BEND_RATIO * np.abs(steep))
         & (np.abs(steep) >= _BEND_T * se_steep)
         & (flat * d >= -_BEND_T * se_flat)
         & (gained * (legs - 1) >= _BEND_MIN_SIGMA * sigma)
@@ -231,26 +294,62 @@ def _moved(y: np.ndarray, k: int, w: int, d: int, visible: float) -> bool:
     return (at_knot - far) * np.sign(d) >= visible
 
 
-def _pick(y: np.ndarray, visible: float, shifts: np.ndarray) -> list[int]:
-    """Accelerations greedily by t-statistic (no two within one window of each other), then the ends of their
-    drops: a deceleration whose steep leg starts within one window after an accepted acceleration the same way."""
+def _pick(y: np.ndarray, visible: float, shifts: np.ndarray) -> tuple[list[int], list[int]]:
+    """(bends, soft steps). Accelerations greedily by t-statistic (no two within one window of each other), then
+    the ends of their drops: a deceleration whose steep leg starts within one window after an accepted
+    acceleration the same way (one end per acceleration, the strongest). An acceleration and the end of its drop
+    within the larger of their windows are one soft level shift, at their middle, when the stretch is shorter
+    than `_STEP_SHARE` of the series (LABELLING.md: a regime lasts >= 5 % of it) or a jump fits it better than a
+    ramp (`_step_like`)."""
     cands = sorted(_candidates(y, visible, shifts), reverse=True)
     accel: list[tuple[int, int, int]] = []
     for _, k, w, d in cands:
         if abs(d) == 1 and all(abs(k - a) > max(w, wa) for a, wa, _ in accel) and _moved(y, k, w, d, visible):
             accel.append((_refine(y, k, w), w, d))
-    ends: list[tuple[int, int]] = []
     if not accel:  # the common case: no drop started, so none can end
-        return []
+        return [], []
+    ends: list[tuple[int, int, int]] = []
+    ended: set[int] = set()  # a drop ends once: the accelerations that have their end
     for _, k, w, d in cands:
-        if abs(d) != 2 or any(abs(k - e) <= max(w, we) for e, we in ends):
+        if abs(d) != 2 or any(abs(k - e) <= max(w, we) for e, we, _ in ends):
             continue
-        if not any(da == d // 2 and 0 < k - a <= 2 * w for a, _, da in accel):
+        owners = [a for a, _, da in accel if da == d // 2 and 0 < k - a <= 2 * w and a not in ended]
+        if not owners:
             continue
         k = _refine(y, k, w)
         if all(abs(k - a) > _BEND_MIN_POINTS for a, _, _ in accel) and _moved(y, k, w, d, visible):
-            ends.append((k, w))
-    return sorted([k for k, _, _ in accel] + [k for k, _ in ends])
+            ends.append((k, w, d // 2))
+            ended.add(max(owners))
+    short = max(1, math.ceil(_STEP_SHARE * y.size))
+    steps: list[int] = []
+    paired: set[int] = set()
+    for e, we, d in sorted(ends):
+        starts = [a for a, wa, da in accel if da == d and 0 < e - a <= max(wa, we) and a not in paired]
+        if starts and (e - starts[-1] <= short or _step_like(y, starts[-1], e)):  # one step
+            paired.update((starts[-1], e))
+            steps.append((starts[-1] + e) // 2)
+    found = [k for k, _, _ in accel] + [k for k, _, _ in ends]
+    return sorted(k for k in found if k not in paired), sorted(steps)
+
+
+def _step_like(y: np.ndarray, a: int, e: int) -> bool:
+    """Whether the stretch from a bend at a to the end of its drop at e, with as many points of context each side,
+    is fitted better by one jump between two levels (best split) than by the ramp flat - line - flat with knots
+    at a and e: the block means and the windows blur a step into such a pair of bends."""
+    length = e - a
+    lo, hi = max(0, a - length), min(y.size, e + length)
+    seg = y[lo:hi]
+    if seg.size < 4:
+        return False
+    ramp = np.clip((np.arange(lo, hi) - a) / max(length, 1), 0.0, 1.0)
+    design = np.stack([np.ones(seg.size), ramp], axis=1)
+    _, rss_ramp, *_ = np.linalg.lstsq(design, seg, rcond=None)
+    ramp_rss = float(rss_ramp[0]) if rss_ramp.size else 0.0
+    cs, cs2 = np.cumsum(seg), np.cumsum(seg * seg)
+    k = np.arange(1, seg.size)
+    left = cs2[k - 1] - cs[k - 1] ** 2 / k
+    right = (cs2[-1] - cs2[k - 1]) - (cs[-1] - cs[k - 1]) ** 2 / (seg.size - k)
+    return float(np.min(left + right)) < ramp_rss
 
 
 def _refine(y: np.ndarray, k: int, w: int) -> int:
@@ -275,19 +374,21 @@ def _refine(y: np.ndarray, k: int, w: int) -> int:
     return lo + int(ks[int(np.argmin(rss))])
 
 
-def bends(y: np.ndarray, shifts: list[int]) -> list[int]:
-    """Indices of y where a trend steepens the same way, or where such a steep stretch ends. y is the cleaned,
-    finite series with its level shifts (`shifts`) already subtracted (`changepoints._destep`)."""
+def bends(y: np.ndarray, shifts: list[int]) -> tuple[list[int], list[int]]:
+    """(indices of y where a trend steepens the same way or where such a steep stretch ends, soft level shifts: a
+    steep stretch too short to be a regime, at its middle). y is the cleaned, finite series with its level shifts
+    (`shifts`) already subtracted (`changepoints._destep`)."""
     n = y.size
     if n < 4 * _BEND_MIN_POINTS or float(np.std(y)) <= 1e-9 * max(1.0, float(np.max(np.abs(y)))):
-        return []  # flat once the level shifts are removed: float rounding is not a trend
+        return [], []  # flat once the level shifts are removed: float rounding is not a trend
     block = max(1, math.ceil(n / _MAX_POINTS))
     m = n // block
     means = y[: m * block].reshape(m, block).mean(axis=1)
     # Visible on a plot of the whole series: a share of its full range (warm-up and spikes already left out).
     visible = _BEND_RANGE_SHARE * float(np.ptp(means))
     in_blocks = np.array(sorted({s // block for s in shifts}), dtype=np.int64)
-    return sorted({k * block + block // 2 for k in _pick(means, visible, in_blocks)})
+    found, steps = _pick(means, visible, in_blocks)
+    return sorted({k * block + block // 2 for k in found}), sorted({k * block + block // 2 for k in steps})
 
 
 def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
@@ -301,6 +402,9 @@ def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
     n = x.size
     if n < _TAIL_MIN + _TAIL_PRIOR:
         return None
+    head = x[:_TAIL_PRIOR]
+    if float(np.min(head)) <= x[-1] <= float(np.max(head)):
+        return None  # the last point is a tail point, beyond every earlier one: the cheap necessary test
     cs = np.arange(max(n // 4, _TAIL_PRIOR), n - _TAIL_MIN + 1)
     for sign in (1.0, -1.0):  # a fall, then a rise (the series mirrored)
         z = sign * x
@@ -326,6 +430,45 @@ def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
     return None
 
 
+def constant_tail(x: np.ndarray) -> int | None:
+    """Index of x (cleaned, finite) where it settles on one value (within `_SETTLE_TOL` of its range) that it keeps
+    to its end, or None: a
+    metric that saturates at a degenerate value (precision stuck at exactly 1.0, a loss at exactly 0) has no noise
+    left, a regime of its own. The tail lasts >= `_SETTLE_MIN` points and `_STEP_SHARE` of the series, and the
+    value was no regular before it (at most `_SETTLE_SHARE` of the as many points before the tail take it): a floor
+    with blips sits on its value all along, its last quiet stretch is no change."""
+    n = x.size
+    need = max(_SETTLE_MIN, math.ceil(_STEP_SHARE * n))
+    if n < 2 * need:
+        return None
+    same = np.abs(x - x[-1]) <= _SETTLE_TOL * float(np.ptp(x))  # float noise of a stuck float32 value too
+    differ = np.flatnonzero(~same)
+    if differ.size == 0:
+        return None  # constant throughout
+    start = int(differ[-1]) + 1
+    if n - start < need or start < need:
+        return None
+    return start if float(np.mean(same[max(0, start - (n - start)) : start])) <= _SETTLE_SHARE else None
+
+
+def _one_fall(x: np.ndarray, shifts: list[int]) -> list[int]:
+    """Level shifts with the ones that follow a shift the same way within `_STEP_SHARE` of the series (at least
+    `_SETTLE_MIN` points) left out: the level between them is no regime of its own (LABELLING.md: a regime lasts
+    >= ~5 points or 5 % of the series), so a fall that takes a few points is one change, where it starts."""
+    if len(shifts) < 2:
+        return shifts
+    need = max(_SETTLE_MIN, math.ceil(_STEP_SHARE * x.size))
+    out: list[int] = []
+    last_sign = 0.0
+    for s in sorted(shifts):
+        sign = float(np.sign(np.median(x[s : s + _SETTLE_MIN]) - np.median(x[max(0, s - _SETTLE_MIN) : s])))
+        if out and s - out[-1] < need and sign == last_sign != 0.0:
+            continue
+        out.append(s)
+        last_sign = sign
+    return out
+
+
 def with_trend_changes(
     values: np.ndarray,
     x: np.ndarray,
@@ -334,15 +477,22 @@ def with_trend_changes(
     noise: list[int],
     turns: list[int],
     destepped: np.ndarray,
-) -> tuple[list[int], list[int]]:
-    """(level shifts, slope changes) of `changepoints.series_changes` (indices of the cleaned x, original positions
-    `keep`; `destepped` is x with the shifts subtracted) with an end-of-series collapse added to the shifts and
-    same-sign bends to the slope changes; a bend within `_MERGE` points of a change already found is that change."""
+) -> tuple[list[int], list[int], list[int]]:
+    """(level shifts, noise changes, slope changes) of `changepoints.series_changes` (indices of the cleaned x,
+    original positions `keep`; `destepped` is x with the shifts subtracted) with an end-of-series collapse and
+    soft steps added to the shifts, a settling on one exact value to the noise changes and same-sign bends to the
+    slope changes; a change within `_MERGE` points of one already found is that change."""
     collapse = tail_collapse(values, int(keep[0])) if keep.size else None
     if collapse is not None:
         t = min(int(np.searchsorted(keep, collapse)), x.size - 1)
         if all(abs(t - s) > max(_TAIL_MIN, math.ceil(0.02 * x.size)) for s in shifts):
             shifts = sorted([*shifts, t])
+    settle = constant_tail(x)
+    if settle is not None and all(abs(settle - s) > _MERGE for s in [*shifts, *noise, *turns]):
+        noise = sorted([*noise, settle])
+    shifts = _one_fall(x, shifts)
     taken = [*shifts, *noise, *turns]
-    new = [b for b in bends(destepped, shifts) if all(abs(b - s) > _MERGE for s in taken)]
-    return shifts, sorted([*turns, *new])
+    found, steps = bends(destepped, shifts)
+    steps = [b for b in steps if all(abs(b - s) > _MERGE for s in taken)]
+    new = [b for b in found if all(abs(b - s) > _MERGE for s in [*taken, *steps])]
+    return sorted([*shifts, *steps]), noise, sorted([*turns, *new])
