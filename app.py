@@ -16,7 +16,7 @@ from analysis.core.paths import confine
 from analysis.core.run import Run, RunRef
 from ui import state
 from ui.assets import head_html
-from ui.config_edit import edited_config, threshold_values
+from ui.config_edit import FIELD_RANGES, edited_config, threshold_values
 from ui.data_dir import suggest_data_dir
 from ui.format import md_escape
 from ui.navigation import SOURCE_LABELS, find_run, source_label, source_param
@@ -234,9 +234,13 @@ def config_panel() -> None:
         for key, value in threshold_values(cfg).items():
             st.session_state.setdefault(key, value)
         values = {
-            "cfg_recall_min": st.number_input("recall must stay ≥", 0.0, 1.0, step=0.01, key="cfg_recall_min"),
-            "cfg_z": st.number_input("z-score threshold", 0.5, 20.0, step=0.5, key="cfg_z"),
-            "cfg_drop": st.number_input("drop from best (relative)", 0.0, 1.0, step=0.01, key="cfg_drop"),
+            "cfg_recall_min": st.number_input(
+                "recall must stay ≥", *FIELD_RANGES["cfg_recall_min"], step=0.01, key="cfg_recall_min"
+            ),
+            "cfg_z": st.number_input("z-score threshold", *FIELD_RANGES["cfg_z"], step=0.5, key="cfg_z"),
+            "cfg_drop": st.number_input(
+                "drop from best (relative)", *FIELD_RANGES["cfg_drop"], step=0.01, key="cfg_drop"
+            ),
             "cfg_drop_only": st.checkbox("report drops only", key="cfg_drop_only"),
         }
         new = edited_config(cfg, values)
@@ -248,6 +252,12 @@ def config_panel() -> None:
 def sidebar() -> None:
     st.sidebar.title("Experiment analyzer")
     state.url_read()
+    refused = state.take_linked_thresholds()
+    if refused:
+        st.sidebar.warning(
+            "The link's " + ", ".join(f"`{md_escape(p)}`" for p in refused) + " could not be used: the config's "
+            "value is kept."
+        )
     linked = source_label(state.url_take("source"))
     if linked is not None:
         state.seed("source", linked)
@@ -275,6 +285,7 @@ def sidebar() -> None:
     state.set_selection(sel)
     run_status(*state.load_run())
     config_panel()
+    state.put_thresholds()
     message = state.notice()
     if message is not None:
         st.warning(message)

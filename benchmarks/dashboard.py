@@ -2,13 +2,17 @@
 
 Usage:  .venv/bin/python benchmarks/dashboard.py [--steps 10000] [--batches 200] [--images 10000]
                                                  [--cache DIR] [--repeat 5] [--moves 10] [--only overview|slider|demo]
+                                                 [--app-root CHECKOUT ...]
 
 `--only demo` (issue 15) measures the bundled demo run (generated: 40 steps x 16 batches, 152 images): the first
 view on a freshly started server, both as `streamlit run app.py` and as `make run` (`python -m ui.serve`, which
 loads the dashboard's modules and analyses the first run while the server starts: its server-start -> health and
 server-start -> "modules loaded" times are printed too, and the first view is timed from a tab opened at once and
 from one opened once the modules are loaded), a new tab, a batch change (Batches) and a metric change (Overview),
-beside the empty-page and empty-page-plus-one-plotly-chart references measured in the same run.
+beside the empty-page and empty-page-plus-one-plotly-chart references measured in the same run. Batch and metric
+changes also print the CPU time the server process and the browser spent on them (from /proc, Linux): unlike the
+wall times, these hardly change with what else loads the machine. `--app-root DIR` (repeatable) measures the app
+of other checkouts in the same run (e.g. `git archive HEAD | tar -x -C /tmp/before` beside this one).
 
 Targets (issue 8):
   (a) a threshold slider move on the Data quality page with 10,000 audited images re-renders in < 300 ms;
@@ -169,6 +173,42 @@ def _p90(xs: list[float]) -> float:
     return sorted(xs)[max(0, round(0.9 * len(xs)) - 1)] if xs else float("nan")
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stats() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds used) of every process, from /proc (Linux; empty elsewhere)."""
+    out = {}
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = entry.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            out[int(entry.parent.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _TICK)
+    return out
+
+
+def cpu_seconds(server_pid: int | None) -> tuple[float, float]:
+    """(CPU seconds of the server process and its children, of every Chromium process this benchmark started) so
+    far: per-action differences of these are what the action cost the machine, whatever else loads it."""
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _name, _cpu) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(root: int) -> list[int]:
+        found, todo = [], [root]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    server = set(tree(server_pid)) if server_pid in stats else set()
+    browser = [p for p in tree(os.getpid()) if p not in server and "chrom" in stats[p][1].lower()]
+    return sum(stats[p][2] for p in server), sum(stats[p][2] for p in browser)
+
+
 def timed_load(
     browser: Browser,
     url: str,
@@ -212,17 +252,30 @@ def loads(browser: Browser, url: str, ready_js: str | None, repeat: int, arg: ob
     return {"fresh": fresh, "cached": cached}
 
 
-def timed_action(page: Page, action: Callable[[], object], check: Callable[[], object] | None = None) -> float:
+def timed_action(
+    page: Page,
+    action: Callable[[], object],
+    check: Callable[[], object] | None = None,
+    cpu: dict[str, list[float]] | None = None,
+    server_pid: int | None = None,
+) -> float:
     """Seconds from `action` to the end of the script run it triggered (a full or a fragment run: Streamlit's
-    `script_finished` message), idle and painted."""
+    `script_finished` message), idle and painted. With `cpu`: the server's and the browser's CPU seconds spent
+    meanwhile are appended to its "server" and "browser" lists."""
     from tests.e2e.st_helpers import act_and_wait_run
 
+    c0 = cpu_seconds(server_pid) if cpu is not None else (0.0, 0.0)
     t0 = time.perf_counter()
     act_and_wait_run(page, action)
     if check is not None:
         check()
     page.evaluate(PAINTED_JS)
-    return time.perf_counter() - t0
+    elapsed = time.perf_counter() - t0
+    if cpu is not None:
+        c1 = cpu_seconds(server_pid)
+        cpu.setdefault("server", []).append(c1[0] - c0[0])
+        cpu.setdefault("browser", []).append(c1[1] - c0[1])
+    return elapsed
 
 
 def slider_moves(page: Page, label: str, keys: list[str]) -> list[float]:
@@ -328,11 +381,13 @@ def bench_slider(browser: Browser, url: str, images: Path, moves: int) -> dict[s
     return {"audit": [t_audit], "arrow": arrow, "jump": jumps}
 
 
-def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
+def bench_demo(browser: Browser, repeat: int, root: Path = ROOT) -> dict[str, list[float]]:
     """Issue 15 on the bundled demo: the first view on a freshly started server (cold: nothing in the disk cache;
     warm: the decoded run and image scores cached on disk by an earlier server), a new tab on a running server,
     and a batch change (Batches) and a metric change (Overview) in an open tab. Each first view starts a new
-    `streamlit run` process, as a user's `make run` does."""
+    `streamlit run` process, as a user's `make run` does. `root`: the checkout whose app.py is served (another one
+    than this benchmark's, e.g. the last commit's, is measured in the same run with `--app-root`); the CPU seconds
+    the server and the browser spend per batch and metric change are kept too (`*_server_cpu`, `*_browser_cpu`)."""
     from analysis.demo import ensure_demo
     from tests.e2e.st_helpers import free_port, run_tracker, start_streamlit, stop, wait_idle
 
@@ -354,12 +409,21 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
         "metric": [],
     }
 
+    def timed_first_view(kind: str, proc: subprocess.Popen[bytes], url: str) -> None:
+        """The first view's time, and the CPU seconds the server and the browser spent on it (`<kind>_server_cpu`,
+        `<kind>_browser_cpu`: on a plain `streamlit run` the server's include its imports and the analysis)."""
+        c0 = cpu_seconds(proc.pid)
+        out[kind].append(timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
+        c1 = cpu_seconds(proc.pid)
+        out.setdefault(f"{kind}_server_cpu", []).append(c1[0] - c0[0])
+        out.setdefault(f"{kind}_browser_cpu", []).append(c1[1] - c0[1])
+
     def first_view(kind: str) -> tuple[subprocess.Popen[bytes], str]:
         """`streamlit run app.py`, the tab opened as soon as the server answers."""
         port = free_port()
-        proc = start_streamlit(ROOT / "app.py", port, work / f"app-{kind}-{port}.log", env=env)
+        proc = start_streamlit(root / "app.py", port, work / f"app-{kind}-{port}.log", env=env)
         url = f"http://127.0.0.1:{port}"
-        out[kind].append(timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
+        timed_first_view(kind, proc, url)
         return proc, url
 
     def launched_view(kind: str) -> tuple[subprocess.Popen[bytes], str]:
@@ -370,7 +434,7 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
         port = free_port()
         log = work / f"serve-{kind}-{port}.log"
         t0 = time.perf_counter()
-        proc = start_streamlit(ROOT / "app.py", port, log, env=env, launcher=True)
+        proc = start_streamlit(root / "app.py", port, log, env=env, launcher=True)
         out["launch_health"].append(time.perf_counter() - t0)
         url = f"http://127.0.0.1:{port}"
         if kind == "launch_after_ready":
@@ -378,7 +442,7 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
             while READY_LINE not in log.read_text() and time.monotonic() < deadline:
                 time.sleep(0.05)
             out["launch_ready"].append(time.perf_counter() - t0)
-        out[kind].append(timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
+        timed_first_view(kind, proc, url)
         return proc, url
 
     proc, _ = first_view("first_cold")
@@ -403,6 +467,7 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
         page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
         wait_idle(page)
         box = page.get_by_test_id("stSelectbox").filter(has_text="Metric")
+        metric_cpu: dict[str, list[float]] = {}
         for name in ["hmean", "precision", "recall"] * max(1, repeat // 3 + 1):
             box.click()
             out["metric"].append(
@@ -410,12 +475,15 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
                     page,
                     page.get_by_role("option", name=name, exact=True).click,
                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1),
+                    cpu=metric_cpu,
+                    server_pid=proc.pid,
                 )
             )
         timed_action(page, lambda: page.get_by_test_id("stSidebarNav").get_by_role("link", name="Batches").click())
         page.wait_for_function(CHARTS_DRAWN_JS, arg=1)
         wait_idle(page)
         batch_box = page.get_by_test_id("stSelectbox").filter(has_text="Batch")
+        batch_cpu: dict[str, list[float]] = {}
         for b in [12, 3, 7] * max(1, repeat // 3 + 1):
             batch_box.click()
             out["batch"].append(
@@ -423,9 +491,13 @@ def bench_demo(browser: Browser, repeat: int) -> dict[str, list[float]]:
                     page,
                     page.get_by_role("option", name=re.compile(rf"^batch {b} \(")).click,
                     check=lambda: page.wait_for_function(CHARTS_DRAWN_JS, arg=1),
+                    cpu=batch_cpu,
+                    server_pid=proc.pid,
                 )
             )
         ctx.close()
+        for label, cpu in (("metric", metric_cpu), ("batch", batch_cpu)):
+            out[f"{label}_server_cpu"], out[f"{label}_browser_cpu"] = cpu["server"], cpu["browser"]
     finally:
         stop(proc)
     return out
@@ -440,6 +512,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--moves", type=int, default=10)
     ap.add_argument("--only", choices=["overview", "slider", "demo"])
+    ap.add_argument(
+        "--app-root",
+        type=Path,
+        action="append",
+        help="with --only demo: a checkout whose app.py is measured (repeat it to compare checkouts in one run, "
+        "e.g. an export of the last commit beside this one); default: this checkout",
+    )
     args = ap.parse_args(argv)
     if args.only == "demo":
         return main_demo(args)
@@ -511,49 +590,78 @@ def main_demo(args: argparse.Namespace) -> int:
             results["empty"]["fresh_server"] = fresh_empty
         finally:
             stop(empty)
-        print("demo run ...", flush=True)
-        results["demo"] = bench_demo(browser, args.repeat)
+        roots = args.app_root or [ROOT]
+        for root in roots:
+            print(f"demo run, app of {root} ...", flush=True)
+            results[str(root)] = bench_demo(browser, args.repeat, root)
         browser.close()
-    e, d = results["empty"], results["demo"]
-    base_server, base_tab, base_move = _median(e["fresh_server"]), _median(e["fresh"]), _median(e["slider"])
-    rows = [
-        ("empty page: first view, freshly started server (baseline)", e["fresh_server"], None),
-        ("empty page: new tab (baseline)", e["fresh"], None),
-        ("empty page: widget change (baseline)", e["slider"], None),
-        ("reference: empty page + one 3-point plotly chart, new tab", e["chart_fresh"], base_tab),
-        ("demo: first view, fresh server, empty disk cache", d["first_cold"], base_server),
-        ("demo: first view, fresh server, warm disk cache", d["first_warm"], base_server),
-        ("demo, make run (python -m ui.serve): server start -> health ok", d["launch_health"], None),
-        ("demo, make run: server start -> modules loaded", d["launch_ready"], None),
-        ("demo, make run: first view, tab opened at health ok", d["launch_now"], base_server),
-        ("demo, make run: first view, tab opened once modules loaded", d["launch_after_ready"], base_server),
-        ("demo: new tab on a running server (make run)", d["new_tab"], base_tab),
-        ("demo: batch change (Batches)", d["batch"], base_move),
-        ("demo: metric change (Overview)", d["metric"], base_move),
-    ]
+    e = results["empty"]
     print()
     print("| measurement | n | median ms | p90 ms | x baseline |")
     print("|---|---|---|---|---|")
+    for name, xs, row_base in _baseline_rows(e):
+        _row(name, xs, row_base)
+    for root in roots:
+        _demo_report(e, results[str(root)], f"demo ({root})" if len(roots) > 1 else "demo")
+    with contextlib.suppress(OSError):
+        print(f"load average at the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return 0
+
+
+def _row(name: str, xs: list[float], base: float | None) -> None:
+    times_base = f"{_median(xs) / base:.2f}" if base else "—"
+    print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {times_base} |")
+
+
+def _baseline_rows(e: dict[str, list[float]]) -> list[tuple[str, list[float], float | None]]:
+    return [
+        ("empty page: first view, freshly started server (baseline)", e["fresh_server"], None),
+        ("empty page: new tab (baseline)", e["fresh"], None),
+        ("empty page: widget change (baseline)", e["slider"], None),
+        ("reference: empty page + one 3-point plotly chart, new tab", e["chart_fresh"], _median(e["fresh"])),
+    ]
+
+
+def _demo_report(e: dict[str, list[float]], d: dict[str, list[float]], label: str) -> None:
+    """The demo's rows (times against the empty page's), CPU seconds per change, and the issue-15 verdicts."""
+    base_server, base_tab, base_move = _median(e["fresh_server"]), _median(e["fresh"]), _median(e["slider"])
+    rows = [
+        (f"{label}: first view, fresh server, empty disk cache", d["first_cold"], base_server),
+        (f"{label}: first view, fresh server, warm disk cache", d["first_warm"], base_server),
+        (f"{label}, make run (python -m ui.serve): server start -> health ok", d["launch_health"], None),
+        (f"{label}, make run: server start -> modules loaded", d["launch_ready"], None),
+        (f"{label}, make run: first view, tab opened at health ok", d["launch_now"], base_server),
+        (f"{label}, make run: first view, tab opened once modules loaded", d["launch_after_ready"], base_server),
+        (f"{label}: new tab on a running server (make run)", d["new_tab"], base_tab),
+        (f"{label}: batch change (Batches)", d["batch"], base_move),
+        (f"{label}: metric change (Overview)", d["metric"], base_move),
+    ]
+    for key, what in (
+        ("first_warm", "first view (streamlit run app.py, warm disk cache)"),
+        ("launch_after_ready", "first view (make run, tab once modules loaded)"),
+        ("batch", "batch change"),
+        ("metric", "metric change"),
+    ):
+        for side in ("server", "browser"):
+            if d.get(f"{key}_{side}_cpu"):
+                rows.append((f"{label}: {what}, {side} CPU time", d[f"{key}_{side}_cpu"], None))
     for name, xs, row_base in rows:
-        times_base = f"{_median(xs) / row_base:.2f}" if row_base else "—"
-        print(f"| {name} | {len(xs)} | {_median(xs) * 1000:.0f} | {_p90(xs) * 1000:.0f} | {times_base} |")
+        _row(name, xs, row_base)
     print()
-    for label, key in (
+    for what, key in (
         ("streamlit run app.py", "first_warm"),
         ("make run, tab at health ok", "launch_now"),
         ("make run, tab once modules loaded", "launch_after_ready"),
     ):
         warm = _median(d[key])
         print(
-            f"first view ({label}, warm disk cache) {warm:.2f} s: target <= 3 s and <= 2x the empty page "
+            f"{label}: first view ({what}, warm disk cache) {warm:.2f} s: target <= 3 s and <= 2x the empty page "
             f"({warm / base_server:.2f}x) -> {'PASS' if warm <= 3 and warm <= 2 * base_server else 'FAIL'}"
         )
-    for label in ("batch", "metric"):
-        m = _median(d[label])
-        print(f"{label} change {m * 1000:.0f} ms: target <= 500 ms -> {'PASS' if m <= 0.5 else 'FAIL'}")
-    with contextlib.suppress(OSError):
-        print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    return 0
+    for change in ("batch", "metric"):
+        m = _median(d[change])
+        print(f"{label}: {change} change {m * 1000:.0f} ms: target <= 500 ms -> {'PASS' if m <= 0.5 else 'FAIL'}")
+    print()
 
 
 def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:

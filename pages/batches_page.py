@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +12,10 @@ from ui import charts, navigation, state, tables
 from ui.duplicates import render_batch_duplicates
 from ui.format import md_escape
 from ui.navigation import first_bad_step
+from ui.state import AnalysisKey
+
+if TYPE_CHECKING:
+    from analysis.findings.pipeline import RunAnalysis
 
 
 @st.dialog("Image details", width="large")
@@ -60,6 +66,23 @@ def show_image(data_dir: str, path: str, caption: str | None = None) -> bool:
     return True
 
 
+STRIP_SIDE = 160  # the before strip's display copies: four to a row, as the gallery's columns below
+
+
+def show_images(data_dir: str, paths: list[str]) -> None:
+    """Small display copies (never enlarged) with their paths as captions, as one image list (one element for the
+    browser to lay out, not a column each); a file that cannot be read is named with the reason."""
+    images, captions = [], []
+    for path in paths:
+        try:
+            images.append(state.thumbnail(data_dir, path, max_side=STRIP_SIDE))
+            captions.append(md_escape(path))
+        except AnalyzerError as exc:
+            st.error(f"{md_escape(path)}: {md_escape(str(exc))}")
+    if images:
+        st.image(images, caption=captions, output_format="PNG", width="content")
+
+
 @st.fragment(run_every=0.5)
 def rerun_when_images_scored() -> None:
     """While the image scores are computed in the background: redraw the page with them once they are ready."""
@@ -67,146 +90,165 @@ def rerun_when_images_scored() -> None:
         st.rerun(scope="app")
 
 
-# Progressive: while the images are still being scored (in the background, see state.warm_analysis) the page is
-# drawn from the metrics' analysis (ranking, curves, events) and redrawn with the images when they are ready.
-state.warm_analysis()
-images_ready = state.analysis_ready(wait=1.5)  # nearly done: drawn once, whole
-analysis = state.current_analysis(images=images_ready)
-key = state.analysis_key(images=images_ready)
-if analysis is None or key is None:
-    st.stop()
+@st.fragment
+def batch_view(key: AnalysisKey, analysis: RunAnalysis, images_ready: bool, metrics: list[str]) -> None:
+    """Everything that depends on the picked batch and metric. A fragment: picking another batch or metric reruns
+    this part alone (not the sidebar, the title and the ranking table above it), and sends only what it draws."""
+    summary = analysis.batch_summary
+    labels = tables.batch_labels(summary)
+    c1, c2 = st.columns([2, 1])
+    batch = c1.selectbox(
+        "Batch", list(labels), key="b_batch", format_func=labels.__getitem__, on_change=open_step, args=(None,)
+    )  # another batch picked by hand: its last image step
+    metric = c2.selectbox("Metric", metrics, key="b_metric")
+    state.focus_batch(batch)
+    state.focus_metric(metric)
+    state.url_put("batch", batch)
+    state.url_put("metric", metric)
+    st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key="b_curve")
 
-st.title("Batches")
-summary = analysis.batch_summary
-if summary.empty:
-    st.info("This run logged no per-batch metrics.")
-    st.stop()
-facts = charts.run_facts(key, analysis)
-st.session_state["_b_summary"] = summary
-st.caption("Click a row to open that batch at its first bad step.")
-st.dataframe(
-    tables.ranking_table(summary, facts.primary_metric),
-    placeholder="—",  # a healthy batch has no first bad step
-    hide_index=True,
-    key="b_ranking",
-    width="stretch",
-    on_select=pick_ranking_row,
-    selection_mode="single-row",
-)
-
-labels = tables.batch_labels(summary)
-batches = list(labels)
-linked_batch = navigation.parse_int(state.url_take("batch"))
-linked_step = navigation.parse_int(state.url_take("step"))
-if linked_batch is not None:
-    if linked_batch in batches:
-        state.seed("b_batch", linked_batch)
-        if linked_step is not None:
-            open_step(linked_step)
-    else:
-        st.warning(f"The linked batch {linked_batch} is not in this run: showing {batches[0]}.")
-elif linked_step is not None:
-    open_step(linked_step)
-if st.session_state.get("b_batch") not in batches:
-    focus = state.focus_batch()
-    state.seed("b_batch", focus if focus in batches else batches[0])
-metrics = tables.primary_first(facts.metrics, facts.primary_metric)
-linked_metric = state.url_take("metric")
-if linked_metric in metrics:
-    state.seed("b_metric", linked_metric)
-elif st.session_state.get("b_metric") not in metrics:
-    focus_metric = state.focus_metric()
-    state.seed("b_metric", focus_metric if focus_metric in metrics else metrics[0])
-c1, c2 = st.columns([2, 1])
-batch = c1.selectbox(
-    "Batch", batches, key="b_batch", format_func=labels.__getitem__, on_change=open_step, args=(None,)
-)  # another batch picked by hand: its last image step
-metric = c2.selectbox("Metric", metrics, key="b_metric")
-state.focus_batch(batch)
-state.focus_metric(metric)
-state.url_put("batch", batch)
-state.url_put("metric", metric)
-st.plotly_chart(charts.batch_curves(key, analysis, metric, (batch,)), key="b_curve")
-
-st.subheader(f"Events for batch {batch}")
-events = charts.events_table(key, analysis, batch)
-if len(events):
-    st.session_state["_b_events_rows"] = events
-    st.dataframe(
-        events.drop(columns="batch"),
-        hide_index=True,
-        key="b_events",
-        width="stretch",
-        on_select=lambda: pick_event_row("b_events"),
-        selection_mode="single-row",
-        column_config={"message": st.column_config.TextColumn(width="large")},
-    )
-    for message in dict.fromkeys(events["message"].astype(str)):  # in full: a table cell cuts long ones off
-        st.markdown(f"- {md_escape(message)}")
-else:
-    st.success("No anomalies for this batch.")
-found = charts.findings_table(key, analysis, batch)
-hits = st.expander(f"Detector hits for batch {batch} ({len(found):,})", key="b_hits", on_change="rerun")
-with hits:
-    if hits.open and len(found):
-        st.session_state["_b_findings_rows"] = found
+    st.subheader(f"Events for batch {batch}")
+    events = charts.events_table(key, analysis, batch)
+    if len(events):
+        st.session_state["_b_events_rows"] = events
         st.dataframe(
-            found.drop(columns="batch"),
+            events.drop(columns="batch"),
             hide_index=True,
-            key="b_findings",
+            key="b_events",
             width="stretch",
-            on_select=lambda: pick_event_row("b_findings"),
+            on_select=lambda: pick_event_row("b_events"),
             selection_mode="single-row",
+            column_config={"message": st.column_config.TextColumn(width="large")},
         )
-if not images_ready:
-    st.subheader("Root causes and problematic images")
-    st.info("Scoring this run's images: root causes, image counts and the gallery appear when they are ready.")
-    rerun_when_images_scored()
-    st.stop()
-causes = [c for c in analysis.root_causes if c.batch == batch]
-if causes:
-    st.subheader("Root causes")
-    for c in causes:
-        st.markdown(f"- **{c.side}-side** · {md_escape(c.sentence)}")
-render_batch_duplicates(analysis, batch)
+        for message in dict.fromkeys(events["message"].astype(str)):  # in full: a table cell cuts long ones off
+            st.markdown(f"- {md_escape(message)}")
+    else:
+        st.success("No anomalies for this batch.")
+    found = charts.findings_table(key, analysis, batch)
+    hits = st.expander(f"Detector hits for batch {batch} ({len(found):,})", key="b_hits", on_change="rerun")
+    with hits:
+        if hits.open and len(found):
+            st.session_state["_b_findings_rows"] = found
+            st.dataframe(
+                found.drop(columns="batch"),
+                hide_index=True,
+                key="b_findings",
+                width="stretch",
+                on_select=lambda: pick_event_row("b_findings"),
+                selection_mode="single-row",
+            )
+    if not images_ready:
+        st.subheader("Root causes and problematic images")
+        st.info("Scoring this run's images: root causes, image counts and the gallery appear when they are ready.")
+        return
+    causes = [c for c in analysis.root_causes if c.batch == batch]
+    if causes:
+        st.subheader("Root causes")
+        for c in causes:
+            st.markdown(f"- **{c.side}-side** · {md_escape(c.sentence)}")
+    render_batch_duplicates(analysis, batch)
+    gallery(analysis, batch)
 
-st.subheader("Problematic images")
-state.url_put("step", None)  # set again below when this batch has images
-imgs = analysis.images[analysis.images["batch"] == batch]
-if imgs.empty:
-    st.info(f"No `problematic_batch_{batch}` image lists were logged for this batch.")
-    st.stop()
-if analysis.data_dir is None:
-    st.warning("Set the data directory in the sidebar to see the images and their scores.")
-    st.stop()
-steps = sorted(int(s) for s in imgs["step"].unique())
-if st.session_state.get("b_step") not in steps:
-    state.seed("b_step", navigation.nearest_step(steps, state.focus_step()))
-step = st.select_slider("Step", options=steps, key="b_step") if len(steps) > 1 else steps[0]
-state.url_put("step", step)
-sort_label = st.selectbox("Sort by", list(tables.SORT_KEYS), key="b_sort")
-at_step = tables.images_at_step(imgs, step, analysis.quality, sort_label)
-st.caption(f"{len(at_step)} images at step {step}; {tables.count_failing(at_step)} fail the quality thresholds.")
-data_dir = str(analysis.data_dir)
-before = navigation.before_strip(
-    analysis.images, batch, step, navigation.first_bad_step(summary, batch), analysis.quality
-)
-if before is not None:
-    with st.expander(f"Before: {len(before.paths)} images of batch {batch} from before the problem", expanded=True):
-        st.caption(md_escape(before.caption))
-        strip = st.columns(4)
-        for i, path in enumerate(before.paths):
-            with strip[i % 4]:
-                show_image(data_dir, path, caption=md_escape(path))
-if len(at_step) > tables.GALLERY_PAGE:
-    n_pages = tables.gallery_pages(len(at_step))
-    page_no = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="b_gallery_page")
-    at_step = tables.gallery_page(at_step, int(page_no))
-grid = st.columns(4)
-for i, (_, row) in enumerate(at_step.iterrows()):
-    with grid[i % 4]:
-        path = row["path"]
-        show_image(data_dir, path, caption=md_escape(path))
-        st.caption(tables.badge_line(row if "blur_score" in row else None))
-        if st.button("Details", key=f"b_detail_{i}"):
-            image_dialog(data_dir, path, row)
+
+@st.fragment
+def gallery(analysis: RunAnalysis, batch: int) -> None:
+    """The batch's problematic images at one step, and its "before" strip. A fragment of its own: another step,
+    sort order or gallery page redraws the images alone."""
+    st.subheader("Problematic images")
+    state.url_put("step", None)  # set again below when this batch has images
+    imgs = analysis.images[analysis.images["batch"] == batch]
+    if imgs.empty:
+        st.info(f"No `problematic_batch_{batch}` image lists were logged for this batch.")
+        return
+    if analysis.data_dir is None:
+        st.warning("Set the data directory in the sidebar to see the images and their scores.")
+        return
+    steps = sorted(int(s) for s in imgs["step"].unique())
+    if st.session_state.get("b_step") not in steps:
+        state.seed("b_step", navigation.nearest_step(steps, state.focus_step()))
+    step = st.select_slider("Step", options=steps, key="b_step") if len(steps) > 1 else steps[0]
+    state.url_put("step", step)
+    sort_label = st.selectbox("Sort by", list(tables.SORT_KEYS), key="b_sort")
+    at_step = tables.images_at_step(imgs, step, analysis.quality, sort_label)
+    st.caption(f"{len(at_step)} images at step {step}; {tables.count_failing(at_step)} fail the quality thresholds.")
+    data_dir = str(analysis.data_dir)
+    before = navigation.before_strip(
+        analysis.images, batch, step, navigation.first_bad_step(analysis.batch_summary, batch), analysis.quality
+    )
+    if before is not None:
+        with st.expander(f"Before: {len(before.paths)} images of batch {batch} from before the problem", expanded=True):
+            st.caption(md_escape(before.caption))
+            show_images(data_dir, before.paths)
+    if len(at_step) > tables.GALLERY_PAGE:
+        n_pages = tables.gallery_pages(len(at_step))
+        page_no = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="b_gallery_page")
+        at_step = tables.gallery_page(at_step, int(page_no))
+    grid = st.columns(4)
+    for i, (_, row) in enumerate(at_step.iterrows()):
+        with grid[i % 4]:
+            path = row["path"]
+            show_image(data_dir, path, caption=md_escape(path))
+            st.caption(tables.badge_line(row if "blur_score" in row else None))
+            if st.button("Details", key=f"b_detail_{i}"):
+                image_dialog(data_dir, path, row)
+
+
+def take_linked_view(batches: list[int], metrics: list[str]) -> None:
+    """A reloaded or shared URL's batch, step and metric, seeded into the widgets before they are drawn; else the
+    batch and metric last looked at (on this page or the Overview)."""
+    linked_batch = navigation.parse_int(state.url_take("batch"))
+    linked_step = navigation.parse_int(state.url_take("step"))
+    if linked_batch is not None:
+        if linked_batch in batches:
+            state.seed("b_batch", linked_batch)
+            if linked_step is not None:
+                open_step(linked_step)
+        else:
+            st.warning(f"The linked batch {linked_batch} is not in this run: showing {batches[0]}.")
+    elif linked_step is not None:
+        open_step(linked_step)
+    if st.session_state.get("b_batch") not in batches:
+        focus = state.focus_batch()
+        state.seed("b_batch", focus if focus in batches else batches[0])
+    linked_metric = state.url_take("metric")
+    if linked_metric in metrics:
+        state.seed("b_metric", linked_metric)
+    elif st.session_state.get("b_metric") not in metrics:
+        focus_metric = state.focus_metric()
+        state.seed("b_metric", focus_metric if focus_metric in metrics else metrics[0])
+
+
+def main() -> None:
+    # Progressive: while the images are still being scored (in the background, see state.warm_analysis) the page
+    # is drawn from the metrics' analysis (ranking, curves, events) and redrawn with the images when they are ready.
+    state.warm_analysis()
+    images_ready = state.analysis_ready(wait=1.5)  # nearly done: drawn once, whole
+    analysis = state.current_analysis(images=images_ready)
+    key = state.analysis_key(images=images_ready)
+    if analysis is None or key is None:
+        return
+    st.title("Batches")
+    summary = analysis.batch_summary
+    if summary.empty:
+        st.info("This run logged no per-batch metrics.")
+        return
+    facts = charts.run_facts(key, analysis)
+    st.session_state["_b_summary"] = summary
+    st.caption("Click a row to open that batch at its first bad step.")
+    st.dataframe(
+        tables.ranking_table(summary, facts.primary_metric),
+        placeholder="—",  # a healthy batch has no first bad step
+        hide_index=True,
+        key="b_ranking",
+        width="stretch",
+        on_select=pick_ranking_row,
+        selection_mode="single-row",
+    )
+    metrics = tables.primary_first(facts.metrics, facts.primary_metric)
+    take_linked_view(list(tables.batch_labels(summary)), metrics)
+    batch_view(key, analysis, images_ready, metrics)
+    if not images_ready:
+        rerun_when_images_scored()
+
+
+main()

@@ -14,7 +14,7 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.paths import confine
 from quality.scores import BLUR_CAP
 from ui import charts, state, tables
-from ui.config_edit import edited_quality, quality_values
+from ui.config_edit import FIELD_RANGES, edited_quality, quality_values
 from ui.duplicates import render_folder_duplicates
 from ui.format import md_escape
 from ui.run_inputs import save_config_controls
@@ -85,9 +85,10 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
         if stale or key not in st.session_state:  # Streamlit drops a widget's value on a page switch
             state.seed(key, int(value) if key in ("dq_min_w", "dq_min_h") else float(value))
     c1, c2, c3, c4 = st.columns(4)
-    min_w = c1.slider("Min width (px)", 0, 1000, step=10, key="dq_min_w")
-    min_h = c2.slider("Min height (px)", 0, 1000, step=10, key="dq_min_h")
-    max_rot = c3.slider("Max rotation (°)", 0.0, 45.0, step=0.5, key="dq_rotation")
+    (w_low, w_high), (h_low, h_high) = FIELD_RANGES["dq_min_w"], FIELD_RANGES["dq_min_h"]
+    min_w = c1.slider("Min width (px)", int(w_low), int(w_high), step=10, key="dq_min_w")
+    min_h = c2.slider("Min height (px)", int(h_low), int(h_high), step=10, key="dq_min_h")
+    max_rot = c3.slider("Max rotation (°)", *FIELD_RANGES["dq_rotation"], step=0.5, key="dq_rotation")
     blur_max = max(BLUR_CAP, float(active.data_quality.blur_threshold))  # blur_score never exceeds BLUR_CAP
     blur = c4.slider(
         "Blur threshold",
@@ -100,6 +101,7 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
     edited = edited_quality(active, {"dq_min_w": min_w, "dq_min_h": min_h, "dq_rotation": max_rot, "dq_blur": blur})
     if edited is not active:
         state.set_config(edited)
+        state.put_thresholds()  # a shared link reproduces these flags
     st.session_state["_dq_synced"] = edited.model_dump_json()
     cfg = edited.data_quality
     st.caption("These thresholds are the session's: the Batches badges, root causes and reports use them too.")

@@ -16,13 +16,17 @@ from analysis.core.errors import ConfigError
 
 __all__ = [
     "DEFAULT_RECALL_MIN",
+    "FIELD_RANGES",
     "QUALITY_FIELDS",
     "THRESHOLD_FIELDS",
+    "URL_THRESHOLDS",
     "FieldValue",
+    "config_from_params",
     "edited_config",
     "edited_quality",
     "merged_yaml",
     "quality_values",
+    "threshold_params",
     "threshold_values",
 ]
 
@@ -114,3 +118,92 @@ def merged_yaml(original: str, config: AnalyzerConfig) -> str:
     detection = dumped["experiment_monitoring"]["anomaly_detection"]
     monitoring["anomaly_detection"] = {**(monitoring.get("anomaly_detection") or {}), **detection}
     return yaml.safe_dump(data, sort_keys=False)
+
+
+# URL parameter -> threshold field (keys of THRESHOLD_FIELDS and QUALITY_FIELDS): a shared link carries the
+# thresholds that differ from the defaults, so it reproduces the same flags, badges and findings.
+URL_THRESHOLDS = {
+    "recall_min": "cfg_recall_min",
+    "z": "cfg_z",
+    "drop": "cfg_drop",
+    "drops_only": "cfg_drop_only",
+    "blur": "dq_blur",
+    "max_rot": "dq_rotation",
+    "min_w": "dq_min_w",
+    "min_h": "dq_min_h",
+}
+# The threshold widgets' ranges (the sidebar's number inputs, the Data quality sliders); a URL value outside is
+# refused (a widget cannot show it). The blur slider has no fixed top: it grows to the value.
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "cfg_recall_min": (0.0, 1.0),
+    "cfg_z": (0.5, 20.0),
+    "cfg_drop": (0.0, 1.0),
+    "dq_blur": (0.0, float("inf")),
+    "dq_rotation": (0.0, 45.0),
+    "dq_min_w": (0.0, 1000.0),
+    "dq_min_h": (0.0, 1000.0),
+}
+_BOOL_TEXT = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def _fields(config: AnalyzerConfig) -> dict[str, FieldValue]:
+    return {**threshold_values(config), **quality_values(config)}
+
+
+def _has_recall(config: AnalyzerConfig) -> bool:
+    return "recall" in config.experiment_monitoring.anomaly_detection.metric_thresholds
+
+
+def threshold_params(config: AnalyzerConfig) -> dict[str, str | None]:
+    """Every URL_THRESHOLDS parameter: its text when `config` differs from the defaults there, else None (not in
+    the URL). The recall bound counts as set when the config has one."""
+    defaults = AnalyzerConfig()
+    default, mine = _fields(defaults), _fields(config)
+    recall_set = _has_recall(config) != _has_recall(defaults)
+    out: dict[str, str | None] = {}
+    for param, key in URL_THRESHOLDS.items():
+        value = mine[key]
+        differs = value != default[key] or (key == "cfg_recall_min" and recall_set)
+        if not differs:
+            out[param] = None
+        elif isinstance(value, bool):
+            out[param] = "1" if value else "0"
+        else:
+            out[param] = f"{value:g}"
+    return out
+
+
+def config_from_params(config: AnalyzerConfig, params: Mapping[str, str]) -> tuple[AnalyzerConfig, list[str]]:
+    """`config` with the thresholds a URL names (URL_THRESHOLDS parameters; others are ignored), and the names of
+    the parameters that were not usable (not a number, out of range): those keep the config's value."""
+    values: dict[str, FieldValue] = {}
+    bad: list[str] = []
+    for param, text in params.items():
+        key = URL_THRESHOLDS.get(param)
+        if key is None:
+            continue
+        if key == "cfg_drop_only":
+            flag = _BOOL_TEXT.get(text.strip().lower())
+            if flag is None:
+                bad.append(param)
+            else:
+                values[key] = flag
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            bad.append(param)
+            continue
+        low, high = FIELD_RANGES[key]
+        if not (low <= number <= high) or number == float("inf"):  # NaN fails the comparison too
+            bad.append(param)
+            continue
+        values[key] = number
+    result = config
+    for key, value in values.items():  # one at a time: an out-of-range value is refused alone
+        edit = edited_quality if key in QUALITY_FIELDS else edited_config
+        try:
+            result = edit(result, {key: value})
+        except ValueError:  # pydantic's ValidationError is one
+            bad.append(next(p for p, k in URL_THRESHOLDS.items() if k == key))
+    return result, bad

@@ -21,6 +21,7 @@ from ui.format import md_escape
 
 GROUPS_SHOWN = 12  # groups drawn with thumbnails; the table lists them all
 THUMBS_PER_GROUP = 6
+THUMB_SIDE = 200  # the longer side of a group's thumbnails
 
 
 @st.cache_data(show_spinner="Looking for duplicate images…", max_entries=8)
@@ -55,35 +56,52 @@ def _selected_run(data_dir: str) -> tuple[str, str] | None:
     return (sel.location, sel.fingerprint) if same else None
 
 
-def _placement(group: DuplicateGroup, duplicates: Duplicates, path: str) -> str:
-    """'batch 7 · steps 2000-4000' for one file of a group (or 'not logged')."""
+def _placements(duplicates: Duplicates, group_ids: list[int]) -> dict[tuple[int, str], str]:
+    """'batch 7 · steps 2000-4000' per (group, file) of the given groups, in one pass over the occurrences (files
+    of a group that no batch logged are left out: 'not logged')."""
     occ = duplicates.occurrences
-    rows = occ[(occ["group"] == group.group) & (occ["path"] == path)].dropna(subset=["batch"])
+    rows = occ.loc[occ["group"].isin(group_ids)].dropna(subset=["batch"])
     if rows.empty:
-        return "not logged"
-    parts = []
-    span = rows.astype({"batch": "int64", "step": "int64"}).groupby("batch")["step"].agg(["min", "max"])
-    for batch, lo, hi in span.itertuples():
-        parts.append(f"batch {batch} · " + (f"step {lo}" if lo == hi else f"steps {lo}-{hi}"))
-    return "; ".join(parts)
+        return {}
+    span = (
+        rows.astype({"group": "int64", "batch": "int64", "step": "int64"})
+        .groupby(["group", "path", "batch"])["step"]
+        .agg(["min", "max"])
+    )
+    out: dict[tuple[int, str], list[str]] = {}
+    for (group, path, batch), lo, hi in span.itertuples():
+        out.setdefault((int(group), str(path)), []).append(
+            f"batch {batch} · " + (f"step {lo}" if lo == hi else f"steps {lo}-{hi}")
+        )
+    return {k: "; ".join(v) for k, v in out.items()}
 
 
-def _draw_group(group: DuplicateGroup, duplicates: Duplicates, data_dir: str) -> None:
+def _draw_group(group: DuplicateGroup, placements: dict[tuple[int, str], str], data_dir: str) -> None:
+    """The group's heading and its thumbnails as one image list (one element, not a column per file)."""
     st.markdown(f"**Group {group.group}** · {md_escape(group.describe())}")
-    shown = group.paths[:THUMBS_PER_GROUP]
-    cols = st.columns(len(shown))
-    for col, path in zip(cols, shown, strict=True):
-        with col:
-            try:
-                st.image(state.thumbnail(data_dir, path, max_side=200), output_format="PNG")
-            except AnalyzerError as exc:
-                st.caption(md_escape(str(exc)))
-            st.caption(f"{md_escape(path)}  \n{_placement(group, duplicates, path)}")
-    if len(group.paths) > len(shown):
-        st.caption(f"… and {len(group.paths) - len(shown)} more in this group (see the table).")
+    images, captions = [], []
+    for path in group.paths[:THUMBS_PER_GROUP]:
+        caption = f"{md_escape(path)}  \n{placements.get((group.group, path), 'not logged')}"
+        try:
+            images.append(state.thumbnail(data_dir, path, max_side=THUMB_SIDE))
+            captions.append(caption)
+        except AnalyzerError as exc:
+            st.caption(f"{caption}  \n{md_escape(str(exc))}")
+    if images:
+        st.image(images, caption=captions, output_format="PNG")
+    if len(group.paths) > THUMBS_PER_GROUP:
+        st.caption(f"… and {len(group.paths) - THUMBS_PER_GROUP} more in this group (see the table).")
 
 
-def _draw(duplicates: Duplicates, data_dir: str, batch: int | None, key: str) -> None:
+def _draw_groups(groups: list[DuplicateGroup], duplicates: Duplicates, data_dir: str) -> None:
+    placements = _placements(duplicates, [g.group for g in groups])
+    for group in groups:
+        _draw_group(group, placements, data_dir)
+
+
+def _draw(duplicates: Duplicates, data_dir: str, batch: int | None, key: str, lazy: bool = False) -> None:
+    """Repeats, the groups' table and up to GROUPS_SHOWN groups with thumbnails. `lazy`: the thumbnails sit in a
+    closed expander and are drawn when it is opened (Batches: another batch then redraws a table, not a gallery)."""
     repeats = duplicates.repeats_of(batch) if batch is not None else duplicates.repeats
     for rep in repeats:
         st.warning(md_escape(rep.sentence))
@@ -99,8 +117,18 @@ def _draw(duplicates: Duplicates, data_dir: str, batch: int | None, key: str) ->
         )
         st.dataframe(table, hide_index=True, key=f"{key}_table", width="stretch")
         by_id = {g.group: g for g in duplicates.groups}
-        for gid in table["group"].head(GROUPS_SHOWN):
-            _draw_group(by_id[int(gid)], duplicates, data_dir)
+        shown = [int(gid) for gid in table["group"].head(GROUPS_SHOWN)]
+        if not lazy:
+            _draw_groups([by_id[gid] for gid in shown], duplicates, data_dir)
+        else:
+            box = st.expander(
+                f"Thumbnails of {len(shown)} group{'s' if len(shown) != 1 else ''}",
+                key=f"{key}_thumbs",
+                on_change="rerun",
+            )
+            with box:
+                if box.open:
+                    _draw_groups([by_id[gid] for gid in shown], duplicates, data_dir)
     errors = duplicates.errors
     if not errors.empty and batch is None:
         st.caption(f"{len(errors)} image{'s' if len(errors) != 1 else ''} could not be hashed (see the audit).")
@@ -134,4 +162,4 @@ def render_batch_duplicates(analysis: RunAnalysis, batch: int) -> None:
     if not analysis.duplicates.for_batch(batch):
         return  # nothing to say: the page stays as it was
     st.subheader("Duplicate images")
-    _draw(analysis.duplicates, str(analysis.data_dir), batch, "b_dups")
+    _draw(analysis.duplicates, str(analysis.data_dir), batch, "b_dups", lazy=True)

@@ -78,6 +78,12 @@ def warm_imports(
     while not runtime.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     _import_all(dashboard)
+    from streamlit import env_util
+
+    # Streamlit's first element of the process asks whether it runs in a REPL (`inspect.stack()`), which maps every
+    # loaded module to its file (a realpath each: a tenth of a second or more with the libraries above): done here,
+    # inspect's cache makes that first element cheap.
+    env_util.is_repl()
     gc.collect()
     gc.freeze()  # module objects live as long as the server: Streamlit's gc.collect(2) per rerun skips them
     return time.perf_counter() - t0

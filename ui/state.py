@@ -10,6 +10,7 @@ import contextlib
 import gc
 import hashlib
 import os
+import sys
 import tempfile
 import threading
 import uuid
@@ -24,6 +25,7 @@ import streamlit as st
 from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.sources.cache import cache_root
+from ui.config_edit import URL_THRESHOLDS, config_from_params, threshold_params, threshold_values
 from ui.format import md_escape
 
 if TYPE_CHECKING:  # the analysis modules (and the detectors' scipy / ruptures) load when a run is analysed
@@ -167,11 +169,27 @@ def cached_run(location: str, fingerprint: str) -> Run:
 def cached_analysis(location: str, fingerprint: str, config_json: str, data_dir: str | None) -> RunAnalysis:
     """The analysis of one run under one config; with a data directory it extends the cached metrics-only analysis
     (what the Overview draws first) with the images, so the detectors run once per run and config."""
-    from analysis.findings.pipeline import analyze_metrics, with_image_quality
+    from analysis.findings.pipeline import with_image_quality
 
     if data_dir:
         return with_image_quality(cached_analysis(location, fingerprint, config_json, None), data_dir)
-    return analyze_metrics(cached_run(location, fingerprint), AnalyzerConfig.model_validate_json(config_json))
+    return _metrics_analysis(location, fingerprint, config_json)
+
+
+def _metrics_analysis(location: str, fingerprint: str, config_json: str) -> RunAnalysis:
+    """The metrics' analysis, read back from the on-disk cache when an earlier server computed it (ui/analysis_cache:
+    a fresh server then neither runs the detectors nor imports scipy and ruptures for the first view)."""
+    from ui.analysis_cache import load_analysis, store_analysis
+
+    run = cached_run(location, fingerprint)
+    stored = load_analysis(location, fingerprint, config_json, run)
+    if stored is not None:
+        return stored
+    from analysis.findings.pipeline import analyze_metrics
+
+    analysis = analyze_metrics(run, AnalyzerConfig.model_validate_json(config_json))
+    store_analysis(location, fingerprint, config_json, analysis)
+    return analysis
 
 
 _FROZEN: list[bool] = []
@@ -258,8 +276,39 @@ def _background() -> tuple[ThreadPoolExecutor, dict[AnalysisKey, Future[None]], 
 
 
 def _analyse_quietly(key: AnalysisKey) -> None:
-    with contextlib.suppress(AnalyzerError):  # the page that needs it shows the error
-        cached_analysis(*key)
+    """The background job: the full analysis, then the display copies of the images the Batches page shows first
+    (its gallery and duplicate groups), so picking a batch encodes no thumbnail. At a lower CPU priority (Linux):
+    on a small machine it runs while the browser draws the page that started it."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only
+    try:
+        analysis = cached_analysis(*key)
+    except AnalyzerError:  # the page that needs it shows the error
+        return
+    if analysis.data_dir is not None:
+        warm_thumbnails(analysis)
+
+
+THUMBNAILS_WARMED = 200  # at most this many display copies encoded ahead per analysis (the cache keeps 512)
+
+
+def warm_thumbnails(analysis: RunAnalysis, limit: int = THUMBNAILS_WARMED) -> int:
+    """Encode the display copies of the run's logged images (gallery size) and of its duplicate groups (their
+    thumbnail size) into the `thumbnail` cache; unreadable files are skipped (the page shows why). Returns how many
+    were encoded or found cached."""
+    from ui.duplicates import THUMB_SIDE, THUMBS_PER_GROUP
+
+    data_dir = str(analysis.data_dir)
+    wanted = [(p, GALLERY_SIDE) for p in dict.fromkeys(analysis.images["path"].astype(str))]
+    if analysis.duplicates is not None:
+        wanted += [(p, THUMB_SIDE) for g in analysis.duplicates.groups for p in g.paths[:THUMBS_PER_GROUP]]
+    done = 0
+    for path, side in wanted[:limit]:
+        with contextlib.suppress(AnalyzerError):
+            thumbnail(data_dir, path, max_side=side)
+            done += 1
+    return done
 
 
 def warm_analysis() -> None:
@@ -372,7 +421,7 @@ def reset_per_run(widget_key: str, default: object, run_location: str | None = N
 
 
 # ------------------------------------------------------------------------------------------------ state in the URL
-URL_KEYS = ("source", "dir", "entity", "project", "run", "data", "metric", "batch", "step")
+URL_KEYS = ("source", "dir", "entity", "project", "run", "data", "metric", "batch", "step", *URL_THRESHOLDS)
 
 
 def url_read() -> None:
@@ -407,6 +456,26 @@ def url_put(name: str, value: object | None) -> None:
     written[name] = text
     if st.query_params.get(name) != text:
         st.query_params[name] = text
+
+
+def take_linked_thresholds() -> list[str]:
+    """Make the thresholds a reloaded or shared URL carries (`blur=365&recall_min=0.85`, see
+    config_edit.URL_THRESHOLDS) the session's active config; the names of the parameters that were not usable."""
+    linked = {param: value for param in URL_THRESHOLDS if (value := url_take(param)) is not None}
+    if not linked:
+        return []
+    active = config()
+    edited, bad = config_from_params(active, linked)
+    if edited != active:
+        set_config(edited)
+        st.session_state.update(threshold_values(edited))  # the sidebar's fields show them (Data quality syncs itself)
+    return bad
+
+
+def put_thresholds() -> None:
+    """Show the active config's thresholds that differ from the defaults in the URL (the others are left out)."""
+    for param, value in threshold_params(config()).items():
+        url_put(param, value)
 
 
 def set_notice(message: str | None, while_key: str | None = None) -> None:
@@ -450,8 +519,11 @@ def focus_metric(metric: str | None = None) -> str | None:
     return st.session_state.get("focus_metric")
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def thumbnail(data_dir: str, path: str, max_side: int = 320) -> bytes:
+GALLERY_SIDE = 320  # the longer side of a gallery image's display copy
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnail(data_dir: str, path: str, max_side: int = GALLERY_SIDE) -> bytes:
     """A display copy (RGB, longer side at most `max_side`, never enlarged) of one image as PNG bytes, loaded only
     from under the data root; an unreadable or outside path raises the AnalyzerError the caller shows. Encoded
     once: `st.image` takes the bytes as they are, so a rerun (another batch, another step) re-encodes nothing."""

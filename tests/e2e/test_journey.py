@@ -59,7 +59,7 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     wait_idle(page)
     expect(page.get_by_test_id("stHeading").filter(has_text="Events for batch 12")).to_be_visible()
     expect(page.get_by_text(re.compile(r"rot [+-]?2\d\.\d°")).first).to_be_visible()
-    width = page.get_by_test_id("stImage").first.locator("img").evaluate("i => i.naturalWidth")
+    width = page.get_by_test_id("stImage").first.locator("img").first.evaluate("i => i.naturalWidth")
     assert width > 50
     full_app_screenshot(page, artifacts_dir / "batches.png")
     # click an image's Details: full size and every score in a dialog
