@@ -255,14 +255,16 @@ def real_tables(
     with_cleanvision: bool = True,
     root: Path = DATA,
     worst: int = 0,
+    splits: tuple[str, ...] = ("tune", "test"),
 ) -> None:
-    """Print the rotation and blur tables per split.
+    """Print the rotation and blur tables per split (`splits`: only `("tune",)` while developing, so the test split's
+    per-image scores are never seen before the final run).
 
     `rot_key[name]` = (skew field, orientation field or None) of a method's result; `blur_key[name]` its sharpness
     field (higher = sharper). With `worst` > 0, also the first `worst` sharp/blurred pairs the first blur method
     ranks the wrong way, and its score per focus-series frame."""
     rows = load_rows(root)
-    for split in ("tune", "test"):
+    for split in splits:
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
         results, cpu = run_methods(rot_rows, {k: v for k, v in methods.items() if k in rot_key}, root)
         figs = {}

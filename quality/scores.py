@@ -16,7 +16,10 @@ Units and direction:
   sharpness. The noise that decides the filter is also read at half scale, since JPEG discards the finest part of
   noise but keeps the coarser grain, and only part (``_PRE_SEEN``) of the filter's variance is subtracted, since
   thin strokes show added blur less than a lone step does. On images over 0.3 MP (at the viewing scale) only the 4
-  busiest of 4x4 windows are read (where the edges are), and the noise filter is applied only there.
+  of 4x4 windows with the most fine detail (Laplacian energy) are read, each on its own, and the median window
+  counts: a photo whose subject is in focus is sharp even if its background is not, while one crisp spot does not
+  make a blurred photo sharp. The noise filter is applied only there, and the coarser re-reads below use the same
+  windows.
 - ``rotation_angle`` (degrees, counter-clockwise positive, in (-45, 45]): skew of the text lines, and
   ``orientation`` (0, 90, 180 or 270: how far the upright page was turned counter-clockwise), estimated separately
   at most ``ROT_SIDE`` px long from the directions between neighbouring glyphs, Postl's projection-profile criterion
@@ -65,7 +68,7 @@ __all__ = [
     "view_gray",
 ]
 
-SCORER_VERSION = "8"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "9"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
@@ -78,6 +81,7 @@ _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest windows are read
 _COARSEN_ABOVE, _MIN_COARSE_SIDE = 2.0, 48  # spread (px) above which a 2x coarser copy is read too; its side
+_MIN_CELL_SIDE = 64  # px: a coarser copy is read in the chosen cells only while they are at least this long
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
 
@@ -95,19 +99,45 @@ def view_gray(image: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
     return downscale_by(to_gray(img), k), k, (h, w)
 
 
-def _busy_windows(g: np.ndarray) -> list[tuple[slice, slice]]:
-    """Where to look for edges: the whole of a small image, else the `_WINDOWS_KEPT` of a 4x4 grid of windows with
-    the most gradient energy (plus a margin), so cost stays flat as images grow while the edges are still found."""
+def _sharp_cells(g: np.ndarray, half: np.ndarray) -> list[int] | None:
+    """Which cells of a 4x4 grid to read edges in: None (the whole image) for a small image, else the
+    `_WINDOWS_KEPT` cells with the most fine detail (sum of absolute Laplacian values), so cost stays flat as images
+    grow.
+
+    Fine detail, not gradient energy: a photo that is only partly in focus is judged by its in-focus part (a sharp
+    subject makes the photo sharp), and a defocused high-contrast background has large gradients but little fine
+    detail. It is read on `half`, the 2x area-average of `g` that the noise estimate computes anyway."""
     h, w = g.shape
     if h * w <= _WINDOW_ABOVE:
-        return [(slice(0, h), slice(0, w))]
+        return None
+    energy = cv2.convertScaleAbs(cv2.Laplacian(half, cv2.CV_16S, ksize=1))
+    eh, ew = energy.shape[0] // 4, energy.shape[1] // 4
+    cells = energy[: 4 * eh, : 4 * ew].reshape(4, eh, 4, ew).sum(axis=(1, 3), dtype=np.int64).ravel()
+    return [int(i) for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]]
+
+
+def _busy_cells(g: np.ndarray) -> list[int] | None:
+    """The `_WINDOWS_KEPT` cells of a 4x4 grid with the most gradient energy (None for a small image): where the
+    rotation's stroke filter has always read its blur (`_blur_at_view`)."""
+    h, w = g.shape
+    if h * w <= _WINDOW_ABOVE:
+        return None
     thumb = np.ascontiguousarray(g[::4, ::4])
     energy = cv2.Sobel(thumb, cv2.CV_32F, 1, 0, ksize=3) ** 2 + cv2.Sobel(thumb, cv2.CV_32F, 0, 1, ksize=3) ** 2
     cells = cv2.resize(energy, (4, 4), interpolation=cv2.INTER_AREA).ravel()
+    return [int(i) for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]]
+
+
+def _cell_windows(shape: tuple[int, ...], cells: list[int] | None) -> list[tuple[slice, slice]]:
+    """The (rows, columns) slices of `cells` of a 4x4 grid over an image of `shape` (plus a margin for the edge
+    reach); the whole image when `cells` is None. The same cells can be read on a coarser copy of the image."""
+    h, w = shape[:2]
+    if cells is None:
+        return [(slice(0, h), slice(0, w))]
     pad = _REACH + 2
     out = []
-    for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]:
-        r, c = divmod(int(i), 4)
+    for i in cells:
+        r, c = divmod(i, 4)
         out.append(
             (
                 slice(max(0, r * h // 4 - pad), min(h, (r + 1) * h // 4 + pad)),
@@ -129,7 +159,10 @@ def _window(g: np.ndarray, ys: slice, xs: slice, pre: float) -> np.ndarray:
     return np.ascontiguousarray(smooth[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0])
 
 
-def _edge_samples(g: np.ndarray, floor: float, budget: int) -> tuple[np.ndarray, ...]:
+Samples = tuple[np.ndarray, np.ndarray, np.ndarray]  # gradient magnitude, neighbourhood contrast, orientation bin
+
+
+def _edge_samples(g: np.ndarray, floor: float, budget: int) -> Samples:
     """Gradient magnitude, neighbourhood contrast and orientation bin at Canny edges of uint8 `g`."""
     dx = cv2.Sobel(g, cv2.CV_16S, 1, 0, ksize=3)
     dy = cv2.Sobel(g, cv2.CV_16S, 0, 1, ksize=3)
@@ -170,13 +203,16 @@ def _direction_bin(nx: np.ndarray, ny: np.ndarray) -> np.ndarray:
     return out
 
 
-def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Steepness (gradient / contrast around it) and orientation bin (0..3) of the strong edges of uint8 `g`.
+def _cell_samples(g: np.ndarray, cell: int | None, resid_noise: float, pre: float, budget: int) -> Samples:
+    """Raw edge samples of 4x4-grid `cell` of uint8 `g` (the whole image when None), at most `budget` of them.
 
-    `pre` > 0 smooths `g` by a Gaussian of that σ first, only where edges are read (each window plus a margin)."""
-    floor = max(2.0, 2.0 * resid_noise)
-    windows = _busy_windows(g)
-    parts = [_edge_samples(_window(g, ys, xs, pre), floor, _MAX_EDGES // len(windows)) for ys, xs in windows]
+    `pre` > 0 smooths `g` by a Gaussian of that σ first, only where edges are read (the window plus a margin)."""
+    ((ys, xs),) = _cell_windows(g.shape, None if cell is None else [cell])
+    return _edge_samples(_window(g, ys, xs, pre), max(2.0, 2.0 * resid_noise), budget)
+
+
+def _strong_ratios(parts: list[Samples], resid_noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Steepness (gradient / contrast around it) and orientation bin (0..3) of the strong edges among `parts`."""
     m, hood, ang = (np.concatenate([p[i] for p in parts]) for i in range(3))
     if m.size == 0:
         return np.empty(0, np.float32), np.empty(0, np.int8)
@@ -186,6 +222,11 @@ def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[n
     strong = hood >= max(20.0, 8.0 * resid_noise, 0.3 * percentile(hood, 95.0))
     ratio = m[strong] / hood[strong]
     return ratio, ang[strong]
+
+
+def _edge_ratios(g: np.ndarray, resid_noise: float, pre: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Steepness and orientation bin of the strong edges of the whole uint8 `g` (see `_strong_ratios`)."""
+    return _strong_ratios([_cell_samples(g, None, resid_noise, pre, _MAX_EDGES)], resid_noise)
 
 
 def _worst_direction(ratio: np.ndarray, direction: np.ndarray) -> float:
@@ -275,58 +316,96 @@ def score_from_sigma(sigma: float) -> float:
 def blur_sigma(gray: np.ndarray) -> tuple[float, float]:
     """(edge spread σ in px at the viewing scale, noise σ); σ is NaN when the image has no measurable edges."""
     g, k, (h, w) = view_gray(gray)
-    sigma, noise, _ = _blur_at_view(g, k, max(h, w))
+    sigma, noise, _ = _blur_at_view(g, k, max(h, w), need_fine=False)
     return sigma, noise
 
 
-def _blur_at_view(g: np.ndarray, k: int, longest: int) -> tuple[float, float, float]:
+def _blur_at_view(g: np.ndarray, k: int, longest: int, need_fine: bool = True) -> tuple[float, float, float]:
     """`blur_sigma` of an image already at the viewing scale (factor `k` of an image `longest` px long), and the
     spread read at the viewing scale alone (what the rotation's stroke filter expects; see `_small_and_skew`).
 
     Edges softer than ``_COARSEN_ABOVE`` px spread past the ±``_REACH`` px over which their contrast is read, so the
     estimate saturates there (and strong blur leaves no edge at all): they are read again on 2x, 4x, ... area-averaged
     copies, where the same blur spans fewer pixels, and the larger spread counts. So the score keeps falling with
-    defocus instead of flattening or dropping to 0."""
+    defocus instead of flattening or dropping to 0. Without `need_fine` (blur only) the third value is the blur
+    read before the coarser re-reads, not the rotation's."""
     if min(g.shape) < 2 * _REACH + 4:
         return float("nan"), 0.0, float("nan")
     sigma_n = noise_sigma(g)
-    sigma = fine = _edge_spread(g, sigma_n)
-    step = 1
+    pyramid = [g]  # g, g/2, g/4, ...: each computed once, shared by the grain estimates and the coarser re-reads
+
+    def level(i: int) -> np.ndarray:
+        while len(pyramid) <= i:
+            pyramid.append(downscale_by(pyramid[-1], 2))
+        return pyramid[i]
+
+    cells = _sharp_cells(g, level(1))
+    # The rotation's stroke filter was tuned on the spread of the edges of the busiest windows read together: it
+    # keeps getting that (`fine`), from the same edge samples where the windows coincide.
+    busy = None if cells is None or not need_fine else _busy_cells(g)
+    sigma, fine = _edge_spread(g, sigma_n, cells, busy, level(1))
+    if busy is None:
+        fine = sigma
+    step, depth = 1, 0
     while (math.isnan(sigma) or sigma > _COARSEN_ABOVE * step) and min(g.shape) >= 2 * step * _MIN_COARSE_SIDE:
-        step *= 2
+        step, depth = step * 2, depth + 1
+        small = level(depth)  # = downscale_by(g, step): repeated halvings of the leading rows and columns
+        # The coarser copy is read in the same (in-focus) cells while they are large enough to hold edges.
+        coarse_cells = cells if min(small.shape) >= 4 * _MIN_CELL_SIDE else None
         # Averaging step x step pixels divides white noise by about step.
-        coarse = _edge_spread(downscale_by(g, step), sigma_n / step) * step
+        coarse = _edge_spread(small, sigma_n / step, coarse_cells, None, level(depth + 1))[0] * step
         if not math.isnan(coarse):
             sigma = coarse if math.isnan(sigma) else max(sigma, coarse)
     view = min(1.0, VIEW_SIDE / longest)
     return sigma * k * view, sigma_n, fine * k * view
 
 
-def _edge_spread(g: np.ndarray, sigma_n: float) -> float:
-    """Edge spread σ (px, at the scale of `g`) of uint8 `g` whose noise σ is `sigma_n`; NaN without enough edges."""
+def _edge_spread(
+    g: np.ndarray,
+    sigma_n: float,
+    cells: list[int] | None = None,
+    pooled: list[int] | None = None,
+    half: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Edge spread σ (px, at the scale of `g`) of uint8 `g` whose noise σ is `sigma_n`, NaN without enough edges:
+    (the median over the 4x4-grid `cells` each read on its own, or the whole image when None; the spread of the
+    edges of the `pooled` cells read together, NaN when None). Cells in both are read once. `half` is
+    `downscale_by(g, 2)` when already computed."""
+    nan = float("nan")
     if min(g.shape) < 2 * _REACH + 4:
-        return float("nan")
-    grain = _grain_sigma(g, sigma_n)
+        return nan, nan
+    grain = _grain_sigma(g, sigma_n, half)
     pre = 0.0
     resid = sigma_n  # per-pixel noise: sets the edge thresholds
     if grain > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
         pre = min(_PRE_A + _PRE_B * grain, 2.5)
         resid = sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
-    ratio, direction = _edge_ratios(g, resid, pre)
-    if ratio.size < 12:
-        return float("nan")
-    sigma = edge_sigma(_worst_direction(ratio, direction))
-    return math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
+
+    def spread(parts: list[Samples]) -> float:
+        ratio, direction = _strong_ratios(parts, resid)
+        if ratio.size < 12:
+            return nan
+        sigma = edge_sigma(_worst_direction(ratio, direction))
+        return math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
+
+    if cells is None:
+        return spread([_cell_samples(g, None, resid, pre, _MAX_EDGES)]), nan
+    samples = {c: _cell_samples(g, c, resid, pre, _MAX_EDGES // len(cells)) for c in {*cells, *(pooled or [])}}
+    # Each cell is judged on its own and the median cell counts: the in-focus cells decide, while a cell that looks
+    # sharp by chance (a highlight, a few crisp specks in a motion-blurred photo) does not.
+    per = [s for s in (spread([samples[c]]) for c in cells) if not math.isnan(s)]
+    together = spread([samples[c] for c in pooled]) if pooled else nan
+    return (float(np.median(per)) if per else nan), together
 
 
-def _grain_sigma(g: np.ndarray, sigma_n: float) -> float:
+def _grain_sigma(g: np.ndarray, sigma_n: float, half: np.ndarray | None = None) -> float:
     """Noise σ (grey levels) that can pose as steepness: the larger of the per-pixel estimate `sigma_n` and the
     same estimate on a 2x area-average (times 2, as averaging 2x2 halves white noise). JPEG discards the finest
     frequencies of noise, which hides it from the per-pixel estimate, but keeps the coarser grain that the
-    half-scale one still sees."""
+    half-scale one still sees. `half` is `downscale_by(g, 2)` when already computed."""
     if min(g.shape) < 8:
         return sigma_n
-    return max(sigma_n, 2.0 * noise_sigma(downscale_by(g, 2)))
+    return max(sigma_n, 2.0 * noise_sigma(downscale_by(g, 2) if half is None else half))
 
 
 def blur_score(gray: np.ndarray) -> float:
