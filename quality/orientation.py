@@ -100,7 +100,7 @@ class Glyphs:
 
     def mask(self) -> np.ndarray:
         """0/1 uint8 mask of the glyphs alone (rules, panel edges and specks left out)."""
-        return self.kept[self.labels].view(np.uint8)
+        return np.take(self.kept.view(np.uint8), self.labels)  # twice as fast as indexing with the labels
 
 
 def glyphs(mask: np.ndarray) -> Glyphs:
@@ -181,10 +181,16 @@ def _skew_near(pixels: np.ndarray, phi: float) -> float:
     return fine_angle(pts, best)
 
 
-def _level(mask: np.ndarray, theta: float) -> np.ndarray:
+_LEVEL_BELOW = 0.25  # degrees: lines this close to horizontal are read without turning the mask
+
+
+def _level(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> np.ndarray:
     """`mask` turned by `-theta` degrees (nearest neighbour, canvas grown to keep every pixel), so that lines running
-    at `theta` degrees CCW run left to right with the glyphs' tops up."""
-    if abs(theta) < 0.25:
+    at `theta` degrees CCW run left to right with the glyphs' tops up.
+
+    With `boxes` (N, 4: x, y, w, h of every shape in the mask), only the part of that canvas the turned boxes cover
+    is filled (an integer shift of the same sampling grid): less to turn and to label, the same shapes."""
+    if abs(theta) < _LEVEL_BELOW:
         return mask
     h, w = mask.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), -theta, 1.0)
@@ -192,19 +198,43 @@ def _level(mask: np.ndarray, theta: float) -> np.ndarray:
     nw, nh = int(h * s + w * c + 1), int(h * c + w * s + 1)
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
+    if boxes is not None and len(boxes):
+        x, y, bw, bh = (boxes[:, i].astype(np.float64) for i in range(4))
+        xs, ys = np.concatenate([x, x + bw, x, x + bw]), np.concatenate([y, y, y + bh, y + bh])
+        u, v = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+        # Nearest-neighbour sampling puts a pixel within a pixel of its turned position: two pixels of margin.
+        u0, v0 = max(0, math.floor(u.min()) - 2), max(0, math.floor(v.min()) - 2)
+        nw, nh = min(nw, math.ceil(u.max()) + 3) - u0, min(nh, math.ceil(v.max()) + 3) - v0
+        m[0, 2] -= u0
+        m[1, 2] -= v0
     return cv2.warpAffine(mask, m, (nw, nh), flags=cv2.INTER_NEAREST, borderValue=0)
 
 
-def up_down(mask: np.ndarray, theta: float) -> tuple[int, int]:
+def up_down(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> tuple[int, int]:
     """(glyphs rising above their line's x-height band, glyphs falling below its baseline) of a 0/1 glyph mask whose
     lines run at `theta` degrees CCW with the glyphs' tops towards `theta + 90`. Upright Latin text has far more of
-    the first. The mask is levelled first, so each glyph's extent across its line is its bounding box."""
-    level = _level(mask, theta)
+    the first. The mask is levelled first, so each glyph's extent across its line is its bounding box; `boxes`
+    (optional) are the glyphs' bounding boxes (see `_level`)."""
+    level = _level(mask, theta, boxes)
     ltype = cv2.CV_16U if cv2.countNonZero(level) < 65535 else cv2.CV_32S
     _, _, st, _ = cv2.connectedComponentsWithStats(level, connectivity=8, ltype=ltype)
-    st = st[1:].astype(np.float64)
+    return _protrusions(st[1:], min(mask.shape))
+
+
+def glyph_up_down(found: Glyphs, theta: float) -> tuple[int, int]:
+    """`up_down` of the glyph mask of `found`. Lines already level need no second labelling: the components of the
+    glyph mask are then exactly the glyphs (a subset of a mask's components keeps them apart), in the same order."""
+    if abs(theta) < _LEVEL_BELOW:
+        return _protrusions(found.stats, min(found.labels.shape))
+    return up_down(found.mask(), theta, found.stats[:, :4])
+
+
+def _protrusions(stats: np.ndarray, min_side: int) -> tuple[int, int]:
+    """`up_down` from the cv2 stats (x, y, w, h, area) of a levelled glyph mask's components (background row left
+    out) and the mask's shorter side."""
+    st = stats.astype(np.float64)
     short_side, long_side = np.minimum(st[:, 2], st[:, 3]), np.maximum(st[:, 2], st[:, 3])
-    glyph = (st[:, 4] >= 4) & (short_side >= 2) & (long_side <= 0.2 * min(mask.shape))
+    glyph = (st[:, 4] >= 4) & (short_side >= 2) & (long_side <= 0.2 * min_side)
     st = st[glyph]
     if len(st) < MIN_GLYPHS:
         return 0, 0
@@ -300,8 +330,8 @@ def _estimate(
         )
         if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
             return answer
-        return _checked(answer, g, noise, blur_px, masks, min_conf)
-    answer = _fallback(g, noise, blur_px, masks, min_conf)
+        return _checked(answer, g, noise, blur_px, masks, min_conf, dark)
+    answer = _fallback(g, noise, blur_px, masks, min_conf, dark)
     if math.isnan(answer.angle):
         for mask, found, directions in unlined:
             block = _text_block(found.centroids, directions, g.shape)
@@ -337,11 +367,12 @@ def _checked(
     blur_px: float,
     masks: dict[bool, np.ndarray] | None = None,
     min_conf: float = 0.0,
+    dark: bool | None = None,
 ) -> PageRotation:
     """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
     lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
     bricks) with the text elsewhere, and its skew is kept, with the orientation unknown (0, confidence 0.5)."""
-    other = _fallback(g, noise, blur_px, masks, min_conf)
+    other = _fallback(g, noise, blur_px, masks, min_conf, dark)
     if math.isnan(other.angle):
         return answer
     gap = abs(((answer.angle - other.angle) + 45.0) % 90.0 - 45.0)
@@ -349,12 +380,18 @@ def _checked(
 
 
 def _fallback(
-    g: np.ndarray, noise: float, blur_px: float, masks: dict[bool, np.ndarray] | None = None, min_conf: float = 0.0
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    masks: dict[bool, np.ndarray] | None = None,
+    min_conf: float = 0.0,
+    dark: bool | None = None,
 ) -> PageRotation:
     """Text whose glyphs do not separate (heavy blur, faded or tiny print): the line-periodicity search of
     `quality.rotation.estimate_skew`, which measures skew modulo 90° only. Up and down cannot be read from merged
-    glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way)."""
-    rot = estimate_skew(g, noise, blur_px, masks, min_conf)
+    glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way). `masks` and
+    `dark` are the stroke masks and ink polarity already found for `g` (see `estimate_skew`)."""
+    rot = estimate_skew(g, noise, blur_px, masks, min_conf, dark)
     if math.isnan(rot.angle) or rot.confidence < min_conf:
         return NO_TEXT
     return PageRotation(fold(rot.angle), float(rot.confidence), 0.0, 0.5)
@@ -380,5 +417,5 @@ def _up_down_at_scale(
             x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
             y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
             crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
-            return up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)).mask(), theta)
-    return up_down(found.mask(), theta)
+            return glyph_up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)), theta)
+    return glyph_up_down(found, theta)

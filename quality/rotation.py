@@ -174,14 +174,6 @@ def _postl(counts: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", d, d).astype(np.float64)
 
 
-def _sweeps(groups: list[np.ndarray]) -> list[tuple[float, float]]:
-    """(best angle to 1° in [-45, 45), confidence) per point group, all groups searched together: `_grid_sweep`, then
-    `_near_peaks`."""
-    parts = [_centred(g) for g in groups]
-    s, conf = _grid_sweep(parts)
-    return list(zip(_near_peaks(parts, s), conf))
-
-
 def _grid_sweep(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
     """Postl's criterion on a 3° grid with 3-px bins per centred point group, and each group's confidence:
     1 - median/max of its criterion over the grid."""
@@ -209,12 +201,14 @@ def estimate_skew(
     blur_px: float = 0.0,
     masks: dict[bool, np.ndarray] | None = None,
     min_conf: float = 0.0,
+    dark: bool | None = None,
 ) -> Rotation:
     """Skew of the text lines of uint8 grey `g` (at most ROT_SIDE px long) whose noise σ (grey levels) and blur σ (px)
     are known (0 if not); see the module doc.
 
     `masks` (optional) maps ink polarity (True = dark) to `_stroke_mask(g, ink, blur_px, noise)` already computed by
     the caller; they are reused only when `g` is used as given (no denoising here), so the result is unchanged.
+    `dark` (optional) is `_dark_ink(g)` already found by the caller, reused on the same condition as `masks`.
     With `min_conf`, a polarity whose whole-image confidence is below it is not searched further (no tiles, no
     text-line test): a caller that would reject such an answer anyway saves the work."""
     if min(g.shape) < 24:
@@ -222,8 +216,9 @@ def estimate_skew(
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
         noise = noise / (2.0 * math.sqrt(math.pi))  # what a Gaussian of σ = 1 px leaves of white noise
-        masks = None
-    dark = _dark_ink(g)
+        masks = dark = None
+    if dark is None:
+        dark = _dark_ink(g)
     conf = 0.0
     for ink in (dark, not dark):  # the paper's polarity first; the other one only if no text lines are found
         mask = masks.get(ink) if masks else None
@@ -231,11 +226,15 @@ def estimate_skew(
         if pixels.shape[0] < 50:
             continue
         pts = _sample_points(pixels, _MAX_POINTS)
-        angle, whole = _sweeps([_subsample(pts, _COARSE_POINTS)])[0]
+        coarse = [_centred(_subsample(pts, _COARSE_POINTS))]
+        s, whole_conf = _grid_sweep(coarse)
+        whole = float(whole_conf[0])
         conf = max(conf, whole)
-        if whole < min_conf:
+        # The second polarity only rescues pages whose paper is not the most common grey: the whole image must then
+        # look like lines at once (photos rarely do, and they are where this search costs most).
+        if whole < (min_conf if ink == dark else max(min_conf, _TILES_BELOW)):
             continue
-        found = [(angle, whole, pts)]
+        found = [(_near_peaks(coarse, s)[0], whole, pts)]
         # Tiles when the whole image is not clearly a page of text, or when it is but fails the text-line test;
         # the second polarity is judged on the whole image only (it rescues pages whose paper is not the most
         # common grey; tiles there would mostly re-examine photos).
@@ -255,7 +254,8 @@ def _tile_estimates(pts: np.ndarray, shape: tuple[int, int]) -> list[tuple[float
     once, so a text block on a busy photo is judged on its own."""
     h, w = shape
     tile = np.minimum((pts[:, 1] * 3 / h).astype(np.int32), 2) * 3 + np.minimum((pts[:, 0] * 3 / w).astype(np.int32), 2)
-    order = np.argsort(tile, kind="stable")  # keeps each tile's points in their random order
+    # Keeps each tile's points in their random order; on uint8 numpy's stable sort is a radix sort (~6x faster).
+    order = np.argsort(tile.astype(np.uint8), kind="stable")
     regions = [r for r in np.split(pts[order], np.cumsum(np.bincount(tile, minlength=9))[:-1]) if len(r) >= 60]
     if not regions:
         return []

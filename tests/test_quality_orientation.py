@@ -180,3 +180,27 @@ def test_score_image_returns_orientation_columns():
     s = score_image(render_text_page(400, 300, size=16, seed=1))
     assert s["orientation"] == 0.0
     assert 0.5 <= s["orientation_confidence"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("turned", "theta", "upright"),
+    [
+        (0.0, 0.0, True),
+        (0.1, 0.1, True),
+        (7.0, 7.0, True),
+        (-23.0, -23.0, True),
+        (180.0, 0.0, False),
+        (180.0, 180.0, True),
+    ],
+)
+def test_up_down_shortcuts_count_the_same_glyphs_as_levelling_the_whole_mask(turned, theta, upright):
+    """`glyph_up_down` skips the second labelling when the lines are read level and turns only the glyphs' part of
+    the canvas otherwise: the rising/falling counts must equal those of `up_down` on the whole glyph mask."""
+    from quality.orientation import glyph_up_down, glyphs, up_down
+    from quality.rotation import _stroke_mask
+
+    img = rotate_expand(render_text_page(640, 480, size=18, seed=7), turned)
+    found = glyphs(_stroke_mask(img, True))
+    rising, falling = glyph_up_down(found, theta)
+    assert (rising, falling) == up_down(found.mask(), theta)
+    assert (rising > falling) == upright  # read at `theta`, the page is the right way up or upside down
