@@ -183,3 +183,39 @@ def test_a_steep_fall_that_flattens_is_no_noise_change(n):
     t = np.arange(n, dtype=float)
     x = 7.0 + 14.0 / (1.0 + t / (0.03 * n)) + rng.normal(0, 0.02, n)
     assert series_changes(x)[1] == []
+
+
+# ------------------------------------------------------------------------------------------ speed-ups, same numbers
+def test_the_fast_median_is_numpys_median():
+    """`series_stats.median` (bottleneck) stands in for np.median in the detectors: the same value, odd and even
+    lengths, ties, huge and tiny values (a zero may differ in sign only, which no detector reads)."""
+    from analysis.findings.series_stats import median
+
+    rng = np.random.default_rng(0)
+    for _ in range(3000):
+        n = int(rng.integers(1, 80))
+        x = rng.normal(size=n) * 10.0 ** float(rng.integers(-200, 200))
+        if rng.random() < 0.3:
+            x = np.round(x, int(rng.integers(0, 3)))  # ties
+        assert median(x) == float(np.median(x))
+        assert median(x[::3]) == float(np.median(x[::3]))  # strided slices too
+
+
+@pytest.mark.parametrize("before, after", [(30, 30), (200, 200), (45, 200), (200, 31), (37, 113)])
+def test_the_cached_flat_step_design_fits_exactly_as_ols(before, after):
+    """`_flat_step_ok` reuses one design and inverse Gram matrix per window shape: its fits are bit for bit those
+    of `ols` on a design built for the candidate, for the full model and for level + step."""
+    from analysis.findings.step_tests import _flat_design, _solve, ols
+
+    rng = np.random.default_rng(before * 1000 + after)
+    rel = np.arange(-before, after)
+    u = rel / float(max(before, after))
+    full = np.column_stack([np.ones_like(u), u, u * u, (rel >= 0).astype(float)])
+    for y in (rng.normal(size=rel.size), 0.3 * (rel >= 0) + rng.normal(0, 0.01, rel.size), np.zeros(rel.size)):
+        for design, pair in ((full, False), (full[:, [0, 3]], True)):
+            want = ols(design, y)
+            got = _solve(*_flat_design(before, after, pair=pair), y)
+            assert got[2] == want[2]
+            for g, w in zip(got[:2], want[:2], strict=True):
+                assert g.tobytes() == w.tobytes()
+    assert not _flat_design(before, after)[0].flags.writeable  # shared: nobody may change it

@@ -92,7 +92,7 @@ from analysis.core.records import ChangePoint
 from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import MAD_TO_SIGMA
+from analysis.findings.series_stats import MAD_TO_SIGMA, median
 from analysis.findings.step_tests import MIN_T, STEP_WINDOW, validate_steps
 from analysis.findings.trends import _SETTLE_MIN, _SETTLE_TOL, _TAIL_PRIOR, with_trend_changes
 
@@ -122,12 +122,23 @@ def _quiet(fn: Callable) -> Callable:
     return wrapper
 
 
-def noise_sigma(x: np.ndarray) -> float:
-    """Robust noise level of a series from the MAD of its first differences (0 for a constant series)."""
+def _centred_diffs(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """(first differences less their median, the median of their absolute values: the differences' MAD), which
+    `noise_sigma` and `lag1_rho` both start from (`noise_profile` computes them once for both)."""
     d = np.diff(x)
     if d.size == 0:
-        return 0.0
-    return float(MAD_TO_SIGMA * np.median(np.abs(d - np.median(d))) / math.sqrt(2.0))
+        return d, 0.0
+    d = d - median(d)
+    return d, median(np.abs(d))
+
+
+def noise_sigma(x: np.ndarray) -> float:
+    """Robust noise level of a series from the MAD of its first differences (0 for a constant series)."""
+    return _sigma_of(*_centred_diffs(x))
+
+
+def _sigma_of(d: np.ndarray, mad: float) -> float:
+    return 0.0 if d.size == 0 else float(MAD_TO_SIGMA * mad / math.sqrt(2.0))
 
 
 def _detrended_diffs(x: np.ndarray) -> np.ndarray:
@@ -151,12 +162,14 @@ def lag1_rho(x: np.ndarray) -> float:
     For AR(1) noise with coefficient rho, corr(d_t, d_t-1) = -(1 - rho) / 2, so rho = 1 + 2 corr: white noise
     gives 0, a smoothed (EMA-exported) or slowly wandering curve gives a value near 1.
     """
-    d = np.diff(x)
+    return _rho_of(*_centred_diffs(x))
+
+
+def _rho_of(d: np.ndarray, mad: float) -> float:
     if d.size < 10:
         return 0.0
-    d = d - np.median(d)
     # Robust to the odd leftover jump: clip the differences at 5 robust sigmas before correlating.
-    s = MAD_TO_SIGMA * float(np.median(np.abs(d)))
+    s = MAD_TO_SIGMA * mad
     if s <= 0:
         return 0.0
     d = np.clip(d, -5 * s, 5 * s)
@@ -173,8 +186,9 @@ def noise_profile(x: np.ndarray) -> tuple[float, float]:
     sigma from first differences sees only sigma * sqrt(1 - rho) on AR(1) noise, so it is divided by that; the
     variance of a long average is then sigma^2 (1 + rho) / (1 - rho) / n instead of sigma^2 / n.
     """
-    rho = lag1_rho(x)
-    sigma = noise_sigma(x) / math.sqrt(1.0 - rho)
+    d, mad = _centred_diffs(x)
+    rho = _rho_of(d, mad)
+    sigma = _sigma_of(d, mad) / math.sqrt(1.0 - rho)
     return sigma, (1.0 + rho) / (1.0 - rho)
 
 
@@ -296,7 +310,7 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     n = d.size
     if n < 2 * min_size:
         return []
-    med_abs = float(np.median(np.abs(d)))
+    med_abs = median(np.abs(d))
     if med_abs == 0.0:
         return []
     y = np.log(d * d + (1e-3 * med_abs) ** 2)
@@ -308,7 +322,7 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
     # Gaussian white noise gives Var(log d^2) = pi^2 / 2; smoothed or autocorrelated noise makes block means
     # of log d^2 vary more, so the larger of that and a robust estimate from the block means themselves is used.
     noise_var = (math.pi**2 / 2.0) / block
-    jitter = MAD_TO_SIGMA * float(np.median(np.abs(np.diff(means)))) / math.sqrt(2.0)
+    jitter = MAD_TO_SIGMA * median(np.abs(np.diff(means))) / math.sqrt(2.0)
     noise_var = max(noise_var, jitter * jitter)
     pen = _PEN_BETA * noise_var * math.log(m)
     bmin = max(2, math.ceil(min_size / block))
@@ -323,8 +337,8 @@ def _variance_changes(x: np.ndarray, min_size: int) -> list[int]:
         left, right = d[lo:c], d[c:hi]
         if left.size < min_size // 2 or right.size < min_size // 2:
             continue
-        sl = float(np.median(np.abs(left - np.median(left))))
-        sr = float(np.median(np.abs(right - np.median(right))))
+        sl = median(np.abs(left - median(left)))
+        sr = median(np.abs(right - median(right)))
         if sl <= 0 or sr <= 0:
             continue
         ratio = sr / sl
@@ -354,7 +368,7 @@ def _refine_variance(d: np.ndarray, guess: int, block: int, lo: int, hi: int) ->
     Squared differences are capped (at ~55 x their median) so a leftover level jump cannot pull the split.
     """
     seg = d[lo:hi] ** 2
-    seg = np.minimum(seg, 55.0 * max(float(np.median(seg)), 1e-300))
+    seg = np.minimum(seg, 55.0 * max(median(seg), 1e-300))
     n = seg.size
     ks = np.arange(guess - 2 * block, guess + 2 * block + 1) - lo
     ks = ks[(ks >= 3) & (ks <= n - 3)]
@@ -432,7 +446,7 @@ def _hinge_knots(y: np.ndarray, lo: int, hi: int, sigma: float, infl: float, spr
     # The turned leg's rise (or fall) robustly, by medians: the segment's last points against the points around
     # the knot (one spike near the end must not tilt a flat plateau into a turn).
     centred = bn.move_median(np.r_[seg, np.full(min_len // 2, np.nan)], min_len, min_count=1)[min_len // 2 :]
-    ok &= (float(np.median(seg[-min_len:])) - centred[ks]) * np.sign(s2) >= visible
+    ok &= (median(seg[-min_len:]) - centred[ks]) * np.sign(s2) >= visible
     if not ok.any():
         return []
     best = _refine_knot(seg, int(ks[ok][int(np.argmax(gain[ok]))]), min_len)
@@ -460,7 +474,7 @@ def _destep(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     out = x.copy()
     for s in shifts:
         if 0 < s < x.size:
-            jump = float(np.median(x[s : s + _LEVEL_POINTS])) - float(np.median(x[max(0, s - _LEVEL_POINTS) : s]))
+            jump = median(x[s : s + _LEVEL_POINTS]) - median(x[max(0, s - _LEVEL_POINTS) : s])
             out[s:] -= jump
     return out
 
@@ -850,7 +864,9 @@ def find_change_points(
             values = m.values
             # the series of a metric that were logged at the same steps are read together (`level_shifts_many`)
             for ok, cols in same_rows(np.isfinite(values)):
-                x = np.ascontiguousarray(values[ok][:, cols].T)
+                # (no copies for the common case: every series logged at every step)
+                block = values if ok.all() else values[ok]
+                x = np.ascontiguousarray((block if cols.size == values.shape[1] else block[:, cols]).T)
                 found = level_shifts_many(x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
                 for r, j in enumerate(cols.tolist()):
                     if found[r]:

@@ -96,15 +96,20 @@ def _point_outlier_z(x: np.ndarray, half: int, scale_half: int) -> np.ndarray:
     h = max(1, min(half, x.shape[-1] - 1))
     left, right = _side_medians(x, h)
     dl, dr = x - left, x - right
-    one_sided = np.where(np.isnan(dl), dr, np.where(np.isnan(dr), dl, np.nan))
-    same_side = np.sign(dl) == np.sign(dr)
-    resid = np.where(
-        np.isnan(one_sided), np.where(same_side, np.sign(dl) * np.fmin(np.abs(dl), np.abs(dr)), 0.0), one_sided
-    )
+    # Both sides known: the nearer side's distance when x lies beyond both medians the same way, else 0; one
+    # side known: that side's distance; neither: 0. (Written in place: a wide table's matrix has millions of points.)
+    sign_l = np.sign(dl)
+    resid = np.fmin(np.abs(dl), np.abs(dr))
+    resid *= sign_l
+    resid[sign_l != np.sign(dr)] = 0.0  # also where either side is NaN
+    nan_l, nan_r = np.isnan(dl), np.isnan(dr)
+    np.copyto(resid, dr, where=nan_l & ~nan_r)
+    np.copyto(resid, dl, where=nan_r & ~nan_l)
     diffs = np.abs(np.diff(x, prepend=np.nan, axis=-1))
-    scale = _centred_move_median(diffs, scale_half) * _ABS_DIFF_TO_SIGMA
+    scale = _centred_move_median(diffs, scale_half)
+    scale *= _ABS_DIFF_TO_SIGMA
     # The side medians carry noise as well: x - median of h points has variance sigma^2 (1 + pi / 2h).
-    scale = scale * math.sqrt(1.0 + math.pi / (2.0 * h))
+    scale *= math.sqrt(1.0 + math.pi / (2.0 * h))
     # fmax with NaN (no floor: under 10 finite residuals) keeps the scale as it is
     scale = np.fmax(scale, _tail_floor(resid)[..., None])
     finite = np.isfinite(x)
@@ -122,7 +127,7 @@ def outlier_mask(values: np.ndarray, *, threshold: float | None = None) -> np.nd
         return bad
     z = point_outlier_z(np.where(bad, np.nan, x))
     thr = threshold if threshold is not None else max(_MIN_BAR, math.sqrt(2.0 * math.log(n)) + _BAR_MARGIN)
-    flags = bad | (np.abs(np.nan_to_num(z, nan=0.0)) > thr)
+    flags = bad | (np.abs(z) > thr)  # NaN (unknown) compares False
     flags[..., :WARMUP_POINTS] &= bad[..., :WARMUP_POINTS]
     return flags
 

@@ -8,6 +8,7 @@ two flat stretches gets a second, wide test (`_flat_step_ok`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import bottleneck as bn
@@ -169,11 +170,7 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float, infl
     gap = abs(float(np.mean(x[t:hi])) - float(np.mean(x[lo:t])))
     if gap < 0.8 * max(MIN_JUMP_SIGMA * sigma, MIN_T * sigma * math.sqrt(1.0 / (t - lo) + 1.0 / (hi - t))):
         return False
-    idx = np.arange(lo, hi)
-    u = (idx - t) / float(max(t - lo, hi - t))
-    step = (idx >= t).astype(float)
-    full = np.column_stack([np.ones_like(u), u, u * u, step])
-    coef, se, dof = ols(full, y)
+    coef, se, dof = _solve(*_flat_design(t - lo, hi - t), y)
     se = se * infl
     if dof < 10 or abs(coef[1]) > 3.0 * se[1] or abs(coef[2]) > 3.0 * se[2]:
         return False
@@ -181,18 +178,44 @@ def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float, infl
     if abs(coef[3]) < 3.0 * se[3] or abs(coef[3]) < MIN_JUMP_SIGMA * sigma:
         return False
     # ... and stand out at the full bar once the insignificant trend terms are dropped.
-    coef2, se2, _ = ols(full[:, [0, 3]], y)
+    coef2, se2, _ = _solve(*_flat_design(t - lo, hi - t, pair=True), y)
     se2 = se2 * infl
     return np.sign(coef2[1]) == np.sign(coef[3]) and abs(coef2[1]) >= MIN_T * se2[1]
 
 
+@functools.lru_cache(maxsize=256)
+def _flat_design(before: int, after: int, pair: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """(design, its inverse Gram matrix or None) of `_flat_step_ok`'s fit for a window of `before` points before
+    the candidate and `after` from it on: level + slope + curvature + step, or with `pair` level + step. It
+    depends on the window only, and on a long series most candidates have the full `FLAT_WINDOW` each side, so
+    it is cached (read-only arrays)."""
+    if pair:
+        design = _flat_design(before, after)[0][:, [0, 3]]
+    else:
+        rel = np.arange(-before, after)
+        u = rel / float(max(before, after))
+        design = np.column_stack([np.ones_like(u), u, u * u, (rel >= 0).astype(float)])
+    design.flags.writeable = False
+    return design, _inverse_gram(design)
+
+
+def _inverse_gram(design: np.ndarray) -> np.ndarray | None:
+    """inv(design' design), or None when it is singular (`_solve` then falls back to lstsq)."""
+    try:
+        return np.linalg.inv(design.T @ design)
+    except np.linalg.LinAlgError:
+        return None
+
+
 def ols(design: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Least-squares coefficients, their standard errors and the residual degrees of freedom."""
-    gram = design.T @ design
+    return _solve(design, _inverse_gram(design), y)
+
+
+def _solve(design: np.ndarray, inv: np.ndarray | None, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """`ols` with the inverse Gram matrix of `design` given (`_inverse_gram`)."""
     dof = y.size - design.shape[1]
-    try:
-        inv = np.linalg.inv(gram)
-    except np.linalg.LinAlgError:
+    if inv is None:
         coef = np.linalg.lstsq(design, y, rcond=None)[0]
         return coef, np.full(coef.shape, np.inf), dof
     coef = inv @ (design.T @ y)

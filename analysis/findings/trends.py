@@ -81,6 +81,7 @@ import math
 import bottleneck as bn
 import numpy as np
 
+from analysis.findings.series_stats import median
 from analysis.findings.step_tests import STEP_WINDOW
 
 _MAX_POINTS = 200  # series are block-averaged to about this many points (as `changepoints.slope_changes`)
@@ -142,8 +143,8 @@ def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) ->
     slope = (s0 * sty - s1 * sy) / det
     level = (sy - slope * s1) / s0
     r = y - float(np.mean(y)) - (level + slope * i)
-    r = np.abs(r - np.median(r))
-    mad = float(np.median(r))
+    r = np.abs(r - median(r))
+    mad = median(r)
     if mad <= 0:
         return 0.0, np.zeros(n if local else 0)
     scale = 1.4826 / math.sqrt(max(1.0 - 2.0 / (2 * w + 1), 0.5))
@@ -166,8 +167,8 @@ def _inflation(y: np.ndarray, w: int) -> float:
     if width < 5:
         return 1.0
     r = y - savgol_filter(y, width, 2, mode="interp")
-    r = r - np.median(r)
-    rho = _robust_rho(r, float(np.median(np.abs(r))))
+    r = r - median(r)
+    rho = _robust_rho(r, median(np.abs(r)))
     return (1.0 + rho) / (1.0 - rho)
 
 
@@ -179,7 +180,7 @@ def _robust_rho(r: np.ndarray, mad: float) -> float:
     d = np.diff(r)
     if d.size < 2 or mad <= 0:
         return 0.0
-    md = float(np.median(np.abs(d - np.median(d))))
+    md = median(np.abs(d - median(d)))
     return min(max(1.0 - 0.5 * (md / mad) ** 2, 0.0), 0.95)
 
 
@@ -286,11 +287,11 @@ def _bend_tests(
 def _moved(y: np.ndarray, k: int, w: int, d: int, visible: float) -> bool:
     """By medians, the steep leg moves the curve visibly the way its slope says (one spike cannot)."""
     h = max(2, _BEND_MIN_POINTS // 2)
-    at_knot = float(np.median(y[max(0, k - h) : k + h + 1]))
+    at_knot = median(y[max(0, k - h) : k + h + 1])
     if abs(d) == 1:  # steep after the knot: its far end against the knot
-        far = float(np.median(y[max(k, min(k + w, y.size) - _BEND_MIN_POINTS) : min(k + w, y.size)]))
+        far = median(y[max(k, min(k + w, y.size) - _BEND_MIN_POINTS) : min(k + w, y.size)])
         return (far - at_knot) * d >= visible
-    far = float(np.median(y[max(0, k - w) : max(0, k - w) + _BEND_MIN_POINTS]))  # steep before the knot
+    far = median(y[max(0, k - w) : max(0, k - w) + _BEND_MIN_POINTS])  # steep before the knot
     return (at_knot - far) * np.sign(d) >= visible
 
 
@@ -406,8 +407,12 @@ def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
     if float(np.min(head)) <= x[-1] <= float(np.max(head)):
         return None  # the last point is a tail point, beyond every earlier one: the cheap necessary test
     cs = np.arange(max(n // 4, _TAIL_PRIOR), n - _TAIL_MIN + 1)
+    if cs.size == 0:
+        return None
     for sign in (1.0, -1.0):  # a fall, then a rise (the series mirrored)
         z = sign * x
+        if not z[-1] < float(np.min(z[: cs[0]])):
+            continue  # the last point must lie beyond every point before the earliest tail start: cheap, necessary
         prefix_min = np.minimum.accumulate(z)  # prefix_min[c - 1] = min(z[:c])
         suffix_max = np.maximum.accumulate(z[::-1])[::-1]  # suffix_max[c] = max(z[c:])
         suffix_min = np.minimum.accumulate(z[::-1])[::-1]
@@ -461,7 +466,7 @@ def _one_fall(x: np.ndarray, shifts: list[int]) -> list[int]:
     out: list[int] = []
     last_sign = 0.0
     for s in sorted(shifts):
-        sign = float(np.sign(np.median(x[s : s + _SETTLE_MIN]) - np.median(x[max(0, s - _SETTLE_MIN) : s])))
+        sign = float(np.sign(median(x[s : s + _SETTLE_MIN]) - median(x[max(0, s - _SETTLE_MIN) : s])))
         if out and s - out[-1] < need and sign == last_sign != 0.0:
             continue
         out.append(s)
