@@ -274,8 +274,13 @@ def test_a_batch_repeating_another_batchs_images_is_a_root_cause(tmp_path: Path)
         "batch 7 repeats 6 of 8 images from batch 2 since step 2000 (near-identical copies)"
     ]
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 6  # one row per group
-    assert len(at.get("image")) == 12  # each group's two images side by side
-    captions = " ".join(c.value for c in at.caption)
+    # thumbnails wait in a closed expander (picking another batch redraws a table, not a gallery) ...
+    assert [e.label for e in at.expander] == ["Thumbnails of 6 groups"] and not at.get("image")
+    at.session_state["b_dups_thumbs"] = True  # ... and are drawn when it is opened
+    at.run()
+    lists = at.get("image")
+    assert [len(e.proto.imgs) for e in lists] == [2] * 6  # each group's two images side by side, one list per group
+    captions = " ".join(img.caption for e in lists for img in e.proto.imgs)
     assert "batch 2 · steps 100-2400" in captions and "batch 7 · steps 2000-2400" in captions
     quiet = AppTest.from_function(batch_section, args=(analysis, 0), default_timeout=60).run()
     assert not quiet.exception and not quiet.subheader  # a batch without duplicates adds nothing to the page
@@ -311,5 +316,5 @@ def test_the_data_quality_section_shows_the_folder_groups_side_by_side(folder: P
     assert [s.value for s in at.subheader] == ["Duplicate images"]
     table = at.dataframe[0].value
     assert sorted(table["kind"]) == ["exact", "near"] and set(table["where"]) == {"folder"}
-    assert len(at.get("image")) == 4  # two groups, two thumbnails each
+    assert [len(e.proto.imgs) for e in at.get("image")] == [2, 2]  # two groups, two thumbnails each, shown open
     assert any("could not be hashed" in c.value for c in at.caption)  # broken.png
