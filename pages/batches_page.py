@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -48,6 +48,20 @@ def pick_event_row(table_key: str) -> None:
     table = st.session_state.get(f"_{table_key}_rows")
     if rows and table is not None and rows[0] < len(table):
         open_step(navigation.parse_int(str(table.iloc[rows[0]]["step"])))
+
+
+def step_table(frame: pd.DataFrame, key: str, column_config: dict[str, Any] | None = None) -> None:
+    """One batch's events or detector hits; clicking a row opens its step (`pick_event_row`)."""
+    st.session_state[f"_{key}_rows"] = frame
+    st.dataframe(
+        frame.drop(columns="batch"),
+        hide_index=True,
+        key=key,
+        width="stretch",
+        on_select=lambda: pick_event_row(key),
+        selection_mode="single-row",
+        column_config=column_config,
+    )
 
 
 def open_step(step: int | None) -> None:
@@ -110,16 +124,7 @@ def batch_view(key: AnalysisKey, analysis: RunAnalysis, images_ready: bool, metr
     st.subheader(f"Events for batch {batch}")
     events = charts.events_table(key, analysis, batch)
     if len(events):
-        st.session_state["_b_events_rows"] = events
-        st.dataframe(
-            events.drop(columns="batch"),
-            hide_index=True,
-            key="b_events",
-            width="stretch",
-            on_select=lambda: pick_event_row("b_events"),
-            selection_mode="single-row",
-            column_config={"message": st.column_config.TextColumn(width="large")},
-        )
+        step_table(events, "b_events", column_config={"message": st.column_config.TextColumn(width="large")})
         for message in dict.fromkeys(events["message"].astype(str)):  # in full: a table cell cuts long ones off
             st.markdown(f"- {md_escape(message)}")
     else:
@@ -128,15 +133,7 @@ def batch_view(key: AnalysisKey, analysis: RunAnalysis, images_ready: bool, metr
     hits = st.expander(f"Detector hits for batch {batch} ({len(found):,})", key="b_hits", on_change="rerun")
     with hits:
         if hits.open and len(found):
-            st.session_state["_b_findings_rows"] = found
-            st.dataframe(
-                found.drop(columns="batch"),
-                hide_index=True,
-                key="b_findings",
-                width="stretch",
-                on_select=lambda: pick_event_row("b_findings"),
-                selection_mode="single-row",
-            )
+            step_table(found, "b_findings")
     if not images_ready:
         st.subheader("Root causes and problematic images")
         st.info("Scoring this run's images: root causes, image counts and the gallery appear when they are ready.")
