@@ -1,6 +1,6 @@
 """Findings benchmark: our change points and point outliers against naive baselines, measured in the same run.
 
-Usage:  .venv/bin/python -m benchmarks.findings [--per-scenario 30] [--pw 50] [--seed 0] [--no-speed] [--no-real]
+Usage:  .venv/bin/python -m benchmarks.findings [--per-scenario 30] [--pw 50] [--seed 0] [--no-speed] [--no-real] [--split tune|test|both]
 
 First the real-curve tables (`benchmarks/real_curves.py`: public training curves labelled blind, split by source
 repository into tune / test, and TCPD; ruptures BinSeg / PELT with TCPDBench's default penalty and "nothing" in the
@@ -242,12 +242,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-real", action="store_true", help="skip the real-curve tables (benchmarks/real_curves.py)")
+    ap.add_argument(
+        "--split",
+        choices=("tune", "test", "both"),
+        default="both",
+        help="real-curve split(s); develop with --split tune, measure the test side once at the end",
+    )
     args = ap.parse_args(argv)
     if not args.no_real:
         from benchmarks import real_curves
 
         print("# Real public curves (benchmarks/real_curves.py)")
-        print(real_curves.run())
+        print(real_curves.run(split=args.split))
         print("\n# Generated series (benchmarks/labelled_series.py)")
 
     labelled = labelled_set(args.per_scenario, args.seed)

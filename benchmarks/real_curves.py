@@ -330,19 +330,29 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def run(only: set[str] | None = None) -> str:
-    """Every table of this benchmark as Markdown text."""
-    curves = load_curves()
-    tcpd = load_tcpd()
-    splits = {"tune (training score)": [c for c in curves if c.split == "tune"]}
-    splits["test (held out)"] = [c for c in curves if c.split == "test"]
-    batches = sorted({c.batch for c in splits["test (held out)"]})
-    if len(batches) > 1:  # each labelling round's test sources on their own as well (later rounds: new sources)
-        for b in batches:
-            splits[f"test, batch {b} sources (held out)"] = [c for c in splits["test (held out)"] if c.batch == b]
+def run(only: set[str] | None = None, split: str = "both", batches: set[int] | None = None) -> str:
+    """Every table of this benchmark as Markdown text.
+
+    `split` is "tune", "test" or "both" (develop with "tune"; the test side and TCPD are measured once at the end);
+    `batches` keeps only those labelling rounds (None: all).
+    """
+    curves = [c for c in load_curves() if batches is None or c.batch in batches]
+    tcpd = load_tcpd() if split != "tune" else []
+    splits: dict[str, list[Curve]] = {}
+    if split in ("tune", "both"):
+        splits["tune (training score)"] = [c for c in curves if c.split == "tune"]
+    if split in ("test", "both"):
+        splits["test (held out)"] = [c for c in curves if c.split == "test"]
+        test_batches = sorted({c.batch for c in splits["test (held out)"]})
+        if (
+            len(test_batches) > 1
+        ):  # each labelling round's test sources on their own as well (later rounds: new sources)
+            for b in test_batches:
+                splits[f"test, batch {b} sources (held out)"] = [c for c in splits["test (held out)"] if c.batch == b]
+    n_tune = sum(c.split == "tune" for c in curves)
     parts = [
-        f"real curves: {len(curves)} series ({len(splits['tune (training score)'])} tune, "
-        f"{len(splits['test (held out)'])} test); TCPD: {len(tcpd)} series (held out)"
+        f"real curves: {len(curves)} series ({n_tune} tune, {len(curves) - n_tune} test); shown: {split}; "
+        f"TCPD: {len(tcpd)} series (held out)"
     ]
     cps = {k: v for k, v in cp_methods().items() if only is None or k in only}
     outs = {k: v for k, v in outlier_methods().items() if only is None or k in only}
@@ -370,6 +380,8 @@ def run(only: set[str] | None = None) -> str:
         parts.append(
             _table(f"Outliers, {split} (+-1 point)", ["method", "recall", "spurious / series", "labelled"], orows)
         )
+    if not tcpd:
+        return "\n".join(parts)
     trows = []
     for name, fn in cps.items():
         r = score_tcpd(tcpd, fn, multivariate=name in ("binseg", "pelt"))
@@ -381,8 +393,16 @@ def run(only: set[str] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="", help="comma-separated method names (default: all)")
+    ap.add_argument(
+        "--split",
+        choices=("tune", "test", "both"),
+        default="both",
+        help="develop with --split tune; the test side (and TCPD) is measured once at the end",
+    )
+    ap.add_argument("--batch", default="", help="comma-separated labelling rounds to keep (default: all)")
     args = ap.parse_args(argv)
-    print(run(set(args.only.split(",")) if args.only else None))
+    batches = {int(b) for b in args.batch.split(",")} if args.batch else None
+    print(run(set(args.only.split(",")) if args.only else None, args.split, batches))
     return 0
 
 
