@@ -2,9 +2,10 @@
 
 Usage:  .venv/bin/python -m benchmarks.real_curves [--only ours,nothing]   (also run by benchmarks/findings.py)
 
-Data: `benchmarks/data/curves` (see its PROVENANCE.md and LABELLING.md): 175 real training-curve series from 25
+Data: `benchmarks/data/curves` (see its PROVENANCE.md and LABELLING.md): 228 real training-curve series from 33
 public repositories, labelled blind, split by source repository: batch 1 (75 series, 8 repositories: tune 41 / test
-34) and batch 2 (100 series, 17 repositories, split by a sha1 rule fixed before labelling: tune 57 / test 43;
+34), batch 2 (100 series, 17 repositories, split by a sha1 rule fixed before labelling: tune 57 / test 43) and
+batch 3 (53 series, 8 new repositories, the same rule: tune 23 / test 30, a held-out side no detector has seen;
 the test side is also printed per batch), plus 23 TCPD series (published labels of 5 annotators each, part of the held-out side). Detectors may be tuned on `tune`
 only; `test` and TCPD are the held-out figures. A figure on `tune` is a training score.
 

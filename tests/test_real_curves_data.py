@@ -1,12 +1,17 @@
 """The real-curve corpus (benchmarks/data/curves) is well formed: every labelled file exists and has a provenance
-row, every source repository sits on one side of the tune/test split (batch 2 by its pre-registered sha1 rule),
-labels are in range and of a documented kind, and the loader reads exactly the labelled number of points."""
+row, every source repository sits on one side of the tune/test split (batches 2 and 3 by their pre-registered sha1
+rule), labels are in range and of a documented kind, each label's row and x agree with the file, non-finite stretches
+are the file's non-finite cells, batch 3 comes from repositories no earlier batch used, and the loader reads exactly
+the labelled number of points."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import math
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -39,11 +44,11 @@ def test_labels_are_in_range_and_documented(labels):
         assert s["healthy"] == (not events), s["id"]
 
 
-def test_split_is_by_source_and_batch_two_follows_its_rule(labels):
+def test_split_is_by_source_and_batches_two_and_three_follow_their_rule(labels):
     sides: dict[str, set[str]] = defaultdict(set)
     for s in labels["series"]:
         sides[s["source_repo"]].add(s["split"])
-        if s.get("batch") == 2:
+        if s.get("batch") in (2, 3):
             digit = int(hashlib.sha1(s["source_repo"].encode()).hexdigest()[-1], 16)
             assert s["split"] == ("tune" if digit % 2 == 0 else "test"), s["source_repo"]
     assert all(len(v) == 1 for v in sides.values()), dict(sides)
@@ -56,3 +61,51 @@ def test_split_is_by_source_and_batch_two_follows_its_rule(labels):
 def test_loader_reads_every_labelled_series(labels):
     curves = load_curves()
     assert len(curves) == len(labels["series"])
+
+
+def _cells(path: Path, x_column: str, column: str) -> tuple[list[int], list[str], list[float]]:
+    """Rows with a non-empty cell in `column`, the x value at those rows, and the cell as a float (NaN if not a number)."""
+    rows, xs, values = [], [], []
+    with path.open(newline="") as fh:
+        for i, row in enumerate(csv.DictReader(fh)):
+            cell = (row.get(column) or "").strip()
+            if cell:
+                rows.append(i)
+                xs.append(row[x_column])
+                try:
+                    values.append(float(cell))
+                except ValueError:
+                    values.append(math.nan)
+    return rows, xs, values
+
+
+def _same_x(label_x: object, cell: str) -> bool:
+    return float(label_x) == float(cell) if isinstance(label_x, (int, float)) else str(label_x) == cell
+
+
+def test_positions_and_nonfinite_stretches_match_the_files(labels):
+    for s in labels["series"]:
+        rows, xs, values = _cells(DATA / s["file"], s["x_column"], s["column"])
+        assert len(rows) == s["n_points"], s["id"]
+        positions = [*s["change_points"], *s["outliers"]]
+        positions += [end for st in s["nonfinite_stretches"] for end in (st["start"], st["end"])]
+        for p in positions:
+            assert p["row"] == rows[p["index"]] and _same_x(p["x"], xs[p["index"]]), (s["id"], p)
+        bad = [i for i, v in enumerate(values) if not math.isfinite(v)]
+        covered = [i for st in s["nonfinite_stretches"] for i in range(st["start"]["index"], st["end"]["index"] + 1)]
+        assert covered == bad and s["n_nonfinite"] == len(bad), s["id"]
+
+
+def test_batch_three_is_new_sources_of_the_agreed_size(labels):
+    batch = [s for s in labels["series"] if s.get("batch") == 3]
+    repos = {s["source_repo"] for s in batch}
+    earlier = {s["source_repo"] for s in labels["series"] if s.get("batch", 1) in (1, 2)}
+    assert 50 <= len(batch) <= 100 and len(repos) >= 8, (len(batch), len(repos))
+    assert not repos & earlier, repos & earlier
+    assert {s["split"] for s in batch} == {"tune", "test"}
+    prov = (DATA / "PROVENANCE.md").read_text()
+    section = prov[prov.index("## Batch 3") :]
+    for s in batch:
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{s['file']}` |"))
+        assert f"| {s['source_repo']} |" in row, s["file"]
+    assert "rule_batch_3" in labels["split"]
