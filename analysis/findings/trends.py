@@ -55,6 +55,16 @@ earlier points' p5-p95 range, and the tail's own spread is smaller than that jum
 and kept; a curve that keeps improving also reaches new extremes, but step by step). Both directions (a fall to 0,
 a loss that blows up).
 
+`floor_exit(x)`: a metric that sits on one exact value (a DETR class error at 0, with or without a few blips) and
+then leaves it for a noisy band is missed by the step tests: the floor's noise is exactly 0, the band's is large,
+KernelCPD cuts the band into many candidates and none stands out from the band's noise. The indicator "x is on
+its most frequent value" is a Bernoulli series; the split with the largest log-likelihood ratio over one rate must
+reach `_FLOOR_PEN` ln n = 3 ln n (the other detectors' penalty), keep >= 5 points and 5 % of the series each side,
+and go from an occupancy >= `_FLOOR_HIGH` = 0.8 before to <= `_FLOOR_LOW` = 0.2 after; the regime after moves (more
+than 1 in `_SETTLE_MIN` differences is not 0: a held staircase that climbs to its next stair is no exit). A floor
+with blips all along keeps its occupancy, a metric that reaches a floor is `constant_tail`'s. Reported as a level
+shift; a turn found within `_MERGE` points of it is the band's start and is dropped.
+
 `_one_fall(x, shifts)`: a level shift that follows one the same way within 5 % of the series (>= 5 points) is
 left out: the level between them lasts too short to be a regime (LABELLING.md), so a fall that takes a few
 points (a reward collapsing over several evaluations) is one change, where it starts.
@@ -99,6 +109,9 @@ _STEP_SHARE = 0.05  # a steep stretch shorter than this share of the series is o
 _SETTLE_MIN = 5  # a settling on one exact value lasts at least this many points ...
 _SETTLE_TOL = 1e-6  # values this share of the series' range apart are one value
 _SETTLE_SHARE = 0.5  # ... and the value was taken by at most this share of as many points before it
+_FLOOR_HIGH = 0.8  # a floor: the value taken by at least this share of the points before the exit ...
+_FLOOR_LOW = 0.2  # ... and by at most this share after it
+_FLOOR_PEN = 3.0  # the exit's log-likelihood ratio is at least this x ln n (as the other penalties, 3 ln n)
 _TAIL_MIN = 3  # a collapse at the end keeps its new level for at least this many points
 _TAIL_SIGMA = 5.0  # the jump from the last point before to the nearest tail point: this many noise sigmas ...
 _TAIL_RANGE_SHARE = 0.25  # ... and this share of the earlier points' p5-p95 range
@@ -456,6 +469,52 @@ def constant_tail(x: np.ndarray) -> int | None:
     return start if float(np.mean(same[max(0, start - (n - start)) : start])) <= _SETTLE_SHARE else None
 
 
+def floor_exit(x: np.ndarray) -> int | None:
+    """Index of x (cleaned, finite) where it leaves a value it sat on (a class error on an exact 0 floor that
+    starts to move in a band), or None. The indicator "x is on the value" is a Bernoulli series: the split that
+    best separates two occupancy rates (log-likelihood ratio over one rate, at least `_FLOOR_PEN` ln n, both
+    sides >= `_SETTLE_MIN` points and `_STEP_SHARE` of the series) must go from >= `_FLOOR_HIGH` before to
+    <= `_FLOOR_LOW` after. The level-shift test misses this change: on the floor the noise is exactly 0, in the
+    band it is large, so its candidates split the band and none stands out from the band's noise; a floor with
+    blips keeps its occupancy and never passes."""
+    n = x.size
+    need = max(_SETTLE_MIN, math.ceil(_STEP_SHARE * n))
+    if n < 2 * need:
+        return None
+    # Cheap and necessary: >= 0.8 k of the first k >= need points on one value leave >= 0.6 k - 1 adjacent pairs
+    # of equal values (each other point ends at most one run): most real curves have none and stop here.
+    if np.count_nonzero(np.diff(x) == 0.0) < (2.0 * _FLOOR_HIGH - 1.0) * need - 1.0:
+        return None
+    vals, counts = np.unique(x, return_counts=True)
+    top = int(np.argmax(counts))
+    if counts[top] < _FLOOR_HIGH * need:
+        return None  # no value is taken often enough to be a floor
+    on = (np.abs(x - vals[top]) <= _SETTLE_TOL * float(np.ptp(x))).astype(float)
+    cs = np.cumsum(on)
+    k = np.arange(need, n - need + 1)
+    c1, total = cs[k - 1], float(cs[-1])
+    ok = (c1 >= _FLOOR_HIGH * k) & (total - c1 <= _FLOOR_LOW * (n - k))
+    if not ok.any():
+        return None
+    k, c1 = k[ok], c1[ok]
+    llr = _bernoulli_ll(c1, k) + _bernoulli_ll(total - c1, n - k) - _bernoulli_ll(np.array([total]), np.array([n]))
+    best = int(np.argmax(llr))
+    if llr[best] < _FLOOR_PEN * math.log(n):
+        return None
+    # The regime after the exit moves: a held (staircase) metric also leaves each stair for good, but repeats its
+    # next value for a regime's length (at least `_SETTLE_MIN` points: a share 1 - 1 / `_SETTLE_MIN` of its
+    # differences are 0).
+    moves = np.diff(x[int(k[best]) :]) != 0
+    return int(k[best]) if float(np.mean(moves)) > 1.0 / _SETTLE_MIN else None
+
+
+def _bernoulli_ll(hits: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Maximised Bernoulli log-likelihood of `hits` successes in `size` trials (0 log 0 = 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = hits / size
+        return np.where(hits > 0, hits * np.log(p), 0.0) + np.where(size > hits, (size - hits) * np.log1p(-p), 0.0)
+
+
 def _one_fall(x: np.ndarray, shifts: list[int]) -> list[int]:
     """Level shifts with the ones that follow a shift the same way within `_STEP_SHARE` of the series (at least
     `_SETTLE_MIN` points) left out: the level between them is no regime of its own (LABELLING.md: a regime lasts
@@ -495,6 +554,10 @@ def with_trend_changes(
     settle = constant_tail(x)
     if settle is not None and all(abs(settle - s) > _MERGE for s in [*shifts, *noise, *turns]):
         noise = sorted([*noise, settle])
+    exit_ = floor_exit(x)
+    if exit_ is not None and all(abs(exit_ - s) > _MERGE for s in [*shifts, *noise]):
+        shifts = sorted([*shifts, exit_])
+        turns = [t for t in turns if abs(t - exit_) > _MERGE]  # the band's start read as a turn is the exit
     shifts = _one_fall(x, shifts)
     taken = [*shifts, *noise, *turns]
     found, steps = bends(destepped, shifts)
