@@ -1,8 +1,8 @@
 """Image quality scores: small pure functions on one image, each independent of any dataset.
 
 Every function takes a numpy image as OpenCV loads it (grey ``HxW``, BGR ``HxWx3`` or BGRA ``HxWx4``, any dtype
-OpenCV produces) and returns plain floats. Work happens on integer-factor downscales (OpenCV's fast path), so the
-cost grows slowly with image size.
+OpenCV produces) and returns plain floats. Work happens on integer-factor downscales (OpenCV's fast path) and, for
+the blur of large images, on four windows shrunk to the viewing scale, so the cost grows slowly with image size.
 
 Units and direction:
 
@@ -11,7 +11,8 @@ Units and direction:
   normalises away lighting and ink), in four orientations, and the *least sharp* orientation counts, so motion blur
   is caught. So 100 means edges as soft as a step blurred by a Gaussian of σ = 1.5 px, 150 means σ = 1 px, 50 means
   σ = 3 px, capped at ``BLUR_CAP``. σ is expressed at the *viewing scale*: images longer than ``VIEW_SIDE`` px are
-  judged as if shown ``VIEW_SIDE`` px long, so large photos are not called blurry for soft per-pixel edges. Noise is
+  judged as if shown ``VIEW_SIDE`` px long, so large photos are not called blurry for soft per-pixel edges (see
+  "Scale" below). Noise is
   estimated and filtered out first (its filter's known blur is subtracted), so noise and JPEG grain do not pose as
   sharpness. The noise that decides the filter is also read at half scale, since JPEG discards the finest part of
   noise but keeps the coarser grain, and only part (``_PRE_SEEN``) of the filter's variance is subtracted, since
@@ -31,6 +32,19 @@ Units and direction:
 - The blur estimate saturates for edges wider than ~2 px (they outgrow the ±4 px read around each edge), so soft
   images are read again on 2x, 4x, ... coarser copies and the larger spread counts: the score keeps falling with
   defocus. An image without any edge at every scale (flat) scores 0.
+- Scale: an image longer than ``VIEW_SIDE`` px is also *measured* at exactly the viewing scale, so its score is
+  that of the same image resized to ``VIEW_SIDE`` px, whatever its input size (within the measure's noise: scores
+  of real tune-split photos at 1024 px, native size, 1.5x and 2x differ by a median 6 %, σ by a median 0.1 px).
+  The windows are chosen on the integer-factor view (``ceil(longest / VIEW_SIDE)``, shared with the rotation), then
+  cut from the full image and shrunk by exactly ``VIEW_SIDE / longest`` (area averages: power-of-two halvings, then
+  the remaining factor in (0.5, 1]); the coarser re-reads use ``VIEW_SIDE``/2, /4, ... copies made from the view.
+  Why: in-focus real photos measure ~1.1 px at their own pixels whatever their size (sampling, demosaicing, JPEG),
+  and reading the integer-factor view (512-1024 px long) and scaling σ back up by up to 2x magnified that floor: up
+  to scorer version 9 a sharp 1280-px photo scored 63 and the same photo shrunk to 1024 px 134. Where the view is
+  within 5 % of the viewing scale (``_EXACT_ABOVE``) it is read directly. Images up to ``VIEW_SIDE`` px are judged
+  at their own pixels, never enlarged: a smaller copy cannot show finer detail, so a copy shrunk below
+  ``VIEW_SIDE`` keeps a sharp photo's score (the floor) but scores a blurred one higher than its original (its blur
+  spans fewer pixels).
 - ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance.
 - ``noise`` (grey levels on 0..255): estimated standard deviation of pixel noise at the blur working scale.
 """
@@ -38,6 +52,7 @@ Units and direction:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -68,12 +83,12 @@ __all__ = [
     "view_gray",
 ]
 
-SCORER_VERSION = "9"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "10"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
 
-_PRE_A, _PRE_B = 0.8, 0.05  # Gaussian pre-filter σ = A + B * noise σ
+_PRE_A, _PRE_B, _PRE_MAX = 0.8, 0.05, 2.5  # Gaussian pre-filter σ = min(A + B * noise σ, MAX)
 # Share of the pre-filter's σ² that shows in the measured spread: 1 for a lone step, less for thin strokes (a blurred
 # line's flanks are ~1.5x steeper than a step's of the same σ, so its measured spread grows slower than σ).
 _PRE_SEEN = 0.7
@@ -81,6 +96,9 @@ _REACH = 4  # px either side of an edge over which its contrast is measured
 _MAX_EDGES = 4000
 _WINDOW_ABOVE, _WINDOWS_KEPT = 300_000, 4  # pixels above which only the busiest windows are read
 _COARSEN_ABOVE, _MIN_COARSE_SIDE = 2.0, 48  # spread (px) above which a 2x coarser copy is read too; its side
+# Magnification (px of the viewing scale per px of the integer-factor view) above which the blur is read on windows
+# made at exactly the viewing scale (below it the view is read, off by at most this factor at the pixel floor).
+_EXACT_ABOVE = 1.05
 _MIN_CELL_SIDE = 64  # px: a coarser copy is read in the chosen cells only while they are at least this long
 _EDGE_PERCENTILE = 85.0  # of edge steepness per orientation: in-focus edges count, soft backgrounds do not
 
@@ -99,7 +117,7 @@ def view_gray(image: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
     return downscale_by(to_gray(img), k), k, (h, w)
 
 
-def _sharp_cells(g: np.ndarray, half: np.ndarray) -> list[int] | None:
+def _sharp_cells(g: np.ndarray, half: np.ndarray, pixels: float | None = None) -> list[int] | None:
     """Which cells of a 4x4 grid to read edges in: None (the whole image) for a small image, else the
     `_WINDOWS_KEPT` cells with the most fine detail (sum of absolute Laplacian values), so cost stays flat as images
     grow.
@@ -107,8 +125,7 @@ def _sharp_cells(g: np.ndarray, half: np.ndarray) -> list[int] | None:
     Fine detail, not gradient energy: a photo that is only partly in focus is judged by its in-focus part (a sharp
     subject makes the photo sharp), and a defocused high-contrast background has large gradients but little fine
     detail. It is read on `half`, the 2x area-average of `g` that the noise estimate computes anyway."""
-    h, w = g.shape
-    if h * w <= _WINDOW_ABOVE:
+    if (g.size if pixels is None else pixels) <= _WINDOW_ABOVE:
         return None
     energy = cv2.convertScaleAbs(cv2.Laplacian(half, cv2.CV_16S, ksize=1))
     eh, ew = energy.shape[0] // 4, energy.shape[1] // 4
@@ -128,13 +145,12 @@ def _busy_cells(g: np.ndarray) -> list[int] | None:
     return [int(i) for i in np.argsort(cells)[::-1][:_WINDOWS_KEPT]]
 
 
-def _cell_windows(shape: tuple[int, ...], cells: list[int] | None) -> list[tuple[slice, slice]]:
+def _cell_windows(shape: tuple[int, ...], cells: list[int] | None, pad: int = _REACH + 2) -> list[tuple[slice, slice]]:
     """The (rows, columns) slices of `cells` of a 4x4 grid over an image of `shape` (plus a margin for the edge
     reach); the whole image when `cells` is None. The same cells can be read on a coarser copy of the image."""
     h, w = shape[:2]
     if cells is None:
         return [(slice(0, h), slice(0, w))]
-    pad = _REACH + 2
     out = []
     for i in cells:
         r, c = divmod(i, 4)
@@ -315,19 +331,27 @@ def score_from_sigma(sigma: float) -> float:
 def blur_sigma(gray: np.ndarray) -> tuple[float, float]:
     """(edge spread σ in px at the viewing scale, noise σ); σ is NaN when the image has no measurable edges."""
     g, k, (h, w) = view_gray(gray)
-    sigma, noise, _ = _blur_at_view(g, k, max(h, w), need_fine=False)
+    sigma, noise, _ = _blur_at_view(g, k, max(h, w), need_fine=False, image=gray)
     return sigma, noise
 
 
-def _blur_at_view(g: np.ndarray, k: int, longest: int, need_fine: bool = True) -> tuple[float, float, float]:
+def _blur_at_view(
+    g: np.ndarray, k: int, longest: int, need_fine: bool = True, image: np.ndarray | None = None
+) -> tuple[float, float, float]:
     """`blur_sigma` of an image already at the viewing scale (factor `k` of an image `longest` px long), and the
     spread read at the viewing scale alone (what the rotation's stroke filter expects; see `_small_and_skew`).
 
     Edges softer than ``_COARSEN_ABOVE`` px spread past the ±``_REACH`` px over which their contrast is read, so the
     estimate saturates there (and strong blur leaves no edge at all): they are read again on 2x, 4x, ... area-averaged
     copies, where the same blur spans fewer pixels, and the larger spread counts. So the score keeps falling with
-    defocus instead of flattening or dropping to 0. Without `need_fine` (blur only) the third value is the blur
-    read before the coarser re-reads, not the rotation's."""
+    defocus instead of flattening or dropping to 0. Without `need_fine` (blur only) the third value is a blur
+    estimate, not the rotation's.
+
+    With `image` (the full-resolution input of `g`) and a view more than ``_EXACT_ABOVE`` off the viewing scale, the
+    blur is read at exactly the viewing scale: the chosen windows are cut from `image` and area-averaged to
+    ``VIEW_SIDE / longest`` (see `_view_windows`), and the coarser copies are made from `g` at ``VIEW_SIDE``/2, /4,
+    ...; so the pixel-level floor of the edge measure is not magnified by ``k * VIEW_SIDE / longest``. The rotation's
+    read (`fine`) stays on `g`, exactly as without `image`."""
     if min(g.shape) < 2 * _REACH + 4:
         return float("nan"), 0.0, float("nan")
     sigma_n = noise_sigma(g)
@@ -338,25 +362,136 @@ def _blur_at_view(g: np.ndarray, k: int, longest: int, need_fine: bool = True) -
             pyramid.append(downscale_by(pyramid[-1], 2))
         return pyramid[i]
 
-    cells = _sharp_cells(g, level(1))
-    # The rotation's stroke filter was tuned on the spread of the edges of the busiest windows read together: it
-    # keeps getting that (`fine`), from the same edge samples where the windows coincide.
-    busy = None if cells is None or not need_fine else _busy_cells(g)
-    sigma, fine = _edge_spread(g, sigma_n, cells, busy, level(1))
-    if busy is None:
-        fine = sigma
+    view = min(1.0, VIEW_SIDE / longest)
+    mag = k * view  # px of the viewing scale per px of g: 1 when k == 1, else in [1, 2)
+    if image is None or mag <= _EXACT_ABOVE:
+        cells = _sharp_cells(g, level(1))
+        # The rotation's stroke filter was tuned on the spread of the edges of the busiest windows read together:
+        # it keeps getting that (`fine`), from the same edge samples where the windows coincide.
+        busy = None if cells is None or not need_fine else _busy_cells(g)
+        sigma, fine = _edge_spread(g, sigma_n, cells, busy, level(1))
+        if busy is None:
+            fine = sigma
+        sigma = _coarser_reads(sigma, level, min(g.shape), cells, sigma_n)
+        return sigma * k * view, sigma_n, fine * k * view  # (the rotation's `fine` exactly as before)
+    # The image at exactly the viewing scale, of which only the chosen windows are made at full detail; its coarser
+    # copies (/2, /4, ...) are made from g, which is finer than them.
+    h, w = image.shape[:2]
+    shape = (max(1, round(h * view)), max(1, round(w * view)))
+    view_pyramid: dict[int, np.ndarray] = {}
+
+    def view_level(i: int) -> np.ndarray:
+        if i not in view_pyramid:
+            if i == 1:
+                size = (max(1, round(shape[1] / 2)), max(1, round(shape[0] / 2)))
+                view_pyramid[1] = cv2.resize(g, size, interpolation=cv2.INTER_AREA)
+            else:
+                view_pyramid[i] = downscale_by(view_level(i - 1), 2)
+        return view_pyramid[i]
+
+    cells = _sharp_cells(g, level(1), shape[0] * shape[1])
+    noise = sigma_n * mag  # area-averaging fewer pixels than g leaves more (white) noise
+    pre, resid = _prefilter(_grain_sigma(g, sigma_n, level(1)) * mag, noise)
+    sigma = _spread_of_windows(_view_windows(image, cells, view, pre), resid, pre)
+    sigma = _coarser_reads(sigma, view_level, min(shape), cells, noise)
+    fine = sigma / mag
+    if need_fine:  # the rotation's read, exactly as without `image`
+        if g.size <= _WINDOW_ABOVE:
+            fine = _edge_spread(g, sigma_n, None, None, level(1))[0]
+        else:
+            fine = _edge_spread(g, sigma_n, [], _busy_cells(g), level(1))[1]
+    return sigma, sigma_n, fine * k * view
+
+
+def _coarser_reads(
+    sigma: float, level: Callable[[int], np.ndarray], side: int, cells: list[int] | None, noise: float
+) -> float:
+    """`sigma` (px of level 0, an image whose shorter side is `side`) after the coarser re-reads: while the spread is
+    past what a level's ±``_REACH`` px read can see, the next 2x coarser level (`level(i)`) is read too, in the same
+    (in-focus) `cells` while they are large enough to hold edges, and the larger spread counts."""
     step, depth = 1, 0
-    while (math.isnan(sigma) or sigma > _COARSEN_ABOVE * step) and min(g.shape) >= 2 * step * _MIN_COARSE_SIDE:
+    while (math.isnan(sigma) or sigma > _COARSEN_ABOVE * step) and side >= 2 * step * _MIN_COARSE_SIDE:
         step, depth = step * 2, depth + 1
-        small = level(depth)  # = downscale_by(g, step): repeated halvings of the leading rows and columns
-        # The coarser copy is read in the same (in-focus) cells while they are large enough to hold edges.
+        small = level(depth)
         coarse_cells = cells if min(small.shape) >= 4 * _MIN_CELL_SIDE else None
         # Averaging step x step pixels divides white noise by about step.
-        coarse = _edge_spread(small, sigma_n / step, coarse_cells, None, level(depth + 1))[0] * step
+        coarse = _edge_spread(small, noise / step, coarse_cells, None, level(depth + 1))[0] * step
         if not math.isnan(coarse):
             sigma = coarse if math.isnan(sigma) else max(sigma, coarse)
-    view = min(1.0, VIEW_SIDE / longest)
-    return sigma * k * view, sigma_n, fine * k * view
+    return sigma
+
+
+Window = tuple[np.ndarray, slice, slice]  # an image and the part of it to read edges in (the rest is context)
+
+
+def _view_windows(image: np.ndarray, cells: list[int] | None, scale: float, pre: float = _PRE_MAX) -> list[Window]:
+    """The 4x4-grid `cells` of the full-resolution `image` (all of it when None) as grey windows shrunk by `scale`
+    (< 1), each with the edge-reach pad and enough context around it for a pre-filter of σ `pre`.
+
+    Cost stays small: only the cells are converted, first by the largest power-of-two area average that stays at or
+    above the target (OpenCV's fast path, colour before grey as in `view_gray`), then by an area average over the
+    remaining factor in (0.5, 1]. Area averages throughout, so white noise falls by the linear factor, as the noise
+    estimate carried over from the view assumes."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:  # rescaled to 8 bits as a whole (a float image's range is read from all of it)
+        img = to_gray(img)
+    h, w = img.shape[:2]
+    pad = _REACH + 2
+    margin = math.ceil((pad + math.ceil(4.0 * pre) + 1) / scale)
+    pow2 = 1
+    while pow2 * 2 * scale <= 1.0:
+        pow2 *= 2
+    out = []
+    for ys, xs in _cell_windows((h, w), cells, pad=0):
+        y0, y1 = max(0, ys.start - margin), min(h, ys.stop + margin)
+        x0, x1 = max(0, xs.start - margin), min(w, xs.stop + margin)
+        crop = img[y0:y1, x0:x1]
+        if crop.ndim == 3 and crop.shape[2] in (3, 4):  # 8-bit colour: averaged before the grey conversion
+            grey = to_gray(downscale_by(crop, pow2))
+        else:
+            grey = downscale_by(to_gray(crop), pow2)
+        size = (max(1, round(grey.shape[1] * pow2 * scale)), max(1, round(grey.shape[0] * pow2 * scale)))
+        if size != (grey.shape[1], grey.shape[0]):
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        gy0 = round((ys.start - y0) * scale) - (pad if ys.start > 0 else 0)
+        gy1 = round((ys.stop - y0) * scale) + (pad if ys.stop < h else 0)
+        gx0 = round((xs.start - x0) * scale) - (pad if xs.start > 0 else 0)
+        gx1 = round((xs.stop - x0) * scale) + (pad if xs.stop < w else 0)
+        gh, gw = grey.shape
+        out.append((grey, slice(max(0, gy0), min(gh, gy1)), slice(max(0, gx0), min(gw, gx1))))
+    return out
+
+
+def _prefilter(grain: float, sigma_n: float) -> tuple[float, float]:
+    """(σ of the Gaussian pre-filter, noise left after it) for an image with this grain and per-pixel noise."""
+    if grain > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed later
+        pre = min(_PRE_A + _PRE_B * grain, _PRE_MAX)
+        return pre, sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
+    return 0.0, sigma_n
+
+
+def _spread(parts: list[Samples], resid: float, pre: float) -> float:
+    """Edge spread σ (px) of pooled edge samples, the pre-filter's share removed; NaN without enough edges."""
+    ratio, direction = _strong_ratios(parts, resid)
+    if ratio.size < 12:
+        return float("nan")
+    sigma = edge_sigma(_worst_direction(ratio, direction))
+    return math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
+
+
+def _spread_of_windows(wins: list[Window], resid: float, pre: float) -> float:
+    """Median over `wins` of each window's edge spread (px at the windows' scale) after a pre-filter of σ `pre`
+    that leaves noise `resid`; NaN when no window has enough edges."""
+    budget = _MAX_EDGES // max(1, len(wins))
+    floor = max(2.0, 2.0 * resid)
+    per = []
+    for img, ys, xs in wins:
+        if min(ys.stop - ys.start, xs.stop - xs.start) < 2 * _REACH + 4:
+            continue
+        s = _spread([_edge_samples(_window(img, ys, xs, pre), floor, budget)], resid, pre)
+        if not math.isnan(s):
+            per.append(s)
+    return float(np.median(per)) if per else float("nan")
 
 
 def _edge_spread(
@@ -373,27 +508,15 @@ def _edge_spread(
     nan = float("nan")
     if min(g.shape) < 2 * _REACH + 4:
         return nan, nan
-    grain = _grain_sigma(g, sigma_n, half)
-    pre = 0.0
-    resid = sigma_n  # per-pixel noise: sets the edge thresholds
-    if grain > NOISE_MIN:  # denoise so noise does not pose as steepness; its known blur is removed below
-        pre = min(_PRE_A + _PRE_B * grain, 2.5)
-        resid = sigma_n / (2.0 * pre * math.sqrt(math.pi))  # noise left after a Gaussian of σ = pre
-
-    def spread(parts: list[Samples]) -> float:
-        ratio, direction = _strong_ratios(parts, resid)
-        if ratio.size < 12:
-            return nan
-        sigma = edge_sigma(_worst_direction(ratio, direction))
-        return math.sqrt(max(sigma * sigma - _PRE_SEEN * pre * pre, 0.0))
-
+    pre, resid = _prefilter(_grain_sigma(g, sigma_n, half), sigma_n)
     if cells is None:
-        return spread([_cell_samples(g, None, resid, pre, _MAX_EDGES)]), nan
-    samples = {c: _cell_samples(g, c, resid, pre, _MAX_EDGES // len(cells)) for c in {*cells, *(pooled or [])}}
+        return _spread([_cell_samples(g, None, resid, pre, _MAX_EDGES)], resid, pre), nan
+    budget = _MAX_EDGES // _WINDOWS_KEPT
+    samples = {c: _cell_samples(g, c, resid, pre, budget) for c in {*cells, *(pooled or [])}}
     # Each cell is judged on its own and the median cell counts: the in-focus cells decide, while a cell that looks
     # sharp by chance (a highlight, a few crisp specks in a motion-blurred photo) does not.
-    per = [s for s in (spread([samples[c]]) for c in cells) if not math.isnan(s)]
-    together = spread([samples[c] for c in pooled]) if pooled else nan
+    per = [s for s in (_spread([samples[c]], resid, pre) for c in cells) if not math.isnan(s)]
+    together = _spread([samples[c] for c in pooled], resid, pre) if pooled else nan
     return (float(np.median(per)) if per else nan), together
 
 
@@ -469,7 +592,7 @@ def rotation_angle(gray: np.ndarray) -> float:
 def score_image(image: np.ndarray) -> dict[str, float | int]:
     """All scores of one image as a flat dict (the QualityScores columns without path/error)."""
     view, k_blur, (h, w) = view_gray(image)
-    sigma, noise, fine = _blur_at_view(view, k_blur, max(h, w))
+    sigma, noise, fine = _blur_at_view(view, k_blur, max(h, w), image=image)
     # The stroke filter was tuned with the spread read at the viewing scale alone (which saturates at ~5 px).
     small, rot = _small_and_skew(image, view, k_blur, max(h, w), fine, noise)
     bright, spread = _tone(small)
