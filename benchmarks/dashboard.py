@@ -252,6 +252,16 @@ def loads(browser: Browser, url: str, ready_js: str | None, repeat: int, arg: ob
     return {"fresh": fresh, "cached": cached}
 
 
+def with_cpu(out: dict[str, list[float]], kind: str, server_pid: int, measure: Callable[[], float]) -> None:
+    """Append `measure()` (seconds) to `out[kind]`, and the CPU seconds the server (`server_pid` and its children)
+    and the browser spent meanwhile to `out["<kind>_server_cpu"]` and `out["<kind>_browser_cpu"]`."""
+    c0 = cpu_seconds(server_pid)
+    out.setdefault(kind, []).append(measure())
+    c1 = cpu_seconds(server_pid)
+    out.setdefault(f"{kind}_server_cpu", []).append(c1[0] - c0[0])
+    out.setdefault(f"{kind}_browser_cpu", []).append(c1[1] - c0[1])
+
+
 def timed_action(
     page: Page,
     action: Callable[[], object],
@@ -412,11 +422,7 @@ def bench_demo(browser: Browser, repeat: int, root: Path = ROOT) -> dict[str, li
     def timed_first_view(kind: str, proc: subprocess.Popen[bytes], url: str) -> None:
         """The first view's time, and the CPU seconds the server and the browser spent on it (`<kind>_server_cpu`,
         `<kind>_browser_cpu`: on a plain `streamlit run` the server's include its imports and the analysis)."""
-        c0 = cpu_seconds(proc.pid)
-        out[kind].append(timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
-        c1 = cpu_seconds(proc.pid)
-        out.setdefault(f"{kind}_server_cpu", []).append(c1[0] - c0[0])
-        out.setdefault(f"{kind}_browser_cpu", []).append(c1[1] - c0[1])
+        with_cpu(out, kind, proc.pid, lambda: timed_load(browser, url, CHARTS_DRAWN_JS, arg=1, timeout_ms=300_000))
 
     def first_view(kind: str) -> tuple[subprocess.Popen[bytes], str]:
         """`streamlit run app.py`, the tab opened as soon as the server answers."""
@@ -581,13 +587,11 @@ def main_demo(args: argparse.Namespace) -> int:
         try:
             url = f"http://127.0.0.1:{port}"
             results["empty"] = bench_empty(browser, url, args.repeat)
-            # the empty page's first view on a freshly started server, like the app's
-            fresh_empty = []
+            # the empty page's first view on a freshly started server, like the app's (with its CPU seconds)
             for _ in range(args.repeat):
                 stop(empty)
                 empty = start_streamlit(work / "empty_app.py", port, work / "empty.log")
-                fresh_empty.append(timed_load(browser, url, None))
-            results["empty"]["fresh_server"] = fresh_empty
+                with_cpu(results["empty"], "fresh_server", empty.pid, partial(timed_load, browser, url, None))
         finally:
             stop(empty)
         roots = args.app_root or [ROOT]
@@ -616,6 +620,8 @@ def _row(name: str, xs: list[float], base: float | None) -> None:
 def _baseline_rows(e: dict[str, list[float]]) -> list[tuple[str, list[float], float | None]]:
     return [
         ("empty page: first view, freshly started server (baseline)", e["fresh_server"], None),
+        ("empty page: first view, freshly started server, server CPU time", e["fresh_server_server_cpu"], None),
+        ("empty page: first view, freshly started server, browser CPU time", e["fresh_server_browser_cpu"], None),
         ("empty page: new tab (baseline)", e["fresh"], None),
         ("empty page: widget change (baseline)", e["slider"], None),
         ("reference: empty page + one 3-point plotly chart, new tab", e["chart_fresh"], _median(e["fresh"])),

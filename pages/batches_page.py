@@ -125,8 +125,8 @@ def batch_view(key: AnalysisKey, analysis: RunAnalysis, images_ready: bool, metr
     events = charts.events_table(key, analysis, batch)
     if len(events):
         step_table(events, "b_events", column_config={"message": st.column_config.TextColumn(width="large")})
-        for message in dict.fromkeys(events["message"].astype(str)):  # in full: a table cell cuts long ones off
-            st.markdown(f"- {md_escape(message)}")
+        # in full (a table cell cuts long ones off), as one list: one element for the browser, not one per event
+        st.markdown("\n".join(f"- {md_escape(m)}" for m in dict.fromkeys(events["message"].astype(str))))
     else:
         st.success("No anomalies for this batch.")
     found = charts.findings_table(key, analysis, batch)

@@ -101,11 +101,11 @@ else:
         state.seed("ov_metric", linked_metric)
     elif st.session_state.get("ov_metric") not in metrics:
         shared = state.focus_metric()  # the metric last shown on Batches
-        state.seed("ov_metric", shared if shared in metrics else tables.primary_first(metrics, facts.primary_metric)[0])
+        state.seed("ov_metric", shared if shared in metrics else charts.overview_defaults(facts)[0])
     metric = c1.selectbox("Metric", metrics, key="ov_metric")
     state.focus_metric(metric)
     state.url_put("metric", metric)
-    state.reset_per_run("ov_batches", tables.default_batches(bad, all_batches))
+    state.reset_per_run("ov_batches", charts.overview_defaults(facts)[1])
     chosen = c2.multiselect(
         "Batches", all_batches, key="ov_batches", help="Problematic batches are preselected; the band shows all."
     )
@@ -130,15 +130,7 @@ else:
     with curves_tab:
         if curves_tab.open:
             st.plotly_chart(
-                charts.batch_curves(
-                    key,
-                    analysis,
-                    metric,
-                    charts.selected_batches(chosen),
-                    smoothing=smoothing,
-                    ignore_outliers=ignore_outliers,
-                ),
-                key="ov_curves",
+                charts.overview_curves(key, analysis, metric, chosen, smoothing, ignore_outliers), key="ov_curves"
             )
             if n_steps > charts.CURVE_POINTS:
                 st.caption(
@@ -209,4 +201,5 @@ with config_box:
         if hidden:
             c2.caption(f"{hidden:,} per-batch summary keys not listed (the Batches page has every batch).")
 
-state.warm_analysis()  # after everything above is in the browser: image scores for Batches, Data quality, Reports
+# Image scores for Batches, Data quality and Reports, started once the browser has had time to draw the first view.
+state.warm_analysis(delay=state.FIRST_VIEW_GRACE)

@@ -98,6 +98,40 @@ def batch_curves(
     return with_metric_threshold(fig, metric, _analysis.config)
 
 
+def overview_curves(
+    key: AnalysisKey,
+    analysis: RunAnalysis,
+    metric: str,
+    chosen: Sequence[int],
+    smoothing: float = 0.0,
+    ignore_outliers: bool = False,
+) -> go.Figure:
+    """The Overview's curves chart, called the same way by the page and by `warm_first_view` (the cache key is
+    made of the arguments as passed)."""
+    return batch_curves(
+        key, analysis, metric, selected_batches(chosen), smoothing=float(smoothing), ignore_outliers=ignore_outliers
+    )
+
+
+def overview_defaults(facts: RunFacts) -> tuple[str, list[int]]:
+    """The metric and the batches a new Overview tab shows: the primary metric, the problematic batches."""
+    return tables.primary_first(facts.metrics, facts.primary_metric)[0], tables.default_batches(
+        facts.problematic, facts.batches
+    )
+
+
+def warm_first_view(key: AnalysisKey, analysis: RunAnalysis) -> None:
+    """Outside any session (the launcher): build the figure a new Overview tab draws first, and its JSON once.
+    The first plotly figure of a process costs a third of a second (plotly loads its validators on first use),
+    and a fresh server's first tab would wait for it."""
+    import plotly.io
+
+    facts = run_facts(key, analysis)
+    if facts.metrics:
+        metric, chosen = overview_defaults(facts)
+        plotly.io.to_json(overview_curves(key, analysis, metric, chosen).to_dict(), validate=False)
+
+
 def with_metric_threshold(fig: go.Figure, metric: str, config: AnalyzerConfig) -> go.Figure:
     """The active config's absolute bound for `metric` (e.g. `recall must stay ≥ 0.8`) as a dashed line."""
     bound = metric_threshold(metric, config.experiment_monitoring.anomaly_detection.metric_thresholds)

@@ -269,16 +269,27 @@ def current_analysis(images: bool = True) -> RunAnalysis | None:
         return None
 
 
+@dataclass
+class _Warming:
+    """A background analysis: its future, and the event that starts it before its delay is over."""
+
+    future: Future[None]
+    go: threading.Event
+
+
 @st.cache_resource
-def _background() -> tuple[ThreadPoolExecutor, dict[AnalysisKey, Future[None]], threading.Lock]:
+def _background() -> tuple[ThreadPoolExecutor, dict[AnalysisKey, _Warming], threading.Lock]:
     """One worker thread for analyses started ahead of need (one at a time: the machine draws pages meanwhile)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="analysis-warm"), {}, threading.Lock()
 
 
-def _analyse_quietly(key: AnalysisKey) -> None:
-    """The background job: the full analysis, then the display copies of the images the Batches page shows first
-    (its gallery and duplicate groups), so picking a batch encodes no thumbnail. At a lower CPU priority (Linux):
-    on a small machine it runs while the browser draws the page that started it."""
+def _analyse_quietly(key: AnalysisKey, go: threading.Event | None = None, delay: float = 0.0) -> None:
+    """The background job: after `delay` seconds (or as soon as `go` is set), the full analysis, then the display
+    copies of the images the Batches page shows first (its gallery and duplicate groups), so picking a batch
+    encodes no thumbnail. At a lower CPU priority (Linux): on a small machine it runs while the browser draws the
+    page that started it."""
+    if go is not None and delay > 0:
+        go.wait(delay)
     if sys.platform == "linux":
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # this thread only
@@ -311,27 +322,43 @@ def warm_thumbnails(analysis: RunAnalysis, limit: int = THUMBNAILS_WARMED) -> in
     return done
 
 
-def warm_analysis() -> None:
+# How long the Overview's background image analysis waits before it starts. When the script run ends, the browser
+# still has a second or more of drawing ahead (plotly.js is most of it); the image scoring (worker processes, file
+# reads) would take that CPU from it on a small machine. A lower priority does not prevent that when the browser and
+# the server run in different scheduling groups (Linux autogroups: a desktop session and a terminal), where nice only
+# ranks the server's own threads. A page that shows images starts it at once (`warm_analysis()` without delay).
+FIRST_VIEW_GRACE = 3.0
+
+
+def warm_analysis(delay: float = 0.0) -> None:
     """Start the full analysis (image scores included) of the current selection in a background thread, so the
     Batches, Data quality and Reports pages find it ready while the Overview's script run ends at once (the curves
-    are drawn from the metrics' analysis). A page that needs it before it is done waits for the same computation
-    (the cache computes one key once); a no-op when it is cached or under way."""
+    are drawn from the metrics' analysis). `delay`: seconds to wait first (the Overview: `FIRST_VIEW_GRACE`, so the
+    browser draws the first view undisturbed); a later call without delay starts a waiting job at once. A page
+    that needs it before it is done waits for the same computation (the cache computes one key once); a no-op when
+    it is cached or under way."""
     key = analysis_key()
     if key is None or key[3] is None:
         return
     pool, started, lock = _background()
     with lock:
         if key in started:
+            if delay <= 0:
+                started[key].go.set()
             return
         while len(started) >= 8:  # as many as cached_analysis keeps
-            started.pop(next(iter(started)))
-        started[key] = pool.submit(_analyse_quietly, key)
+            started.pop(next(iter(started))).go.set()  # a forgotten job that still waits runs now, not later
+        go = threading.Event()
+        if delay <= 0:
+            go.set()
+        started[key] = _Warming(pool.submit(_analyse_quietly, key, go, delay), go)
 
 
 def warm_default_view() -> str | None:
     """Outside any session (the launcher, `ui/serve.py`, at server start): read and analyse the run a new tab shows
     first (the newest run of `default_wandb_dir()`, the active config's defaults, no data directory: what the
-    Overview draws), into the same caches the pages use. Returns its location, or None when there is none."""
+    Overview draws) and build its first chart, into the same caches the pages use. Returns its location, or None
+    when there is none."""
     from analysis.core.paths import confine
 
     try:
@@ -342,7 +369,11 @@ def warm_default_view() -> str | None:
         if not runs:
             return None
         ref = runs[0]  # what the run picker selects first (newest first)
-        cached_analysis(ref.locator, file_fingerprint(ref.locator), AnalyzerConfig().model_dump_json(), None)
+        key: AnalysisKey = (ref.locator, file_fingerprint(ref.locator), AnalyzerConfig().model_dump_json(), None)
+        analysis = cached_analysis(*key)
+        from ui.charts import warm_first_view  # ui.charts imports this module
+
+        warm_first_view(key, analysis)
     except AnalyzerError:
         return None  # the sidebar says why when a tab opens
     return ref.locator
@@ -356,9 +387,10 @@ def analysis_ready(images: bool = True, wait: float = 0.0) -> bool:
         return True
     _pool, started, lock = _background()
     with lock:
-        future = started.get(key)
-    if future is None:
+        job = started.get(key)
+    if job is None:
         return True
+    future = job.future
     with contextlib.suppress(FutureTimeout):
         future.result(timeout=wait)
     return future.done()
