@@ -58,11 +58,17 @@ class Rotation:
     confidence: float
 
 
-def _dark_ink(g: np.ndarray) -> bool:
+def grey_histogram(g: np.ndarray) -> np.ndarray:
+    """The 256-bin grey-level histogram of uint8 `g` as cv2 gives it ((256, 1) float32): what `_dark_ink` reads."""
+    return cv2.calcHist([g], [0], None, [256], [0, 256])
+
+
+def _dark_ink(g: np.ndarray, hist: np.ndarray | None = None) -> bool:
     """Whether the ink is darker than the paper: the most common grey level (the paper, smoothed over 9 levels) lies
     above the mean. (Comparing black-hat and top-hat sums fails on dense dark text, where the light gaps between
-    letters and lines respond as strongly as the ink.)"""
-    hist = cv2.calcHist([g], [0], None, [256], [0, 256])
+    letters and lines respond as strongly as the ink.) `hist` is `grey_histogram(g)` when already computed."""
+    if hist is None:
+        hist = grey_histogram(g)
     mode = int(np.argmax(cv2.blur(hist, (1, 9))))
     return mode >= float(cv2.mean(g)[0])
 
@@ -117,7 +123,13 @@ def _sample_points(pixels: np.ndarray, limit: int) -> np.ndarray:
     rng = _fresh_rng()
     n = pixels.shape[0]
     pick = rng.permutation(n) if n <= limit else rng.integers(0, n, limit)
-    return pixels[pick].astype(np.float32) + _JITTER[: pick.size]
+    # np.take along axis 0 gathers the same rows ~10x faster than fancy indexing of an (N, 2) array.
+    return np.take(pixels, pick, axis=0).astype(np.float32) + _JITTER[: pick.size]
+
+
+def stroke_points(mask: np.ndarray) -> np.ndarray:
+    """The sampled stroke points of a 0/1 mask that the searches use: `_sample_points` of its pixels."""
+    return _sample_points(_mask_pixels(mask), _MAX_POINTS)
 
 
 def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
@@ -150,7 +162,7 @@ _NEAR = np.arange(-2.0, 2.01, 1.0)
 def _group_criteria(groups: list[np.ndarray], radius: float, angles: np.ndarray, bin_px: float) -> np.ndarray:
     """Postl's criterion of several centred point groups at once: (groups, angles) for per-group angles (G, A).
 
-    One matrix product per group and one bincount for all; each (group, angle) pair gets its own bin range."""
+    One matrix product per group and one histogram for all; each (group, angle) pair gets its own bin range."""
     n_groups, n_angles = angles.shape
     a = np.deg2rad(angles)
     r = radius / bin_px + 2.0  # every projection lies in [-r, r]
@@ -164,14 +176,17 @@ def _group_criteria(groups: list[np.ndarray], radius: float, angles: np.ndarray,
         np.matmul(g, rot[i], out=out)
         out += base[i]
         start += len(g)
-    counts = np.bincount(proj.astype(np.intp).ravel(), minlength=n_groups * n_angles * nb)
+    # One histogram of every projection: calcHist floors each (non-negative) value into its unit bin, as
+    # `astype(intp)` + `bincount` would, ~3x faster and without the int64 copy.
+    total = n_groups * n_angles * nb
+    counts = cv2.calcHist([proj], [0], None, [total], [0, total])
     return _postl(counts.reshape(n_groups * n_angles, nb)).reshape(n_groups, n_angles)
 
 
 def _postl(counts: np.ndarray) -> np.ndarray:
-    """Postl's criterion of each row of projection-profile bin counts."""
-    d = np.diff(counts, axis=1)
-    return np.einsum("ij,ij->i", d, d).astype(np.float64)
+    """Postl's criterion of each row of projection-profile bin counts (exact: counts are integers)."""
+    d = np.diff(counts.astype(np.float64), axis=1)
+    return np.einsum("ij,ij->i", d, d)
 
 
 def _grid_sweep(parts: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
@@ -202,13 +217,15 @@ def estimate_skew(
     masks: dict[bool, np.ndarray] | None = None,
     min_conf: float = 0.0,
     dark: bool | None = None,
+    points: dict[bool, np.ndarray] | None = None,
 ) -> Rotation:
     """Skew of the text lines of uint8 grey `g` (at most ROT_SIDE px long) whose noise σ (grey levels) and blur σ (px)
     are known (0 if not); see the module doc.
 
     `masks` (optional) maps ink polarity (True = dark) to `_stroke_mask(g, ink, blur_px, noise)` already computed by
     the caller; they are reused only when `g` is used as given (no denoising here), so the result is unchanged.
-    `dark` (optional) is `_dark_ink(g)` already found by the caller, reused on the same condition as `masks`.
+    `dark` (optional) is `_dark_ink(g)` already found by the caller, reused on the same condition as `masks`, and so
+    is `points` (optional), which maps ink polarity to `stroke_points` of its mask already sampled by the caller.
     With `min_conf`, a polarity whose whole-image confidence is below it is not searched further (no tiles, no
     text-line test): a caller that would reject such an answer anyway saves the work."""
     if min(g.shape) < 24:
@@ -216,16 +233,17 @@ def estimate_skew(
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
         noise = noise / (2.0 * math.sqrt(math.pi))  # what a Gaussian of σ = 1 px leaves of white noise
-        masks = dark = None
+        masks = dark = points = None
     if dark is None:
         dark = _dark_ink(g)
     conf = 0.0
     for ink in (dark, not dark):  # the paper's polarity first; the other one only if no text lines are found
-        mask = masks.get(ink) if masks else None
-        pixels = _mask_pixels(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
-        if pixels.shape[0] < 50:
+        pts = points.get(ink) if points else None
+        if pts is None:
+            mask = masks.get(ink) if masks else None
+            pts = stroke_points(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
+        if len(pts) < 50:  # as many points as stroke pixels below `_MAX_POINTS`
             continue
-        pts = _sample_points(pixels, _MAX_POINTS)
         coarse = [_centred(_subsample(pts, _COARSE_POINTS))]
         s, whole_conf = _grid_sweep(coarse)
         whole = float(whole_conf[0])
@@ -256,7 +274,9 @@ def _tile_estimates(pts: np.ndarray, shape: tuple[int, int]) -> list[tuple[float
     tile = np.minimum((pts[:, 1] * 3 / h).astype(np.int32), 2) * 3 + np.minimum((pts[:, 0] * 3 / w).astype(np.int32), 2)
     # Keeps each tile's points in their random order; on uint8 numpy's stable sort is a radix sort (~6x faster).
     order = np.argsort(tile.astype(np.uint8), kind="stable")
-    regions = [r for r in np.split(pts[order], np.cumsum(np.bincount(tile, minlength=9))[:-1]) if len(r) >= 60]
+    regions = [
+        r for r in np.split(np.take(pts, order, axis=0), np.cumsum(np.bincount(tile, minlength=9))[:-1]) if len(r) >= 60
+    ]
     if not regions:
         return []
     # The 3° grid is enough here: the tiles only vote; the refinement runs on the pixels of those that agree.
@@ -367,5 +387,9 @@ def _angle_gap(a: float, b: float) -> float:
 def _leading_angle(found: list[tuple[float, float, np.ndarray]]) -> float:
     """The estimate with the most support: the summed confidence of the estimates (whole image, tiles) within
     `_AGREE_DEG` of it; ties go to the more confident one."""
-    support = [sum(c for b, c, _ in found if _angle_gap(a, b) <= _AGREE_DEG) for a, _, _ in found]
+    a = np.array([f[0] for f in found])
+    c = np.array([f[1] for f in found])
+    near = np.abs((a[:, None] - a[None, :] + 45.0) % 90.0 - 45.0) <= _AGREE_DEG
+    # Summed in index order (cumsum is sequential, adding 0.0 changes nothing), as a Python sum would.
+    support = np.cumsum(np.where(near, c[None, :], 0.0), axis=1)[:, -1].tolist()
     return found[max(range(len(found)), key=lambda j: (support[j], found[j][1]))][0]

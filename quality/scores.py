@@ -59,7 +59,7 @@ import numpy as np
 
 from quality.orientation import PageRotation, estimate_rotation
 from quality.pixels import NOISE_MIN, downscale, downscale_by, noise_sigma, percentile, to_gray
-from quality.rotation import ROT_SIDE, Rotation
+from quality.rotation import ROT_SIDE, Rotation, grey_histogram
 
 __all__ = [
     "BLUR_CAP",
@@ -536,9 +536,9 @@ def blur_score(gray: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------------------- tone
-def _tone(g: np.ndarray) -> tuple[float, float]:
-    """(brightness, contrast) of a uint8 grey image from its histogram."""
-    hist = cv2.calcHist([g], [0], None, [256], [0, 256]).ravel()
+def _tone(g: np.ndarray, hist: np.ndarray | None = None) -> tuple[float, float]:
+    """(brightness, contrast) of a uint8 grey image from its histogram (`grey_histogram(g)` when already computed)."""
+    hist = (grey_histogram(g) if hist is None else hist).ravel()
     total = float(hist.sum())
     if total <= 0:
         return 0.0, 0.0
@@ -559,9 +559,9 @@ def contrast(gray: np.ndarray) -> float:
 
 def _small_and_skew(
     image: np.ndarray, view: np.ndarray, k_blur: int, longest: int, sigma: float, noise: float
-) -> tuple[np.ndarray, PageRotation]:
-    """(grey image at most ROT_SIDE px long, text skew and orientation) from the viewing-scale image and its measured
-    blur and noise."""
+) -> tuple[np.ndarray, np.ndarray, PageRotation]:
+    """(grey image at most ROT_SIDE px long, its grey histogram, text skew and orientation) from the viewing-scale
+    image and its measured blur and noise."""
     k_small = max(1, math.ceil(longest / ROT_SIDE))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
     # pixels), else from the full image.
@@ -572,8 +572,9 @@ def _small_and_skew(
         k = max(1, math.ceil(k_small / factor))
         return downscale_by(to_gray(image), k) if k < k_small else None
 
+    hist = grey_histogram(small)  # shared by the ink-polarity check and the tone scores
     # Averaging k x k pixels divides noise by about k.
-    return small, estimate_rotation(small, noise * k_blur / k_small, blur_small, finer)
+    return small, hist, estimate_rotation(small, noise * k_blur / k_small, blur_small, finer, hist=hist)
 
 
 def rotation(gray: np.ndarray) -> PageRotation:
@@ -581,7 +582,7 @@ def rotation(gray: np.ndarray) -> PageRotation:
     and their confidences; NaN when there is no text. See `quality.orientation`."""
     view, k_blur, (h, w) = view_gray(gray)
     _, noise, fine = _blur_at_view(view, k_blur, max(h, w))
-    return _small_and_skew(gray, view, k_blur, max(h, w), fine, noise)[1]
+    return _small_and_skew(gray, view, k_blur, max(h, w), fine, noise)[2]
 
 
 def rotation_angle(gray: np.ndarray) -> float:
@@ -594,8 +595,8 @@ def score_image(image: np.ndarray) -> dict[str, float | int]:
     view, k_blur, (h, w) = view_gray(image)
     sigma, noise, fine = _blur_at_view(view, k_blur, max(h, w), image=image)
     # The stroke filter was tuned with the spread read at the viewing scale alone (which saturates at ~5 px).
-    small, rot = _small_and_skew(image, view, k_blur, max(h, w), fine, noise)
-    bright, spread = _tone(small)
+    small, hist, rot = _small_and_skew(image, view, k_blur, max(h, w), fine, noise)
+    bright, spread = _tone(small, hist)
     return {
         "width": int(w),
         "height": int(h),
