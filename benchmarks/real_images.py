@@ -14,6 +14,11 @@ Metrics, tune and test split separately (split by source; figures on the test sp
 
 Skew is compared modulo 90° (a method without orientation cannot tell 6° from 96°), so skew error is
 min(|d|, 90 - |d|) on the (-45, 45] fold of both.
+
+Labelling rounds: `batch` 1 is the first collection; batch 2 (issue 13's fresh held-out set) came from new
+repositories, split by a sha1 rule fixed before labelling (PROVENANCE.md). The test split is printed as a whole and,
+when it holds more than one batch, per batch ("test, batch N sources (held out)"), so a later batch's test sources,
+never looked at while tuning, are reported on their own.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Row:
     step: int | None
     source: str
     split: str
+    batch: int = 1  # labelling round (a labels.csv without the column is all batch 1)
 
 
 def load_rows(root: Path = DATA) -> list[Row]:
@@ -63,6 +69,7 @@ def load_rows(root: Path = DATA) -> list[Row]:
                     step=int(r["focus_step"]) if r["focus_step"] else None,
                     source=r["source_repo"],
                     split=r["split"],
+                    batch=int(r.get("batch") or 1),
                 )
             )
     return out
@@ -239,12 +246,25 @@ def misranked_pairs(rows: list[Row], scores: list[float]) -> list[tuple[Row, flo
 def print_blur_table(split: str, figures: dict[str, BlurFigures]) -> None:
     print(f"\nReal images, blur set, split={split}:")
     series = sorted({k for f in figures.values() for k in f.series_rho})
-    head = " | ".join(f"Spearman vs steps from nearest sharp frame ({s})" for s in series)
-    print(f"| method | labelled images | AUROC sharp vs blurred | {head} | sharp images called blurry |")
-    print("|---|---|---|" + "---|" * len(series) + "---|")
+    head = ["method", "labelled images", "AUROC sharp vs blurred"]
+    head += [f"Spearman vs steps from nearest sharp frame ({s})" for s in series] + ["sharp images called blurry"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for name, f in figures.items():
-        rhos = " | ".join(_fmt(f.series_rho.get(s, float("nan")), "+.3f") for s in series)
-        print(f"| {name} | {f.n_labelled} | {_fmt(f.auroc, '.3f')} | {rhos} | {f.sharp_called_blurry} |")
+        cells = [name, str(f.n_labelled), _fmt(f.auroc, ".3f")]
+        cells += [_fmt(f.series_rho.get(s, float("nan")), "+.3f") for s in series] + [f.sharp_called_blurry]
+        print("| " + " | ".join(cells) + " |")
+
+
+def split_groups(rows: list[Row], split: str) -> list[tuple[str, list[int]]]:
+    """The tables printed for one split: (label, indices into `rows`) for the whole split and, on the test split
+    when it holds more than one labelling round, for each batch on its own."""
+    idx = [i for i, r in enumerate(rows) if r.split == split]
+    groups = [(split, idx)]
+    batches = sorted({rows[i].batch for i in idx})
+    if split == "test" and len(batches) > 1:
+        groups += [(f"test, batch {b} sources (held out)", [i for i in idx if rows[i].batch == b]) for b in batches]
+    return groups
 
 
 def real_tables(
@@ -258,36 +278,42 @@ def real_tables(
     splits: tuple[str, ...] = ("tune", "test"),
 ) -> None:
     """Print the rotation and blur tables per split (`splits`: only `("tune",)` while developing, so the test split's
-    per-image scores are never seen before the final run).
+    per-image scores are never seen before the final run); the test split also per labelling batch (`split_groups`).
 
     `rot_key[name]` = (skew field, orientation field or None) of a method's result; `blur_key[name]` its sharpness
     field (higher = sharper). With `worst` > 0, also the first `worst` sharp/blurred pairs the first blur method
-    ranks the wrong way, and its score per focus-series frame."""
+    ranks the wrong way, and its score per focus-series frame. Each method runs once per split; the per-batch tables
+    reuse those results (their ms/image is the split's mean)."""
     rows = load_rows(root)
     for split in splits:
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
         results, cpu = run_methods(rot_rows, {k: v for k, v in methods.items() if k in rot_key}, root)
-        figs = {}
-        for name, (skey, okey) in rot_key.items():
-            preds = [(float(d[skey]), _orient(d, okey)) for d in results[name]]
-            figs[name] = rotation_figures(rot_rows, preds)
-        print_rotation_table(split, figs, cpu, len(rot_rows))
+        preds = {
+            name: [(float(d[skey]), _orient(d, okey)) for d in results[name]] for name, (skey, okey) in rot_key.items()
+        }
         blur_rows = [r for r in rows if r.set == "blur" and r.split == split]
         bres, _ = run_methods(blur_rows, {k: v for k, v in methods.items() if k in blur_key}, root)
-        bfigs = {
-            name: blur_figures(blur_rows, [float(d[key]) for d in bres[name]], threshold if name == "ours" else None)
-            for name, key in blur_key.items()
-        }
-        if with_cleanvision:
-            cv = cleanvision_blur(blur_rows, root)
-            if cv is None:
-                print("cleanvision: not installed")
-            else:
-                bfigs["cleanvision (blurry_score)"] = blur_figures(blur_rows, cv)
-        print_blur_table(split, bfigs)
+        bscores = {name: [float(d[key]) for d in bres[name]] for name, key in blur_key.items()}
+        cv = cleanvision_blur(blur_rows, root) if with_cleanvision else None
+        if with_cleanvision and cv is None:
+            print("cleanvision: not installed")
+        for label, ridx in split_groups(rot_rows, split):
+            sub = [rot_rows[i] for i in ridx]
+            figs = {name: rotation_figures(sub, [p[i] for i in ridx]) for name, p in preds.items()}
+            share = len(ridx) / max(len(rot_rows), 1)
+            print_rotation_table(label, figs, {k: v * share for k, v in cpu.items()}, len(ridx))
+        for label, bidx in split_groups(blur_rows, split):
+            bsub = [blur_rows[i] for i in bidx]
+            bfigs = {
+                name: blur_figures(bsub, [s[i] for i in bidx], threshold if name == "ours" else None)
+                for name, s in bscores.items()
+            }
+            if cv is not None:
+                bfigs["cleanvision (blurry_score)"] = blur_figures(bsub, [cv[i] for i in bidx])
+            print_blur_table(label, bfigs)
         if worst and blur_key:
-            name, key = next(iter(blur_key.items()))
-            scores = [float(d[key]) for d in bres[name]]
+            name = next(iter(blur_key))
+            scores = bscores[name]
             bad = misranked_pairs(blur_rows, scores)
             print(f"{name}: {len(bad)} misranked sharp/blurred pairs" + (f"; first {worst}:" if bad else ""))
             for a, sa, b, sb in bad[:worst]:
