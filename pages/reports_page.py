@@ -18,6 +18,8 @@ from ui import state, tables
 from ui.format import error_text
 from ui.report_preview import preview_sections
 
+WANDB_LOG_TIMEOUT = 120.0  # seconds; offline logging takes a few, and a wandb service that stopped answering never ends
+
 st.title("Reports")
 sel = state.selection()
 reports = state.current_reports()
@@ -55,6 +57,7 @@ with st.expander("Log analysis to wandb", expanded=False):
                     project=project.strip() or None,
                     wandb_dir=Path(DEFAULT_OUTPUT_DIR).resolve(),
                     html=reports["html"],
+                    timeout=WANDB_LOG_TIMEOUT,
                 )
             except AnalyzerError as exc:
                 st.error(error_text(exc))

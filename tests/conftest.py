@@ -35,6 +35,26 @@ def _restore_main_module():
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True)
+def _settle_background_analyses():
+    """An in-process page (AppTest) may leave a delayed background analysis behind (the Overview's
+    `warm_analysis(delay=FIRST_VIEW_GRACE)`); run what still waits and wait for it after the test, so it never
+    runs inside a later test (which may have pointed the cache somewhere else, e.g. tests/test_cache_dir.py)."""
+    import sys
+
+    yield
+    state = sys.modules.get("ui.state")
+    if state is None:
+        return
+    _pool, started, lock = state._background()
+    with lock:
+        jobs = list(started.values())
+    for job in jobs:
+        job.go.set()
+    for job in jobs:
+        job.future.exception(timeout=600)  # the job swallows analysis errors itself; this only waits
+
+
 @pytest.fixture(scope="session")
 def demo_root() -> Path:
     """The bundled demo (ROOT/demo, git-ignored), written once with the real wandb library if missing."""

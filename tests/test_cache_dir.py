@@ -15,6 +15,7 @@ import pytest
 
 from analysis.findings.pipeline import analyze_run
 from analysis.sources import cache, list_runs, open_run
+from analysis.sources._rundir import resolve
 from quality.score_cache import CACHE_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,9 @@ def test_run_and_score_caches_land_under_xdg_cache_home(run_and_images, xdg):
     run_dir, data = run_and_images
     assert cache.cache_root() == xdg
     run = open_run(run_dir)
-    assert len(list((xdg / "runs").glob("*.parquet"))) == 1
+    _, run_file = resolve(run_dir)
+    entry = cache.entry_path(run_file, None)  # this run's entry (a test never owns the whole folder)
+    assert entry.parent == xdg / "runs" and entry.is_file()
     analyze_run(run, data_dir=data)
     assert (xdg / "quality" / CACHE_FILE).is_file()
 

@@ -22,12 +22,13 @@ from analysis.reporting.wandb_log import (
     PROBLEM_BATCH_COLUMNS,
     PROBLEM_BATCHES_TABLE,
     REPORT_FILE_NAME,
+    forget_inherited_wandb_service,
     log_analysis_to_wandb,
 )
 from analysis.sources import open_run
 from analysis.sources._logfile import iter_payloads
 from tests.report_runs import write_degrading_run
-from tests.wandb_writer import wandb_env
+from tests.wandb_writer import silent_wandb_service, wandb_env
 
 pytestmark = pytest.mark.slow  # wandb writes runs in subprocesses (the analysed one and the analysis run)
 
@@ -193,6 +194,50 @@ def test_disabled_mode_and_a_failing_init_are_analyzer_errors(logged, monkeypatc
     with pytest.raises(AnalyzerError, match=r"wandb\.init failed \(sideways mode\)"):
         log_analysis_to_wandb(report, wandb_dir=tmp_path, html="x")
     assert os.environ["WANDB_MODE"] == "sideways"  # the user's setting is read, never rewritten
+
+
+_LOG_WITH_TIMEOUT = r"""
+import os, sys, time
+from analysis.core.errors import AnalyzerError
+from analysis.reporting.model import Report
+from analysis.reporting.wandb_log import log_analysis_to_wandb
+report = Report.from_json(open(sys.argv[1]).read())
+start = time.monotonic()
+try:
+    log_analysis_to_wandb(report, wandb_dir=sys.argv[2], html="x", timeout=float(sys.argv[3]))
+    print("logged")
+except AnalyzerError as exc:
+    print(f"{time.monotonic() - start:.1f} s: {exc}")
+sys.stdout.flush()
+os._exit(0)  # wandb's exit hooks would wait for the silent service too
+"""
+
+
+def test_a_wandb_service_that_never_answers_gives_a_clear_error_in_time(logged, tmp_path):
+    """wandb's client waits without limit on a service that accepts and never answers; with `timeout` (the
+    dashboard's way) the caller gets an AnalyzerError once it is over, instead of a page that spins for good."""
+    _, out, env = logged
+    report_json = next(out.glob("*_report.json"))
+    with silent_wandb_service() as token:
+        proc = subprocess.run(
+            [sys.executable, "-c", _LOG_WITH_TIMEOUT, str(report_json), str(tmp_path), "3"],
+            env={**env, "WANDB_SERVICE": token},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+    seconds, _, message = proc.stdout.strip().partition(" s: ")
+    assert message.startswith("wandb did not finish within 3 s"), proc.stdout + proc.stderr[-2000:]
+    assert 3 <= float(seconds) < 20
+
+
+def test_only_an_inherited_wandb_service_token_is_forgotten(monkeypatch):
+    monkeypatch.setenv("WANDB_SERVICE", f"3-{os.getpid()}-unix-/tmp/own/socket")  # this process's own service
+    assert not forget_inherited_wandb_service() and os.environ["WANDB_SERVICE"].endswith("/tmp/own/socket")
+    monkeypatch.setenv("WANDB_SERVICE", f"3-{os.getpid() + 1}-unix-/tmp/parent/socket")  # a parent's
+    assert forget_inherited_wandb_service() and "WANDB_SERVICE" not in os.environ
+    assert not forget_inherited_wandb_service()
 
 
 def test_the_offline_analysis_run_syncs_to_the_graphql_test_server(logged, tmp_path):

@@ -7,10 +7,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 _SCRIPT = r"""
@@ -92,3 +98,29 @@ def write_run(
     if len(new) != 1:
         raise RuntimeError(f"expected one new run folder, found {new}")
     return new[0]
+
+
+@contextlib.contextmanager
+def silent_wandb_service() -> Iterator[str]:
+    """A Unix socket that accepts wandb's connection and never answers: a wandb service that stopped responding.
+    Yields the `WANDB_SERVICE` token a process inherits from a parent whose wandb used that service."""
+    folder = Path(tempfile.mkdtemp(prefix="wsvc-", dir="/tmp"))  # a socket path must stay under ~100 bytes
+    path = folder / "socket"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the socket is closed at the end
+            while True:
+                accepted.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"3-{os.getpid()}-unix-{path}"  # wandb's token format: version-parent pid-kind-address
+    finally:
+        server.close()
+        for conn in accepted:
+            conn.close()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -10,6 +10,12 @@ Where it goes follows wandb's own settings: `WANDB_MODE` (offline unless the env
 network is touched by default; `wandb sync <run dir>` uploads it later) and `WANDB_DIR` (else `wandb_dir`, the
 CLI's output directory). The run is created with `reinit="create_new"` and logged through its own handle, so
 an active training run of the same process (a notebook) is not touched, and wandb does not wrap the console.
+
+A long-lived caller (the dashboard) passes `timeout`: wandb's client waits without limit when its service does not
+answer (connecting to it, and `finish`), and a page must not spin for good. It also calls
+`forget_inherited_wandb_service()` at start: wandb hands its service to child processes through `WANDB_SERVICE`,
+and a server launched from a process that used wandb would otherwise log through that process's service, which
+hangs every log once that service stops answering.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +43,7 @@ __all__ = [
     "LoggedAnalysis",
     "analysis_config",
     "analysis_summary",
+    "forget_inherited_wandb_service",
     "log_analysis_to_wandb",
 ]
 
@@ -151,6 +159,22 @@ def _import_wandb() -> Any:
     return wandb
 
 
+WANDB_SERVICE_VAR = "WANDB_SERVICE"  # wandb's token of a running service, "<version>-<parent pid>-<kind>-<address>"
+
+
+def forget_inherited_wandb_service() -> bool:
+    """Drop a `WANDB_SERVICE` token that this process did not create (inherited from the process that started it),
+    so wandb starts a service of its own when this process logs. True when one was dropped."""
+    token = os.environ.get(WANDB_SERVICE_VAR)
+    if not token:
+        return False
+    parts = token.split("-", 2)
+    if len(parts) >= 2 and parts[1] == str(os.getpid()):
+        return False  # this process's own service (wandb saves its token for child processes)
+    del os.environ[WANDB_SERVICE_VAR]
+    return True
+
+
 def log_analysis_to_wandb(
     analysis: RunAnalysis | ReportData,
     *,
@@ -158,13 +182,48 @@ def log_analysis_to_wandb(
     entity: str | None = None,
     wandb_dir: str | Path | None = None,
     html: str | None = None,
+    timeout: float | None = None,
 ) -> LoggedAnalysis:
     """Create the analysis run of `analysis` (a `RunAnalysis` or a built `Report`), log it, finish it.
 
     `project` defaults to the analysed run's project; `entity` to the analysed run's entity for cloud runs.
     `wandb_dir` is where wandb writes the run folder (`<wandb_dir>/wandb/...`) unless `WANDB_DIR` is set.
-    `html` is the HTML report text when it was rendered already. Any failure is an `AnalyzerError`.
+    `html` is the HTML report text when it was rendered already. `timeout`: seconds to wait for wandb before giving
+    up with an error (wandb's own work goes on in a background thread); None waits as long as wandb does. Any
+    failure is an `AnalyzerError`.
     """
+    if timeout is None:
+        return _log_analysis(analysis, project, entity, wandb_dir, html)
+    outcome: list[LoggedAnalysis | BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(_log_analysis(analysis, project, entity, wandb_dir, html))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="wandb-log", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise AnalyzerError(
+            f"wandb did not finish within {timeout:.0f} s: its service is not answering (the analysis run may "
+            "still appear in the wandb folder later). Restart the dashboard, which then starts a new wandb "
+            "service, or log from the command line: python analyze_experiment.py --run-name NAME --log-to-wandb"
+        )
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _log_analysis(
+    analysis: RunAnalysis | ReportData,
+    project: str | None,
+    entity: str | None,
+    wandb_dir: str | Path | None,
+    html: str | None,
+) -> LoggedAnalysis:
     if isinstance(analysis, ReportData):
         report = analysis
     else:

@@ -1,5 +1,6 @@
 """The Reports page in real Chromium: the preview's configuration block is a working expander (no raw
-`<details>` text), and "Log analysis to wandb" writes an offline analysis run that this project's reader opens."""
+`<details>` text), and "Log analysis to wandb" writes an offline analysis run that this project's reader opens, even when the server
+inherited the token of a wandb service that does not answer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.e2e.st_helpers import (
     stop,
     wait_run_finished,
 )
-from tests.wandb_writer import wandb_env
+from tests.wandb_writer import silent_wandb_service, wandb_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,13 +30,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def wandb_server(demo_root, tmp_path_factory):
-    """The app on the demo, with wandb offline and WANDB_DIR in a temporary folder; (url, WANDB_DIR)."""
+    """The app on the demo, with wandb offline and WANDB_DIR in a temporary folder; (url, WANDB_DIR). The server
+    inherits a `WANDB_SERVICE` token of a service that never answers (as when the app is started from a process
+    that used wandb): the app must log through a service of its own."""
     base = tmp_path_factory.mktemp("reports_page")
-    env = {**os.environ, **wandb_env(base), "EXPERIMENT_ANALYZER_DEMO": str(demo_root), "WANDB_DIR": str(base)}
-    port = free_port()
-    proc = start_streamlit(ROOT / "app.py", port, base / "server.log", env=env)
-    yield f"http://127.0.0.1:{port}", base
-    stop(proc)
+    with silent_wandb_service() as token:
+        env = {**os.environ, **wandb_env(base), "EXPERIMENT_ANALYZER_DEMO": str(demo_root), "WANDB_DIR": str(base)}
+        port = free_port()
+        proc = start_streamlit(ROOT / "app.py", port, base / "server.log", env={**env, "WANDB_SERVICE": token})
+        yield f"http://127.0.0.1:{port}", base
+        stop(proc)
 
 
 def test_preview_expander_and_log_to_wandb(chromium_browser, wandb_server, artifacts_dir):
@@ -74,5 +78,11 @@ def test_preview_expander_and_log_to_wandb(chromium_browser, wandb_server, artif
         assert run.summary["worst_severity"] == "critical" and run.summary["problematic_batches"]
         page.screenshot(path=str(artifacts_dir / "reports_wandb.png"), full_page=True)
         assert errors == [], errors
+    except Exception:
+        log = wandb_dir / "server.log"  # what the server (and wandb in it) said, for a failure seen only in CI
+        print(log.read_text(errors="replace")[-6000:] if log.is_file() else "no server log")
+        for debug in sorted((wandb_dir / "wandb").glob("*/logs/debug*.log")):
+            print(f"== {debug}\n{debug.read_text(errors='replace')[-4000:]}")
+        raise
     finally:
         ctx.close()
