@@ -10,7 +10,7 @@ from scipy.signal import lfilter
 
 from analysis.findings.changepoints import change_points, series_changes
 from analysis.findings.events import series_events
-from analysis.findings.trends import tail_collapse
+from analysis.findings.trends import smooth_jumps, tail_collapse
 
 
 def _loss_with_late_drop(n: int, knot: int, end: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -223,3 +223,43 @@ def test_a_fall_that_takes_a_few_points_is_one_change_point():
     assert len(change_points(x, bends=False)) == 2  # before: both ends of the ramp
     found = change_points(x)
     assert len(found) == 1 and abs(found[0] - k) <= 5
+
+
+def _smooth_loss(n: int, rng: np.random.Generator) -> np.ndarray:
+    """An epoch-averaged loss: a smooth saturating fall with little noise (rho near 1 for the step tests)."""
+    t = np.arange(n, dtype=float)
+    return 1.75 + 0.9 * np.exp(-t / 25) + rng.normal(0, 0.002, n)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_bump_on_a_smooth_curve_is_two_level_shifts(seed):
+    """A resumed run's loss jumps above its trend at 30 and drops back at 39 (deperceiver's log, tune split): the
+    step tests see a smooth curve's noise as strongly autocorrelated and call neither; `smooth_jumps` does."""
+    x = _smooth_loss(150, np.random.default_rng(seed))
+    x[30:39] += 0.05
+    assert change_points(x, bends=False) == []
+    assert change_points(x) == [30, 39]
+    events = series_events(x, metric="train_loss")
+    assert [(e.kind, e.start_step) for e in events] == [("level_shift", 30), ("level_shift", 39)]
+    assert events[0].magnitude > 0 > events[1].magnitude
+
+
+@pytest.mark.parametrize("kind", ["white", "smoothed", "ar", "heavy_tailed"])
+def test_healthy_curves_have_no_smooth_jump(kind):
+    rng = np.random.default_rng(21)
+    found = [smooth_jumps(_healthy(kind, n, rng)) for n in [50, 200, 1000, 5000] * 5]
+    assert found == [[]] * 20
+    assert smooth_jumps(_smooth_loss(150, rng)) == []
+
+
+def test_a_smooth_jump_needs_one_move_and_a_visible_size():
+    rng = np.random.default_rng(8)
+    ramp = _smooth_loss(150, rng)
+    ramp[30:36] += np.linspace(0.0, 0.05, 6)  # the same rise spread over six moves: a ramp, not a jump
+    ramp[36:45] += 0.05
+    assert all(abs(j - 30) > 2 for j in smooth_jumps(ramp))
+    small = _smooth_loss(150, rng)
+    small[30:39] += 0.005  # 8 noise sigmas and more, but under 5 % of the curve's range
+    assert smooth_jumps(small) == []
+    quantised = rng.choice([0.0, 0.5, 1.0, 1.5], 400)  # a noisy band of a few values: no jump anywhere
+    assert smooth_jumps(quantised) == []

@@ -11,6 +11,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   ends) from `changepoints.series_changes` (which also finds a collapse in the last few points,
   `trends.tail_collapse`), and isolated spikes
   (`spike`) from `outlier_indices` that are not the edge of a level shift. A smooth learning curve gives none.
+  A level shift's values before and after are the medians of up to 10 points each side, except where that
+  stretch clearly trends (a loss still falling): then its points are first carried along its slope to the break
+  (`_level_at`), so a jump above a falling curve reads as the rise it is.
 - `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
   make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing; the series
   of a metric logged at the same steps are read together by `changepoints.series_changes_many`, with exactly the
@@ -41,6 +44,7 @@ from analysis.core.vocabulary import Severity, is_schedule, metric_direction, wo
 from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
+from analysis.findings.series_stats import MAD_TO_SIGMA
 
 __all__ = ["EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
 
@@ -124,6 +128,30 @@ def _level(x: np.ndarray, lo: int, hi: int) -> float:
     return float(np.median(seg)) if seg.size else math.nan
 
 
+_TREND_SIGMAS = 3.0  # a stretch whose slope moves it by more than this many noise sigmas trends (see _level_at)
+
+
+def _level_at(x: np.ndarray, lo: int, hi: int, at: int) -> float:
+    """The level of x[lo:hi] at index `at`: its median, or, where the stretch clearly trends (its Theil-Sen slope
+    moves it by more than `_TREND_SIGMAS` noise sigmas over its length: a learning curve still falling), its points
+    carried along that slope to `at`, then their median. On a falling loss that jumps above its trend, the medians
+    of the stretches before and after read the trend, not the jump, and called a rise a fall."""
+    lo, hi = max(lo, 0), max(hi, 0)
+    i = np.arange(lo, hi, dtype=np.float64)
+    seg = x[lo:hi]
+    ok = np.isfinite(seg)
+    i, seg = i[ok], seg[ok]
+    if seg.size < 4:
+        return _level(x, lo, hi)
+    di, dv = np.subtract.outer(i, i), np.subtract.outer(seg, seg)
+    slope = float(np.median(dv[di > 0] / di[di > 0]))
+    resid = seg - slope * i
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+    if abs(slope) * (i[-1] - i[0]) <= _TREND_SIGMAS * noise:
+        return float(np.median(seg))
+    return float(np.median(seg + slope * (at - i)))
+
+
 def _is_collapse(after_seg: np.ndarray, before: float, after: float, metric: str, cfg: AnomalyDetectionConfig) -> bool:
     """Fell (in the metric's bad direction) to a degenerate value: near zero, or a flat line."""
     direction = metric_direction(metric, cfg.metric_directions)
@@ -164,9 +192,9 @@ def _shift_events(
     out = []
     bounds = [0, *shifts, x.size]
     for k, t in enumerate(shifts):
-        before = _level(x, max(bounds[k], t - _LEVEL_POINTS), t)
+        before = _level_at(x, max(bounds[k], t - _LEVEL_POINTS), t, t)
         after_seg = x[t : min(bounds[k + 2], t + _LEVEL_POINTS)]
-        after = _level(x, t, min(bounds[k + 2], t + _LEVEL_POINTS))
+        after = _level_at(x, t, min(bounds[k + 2], t + _LEVEL_POINTS), t)
         if not (math.isfinite(before) and math.isfinite(after)):
             continue
         kind = (
