@@ -86,7 +86,13 @@ cols[3].metric(
     help="Events: one per real change of a batch (warnings and criticals; info notes are not counted). "
     f"The {len(analysis.anomalies):,} detector hits behind them are under Findings.",
 )
-cols[4].metric("Change points", len(analysis.change_points))
+cols[4].metric(
+    "Change points",
+    sum(1 for e in analysis.events if e.is_change),
+    help="Events where a new regime starts: level shifts, collapses, slope and noise changes (info ones included), "
+    f"one per real change. The {len(analysis.change_points):,} change points the detectors found are under "
+    "Findings.",
+)
 (st.error if facts.worst_severity is Severity.CRITICAL else st.warning if bad else st.success)(
     md_escape(facts.verdict), icon=None
 )

@@ -86,6 +86,7 @@ def test_overview_shows_flagged_batches(app):
     assert sorted(table["batch"]) == [3, 7, 12] and set(table["severity"]) == {"critical"}
     assert all(len(e.split(", ")) >= 2 for e in table["evidence"])
     assert app.metric[3].label == "Anomalies" and app.metric[3].value == "3"
+    assert app.metric[4].label == "Change points" and app.metric[4].value == "3"  # events, not detector hits
     app.session_state["ov_hits"] = True
     app.run()
     hits = app.dataframe[1].value

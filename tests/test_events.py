@@ -153,3 +153,21 @@ def test_one_nan_recall_gets_a_marker_on_the_axis_no_change_point_and_a_cause_th
     (nan_trace,) = [t for t in fig.data if t.name == "NaN/Inf (no value)"]
     assert list(nan_trace.x) == [200] and all(math.isfinite(y) for y in nan_trace.y)
     assert not fig.layout.shapes  # no change-point line anywhere on this straight curve
+
+
+def test_the_curves_draw_one_line_per_change_event_and_keep_detector_change_points_a_click_deeper(demo_analysis):
+    """The demo's three falls (batches 7, 12, 3) are three events; each gets its line, label and hover marker at
+    the event's step, whichever detectors found it. The detectors' own change points (one per metric and more)
+    are a hidden legend entry."""
+    changes = [e for e in demo_analysis.events if e.is_change and "recall" in e.metrics]
+    assert sorted(e.batch for e in changes) == [3, 7, 12]
+    fig = figures.batch_curves_figure(demo_analysis, "recall", batches=[3, 7, 12])
+    assert sorted(s.x0 for s in fig.layout.shapes) == sorted(e.start_step for e in changes)
+    labels = {a.text for a in fig.layout.annotations if a.text and a.text.startswith("b")}
+    assert {f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}" for e in changes} <= labels
+    (line_marks,) = [t for t in fig.data if t.name == "change point"]
+    assert sorted(line_marks.x) == sorted(e.start_step for e in changes)
+    (detector_cps,) = [t for t in fig.data if t.name == "detector change point"]
+    assert detector_cps.visible == "legendonly" and len(detector_cps.x) == len(
+        [c for c in demo_analysis.change_points if c.batch in (3, 7, 12) and c.metric.endswith("recall")]
+    )

@@ -46,10 +46,11 @@ from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA
 
-__all__ = ["EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
+__all__ = ["CHANGE_KINDS", "EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
 
 EventKind = Literal["level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite"]
 EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite")
+CHANGE_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change")  # a new regime starts
 
 _LEVEL_POINTS = 10  # points each side whose median is the level before / after a change
 _COLLAPSE_TO_ZERO = 0.1  # a fall to within this share of the old level's size (towards 0) is a collapse
@@ -80,6 +81,11 @@ class Event:
         object.__setattr__(self, "severity", Severity.parse(self.severity))
         if not self.metrics:
             object.__setattr__(self, "metrics", (self.metric,))
+
+    @property
+    def is_change(self) -> bool:
+        """A new regime starts here (a level, slope or noise change, a collapse), not a spike or a NaN stretch."""
+        return self.kind in CHANGE_KINDS
 
     @property
     def is_alarm(self) -> bool:

@@ -304,8 +304,9 @@ def _vline_label(x: float, text: str) -> dict[str, object]:
 
 
 def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> None:
-    """Events (diamonds), detector hits (x) and change-point lines for the drawn batches, each at the step and
-    value it describes; NaN/Inf as markers on the axis; no change point drawn on a NaN gap."""
+    """Events (diamonds), a line at each event that starts a new regime (level, slope or noise change, collapse),
+    detector hits and the detectors' own change points (one click deeper: hidden until picked in the legend), each
+    at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap."""
 
     def matches(m: str) -> bool:
         return m == metric or m.endswith("/" + metric)
@@ -357,37 +358,46 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
                 hovertemplate="step %{x}<br>%{text}<extra></extra>",
             )
         )
+    changes = [e for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)]
+    if changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
+        fig.update_layout(
+            shapes=[*fig.layout.shapes, *(_vline(e.start_step, SEVERITY_COLOURS.get(e.severity, "#7f7f7f")) for e in changes)],
+            annotations=[*fig.layout.annotations,
+                         *(_vline_label(e.start_step, f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}") for e in changes)],
+        )  # fmt: skip
+        fig.add_trace(  # shapes carry no hover: a marker on each line does
+            go.Scatter(
+                x=[e.start_step for e in changes],
+                y=[_value_at(curves, e.batch, e.start_step, e.value_after) for e in changes],
+                mode="markers",
+                name="change point",
+                marker={"symbol": "line-ns-open", "size": 14,
+                        "color": [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in changes]},
+                text=[f"batch {e.batch} · change point: {plotly_text(e.kind.replace('_', ' '))} ({e.severity})<br>"
+                      f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})" for e in changes],
+                hovertemplate="step %{x}<br>%{text}<extra></extra>",
+            )
+        )  # fmt: skip
     cps = [
         c
         for c in analysis.change_points
         if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
     ]
-    if cps:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
-        fig.update_layout(
-            shapes=[*fig.layout.shapes, *(_vline(c.step, SEVERITY_COLOURS.get(c.severity, "#7f7f7f")) for c in cps)],
-            annotations=[
-                *fig.layout.annotations,
-                *(_vline_label(c.step, f"b{c.batch}: {c.mean_before:.2f}→{c.mean_after:.2f}") for c in cps),
-            ],
-        )
-    if cps:  # shapes carry no hover: a marker on each line does
+    if cps:  # the detectors' own change points, one level deeper (as the detector hits)
         fig.add_trace(
             go.Scatter(
                 x=[c.step for c in cps],
                 y=[_value_at(curves, c.batch, c.step, c.mean_after) for c in cps],
                 mode="markers",
-                name="change point",
-                marker={
-                    "symbol": "line-ns-open",
-                    "size": 14,
-                    "color": [SEVERITY_COLOURS.get(c.severity, "#7f7f7f") for c in cps],
-                },
+                name="detector change point",
+                marker={"symbol": "line-ns-open", "size": 14, "color": "#7f7f7f"},
                 text=[
-                    f"batch {c.batch} · change point ({c.severity})<br>mean {c.mean_before:.3f} → "
+                    f"batch {c.batch} · {plotly_text(c.metric)} ({c.severity})<br>mean {c.mean_before:.3f} → "
                     f"{c.mean_after:.3f} (Δ {c.delta:+.3f})"
                     for c in cps
                 ],
                 hovertemplate="step %{x}<br>%{text}<extra></extra>",
+                visible="legendonly",
             )
         )
 
