@@ -187,7 +187,7 @@ RANKING_HEADERS = {
     "last_recall": "Last {metric}",
     "n_events": "Events",
     "n_anomalies": "Detector hits",
-    "n_change_points": "Change points",
+    "n_change_points": "Detector change points",
     "n_problem_images": "Problem images",
 }
 

@@ -103,7 +103,7 @@ def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
         ["Batches", fmt(s.get("n_batches"))],
         ["Events", _with_counts(s.get("n_events", "—"), s.get("events_by_severity", {}))],
         ["Detector hits", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
-        ["Change points", fmt(s.get("n_change_points"))],
+        ["Detector change points", fmt(s.get("n_change_points"))],
         ["Generated", md_escape(r.generated_at)],
     ]
     rs = run.get("read_status") or {}
@@ -141,8 +141,8 @@ def _problem_batches(r: ReportData) -> list[str]:
         "First bad step",
         f"Worst {metric} @ step",
         f"Last {metric}",
-        "Anomalies",
-        "Change points",
+        "Detector hits",
+        "Detector change points",
         "Problem images",
         "Image issues",
     ]
