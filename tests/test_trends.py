@@ -263,3 +263,14 @@ def test_a_smooth_jump_needs_one_move_and_a_visible_size():
     assert smooth_jumps(small) == []
     quantised = rng.choice([0.0, 0.5, 1.0, 1.5], 400)  # a noisy band of a few values: no jump anywhere
     assert smooth_jumps(quantised) == []
+
+
+@pytest.mark.parametrize("at", [40, 90, 130])
+def test_a_spike_on_a_falling_curve_is_a_spike_not_a_collapse_after_it(at):
+    """A falling learning curve lies below all its earlier values at every point; the jump down from a spike
+    (a val loss that spikes once) made `tail_collapse` call the rest of the run a collapse right after it."""
+    t = np.arange(150, dtype=float)
+    x = 1.8 + 1.7 * np.exp(-t / 6) + 0.4 * np.exp(-t / 60) + np.random.default_rng(3).normal(0, 0.002, 150)
+    x[at] += 0.3
+    assert tail_collapse(x) is None and change_points(x) == []
+    assert [e.kind for e in series_events(x, metric="val_loss")] == ["spike"]

@@ -48,12 +48,13 @@ removed (`_destep`), block means of <= 200 points:
 `tail_collapse(values)`: the step tests need points on both sides of a break, so a metric that falls to a
 degenerate value in its last few evaluations was missed. A tail of >= `_TAIL_MIN` = 3 points, after at least
 `_TAIL_PRIOR` = 4 others (and at most three quarters of the series after the warm-up that `changepoints._clean`
-leaves out, for short eval series), is a collapse when every tail point lies beyond every earlier value, the jump
-from the last point before it to the nearest tail point is larger than any step before it (a learning curve
-moves in its biggest steps first), >= `_TAIL_SIGMA` = 5 noise sigmas and >= `_TAIL_RANGE_SHARE` = 25 % of the
-earlier points' p5-p95 range, and the tail's own spread is smaller than that jump (a new level reached in one jump
-and kept; a curve that keeps improving also reaches new extremes, but step by step). Both directions (a fall to 0,
-a loss that blows up).
+leaves out, for short eval series), is a collapse when every tail point lies beyond every earlier value, the gap
+from the nearest earlier point to the nearest tail point (not from the last point before it, which may be a
+spike: a spike on a falling curve, which is below all its earlier values anyway, read as a collapse right after
+it) is larger than any step before it (a learning curve moves in its biggest steps first), >= `_TAIL_SIGMA` = 5
+noise sigmas and >= `_TAIL_RANGE_SHARE` = 25 % of the earlier points' p5-p95 range, and the tail's own spread is
+smaller than that gap (a new level reached in one jump and kept; a curve that keeps improving also reaches new
+extremes, but step by step). Both directions (a fall to 0, a loss that blows up).
 
 `floor_exit(x)`: a metric that sits on one exact value (a DETR class error at 0, with or without a few blips) and
 then leaves it for a noisy band is missed by the step tests: the floor's noise is exactly 0, the band's is large,
@@ -453,7 +454,9 @@ def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
         prefix_min = np.minimum.accumulate(z)  # prefix_min[c - 1] = min(z[:c])
         suffix_max = np.maximum.accumulate(z[::-1])[::-1]  # suffix_max[c] = max(z[c:])
         suffix_min = np.minimum.accumulate(z[::-1])[::-1]
-        gap = z[cs - 1] - suffix_max[cs]  # from the last point before c to the nearest point after it
+        # From the nearest earlier point to the nearest later one: a spike just before c (the last point before it
+        # far out) is no jump, and a learning curve falls below all its earlier values at every point.
+        gap = prefix_min[cs - 1] - suffix_max[cs]
         biggest_move = np.maximum.accumulate(np.r_[0.0, np.abs(np.diff(z))])  # [i]: largest |step| up to point i
         # Every later point beyond every earlier one, in one jump larger than any step before it (a learning
         # curve's early rise moves in its biggest steps first), to a new level that is kept: the tail's own spread
