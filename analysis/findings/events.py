@@ -46,7 +46,16 @@ from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA
 
-__all__ = ["CHANGE_KINDS", "EVENT_KINDS", "Event", "EventKind", "count_alarms", "evidence_points", "find_events", "series_events"]
+__all__ = [
+    "CHANGE_KINDS",
+    "EVENT_KINDS",
+    "Event",
+    "EventKind",
+    "count_alarms",
+    "evidence_points",
+    "find_events",
+    "series_events",
+]
 
 EventKind = Literal["level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite"]
 EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite")
