@@ -135,7 +135,7 @@ _FLOOR_HIGH = 0.8  # a floor: the value taken by at least this share of the poin
 _FLOOR_LOW = 0.2  # ... and by at most this share after it
 _FLOOR_PEN = 3.0  # the exit's log-likelihood ratio is at least this x ln n (as the other penalties, 3 ln n)
 _TAIL_MIN = 3  # a collapse at the end keeps its new level for at least this many points
-_TAIL_SIGMA = 5.0  # the jump from the last point before to the nearest tail point: this many noise sigmas ...
+_TAIL_SIGMA = 5.0  # the gap from the nearest earlier point to the nearest tail point: this many noise sigmas ...
 _TAIL_RANGE_SHARE = 0.25  # ... and this share of the earlier points' p5-p95 range
 _TAIL_PRIOR = 4  # points before a collapse, at least
 _JUMP_WINDOW = 6  # points each side of a jump on a smooth curve, at least ...
@@ -551,9 +551,9 @@ def _centred_median(a: np.ndarray, size: int) -> np.ndarray:
 def _move_noise_at(x: np.ndarray, i: int, w: int) -> float:
     """Noise sigma around the move x[i] -> x[i + 1]: the robust spread of the 2w + 1 moves centred on it about
     their own centred medians (the local trend), / sqrt(2); windows are cut at the series' ends. Read from the
-    part of x that those windows reach, so it costs the same on any length. The residual sds of `smooth_jumps`' two short lines (4 degrees of
-    freedom at w = 6) are small by chance somewhere on a long noisy or quantised series; this floor is not, and
-    it holds where the series-wide noise is 0 (a band after an exact floor)."""
+    part of x that those windows reach, so it costs the same on any length. The residual sds of `smooth_jumps`'
+    two short lines (4 degrees of freedom at w = 6) are small by chance somewhere on a long noisy or quantised
+    series; this floor is not, and it holds where the series-wide noise is 0 (a band after an exact floor)."""
     lo = max(0, i - 2 * w)
     d = np.diff(x[lo : i + 2 * w + 2])  # moves i - 2w .. i + 2w (fewer at the ends)
     spread = _centred_median(np.abs(d - _centred_median(d, 2 * w + 1)), 2 * w + 1)

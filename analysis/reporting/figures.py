@@ -360,19 +360,22 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
         )
     changes = [e for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)]
     if changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
+        colours = [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in changes]
+        labels = [f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}" for e in changes]
         fig.update_layout(
-            shapes=[*fig.layout.shapes, *(_vline(e.start_step, SEVERITY_COLOURS.get(e.severity, "#7f7f7f")) for e in changes)],
-            annotations=[*fig.layout.annotations,
-                         *(_vline_label(e.start_step, f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}") for e in changes)],
-        )  # fmt: skip
+            shapes=[*fig.layout.shapes, *(_vline(e.start_step, c) for e, c in zip(changes, colours, strict=True))],
+            annotations=[
+                *fig.layout.annotations,
+                *(_vline_label(e.start_step, text) for e, text in zip(changes, labels, strict=True)),
+            ],
+        )
         fig.add_trace(  # shapes carry no hover: a marker on each line does
             go.Scatter(
                 x=[e.start_step for e in changes],
                 y=[_value_at(curves, e.batch, e.start_step, e.value_after) for e in changes],
                 mode="markers",
                 name="change point",
-                marker={"symbol": "line-ns-open", "size": 14,
-                        "color": [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in changes]},
+                marker={"symbol": "line-ns-open", "size": 14, "color": colours},
                 text=[f"batch {e.batch} · change point: {plotly_text(e.kind.replace('_', ' '))} ({e.severity})<br>"
                       f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})" for e in changes],
                 hovertemplate="step %{x}<br>%{text}<extra></extra>",
