@@ -242,9 +242,11 @@ def batch_curves_figure(
         xaxis_title="step",
         yaxis_title=label,
         hovermode="closest",
-        height=460,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.18},
+        height=480,
+        # The legend sits at the figure's bottom edge, under the axis title, in up to three rows (1024 px): placed
+        # in plot units it moved with the plot's height and covered the title at some widths.
+        margin={"l": 50, "r": 20, "t": 50, "b": 120},
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     )
     return fig
 
