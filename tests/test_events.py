@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -171,3 +172,17 @@ def test_the_curves_draw_one_line_per_change_event_and_keep_detector_change_poin
     assert detector_cps.visible == "legendonly" and len(detector_cps.x) == len(
         [c for c in demo_analysis.change_points if c.batch in (3, 7, 12) and c.metric.endswith("recall")]
     )
+
+
+def test_root_causes_quote_the_levels_of_their_events(demo_analysis):
+    """One level before and after a change, read one way (`series_stats.level_at`): the root cause of each
+    demo batch says the same numbers as its event (it said "fell 0.92 → 0.60" beside "falls from 0.947")."""
+    events = {e.batch: e for e in demo_analysis.events if e.is_change}
+    for cause in demo_analysis.root_causes:
+        m = re.search(r"fell ([\d.]+) → ([\d.]+) at step (\d+)", cause.sentence)
+        assert m, cause.sentence
+        event = events[cause.batch]
+        assert int(m.group(3)) == event.start_step
+        assert (
+            abs(float(m.group(1)) - event.value_before) <= 0.005 and abs(float(m.group(2)) - event.value_after) <= 0.005
+        )

@@ -13,7 +13,7 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   (`spike`) from `outlier_indices` that are not the edge of a level shift. A smooth learning curve gives none.
   A level shift's values before and after are the medians of up to 10 points each side, except where that
   stretch clearly trends (a loss still falling): then its points are first carried along its slope to the break
-  (`_level_at`), so a jump above a falling curve reads as the rise it is.
+  (`series_stats.level_at`), so a jump above a falling curve reads as the rise it is.
 - `find_events(batches, global_metrics, anomalies, change_points, cfg)` runs it on every series whose hits could
   make an event (a critical or NaN/Inf hit, or warnings from two detectors; healthy series cost nothing; the series
   of a metric logged at the same steps are read together by `changepoints.series_changes_many`, with exactly the
@@ -44,7 +44,7 @@ from analysis.core.vocabulary import Severity, is_schedule, metric_direction, wo
 from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import MAD_TO_SIGMA
+from analysis.findings.series_stats import LEVEL_POINTS, level_at
 
 __all__ = [
     "CHANGE_KINDS",
@@ -61,7 +61,7 @@ EventKind = Literal["level_shift", "collapse", "slope_change", "noise_change", "
 EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite")
 CHANGE_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change")  # a new regime starts
 
-_LEVEL_POINTS = 10  # points each side whose median is the level before / after a change
+_LEVEL_POINTS = LEVEL_POINTS  # points each side whose level is the value before / after a change
 _COLLAPSE_TO_ZERO = 0.1  # a fall to within this share of the old level's size (towards 0) is a collapse
 _SPIKE_MERGE = 2  # spikes this many points apart are one event
 _NOISE_WARN_RATIO = 2.0  # noise growing by this factor is a warning (calmer noise is info)
@@ -143,30 +143,6 @@ def _level(x: np.ndarray, lo: int, hi: int) -> float:
     return float(np.median(seg)) if seg.size else math.nan
 
 
-_TREND_SIGMAS = 3.0  # a stretch whose slope moves it by more than this many noise sigmas trends (see _level_at)
-
-
-def _level_at(x: np.ndarray, lo: int, hi: int, at: int) -> float:
-    """The level of x[lo:hi] at index `at`: its median, or, where the stretch clearly trends (its Theil-Sen slope
-    moves it by more than `_TREND_SIGMAS` noise sigmas over its length: a learning curve still falling), its points
-    carried along that slope to `at`, then their median. On a falling loss that jumps above its trend, the medians
-    of the stretches before and after read the trend, not the jump, and called a rise a fall."""
-    lo, hi = max(lo, 0), max(hi, 0)
-    i = np.arange(lo, hi, dtype=np.float64)
-    seg = x[lo:hi]
-    ok = np.isfinite(seg)
-    i, seg = i[ok], seg[ok]
-    if seg.size < 4:
-        return _level(x, lo, hi)
-    di, dv = np.subtract.outer(i, i), np.subtract.outer(seg, seg)
-    slope = float(np.median(dv[di > 0] / di[di > 0]))
-    resid = seg - slope * i
-    noise = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
-    if abs(slope) * (i[-1] - i[0]) <= _TREND_SIGMAS * noise:
-        return float(np.median(seg))
-    return float(np.median(seg + slope * (at - i)))
-
-
 def _is_collapse(after_seg: np.ndarray, before: float, after: float, metric: str, cfg: AnomalyDetectionConfig) -> bool:
     """Fell (in the metric's bad direction) to a degenerate value: near zero, or a flat line."""
     direction = metric_direction(metric, cfg.metric_directions)
@@ -207,9 +183,10 @@ def _shift_events(
     out = []
     bounds = [0, *shifts, x.size]
     for k, t in enumerate(shifts):
-        before = _level_at(x, max(bounds[k], t - _LEVEL_POINTS), t, t)
-        after_seg = x[t : min(bounds[k + 2], t + _LEVEL_POINTS)]
-        after = _level_at(x, t, min(bounds[k + 2], t + _LEVEL_POINTS), t)
+        lo, hi = max(bounds[k], t - _LEVEL_POINTS, 0), min(bounds[k + 2], t + _LEVEL_POINTS)
+        before = level_at(np.arange(lo, t), x[lo:t], t)
+        after_seg = x[t:hi]
+        after = level_at(np.arange(t, hi), after_seg, t)
         if not (math.isfinite(before) and math.isfinite(after)):
             continue
         kind = (

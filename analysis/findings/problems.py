@@ -15,6 +15,7 @@ import pandas as pd
 
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import Severity, severity_rank
+from analysis.findings.series_stats import level_at
 
 __all__ = [
     "P_CHANGE",
@@ -149,16 +150,15 @@ class SeriesIndex:
 
 
 def before_after(series: SeriesIndex, batch: int, metric: str, step: int, window: int) -> tuple[float, float]:
-    """Median of the batch's metric over up to `window` points before `step` and from `step` on (NaN when a
-    side is empty). Local windows: on a rising learning curve the level just before the fall is what fell."""
+    """The batch's metric level at `step` from up to `window` points before it and from it on (NaN when a side is
+    empty): their medians, carried to `step` along a clear trend (`series_stats.level_at`, as the events read
+    their levels). Local windows: on a rising learning curve the level just before the fall is what fell."""
     steps, vals = series.get(batch, metric)
-    before = vals[steps < step][-window:]
-    after = vals[steps >= step][:window]
-
-    def med(v: np.ndarray) -> float:
-        return float(np.median(v)) if v.size else float("nan")
-
-    return med(before), med(after)
+    before, after = steps < step, steps >= step
+    return (
+        level_at(steps[before][-window:], vals[before][-window:], step),
+        level_at(steps[after][:window], vals[after][:window], step),
+    )
 
 
 def step_tolerance(batches: pd.DataFrame) -> float:

@@ -49,6 +49,7 @@ from analysis.findings.problems import (
     step_tolerance,
 )
 from analysis.findings.quality_evidence import compare_all_batches, compare_quality, quality_phrase
+from analysis.findings.series_stats import LEVEL_POINTS
 
 if TYPE_CHECKING:  # image hashing (cv2) loads only when images are analysed
     from quality.duplicates import BatchRepeat
@@ -336,7 +337,7 @@ def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> Root
     cfg = ctx.cfg
     metric = ctx.main_metric(prob)
     before, after = (
-        before_after(ctx.series, prob.batch, metric, prob.first_step, cfg.anomaly.zscore_window)
+        before_after(ctx.series, prob.batch, metric, prob.first_step, LEVEL_POINTS)
         if metric
         else (float("nan"), float("nan"))
     )
@@ -413,7 +414,7 @@ def _model_side(ctx: CauseContext, probs: dict[int, BatchProblem], group: list[i
     befores, afters = [], []
     if metric:
         for b in group:
-            bf, af = before_after(ctx.series, b, metric, step, cfg.anomaly.zscore_window)
+            bf, af = before_after(ctx.series, b, metric, step, LEVEL_POINTS)
             befores.append(bf)
             afters.append(af)
     before = float(np.nanmedian(befores)) if np.isfinite(befores).any() else float("nan")

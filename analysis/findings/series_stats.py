@@ -18,11 +18,13 @@ from analysis.core.vocabulary import Direction
 
 __all__ = [
     "EPS",
+    "LEVEL_POINTS",
     "MAD_TO_SIGMA",
     "SMOOTH_POINTS",
     "centred_median",
     "drop_from_best",
     "floor_scale",
+    "level_at",
     "median",
     "move",
     "rolling_robust_zscore",
@@ -45,6 +47,30 @@ def median(x: np.ndarray) -> float:
     detectors take a few dozen medians of short slices per series, and on 1,000-point series numpy's median
     costs more in argument handling than in selection."""
     return float(bn.median(x))
+
+
+LEVEL_POINTS = 10  # points each side of a change whose level is the value before / after it (events, root causes)
+TREND_SIGMAS = 3.0  # a stretch whose slope moves it by more than this many noise sigmas trends (see level_at)
+
+
+def level_at(positions: np.ndarray, values: np.ndarray, at: float) -> float:
+    """The level of a short stretch (`values` at `positions`, NaN/Inf left out) at position `at`, for the values
+    before and after a change: their median, or where the stretch clearly trends (its Theil-Sen slope moves it by
+    more than `TREND_SIGMAS` noise sigmas over its length: a learning curve still rising or falling) its points
+    carried along that slope to `at`, then their median. On a curve still falling, the medians of the stretches
+    before and after a jump above it read the trend, not the jump, and called a rise a fall. NaN when empty."""
+    ok = np.isfinite(values)
+    t, v = np.asarray(positions, dtype=np.float64)[ok], np.asarray(values, dtype=np.float64)[ok]
+    if v.size < 4:
+        return float(np.median(v)) if v.size else float("nan")
+    dt, dv = np.subtract.outer(t, t), np.subtract.outer(v, v)
+    later = dt > 0
+    slope = float(np.median(dv[later] / dt[later])) if later.any() else 0.0
+    resid = v - slope * t
+    noise = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
+    if abs(slope) * float(t[-1] - t[0]) <= TREND_SIGMAS * noise:
+        return float(np.median(v))
+    return float(np.median(v + slope * (at - t)))
 
 
 def move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int, **kw: Any) -> np.ndarray:

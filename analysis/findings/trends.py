@@ -113,7 +113,7 @@ import math
 import bottleneck as bn
 import numpy as np
 
-from analysis.findings.series_stats import MAD_TO_SIGMA, median
+from analysis.findings.series_stats import MAD_TO_SIGMA, centred_median, median
 from analysis.findings.step_tests import STEP_WINDOW
 
 _MAX_POINTS = 200  # series are block-averaged to about this many points (as `changepoints.slope_changes`)
@@ -190,7 +190,9 @@ def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) ->
     scale = 1.4826 / math.sqrt(max(1.0 - 2.0 / (2 * w + 1), 0.5))
     if not local:
         return scale * mad, np.empty(0)
-    return scale * mad, scale * _centred_median(r, min(_LOCAL_NOISE, n))
+    half = min(_LOCAL_NOISE, n) // 2
+    around = bn.move_median(np.r_[r, np.full(half, np.nan)], min(_LOCAL_NOISE, n), min_count=1)[half:]
+    return scale * mad, scale * around
 
 
 def _inflation(y: np.ndarray, w: int) -> float:
@@ -542,12 +544,6 @@ def _bernoulli_ll(hits: np.ndarray, size: np.ndarray) -> np.ndarray:
         return np.where(hits > 0, hits * np.log(p), 0.0) + np.where(size > hits, (size - hits) * np.log1p(-p), 0.0)
 
 
-def _centred_median(a: np.ndarray, size: int) -> np.ndarray:
-    """Moving median of `size` points centred on each point (fewer at the ends)."""
-    half = size // 2
-    return bn.move_median(np.r_[a, np.full(half, np.nan)], size, min_count=1)[half:]
-
-
 def _move_noise_at(x: np.ndarray, i: int, w: int) -> float:
     """Noise sigma around the move x[i] -> x[i + 1]: the robust spread of the 2w + 1 moves centred on it about
     their own centred medians (the local trend), / sqrt(2); windows are cut at the series' ends. Read from the
@@ -556,7 +552,7 @@ def _move_noise_at(x: np.ndarray, i: int, w: int) -> float:
     series; this floor is not, and it holds where the series-wide noise is 0 (a band after an exact floor)."""
     lo = max(0, i - 2 * w)
     d = np.diff(x[lo : i + 2 * w + 2])  # moves i - 2w .. i + 2w (fewer at the ends)
-    spread = _centred_median(np.abs(d - _centred_median(d, 2 * w + 1)), 2 * w + 1)
+    spread = centred_median(np.abs(d - centred_median(d, 2 * w + 1)), 2 * w + 1)
     return float(MAD_TO_SIGMA * spread[i - lo] / math.sqrt(2.0))
 
 
