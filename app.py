@@ -14,7 +14,6 @@ from analysis.core.config import parse_config_text
 from analysis.core.errors import AnalyzerError
 from analysis.core.paths import confine
 from analysis.core.run import Run, RunRef
-from analysis.reporting.wandb_log import forget_inherited_wandb_service
 from ui import state
 from ui.assets import head_html
 from ui.config_edit import FIELD_RANGES, edited_config, threshold_values
@@ -25,7 +24,6 @@ from ui.run_inputs import data_dir_input, pick_run, save_config_controls
 from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
-forget_inherited_wandb_service()  # this long-lived server logs through a wandb service of its own (see wandb_log)
 # A constant style sheet and the early start on plotly.js (ui/assets.py); no run data in it.
 st.html(head_html(), unsafe_allow_javascript=True)
 

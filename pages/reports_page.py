@@ -48,7 +48,9 @@ with st.expander("Log analysis to wandb", expanded=False):
     project = st.text_input("wandb project (empty: the analysed run's project)", key="rep_wandb_project")
     if st.button("Log analysis to wandb", key="rep_wandb"):
         from analysis.reporting.model import Report
-        from analysis.reporting.wandb_log import log_analysis_to_wandb
+        from analysis.reporting.wandb_log import forget_inherited_wandb_service, log_analysis_to_wandb
+
+        forget_inherited_wandb_service()  # this long-lived server logs through a wandb service of its own
 
         with st.spinner("Logging the analysis to wandb…"):
             try:

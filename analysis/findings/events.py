@@ -61,7 +61,6 @@ EventKind = Literal["level_shift", "collapse", "slope_change", "noise_change", "
 EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change", "spike", "nonfinite")
 CHANGE_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change")  # a new regime starts
 
-_LEVEL_POINTS = LEVEL_POINTS  # points each side whose level is the value before / after a change
 _COLLAPSE_TO_ZERO = 0.1  # a fall to within this share of the old level's size (towards 0) is a collapse
 _SPIKE_MERGE = 2  # spikes this many points apart are one event
 _NOISE_WARN_RATIO = 2.0  # noise growing by this factor is a warning (calmer noise is info)
@@ -157,8 +156,8 @@ def _nonfinite_events(x: np.ndarray, steps: np.ndarray, metric: str, batch: int 
     out = []
     for a, b in _runs(~np.isfinite(x)):
         what = "NaN" if np.isnan(x[a : b + 1]).all() else "NaN/Inf"
-        before = _level(x, a - _LEVEL_POINTS, a)
-        _level(x, b + 1, b + 1 + _LEVEL_POINTS)
+        before = _level(x, a - LEVEL_POINTS, a)
+        _level(x, b + 1, b + 1 + LEVEL_POINTS)
         span = f"step {steps[a]}" if a == b else f"steps {steps[a]}-{steps[b]} ({b - a + 1} points)"
         out.append(
             Event(
@@ -183,7 +182,7 @@ def _shift_events(
     out = []
     bounds = [0, *shifts, x.size]
     for k, t in enumerate(shifts):
-        lo, hi = max(bounds[k], t - _LEVEL_POINTS, 0), min(bounds[k + 2], t + _LEVEL_POINTS)
+        lo, hi = max(bounds[k], t - LEVEL_POINTS, 0), min(bounds[k + 2], t + LEVEL_POINTS)
         before = level_at(np.arange(lo, t), x[lo:t], t)
         after_seg = x[t:hi]
         after = level_at(np.arange(t, hi), after_seg, t)
@@ -220,15 +219,15 @@ def _slope_events(
     batch: int | None,
     cfg: AnomalyDetectionConfig,
 ) -> list[Event]:
-    """A trend that turns at t: value at the turn (median of `_LEVEL_POINTS` around it) against the value where
+    """A trend that turns at t: value at the turn (median of `LEVEL_POINTS` around it) against the value where
     the new trend ends (the next break or the end of the series); graded like a level change."""
     out = []
     for k, t in enumerate(breaks):
         if t not in turns:
             continue
         end = breaks[k + 1] if k + 1 < len(breaks) else x.size
-        at_turn = _level(x, t - _LEVEL_POINTS // 2, t + _LEVEL_POINTS // 2 + 1)
-        at_end = _level(x, end - _LEVEL_POINTS, end)
+        at_turn = _level(x, t - LEVEL_POINTS // 2, t + LEVEL_POINTS // 2 + 1)
+        at_end = _level(x, end - LEVEL_POINTS, end)
         if not (math.isfinite(at_turn) and math.isfinite(at_end)) or at_turn == at_end:
             continue  # a turn that moves the curve nowhere is not an event
         sev = severity_of_change(metric, at_turn, at_end, cfg)
@@ -301,7 +300,7 @@ def _spike_events(
     out = []
     for g in groups:
         a, b = g[0], g[-1]
-        around = np.r_[x[max(0, a - _LEVEL_POINTS) : a], x[b + 1 : b + 1 + _LEVEL_POINTS]]
+        around = np.r_[x[max(0, a - LEVEL_POINTS) : a], x[b + 1 : b + 1 + LEVEL_POINTS]]
         around = around[np.isfinite(around)]
         base = float(np.median(around)) if around.size else math.nan
         vals = x[g]
@@ -423,7 +422,7 @@ def _from_hits(
     end = max(getattr(h, "end_step", None) or h.step for h in alarms)
     i0 = int(np.searchsorted(steps, start))
     i1 = int(np.searchsorted(steps, end, side="right"))
-    before = _level(values, i0 - _LEVEL_POINTS, i0)
+    before = _level(values, i0 - LEVEL_POINTS, i0)
     after = _level(values, i0, max(i1, i0 + 1))
     if not math.isfinite(before):
         before = _level(values, 0, i0 + 1)

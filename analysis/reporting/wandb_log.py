@@ -13,7 +13,7 @@ an active training run of the same process (a notebook) is not touched, and wand
 
 A long-lived caller (the dashboard) passes `timeout`: wandb's client waits without limit when its service does not
 answer (connecting to it, and `finish`), and a page must not spin for good. It also calls
-`forget_inherited_wandb_service()` at start: wandb hands its service to child processes through `WANDB_SERVICE`,
+`forget_inherited_wandb_service()` before it logs: wandb hands its service to child processes through `WANDB_SERVICE`,
 and a server launched from a process that used wandb would otherwise log through that process's service, which
 hangs every log once that service stops answering.
 """
