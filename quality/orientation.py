@@ -14,10 +14,15 @@
 4. Skew: Postl's projection-profile criterion on the stroke pixels within ±10° of that direction (1° steps, then
    0.25°, then 0.1° with a parabola through the best three): precise on dense pages, and searched only near the
    glyphs' own direction, so a form's vertical rules cannot pull it 90° away.
-5. Up or down (0° vs 180°, 90° vs 270°): in Latin script far more letters rise above the x-height (b d f h k l t and
-   capitals) than fall below the baseline (g j p q y). Each glyph is compared with the median top and bottom of its
-   neighbours on the same line; the side with more protruding glyphs is up. Letters must be separate glyphs for that,
-   so when the glyphs at this scale are small the mask is taken again from a finer version of the image.
+5. Up or down (0° vs 180°, 90° vs 270°), read from the glyphs' shapes, in any of the scripts a small network was
+   trained on (Latin, Cyrillic, Greek, Arabic, Hebrew, Devanagari, Bengali, Tamil, Thai, Georgian, Armenian,
+   Chinese/Japanese/Korean; `benchmarks/orientation_model.py`). Each glyph is pictured in its line's own frame
+   (centred on the x-height band its neighbours on the line share, `glyph_frames`) and scored s(x) = g(x) - g(x
+   turned 180°): positive when it reads upright, negated exactly when the page is turned over, near 0 for glyphs
+   that read the same both ways ("o", "x", "n"/"u"). Clear scores vote; a weak Latin prior adds a fraction of a
+   vote for each glyph rising above its band (more ascenders than descenders: true of Latin, not of Cyrillic or
+   Greek, which is why counting them alone read Russian pages upside down). Letters must be separate glyphs for
+   that, so when the glyphs at this scale are small the mask is taken again from a finer version of the image.
 6. Checks and second looks (each only where the answer above is weak or missing, so clean pages cost nothing more):
    - an answer lined up weakly, or from few glyphs (under ``_FEW_GLYPHS``) of a blurred image (blur σ over
      ``_SHARP_PX``, or unknown), is cross-checked against the line-periodicity search of `quality.rotation`
@@ -33,15 +38,17 @@ Angles are degrees, counter-clockwise positive. `orientation` is how far the upr
 counter-clockwise, so the text lines run at `orientation + angle`. Every answer comes with a confidence (0..1):
 `confidence` grows with how clearly the glyphs line up; `orientation_confidence` is the product of two sign-test
 probabilities (normal approximation) that the counts deciding it are not chance: neighbour directions along against
-across the lines (0/180 against 90/270), and rising against falling glyphs (0 against 180).
+across the lines (0/180 against 90/270), and the votes for upright against upside down (0 against 180).
 Both are NaN-free; with no text the angle and the orientation are NaN.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -64,7 +71,11 @@ FINE_GLYPH_PX = 10.0  # glyphs (short side, median) smaller than this are re-rea
 _TOL_DEG = 10.0
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
-_NEIGHBOURS, _BAND_Q, _PROTRUDE = 12, 0.3, 0.2  # up/down: neighbours per glyph, band quantile, protrusion (x-heights)
+_NEIGHBOURS, _BAND_Q, _PROTRUDE = 12, 0.3, 0.2  # line bands: neighbours per glyph, band quantile; protrusion (x-h)
+FRAME, _FRAME_XH, _MAX_VOTERS = 8, 2.5, 200  # glyph frames: cells per side, side in x-heights, glyphs read per page
+ORIENTATION_MODEL = Path(__file__).with_name("orientation_model.npz")
+_VOTE_SCORE = 1.0  # a glyph votes when its score (`glyph_scores`) is beyond this either way
+ASCENDER_WEIGHT = 0.15  # votes per protruding glyph (`_votes`): chosen on the tune pages and the generated tests
 _CHECK_BELOW, _AGREE_DEG = 0.35, 2.0  # text confidence under which the answer is cross-checked; agreement (degrees)
 _PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (the other polarity is then skipped)
 _FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked too, unless blur σ (px) is below
@@ -102,6 +113,13 @@ class Glyphs:
         return np.take(self.kept.view(np.uint8), self.labels)  # twice as fast as indexing with the labels
 
 
+def max_glyph_side(h: int, w: int) -> float:
+    """Longest side (px) a glyph may have in an h x w image: a fifth of the short side on a page; on a strip (a
+    single text line, a crop for a recogniser) most of its height, but never a tenth of its length (a rule)."""
+    short, long = min(h, w), max(h, w)
+    return max(0.2 * short, min(0.8 * short, 0.1 * long))
+
+
 def glyphs(mask: np.ndarray) -> Glyphs:
     """The glyph-sized components of a 0/1 mask: not single specks, not long rules or large shapes."""
     # 16-bit labels are twice as fast; a mask with more pixels than that could overflow them.
@@ -111,7 +129,7 @@ def glyphs(mask: np.ndarray) -> Glyphs:
     long_side = np.maximum(stats[:, 2], stats[:, 3])
     # One-pixel-thin pieces are the staircase of a rotated edge (a bar, a panel), not letters.
     short_side = np.minimum(stats[:, 2], stats[:, 3])
-    kept = (stats[:, 4] >= 3) & (short_side >= 2) & (long_side <= 0.2 * min(h, w))
+    kept = (stats[:, 4] >= 3) & (short_side >= 2) & (long_side <= max_glyph_side(h, w))
     kept[0] = False
     return Glyphs(labels, np.compress(kept, cen, axis=0), np.compress(kept, stats, axis=0), kept)
 
@@ -221,61 +239,157 @@ def _level(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> n
         x, y, bw, bh = (boxes[:, i].astype(np.float64) for i in range(4))
         xs, ys = np.concatenate([x, x + bw, x, x + bw]), np.concatenate([y, y, y + bh, y + bh])
         u, v = m[0, 0] * xs + m[0, 1] * ys + m[0, 2], m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
-        # Nearest-neighbour sampling puts a pixel within a pixel of its turned position: two pixels of margin.
-        u0, v0 = max(0, math.floor(u.min()) - 2), max(0, math.floor(v.min()) - 2)
-        nw, nh = min(nw, math.ceil(u.max()) + 3) - u0, min(nh, math.ceil(v.max()) + 3) - v0
+        # Nearest-neighbour sampling puts a pixel within a pixel of its turned position; box corners are pixel corners,
+        # so a margin of four pixels keeps every pixel of every box.
+        u0, v0 = max(0, math.floor(u.min()) - 4), max(0, math.floor(v.min()) - 4)
+        nw, nh = min(nw, math.ceil(u.max()) + 5) - u0, min(nh, math.ceil(v.max()) + 5) - v0
         m[0, 2] -= u0
         m[1, 2] -= v0
     return cv2.warpAffine(mask, m, (nw, nh), flags=cv2.INTER_NEAREST, borderValue=0)
 
 
 def up_down(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> tuple[int, int]:
-    """(glyphs rising above their line's x-height band, glyphs falling below its baseline) of a 0/1 glyph mask whose
-    lines run at `theta` degrees CCW with the glyphs' tops towards `theta + 90`. Upright Latin text has far more of
-    the first. The mask is levelled first, so each glyph's extent across its line is its bounding box; `boxes`
-    (optional) are the glyphs' bounding boxes (see `_level`)."""
-    level = _level(mask, theta, boxes)
-    ltype = cv2.CV_16U if cv2.countNonZero(level) < 65535 else cv2.CV_32S
-    _, _, st, _ = cv2.connectedComponentsWithStats(level, connectivity=8, ltype=ltype)
-    return _protrusions(st[1:], min(mask.shape))
+    """(votes for upright, votes for upside down) of a 0/1 glyph mask whose lines run at `theta` degrees CCW with the
+    glyphs' tops towards `theta + 90` (`_votes`). The mask is levelled first; `boxes` (optional) are the glyphs'
+    bounding boxes (see `_level`)."""
+    lines = _level_lines(mask, theta, boxes)
+    return (0, 0) if lines is None else _votes(lines)
 
 
 def glyph_up_down(found: Glyphs, theta: float) -> tuple[int, int]:
     """`up_down` of the glyph mask of `found`. Lines already level need no second labelling: the components of the
     glyph mask are then exactly the glyphs (a subset of a mask's components keeps them apart), in the same order."""
     if abs(theta) < _LEVEL_BELOW:
-        return _protrusions(found.stats, min(found.labels.shape))
+        ids = np.flatnonzero(found.kept)
+        lines = line_glyphs(found.labels, found.stats, ids, max_glyph_side(*found.labels.shape))
+        return (0, 0) if lines is None else _votes(lines)
     return up_down(found.mask(), theta, found.stats[:, :4])
 
 
-def _protrusions(stats: np.ndarray, min_side: int) -> tuple[int, int]:
-    """`up_down` from the cv2 stats (x, y, w, h, area) of a levelled glyph mask's components (background row left
-    out) and the mask's shorter side."""
+def _votes(lines: LineGlyphs) -> tuple[int, int]:
+    """(votes for upright, votes for upside down): each glyph's own vote (`glyph_votes`) plus ``ASCENDER_WEIGHT`` of
+    a vote for each glyph rising above its line's band (for upright) and each falling below it (for upside down).
+
+    The shapes decide on their own whenever they agree clearly; the ascender count is a weak Latin prior for pages
+    whose few, small or blurred glyphs leave the shapes undecided (a screenshot's short labels, a noisy line crop).
+    It is weak on purpose: Cyrillic, Greek and Armenian have more descenders than ascenders."""
+    up, down = glyph_votes(glyph_frames(lines))
+    rising, falling = _protrusions(lines)
+    return round(up + ASCENDER_WEIGHT * rising), round(down + ASCENDER_WEIGHT * falling)
+
+
+@dataclass(frozen=True)
+class LineGlyphs:
+    """The glyphs of a levelled mask (lines left to right, tops up) and the x-height band of the line each sits on."""
+
+    labels: np.ndarray  # the mask's label image
+    ids: np.ndarray  # (N,) label of each glyph
+    top: np.ndarray  # (N,) top of each glyph, y up (px)
+    bottom: np.ndarray  # (N,) bottom, y up
+    along: np.ndarray  # (N,) middle of each glyph along its line (x, px)
+    band_top: np.ndarray  # (N,) top of its line's x-height band, y up
+    band_bottom: np.ndarray  # (N,) bottom of that band (the baseline), y up
+
+
+def _level_lines(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> LineGlyphs | None:
+    """`line_glyphs` of a 0/1 glyph mask whose lines run at `theta` degrees CCW, levelled first (`_level`)."""
+    level = _level(mask, theta, boxes)
+    ltype = cv2.CV_16U if cv2.countNonZero(level) < 65535 else cv2.CV_32S
+    n, labels, st, _ = cv2.connectedComponentsWithStats(level, connectivity=8, ltype=ltype)
+    return line_glyphs(labels, st[1:], np.arange(1, n), max_glyph_side(*mask.shape))
+
+
+def line_glyphs(labels: np.ndarray, stats: np.ndarray, ids: np.ndarray, max_glyph: float) -> LineGlyphs | None:
+    """The glyphs among the components of a levelled mask and their lines' bands; None when there are too few.
+
+    `labels` is the mask's label image, `stats` the cv2 stats (x, y, w, h, area) of the components whose labels are
+    `ids`, `max_glyph` the longest side a glyph may have (`max_glyph_side` of the mask before levelling). A glyph's
+    band is a low quantile of the tops and the mirrored quantile of the bottoms of its neighbours on the same line, so
+    turning the page over turns every band over exactly."""
     st = stats.astype(np.float64)
     short_side, long_side = np.minimum(st[:, 2], st[:, 3]), np.maximum(st[:, 2], st[:, 3])
-    glyph = (st[:, 4] >= 4) & (short_side >= 2) & (long_side <= 0.2 * min_side)
-    st = np.compress(glyph, st, axis=0)
+    glyph = (st[:, 4] >= 4) & (short_side >= 2) & (long_side <= max_glyph)
+    st, ids = np.compress(glyph, st, axis=0), np.compress(glyph, ids)
     if len(st) < MIN_GLYPHS:
-        return 0, 0
+        return None
     top, bot = -st[:, 1], -(st[:, 1] + st[:, 3])  # y up
-    mid_along = st[:, 0] + 0.5 * st[:, 2]
     height = top - bot
     med = float(np.median(height))
     keep = (height > 0.4 * med) & (height < 3.0 * med)
     if keep.sum() < MIN_GLYPHS:
-        return 0, 0
-    top, bot, mid_along = top[keep], bot[keep], mid_along[keep]
-    pos = np.stack([mid_along, 2.0 * (top + bot)], 1)  # neighbours on the same line: distance across lines counts 4x
+        return None
+    st, ids, top, bot = st[keep], ids[keep], top[keep], bot[keep]
+    along = st[:, 0] + 0.5 * st[:, 2]
+    pos = np.stack([along, 2.0 * (top + bot)], 1)  # neighbours on the same line: distance across lines counts 4x
+    pos -= pos.min(axis=0)  # the same tree, and the same ties, wherever the levelled canvas starts
     _, idx = cKDTree(pos).query(pos, k=min(_NEIGHBOURS + 1, len(pos)))
-    # The band most neighbours cover: a low quantile of their tops, the mirrored quantile of their bottoms (mirrored,
-    # so that turning the page over swaps the two counts exactly).
     q = round(_BAND_Q * (idx.shape[1] - 2))
-    line_top = np.sort(top[idx[:, 1:]], axis=1)[:, q]
-    line_bot = np.sort(bot[idx[:, 1:]], axis=1)[:, -1 - q]
-    x_height = np.maximum(line_top - line_bot, 1.0)
-    rising = int((top > line_top + _PROTRUDE * x_height).sum())
-    falling = int((bot < line_bot - _PROTRUDE * x_height).sum())
+    band_top = np.sort(top[idx[:, 1:]], axis=1)[:, q]
+    band_bottom = np.sort(bot[idx[:, 1:]], axis=1)[:, -1 - q]
+    return LineGlyphs(labels, ids, top, bot, along, band_top, band_bottom)
+
+
+def _protrusions(lines: LineGlyphs) -> tuple[int, int]:
+    """(glyphs rising above their line's x-height band, glyphs falling below its baseline): Latin's ascenders
+    (b d f h k l t, capitals) and descenders (g j p q y)."""
+    x_height = np.maximum(lines.band_top - lines.band_bottom, 1.0)
+    rising = int((lines.top > lines.band_top + _PROTRUDE * x_height).sum())
+    falling = int((lines.bottom < lines.band_bottom - _PROTRUDE * x_height).sum())
     return rising, falling
+
+
+def glyph_frames(lines: LineGlyphs, limit: int = _MAX_VOTERS) -> np.ndarray:
+    """(N, FRAME * FRAME) float32 pictures of the glyphs, each in its line's own frame: a square ``_FRAME_XH``
+    x-heights wide centred on the glyph along the line and on its line's band across it, area-averaged to FRAME x
+    FRAME cells (ink share 0..1). At most `limit` glyphs, evenly spread over the page."""
+    n = len(lines.ids)
+    half = 0.5 * _FRAME_XH * np.maximum(lines.band_top - lines.band_bottom, 3.0)
+    pick = np.unique(np.linspace(0, n - 1, min(limit, n)).round().astype(np.intp))
+    h, w = lines.labels.shape
+    out = np.zeros((len(pick), FRAME * FRAME), np.float32)
+    for row, j in enumerate(pick):
+        # Pixel-edge coordinates: the band's middle and the glyph's middle are whole or half pixels. The window's
+        # half-size is rounded so that its edges fall on pixel edges, symmetric about those middles: the window of
+        # the page turned over is then exactly this window turned over (no rounding tie can favour one way up).
+        cy2 = round(-(lines.band_top[j] + lines.band_bottom[j]))  # twice the middle across the line (y down)
+        cx2 = round(2.0 * lines.along[j])  # twice the middle along it
+        ry2 = 2 * math.ceil(half[j]) + (cy2 % 2) * (-1 if math.ceil(half[j]) - half[j] >= 0.5 else 1)
+        rx2 = 2 * math.ceil(half[j]) + (cx2 % 2) * (-1 if math.ceil(half[j]) - half[j] >= 0.5 else 1)
+        y0, y1, x0, x1 = (cy2 - ry2) // 2, (cy2 + ry2) // 2, (cx2 - rx2) // 2, (cx2 + rx2) // 2
+        cell = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.float32)
+        ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
+        if ya < yb and xa < xb:
+            cell[ya - y0 : yb - y0, xa - x0 : xb - x0] = lines.labels[ya:yb, xa:xb] == lines.ids[j]
+        out[row] = cv2.resize(cell, (FRAME, FRAME), interpolation=cv2.INTER_AREA).ravel()
+    return out
+
+
+@functools.cache
+def _model() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The weights (w1, b1, w2) of the glyph network g (`benchmarks/orientation_model.py` trains it)."""
+    with np.load(ORIENTATION_MODEL) as z:
+        return z["w1"], z["b1"], z["w2"]
+
+
+def glyph_scores(frames: np.ndarray) -> np.ndarray:
+    """How upright each glyph frame reads: s(x) = g(x) - g(x turned 180°), with g a one-hidden-layer network trained
+    on rendered upright glyphs of many scripts. Antisymmetric by construction: turning the page over negates every
+    score; a glyph that reads the same both ways ("o", "x", "n"/"u") scores near 0."""
+    w1, b1, w2 = _model()
+    turned = np.ascontiguousarray(frames.reshape(-1, FRAME, FRAME)[:, ::-1, ::-1]).reshape(len(frames), -1)
+    return np.tanh(frames @ w1 + b1) @ w2 - np.tanh(turned @ w1 + b1) @ w2
+
+
+def glyph_votes(frames: np.ndarray) -> tuple[int, int]:
+    """(glyphs that clearly read upright, glyphs that clearly read upside down): `glyph_scores` beyond
+    ±``_VOTE_SCORE``. The network knows Latin, Cyrillic, Greek, Arabic, Hebrew, Devanagari, Bengali, Tamil, Thai,
+    Georgian, Armenian and Chinese/Japanese/Korean glyphs in several fonts. Whether ascenders outnumber descenders
+    depends on the script (Latin: yes; Cyrillic, Greek, Armenian: no), so the shapes themselves decide: "e", "я",
+    "λ" or "ק" read one way only."""
+    if len(frames) == 0:
+        return 0, 0
+    s = glyph_scores(frames)
+    return int((s > _VOTE_SCORE).sum()), int((s < -_VOTE_SCORE).sum())
 
 
 def _sign_confidence(a: int, b: int) -> float:
@@ -345,14 +459,14 @@ def _estimate(
         theta = _skew_near(points[ink], phi)
         n_dirs = 2 * len(found.centroids)  # two neighbour directions per glyph
         line_conf = _sign_confidence(round(along * n_dirs), round(across * n_dirs))
-        rising, falling = _up_down_at_scale(g, found, ink, theta, finer)
-        if falling > rising:
+        upright, turned = _up_down_at_scale(g, found, ink, theta, finer)
+        if turned > upright:
             theta += 180.0
         skew = fold(theta)
         orientation = float(round((theta - skew) / 90.0) * 90 % 360)
         text_conf = min(1.0, (along - MIN_ALONG / 2) / (1.0 - MIN_ALONG / 2))
         answer = PageRotation(
-            float(skew), float(text_conf), orientation, float(line_conf * _sign_confidence(rising, falling))
+            float(skew), float(text_conf), orientation, float(line_conf * _sign_confidence(upright, turned))
         )
         if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
             return answer
@@ -371,13 +485,13 @@ def _block_rotation(mask: np.ndarray, found: Glyphs, block: tuple[float, float, 
     and down from its glyphs at this scale)."""
     phi, along, rows, cols = block
     theta = _skew_near(stroke_points(np.ascontiguousarray(mask[rows, cols])), phi)
-    rising, falling = up_down(np.ascontiguousarray(found.mask()[rows, cols]), theta)
-    if falling > rising:
+    upright, turned = up_down(np.ascontiguousarray(found.mask()[rows, cols]), theta)
+    if turned > upright:
         theta += 180.0
     skew = fold(theta)
     orientation = float(round((theta - skew) / 90.0) * 90 % 360)
     text_conf = min(1.0, (along - MIN_ALONG / 2) / (1.0 - MIN_ALONG / 2))
-    return PageRotation(float(skew), float(text_conf), orientation, 0.5 * _sign_confidence(rising, falling))
+    return PageRotation(float(skew), float(text_conf), orientation, 0.5 * _sign_confidence(upright, turned))
 
 
 def _grain(g: np.ndarray) -> float:

@@ -83,7 +83,7 @@ __all__ = [
     "view_gray",
 ]
 
-SCORER_VERSION = "10"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "11"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
@@ -569,7 +569,7 @@ def _small_and_skew(
     blur_small = sigma * max(small.shape) / min(longest, VIEW_SIDE)  # σ is measured at the viewing scale
 
     def finer(factor: float) -> np.ndarray | None:
-        k = max(1, math.ceil(k_small / factor))
+        k = max(1, math.floor(k_small / factor))
         return downscale_by(to_gray(image), k) if k < k_small else None
 
     hist = grey_histogram(small)  # shared by the ink-polarity check and the tone scores

