@@ -81,6 +81,7 @@ _PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (th
 _FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked too, unless blur σ (px) is below
 _BLOCK_GLYPHS, _BLOCK_ALONG, _BLOCK_RATIO = 60, 0.4, 4.0  # a text block in a window of a busy photo (`_text_block`)
 _RETRY_CONF = 0.9  # line-periodicity confidence a retry at the JPEG grain's noise level needs (photos reach 0.85)
+_SIDE_CONF = 0.5  # line-periodicity confidence the quarter-turned search of `_fallback` needs
 
 
 @dataclass(frozen=True)
@@ -345,21 +346,27 @@ def glyph_frames(lines: LineGlyphs, limit: int = _MAX_VOTERS) -> np.ndarray:
     n = len(lines.ids)
     half = 0.5 * _FRAME_XH * np.maximum(lines.band_top - lines.band_bottom, 3.0)
     pick = np.unique(np.linspace(0, n - 1, min(limit, n)).round().astype(np.intp))
+    # Pixel-edge coordinates: the band's middle and the glyph's middle are whole or half pixels. Each half-size is
+    # rounded so that the window's edges fall on pixel edges, symmetric about those middles: the window of the page
+    # turned over is then exactly this window turned over (no rounding tie can favour one way up).
+    cy2 = np.rint(-(lines.band_top + lines.band_bottom)[pick]).astype(np.intp)  # twice the middle across the line
+    cx2 = np.rint(2.0 * lines.along[pick]).astype(np.intp)  # twice the middle along it
+    r, frac = np.ceil(half[pick]).astype(np.intp), np.ceil(half[pick]) - half[pick]
+    step = np.where(frac >= 0.5, -1, 1)
+    ry2, rx2 = 2 * r + (cy2 % 2) * step, 2 * r + (cx2 % 2) * step
+    y0, y1, x0, x1 = (cy2 - ry2) // 2, (cy2 + ry2) // 2, (cx2 - rx2) // 2, (cx2 + rx2) // 2
     h, w = lines.labels.shape
+    inside = (y0 >= 0) & (x0 >= 0) & (y1 <= h) & (x1 <= w)
     out = np.zeros((len(pick), FRAME * FRAME), np.float32)
-    for row, j in enumerate(pick):
-        # Pixel-edge coordinates: the band's middle and the glyph's middle are whole or half pixels. The window's
-        # half-size is rounded so that its edges fall on pixel edges, symmetric about those middles: the window of
-        # the page turned over is then exactly this window turned over (no rounding tie can favour one way up).
-        cy2 = round(-(lines.band_top[j] + lines.band_bottom[j]))  # twice the middle across the line (y down)
-        cx2 = round(2.0 * lines.along[j])  # twice the middle along it
-        ry2 = 2 * math.ceil(half[j]) + (cy2 % 2) * (-1 if math.ceil(half[j]) - half[j] >= 0.5 else 1)
-        rx2 = 2 * math.ceil(half[j]) + (cx2 % 2) * (-1 if math.ceil(half[j]) - half[j] >= 0.5 else 1)
-        y0, y1, x0, x1 = (cy2 - ry2) // 2, (cy2 + ry2) // 2, (cx2 - rx2) // 2, (cx2 + rx2) // 2
-        cell = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.float32)
-        ya, yb, xa, xb = max(y0, 0), min(y1, h), max(x0, 0), min(x1, w)
-        if ya < yb and xa < xb:
-            cell[ya - y0 : yb - y0, xa - x0 : xb - x0] = lines.labels[ya:yb, xa:xb] == lines.ids[j]
+    labels, ids = lines.labels, lines.ids[pick]
+    for row in range(len(pick)):
+        if inside[row]:
+            cell = (labels[y0[row] : y1[row], x0[row] : x1[row]] == ids[row]).astype(np.float32)
+        else:
+            cell = np.zeros((max(y1[row] - y0[row], 1), max(x1[row] - x0[row], 1)), np.float32)
+            ya, yb, xa, xb = max(y0[row], 0), min(y1[row], h), max(x0[row], 0), min(x1[row], w)
+            if ya < yb and xa < xb:
+                cell[ya - y0[row] : yb - y0[row], xa - x0[row] : xb - x0[row]] = labels[ya:yb, xa:xb] == ids[row]
         out[row] = cv2.resize(cell, (FRAME, FRAME), interpolation=cv2.INTER_AREA).ravel()
     return out
 
@@ -471,7 +478,8 @@ def _estimate(
         if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
             return answer
         return _checked(answer, g, noise, blur_px, masks, min_conf, dark, points)
-    answer = _fallback(g, noise, blur_px, masks, min_conf, dark, points)
+    side = any(abs(_peak(directions)[0] - 90.0) < 45.0 for _, _, directions in unlined)
+    answer = _fallback(g, noise, blur_px, masks, min_conf, dark, points, side)
     if math.isnan(answer.angle):
         for mask, found, directions in unlined:
             block = _text_block(found.centroids, directions, g.shape)
@@ -528,16 +536,33 @@ def _fallback(
     min_conf: float = 0.0,
     dark: bool | None = None,
     points: dict[bool, np.ndarray] | None = None,
+    side: bool = False,
 ) -> PageRotation:
-    """Text whose glyphs do not separate (heavy blur, faded or tiny print): the line-periodicity search of
-    `quality.rotation.estimate_skew`, which measures skew modulo 90° only. Up and down cannot be read from merged
-    glyphs, so the orientation is given as 0 with confidence 0.5 (a coin toss: no evidence either way). `masks`,
-    `dark` and `points` are the stroke masks, ink polarity and sampled stroke points already found for `g` (see
-    `estimate_skew`)."""
+    """Text whose glyphs do not line up by their neighbours (heavy blur, faded or tiny print, a single short line):
+    the line-periodicity search of `quality.rotation.estimate_skew`, which searches lines within 45° of horizontal,
+    and when it finds none and `side` (the glyphs' neighbour directions lean nearer vertical than horizontal), the
+    same search on the image turned a quarter (a page on its side). Up and down are then
+    read from the glyphs along those lines (`glyph_up_down`), at half the confidence of a glyph-lined answer: the
+    glyphs did not line up by themselves. `masks`, `dark` and `points` are the stroke masks, ink polarity and
+    sampled stroke points already found for `g` (see `estimate_skew`)."""
     rot = estimate_skew(g, noise, blur_px, masks, min_conf, dark, points)
+    axis = 0.0
+    if math.isnan(rot.angle) and side:
+        side_masks = {k: np.ascontiguousarray(np.rot90(m)) for k, m in masks.items()} if masks else None
+        rot = estimate_skew(np.rot90(g), noise, blur_px, side_masks, max(min_conf, _SIDE_CONF), dark)
+        axis = -90.0  # lines at b in the quarter-turned image run at b - 90 in `g`
     if math.isnan(rot.angle) or rot.confidence < min_conf:
         return NO_TEXT
-    return PageRotation(fold(rot.angle), float(rot.confidence), 0.0, 0.5)
+    theta = fold(rot.angle) + axis
+    ink = _dark_ink(g) if dark is None else dark
+    mask = masks.get(ink) if masks else None
+    found = glyphs(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
+    upright, turned = glyph_up_down(found, theta) if len(found.stats) >= MIN_GLYPHS else (0, 0)
+    if turned > upright:
+        theta += 180.0
+    skew = fold(theta)
+    orientation = float(round((theta - skew) / 90.0) * 90 % 360)
+    return PageRotation(skew, float(rot.confidence), orientation, 0.5 * _sign_confidence(upright, turned))
 
 
 def _up_down_at_scale(
