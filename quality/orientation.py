@@ -415,7 +415,8 @@ def estimate_rotation(
     finer: Callable[[float], np.ndarray | None] | None = None,
     hist: np.ndarray | None = None,
 ) -> PageRotation:
-    """Skew and orientation of the text of uint8 grey `g` (at most ROT_SIDE px long); see the module doc.
+    """Skew and orientation of the text of uint8 grey `g` (at most ROT_SIDE px long, or a strip at least
+    `quality.scores.ROT_MIN_SHORT` px across); see the module doc.
 
     `finer(f)`, when given, returns the same image `f` times larger (or None when no finer version exists): used to
     tell up from down when the glyphs are too small at this scale. `hist`, when given, is `grey_histogram(g)`

@@ -83,6 +83,7 @@ __all__ = [
     "view_gray",
 ]
 
+ROT_MIN_SHORT = 48  # px: the rotation image of a strip keeps at least this much across (see `_small_and_skew`)
 SCORER_VERSION = "11"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
@@ -562,7 +563,9 @@ def _small_and_skew(
 ) -> tuple[np.ndarray, np.ndarray, PageRotation]:
     """(grey image at most ROT_SIDE px long, its grey histogram, text skew and orientation) from the viewing-scale
     image and its measured blur and noise."""
-    k_small = max(1, math.ceil(longest / ROT_SIDE))
+    # At most ROT_SIDE px long, but a strip (a text-line crop) keeps at least ROT_MIN_SHORT px across: shrinking a
+    # 38 x 798 line by 2 left 19-px-tall lines of 4-px letters, which no search could read.
+    k_small = max(1, min(math.ceil(longest / ROT_SIDE), min(image.shape[:2]) // ROT_MIN_SHORT))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
     # pixels), else from the full image.
     small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)

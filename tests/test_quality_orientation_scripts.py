@@ -147,3 +147,19 @@ def test_a_page_on_its_side_that_only_line_periodicity_finds_gets_its_axis(name,
     assert abs(r.angle - 0.1) < 0.5, r
     assert r.orientation in (90.0, 270.0), r
     assert r.orientation == axis or r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE, r
+
+
+def test_a_thin_long_line_crop_is_not_shrunk_below_reading_size():
+    """A 38 x 798 line crop was shrunk by 2 for the rotation search (longest side over 640 px), leaving a 19-px strip
+    of 4-px letters and no answer; the strip now keeps at least ROT_MIN_SHORT px across."""
+    from quality.scores import ROT_MIN_SHORT
+
+    strip = _page(
+        "A pretty long line of plain text that a recogniser was given as one crop", "dejavu/DejaVuSans.ttf", 17
+    )
+    strip = np.ascontiguousarray(strip[30:68, :798])
+    assert strip.shape[0] < 2 * ROT_MIN_SHORT < strip.shape[1]
+    for turns in (0, 1, 2, 3):
+        r = rotation(np.ascontiguousarray(np.rot90(strip, turns)))
+        assert not np.isnan(r.angle), turns
+        assert r.orientation == 90 * turns, (turns, r)
