@@ -143,6 +143,7 @@ def test_a_page_on_its_side_that_only_line_periodicity_finds_gets_its_axis(name,
     from benchmarks.real_images import DATA
 
     g = cv2.imread(str(DATA / "rotation" / name), cv2.IMREAD_GRAYSCALE)
+    assert g is not None, name
     r = rotation(g)
     assert abs(r.angle - 0.1) < 0.5, r
     assert r.orientation in (90.0, 270.0), r
