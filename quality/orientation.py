@@ -521,12 +521,12 @@ def _checked(
 ) -> PageRotation:
     """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
     lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
-    bricks) with the text elsewhere, and its skew is kept, with the orientation unknown (0, confidence 0.5)."""
-    other = _fallback(g, noise, blur_px, masks, min_conf, dark, points)
-    if math.isnan(other.angle):
+    bricks) with the text elsewhere, and the search's lines are read instead (`_read_lines`)."""
+    lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points)
+    if lines is None:
         return answer
-    gap = abs(((answer.angle - other.angle) + 45.0) % 90.0 - 45.0)
-    return answer if gap <= _AGREE_DEG else other
+    gap = abs(((answer.angle - lines[0]) + 45.0) % 90.0 - 45.0)
+    return answer if gap <= _AGREE_DEG else _read_lines(lines, g, noise, blur_px, masks, dark)
 
 
 def _fallback(
@@ -540,12 +540,26 @@ def _fallback(
     side: bool = False,
 ) -> PageRotation:
     """Text whose glyphs do not line up by their neighbours (heavy blur, faded or tiny print, a single short line):
-    the line-periodicity search of `quality.rotation.estimate_skew`, which searches lines within 45° of horizontal,
-    and when it finds none and `side` (the glyphs' neighbour directions lean nearer vertical than horizontal), the
-    same search on the image turned a quarter (a page on its side). Up and down are then
-    read from the glyphs along those lines (`glyph_up_down`), at half the confidence of a glyph-lined answer: the
-    glyphs did not line up by themselves. `masks`, `dark` and `points` are the stroke masks, ink polarity and
-    sampled stroke points already found for `g` (see `estimate_skew`)."""
+    the lines of `_line_search`, read by `_read_lines`; NO_TEXT when there are none."""
+    lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points, side)
+    return NO_TEXT if lines is None else _read_lines(lines, g, noise, blur_px, masks, dark)
+
+
+def _line_search(
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    masks: dict[bool, np.ndarray] | None = None,
+    min_conf: float = 0.0,
+    dark: bool | None = None,
+    points: dict[bool, np.ndarray] | None = None,
+    side: bool = False,
+) -> tuple[float, float] | None:
+    """(direction of the text lines in degrees CCW, confidence) by the line-periodicity search of
+    `quality.rotation.estimate_skew`, which looks within 45° of horizontal, and when it finds nothing and `side`
+    (the glyphs' neighbour directions lean nearer vertical than horizontal), by the same search on the image turned a
+    quarter (a page on its side); None when neither finds lines at `min_conf`. `masks`, `dark` and `points` are the
+    stroke masks, ink polarity and sampled stroke points already found for `g` (see `estimate_skew`)."""
     rot = estimate_skew(g, noise, blur_px, masks, min_conf, dark, points)
     axis = 0.0
     if math.isnan(rot.angle) and side:
@@ -553,8 +567,21 @@ def _fallback(
         rot = estimate_skew(np.rot90(g), noise, blur_px, side_masks, max(min_conf, _SIDE_CONF), dark)
         axis = -90.0  # lines at b in the quarter-turned image run at b - 90 in `g`
     if math.isnan(rot.angle) or rot.confidence < min_conf:
-        return NO_TEXT
-    theta = fold(rot.angle) + axis
+        return None
+    return fold(rot.angle) + axis, float(rot.confidence)
+
+
+def _read_lines(
+    lines: tuple[float, float],
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    masks: dict[bool, np.ndarray] | None,
+    dark: bool | None,
+) -> PageRotation:
+    """The rotation of lines found by `_line_search`: up and down read from the glyphs along them (`glyph_up_down`),
+    at half the confidence of a glyph-lined answer (the glyphs did not line up by themselves)."""
+    theta, confidence = lines
     ink = _dark_ink(g) if dark is None else dark
     mask = masks.get(ink) if masks else None
     found = glyphs(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
@@ -563,7 +590,7 @@ def _fallback(
         theta += 180.0
     skew = fold(theta)
     orientation = float(round((theta - skew) / 90.0) * 90 % 360)
-    return PageRotation(skew, float(rot.confidence), orientation, 0.5 * _sign_confidence(upright, turned))
+    return PageRotation(skew, confidence, orientation, 0.5 * _sign_confidence(upright, turned))
 
 
 def _up_down_at_scale(
