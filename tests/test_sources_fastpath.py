@@ -8,6 +8,7 @@ import math
 import random
 
 import numpy as np
+import pytest
 
 from analysis.core.run import ReadStatus
 from analysis.sources import _batch, _decode, _schema
@@ -118,3 +119,14 @@ def test_plain_rows_take_the_vectorised_path():
     hostile[10] = _payload(rng, 10)  # one unusual row: the batch reports which rows are plain
     mask = _batch.decode_batch(hostile, HistoryFrame(), None)
     assert isinstance(mask, np.ndarray) and not mask[10] and mask.sum() >= 63 - 1
+
+
+@pytest.mark.parametrize("texts", [[b"0.5,1", b"2"], [b"[1]", b"2"]])
+def test_damaged_number_texts_raise_instead_of_misaligning(texts):
+    """A damaged number text holding a comma read as two numbers, one more than there were cells, and the batch
+    decoder then failed writing them (a fuzz mutant of a real run: "shape mismatch ... (1161,) ... (1160,)"). The
+    parser now raises ValueError, which sends the batch to the record-by-record path."""
+    from analysis.sources._frame import parse_numbers
+
+    with pytest.raises(ValueError):
+        parse_numbers(texts)

@@ -42,7 +42,13 @@ def parse_numbers(texts: Any) -> np.ndarray:
         return np.array(pc.cast(text, pa.float64(), memory_pool=POOL).to_numpy(zero_copy_only=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         items = arr.to_pylist()
-        return np.array([float(x) for x in json.loads(b"[" + b",".join(items) + b"]")], dtype=np.float64)
+        try:
+            values = [float(x) for x in json.loads(b"[" + b",".join(items) + b"]")]
+        except TypeError as e:  # a nested list or object among the texts
+            raise ValueError(f"not numbers: {e}") from e
+        if len(values) != len(items):  # a damaged text holding a comma reads as two numbers
+            raise ValueError(f"{len(items)} number texts gave {len(values)} numbers")
+        return np.array(values, dtype=np.float64)
 
 
 class HistoryFrame:
