@@ -47,7 +47,7 @@ def parse_numbers(texts: Any) -> np.ndarray:
         except TypeError as e:  # a nested list or object among the texts
             raise ValueError(f"not numbers: {e}") from e
         if len(values) != len(items):  # a damaged text holding a comma reads as two numbers
-            raise ValueError(f"{len(items)} number texts gave {len(values)} numbers")
+            raise ValueError(f"{len(items)} number texts gave {len(values)} numbers") from None
         return np.array(values, dtype=np.float64)
 
 
