@@ -81,7 +81,7 @@ _PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (th
 _FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked too, unless blur σ (px) is below
 _BLOCK_GLYPHS, _BLOCK_ALONG, _BLOCK_RATIO = 60, 0.4, 4.0  # a text block in a window of a busy photo (`_text_block`)
 _RETRY_CONF = 0.9  # line-periodicity confidence a retry at the JPEG grain's noise level needs (photos reach 0.85)
-_SIDE_CONF = 0.5  # line-periodicity confidence the quarter-turned search of `_fallback` needs
+_SIDE_CONF = 0.5  # line-periodicity confidence the quarter-turned search of `_line_search` needs
 _SIDE_DEG, _SIDE_ALONG, _SIDE_RATIO = 20.0, 0.2, 1.4  # when that search runs at all (`_leans_vertical`)
 
 
@@ -442,7 +442,7 @@ def _estimate(
     min_conf: float = 0.0,
     hist: np.ndarray | None = None,
 ) -> PageRotation:
-    """`estimate_rotation` at one noise level; line-periodicity answers (`_fallback`) need `min_conf`. `hist` is the
+    """`estimate_rotation` at one noise level; line-periodicity answers (`_line_search`) need `min_conf`. `hist` is the
     grey histogram of `g` (optional), used only while `g` is read as given."""
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
         g = cv2.GaussianBlur(g, (0, 0), 1.0)
@@ -452,9 +452,10 @@ def _estimate(
     masks: dict[bool, np.ndarray] = {}  # per ink polarity, reused by the fallback
     points: dict[bool, np.ndarray] = {}  # per ink polarity, sampled stroke points, reused by the fallback
     unlined: list[tuple[np.ndarray, Glyphs, np.ndarray]] = []  # (mask, glyphs, directions) that failed the text test
+    found_by_ink: dict[bool, Glyphs] = {}  # per ink polarity: its glyphs, which the line search's answer reads
     for ink in (dark, not dark):
         mask = masks[ink] = _stroke_mask(g, ink, blur_px, noise)
-        found = glyphs(mask)
+        found = found_by_ink[ink] = glyphs(mask)
         if len(found.centroids) < MIN_GLYPHS:
             continue
         directions = neighbour_directions(found.centroids)
@@ -479,15 +480,17 @@ def _estimate(
         )
         if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
             return answer
-        return _checked(answer, g, noise, blur_px, masks, min_conf, dark, points)
+        return _checked(answer, g, noise, blur_px, masks, min_conf, dark, points, found_by_ink.get(dark))
+    # Glyphs that do not line up by their neighbours (heavy blur, faded or tiny print): the line-periodicity search.
     side = any(_leans_vertical(*_peak(directions)) for _, _, directions in unlined)
-    answer = _fallback(g, noise, blur_px, masks, min_conf, dark, points, side)
-    if math.isnan(answer.angle):
-        for mask, found, directions in unlined:
-            block = _text_block(found.centroids, directions, g.shape)
-            if block is not None:
-                return _block_rotation(mask, found, block)
-    return answer
+    lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points, side)
+    if lines is not None:
+        return _read_lines(lines, found_by_ink.get(dark))
+    for mask, found, directions in unlined:
+        block = _text_block(found.centroids, directions, g.shape)
+        if block is not None:
+            return _block_rotation(mask, found, block)
+    return NO_TEXT
 
 
 def _leans_vertical(phi: float, along: float, across: float) -> bool:
@@ -527,31 +530,17 @@ def _checked(
     min_conf: float = 0.0,
     dark: bool | None = None,
     points: dict[bool, np.ndarray] | None = None,
+    found: Glyphs | None = None,
 ) -> PageRotation:
     """A weakly supported glyph answer checked against the line-periodicity search: when that search finds text
     lines at another angle (more than 2° apart modulo 90°), the glyphs were probably a photo's structure (vessels,
-    bricks) with the text elsewhere, and the search's lines are read instead (`_read_lines`)."""
+    bricks) with the text elsewhere, and the search's lines are read instead (`_read_lines` with `found`, the glyphs
+    of the paper's ink polarity)."""
     lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points)
     if lines is None:
         return answer
     gap = abs(((answer.angle - lines[0]) + 45.0) % 90.0 - 45.0)
-    return answer if gap <= _AGREE_DEG else _read_lines(lines, g, noise, blur_px, masks, dark)
-
-
-def _fallback(
-    g: np.ndarray,
-    noise: float,
-    blur_px: float,
-    masks: dict[bool, np.ndarray] | None = None,
-    min_conf: float = 0.0,
-    dark: bool | None = None,
-    points: dict[bool, np.ndarray] | None = None,
-    side: bool = False,
-) -> PageRotation:
-    """Text whose glyphs do not line up by their neighbours (heavy blur, faded or tiny print, a single short line):
-    the lines of `_line_search`, read by `_read_lines`; NO_TEXT when there are none."""
-    lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points, side)
-    return NO_TEXT if lines is None else _read_lines(lines, g, noise, blur_px, masks, dark)
+    return answer if gap <= _AGREE_DEG else _read_lines(lines, found)
 
 
 def _line_search(
@@ -580,21 +569,14 @@ def _line_search(
     return fold(rot.angle) + axis, float(rot.confidence)
 
 
-def _read_lines(
-    lines: tuple[float, float],
-    g: np.ndarray,
-    noise: float,
-    blur_px: float,
-    masks: dict[bool, np.ndarray] | None,
-    dark: bool | None,
-) -> PageRotation:
-    """The rotation of lines found by `_line_search`: up and down read from the glyphs along them (`glyph_up_down`),
-    at half the confidence of a glyph-lined answer (the glyphs did not line up by themselves)."""
+def _read_lines(lines: tuple[float, float], found: Glyphs | None) -> PageRotation:
+    """The rotation of lines found by `_line_search`: up and down read from `found` (the glyphs of the paper's ink
+    polarity, already labelled) along them (`glyph_up_down`), at half the confidence of a glyph-lined answer (the
+    glyphs did not line up by themselves)."""
     theta, confidence = lines
-    ink = _dark_ink(g) if dark is None else dark
-    mask = masks.get(ink) if masks else None
-    found = glyphs(_stroke_mask(g, ink, blur_px, noise) if mask is None else mask)
-    upright, turned = glyph_up_down(found, theta) if len(found.stats) >= MIN_GLYPHS else (0, 0)
+    upright, turned = (0, 0)
+    if found is not None and len(found.stats) >= MIN_GLYPHS:
+        upright, turned = glyph_up_down(found, theta)
     if turned > upright:
         theta += 180.0
     skew = fold(theta)
