@@ -31,17 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy.optimize import minimize
 
-from quality.orientation import (
-    _LEVEL_BELOW,
-    FINE_GLYPH_PX,
-    FRAME,
-    ORIENTATION_MODEL,
-    _level_lines,
-    glyph_frames,
-    glyphs,
-    line_glyphs,
-    max_glyph_side,
-)
+from quality.orientation import FINE_GLYPH_PX, FRAME, ORIENTATION_MODEL, glyph_frames, glyphs, lines_of
 from quality.pixels import noise_sigma
 from quality.rotation import _stroke_mask
 
@@ -140,10 +130,7 @@ def page_frames(g: np.ndarray, angle: float = 0.0, dark: bool = True) -> np.ndar
     found = glyphs(mask)
     if len(found.stats) == 0 or float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3]))) < FINE_GLYPH_PX:
         return np.zeros((0, 0), np.float32)
-    if abs(angle) < _LEVEL_BELOW:
-        lines = line_glyphs(found.labels, found.stats, np.flatnonzero(found.kept), max_glyph_side(*mask.shape))
-    else:
-        lines = _level_lines(found.mask(), angle, found.stats[:, :4])
+    lines = lines_of(found, angle)
     return np.zeros((0, 0), np.float32) if lines is None else glyph_frames(lines, limit=100_000)
 
 

@@ -259,13 +259,19 @@ def up_down(mask: np.ndarray, theta: float, boxes: np.ndarray | None = None) -> 
 
 
 def glyph_up_down(found: Glyphs, theta: float) -> tuple[int, int]:
-    """`up_down` of the glyph mask of `found`. Lines already level need no second labelling: the components of the
-    glyph mask are then exactly the glyphs (a subset of a mask's components keeps them apart), in the same order."""
+    """`up_down` of the glyph mask of `found`."""
+    lines = lines_of(found, theta)
+    return (0, 0) if lines is None else _votes(lines)
+
+
+def lines_of(found: Glyphs, theta: float) -> LineGlyphs | None:
+    """`line_glyphs` of `found`, whose lines run at `theta` degrees CCW. Lines already level need no second
+    labelling: the components of the glyph mask are then exactly the glyphs (a subset of a mask's components keeps
+    them apart), in the same order; otherwise only the glyphs' part of the canvas is turned (`_level`)."""
     if abs(theta) < _LEVEL_BELOW:
         ids = np.flatnonzero(found.kept)
-        lines = line_glyphs(found.labels, found.stats, ids, max_glyph_side(*found.labels.shape))
-        return (0, 0) if lines is None else _votes(lines)
-    return up_down(found.mask(), theta, found.stats[:, :4])
+        return line_glyphs(found.labels, found.stats, ids, max_glyph_side(*found.labels.shape))
+    return _level_lines(found.mask(), theta, found.stats[:, :4])
 
 
 def _votes(lines: LineGlyphs) -> tuple[int, int]:
