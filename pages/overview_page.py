@@ -130,13 +130,20 @@ else:
         help="Clip the y-axis to the central values; points outside stay visible at "
         "the edge with their real value on hover.",
     )
+    show_hits = c3.toggle(
+        "Detector hits",
+        key="ov_show_hits",
+        help="Also mark every detector hit and the detectors' own change points: the evidence behind the events.",
+    )
     # One chart at a time: the other views render only when their tab is opened (lazy tabs), so the first
     # paint of a 10,000-step x 200-batch run draws one decimated chart.
     curves_tab, heat_tab, findings_tab, global_tab = st.tabs(VIEWS, key="ov_view", on_change="rerun")
     with curves_tab:
         if curves_tab.open:
-            st.plotly_chart(
-                charts.overview_curves(key, analysis, metric, chosen, smoothing, ignore_outliers), key="ov_curves"
+            st.vega_lite_chart(
+                charts.overview_curves(key, analysis, metric, chosen, smoothing, ignore_outliers, show_hits),
+                key="ov_curves",
+                width="stretch",
             )
             if n_steps > charts.CURVE_POINTS:
                 st.caption(

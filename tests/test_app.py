@@ -53,28 +53,58 @@ def figures(at):
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 
 
+def vega_specs(at):
+    """The Vega-Lite charts of the page (the Overview's curves)."""
+    return [json.loads(el.proto.spec) for el in at.get("vega_lite_chart")]
+
+
+def layers(spec: dict) -> list[tuple[str, dict, list[dict]]]:
+    """(mark type, encoding, rows) of every drawing layer of a layered spec, nested layers included."""
+    out = []
+
+    def walk(items, rows):
+        for item in items:
+            data = item.get("data", {}).get("values", rows)
+            if "layer" in item:
+                walk(item["layer"], data)
+            else:
+                mark = item["mark"] if isinstance(item["mark"], str) else item["mark"]["type"]
+                out.append((mark, item.get("encoding", {}), data or []))
+
+    walk(spec["layer"], None)
+    return out
+
+
+def curve_rows(spec: dict) -> list[dict]:
+    return [r for mark, _enc, rows in layers(spec) if mark == "line" for r in rows if "series" in r]
+
+
+def marker_rows(spec: dict) -> list[dict]:
+    return [r for mark, _enc, rows in layers(spec) if mark == "point" for r in rows]
+
+
 def test_overview_shows_flagged_batches(app):
     assert app.title[0].value == "Overview"
     assert "demo-ocr-run" in app.markdown[0].value
     bad = app.multiselect(key="ov_batches").value
     assert {7, 12, 3} <= set(bad)
-    figs = figures(app)
-    curves = figs[0]
-    names = [t.get("name") for t in curves["data"]]
-    assert "batch 7" in names and "event" in names
-    marker = next(t for t in curves["data"] if t.get("name") == "event")
-    assert len(_arr(marker["x"])) >= 3  # batches 7, 12 and 3, one marker each
+    assert figures(app) == []  # the first view needs no plotly.js: its curves are drawn by Vega-Lite
+    (curves,) = vega_specs(app)  # the other views are lazy tabs
+    lines, marks = curve_rows(curves), marker_rows(curves)
+    assert {"batch 7", "batch 12", "batch 3"} <= {r["series"] for r in lines}
+    events = [m for m in marks if m["kind"] == "event"]
+    assert len(events) >= 3  # batches 7, 12 and 3, one marker each
     # each event marker sits on its batch's line, at the step it describes
-    line7 = next(t for t in curves["data"] if t.get("name") == "batch 7")
-    on_line = dict(zip(_arr(line7["x"]), _arr(line7["y"])))
-    assert any(on_line.get(x) == y for x, y in zip(_arr(marker["x"]), _arr(marker["y"])))
-    hits = [t for t in curves["data"] if (t.get("name") or "").startswith("detector hit")]
-    assert hits and all(t.get("visible") == "legendonly" for t in hits)  # one click deeper
-    # change points are drawn as vertical lines (layout shapes), with hover markers
-    assert curves["layout"].get("shapes"), "expected change-point lines"
-    cp = next(t for t in curves["data"] if t.get("name") == "change point")
-    assert "change point" in cp["text"][0]
-    assert len(figs) == 1  # the other views are lazy tabs
+    on_line = {(r["step"], r["value"]) for r in lines}
+    assert all((e["step"], e["value"]) in on_line for e in events)
+    assert not [m for m in marks if m["kind"].startswith("detector")]  # one toggle deeper
+    # change points are drawn as vertical lines with their labels, and a hover marker each
+    rules = [rows[0] for mark, enc, rows in layers(curves) if mark == "rule" and "x" in enc]
+    assert len(rules) >= 3 and any(r["label"].startswith("b7: ") for r in rules)
+    assert "change point" in next(m for m in marks if m["kind"] == "change point")["finding"]
+    app.toggle(key="ov_show_hits").set_value(True).run()
+    hits = [m for m in marker_rows(vega_specs(app)[0]) if m["kind"].startswith("detector hit")]
+    assert hits and all(h["finding"].startswith("batch ") for h in hits)
     app.session_state["ov_view"] = "Batch × step heatmap"
     app.run()
     heat = figures(app)[0]
@@ -105,11 +135,14 @@ def test_overview_controls_rerender(app):
     app.slider(key="ov_smoothing").set_value(0.6).run()
     app.toggle(key="ov_ignore_outliers").set_value(True).run()
     assert not app.exception
-    curves = figures(app)[0]
-    assert curves["layout"]["title"]["text"] == "hmean per batch"
-    names = [t.get("name") for t in curves["data"]]
-    assert "batch 7 (raw)" in names and "batch 7" in names  # smoothing keeps the raw line
-    assert curves["layout"]["yaxis"].get("range")
+    (curves,) = vega_specs(app)
+    assert curves["title"]["text"] == "hmean per batch"
+    batch_lines = [(enc, rows) for mark, enc, rows in layers(curves) if mark == "line" and rows and "series" in rows[0]]
+    assert len(batch_lines) == 2 and all({r["series"] for r in rows} == {"batch 7"} for _enc, rows in batch_lines)
+    raw, smooth = (rows for _enc, rows in batch_lines)  # smoothing keeps the raw line (faint)
+    assert [r["value"] for r in raw] != [r["value"] for r in smooth]
+    domains = [enc["y"]["scale"].get("domain") for _mark, enc, _rows in layers(curves) if "y" in enc]
+    assert domains and all(d is not None and d == domains[0] for d in domains)  # the clipped axis
 
 
 def test_batches_page_shows_images_with_scores(app):
@@ -181,5 +214,5 @@ def test_batch_choice_survives_a_page_switch(app):
     app.switch_page("pages/overview_page.py").run()
     assert not app.exception
     assert app.multiselect(key="ov_batches").value == [12]
-    names = [t.get("name") for t in figures(app)[0]["data"]]
+    names = {r["series"] for r in curve_rows(vega_specs(app)[0])}
     assert "batch 12" in names and "batch 7" not in names

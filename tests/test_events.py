@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -12,7 +13,7 @@ from analysis.findings.changepoints import change_points
 from analysis.findings.events import Event, count_alarms, series_events
 from analysis.findings.outliers import outlier_indices
 from analysis.findings.pipeline import analyze_run
-from analysis.reporting import figures
+from analysis.reporting import figures, vega
 from analysis.sources import open_run
 from tests.wandb_writer import write_run
 
@@ -154,6 +155,14 @@ def test_one_nan_recall_gets_a_marker_on_the_axis_no_change_point_and_a_cause_th
     (nan_trace,) = [t for t in fig.data if t.name == "NaN/Inf (no value)"]
     assert list(nan_trace.x) == [200] and all(math.isfinite(y) for y in nan_trace.y)
     assert not fig.layout.shapes  # no change-point line anywhere on this straight curve
+    # the Overview's Vega-Lite chart: the same marker on the axis, a gap in the line, no change line, strict JSON
+    spec = vega.batch_curves_spec(analysis, "recall", [2])
+    json.dumps(spec, allow_nan=False)
+    rows = [r for layer in spec["layer"] for r in layer.get("data", {}).get("values", [])]
+    (nan_mark,) = [r for r in rows if r.get("kind") == "NaN/Inf (no value)"]
+    assert nan_mark["step"] == 200 and math.isfinite(nan_mark["value"]) and "= nan" in nan_mark["finding"]
+    assert [r["value"] for r in rows if r.get("series") == "batch 2" and r["step"] == 200] == [None]
+    assert not [layer for layer in spec["layer"] if "layer" in layer]  # change lines are nested layers: none
 
 
 def test_the_curves_draw_one_line_per_change_event_and_keep_detector_change_points_a_click_deeper(demo_analysis):

@@ -45,23 +45,24 @@ def _release_waiting_jobs() -> None:
 
 
 def test_the_launcher_builds_the_chart_a_new_overview_tab_draws(demo_default, monkeypatch):
-    import analysis.reporting.figures as figures
+    import analysis.reporting.vega as vega
     from ui import state
 
     location = state.warm_default_view()
     assert location is not None and Path(location).parent == demo_default / "wandb"
     calls: list[tuple[Any, ...]] = []
-    real = figures.batch_curves_figure
+    real = vega.batch_curves_spec
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(figures, "batch_curves_figure", counting)
+    monkeypatch.setattr(vega, "batch_curves_spec", counting)
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception, at.exception
-    assert at.title[0].value == "Overview" and len(at.get("plotly_chart")) == 1
-    assert calls == []  # the Overview's first chart came from the launcher's warm-up
+    # one chart, drawn by Vega-Lite (a new tab draws it without loading plotly.js), built by the launcher's warm-up
+    assert at.title[0].value == "Overview" and len(at.get("vega_lite_chart")) == 1 and not at.get("plotly_chart")
+    assert calls == []
 
 
 def test_the_overview_defers_image_scoring_and_batches_starts_it_at_once(demo_default, monkeypatch):

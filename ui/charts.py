@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import streamlit as st
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.vocabulary import Severity, metric_threshold, worst_severity
-from analysis.reporting import figures
+from analysis.reporting import figures, vega
 from ui import tables
 from ui.state import AnalysisKey
 
@@ -105,11 +105,36 @@ def overview_curves(
     chosen: Sequence[int],
     smoothing: float = 0.0,
     ignore_outliers: bool = False,
-) -> go.Figure:
-    """The Overview's curves chart, called the same way by the page and by `warm_first_view` (the cache key is
-    made of the arguments as passed)."""
-    return batch_curves(
-        key, analysis, metric, selected_batches(chosen), smoothing=float(smoothing), ignore_outliers=ignore_outliers
+    show_hits: bool = False,
+) -> dict[str, Any]:
+    """The Overview's curves chart as a Vega-Lite spec (`analysis.reporting.vega`: a new tab draws it much sooner
+    than a plotly chart), called the same way by the page and by `warm_first_view`."""
+    return _overview_spec(
+        key, analysis, metric, selected_batches(chosen), float(smoothing), bool(ignore_outliers), bool(show_hits)
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _overview_spec(
+    key: AnalysisKey,
+    _analysis: RunAnalysis,
+    metric: str,
+    batches: tuple[int, ...],
+    smoothing: float,
+    ignore_outliers: bool,
+    show_hits: bool,
+) -> dict[str, Any]:
+    bound = metric_threshold(metric, _analysis.config.experiment_monitoring.anomaly_detection.metric_thresholds)
+    return vega.batch_curves_spec(
+        _analysis,
+        metric,
+        batches,
+        max_points=CURVE_POINTS,
+        smoothing=smoothing,
+        ignore_outliers=ignore_outliers,
+        show_hits=show_hits,
+        threshold=bound,
+        curves=metric_curves(key, _analysis, metric),
     )
 
 
@@ -121,15 +146,14 @@ def overview_defaults(facts: RunFacts) -> tuple[str, list[int]]:
 
 
 def warm_first_view(key: AnalysisKey, analysis: RunAnalysis) -> None:
-    """Outside any session (the launcher): build the figure a new Overview tab draws first, and its JSON once.
-    The first plotly figure of a process costs a third of a second (plotly loads its validators on first use),
-    and a fresh server's first tab would wait for it."""
-    import plotly.io
-
+    """Outside any session (the launcher): build the chart a new Overview tab draws first (cached), and one plotly
+    figure of the Batches page: the first plotly figure of a process costs a third of a second (plotly loads its
+    validators on first use), which the first visit to Batches would otherwise wait for."""
     facts = run_facts(key, analysis)
     if facts.metrics:
         metric, chosen = overview_defaults(facts)
-        plotly.io.to_json(overview_curves(key, analysis, metric, chosen).to_dict(), validate=False)
+        overview_curves(key, analysis, metric, chosen)
+        batch_curves(key, analysis, metric, selected_batches(chosen[:1]))
 
 
 def with_metric_threshold(fig: go.Figure, metric: str, config: AnalyzerConfig) -> go.Figure:

@@ -305,112 +305,126 @@ def _vline_label(x: float, text: str) -> dict[str, object]:
             "showarrow": False, "text": text, "font": {"size": 10}}  # fmt: skip
 
 
-def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> None:
-    """Events (diamonds), a line at each event that starts a new regime (level, slope or noise change, collapse),
-    detector hits and the detectors' own change points (one click deeper: hidden until picked in the legend), each
-    at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap."""
+@dataclass(frozen=True)
+class Marker:
+    """One finding drawn on a curves chart: its step, the value it sits at (None: on no line), its colour and
+    its hover lines (plain, untrusted text: each renderer escapes it its own way)."""
+
+    x: int
+    y: float | None
+    colour: str
+    lines: tuple[str, ...]
+    label: str = ""  # the short label beside a change line
+
+
+@dataclass(frozen=True)
+class CurveMarks:
+    """What a curves chart marks, whatever draws it (plotly here and in the HTML report, Vega-Lite on the
+    Overview): events on their batch's line, detector hits by severity and the detectors' own change points (one
+    level deeper), NaN/Inf values on the axis, and a line at each event that starts a new regime."""
+
+    events: list[Marker]
+    hits: dict[Severity, list[Marker]]
+    nonfinite: list[Marker]
+    changes: list[Marker]
+    detector_changes: list[Marker]
+
+
+def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> CurveMarks:
+    """The findings of `metric` on `batches`, each at the step and value it describes (see `CurveMarks`); no change
+    line on a NaN gap."""
 
     def matches(m: str) -> bool:
         return m == metric or m.endswith("/" + metric)
 
-    floor = _axis_floor(curves, batches)
+    def colour(sev: str) -> str:
+        return SEVERITY_COLOURS.get(sev, "#7f7f7f")
+
     events = [e for e in analysis.events if e.batch in batches and any(matches(m) for m in e.metrics)]
     shown = [e for e in events if e.kind != "nonfinite"]
-    if shown:
-        fig.add_trace(
-            go.Scatter(
-                x=[e.start_step for e in shown],
-                y=[_value_at(curves, e.batch, e.start_step, e.value_after) for e in shown],
-                mode="markers",
-                name="event",
-                marker={"symbol": "diamond", "size": 13, "color": [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in shown],
-                        "line": {"width": 1, "color": "#222"}},
-                text=[plotly_text(f"{e.kind} ({e.severity})") + "<br>" + plotly_text(e.message)
-                      + "<br>evidence: " + plotly_text(", ".join(e.detectors) or "-") for e in shown],
-                hovertemplate="step %{x}<br>%{text}<extra></extra>",
-            )
-        )  # fmt: skip
+    event_marks = [
+        Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
+               (f"{e.kind} ({e.severity})", e.message, "evidence: " + (", ".join(e.detectors) or "-")))
+        for e in shown
+    ]  # fmt: skip
     picked = [a for a in analysis.anomalies if a.batch in batches and matches(a.metric) and np.isfinite(a.value)]
-    for sev in (Severity.WARNING, Severity.CRITICAL):
-        sel = [a for a in picked if a.severity == sev]
-        if not sel:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=[a.step for a in sel],
-                y=[_value_at(curves, a.batch, a.step, a.value) for a in sel],
-                mode="markers",
-                name=f"detector hit ({sev})",
-                marker={"color": SEVERITY_COLOURS[sev], "size": 9, "symbol": "x"},
-                text=[f"batch {a.batch} · {plotly_text(a.detector)}<br>{plotly_text(a.message)}" for a in sel],
-                hovertemplate="step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>",
-                visible="legendonly",  # one level deeper: the events speak first
-            )
-        )
-    nan_pts = nonfinite_points(curves, sorted(batches))
-    if nan_pts:
-        fig.add_trace(
-            go.Scatter(
-                x=[st for _, st, _ in nan_pts],
-                y=[floor] * len(nan_pts),
-                mode="markers",
-                name="NaN/Inf (no value)",
-                marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
-                text=[f"batch {b}: {plotly_text(metric)} = {v}" for b, _, v in nan_pts],
-                hovertemplate="step %{x}<br>%{text}<extra></extra>",
-            )
-        )
-    changes = [e for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)]
-    if changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
-        colours = [SEVERITY_COLOURS.get(e.severity, "#7f7f7f") for e in changes]
-        labels = [f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}" for e in changes]
-        fig.update_layout(
-            shapes=[*fig.layout.shapes, *(_vline(e.start_step, c) for e, c in zip(changes, colours, strict=True))],
-            annotations=[
-                *fig.layout.annotations,
-                *(_vline_label(e.start_step, text) for e, text in zip(changes, labels, strict=True)),
-            ],
-        )
-        fig.add_trace(  # shapes carry no hover: a marker on each line does
-            go.Scatter(
-                x=[e.start_step for e in changes],
-                y=[_value_at(curves, e.batch, e.start_step, e.value_after) for e in changes],
-                mode="markers",
-                name="change point",
-                marker={"symbol": "line-ns-open", "size": 14, "color": colours},
-                text=[f"batch {e.batch} · change point: {plotly_text(e.kind.replace('_', ' '))} ({e.severity})<br>"
-                      f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})" for e in changes],
-                hovertemplate="step %{x}<br>%{text}<extra></extra>",
-            )
-        )  # fmt: skip
-    cps = [
-        c
+    hits = {
+        sev: [Marker(a.step, _value_at(curves, a.batch, a.step, a.value), SEVERITY_COLOURS[sev],
+                     (f"batch {a.batch} · {a.detector}", a.message)) for a in picked if a.severity == sev]
+        for sev in (Severity.WARNING, Severity.CRITICAL)
+    }  # fmt: skip
+    floor = _axis_floor(curves, batches)
+    nonfinite = [
+        Marker(st, floor, SEVERITY_COLOURS[Severity.CRITICAL], (f"batch {b}: {metric} = {v}",))
+        for b, st, v in nonfinite_points(curves, sorted(batches))
+    ]
+    changes = [
+        Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
+               (f"batch {e.batch} · change point: {e.kind.replace('_', ' ')} ({e.severity})",
+                f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})"),
+               label=f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}")
+        for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)
+    ]  # fmt: skip
+    detector_changes = [
+        Marker(c.step, _value_at(curves, c.batch, c.step, c.mean_after), "#7f7f7f",
+               (f"batch {c.batch} · {c.metric} ({c.severity})",
+                f"mean {c.mean_before:.3f} → {c.mean_after:.3f} (Δ {c.delta:+.3f})"))
         for c in analysis.change_points
         if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
-    ]
-    if cps:  # the detectors' own change points, one level deeper (as the detector hits)
-        fig.add_trace(
-            go.Scatter(
-                x=[c.step for c in cps],
-                y=[_value_at(curves, c.batch, c.step, c.mean_after) for c in cps],
-                mode="markers",
-                name="detector change point",
-                marker={"symbol": "line-ns-open", "size": 14, "color": "#7f7f7f"},
-                text=[
-                    f"batch {c.batch} · {plotly_text(c.metric)} ({c.severity})<br>mean {c.mean_before:.3f} → "
-                    f"{c.mean_after:.3f} (Δ {c.delta:+.3f})"
-                    for c in cps
-                ],
-                hovertemplate="step %{x}<br>%{text}<extra></extra>",
-                visible="legendonly",
-            )
+    ]  # fmt: skip
+    return CurveMarks(event_marks, hits, nonfinite, changes, detector_changes)
+
+
+def _hover(m: Marker) -> str:
+    return "<br>".join(plotly_text(line) for line in m.lines)
+
+
+def _marker_trace(marks: list[Marker], name: str, marker: dict, hovertemplate: str, **kw: object) -> go.Scatter:
+    return go.Scatter(
+        x=[m.x for m in marks],
+        y=[m.y for m in marks],
+        mode="markers",
+        name=name,
+        marker=marker,
+        text=[_hover(m) for m in marks],
+        hovertemplate=hovertemplate,
+        **kw,
+    )
+
+
+def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> None:
+    """Events (diamonds), a line at each event that starts a new regime (level, slope or noise change, collapse),
+    detector hits and the detectors' own change points (one click deeper: hidden until picked in the legend), each
+    at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap."""
+    marks = curve_marks(analysis, curves, metric, batches)
+    at = "step %{x}<br>%{text}<extra></extra>"
+    if marks.events:
+        fig.add_trace(_marker_trace(marks.events, "event", {"symbol": "diamond", "size": 13, "color": [
+            m.colour for m in marks.events], "line": {"width": 1, "color": "#222"}}, at))  # fmt: skip
+    for sev, sel in marks.hits.items():
+        if sel:  # one level deeper: the events speak first
+            fig.add_trace(_marker_trace(sel, f"detector hit ({sev})", {"color": SEVERITY_COLOURS[sev], "size": 9,
+                "symbol": "x"}, "step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>", visible="legendonly"))  # fmt: skip
+    if marks.nonfinite:
+        fig.add_trace(_marker_trace(marks.nonfinite, "NaN/Inf (no value)", {"symbol": "triangle-up", "size": 12,
+            "color": SEVERITY_COLOURS[Severity.CRITICAL]}, at))  # fmt: skip
+    if marks.changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
+        fig.update_layout(
+            shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour) for m in marks.changes)],
+            annotations=[*fig.layout.annotations, *(_vline_label(m.x, m.label) for m in marks.changes)],
         )
+        fig.add_trace(  # shapes carry no hover: a marker on each line does
+            _marker_trace(marks.changes, "change point", {"symbol": "line-ns-open", "size": 14, "color": [
+                m.colour for m in marks.changes]}, at))  # fmt: skip
+    if marks.detector_changes:  # the detectors' own change points, one level deeper (as the detector hits)
+        fig.add_trace(_marker_trace(marks.detector_changes, "detector change point", {"symbol": "line-ns-open",
+            "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"))  # fmt: skip
 
 
-def _mark_outside(
-    fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float], metric: str
-) -> None:
-    """Points outside the clipped y-range are drawn at the edge as triangles, with their real value on hover."""
+def outside_points(
+    curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(batch, step, value) of the drawn points outside the clipped y-range `yr` (drawn at its edge)."""
     lo, hi = yr
     parts = []
     for b in chosen:
@@ -420,8 +434,19 @@ def _mark_outside(
             if out.any():
                 parts.append((np.full(int(out.sum()), b), x[out], v[out]))
     if not parts:
+        return np.empty(0, int), np.empty(0), np.empty(0)
+    bs, xs, v = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return bs, xs, v
+
+
+def _mark_outside(
+    fig: go.Figure, curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float], metric: str
+) -> None:
+    """Points outside the clipped y-range are drawn at the edge as triangles, with their real value on hover."""
+    lo, hi = yr
+    bs, xs, v = outside_points(curves, chosen, yr)
+    if not v.size:
         return
-    bs, xs, v = (np.concatenate(p) for p in zip(*parts))
     fig.add_trace(
         go.Scatter(
             x=xs,

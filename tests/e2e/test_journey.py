@@ -27,8 +27,8 @@ def test_main_journey(app_page, artifacts_dir, tmp_path):
     expect(page.get_by_test_id("stHeading").filter(has_text="Overview")).to_be_visible()
     wait_idle(page)
     # Overview: the curves draw, the flagged batch is named in the verdict and preselected
-    chart = page.get_by_test_id("stPlotlyChart").first
-    expect(chart.locator(".main-svg").first).to_be_visible()
+    chart = page.get_by_test_id("stVegaLiteChart").first  # the first view's curves: Vega-Lite, no plotly.js
+    expect(chart.locator("canvas, svg").first).to_be_visible()
     expect(page.get_by_text(re.compile(r"problematic batches \(.*7"))).to_be_visible()
     expect(page.get_by_test_id("stMultiSelect").first).to_contain_text("7")
     full_app_screenshot(page, artifacts_dir / "overview.png")

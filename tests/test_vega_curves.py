@@ -1,0 +1,132 @@
+"""The Overview's curves as a Vega-Lite spec (`analysis.reporting.vega`): the same lines and the same findings,
+at the same steps and values, as the plotly chart of the Batches page and the HTML report."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.reporting import figures, vega
+
+if TYPE_CHECKING:
+    from analysis.findings.pipeline import RunAnalysis
+
+
+def _bare_analysis(frame: pd.DataFrame) -> RunAnalysis:
+    """An analysis with curves and no findings: the spec reads only `batches`, `events`, `anomalies` and
+    `change_points` of it."""
+    return cast("RunAnalysis", SimpleNamespace(events=[], anomalies=[], change_points=[], batches=frame))
+
+
+def _rows(spec: dict, kind: str | None = None) -> list[dict]:
+    """Data rows of every layer, nested ones included; only the marker rows of `kind` when given."""
+    out: list[dict] = []
+
+    def walk(layers: list[dict]) -> None:
+        for layer in layers:
+            out.extend(layer.get("data", {}).get("values", []))
+            walk(layer.get("layer", []))
+
+    walk(spec["layer"])
+    return out if kind is None else [r for r in out if r.get("kind") == kind]
+
+
+def _change_rules(spec: dict) -> list[dict]:
+    return [layer["data"]["values"][0] for layer in spec["layer"] if "layer" in layer]
+
+
+def _trace(fig, name: str):
+    found = [t for t in fig.data if t.name == name]
+    return found[0] if found else None
+
+
+def test_the_demo_curves_mark_the_same_findings_as_the_plotly_chart(demo_analysis):
+    batches = [3, 7, 12]
+    spec = vega.batch_curves_spec(demo_analysis, "recall", batches)
+    fig = figures.batch_curves_figure(demo_analysis, "recall", batches)
+    json.dumps(spec, allow_nan=False)  # strict JSON: no NaN reaches the browser
+    events = _trace(fig, "event")
+    assert sorted((r["step"], r["value"]) for r in _rows(spec, "event")) == sorted(zip(events.x, events.y))
+    assert sorted(r["step"] for r in _change_rules(spec)) == sorted(s.x0 for s in fig.layout.shapes)
+    labels = {a.text for a in fig.layout.annotations}
+    assert {r["label"] for r in _change_rules(spec)} <= labels
+    lines = {r["series"] for r in _rows(spec) if "series" in r}
+    assert lines == {"batch 3", "batch 7", "batch 12"}
+    # each event sits on its batch's line
+    on_line = {(r["step"], r["value"]) for r in _rows(spec) if "series" in r}
+    assert _rows(spec, "event") and all((r["step"], r["value"]) in on_line for r in _rows(spec, "event"))
+    # detector hits and the detectors' own change points: only when asked for (plotly: a hidden legend entry)
+    assert not [r for r in _rows(spec) if str(r.get("kind", "")).startswith("detector")]
+    deep = vega.batch_curves_spec(demo_analysis, "recall", batches, show_hits=True)
+    hits = [t for t in fig.data if t.name.startswith("detector hit")]
+    assert len([r for r in _rows(deep) if str(r.get("kind", "")).startswith("detector hit")]) == sum(
+        len(t.x) for t in hits
+    )
+    assert len(_rows(deep, "detector change point")) == len(_trace(fig, "detector change point").x)
+
+
+def test_the_band_covers_every_batch_and_the_threshold_is_drawn(demo_analysis):
+    spec = vega.batch_curves_spec(demo_analysis, "recall", [7], threshold=0.8)
+    area, median = spec["layer"][:2]  # the band's range and its median line share one data set
+    band = area["data"]["values"]
+    assert median["data"]["values"] == band and median["mark"]["strokeDash"]
+    curves = figures.MetricCurves.from_batches(demo_analysis.batches, "recall")
+    assert [r["step"] for r in band] == curves.band["step"].tolist()  # 40 steps: nothing decimated
+    assert all(r["lo"] <= r["median"] <= r["hi"] for r in band)
+    rule, label = [r for r in _rows(spec) if "label" in r and "threshold" in r["label"]]  # the line and its label
+    assert rule == label == {"value": 0.8, "label": "recall threshold 0.8"}
+    assert spec["title"]["text"] == "recall per batch" and "range of all batches" in spec["title"]["subtitle"]
+
+
+def _curves_with_spike() -> tuple[RunAnalysis, figures.MetricCurves]:
+    steps = np.arange(0, 500, 10)
+    rng = np.random.default_rng(3)
+    rows = []
+    for b in (0, 1):
+        y = 0.9 + rng.normal(0, 0.01, steps.size)
+        if b == 1:
+            y[20] = 0.1  # one far-off point
+        rows += [{"step": s, "batch": b, "metric": "recall", "value": v} for s, v in zip(steps, y, strict=True)]
+    frame = pd.DataFrame(rows)
+    return _bare_analysis(frame), figures.MetricCurves.from_batches(frame, "recall")
+
+
+def test_ignoring_outliers_clips_the_axis_and_draws_the_far_point_at_its_edge():
+    analysis, curves = _curves_with_spike()
+    spec = vega.batch_curves_spec(analysis, "recall", [0, 1], ignore_outliers=True, curves=curves)
+    domains = [layer["encoding"]["y"]["scale"]["domain"] for layer in spec["layer"] if "y" in layer.get("encoding", {})]
+    lo, hi = domains[0]
+    assert all(d == [lo, hi] for d in domains) and lo > 0.1
+    (edge,) = _rows(spec, "outside axis (below)")
+    assert edge["step"] == 200 and edge["value"] == pytest.approx(lo) and "0.1000" in edge["finding"]
+    plain = vega.batch_curves_spec(analysis, "recall", [0, 1], curves=curves)
+    assert not _rows(plain, "outside axis (below)")
+    assert all("domain" not in layer["encoding"]["y"]["scale"] for layer in plain["layer"] if "y" in layer["encoding"])
+
+
+def test_smoothing_keeps_the_raw_line_faint_beside_the_smoothed_one():
+    analysis, curves = _curves_with_spike()
+    spec = vega.batch_curves_spec(analysis, "recall", [1], smoothing=0.8, curves=curves, show_band=False)
+    lines = [layer for layer in spec["layer"] if layer.get("mark", {}).get("type") == "line"]
+    assert len(lines) == 2
+    raw, smooth = (layer["data"]["values"] for layer in lines)
+    assert lines[0]["mark"]["opacity"] < 1 and [r["step"] for r in raw] == [r["step"] for r in smooth]
+    assert min(r["value"] for r in raw) == pytest.approx(0.1) and min(r["value"] for r in smooth) > 0.5
+
+
+def test_a_long_run_is_drawn_decimated_but_keeps_every_extreme():
+    steps = np.arange(100_000)
+    y = np.full(steps.size, 0.9)
+    y[54_321] = 0.2
+    frame = pd.DataFrame({"step": steps, "batch": 0, "metric": "recall", "value": y})
+    curves = figures.MetricCurves.from_batches(frame, "recall")
+    spec = vega.batch_curves_spec(_bare_analysis(frame), "recall", [0], max_points=1000, curves=curves)
+    line = [r for r in _rows(spec) if "series" in r]
+    assert len(line) <= 1000 and {"step": 54_321, "value": 0.2, "series": "batch 0"} in line
+    band = spec["layer"][0]["data"]["values"]
+    assert len(band) <= 1000 and any(r["lo"] == 0.2 for r in band)
