@@ -24,7 +24,7 @@ from ui.run_inputs import data_dir_input, pick_run, save_config_controls
 from ui.upload import upload_source
 
 st.set_page_config(page_title="Experiment analyzer", layout="wide")
-# A constant style sheet and the early start on plotly.js (ui/assets.py); no run data in it.
+# A constant style sheet and a late start on plotly.js, once the first view is drawn (ui/assets.py); no run data.
 st.html(head_html(), unsafe_allow_javascript=True)
 
 PAGES = [
