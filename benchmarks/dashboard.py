@@ -9,8 +9,9 @@ view on a freshly started server, both as `streamlit run app.py` and as `make ru
 loads the dashboard's modules and analyses the first run while the server starts: its server-start -> health and
 server-start -> "modules loaded" times are printed too, and the first view is timed from a tab opened at once and
 from one opened once the modules are loaded), a new tab, a batch change (Batches) and a metric change (Overview),
-beside the empty-page and empty-page-plus-one-plotly-chart references measured in the same run. Batch and metric
-changes also print the CPU time the server process and the browser spent on them (from /proc, Linux): unlike the
+beside the empty-page references measured in the same run: the empty page alone, plus one 3-point plotly chart,
+and plus one 3-point Vega-Lite chart (what a chart library costs a new tab; the Overview's curves are Vega-Lite).
+Batch and metric changes also print the CPU time the server process and the browser spent on them (from /proc, Linux): unlike the
 wall times, these hardly change with what else loads the machine. `--app-root DIR` (repeatable) measures the app
 of other checkouts in the same run (e.g. `git archive HEAD | tar -x -C /tmp/before` beside this one).
 
@@ -34,7 +35,8 @@ run completed and the page is idle).
 What is timed:
   - empty page: goto -> script run finished -> app idle;
   - Overview (warm): goto a new session with the run already analysed (analysis and figures are cached on the
-    run's size+mtime and the config) -> script run finished -> every plotly chart drawn (`.main-svg`) -> idle.
+    run's size+mtime and the config) -> script run finished -> every chart drawn (plotly `.main-svg`, Vega-Lite
+    canvas) -> idle.
     The cold first visit (reading the run + full analysis of 2M points) is printed too, for the record;
   - slider move: focus the blur-threshold slider, press ArrowRight -> the script run that started after the key
     press completed (script_finished) and the "N flagged" text shows the new count -> idle.
@@ -156,12 +158,20 @@ def ensure_images(cache: Path, n: int) -> Path:
 EMPTY_APP = """import streamlit as st
 st.title("Empty page")
 st.slider("x", 0, 100, 50, key="x")
-if st.query_params.get("chart"):  # the second reference: the same page plus one 3-point plotly chart
+chart = st.query_params.get("chart")  # the references: the same page plus one 3-point plotly or Vega-Lite chart
+if chart == "vega":
+    st.vega_lite_chart({"data": {"values": [{"x": 1, "y": 1}, {"x": 2, "y": 3}, {"x": 3, "y": 2}]}, "mark": "line",
+                        "encoding": {"x": {"field": "x", "type": "quantitative"},
+                                     "y": {"field": "y", "type": "quantitative"}}}, key="tiny")
+elif chart:
     import plotly.graph_objects as go
     st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])), key="tiny")
 """
-CHARTS_DRAWN_JS = """n => { const c = document.querySelectorAll('[data-testid=stPlotlyChart]');
-  return c.length >= n && [...c].every(e => e.querySelector('.main-svg')); }"""
+# At least n charts on the page, each drawn: a plotly chart has its SVG, a Vega-Lite chart its canvas (or SVG).
+CHARTS_DRAWN_JS = """n => { const p = [...document.querySelectorAll('[data-testid=stPlotlyChart]')];
+  const v = [...document.querySelectorAll('[data-testid=stVegaLiteChart]')];
+  return p.length + v.length >= n && p.every(e => e.querySelector('.main-svg'))
+    && v.every(e => e.querySelector('canvas, svg')); }"""
 PAINTED_JS = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))"
 
 
@@ -302,8 +312,10 @@ def bench_empty(browser: Browser, url: str, repeat: int) -> dict[str, list[float
 
     timed_load(browser, url)  # server warm-up
     out = loads(browser, url, None, repeat)
-    tiny = loads(browser, url + "/?chart=1", CHARTS_DRAWN_JS, repeat, arg=1)
+    tiny = loads(browser, url + "/?chart=plotly", CHARTS_DRAWN_JS, repeat, arg=1)
     out["chart_fresh"], out["chart_cached"] = tiny["fresh"], tiny["cached"]
+    vega = loads(browser, url + "/?chart=vega", CHARTS_DRAWN_JS, repeat, arg=1)
+    out["vega_fresh"], out["vega_cached"] = vega["fresh"], vega["cached"]
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     run_tracker(page)
@@ -628,6 +640,7 @@ def _baseline_rows(e: dict[str, list[float]]) -> list[tuple[str, list[float], fl
         ("empty page: new tab (baseline)", e["fresh"], None),
         ("empty page: widget change (baseline)", e["slider"], None),
         ("reference: empty page + one 3-point plotly chart, new tab", e["chart_fresh"], _median(e["fresh"])),
+        ("reference: empty page + one 3-point Vega-Lite chart, new tab", e["vega_fresh"], _median(e["fresh"])),
     ]
 
 
@@ -682,6 +695,7 @@ def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace)
         ("empty page: slider move (baseline)", e["slider"], None),
         ("reference: empty page + one 3-point plotly chart, fresh profile", e["chart_fresh"], base_fresh),
         ("reference: empty page + one 3-point plotly chart, assets cached", e["chart_cached"], base_cached),
+        ("reference: empty page + one 3-point Vega-Lite chart, fresh profile", e["vega_fresh"], base_fresh),
     ]
     verdicts = []
     if "overview" in results:
