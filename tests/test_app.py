@@ -54,25 +54,24 @@ def figures(at):
 
 
 def vega_specs(at):
-    """The Vega-Lite charts of the page (the Overview's curves)."""
-    return [json.loads(el.proto.spec) for el in at.get("vega_lite_chart")]
+    """The Vega-Lite charts of the page (the Overview's curves), each with its named data sets read back from the
+    Arrow bytes Streamlit sends them as."""
+    import pyarrow as pa
+
+    specs = []
+    for el in at.get("vega_lite_chart"):
+        spec = json.loads(el.proto.spec)
+        spec["datasets"] = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pylist() for d in el.proto.datasets}
+        specs.append(spec)
+    return specs
 
 
 def layers(spec: dict) -> list[tuple[str, dict, list[dict]]]:
-    """(mark type, encoding, rows) of every drawing layer of a layered spec, nested layers included."""
-    out = []
-
-    def walk(items, rows):
-        for item in items:
-            data = item.get("data", {}).get("values", rows)
-            if "layer" in item:
-                walk(item["layer"], data)
-            else:
-                mark = item["mark"] if isinstance(item["mark"], str) else item["mark"]["type"]
-                out.append((mark, item.get("encoding", {}), data or []))
-
-    walk(spec["layer"], None)
-    return out
+    """(mark type, encoding, rows of its named data set) of every layer."""
+    return [
+        (layer["mark"]["type"], layer.get("encoding", {}), spec["datasets"].get(layer["data"]["name"], []))
+        for layer in spec["layer"]
+    ]
 
 
 def curve_rows(spec: dict) -> list[dict]:
@@ -99,7 +98,7 @@ def test_overview_shows_flagged_batches(app):
     assert all((e["step"], e["value"]) in on_line for e in events)
     assert not [m for m in marks if m["kind"].startswith("detector")]  # one toggle deeper
     # change points are drawn as vertical lines with their labels, and a hover marker each
-    rules = [rows[0] for mark, enc, rows in layers(curves) if mark == "rule" and "x" in enc]
+    rules = next(rows for mark, enc, rows in layers(curves) if mark == "rule" and "x" in enc)
     assert len(rules) >= 3 and any(r["label"].startswith("b7: ") for r in rules)
     assert "change point" in next(m for m in marks if m["kind"] == "change point")["finding"]
     app.toggle(key="ov_show_hits").set_value(True).run()

@@ -158,11 +158,10 @@ def test_one_nan_recall_gets_a_marker_on_the_axis_no_change_point_and_a_cause_th
     # the Overview's Vega-Lite chart: the same marker on the axis, a gap in the line, no change line, strict JSON
     spec = vega.batch_curves_spec(analysis, "recall", [2])
     json.dumps(spec, allow_nan=False)
-    rows = [r for layer in spec["layer"] for r in layer.get("data", {}).get("values", [])]
-    (nan_mark,) = [r for r in rows if r.get("kind") == "NaN/Inf (no value)"]
+    (nan_mark,) = [r for r in spec["datasets"]["marks"] if r["kind"] == "NaN/Inf (no value)"]
     assert nan_mark["step"] == 200 and math.isfinite(nan_mark["value"]) and "= nan" in nan_mark["finding"]
-    assert [r["value"] for r in rows if r.get("series") == "batch 2" and r["step"] == 200] == [None]
-    assert not [layer for layer in spec["layer"] if "layer" in layer]  # change lines are nested layers: none
+    assert [r["value"] for r in spec["datasets"]["raw"] if r["series"] == "batch 2" and r["step"] == 200] == [None]
+    assert "changes" not in spec["datasets"]  # no change-point line anywhere
 
 
 def test_the_curves_draw_one_line_per_change_event_and_keep_detector_change_points_a_click_deeper(demo_analysis):

@@ -24,20 +24,13 @@ def _bare_analysis(frame: pd.DataFrame) -> RunAnalysis:
 
 
 def _rows(spec: dict, kind: str | None = None) -> list[dict]:
-    """Data rows of every layer, nested ones included; only the marker rows of `kind` when given."""
-    out: list[dict] = []
-
-    def walk(layers: list[dict]) -> None:
-        for layer in layers:
-            out.extend(layer.get("data", {}).get("values", []))
-            walk(layer.get("layer", []))
-
-    walk(spec["layer"])
+    """Rows of every named data set; only the marker rows of `kind` when given."""
+    out = [row for rows in spec["datasets"].values() for row in rows]
     return out if kind is None else [r for r in out if r.get("kind") == kind]
 
 
 def _change_rules(spec: dict) -> list[dict]:
-    return [layer["data"]["values"][0] for layer in spec["layer"] if "layer" in layer]
+    return spec["datasets"].get("changes", [])
 
 
 def _trace(fig, name: str):
@@ -73,13 +66,16 @@ def test_the_demo_curves_mark_the_same_findings_as_the_plotly_chart(demo_analysi
 def test_the_band_covers_every_batch_and_the_threshold_is_drawn(demo_analysis):
     spec = vega.batch_curves_spec(demo_analysis, "recall", [7], threshold=0.8)
     area, median = spec["layer"][:2]  # the band's range and its median line share one data set
-    band = area["data"]["values"]
-    assert median["data"]["values"] == band and median["mark"]["strokeDash"]
+    assert area["data"] == median["data"] == {"name": "band"} and median["mark"]["strokeDash"]
+    band = spec["datasets"]["band"]
     curves = figures.MetricCurves.from_batches(demo_analysis.batches, "recall")
     assert [r["step"] for r in band] == curves.band["step"].tolist()  # 40 steps: nothing decimated
     assert all(r["lo"] <= r["median"] <= r["hi"] for r in band)
-    rule, label = [r for r in _rows(spec) if "label" in r and "threshold" in r["label"]]  # the line and its label
-    assert rule == label == {"value": 0.8, "label": "recall threshold 0.8"}
+    assert spec["datasets"]["threshold"] == [{"value": 0.8, "label": "recall threshold 0.8"}]
+    assert [layer["mark"]["type"] for layer in spec["layer"] if layer["data"] == {"name": "threshold"}] == [
+        "rule",
+        "text",
+    ]
     assert spec["title"]["text"] == "recall per batch" and "range of all batches" in spec["title"]["subtitle"]
 
 
@@ -113,8 +109,8 @@ def test_smoothing_keeps_the_raw_line_faint_beside_the_smoothed_one():
     analysis, curves = _curves_with_spike()
     spec = vega.batch_curves_spec(analysis, "recall", [1], smoothing=0.8, curves=curves, show_band=False)
     lines = [layer for layer in spec["layer"] if layer.get("mark", {}).get("type") == "line"]
-    assert len(lines) == 2
-    raw, smooth = (layer["data"]["values"] for layer in lines)
+    assert [layer["data"]["name"] for layer in lines] == ["raw", "smooth"]
+    raw, smooth = spec["datasets"]["raw"], spec["datasets"]["smooth"]
     assert lines[0]["mark"]["opacity"] < 1 and [r["step"] for r in raw] == [r["step"] for r in smooth]
     assert min(r["value"] for r in raw) == pytest.approx(0.1) and min(r["value"] for r in smooth) > 0.5
 
@@ -128,5 +124,5 @@ def test_a_long_run_is_drawn_decimated_but_keeps_every_extreme():
     spec = vega.batch_curves_spec(_bare_analysis(frame), "recall", [0], max_points=1000, curves=curves)
     line = [r for r in _rows(spec) if "series" in r]
     assert len(line) <= 1000 and {"step": 54_321, "value": 0.2, "series": "batch 0"} in line
-    band = spec["layer"][0]["data"]["values"]
+    band = spec["datasets"]["band"]
     assert len(band) <= 1000 and any(r["lo"] == 0.2 for r in band)

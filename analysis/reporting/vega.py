@@ -8,8 +8,10 @@ plotly chart. Both draw the same data and the same findings: the curves come fro
 by `figures.decimate`, and what is marked where from `figures.curve_marks` (events on their batch's line, a line at
 each change of regime, NaN/Inf on the axis, detector hits and the detectors' own change points one level deeper).
 
-The spec is plain JSON (no Altair): text from runs (metric names, messages) goes in data fields, which Vega draws as
-text (SVG text, tooltips escaped by vega-tooltip), never as markup.
+The spec is plain JSON (no Altair). Its rows sit in named `datasets` ("band", "raw", "smooth", "changes", "marks",
+"threshold") that the layers refer to by name: Streamlit sends named data sets to the browser as Arrow, not as JSON
+(a 10,000-step run's chart is about 1 MB of JSON rows). Text from runs (metric names, messages) goes in data fields,
+which Vega draws as text (canvas or SVG text, tooltips escaped by vega-tooltip), never as markup.
 """
 
 from __future__ import annotations
@@ -119,10 +121,10 @@ def _outside_rows(curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, 
 
 
 def _line_layer(
-    rows: list[dict], labels: list[str], colours: list[str], metric: str, scale: dict[str, Any], **mark: Any
+    dataset: str, labels: list[str], colours: list[str], metric: str, scale: dict[str, Any], **mark: Any
 ) -> dict:
     return {
-        "data": {"values": rows},
+        "data": {"name": dataset},
         "mark": {"type": "line", "clip": True, **mark},
         "encoding": {
             "x": _X,
@@ -176,13 +178,14 @@ def batch_curves_spec(
         y_values.append(curves.band["median"].to_numpy(dtype=float))
     yr = robust_range(np.concatenate(y_values)) if ignore_outliers and y_values else None
     scale: dict[str, Any] = {"zero": False} if yr is None else {"zero": False, "domain": list(yr)}
+    data: dict[str, list[dict[str, Any]]] = {}  # named data sets: the layers refer to them by name
     layers: list[dict[str, Any]] = []
     if band_shown:
-        band = _band_rows(curves, max_points)
-        layers.append({"data": {"values": band}, "mark": {"type": "area", "color": "#1f77b4", "opacity": 0.12,
+        data["band"] = _band_rows(curves, max_points)
+        layers.append({"data": {"name": "band"}, "mark": {"type": "area", "color": "#1f77b4", "opacity": 0.12,
                        "clip": True}, "encoding": {"x": _X, "y": _y("lo", scale, metric), "y2": {"field": "hi"},
                        "tooltip": None}})  # fmt: skip
-        layers.append({"data": {"values": band}, "mark": {"type": "line", "color": "#1f77b4", "opacity": 0.6,
+        layers.append({"data": {"name": "band"}, "mark": {"type": "line", "color": "#1f77b4", "opacity": 0.6,
                        "strokeDash": [2, 3], "clip": True}, "encoding": {"x": _X, "y": _y("median", scale, metric),
                        "tooltip": [{"field": "step", "type": "quantitative"}, {"field": "median", "format": ".4f",
                        "type": "quantitative", "title": "median of all batches"}]}})  # fmt: skip
@@ -193,21 +196,26 @@ def batch_curves_spec(
         if smoothing > 0:
             smooth += _curve_rows(x, ema(y, smoothing), label, max_points)
     if raw:
-        lines = _line_layer(raw, labels, colours, metric, scale, strokeWidth=1 if smoothing > 0 else 2,
+        data["raw"] = raw
+        lines = _line_layer("raw", labels, colours, metric, scale, strokeWidth=1 if smoothing > 0 else 2,
                             opacity=0.35 if smoothing > 0 else 1.0)  # fmt: skip
         lines["params"] = [{"name": "zoom", "select": "interval", "bind": "scales"}]
         layers.append(lines)
     if smooth:
-        layers.append(_line_layer(smooth, labels, colours, metric, scale, strokeWidth=2))
+        data["smooth"] = smooth
+        layers.append(_line_layer("smooth", labels, colours, metric, scale, strokeWidth=2))
     marks = curve_marks(analysis, curves, metric, set(chosen))
-    layers += [_change_line(m) for m in marks.changes]
+    if marks.changes:
+        data["changes"] = [{"step": int(m.x), "label": m.label, "colour": m.colour} for m in marks.changes]
+        layers += _change_layers()
     points = _findings_rows(marks, show_hits) + (_outside_rows(curves, chosen, yr, metric) if yr else [])
     points = [p for p in points if p["value"] is not None]
     if points:
         points.sort(key=lambda p: list(MARK_SHAPES).index(p["kind"]))  # drawn in this order: events on top
         kinds = [k for k in MARK_SHAPES if any(p["kind"] == k for p in points)]
+        data["marks"] = points
         layers.append({
-            "data": {"values": points},
+            "data": {"name": "marks"},
             "mark": {"type": "point", "filled": True, "opacity": 1, "stroke": "#222222", "strokeWidth": 0.6,
                      "clip": True},
             "encoding": {
@@ -216,14 +224,15 @@ def batch_curves_spec(
                 "shape": {"field": "kind", "type": "nominal", "title": None,
                           "scale": {"domain": kinds, "range": [MARK_SHAPES[k][0] for k in kinds]},
                           "legend": {"orient": "bottom", "symbolFillColor": "#7f7f7f"}},
-                "size": {"field": "kind", "type": "nominal", "legend": None,
+                "size": {"field": "kind", "type": "ordinal", "legend": None,
                          "scale": {"domain": kinds, "range": [MARK_SHAPES[k][1] for k in kinds]}},
                 "color": {"field": "colour", "type": "nominal", "scale": None, "legend": None},
                 "tooltip": [{"field": "step", "type": "quantitative"}, {"field": "finding"}, {"field": "detail"}],
             },
         })  # fmt: skip
     if threshold is not None and math.isfinite(threshold):
-        layers += _threshold_layers(float(threshold), metric, scale)
+        data["threshold"] = [{"value": float(threshold), "label": f"{metric} threshold {threshold:g}"}]
+        layers += _threshold_layers(scale)
     return {
         "title": {
             "text": f"{metric} per batch",
@@ -231,34 +240,30 @@ def batch_curves_spec(
             "anchor": "start",
         },
         "height": height,
+        "datasets": data,
         "layer": layers or [{"mark": "point"}],
         "resolve": {"scale": {"color": "independent", "shape": "independent"}},
         "config": {"legend": {"orient": "bottom"}},
     }
 
 
-def _change_line(m: Marker) -> dict[str, Any]:
-    """A dotted vertical line at a change of regime, its short label at the top."""
-    datum = {"step": int(m.x), "label": m.label}
-    return {
-        "data": {"values": [datum]},
-        "layer": [
-            {"mark": {"type": "rule", "strokeDash": [2, 2], "color": m.colour}, "encoding": {"x": _X}},
-            {
-                "mark": {"type": "text", "align": "left", "baseline": "top", "dx": 3, "y": 2, "fontSize": 10},
-                "encoding": {"x": _X, "text": {"field": "label"}},
-            },
-        ],
-    }
-
-
-def _threshold_layers(bound: float, metric: str, scale: dict[str, Any]) -> list[dict[str, Any]]:
-    """The metric's absolute bound (e.g. `recall must stay >= 0.8`) as a dashed line with its label."""
-    datum = {"value": bound, "label": f"{metric} threshold {bound:g}"}
+def _change_layers() -> list[dict[str, Any]]:
+    """A dotted vertical line at each change of regime (data set "changes"), its short label at the top."""
     return [
-        {"data": {"values": [datum]}, "mark": {"type": "rule", "color": "#d62728", "strokeDash": [6, 4]},
+        {"data": {"name": "changes"}, "mark": {"type": "rule", "strokeDash": [2, 2]},
+         "encoding": {"x": _X, "color": {"field": "colour", "type": "nominal", "scale": None, "legend": None}}},
+        {"data": {"name": "changes"}, "mark": {"type": "text", "align": "left", "baseline": "top", "dx": 3, "y": 2,
+         "fontSize": 10}, "encoding": {"x": _X, "text": {"field": "label"}}},
+    ]  # fmt: skip
+
+
+def _threshold_layers(scale: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metric's absolute bound (data set "threshold", e.g. `recall must stay >= 0.8`) as a dashed line with its
+    label."""
+    return [
+        {"data": {"name": "threshold"}, "mark": {"type": "rule", "color": "#d62728", "strokeDash": [6, 4]},
          "encoding": {"y": _y("value", scale)}},
-        {"data": {"values": [datum]}, "mark": {"type": "text", "align": "right", "baseline": "bottom", "dy": -2,
+        {"data": {"name": "threshold"}, "mark": {"type": "text", "align": "right", "baseline": "bottom", "dy": -2,
          "color": "#d62728", "fontSize": 11},
          "encoding": {"x": {"value": "width"}, "y": _y("value", scale), "text": {"field": "label"}}},
     ]  # fmt: skip
