@@ -136,10 +136,11 @@ def test_overview_controls_rerender(app):
     assert not app.exception
     (curves,) = vega_specs(app)
     assert curves["title"]["text"] == "hmean per batch"
-    batch_lines = [(enc, rows) for mark, enc, rows in layers(curves) if mark == "line" and rows and "series" in rows[0]]
-    assert len(batch_lines) == 2 and all({r["series"] for r in rows} == {"batch 7"} for _enc, rows in batch_lines)
-    raw, smooth = (rows for _enc, rows in batch_lines)  # smoothing keeps the raw line (faint)
-    assert [r["value"] for r in raw] != [r["value"] for r in smooth]
+    lines = curves["datasets"]["lines"]
+    assert {r["series"] for r in lines} == {"batch 7"}
+    raw = [r for r in lines if r["line"] == "raw"]  # smoothing keeps the raw line, faint
+    smooth = [r for r in lines if r["line"] == "smoothed"]
+    assert raw and all(r["alpha"] < 1 for r in raw) and [r["value"] for r in raw] != [r["value"] for r in smooth]
     domains = [enc["y"]["scale"].get("domain") for _mark, enc, _rows in layers(curves) if "y" in enc]
     assert domains and all(d is not None and d == domains[0] for d in domains)  # the clipped axis
 

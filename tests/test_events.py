@@ -160,7 +160,7 @@ def test_one_nan_recall_gets_a_marker_on_the_axis_no_change_point_and_a_cause_th
     json.dumps(spec, allow_nan=False)
     (nan_mark,) = [r for r in spec["datasets"]["marks"] if r["kind"] == "NaN/Inf (no value)"]
     assert nan_mark["step"] == 200 and math.isfinite(nan_mark["value"]) and "= nan" in nan_mark["finding"]
-    assert [r["value"] for r in spec["datasets"]["raw"] if r["series"] == "batch 2" and r["step"] == 200] == [None]
+    assert [r["value"] for r in spec["datasets"]["lines"] if r["series"] == "batch 2" and r["step"] == 200] == [None]
     assert "changes" not in spec["datasets"]  # no change-point line anywhere
 
 

@@ -105,14 +105,18 @@ def test_ignoring_outliers_clips_the_axis_and_draws_the_far_point_at_its_edge():
     assert all("domain" not in layer["encoding"]["y"]["scale"] for layer in plain["layer"] if "y" in layer["encoding"])
 
 
-def test_smoothing_keeps_the_raw_line_faint_beside_the_smoothed_one():
+def test_smoothing_keeps_the_raw_line_faint_beside_the_smoothed_one_and_changes_only_the_data():
     analysis, curves = _curves_with_spike()
     spec = vega.batch_curves_spec(analysis, "recall", [1], smoothing=0.8, curves=curves, show_band=False)
-    lines = [layer for layer in spec["layer"] if layer.get("mark", {}).get("type") == "line"]
-    assert [layer["data"]["name"] for layer in lines] == ["raw", "smooth"]
-    raw, smooth = spec["datasets"]["raw"], spec["datasets"]["smooth"]
-    assert lines[0]["mark"]["opacity"] < 1 and [r["step"] for r in raw] == [r["step"] for r in smooth]
+    raw = [r for r in spec["datasets"]["lines"] if r["line"] == "raw"]
+    smooth = [r for r in spec["datasets"]["lines"] if r["line"] == "smoothed"]
+    assert all(r["alpha"] < 1 and r["width"] == 1 for r in raw) and all(r["alpha"] == 1 for r in smooth)
+    assert [r["step"] for r in raw] == [r["step"] for r in smooth]
     assert min(r["value"] for r in raw) == pytest.approx(0.1) and min(r["value"] for r in smooth) > 0.5
+    # the chart itself (everything but its data) is the same without smoothing: the browser keeps it and swaps data
+    plain = vega.batch_curves_spec(analysis, "recall", [1], curves=curves, show_band=False)
+    assert {r["line"] for r in plain["datasets"]["lines"]} == {"raw"}
+    assert {k: v for k, v in spec.items() if k != "datasets"} == {k: v for k, v in plain.items() if k != "datasets"}
 
 
 def test_a_long_run_is_drawn_decimated_but_keeps_every_extreme():
@@ -122,7 +126,7 @@ def test_a_long_run_is_drawn_decimated_but_keeps_every_extreme():
     frame = pd.DataFrame({"step": steps, "batch": 0, "metric": "recall", "value": y})
     curves = figures.MetricCurves.from_batches(frame, "recall")
     spec = vega.batch_curves_spec(_bare_analysis(frame), "recall", [0], max_points=1000, curves=curves)
-    line = [r for r in _rows(spec) if "series" in r]
-    assert len(line) <= 1000 and {"step": 54_321, "value": 0.2, "series": "batch 0"} in line
+    line = spec["datasets"]["lines"]
+    assert len(line) <= 1000 and any(r["step"] == 54_321 and r["value"] == 0.2 for r in line)
     band = spec["datasets"]["band"]
     assert len(band) <= 1000 and any(r["lo"] == 0.2 for r in band)

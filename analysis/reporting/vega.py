@@ -8,8 +8,7 @@ plotly chart. Both draw the same data and the same findings: the curves come fro
 by `figures.decimate`, and what is marked where from `figures.curve_marks` (events on their batch's line, a line at
 each change of regime, NaN/Inf on the axis, detector hits and the detectors' own change points one level deeper).
 
-The spec is plain JSON (no Altair). Its rows sit in named `datasets` ("band", "raw", "smooth", "changes", "marks",
-"threshold") that the layers refer to by name: Streamlit sends named data sets to the browser as Arrow, not as JSON
+The spec is plain JSON (no Altair). Its rows sit in named `datasets` ("band", "lines", "changes", "marks", "threshold") that the layers refer to by name: Streamlit sends named data sets to the browser as Arrow, not as JSON
 (a 10,000-step run's chart is about 1 MB of JSON rows). Text from runs (metric names, messages) goes in data fields,
 which Vega draws as text (canvas or SVG text, tooltips escaped by vega-tooltip), never as markup.
 """
@@ -66,9 +65,16 @@ def _number(v: float) -> float | None:
     return float(v) if math.isfinite(v) else None
 
 
-def _curve_rows(x: np.ndarray, y: np.ndarray, series: str, max_points: int) -> list[dict[str, Any]]:
+def _curve_rows(
+    x: np.ndarray, y: np.ndarray, series: str, max_points: int, line: str, alpha: float, width: float
+) -> list[dict[str, Any]]:
+    """One drawn line's rows: `line` says which ("raw" or "smoothed"), `alpha` and `width` how it is drawn (data,
+    not spec: turning smoothing on or off then changes only the data, and the browser keeps its chart)."""
     xs, ys = decimate(x, y, max_points)
-    return [{"step": _number(a), "value": _number(b), "series": series} for a, b in zip(xs, ys, strict=True)]
+    return [
+        {"step": _number(a), "value": _number(b), "series": series, "line": line, "alpha": alpha, "width": width}
+        for a, b in zip(xs, ys, strict=True)
+    ]
 
 
 def _band_rows(curves: MetricCurves, max_points: int) -> list[dict[str, Any]]:
@@ -120,12 +126,13 @@ def _outside_rows(curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, 
     ]  # fmt: skip
 
 
-def _line_layer(
-    dataset: str, labels: list[str], colours: list[str], metric: str, scale: dict[str, Any], **mark: Any
-) -> dict:
+def _line_layer(labels: list[str], colours: list[str], metric: str, scale: dict[str, Any]) -> dict:
+    """The batches' lines (data set "lines"): one colour per batch, raw and smoothed lines apart (`detail`), each
+    with the opacity and width its rows carry. Scroll to zoom, drag to pan."""
     return {
-        "data": {"name": dataset},
-        "mark": {"type": "line", "clip": True, **mark},
+        "data": {"name": "lines"},
+        "mark": {"type": "line", "clip": True},
+        "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
         "encoding": {
             "x": _X,
             "y": _y("value", scale, metric),
@@ -135,8 +142,12 @@ def _line_layer(
                 "scale": {"domain": labels, "range": colours},
                 "legend": {"title": None, "orient": "bottom", "columns": 8},
             },
+            "detail": {"field": "line", "type": "nominal"},
+            "opacity": {"field": "alpha", "type": "quantitative", "scale": None},
+            "strokeWidth": {"field": "width", "type": "quantitative", "scale": None},
             "tooltip": [
                 {"field": "series", "title": "batch"},
+                {"field": "line"},
                 {"field": "step", "type": "quantitative"},
                 {"field": "value", "type": "quantitative", "title": metric, "format": ".4f"},
             ],
@@ -189,21 +200,17 @@ def batch_curves_spec(
                        "strokeDash": [2, 3], "clip": True}, "encoding": {"x": _X, "y": _y("median", scale, metric),
                        "tooltip": [{"field": "step", "type": "quantitative"}, {"field": "median", "format": ".4f",
                        "type": "quantitative", "title": "median of all batches"}]}})  # fmt: skip
-    raw, smooth = [], []
+    lines: list[dict[str, Any]] = []
     for b, label in zip(chosen, labels, strict=True):
         x, y = curves.series[b]
-        raw += _curve_rows(x, y, label, max_points)
-        if smoothing > 0:
-            smooth += _curve_rows(x, ema(y, smoothing), label, max_points)
-    if raw:
-        data["raw"] = raw
-        lines = _line_layer("raw", labels, colours, metric, scale, strokeWidth=1 if smoothing > 0 else 2,
-                            opacity=0.35 if smoothing > 0 else 1.0)  # fmt: skip
-        lines["params"] = [{"name": "zoom", "select": "interval", "bind": "scales"}]
-        layers.append(lines)
-    if smooth:
-        data["smooth"] = smooth
-        layers.append(_line_layer("smooth", labels, colours, metric, scale, strokeWidth=2))
+        if smoothing > 0:  # the raw line stays, faint, under the smoothed one
+            lines += _curve_rows(x, y, label, max_points, "raw", 0.35, 1)
+            lines += _curve_rows(x, ema(y, smoothing), label, max_points, "smoothed", 1.0, 2)
+        else:
+            lines += _curve_rows(x, y, label, max_points, "raw", 1.0, 2)
+    if lines:
+        data["lines"] = lines
+        layers.append(_line_layer(labels, colours, metric, scale))
     marks = curve_marks(analysis, curves, metric, set(chosen))
     if marks.changes:
         data["changes"] = [{"step": int(m.x), "label": m.label, "colour": m.colour} for m in marks.changes]
