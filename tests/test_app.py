@@ -101,6 +101,7 @@ def test_overview_shows_flagged_batches(app):
     rules = next(rows for mark, enc, rows in layers(curves) if mark == "rule" and "x" in enc)
     assert len(rules) >= 3 and any(r["label"].startswith("b7: ") for r in rules)
     assert "change point" in next(m for m in marks if m["kind"] == "change point")["finding"]
+    assert curves["datasets"]["threshold"] == [{"value": 0.8, "label": "recall threshold 0.8"}]  # the config's bound
     app.toggle(key="ov_show_hits").set_value(True).run()
     hits = [m for m in marker_rows(vega_specs(app)[0]) if m["kind"].startswith("detector hit")]
     assert hits and all(h["finding"].startswith("batch ") for h in hits)

@@ -80,12 +80,14 @@ def test_second_run_journey(app_page, second_run, tmp_path, chromium_browser, se
     expect(page.get_by_role("heading", name="second-ocr-run")).to_be_visible()
     data_box = page.get_by_test_id("stSidebar").get_by_role("textbox", name="Data directory")
     expect(data_box).to_have_value(second_run["scans"])  # the run's own folder, not the demo's
-    # the recall threshold (the config's 0.8) is drawn on the curves
-    expect(page.locator(".annotation-text", has_text="recall threshold 0.8").first).to_be_attached()
+    # the Overview's curves are a Vega-Lite chart (canvas); its threshold layer is checked in tests/test_vega_curves.py
+    expect(page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first).to_be_visible()
 
     # Batches: the run's own images, failing on blur at the default threshold (100)
     nav(page, "Batches")
     expect(page.get_by_test_id("stHeading").filter(has_text=f"Events for batch {BAD_BATCH}")).to_be_visible()
+    # the recall threshold (the config's 0.8) is drawn on the batch's curves
+    expect(page.locator(".annotation-text", has_text="recall threshold 0.8").first).to_be_attached()
     expect(page.get_by_test_id("stImage").filter(has_text="scan_0.png").first).to_be_visible()
     images = page.get_by_test_id("stImage")
     for j in range(N_IMAGES):  # the run's own scans, and the same scans from before the problem beside them
