@@ -1,4 +1,5 @@
-"""Plotly figure builders shared by the dashboard pages and the HTML report.
+"""Plotly figure builders shared by the dashboard pages and the HTML report, and `curve_marks`: what a curves chart
+marks and where, which the Overview's Vega-Lite chart (`vega.py`) draws too.
 
 Analysis always uses the full history; only what is *drawn* is decimated (`decimate` keeps each bucket's min and
 max, so spikes and drops stay visible). Findings are always drawn exactly, each at the step and value it
