@@ -63,8 +63,9 @@ def test_list_runs_reads_identity_and_state_without_history(wandb_dir):
     assert sorted(r.state for r in refs if r.name == "twin") == ["failed", "finished"]
     assert all(r.project == "tests" and r.created is not None for r in refs if r is not killed)
     assert all(len(r.run_id) == 8 for r in refs)
-    # newest first
-    assert [Path(r.locator).name for r in refs] == sorted((Path(r.locator).name for r in refs), reverse=True)
+    # newest first: by the second in the folder name, then by the start time in the run file
+    stamps = [Path(r.locator).name.removeprefix("offline-")[:19] for r in refs]
+    assert stamps == sorted(stamps, reverse=True)
     # the parent of the wandb dir works too
     assert {r.run_id for r in list_runs(wandb_dir.parent)} == {r.run_id for r in refs}
 
@@ -253,3 +254,17 @@ def test_latest_run_names_the_folder_wandb_links_to(wandb_dir):
     ref = find_run(wandb_dir, "latest-run")
     assert Path(ref.locator).name == target
     assert find_run(wandb_dir.parent, "latest-run") == ref  # the project folder holding wandb/ works too
+
+
+def test_runs_started_within_one_second_are_listed_newest_first(tmp_path):
+    """Folders are named for the second a run started, so two runs a script starts within one second share that
+    name up to their random ids; the start time in the run file (microseconds) orders them, as wandb's `latest-run`
+    link does. The ids are chosen so that ordering by id would put the older run first."""
+    rows = [{"batch_0/recall": 0.9, "global_step": 0}]
+    older = write_run(tmp_path, "older", rows, run_id="zz000001")
+    newer = write_run(tmp_path, "newer", rows, run_id="aa000002")
+    for folder in (older, newer):  # the same second in both names
+        folder.rename(folder.with_name("offline-run-20260101_000000-" + folder.name.rsplit("-", 1)[1]))
+    refs = list_runs(tmp_path / "wandb")
+    assert [r.name for r in refs] == ["newer", "older"]
+    assert refs[0].created is not None and refs[1].created is not None and refs[0].created > refs[1].created

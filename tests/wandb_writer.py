@@ -33,7 +33,7 @@ def conv(v):
         return float(v.replace("Infinity", "inf"))
     return v
 run = wandb.init(project=spec["project"], name=spec["name"], config=spec["config"], dir=spec["dir"],
-                 tags=spec.get("tags") or None, notes=spec.get("notes"))
+                 tags=spec.get("tags") or None, notes=spec.get("notes"), id=spec.get("run_id"))
 for row in spec["rows"]:
     wandb.log({k: conv(v) for k, v in row.items()})
 for k, v in (spec.get("summary") or {}).items():
@@ -67,6 +67,7 @@ def write_run(
     notes: str | None = None,
     exit_code: int = 0,
     crash: bool = False,
+    run_id: str | None = None,
 ) -> Path:
     wandb_parent = Path(wandb_parent)
     wandb_parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +82,7 @@ def write_run(
         "notes": notes,
         "exit_code": exit_code,
         "crash": crash,
+        "run_id": run_id,
     }
     spec_path = wandb_parent / f".spec-{name.encode().hex()[:40]}.json"
     spec_path.write_text(json.dumps(spec, allow_nan=True))

@@ -89,8 +89,15 @@ def list_runs(wandb_dir: str | os.PathLike) -> list[RunRef]:
             refs.append(run_ref(d, now))
         except RunNotFound:  # a run folder without a .wandb file (e.g. still being created)
             continue
-    refs.sort(key=lambda r: (Path(r.locator).name.removeprefix("offline-"), r.run_id), reverse=True)
+    refs.sort(key=_newest_first_key, reverse=True)
     return refs
+
+
+def _newest_first_key(ref: RunRef) -> tuple[str, float, str]:
+    """A run folder is named for the second its run started; runs started within one second (a script that starts
+    several) are ordered by their start time from the run file, which has microseconds, not by their random ids."""
+    started = ref.created.timestamp() if ref.created is not None else 0.0
+    return Path(ref.locator).name.removeprefix("offline-")[: len("run-YYYYMMDD_HHMMSS")], started, ref.run_id
 
 
 def find_run(wandb_dir: str | os.PathLike, name_or_id: str) -> RunRef:
