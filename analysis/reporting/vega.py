@@ -106,13 +106,13 @@ def _marker_rows(marks: list[Marker], kind: str) -> list[dict[str, Any]]:
 
 
 def _findings_rows(marks: CurveMarks, show_hits: bool) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+    rows = _marker_rows(marks.events, "event") + _marker_rows(marks.changes, "change point")
+    rows += _marker_rows(marks.nonfinite, "NaN/Inf (no value)")
     if show_hits:
         for sev, sel in marks.hits.items():
             rows += _marker_rows(sel, f"detector hit ({sev})")
         rows += _marker_rows(marks.detector_changes, "detector change point")
-    rows += _marker_rows(marks.changes, "change point") + _marker_rows(marks.nonfinite, "NaN/Inf (no value)")
-    return rows + _marker_rows(marks.events, "event")
+    return rows
 
 
 def _outside_rows(curves: MetricCurves, chosen: Sequence[int], yr: tuple[float, float], metric: str) -> list[dict]:
@@ -218,8 +218,10 @@ def batch_curves_spec(
     points = _findings_rows(marks, show_hits) + (_outside_rows(curves, chosen, yr, metric) if yr else [])
     points = [p for p in points if p["value"] is not None]
     if points:
-        points.sort(key=lambda p: list(MARK_SHAPES).index(p["kind"]))  # drawn in this order: events on top
-        kinds = [k for k in MARK_SHAPES if any(p["kind"] == k for p in points)]
+        order = {k: i for i, k in enumerate(MARK_SHAPES)}
+        points.sort(key=lambda p: order[p["kind"]])  # drawn in MARK_SHAPES order: events on top
+        present = {p["kind"] for p in points}
+        kinds = [k for k in MARK_SHAPES if k in present]
         data["marks"] = points
         layers.append({
             "data": {"name": "marks"},
