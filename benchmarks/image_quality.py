@@ -224,17 +224,17 @@ def real_image_tables(skip_baselines: bool = False, worst: int = 0, splits: tupl
     """The real-image tables (benchmarks/data/images): ours, and unless skipped the naive pair, deskew, cleanvision."""
     f = ImageQualityFilter()
     methods: dict = {"ours": f.assess_image_quality}
-    rot_key: dict = {"ours": ("rotation_angle", "orientation")}
+    rot_key: dict = {"ours": ("rotation_angle", "orientation", "orientation_confidence")}
     blur_key = {"ours": "blur_score"}
     if not skip_baselines:
         methods["naive pair (Laplacian var + Hough)"] = naive
-        rot_key["naive pair (Laplacian var + Hough)"] = ("angle", None)
+        rot_key["naive pair (Laplacian var + Hough)"] = ("angle", None, None)
         blur_key["naive pair (Laplacian var + Hough)"] = "blur"
         try:
             import deskew  # noqa: F401
 
             methods["deskew.determine_skew"] = lambda img: {"angle": _deskew_one(img)}
-            rot_key["deskew.determine_skew"] = ("angle", None)
+            rot_key["deskew.determine_skew"] = ("angle", None, None)
         except ImportError:
             print("deskew: not installed")
     print("=== Real images (benchmarks/data/images; tune split = tuning data, test split = the result) ===")

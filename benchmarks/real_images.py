@@ -100,17 +100,33 @@ class RotationFigures:
     mae_given: float
     orientation_acc: float
     false_answers: str  # on pages without text, "k/n"
+    turned_flagged: str = "–"  # turned text pages flagged with their true turn, "k/n"
+    wrong_flags: str = "–"  # orientation flags whose turn is not the page's, "k/n" of all flags
 
 
-def rotation_figures(rows: list[Row], preds: list[tuple[float, int | None]]) -> RotationFigures:
-    """`preds`: (skew or NaN, orientation or None when the method has none) per row of the rotation set."""
+Prediction = tuple[float, int | None, float | None]  # skew or NaN, orientation or None, its confidence or None
+
+
+def rotation_figures(rows: list[Row], preds: list[Prediction]) -> RotationFigures:
+    """`preds` per row of the rotation set. A method with orientation confidences also gets the figures a user
+    sees: which pages `quality.filter.orientation_reason` flags as turned (its confidence gate), and how many of
+    those flags name a turn the page does not have (an upright page called upside down, or the wrong side)."""
+    from quality.filter import orientation_reason
+
     err_all, err_given, missing, orient_ok, n_text, false_pos, n_blank = [], [], 0, 0, 0, 0, 0
-    for r, (skew, orient) in zip(rows, preds):
+    n_turned, turned_ok, n_flags, flags_wrong, gated = 0, 0, 0, 0, False
+    for r, (skew, orient, conf) in zip(rows, preds):
         answered = skew is not None and not math.isnan(skew)
+        flagged = conf is not None and orientation_reason(orient, conf) is not None
+        gated = gated or conf is not None
+        n_flags += flagged
+        flags_wrong += flagged and orient != r.orientation
         if not r.has_text:
             n_blank += 1
             false_pos += answered
             continue
+        n_turned += r.orientation != 0
+        turned_ok += flagged and r.orientation != 0 and orient == r.orientation
         n_text += 1
         true = r.skew or 0.0
         if answered:
@@ -128,6 +144,8 @@ def rotation_figures(rows: list[Row], preds: list[tuple[float, int | None]]) -> 
         float(np.mean(err_given)) if err_given else float("nan"),
         orient_ok / max(n_text, 1),
         f"{false_pos}/{n_blank}",
+        f"{turned_ok}/{n_turned}" if gated else "–",
+        f"{flags_wrong}/{n_flags}" if gated else "–",
     )
 
 
@@ -223,14 +241,14 @@ def print_rotation_table(split: str, figures: dict[str, RotationFigures], cpu: d
     print(f"\nReal images, rotation set, split={split} ({n} images):")
     print(
         "| method | text pages | no answer | skew MAE ° (no answer = 0°) | MAE ° where answered | orientation "
-        "accuracy | angle on no-text images | ms/image |"
+        "accuracy | turned pages flagged | wrong orientation flags | angle on no-text images | ms/image |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, f in figures.items():
         ms = 1e3 * cpu.get(name, float("nan")) / max(n, 1)
         print(
             f"| {name} | {f.n_text} | {f.no_answer:.1%} | {_fmt(f.mae, '.2f')} | {_fmt(f.mae_given, '.2f')} | "
-            f"{f.orientation_acc:.1%} | {f.false_answers} | {_fmt(ms, '.0f')} |"
+            f"{f.orientation_acc:.1%} | {f.turned_flagged} | {f.wrong_flags} | {f.false_answers} | {_fmt(ms, '.0f')} |"
         )
 
 
@@ -280,7 +298,8 @@ def real_tables(
     """Print the rotation and blur tables per split (`splits`: only `("tune",)` while developing, so the test split's
     per-image scores are never seen before the final run); the test split also per labelling batch (`split_groups`).
 
-    `rot_key[name]` = (skew field, orientation field or None) of a method's result; `blur_key[name]` its sharpness
+    `rot_key[name]` = (skew field, orientation field or None, orientation confidence field or None) of a method's
+    result; `blur_key[name]` its sharpness
     field (higher = sharper). With `worst` > 0, also the first `worst` sharp/blurred pairs the first blur method
     ranks the wrong way, and its score per focus-series frame. Each method runs once per split; the per-batch tables
     reuse those results (their ms/image is the split's mean)."""
@@ -289,7 +308,8 @@ def real_tables(
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
         results, cpu = run_methods(rot_rows, {k: v for k, v in methods.items() if k in rot_key}, root)
         preds = {
-            name: [(float(d[skey]), _orient(d, okey)) for d in results[name]] for name, (skey, okey) in rot_key.items()
+            name: [(float(d[skey]), _orient(d, okey), _confidence(d, ckey)) for d in results[name]]
+            for name, (skey, okey, ckey) in rot_key.items()
         }
         blur_rows = [r for r in rows if r.set == "blur" and r.split == split]
         bres, _ = run_methods(blur_rows, {k: v for k, v in methods.items() if k in blur_key}, root)
@@ -325,6 +345,12 @@ def real_tables(
 
 def _isnan(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _confidence(d: dict, key: str | None) -> float | None:
+    """A method's orientation confidence (None when it gives none)."""
+    v = d.get(key) if key else None
+    return None if v is None else float(v)
 
 
 def _orient(d: dict, key: str | None) -> int | None:

@@ -24,6 +24,8 @@ from benchmarks.real_images import (
     load_rows,
     misranked_pairs,
     print_blur_table,
+    print_rotation_table,
+    rotation_figures,
     split_groups,
 )
 
@@ -247,3 +249,33 @@ def test_blur_table_rows_have_as_many_cells_as_its_header_with_and_without_focus
         assert len(lines) == 4
         assert len({line.count("|") for line in lines}) == 1, lines
         assert lines[2].startswith("| m | 3 | 0.750 |")
+
+
+def _page(file: str, orientation: int, has_text: bool = True) -> Row:
+    return Row(file, "rotation", 0.0, orientation, has_text, "", "", None, "src", "test")
+
+
+def test_orientation_flags_count_what_the_filter_would_tell_a_user(capsys):
+    rows = [
+        _page("up.png", 0),
+        _page("down.png", 180),
+        _page("side.png", 90),
+        _page("weak.png", 270),
+        _page("blank", 0, False),
+    ]
+    preds = [
+        (0.5, 180, 0.95),  # upright page called upside down, confidently: a wrong flag
+        (0.2, 180, 0.99),  # turned over and flagged so: found
+        (0.1, 90, 0.5),  # right answer, below the filter's gate: not flagged
+        (0.3, 90, 0.97),  # flagged on the wrong side: a wrong flag, not found
+        (float("nan"), None, 0.0),  # no text, no answer
+    ]
+    f = rotation_figures(rows, preds)
+    assert (f.turned_flagged, f.wrong_flags) == ("1/3", "2/3")
+    assert f.orientation_acc == 0.5 and f.false_answers == "0/1"
+    baseline = rotation_figures(rows, [(p[0], None, None) for p in preds])
+    assert (baseline.turned_flagged, baseline.wrong_flags) == ("–", "–")
+    print_rotation_table("test", {"ours": f, "base": baseline}, {"ours": 1.0}, 5)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    assert len(lines) == 4 and len({line.count("|") for line in lines}) == 1, lines
+    assert "| 1/3 | 2/3 |" in lines[2]
