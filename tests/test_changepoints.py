@@ -219,3 +219,32 @@ def test_the_cached_flat_step_design_fits_exactly_as_ols(before, after):
             for g, w in zip(got[:2], want[:2], strict=True):
                 assert g.tobytes() == w.tobytes()
     assert not _flat_design(before, after)[0].flags.writeable  # shared: nobody may change it
+
+
+def _running_average(seed: int, jump_epoch: int | None = None, epochs: int = 10, per: int = 60) -> np.ndarray:
+    """A metric averaged from the start of each epoch (the average restarts every `per` points)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for e in range(epochs):
+        level = 0.8 + 0.05 * (1 - np.exp(-e / 3)) + (0.1 if jump_epoch is not None and e >= jump_epoch else 0.0)
+        out.append(np.cumsum(level + 0.05 * rng.standard_normal(per)) / np.arange(1, per + 1))
+    return np.concatenate(out)
+
+
+def test_the_restarts_of_a_per_epoch_running_average_are_no_change_points():
+    # Every restart is a small jump on a grid; the detector found ~1 per series before (10 in these 10 series).
+    assert sum(len(change_points(_running_average(s))) for s in range(10)) <= 2
+    # A restart whose jump stands out from the other restarts' is still a change of level.
+    assert all(any(abs(c - 300) <= 6 for c in change_points(_running_average(s, jump_epoch=5))) for s in range(10))
+
+
+def test_a_learning_rate_step_on_a_short_per_epoch_curve_is_found():
+    # 25 per-epoch points: the first differences of the curving trend read as autocorrelation (rho 0.95) and
+    # hid a step of 4-5 neighbouring moves (14 of these 20 found before).
+    t = np.arange(25)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        acc = 0.4 - 0.25 * np.exp(-t / 5) + 0.005 * rng.normal(size=25)
+        assert change_points(acc) == []
+        acc[15:] += 0.05
+        assert change_points(acc) == [15]
