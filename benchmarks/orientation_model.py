@@ -5,7 +5,7 @@ glyph, whether a glyph reads upright or upside down, in any of the scripts below
 
 Pages of the passages in `benchmarks/data/glyph_texts/` (one short text per language, written for this project) are
 rendered upright with PIL in several fonts and sizes, clean, as scans (blur, noise, low contrast), turned by up to
-40° and as light ink on a dark ground; each page goes through the same stroke mask, glyph finder, levelling and
+40°, as light ink on a dark ground and out of focus (a Gaussian of 1.5-3 px); each page goes through the same stroke mask, glyph finder, levelling and
 glyph frames as `quality.orientation` reads a page with once it knows the line direction. Up to N frames per script
 (a seeded random choice) train a one-hidden-layer network g (tanh, H units) so that s(x) = g(x) - g(x turned 180°)
 is positive for every upright frame: s is antisymmetric by construction (turning the page over negates every
@@ -136,14 +136,22 @@ def page_frames(g: np.ndarray, angle: float = 0.0, dark: bool = True) -> np.ndar
 
 def variants(page: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, float, bool]]:
     """(grey image, angle of its lines, dark ink) for one rendered page: clean; a mediocre scan; a scan turned by
-    up to 40° either way; light ink on a dark ground (a screenshot in dark mode, a sign)."""
+    up to 40° either way; light ink on a dark ground (a screenshot in dark mode, a sign); an out-of-focus scan."""
     angle = float(rng.uniform(-40.0, 40.0))
     return [
         (page, 0.0, True),
         (scanned(page, rng), 0.0, True),
         (turned(scanned(page, rng), angle, 255), angle, True),
         (255 - scanned(page, rng), 0.0, False),
+        (blurred(page, rng), 0.0, True),
     ]
+
+
+def blurred(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The page out of focus: a scan blurred by a Gaussian of 1.5-3 px (letters merge at their thin joins)."""
+    import cv2
+
+    return scanned(cv2.GaussianBlur(page, (0, 0), rng.uniform(1.5, 3.0)), rng)
 
 
 def build(font_dirs: tuple[Path, ...], per_script: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -204,7 +212,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--font-dir", type=Path, action="append", default=[], help="more folders to look for fonts in")
     ap.add_argument("--per-script", type=int, default=20_000, help="frames per script at most")
-    ap.add_argument("--hidden", type=int, default=32, help="hidden units")
+    ap.add_argument("--hidden", type=int, default=64, help="hidden units")
     ap.add_argument("--out", type=Path, default=ORIENTATION_MODEL)
     args = ap.parse_args()
     frames, script_of, scripts = build((*FONT_DIRS, *args.font_dir), args.per_script)

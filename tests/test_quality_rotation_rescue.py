@@ -19,6 +19,7 @@ from benchmarks.labelled_images import (
     rotate,
     rotate_expand,
 )
+from quality.filter import MIN_ORIENTATION_CONFIDENCE
 from quality.scores import rotation
 
 
@@ -51,7 +52,10 @@ def test_noisy_jpeg_line_crop_gets_an_answer(angle):
     img = jpeg(add_noise(gaussian_blur(rotate_expand(page, angle, border=20), 4.0), 8, seed=392), 35)
     r = rotation(img)
     assert r.angle == pytest.approx(angle, abs=0.4)
-    assert r.orientation == 0
+    # Up or down of σ 4 px blurred light-on-dark italics is a guess: scorer version 12 reads two of these three
+    # upside down, at a confidence (0.57-0.67) below the filter's gate, where version 11 read all three upright. The
+    # guess must never be flagged as a turned page.
+    assert r.orientation == 0 or r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE
 
 
 def _text_on_grass(angle: float) -> np.ndarray:
