@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,7 +107,7 @@ class RotationFigures:
 Prediction = tuple[float, int | None, float | None]  # skew or NaN, orientation or None, its confidence or None
 
 
-def rotation_figures(rows: list[Row], preds: list[Prediction]) -> RotationFigures:
+def rotation_figures(rows: list[Row], preds: Sequence[Prediction]) -> RotationFigures:
     """`preds` per row of the rotation set. A method with orientation confidences also gets the figures a user
     sees: which pages `quality.filter.orientation_reason` flags as turned (its confidence gate), and how many of
     those flags name a turn the page does not have (an upright page called upside down, or the wrong side)."""
@@ -288,7 +288,7 @@ def split_groups(rows: list[Row], split: str) -> list[tuple[str, list[int]]]:
 def real_tables(
     methods: dict[str, Method],
     blur_key: dict[str, str],
-    rot_key: dict[str, tuple[str, str | None]],
+    rot_key: dict[str, tuple[str, str | None, str | None]],
     threshold: float,
     with_cleanvision: bool = True,
     root: Path = DATA,
