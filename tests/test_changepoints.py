@@ -248,3 +248,16 @@ def test_a_learning_rate_step_on_a_short_per_epoch_curve_is_found():
         assert change_points(acc) == []
         acc[15:] += 0.05
         assert change_points(acc) == [15]
+
+
+def test_the_run_level_change_points_leave_out_the_restarts_too():
+    """The dashboard's change lines (`find_change_points`) and its events (`series_changes`) agree on a metric
+    that is a per-epoch running average: its restarts are no changes of level in either (5 of 10 series got one
+    before)."""
+    for seed in range(10):
+        x = _running_average(seed)
+        g = pd.DataFrame({"step": np.arange(x.size), "metric": ["val/auc"] * x.size, "value": x})
+        assert [c.step for c in find_change_points(None, g, AnomalyDetectionConfig())] == change_points(x)
+    x = _running_average(0, jump_epoch=5)
+    g = pd.DataFrame({"step": np.arange(x.size), "metric": ["val/auc"] * x.size, "value": x})
+    assert any(abs(c.step - 300) <= 6 for c in find_change_points(None, g, AnomalyDetectionConfig()))

@@ -69,7 +69,8 @@ How `change_points(values)` finds where a new segment starts:
    then dropped unless its jump (medians of a quarter period each side) is >= `_RESTART_STAND_OUT` = 3 x the
    median jump over all restarts: the first epoch's average lags a fast-improving model, so its restart can be a
    real new level (CheXNet's epoch-2 restart is labelled). Noise changes and turns are left as they are; the
-   run-level `find_change_points` (level shifts alone) does not use it.
+   run-level `find_change_points` drops the same restarts from its level shifts, so the dashboard's change lines
+   and its events agree.
 
 `level_shifts` is steps 1-4 alone; the run-level `find_change_points` uses it, because a `ChangePoint` record
 describes a level (mean before, mean after, delta). `segment_changes` returns shifts and noise changes from one
@@ -1110,7 +1111,8 @@ def find_change_points(
                 x = np.ascontiguousarray((block if cols.size == values.shape[1] else block[:, cols]).T)
                 found = level_shifts_many(x, penalty=cfg.change_point_penalty, min_size=cfg.change_point_min_size)
                 for r, j in enumerate(cols.tolist()):
-                    if found[r]:
-                        out.extend(_change_point_records(m.steps[ok], x[r], found[r], m.metric, m.columns[j], cfg))
+                    shifts = _drop_restarts(x[r], found[r])  # as `series_changes` reports them
+                    if shifts:
+                        out.extend(_change_point_records(m.steps[ok], x[r], shifts, m.metric, m.columns[j], cfg))
     out.sort(key=lambda c: (c.step, -1 if c.batch is None else c.batch, c.metric))
     return out
