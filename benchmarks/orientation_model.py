@@ -5,8 +5,9 @@ glyph, whether a glyph reads upright or upside down, in any of the scripts below
 
 Pages of the passages in `benchmarks/data/glyph_texts/` (one short text per language, written for this project) are
 rendered upright with PIL in several fonts and sizes, clean, as scans (blur, noise, low contrast), turned by up to
-40°, as light ink on a dark ground and out of focus (a Gaussian of 1.5-3 px); each page goes through the same stroke mask, glyph finder, levelling and
-glyph frames as `quality.orientation` reads a page with once it knows the line direction. Up to N frames per script
+40°, as light ink on a dark ground and out of focus (a Gaussian of 1.5-3 px); each page goes through the same
+stroke mask, glyph finder, levelling and glyph frames as `quality.orientation` reads a page with once it knows the
+line direction. Up to N frames per script
 (a seeded random choice) train a one-hidden-layer network g (tanh, H units) so that s(x) = g(x) - g(x turned 180°)
 is positive for every upright frame: s is antisymmetric by construction (turning the page over negates every
 glyph's score), and glyphs that read the same both ways ("o", "x", "n"/"u") learn a score near 0. The loss is the

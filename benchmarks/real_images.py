@@ -299,10 +299,9 @@ def real_tables(
     per-image scores are never seen before the final run); the test split also per labelling batch (`split_groups`).
 
     `rot_key[name]` = (skew field, orientation field or None, orientation confidence field or None) of a method's
-    result; `blur_key[name]` its sharpness
-    field (higher = sharper). With `worst` > 0, also the first `worst` sharp/blurred pairs the first blur method
-    ranks the wrong way, and its score per focus-series frame. Each method runs once per split; the per-batch tables
-    reuse those results (their ms/image is the split's mean)."""
+    result; `blur_key[name]` its sharpness field (higher = sharper). With `worst` > 0, also the first `worst`
+    sharp/blurred pairs the first blur method ranks the wrong way, and its score per focus-series frame. Each method
+    runs once per split; the per-batch tables reuse those results (their ms/image is the split's mean)."""
     rows = load_rows(root)
     for split in splits:
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
