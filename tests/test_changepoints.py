@@ -261,3 +261,15 @@ def test_the_run_level_change_points_leave_out_the_restarts_too():
     x = _running_average(0, jump_epoch=5)
     g = pd.DataFrame({"step": np.arange(x.size), "metric": ["val/auc"] * x.size, "value": x})
     assert any(abs(c.step - 300) <= 6 for c in find_change_points(None, g, AnomalyDetectionConfig()))
+
+
+def test_a_step_on_a_short_exponentially_falling_curve_is_judged_against_the_log_time_trend():
+    """25 per-epoch points of a loss that bends like an exponential all along: a parabola in the epoch number leaves
+    residuals that hid a learning-rate drop (0 of these 20 found before); the log-time trend explains the window
+    better, and the step stands out against it. The same curves without the drop get no change point."""
+    t = np.arange(25)
+    for seed in range(20):
+        loss = 3.8 * np.exp(-t / 7.0) + 0.1 + 0.01 * np.random.default_rng(seed).normal(size=25)
+        assert change_points(loss) == []
+        loss[15:] -= 0.2
+        assert change_points(loss) == [15]

@@ -35,7 +35,12 @@ LOG_TIME_SPAN = 8  # the log-time test runs on candidates within this many step 
 
 
 def step_stats(
-    x: np.ndarray, cands: np.ndarray, window: int = 30, with_slope: bool = False, log_time: bool = False
+    x: np.ndarray,
+    cands: np.ndarray,
+    window: int = 30,
+    with_slope: bool = False,
+    log_time: bool = False,
+    with_fit: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """Size and t-statistic of a step at each candidate, all candidates solved at once.
 
@@ -45,6 +50,7 @@ def step_stats(
     step, and the other candidates' dummies stop a neighbouring real step from leaking into this one.
     With `log_time` the slope and curvature are in log(step + 1): a learning curve's fast early bend (a power law
     or an exponential decay seen near its start) is smooth there, so it is explained by the trend, not a step.
+    Returns (step, z), then the slope's t-statistic with `with_slope`, then the residual variance with `with_fit`.
     """
     t = np.asarray(cands, dtype=np.int64)
     k, n = t.size, x.size
@@ -96,11 +102,11 @@ def step_stats(
     # probability, so one bar (MIN_T) means the same rarity near the ends as in the middle.
     z = np.where(dof >= 2, t_to_gaussian_z(np.minimum(tstat, 1e6), np.maximum(dof, 1)), 0.0)
     z = np.where(np.isfinite(z), z, np.where(dof >= 2, tstat, 0.0))
-    if not with_slope:
-        return coef[:, 3], z
-    with np.errstate(all="ignore"):
-        slope_t = np.abs(coef[:, 1]) / np.sqrt(np.maximum(s2 * var1, 1e-300))
-    return coef[:, 3], z, slope_t
+    out: tuple[np.ndarray, ...] = (coef[:, 3], z)
+    if with_slope:
+        with np.errstate(all="ignore"):
+            out += (np.abs(coef[:, 1]) / np.sqrt(np.maximum(s2 * var1, 1e-300)),)
+    return (*out, s2) if with_fit else out
 
 
 def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflation: float = 1.0) -> list[int]:
@@ -108,8 +114,9 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
     wide test on flat stretches for the rest.
 
     `t_inflation` (>= 1) divides every t-statistic: on autocorrelated noise ordinary least squares understates the
-    standard error of a step by about sqrt((1 + rho) / (1 - rho)) (see `changepoints.noise_profile`). The step must
-    stand out both against a trend in the step number and against a trend in log(step + 1)."""
+    standard error of a step by about sqrt((1 + rho) / (1 - rho)) (see `changepoints.noise_profile`). Near the start
+    the step must stand out both against a trend in the step number and against a trend in log(step + 1), or
+    against the log-time trend alone where that one fits the window better (`with_fit`: the residual variance)."""
     cands = np.array(sorted(set(candidates)), dtype=np.int64)
     kept = cands
     trending: dict[int, bool] = {}
@@ -117,14 +124,18 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
     for _ in range(8):
         if kept.size == 0:
             break
-        step, tstat, slope_t = step_stats(x, kept, STEP_WINDOW, with_slope=True)
+        step, tstat, slope_t, s2 = step_stats(x, kept, STEP_WINDOW, with_slope=True, with_fit=True)
         trending.update(zip(kept.tolist(), (slope_t / infl > 3.0).tolist()))
         ok = (np.abs(step) >= MIN_JUMP_SIGMA * sigma) & (tstat / infl >= MIN_T)
-        # Far from the start log(step + 1) is straight over a window, and the log-time test says the same.
-        early = np.flatnonzero(ok & (kept < LOG_TIME_SPAN * STEP_WINDOW))
+        # Far from the start log(step + 1) is straight over a window, and the log-time test says the same. Near it
+        # the step must stand out against the log-time trend, and against the linear one too unless the log-time
+        # fit explains the window better (a short per-epoch curve whose whole length bends like an exponential:
+        # a parabola in the step number leaves residuals that hide a learning-rate step).
+        early = np.flatnonzero(kept < LOG_TIME_SPAN * STEP_WINDOW)
         if early.size:
-            lstep, ltstat = step_stats(x, kept[early], STEP_WINDOW, log_time=True)
-            ok[early] = (np.abs(lstep) >= MIN_JUMP_SIGMA * sigma) & (ltstat / infl >= MIN_T)
+            lstep, ltstat, ls2 = step_stats(x, kept[early], STEP_WINDOW, log_time=True, with_fit=True)
+            log_ok = (np.abs(lstep) >= MIN_JUMP_SIGMA * sigma) & (ltstat / infl >= MIN_T)
+            ok[early] = np.where(ls2 < s2[early], log_ok, ok[early] & log_ok)
         ok &= _persists(x, kept, step, sigma)
         if ok.all():
             break
