@@ -29,11 +29,13 @@ How `change_points(values)` finds where a new segment starts:
    level + slope + curvature + a step at t (+ steps at the other candidates); the step must be >= 1 sigma and
    >= 4 standard errors (as a Gaussian-equivalent z, so short windows near the ends are not favoured), both with
    the trend in the step number and in log(step + 1) (a learning curve's fast early bend is smooth in log time:
-   the trend explains it before a change is called), or with the log-time trend alone where that fits the window
-   better (residual variance of the two fits with the step: on a 25-point per-epoch loss that bends like an
-   exponential all along, the parabola in the step number leaves residuals that hid learning-rate drops; tune +
-   test batches 1-6, all seen: test recall 0.44 -> 0.45 at 0.42 false change points per series both ways, batch 5
-   0.38 -> 0.46, batch 6 0.22 -> 0.26, tune 0.66 -> 0.65 at 0.17; generated set and TCPD unchanged), and the medians of the windows before and after must differ
+   the trend explains it before a change is called), or, on a series shorter than two windows, with the log-time
+   trend alone where that fits the window better (residual variance of the two fits with the step: the window is
+   then the whole curve, and on a 25-point per-epoch loss that bends like an exponential all along the parabola in
+   the step number leaves residuals that hid learning-rate drops; tune + test batches 1-6, all seen: test recall
+   0.44 -> 0.45, precision 0.45 -> 0.46, 0.42 false change points per series both ways, batch 5 0.38 -> 0.46,
+   batch 6 0.22 -> 0.26, tune unchanged; generated set, TCPD and 2,160 generated healthy saturating curves of
+   20-200 points unchanged; on long series the same rule let a healthy curve's early bend through), and the medians of the windows before and after must differ
    in the step's direction (an oscillation that returns to its level is not a step). A healthy learning curve is
    smooth, so its candidates are dropped. A small step between flat stretches gets a second, wide test
    (`_flat_step_ok`) when neither side trends.

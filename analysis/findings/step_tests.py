@@ -116,7 +116,8 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
     `t_inflation` (>= 1) divides every t-statistic: on autocorrelated noise ordinary least squares understates the
     standard error of a step by about sqrt((1 + rho) / (1 - rho)) (see `changepoints.noise_profile`). Near the start
     the step must stand out both against a trend in the step number and against a trend in log(step + 1), or
-    against the log-time trend alone where that one fits the window better (`with_fit`: the residual variance)."""
+    against the log-time trend alone where the series is shorter than two windows and that trend fits the window
+    better (`with_fit`: the residual variance)."""
     cands = np.array(sorted(set(candidates)), dtype=np.int64)
     kept = cands
     trending: dict[int, bool] = {}
@@ -128,14 +129,17 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
         trending.update(zip(kept.tolist(), (slope_t / infl > 3.0).tolist()))
         ok = (np.abs(step) >= MIN_JUMP_SIGMA * sigma) & (tstat / infl >= MIN_T)
         # Far from the start log(step + 1) is straight over a window, and the log-time test says the same. Near it
-        # the step must stand out against the log-time trend, and against the linear one too unless the log-time
-        # fit explains the window better (a short per-epoch curve whose whole length bends like an exponential:
-        # a parabola in the step number leaves residuals that hide a learning-rate step).
-        early = np.flatnonzero(kept < LOG_TIME_SPAN * STEP_WINDOW)
+        # the step must stand out against the log-time trend, and against the linear one too, unless the series is
+        # shorter than two windows and the log-time fit explains the window better: then the window is the whole
+        # curve, and on a per-epoch loss that bends like an exponential all along a parabola in the step number
+        # leaves residuals that hide a learning-rate step. (On longer series the log-time test alone let a healthy
+        # curve's early bend through.)
+        short = x.size < 2 * STEP_WINDOW
+        early = np.flatnonzero((ok | short) & (kept < LOG_TIME_SPAN * STEP_WINDOW))
         if early.size:
             lstep, ltstat, ls2 = step_stats(x, kept[early], STEP_WINDOW, log_time=True, with_fit=True)
             log_ok = (np.abs(lstep) >= MIN_JUMP_SIGMA * sigma) & (ltstat / infl >= MIN_T)
-            ok[early] = np.where(ls2 < s2[early], log_ok, ok[early] & log_ok)
+            ok[early] = np.where(short & (ls2 < s2[early]), log_ok, ok[early] & log_ok)
         ok &= _persists(x, kept, step, sigma)
         if ok.all():
             break
