@@ -22,7 +22,10 @@
    that read the same both ways ("o", "x", "n"/"u"). Clear scores vote; a weak Latin prior adds a fraction of a
    vote for each glyph rising above its band (more ascenders than descenders: true of Latin, not of Cyrillic or
    Greek, which is why counting them alone read Russian pages upside down). Letters must be separate glyphs for
-   that, so when the glyphs at this scale are small the mask is taken again from a finer version of the image.
+   that, so when the glyphs at this scale are small the mask is taken again from a finer version of the image;
+   when none exists and the glyphs are under ``READABLE_GLYPH_PX`` across, their shapes cannot say up from down
+   (a small phone photo of a book page was flagged as turned over at 0.93), and the direction they give counts as
+   a single vote, so its confidence stays below the filter's gate.
 6. Checks and second looks (each only where the answer above is weak or missing, so clean pages cost nothing more):
    - an answer lined up weakly, or from few glyphs (under ``_FEW_GLYPHS``) of a blurred image (blur σ over
      ``_SHARP_PX``, or unknown), is cross-checked against the line-periodicity search of `quality.rotation`
@@ -68,6 +71,7 @@ MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
 MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line direction
 MIN_ALONG_RATIO = 1.8  # ... and at least this many times the share in the perpendicular direction
 FINE_GLYPH_PX = 10.0  # glyphs (short side, median) smaller than this are re-read from a finer image for up/down
+READABLE_GLYPH_PX = 5.0  # ... and when no finer image exists, glyphs under this give up/down at low confidence
 _TOL_DEG = 10.0
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
@@ -611,4 +615,7 @@ def _up_down_at_scale(
             y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
             crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
             return glyph_up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)), theta)
-    return glyph_up_down(found, theta)
+    upright, turned = glyph_up_down(found, theta)
+    if glyph_px < READABLE_GLYPH_PX:  # no finer image: the direction stands, as a single vote's worth of evidence
+        return (int(upright > turned), int(turned > upright))
+    return upright, turned

@@ -4,6 +4,7 @@ passages the orientation model was trained on (benchmarks/data/glyph_texts)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,30 @@ def test_a_thin_long_line_crop_is_not_shrunk_below_reading_size():
         r = rotation(np.ascontiguousarray(np.rot90(strip, turns)))
         assert not np.isnan(r.angle), turns
         assert r.orientation == 90 * turns, (turns, r)
+
+
+@pytest.mark.parametrize("name", ["vrd-5-in.jpg", "vrd-5-in_rot270.png"])
+def test_glyphs_too_small_to_read_are_never_flagged_as_a_turned_page(name):
+    """A 320 x 350 phone photo of a Russian book page (images batch 6): its letters are 3 px across and no finer copy
+    exists, so their shapes cannot say up from down. Version 12 flagged it, and its quarter turn, as turned over at
+    0.93 / 0.97; glyphs under READABLE_GLYPH_PX now give a direction worth a single vote, below the filter's gate."""
+    import cv2
+
+    from benchmarks.real_images import DATA
+
+    g = cv2.imread(str(DATA / "rotation" / name), cv2.IMREAD_GRAYSCALE)
+    assert g is not None, name
+    r = rotation(g)
+    assert not math.isnan(r.angle), r
+    assert r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE, r
+
+
+@pytest.mark.parametrize("turn", [0, 2])
+def test_a_page_of_tiny_print_keeps_its_direction_at_a_confidence_below_the_gate(turn):
+    from benchmarks.labelled_images import font_paths, render_text_page
+
+    font = next(p for p in font_paths() if p.endswith("/DejaVuSans.ttf"))
+    page = np.ascontiguousarray(np.rot90(render_text_page(300, 200, font=font, size=7, seed=1), turn))
+    r = rotation(page)
+    assert r.orientation == 90.0 * turn
+    assert 0.5 < r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE
