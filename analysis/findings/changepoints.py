@@ -15,7 +15,7 @@ How `change_points(values)` finds where a new segment starts:
    below the MAD and changes nothing; on a quantised series or a floor of identical values with blips most
    differences are exactly 0, the MAD is 0, the penalty collapsed to ~0 and every blip became a candidate.
    Short series (< `_SHORT_POINTS` = 60 cleaned points, `_short_profiles`): the level-shift search takes the
-   smaller of that rho and the curvature-free one of `trends._inflation` (residuals of a centred moving quadratic
+   smaller of that rho and the curvature-free one of `trends.quadratic_rho` (residuals of a centred moving quadratic
    of 2w + 1 points, w = min(5, n // 8) >= 2, rho from the MADs of the residuals and of their differences) and
    re-derives sigma from the differences with it. On 25 per-epoch points the differences of a curving learning
    curve change steadily, which reads as rho ~0.95 (inflation 39), and a learning-rate drop of 4-5 neighbouring
@@ -169,6 +169,7 @@ from analysis.findings.trends import (
     _SETTLE_TOL,
     _STEP_SHARE,
     _TAIL_PRIOR,
+    quadratic_rho,
     with_trend_changes,
 )
 
@@ -290,30 +291,20 @@ def noise_profile(x: np.ndarray) -> tuple[float, float]:
 def _short_profiles(x: np.ndarray, sigma: np.ndarray, inflation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sigma, inflation) of the rows of a (series, points) matrix of short series (< `_SHORT_POINTS`) given their
     `noise_profiles`: the lag-1 autocorrelation is the smaller of the one from first differences and the
-    curvature-free one of `trends._inflation` (residuals of a centred moving quadratic of 2w + 1 points,
-    w = min(5, n // 8) >= 2, rho = 1 - (MAD of the residuals' differences / MAD of the residuals)^2 / 2), and sigma
-    is re-derived from the differences with it. On 25 per-epoch points the differences of a curving learning
-    curve change steadily, which first differences read as rho ~0.95 (inflation 39): the penalty and the step
-    tests then miss a learning-rate drop of 4-5 times the neighbouring moves. A row whose residuals have MAD 0 (a
-    quantised or constant stretch) keeps its profile."""
-    from scipy.signal import savgol_filter
-
-    n = x.shape[1]
-    w = max(2, min(5, n // 8))
-    width = min(2 * w + 1, n if n % 2 else n - 1)
-    if width < 5 or x.shape[0] == 0:
-        return sigma, inflation
-    r = x - savgol_filter(x, width, 2, mode="interp", axis=1)
-    r = r - np.median(r, axis=1, keepdims=True)
-    mad = np.median(np.abs(r), axis=1)
-    d = np.diff(r, axis=1)
-    md = np.median(np.abs(d - np.median(d, axis=1, keepdims=True)), axis=1)
-    with np.errstate(all="ignore"):
-        rho = np.clip(1.0 - 0.5 * (md / mad) ** 2, 0.0, _MAX_RHO)
-        old = (inflation - 1.0) / (inflation + 1.0)
-        lower = (mad > 0) & (rho < old)
-        new_sigma = sigma * np.sqrt((1.0 - old) / (1.0 - rho))
-    return np.where(lower, new_sigma, sigma), np.where(lower, (1.0 + rho) / (1.0 - rho), inflation)
+    curvature-free one of `trends.quadratic_rho` (residuals of a centred moving quadratic of 2w + 1 points,
+    w = min(5, n // 8) >= 2), and sigma is re-derived from the differences with it. On 25 per-epoch points the
+    differences of a curving learning curve change steadily, which first differences read as rho ~0.95 (inflation
+    39): the penalty and the step tests then miss a learning-rate drop of 4-5 times the neighbouring moves. A row
+    whose residuals have no spread (a quantised or constant stretch) keeps its profile."""
+    w = max(2, min(5, x.shape[1] // 8))
+    sigma, inflation = sigma.copy(), inflation.copy()
+    for i, row in enumerate(x):
+        rho = quadratic_rho(row, w)
+        old = (inflation[i] - 1.0) / (inflation[i] + 1.0)
+        if rho is not None and rho < old:
+            sigma[i] *= math.sqrt((1.0 - old) / (1.0 - rho))
+            inflation[i] = (1.0 + rho) / (1.0 - rho)
+    return sigma, inflation
 
 
 def _kernel_cpd(x: np.ndarray, pen: float, min_size: int) -> list[int]:

@@ -205,15 +205,23 @@ def _inflation(y: np.ndarray, w: int) -> float:
     (`_robust_rho`). The quadratic follows a learning curve's bend, which a moving line leaves in its residuals
     as a slow wave (on a smooth curve that read as rho ~0.9 and made every slope test blind); the slow part of
     AR or EMA-smoothed noise, which a short window would absorb, stays."""
+    rho = quadratic_rho(y, w)
+    return 1.0 if rho is None else (1.0 + rho) / (1.0 - rho)
+
+
+def quadratic_rho(y: np.ndarray, w: int) -> float | None:
+    """The lag-1 autocorrelation of `_inflation`: of the residuals of a centred moving quadratic of 2w + 1 points
+    (`_robust_rho`); None when the series is too short for a 5-point window or the residuals have no spread (a
+    quantised or constant stretch), where it says nothing."""
     from scipy.signal import savgol_filter
 
     width = min(2 * w + 1, y.size if y.size % 2 else y.size - 1)
     if width < 5:
-        return 1.0
+        return None
     r = y - savgol_filter(y, width, 2, mode="interp")
     r = r - median(r)
-    rho = _robust_rho(r, median(np.abs(r)))
-    return (1.0 + rho) / (1.0 - rho)
+    mad = median(np.abs(r))
+    return _robust_rho(r, mad) if mad > 0 else None
 
 
 def _robust_rho(r: np.ndarray, mad: float) -> float:
