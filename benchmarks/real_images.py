@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 from scipy.stats import spearmanr
 
+from quality.filter import orientation_reason
+
 DATA = Path(__file__).resolve().parent / "data" / "images"
 
 
@@ -111,8 +113,6 @@ def rotation_figures(rows: list[Row], preds: Sequence[Prediction]) -> RotationFi
     """`preds` per row of the rotation set. A method with orientation confidences also gets the figures a user
     sees: which pages `quality.filter.orientation_reason` flags as turned (its confidence gate), and how many of
     those flags name a turn the page does not have (an upright page called upside down, or the wrong side)."""
-    from quality.filter import orientation_reason
-
     err_all, err_given, missing, orient_ok, n_text, false_pos, n_blank = [], [], 0, 0, 0, 0, 0
     n_turned, turned_ok, n_flags, flags_wrong, gated = 0, 0, 0, 0, False
     for r, (skew, orient, conf) in zip(rows, preds):

@@ -8,7 +8,8 @@ plotly chart. Both draw the same data and the same findings: the curves come fro
 by `figures.decimate`, and what is marked where from `figures.curve_marks` (events on their batch's line, a line at
 each change of regime, NaN/Inf on the axis, detector hits and the detectors' own change points one level deeper).
 
-The spec is plain JSON (no Altair). Its rows sit in named `datasets` ("band", "lines", "changes", "marks", "threshold") that the layers refer to by name: Streamlit sends named data sets to the browser as Arrow, not as JSON
+The spec is plain JSON (no Altair). Its rows sit in named `datasets` ("band", "lines", "changes", "marks",
+"threshold") that the layers refer to by name: Streamlit sends named data sets to the browser as Arrow, not as JSON
 (a 10,000-step run's chart is about 1 MB of JSON rows). Text from runs (metric names, messages) goes in data fields,
 which Vega draws as text (canvas or SVG text, tooltips escaped by vega-tooltip), never as markup.
 """
