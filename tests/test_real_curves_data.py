@@ -48,7 +48,13 @@ def test_labels_are_in_range_and_documented(labels):
 # How each later batch's sources were split, fixed before any of its files was plotted (LABELLING.md): the last hex
 # digit of sha1("owner/name"), even -> tune; batches 2-4 hashed the name as GitHub spells it, batches 5-8 lower-cased.
 SPLIT_NAME: dict[int, Callable[[str], str]] = {
-    2: str, 3: str, 4: str, 5: str.lower, 6: str.lower, 7: str.lower, 8: str.lower
+    2: str,
+    3: str,
+    4: str,
+    5: str.lower,
+    6: str.lower,
+    7: str.lower,
+    8: str.lower,
 }
 
 

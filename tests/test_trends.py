@@ -10,7 +10,7 @@ from scipy.signal import lfilter
 
 from analysis.findings.changepoints import change_points, series_changes
 from analysis.findings.events import series_events
-from analysis.findings.trends import smooth_jumps, tail_collapse
+from analysis.findings.trends import held_value, smooth_jumps, tail_collapse
 
 
 def _loss_with_late_drop(n: int, knot: int, end: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -278,10 +278,41 @@ def test_a_spike_on_a_falling_curve_is_a_spike_not_a_collapse_after_it(at):
 
 def test_a_level_shift_next_to_a_floor_exit_is_the_exit_placed_where_the_floor_ends():
     # A class accuracy at exactly 0 that climbs out over a few points into a noisy band: the step tests put the
-    # shift at the band (3-12 points late), the floor exit at the first point off the floor.
+    # shift at the band (3-12 points late), the floor exit at the first point off the floor. The fall onto the
+    # floor at 6 is a change too (`trends.held_value`: its entry, in the warm-up).
     for seed in range(10):
         rng = np.random.default_rng(seed)
         ramp = np.abs(np.linspace(0.01, 0.2, 12) + 0.02 * rng.normal(size=12))
         band = 0.35 + 0.2 * (1 - np.exp(-np.arange(150) / 40)) + 0.04 * rng.normal(size=150)
         y = np.r_[0.2 + 0.02 * rng.normal(size=6), np.zeros(30), ramp, band]
-        assert series_changes(y)[0] == [36]
+        assert series_changes(y)[0] == [6, 36]
+
+
+def test_an_eval_accuracy_that_drops_to_exactly_zero_after_three_evaluations_is_a_collapse_there():
+    # MLPerf Mask R-CNN logs hold this: the drop comes inside the warm-up that the step tests leave out.
+    x = np.r_[0.05, 0.17, 0.21, np.zeros(28)]
+    assert held_value(x) == (3, None)
+    assert change_points(x) == [3]
+    assert [(e.kind, e.start_step) for e in series_events(x, metric="eval_accuracy")] == [("collapse", 3)]
+
+
+def test_a_metric_stuck_at_its_ceiling_for_a_while_has_an_entry_and_an_exit():
+    rng = np.random.default_rng(4)
+    x = np.r_[0.6 + 0.05 * rng.normal(size=8), np.ones(26), 0.5 + 0.05 * rng.normal(size=60)]
+    assert held_value(x) == (8, 34)
+    assert [c for c in change_points(x) if c in (8, 34)] == [8, 34]
+
+
+def test_a_held_staircase_and_a_floor_with_blips_hold_no_value():
+    stairs = np.repeat(np.linspace(0.3, 0.8, 20), 5)  # validation repeated for 5 steps: every run is as long
+    assert held_value(stairs) == (None, None)
+    blips = np.zeros(200)
+    blips[[140, 146, 151, 160, 171, 180]] = 0.5  # a class error that leaves 0 now and then: no exit
+    assert held_value(np.r_[0.4, 0.3, 0.2, blips])[1] is None
+
+
+def test_a_value_that_is_a_regular_elsewhere_is_not_held():
+    rng = np.random.default_rng(5)
+    x = np.round(rng.normal(0.5, 0.2, 120), 1)  # quantised: 0.5 comes back all the time
+    x[40:48] = 0.5
+    assert held_value(x) == (None, None)
