@@ -288,3 +288,13 @@ def test_a_learning_rate_step_of_two_noise_sigmas_on_a_noisy_per_iteration_loss_
         found += near(cps, [280], margin=8)
         assert all(abs(c - 280) <= 8 for c in cps)
     assert found >= 16
+
+
+def test_a_short_per_epoch_loss_that_restarts_near_its_end_has_its_jump_back_up_found():
+    # 17 epochs, a resumed run at epoch 12 puts the loss back from ~15 to ~25: the median of the 11 points before
+    # the jump took in the run's high start, so the jump did not "persist" (`step_tests._persists`). Before: 0 of 10.
+    t = np.arange(17.0)
+    runs = np.r_[14.5 + 14.0 * np.exp(-t[:12] / 4.0), 18.0 + 7.5 * np.exp(-(t[12:] - 12) / 3.0)]
+    found = [change_points(runs + np.random.default_rng(seed).normal(0, 0.3, 17)) for seed in range(10)]
+    assert sum(f == [12] for f in found) >= 8
+    assert all(f in ([], [12]) for f in found)

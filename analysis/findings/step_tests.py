@@ -251,7 +251,11 @@ def _wide_fit(x: np.ndarray, lo: int, t: int, hi: int, log_time: bool) -> tuple[
 def _persists(x: np.ndarray, cands: np.ndarray, step: np.ndarray, sigma: float) -> np.ndarray:
     """The level really moved: the medians of `STEP_WINDOW` points each side differ by at least `MIN_JUMP_SIGMA`
     sigma and half the fitted step, in its direction. An oscillation (a GAN loss swinging around one level) fits
-    local steps everywhere, but its level before and after is the same."""
+    local steps everywhere, but its level before and after is the same.
+
+    Near an end one side holds fewer points: there the medians of as many points each side (>= 3) may show the
+    move instead. On a short per-epoch loss that restarts (15 -> 25 at epoch 12 of 17) the median of the 11
+    points before took in the run's high start and hid the jump back up."""
     if cands.size == 0:
         return np.zeros(0, dtype=bool)
     w = min(STEP_WINDOW, x.size)
@@ -260,8 +264,13 @@ def _persists(x: np.ndarray, cands: np.ndarray, step: np.ndarray, sigma: float) 
     before = trailing[np.maximum(cands - 1, 0)]
     after = trailing[np.minimum(cands + w - 1, trailing.size - 1)]
     moved = (after - before) * np.sign(step)
-    ok = moved >= np.maximum(MIN_JUMP_SIGMA * sigma, 0.5 * np.abs(step))
-    return ok & (cands > 0) & np.isfinite(moved)
+    need = np.maximum(MIN_JUMP_SIGMA * sigma, 0.5 * np.abs(step))
+    ok = (moved >= need) & (cands > 0) & np.isfinite(moved)
+    half = np.minimum(cands, x.size - cands)
+    for j in np.flatnonzero(~ok & (half >= 3) & (half < w)).tolist():
+        t, h = int(cands[j]), int(half[j])
+        ok[j] = (median(x[t : t + h]) - median(x[t - h : t])) * np.sign(step[j]) >= need[j]
+    return ok
 
 
 def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float, infl: float = 1.0) -> bool:
