@@ -316,3 +316,12 @@ def test_a_value_that_is_a_regular_elsewhere_is_not_held():
     x = np.round(rng.normal(0.5, 0.2, 120), 1)  # quantised: 0.5 comes back all the time
     x[40:48] = 0.5
     assert held_value(x) == (None, None)
+
+
+def test_a_training_accuracy_at_exactly_zero_for_its_first_four_percent_of_steps_has_its_exit_found():
+    # PaddleOCR logs: accuracy 0.0 for the first 23 of 550 logged steps, then it starts to rise (a held value at 2 %).
+    rng = np.random.default_rng(6)
+    rise = np.clip(0.9 * (1 - np.exp(-np.arange(527) / 120)) + rng.normal(0, 0.003, 527), 1e-4, None)
+    x = np.r_[np.zeros(23), rise]
+    assert held_value(x) == (None, 23)
+    assert any(abs(c - 23) <= 3 for c in change_points(x))
