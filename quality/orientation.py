@@ -35,7 +35,12 @@
      on grass or gravel lines up clearly within its window while the photo's shapes swamp the whole-image count;
    - when still nothing is found and the noise seen on a 2x area average is well above the per-pixel estimate (JPEG
      drops the finest frequencies of noise but keeps its coarser grain, which then passes as strokes), everything is
-     run again at that noise level, now accepting a line-periodicity answer only at confidence ``_RETRY_CONF``.
+     run again at that noise level, now accepting a line-periodicity answer only at confidence ``_RETRY_CONF``;
+   - when there is still no answer and the glyphs are under ``SMALL_GLYPH_PX`` (small print on a large page, read at
+     640 px), all of the above runs once more on a finer version of the image (`_finer_look`). Tune split: no answer
+     3.5 % -> 0.7 %, skew MAE 0.54° -> 0.44°, orientation 81.8 % -> 83.2 % (a Yiddish dictionary page and its
+     turns); seen test pages of batches 1-6: no answer 10.8 % -> 10.4 %, nothing else worse; photos without text
+     unchanged.
 
 Angles are degrees, counter-clockwise positive. `orientation` is how far the upright page was turned
 counter-clockwise, so the text lines run at `orientation + angle`. Every answer comes with a confidence (0..1):
@@ -72,6 +77,8 @@ MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line
 MIN_ALONG_RATIO = 1.8  # ... and at least this many times the share in the perpendicular direction
 FINE_GLYPH_PX = 10.0  # glyphs (short side, median) smaller than this are re-read from a finer image for up/down
 READABLE_GLYPH_PX = 5.0  # ... and when no finer image exists, glyphs under this give up/down at low confidence
+SMALL_GLYPH_PX = 6.0  # glyphs smaller than this on a page with no text lines: the page is read again finer ...
+_FINER_TARGET_PX = 8.0  # ... at a scale that brings them to about this size
 _TOL_DEG = 10.0
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
@@ -441,7 +448,31 @@ def estimate_rotation(
         grain = _grain(g)
         if grain > max(1.5 * noise, NOISE_MIN * 2):
             answer = _estimate(g, grain, blur_px, finer, _RETRY_CONF)
+    if math.isnan(answer.angle) and finer is not None:
+        answer = _finer_look(g, noise, blur_px, finer) or answer
     return answer
+
+
+def _finer_look(
+    g: np.ndarray, noise: float, blur_px: float, finer: Callable[[float], np.ndarray | None]
+) -> PageRotation | None:
+    """The rotation read from a finer image when `g` shows glyphs under ``SMALL_GLYPH_PX`` (median short side) and
+    no text lines: small print on a large page (a two-column dictionary page at 640 px has 4-px letters that touch
+    and split, so their neighbour directions no longer line up). The finer image brings the glyphs to about
+    ``_FINER_TARGET_PX``, at most ``_MAX_FINE_SIDE`` px long; None when there is no finer image or no answer there."""
+    found = glyphs(_stroke_mask(g, _dark_ink(g, None), blur_px, noise))
+    if len(found.stats) < MIN_GLYPHS:
+        return None
+    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    factor = min(_FINER_TARGET_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
+    if glyph_px >= SMALL_GLYPH_PX or factor < 1.5:
+        return None
+    big = finer(factor)
+    if big is None or max(big.shape) < 1.5 * max(g.shape):
+        return None
+    scale = big.shape[0] / g.shape[0]  # averaging fewer pixels: noise and blur (px) grow with the scale
+    answer = _estimate(big, noise * scale, blur_px * scale, None)
+    return None if math.isnan(answer.angle) else answer
 
 
 def _estimate(

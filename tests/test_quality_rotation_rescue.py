@@ -5,6 +5,7 @@ Each case gave a wrong answer or none before these checks (scorer version 7)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,6 +22,8 @@ from benchmarks.labelled_images import (
 )
 from quality.filter import MIN_ORIENTATION_CONFIDENCE
 from quality.scores import rotation
+
+ROTATION_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "images" / "rotation"
 
 
 def _font(name: str) -> str:
@@ -81,3 +84,16 @@ def test_grass_alone_still_has_no_text():
     for w, h in ((640, 428), (480, 480)):
         r = rotation(jpeg(_grass(w, h), 90))
         assert math.isnan(r.angle) and math.isnan(r.orientation) and r.confidence == 0.0
+
+
+@pytest.mark.parametrize(("name", "turn"), [("", 0), ("_rot90", 90), ("_rot270", 270)])
+def test_small_print_on_a_large_page_is_read_on_a_finer_image(name, turn):
+    """A two-column Yiddish dictionary page (real, tune split, 1228 x 1600): at the 640-px rotation scale its letters
+    are 4 px, touch and split, and their neighbour directions do not line up, so it had no answer at any turn
+    (`orientation._finer_look` reads it again at about 8-px glyphs). Label: skew -0.25°."""
+    page = cv2.imread(str(ROTATION_DIR / f"j3-nybc201086_0022{name + '.png' if name else '.jpg'}"))
+    assert page is not None
+    r = rotation(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    assert abs(r.angle - -0.25) <= 0.3, r
+    assert r.orientation == turn, r
+    assert r.orientation_confidence >= MIN_ORIENTATION_CONFIDENCE, r
