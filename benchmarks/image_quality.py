@@ -13,7 +13,8 @@ orientation, coarse-scale blur) on seeds 0–3 and the real `tune` split, with s
 development (so seed 20 is no longer fully held out). Version 9 (blur read in the windows with the most fine detail,
 median window; for photos that are only partly in focus) on seeds 0–3 and the real `tune` split only (`--split tune`,
 with new tune sources: partly focused focus-stack frames, real motion-blurred photos, three graded defocus series).
-Seeds 21–24 and seed 30 at --n 2000 are the held-out checks.
+Seeds 21–24 and seed 30 at --n 2000 are the held-out checks. `--batch 1,...,7` keeps only those labelling rounds of
+the real images, so a round's final measurement leaves the next round's held-out batch unscored.
 
 The labelled set (benchmarks/labelled_images.py) mixes rendered text pages and OCR line crops of 1-3 lines (several
 fonts, sizes, inverted and faded ink, uneven lighting), text pasted onto photos and plain photos shipped in
@@ -220,8 +221,14 @@ def _deskew_one(img: np.ndarray) -> float:
     return float("nan") if v is None else -float(v)
 
 
-def real_image_tables(skip_baselines: bool = False, worst: int = 0, splits: tuple[str, ...] = ("tune", "test")) -> None:
-    """The real-image tables (benchmarks/data/images): ours, and unless skipped the naive pair, deskew, cleanvision."""
+def real_image_tables(
+    skip_baselines: bool = False,
+    worst: int = 0,
+    splits: tuple[str, ...] = ("tune", "test"),
+    batches: set[int] | None = None,
+) -> None:
+    """The real-image tables (benchmarks/data/images): ours, and unless skipped the naive pair, deskew, cleanvision;
+    only the labelling rounds `batches` when given."""
     f = ImageQualityFilter()
     methods: dict = {"ours": f.assess_image_quality}
     rot_key: dict = {"ours": ("rotation_angle", "orientation", "orientation_confidence")}
@@ -239,7 +246,14 @@ def real_image_tables(skip_baselines: bool = False, worst: int = 0, splits: tupl
             print("deskew: not installed")
     print("=== Real images (benchmarks/data/images; tune split = tuning data, test split = the result) ===")
     real_tables(
-        methods, blur_key, rot_key, f.blur_threshold, with_cleanvision=not skip_baselines, worst=worst, splits=splits
+        methods,
+        blur_key,
+        rot_key,
+        f.blur_threshold,
+        with_cleanvision=not skip_baselines,
+        worst=worst,
+        splits=splits,
+        batches=batches,
     )
     print("\n=== Generated set (benchmarks/labelled_images.py) ===")
 
@@ -264,11 +278,18 @@ def main(argv: list[str] | None = None) -> int:
         default="both",
         help="real-image split(s) to run; develop with --split tune and run the test split once at the end",
     )
+    ap.add_argument(
+        "--batch",
+        default="",
+        help="comma-separated labelling rounds of the real images to keep (default: all); a round's measurement "
+        "leaves later held-out rounds unscored",
+    )
     args = ap.parse_args(argv)
     cv2.setNumThreads(1)
     if not args.no_real:
         splits = ("tune", "test") if args.split == "both" else (args.split,)
-        real_image_tables(args.skip_baselines, args.worst, splits)
+        batches = {int(b) for b in args.batch.split(",") if b.strip()} or None
+        real_image_tables(args.skip_baselines, args.worst, splits, batches)
         if args.real_only:
             return 0
 

@@ -294,15 +294,18 @@ def real_tables(
     root: Path = DATA,
     worst: int = 0,
     splits: tuple[str, ...] = ("tune", "test"),
+    batches: set[int] | None = None,
 ) -> None:
     """Print the rotation and blur tables per split (`splits`: only `("tune",)` while developing, so the test split's
     per-image scores are never seen before the final run); the test split also per labelling batch (`split_groups`).
+    `batches`, when given, keeps only those labelling rounds (a round's measurement leaves later held-out rounds
+    unscored).
 
     `rot_key[name]` = (skew field, orientation field or None, orientation confidence field or None) of a method's
     result; `blur_key[name]` its sharpness field (higher = sharper). With `worst` > 0, also the first `worst`
     sharp/blurred pairs the first blur method ranks the wrong way, and its score per focus-series frame. Each method
     runs once per split; the per-batch tables reuse those results (their ms/image is the split's mean)."""
-    rows = load_rows(root)
+    rows = [r for r in load_rows(root) if batches is None or r.batch in batches]
     for split in splits:
         rot_rows = [r for r in rows if r.set == "rotation" and r.split == split]
         results, cpu = run_methods(rot_rows, {k: v for k, v in methods.items() if k in rot_key}, root)

@@ -25,6 +25,7 @@ from benchmarks.real_images import (
     misranked_pairs,
     print_blur_table,
     print_rotation_table,
+    real_tables,
     rotation_figures,
     split_groups,
 )
@@ -286,3 +287,31 @@ def test_orientation_flags_count_what_the_filter_would_tell_a_user(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
     assert len(lines) == 4 and len({line.count("|") for line in lines}) == 1, lines
     assert "| 1/3 | 2/3 |" in lines[2]
+
+
+def test_a_rounds_measurement_scores_only_the_batches_it_names(tmp_path: Path, capsys):
+    """`--batch 7` must leave later held-out rounds unscored: the methods never see a batch-8 image."""
+    (tmp_path / "rotation").mkdir()
+    with open(DATA / "labels.csv", newline="", encoding="utf-8") as fh:
+        fields = list(csv.DictReader(fh).fieldnames or [])
+    rows = []
+    for batch in (7, 8):
+        name = f"rotation/page{batch}.png"
+        Image.new("L", (64, 48), 255 - batch).save(tmp_path / name)
+        row = dict.fromkeys(fields, "")
+        row.update(file=name, set="rotation", split="test", source_repo=f"o/src{batch}", batch=str(batch))
+        row.update(skew_deg="0", orientation="0", has_text="true")
+        rows.append(row)
+    with open(tmp_path / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    seen: list[int] = []
+
+    def method(img: np.ndarray) -> dict:
+        seen.append(255 - int(img.max()))
+        return {"angle": 0.0}
+
+    real_tables({"m": method}, {}, {"m": ("angle", None, None)}, 100.0, False, tmp_path, splits=("test",), batches={7})
+    assert seen == [7]
+    assert "batch 8" not in capsys.readouterr().out
