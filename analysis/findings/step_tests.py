@@ -185,27 +185,34 @@ def _wide_steps(
     out: set[int] = set()
     if x.size < 2 * WIDE_WINDOW:
         return out
-    # The window: up to the neighbouring accepted breaks (the series' ends as sentinels).
+    # Cheap and necessary first: not accepted, and the local fit sees at least half of a step >= 1 sigma.
+    look = np.flatnonzero(np.abs(local_step) >= WIDE_LOCAL_SHARE * MIN_JUMP_SIGMA * sigma)
+    look = np.array([j for j in look.tolist() if int(cands[j]) not in accepted], dtype=np.int64)
+    if look.size == 0:
+        return out
+    # The window: up to the neighbouring accepted breaks (the series' ends as sentinels), half a window each side.
     bounds = np.array([0, *sorted(accepted), x.size], dtype=np.int64)
-    i = np.searchsorted(bounds, cands, side="right")
-    lo = np.maximum(bounds[i - 1], cands - WIDE_WINDOW)
-    hi = np.minimum(bounds[np.minimum(i, bounds.size - 1)], cands + WIDE_WINDOW)
-    half = np.minimum(cands - lo, hi - cands)
-    # Cheap and necessary first: the local fit sees at least half of a step >= 1 sigma; half a window each side.
-    look = (np.abs(local_step) >= WIDE_LOCAL_SHARE * MIN_JUMP_SIGMA * sigma) & (2 * half >= WIDE_WINDOW)
-    look &= ~np.isin(cands, list(accepted))
-    look[look] = _same_slope(x, cands[look], half[look])
-    for j in np.flatnonzero(look).tolist():
-        t, h = int(cands[j]), int(half[j])
-        moved = (median(x[t : t + h]) - median(x[t - h : t])) * np.sign(local_step[j])
-        if moved < MIN_JUMP_SIGMA * sigma:
-            continue
+    t_look = cands[look]
+    i = np.searchsorted(bounds, t_look, side="right")
+    lo = np.maximum(bounds[i - 1], t_look - WIDE_WINDOW)
+    hi = np.minimum(bounds[np.minimum(i, bounds.size - 1)], t_look + WIDE_WINDOW)
+    half = np.minimum(t_look - lo, hi - t_look)
+    moved = np.zeros(look.size)
+    for k in np.flatnonzero(2 * half >= WIDE_WINDOW).tolist():
+        t, h = int(t_look[k]), int(half[k])
+        moved[k] = (median(x[t : t + h]) - median(x[t - h : t])) * np.sign(local_step[look[k]])
+    keep = np.flatnonzero(moved >= MIN_JUMP_SIGMA * sigma)
+    if keep.size == 0:
+        return out
+    keep = keep[_same_slope(x, t_look[keep], half[keep])]
+    for k in keep.tolist():
+        j, t, h = int(look[k]), int(t_look[k]), int(half[k])
         step, z = _wide_fit(x, t - h, t, t + h, log_time=False)
         if not (
             np.sign(step) == np.sign(local_step[j])
             and abs(step) >= MIN_JUMP_SIGMA * sigma
             and abs(local_step[j]) >= WIDE_LOCAL_SHARE * abs(step)
-            and moved >= 0.5 * abs(step)
+            and moved[k] >= 0.5 * abs(step)
             and z / infl**2 >= WIDE_T
         ):
             continue

@@ -544,7 +544,10 @@ def held_value(values: np.ndarray) -> tuple[int | None, int | None]:
     if n < need + 2:
         return None, None
     tol = _SETTLE_TOL * float(np.ptp(z))
-    cuts = np.flatnonzero(np.abs(np.diff(z)) > tol) + 1
+    steps = np.abs(np.diff(z)) > tol
+    if steps.size - np.count_nonzero(steps) < need - 1:
+        return None, None  # cheap and necessary: a held stretch of `need` points has `need` - 1 equal neighbours
+    cuts = np.flatnonzero(steps) + 1
     starts = np.r_[0, cuts]
     lengths = np.diff(np.r_[starts, n])
     if lengths.size < 2:
