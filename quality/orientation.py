@@ -4,7 +4,9 @@
 
 1. Strokes: the morphological black-hat (dark ink) or top-hat (light ink) mask of `quality.rotation`; the paper's
    polarity first, the other one when it shows no text.
-2. Glyphs: the mask's connected components of glyph size (not long rules, not single pixels).
+2. Glyphs: the mask's connected components of glyph size (not long rules, not single pixels). A handful of specks
+   under 3 px (dust on a blank scan) are no glyphs, and with no glyph-sized shape of either ink there is no text
+   (version 16: a blank scan's faint streaks had passed the line-periodicity search at confidence 1.0).
 3. Line direction and the text test (the "docstrum"): the direction from each glyph to its two nearest glyphs,
    modulo 180°. Along a text line glyphs are closer to each other than to the lines above and below, so the
    directions pile up at the line direction; on a photo, texture or blank page they spread evenly. The page has text
@@ -79,6 +81,7 @@ from quality.rotation import (
 )
 
 MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
+_SPECK_COUNT, _SPECK_PX = 30, 3.0  # fewer shapes than this, under this size (median short side, px): specks
 MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line direction
 MIN_ALONG_RATIO = 1.8  # ... and at least this many times the share in the perpendicular direction
 FINE_GLYPH_PX = 10.0  # glyphs (short side, median) smaller than this are re-read from a finer image for up/down
@@ -508,7 +511,7 @@ def _estimate(
     for ink in (dark, not dark):
         mask = masks[ink] = _stroke_mask(g, ink, blur_px, noise)
         found = found_by_ink[ink] = glyphs(mask)
-        if len(found.centroids) < MIN_GLYPHS:
+        if len(found.centroids) < MIN_GLYPHS or _specks(found):
             continue
         directions = neighbour_directions(found.centroids)
         phi, along, across = _peak(directions)
@@ -533,6 +536,8 @@ def _estimate(
         if text_conf >= _CHECK_BELOW and (len(found.centroids) >= _FEW_GLYPHS or blur_px <= _SHARP_PX):
             return answer
         return _checked(answer, g, noise, blur_px, masks, min_conf, dark, points, found_by_ink.get(dark), finer)
+    if not any(len(f.stats) for f in found_by_ink.values()):
+        return NO_TEXT  # not one glyph-sized shape of either ink: a blank page, whose faint streaks are no lines
     # Glyphs that do not line up by their neighbours (heavy blur, faded or tiny print): the line-periodicity search.
     side = any(_leans_vertical(*_peak(directions)) for _, _, directions in unlined)
     lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points, side)
@@ -543,6 +548,13 @@ def _estimate(
         if block is not None:
             return _block_rotation(mask, found, block)
     return NO_TEXT
+
+
+def _specks(found: Glyphs) -> bool:
+    """Fewer than ``_SPECK_COUNT`` glyph-sized shapes whose median short side is under ``_SPECK_PX``: dust on a blank
+    scan (13 specks in a column lined up perfectly), not letters; small print shows hundreds."""
+    n = len(found.stats)
+    return n < _SPECK_COUNT and float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3]))) < _SPECK_PX
 
 
 def _leans_vertical(phi: float, along: float, across: float) -> bool:

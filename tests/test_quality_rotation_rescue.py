@@ -162,3 +162,20 @@ def test_lines_found_by_the_periodicity_search_are_read_up_or_down_on_a_finer_im
     r = rotation(page)
     assert r.orientation == turn, r
     assert r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE, r
+
+
+def test_a_blank_scan_with_dust_or_faint_streaks_has_no_text():
+    """A column of 13 bright specks (dust on the glass) lined up perfectly and passed the text test with 13 "glyphs";
+    three faint scanner streaks, no glyph-sized shape at all, passed the line-periodicity search at confidence 1.0.
+    Real blank scans of the benchmark did both (`orientation._specks`, and no glyph of either ink: no text)."""
+    rng = np.random.default_rng(0)
+    dust = np.full((3300, 2550), 236, np.uint8)
+    for i in range(13):
+        y, x = 400 + i * 190, 1300 + int(rng.integers(-3, 4))
+        dust[y : y + 10, x : x + 10] = 255
+    streaks = np.full((3300, 2550), 248, np.uint8)
+    for y in (900, 1700, 2500):
+        streaks[y : y + 4, 100:2450] = 215
+    for page in (dust, streaks):
+        r = rotation(page)
+        assert math.isnan(r.angle) and math.isnan(r.orientation), r
