@@ -46,7 +46,12 @@
      nothing else worse. Version 15 (word shapes): one form turned 129° of batch 8 (seen) answered, nothing else
      changed on the tune and test pages; photos without text unchanged.
    Lines found by the line-periodicity search are read up or down the same way (`_read_lines` through
-   `_up_down_at_scale`: on a finer image when the glyphs are small). Version 15, tune split: orientation 83.9 % ->
+   `_up_down_at_scale`: on a finer image when the glyphs are small), and when the block around the small glyphs,
+   read on a finer copy on its own, finds the same lines with an orientation confidence of at least 0.9, that
+   orientation is taken (`_confirmed_finer`, version 17: dense small print whose letters touch at 640 px; a clean
+   rendered page of 20-px print on 1700 x 2200 px at 52 turns: 14 -> 26 confident answers; turned pages flagged:
+   tune 55 -> 56 of 85, seen test pages 111 -> 113 of 177, no wrong flag, no answer changed side; generated seeds 21
+   / 22 unchanged; 3-8 % slower on the generated set). Version 15, tune split: orientation 83.9 % ->
    86.9 % (five old prints and a Yiddish page, answers that stay at half confidence); seen test pages: two coin
    tosses (confidence 0.25) turned into others (0.34-0.36), 84.6 % -> 84.0 %.
 
@@ -89,6 +94,7 @@ READABLE_GLYPH_PX = 5.0  # ... and when no finer image exists, glyphs under this
 SMALL_GLYPH_PX = 6.0  # a page with no text lines is read again finer: glyphs smaller than this ...
 _FINER_TARGET_PX = 8.0  # ... brought to about this size, larger ones (perhaps words whose letters touch) ...
 _WORDS_FINER = 2.0  # ... read at this many times the scale
+_CONFIRM_CONF = 0.9  # a finer read replaces a line-search answer's orientation at this confidence (the flag's gate)
 _TOL_DEG = 10.0
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
@@ -542,12 +548,53 @@ def _estimate(
     side = any(_leans_vertical(*_peak(directions)) for _, _, directions in unlined)
     lines = _line_search(g, noise, blur_px, masks, min_conf, dark, points, side)
     if lines is not None:
-        return _read_lines(lines, found_by_ink.get(dark), g, dark, finer)
+        read = _read_lines(lines, found_by_ink.get(dark), g, dark, finer)
+        return _confirmed_finer(read, found_by_ink.get(dark), g, noise, blur_px, finer)
     for mask, found, directions in unlined:
         block = _text_block(found.centroids, directions, g.shape)
         if block is not None:
             return _block_rotation(mask, found, block)
     return NO_TEXT
+
+
+def _confirmed_finer(
+    read: PageRotation,
+    found: Glyphs | None,
+    g: np.ndarray,
+    noise: float,
+    blur_px: float,
+    finer: Callable[[float], np.ndarray | None] | None,
+) -> PageRotation:
+    """A line-search answer (`read`, at half confidence: the glyphs did not line up at this scale) confirmed on a
+    finer image when its glyphs `found` are small (under ``SMALL_GLYPH_PX``): the block of ``_FINE_CROP`` px around
+    them, brought to glyphs of about ``_FINER_TARGET_PX``, is read on its own (`_estimate`); when it finds the same
+    lines (within ``_AGREE_DEG`` modulo 90°) with a confident orientation, that orientation and confidence are
+    taken, with `read`'s skew, when it is at least ``_CONFIRM_CONF`` and the lines run the same way (only up and
+    down may change). Dense small print at 640 px, whose letters touch, lines up on the finer image."""
+    if finer is None or found is None or len(found.stats) < MIN_GLYPHS:
+        return read
+    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    factor = min(_FINER_TARGET_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
+    if glyph_px >= SMALL_GLYPH_PX or factor < 1.5:
+        return read
+    big = finer(factor)
+    if big is None or max(big.shape) < 1.5 * max(g.shape):
+        return read
+    scale = big.shape[0] / g.shape[0]
+    cx, cy = (float(v) * scale for v in np.median(found.centroids, axis=0))
+    half = _FINE_CROP // 2
+    x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
+    y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
+    crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
+    fine = _estimate(crop, noise * scale, blur_px * scale, None)
+    if math.isnan(fine.angle) or fine.orientation_confidence < _CONFIRM_CONF:
+        return read
+    if (
+        abs(((fine.angle - read.angle) + 45.0) % 90.0 - 45.0) > _AGREE_DEG
+        or (fine.orientation - read.orientation) % 180
+    ):
+        return read  # other lines, or lines across the ones found: no confirmation
+    return PageRotation(read.angle, read.confidence, fine.orientation, fine.orientation_confidence)
 
 
 def _specks(found: Glyphs) -> bool:
