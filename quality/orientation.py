@@ -581,12 +581,7 @@ def _confirmed_finer(
     if big is None or max(big.shape) < 1.5 * max(g.shape):
         return read
     scale = big.shape[0] / g.shape[0]
-    cx, cy = (float(v) * scale for v in np.median(found.centroids, axis=0))
-    half = _FINE_CROP // 2
-    x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
-    y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
-    crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
-    fine = _estimate(crop, noise * scale, blur_px * scale, None)
+    fine = _estimate(_block_around(found, big, scale), noise * scale, blur_px * scale, None)
     if math.isnan(fine.angle) or fine.orientation_confidence < _CONFIRM_CONF:
         return read
     if (
@@ -595,6 +590,16 @@ def _confirmed_finer(
     ):
         return read  # other lines, or lines across the ones found: no confirmation
     return PageRotation(read.angle, read.confidence, fine.orientation, fine.orientation_confidence)
+
+
+def _block_around(found: Glyphs, big: np.ndarray, scale: float) -> np.ndarray:
+    """The ``_FINE_CROP``-px block of `big` (the image `scale` x finer than the one `found` was read in) around the
+    glyphs' median position, kept inside the image."""
+    cx, cy = (float(v) * scale for v in np.median(found.centroids, axis=0))
+    half = _FINE_CROP // 2
+    x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
+    y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
+    return np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
 
 
 def _specks(found: Glyphs) -> bool:
@@ -716,12 +721,7 @@ def _up_down_at_scale(
         big = finer(factor)
         if big is not None and max(big.shape) >= 1.5 * max(g.shape):
             # Only the block around the glyphs' median position is read (a bounded cost on large scans).
-            scale = big.shape[0] / g.shape[0]
-            cx, cy = (float(v) * scale for v in np.median(found.centroids, axis=0))
-            half = _FINE_CROP // 2
-            x0 = int(min(max(cx - half, 0), max(big.shape[1] - _FINE_CROP, 0)))
-            y0 = int(min(max(cy - half, 0), max(big.shape[0] - _FINE_CROP, 0)))
-            crop = np.ascontiguousarray(big[y0 : y0 + _FINE_CROP, x0 : x0 + _FINE_CROP])
+            crop = _block_around(found, big, big.shape[0] / g.shape[0])
             return glyph_up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)), theta)
     upright, turned = glyph_up_down(found, theta)
     if glyph_px < READABLE_GLYPH_PX:  # no finer image: the direction stands, as a single vote's worth of evidence
