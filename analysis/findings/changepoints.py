@@ -35,9 +35,10 @@ How `change_points(values)` finds where a new segment starts:
    the step number leaves residuals that hid learning-rate drops; tune + test batches 1-6, all seen: test recall
    0.44 -> 0.45, precision 0.45 -> 0.46, 0.42 false change points per series both ways, batch 5 0.38 -> 0.46,
    batch 6 0.22 -> 0.26, tune unchanged; generated set, TCPD and 2,160 generated healthy saturating curves of
-   20-200 points unchanged; on long series the same rule let a healthy curve's early bend through), and the medians of the windows before and after must differ
-   in the step's direction (an oscillation that returns to its level is not a step). A healthy learning curve is
-   smooth, so its candidates are dropped. A small step between flat stretches gets a second, wide test
+   20-200 points unchanged; on long series the same rule let a healthy curve's early bend through), and the
+   medians of the windows before and after must differ in the step's direction (an oscillation that returns to its
+   level is not a step; near an end, the medians of as many points each side may show it instead). A healthy
+   learning curve is smooth, so its candidates are dropped. A small step between flat stretches gets a second, wide test
    (`_flat_step_ok`) when neither side trends. A small step on a trend gets a third (`step_tests._wide_steps`,
    2026-12-05): the same model plus a change of slope at t over up to 90 points each side, the step at 5
    standard errors after the full autocorrelation inflation, seen by the local fit as well, where lines fitted to
@@ -147,7 +148,8 @@ drifts but places the knot early on a slow bend (drift F1 0.67 -> 0.63 at a 5-po
    (40 series of 10 epochs) 1.2 -> 0.3 false change points per series, a +0.1 level at one restart found 39 / 40
    both ways; healthy saturating curves of 15-59 points (white, AR(0.7), EMA, t(3), noise-free, quantised noise;
    210 each) <= 0.01 false change points per series both ways, a drop at 60 % of them found 33-41 % -> 49-58 %.
-   Class not addressed: a metric that falls onto an exact floor within the warm-up points (entry at index 6-8).
+   Class not addressed then: a metric that falls onto an exact floor within the warm-up points (entry at index 6-8);
+   the fifth round's `trends.held_value` reads it.
 """
 
 from __future__ import annotations

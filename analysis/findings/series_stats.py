@@ -25,6 +25,7 @@ __all__ = [
     "drop_from_best",
     "floor_scale",
     "level_at",
+    "line_fits",
     "median",
     "move",
     "rolling_robust_zscore",
@@ -33,6 +34,7 @@ __all__ = [
     "rolling_zscore_and_mean",
     "seen_count",
     "t_to_gaussian_z",
+    "window_sums",
     "z_bar",
 ]
 
@@ -51,6 +53,27 @@ def median(x: np.ndarray) -> float:
 
 LEVEL_POINTS = 10  # points each side of a change whose level is the value before / after it (events, root causes)
 TREND_SIGMAS = 3.0  # a stretch whose slope moves it by more than this many noise sigmas trends (see level_at)
+
+
+def window_sums(y: np.ndarray) -> np.ndarray:
+    """Prefix sums of (1, t, t^2, y, t y, y^2), one row per prefix length (row 0 is zeros), for `line_fits`; y is
+    centred first so the residual sums do not cancel catastrophically."""
+    t = np.arange(y.size, dtype=float)
+    y = y - float(np.mean(y))
+    cols = np.stack([np.ones_like(t), t, t * t, y, t * y, y * y], axis=1)
+    return np.vstack([np.zeros(6), np.cumsum(cols, axis=0)])
+
+
+def line_fits(sums: np.ndarray, a: np.ndarray, b: np.ndarray, rss: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(OLS slope of y on t, residual sd of that line; empty without `rss`) over each window [a, b)."""
+    s0, s1, s2, sy, sty, syy = (sums[b] - sums[a]).T
+    det = np.maximum(s0 * s2 - s1 * s1, 1e-300)
+    slope = (s0 * sty - s1 * sy) / det
+    if not rss:
+        return slope, np.empty(0)
+    # Residual sum of squares of the line: Syy - Sy^2 / n - slope^2 * (S2 - S1^2 / n).
+    resid = syy - sy * sy / s0 - slope * slope * det / s0
+    return slope, np.sqrt(np.maximum(resid, 0.0) / np.maximum(s0 - 2.0, 1.0))
 
 
 def level_at(positions: np.ndarray, values: np.ndarray, at: float) -> float:

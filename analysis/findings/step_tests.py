@@ -15,7 +15,7 @@ import math
 import bottleneck as bn
 import numpy as np
 
-from analysis.findings.series_stats import median, t_to_gaussian_z
+from analysis.findings.series_stats import line_fits, median, t_to_gaussian_z, window_sums
 
 __all__ = [
     "FLAT_WINDOW",
@@ -224,22 +224,13 @@ def _wide_steps(
 
 def _same_slope(x: np.ndarray, ts: np.ndarray, hs: np.ndarray) -> np.ndarray:
     """For each t (with h points each side): do lines fitted to x[t - h : t] and x[t : t + h] have slopes within
-    3 standard errors of each other? All at once from prefix sums (x is centred first, for precision)."""
-    y = x - float(np.mean(x))
-    pos = np.arange(x.size, dtype=float)
-    cum = [np.r_[0.0, np.cumsum(v)] for v in (y, pos * y, y * y)]
-    slopes, variances = [], []
-    for a, b in ((ts - hs, ts), (ts, ts + hs)):
-        n = (b - a).astype(float)
-        sy, spy, syy = (c[b] - c[a] for c in cum)
-        mid = (a + b - 1) / 2.0  # positions centred on the segment: sum(u) = 0, sum(u^2) = n (n^2 - 1) / 12
-        suu = n * (n * n - 1.0) / 12.0
-        suy = spy - mid * sy
-        slope = suy / suu
-        rss = np.maximum(syy - sy * sy / n - slope * suy, 0.0)
-        slopes.append(slope)
-        variances.append(rss / np.maximum(n - 2.0, 1.0) / suu)
-    return np.abs(slopes[0] - slopes[1]) < 3.0 * np.sqrt(variances[0] + variances[1])
+    3 standard errors of each other? All at once from prefix sums (`series_stats.line_fits`)."""
+    sums = window_sums(x)
+    s1, r1 = line_fits(sums, ts - hs, ts)
+    s2, r2 = line_fits(sums, ts, ts + hs)
+    h = hs.astype(float)
+    spread = h * (h * h - 1.0) / 12.0  # sum of (t - mean t)^2 over h consecutive points: var(slope) = sd^2 / this
+    return np.abs(s1 - s2) < 3.0 * np.sqrt((r1 * r1 + r2 * r2) / spread)
 
 
 def _wide_fit(x: np.ndarray, lo: int, t: int, hi: int, log_time: bool) -> tuple[float, float]:

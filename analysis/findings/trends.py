@@ -129,7 +129,7 @@ import math
 import bottleneck as bn
 import numpy as np
 
-from analysis.findings.series_stats import MAD_TO_SIGMA, centred_median, median
+from analysis.findings.series_stats import MAD_TO_SIGMA, centred_median, line_fits, median, window_sums
 from analysis.findings.step_tests import STEP_WINDOW
 
 _MAX_POINTS = 200  # series are block-averaged to about this many points (as `changepoints.slope_changes`)
@@ -161,27 +161,6 @@ _JUMP_WINDOW_SHARE = 0.005  # ... and this share of the series (long per-step lo
 _JUMP_SIGMA = 8.0  # the jump: this many times the larger residual sd of the two lines ...
 _JUMP_RANGE_SHARE = 0.05  # ... and this share of the series' p5-p95 range
 _JUMP_ONE_MOVE = 0.5  # the single move into t (trend removed) makes at least this share of the jump
-
-
-def _window_sums(y: np.ndarray) -> np.ndarray:
-    """Prefix sums of (1, t, t^2, y, t y, y^2), one row per prefix length (row 0 is zeros); y is centred first
-    so the residual sums below do not cancel catastrophically."""
-    t = np.arange(y.size, dtype=float)
-    y = y - float(np.mean(y))
-    cols = np.stack([np.ones_like(t), t, t * t, y, t * y, y * y], axis=1)
-    return np.vstack([np.zeros(6), np.cumsum(cols, axis=0)])
-
-
-def _line_fits(sums: np.ndarray, a: np.ndarray, b: np.ndarray, rss: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(OLS slope of y on t, residual sd of that line; empty without `rss`) over each window [a, b)."""
-    s0, s1, s2, sy, sty, syy = (sums[b] - sums[a]).T
-    det = np.maximum(s0 * s2 - s1 * s1, 1e-300)
-    slope = (s0 * sty - s1 * sy) / det
-    if not rss:
-        return slope, np.empty(0)
-    # Residual sum of squares of the line: Syy - Sy^2 / n - slope^2 * (S2 - S1^2 / n).
-    resid = syy - sy * sy / s0 - slope * slope * det / s0
-    return slope, np.sqrt(np.maximum(resid, 0.0) / np.maximum(s0 - 2.0, 1.0))
 
 
 def _scale_noise(y: np.ndarray, sums: np.ndarray, w: int, local: bool = True) -> tuple[float, np.ndarray]:
@@ -267,10 +246,10 @@ def _candidates(y: np.ndarray, visible: float, shifts: np.ndarray) -> list[tuple
         ks, ws = ks[clear], ws[clear]
     if ks.size == 0:
         return []
-    sums = _window_sums(y)
+    sums = window_sums(y)
     right_end = np.minimum(ks + ws, m)
-    s1, _ = _line_fits(sums, ks - ws, ks, rss=False)
-    s2, _ = _line_fits(sums, ks, right_end, rss=False)
+    s1, _ = line_fits(sums, ks - ws, ks, rss=False)
+    s2, _ = line_fits(sums, ks, right_end, rss=False)
     out = _bend_tests(y, sums, ks, ws, s1, s2, visible, after=True)
     if out:  # a drop started somewhere: where may it end?
         out += _bend_tests(y, sums, ks, ws, s1, s2, visible, after=False)
@@ -314,9 +293,9 @@ def _bend_tests(
     # The flat side of a bend is a plateau that lasts: over twice the window its slope is still flat (at a crest
     # of a wave the longer window takes in the rise before it). Slopes only: before any noise estimate.
     if after:
-        flat_long, _ = _line_fits(sums, np.maximum(ks - 2 * ws, 0), ks, rss=False)
+        flat_long, _ = line_fits(sums, np.maximum(ks - 2 * ws, 0), ks, rss=False)
     else:
-        flat_long, _ = _line_fits(sums, ks, np.minimum(ks + 2 * ws, m), rss=False)
+        flat_long, _ = line_fits(sums, ks, np.minimum(ks + 2 * ws, m), rss=False)
     keep = np.flatnonzero(np.abs(flat_long) <= _BEND_RATIO * np.abs(steep))
     if keep.size == 0:
         return []
@@ -327,8 +306,8 @@ def _bend_tests(
     # noise (and of a wandering curve) that a long window's slope does see.
     infl = _inflation(y, min(_RHO_SCALE, max(_BEND_MIN_POINTS, m // 3)))
     noise = np.maximum(local[ks], floor)  # the short-scale noise around the knot
-    _, r1 = _line_fits(sums, ks - ws, ks)
-    _, r2 = _line_fits(sums, ks, ks + n2.astype(np.int64))
+    _, r1 = line_fits(sums, ks - ws, ks)
+    _, r2 = line_fits(sums, ks, ks + n2.astype(np.int64))
     # The noise each slope has to stand out from is what its line cannot explain (a wave or a bend inside a leg
     # counts as noise), never less than the short-scale noise around the knot.
     sigma = np.sqrt(np.maximum(r1 * r1 * (n1 - 2) + r2 * r2 * (n2 - 2), 0.0) / np.maximum(n1 + n2 - 4, 1.0))
@@ -496,7 +475,7 @@ def tail_collapse(values: np.ndarray, start: int = 0) -> int | None:
         )
         for c in cs[ok]:  # the longest tail first; usually none is left
             prior = x[:c]
-            sigma = _scale_noise(prior, _window_sums(prior), min(_BEND_MIN_POINTS, max(1, c // 3)), local=False)[0]
+            sigma = _scale_noise(prior, window_sums(prior), min(_BEND_MIN_POINTS, max(1, c // 3)), local=False)[0]
             bar = max(_TAIL_RANGE_SHARE * float(np.subtract(*np.percentile(prior, [95, 5]))), _TAIL_SIGMA * sigma)
             if gap[c - cs[0]] >= max(bar, 1e-9 * max(1.0, float(np.max(np.abs(prior))))):
                 return int(fin[c])
@@ -671,7 +650,7 @@ def smooth_jumps(x: np.ndarray) -> list[int]:
         k = k[size[k] >= visible] if visible > 0.0 else k[:0]
     if not k.size:
         return []
-    sigma, _ = _scale_noise(x, _window_sums(x), 5, local=False)  # the series' short-scale noise
+    sigma, _ = _scale_noise(x, window_sums(x), 5, local=False)  # the series' short-scale noise
     floor = np.maximum([_move_noise_at(x, int(t[i]) - 1, w) for i in k], max(sigma, 1e-12))
     noise = np.maximum(np.maximum(sd_before[k], sd_after[k]), floor)
     strong = size[k] >= _JUMP_SIGMA * noise
