@@ -129,7 +129,7 @@ def page_frames(g: np.ndarray, angle: float = 0.0, dark: bool = True) -> np.ndar
     that the reader would look at a finer image instead."""
     mask = _stroke_mask(g, dark, 0.0, noise_sigma(g))
     found = glyphs(mask)
-    if len(found.stats) == 0 or float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3]))) < FINE_GLYPH_PX:
+    if len(found.stats) == 0 or found.size() < FINE_GLYPH_PX:
         return np.zeros((0, 0), np.float32)
     lines = lines_of(found, angle)
     return np.zeros((0, 0), np.float32) if lines is None else glyph_frames(lines, limit=100_000)

@@ -141,6 +141,10 @@ class Glyphs:
         """0/1 uint8 mask of the glyphs alone (rules, panel edges and specks left out)."""
         return np.take(self.kept.view(np.uint8), self.labels)  # twice as fast as indexing with the labels
 
+    def size(self) -> float:
+        """The glyphs' typical size: the median of their short sides (px); call it on a non-empty set."""
+        return float(np.median(np.minimum(self.stats[:, 2], self.stats[:, 3])))
+
 
 def max_glyph_side(h: int, w: int) -> float:
     """Longest side (px) a glyph may have in an h x w image: a fifth of the short side on a page; on a strip (a
@@ -480,7 +484,7 @@ def _finer_look(
     found = glyphs(_stroke_mask(g, _dark_ink(g, None), blur_px, noise))
     if len(found.stats) < MIN_GLYPHS:
         return None
-    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    glyph_px = found.size()
     # Small glyphs are brought to about _FINER_TARGET_PX; larger ones may be whole words whose letters touch (dense
     # small print shrunk 5x): those are read at _WORDS_FINER x the scale.
     wanted = _FINER_TARGET_PX / max(glyph_px, 1.0) if glyph_px < SMALL_GLYPH_PX else _WORDS_FINER
@@ -573,7 +577,7 @@ def _confirmed_finer(
     down may change). Dense small print at 640 px, whose letters touch, lines up on the finer image."""
     if finer is None or found is None or len(found.stats) < MIN_GLYPHS:
         return read
-    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    glyph_px = found.size()
     factor = min(_FINER_TARGET_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
     if glyph_px >= SMALL_GLYPH_PX or factor < 1.5:
         return read
@@ -605,8 +609,7 @@ def _block_around(found: Glyphs, big: np.ndarray, scale: float) -> np.ndarray:
 def _specks(found: Glyphs) -> bool:
     """Fewer than ``_SPECK_COUNT`` glyph-sized shapes whose median short side is under ``_SPECK_PX``: dust on a blank
     scan (13 specks in a column lined up perfectly), not letters; small print shows hundreds."""
-    n = len(found.stats)
-    return n < _SPECK_COUNT and float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3]))) < _SPECK_PX
+    return len(found.stats) < _SPECK_COUNT and found.size() < _SPECK_PX
 
 
 def _leans_vertical(phi: float, along: float, across: float) -> bool:
@@ -715,7 +718,7 @@ def _up_down_at_scale(
     finer: Callable[[float], np.ndarray | None] | None,
 ) -> tuple[int, int]:
     """`up_down` on a scale where letters are separate glyphs: this one, or a finer image when glyphs are small."""
-    glyph_px = float(np.median(np.minimum(found.stats[:, 2], found.stats[:, 3])))
+    glyph_px = found.size()
     factor = min(FINE_GLYPH_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
     if finer is not None and factor >= 1.5:
         big = finer(factor)
