@@ -20,6 +20,7 @@ from analysis.core.config import DataQualityConfig
 from analysis.core.errors import ImageLoadError
 from analysis.core.vocabulary import QualityReason
 from quality.io import load_image
+from quality.orientation import MIN_ORIENTATION_CONFIDENCE  # below it an orientation is reported but not flagged
 from quality.scores import score_image
 
 _DEFAULTS = DataQualityConfig()
@@ -44,9 +45,6 @@ def rotation_reason(angle: float, max_rotation: float) -> QualityFailure | None:
     if angle is not None and not math.isnan(angle) and abs(angle) > max_rotation:
         return QualityFailure(QualityReason.ROTATION, f"rotated {angle:+.1f}° (more than ±{max_rotation:g}°)")
     return None
-
-
-MIN_ORIENTATION_CONFIDENCE = 0.9  # an orientation answer below this confidence is reported but not flagged
 
 
 def orientation_reason(

@@ -86,6 +86,7 @@ from quality.rotation import (
 )
 
 MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
+MIN_ORIENTATION_CONFIDENCE = 0.9  # a turned page is flagged from this orientation confidence on (`quality.filter`)
 _SPECK_COUNT, _SPECK_PX = 30, 3.0  # fewer shapes than this, under this size (median short side, px): specks
 MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line direction
 MIN_ALONG_RATIO = 1.8  # ... and at least this many times the share in the perpendicular direction
@@ -94,7 +95,6 @@ READABLE_GLYPH_PX = 5.0  # ... and when no finer image exists, glyphs under this
 SMALL_GLYPH_PX = 6.0  # a page with no text lines is read again finer: glyphs smaller than this ...
 _FINER_TARGET_PX = 8.0  # ... brought to about this size, larger ones (perhaps words whose letters touch) ...
 _WORDS_FINER = 2.0  # ... read at this many times the scale
-_CONFIRM_CONF = 0.9  # a finer read replaces a line-search answer's orientation at this confidence (the flag's gate)
 _TOL_DEG = 10.0
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
@@ -570,11 +570,12 @@ def _confirmed_finer(
     finer: Callable[[float], np.ndarray | None] | None,
 ) -> PageRotation:
     """A line-search answer (`read`, at half confidence: the glyphs did not line up at this scale) confirmed on a
-    finer image when its glyphs `found` are small (under ``SMALL_GLYPH_PX``): the block of ``_FINE_CROP`` px around
-    them, brought to glyphs of about ``_FINER_TARGET_PX``, is read on its own (`_estimate`); when it finds the same
-    lines (within ``_AGREE_DEG`` modulo 90°) with a confident orientation, that orientation and confidence are
-    taken, with `read`'s skew, when it is at least ``_CONFIRM_CONF`` and the lines run the same way (only up and
-    down may change). Dense small print at 640 px, whose letters touch, lines up on the finer image."""
+    finer image when its glyphs `found` are small (under ``SMALL_GLYPH_PX``): the block of ``_FINE_CROP`` px
+    around them, brought to glyphs of about ``_FINER_TARGET_PX``, is read on its own (`_estimate`); when it
+    finds the same lines (within ``_AGREE_DEG`` modulo 90°) with a confident orientation, that orientation and
+    confidence are taken, with `read`'s skew, when it is at least ``MIN_ORIENTATION_CONFIDENCE`` (the flag's
+    gate) and the lines run the same way (only up and down may change). Dense small print at 640 px, whose
+    letters touch, lines up on the finer image."""
     if finer is None or found is None or len(found.stats) < MIN_GLYPHS:
         return read
     glyph_px = found.size()
@@ -586,7 +587,7 @@ def _confirmed_finer(
         return read
     scale = big.shape[0] / g.shape[0]
     fine = _estimate(_block_around(found, big, scale), noise * scale, blur_px * scale, None)
-    if math.isnan(fine.angle) or fine.orientation_confidence < _CONFIRM_CONF:
+    if math.isnan(fine.angle) or fine.orientation_confidence < MIN_ORIENTATION_CONFIDENCE:
         return read
     if (
         abs(((fine.angle - read.angle) + 45.0) % 90.0 - 45.0) > _AGREE_DEG
