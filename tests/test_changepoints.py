@@ -9,7 +9,13 @@ import pytest
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.vocabulary import Severity
-from analysis.findings.changepoints import change_points, find_change_points, series_changes, slope_changes
+from analysis.findings.changepoints import (
+    _log_scaled,
+    change_points,
+    find_change_points,
+    series_changes,
+    slope_changes,
+)
 from analysis.findings.events import series_events
 
 
@@ -273,6 +279,35 @@ def test_a_step_on_a_short_exponentially_falling_curve_is_judged_against_the_log
         assert change_points(loss) == []
         loss[15:] -= 0.2
         assert change_points(loss) == [15]
+
+
+def test_a_late_learning_rate_step_on_a_loss_that_falls_over_decades_is_found_in_log_space():
+    """A per-step loss that falls from 1.5 to 0.01 with noise proportional to its level (5 %), as MLPerf DeepCAM
+    logs do, and a learning-rate step (x0.6) 30 points before the end. On the linear scale the early fall set the
+    noise scale and the autocorrelation: the step was found on 15 of 20 and the healthy curves got false change
+    points; in log space (`changepoints._log_scaled`) the step is 10 tail-noise sigmas."""
+    t = np.arange(150)
+    for seed in range(20):
+        noise = np.exp(0.05 * np.random.default_rng(seed).normal(size=t.size))
+        loss = (1.5 * np.exp(-t / 1.5) + 0.04 * np.exp(-t / 80.0)) * noise
+        assert change_points(loss) == []
+        loss[120:] *= 0.6
+        assert change_points(loss) == [120]
+
+
+def test_only_a_positive_series_with_level_proportional_noise_over_decades_is_read_in_log_space():
+    t = np.arange(200)
+    rng = np.random.default_rng(0)
+    decay = 2.0 * np.exp(-t / 20.0) + 0.01
+    rows = np.stack(
+        [
+            decay * np.exp(0.05 * rng.normal(size=t.size)),  # noise proportional to the level: log space
+            decay + 0.002 * rng.normal(size=t.size),  # additive noise, even on the linear scale: stays linear
+            0.5 + 0.05 * np.exp(0.05 * rng.normal(size=t.size)),  # positive, but within one decade
+            decay * np.exp(0.05 * rng.normal(size=t.size)) - 0.05,  # crosses zero
+        ]
+    )
+    assert _log_scaled(rows).tolist() == [True, False, False, False]
 
 
 def test_a_learning_rate_step_of_two_noise_sigmas_on_a_noisy_per_iteration_loss_is_found():

@@ -22,9 +22,9 @@ LENGTHS = [*range(0, 21), 24, 30, 40, 64, 65, 100, 600]
 
 
 def _matrix(n: int, rng: np.random.Generator) -> np.ndarray:
-    """14 series of n points, one of each shape."""
+    """15 series of n points, one of each shape."""
     t = np.arange(n)
-    x = rng.normal(0.0, 1.0, (14, n)) * rng.choice([1e-3, 1.0, 50.0]) + rng.choice([0.0, 0.5, 1e4])
+    x = rng.normal(0.0, 1.0, (15, n)) * rng.choice([1e-3, 1.0, 50.0]) + rng.choice([0.0, 0.5, 1e4])
     x[0] += (t >= n // 2) * rng.choice([0.5, 3.0, 10.0])  # a level shift
     x[1] += 5.0 * (t >= n // 3) - 5.0 * (t >= 2 * n // 3)  # up and back down
     if n > 3:
@@ -43,6 +43,14 @@ def _matrix(n: int, rng: np.random.Generator) -> np.ndarray:
     x[11] = rng.normal(size=n) * 1e150  # huge values (scaled before segmenting)
     x[12] = np.where(t < 2 * n // 3, np.round(0.99 + 0.004 * rng.normal(size=n), 4), 1.0)  # settles on 1.0 exactly
     x[13] = np.where(t < n // 2, 0.0, rng.choice([0.0, 0.5, 1.0, 1.5], n))  # leaves an exact floor for a band
+    # a loss falling over decades with noise proportional to its level and a late step (read in log space)
+    x[14] = (
+        (1.5 * np.exp(-t / max(n / 40, 1)) + 0.01)
+        * np.exp(0.05 * rng.normal(size=n))
+        * np.where(t < 4 * n // 5, 1.0, 0.6)
+    )
+    if n > 8:
+        x[14, n // 4] = np.nan
     return x
 
 
