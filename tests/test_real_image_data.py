@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in (1, 2, 3, 4, 5, 6, 7, 8, 9)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-9 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-10 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -163,10 +163,10 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9)]
+    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -199,6 +199,15 @@ _TURNED = [
     ("rotation/cvc-scenetext06_rot90.png", "rotation/cvc-scenetext06.jpg"),
     ("rotation/cvc-scenetext_segmented_word03_rot180.png", "rotation/cvc-scenetext_segmented_word03.jpg"),
     ("rotation/swt-IMG_0332_rot270.png", "rotation/swt-IMG_0332.jpg"),
+    # batch 10 (our lossless transposes of stored upright files)
+    ("rotation/i2t-borderless_1_rot90.png", "rotation/i2t-borderless_1.png"),
+    ("rotation/i2t-implicit_rot180.png", "rotation/i2t-implicit.png"),
+    ("rotation/i2t-surya_test_rot270.png", "rotation/i2t-surya_test.png"),
+    ("rotation/i2t-text_test_rot90.png", "rotation/i2t-text_test.jpg"),
+    ("rotation/imu-notecard_rot180.png", "rotation/imu-notecard.png"),
+    ("rotation/nshr-graph-paper-ink-only_rot90.png", "rotation/nshr-graph-paper-ink-only.jpg"),
+    ("rotation/doxa-2JohnC1V3_rot180.png", "rotation/doxa-2JohnC1V3.png"),
+    ("rotation/bho-page03_rot270.png", "rotation/bho-page03.jpg"),
 ]
 
 
