@@ -310,6 +310,21 @@ def test_only_a_positive_series_with_level_proportional_noise_over_decades_is_re
     assert _log_scaled(rows).tolist() == [True, False, False, False]
 
 
+def test_recurring_bursts_are_one_noise_change_and_a_single_burst_two():
+    """A floor interrupted by a burst every 150 points (the afm hall-of-fame loss of test batch 2): one regime of
+    recurring bursts, labelled once at its first burst; every burst's start and end were 10-12 noise changes."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        x = 1.0 + 0.01 * rng.normal(size=1200)
+        for start in range(300, 1200, 150):
+            x[start : start + 40] += 0.2 * rng.normal(size=40)
+        noise = series_changes(x)[1]
+        assert abs(noise[0] - 300) <= 2 and len(noise) <= 2, noise
+        one = 1.0 + 0.01 * rng.normal(size=1200)
+        one[500:560] += 0.2 * rng.normal(size=60)
+        assert near(series_changes(one)[1], [500, 560]), seed
+
+
 def test_a_learning_rate_step_of_two_noise_sigmas_on_a_noisy_per_iteration_loss_is_found():
     # 30 points each side cannot tell a 2-sigma step from a trend; it holds for 120 points (`step_tests._wide_steps`).
     # Before the wide test: 8 of 20 found.
