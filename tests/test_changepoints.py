@@ -310,6 +310,20 @@ def test_only_a_positive_series_with_level_proportional_noise_over_decades_is_re
     assert _log_scaled(rows).tolist() == [True, False, False, False]
 
 
+def test_a_learning_rate_step_in_the_last_evaluations_of_a_short_log_is_found():
+    """40 per-epoch accuracies that saturate, and a step of ~8 noise sigmas 7 evaluations before the end. The
+    symmetric local window judged it on 14 points (16 of 20 found); `step_tests._tail_steps` reads the 30 points
+    before it as well. The same curves without the step get no change point."""
+    t = np.arange(40)
+    found = 0
+    for seed in range(20):
+        acc = 80.0 - 20.0 * np.exp(-t / 8.0) + 0.3 * np.random.default_rng(seed).normal(size=t.size)
+        assert change_points(acc) == []
+        acc[33:] += 2.5
+        found += change_points(acc) == [33]
+    assert found >= 18
+
+
 def test_recurring_bursts_are_one_noise_change_and_a_single_burst_two():
     """A floor interrupted by a burst every 150 points (the afm hall-of-fame loss of test batch 2): one regime of
     recurring bursts, labelled once at its first burst; every burst's start and end were 10-12 noise changes."""

@@ -406,8 +406,11 @@ def _log_scaled(x: np.ndarray) -> np.ndarray:
     out = np.zeros(k, dtype=bool)
     if n < 8:
         return out
-    lo, hi = np.quantile(x, _LOG_QUANTILES, axis=1)
-    rows = np.flatnonzero((x.min(axis=1) > 0) & (hi > _LOG_RANGE * lo))
+    low = x.min(axis=1)
+    rows = np.flatnonzero((low > 0) & (x.max(axis=1) > _LOG_RANGE * low))  # necessary, and cheap
+    if rows.size:
+        lo, hi = np.quantile(x[rows], _LOG_QUANTILES, axis=1)
+        rows = rows[hi > _LOG_RANGE * lo]
     if rows.size:
         out[rows] = _unevenness(np.log(x[rows])) < _unevenness(x[rows])
     return out

@@ -39,6 +39,9 @@ WIDE_WINDOW = 3 * STEP_WINDOW  # points each side for the wide test of a small s
 WIDE_T = 5.0  # ... at this many standard errors, with both trends (above MIN_T: its windows see more curvature)
 WIDE_LOCAL_SHARE = 0.5  # ... and the local (`STEP_WINDOW`) fit finds at least this share of the step, same sign
 LOG_TIME_SPAN = 8  # the log-time test runs on candidates within this many step windows of the start
+_TAIL_AFTER = 3  # `_tail_steps` judges candidates with at least this many points after them ...
+_TAIL_BEFORE = 8  # ... and at least this many before them in its window ...
+_TAIL_T = 4.5  # ... and need this many standard errors (after the square root of the variance inflation)
 
 
 def step_stats(
@@ -159,7 +162,47 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
     for t in cands.tolist():
         if t not in accepted and not trending.get(t, False) and _flat_step_ok(x, t, sorted(accepted), sigma, infl):
             accepted.add(t)
-    return sorted(accepted | _wide_steps(x, cands, first_step, accepted, sigma, infl))
+    wide = _wide_steps(x, cands, first_step, accepted, sigma, infl)
+    return sorted(accepted | wide | _tail_steps(x, cands, accepted, sigma, infl))
+
+
+def _tail_steps(x: np.ndarray, cands: np.ndarray, accepted: set[int], sigma: float, infl: float) -> set[int]:
+    """Candidates in the last `STEP_WINDOW` points that the local test missed, judged on an asymmetric window.
+
+    The local window is symmetric (its curvature term stays apart from the step), so a step m points before the
+    end was judged on 2m points with four parameters: a learning-rate step in the last evaluations of a per-epoch
+    log never reached `MIN_T`. Here the window runs from up to `STEP_WINDOW` points before t (not past the
+    previous accepted break; at least 2m and `_TAIL_BEFORE` points) to the end, the model is the same level +
+    slope + curvature + step at t, and the step must reach `MIN_JUMP_SIGMA` sigma and `_TAIL_T` (as a Gaussian z,
+    divided by the square root of the full variance inflation, `infl` being its fourth root), with the median of
+    the m points after t moved from that of the m points before by half of it in its direction (a dip that comes
+    back is no step). At least `_TAIL_AFTER` points must follow t.
+    The bar sits between `MIN_T` and `WIDE_T`: in an asymmetric window the curvature leaks into the step. At
+    `MIN_T` with the fourth root, generated healthy saturating curves of 20-250 points with AR(0.7) noise got
+    0.043 false change points per series (0.014 without this test); at 4.5 with the square root, 0.024; a step of
+    6 noise sigmas at 85 % of them is found on 60-79 % instead of 48-64 %."""
+    out: set[int] = set()
+    n = x.size
+    bounds = sorted(accepted)
+    for t in cands.tolist():
+        m = n - t
+        if t in accepted or not _TAIL_AFTER <= m < STEP_WINDOW or t < STEP_WINDOW // 2:
+            continue
+        i = int(np.searchsorted(bounds, t))
+        lo = max(bounds[i - 1] if i > 0 else 0, t - STEP_WINDOW)
+        if t - lo < max(2 * m, _TAIL_BEFORE):
+            continue
+        pos = np.arange(lo, n, dtype=float)
+        u = (pos - t) / (t - lo)
+        coef, se, dof = ols(np.column_stack([np.ones_like(u), u, u * u, (pos >= t).astype(float)]), x[lo:n])
+        step = float(coef[3])
+        if dof < 2 or not np.isfinite(se[3]) or se[3] <= 0 or abs(step) < MIN_JUMP_SIGMA * sigma:
+            continue
+        z = float(t_to_gaussian_z(np.array([min(abs(step) / float(se[3]), 1e6)]), np.array([dof]))[0])
+        moved = (median(x[t:]) - median(x[t - m : t])) * np.sign(step)
+        if z / infl**2 >= _TAIL_T and moved >= max(MIN_JUMP_SIGMA * sigma, 0.5 * abs(step)):
+            out.add(t)
+    return out
 
 
 def _wide_steps(
