@@ -47,7 +47,9 @@ How `change_points(values)` finds where a new segment starts:
    the two sides keep one slope (a kink near t is a slope change, not a step). It finds the learning-rate step of a
    noisy per-iteration loss (1-2 noise sigmas, hundreds of points each side) that 30 points cannot tell from a
    trend: MLPerf Mask R-CNN losses on the tune split (tune recall 0.61 -> 0.65, 0.19 -> 0.16 false change points
-   per series; generated set unchanged; 2-sigma steps on a generated 400-point loss 8/20 -> 17/20).
+   per series; generated set unchanged; 2-sigma steps on a generated 400-point loss 8/20 -> 17/20). A step in the
+   last 30 points gets a fourth (`step_tests._tail_steps`, sixth round): the symmetric window judged a step m
+   points before the end on 2m points; this window takes up to 30 points before it.
 5. Noise-level changes (`variance_changes`): KernelCPD on block means of log(d^2) of the first differences d
    less their centred moving median over `_VAR_TREND` = 11 points (`_detrended_diffs`: the local slope; a
    learning curve's slope shrinks as it flattens, which raw differences read as the noise calming down, a false

@@ -4,7 +4,8 @@ A healthy learning curve is smooth: around any candidate it fits level + slope +
 candidates are dropped. A real fall leaves a step of at least `MIN_JUMP_SIGMA` noise sigmas at `MIN_T` standard
 errors (reported as a Gaussian-equivalent z, so short windows near the ends are not favoured). A small step between
 two flat stretches gets a second, wide test (`_flat_step_ok`), and a small step on a trend a third, over up to
-`WIDE_WINDOW` points each side (`_wide_steps`: a learning-rate step on a noisy per-iteration loss).
+`WIDE_WINDOW` points each side (`_wide_steps`: a learning-rate step on a noisy per-iteration loss), and a step in
+the last `STEP_WINDOW` points a fourth, on a window that reaches further back than forward (`_tail_steps`).
 """
 
 from __future__ import annotations
