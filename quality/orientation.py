@@ -41,6 +41,14 @@
      orientation 86.9 % -> 87.5 % (two street signs of batch 9); seen test pages and the photos without text
      unchanged but for one table read at 270° either way (confidence 0.31 -> 0.66, under the flag's gate);
      generated seed 21 unchanged;
+   - when nothing at all is found, the image is read once more with a stroke kernel of 21 px (`_thick_look`,
+     version 19): bold or large letters (a caption, a title, a sign) have strokes wider than the usual 5-7 px
+     kernel, whose black-hat keeps only their edges. Tune split: no answer 3.6 % -> 2.4 %, skew MAE 0.47° ->
+     0.47°, orientation 87.5 % -> 86.9 % (the sign it answers is read upside down, at 0.58); photos without text
+     answered: tune 3 of 15 and seen test 2 of 22 both ways; seen test pages no answer 10.0 % -> 5.3 % (Arabic,
+     Devanagari, CJK captions), MAE 1.05° -> 1.08°. A kernel of 11 px as well found nothing more on `tune`; 15 px
+     alone left one more page unanswered. Generated seed 21 unchanged (accept 0.983, MAE 0.17°); throughput 1.44 ->
+     1.38 x the naive pair (every photo without text is read a second time);
    - when still nothing is found and the noise seen on a 2x area average is well above the per-pixel estimate (JPEG
      drops the finest frequencies of noise but keeps its coarser grain, which then passes as strokes), everything is
      run again at that noise level, now accepting a line-periodicity answer only at confidence ``_RETRY_CONF``;
@@ -115,6 +123,7 @@ _FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked
 _BLOCK_GLYPHS, _BLOCK_ALONG, _BLOCK_RATIO = 30, 0.4, 4.0  # a text block in a window of a busy photo (`_text_block`)
 _RETRY_CONF = 0.9  # line-periodicity confidence a retry at the JPEG grain's noise level needs (photos reach 0.85)
 _SIDE_CONF = 0.5  # line-periodicity confidence the quarter-turned search of `_line_search` needs
+_THICK_BLUR_PX = 4.0  # blur (px) whose stroke kernel `_thick_look` reads bold or large letters with
 _SIDE_DEG, _SIDE_ALONG, _SIDE_RATIO = 20.0, 0.2, 1.4  # when that search runs at all (`_leans_vertical`)
 
 
@@ -481,7 +490,20 @@ def estimate_rotation(
         answer = _finer_look(g, noise, blur_px, finer) or answer
     if math.isnan(answer.angle) and blocks:
         answer = blocks[0]
+    if math.isnan(answer.angle):
+        answer = _thick_look(g, noise, blur_px) or answer
     return answer
+
+
+def _thick_look(g: np.ndarray, noise: float, blur_px: float) -> PageRotation | None:
+    """The rotation read with a wider stroke kernel when nothing else found text: bold or large letters (a meme's
+    caption, a title, a sign) have strokes wider than the kernel (5-7 px on most pages), whose black-hat keeps only
+    their edges, and those fragments do not line up. The kernel is that of a blur of ``_THICK_BLUR_PX`` px (21 px),
+    a line-periodicity answer needs ``_RETRY_CONF``; None when it finds no text or the image is that blurred."""
+    if blur_px >= _THICK_BLUR_PX:
+        return None
+    answer = _estimate(g, noise, _THICK_BLUR_PX, None, _RETRY_CONF)
+    return None if math.isnan(answer.angle) else answer
 
 
 def _finer_look(

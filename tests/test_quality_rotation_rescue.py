@@ -203,3 +203,15 @@ def test_a_shop_sign_on_a_street_photo_gets_an_answer(name, turn, skew):
     r = rotation(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
     assert r.orientation == turn, r
     assert abs(r.angle - skew) <= 3.0, r
+
+
+def test_a_sign_of_large_bold_letters_is_read_with_a_wider_stroke_kernel():
+    """A shop sign of 40-px white letters with 8-px strokes (real, tune split, batch 9; label -0.05°): the 5-px
+    stroke kernel kept only their edges, which do not line up, and there was no answer at any turn. The wider
+    kernels of `_thick_look` see whole strokes; the lines' axis is right either way the photo is turned."""
+    page = cv2.imread(str(ROTATION_DIR / "cvc-scenetext_segmented_word02.jpg"))
+    assert page is not None
+    grey = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
+    upright, turned = rotation(grey), rotation(np.ascontiguousarray(np.rot90(grey)))
+    assert abs(upright.angle - -0.05) <= 0.3 and upright.orientation == 0, upright
+    assert abs(turned.angle - -0.05) <= 0.3 and turned.orientation % 180 == 90, turned
