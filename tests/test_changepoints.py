@@ -285,14 +285,17 @@ def test_a_late_learning_rate_step_on_a_loss_that_falls_over_decades_is_found_in
     """A per-step loss that falls from 1.5 to 0.01 with noise proportional to its level (5 %), as MLPerf DeepCAM
     logs do, and a learning-rate step (x0.6) 30 points before the end. On the linear scale the early fall set the
     noise scale and the autocorrelation: the step was found on 15 of 20 and the healthy curves got false change
-    points; in log space (`changepoints._log_scaled`) the step is 10 tail-noise sigmas."""
+    points; in log space (`changepoints._log_scaled`) the step is 10 tail-noise sigmas. A fall that takes 20
+    points (the second shape) is a steep straight stretch in log space too, which read as autocorrelation at its cap
+    (11 of 20 found) until the level-shift search took the curvature-free autocorrelation there as well."""
     t = np.arange(150)
-    for seed in range(20):
-        noise = np.exp(0.05 * np.random.default_rng(seed).normal(size=t.size))
-        loss = (1.5 * np.exp(-t / 1.5) + 0.04 * np.exp(-t / 80.0)) * noise
-        assert change_points(loss) == []
-        loss[120:] *= 0.6
-        assert change_points(loss) == [120]
+    for fall, floor in ((1.5, 0.04), (5.0, 0.02)):
+        for seed in range(20):
+            noise = np.exp(0.05 * np.random.default_rng(seed).normal(size=t.size))
+            loss = (1.5 * np.exp(-t / fall) + floor * np.exp(-t / 80.0)) * noise
+            assert change_points(loss) == []
+            loss[120:] *= 0.6
+            assert change_points(loss) == [120], (fall, seed)
 
 
 def test_only_a_positive_series_with_level_proportional_noise_over_decades_is_read_in_log_space():
