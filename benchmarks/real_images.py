@@ -215,7 +215,10 @@ def run_methods(
 
 
 def cleanvision_blur(rows: list[Row], root: Path = DATA) -> list[float] | None:
-    """cleanvision's blurry_score (higher = sharper) per row, or None when cleanvision is not installed."""
+    """cleanvision's blurry_score (higher = sharper) per row, or None when cleanvision is not installed. No rows
+    give no scores (cleanvision itself rejects an empty file list: a labelling round without blur images)."""
+    if not rows:
+        return []
     try:
         from cleanvision import Imagelab
     except ImportError:
@@ -324,7 +327,7 @@ def real_tables(
             figs = {name: rotation_figures(sub, [p[i] for i in ridx]) for name, p in preds.items()}
             share = len(ridx) / max(len(rot_rows), 1)
             print_rotation_table(label, figs, {k: v * share for k, v in cpu.items()}, len(ridx))
-        for label, bidx in split_groups(blur_rows, split):
+        for label, bidx in split_groups(blur_rows, split) if blur_rows else []:  # a round may have no blur images
             bsub = [blur_rows[i] for i in bidx]
             bfigs = {
                 name: blur_figures(bsub, [s[i] for i in bidx], threshold if name == "ours" else None)

@@ -343,3 +343,24 @@ def test_a_rounds_measurement_scores_only_the_batches_it_names(tmp_path: Path, c
     real_tables({"m": method}, {}, {"m": ("angle", None, None)}, 100.0, False, tmp_path, splits=("test",), batches={7})
     assert seen == [7]
     assert "batch 8" not in capsys.readouterr().out
+
+
+def test_a_round_without_blur_images_is_measured_with_the_cleanvision_baseline_on(tmp_path: Path, capsys):
+    """Batch 10 has rotation pages only: cleanvision rejects an empty file list, and `--batch 10` stopped with its
+    ValueError before any table was printed."""
+    (tmp_path / "rotation").mkdir()
+    with open(DATA / "labels.csv", newline="", encoding="utf-8") as fh:
+        fields = list(csv.DictReader(fh).fieldnames or [])
+    Image.new("L", (64, 48), 250).save(tmp_path / "rotation" / "page.png")
+    row = dict.fromkeys(fields, "")
+    row.update(file="rotation/page.png", set="rotation", split="test", source_repo="o/src", batch="10")
+    row.update(skew_deg="0", orientation="0", has_text="true")
+    with open(tmp_path / "labels.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerow(row)
+    real_tables(
+        {"m": lambda img: {"angle": 0.0}}, {}, {"m": ("angle", None, None)}, 100.0, True, tmp_path, splits=("test",)
+    )
+    out = capsys.readouterr().out
+    assert "rotation set, split=test" in out and "blur set" not in out
