@@ -437,11 +437,17 @@ def _unevenness(x: np.ndarray) -> np.ndarray:
 
 
 def _log_scaled_rows(values: np.ndarray) -> np.ndarray:
-    """`_log_scaled` of each row's finite values (rows of a matrix with NaN/Inf)."""
+    """`_log_scaled` of each row's finite values (rows of a matrix with NaN/Inf): rows with as many finite values
+    are read together (a wide table's 100,000 rows with a NaN each took 3 s one row at a time)."""
     finite = np.isfinite(values)
     if finite.all():
         return _log_scaled(values)
-    return np.array([bool(_log_scaled(row[ok][None, :])[0]) for row, ok in zip(values, finite, strict=True)])
+    out = np.zeros(values.shape[0], dtype=bool)
+    counts = finite.sum(axis=1)
+    for c in np.unique(counts).tolist():
+        rows = np.flatnonzero(counts == c)
+        out[rows] = _log_scaled(values[rows][finite[rows]].reshape(rows.size, c))
+    return out
 
 
 def warmup_points(n: int) -> int:
