@@ -200,7 +200,7 @@ def _tail_steps(x: np.ndarray, cands: np.ndarray, accepted: set[int], sigma: flo
         if dof < 2 or not np.isfinite(se[3]) or se[3] <= 0 or abs(step) < MIN_JUMP_SIGMA * sigma:
             continue
         z = float(t_to_gaussian_z(np.array([min(abs(step) / float(se[3]), 1e6)]), np.array([dof]))[0])
-        moved = (median(x[t:]) - median(x[t - m : t])) * np.sign(step)
+        moved = _median_move(x, t, m, step)
         if z / infl**2 >= _TAIL_T and moved >= max(MIN_JUMP_SIGMA * sigma, 0.5 * abs(step)):
             out.add(t)
     return out
@@ -244,7 +244,7 @@ def _wide_steps(
     moved = np.zeros(look.size)
     for k in np.flatnonzero(2 * half >= WIDE_WINDOW).tolist():
         t, h = int(t_look[k]), int(half[k])
-        moved[k] = (median(x[t : t + h]) - median(x[t - h : t])) * np.sign(local_step[look[k]])
+        moved[k] = _median_move(x, t, h, float(local_step[look[k]]))
     keep = np.flatnonzero(moved >= MIN_JUMP_SIGMA * sigma)
     if keep.size == 0:
         return out
@@ -311,8 +311,14 @@ def _persists(x: np.ndarray, cands: np.ndarray, step: np.ndarray, sigma: float) 
     half = np.minimum(cands, x.size - cands)
     for j in np.flatnonzero(~ok & (half >= 3) & (half < w)).tolist():
         t, h = int(cands[j]), int(half[j])
-        ok[j] = (median(x[t : t + h]) - median(x[t - h : t])) * np.sign(step[j]) >= need[j]
+        ok[j] = _median_move(x, t, h, float(step[j])) >= need[j]
     return ok
+
+
+def _median_move(x: np.ndarray, t: int, h: int, step: float) -> float:
+    """How far the median of the h points from t lies from that of the h points before t, in the direction of
+    `step` (positive when the level moved the step's way): the persistence check of every step test."""
+    return (median(x[t : t + h]) - median(x[t - h : t])) * float(np.sign(step))
 
 
 def _flat_step_ok(x: np.ndarray, t: int, accepted: list[int], sigma: float, infl: float = 1.0) -> bool:
