@@ -521,11 +521,8 @@ def _finer_look(
     # Small glyphs are brought to about _FINER_TARGET_PX; larger ones may be whole words whose letters touch (dense
     # small print shrunk 5x): those are read at _WORDS_FINER x the scale.
     wanted = _FINER_TARGET_PX / max(glyph_px, 1.0) if glyph_px < SMALL_GLYPH_PX else _WORDS_FINER
-    factor = min(wanted, _MAX_FINE_SIDE / max(g.shape))
-    if factor < 1.5:
-        return None
-    big = finer(factor)
-    if big is None or max(big.shape) < 1.5 * max(g.shape):
+    big = _finer_copy(g, finer, min(wanted, _MAX_FINE_SIDE / max(g.shape)))
+    if big is None:
         return None
     scale = big.shape[0] / g.shape[0]  # averaging fewer pixels: noise and blur (px) grow with the scale
     answer = _estimate(big, noise * scale, blur_px * scale, None)
@@ -617,11 +614,10 @@ def _confirmed_finer(
     if finer is None or found is None or len(found.stats) < MIN_GLYPHS:
         return read
     glyph_px = found.size()
-    factor = min(_FINER_TARGET_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
-    if glyph_px >= SMALL_GLYPH_PX or factor < 1.5:
+    if glyph_px >= SMALL_GLYPH_PX:
         return read
-    big = finer(factor)
-    if big is None or max(big.shape) < 1.5 * max(g.shape):
+    big = _finer_copy(g, finer, min(_FINER_TARGET_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape)))
+    if big is None:
         return read
     scale = big.shape[0] / g.shape[0]
     fine = _estimate(_block_around(found, big, scale), noise * scale, blur_px * scale, None)
@@ -633,6 +629,15 @@ def _confirmed_finer(
     ):
         return read  # other lines, or lines across the ones found: no confirmation
     return PageRotation(read.angle, read.confidence, fine.orientation, fine.orientation_confidence)
+
+
+def _finer_copy(g: np.ndarray, finer: Callable[[float], np.ndarray | None] | None, factor: float) -> np.ndarray | None:
+    """The image `factor` x finer than `g` from `finer`, or None when there is none or it would not be at least
+    1.5 x larger (a copy barely finer reads no differently)."""
+    if finer is None or factor < 1.5:
+        return None
+    big = finer(factor)
+    return None if big is None or max(big.shape) < 1.5 * max(g.shape) else big
 
 
 def _block_around(found: Glyphs, big: np.ndarray, scale: float) -> np.ndarray:
@@ -758,13 +763,11 @@ def _up_down_at_scale(
 ) -> tuple[int, int]:
     """`up_down` on a scale where letters are separate glyphs: this one, or a finer image when glyphs are small."""
     glyph_px = found.size()
-    factor = min(FINE_GLYPH_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape))
-    if finer is not None and factor >= 1.5:
-        big = finer(factor)
-        if big is not None and max(big.shape) >= 1.5 * max(g.shape):
-            # Only the block around the glyphs' median position is read (a bounded cost on large scans).
-            crop = _block_around(found, big, big.shape[0] / g.shape[0])
-            return glyph_up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)), theta)
+    big = _finer_copy(g, finer, min(FINE_GLYPH_PX / max(glyph_px, 1.0), _MAX_FINE_SIDE / max(g.shape)))
+    if big is not None:
+        # Only the block around the glyphs' median position is read (a bounded cost on large scans).
+        crop = _block_around(found, big, big.shape[0] / g.shape[0])
+        return glyph_up_down(glyphs(_stroke_mask(crop, ink, 0.0, 0.0)), theta)
     upright, turned = glyph_up_down(found, theta)
     if glyph_px < READABLE_GLYPH_PX:  # no finer image: the direction stands, as a single vote's worth of evidence
         return (int(upright > turned), int(turned > upright))
