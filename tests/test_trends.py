@@ -303,6 +303,17 @@ def test_a_metric_stuck_at_its_ceiling_for_a_while_has_an_entry_and_an_exit():
     assert [c for c in change_points(x) if c in (8, 34)] == [8, 34]
 
 
+def test_a_ceiling_resumed_after_a_one_point_dip_has_no_entry_there():
+    # A Tianshou InvertedPendulum test return sits at its 1000 ceiling, drops once to ~200 and is back at 1000 the
+    # next evaluation: the longest held stretch starts after the dip, but the series never left the value.
+    rng = np.random.default_rng(7)
+    x = np.r_[50 + 20 * rng.random(5), np.full(40, 1000.0), 194.0, np.full(150, 1000.0), 660.0, np.full(8, 1000.0)]
+    assert held_value(x)[0] is None
+    assert [c for c in change_points(x) if 40 <= c <= 50] == []
+    climbed = np.r_[50 + 20 * rng.random(40), np.full(150, 1000.0), 660.0, np.full(8, 1000.0)]
+    assert held_value(climbed)[0] == 40  # arriving from off the value is still an entry
+
+
 def test_a_held_staircase_and_a_floor_with_blips_hold_no_value():
     stairs = np.repeat(np.linspace(0.3, 0.8, 20), 5)  # validation repeated for 5 steps: every run is as long
     assert held_value(stairs) == (None, None)

@@ -543,7 +543,10 @@ def held_value(values: np.ndarray) -> tuple[int | None, int | None]:
     after = z[b : b + need]
     moves = float(np.mean(np.diff(after) != 0)) if after.size > 1 else 0.0
     back = float(np.mean(np.abs(after - z[a]) <= tol)) if after.size else 1.0
-    entry = int(fin[a]) if a >= 2 else None
+    before = z[max(0, a - need) : a]
+    # the entry: the series came from off the value (a stretch resumed after a one-point dip is no entry)
+    arrived = a >= 2 and float(np.mean(np.abs(before - z[a]) <= tol)) <= _FLOOR_LOW
+    entry = int(fin[a]) if arrived else None
     # the exit: the series moves on (no staircase's next stair) and does not come back (no floor with blips)
     exit_ = int(fin[b]) if after.size >= _SETTLE_MIN and moves > 1.0 / _SETTLE_MIN and back <= _FLOOR_LOW else None
     return entry, exit_
