@@ -290,6 +290,9 @@ def test_degenerate_runs_still_give_valid_reports(tmp_path, rows):
     doc = json.loads(report.to_json(), parse_constant=_no_constants)
     jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
     assert doc["problematic_batches"] == [] and doc["summary"]["n_batches"] == 0
+    # the steps of a run without batch_{i}/ keys are its run-level metrics' steps, not "0 (– – –)"
+    expected = (len(rows), 0, len(rows) - 1) if rows else (0, None, None)
+    assert tuple(doc["summary"][k] for k in ("n_steps", "first_step", "last_step")) == expected
     assert doc["quality"]["n_images"] == 0 and doc["quality"]["acceptable_rate"] is None
     assert "No per-batch metrics" in report.to_markdown()
     html = report.to_html()

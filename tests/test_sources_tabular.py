@@ -205,3 +205,23 @@ def test_a_wide_numeric_csv_reads_as_pandas_would(tmp_path, monkeypatch):
     text = tmp_path / "text.csv"  # a text cell: pandas decides
     text.write_text("a,b,c,d\n1,2,x,4\n5,6,7,8\n")
     assert open_table(text).history["c"].tolist() == ["x", "7"]
+
+
+@pytest.mark.parametrize("axis", ["epoch", "Epoch", "               epoch", "iteration"])
+def test_an_epoch_column_is_the_step_axis_of_a_table_without_a_step_column(tmp_path, axis):
+    # Keras' CSVLogger writes `epoch`, SRGAN's statistics `Epoch`, YOLO pads its header: the counter is the x-axis
+    # (a collapse at epoch 48 is reported at step 48, not at row 47), and it is no metric.
+    p = tmp_path / "results.csv"
+    pd.DataFrame({axis: [1, 2, 3, 5], "PSNR": [30.1, 31.0, 9.6, 9.6]}).to_csv(p, index=False)
+    run = open_run(p)
+    assert list(run.history["_step"]) == [1, 2, 3, 5]
+    assert list(run.history.columns) == ["_step", "PSNR"]
+    assert run.step_axis == axis.strip() and f"steps are the {axis.strip()!r} column" in run.notes
+
+
+def test_an_epoch_column_that_restarts_is_kept_as_a_column_and_rows_are_numbered(tmp_path):
+    p = tmp_path / "appended.csv"
+    pd.DataFrame({"epoch": [0, 1, 2, 0, 1], "loss": [1.0, 0.8, 0.7, 1.1, 0.9]}).to_csv(p, index=False)
+    run = open_run(p)
+    assert list(run.history["_step"]) == [0, 1, 2, 3, 4] and list(run.history["epoch"]) == [0, 1, 2, 0, 1]
+    assert run.step_axis == "row" and "not a strictly increasing whole number" in run.notes

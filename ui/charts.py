@@ -52,7 +52,7 @@ def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
         return RunFacts(
             [],
             [],
-            0,
+            int(_analysis.logged_steps.size),
             _analysis.primary_metric,
             _analysis.verdict,
             worst_severity([_analysis.worst_severity]),
@@ -61,7 +61,7 @@ def run_facts(key: AnalysisKey, _analysis: RunAnalysis) -> RunFacts:
     return RunFacts(
         metrics=sorted(b["metric"].unique()),
         batches=sorted(int(x) for x in b["batch"].unique()),
-        n_steps=int(b["step"].nunique()),
+        n_steps=int(_analysis.logged_steps.size),
         primary_metric=_analysis.primary_metric,
         verdict=_analysis.verdict,
         worst_severity=worst_severity([_analysis.worst_severity]),

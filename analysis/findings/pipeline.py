@@ -93,6 +93,13 @@ class RunAnalysis:
         s = self.batch_summary
         return [int(b) for b in s.loc[s["severity"] != "ok", "batch"]]
 
+    @cached_property
+    def logged_steps(self) -> np.ndarray:
+        """The distinct steps at which any analysed metric (per-batch or run-level) was logged, sorted: a run with
+        no `batch_{i}/...` key (a plain history export) still has its steps counted."""
+        parts = [f["step"].to_numpy(dtype=np.int64) for f in (self.batches, self.global_metrics) if len(f)]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
     @cached_property  # the frames never change after analyze_run; these scan millions of rows on long runs
     def primary_metric(self) -> str:
         return primary_metric(self.batches)

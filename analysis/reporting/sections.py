@@ -70,7 +70,7 @@ def run_section(run: Any) -> dict[str, Any]:
 def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
     """Verdict, worst severity (the max over every finding, ok when none) and counts."""
     b = analysis.batches
-    steps = b["step"] if len(b) else pd.Series(dtype="float64")
+    steps = analysis.logged_steps
     by_sev = Counter(str(a.severity) for a in analysis.anomalies)
     events = list(getattr(analysis, "events", []))
     ev_sev = Counter(str(e.severity) for e in events)
@@ -84,9 +84,9 @@ def summary_section(analysis: RunAnalysis) -> dict[str, Any]:
         {
             "verdict": analysis.verdict,
             "severity": worst.value,
-            "n_steps": int(steps.nunique()) if len(steps) else 0,
-            "first_step": as_int(steps.min()) if len(steps) else None,
-            "last_step": as_int(steps.max()) if len(steps) else None,
+            "n_steps": int(steps.size),
+            "first_step": as_int(steps[0]) if steps.size else None,
+            "last_step": as_int(steps[-1]) if steps.size else None,
             "n_batches": int(b["batch"].nunique()) if len(b) else 0,
             "batch_metrics": sorted(b["metric"].unique().tolist()) if len(b) else [],
             "global_metrics": sorted(g["metric"].unique().tolist()) if len(g) else [],

@@ -6,7 +6,8 @@ its own history with `_step` from the x-axis (named in `Run.step_axis`), compani
 several runs needs `run=` (or `path#run name` in `open_run`), and `export_runs` lists them for a picker.
 CSV text is decoded and split as spreadsheets save it (UTF-8, UTF-8 with BOM, cp1252, UTF-16; `,` `;` tab `|`;
 decimal commas), see `_export_text`; how it was read is noted in `Run.notes`. Any other table is taken as a history as it is: `_step` from a `_step`,
-`step` or `Step` column when there is one, else the row number. Cells holding JSON lists or objects
+`step` or `Step` column when there is one, else from an `epoch` / `iteration` / `iter` column (any case, padded
+as YOLO writes it) that counts up in whole numbers, else the row number. Cells holding JSON lists or objects
 (`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
 
 Exports carry no config and no exit record: `config` is empty, `summary` is the last value of each column,
@@ -29,7 +30,7 @@ import pandas as pd
 
 from analysis.core.errors import CorruptRunFile, RunNotFound
 from analysis.core.run import ReadStatus, Run, RunRef
-from analysis.sources._export import detect_layout, pick_run, run_history
+from analysis.sources._export import _whole, detect_layout, pick_run, run_history
 from analysis.sources._export_text import (
     BinaryContent,
     decimal_comma_columns,
@@ -49,6 +50,7 @@ SUFFIXES = {
     ".json": "jsonl",
 }
 _STEP_NAMES = ("_step", "step", "Step")
+_AXIS_NAMES = ("epoch", "iteration", "iter")  # a table's x-axis when it has no step column (`_axis_column`)
 _SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 _HEADER_BYTES = 1 << 20  # export_runs reads at most this much of a large file (its header)
 _WHOLE_FILE_BYTES = 8 << 20
@@ -289,12 +291,22 @@ def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list[str]]:
-    """(frame with `_step`, what `_step` counts, notes): `_step` from a `_step`, `step` or `Step` column, else
-    the row number."""
+    """(frame with `_step`, what `_step` counts, notes): `_step` from a `_step`, `step` or `Step` column, else from
+    an epoch or iteration column (`_axis_column`), else the row number."""
     step_col = next((c for c in _STEP_NAMES if c in frame.columns), None)
     if step_col is None:
-        note = [] if "global_step" in frame.columns else [f"no step column ({', '.join(_STEP_NAMES)}): rows numbered"]
-        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", note
+        if "global_step" in frame.columns:
+            return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", []
+        axis = _axis_column(frame)
+        if axis is None:
+            note = f"no step column ({', '.join(_STEP_NAMES)}, epoch, iteration): rows numbered"
+            return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
+        steps = pd.to_numeric(frame[axis], errors="coerce")
+        if not (_whole(steps) and steps.notna().all() and (np.diff(steps.to_numpy()) > 0).all()):
+            note = f"the {axis.strip()!r} column is not a strictly increasing whole number: rows numbered"
+            return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
+        frame = frame.drop(columns=[axis]).assign(_step=steps.astype(np.int64).to_numpy())
+        return frame, axis.strip(), [f"steps are the {axis.strip()!r} column"]
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     if steps.isna().any():
         bad = int(steps.isna().to_numpy().argmax())
@@ -304,6 +316,12 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
         )
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, []
+
+
+def _axis_column(frame: pd.DataFrame) -> str | None:
+    """The first column named like a training counter (`_AXIS_NAMES`, case and padding ignored: YOLO pads its
+    header, Keras writes `epoch`, SRGAN `Epoch`), or None. Such a column is the run's x-axis, not a metric."""
+    return next((c for c in frame.columns if str(c).strip().lower() in _AXIS_NAMES), None)
 
 
 _NOT_METRICS = frozenset({*_STEP_NAMES, "global_step"})

@@ -79,3 +79,12 @@ def test_upload_journey(app_page):
     expect(page.get_by_role("heading", name="run-40")).to_be_visible()
     expect(sidebar.get_by_text(re.compile(r"4 steps \(0–30, from epoch_id\)"))).to_be_visible()
     assert alerts(sidebar, "Error").count() == 0
+
+    # a Keras CSVLogger file: its `epoch` column is the x-axis and the Steps figure counts the run-level steps
+    keras = "epoch,loss,val_loss\n" + "".join(f"{e},{1 / (e + 1):.4f},{1.2 / (e + 1):.4f}\n" for e in range(15))
+    upload(page, "keras_log.csv", keras.encode())
+    expect(page.get_by_role("heading", name="keras_log")).to_be_visible()
+    expect(sidebar.get_by_text(re.compile(r"15 steps \(0–14, from epoch\) · 2 metrics"))).to_be_visible()
+    steps = page.get_by_test_id("stMetric").filter(has_text="Steps").get_by_test_id("stMetricValue")
+    expect(steps).to_have_text("15")
+    assert alerts(sidebar, "Error").count() == 0
