@@ -194,3 +194,27 @@ def test_root_causes_quote_the_levels_of_their_events(demo_analysis):
         assert (
             abs(float(m.group(1)) - event.value_before) <= 0.005 and abs(float(m.group(2)) - event.value_after) <= 0.005
         )
+
+
+@pytest.mark.slow
+def test_run_level_findings_sit_on_their_line_and_detector_hits_are_a_click_deeper(tmp_path):
+    """A run without batch keys (an SRGAN log: PSNR collapses at step 48 and stays there): the chart of run-level
+    metrics marks the collapse on the PSNR line at its step and draws its change line, and keeps the detectors'
+    hits one click deeper, on the line (an episode's worst value drawn at its first step floated above the line)."""
+    rng = np.random.default_rng(9)
+    psnr = np.r_[36.5 + 0.1 * rng.normal(size=47), np.full(53, 9.58)]
+    rows = [{"PSNR": float(v), "loss": float(0.5 / (s + 1)), "global_step": s + 1} for s, v in enumerate(psnr)]
+    analysis = analyze_run(open_run(write_run(tmp_path, "srgan", rows)))
+    (ev,) = [e for e in analysis.alarm_events if e.metrics == ("PSNR",)]
+    assert ev.kind == "collapse" and ev.batch is None and abs(ev.start_step - 48) <= 1
+    fig = figures.global_metrics_figure(analysis, ["PSNR", "loss"])
+    g = analysis.global_metrics
+    line = dict(zip(g.loc[g["metric"] == "PSNR", "step"], g.loc[g["metric"] == "PSNR", "value"], strict=True))
+    (events,) = [t for t in fig.data if t.name == "PSNR: event"]
+    assert list(events.x) == [ev.start_step] and list(events.y) == [line[ev.start_step]]
+    assert ev.start_step in [s.x0 for s in fig.layout.shapes]
+    hits = [t for t in fig.data if t.name.startswith("PSNR: detector hit")]
+    assert hits and all(t.visible == "legendonly" for t in hits)
+    for t in hits:
+        assert all(y == line[x] for x, y in zip(t.x, t.y, strict=True))
+    assert not [t for t in fig.data if t.name.startswith("loss: event")]  # a healthy curve beside it: nothing

@@ -66,6 +66,10 @@ def test_overview_defaults():
     names = ["train/loss", "val/a", "val/b", "val/c", "val/d", "val/e"]
     assert tables.default_global_metrics(names) == ["val/a", "val/b", "val/c", "val/d"]
     assert tables.default_global_metrics(["a", "b", "c", "d"]) == ["a", "b", "c"]
+    # metrics with events come first (an SRGAN log: the collapsed PSNR, not the alphabetical Learning_Rate)
+    srgan = ["Learning_Rate", "Loss_D", "Loss_G", "PSNR", "SSIM"]
+    assert tables.default_global_metrics(srgan, ["PSNR", "SSIM", "PSNR", "gone"]) == ["PSNR", "SSIM"]
+    assert tables.default_global_metrics(names, ["train/loss"]) == ["train/loss", "val/a", "val/b", "val/c"]
     shown, hidden = tables.summary_without_batches({"acc": 1, "batch_0/recall": 0.9, "batch_1/x": 2, "nested": {}})
     assert shown == {"acc": 1} and hidden == 2
 

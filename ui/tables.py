@@ -73,9 +73,12 @@ def default_batches(problematic: Sequence[int], batches: Sequence[int], limit: i
     return [b for b in problematic[:limit] if b in known]
 
 
-def default_global_metrics(names: Sequence[str]) -> list[str]:
-    """Run-level metrics shown first: up to four `val/*`, else the first three."""
-    return [n for n in names if n.startswith("val/")][:4] or list(names[:3])
+def default_global_metrics(names: Sequence[str], flagged: Sequence[str] = ()) -> list[str]:
+    """Run-level metrics shown first: those with a warning or critical event (`flagged`, worst first), then `val/*`,
+    up to four; with neither, the first three."""
+    first = list(dict.fromkeys(n for n in flagged if n in set(names)))
+    picked = list(dict.fromkeys([*first, *(n for n in names if n.startswith("val/"))]))[:4]
+    return picked or list(names[:3])
 
 
 def summary_without_batches(summary: Mapping[str, Any]) -> tuple[dict[str, Any], int]:

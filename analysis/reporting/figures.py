@@ -121,7 +121,7 @@ class MetricCurves:
     dashboard can keep it and redraw on every widget change."""
 
     metric: str
-    series: dict[int, tuple[np.ndarray, np.ndarray]]
+    series: dict[int | None, tuple[np.ndarray, np.ndarray]]  # None: a run-level metric's one series
     band: pd.DataFrame  # step, min, median, max (finite values only)
 
     @classmethod
@@ -133,14 +133,15 @@ class MetricCurves:
         b = data["batch"].to_numpy()
         x, y = data["step"].to_numpy(), data["value"].to_numpy(dtype=float)
         cuts = np.flatnonzero(np.diff(b)) + 1
-        series = {int(bb[0]): (xx, yy) for bb, xx, yy in zip(np.split(b, cuts), np.split(x, cuts), np.split(y, cuts))}
+        parts = zip(np.split(b, cuts), np.split(x, cuts), np.split(y, cuts))
+        series: dict[int | None, tuple[np.ndarray, np.ndarray]] = {int(bb[0]): (xx, yy) for bb, xx, yy in parts}
         finite = data[np.isfinite(data["value"])]
         band = finite.groupby("step")["value"].agg(["min", "median", "max"]).reset_index()
         return cls(metric, series, band)
 
     def grid(self) -> tuple[list[int], np.ndarray, np.ndarray]:
         """(batches, steps, values[batch, step]) with NaN where a batch has no value at a step."""
-        batches = sorted(self.series)
+        batches = sorted(b for b in self.series if b is not None)
         steps = np.unique(np.concatenate([self.series[b][0] for b in batches])) if batches else np.array([])
         z = np.full((len(batches), len(steps)), np.nan)
         for i, b in enumerate(batches):
@@ -262,7 +263,7 @@ def _value_at(curves: MetricCurves, batch: int | None, step: int, fallback: floa
     return fallback if np.isfinite(fallback) else None
 
 
-def nonfinite_points(curves: MetricCurves, batches: Iterable[int]) -> list[tuple[int, int, float]]:
+def nonfinite_points(curves: MetricCurves, batches: Iterable[int | None]) -> list[tuple[int | None, int, float]]:
     """(batch, step, value) of every logged NaN/Inf of the drawn batches: they have no y, so they are drawn on
     the axis."""
     out = []
@@ -270,7 +271,7 @@ def nonfinite_points(curves: MetricCurves, batches: Iterable[int]) -> list[tuple
         if b in curves.series:
             x, y = curves.series[b]
             bad = ~np.isfinite(y)
-            out += [(int(b), int(st), float(v)) for st, v in zip(x[bad], y[bad], strict=True)]
+            out += [(b, int(st), float(v)) for st, v in zip(x[bad], y[bad], strict=True)]
     return out
 
 
@@ -287,7 +288,7 @@ def on_nonfinite_gap(curves: MetricCurves, batch: int | None, step: int) -> bool
     return bool((~np.isfinite(window)).any())
 
 
-def _axis_floor(curves: MetricCurves, batches: Iterable[int]) -> float:
+def _axis_floor(curves: MetricCurves, batches: Iterable[int | None]) -> float:
     """The lowest finite value drawn (NaN markers sit there, on the axis); 0 when nothing is finite."""
     lows = [float(np.nanmin(np.where(np.isfinite(y), y, np.nan))) for b in batches if b in curves.series
             for y in [curves.series[b][1]] if np.isfinite(y).any()]  # fmt: skip
@@ -331,12 +332,12 @@ class CurveMarks:
     detector_changes: list[Marker]
 
 
-def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> CurveMarks:
+def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int | None]) -> CurveMarks:
     """The findings of `metric` on `batches`, each at the step and value it describes (see `CurveMarks`); no change
-    line on a NaN gap."""
+    line on a NaN gap. `batches` {None} marks a run-level metric (its findings have no batch, its name is exact)."""
 
     def matches(m: str) -> bool:
-        return m == metric or m.endswith("/" + metric)
+        return m == metric or (None not in batches and m.endswith("/" + metric))
 
     def colour(sev: str) -> str:
         return SEVERITY_COLOURS.get(sev, "#7f7f7f")
@@ -351,29 +352,33 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
     picked = [a for a in analysis.anomalies if a.batch in batches and matches(a.metric) and np.isfinite(a.value)]
     hits = {
         sev: [Marker(a.step, _value_at(curves, a.batch, a.step, a.value), SEVERITY_COLOURS[sev],
-                     (f"batch {a.batch} · {a.detector}", a.message)) for a in picked if a.severity == sev]
+                     (f"{_where(a.batch)} · {a.detector}", a.message)) for a in picked if a.severity == sev]
         for sev in (Severity.WARNING, Severity.CRITICAL)
     }  # fmt: skip
     floor = _axis_floor(curves, batches)
     nonfinite = [
-        Marker(st, floor, SEVERITY_COLOURS[Severity.CRITICAL], (f"batch {b}: {metric} = {v}",))
-        for b, st, v in nonfinite_points(curves, sorted(batches))
+        Marker(st, floor, SEVERITY_COLOURS[Severity.CRITICAL], (f"{_where(b)}: {metric} = {v}",))
+        for b, st, v in nonfinite_points(curves, sorted(batches, key=lambda b: -1 if b is None else b))
     ]
     changes = [
         Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
-               (f"batch {e.batch} · change point: {e.kind.replace('_', ' ')} ({e.severity})",
+               (f"{_where(e.batch)} · change point: {e.kind.replace('_', ' ')} ({e.severity})",
                 f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})"),
-               label=f"b{e.batch}: {e.value_before:.2f}→{e.value_after:.2f}")
+               label=("" if e.batch is None else f"b{e.batch}: ") + f"{e.value_before:.2f}→{e.value_after:.2f}")
         for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)
     ]  # fmt: skip
     detector_changes = [
         Marker(c.step, _value_at(curves, c.batch, c.step, c.mean_after), "#7f7f7f",
-               (f"batch {c.batch} · {c.metric} ({c.severity})",
+               (f"{_where(c.batch)} · {c.metric} ({c.severity})",
                 f"mean {c.mean_before:.3f} → {c.mean_after:.3f} (Δ {c.delta:+.3f})"))
         for c in analysis.change_points
         if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
     ]  # fmt: skip
     return CurveMarks(event_marks, hits, nonfinite, changes, detector_changes)
+
+
+def _where(batch: int | None) -> str:
+    return "run-level" if batch is None else f"batch {batch}"
 
 
 def _hover(m: Marker) -> str:
@@ -393,21 +398,29 @@ def _marker_trace(marks: list[Marker], name: str, marker: dict, hovertemplate: s
     )
 
 
-def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int]) -> None:
+def _add_findings(
+    fig: go.Figure,
+    analysis: RunAnalysis,
+    curves: MetricCurves,
+    metric: str,
+    batches: set[int | None],
+    prefix: str = "",
+) -> None:
     """Events (diamonds), a line at each event that starts a new regime (level, slope or noise change, collapse),
     detector hits and the detectors' own change points (one click deeper: hidden until picked in the legend), each
-    at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap."""
+    at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap. `prefix` starts
+    every legend name (a chart of several run-level metrics)."""
     marks = curve_marks(analysis, curves, metric, batches)
     at = "step %{x}<br>%{text}<extra></extra>"
     if marks.events:
-        fig.add_trace(_marker_trace(marks.events, "event", {"symbol": "diamond", "size": 13, "color": [
+        fig.add_trace(_marker_trace(marks.events, f"{prefix}event", {"symbol": "diamond", "size": 13, "color": [
             m.colour for m in marks.events], "line": {"width": 1, "color": "#222"}}, at))  # fmt: skip
     for sev, sel in marks.hits.items():
         if sel:  # one level deeper: the events speak first
-            fig.add_trace(_marker_trace(sel, f"detector hit ({sev})", {"color": SEVERITY_COLOURS[sev], "size": 9,
+            fig.add_trace(_marker_trace(sel, f"{prefix}detector hit ({sev})", {"color": SEVERITY_COLOURS[sev], "size": 9,
                 "symbol": "x"}, "step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>", visible="legendonly"))  # fmt: skip
     if marks.nonfinite:
-        fig.add_trace(_marker_trace(marks.nonfinite, "NaN/Inf (no value)", {"symbol": "triangle-up", "size": 12,
+        fig.add_trace(_marker_trace(marks.nonfinite, f"{prefix}NaN/Inf (no value)", {"symbol": "triangle-up", "size": 12,
             "color": SEVERITY_COLOURS[Severity.CRITICAL]}, at))  # fmt: skip
     if marks.changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
         fig.update_layout(
@@ -415,10 +428,10 @@ def _add_findings(fig: go.Figure, analysis: RunAnalysis, curves: MetricCurves, m
             annotations=[*fig.layout.annotations, *(_vline_label(m.x, m.label) for m in marks.changes)],
         )
         fig.add_trace(  # shapes carry no hover: a marker on each line does
-            _marker_trace(marks.changes, "change point", {"symbol": "line-ns-open", "size": 14, "color": [
+            _marker_trace(marks.changes, f"{prefix}change point", {"symbol": "line-ns-open", "size": 14, "color": [
                 m.colour for m in marks.changes]}, at))  # fmt: skip
     if marks.detector_changes:  # the detectors' own change points, one level deeper (as the detector hits)
-        fig.add_trace(_marker_trace(marks.detector_changes, "detector change point", {"symbol": "line-ns-open",
+        fig.add_trace(_marker_trace(marks.detector_changes, f"{prefix}detector change point", {"symbol": "line-ns-open",
             "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"))  # fmt: skip
 
 
@@ -509,52 +522,34 @@ def heatmap_figure(
 
 
 def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_points: int = 2000) -> go.Figure:
-    """Run-level metrics (`val/*`, `train/*`) over steps, with their anomalies and change points."""
+    """Run-level metrics (`val/*`, `train/*`) over steps with their findings, marked as on the batch curves
+    (`_add_findings`): events on the line at the step they start, detector hits one click deeper, NaN/Inf on the
+    axis, a line at each change of regime."""
     fig = go.Figure()
     g = analysis.global_metrics
     colours = series_colours(len(metrics))
+    empty_band = pd.DataFrame(columns=["step", "min", "median", "max"])
     for i, m in enumerate(metrics):
         s = g[g["metric"] == m].sort_values("step")
         name = plotly_text(m)
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}))
-        sel = [a for a in analysis.anomalies if a.batch is None and a.metric == m and a.severity != Severity.INFO]
-        if sel:
-            fig.add_trace(
-                go.Scatter(
-                    x=[a.step for a in sel],
-                    y=[a.value if np.isfinite(a.value) else None for a in sel],
-                    mode="markers",
-                    name=f"{name}: anomalies",
-                    text=[plotly_text(a.message) for a in sel],
-                    marker={"symbol": "x", "size": 10, "color": [SEVERITY_COLOURS[a.severity] for a in sel]},
-                )
-            )
-        one = MetricCurves(m, {0: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, pd.DataFrame())
-        nan_pts = nonfinite_points(one, [0])
-        if nan_pts:
-            fig.add_trace(
-                go.Scatter(
-                    x=[st for _, st, _ in nan_pts],
-                    y=[_axis_floor(one, [0])] * len(nan_pts),
-                    mode="markers",
-                    name=f"{name}: NaN/Inf (no value)",
-                    marker={"symbol": "triangle-up", "size": 12, "color": SEVERITY_COLOURS[Severity.CRITICAL]},
-                    text=[f"{name} = {v}" for _, _, v in nan_pts],
-                    hovertemplate="step %{x}<br>%{text}<extra></extra>",
-                )
-            )
-        for c in analysis.change_points:
-            if c.batch is None and c.metric == m and not on_nonfinite_gap(one, 0, c.step):
-                fig.add_vline(x=c.step, line={"dash": "dot", "color": "#7f7f7f"})
+        one = MetricCurves(m, {None: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, empty_band)
+        _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ")
     fig.update_layout(
         title="run-level metrics",
-        xaxis_title="step",
+        xaxis_title=_step_title(analysis),
         height=380,
         margin={"l": 50, "r": 20, "t": 50, "b": 40},
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
+
+
+def _step_title(analysis: RunAnalysis) -> str:
+    """The x-axis title: what a step counts ("epoch" for a table whose steps are its epoch column)."""
+    axis = analysis.run.step_axis
+    return "step" if axis in ("_step", "row", "") else axis
 
 
 def score_histogram_figure(
