@@ -218,3 +218,15 @@ def test_run_level_findings_sit_on_their_line_and_detector_hits_are_a_click_deep
     for t in hits:
         assert all(y == line[x] for x, y in zip(t.x, t.y, strict=True))
     assert not [t for t in fig.data if t.name.startswith("loss: event")]  # a healthy curve beside it: nothing
+
+
+def test_a_rise_that_accelerates_away_from_a_floor_is_read_as_a_rise_from_the_floor():
+    # PaddleOCR's CRNN log: the train edit distance sits at 2e-06 for 14 evaluations and then climbs faster and
+    # faster; its level after the exit was read by carrying the stretch back along its steep median slope: -3e-04.
+    floor = np.full(14, 2e-6)
+    climb = np.array([1.17e-4, 9.7e-5, 8.21e-4, 7.81e-4, 9.43e-4, 1.287e-3, 1.627e-3, 2.613e-3, 4.243e-3, 5.995e-3])
+    climb = np.r_[climb, 6e-3 + np.cumsum(np.linspace(1e-3, 3e-3, 30))]
+    events = series_events(np.r_[floor, climb], metric="train_norm_edit_dis")
+    assert events and events[0].start_step == 14
+    assert events[0].value_before == pytest.approx(2e-6) and 0 < events[0].value_after <= climb[:10].max()
+    assert "rises" in events[0].message

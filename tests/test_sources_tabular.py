@@ -224,4 +224,18 @@ def test_an_epoch_column_that_restarts_is_kept_as_a_column_and_rows_are_numbered
     pd.DataFrame({"epoch": [0, 1, 2, 0, 1], "loss": [1.0, 0.8, 0.7, 1.1, 0.9]}).to_csv(p, index=False)
     run = open_run(p)
     assert list(run.history["_step"]) == [0, 1, 2, 3, 4] and list(run.history["epoch"]) == [0, 1, 2, 0, 1]
-    assert run.step_axis == "row" and "not a strictly increasing whole number" in run.notes
+    assert run.step_axis == "row" and "the 'epoch' column does not count up" in run.notes
+
+
+def test_a_log_of_training_and_evaluation_rows_takes_its_iteration_counter_and_merges_rows_of_one_iteration(tmp_path):
+    # PaddleOCR's train log as a table: epoch repeats on most rows, iter counts up, and an evaluation row repeats
+    # the iteration of the training row before it
+    p = tmp_path / "rec_log.csv"
+    rows = "row_kind,epoch,iter,loss,eval_acc\ntrain,1,50,3.0,\ntrain,1,100,2.5,\ntrain,2,150,2.0,\neval,2,150,,0.4\n"
+    p.write_text(rows + "train,2,200,1.8,\ntrain,3,250,1.7,\ntrain,3,300,1.6,\ntrain,3,350,1.5,\ntrain,4,400,1.4,\n")
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == [50, 100, 150, 200, 250, 300, 350, 400] and run.step_axis == "iter"
+    at_150 = h[h["_step"] == 150].iloc[0]
+    assert at_150["loss"] == 2.0 and at_150["eval_acc"] == 0.4 and list(h["epoch"][:3]) == [1, 1, 2]
+    assert "rows of the same 'iter' merged" in run.notes

@@ -81,7 +81,9 @@ def level_at(positions: np.ndarray, values: np.ndarray, at: float) -> float:
     before and after a change: their median, or where the stretch clearly trends (its Theil-Sen slope moves it by
     more than `TREND_SIGMAS` noise sigmas over its length: a learning curve still rising or falling) its points
     carried along that slope to `at`, then their median. On a curve still falling, the medians of the stretches
-    before and after a jump above it read the trend, not the jump, and called a rise a fall. NaN when empty."""
+    before and after a jump above it read the trend, not the jump, and called a rise a fall. The level stays within
+    the stretch's own values: a curve that accelerates away from a floor (a PaddleOCR edit distance leaving 2e-06)
+    has a steep median slope that, carried back, read a level of -3e-04 and called the rise a fall. NaN when empty."""
     ok = np.isfinite(values)
     t, v = np.asarray(positions, dtype=np.float64)[ok], np.asarray(values, dtype=np.float64)[ok]
     if v.size < 4:
@@ -93,7 +95,7 @@ def level_at(positions: np.ndarray, values: np.ndarray, at: float) -> float:
     noise = MAD_TO_SIGMA * float(np.median(np.abs(resid - np.median(resid))))
     if abs(slope) * float(t[-1] - t[0]) <= TREND_SIGMAS * noise:
         return float(np.median(v))
-    return float(np.median(v + slope * (at - t)))
+    return float(np.clip(np.median(v + slope * (at - t)), v.min(), v.max()))
 
 
 def move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int, **kw: Any) -> np.ndarray:

@@ -6,8 +6,9 @@ its own history with `_step` from the x-axis (named in `Run.step_axis`), compani
 several runs needs `run=` (or `path#run name` in `open_run`), and `export_runs` lists them for a picker.
 CSV text is decoded and split as spreadsheets save it (UTF-8, UTF-8 with BOM, cp1252, UTF-16; `,` `;` tab `|`;
 decimal commas), see `_export_text`; how it was read is noted in `Run.notes`. Any other table is taken as a history as it is: `_step` from a `_step`,
-`step` or `Step` column when there is one, else from an `epoch` / `iteration` / `iter` column (any case, padded
-as YOLO writes it) that counts up in whole numbers, else the row number. Cells holding JSON lists or objects
+`step` or `Step` column when there is one, else from an `iteration` / `iter` / `epoch` column (any case, padded
+as YOLO writes it) that counts up in whole numbers (rows of one value merged: a training and an evaluation row of
+one iteration), else the row number. Cells holding JSON lists or objects
 (`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
 
 Exports carry no config and no exit record: `config` is empty, `summary` is the last value of each column,
@@ -50,7 +51,8 @@ SUFFIXES = {
     ".json": "jsonl",
 }
 _STEP_NAMES = ("_step", "step", "Step")
-_AXIS_NAMES = ("epoch", "iteration", "iter")  # a table's x-axis when it has no step column (`_axis_column`)
+_AXIS_NAMES = ("iteration", "iter", "epoch")  # a table's x-axis when it has no step column (`_axis_columns`)
+_AXIS_DISTINCT = 0.8  # share of a counter's values that are distinct (`_counts_up`)
 _SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 _HEADER_BYTES = 1 << 20  # export_runs reads at most this much of a large file (its header)
 _WHOLE_FILE_BYTES = 8 << 20
@@ -292,21 +294,29 @@ def _decode_json_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list[str]]:
     """(frame with `_step`, what `_step` counts, notes): `_step` from a `_step`, `step` or `Step` column, else from
-    an epoch or iteration column (`_axis_column`), else the row number."""
+    an iteration or epoch counter (`_axis_columns`, `_counts_up`), else the row number."""
     step_col = next((c for c in _STEP_NAMES if c in frame.columns), None)
     if step_col is None:
         if "global_step" in frame.columns:
             return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", []
-        axis = _axis_column(frame)
-        if axis is None:
-            note = f"no step column ({', '.join(_STEP_NAMES)}, epoch, iteration): rows numbered"
-            return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
-        steps = pd.to_numeric(frame[axis], errors="coerce")
-        if not (_whole(steps) and steps.notna().all() and (np.diff(steps.to_numpy()) > 0).all()):
-            note = f"the {axis.strip()!r} column is not a strictly increasing whole number: rows numbered"
-            return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
-        frame = frame.drop(columns=[axis]).assign(_step=steps.astype(np.int64).to_numpy())
-        return frame, axis.strip(), [f"steps are the {axis.strip()!r} column"]
+        counters = _axis_columns(frame)
+        for axis in counters:
+            steps = pd.to_numeric(frame[axis], errors="coerce")
+            if _counts_up(steps):
+                merged = frame.drop(columns=[axis]).assign(_step=steps.astype(np.int64).to_numpy())
+                notes = [f"steps are the {axis.strip()!r} column"]
+                if merged["_step"].duplicated().any():  # a training row and an evaluation row of one iteration
+                    merged = merged.groupby("_step", sort=True, as_index=False).last()
+                    notes.append(f"rows of the same {axis.strip()!r} merged")
+                return merged, axis.strip(), notes
+        names = ", ".join(repr(str(c).strip()) for c in counters)
+        why = (
+            f"the {names} column{'s do' if len(counters) > 1 else ' does'} not count up"
+            if counters
+            else "no step column"
+        )
+        note = f"{why} ({', '.join(_STEP_NAMES)}, iteration, iter, epoch): rows numbered"
+        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     if steps.isna().any():
         bad = int(steps.isna().to_numpy().argmax())
@@ -318,10 +328,21 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, []
 
 
-def _axis_column(frame: pd.DataFrame) -> str | None:
-    """The first column named like a training counter (`_AXIS_NAMES`, case and padding ignored: YOLO pads its
-    header, Keras writes `epoch`, SRGAN `Epoch`), or None. Such a column is the run's x-axis, not a metric."""
-    return next((c for c in frame.columns if str(c).strip().lower() in _AXIS_NAMES), None)
+def _axis_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns named like a training counter (`_AXIS_NAMES`, finest first; case and padding ignored: YOLO pads
+    its header, Keras writes `epoch`, SRGAN `Epoch`). Such a column is the run's x-axis, not a metric."""
+    named = {str(c).strip().lower(): c for c in reversed(frame.columns)}
+    return [named[n] for n in _AXIS_NAMES if n in named]
+
+
+def _counts_up(steps: pd.Series) -> bool:
+    """A counter that can be the step axis: whole numbers, none missing, never decreasing, and repeating rarely
+    (a training and an evaluation row of one iteration; an epoch column beside per-iteration rows repeats on
+    most rows and is no step)."""
+    if not len(steps) or steps.isna().any() or not _whole(steps):
+        return False
+    values = steps.to_numpy()
+    return bool((np.diff(values) >= 0).all()) and np.unique(values).size >= _AXIS_DISTINCT * values.size
 
 
 _NOT_METRICS = frozenset({*_STEP_NAMES, "global_step"})
