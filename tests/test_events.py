@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +231,50 @@ def test_a_rise_that_accelerates_away_from_a_floor_is_read_as_a_rise_from_the_fl
     assert events and events[0].start_step == 14
     assert events[0].value_before == pytest.approx(2e-6) and 0 < events[0].value_after <= climb[:10].max()
     assert "rises" in events[0].message
+
+
+@pytest.mark.slow
+def test_a_return_that_falls_and_a_gradient_norm_that_explodes_are_alarms(tmp_path):
+    """The fall of a return is an alarm; so is the jump of a gradient norm, which the default direction (higher is
+    better) read as an improvement ("grad_norm rises from 1.0 to 6.0", info)."""
+    rng = np.random.default_rng(10)
+    reward = np.r_[np.full(60, 93.0), np.full(40, 84.0), np.full(60, 93.5)] + rng.normal(0, 0.4, 160)
+    grad = np.r_[np.full(80, 1.0), np.full(80, 6.0)] + rng.normal(0, 0.05, 160)
+    rows = [
+        {"episode_reward": float(r), "grad_norm": float(g), "global_step": s}
+        for s, (r, g) in enumerate(zip(reward, grad))
+    ]
+    analysis = analyze_run(open_run(write_run(tmp_path, "recovery", rows)))
+    fall = [e for e in analysis.alarm_events if e.metrics == ("episode_reward",)]
+    assert fall and fall[0].value_after < fall[0].value_before and abs(fall[0].start_step - 60) <= 3
+    grad_events = [e for e in analysis.alarm_events if e.metrics == ("grad_norm",)]
+    assert grad_events and abs(grad_events[0].start_step - 80) <= 3 and grad_events[0].severity == "critical"
+
+
+def test_the_climbs_of_a_real_return_back_up_are_no_alarms():
+    """drl_pchrist's SAC MountainCar return (benchmarks/data/curves, a real log): it sags and climbs back twice;
+    the climbs ("rises from 84.5 to 93.8") were warnings, escalated by the detector hits of the sag beside them.
+    The column is named after the algorithm, so its direction comes from the config; without it nothing is known
+    and the detectors' hits still escalate (a rise of an unknown metric may be its failure)."""
+    from analysis.core.config import AnalyzerConfig
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/drl_pchrist/mountain_car_run0.csv"
+    run = open_table(path)
+
+    def climbs(analysis) -> tuple[list, list]:
+        sac = [e for e in analysis.events if e.metrics == ("SAC",) and e.is_change]
+        up = [e for e in sac if e.value_after > e.value_before]
+        return up, [e for e in up if e.is_alarm]
+
+    up, alarms = climbs(
+        analyze_run(
+            run,
+            AnalyzerConfig.model_validate(
+                {"experiment_monitoring": {"anomaly_detection": {"metric_directions": {"SAC": "higher_is_better"}}}}
+            ),
+        )
+    )
+    assert up and not alarms  # the climbs are still events, not alarms
+    up, alarms = climbs(analyze_run(run))
+    assert up and alarms

@@ -11,6 +11,7 @@ from analysis.core.vocabulary import (
     QualityReason,
     Severity,
     is_schedule,
+    known_direction,
     metric_direction,
     metric_threshold,
     severity_rank,
@@ -39,7 +40,7 @@ def test_worst_severity_is_ok_when_there_is_nothing() -> None:
 @pytest.mark.parametrize(
     "metric",
     ["perplexity", "val/nll", "batch_3/rmse", "mse", "train/loss", "batch_0/errors", "val_loss", "trainloss",
-     "char-error-rate", "cer", "WER", "losses"],
+     "char-error-rate", "cer", "WER", "losses", "grad_norm", "train/gnorm", "optim/grad-norm"],
 )  # fmt: skip
 def test_lower_is_better_names(metric: str) -> None:
     assert metric_direction(metric) == "lower_is_better"
@@ -48,6 +49,16 @@ def test_lower_is_better_names(metric: str) -> None:
 @pytest.mark.parametrize("metric", ["recall", "batch_7/hmean", "val/precision", "accuracy", "f1", "terrain_score"])
 def test_higher_is_better_names(metric: str) -> None:
     assert metric_direction(metric) == "higher_is_better"
+
+
+def test_a_direction_is_known_only_when_the_name_or_the_config_says_it() -> None:
+    assert (
+        known_direction("val/mAP50") == "higher_is_better" and known_direction("episode_reward") == "higher_is_better"
+    )
+    assert known_direction("train/loss") == "lower_is_better"
+    assert known_direction("seed_0") is None and known_direction("SAC") is None
+    assert metric_direction("seed_0") == "higher_is_better"  # the default when nothing is known
+    assert known_direction("seed_0", {"seed_0": "lower_is_better"}) == "lower_is_better"
 
 
 def test_config_direction_wins_exact_key_first() -> None:

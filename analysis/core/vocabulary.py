@@ -18,6 +18,7 @@ __all__ = [
     "Severity",
     "is_lower_better",
     "is_schedule",
+    "known_direction",
     "metric_direction",
     "metric_leaf",
     "metric_threshold",
@@ -78,6 +79,12 @@ Direction = Literal["higher_is_better", "lower_is_better"]
 _LOWER_TOKENS = frozenset(
     {"loss", "error", "err", "cer", "wer", "ter", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "distance"}
 )
+# Name tokens that mean "higher is better": the metrics whose rise is known to be an improvement. Any other name
+# defaults to higher-is-better too (`metric_direction`), but a rise of `grad_norm` or `kl` is no known improvement.
+_HIGHER_TOKENS = frozenset(
+    {"acc", "accuracy", "recall", "precision", "prec", "hmean", "f1", "fscore", "map", "map50", "auc", "auroc",
+     "iou", "miou", "dice", "psnr", "ssim", "bleu", "rouge", "reward", "return", "top1", "top5", "ned"}
+)  # fmt: skip
 _SCHEDULE_NAMES = frozenset(
     {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd", "batch_size",
      "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
@@ -111,21 +118,33 @@ def _name_tokens(metric: str) -> list[str]:
 
 
 def metric_direction(metric: str, cfg: DirectionOverrides = None) -> Direction:
-    """Whether a metric should go up (recall) or down (loss).
+    """Whether a metric should go up (recall) or down (loss): `known_direction`, else higher is better."""
+    return known_direction(metric, cfg) or "higher_is_better"
+
+
+def known_direction(metric: str, cfg: DirectionOverrides = None) -> Direction | None:
+    """The direction a metric is known to have, None when its name does not say.
 
     A direction in the config (`metric_directions`, exact key first, then its last part) wins; otherwise the name
-    decides: a token such as loss / error(s) / cer / wer / perplexity / nll / mse / rmse means lower is better.
+    decides: a token such as loss / error(s) / cer / wer / perplexity / nll / mse / rmse, or a gradient norm
+    (`grad_norm`, `gnorm`), means lower is better; one such as acc / recall / precision / hmean / f1 / map / iou /
+    psnr / reward / return higher is better.
     """
     overrides = _overrides(cfg)
     for key in (metric, metric_leaf(metric)):
         if key in overrides:
             return "lower_is_better" if overrides[key] == "lower_is_better" else "higher_is_better"
-    for token in _name_tokens(metric):
+    tokens = _name_tokens(metric)
+    for token in tokens:
         if token in _LOWER_TOKENS or (token.endswith("s") and token[:-1] in _LOWER_TOKENS):
             return "lower_is_better"
         if token.endswith("loss") or token.endswith("losses"):  # `trainloss`, `celoss`
             return "lower_is_better"
-    return "higher_is_better"
+    if "gnorm" in tokens or "gradnorm" in tokens or {"grad", "norm"} <= set(tokens):  # an exploding gradient
+        return "lower_is_better"
+    if any(t in _HIGHER_TOKENS or (t.endswith("s") and t[:-1] in _HIGHER_TOKENS) for t in tokens):
+        return "higher_is_better"
+    return None
 
 
 def is_lower_better(metric: str, cfg: DirectionOverrides = None) -> bool:

@@ -22,7 +22,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   `Event.detectors`), and merges the events of one batch that start together in several metrics (recall,
   precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
-  improvements and calmer noise are info.
+  improvements and calmer noise are info, and a change that leaves a metric of known direction better
+  (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery are
+  that fall's evidence, not the recovery's).
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
@@ -40,7 +42,7 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
-from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse, worst_severity
+from analysis.core.vocabulary import Severity, is_schedule, known_direction, metric_direction, worse, worst_severity
 from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
@@ -383,9 +385,12 @@ def _series_key(rec: Anomaly | ChangePoint) -> tuple[str, int | None]:
 
 
 def _attach(
-    ev: Event, hits: list[Anomaly | ChangePoint], steps: np.ndarray, points: int
+    ev: Event, hits: list[Anomaly | ChangePoint], steps: np.ndarray, points: int, improves: bool = False
 ) -> tuple[Event, list[Anomaly | ChangePoint]]:
-    """The event with the hits within `points` observed points of it as evidence; the hits left over."""
+    """The event with the hits within `points` observed points of it as evidence; the hits left over. Its severity
+    is the worst of its own and its evidence's, except for a spike and for a change that `improves` the metric
+    (or is a schedule's): the degradation hits around a recovery describe the fall beside it, which has its own
+    event (a return that climbs back from a dip was a warning, "rises from 84.5 to 93.8")."""
     i0 = int(np.searchsorted(steps, ev.start_step))
     i1 = int(np.searchsorted(steps, ev.end_step, side="right")) - 1
     lo = int(steps[max(0, i0 - points)])
@@ -398,8 +403,21 @@ def _attach(
     if not mine:
         return ev, rest
     detectors = tuple(sorted({getattr(h, "detector", "change_point") for h in mine}))
-    severity = worst_severity([ev.severity, *(h.severity for h in mine if ev.kind != "spike")])
+    escalate = ev.kind != "spike" and not improves
+    severity = worst_severity([ev.severity, *(h.severity for h in mine if escalate)])
     return replace(ev, evidence=tuple(mine), detectors=detectors, severity=severity), rest
+
+
+def _improves(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
+    """A change of regime that leaves a metric of known direction (`known_direction`) better, or a schedule's
+    change: never an alarm by itself. A rise of a metric whose name says nothing (`grad_norm`) is no improvement."""
+    if not ev.is_change or not (math.isfinite(ev.value_before) and math.isfinite(ev.value_after)):
+        return False
+    metric = ev.metrics[0]
+    if is_schedule(metric, cfg.metric_directions):
+        return True
+    direction = known_direction(metric, cfg.metric_directions)
+    return direction is not None and not worse(ev.value_after, ev.value_before, direction)
 
 
 def _from_hits(
@@ -547,7 +565,7 @@ def find_events(
                     hits = list(by_series.get((m.metric, batch), []))
                     evs = _series_events(values, steps, m.metric, batch, cfg, found) if steps.size else []
                     for ev in evs:
-                        ev, hits = _attach(ev, hits, steps, points)
+                        ev, hits = _attach(ev, hits, steps, points, _improves(ev, cfg))
                         if ev.evidence or ev.kind == "nonfinite":  # no detector agrees: not raised
                             events.append(ev)
                     fallback = _from_hits(hits, steps, values, m.metric, batch, cfg)
