@@ -278,3 +278,16 @@ def test_the_climbs_of_a_real_return_back_up_are_no_alarms():
     assert up and not alarms  # the climbs are still events, not alarms
     up, alarms = climbs(analyze_run(run))
     assert up and alarms
+
+
+def test_a_return_that_becomes_calmer_is_a_note_not_a_critical_alarm():
+    """RL Baselines3 Zoo's SAC LunarLanderContinuous episode returns (benchmarks/data/curves, a real monitor log):
+    the frequent crashes stop at episode 410. Calmer noise is an improvement whatever the metric's direction; the
+    return's name ("r") says nothing, and the crashes' detector hits made it a critical event."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/rl_trained_agents"
+    analysis = analyze_run(open_table(path / "sac_LunarLanderContinuous-v2_monitor0.csv"))
+    calmer = [e for e in analysis.events if e.metrics == ("r",) and e.kind == "noise_change"]
+    assert calmer and calmer[0].value_after < calmer[0].value_before and abs(calmer[0].start_step - 410) <= 12
+    assert not any(e.is_alarm for e in calmer)

@@ -22,9 +22,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   `Event.detectors`), and merges the events of one batch that start together in several metrics (recall,
   precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
-  improvements and calmer noise are info, and a change that leaves a metric of known direction better
-  (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery are
-  that fall's evidence, not the recovery's).
+  improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
+  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
+  are that fall's evidence, not the recovery's).
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
@@ -409,10 +409,12 @@ def _attach(
 
 
 def _improves(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
-    """A change of regime that leaves a metric of known direction (`known_direction`) better, or a schedule's
-    change: never an alarm by itself. A rise of a metric whose name says nothing (`grad_norm`) is no improvement."""
+    """A change of regime that leaves a metric of known direction (`known_direction`) better, calmer noise, or a
+    schedule's change: never an alarm by itself. A rise of a metric whose name says nothing is no improvement."""
     if not ev.is_change or not (math.isfinite(ev.value_before) and math.isfinite(ev.value_after)):
         return False
+    if ev.kind == "noise_change":  # its values are the noise levels: calmer is better, whatever the metric
+        return ev.value_after <= ev.value_before
     metric = ev.metrics[0]
     if is_schedule(metric, cfg.metric_directions):
         return True
