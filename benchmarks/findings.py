@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print("# Real public curves (benchmarks/real_curves.py)")
         print(real_curves.run(split=args.split))
+        from benchmarks import alarms
+
+        print("\n# Alarms a user is shown on the same curves, whole pipeline (benchmarks/alarms.py)")
+        alarms.main(["--split", args.split])
         print("\n# Generated series (benchmarks/labelled_series.py)")
 
     labelled = labelled_set(args.per_scenario, args.seed)
