@@ -291,3 +291,16 @@ def test_a_return_that_becomes_calmer_is_a_note_not_a_critical_alarm():
     calmer = [e for e in analysis.events if e.metrics == ("r",) and e.kind == "noise_change"]
     assert calmer and calmer[0].value_after < calmer[0].value_before and abs(calmer[0].start_step - 410) <= 12
     assert not any(e.is_alarm for e in calmer)
+
+
+def test_a_rise_of_a_metric_of_unknown_direction_is_not_raised_by_hits_that_only_flag_falls():
+    """Dopamine's C51 AirRaid return (benchmarks/data/curves, a real log; the column is named after the agent, so
+    the default direction applies): the curve turns up and keeps rising; the running-best detector's hits of the
+    dip before it made the rise a critical event. `drop_from_best` flags falls only: it vouches for no rise."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/dopamine_baselines/atari_airraid_run0.csv"
+    analysis = analyze_run(open_table(path))
+    rises = [e for e in analysis.events if e.metrics == ("C51",) and e.is_change and "rising" in e.message]
+    assert rises and all("drop_from_best" in e.detectors for e in rises)
+    assert not any(e.is_alarm for e in rises)

@@ -173,7 +173,7 @@ def _find_events_one_by_one(
             window_steps[batch] = max(window_steps.get(batch, 0), int(steps[min(points, steps.size - 1)] - steps[0]))
             hits = list(by_series.get((m.metric, batch), []))
             for e in ev.series_events(values, steps, metric=m.metric, batch=batch, cfg=cfg):
-                e, hits = ev._attach(e, hits, steps, points, ev._improves(e, cfg))
+                e, hits = ev._attach(e, hits, steps, points, cfg)
                 if e.evidence or e.kind == "nonfinite":
                     events.append(e)
             fallback = ev._from_hits(hits, steps, values, m.metric, batch, cfg)

@@ -66,6 +66,7 @@ from analysis.findings.series_stats import (
 
 # Re-exported: callers import these from here (the public path of the series-level functions).
 __all__ = [
+    "DIRECTIONAL_DETECTORS",
     "MetricMatrix",
     "drop_from_best",
     "find_anomalies",
@@ -76,6 +77,11 @@ __all__ = [
     "rolling_zscore",
     "z_bar",
 ]
+
+
+# Detectors that flag a metric only when it gets worse (in its direction, `metric_direction`): their hits vouch for
+# a fall, never for a rise (`events._attach`). The z-scores flag both ways.
+DIRECTIONAL_DETECTORS = frozenset({"threshold", "drop_from_best", "cross_batch"})
 
 
 def _fmt(v: float) -> str:

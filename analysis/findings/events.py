@@ -24,7 +24,8 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
   better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
-  are that fall's evidence, not the recovery's).
+  are that fall's evidence, not the recovery's); a rise the good way in the default direction is not raised by
+  detectors that flag falls only (`anomalies.DIRECTIONAL_DETECTORS`).
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
@@ -43,6 +44,7 @@ import pandas as pd
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import Severity, is_schedule, known_direction, metric_direction, worse, worst_severity
+from analysis.findings.anomalies import DIRECTIONAL_DETECTORS
 from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
@@ -385,12 +387,19 @@ def _series_key(rec: Anomaly | ChangePoint) -> tuple[str, int | None]:
 
 
 def _attach(
-    ev: Event, hits: list[Anomaly | ChangePoint], steps: np.ndarray, points: int, improves: bool = False
+    ev: Event,
+    hits: list[Anomaly | ChangePoint],
+    steps: np.ndarray,
+    points: int,
+    cfg: AnomalyDetectionConfig,
 ) -> tuple[Event, list[Anomaly | ChangePoint]]:
     """The event with the hits within `points` observed points of it as evidence; the hits left over. Its severity
-    is the worst of its own and its evidence's, except for a spike and for a change that `improves` the metric
+    is the worst of its own and its evidence's, except for a spike and for a change that `_improves` the metric
     (or is a schedule's): the degradation hits around a recovery describe the fall beside it, which has its own
-    event (a return that climbs back from a dip was a warning, "rises from 84.5 to 93.8")."""
+    event (a return that climbs back from a dip was a warning, "rises from 84.5 to 93.8"). A level or slope
+    change the good way in the default direction (a metric whose name says nothing) is not raised by the hits of
+    a detector that only flags falls (`DIRECTIONAL_DETECTORS`): those belong to a fall next to it."""
+    improves = _improves(ev, cfg)
     i0 = int(np.searchsorted(steps, ev.start_step))
     i1 = int(np.searchsorted(steps, ev.end_step, side="right")) - 1
     lo = int(steps[max(0, i0 - points)])
@@ -404,8 +413,17 @@ def _attach(
         return ev, rest
     detectors = tuple(sorted({getattr(h, "detector", "change_point") for h in mine}))
     escalate = ev.kind != "spike" and not improves
-    severity = worst_severity([ev.severity, *(h.severity for h in mine if escalate)])
+    rises = ev.kind in ("level_shift", "slope_change") and not _worsens(ev, cfg)
+    vouching = [h for h in mine if not (rises and getattr(h, "detector", "") in DIRECTIONAL_DETECTORS)]
+    severity = worst_severity([ev.severity, *(h.severity for h in vouching if escalate)])
     return replace(ev, evidence=tuple(mine), detectors=detectors, severity=severity), rest
+
+
+def _worsens(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
+    """The event's level moved the bad way in the metric's (default) direction; True when either level is unknown."""
+    if not (math.isfinite(ev.value_before) and math.isfinite(ev.value_after)):
+        return True
+    return worse(ev.value_after, ev.value_before, metric_direction(ev.metrics[0], cfg.metric_directions))
 
 
 def _improves(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
@@ -567,7 +585,7 @@ def find_events(
                     hits = list(by_series.get((m.metric, batch), []))
                     evs = _series_events(values, steps, m.metric, batch, cfg, found) if steps.size else []
                     for ev in evs:
-                        ev, hits = _attach(ev, hits, steps, points, _improves(ev, cfg))
+                        ev, hits = _attach(ev, hits, steps, points, cfg)
                         if ev.evidence or ev.kind == "nonfinite":  # no detector agrees: not raised
                             events.append(ev)
                     fallback = _from_hits(hits, steps, values, m.metric, batch, cfg)
