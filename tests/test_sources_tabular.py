@@ -239,3 +239,15 @@ def test_a_log_of_training_and_evaluation_rows_takes_its_iteration_counter_and_m
     at_150 = h[h["_step"] == 150].iloc[0]
     assert at_150["loss"] == 2.0 and at_150["eval_acc"] == 0.4 and list(h["epoch"][:3]) == [1, 1, 2]
     assert "rows of the same 'iter' merged" in run.notes
+
+
+def test_a_step_column_that_goes_back_is_runs_appended_and_read_in_file_order(tmp_path):
+    # An MMDetection scalars log of six runs appended: each restarts its step counter. Sorted or pivoted by step,
+    # the runs' points would interleave; read in file order the restarts stay where they are.
+    p = tmp_path / "scalars.csv"
+    pd.DataFrame({"step": [1, 2, 3, 1, 2, 3, 4], "loss": [3.0, 2.0, 1.5, 3.1, 2.1, 1.4, 1.2]}).to_csv(p, index=False)
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == list(range(7)) and list(h["step"]) == [1, 2, 3, 1, 2, 3, 4]
+    assert list(h["loss"]) == [3.0, 2.0, 1.5, 3.1, 2.1, 1.4, 1.2]
+    assert run.step_axis == "row" and "goes back 1 time (first at data row 4" in run.notes

@@ -24,8 +24,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
   better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
-  are that fall's evidence, not the recovery's); a rise the good way in the default direction is not raised by
-  detectors that flag falls only (`anomalies.DIRECTIONAL_DETECTORS`).
+  are that fall's evidence, not the recovery's); the hits of detectors that flag falls only
+  (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and NaNs, never of a rise or a noise
+  change.
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
@@ -396,10 +397,15 @@ def _attach(
     """The event with the hits within `points` observed points of it as evidence; the hits left over. Its severity
     is the worst of its own and its evidence's, except for a spike and for a change that `_improves` the metric
     (or is a schedule's): the degradation hits around a recovery describe the fall beside it, which has its own
-    event (a return that climbs back from a dip was a warning, "rises from 84.5 to 93.8"). A level or slope
-    change the good way in the default direction (a metric whose name says nothing) is not raised by the hits of
-    a detector that only flags falls (`DIRECTIONAL_DETECTORS`): those belong to a fall next to it."""
+    event (a return that climbs back from a dip was a warning, "rises from 84.5 to 93.8"). The hits of a detector
+    that flags falls only (`DIRECTIONAL_DETECTORS`) are evidence of a fall, a collapse, a spike or a NaN, never of
+    a rise or a noise change: they are left over for the fall they saw (a loss that "becomes noisier (x1.2)" was
+    critical on the running-best hits of a restart beside it, and a C51 return that keeps rising on those of the
+    dip before it)."""
     improves = _improves(ev, cfg)
+    takes_falls = ev.kind in ("spike", "nonfinite", "collapse") or (
+        ev.kind in ("level_shift", "slope_change") and _worsens(ev, cfg)
+    )
     i0 = int(np.searchsorted(steps, ev.start_step))
     i1 = int(np.searchsorted(steps, ev.end_step, side="right")) - 1
     lo = int(steps[max(0, i0 - points)])
@@ -408,14 +414,14 @@ def _attach(
     rest: list[Anomaly | ChangePoint] = []
     for h in hits:
         h_end = getattr(h, "end_step", None) or h.step
-        (mine if h.step <= hi and h_end >= lo else rest).append(h)
+        near = h.step <= hi and h_end >= lo
+        falls_only = getattr(h, "detector", "") in DIRECTIONAL_DETECTORS
+        (mine if near and (takes_falls or not falls_only) else rest).append(h)
     if not mine:
         return ev, rest
     detectors = tuple(sorted({getattr(h, "detector", "change_point") for h in mine}))
     escalate = ev.kind != "spike" and not improves
-    rises = ev.kind in ("level_shift", "slope_change") and not _worsens(ev, cfg)
-    vouching = [h for h in mine if not (rises and getattr(h, "detector", "") in DIRECTIONAL_DETECTORS)]
-    severity = worst_severity([ev.severity, *(h.severity for h in vouching if escalate)])
+    severity = worst_severity([ev.severity, *(h.severity for h in mine if escalate)])
     return replace(ev, evidence=tuple(mine), detectors=detectors, severity=severity), rest
 
 

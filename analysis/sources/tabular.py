@@ -6,7 +6,8 @@ its own history with `_step` from the x-axis (named in `Run.step_axis`), compani
 several runs needs `run=` (or `path#run name` in `open_run`), and `export_runs` lists them for a picker.
 CSV text is decoded and split as spreadsheets save it (UTF-8, UTF-8 with BOM, cp1252, UTF-16; `,` `;` tab `|`;
 decimal commas), see `_export_text`; how it was read is noted in `Run.notes`. Any other table is taken as a history as it is: `_step` from a `_step`,
-`step` or `Step` column when there is one, else from an `iteration` / `iter` / `epoch` column (any case, padded
+`step` or `Step` column when there is one (unless it goes back: runs appended to one file are read in file order,
+by row number), else from an `iteration` / `iter` / `epoch` column (any case, padded
 as YOLO writes it) that counts up in whole numbers (rows of one value merged: a training and an evaluation row of
 one iteration), else the row number. Cells holding JSON lists or objects
 (`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
@@ -324,6 +325,16 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
             f"{label}: the {step_col!r} column has a missing or non-numeric value (data row {bad + 1}: "
             f"{frame[step_col].iloc[bad]!r}); columns found: {_columns_found(frame)}"
         )
+    back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
+    if back.size:  # runs appended to one log, each counting from its start: read in file order, nothing merged
+        kept = "logged_step" if step_col == "_step" else step_col
+        note = (
+            f"the {step_col!r} column goes back {back.size} time{'s' if back.size > 1 else ''} (first at data row "
+            f"{int(back[0]) + 2}: runs appended to one file): steps are row numbers, the logged step is the "
+            f"column {kept!r}"
+        )
+        frame = frame.rename(columns={"_step": kept}) if step_col == "_step" else frame
+        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, []
 
