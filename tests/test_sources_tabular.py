@@ -251,3 +251,15 @@ def test_a_step_column_that_goes_back_is_runs_appended_and_read_in_file_order(tm
     assert list(h["_step"]) == list(range(7)) and list(h["step"]) == [1, 2, 3, 1, 2, 3, 4]
     assert list(h["loss"]) == [3.0, 2.0, 1.5, 3.1, 2.1, 1.4, 1.2]
     assert run.step_axis == "row" and "goes back 1 time (first at data row 4" in run.notes
+
+
+@pytest.mark.parametrize("axis", ["env_step", "training_iteration", "episode", "step_num"])
+def test_the_counters_of_rl_and_mlperf_logs_are_step_axes(tmp_path, axis):
+    # Tianshou's benchmark CSVs count `env_step`, RLlib's progress.csv `training_iteration`, a Stable-Baselines3
+    # monitor log turned into a table `episode`, MLPerf's result logs `step_num` beside a repeating `epoch_num`
+    p = tmp_path / "log.csv"
+    pd.DataFrame({"epoch_num": [1, 1, 1, 2, 2], axis: [0, 5000, 10000, 15000, 20000], "rew": [1.0, 2, 3, 4, 5]}).to_csv(
+        p, index=False
+    )
+    run = open_run(p)
+    assert list(run.history["_step"]) == [0, 5000, 10000, 15000, 20000] and run.step_axis == axis

@@ -7,7 +7,7 @@ several runs needs `run=` (or `path#run name` in `open_run`), and `export_runs` 
 CSV text is decoded and split as spreadsheets save it (UTF-8, UTF-8 with BOM, cp1252, UTF-16; `,` `;` tab `|`;
 decimal commas), see `_export_text`; how it was read is noted in `Run.notes`. Any other table is taken as a history as it is: `_step` from a `_step`,
 `step` or `Step` column when there is one (unless it goes back: runs appended to one file are read in file order,
-by row number), else from an `iteration` / `iter` / `epoch` column (any case, padded
+by row number), else from a training counter (`iteration`, `iter`, `env_step`, `episode`, `epoch`, ... any case, padded
 as YOLO writes it) that counts up in whole numbers (rows of one value merged: a training and an evaluation row of
 one iteration), else the row number. Cells holding JSON lists or objects
 (`["img/1.png", ...]`, as wandb and pandas write list values to CSV) are decoded back into Python values.
@@ -52,7 +52,20 @@ SUFFIXES = {
     ".json": "jsonl",
 }
 _STEP_NAMES = ("_step", "step", "Step")
-_AXIS_NAMES = ("iteration", "iter", "epoch")  # a table's x-axis when it has no step column (`_axis_columns`)
+# A table's x-axis when it has no step column (`_axis_columns`), finest first: training loops (PaddleOCR, MMDetection),
+# RLlib, MLPerf, Tianshou, Stable-Baselines3 and Keras / YOLO name their counters so.
+_AXIS_NAMES = (
+    "iteration",
+    "iter",
+    "training_iteration",
+    "step_num",
+    "env_step",
+    "timesteps_total",
+    "total_timesteps",
+    "episode",
+    "epoch",
+    "epoch_num",
+)
 _AXIS_DISTINCT = 0.8  # share of a counter's values that are distinct (`_counts_up`)
 _SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 _HEADER_BYTES = 1 << 20  # export_runs reads at most this much of a large file (its header)
@@ -316,7 +329,7 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
             if counters
             else "no step column"
         )
-        note = f"{why} ({', '.join(_STEP_NAMES)}, iteration, iter, epoch): rows numbered"
+        note = f"{why} ({', '.join((*_STEP_NAMES, *_AXIS_NAMES))}): rows numbered"
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     if steps.isna().any():
