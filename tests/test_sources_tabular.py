@@ -99,7 +99,12 @@ def test_uploaded_bytes(tmp_path):
         ("empty.csv", "", "cannot read"),
         ("ragged.csv", "a,b\n1,2,3,4\n", "rows do not match the header"),
         ("ragged2.csv", "a,b\n1,2\n1,2,3,4\n", "Expected 2 fields in line 3"),
-        ("badstep.csv", "step,recall\n1,0.5\n,0.6\n", "'step' column has a missing"),
+        (
+            "badstep.csv",
+            "step,recall\n1,0.5\nten,0.6\n",
+            "'step' column has a non-numeric value \\(data row 2: 'ten'\\)",
+        ),
+        ("nostep.csv", "step,recall\n,0.5\n,0.6\n", "'step' column has a non-numeric value"),
         ("bad.jsonl", '{"a": 1}\n[1, 2]\n', "line 2 is not a JSON object"),
         ("broken.jsonl", '{"a": 1\n', "cannot read"),
         ("fake.parquet", "not parquet", "cannot read"),
@@ -263,3 +268,13 @@ def test_the_counters_of_rl_and_mlperf_logs_are_step_axes(tmp_path, axis):
     )
     run = open_run(p)
     assert list(run.history["_step"]) == [0, 5000, 10000, 15000, 20000] and run.step_axis == axis
+
+
+def test_rows_without_a_step_take_the_step_of_the_row_before(tmp_path):
+    # PredNet's training log: the validation row of each epoch is written without the step
+    p = tmp_path / "train_log.csv"
+    p.write_text("row_kind,step,loss,val_loss\ntrain,100,0.9,\ntrain,200,0.8,\nval,,,0.85\ntrain,300,0.7,\n")
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == [100, 200, 200, 300] and h["val_loss"].iloc[2] == 0.85
+    assert run.step_axis == "step" and "a row without a 'step' value takes the step of the row before" in run.notes

@@ -332,24 +332,35 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
         note = f"{why} ({', '.join((*_STEP_NAMES, *_AXIS_NAMES))}): rows numbered"
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
     steps = pd.to_numeric(frame[step_col], errors="coerce")
-    if steps.isna().any():
-        bad = int(steps.isna().to_numpy().argmax())
+    text = steps.isna() & frame[step_col].notna()
+    if text.any() or steps.isna().all():
+        bad = int((text if text.any() else steps.isna()).to_numpy().argmax())
         raise CorruptRunFile(
-            f"{label}: the {step_col!r} column has a missing or non-numeric value (data row {bad + 1}: "
-            f"{frame[step_col].iloc[bad]!r}); columns found: {_columns_found(frame)}"
+            f"{label}: the {step_col!r} column has a non-numeric value (data row {bad + 1}: "
+            f"{str(frame[step_col].iloc[bad])!r}); columns found: {_columns_found(frame)}"
         )
+    notes = []
+    if steps.isna().any():  # an evaluation row logged without the step (PredNet's log): the step of the row before
+        empty = int(steps.isna().sum())
+        steps = steps.ffill().bfill()
+        rows = (
+            f"{empty} rows without a {step_col!r} value take"
+            if empty > 1
+            else f"a row without a {step_col!r} value takes"
+        )
+        notes.append(f"{rows} the step of the row before")
     back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
-    if back.size:  # runs appended to one log, each counting from its start: read in file order, nothing merged
+    if back.size:  # a counter per epoch, or runs appended to one log: read in file order, nothing merged
         kept = "logged_step" if step_col == "_step" else step_col
         note = (
             f"the {step_col!r} column goes back {back.size} time{'s' if back.size > 1 else ''} (first at data row "
-            f"{int(back[0]) + 2}: runs appended to one file): steps are row numbers, the logged step is the "
-            f"column {kept!r}"
+            f"{int(back[0]) + 2}: it restarts, per epoch or per run appended to the file): steps are row numbers, "
+            f"the logged step is the column {kept!r}"
         )
         frame = frame.rename(columns={"_step": kept}) if step_col == "_step" else frame
-        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
+        return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [*notes, note]
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
-    return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, []
+    return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, notes
 
 
 def _axis_columns(frame: pd.DataFrame) -> list[str]:
