@@ -319,3 +319,20 @@ def test_a_log_of_runs_appended_shows_the_restarts_and_no_alarm_for_a_slightly_n
     assert any(abs(e.start_step - 152) <= 2 and e.value_after > e.value_before for e in lifted)
     mild = [e for e in analysis.alarm_events if e.kind == "noise_change" and e.value_after < 2 * e.value_before]
     assert not [e for e in mild if "drop_from_best" in e.detectors]
+
+
+def test_a_nan_logged_in_a_run_level_metric_of_a_table_gets_its_event_and_marker_and_no_change_point(tmp_path):
+    """An SRGAN-style statistics file whose PSNR is written `nan` at epoch 30: one critical NaN event, a marker on
+    the run-level chart's axis and no change point beside it. (A wandb run's run-level NaN is still not told from
+    an absent key: the decoder does not keep that apart yet.)"""
+    from analysis.sources import open_table
+
+    p = tmp_path / "stats.csv"
+    p.write_text("epoch,PSNR,loss\n" + "".join(f"{e},{'nan' if e == 30 else 36.5},{1 / e:.4f}\n" for e in range(1, 61)))
+    analysis = analyze_run(open_table(p))
+    (ev,) = [e for e in analysis.events if e.metrics == ("PSNR",)]
+    assert (ev.kind, ev.start_step, ev.severity) == ("nonfinite", 30, "critical")
+    assert not [c for c in analysis.change_points if c.metric == "PSNR"]
+    fig = figures.global_metrics_figure(analysis, ["PSNR"])
+    (nan_trace,) = [t for t in fig.data if t.name == "PSNR: NaN/Inf (no value)"]
+    assert list(nan_trace.x) == [30] and all(math.isfinite(y) for y in nan_trace.y)

@@ -278,3 +278,16 @@ def test_rows_without_a_step_take_the_step_of_the_row_before(tmp_path):
     h = run.history
     assert list(h["_step"]) == [100, 200, 200, 300] and h["val_loss"].iloc[2] == 0.85
     assert run.step_axis == "step" and "a row without a 'step' value takes the step of the row before" in run.notes
+
+
+def test_a_nan_written_in_a_table_is_a_logged_nan_and_an_empty_cell_is_not(tmp_path):
+    # A history frame holds NaN for both; the file can tell them apart, and says so in `Run.logged_nan`
+    p = tmp_path / "log.csv"
+    p.write_text("epoch,loss,val_acc\n1,0.9,0.5\n2,NaN,\n3,0.7,0.6\n4,-nan,\n")
+    run = open_run(p)
+    assert {k: v.tolist() for k, v in run.logged_nan.items()} == {"loss": [2, 4]}
+    assert run.history["loss"].isna().tolist() == [False, True, False, True]  # no stand-in value left behind
+    j = tmp_path / "log.jsonl"
+    j.write_text('{"step": 1, "loss": 0.9}\n{"step": 2, "loss": NaN, "acc": 0.5}\n{"step": 3, "acc": 0.6}\n')
+    run = open_run(j)
+    assert {k: v.tolist() for k, v in run.logged_nan.items()} == {"loss": [2]}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 SourceKind = Literal["local", "cloud", "file"]
@@ -86,6 +87,9 @@ class Run:
     exit_code: int | None = None
     status: ReadStatus = field(default_factory=ReadStatus)
     step_axis: str = "_step"  # what `_step` counts: wandb's step, or an export's x-axis ("epoch", "row", ...)
+    # `_step`s at which a column was logged as NaN, where the source can tell that from an absent value (a CSV cell
+    # `nan` against an empty one, a JSON NaN against a missing key); a history frame holds NaN for both
+    logged_nan: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def step_column(self) -> str:

@@ -7,7 +7,8 @@ holds one batch's `batch_{i}/{metric}` values plus `global_step`. We therefore k
 Frames (documented columns):
 - BatchMetrics: `step` (int64), `batch` (int64), `metric` (categorical of str), `value` (float64; NaN/Inf kept
   when logged); sorted by metric, batch, step
-- GlobalMetrics: `step`, `metric`, `value` for numeric non-batch keys (`val/recall`, `train/loss`, ...)
+- GlobalMetrics: `step`, `metric`, `value` for numeric non-batch keys (`val/recall`, `train/loss`, ...); a NaN only
+  where the source says it was logged (`Run.logged_nan`: a history cannot tell a logged NaN from an absent key)
 - ProblemImages: `step`, `batch`, `path` (str, as logged: relative to the data directory)
 """
 
@@ -243,8 +244,18 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
             names.append(name)
         return code
 
+    logged_nan = run.logged_nan
+    row_steps = h["_step"].to_numpy() if logged_nan and "_step" in h.columns else None
+
+    def logged(name: str, values: np.ndarray) -> np.ndarray:
+        """The cells of one column that were logged: its values, and the NaNs the source says were logged."""
+        out = ~np.isnan(values)
+        if row_steps is not None and name in logged_nan:
+            out |= np.isin(row_steps, logged_nan[name])
+        return out
+
     def take(code: int, values: np.ndarray) -> None:
-        present = np.flatnonzero(~np.isnan(values))
+        present = np.flatnonzero(logged(names[code], values))
         codes.append(np.full(len(present), code, dtype=np.int64))
         rows_of.append(present)
         values_of.append(values[present])
@@ -267,7 +278,11 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
     for a in range(0, len(dense), _GLOBAL_CHUNK):
         chunk = dense[a : a + _GLOBAL_CHUNK]
         block = h.iloc[:, chunk].to_numpy(dtype=np.float64)
-        c, r = np.nonzero(~np.isnan(block.T))  # by column, rows ascending
+        mask = ~np.isnan(block)
+        for k, j in enumerate(chunk):
+            if row_steps is not None and str(h.columns[j]) in logged_nan:
+                mask[:, k] = logged(str(h.columns[j]), block[:, k])
+        c, r = np.nonzero(mask.T)  # by column, rows ascending
         codes.append(np.array([code_of(str(h.columns[j])) for j in chunk], dtype=np.int64)[c])
         rows_of.append(r)
         values_of.append(block[r, c])

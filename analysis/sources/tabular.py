@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,6 +68,10 @@ _AXIS_NAMES = (
     "epoch_num",
 )
 _AXIS_DISTINCT = 0.8  # share of a counter's values that are distinct (`_counts_up`)
+# A cell written as NaN (CSV text `nan`, a JSON NaN), held by this stand-in until the steps are known (`_logged_nan`)
+_LOGGED_NAN = -np.finfo(np.float64).max
+_NAN_TEXTS = frozenset({"nan", "-nan", "+nan"})
+_NAN_WORD = re.compile(r"(?i)(?<![\w.])[-+]?nan(?![\w.])")
 _SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
 _HEADER_BYTES = 1 << 20  # export_runs reads at most this much of a large file (its header)
 _WHOLE_FILE_BYTES = 8 << 20
@@ -125,6 +130,7 @@ def open_table(
         _check_usable(frame, label)
         frame, step_axis, step_note = _with_step(frame, label)
         notes += step_note
+    frame, logged_nan = _logged_nan(frame)
     history = frame
     if keys is not None:
         wanted = [c for c in history.columns if c in set(keys) or c in ("_step", "global_step")]
@@ -142,6 +148,7 @@ def open_table(
         notes="; ".join(notes),
         status=ReadStatus(),
         step_axis=step_axis,
+        logged_nan={k: v for k, v in logged_nan.items() if k in history.columns},
     )
 
 
@@ -195,7 +202,8 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
                 row = json.loads(line)  # accepts the NaN / Infinity tokens wandb writes
                 if not isinstance(row, dict):
                     raise ValueError(f"line {n} is not a JSON object")
-                rows.append(row)
+                # a NaN written out is a logged NaN, an absent key is not: keep them apart (`_logged_nan`)
+                rows.append({k: _LOGGED_NAN if isinstance(v, float) and v != v else v for k, v in row.items()})
         if not rows:
             raise ValueError("no rows")
         return pd.DataFrame.from_records(rows), []
@@ -227,7 +235,39 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
         converted = decimal_comma_columns(frame)
         if converted:
             notes.append(f"decimal commas read in {len(converted)} column{'s' if len(converted) != 1 else ''}")
-    return _decode_json_cells(frame), notes
+    return _mark_nan_text(_decode_json_cells(frame), text, sep), notes
+
+
+def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> pd.DataFrame:
+    """`frame` with the cells whose text is a NaN (`nan`, `NaN`, `-nan`) set to `_LOGGED_NAN`: an empty cell is a
+    value not logged, `nan` one that was logged as NaN. Read a second time as text only when such a word occurs."""
+    if not _NAN_WORD.search(text):
+        return frame
+    raw = pd.read_csv(io.StringIO(text), sep=sep, index_col=False, dtype=str, keep_default_na=False)
+    if raw.shape != frame.shape:
+        return frame
+    for j in range(frame.shape[1]):
+        if pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
+            hit = raw.iloc[:, j].str.strip().str.lower().isin(_NAN_TEXTS).to_numpy()
+            if hit.any():
+                col = frame.iloc[:, j].to_numpy(copy=True)
+                col[hit & np.isnan(col)] = _LOGGED_NAN
+                frame.isetitem(j, col)
+    return frame
+
+
+def _logged_nan(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """(frame with `_LOGGED_NAN` turned back into NaN, the `_step`s of each column's logged NaNs: `Run.logged_nan`)."""
+    out: dict[str, np.ndarray] = {}
+    for j, name in enumerate(frame.columns):
+        if name == "_step" or not pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
+            continue
+        col = frame.iloc[:, j].to_numpy()
+        at = col == _LOGGED_NAN
+        if at.any():
+            out[str(name)] = np.unique(frame["_step"].to_numpy()[at])
+            frame.isetitem(j, np.where(at, np.nan, col))
+    return frame, out
 
 
 WIDE_COLUMNS = 2000  # from this many columns a plain numeric table takes the vectorised reader
