@@ -103,7 +103,7 @@ def open_table(
     if kind is None:
         raise CorruptRunFile(f"{label}: unknown history format; use .csv, .parquet or .jsonl")
     try:
-        frame, read_notes = _read(kind, data if data is not None else Path(locator), keys)
+        frame, read_notes, marked = _read(kind, data if data is not None else Path(locator), keys)
     except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise CorruptRunFile(f"{label}: cannot read this {kind.upper()} history: {_first_line(e)}") from e
     except RecursionError:  # json.loads recurses once per nesting level
@@ -130,7 +130,7 @@ def open_table(
         _check_usable(frame, label)
         frame, step_axis, step_note = _with_step(frame, label)
         notes += step_note
-    frame, logged_nan = _logged_nan(frame)
+    frame, logged_nan = _logged_nan(frame, marked)
     history = frame
     if keys is not None:
         wanted = [c for c in history.columns if c in set(keys) or c in ("_step", "global_step")]
@@ -186,27 +186,33 @@ def _first_line(e: Exception) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.DataFrame, list[str]]:
-    """The table as read, and notes on how (encoding, delimiter, decimal commas) when not plain UTF-8 CSV."""
+def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.DataFrame, list[str], set[str]]:
+    """The table as read, notes on how (encoding, delimiter, decimal commas) when not plain UTF-8 CSV, and the
+    columns holding a cell written as NaN (`_LOGGED_NAN`, turned back by `_logged_nan`)."""
     buf = io.BytesIO(src) if isinstance(src, bytes) else src
     if kind == "parquet":
-        return pd.read_parquet(buf), []
+        return pd.read_parquet(buf), [], set()
     if kind == "jsonl":
         text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
         whole = _json_document(text)
         if whole is not None:
-            return whole, []
+            return whole, [], set()
         rows = []
+        marked: set = set()
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 row = json.loads(line)  # accepts the NaN / Infinity tokens wandb writes
                 if not isinstance(row, dict):
                     raise ValueError(f"line {n} is not a JSON object")
                 # a NaN written out is a logged NaN, an absent key is not: keep them apart (`_logged_nan`)
-                rows.append({k: _LOGGED_NAN if isinstance(v, float) and v != v else v for k, v in row.items()})
+                nan_keys = {k for k, v in row.items() if isinstance(v, float) and v != v}
+                if nan_keys:
+                    marked |= nan_keys
+                    row = {k: _LOGGED_NAN if k in nan_keys else v for k, v in row.items()}
+                rows.append(row)
         if not rows:
             raise ValueError("no rows")
-        return pd.DataFrame.from_records(rows), []
+        return pd.DataFrame.from_records(rows), [], {str(k) for k in marked}
     raw = src if isinstance(src, bytes) else src.read_bytes()
     text, encoding = decode_table_bytes(raw)  # BinaryContent is a ValueError: "cannot read this CSV history"
     if not text.strip():
@@ -221,7 +227,7 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
         notes.append(f"{_SEP_NAMES.get(sep, repr(sep))}-separated")
     wide = _read_wide_numeric(text, sep)
     if wide is not None:  # its NaN text is not told from empty cells: a second read of 100,000 columns takes 20 s
-        return wide, notes
+        return wide, notes, set()
     with warnings.catch_warnings():
         # a row longer than the header would be cut silently ("loss of data"): refuse the file instead
         warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -235,17 +241,20 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
         converted = decimal_comma_columns(frame)
         if converted:
             notes.append(f"decimal commas read in {len(converted)} column{'s' if len(converted) != 1 else ''}")
-    return _mark_nan_text(_decode_json_cells(frame), text, sep), notes
+    frame = _decode_json_cells(frame)
+    return frame, notes, _mark_nan_text(frame, text, sep)
 
 
-def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> pd.DataFrame:
-    """`frame` with the cells whose text is a NaN (`nan`, `NaN`, `-nan`) set to `_LOGGED_NAN`: an empty cell is a
-    value not logged, `nan` one that was logged as NaN. Read a second time as text only when such a word occurs."""
+def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> set[str]:
+    """Set the cells of `frame` whose text is a NaN (`nan`, `NaN`, `-nan`) to `_LOGGED_NAN`, in place, and return
+    their columns: an empty cell is a value not logged, `nan` one that was logged as NaN. The text is read a second
+    time only when such a word occurs."""
+    marked: set[str] = set()
     if not _NAN_WORD.search(text):
-        return frame
+        return marked
     raw = pd.read_csv(io.StringIO(text), sep=sep, index_col=False, dtype=str, keep_default_na=False)
     if raw.shape != frame.shape:
-        return frame
+        return marked
     for j in range(frame.shape[1]):
         if pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
             hit = raw.iloc[:, j].str.strip().str.lower().isin(_NAN_TEXTS).to_numpy()
@@ -253,14 +262,18 @@ def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> pd.DataFrame:
                 col = frame.iloc[:, j].to_numpy(copy=True)
                 col[hit & np.isnan(col)] = _LOGGED_NAN
                 frame.isetitem(j, col)
-    return frame
+                marked.add(str(frame.columns[j]))
+    return marked
 
 
-def _logged_nan(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """(frame with `_LOGGED_NAN` turned back into NaN, the `_step`s of each column's logged NaNs: `Run.logged_nan`)."""
+def _logged_nan(frame: pd.DataFrame, marked: set[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """(frame with `_LOGGED_NAN` turned back into NaN, the `_step`s of each column's logged NaNs: `Run.logged_nan`).
+    Only the `marked` columns are looked at: a table of 30,000 columns took 3.8 s to scan whole."""
     out: dict[str, np.ndarray] = {}
+    if not marked:
+        return frame, out
     for j, name in enumerate(frame.columns):
-        if name == "_step" or not pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
+        if name == "_step" or str(name) not in marked or not pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
             continue
         col = frame.iloc[:, j].to_numpy()
         at = col == _LOGGED_NAN
