@@ -76,7 +76,8 @@ def default_batches(problematic: Sequence[int], batches: Sequence[int], limit: i
 def default_global_metrics(names: Sequence[str], flagged: Sequence[str] = ()) -> list[str]:
     """Run-level metrics shown first: those with a warning or critical event (`flagged`, worst first), then `val/*`,
     up to four; with neither, the first three."""
-    first = list(dict.fromkeys(n for n in flagged if n in set(names)))
+    known = set(names)
+    first = list(dict.fromkeys(n for n in flagged if n in known))
     picked = list(dict.fromkeys([*first, *(n for n in names if n.startswith("val/"))]))[:4]
     return picked or list(names[:3])
 
