@@ -323,8 +323,7 @@ def test_a_log_of_runs_appended_shows_the_restarts_and_no_alarm_for_a_slightly_n
 
 def test_a_nan_logged_in_a_run_level_metric_of_a_table_gets_its_event_and_marker_and_no_change_point(tmp_path):
     """An SRGAN-style statistics file whose PSNR is written `nan` at epoch 30: one critical NaN event, a marker on
-    the run-level chart's axis and no change point beside it. (A wandb run's run-level NaN is still not told from
-    an absent key: the decoder does not keep that apart yet.)"""
+    the run-level chart's axis and no change point beside it (a wandb run's: `test_sources_logged_nan.py`)."""
     from analysis.sources import open_table
 
     p = tmp_path / "stats.csv"

@@ -54,6 +54,7 @@ class Decoder:
         self.runtime: float | None = None
         self.producer = ""
         self.status = ReadStatus()  # the status of the read in progress (set by `feed`)
+        self.logged_nan: dict[str, np.ndarray] = {}  # `Run.logged_nan`, set by `finish`
         self.sequence = RecordSequence(from_start)  # False: records read from the middle of a file
 
     def feed(self, payloads: Iterable[bytes], status: ReadStatus) -> None:
@@ -260,4 +261,6 @@ class Decoder:
             self.pending_summary = None
         self.sequence.finish(self.status)
         history = self.frame.result() if lazy else self.frame.frame()
+        steps = history.column("_step") if isinstance(history, SparseHistory) else history["_step"].to_numpy()
+        self.logged_nan = self.frame.logged_nan_steps(steps)
         return history, self._final_summary(history)

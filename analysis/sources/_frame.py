@@ -66,6 +66,8 @@ class HistoryFrame:
         self._counts: list[int] = []  # ... and how many values it brought
         self.long: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None  # (rows, cols, values) when long
         self.values_put = 0  # numbers put so far (how full the dense blocks are)
+        # (rows, columns) where a NaN was logged: the frame holds NaN for an absent key too (`logged_nan_steps`)
+        self._nan_cells: list[tuple[np.ndarray, np.ndarray]] = []
 
     # -- rows and columns -------------------------------------------------------------------------------
     def new_rows(self, count: int = 1) -> int:
@@ -107,6 +109,9 @@ class HistoryFrame:
         if not len(rows):
             return
         self.values_put += len(rows)
+        nan = np.isnan(values)
+        if nan.any():
+            self._nan_cells.append((np.asarray(rows)[nan].astype(np.int64), np.asarray(cols)[nan].astype(np.int64)))
         if self.long is None and self._too_sparse():
             self._to_long()
         if self.long is not None:
@@ -162,6 +167,18 @@ class HistoryFrame:
         rows = np.repeat(np.array(self._rows, dtype=np.intp), np.array(self._counts, dtype=np.intp))
         self.put(rows, np.array(self._cols, dtype=np.intp), values)
         self._texts, self._cols, self._rows, self._counts = [], [], [], []
+
+    def logged_nan_steps(self, steps: np.ndarray) -> dict[str, np.ndarray]:
+        """`Run.logged_nan`: for each column, the steps (`steps`: the `_step` of each row) at which a NaN was
+        logged, as opposed to the key being absent, which the frame cannot tell apart."""
+        if not self._nan_cells:
+            return {}
+        rows = np.concatenate([r for r, _ in self._nan_cells])
+        cols = np.concatenate([c for _, c in self._nan_cells])
+        out: dict[str, np.ndarray] = {}
+        for c in np.unique(cols).tolist():
+            out[self.names[c]] = np.unique(np.asarray(steps)[rows[cols == c]])
+        return out
 
     def _too_sparse(self) -> bool:
         """Whether the rows so far, as wide as the columns so far, would be mostly empty and large."""

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import platformdirs
 import pyarrow as pa
@@ -33,7 +34,7 @@ import pyarrow.parquet as pq
 
 from analysis.core.run import MediaEntry, ReadStatus, Run, RunRef
 
-CACHE_FORMAT = 2  # bump when the decoded shape changes, so old entries are ignored
+CACHE_FORMAT = 3  # bump when the decoded shape changes, so old entries are ignored (3: `logged_nan`)
 CACHE_ROOT_OVERRIDE: Path | None = None  # tests and benchmarks may point this elsewhere
 _META_KEY = b"experiment_analyzer"
 
@@ -159,6 +160,7 @@ def _meta(run: Run, json_cols: list[str], entry: str, source: str | None) -> dic
             "bytes_read": run.status.bytes_read,
         },
         "json_columns": json_cols,
+        "logged_nan": {k: v.tolist() for k, v in run.logged_nan.items()},
     }
 
 
@@ -232,4 +234,5 @@ def load(target: Path, columns: list[str] | None = None, source: str | None = No
         notes=meta["notes"],
         exit_code=meta["exit_code"],
         status=status,
+        logged_nan={k: np.asarray(v) for k, v in meta.get("logged_nan", {}).items()},
     )

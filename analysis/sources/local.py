@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.core.errors import CorruptRunFile
@@ -121,6 +122,7 @@ def read_local(location: str | os.PathLike, *, keys: Iterable[str] | None = None
         notes=ident.notes,
         exit_code=dec.exit_code,
         status=status,
+        logged_nan=dec.logged_nan,
     )
     if isinstance(history, SparseHistory):
         return SparseRun.of(history, media=media_index(history.frame(history.object_columns())), **fields)
@@ -175,6 +177,7 @@ def _select(run: Run, keys: list[str]) -> Run:
         h = h[h[wanted].notna().any(axis=1)] if wanted else h.iloc[0:0]
     run.history = tidy_history(h)
     run.media = [m for m in run.media if m.key in set(keys)]
+    run.logged_nan = {k: v for k, v in run.logged_nan.items() if k in set(keys)}
     return run
 
 
@@ -219,6 +222,9 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
         history = tidy_history(pd.concat([h, new], ignore_index=True)) if len(h) else new
     else:
         history = h
+    logged_nan = dict(run.logged_nan)
+    for k, v in dec.logged_nan.items():
+        logged_nan[k] = np.union1d(logged_nan.get(k, v[:0]), v)
     config = {**run.config, **strip_wandb(dec.config)}
     summary = {**run.summary, **strip_wandb(summary)}
     exit_code = dec.exit_code if dec.exit_code is not None else run.exit_code
@@ -232,4 +238,5 @@ def refresh_run(run: Run, *, keys: Iterable[str] | None = None) -> Run:
         media=list(dict.fromkeys(run.media + media_index(new))) if len(new) else run.media,
         exit_code=exit_code,
         status=status,
+        logged_nan=logged_nan,
     )

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.core.errors import NotAWandbFile, RunNotFound
@@ -71,6 +72,7 @@ def merge_segments(segments: list[Run]) -> Run:
     live in the other folders, and media paths are relative to the newest one); `status.errors` says so."""
     newest = segments[-1]
     history = segments[0].history
+    logged_nan = dict(segments[0].logged_nan)
     config: dict[str, Any] = {}
     summary: dict[str, Any] = {}
     skipped, shift = 0, 0
@@ -88,6 +90,9 @@ def merge_segments(segments: list[Run]) -> Run:
                 h = h.assign(_step=h["_step"] + shift)
             elif first <= last:
                 history = history[history["_step"] < first]
+                logged_nan = {k: v[v < first] for k, v in logged_nan.items()}
+        for k, v in seg.logged_nan.items():
+            logged_nan[k] = np.union1d(logged_nan.get(k, v[:0]), v + shift)
         history = tidy_history(pd.concat([history, h], ignore_index=True)) if len(history) else h
     dropped_media = sum(len(seg.media) for seg in segments[:-1])
     media = [replace(m, step=m.step + shift) for m in newest.media] if shift else newest.media
@@ -104,6 +109,7 @@ def merge_segments(segments: list[Run]) -> Run:
         history=history,
         media=media,
         status=status,
+        logged_nan={k: v for k, v in logged_nan.items() if len(v)},
     )
 
 
