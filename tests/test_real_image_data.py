@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-13 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-14 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -163,10 +163,10 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)]
+    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14)]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -239,6 +239,20 @@ _TURNED = [
     ("rotation/ddoc-skewed_input_rot180.png", "rotation/ddoc-skewed_input.png"),
     ("rotation/ddoc-sample_2_rot90.png", "rotation/ddoc-sample_2.png"),
     ("rotation/vocr-vietocr_rot270.png", "rotation/vocr-vietocr.jpg"),
+    # batch 14 (our lossless transposes of stored upright files)
+    ("rotation/dutl-document_example_rotated_rot180.png", "rotation/dutl-document_example_rotated.png"),
+    ("rotation/dutl-document_example_rot270.png", "rotation/dutl-document_example.png"),
+    ("rotation/uinf-receipt-sample_rot180.png", "rotation/uinf-receipt-sample.jpg"),
+    ("rotation/uinf-test-image_rot90.png", "rotation/uinf-test-image.jpg"),
+    ("rotation/uinf-loremipsum_rot270.png", "rotation/uinf-loremipsum.png"),
+    ("rotation/uinf-easy_table_rot180.png", "rotation/uinf-easy_table.jpg"),
+    ("rotation/uinf-RGBA_image_rot270.png", "rotation/uinf-RGBA_image.png"),
+    ("rotation/uinf-ilpa-example-1_rot90.png", "rotation/uinf-ilpa-example-1.jpg"),
+    ("rotation/wdnn-cvl_rot90.png", "rotation/wdnn-cvl.jpg"),
+    ("rotation/wdnn-random_rot270.png", "rotation/wdnn-random.jpg"),
+    ("rotation/cstd-zh_rot270.png", "rotation/cstd-zh.jpg"),
+    ("rotation/cstd-zh2_rot90.png", "rotation/cstd-zh2.jpg"),
+    ("rotation/cstd-zh3_rot180.png", "rotation/cstd-zh3.jpg"),
 ]
 
 
