@@ -180,7 +180,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def load_run(args: argparse.Namespace) -> Run:
     """The Run the options point at (local folder, cloud or history export); typed errors for user mistakes."""
-    from analysis.core.errors import RunNotFound
+    from analysis.core.errors import AmbiguousRun, RunNotFound
     from analysis.sources import open_run
 
     if args.history_file:
@@ -195,7 +195,26 @@ def load_run(args: argparse.Namespace) -> Run:
         return open_run(args.history_file)
     if args.entity:
         return open_run(find_cloud_run(args.entity, args.project, args.run_name))
-    return resolve_run(args.run_name, wandb_dir=args.wandb_dir)
+    try:
+        return resolve_run(args.run_name, wandb_dir=args.wandb_dir)
+    except RunNotFound as e:
+        table = _table_named(args.run_name, args.data_dir)
+        if table is None or isinstance(e, AmbiguousRun):
+            raise
+        raise RunNotFound(f"{e}; a history export of that name is at {table}: pass --history-file {table}") from e
+
+
+def _table_named(run_name: str, data_dir: Path | None) -> Path | None:
+    """A history export called `run_name` (any table suffix) in `data_dir` or the working directory: a user who
+    exported a run as `NAME.csv` and gave `--run-name NAME` is pointed to `--history-file`."""
+    from analysis.sources.tabular import SUFFIXES
+
+    for folder in [d for d in (data_dir, Path.cwd()) if d is not None]:
+        for suffix in sorted(SUFFIXES):
+            candidate = folder / f"{run_name}{suffix}"
+            if candidate.is_file():
+                return candidate
+    return None
 
 
 def resolve_run(target: str | Path, *, wandb_dir: str | Path | None = None) -> Run:

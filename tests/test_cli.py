@@ -574,3 +574,19 @@ def test_a_quoted_tilde_output_dir_is_expanded(workdir, tmp_path, monkeypatch, c
     assert code == 0, err
     assert _report(tmp_path / "home" / "x", "test_run", "json").is_file()
     assert not (tmp_path / "~").exists()
+
+
+def test_a_run_name_that_is_a_history_export_in_the_data_dir_points_to_history_file(
+    workdir, monkeypatch, capsys, tmp_path
+):
+    """QA: a user with `exports/loss_log.csv` who gave `--run-name loss_log --data-dir exports` read only "no run
+    named 'loss_log' in wandb"."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "loss_log.csv").write_text("step,loss\n1,0.9\n2,0.8\n")
+    args = ["--run-name", "loss_log", "--data-dir", str(exports), "--output-dir", str(tmp_path / "out")]
+    code, out, err = _main(args, workdir, monkeypatch, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"pass --history-file {exports / 'loss_log.csv'}" in err and "test_run" in err  # the runs there, still
+    code, out, err = _main(["--run-name", "no_such_run", "--data-dir", str(exports)], workdir, monkeypatch, capsys)
+    assert code == 2 and "--history-file" not in err
