@@ -232,6 +232,18 @@ def test_run_without_batch_metrics_is_explained_from_run_level_changes():
     assert causes[0].sentence.startswith("val/recall fell 0.90 → 0.70 at step 3000; train/lr changed")
 
 
+def test_a_run_level_cause_quotes_small_values_with_the_digits_that_tell_them_apart():
+    """A validation loss of 0.0106 that rose to 0.0123 was quoted "0.01 → 0.01"."""
+    cfg = AnalyzerConfig()
+    rng = np.random.default_rng(3)
+    loss = np.r_[np.full(30, 0.0106), np.full(30, 0.0123)] + rng.normal(0, 0.00005, 60)
+    g = pd.DataFrame({"step": np.arange(60) * 100, "metric": ["val/loss"] * 60, "value": loss})
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, g, cfg)
+    (cause,) = explain(empty, anomalies, cps, None, None, cfg)
+    assert cause.sentence.startswith("val/loss rose 0.011 → 0.012 at step 3000")
+
+
 def test_unreadable_images_are_counted_against_every_image_of_the_batch():
     """QA: 10 unreadable + 2 scored images used to read '10 of 2 fail the unreadable threshold'."""
     batches, g, images = run_frames({3: (20, 0.40)})

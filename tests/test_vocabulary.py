@@ -10,6 +10,8 @@ import pytest
 from analysis.core.vocabulary import (
     QualityReason,
     Severity,
+    is_context,
+    is_resource,
     is_schedule,
     known_direction,
     metric_direction,
@@ -72,6 +74,16 @@ def test_schedules_are_not_metrics_unless_configured() -> None:
     assert is_schedule("train/lr") and is_schedule("epoch") and is_schedule("encoder_lr")
     assert not is_schedule("val/recall")
     assert not is_schedule("train/lr", {"lr": "lower_is_better"})
+
+
+def test_time_and_memory_columns_are_context_not_metrics_unless_configured() -> None:
+    # mmcv / detectron2 logs carry `time`, `data_time` and `memory` beside the losses: what a step cost
+    for name in ("time", "data_time", "train/iter_time", "memory", "gpu_mem", "eval/latency", "epoch_duration"):
+        assert is_resource(name) and is_context(name) and not is_schedule(name), name
+    for name in ("timesteps_total", "train/loss", "val/recall", "timestamp_s"):
+        assert not is_resource(name), name
+    assert is_context("train/lr") and not is_resource("train/lr")
+    assert not is_context("data_time", {"data_time": "lower_is_better"})
 
 
 def test_threshold_exact_name_wins() -> None:

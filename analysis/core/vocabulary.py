@@ -16,7 +16,9 @@ __all__ = [
     "Direction",
     "QualityReason",
     "Severity",
+    "is_context",
     "is_lower_better",
+    "is_resource",
     "is_schedule",
     "known_direction",
     "metric_direction",
@@ -89,6 +91,9 @@ _SCHEDULE_NAMES = frozenset(
     {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd", "batch_size",
      "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
 )  # fmt: skip
+# Name tokens of resource figures: what a step cost (`time`, `data_time`, `iter_time`, `memory` of mmcv and
+# detectron2 logs, `latency`), not how well the model learns.
+_RESOURCE_TOKENS = frozenset({"time", "latency", "duration", "memory", "mem"})
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
 
 
@@ -159,6 +164,21 @@ def is_schedule(metric: str, cfg: DirectionOverrides = None) -> bool:
         return False
     leaf = metric_leaf(metric).lower().replace("-", "_")
     return leaf in _SCHEDULE_NAMES or leaf.endswith("_lr") or leaf.startswith("lr_")
+
+
+def is_resource(metric: str, cfg: DirectionOverrides = None) -> bool:
+    """Resource figures (iteration time, data-loading time, memory): their changes are facts (a slower data loader
+    can explain a stall), not a degradation of what the model learns. A direction set in the config wins."""
+    overrides = _overrides(cfg)
+    if metric in overrides or metric_leaf(metric) in overrides:
+        return False
+    return not _RESOURCE_TOKENS.isdisjoint(_name_tokens(metric))
+
+
+def is_context(metric: str, cfg: DirectionOverrides = None) -> bool:
+    """A column that describes the run rather than grades it (`is_schedule`, `is_resource`): detectors and severity
+    treat its changes as facts, never as alarms, and run comparisons leave it out."""
+    return is_schedule(metric, cfg) or is_resource(metric, cfg)
 
 
 def metric_threshold(metric: str, thresholds: Mapping[str, float]) -> float | None:

@@ -21,8 +21,8 @@ Detectors (names as in `Anomaly.detector`):
   trailing medians over `series_stats.SCALE_WINDOWS` windows (outliers barely move it; a healthy rising curve widens it).
 - `drop_from_best`: relative drop of the series (smoothed by a centred 5-point median, so single-point blips are
   left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up.
-- `nonfinite`: NaN / Inf values as logged (the only detector run on schedule values such as the learning rate,
-  see `is_schedule`: they change on purpose).
+- `nonfinite`: NaN / Inf values as logged (the only detector run on context columns: schedules such as the learning
+  rate, which change on purpose, and resource figures such as the data-loading time; see `is_context`).
 - `cross_batch`: a batch far worse than its peers at the same step (robust z across batches above
   `cross_batch_mad`, raised like the z bar on big runs, *and* a relative gap above `performance_drop_threshold`).
 
@@ -45,7 +45,7 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly
-from analysis.core.vocabulary import Direction, Severity, is_schedule, metric_direction, metric_threshold, severity_rank
+from analysis.core.vocabulary import Direction, Severity, is_context, metric_direction, metric_threshold, severity_rank
 from analysis.findings.episodes import SUSTAINED_GAP, Describe, EpisodeEmitter
 from analysis.findings.matrices import MetricMatrix, metric_matrices
 from analysis.findings.outliers import outlier_indices, point_outlier_z
@@ -115,7 +115,7 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
     worse_word = "below" if direction == "higher_is_better" else "above"
     x = m.values
     em = EpisodeEmitter(m, direction, cfg)
-    if is_schedule(m.metric, cfg.metric_directions):
+    if is_context(m.metric, cfg.metric_directions):
         _nonfinite(m, em)
         return em.out
     with warnings.catch_warnings():

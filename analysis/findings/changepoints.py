@@ -195,7 +195,7 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import ChangePoint
-from analysis.core.vocabulary import Severity, is_schedule, metric_direction, worse
+from analysis.core.vocabulary import Severity, is_context, metric_direction, worse
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA, median
@@ -1169,8 +1169,8 @@ def _local_levels(x: np.ndarray, t: int, prev: int, nxt: int) -> tuple[float, fl
 
 def severity_of_change(metric: str, before: float, after: float, cfg: AnomalyDetectionConfig) -> Severity:
     """Info for schedule changes and improvements; a worsening is critical or warning by its relative size."""
-    if is_schedule(metric, cfg.metric_directions):
-        return Severity.INFO  # a learning-rate step is a fact, not a degradation
+    if is_context(metric, cfg.metric_directions):
+        return Severity.INFO  # a learning-rate step or a slower data loader is a fact, not a degradation
     if not worse(after, before, metric_direction(metric, cfg.metric_directions)):
         return Severity.INFO
     rel = abs(after - before) / max(abs(before), 1e-12)

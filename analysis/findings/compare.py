@@ -23,7 +23,7 @@ from scipy.stats import false_discovery_control
 
 from analysis.core.config import AnalyzerConfig
 from analysis.core.run import Run
-from analysis.core.vocabulary import is_lower_better, is_schedule
+from analysis.core.vocabulary import is_context, is_lower_better
 from analysis.findings.baseline_file import load_baseline, write_baseline
 from analysis.findings.batches import batch_metrics
 from analysis.findings.compare_model import CompareConfig, Comparison, RunSide, SeriesDelta
@@ -65,7 +65,7 @@ def _compared(frame: pd.DataFrame, directions: AnalyzerConfig) -> pd.DataFrame:
     if frame.empty:
         return frame
     metrics = [str(m) for m in frame["metric"].unique()]
-    drop = [m for m in metrics if is_schedule(m, directions.anomaly)]
+    drop = [m for m in metrics if is_context(m, directions.anomaly)]
     return frame[~frame["metric"].isin(drop)] if drop else frame
 
 

@@ -44,12 +44,19 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
-from analysis.core.vocabulary import Severity, is_schedule, known_direction, metric_direction, worse, worst_severity
+from analysis.core.vocabulary import Severity, is_context, known_direction, metric_direction, worse, worst_severity
 from analysis.findings.anomalies import DIRECTIONAL_DETECTORS
-from analysis.findings.changepoints import series_changes, series_changes_many, severity_of_change, warmup_points
+from analysis.findings.changepoints import (
+    noise_sigma,
+    series_changes,
+    series_changes_many,
+    severity_of_change,
+    warmup_points,
+)
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import LEVEL_POINTS, level_at
+from analysis.findings.step_tests import MIN_JUMP_SIGMA
 
 __all__ = [
     "CHANGE_KINDS",
@@ -266,7 +273,7 @@ def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: 
         sl = float(np.median(np.abs(left - np.median(left))))
         sr = float(np.median(np.abs(right - np.median(right))))
         ratio = sr / sl if sl > 0 else math.inf
-        sev = Severity.WARNING if ratio >= _NOISE_WARN_RATIO and not is_schedule(metric) else Severity.INFO
+        sev = Severity.WARNING if ratio >= _NOISE_WARN_RATIO and not is_context(metric) else Severity.INFO
         word = "noisier" if ratio > 1 else "calmer"
         out.append(
             Event(
@@ -311,7 +318,7 @@ def _spike_events(
         vals = x[g]
         peak = float(vals[int(np.argmax(np.abs(vals - base)))]) if math.isfinite(base) else float(vals[0])
         rel = abs(peak - base) / max(abs(base), 1e-12) if math.isfinite(base) else 0.0
-        bad = math.isfinite(base) and worse(peak, base, direction) and not is_schedule(metric, cfg.metric_directions)
+        bad = math.isfinite(base) and worse(peak, base, direction) and not is_context(metric, cfg.metric_directions)
         sev = Severity.WARNING if bad and rel >= cfg.performance_drop_threshold else Severity.INFO
         out.append(
             Event(
@@ -365,7 +372,7 @@ def _series_events(
     finite = np.isfinite(x)
     events = [] if finite.all() else _nonfinite_events(x, st, metric, batch)
     # `found` is only given for a metric that is not a schedule (see `_read_many`)
-    if finite.sum() >= 5 and (found is not None or not is_schedule(metric, cfg.metric_directions)):
+    if finite.sum() >= 5 and (found is not None or not is_context(metric, cfg.metric_directions)):
         if found is None:
             spikes = outlier_indices(x)
             changes = series_changes(
@@ -434,13 +441,14 @@ def _worsens(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
 
 def _improves(ev: Event, cfg: AnomalyDetectionConfig) -> bool:
     """A change of regime that leaves a metric of known direction (`known_direction`) better, calmer noise, or a
-    schedule's change: never an alarm by itself. A rise of a metric whose name says nothing is no improvement."""
+    context column's change (`is_context`): never an alarm by itself. A rise of a metric whose name says nothing is
+    no improvement."""
     if not ev.is_change or not (math.isfinite(ev.value_before) and math.isfinite(ev.value_after)):
         return False
     if ev.kind == "noise_change":  # its values are the noise levels: calmer is better, whatever the metric
         return ev.value_after <= ev.value_before
     metric = ev.metrics[0]
-    if is_schedule(metric, cfg.metric_directions):
+    if is_context(metric, cfg.metric_directions):
         return True
     direction = known_direction(metric, cfg.metric_directions)
     return direction is not None and not worse(ev.value_after, ev.value_before, direction)
@@ -467,13 +475,19 @@ def _from_hits(
     i0 = int(np.searchsorted(steps, start))
     i1 = int(np.searchsorted(steps, end, side="right"))
     before = _level(values, i0 - LEVEL_POINTS, i0)
+    direction = metric_direction(metric, cfg.metric_directions)
     after = _level(values, i0, max(i1, i0 + 1))
     if not math.isfinite(before):
         before = _level(values, 0, i0 + 1)
     one_point = i1 - i0 <= 1
     finite = math.isfinite(before) and math.isfinite(after)
-    if not one_point and finite and not worse(after, before, metric_direction(metric, cfg.metric_directions)):
-        return None  # the level did not get worse: the hits were the noise's own tail, not a fall
+    if not one_point and finite:
+        # The level got worse, by a step the step tests would keep (`MIN_JUMP_SIGMA` noise sigmas): otherwise the
+        # hits were the noise's own tail. A noisy per-iteration loss that keeps falling had a critical "rises to
+        # 0.7746 (from 0.768)" from its running-best and z-score hits, a change of 0.06 noise sigmas.
+        sigma = noise_sigma(values[np.isfinite(values)])
+        if not worse(after, before, direction) or abs(after - before) < MIN_JUMP_SIGMA * sigma:
+            return None
     kind = "spike" if one_point else "level_shift"
     if kind == "level_shift" and math.isfinite(before) and math.isfinite(after):
         seg = values[i0:i1]
@@ -604,7 +618,7 @@ def find_events(
 def _read_many(matrix: np.ndarray, metric: str, cfg: AnomalyDetectionConfig) -> list[_Found | None]:
     """Outliers and changes of every row of a (series, points) matrix at once (`series_changes_many`); None for
     every row of a schedule metric, which `series_events` does not segment."""
-    if is_schedule(metric, cfg.metric_directions) or matrix.shape[1] == 0:
+    if is_context(metric, cfg.metric_directions) or matrix.shape[1] == 0:
         return [None] * matrix.shape[0]
     spikes = outlier_mask(matrix)
     changes = series_changes_many(

@@ -32,6 +32,7 @@ from analysis.core.config import AnalyzerConfig
 from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.vocabulary import (
     Severity,
+    is_context,
     is_schedule,
     metric_direction,
     metric_leaf,
@@ -154,10 +155,22 @@ def _is_lr(metric: str) -> bool:
 
 
 def _metric_num(v: float) -> str:
-    """Metric values as people quote them: 0.91, 2.35, 1240."""
+    """Metric values as people quote them: 0.91, 2.35, 1240, 0.0042."""
     if not math.isfinite(v):
         return str(v)
+    if 0 < abs(v) < 0.1:
+        return f"{v:.2g}"
     return f"{v:.2f}" if abs(v) < 10 else f"{v:.4g}"
+
+
+def _metric_nums(before: float, after: float) -> tuple[str, str]:
+    """`_metric_num` of both, with more digits where they would read the same ("0.0106 → 0.01" read "0.01 → 0.01")."""
+    a, b = _metric_num(before), _metric_num(after)
+    digits = 3
+    while a == b and before != after and digits <= 8:
+        a, b = f"{before:.{digits}g}", f"{after:.{digits}g}"
+        digits += 1
+    return a, b
 
 
 # ---------------------------------------------------------------------------------------------------- explain
@@ -248,7 +261,7 @@ def _run_level_causes(
     out = []
     for c in change_points:
         degrading = severity_rank(c.severity) >= Severity.WARNING.rank
-        if c.batch is not None or not degrading or is_schedule(c.metric, cfg.anomaly.metric_directions):
+        if c.batch is not None or not degrading or is_context(c.metric, cfg.anomaly.metric_directions):
             continue
         fall, rel = _fall_phrase(c.metric, c.mean_before, c.mean_after, c.step, cfg, full_name=True)
         others = sorted(
@@ -306,7 +319,8 @@ def _fall_phrase(
         verb = "fell" if after < before else "rose" if after > before else "stayed at"
         sign = 1.0 if direction == "higher_is_better" else -1.0
         rel = sign * (before - after) / max(abs(before), 1e-12)
-        return f"{name} {verb} {_metric_num(before)} → {_metric_num(after)} at step {step}", rel
+        shown_before, shown_after = _metric_nums(before, after)
+        return f"{name} {verb} {shown_before} → {shown_after} at step {step}", rel
     if nonfinite:
         return f"{name} is not finite (NaN/Inf) from step {step}", 0.0
     if math.isfinite(after):
