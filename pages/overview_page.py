@@ -94,7 +94,9 @@ cols[4].metric(
     f"one per real change. The {len(analysis.change_points):,} change points the detectors found are under "
     "Findings.",
 )
-(st.error if facts.worst_severity is Severity.CRITICAL else st.warning if bad else st.success)(
+# A run without batch metrics has no problematic batches: its run-level warnings colour the verdict instead.
+warned = bad or (not facts.metrics and facts.worst_severity is Severity.WARNING)
+(st.error if facts.worst_severity is Severity.CRITICAL else st.warning if warned else st.success)(
     md_escape(facts.verdict), icon=None
 )
 

@@ -365,3 +365,24 @@ def test_config_and_summary_hide_credentials(tmp_path):
     shown = " ".join(str(j.proto.body) for j in at.get("json"))
     assert "bert-base" in shown and "db_url" in shown
     assert "SECRETPW" not in shown and "k-123456" not in shown and "hf_aaaa" not in shown
+
+
+def test_a_run_level_warning_colours_the_overview_verdict_as_a_warning():
+    """QA: a table with run-level warnings only (a gradient norm that spikes) said "run-level warning findings in
+    grad_norm" in a green success box."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    grad = 100 + rng.normal(0, 5, 300)
+    grad[[80, 200]] = 400.0
+    loss = 2.0 * np.exp(-np.arange(300) / 80) + 0.1 + rng.normal(0, 0.01, 300)
+    csv = pd.DataFrame({"iter": np.arange(1, 301) * 50, "loss": loss, "grad_norm": grad}).to_csv(index=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.radio(key="source").set_value("Upload history").run()
+    at.file_uploader(key="history_upload").set_value(("grad.csv", csv.encode(), "text/csv"))
+    at.run()
+    no_traceback(at)
+    (verdict,) = [w.value for w in at.warning if "run-level warning findings in grad" in w.value]  # markdown-escaped
+    assert "grad\\_norm" in verdict and not [s.value for s in at.success if "findings" in s.value]

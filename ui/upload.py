@@ -12,6 +12,7 @@ import streamlit as st
 
 from analysis.core.errors import AnalyzerError
 from analysis.core.run import Run
+from analysis.core.vocabulary import is_context, known_direction
 from analysis.sources.tabular import export_runs
 from ui import state
 from ui.format import md_escape
@@ -75,9 +76,11 @@ def read_summary(run: Run) -> str:
     axis = {"row": "row numbers", "_step": "_step"}.get(run.step_axis, run.step_axis)
     parts = [f"{len(h):,} steps" + (f" ({h['_step'].min()}–{h['_step'].max()}, from {axis})" if len(h) else "")]
     parts.append(f"{len(metrics):,} metric{'s' if len(metrics) != 1 else ''}")
+    # The metrics that grade the run first (a loss, an accuracy), context columns (time, memory, lr) last.
+    headline = sorted(metrics, key=lambda k: (is_context(k), known_direction(k) is None))
     last = [
         f"{k} {run.summary[k]:.4g}"
-        for k in metrics[:3]
+        for k in headline[:3]
         if isinstance(run.summary.get(k), (int, float)) and not isinstance(run.summary.get(k), bool)
     ]
     if last:
