@@ -246,6 +246,30 @@ def test_a_log_of_training_and_evaluation_rows_takes_its_iteration_counter_and_m
     assert "rows of the same 'iter' merged" in run.notes
 
 
+def test_an_iteration_counter_that_restarts_every_epoch_counts_iterations_across_epochs(tmp_path):
+    # UniMatch's semi-supervised log: `iter` restarts with every `epoch`, logged every 163 iterations up to 1304,
+    # and the evaluation row at an epoch's end has no `iter`. Rows were numbered, and the note listed every
+    # counter name the reader knows.
+    p = tmp_path / "unimatch.csv"
+    rows = ["row_kind,epoch,iter,total_loss,mean_iou"]
+    for epoch in range(3):
+        rows += [f"train,{epoch},{i * 163},{1.0 - epoch / 10 - i / 100:.3f}," for i in range(9)]
+        rows.append(f"eval,{epoch},,,{50 + epoch}")
+    p.write_text("\n".join(rows) + "\n")
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"][:10]) == [0, 163, 326, 489, 652, 815, 978, 1141, 1304, 1467] and len(h) == 27
+    assert list(h.loc[h["mean_iou"].notna(), "_step"]) == [1304, 2771, 4238]  # each epoch's evaluation, merged
+    assert run.step_axis == "iter" and "iter" not in h.columns and list(h["epoch"][8:10]) == [0, 1]
+    assert "steps are iterations counted from the 'epoch' and 'iter' columns (epoch × 1467 + iter" in run.notes
+
+
+def test_a_counter_that_does_not_count_up_is_named_without_the_list_of_every_counter_name(tmp_path):
+    p = tmp_path / "shuffled.csv"
+    pd.DataFrame({"epoch": [3, 1, 2, 0], "loss": [1.0, 0.8, 0.7, 1.1]}).to_csv(p, index=False)
+    assert open_run(p).notes == "the 'epoch' column does not count up: rows numbered"
+
+
 def test_a_step_column_that_goes_back_is_runs_appended_and_read_in_file_order(tmp_path):
     # An MMDetection scalars log of six runs appended: each restarts its step counter. Sorted or pivoted by step,
     # the runs' points would interleave; read in file order the restarts stay where they are.

@@ -370,19 +370,27 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
         for axis in counters:
             steps = pd.to_numeric(frame[axis], errors="coerce")
             if _counts_up(steps):
-                merged = frame.drop(columns=[axis]).assign(_step=steps.astype(np.int64).to_numpy())
-                notes = [f"steps are the {axis.strip()!r} column"]
-                if merged["_step"].duplicated().any():  # a training row and an evaluation row of one iteration
-                    merged = merged.groupby("_step", sort=True, as_index=False).last()
-                    notes.append(f"rows of the same {axis.strip()!r} merged")
-                return merged, axis.strip(), notes
+                return _stepped(
+                    frame.drop(columns=[axis]), steps, axis.strip(), [f"steps are the {axis.strip()!r} column"]
+                )
+        nested = _nested_counter(frame, counters)
+        if nested is not None:  # an iteration counter that restarts every epoch: iterations counted across epochs
+            steps, outer, inner, period = nested
+            note = (
+                f"steps are iterations counted from the {outer!r} and {inner!r} columns ({outer} × {period} + "
+                f"{inner}: {inner!r} restarts every {outer!r}; {period} is its last value in an epoch plus its "
+                "usual increment)"
+            )
+            return _stepped(frame.drop(columns=[c for c in counters if str(c).strip() == inner]), steps, inner, [note])
         names = ", ".join(repr(str(c).strip()) for c in counters)
         why = (
             f"the {names} column{'s do' if len(counters) > 1 else ' does'} not count up"
             if counters
             else "no step column"
         )
-        note = f"{why} ({', '.join((*_STEP_NAMES, *_AXIS_NAMES))}): rows numbered"
+        note = (
+            f"{why}: rows numbered" if counters else f"{why} ({', '.join((*_STEP_NAMES, *_AXIS_NAMES))}): rows numbered"
+        )
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [note]
     steps = pd.to_numeric(frame[step_col], errors="coerce")
     text = steps.isna() & frame[step_col].notna()
@@ -414,6 +422,42 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [*notes, note]
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, notes
+
+
+def _stepped(frame: pd.DataFrame, steps: pd.Series, axis: str, notes: list[str]) -> tuple[pd.DataFrame, str, list[str]]:
+    """`_with_step`'s answer for a counter that counts up: `_step` from `steps`; rows of one step (a training and an
+    evaluation row of one iteration) merged, the later value winning."""
+    merged = frame.assign(_step=steps.astype(np.int64).to_numpy())
+    if merged["_step"].duplicated().any():
+        merged = merged.groupby("_step", sort=True, as_index=False).last()
+        notes = [*notes, f"rows of the same {axis!r} merged"]
+    return merged, axis, notes
+
+
+def _nested_counter(frame: pd.DataFrame, counters: list[str]) -> tuple[pd.Series, str, str, int] | None:
+    """(iterations, outer name, inner name, iterations per outer step) for an inner counter that restarts with every
+    step of an outer one (UniMatch, mmseg: `epoch` and the `iter` within it), or None. The outer counter never
+    decreases; within each of its values the inner one never decreases (a row without it, an evaluation at the end of
+    an epoch, takes the one before); the period is the inner counter's largest value plus its usual increment, so an
+    epoch's first iteration follows the last one logged before it as the others follow each other."""
+    for i, inner in enumerate(counters):
+        for outer in counters[i + 1 :]:
+            o = pd.to_numeric(frame[outer], errors="coerce")
+            n = pd.to_numeric(frame[inner], errors="coerce").ffill()
+            if o.isna().any() or n.isna().any() or not (_whole(o) and _whole(n)) or (n < 0).any():
+                continue
+            ov, nv = o.to_numpy(np.int64), n.to_numpy(np.int64)
+            d_out, d_in = np.diff(ov), np.diff(nv)
+            if (d_out < 0).any() or not (d_out > 0).any() or (d_in[d_out == 0] < 0).any():
+                continue
+            moves = d_in[(d_out == 0) & (d_in > 0)]
+            if not moves.size:
+                continue
+            period = int(nv.max() + np.median(moves))
+            steps = pd.Series(ov * period + nv, index=frame.index)
+            if _counts_up(steps):
+                return steps, str(outer).strip(), str(inner).strip(), period
+    return None
 
 
 def _axis_columns(frame: pd.DataFrame) -> list[str]:
