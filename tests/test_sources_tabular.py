@@ -264,6 +264,40 @@ def test_an_iteration_counter_that_restarts_every_epoch_counts_iterations_across
     assert "steps are iterations counted from the 'epoch' and 'iter' columns (epoch × 1467 + iter" in run.notes
 
 
+def test_a_training_and_an_evaluation_row_per_epoch_are_one_step_each(tmp_path):
+    # AsymmNet's and MLPerf HPC's logs: a train row and a val row per epoch, each with its own columns, a row kind
+    # and a timestamp. The epoch repeats on every other row, so it was no counter and the rows were numbered.
+    p = tmp_path / "log.csv"
+    lines = ["epoch,row_kind,time_ms,train_acc,val_top1"]
+    for e in range(6):
+        lines += [f"{e},train,{1000 + 20 * e},{0.1 * e:.1f},", f"{e},val,{1010 + 20 * e},,{0.1 * e + 0.05:.2f}"]
+    p.write_text("\n".join(lines) + "\n")
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == list(range(6)) and run.step_axis == "epoch"
+    assert list(h["train_acc"]) == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5] and list(h["val_top1"])[:2] == [0.05, 0.15]
+    assert "rows of the same 'epoch' merged" in run.notes
+
+
+def test_per_iteration_rows_under_one_epoch_value_are_not_merged(tmp_path):
+    # A pix2pix loss log: several rows per epoch, each with its own losses; merging them would drop values
+    p = tmp_path / "loss_log.csv"
+    pd.DataFrame({"epoch": [1, 1, 1, 2, 2, 2], "G_GAN": [1.0, 0.9, 1.1, 0.8, 0.7, 0.9]}).to_csv(p, index=False)
+    run = open_run(p)
+    assert list(run.history["G_GAN"]) == [1.0, 0.9, 1.1, 0.8, 0.7, 0.9] and run.step_axis == "row"
+
+
+def test_a_row_without_the_counter_takes_the_value_before(tmp_path):
+    # RLlib's progress.csv ends in a row with an empty training_iteration; an evaluation row may lack it too
+    p = tmp_path / "progress.csv"
+    p.write_text("training_iteration,episode_reward_mean,evaluation_reward\n1,3.0,\n2,4.0,\n3,5.0,\n,,4.5\n")
+    run = open_run(p)
+    h = run.history
+    assert list(h["_step"]) == [1, 2, 3] and list(h["episode_reward_mean"]) == [3.0, 4.0, 5.0]
+    assert h["evaluation_reward"].iloc[-1] == 4.5
+    assert "1 row without a 'training_iteration' value take the one before" in run.notes
+
+
 def test_a_counter_that_does_not_count_up_is_named_without_the_list_of_every_counter_name(tmp_path):
     p = tmp_path / "shuffled.csv"
     pd.DataFrame({"epoch": [3, 1, 2, 0], "loss": [1.0, 0.8, 0.7, 1.1]}).to_csv(p, index=False)

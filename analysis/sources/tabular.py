@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis.core.errors import CorruptRunFile, RunNotFound
 from analysis.core.run import ReadStatus, Run, RunRef
+from analysis.core.vocabulary import is_context
 from analysis.sources._export import _whole, detect_layout, pick_run, run_history
 from analysis.sources._export_text import (
     BinaryContent,
@@ -368,11 +369,20 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
             return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", []
         counters = _axis_columns(frame)
         for axis in counters:
-            steps = pd.to_numeric(frame[axis], errors="coerce")
-            if _counts_up(steps):
-                return _stepped(
-                    frame.drop(columns=[axis]), steps, axis.strip(), [f"steps are the {axis.strip()!r} column"]
-                )
+            logged = pd.to_numeric(frame[axis], errors="coerce")
+            if (logged.isna() & frame[axis].notna()).any() or logged.isna().all():
+                continue  # text in it: no counter
+            # A row without the counter (an evaluation row, RLlib's last row) takes the value of the row before.
+            steps = logged.ffill().bfill()
+            rest = frame.drop(columns=[axis])
+            if _counts_up(steps) or (_never_decreases(steps) and _merges_without_loss(rest, steps)):
+                notes = [f"steps are the {axis.strip()!r} column"]
+                if logged.isna().any():
+                    empty = int(logged.isna().sum())
+                    notes.append(
+                        f"{empty} row{'s' if empty > 1 else ''} without a {axis.strip()!r} value take the one before"
+                    )
+                return _stepped(rest, steps, axis.strip(), notes)
         nested = _nested_counter(frame, counters)
         if nested is not None:  # an iteration counter that restarts every epoch: iterations counted across epochs
             steps, outer, inner, period = nested
@@ -465,6 +475,33 @@ def _axis_columns(frame: pd.DataFrame) -> list[str]:
     its header, Keras writes `epoch`, SRGAN `Epoch`). Such a column is the run's x-axis, not a metric."""
     named = {str(c).strip().lower(): c for c in reversed(frame.columns)}
     return [named[n] for n in _AXIS_NAMES if n in named]
+
+
+def _never_decreases(steps: pd.Series) -> bool:
+    """Whole numbers, none missing, never going back."""
+    return (
+        bool(len(steps)) and not steps.isna().any() and _whole(steps) and bool((np.diff(steps.to_numpy()) >= 0).all())
+    )
+
+
+def _merges_without_loss(rest: pd.DataFrame, steps: pd.Series) -> bool:
+    """Whether the rows that share a counter value hold no column with two values, so merging them loses nothing: a training
+    row and an evaluation row per epoch (`epoch` 0, 0, 1, 1, ...; MLPerf HPC's `step_num`) are one step each, while
+    per-iteration rows under one epoch value (a pix2pix loss log) are not."""
+    if not steps.duplicated().any():
+        return True
+    # A text column names the kind of row (`row_kind`: train / val), a context column times it (`time_ms`) or
+    # describes the setup (`lr`): their merged cells keep the last row's.
+    valued = [c for c in rest.columns if not (_row_labels(rest[c]) or str(c).startswith("_") or is_context(str(c)))]
+    return int(rest[valued].groupby(steps.to_numpy()).nunique().to_numpy().max(initial=0)) <= 1
+
+
+def _row_labels(col: pd.Series) -> bool:
+    """A column of short text only (`row_kind`, `phase`, `mode`): labels of the rows, not logged values."""
+    if pd.api.types.is_numeric_dtype(col.dtype):
+        return False
+    cells = col.dropna()
+    return bool(len(cells)) and all(isinstance(v, str) and len(v) <= 32 for v in cells)
 
 
 def _counts_up(steps: pd.Series) -> bool:
