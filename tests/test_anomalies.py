@@ -179,6 +179,18 @@ def test_outlier_indices_finds_spikes_and_nonfinite_in_trend():
     assert len(found) <= 6
 
 
+def test_a_spike_in_the_warm_up_points_is_no_outlier_and_one_after_them_is():
+    # The warm-up is the change points' too: max(5, 2 % of n). A GAN's loss jumping at its 8th of 2,900 logged
+    # iterations was a spike; the labels (real curves, batch 15) leave the start of training to its transient.
+    rng = np.random.default_rng(2)
+    x = 1.0 + rng.normal(0, 0.01, 1000)
+    x[[3, 12, 30]] += 0.5  # warm-up here: 20 points
+    found = outlier_indices(x)
+    assert 30 in found and 3 not in found and 12 not in found
+    x[12] = np.nan
+    assert 12 in outlier_indices(x)  # NaN/Inf are always reported
+
+
 def test_rolling_zscore_is_calibrated_on_gaussian_noise():
     """With a 20-point window the raw t has heavy tails; the reported z has the Gaussian tail rate."""
     from analysis.findings.anomalies import rolling_robust_zscore, rolling_zscore

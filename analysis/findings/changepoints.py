@@ -198,7 +198,7 @@ from analysis.core.records import ChangePoint
 from analysis.core.vocabulary import Severity, is_context, metric_direction, worse
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import MAD_TO_SIGMA, median
+from analysis.findings.series_stats import MAD_TO_SIGMA, median, warmup_points
 from analysis.findings.step_tests import MIN_T, STEP_WINDOW, validate_steps
 from analysis.findings.trends import (
     _FLOOR_HIGH,
@@ -218,8 +218,6 @@ _VAR_MIN_SIZE = 20  # minimum points per noise regime
 _MIN_VAR_RATIO = 1.8  # noise sd must change at least this much (either way)
 _VAR_TREND = 11  # differences whose moving median is the local slope taken out before the noise-change search
 _VAR_MERGE = 10  # a noise change this close to a level shift is the same event
-_WARMUP_MIN = 5  # warm-up points left out at the start of a series ...
-_WARMUP_SHARE = 0.02  # ... or this share of it, whichever is more
 _T_INFLATION_POWER = 0.25  # step t-statistics are divided by inflation ** this (tuned on the tune split)
 _MEAN_ABS_FLOOR = 0.5  # noise sigma >= this share of the estimate from the mean |first difference| ...
 _MEAN_ABS_CLIP = 0.98  # ... with the differences clipped at this quantile (a level shift is one large difference)
@@ -448,11 +446,6 @@ def _log_scaled_rows(values: np.ndarray) -> np.ndarray:
         rows = np.flatnonzero(counts == c)
         out[rows] = _log_scaled(values[rows][finite[rows]].reshape(rows.size, c))
     return out
-
-
-def warmup_points(n: int) -> int:
-    """Points at the start of a series treated as warm-up: max(5, 2 % of n), never more than a tenth of it."""
-    return min(max(_WARMUP_MIN, math.ceil(_WARMUP_SHARE * n)), n // 10)
 
 
 def _clean(values: np.ndarray, outliers: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -51,11 +51,10 @@ from analysis.findings.changepoints import (
     series_changes,
     series_changes_many,
     severity_of_change,
-    warmup_points,
 )
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import LEVEL_POINTS, level_at
+from analysis.findings.series_stats import LEVEL_POINTS, level_at, warmup_points
 from analysis.findings.step_tests import MIN_JUMP_SIGMA
 
 __all__ = [

@@ -7,6 +7,7 @@ means the same rarity whatever the window; see `rolling_zscore` and `rolling_rob
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +53,15 @@ def median(x: np.ndarray) -> float:
 
 
 LEVEL_POINTS = 10  # points each side of a change whose level is the value before / after it (events, root causes)
+WARMUP_MIN = 5  # warm-up points at the start of a series, at least ...
+WARMUP_SHARE = 0.02  # ... or this share of it, whichever is more (LABELLING.md: a transient, neither regime nor spike)
+
+
+def warmup_points(n: int) -> int:
+    """Points at the start of a series treated as warm-up: max(5, 2 % of n), never more than a tenth of it."""
+    return min(max(WARMUP_MIN, math.ceil(WARMUP_SHARE * n)), n // 10)
+
+
 TREND_SIGMAS = 3.0  # a stretch whose slope moves it by more than this many noise sigmas trends (see level_at)
 
 
