@@ -315,8 +315,10 @@ def test_a_log_of_runs_appended_shows_the_restarts_and_no_alarm_for_a_slightly_n
 
     path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/dfine_mmdet_pkurnikov/scalars.csv"
     analysis = analyze_run(open_table(path))
-    lifted = [e for e in analysis.alarm_events if e.metrics == ("loss",) and e.kind == "level_shift"]
+    lifted = [e for e in analysis.alarm_events if "loss" in e.metrics and e.kind == "level_shift"]
     assert any(abs(e.start_step - 152) <= 2 and e.value_after > e.value_before for e in lifted)
+    (restart,) = [e for e in lifted if e.start_step == 152]  # the restart lifts every loss: one event names them
+    assert {"loss", "loss_fgl", "grad_norm"} <= set(restart.metrics)
     mild = [e for e in analysis.alarm_events if e.kind == "noise_change" and e.value_after < 2 * e.value_before]
     assert not [e for e in mild if "drop_from_best" in e.detectors]
 
@@ -350,3 +352,24 @@ def test_a_real_segmentation_log_alarms_on_gradient_spikes_only():
     assert alarmed == {"grad_norm"}
     assert all(e.kind == "spike" for e in analysis.alarm_events)
     assert not [e for e in analysis.events if {"time", "data_time", "memory"} & set(e.metrics) and e.is_alarm]
+
+
+def test_run_level_metrics_that_are_nan_in_one_record_are_one_event(tmp_path):
+    """RLlib writes episode_reward_mean / _min / _max and episode_len_mean as NaN in every record in which no
+    episode ended: one event per record, naming every metric, not one per metric (16 criticals on one Ape-X log)."""
+    from analysis.sources import open_table
+
+    rows = ["training_iteration,episode_reward_mean,episode_reward_max,episode_len_mean,loss"]
+    for i in range(1, 81):
+        empty = i in (30, 55)
+        reward = "nan" if empty else f"{10 + i / 4:.2f}"
+        rows.append(f"{i},{reward},{reward if empty else f'{15 + i / 4:.2f}'},{'nan' if empty else 900},{1 / i:.4f}")
+    rows[70] = rows[70].rsplit(",", 1)[0] + ",nan"  # the loss NaN on its own at iteration 70
+    p = tmp_path / "progress.csv"
+    p.write_text("\n".join(rows) + "\n")
+    nan_events = [e for e in analyze_run(open_table(p)).events if e.kind == "nonfinite"]
+    assert [(e.start_step, sorted(e.metrics)) for e in sorted(nan_events, key=lambda e: e.start_step)] == [
+        (30, ["episode_len_mean", "episode_reward_max", "episode_reward_mean"]),
+        (55, ["episode_len_mean", "episode_reward_max", "episode_reward_mean"]),
+        (70, ["loss"]),
+    ]

@@ -513,22 +513,27 @@ def _from_hits(
 
 def _merge_metrics(events: list[Event], points_steps: dict[int | None, int]) -> list[Event]:
     """Events of one batch that start within the batch's evidence window of each other, of the same family
-    (a level change, a spike, a NaN stretch, a noise change), are one event shown in several metrics."""
+    (a level change, a spike, a NaN stretch, a noise change), are one event shown in several metrics; so are
+    run-level events of one family that start at the same step (an RLlib record whose episode reward mean, min and
+    max and episode length are all NaN: one event, not four)."""
     family = {"collapse": "level", "level_shift": "level", "slope_change": "level"}
     out: list[Event] = []
     for ev in sorted(events, key=lambda e: (e.batch is None, e.batch or 0, e.start_step)):
         merged = False
-        if ev.batch is not None:
-            for k in range(len(out) - 1, -1, -1):
-                o = out[k]
-                if o.batch != ev.batch or ev.start_step - o.start_step > points_steps.get(ev.batch, 0):
-                    if o.batch != ev.batch:
-                        break
-                    continue
-                if family.get(o.kind, o.kind) == family.get(ev.kind, ev.kind) and ev.metric not in o.metrics:
-                    out[k] = _combine(o, ev)
-                    merged = True
-                    break
+        # the window within which this event's group may start: the batch's evidence window, or one step
+        window = points_steps.get(ev.batch, 0) if ev.batch is not None else 0
+        for k in range(len(out) - 1, -1, -1):
+            o = out[k]
+            if o.batch != ev.batch:
+                break
+            if ev.start_step - o.start_step > window:
+                if ev.batch is None:
+                    break  # run-level events come sorted by step: none further back starts at this one
+                continue
+            if family.get(o.kind, o.kind) == family.get(ev.kind, ev.kind) and ev.metric not in o.metrics:
+                out[k] = _combine(o, ev)
+                merged = True
+                break
         if not merged:
             out.append(ev)
     return out
