@@ -318,7 +318,7 @@ def test_a_log_of_runs_appended_shows_the_restarts_and_no_alarm_for_a_slightly_n
     lifted = [e for e in analysis.alarm_events if "loss" in e.metrics and e.kind == "level_shift"]
     assert any(abs(e.start_step - 152) <= 2 and e.value_after > e.value_before for e in lifted)
     (restart,) = [e for e in lifted if e.start_step == 152]  # the restart lifts every loss: one event names them
-    assert {"loss", "loss_fgl", "grad_norm"} <= set(restart.metrics)
+    assert {"loss", "loss_fgl", "grad_norm"} <= set(restart.metrics) and restart.message.endswith(" more)")
     mild = [e for e in analysis.alarm_events if e.kind == "noise_change" and e.value_after < 2 * e.value_before]
     assert not [e for e in mild if "drop_from_best" in e.detectors]
 

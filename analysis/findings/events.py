@@ -558,8 +558,15 @@ def _combine(a: Event, b: Event) -> Event:
         detectors=tuple(sorted(set(a.detectors) | set(b.detectors))),
         evidence=(*first.evidence, *second.evidence),
         severity=worst_severity([a.severity, b.severity]),
-        message=f"{base} (also {', '.join(metrics[1:])})",
+        message=f"{base} (also {_name_list(metrics[1:])})",
     )
+
+
+def _name_list(names: tuple[str, ...], shown: int = 3) -> str:
+    """'a, b, c' or 'a, b, c and 17 more': a restart that lifts every loss of a detector names a few (the event's
+    `metrics` holds them all)."""
+    head = ", ".join(names[:shown])
+    return head if len(names) <= shown else f"{head} and {len(names) - shown} more"
 
 
 def _worth_reading(hits: list[Anomaly | ChangePoint]) -> bool:
