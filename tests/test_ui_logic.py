@@ -140,7 +140,8 @@ def test_data_quality_tables():
     rejected, total = tables.rejected_table(flagged, limit=1)
     assert total == 2 and len(rejected) == 1
     assert rejected.iloc[0]["reasons"] == "rotated" and rejected.iloc[0]["reason_codes"] == "rotation"
-    assert "batch" not in rejected and "abs_rotation" not in rejected
+    assert "batch" not in rejected and "abs_rotation" not in rejected and "is_acceptable" not in rejected
+    assert list(rejected.columns[:2]) == ["path", "reasons"]  # why an image fails, next to which image
     csv = tables.scores_csv(flagged)
     assert "abs_rotation" not in csv.splitlines()[0] and ",blurry," in csv
 

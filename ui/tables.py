@@ -374,12 +374,14 @@ def _text_lists(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def rejected_table(flagged: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
-    """(the first `limit` rejected images with their reasons as text, how many are rejected in all)."""
+    """(the first `limit` rejected images with their reasons as text, how many are rejected in all). The path and
+    the reasons come first: why an image fails is what the table is read for (they sat ten columns to the right)."""
     rejected = flagged.loc[~flagged["is_acceptable"].astype(bool)].drop(
-        columns=["batch", "abs_rotation"], errors="ignore"
+        columns=["batch", "abs_rotation", "is_acceptable"], errors="ignore"
     )
-    total = len(rejected)
-    return _text_lists(rejected.head(limit)), total
+    first = [c for c in ("path", "reasons") if c in rejected.columns]
+    rejected = rejected[[*first, *(c for c in rejected.columns if c not in first)]]
+    return _text_lists(rejected.head(limit)), len(rejected)
 
 
 def scores_csv(flagged: pd.DataFrame) -> str:
