@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 17)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-15 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-16 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -163,10 +163,10 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)]
+    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -266,6 +266,24 @@ _TURNED = [
     ("rotation/dots-Tibetan_rot180.png", "rotation/dots-Tibetan.jpg"),
     ("rotation/dots-kannada_rot270.png", "rotation/dots-kannada.jpg"),
     ("rotation/dol-page_5_rot270.png", "rotation/dol-page_5.jpg"),
+    # batch 16 (our lossless transposes of stored upright files)
+    ("rotation/ocrjp-testshot1_rot90.png", "rotation/ocrjp-testshot1.png"),
+    ("rotation/ocrjp-testshot1_rot180.png", "rotation/ocrjp-testshot1.png"),
+    ("rotation/ocrjp-testshot1_rot270.png", "rotation/ocrjp-testshot1.png"),
+    ("rotation/ocrjp-testshot2_rot180.png", "rotation/ocrjp-testshot2.png"),
+    ("rotation/ocrjp-testshot2_rot90.png", "rotation/ocrjp-testshot2.png"),
+    ("rotation/kodtr-2_rot180.png", "rotation/kodtr-2.jpg"),
+    ("rotation/kodtr-2_rot270.png", "rotation/kodtr-2.jpg"),
+    ("rotation/kodtr-5_rot90.png", "rotation/kodtr-5.jpg"),
+    ("rotation/kodtr-3_rot90.png", "rotation/kodtr-3.jpg"),
+    ("rotation/kodtr-3_rot180.png", "rotation/kodtr-3.jpg"),
+    ("rotation/kalch-test_page_rot180.png", "rotation/kalch-test_page.png"),
+    ("rotation/socr-sample_rot270.png", "rotation/socr-sample.png"),
+    ("rotation/tfy-dewarp_0019_rot90.png", "rotation/tfy-dewarp_0019.jpg"),
+    ("rotation/tfy-sharp_60_rot180.png", "rotation/tfy-sharp_60.jpg"),
+    ("rotation/tfy-dewarp_0021_rot270.png", "rotation/tfy-dewarp_0021.jpg"),
+    ("rotation/aocr-arabic-1_rot90.png", "rotation/aocr-arabic-1.png"),
+    ("rotation/aocr-arabic-2_rot180.png", "rotation/aocr-arabic-2.png"),
 ]
 
 
