@@ -7,29 +7,15 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from analysis.core.errors import AnalyzerError
 from ui import charts, navigation, state, tables
 from ui.duplicates import render_batch_duplicates
 from ui.format import md_escape
+from ui.images import image_grid, show_images
 from ui.navigation import first_bad_step
 from ui.state import AnalysisKey
 
 if TYPE_CHECKING:
     from analysis.findings.pipeline import RunAnalysis
-
-
-@st.dialog("Image details", width="large")
-def image_dialog(data_dir: str, path: str, row: pd.Series | None) -> None:
-    st.caption(md_escape(path))
-    try:
-        st.image(state.thumbnail(data_dir, path, max_side=2000), output_format="PNG")
-    except AnalyzerError as exc:
-        st.error(md_escape(str(exc)))
-    if row is not None:
-        fails = tables.failing_reasons_line(row)
-        if fails:
-            st.markdown(fails)
-        st.dataframe(tables.image_score_table(row), hide_index=True, key="b_dialog_scores")
 
 
 def pick_ranking_row() -> None:
@@ -69,35 +55,6 @@ def open_step(step: int | None) -> None:
     st.session_state.pop("b_step", None)  # the step slider follows the link (nearest logged step)
 
 
-def show_image(data_dir: str, path: str, caption: str | None = None) -> bool:
-    """One image at its own size (a small scan is not blown up to the column); False when it cannot be read."""
-    try:
-        img = state.thumbnail(data_dir, path)
-    except AnalyzerError as exc:
-        st.error(f"{md_escape(path)}: {md_escape(str(exc))}")
-        return False
-    st.image(img, caption=caption, output_format="PNG", width="content")  # native size, at most the column
-    return True
-
-
-STRIP_SIDE = 160  # the before strip's display copies: four to a row, as the gallery's columns below
-
-
-def show_images(data_dir: str, paths: list[str]) -> None:
-    """Small display copies (never enlarged) with their paths as captions, as one image list (one element for the
-    browser to lay out, not a column each); a file that cannot be read is named with the reason."""
-    images, captions = [], []
-    for path in paths:
-        try:
-            images.append(state.thumbnail(data_dir, path, max_side=STRIP_SIDE))
-            captions.append(md_escape(path))
-        except AnalyzerError as exc:
-            st.error(f"{md_escape(path)}: {md_escape(str(exc))}")
-    if images:
-        st.image(images, caption=captions, output_format="PNG", width="content")
-
-
-@st.fragment(run_every=0.5)
 def rerun_when_images_scored() -> None:
     """While the image scores are computed in the background: redraw the page with them once they are ready."""
     if state.analysis_ready():
@@ -180,14 +137,7 @@ def gallery(analysis: RunAnalysis, batch: int) -> None:
         n_pages = tables.gallery_pages(len(at_step))
         page_no = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="b_gallery_page")
         at_step = tables.gallery_page(at_step, int(page_no))
-    grid = st.columns(4)
-    for i, (_, row) in enumerate(at_step.iterrows()):
-        with grid[i % 4]:
-            path = row["path"]
-            show_image(data_dir, path, caption=md_escape(path))
-            st.caption(tables.badge_line(row if "blur_score" in row else None))
-            if st.button("Details", key=f"b_detail_{i}"):
-                image_dialog(data_dir, path, row)
+    image_grid(data_dir, at_step, "b")
 
 
 def take_linked_view(batches: list[int], metrics: list[str]) -> None:

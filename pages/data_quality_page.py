@@ -17,6 +17,7 @@ from ui import charts, state, tables
 from ui.config_edit import FIELD_RANGES, edited_quality, quality_values
 from ui.duplicates import render_folder_duplicates
 from ui.format import md_escape
+from ui.images import image_grid
 from ui.run_inputs import save_config_controls
 
 # score column -> (threshold slider key or None, side that fails)
@@ -27,6 +28,19 @@ HISTOGRAMS = {
     "height": ("dq_min_h", "below"),
 }
 REJECTED_ROWS_SHOWN = 500
+
+
+def rejected_gallery(data_dir: str, flagged: pd.DataFrame) -> None:
+    """The rejected images themselves, a page at a time, with their score badges and reasons (an expander, drawn
+    when opened: a folder of thousands of rejects reads no image until asked)."""
+    rejected = flagged.loc[~flagged["is_acceptable"].astype(bool)]
+    view = st.expander(f"See the rejected images ({len(rejected):,})", key="dq_gallery", on_change="rerun")
+    with view:
+        if not view.open:
+            return
+        n_pages = tables.gallery_pages(len(rejected))
+        page_no = st.number_input(f"Page (of {n_pages})", 1, n_pages, 1, key="dq_gallery_page") if n_pages > 1 else 1
+        image_grid(data_dir, tables.gallery_page(rejected, int(page_no)), "dq")
 
 
 def audit_with_progress(data_dir: str) -> pd.DataFrame:
@@ -153,6 +167,7 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
         if n_rejected > REJECTED_ROWS_SHOWN:
             st.caption(f"Showing the first {REJECTED_ROWS_SHOWN:,} of {n_rejected:,}; the CSV has them all.")
         st.dataframe(rejected, hide_index=True, key="dq_rejected", width="stretch")
+        rejected_gallery(str(folder), flagged)
 
     st.download_button(
         "Download scores (CSV)",

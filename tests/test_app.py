@@ -189,6 +189,27 @@ def test_data_quality_sliders_reflag_without_rescoring(app, monkeypatch):
     assert app.download_button(key="dq_csv").label == "Download scores (CSV)"
 
 
+def test_data_quality_shows_the_rejected_images_a_page_at_a_time_when_asked(app):
+    """The audit listed the rejected images as a table only: no way to look at them from this page."""
+    app.switch_page("pages/data_quality_page.py").run()
+    assert not app.exception, app.exception
+    n_flagged = int(app.metric[1].value.replace(",", ""))
+    (gallery,) = [e for e in app.expander if e.label.startswith("See the rejected images")]
+    assert gallery.label == f"See the rejected images ({n_flagged:,})"
+    before = len(app.get("image"))  # the duplicates section's thumbnails, if any: the closed gallery reads none
+    assert not [b for b in app.button if b.key and b.key.startswith("dq_detail_")]
+    app.session_state["dq_gallery"] = True
+    app.run()
+    assert not app.exception, app.exception
+    shown = len(app.get("image")) - before
+    assert shown == min(n_flagged, 24)  # one page
+    badges = [c.value for c in app.caption if c.value.startswith(("✗ fails", "unreadable"))]
+    assert len(badges) == shown and app.button(key="dq_detail_0").label == "Details"
+    if n_flagged > 24:
+        app.number_input(key="dq_gallery_page").set_value(2).run()
+        assert len(app.get("image")) - before == min(n_flagged - 24, 24)
+
+
 def test_reports_page_offers_three_downloads(app):
     app.switch_page("pages/reports_page.py").run()
     assert not app.exception, app.exception
