@@ -214,23 +214,10 @@ run.finish()
 def test_a_run_resumed_offline_is_merged_across_its_session_folders(tmp_path):
     """QA: a preempted run resumed with the same id writes a second folder whose `_step` restarts at 0. Opening it
     gave only the last session, and by name it was 'ambiguous' with advice to pass the id both folders share."""
-    import subprocess
-    import sys
-
     from analysis.sources import refresh_run
-    from tests.wandb_writer import wandb_env
+    from tests.wandb_writer import write_sessions
 
-    script = tmp_path / "resume.py"
-    script.write_text(_RESUME_SCRIPT)
-    for phase in (0, 1):
-        subprocess.run(
-            [sys.executable, str(script), str(tmp_path), str(phase)],
-            env=wandb_env(tmp_path),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        time.sleep(1.1)  # folder names carry the second they were created
+    write_sessions(tmp_path, _RESUME_SCRIPT, [["0"], ["1"]])
     folders = sorted((tmp_path / "wandb").glob("offline-run-*-resumeqa1"))
     assert len(folders) == 2
     ref = find_run(tmp_path / "wandb", "preempted")  # by name: not ambiguous, the newest folder

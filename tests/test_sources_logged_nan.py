@@ -4,9 +4,6 @@ a `keys=` read, a resumed run's merge and a live refresh; the run-level NaN then
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -14,7 +11,7 @@ from analysis.findings.pipeline import analyze_run
 from analysis.reporting import figures
 from analysis.sources import open_run, refresh_run
 from tests.wandb_synth import history_record_ends
-from tests.wandb_writer import wandb_env, write_run
+from tests.wandb_writer import write_run, write_sessions
 
 pytestmark = pytest.mark.slow  # real wandb offline runs written in subprocesses
 
@@ -57,17 +54,7 @@ run.finish()
 
 def test_a_resumed_run_shifts_the_logged_nans_of_its_later_session(tmp_path):
     """The second session restarts `_step` at 0 and follows on after step 9: its NaN at its step 3 is step 13."""
-    script = tmp_path / "write.py"
-    script.write_text(_RESUMED)
-    for phase in (0, 1):
-        subprocess.run(
-            [sys.executable, str(script), str(tmp_path), str(phase)],
-            env=wandb_env(tmp_path),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        time.sleep(1.1)  # folder names carry the second they were created
+    write_sessions(tmp_path, _RESUMED, [["0"], ["1"]])
     newest = sorted((tmp_path / "wandb").glob("offline-run-*-nanresume1"))[-1]
     for run in (open_run(newest, cache=False), open_run(newest), open_run(newest)):
         assert {k: v.tolist() for k, v in run.logged_nan.items()} == {"loss": [4, 13]}

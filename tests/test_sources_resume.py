@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pytest
 
 from analysis.sources import open_run
-from tests.wandb_writer import wandb_env
+from tests.wandb_writer import write_sessions
 
 pytestmark = pytest.mark.slow  # resumed wandb runs written in subprocesses
 
@@ -26,17 +22,7 @@ run.finish()
 def test_a_run_whose_id_ends_another_ids_is_not_merged_into_it(tmp_path):
     """Custom ids `model-v2` (older) and `v2`: the `model-v2` folder name ends with `-v2`, so opening `v2`
     merged the other experiment in as an "earlier resumed session"."""
-    script = tmp_path / "write.py"
-    script.write_text(_SCRIPT)
-    for run_id, value in (("model-v2", 0.1), ("v2", 0.9)):
-        subprocess.run(
-            [sys.executable, str(script), str(tmp_path), run_id, str(value)],
-            env=wandb_env(tmp_path),
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        time.sleep(1.1)  # folder names carry the second they were created
+    write_sessions(tmp_path, _SCRIPT, [["model-v2", "0.1"], ["v2", "0.9"]])
     (v2,) = (tmp_path / "wandb").glob("offline-run-*_??????-v2")
     assert any(p.name.endswith("-model-v2") for p in (tmp_path / "wandb").iterdir())
     for run in (open_run(v2, cache=False), open_run(v2)):

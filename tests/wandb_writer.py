@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,23 @@ def write_run(
     if len(new) != 1:
         raise RuntimeError(f"expected one new run folder, found {new}")
     return new[0]
+
+
+def write_sessions(base: Path, script: str, argument_lists: list[list[str]]) -> None:
+    """Run the wandb script `script` once per argument list (`python script <base> *arguments`), offline under
+    `base`, one after the other: the sessions of a resumed run, or runs whose folders must sort by start time (folder
+    names carry the second a run started, hence the pause after each)."""
+    path = base / "write_sessions.py"
+    path.write_text(script)
+    for arguments in argument_lists:
+        subprocess.run(
+            [sys.executable, str(path), str(base), *arguments],
+            env=wandb_env(base),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        time.sleep(1.1)
 
 
 @contextlib.contextmanager
