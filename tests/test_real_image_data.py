@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 17)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 18)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-16 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-17 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -163,10 +163,12 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)]
+    per_batch = [
+        f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
+    ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -284,6 +286,23 @@ _TURNED = [
     ("rotation/tfy-dewarp_0021_rot270.png", "rotation/tfy-dewarp_0021.jpg"),
     ("rotation/aocr-arabic-1_rot90.png", "rotation/aocr-arabic-1.png"),
     ("rotation/aocr-arabic-2_rot180.png", "rotation/aocr-arabic-2.png"),
+    # batch 17 (our lossless transposes of stored upright files)
+    ("rotation/frt-invoice_sample_rot90.png", "rotation/frt-invoice_sample.jpg"),
+    ("rotation/frt-invoice_sample_rot180.png", "rotation/frt-invoice_sample.jpg"),
+    ("rotation/frt-w2-single_rot180.png", "rotation/frt-w2-single.png"),
+    ("rotation/frt-w2-single_rot270.png", "rotation/frt-w2-single.png"),
+    ("rotation/frt-layout-formulas_rot90.png", "rotation/frt-layout-formulas.png"),
+    ("rotation/frt-layout-formulas_rot270.png", "rotation/frt-layout-formulas.png"),
+    ("rotation/dkocr-japnese_rot90.png", "rotation/dkocr-japnese.png"),
+    ("rotation/dkocr-japnese_rot180.png", "rotation/dkocr-japnese.png"),
+    ("rotation/dkocr-dd_rot270.png", "rotation/dkocr-dd.jpg"),
+    ("rotation/omnip-demo_image_rot90.png", "rotation/omnip-demo_image.png"),
+    ("rotation/omnip-demo_image_rot180.png", "rotation/omnip-demo_image.png"),
+    ("rotation/unp-imgsrc001_rot90.png", "rotation/unp-imgsrc001.png"),
+    ("rotation/unp-imgsrc001_rot180.png", "rotation/unp-imgsrc001.png"),
+    ("rotation/unp-imgsrc001_rot270.png", "rotation/unp-imgsrc001.png"),
+    ("rotation/unp-imgsrc002_rot180.png", "rotation/unp-imgsrc002.png"),
+    ("rotation/unp-imgsrc002_rot270.png", "rotation/unp-imgsrc002.png"),
 ]
 
 
