@@ -187,7 +187,8 @@ def _same(a: list, b: list) -> bool:
 def _per_key(run_id: str, keys: list[str] | None) -> pd.DataFrame:
     from analysis.sources._history import tidy_history
 
-    return tidy_history(cloud._history_per_key(cloud.api().run(f"team/ocr/{run_id}"), keys))
+    frame = cloud._history_per_key(cloud.api().run(f"team/ocr/{run_id}"), keys)
+    return tidy_history(cloud.split_logged_nan(frame, cloud._marked_columns(frame))[0])
 
 
 def test_one_parquet_read_serves_every_requested_key(sparse_server, sparse_run):
@@ -222,6 +223,22 @@ def test_only_rows_logging_a_requested_key(sparse_server, sparse_run, parquet):
     assert h["lr"].tolist()[0] == pytest.approx(0.05) and h["lr"].tolist()[3] == pytest.approx(0.1 / 11)
     # a logged NaN is a value (the row is kept, "NaN" in JSON -> float); a key a row did not log is missing
     assert h["dead"].dtype == "float64" and h["dead"].isna().all()
+
+
+@pytest.mark.parametrize("parquet", [True, False], ids=["parquet", "graphql"])
+def test_a_logged_nan_is_told_from_a_key_not_logged_in_every_history_read(sparse_server, sparse_run, parquet):
+    """`loss` logged NaN at step 4 and `dead` at 3 and 9 (JSON "NaN" / a Parquet NaN) against the steps that did
+    not log them (a missing key / a null): `Run.logged_nan` as the local reader gives it, whole or by keys."""
+    sparse_server.offers_parquet = parquet
+    want = {"dead": [3, 9], "loss": [4]}
+    assert {k: v.tolist() for k, v in sorted(sparse_run.logged_nan.items())} == want  # the .wandb decoder's
+    loc = f"wandb://team/ocr/{sparse_run.ref.run_id}"
+    for run in (open_run(loc, cache=False), open_run(loc), open_run(loc)):  # fetched, cached, read from the cache
+        assert {k: v.tolist() for k, v in sorted(run.logged_nan.items())} == want
+        assert math.isnan(run.history["loss"].iloc[4]) and run.history["dead"].isna().all()
+    assert {k: v.tolist() for k, v in open_run(loc, keys=["lr", "dead"], cache=False).logged_nan.items()} == {
+        "dead": [3, 9]
+    }
 
 
 def test_full_history_with_media_from_parquet(sparse_server, sparse_run):

@@ -349,3 +349,13 @@ def test_a_nan_written_in_a_table_is_a_logged_nan_and_an_empty_cell_is_not(tmp_p
     j.write_text('{"step": 1, "loss": 0.9}\n{"step": 2, "loss": NaN, "acc": 0.5}\n{"step": 3, "acc": 0.6}\n')
     run = open_run(j)
     assert {k: v.tolist() for k, v in run.logged_nan.items()} == {"loss": [2]}
+    # a Parquet export (wandb's history export, a pandas dump): a stored NaN is logged, a null is not
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    q = tmp_path / "history.parquet"
+    loss = pa.array([0.9, float("nan"), None, 0.7], type=pa.float64())
+    pq.write_table(pa.table({"_step": [1, 2, 3, 4], "loss": loss, "acc": [0.5, None, 0.6, None]}), q)
+    run = open_run(q)
+    assert {k: v.tolist() for k, v in run.logged_nan.items()} == {"loss": [2]}
+    assert run.history["loss"].isna().tolist() == [False, True, True, False]

@@ -19,12 +19,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analysis.core.errors import RunNotFound, SourceUnavailable
 from analysis.core.run import ReadStatus, Run, RunRef, RunState
 from analysis.sources import cache as disk_cache
 from analysis.sources._history import media_index, strip_wandb, tidy_history
+from analysis.sources._nan import LOGGED_NAN, split_logged_nan
 
 _STATES: dict[str, RunState] = {
     "finished": "finished",
@@ -123,7 +125,7 @@ def list_cloud_runs(entity: str, project: str, *, per_page: int = 50, limit: int
 
 
 PAGE_SIZE = 1_000  # rows per scan page (wandb's default: a server may sample larger live pages)
-_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_NON_FINITE = {"NaN": LOGGED_NAN, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
 def _history(r: Any, keys: list[str] | None) -> pd.DataFrame:
@@ -208,7 +210,12 @@ def parquet_frame(path: Path, keys: list[str] | None) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for name in table.column_names:
         col = table[name]
-        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        if pa.types.is_floating(col.type) and col.null_count < len(col):
+            # nulls -> NaN (a key not logged); a stored NaN is a logged one: `LOGGED_NAN` until the steps are known
+            values = col.to_pandas().to_numpy(dtype=np.float64, copy=True)
+            values[pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)] = LOGGED_NAN
+            columns[name] = pd.Series(values)
+        elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             columns[name] = col.to_pandas()  # nulls -> NaN (ints with nulls -> float64, as the JSON path gives)
         else:  # lists, structs (media), text, bools: plain Python values
             columns[name] = pd.Series(col.to_pylist())  # dtype inferred as for JSON rows (text -> str)
@@ -276,6 +283,9 @@ def history_frame(rows: list[dict], keys: list[str] | None) -> pd.DataFrame:
     dict (a media value read from a Parquet struct) are dropped; a step read twice (a page straddling the end of
     the Parquet export and the live rows) is kept once.
     """
+    # A key a row did not log is absent or None; a logged NaN is a float NaN (a Parquet-backed scan, a client that
+    # parsed the JSON `NaN` token) or the text "NaN" (`_tidy_column`): `LOGGED_NAN` until the steps are known.
+    rows = [_mark_nan(row) for row in rows]
     if keys is not None:
         rows = [row for row in rows if any(row.get(k) is not None for k in keys)]
         present = {k for row in rows for k in row}
@@ -292,6 +302,13 @@ def history_frame(rows: list[dict], keys: list[str] | None) -> pd.DataFrame:
         frame["_step"] = frame["_step"].astype("int64")
     frame = frame.drop_duplicates(subset="_step", keep="last")
     return frame.sort_values("_step", kind="stable").reset_index(drop=True)
+
+
+def _mark_nan(row: dict) -> dict:
+    """`row` with its float NaN values (logged NaNs) as `LOGGED_NAN`; the same dict when it has none."""
+    if not any(type(v) is float and v != v for v in row.values()):
+        return row
+    return {k: LOGGED_NAN if type(v) is float and v != v else v for k, v in row.items()}
 
 
 def _needs_tidy(col: pd.Series) -> bool:
@@ -311,7 +328,7 @@ def _tidy_column(col: pd.Series) -> pd.Series:
             numeric = False
             break
     if numeric and seen:
-        return pd.Series(
+        return pd.Series(  # "NaN" is a logged NaN: `LOGGED_NAN` until the steps are known (`split_logged_nan`)
             [math.nan if v is None else _NON_FINITE.get(v, v) if isinstance(v, str) else float(v) for v in values],
             index=col.index,
             dtype="float64",
@@ -361,6 +378,7 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
         raise _unavailable(exc) from exc
     if "_step" in history.columns and history["_step"].notna().all():
         history["_step"] = history["_step"].astype("int64")
+    history, logged_nan = split_logged_nan(history, _marked_columns(history))
     history = tidy_history(history)
     summary = strip_wandb(dict(r.summary_metrics or {}))
     config = strip_wandb(dict(r.config or {}))
@@ -375,10 +393,20 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
         notes=r.notes or "",
         exit_code=None,
         status=ReadStatus(),
+        logged_nan=logged_nan,
     )
     if entry is not None:
         disk_cache.save(run, entry, ident)
     return run
+
+
+def _marked_columns(history: pd.DataFrame) -> set[str]:
+    """The float columns holding a logged NaN's stand-in (`LOGGED_NAN`), read as one array."""
+    floats = [c for c, dt in zip(history.columns, history.dtypes, strict=True) if pd.api.types.is_float_dtype(dt)]
+    if not floats:
+        return set()
+    hit = (history[floats].to_numpy() == LOGGED_NAN).any(axis=0)
+    return {str(c) for c, h in zip(floats, hit, strict=True) if h}
 
 
 def media_dir(entity: str, project: str, run_id: str) -> Path:

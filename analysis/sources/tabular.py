@@ -43,6 +43,7 @@ from analysis.sources._export_text import (
     sniff_delimiter,
 )
 from analysis.sources._history import last_values, media_index, tidy_history
+from analysis.sources._nan import LOGGED_NAN, arrow_frame_marking_nan, split_logged_nan
 
 SUFFIXES = {
     ".csv": "csv",
@@ -69,8 +70,6 @@ _AXIS_NAMES = (
     "epoch_num",
 )
 _AXIS_DISTINCT = 0.8  # share of a counter's values that are distinct (`_counts_up`)
-# A cell written as NaN (CSV text `nan`, a JSON NaN), held by this stand-in until the steps are known (`_logged_nan`)
-_LOGGED_NAN = -np.finfo(np.float64).max
 _NAN_TEXTS = frozenset({"nan", "-nan", "+nan"})
 _NAN_WORD = re.compile(r"(?i)(?<![\w.])[-+]?nan(?![\w.])")
 _SEP_NAMES = {";": "semicolon", "\t": "tab", "|": "pipe", ",": "comma"}
@@ -131,7 +130,7 @@ def open_table(
         _check_usable(frame, label)
         frame, step_axis, step_note = _with_step(frame, label)
         notes += step_note
-    frame, logged_nan = _logged_nan(frame, marked)
+    frame, logged_nan = split_logged_nan(frame, marked)
     history = frame
     if keys is not None:
         wanted = [c for c in history.columns if c in set(keys) or c in ("_step", "global_step")]
@@ -189,10 +188,13 @@ def _first_line(e: Exception) -> str:
 
 def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.DataFrame, list[str], set[str]]:
     """The table as read, notes on how (encoding, delimiter, decimal commas) when not plain UTF-8 CSV, and the
-    columns holding a cell written as NaN (`_LOGGED_NAN`, turned back by `_logged_nan`)."""
+    columns holding a cell written as NaN (`LOGGED_NAN`, turned back by `_nan.split_logged_nan`)."""
     buf = io.BytesIO(src) if isinstance(src, bytes) else src
-    if kind == "parquet":
-        return pd.read_parquet(buf), [], set()
+    if kind == "parquet":  # a NaN stored is a logged NaN, a null is a key not logged
+        import pyarrow.parquet as pq
+
+        frame, marked = arrow_frame_marking_nan(pq.read_table(buf))
+        return frame, [], marked
     if kind == "jsonl":
         text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
         whole = _json_document(text)
@@ -205,11 +207,11 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
                 row = json.loads(line)  # accepts the NaN / Infinity tokens wandb writes
                 if not isinstance(row, dict):
                     raise ValueError(f"line {n} is not a JSON object")
-                # a NaN written out is a logged NaN, an absent key is not: keep them apart (`_logged_nan`)
+                # a NaN written out is a logged NaN, an absent key is not: keep them apart (`_nan.split_logged_nan`)
                 nan_keys = {k for k, v in row.items() if isinstance(v, float) and v != v}
                 if nan_keys:
                     marked |= nan_keys
-                    row = {k: _LOGGED_NAN if k in nan_keys else v for k, v in row.items()}
+                    row = {k: LOGGED_NAN if k in nan_keys else v for k, v in row.items()}
                 rows.append(row)
         if not rows:
             raise ValueError("no rows")
@@ -247,7 +249,7 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
 
 
 def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> set[str]:
-    """Set the cells of `frame` whose text is a NaN (`nan`, `NaN`, `-nan`) to `_LOGGED_NAN`, in place, and return
+    """Set the cells of `frame` whose text is a NaN (`nan`, `NaN`, `-nan`) to `LOGGED_NAN`, in place, and return
     their columns: an empty cell is a value not logged, `nan` one that was logged as NaN. The text is read a second
     time only when such a word occurs."""
     marked: set[str] = set()
@@ -261,27 +263,10 @@ def _mark_nan_text(frame: pd.DataFrame, text: str, sep: str) -> set[str]:
             hit = raw.iloc[:, j].str.strip().str.lower().isin(_NAN_TEXTS).to_numpy()
             if hit.any():
                 col = frame.iloc[:, j].to_numpy(copy=True)
-                col[hit & np.isnan(col)] = _LOGGED_NAN
+                col[hit & np.isnan(col)] = LOGGED_NAN
                 frame.isetitem(j, col)
                 marked.add(str(frame.columns[j]))
     return marked
-
-
-def _logged_nan(frame: pd.DataFrame, marked: set[str]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """(frame with `_LOGGED_NAN` turned back into NaN, the `_step`s of each column's logged NaNs: `Run.logged_nan`).
-    Only the `marked` columns are looked at: a table of 30,000 columns took 3.8 s to scan whole."""
-    out: dict[str, np.ndarray] = {}
-    if not marked:
-        return frame, out
-    for j, name in enumerate(frame.columns):
-        if name == "_step" or str(name) not in marked or not pd.api.types.is_float_dtype(frame.dtypes.iloc[j]):
-            continue
-        col = frame.iloc[:, j].to_numpy()
-        at = col == _LOGGED_NAN
-        if at.any():
-            out[str(name)] = np.unique(frame["_step"].to_numpy()[at])
-            frame.isetitem(j, np.where(at, np.nan, col))
-    return frame, out
 
 
 WIDE_COLUMNS = 2000  # from this many columns a plain numeric table takes the vectorised reader
