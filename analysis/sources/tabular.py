@@ -193,8 +193,8 @@ def _read(kind: str, src: bytes | Path, keys: Iterable[str] | None) -> tuple[pd.
     if kind == "parquet":  # a NaN stored is a logged NaN, a null is a key not logged
         import pyarrow.parquet as pq
 
-        frame, marked = arrow_frame_marking_nan(pq.read_table(buf))
-        return frame, [], marked
+        table, nan_columns = arrow_frame_marking_nan(pq.read_table(buf))
+        return table, [], nan_columns
     if kind == "jsonl":
         text = src.decode("utf-8") if isinstance(src, bytes) else Path(src).read_text("utf-8")
         whole = _json_document(text)
