@@ -275,6 +275,11 @@ def test_uploaded_history_csv_is_analysed_and_a_broken_one_is_a_message():
     no_traceback(at)
     assert at.title[0].value == "Overview"
     assert at.multiselect(key="ov_batches").value == [0]
+    at.switch_page("pages/reports_page.py").run()
+    no_traceback(at)
+    preview = " ".join(m.value for m in at.markdown)
+    assert "uploaded history.csv" in preview and "uploads" not in preview  # not the server's cache path
+    at.switch_page("pages/overview_page.py").run()
     at.file_uploader(key="history_upload").set_value(
         ("broken.parquet", b"PAR1 not really parquet", "application/octet-stream")
     )

@@ -409,7 +409,20 @@ def cached_reports(location: str, fingerprint: str, config_json: str, data_dir: 
     from analysis.reporting.report import Report
 
     report = Report.from_analysis(cached_analysis(location, fingerprint, config_json, data_dir))
+    report.run["locator"] = shown_locator(str(report.run.get("locator") or ""))
     return {"markdown": report.to_markdown(), "json": report.to_json(), "html": report.to_html()}
+
+
+def shown_locator(locator: str) -> str:
+    """A run's locator as a downloaded report shows it: an uploaded file by its own name (`uploaded log.csv`), not
+    by the server's cache path it was saved under (a report shared with others named the server's home folder)."""
+    try:
+        path = Path(locator.split("#", 1)[0]).resolve()
+        if path.is_relative_to(UPLOAD_DIR.resolve()):
+            return f"uploaded {path.name}" + (f"#{locator.split('#', 1)[1]}" if "#" in locator else "")
+    except (OSError, ValueError):
+        pass
+    return locator
 
 
 def current_reports() -> dict[str, str] | None:
