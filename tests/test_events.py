@@ -373,3 +373,16 @@ def test_run_level_metrics_that_are_nan_in_one_record_are_one_event(tmp_path):
         (55, ["episode_len_mean", "episode_reward_max", "episode_reward_mean"]),
         (70, ["loss"]),
     ]
+
+
+def test_a_run_level_verdict_names_first_the_metric_whose_trouble_starts_at_the_step_it_quotes(tmp_path):
+    """"critical findings in loss, loss_ddf_aux_0, … from step 49" quoted the step of loss_vfl_pre, named last."""
+    from analysis.sources import open_table
+
+    rows = ["epoch,alpha_acc,zeta_acc"]
+    for e in range(1, 61):
+        rows.append(f"{e},{0.9 if e < 40 else 0.2},{0.9 if e < 20 else 0.1}")
+    p = tmp_path / "log.csv"
+    p.write_text("\n".join(rows) + "\n")
+    verdict = analyze_run(open_table(p)).verdict
+    assert "run-level critical findings in zeta_acc, alpha_acc from step 20" in verdict, verdict

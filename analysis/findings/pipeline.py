@@ -119,7 +119,8 @@ class RunAnalysis:
             worst_events = [e for e in self.events if e.severity == level]
             if level is Severity.OK or not worst_events:
                 return "No per-batch metrics (batch_{i}/...) in this run."
-            names = sorted({e.metric for e in worst_events})
+            # the metrics in the order their trouble starts: the first named is the one at the step quoted
+            names = list(dict.fromkeys(e.metric for e in sorted(worst_events, key=lambda e: (e.start_step, e.metric))))
             return (
                 f"No per-batch metrics (batch_{{i}}/...); run-level {level} findings in "
                 f"{', '.join(names[:3])}{'…' if len(names) > 3 else ''} from step "
