@@ -376,7 +376,7 @@ def test_run_level_metrics_that_are_nan_in_one_record_are_one_event(tmp_path):
 
 
 def test_a_run_level_verdict_names_first_the_metric_whose_trouble_starts_at_the_step_it_quotes(tmp_path):
-    """"critical findings in loss, loss_ddf_aux_0, … from step 49" quoted the step of loss_vfl_pre, named last."""
+    """The verdict said "critical findings in loss, loss_ddf_aux_0, … from step 49", the step of loss_vfl_pre (last)."""
     from analysis.sources import open_table
 
     rows = ["epoch,alpha_acc,zeta_acc"]
