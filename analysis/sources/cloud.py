@@ -401,12 +401,13 @@ def open_cloud_run(path: str, *, keys: Iterable[str] | None = None, cache: bool 
 
 
 def _marked_columns(history: pd.DataFrame) -> set[str]:
-    """The float columns holding a logged NaN's stand-in (`LOGGED_NAN`), read as one array."""
-    floats = [c for c, dt in zip(history.columns, history.dtypes, strict=True) if pd.api.types.is_float_dtype(dt)]
-    if not floats:
-        return set()
-    hit = (history[floats].to_numpy() == LOGGED_NAN).any(axis=0)
-    return {str(c) for c, h in zip(floats, hit, strict=True) if h}
+    """The float columns holding a logged NaN's stand-in (`LOGGED_NAN`, the most negative float: a column's minimum
+    when present, unless the column also holds -inf), found with one reduction per column and no copy of the frame."""
+    out: set[str] = set()
+    for name, low in history.min(numeric_only=True).items():
+        if low == LOGGED_NAN or (low == -np.inf and bool((history[name].to_numpy() == LOGGED_NAN).any())):
+            out.add(str(name))
+    return out
 
 
 def media_dir(entity: str, project: str, run_id: str) -> Path:
