@@ -295,7 +295,7 @@ def test_a_row_without_the_counter_takes_the_value_before(tmp_path):
     h = run.history
     assert list(h["_step"]) == [1, 2, 3] and list(h["episode_reward_mean"]) == [3.0, 4.0, 5.0]
     assert h["evaluation_reward"].iloc[-1] == 4.5
-    assert "1 row without a 'training_iteration' value take the one before" in run.notes
+    assert "a row without a 'training_iteration' value takes the step of the row before" in run.notes
 
 
 def test_a_counter_that_does_not_count_up_is_named_without_the_list_of_every_counter_name(tmp_path):

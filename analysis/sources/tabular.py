@@ -357,17 +357,10 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
             logged = pd.to_numeric(frame[axis], errors="coerce")
             if (logged.isna() & frame[axis].notna()).any() or logged.isna().all():
                 continue  # text in it: no counter
-            # A row without the counter (an evaluation row, RLlib's last row) takes the value of the row before.
-            steps = logged.ffill().bfill()
+            steps, filled = _filled(logged, axis.strip())  # an evaluation row, RLlib's last row
             rest = frame.drop(columns=[axis])
             if _counts_up(steps) or (_never_decreases(steps) and _merges_without_loss(rest, steps)):
-                notes = [f"steps are the {axis.strip()!r} column"]
-                if logged.isna().any():
-                    empty = int(logged.isna().sum())
-                    notes.append(
-                        f"{empty} row{'s' if empty > 1 else ''} without a {axis.strip()!r} value take the one before"
-                    )
-                return _stepped(rest, steps, axis.strip(), notes)
+                return _stepped(rest, steps, axis.strip(), [f"steps are the {axis.strip()!r} column", *filled])
         nested = _nested_counter(frame, counters)
         if nested is not None:  # an iteration counter that restarts every epoch: iterations counted across epochs
             steps, outer, inner, period = nested
@@ -395,16 +388,7 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
             f"{label}: the {step_col!r} column has a non-numeric value (data row {bad + 1}: "
             f"{str(frame[step_col].iloc[bad])!r}); columns found: {_columns_found(frame)}"
         )
-    notes = []
-    if steps.isna().any():  # an evaluation row logged without the step (PredNet's log): the step of the row before
-        empty = int(steps.isna().sum())
-        steps = steps.ffill().bfill()
-        rows = (
-            f"{empty} rows without a {step_col!r} value take"
-            if empty > 1
-            else f"a row without a {step_col!r} value takes"
-        )
-        notes.append(f"{rows} the step of the row before")
+    steps, notes = _filled(steps, step_col)  # an evaluation row logged without the step (PredNet's log)
     back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
     if back.size:  # a counter per epoch, or runs appended to one log: read in file order, nothing merged
         kept = "logged_step" if step_col == "_step" else step_col
@@ -417,6 +401,16 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [*notes, note]
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, notes
+
+
+def _filled(logged: pd.Series, name: str) -> tuple[pd.Series, list[str]]:
+    """A step or counter column whose empty cells take the value of the row before (the first rows, the one after),
+    and the note saying so when there were any."""
+    empty = int(logged.isna().sum())
+    if not empty:
+        return logged, []
+    rows = f"{empty} rows without a {name!r} value take" if empty > 1 else f"a row without a {name!r} value takes"
+    return logged.ffill().bfill(), [f"{rows} the step of the row before"]
 
 
 def _stepped(frame: pd.DataFrame, steps: pd.Series, axis: str, notes: list[str]) -> tuple[pd.DataFrame, str, list[str]]:
@@ -464,15 +458,15 @@ def _axis_columns(frame: pd.DataFrame) -> list[str]:
 
 def _never_decreases(steps: pd.Series) -> bool:
     """Whole numbers, none missing, never going back."""
-    return (
-        bool(len(steps)) and not steps.isna().any() and _whole(steps) and bool((np.diff(steps.to_numpy()) >= 0).all())
-    )
+    if not len(steps) or steps.isna().any() or not _whole(steps):
+        return False
+    return bool((np.diff(steps.to_numpy()) >= 0).all())
 
 
 def _merges_without_loss(rest: pd.DataFrame, steps: pd.Series) -> bool:
-    """Whether the rows that share a counter value hold no column with two values, so merging them loses nothing: a training
-    row and an evaluation row per epoch (`epoch` 0, 0, 1, 1, ...; MLPerf HPC's `step_num`) are one step each, while
-    per-iteration rows under one epoch value (a pix2pix loss log) are not."""
+    """Whether the rows that share a counter value hold no column with two values, so merging them loses nothing:
+    a training row and an evaluation row per epoch (`epoch` 0, 0, 1, 1, ...; MLPerf HPC's `step_num`) are one step
+    each, while per-iteration rows under one epoch value (a pix2pix loss log) are not."""
     if not steps.duplicated().any():
         return True
     # A text column names the kind of row (`row_kind`: train / val), a context column times it (`time_ms`) or
@@ -493,10 +487,7 @@ def _counts_up(steps: pd.Series) -> bool:
     """A counter that can be the step axis: whole numbers, none missing, never decreasing, and repeating rarely
     (a training and an evaluation row of one iteration; an epoch column beside per-iteration rows repeats on
     most rows and is no step)."""
-    if not len(steps) or steps.isna().any() or not _whole(steps):
-        return False
-    values = steps.to_numpy()
-    return bool((np.diff(values) >= 0).all()) and np.unique(values).size >= _AXIS_DISTINCT * values.size
+    return _never_decreases(steps) and np.unique(steps.to_numpy()).size >= _AXIS_DISTINCT * len(steps)
 
 
 _NOT_METRICS = frozenset({*_STEP_NAMES, "global_step"})
