@@ -36,19 +36,27 @@ def split_logged_nan(frame: pd.DataFrame, marked: set[str]) -> tuple[pd.DataFram
 def arrow_frame_marking_nan(table: Any) -> tuple[pd.DataFrame, set[str]]:
     """A pyarrow Table as a pandas frame whose float cells holding a NaN (a logged NaN; a null is a key not logged)
     hold `LOGGED_NAN`, and the names of those columns. Other columns convert as `Table.to_pandas` does."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     frame = table.to_pandas()
     marked: set[str] = set()
     for j, name in enumerate(table.column_names):
-        col = table.column(j)
-        if not pa.types.is_floating(col.type) or col.null_count == len(col):
-            continue
-        logged = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
-        if logged.any():
-            values = frame.iloc[:, j].to_numpy(dtype=np.float64, copy=True)
-            values[logged] = LOGGED_NAN
+        values = floats_marking_nan(table.column(j))
+        if values is not None:
             frame.isetitem(j, values)
             marked.add(str(name))
     return frame, marked
+
+
+def floats_marking_nan(col: Any) -> np.ndarray | None:
+    """A pyarrow float column as float64 values, nulls as NaN (a key not logged) and stored NaNs as `LOGGED_NAN`;
+    None when the column is not floating or holds no NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(col.type) or col.null_count == len(col):
+        return None
+    logged = pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)
+    if not logged.any():
+        return None
+    values = col.to_pandas().to_numpy(dtype=np.float64, copy=True)
+    values[logged] = LOGGED_NAN
+    return values

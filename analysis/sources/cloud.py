@@ -26,7 +26,7 @@ from analysis.core.errors import RunNotFound, SourceUnavailable
 from analysis.core.run import ReadStatus, Run, RunRef, RunState
 from analysis.sources import cache as disk_cache
 from analysis.sources._history import media_index, strip_wandb, tidy_history
-from analysis.sources._nan import LOGGED_NAN, split_logged_nan
+from analysis.sources._nan import LOGGED_NAN, floats_marking_nan, split_logged_nan
 
 _STATES: dict[str, RunState] = {
     "finished": "finished",
@@ -210,11 +210,9 @@ def parquet_frame(path: Path, keys: list[str] | None) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     for name in table.column_names:
         col = table[name]
-        if pa.types.is_floating(col.type) and col.null_count < len(col):
-            # nulls -> NaN (a key not logged); a stored NaN is a logged one: `LOGGED_NAN` until the steps are known
-            values = col.to_pandas().to_numpy(dtype=np.float64, copy=True)
-            values[pc.fill_null(pc.is_nan(col), False).to_numpy(zero_copy_only=False)] = LOGGED_NAN
-            columns[name] = pd.Series(values)
+        marked = floats_marking_nan(col)  # a stored NaN is a logged one: `LOGGED_NAN` until the steps are known
+        if marked is not None:
+            columns[name] = pd.Series(marked)
         elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
             columns[name] = col.to_pandas()  # nulls -> NaN (ints with nulls -> float64, as the JSON path gives)
         else:  # lists, structs (media), text, bools: plain Python values
