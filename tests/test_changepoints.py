@@ -327,6 +327,21 @@ def test_a_learning_rate_step_in_the_last_evaluations_of_a_short_log_is_found():
     assert found >= 18
 
 
+def test_a_learning_rate_step_early_in_a_short_per_epoch_log_is_judged_on_its_whole_regime():
+    """30 per-epoch accuracies that saturate, and a step of ~10 noise sigmas at epoch 8 (a piecewise-constant LR
+    schedule's first boundary, as in the Hands-On ML chapter-11 logs). The symmetric local window judged it on 16
+    points and a dummy for every other candidate in them (1 of 20 found); `step_tests._regime_steps` reads it on
+    the whole series. The same curves without the step get no change point."""
+    t = np.arange(30)
+    found = 0
+    for seed in range(20):
+        acc = 0.88 - 0.12 * np.exp(-t / 4.0) + 0.0015 * t + 0.003 * np.random.default_rng(seed).normal(size=t.size)
+        assert change_points(acc) == []
+        acc[8:] += 0.03
+        found += change_points(acc) == [8]
+    assert found >= 16
+
+
 def test_recurring_bursts_are_one_noise_change_and_a_single_burst_two():
     """A floor interrupted by a burst every 150 points (the afm hall-of-fame loss of test batch 2): one regime of
     recurring bursts, labelled once at its first burst; every burst's start and end were 10-12 noise changes."""

@@ -49,7 +49,11 @@ How `change_points(values)` finds where a new segment starts:
    trend: MLPerf Mask R-CNN losses on the tune split (tune recall 0.61 -> 0.65, 0.19 -> 0.16 false change points
    per series; generated set unchanged; 2-sigma steps on a generated 400-point loss 8/20 -> 17/20). A step in the
    last 30 points gets a fourth (`step_tests._tail_steps`, sixth round): the symmetric window judged a step m
-   points before the end on 2m points; this window takes up to 30 points before it.
+   points before the end on 2m points; this window takes up to 30 points before it. On a series shorter than 60
+   points a candidate the others missed gets a fifth (`step_tests._regime_steps`, 2026-12-05): the same model on
+   the whole regime between its neighbouring breaks, for a step of 5 noise sigmas at 3.5 standard errors that
+   the local fit sees too (a learning-rate step at epoch 9 of a 25-epoch log: 15-60 sigmas, 2-4 standard errors
+   on the symmetric window).
 5. Noise-level changes (`variance_changes`): KernelCPD on block means of log(d^2) of the first differences d
    less their centred moving median over `_VAR_TREND` = 11 points (`_detrended_diffs`: the local slope; a
    learning curve's slope shrinks as it flattens, which raw differences read as the noise calming down, a false
