@@ -342,6 +342,21 @@ def test_a_learning_rate_step_early_in_a_short_per_epoch_log_is_judged_on_its_wh
     assert found >= 16
 
 
+def test_a_short_validation_loss_that_turns_upward_is_a_slope_change():
+    """30 per-epoch validation losses that bend slowly to their minimum and climb from epoch 18 (overfitting). The
+    first differences of so smooth a bend change steadily, which read as autocorrelation at its cap (noise sigma
+    4.5x too large): the turn was never found (0 of 20). The slope test now reads a short curve's noise around a
+    moving quadratic, as the level-shift test does. The same curves without the climb get no change point."""
+    t = np.arange(30)
+    found = 0
+    for seed in range(20):
+        loss = 0.5 + 0.4 * np.exp(-t / 8.0) + 0.003 * np.random.default_rng(seed).normal(size=t.size)
+        assert change_points(loss) == []
+        turns = series_changes(loss + 0.01 * np.maximum(t - 18, 0))[2]
+        found += len(turns) == 1 and abs(turns[0] - 18) <= 3
+    assert found >= 16
+
+
 def test_recurring_bursts_are_one_noise_change_and_a_single_burst_two():
     """A floor interrupted by a burst every 150 points (the afm hall-of-fame loss of test batch 2): one regime of
     recurring bursts, labelled once at its first burst; every burst's start and end were 10-12 noise changes."""
