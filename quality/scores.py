@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 ROT_MIN_SHORT = 48  # px: the rotation image of a strip keeps at least this much across (see `_small_and_skew`)
-SCORER_VERSION = "19"  # part of the audit cache key: bump when any score changes
+SCORER_VERSION = "20"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100

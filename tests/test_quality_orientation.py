@@ -116,6 +116,27 @@ def test_text_lines_near_vertical_or_past_45_degrees_get_skew_and_orientation(to
     assert -45.0 < r.angle <= 45.0
 
 
+def _stacked_words_page(turned: int) -> np.ndarray:
+    """An A4 page at 300 dpi (2480 x 3507) of one line of words repeated 68 times, 45 px apart, at 4° CCW, turned
+    by `turned`: at 640 px its letters merge into 5 x 14 px words stacked in columns, 8 px above each other."""
+    page = np.full((3507, 2480), 255, np.uint8)
+    words = " ".join(np.random.default_rng(0).choice(["Some", "text", "here.", "more", "words", "in", "a"], size=14))
+    for y in range(200, 3300, 45):
+        cv2.putText(page, words, (150, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 3, cv2.LINE_AA)
+    skewed = cv2.warpAffine(page, cv2.getRotationMatrix2D((1240, 1753), 4.0, 1.0), (2480, 3507), borderValue=255)
+    return np.ascontiguousarray(np.rot90(skewed, turned // 90))
+
+
+@pytest.mark.parametrize("turned", [0, 90])
+def test_dense_print_whose_words_merge_at_the_working_scale_is_not_read_on_its_side(turned):
+    """Words merged into single shapes and stacked in columns have their nearest neighbours across the lines: the
+    page was read on its side and flagged (orientation confidence 0.96). Their shapes are long along the lines,
+    so the block is read again finer, where the letters stand apart (`orientation._along_words`)."""
+    r = rotation(_stacked_words_page(turned))
+    assert r.orientation == turned, r
+    assert abs(r.angle - 4.0) < 0.3, r
+
+
 def test_same_page_at_three_scales_gives_the_same_answer():
     page = _real("ocrmypdf-skew.png")  # 1650 x 1275, skew -1.865 from the PDF's image matrix
     answers = []
