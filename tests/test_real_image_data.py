@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 18)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 19)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-17 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-18 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -164,11 +164,11 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
     per_batch = [
-        f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17)
+        f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -303,6 +303,29 @@ _TURNED = [
     ("rotation/unp-imgsrc001_rot270.png", "rotation/unp-imgsrc001.png"),
     ("rotation/unp-imgsrc002_rot180.png", "rotation/unp-imgsrc002.png"),
     ("rotation/unp-imgsrc002_rot270.png", "rotation/unp-imgsrc002.png"),
+    # batch 18 (our lossless transposes of stored files)
+    ("rotation/dsp-letter-en_rot90.png", "rotation/dsp-letter-en.jpg"),
+    ("rotation/dsp-letter-en_rot180.png", "rotation/dsp-letter-en.jpg"),
+    ("rotation/dsp-letter-en_rot270.png", "rotation/dsp-letter-en.jpg"),
+    ("rotation/dsp-jfif_rot90.png", "rotation/dsp-jfif.jpg"),
+    ("rotation/dsp-jfif_rot270.png", "rotation/dsp-jfif.jpg"),
+    ("rotation/dsp-mobile01_rot180.png", "rotation/dsp-mobile01.jpg"),
+    ("rotation/dsp-mobile04_rot90.png", "rotation/dsp-mobile04.jpg"),
+    ("rotation/tphp-text_rot90.png", "rotation/tphp-text.png"),
+    ("rotation/tphp-text_rot270.png", "rotation/tphp-text.png"),
+    ("rotation/tphp-mixed-languages_rot180.png", "rotation/tphp-mixed-languages.png"),
+    ("rotation/tphp-german_rot90.png", "rotation/tphp-german.png"),
+    ("rotation/tphp-8055_rot270.png", "rotation/tphp-8055.png"),
+    ("rotation/qvl-ocr_example2_rot90.png", "rotation/qvl-ocr_example2.jpg"),
+    ("rotation/qvl-docparsing_example6_rot270.png", "rotation/qvl-docparsing_example6.jpg"),
+    ("rotation/qvl-docparsing_example2_rot180.png", "rotation/qvl-docparsing_example2.jpg"),
+    ("rotation/rtess-test_words_rot90.png", "rotation/rtess-test_words.png"),
+    ("rotation/rtess-test_words_rot180.png", "rotation/rtess-test_words.png"),
+    ("rotation/rtess-test-pdf_rot270.png", "rotation/rtess-test-pdf.png"),
+    ("rotation/pdw-finnish_cooking_a_rot90.png", "rotation/pdw-finnish_cooking_a.jpg"),
+    ("rotation/pdw-weimar_newspaper_a_rot180.png", "rotation/pdw-weimar_newspaper_a.png"),
+    ("rotation/irs-simple_rot90.png", "rotation/irs-simple.png"),
+    ("rotation/irs-simple_rot270.png", "rotation/irs-simple.png"),
 ]
 
 
