@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 19)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 20)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-18 found no licensed blur or focus series (PROVENANCE.md)
+        if batch == 2:  # batches 3-19 found no licensed blur or focus series (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -164,11 +164,12 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
     per_batch = [
-        f"test, batch {b} sources (held out)" for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+        f"test, batch {b} sources (held out)"
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -326,6 +327,27 @@ _TURNED = [
     ("rotation/pdw-weimar_newspaper_a_rot180.png", "rotation/pdw-weimar_newspaper_a.png"),
     ("rotation/irs-simple_rot90.png", "rotation/irs-simple.png"),
     ("rotation/irs-simple_rot270.png", "rotation/irs-simple.png"),
+    # batch 19 (our lossless transposes of stored files)
+    ("rotation/acb-page_rot90.png", "rotation/acb-page.jpeg"),
+    ("rotation/acb-page_rot180.png", "rotation/acb-page.jpeg"),
+    ("rotation/acb-page_rot270.png", "rotation/acb-page.jpeg"),
+    ("rotation/acb-school_notes_rot90.png", "rotation/acb-school_notes.png"),
+    ("rotation/acb-school_notes_rot180.png", "rotation/acb-school_notes.png"),
+    ("rotation/acb-vehicle_form_rot270.png", "rotation/acb-vehicle_form.jpg"),
+    ("rotation/acb-whiteboard_rot90.png", "rotation/acb-whiteboard.png"),
+    ("rotation/acb-nutrition_label_rot180.png", "rotation/acb-nutrition_label.png"),
+    ("rotation/acb-receipt1_rot270.png", "rotation/acb-receipt1.png"),
+    ("rotation/acb-table_rot90.png", "rotation/acb-table.png"),
+    ("rotation/acb-org_chart_rot180.png", "rotation/acb-org_chart.jpeg"),
+    ("rotation/acb-stack_overflow_rot270.png", "rotation/acb-stack_overflow.png"),
+    ("rotation/mcb-receipt_rot90.png", "rotation/mcb-receipt.jpg"),
+    ("rotation/mcb-table_rot270.png", "rotation/mcb-table.png"),
+    ("rotation/mcb-invoice_rot90.png", "rotation/mcb-invoice.png"),
+    ("rotation/pil-multiline_text_rot90.png", "rotation/pil-multiline_text.png"),
+    ("rotation/pil-test_arabictext_features_rot180.png", "rotation/pil-test_arabictext_features.png"),
+    ("rotation/pil-test_complex_unicode_text_rot270.png", "rotation/pil-test_complex_unicode_text.png"),
+    ("rotation/pil-test_complex_unicode_text2_rot90.png", "rotation/pil-test_complex_unicode_text2.png"),
+    ("rotation/ekyc-task1_screen_rot90.png", "rotation/ekyc-task1_screen.png"),
 ]
 
 
