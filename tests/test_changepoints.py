@@ -13,6 +13,7 @@ from analysis.findings.changepoints import (
     _log_scaled,
     change_points,
     find_change_points,
+    quantum,
     series_changes,
     slope_changes,
 )
@@ -355,6 +356,23 @@ def test_a_short_validation_loss_that_turns_upward_is_a_slope_change():
         turns = series_changes(loss + 0.01 * np.maximum(t - 18, 0))[2]
         found += len(turns) == 1 and abs(turns[0] - 18) <= 3
     assert found >= 16
+
+
+def test_a_smooth_decline_logged_in_whole_units_is_a_staircase_not_a_series_of_steps():
+    """A loss that declines slowly, logged with three significant digits (a 2018 YOLOv3 per-batch log: 157, 157, ...,
+    156, 156, ...), is a staircase of single quanta whose treads are exactly flat: every riser was an abrupt step to
+    the local tests (12 change points on this curve). A level shift must move it by more than 1.5 quanta, and a
+    real step of 8 quanta is still found. A coarse series whose every quantum is an event keeps its steps."""
+    t = np.arange(3500.0)
+    stairs = np.round(140 + 60 * np.exp(-t / 2000.0))
+    assert quantum(stairs) == 1.0
+    assert change_points(stairs) == []
+    stepped = stairs.copy()
+    stepped[2500:] += 8
+    assert change_points(stepped) == [2500]
+    five_samples = np.r_[np.zeros(20), np.full(30, 20.0), np.full(30, 40.0)]  # an accuracy on five samples
+    assert quantum(five_samples) == 0.0
+    assert near(change_points(five_samples), [20, 50])
 
 
 def test_recurring_bursts_are_one_noise_change_and_a_single_burst_two():
