@@ -105,6 +105,7 @@ from quality.rotation import (
 )
 
 MIN_GLYPHS = 6  # fewer glyph-sized components than this: no text
+MIN_ROT_SHORT = 24  # px: an image thinner than this is not read (`quality.scores` enlarges a thinner line crop)
 MIN_ORIENTATION_CONFIDENCE = 0.9  # a turned page is flagged from this orientation confidence on (`quality.filter`)
 _SPECK_COUNT, _SPECK_PX = 30, 3.0  # fewer shapes than this, under this size (median short side, px): specks
 MIN_ALONG = 0.3  # share of nearest-glyph directions within _TOL_DEG of the line direction
@@ -515,7 +516,7 @@ def estimate_rotation(
     `finer(f)`, when given, returns the same image `f` times larger (or None when no finer version exists): used to
     tell up from down when the glyphs are too small at this scale. `hist`, when given, is `grey_histogram(g)`
     already computed by the caller (the same answer, one histogram less)."""
-    if min(g.shape) < 24:
+    if min(g.shape) < MIN_ROT_SHORT:
         return NO_TEXT
     # A text block found in one window only (`_text_block`) is the last resort: small print read on a finer image
     # comes first (a page of 4-px letters had a window of 30 lined-up glyphs at a wrong angle).

@@ -57,7 +57,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from quality.orientation import PageRotation, estimate_rotation
+from quality.orientation import MIN_ROT_SHORT, PageRotation, estimate_rotation
 from quality.pixels import NOISE_MIN, downscale, downscale_by, noise_sigma, percentile, to_gray
 from quality.rotation import ROT_SIDE, Rotation, grey_histogram
 
@@ -83,6 +83,7 @@ __all__ = [
     "view_gray",
 ]
 
+_STRIP_ASPECT = 4  # a crop at least this many times longer than it is wide is a line (`_small_and_skew`)
 ROT_MIN_SHORT = 48  # px: the rotation image of a strip keeps at least this much across (see `_small_and_skew`)
 SCORER_VERSION = "20"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
@@ -577,7 +578,14 @@ def _small_and_skew(
 
     hist = grey_histogram(small)  # shared by the ink-polarity check and the tone scores
     # Averaging k x k pixels divides noise by about k.
-    return small, hist, estimate_rotation(small, noise * k_blur / k_small, blur_small, finer, hist=hist)
+    rot_noise = noise * k_blur / k_small
+    if min(small.shape) < MIN_ROT_SHORT and max(small.shape) >= _STRIP_ASPECT * min(small.shape):
+        # A line crop under MIN_ROT_SHORT px across (a 318 x 22 crop for a recogniser) is read at an integer
+        # multiple of its size: too thin for the stroke masks as it is, it had no answer at all.
+        up = math.ceil(MIN_ROT_SHORT / max(min(small.shape), 1))
+        big = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
+        return small, hist, estimate_rotation(big, rot_noise, blur_small * up, None)
+    return small, hist, estimate_rotation(small, rot_noise, blur_small, finer, hist=hist)
 
 
 def rotation(gray: np.ndarray) -> PageRotation:
