@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 20)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 21)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -115,7 +115,9 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
         assert any(r.set == "rotation" and r.has_text for r in side), split
         if split == "test" or batch < 4:  # batch 4's two pages without text are both on the test side
             assert any(r.set == "rotation" and not r.has_text for r in side), split
-        if batch == 2:  # batches 3-19 found no licensed blur or focus series (PROVENANCE.md)
+        if (
+            batch == 2
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -165,11 +167,11 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -348,6 +350,23 @@ _TURNED = [
     ("rotation/pil-test_complex_unicode_text_rot270.png", "rotation/pil-test_complex_unicode_text.png"),
     ("rotation/pil-test_complex_unicode_text2_rot90.png", "rotation/pil-test_complex_unicode_text2.png"),
     ("rotation/ekyc-task1_screen_rot90.png", "rotation/ekyc-task1_screen.png"),
+    # batch 20 (lossless transposes of stored files)
+    ("rotation/dal-run_test_card_rot180.png", "rotation/dal-run_test_card.jpg"),
+    ("rotation/gdai-checkboxes_rot90.png", "rotation/gdai-checkboxes.jpg"),
+    ("rotation/gdai-enrichments_rot270.png", "rotation/gdai-enrichments.jpg"),
+    ("rotation/gdai-multiple_handwritings_rot180.png", "rotation/gdai-multiple_handwritings.jpg"),
+    ("rotation/gdai-single_handwriting_rot270.png", "rotation/gdai-single_handwriting.jpg"),
+    ("rotation/gdai-single_handwriting_rot90.png", "rotation/gdai-single_handwriting.jpg"),
+    ("rotation/mrzs-img3_rot180.png", "rotation/mrzs-img3.jpg"),
+    ("rotation/mrzs-img3_rot270.png", "rotation/mrzs-img3.jpg"),
+    ("rotation/mrzs-img3_rot90.png", "rotation/mrzs-img3.jpg"),
+    ("rotation/pmu-htmlbox1_rot270.png", "rotation/pmu-htmlbox1.png"),
+    ("rotation/pmu-htmlbox3_rot180.png", "rotation/pmu-htmlbox3.png"),
+    ("rotation/zrx-0011_rot180.png", "rotation/zrx-0011.png"),
+    ("rotation/zxg-fp01_rot180.png", "rotation/zxg-fp01.png"),
+    ("rotation/zxg-fp01_rot270.png", "rotation/zxg-fp01.png"),
+    ("rotation/zxg-fp01_rot90.png", "rotation/zxg-fp01.png"),
+    ("rotation/zxg-fp14_rot90.png", "rotation/zxg-fp14.png"),
 ]
 
 
