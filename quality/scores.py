@@ -84,6 +84,8 @@ __all__ = [
 ]
 
 _STRIP_ASPECT = 4  # a crop at least this many times longer than it is wide is a line (`_small_and_skew`)
+_MIN_LINE_PX = 8  # ... read enlarged when it is at least this many px across (thinner holds no legible letters)
+_MAX_ROT_LONG = 8192  # px: the rotation image is never longer than this (a 30 x 40,000 sliver is averaged down)
 ROT_MIN_SHORT = 48  # px: the rotation image of a strip keeps at least this much across (see `_small_and_skew`)
 SCORER_VERSION = "20"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
@@ -113,7 +115,8 @@ def view_gray(image: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
     converts k² fewer pixels."""
     img = np.asarray(image)
     h, w = img.shape[:2]
-    k = max(1, math.ceil(max(h, w) / VIEW_SIDE))
+    # Never more than the short side: a 2 x 3,000 sliver averaged by 3 would have no rows left.
+    k = max(1, min(math.ceil(max(h, w) / VIEW_SIDE), min(h, w)))
     if img.ndim == 3 and img.dtype == np.uint8 and img.shape[2] in (3, 4) and k > 1:
         return to_gray(downscale_by(img, k)), k, (h, w)
     return downscale_by(to_gray(img), k), k, (h, w)
@@ -567,6 +570,8 @@ def _small_and_skew(
     # At most ROT_SIDE px long, but a strip (a text-line crop) keeps at least ROT_MIN_SHORT px across: shrinking a
     # 38 x 798 line by 2 left 19-px-tall lines of 4-px letters, which no search could read.
     k_small = max(1, min(math.ceil(longest / ROT_SIDE), min(image.shape[:2]) // ROT_MIN_SHORT))
+    # OpenCV's warps take sides under 32,767 px; never more than the short side (no rows would be left).
+    k_small = min(max(k_small, math.ceil(longest / _MAX_ROT_LONG)), max(1, min(image.shape[:2])))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
     # pixels), else from the full image.
     small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)
@@ -579,10 +584,13 @@ def _small_and_skew(
     hist = grey_histogram(small)  # shared by the ink-polarity check and the tone scores
     # Averaging k x k pixels divides noise by about k.
     rot_noise = noise * k_blur / k_small
-    if min(small.shape) < MIN_ROT_SHORT and max(small.shape) >= _STRIP_ASPECT * min(small.shape):
+    up = math.ceil(MIN_ROT_SHORT / max(min(small.shape), 1))
+    if (
+        _MIN_LINE_PX <= min(small.shape) < MIN_ROT_SHORT
+        and _STRIP_ASPECT * min(small.shape) <= max(small.shape) <= _MAX_ROT_LONG // up
+    ):
         # A line crop under MIN_ROT_SHORT px across (a 318 x 22 crop for a recogniser) is read at an integer
         # multiple of its size: too thin for the stroke masks as it is, it had no answer at all.
-        up = math.ceil(MIN_ROT_SHORT / max(min(small.shape), 1))
         big = cv2.resize(small, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         return small, hist, estimate_rotation(big, rot_noise, blur_small * up, None)
     return small, hist, estimate_rotation(small, rot_noise, blur_small, finer, hist=hist)

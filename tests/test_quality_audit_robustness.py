@@ -87,3 +87,16 @@ def test_a_cache_that_is_a_folder_is_skipped(folder, tmp_path, caplog):
         df = audit_folder(folder, workers=1, cache_dir=cache)
     assert df["error"].isna().sum() == 1
     assert "scoring without the cache" in caplog.text
+
+
+@pytest.mark.parametrize("shape", [(2, 3000), (1, 50000), (3, 20000), (30, 40000), (24, 33000)])
+def test_a_sliver_of_an_image_is_scored_and_rejected_not_crashed_on(shape):
+    """Images a few pixels across and thousands long (a scanner's calibration strip, a mis-sliced crop): averaging
+    2 x 3,000 by 3 for the viewing size left no rows, and OpenCV's warps refuse sides over 32,767 px; both raised
+    cv2.error out of `assess_image_quality`. They are scored (no text line to read) and fail the resolution check."""
+    from quality import ImageQualityFilter
+
+    img = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    result = ImageQualityFilter().assess_image_quality(img)
+    assert QualityReason.RESOLUTION in result["reason_codes"]
+    assert (result["width"], result["height"]) == (shape[1], shape[0])
