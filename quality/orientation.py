@@ -116,7 +116,8 @@ SMALL_GLYPH_PX = 6.0  # a page with no text lines is read again finer: glyphs sm
 _FINER_TARGET_PX = 8.0  # ... brought to about this size, larger ones (perhaps words whose letters touch) ...
 _WORDS_FINER = 2.0  # ... read at this many times the scale
 _TOL_DEG = 10.0
-_WORD_TILT = 20.0  # `_along_words` reads glyph boxes for a line direction this close to the axes
+_WORD_SHARE, _WORD_ASPECT = 0.5, 2.0  # `_along_words`: share of glyphs this many times longer across the line ...
+_WORD_TILT = 20.0  # ... read from glyph boxes, so only for a line direction this close to the axes
 _COARSE_POINTS = 3000
 _MAX_FINE_SIDE, _FINE_CROP = 2400, 1024  # longest side (px) of the finer image at most; side of the block read
 _NEIGHBOURS, _BAND_Q, _PROTRUDE = 12, 0.3, 0.2  # line bands: neighbours per glyph, band quantile; protrusion (x-h)
@@ -219,9 +220,6 @@ def _peak(directions: np.ndarray) -> tuple[float, float, float]:
     return phi, along, across
 
 
-WORD_SHARE, _WORD_ASPECT = 0.5, 2.0  # `_along_words`: share of glyphs this many times longer across the peak
-
-
 def _along_words(
     g: np.ndarray, found: Glyphs, ink: bool, phi: float, finer: Callable[[float], np.ndarray | None] | None
 ) -> float:
@@ -231,7 +229,7 @@ def _along_words(
     each other than the centres of neighbouring words are along a line, so the nearest-neighbour directions pile
     up across the lines (an A4 page at 300 dpi read at 640 px: 5 x 11 px words, lines 9 px apart, peak at 94°
     with 77 % of the directions, read on its side at 0.70-0.84). Words are long along their line: when at least
-    `WORD_SHARE` of `_FEW_GLYPHS` or more glyphs are `_WORD_ASPECT` times longer across the peak than along it
+    `_WORD_SHARE` of `_FEW_GLYPHS` or more glyphs are `_WORD_ASPECT` times longer across the peak than along it
     (from their boxes, so only for a peak within `_WORD_TILT` of the axes), the block around them is read again
     on the finest image there is (up to ``_MAX_FINE_SIDE`` px), where the letters stand apart; its direction is
     taken when it passes the text test there and lies across `phi`. Tall letters (handwriting, a receipt's
@@ -241,7 +239,7 @@ def _along_words(
         return phi
     w, h = found.stats[:, 2], found.stats[:, 3]
     across = np.mean(w >= _WORD_ASPECT * h) if 45.0 <= phi < 135.0 else np.mean(h >= _WORD_ASPECT * w)
-    if across < WORD_SHARE:
+    if across < _WORD_SHARE:
         return phi
     big = _finer_copy(g, finer, _MAX_FINE_SIDE / max(g.shape))  # as fine as there is: letters that touch split
     if big is None:
