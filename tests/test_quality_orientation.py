@@ -184,6 +184,33 @@ def test_blank_page_and_natural_photo_have_no_angle_and_no_rotation_reason():
         assert not {QualityReason.ROTATION.value, QualityReason.ORIENTATION.value} & set(result["reason_codes"])
 
 
+def _spotlit_page() -> np.ndarray:
+    """A printed page photographed under a spotlight: full light in the middle, half at the edges, so the most common
+    grey level (paper in the dim corners) lies below the mean and light ink looked like the page's ink."""
+    page = render_text_page(640, 480, size=14, seed=5).astype(np.float32)
+    yy, xx = np.mgrid[0:480, 0:640]
+    r2 = ((xx - 320) / 320.0) ** 2 + ((yy - 240) / 240.0) ** 2
+    return np.clip(page * (0.5 + 0.5 * np.exp(-r2 / 0.5)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("turned", [0, 180])
+def test_a_page_lit_unevenly_is_read_from_its_letters_not_from_the_gaps_between_them(turned):
+    """Read in light ink, the page's glyphs were the counters and gaps inside its letters: 3-px specks that line
+    up along the lines but whose shapes cannot say up from down (one vote's worth, confidence 0.84, never flagged)."""
+    r = rotation(rotate_expand(_spotlit_page(), turned))
+    assert r.orientation == turned, r
+    assert r.orientation_confidence >= 0.9, r
+    assert abs(r.angle) < 0.3, r
+
+
+def test_real_photo_of_a_printed_page_under_uneven_light_reads_upright():
+    # Test batch 20: a phone photo of a printed table of elements, bright in the middle (read upside down at 0.84).
+    result = ImageQualityFilter().assess_image_quality(_real("zxg-fp14.png"))
+    assert result["orientation"] == 0
+    assert QualityReason.ORIENTATION.value not in result["reason_codes"]
+    assert _skew_gap(result["rotation_angle"], -0.75) < 0.5
+
+
 def test_real_typed_page_that_used_to_get_no_answer_now_gets_one():
     # The issue's "plain typed page (confidence 0.90)" that gave NaN: deskew's test page 1 (6172 px tall).
     r = rotation(_real("deskew-1.png"))
