@@ -3,6 +3,8 @@ records carry the means and the delta, bad input gives sensible output."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.vocabulary import Severity
 from analysis.findings.changepoints import (
     _log_scaled,
+    _restart_grid,
     change_points,
     find_change_points,
     quantum,
@@ -18,6 +21,8 @@ from analysis.findings.changepoints import (
     slope_changes,
 )
 from analysis.findings.events import series_events
+
+REAL_CURVES = Path(__file__).resolve().parent.parent / "benchmarks" / "data" / "curves"
 
 
 def learning_curve(n: int, rng: np.random.Generator, noise: float = 0.01, tau: float = 60.0) -> np.ndarray:
@@ -243,6 +248,27 @@ def test_the_restarts_of_a_per_epoch_running_average_are_no_change_points():
     assert sum(len(change_points(_running_average(s))) for s in range(10)) <= 2
     # A restart whose jump stands out from the other restarts' is still a change of level.
     assert all(any(abs(c - 300) <= 6 for c in change_points(_running_average(s, jump_epoch=5))) for s in range(10))
+
+
+def test_a_metric_that_jumps_at_random_is_no_running_average_restarting_on_a_grid():
+    """An unstable evaluation whose values jump at random and repeat on two epochs: its large moves lie 16-24 points
+    apart, which the periodicity score took for restarts every ~20 points (a grid in all 20 of these series), and a
+    real drop on that grid was then dropped as a restart."""
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        x = np.repeat(rng.uniform(0.1, 0.9, 75), 2)
+        x[:20] = 0.0
+        assert _restart_grid(x[5:]) is None
+    # The running averages keep their grid, one restart per epoch.
+    for seed in range(5):
+        grid = _restart_grid(_running_average(seed))
+        assert grid is not None and np.all(np.abs(np.diff(grid) - 60) <= 6), grid
+
+
+def test_a_real_unstable_precision_keeps_its_drop_to_the_floor():
+    # Test batch 20 (ARahmanK/yolov5 cricket detector): precision falls from a 0.5-0.9 band to ~0.02 at epoch 35.
+    frame = pd.read_csv(REAL_CURVES / "yolov5_arahmank" / "exp_results.csv")
+    assert any(abs(c - 35) <= 3 for c in change_points(frame["metrics/precision"].to_numpy(float)))
 
 
 def test_a_learning_rate_step_on_a_short_per_epoch_curve_is_found():
