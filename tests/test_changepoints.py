@@ -271,6 +271,19 @@ def test_a_real_unstable_precision_keeps_its_drop_to_the_floor():
     assert any(abs(c - 35) <= 3 for c in change_points(frame["metrics/precision"].to_numpy(float)))
 
 
+def test_noise_that_calms_by_half_is_no_noise_change_but_a_fivefold_calm_is():
+    """A learning curve whose noise halves after 200 of 300 points (as an annealed learning rate does): no person
+    labels that, and the noise-change test called it a change on 2 of these 20 curves; a five-fold calm is one."""
+    t = np.arange(300)
+    for ratio, expected in ((2.0, 0), (5.0, 20)):
+        found = 0
+        for seed in range(20):
+            sd = np.where(t < 200, 0.02, 0.02 / ratio)
+            x = 0.9 - 0.4 * np.exp(-t / 40) + np.random.default_rng(seed).normal(0, 1, t.size) * sd
+            found += any(abs(c - 200) <= 10 for c in series_changes(x)[1])
+        assert found == expected, (ratio, found)
+
+
 def test_a_learning_rate_step_on_a_short_per_epoch_curve_is_found():
     # 25 per-epoch points: the first differences of the curving trend read as autocorrelation (rho 0.95) and
     # hid a step of 4-5 neighbouring moves (14 of these 20 found before).
