@@ -271,6 +271,15 @@ def test_a_real_unstable_precision_keeps_its_drop_to_the_floor():
     assert any(abs(c - 35) <= 3 for c in change_points(frame["metrics/precision"].to_numpy(float)))
 
 
+def test_a_real_pruning_run_that_repeats_its_schedule_keeps_every_cycles_learning_rate_step():
+    # Test batch 19 (VainF/Torch-Pruning): prune and fine-tune every 100 epochs, a learning-rate step at epoch 60 of
+    # each cycle. The steps lie on a grid 100 epochs apart, but the curve is calm after each and noisy before the
+    # next: no running average restarting (which moves most right after each restart), so no step is dropped.
+    frame = pd.read_csv(REAL_CURVES / "torchprune_vainf" / "cifar10_growing_reg_resnet56.csv")
+    found = change_points(frame["acc"].to_numpy(float))
+    assert all(any(abs(c - step) <= 3 for c in found) for step in (60, 100, 160, 200, 260, 300, 360)), found
+
+
 def test_noise_that_calms_by_half_is_no_noise_change_but_a_fivefold_calm_is():
     """A learning curve whose noise halves after 200 of 300 points (as an annealed learning rate does): no person
     labels that, and the noise-change test called it a change on 2 of these 20 curves; a five-fold calm is one."""
