@@ -386,3 +386,16 @@ def test_a_run_level_verdict_names_first_the_metric_whose_trouble_starts_at_the_
     p.write_text("\n".join(rows) + "\n")
     verdict = analyze_run(open_table(p)).verdict
     assert "run-level critical findings in zeta_acc, alpha_acc from step 20" in verdict, verdict
+
+
+def test_a_collapse_keeps_the_evidence_of_the_spikes_just_before_it():
+    """A real SRGAN log (benchmarks/data/curves, srgan_sudoxda): the discriminator score swings for ten epochs, then
+    collapses to ~0 (1e-38) at epoch 14. Read in step order, the two spikes before it took the change-point and
+    z-score hits of the collapse as their own evidence, and the collapse, left with none, was never raised."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/srgan_sudoxda/srf_2_train_results.csv"
+    analysis = analyze_run(open_table(path))
+    collapses = [e for e in analysis.alarm_events if "Score_D" in e.metrics and e.kind == "collapse"]
+    assert collapses and abs(collapses[0].start_step - 14) <= 1 and collapses[0].severity == "critical"
+    assert "change_point" in collapses[0].detectors
