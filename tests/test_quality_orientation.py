@@ -281,3 +281,34 @@ def test_up_down_shortcuts_count_the_same_glyphs_as_levelling_the_whole_mask(tur
     else:
         assert abs(upright_votes - whole[0]) + abs(turned_votes - whole[1]) <= 0.05 * sum(whole)
     assert (upright_votes > turned_votes) == upright  # read at `theta`, the page is the right way up or upside down
+
+
+def test_glyph_scores_run_on_one_blas_thread_and_give_back_the_callers_thread_pools(monkeypatch):
+    """The glyph network's products are too small to share: they run on one BLAS thread (threadpoolctl), the same
+    scores as without the limit, and the caller's pools are as they were afterwards (a training loop that scores
+    its images keeps all its BLAS threads)."""
+    from threadpoolctl import ThreadpoolController
+
+    from quality import orientation
+
+    frames = np.random.default_rng(0).random((50, orientation.FRAME * orientation.FRAME), dtype=np.float32)
+    w1, b1, w2 = orientation._model()
+    turned = np.ascontiguousarray(frames.reshape(-1, 16, 16)[:, ::-1, ::-1]).reshape(50, -1)
+    plain = np.tanh(frames @ w1 + b1) @ w2 - np.tanh(turned @ w1 + b1) @ w2
+    controller = ThreadpoolController()
+    with controller.limit(limits=2, user_api="blas"):
+        before = [p["num_threads"] for p in ThreadpoolController().select(user_api="blas").info()]
+        seen: list[int] = []
+        real_tanh = np.tanh
+
+        def spying_tanh(x):
+            seen.extend(p["num_threads"] for p in ThreadpoolController().select(user_api="blas").info())
+            return real_tanh(x)
+
+        monkeypatch.setattr(np, "tanh", spying_tanh)  # reads the pools while the products' results are used
+        scores = orientation.glyph_scores(frames)
+        monkeypatch.undo()
+        after = [p["num_threads"] for p in ThreadpoolController().select(user_api="blas").info()]
+    assert seen and set(seen) == {1}
+    assert before == after and before
+    np.testing.assert_allclose(scores, plain, atol=1e-4)  # float32 sums in another order
