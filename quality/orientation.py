@@ -137,11 +137,10 @@ _VOTE_SCORE = 1.0  # a glyph votes when its score (`glyph_scores`) is beyond thi
 ASCENDER_WEIGHT = 0.15  # votes per protruding glyph (`_votes`): chosen on the tune pages and the generated tests
 _CHECK_BELOW, _AGREE_DEG = 0.35, 2.0  # text confidence under which the answer is cross-checked; agreement (degrees)
 _PLENTY, _RANDOM_ALONG = 60, 0.2  # glyph count and along-share of a texture (the other polarity is then skipped)
-_OTHER_INK_BELOW, _OTHER_INK_ALONG = 0.7, 1.2  # the other ink polarity is tried below this along share; it wins
-_OTHER_INK_LARGER, _OTHER_INK_COUNT = (
-    1.5,
-    0.5,
-)  # when lined up this much better, with glyphs this much larger, >= this share as many
+_OTHER_INK_BELOW = 0.7  # the other ink polarity is tried when the paper's lines up below this along share ...
+_OTHER_INK_ALONG = 1.2  # ... and read when it lines up this many times better ...
+_OTHER_INK_LARGER = 1.5  # ... with glyphs this many times larger ...
+_OTHER_INK_COUNT = 0.5  # ... and at least this share as many
 _FEW_GLYPHS, _SHARP_PX = 40, 1.5  # an answer from fewer glyphs is cross-checked too, unless blur σ (px) is below
 _BLOCK_GLYPHS, _BLOCK_ALONG, _BLOCK_RATIO = 30, 0.4, 4.0  # a text block in a window of a busy photo (`_text_block`)
 _RETRY_CONF = 0.9  # line-periodicity confidence a retry at the JPEG grain's noise level needs (photos reach 0.85)

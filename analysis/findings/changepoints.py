@@ -72,8 +72,8 @@ How `change_points(values)` finds where a new segment starts:
    curves and a person labels neither. Noise changes were the least precise kind: tune 21 found at 57 false, seen
    test batches 1-19 29 at 96. Swept 1.8-4.0 on tune: no change point found was lost at any bar, false change points
    140 -> 133 at 3.0, 129 at 3.5, 120 at 4.0; the generated `variance` scenario (noise 3-5x) keeps F1 0.83 -> 0.84
-   at 3.0 and loses it above (0.82, 0.80), so 3.0. Seen test batches 1-19: false 225 -> 203, found 372 -> 373); two changes the same way within `_VAR_WINDOW` points are one gradual
-   transition, reported at its middle, and a run of `_VAR_RECUR` = 4 or more changes in turn wilder and calmer
+   at 3.0 and loses it above (0.82, 0.80), so 3.0. Seen test batches 1-19: false 225 -> 203, found 372 -> 373);
+   two changes the same way within `_VAR_WINDOW` points are one gradual transition, reported at its middle, and a run of `_VAR_RECUR` = 4 or more changes in turn wilder and calmer
    (bursts that recur) ends at its first wilder change (`_first_of_recurring`, sixth round: the bursts of one
    regime are not events one by one; seen test batch 2 false change points per series 0.84 -> 0.35, tune and the
    generated set unchanged).
@@ -117,8 +117,8 @@ How `change_points(values)` finds where a new segment starts:
    read 1.06-12, a pruning run that repeats its schedule every 100 epochs, noisy before each cycle's learning-rate
    step and calm after it, 0.12-0.25, and its steps at 160, 260 and 360 were dropped as restarts. Seen test batch
    19: 9 more change points found, none false; tune and every other batch unchanged; a held metric, whose
-   differences between updates are all 0, is not judged by this). A level shift within `_RESTART_TOL` = 10 % of a period of a restart is
-   then dropped unless its jump (medians of a quarter period each side) is >= `_RESTART_STAND_OUT` = 3 x the
+   differences between updates are all 0, is not judged by this). A level shift within `_RESTART_TOL` = 10 % of a
+   period of a restart is then dropped unless its jump (medians of a quarter period each side) is >= `_RESTART_STAND_OUT` = 3 x the
    median jump over all restarts: the first epoch's average lags a fast-improving model, so its restart can be a
    real new level (CheXNet's epoch-2 restart is labelled). Noise changes and turns are left as they are; the
    run-level `find_change_points` drops the same restarts from its level shifts, so the dashboard's change lines
