@@ -399,3 +399,20 @@ def test_a_collapse_keeps_the_evidence_of_the_spikes_just_before_it():
     collapses = [e for e in analysis.alarm_events if "Score_D" in e.metrics and e.kind == "collapse"]
     assert collapses and abs(collapses[0].start_step - 14) <= 1 and collapses[0].severity == "critical"
     assert "change_point" in collapses[0].detectors
+
+
+def test_a_yolov5_log_is_judged_on_its_metrics_not_on_its_learning_rates_or_counters():
+    """Real logs (benchmarks/data/curves): a YOLOv5 `results.csv` carries its three learning rates as `x/lr0`..
+    `x/lr2`, whose warm-up and decay made the run's verdict "critical findings in x/lr0"; a YOLOX log of three
+    appended runs carries `iter` and `run` counters, whose restart was a critical "iter fell 67 % from its best"."""
+    from analysis.sources import open_table
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks/data/curves"
+    yolo = analyze_run(open_table(root / "yolov5_kelompok20/exp_results.csv"))
+    named = {m for e in yolo.events for m in e.metrics} | {a.metric for a in yolo.anomalies}
+    assert not {m for m in named if m.startswith("x/lr")}
+    assert "x/lr" not in yolo.verdict
+    yolox = analyze_run(open_table(root / "yolox_fire_kunwoopark/yolox_voc_s_train_log.csv"))
+    assert not {a.metric for a in yolox.anomalies} & {"iter", "run", "epoch"}
+    restart = [c for c in yolox.root_causes if c.step == 1483]
+    assert restart and all(w in restart[0].sentence for w in ("iter", "run", "training setup"))

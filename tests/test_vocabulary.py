@@ -76,6 +76,29 @@ def test_schedules_are_not_metrics_unless_configured() -> None:
     assert not is_schedule("train/lr", {"lr": "lower_is_better"})
 
 
+@pytest.mark.parametrize("name", ["x/lr0", "x/lr2", "lr/pg0", "train/lr/pg1", "lr_1", "lr-AdamW", "learning_rate"])
+def test_a_learning_rate_per_parameter_group_is_a_schedule(name: str) -> None:
+    # YOLOv5 logs x/lr0..x/lr2 and YOLOv8 lr/pg0..lr/pg2: their warm-up and decay were critical "falls"
+    assert is_schedule(name) and is_context(name), name
+
+
+@pytest.mark.parametrize(
+    "name", ["iter", "iteration", "iters", "epoch_num", "step_num", "episode", "timesteps_total", "run", "seed"]
+)
+def test_progress_counters_and_run_labels_are_context(name: str) -> None:
+    # a counter that starts again at a restart "fell 67 % from its best" (a YOLOX log of three appended runs)
+    assert is_context(name), name
+
+
+@pytest.mark.parametrize("name", ["episode_reward", "lr0_loss", "clr", "iteration_loss", "run_acc", "frame_error"])
+def test_metrics_that_share_a_word_with_a_counter_or_a_learning_rate_stay_metrics(name: str) -> None:
+    assert not is_context(name), name
+
+
+def test_a_counter_is_a_metric_when_the_config_gives_it_a_direction() -> None:
+    assert not is_context("iter", {"iter": "higher_is_better"})
+
+
 def test_time_and_memory_columns_are_context_not_metrics_unless_configured() -> None:
     # mmcv / detectron2 logs carry `time`, `data_time` and `memory` beside the losses: what a step cost
     for name in ("time", "data_time", "train/iter_time", "memory", "gpu_mem", "eval/latency", "epoch_duration"):

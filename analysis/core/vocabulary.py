@@ -89,8 +89,19 @@ _HIGHER_TOKENS = frozenset(
 )  # fmt: skip
 _SCHEDULE_NAMES = frozenset(
     {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd", "batch_size",
-     "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale"}
+     "beta1", "beta2", "warmup", "lr_scale", "grad_scale", "loss_scale", "img_size", "imgsz"}
 )  # fmt: skip
+# Progress counters and run labels that training logs carry beside their metrics (found unlabelled in the real logs
+# of benchmarks/data/curves: `iter` in 59 files, `run` 42, `episode` 39, `iteration` 30, `seed` 29, ...): a counter
+# that starts again at a restart fell "67 % from its best" and was a critical finding.
+_COUNTER_NAMES = frozenset(
+    {"iter", "iters", "iteration", "iterations", "it", "n_iter", "num_iter", "epochs", "epoch_num", "total_epochs",
+     "steps", "step_num", "num_steps", "total_steps", "timestep", "timesteps", "timesteps_total", "env_step",
+     "env_steps", "training_iteration", "episode", "episodes", "episodes_total", "num_episodes", "frame", "frames",
+     "batch_idx", "batch_index", "num_updates", "run", "run_id", "seed", "trial", "fold"}
+)  # fmt: skip
+# A learning rate per parameter group: YOLOv5's `x/lr0`..`x/lr2`, YOLOv8's `lr/pg0`..`lr/pg2`, `lr_1`.
+_LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")
 # Name tokens of resource figures: what a step cost (`time`, `data_time`, `iter_time`, `memory` of mmcv and
 # detectron2 logs, `latency`), not how well the model learns.
 _RESOURCE_TOKENS = frozenset({"time", "latency", "duration", "memory", "mem"})
@@ -157,13 +168,17 @@ def is_lower_better(metric: str, cfg: DirectionOverrides = None) -> bool:
 
 
 def is_schedule(metric: str, cfg: DirectionOverrides = None) -> bool:
-    """Training-setup values (learning rate, epoch, momentum, ...): they change on purpose, so a change is a
-    fact (useful to explain a fall), never a degradation. A direction set in the config wins."""
+    """Training-setup values (learning rate, also per parameter group, epoch, momentum, ...) and progress counters
+    (`iter`, `episode`, `run`, `seed`, ...): they change on purpose, so a change is a fact (useful to explain a
+    fall), never a degradation. A direction set in the config wins."""
     overrides = _overrides(cfg)
     if metric in overrides or metric_leaf(metric) in overrides:
         return False
     leaf = metric_leaf(metric).lower().replace("-", "_")
-    return leaf in _SCHEDULE_NAMES or leaf.endswith("_lr") or leaf.startswith("lr_")
+    if leaf in _SCHEDULE_NAMES or leaf in _COUNTER_NAMES or leaf.endswith("_lr") or leaf.startswith("lr_"):
+        return True
+    parts = metric.lower().replace("-", "_").split("/")
+    return _LR_GROUP.fullmatch(leaf) is not None or any(p in ("lr", "learning_rate") for p in parts[:-1])
 
 
 def is_resource(metric: str, cfg: DirectionOverrides = None) -> bool:
