@@ -416,3 +416,21 @@ def test_a_yolov5_log_is_judged_on_its_metrics_not_on_its_learning_rates_or_coun
     assert not {a.metric for a in yolox.anomalies} & {"iter", "run", "epoch"}
     restart = [c for c in yolox.root_causes if c.step == 1483]
     assert restart and all(w in restart[0].sentence for w in ("iter", "run", "training setup"))
+
+
+def test_an_imagenet_error_that_falls_at_a_learning_rate_step_is_no_alarm():
+    """A real ShuffleNetV2 ImageNet log (benchmarks/data/curves): `val_error1` / `val_error5` are top-1 / top-5
+    errors; read as higher-is-better, their falls at the learning-rate steps were critical events."""
+    from analysis.sources import open_table
+
+    path = (
+        Path(__file__).resolve().parents[1] / "benchmarks/data/curves/shufflenetv2_randl/shufflenet_v2_0.5_results.csv"
+    )
+    analysis = analyze_run(open_table(path))
+    falls = [
+        e
+        for e in analysis.alarm_events
+        if e.metric.startswith(("val_error", "train_error")) and e.value_after < e.value_before
+    ]
+    assert not falls, [(e.metric, e.start_step, e.value_before, e.value_after) for e in falls]
+    assert any(e.metric.startswith("val_error") and e.value_after < e.value_before for e in analysis.events)

@@ -76,6 +76,26 @@ def test_schedules_are_not_metrics_unless_configured() -> None:
     assert not is_schedule("train/lr", {"lr": "lower_is_better"})
 
 
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [("val_error1", "lower_is_better"), ("train_error5", "lower_is_better"), ("G_L1", "lower_is_better"),
+     ("fast_rcnn/false_negative", "lower_is_better"), ("mask_rcnn/false_positive", "lower_is_better"),
+     ("bbox_AP", "higher_is_better"), ("AP50", "higher_is_better"), ("AP_small", "higher_is_better"),
+     ("AR100", "higher_is_better"), ("test_acc1", "higher_is_better"), ("aAcc", "higher_is_better"),
+     ("mAcc", "higher_is_better"), ("pixAcc", "higher_is_better"), ("metrics/HBBmAP.5:.95", "higher_is_better"),
+     ("maxF1", "higher_is_better"), ("val_dsc", "higher_is_better")],
+)  # fmt: skip
+def test_real_vision_log_names_have_their_direction(name: str, direction: str) -> None:
+    # names of real logs in benchmarks/data/curves whose direction was unknown: an ImageNet top-1 error falling at a
+    # learning-rate step, or a pix2pix L1 loss falling, was a critical "fall"; a rotated-box mAP leaving 0 was one
+    assert known_direction(name) == direction, name
+
+
+@pytest.mark.parametrize("name", ["Score_D", "D_real", "norm_ED", "kl", "r", "car", "terrain"])
+def test_names_that_say_nothing_keep_no_known_direction(name: str) -> None:
+    assert known_direction(name) is None, name
+
+
 @pytest.mark.parametrize("name", ["x/lr0", "x/lr2", "lr/pg0", "train/lr/pg1", "lr_1", "lr-AdamW", "learning_rate"])
 def test_a_learning_rate_per_parameter_group_is_a_schedule(name: str) -> None:
     # YOLOv5 logs x/lr0..x/lr2 and YOLOv8 lr/pg0..lr/pg2: their warm-up and decay were critical "falls"

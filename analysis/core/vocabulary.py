@@ -79,13 +79,15 @@ Direction = Literal["higher_is_better", "lower_is_better"]
 
 # Name tokens that mean "lower is better" (plural forms are matched too: `errors`, `losses`).
 _LOWER_TOKENS = frozenset(
-    {"loss", "error", "err", "cer", "wer", "ter", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "distance"}
-)
+    {"loss", "error", "err", "cer", "wer", "ter", "perplexity", "ppl", "mse", "mae", "rmse", "nll", "distance", "l1",
+     "l2"}
+)  # fmt: skip
 # Name tokens that mean "higher is better": the metrics whose rise is known to be an improvement. Any other name
 # defaults to higher-is-better too (`metric_direction`), but a rise of `grad_norm` or `kl` is no known improvement.
 _HIGHER_TOKENS = frozenset(
     {"acc", "accuracy", "recall", "precision", "prec", "hmean", "f1", "fscore", "map", "map50", "auc", "auroc",
-     "iou", "miou", "dice", "psnr", "ssim", "bleu", "rouge", "reward", "return", "top1", "top5", "ned"}
+     "iou", "miou", "dice", "dsc", "psnr", "ssim", "bleu", "rouge", "reward", "return", "top1", "top5", "ned", "ap",
+     "ar"}
 )  # fmt: skip
 _SCHEDULE_NAMES = frozenset(
     {"lr", "learning_rate", "momentum", "epoch", "step", "global_step", "weight_decay", "wd", "batch_size",
@@ -151,16 +153,28 @@ def known_direction(metric: str, cfg: DirectionOverrides = None) -> Direction | 
         if key in overrides:
             return "lower_is_better" if overrides[key] == "lower_is_better" else "higher_is_better"
     tokens = _name_tokens(metric)
-    for token in tokens:
+    forms = [f for t in tokens for f in _token_forms(t)]
+    for token in forms:
         if token in _LOWER_TOKENS or (token.endswith("s") and token[:-1] in _LOWER_TOKENS):
             return "lower_is_better"
         if token.endswith("loss") or token.endswith("losses"):  # `trainloss`, `celoss`
             return "lower_is_better"
     if "gnorm" in tokens or "gradnorm" in tokens or {"grad", "norm"} <= set(tokens):  # an exploding gradient
         return "lower_is_better"
-    if any(t in _HIGHER_TOKENS or (t.endswith("s") and t[:-1] in _HIGHER_TOKENS) for t in tokens):
+    if {"false", "negative"} <= set(tokens) or {"false", "positive"} <= set(tokens):  # detectron2's false_negative
+        return "lower_is_better"
+    if any(t in _HIGHER_TOKENS or (t.endswith("s") and t[:-1] in _HIGHER_TOKENS) for t in forms):
+        return "higher_is_better"
+    if any(len(t) > 3 and t.endswith(("acc", "map", "f1")) for t in tokens):  # mmseg's `aAcc`, `HBBmAP`, `maxF1`
         return "higher_is_better"
     return None
+
+
+def _token_forms(token: str) -> tuple[str, ...]:
+    """A name token, and without its trailing digits when it has some (`error1` / `error5` of ImageNet logs,
+    `acc1`, COCO's `AP50` and `AR100`)."""
+    bare = token.rstrip("0123456789")
+    return (token, bare) if bare and bare != token else (token,)
 
 
 def is_lower_better(metric: str, cfg: DirectionOverrides = None) -> bool:
