@@ -221,6 +221,29 @@ def test_run_level_findings_sit_on_their_line_and_detector_hits_are_a_click_deep
     assert not [t for t in fig.data if t.name.startswith("loss: event")]  # a healthy curve beside it: nothing
 
 
+def test_each_run_level_metric_has_its_own_panel_and_y_axis_and_its_marks_stay_in_it():
+    """A real YOLOv5 `results.csv`: recall (0-1) and the box / class / object losses (0.004-0.07) on one axis left
+    the losses as flat lines at 0. Each metric now has its panel, all on one step axis; a metric's findings and
+    change lines are drawn in its own panel."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/yolov5_kelompok20/exp_results.csv"
+    analysis = analyze_run(open_table(path))
+    names = ["metrics/recall", "val/box_loss", "val/cls_loss", "val/obj_loss"]
+    fig = figures.global_metrics_figure(analysis, names)
+    lines = {t.name: t for t in fig.data if t.name in names}
+    assert [lines[n].yaxis for n in names] == ["y", "y2", "y3", "y4"]
+    for n, axis in zip(names, ("y", "y2", "y3", "y4"), strict=True):
+        assert all(t.yaxis == axis for t in fig.data if t.name.startswith(f"{n}: ")), n
+        lo, hi = float(np.nanmin(lines[n].y)), float(np.nanmax(lines[n].y))
+        assert hi - lo > 0.001  # each line spans its own axis, not a sliver of recall's
+    assert fig.layout.yaxis2.domain[1] < fig.layout.yaxis.domain[0]  # stacked, not overlaid
+    assert {fig.layout.xaxis.matches, fig.layout.xaxis2.matches, fig.layout.xaxis3.matches} == {"x4"}  # one step axis
+    assert [a.text for a in fig.layout.annotations][:4] == names
+    for shape in fig.layout.shapes:  # a change line spans its own panel only
+        assert shape.yref == f"{shape.xref.replace('x', 'y')} domain", (shape.xref, shape.yref)
+
+
 def test_a_rise_that_accelerates_away_from_a_floor_is_read_as_a_rise_from_the_floor():
     # PaddleOCR's CRNN log: the train edit distance sits at 2e-06 for 14 evaluations and then climbs faster and
     # faster; its level after the exit was read by carrying the stretch back along its steep median slope: -3e-04.

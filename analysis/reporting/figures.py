@@ -295,15 +295,16 @@ def _axis_floor(curves: MetricCurves, batches: Iterable[int | None]) -> float:
     return min(lows) if lows else 0.0
 
 
-def _vline(x: float, colour: str) -> dict[str, object]:
-    """A dotted vertical line across the plot at `x` (the shape `fig.add_vline` makes)."""
-    return {"type": "line", "x0": x, "x1": x, "xref": "x", "y0": 0, "y1": 1, "yref": "y domain",
+def _vline(x: float, colour: str, axis: str = "") -> dict[str, object]:
+    """A dotted vertical line across the plot at `x` (the shape `fig.add_vline` makes); `axis` is the subplot's axis
+    number ("" for the first, "2", ...)."""
+    return {"type": "line", "x0": x, "x1": x, "xref": f"x{axis}", "y0": 0, "y1": 1, "yref": f"y{axis} domain",
             "line": {"dash": "dot", "color": colour}}  # fmt: skip
 
 
-def _vline_label(x: float, text: str) -> dict[str, object]:
+def _vline_label(x: float, text: str, axis: str = "") -> dict[str, object]:
     """The label `fig.add_vline(annotation_text=...)` puts at the line's top right."""
-    return {"x": x, "xref": "x", "y": 1, "yref": "y domain", "xanchor": "left", "yanchor": "top",
+    return {"x": x, "xref": f"x{axis}", "y": 1, "yref": f"y{axis} domain", "xanchor": "left", "yanchor": "top",
             "showarrow": False, "text": text, "font": {"size": 10}}  # fmt: skip
 
 
@@ -405,34 +406,38 @@ def _add_findings(
     metric: str,
     batches: set[int | None],
     prefix: str = "",
+    row: int | None = None,
 ) -> None:
     """Events (diamonds), a line at each event that starts a new regime (level, slope or noise change, collapse),
     detector hits and the detectors' own change points (one click deeper: hidden until picked in the legend), each
     at the step and value it describes; NaN/Inf as markers on the axis; no line drawn on a NaN gap. `prefix` starts
-    every legend name (a chart of several run-level metrics)."""
+    every legend name (a chart of several run-level metrics); `row` is the metric's panel in a figure of stacked
+    subplots (None: a single plot)."""
     marks = curve_marks(analysis, curves, metric, batches)
     at = "step %{x}<br>%{text}<extra></extra>"
+    where = {} if row is None else {"row": row, "col": 1}
+    axis = "" if row is None or row == 1 else str(row)
     if marks.events:
         fig.add_trace(_marker_trace(marks.events, f"{prefix}event", {"symbol": "diamond", "size": 13, "color": [
-            m.colour for m in marks.events], "line": {"width": 1, "color": "#222"}}, at))  # fmt: skip
+            m.colour for m in marks.events], "line": {"width": 1, "color": "#222"}}, at), **where)  # fmt: skip
     for sev, sel in marks.hits.items():
         if sel:  # one level deeper: the events speak first
             fig.add_trace(_marker_trace(sel, f"{prefix}detector hit ({sev})", {"color": SEVERITY_COLOURS[sev], "size": 9,
-                "symbol": "x"}, "step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>", visible="legendonly"))  # fmt: skip
+                "symbol": "x"}, "step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>", visible="legendonly"), **where)  # fmt: skip
     if marks.nonfinite:
         fig.add_trace(_marker_trace(marks.nonfinite, f"{prefix}NaN/Inf (no value)", {"symbol": "triangle-up", "size": 12,
-            "color": SEVERITY_COLOURS[Severity.CRITICAL]}, at))  # fmt: skip
+            "color": SEVERITY_COLOURS[Severity.CRITICAL]}, at), **where)  # fmt: skip
     if marks.changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
         fig.update_layout(
-            shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour) for m in marks.changes)],
-            annotations=[*fig.layout.annotations, *(_vline_label(m.x, m.label) for m in marks.changes)],
+            shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour, axis) for m in marks.changes)],
+            annotations=[*fig.layout.annotations, *(_vline_label(m.x, m.label, axis) for m in marks.changes)],
         )
         fig.add_trace(  # shapes carry no hover: a marker on each line does
             _marker_trace(marks.changes, f"{prefix}change point", {"symbol": "line-ns-open", "size": 14, "color": [
-                m.colour for m in marks.changes]}, at))  # fmt: skip
+                m.colour for m in marks.changes]}, at), **where)  # fmt: skip
     if marks.detector_changes:  # the detectors' own change points, one level deeper (as the detector hits)
         fig.add_trace(_marker_trace(marks.detector_changes, f"{prefix}detector change point", {"symbol": "line-ns-open",
-            "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"))  # fmt: skip
+            "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"), **where)  # fmt: skip
 
 
 def outside_points(
@@ -521,27 +526,41 @@ def heatmap_figure(
     return fig
 
 
+GLOBAL_PANEL_PX = 170  # height of one run-level metric's panel
+
+
 def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_points: int = 2000) -> go.Figure:
     """Run-level metrics (`val/*`, `train/*`) over steps with their findings, marked as on the batch curves
     (`_add_findings`): events on the line at the step they start, detector hits one click deeper, NaN/Inf on the
-    axis, a line at each change of regime."""
-    fig = go.Figure()
+    axis, a line at each change of regime.
+
+    One panel per metric, stacked on a shared step axis, each with its own y-axis: a YOLOv5 log's recall (0-1) and
+    its box / object / class losses (0.01-0.07) on one axis left the losses as flat lines at 0."""
+    from plotly.subplots import make_subplots  # plotly's subplots module is only needed here
+
+    metrics = list(metrics)
+    names = [plotly_text(m) for m in metrics]
+    fig = make_subplots(
+        rows=max(len(metrics), 1), cols=1, shared_xaxes=True, vertical_spacing=0.06 if len(metrics) < 5 else 0.03,
+        subplot_titles=names or None,
+    )  # fmt: skip
+    fig.update_annotations(font_size=12)  # the panel titles (the change lines' labels come later)
     g = analysis.global_metrics
     colours = series_colours(len(metrics))
     empty_band = pd.DataFrame(columns=["step", "min", "median", "max"])
-    for i, m in enumerate(metrics):
+    for i, (m, name) in enumerate(zip(metrics, names, strict=True)):
         s = g[g["metric"] == m].sort_values("step")
-        name = plotly_text(m)
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}), row=i + 1, col=1)
         one = MetricCurves(m, {None: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, empty_band)
-        _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ")
+        _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ", row=i + 1)
+    height = 110 + GLOBAL_PANEL_PX * max(len(metrics), 1)
+    fig.update_xaxes(title_text=_step_title(analysis), row=max(len(metrics), 1), col=1)
     fig.update_layout(
         title="run-level metrics",
-        xaxis_title=_step_title(analysis),
-        height=380,
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "y": -0.2},
+        height=height,
+        margin={"l": 50, "r": 20, "t": 60, "b": 40},
+        legend={"orientation": "h", "y": -60 / height, "yanchor": "top"},
     )
     return fig
 

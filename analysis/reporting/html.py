@@ -66,7 +66,7 @@ def build_charts(analysis: RunAnalysis) -> list[dict[str, Any]]:
     g = analysis.global_metrics
     if len(g):
         names = sorted(g["metric"].unique().tolist())
-        val = [m for m in names if m.startswith(("val/", "valid/", "eval/"))]  # one scale: 0..1 quality metrics
+        val = [m for m in names if m.startswith(("val/", "valid/", "eval/"))]  # the validation metrics first
         names = (val or names)[:MAX_GLOBAL_METRICS]
         fig = figures.global_metrics_figure(analysis, names, max_points=CURVE_MAX_POINTS)
         charts.append({"id": "chart-global", "title": "Run-level metrics", "figure": fig})
