@@ -192,7 +192,15 @@ def load_run(args: argparse.Namespace) -> Run:
             raise RunNotFound(f"history file not found: {args.history_file}")
         if args.run_name:  # one run of a multi-run wandb CSV export
             return open_run(f"{args.history_file}#{args.run_name}")
-        return open_run(args.history_file)
+        try:
+            return open_run(args.history_file)
+        except AmbiguousRun as e:  # the CLI's way to choose is --run-name, not the dashboard's FILE#RUN
+            runs = ", ".join(e.candidates)
+            raise AmbiguousRun(
+                f"{args.history_file.name} is a wandb export of {len(e.candidates)} runs ({runs}); choose one with "
+                f"--run-name NAME",
+                candidates=e.candidates,
+            ) from e
     if args.entity:
         return open_run(find_cloud_run(args.entity, args.project, args.run_name))
     try:

@@ -332,6 +332,17 @@ def test_history_exports_are_analysed_like_runs(workdir, monkeypatch, capsys, tm
     assert jsonl["summary"]["n_problem_images_logged"] > 0  # the problematic_batch_{i} lists were read too
 
 
+def test_a_multi_run_export_without_a_run_name_names_the_runs_and_the_cli_option(workdir, monkeypatch, capsys):
+    """A real wandb UI export of two runs (benchmarks/data/curves): the CLI's way to choose is --run-name; the error
+    pointed at the dashboard's 'FILE#RUN' form, which the CLI does not take as a file name."""
+    export = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/di_f_fu_sion/cifar10_wandb_export.csv"
+    code, _out, err = _main(["--history-file", str(export)], workdir, monkeypatch, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "2 runs (colu, relu)" in err and "--run-name NAME" in err and "#<run name>" not in err
+    code, out, err = _main(["--history-file", str(export), "--run-name", "relu"], workdir, monkeypatch, capsys)
+    assert code == 0 and "Analysis complete" in out, err
+
+
 def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
     garbage = tmp_path / "g.parquet"
     garbage.write_bytes(b"this is not parquet at all")
