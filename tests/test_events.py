@@ -457,3 +457,18 @@ def test_an_imagenet_error_that_falls_at_a_learning_rate_step_is_no_alarm():
     ]
     assert not falls, [(e.metric, e.start_step, e.value_before, e.value_after) for e in falls]
     assert any(e.metric.startswith("val_error") and e.value_after < e.value_before for e in analysis.events)
+
+
+def test_the_run_level_chart_takes_dozens_of_metrics_and_none(tmp_path):
+    """plotly refuses a vertical spacing over 1 / (rows - 1): a user who picks 40 metrics still gets a chart."""
+    import pandas as pd
+
+    from analysis.sources import open_table
+
+    rows = [{f"m{k}": float(np.sin(s / (k + 1))) for k in range(40)} | {"global_step": s} for s in range(30)]
+    pd.DataFrame(rows).to_csv(tmp_path / "forty.csv", index=False)
+    analysis = analyze_run(open_table(tmp_path / "forty.csv"))
+    names = sorted(analysis.global_metrics["metric"].unique().tolist())
+    fig = figures.global_metrics_figure(analysis, names)
+    assert len([t for t in fig.data if t.name in names]) == 40 and fig.layout.height > 40 * 100
+    assert len(figures.global_metrics_figure(analysis, []).data) == 0

@@ -540,10 +540,10 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
 
     metrics = list(metrics)
     names = [plotly_text(m) for m in metrics]
-    fig = make_subplots(
-        rows=max(len(metrics), 1), cols=1, shared_xaxes=True, vertical_spacing=0.06 if len(metrics) < 5 else 0.03,
-        subplot_titles=names or None,
-    )  # fmt: skip
+    rows = max(len(metrics), 1)
+    # plotly refuses a spacing over 1 / (rows - 1): a user may pick dozens of metrics
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=min(0.06, 0.3 / max(rows - 1, 1)),
+                        subplot_titles=names or None)  # fmt: skip
     fig.update_annotations(font_size=12)  # the panel titles (the change lines' labels come later)
     g = analysis.global_metrics
     colours = series_colours(len(metrics))
@@ -554,8 +554,8 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}), row=i + 1, col=1)
         one = MetricCurves(m, {None: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, empty_band)
         _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ", row=i + 1)
-    height = 110 + GLOBAL_PANEL_PX * max(len(metrics), 1)
-    fig.update_xaxes(title_text=_step_title(analysis), row=max(len(metrics), 1), col=1)
+    height = 110 + GLOBAL_PANEL_PX * rows
+    fig.update_xaxes(title_text=_step_title(analysis), row=rows, col=1)
     fig.update_layout(
         title="run-level metrics",
         height=height,
