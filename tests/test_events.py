@@ -472,3 +472,22 @@ def test_the_run_level_chart_takes_dozens_of_metrics_and_none(tmp_path):
     fig = figures.global_metrics_figure(analysis, names)
     assert len([t for t in fig.data if t.name in names]) == 40 and fig.layout.height > 40 * 100
     assert len(figures.global_metrics_figure(analysis, []).data) == 0
+
+
+def test_the_report_charts_the_alarmed_metrics_not_the_counters():
+    """The HTML report draws at most six run-level metrics: on a real YOLOX log (epoch, iter, run and lr beside the
+    losses) two of its panels went to `epoch` and `iter`, and the alarmed `total_loss` was left out."""
+    from analysis.reporting.html import MAX_GLOBAL_METRICS, build_charts
+    from analysis.sources import open_table
+
+    path = (
+        Path(__file__).resolve().parents[1] / "benchmarks/data/curves/yolox_fire_kunwoopark/yolox_voc_s_train_log.csv"
+    )
+    analysis = analyze_run(open_table(path))
+    names = set(analysis.global_metrics["metric"].unique().tolist())
+    (chart,) = [c for c in build_charts(analysis) if c["id"] == "chart-global"]
+    drawn = [t["name"] for t in json.loads(chart["figure"])["data"] if t.get("name") in names]
+    assert set(drawn) == {"cls_loss", "conf_loss", "iou_loss", "total_loss", "l1_loss"}  # every loss, no counter
+    assert len(names) > MAX_GLOBAL_METRICS
+    alarmed = {m for e in analysis.alarm_events for m in e.metrics}
+    assert alarmed <= set(drawn) and drawn[: len(alarmed)] == sorted(alarmed)  # the alarmed panels on top
