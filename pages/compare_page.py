@@ -13,6 +13,7 @@ from analysis.core.errors import AnalyzerError
 from analysis.core.paths import confine
 from analysis.findings.baseline_file import baseline_dict, is_baseline_file, load_baseline
 from analysis.findings.compare import CompareConfig, Comparison, RunSide, compare_runs, run_side
+from analysis.findings.compare_model import NOTHING_COMPARED
 from analysis.findings.pipeline import RunAnalysis
 from ui import compare_tables, state
 from ui.format import error_text, md_escape, md_labels
@@ -135,6 +136,8 @@ if regs:
     )
     for sentence in comparison.sentences():
         st.markdown(f"- {md_escape(sentence)}")
+elif comparison.nothing_compared:
+    st.info(f"Against {md_escape(comparison.baseline)}: {md_escape(NOTHING_COMPARED)}.")
 else:
     st.success(f"No regression against {md_escape(comparison.baseline)} (aligned on {comparison.alignment}).")
 for label, batches in (("New batches (candidate only)", comparison.new_batches),

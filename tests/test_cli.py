@@ -343,6 +343,23 @@ def test_a_multi_run_export_without_a_run_name_names_the_runs_and_the_cli_option
     assert code == 0 and "Analysis complete" in out, err
 
 
+def test_two_runs_of_run_level_metrics_only_say_nothing_was_compared_not_no_regression(
+    workdir, monkeypatch, capsys, tmp_path
+):
+    """Two real YOLOv5 `results.csv` of one project (benchmarks/data/curves): no batch_{i}/ metric on either side,
+    so no series was compared; the CLI and the reports said "no regression" all the same."""
+    runs = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/yolov5_4105project"
+    out = tmp_path / "out"
+    args = ["--history-file", str(runs / "exp2_results.csv"), "--baseline", str(runs / "exp_results.csv")]
+    code, stdout, err = _main([*args, "--output-dir", str(out)], workdir, monkeypatch, capsys)
+    assert code == 0, err
+    assert "nothing was compared" in stdout and "no regression" not in stdout.lower()
+    md = next(out.glob("*_report.md")).read_text()
+    html = next(out.glob("*_report.html")).read_text()
+    assert "Nothing was compared" in md and "No regression" not in md
+    assert "Nothing was compared" in html and "No regression against the baseline" not in html
+
+
 def test_damaged_inputs_exit_2(workdir, monkeypatch, capsys, tmp_path):
     garbage = tmp_path / "g.parquet"
     garbage.write_bytes(b"this is not parquet at all")

@@ -111,6 +111,7 @@ def run_comparison(args: argparse.Namespace, analysis: RunAnalysis, wandb_dir: P
     """
     from analysis.core.run import Run
     from analysis.findings.compare import CompareConfig, compare_runs, save_baseline
+    from analysis.findings.compare_model import NOTHING_COMPARED
     from analysis.findings.compare_source import open_baseline
     from analysis.findings.pipeline import analyze_run
 
@@ -136,6 +137,8 @@ def run_comparison(args: argparse.Namespace, analysis: RunAnalysis, wandb_dir: P
             f"{len(regs)} regression(s) against {comparison.baseline}: batch(es) "
             f"{', '.join(map(str, comparison.regressed_batches))}"
             if regs
+            else f"{NOTHING_COMPARED} (baseline {comparison.baseline})"
+            if comparison.nothing_compared
             else f"no regression against {comparison.baseline}"
         )
         print(head)

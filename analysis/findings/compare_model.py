@@ -98,6 +98,14 @@ class SeriesDelta:
         return series_sentence(self, shifts)
 
 
+# What a comparison that compared nothing says instead of "no regression": two runs of run-level metrics only (two
+# YOLOv5 `results.csv`) were "No regression" with 0 series compared.
+NOTHING_COMPARED = (
+    "nothing was compared: the two runs share no per-batch (batch_{i}/...) metric, and run comparisons cover "
+    "per-batch metrics only"
+)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """The result of `compare_runs`. `deltas` is sorted worst first (largest worsening, regressions first)."""
@@ -120,6 +128,11 @@ class Comparison:
     @property
     def has_regression(self) -> bool:
         return any(d.regression for d in self.deltas)
+
+    @property
+    def nothing_compared(self) -> bool:
+        """No batch x metric series was compared (`NOTHING_COMPARED`), so "no regression" would say nothing."""
+        return not self.deltas
 
     @property
     def regressed_batches(self) -> list[int]:
@@ -307,6 +320,8 @@ def to_markdown(c: Comparison, max_rows: int = 20) -> str:
         + (
             f"**{len(regs)} regression(s)** in batch(es) {', '.join(map(str, c.regressed_batches))}"
             if regs
+            else f"**{NOTHING_COMPARED[0].upper()}{NOTHING_COMPARED[1:]}**"
+            if c.nothing_compared
             else "**No regression**"
         )
         + f" (tolerance {c.config.tolerance_abs:g} absolute and {c.config.tolerance_rel:.0%} relative, "
