@@ -104,6 +104,7 @@ NOTHING_COMPARED = (
     "nothing was compared: the two runs share no per-batch (batch_{i}/...) metric, and run comparisons cover "
     "per-batch metrics only"
 )
+NOTHING_COMPARED_SENTENCE = f"{NOTHING_COMPARED[0].upper()}{NOTHING_COMPARED[1:]}."  # the reports' form
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ def to_markdown(c: Comparison, max_rows: int = 20) -> str:
         + (
             f"**{len(regs)} regression(s)** in batch(es) {', '.join(map(str, c.regressed_batches))}"
             if regs
-            else f"**{NOTHING_COMPARED[0].upper()}{NOTHING_COMPARED[1:]}**"
+            else f"**{NOTHING_COMPARED_SENTENCE[:-1]}**"
             if c.nothing_compared
             else "**No regression**"
         )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analysis.core.vocabulary import QualityReason, is_context
-from analysis.findings.compare_model import NOTHING_COMPARED
+from analysis.findings.compare_model import NOTHING_COMPARED_SENTENCE
 from analysis.reporting.markdown import counts_text, primary_metric_name, reason_counts_text, worst_values_text
 from analysis.reporting.quality_summary import has_reason, reason_label
 from analysis.reporting.values import fmt
@@ -131,7 +131,7 @@ def _jinja_env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = fmt
-    env.globals["nothing_compared"] = f"{NOTHING_COMPARED[0].upper()}{NOTHING_COMPARED[1:]}."
+    env.globals["nothing_compared"] = NOTHING_COMPARED_SENTENCE
     env.filters["counts"] = counts_text
     env.filters["reason_counts"] = reason_counts_text
     env.filters["reason_label"] = reason_label
