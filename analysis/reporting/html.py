@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analysis.core.vocabulary import QualityReason, is_context
-from analysis.findings.compare_model import NOTHING_COMPARED_SENTENCE
 from analysis.reporting.markdown import counts_text, primary_metric_name, reason_counts_text, worst_values_text
 from analysis.reporting.quality_summary import has_reason, reason_label
 from analysis.reporting.values import fmt
@@ -122,6 +121,8 @@ def _script_json(text: str) -> str:
 @functools.lru_cache(maxsize=1)
 def _jinja_env() -> jinja2.Environment:
     import jinja2
+
+    from analysis.findings.compare_model import NOTHING_COMPARED_SENTENCE  # here, not at import: it loads scipy
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),

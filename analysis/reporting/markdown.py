@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from analysis.findings.compare_model import NOTHING_COMPARED_SENTENCE
 from analysis.reporting.quality_summary import reason_label
 from analysis.reporting.values import fmt
 
@@ -202,6 +201,8 @@ def _comparison(r: ReportData) -> list[str]:
         out += [f"**Regressed** (batches {md_escape(batches)}; {tolerance}):", ""]
         out += [f"- {md_escape(sentence)}" for sentence in c.get("sentences", [])]
     elif not c.get("deltas"):
+        from analysis.findings.compare_model import NOTHING_COMPARED_SENTENCE  # on use: it loads scipy
+
         out.append(md_escape(NOTHING_COMPARED_SENTENCE))
     else:
         out.append(f"No regression against the baseline ({tolerance}).")
