@@ -70,6 +70,8 @@ def test_overview_defaults():
     srgan = ["Learning_Rate", "Loss_D", "Loss_G", "PSNR", "SSIM"]
     assert tables.default_global_metrics(srgan, ["PSNR", "SSIM", "PSNR", "gone"]) == ["PSNR", "SSIM"]
     assert tables.default_global_metrics(names, ["train/loss"]) == ["train/loss", "val/a", "val/b", "val/c"]
+    # a YOLOX log's counters and learning rate come first alphabetically; the losses are what a user looks at
+    assert tables.default_global_metrics(["epoch", "iter", "lr", "loss", "run", "acc"]) == ["loss", "acc"]
     shown, hidden = tables.summary_without_batches({"acc": 1, "batch_0/recall": 0.9, "batch_1/x": 2, "nested": {}})
     assert shown == {"acc": 1} and hidden == 2
 

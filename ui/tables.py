@@ -17,7 +17,7 @@ from pandas.io.formats.style import Styler
 from analysis.core.config import AlertsConfig, AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.run import RunRef
-from analysis.core.vocabulary import severity_rank
+from analysis.core.vocabulary import is_validation, run_metrics_to_draw, severity_rank
 from ui.format import fmt_value, md_escape
 
 if TYPE_CHECKING:
@@ -74,12 +74,12 @@ def default_batches(problematic: Sequence[int], batches: Sequence[int], limit: i
 
 
 def default_global_metrics(names: Sequence[str], flagged: Sequence[str] = ()) -> list[str]:
-    """Run-level metrics shown first: those with a warning or critical event (`flagged`, worst first), then `val/*`,
-    up to four; with neither, the first three."""
-    known = set(names)
-    first = list(dict.fromkeys(n for n in flagged if n in known))
-    picked = list(dict.fromkeys([*first, *(n for n in names if n.startswith("val/"))]))[:4]
-    return picked or list(names[:3])
+    """Run-level metrics shown first (`vocabulary.run_metrics_to_draw`): those with a warning or critical event
+    (`flagged`, worst first), then validation metrics, up to four; with neither, the first three (never a learning
+    rate or a counter while a graded metric is left)."""
+    ordered = run_metrics_to_draw(names, flagged)
+    picked = [n for n in ordered if n in set(flagged) or is_validation(n)][:4]
+    return picked or ordered[:3]
 
 
 def summary_without_batches(summary: Mapping[str, Any]) -> tuple[dict[str, Any], int]:

@@ -20,10 +20,12 @@ __all__ = [
     "is_lower_better",
     "is_resource",
     "is_schedule",
+    "is_validation",
     "known_direction",
     "metric_direction",
     "metric_leaf",
     "metric_threshold",
+    "run_metrics_to_draw",
     "severity_rank",
     "worse",
     "worst_index",
@@ -208,6 +210,25 @@ def is_context(metric: str, cfg: DirectionOverrides = None) -> bool:
     """A column that describes the run rather than grades it (`is_schedule`, `is_resource`): detectors and severity
     treat its changes as facts, never as alarms, and run comparisons leave it out."""
     return is_schedule(metric, cfg) or is_resource(metric, cfg)
+
+
+_VALIDATION_PREFIXES = ("val/", "valid/", "eval/")
+
+
+def is_validation(metric: str) -> bool:
+    """A validation metric (`val/*`, `valid/*`, `eval/*`): what a run is judged on when nothing else stands out."""
+    return metric.startswith(_VALIDATION_PREFIXES)
+
+
+def run_metrics_to_draw(names: Iterable[str], flagged: Iterable[str] = (), cfg: DirectionOverrides = None) -> list[str]:
+    """Run-level metric names in the order a chart should take them: those with an alarm (`flagged`, in its order,
+    worst first), then validation metrics, then the rest; context columns (learning rates, counters, timings) only
+    when there is nothing else to draw. The dashboard's default selection and the HTML report's chart both cut it."""
+    names = list(dict.fromkeys(names))
+    graded = [n for n in names if not is_context(n, cfg)] or names
+    known = set(graded)
+    rank = {n: i for i, n in enumerate(dict.fromkeys(f for f in flagged if f in known))}
+    return sorted(graded, key=lambda n: (rank.get(n, len(rank)), not is_validation(n)))
 
 
 def metric_threshold(metric: str, thresholds: Mapping[str, float]) -> float | None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from analysis.core.vocabulary import QualityReason, is_context
+from analysis.core.vocabulary import QualityReason, run_metrics_to_draw
 from analysis.reporting.markdown import counts_text, primary_metric_name, reason_counts_text, worst_values_text
 from analysis.reporting.quality_summary import has_reason, reason_label
 from analysis.reporting.values import fmt
@@ -45,17 +45,6 @@ HEATMAP_MAX_COLUMNS = 200  # step bins in the heatmap
 MAX_GLOBAL_METRICS = 6  # run-level metrics drawn (val/*, train/*)
 
 
-def chart_metrics(analysis: RunAnalysis, names: list[str]) -> list[str]:
-    """The run-level metrics the report draws (at most `MAX_GLOBAL_METRICS`): the ones with an alarm first, then the
-    validation metrics, then the rest; context columns (learning rates, counters such as `epoch` / `iter`, timings)
-    only when there is nothing else (a YOLOX log's panels went to `epoch` and `iter`)."""
-    directions = analysis.config.anomaly.metric_directions
-    graded = [m for m in names if not is_context(m, directions)] or names
-    alarmed = {m for e in analysis.alarm_events if e.batch is None for m in e.metrics}
-    validation = ("val/", "valid/", "eval/")
-    return sorted(graded, key=lambda m: (m not in alarmed, not m.startswith(validation), m))[:MAX_GLOBAL_METRICS]
-
-
 def build_charts(analysis: RunAnalysis) -> list[dict[str, Any]]:
     """Plotly figures for the HTML report, decimated for drawing: curves, heatmap, score histograms.
 
@@ -76,7 +65,9 @@ def build_charts(analysis: RunAnalysis) -> list[dict[str, Any]]:
         charts.append({"id": "chart-heatmap", "title": f"{metric} by batch and step", "figure": fig})
     g = analysis.global_metrics
     if len(g):
-        names = chart_metrics(analysis, sorted(g["metric"].unique().tolist()))
+        alarmed = [m for e in analysis.alarm_events if e.batch is None for m in e.metrics]  # worst first
+        names = sorted(g["metric"].unique().tolist())
+        names = run_metrics_to_draw(names, alarmed, analysis.config.anomaly.metric_directions)[:MAX_GLOBAL_METRICS]
         fig = figures.global_metrics_figure(analysis, names, max_points=CURVE_MAX_POINTS)
         charts.append({"id": "chart-global", "title": "Run-level metrics", "figure": fig})
     q = analysis.quality
