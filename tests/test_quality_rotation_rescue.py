@@ -215,3 +215,25 @@ def test_a_sign_of_large_bold_letters_is_read_with_a_wider_stroke_kernel():
     upright, turned = rotation(grey), rotation(np.ascontiguousarray(np.rot90(grey)))
     assert abs(upright.angle - -0.05) <= 0.3 and upright.orientation == 0, upright
     assert abs(turned.angle - -0.05) <= 0.3 and turned.orientation % 180 == 90, turned
+
+
+@pytest.mark.parametrize("name", ["dhs-diva.jpg", "dhs-diva_rot90.png", "dhs-diva_rot180.png", "dhs-diva_rot270.png"])
+def test_a_manuscript_page_of_blocks_with_different_line_pitches_gets_an_answer(name):
+    """A handwritten manuscript page (real, test batch 22, seen since; label 0.25°): the main text, the glosses
+    beside it and the notes below it repeat at three line pitches, so the whole page's profile repeated weakly
+    (0.30-0.32) and its neighbour directions lined up under the bar, and it had no answer at any turn. Four or more
+    of its tiles repeat at a pitch of their own (`rotation._periodic_tiles`); the photos without text still do not."""
+    page = cv2.imread(str(ROTATION_DIR / name))
+    assert page is not None
+    r = rotation(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    assert abs(r.angle - 0.25) <= 0.5, r
+    assert not math.isnan(r.orientation), r
+
+
+@pytest.mark.parametrize("name", ["skimage-brick.png", "naps2-dog.jpg", "az-dog.jpg", "lep-church.png"])
+def test_periodic_textures_and_photos_without_text_still_have_no_answer(name):
+    """A brick wall's courses repeat like lines in three tiles; four periodic tiles are asked for."""
+    page = cv2.imread(str(ROTATION_DIR / name))
+    assert page is not None
+    r = rotation(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    assert math.isnan(r.angle) and math.isnan(r.orientation), r
