@@ -337,3 +337,47 @@ def test_failures_are_counted_by_reason_code_not_by_message():
     cause = next(c for c in explain(batches, anomalies, cps, q, images, cfg) if c.batch == 7)
     assert "8 of 8 fail the contrast threshold" in cause.sentence
     assert "too dark" not in cause.sentence and "below 0.1" not in cause.sentence
+
+
+def _diverging_run(n: int = 60, nan_from: int = 30, acc_falls: bool = True) -> pd.DataFrame:
+    """Run-level rows only: a train loss that turns NaN at `nan_from` and an accuracy that falls one step later."""
+    rng = np.random.default_rng(5)
+    loss = np.linspace(2.0, 1.2, n) + rng.normal(0, 0.01, n)
+    loss[nan_from:] = np.nan
+    acc = np.full(n, 94.0) + rng.normal(0, 0.3, n)
+    if acc_falls:
+        acc[nan_from + 1 :] = 27.0 + rng.normal(0, 0.3, n - nan_from - 1)
+    steps = np.arange(n) * 50
+    return pd.DataFrame(
+        {
+            "step": np.r_[steps, steps, steps],
+            "metric": ["loss"] * n + ["loss_mask"] * n + ["acc"] * n,
+            "value": np.r_[loss, loss * 0.5, acc],
+        }
+    )
+
+
+def test_a_run_level_fall_after_losses_turned_nan_is_told_as_a_divergence():
+    """A Mask R-CNN log (real, test batch 22) whose losses turned NaN at step 750 was explained by its accuracy's
+    fall at step 800 alone: "no batch metrics were logged to tell data from model"."""
+    cfg = AnalyzerConfig()
+    g = _diverging_run()
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, g, cfg)
+    causes = explain(empty, anomalies, cps, None, None, cfg)
+    assert causes and causes[0].side == "model", causes
+    sentence = causes[0].sentence
+    assert sentence.startswith("acc fell"), sentence
+    assert "loss turned NaN at step 1500 (also loss_mask)" in sentence and "diverged" in sentence, sentence
+    assert causes[0].evidence["nonfinite_before"] is True
+
+
+def test_losses_that_turn_nan_with_nothing_falling_are_a_cause_of_their_own():
+    cfg = AnalyzerConfig()
+    g = _diverging_run(acc_falls=False)
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, g, cfg)
+    causes = explain(empty, anomalies, cps, None, None, cfg)
+    assert [c.sentence for c in causes] == ["loss turned NaN at step 1500 (also loss_mask): the run diverged"]
+    assert causes[0].side == "model" and causes[0].step == 1500
+    assert causes[0].evidence["nonfinite"][0] == {"step": 1500, "end_step": 2950, "metric": "loss", "value": "nan"}

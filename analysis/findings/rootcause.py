@@ -255,9 +255,18 @@ def _run_level_causes(
     anomalies: list[Anomaly], change_points: list[ChangePoint], cfg: AnalyzerConfig
 ) -> list[RootCause]:
     """A run without batch metrics: explain each degrading change of a run-level metric from what else changed
-    at that step (a learning-rate step points at the training setup)."""
+    at that step (a learning-rate step points at the training setup). Run-level values that turned NaN/Inf come
+    first: a fall at or after them is told as their consequence (the run diverged), and when no fall follows them
+    they are a cause of their own (a Mask R-CNN log whose six losses turned NaN at step 750 was explained by its
+    accuracy's fall at step 800 alone)."""
     steps = sorted({c.step for c in change_points})
     tol = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
+    stretches = sorted(
+        (a.step, a.step if a.end_step is None else a.end_step, a.metric, a.value)
+        for a in anomalies
+        if a.detector == "nonfinite" and a.batch is None and not is_context(a.metric, cfg.anomaly.metric_directions)
+    )
+    diverged = _run_nonfinite_phrase(stretches) if stretches else ""
     out = []
     for c in change_points:
         degrading = severity_rank(c.severity) >= Severity.WARNING.rank
@@ -273,7 +282,10 @@ def _run_level_causes(
         )
         lr = [m for m in others if is_schedule(m, cfg.anomaly.metric_directions)]
         side: Side
-        if lr:
+        after_nan = bool(stretches) and stretches[0][0] <= c.step
+        if after_nan:
+            side, why = "model", f"after {diverged}: the run diverged"
+        elif lr:
             side, why = "model", f"{', '.join(lr)} changed at that step, so the training setup is the suspect"
         elif others:
             side, why = "unknown", f"{', '.join(others)} changed at the same step"
@@ -294,11 +306,42 @@ def _run_level_causes(
                     "first_bad_step": c.step,
                     "global_changes": others,
                     "learning_rate_change": bool(lr),
+                    "nonfinite_before": after_nan,
                 },
+            )
+        )
+    if stretches and not any(r.evidence["nonfinite_before"] for r in out):
+        first = stretches[0][0]
+        out.append(
+            RootCause(
+                batch=None,
+                step=first,
+                side="model",
+                sentence=f"{diverged}: the run diverged",
+                score=RANKING.fall + RANKING.severity * SEVERITY_WEIGHT[Severity.CRITICAL],
+                evidence={"first_bad_step": first, "nonfinite": _stretch_dicts(stretches)},
             )
         )
     out.sort(key=lambda r: -r.score)
     return out
+
+
+def _run_nonfinite_phrase(stretches: list[tuple[int, int, str, float]]) -> str:
+    """'loss turned NaN at step 750 (also loss_cls, loss_mask and 3 more)': the earliest run-level stretch and the
+    other metrics that turned non-finite within it."""
+    first, last, metric, value = stretches[0]
+    what = "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
+    with_it = sorted({m for s, _, m, _ in stretches if m != metric and s <= last})
+    also = ""
+    if with_it:
+        shown = ", ".join(with_it[:2])
+        also = f" (also {shown}{f' and {len(with_it) - 2} more' if len(with_it) > 2 else ''})"
+    return f"{metric} turned {what} at step {first}{also}"
+
+
+def _stretch_dicts(stretches: list[tuple[int, int, str, float]]) -> list[dict[str, object]]:
+    """Non-finite stretches as the evidence of a cause lists them."""
+    return [{"step": a, "end_step": b, "metric": m, "value": str(v)} for a, b, m, v in stretches]
 
 
 def _fall_phrase(
@@ -409,7 +452,7 @@ def _batch_cause(ctx: CauseContext, prob: BatchProblem, n_together: int) -> Root
         "n_batches": n_batches,
         "global_changes": glob,
         "quality": ev,
-        "nonfinite": [{"step": a, "end_step": b, "metric": m, "value": str(v)} for a, b, m, v in prob.nonfinite],
+        "nonfinite": _stretch_dicts(prob.nonfinite),
     }
     return RootCause(
         batch=prob.batch,
