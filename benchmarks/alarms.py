@@ -1,6 +1,6 @@
 """User-facing alarms on real curves: the warnings and criticals a user is shown, through the whole pipeline.
 
-Usage:  .venv/bin/python -m benchmarks.alarms [--split test] [--batch 12] [--code DIR ...]
+Usage:  .venv/bin/python -m benchmarks.alarms [--split test] [--batch 12] [--monitor] [--code DIR ...]
 
 `benchmarks.real_curves` scores where change points fall; this scores what the dashboard, the CLI and the reports
 raise. Each labelled file of `benchmarks/data/curves` is opened as a history table (`analysis.sources.open_table`)
@@ -14,6 +14,14 @@ is a warning or a critical is an alarm. Per split (and per batch of the chosen o
 A series that some code measured does not read with its labelled points one row each (a multi-run wandb export
 needs a run name; a table whose training and evaluation rows of one step are merged) is left out for every code,
 so each row of a group scores the same series.
+
+`--monitor` measures the live `TrainingMonitor` instead (`experiment_analyzer.TrainingMonitor`, default config, no
+alert sinks): each file's rows are replayed through one monitor in step order, as a training loop would call
+`log_step`, and the warning and critical anomalies it returns are grouped per metric into episodes (consecutive
+flagged observations; an episode ends at the first observation that is not flagged). An episode is one alarm (what
+a throttled alert channel would carry); a labelled fall is alarmed when an episode overlaps its tolerance window.
+The table adds the share of a healthy series' observations that were flagged (how often a training loop is told
+something is wrong when nothing is).
 
 `--code DIR` also measures the `analysis` package of another checkout (a `git worktree` of an older commit) on the
 same files in the same run, in a subprocess started in DIR; the labels and the scoring stay this checkout's.
@@ -53,12 +61,53 @@ for line in sys.stdin:
         print(json.dumps({"path": path, "error": type(exc).__name__}), flush=True)
 """
 
+# The same output from the live monitor: each file's rows replayed through one TrainingMonitor; alarms are episodes
+# [metrics, first step, last step] of consecutive warning/critical observations of one metric, plus per column the
+# number of flagged observations.
+_MONITOR_READER = """
+import json, logging, math, sys, warnings
+warnings.filterwarnings("ignore")
+logging.disable(logging.CRITICAL)
+from analysis.sources import open_table
+from experiment_analyzer import TrainingMonitor
+for line in sys.stdin:
+    path = line.strip()
+    try:
+        run = open_table(path)
+        h = run.history
+        steps = [int(s) for s in h["_step"]]
+        numeric = [c for c in h.columns if c != "_step" and str(h[c].dtype) in ("float64", "int64")]
+        cols = {c: [i for i, v in enumerate(h[c].tolist()) if v == v] for c in numeric}
+        mon = TrainingMonitor(sinks=[])
+        open_ep, episodes, flagged = {}, [], {c: 0 for c in numeric}
+        values = {c: h[c].tolist() for c in numeric}
+        for r, step in enumerate(steps):
+            row = {c: values[c][r] for c in numeric if values[c][r] == values[c][r]}
+            if not row:
+                continue
+            bad = {a.metric for a in mon.log_step(step, row) if str(getattr(a.severity, "value", a.severity)) in ("warning", "critical")}
+            for c in row:
+                if c in bad:
+                    flagged[c] += 1
+                    if c in open_ep:
+                        open_ep[c][2] = step
+                    else:
+                        open_ep[c] = [[c], step, step]
+                elif c in open_ep:
+                    episodes.append(open_ep.pop(c))
+        episodes += list(open_ep.values())
+        print(json.dumps({"path": path, "steps": steps, "rows": cols, "alarms": episodes, "flagged": flagged}),
+              flush=True)
+    except Exception as exc:
+        print(json.dumps({"path": path, "error": type(exc).__name__}), flush=True)
+"""
 
-def read_alarms(paths: list[Path], code: Path) -> dict[str, dict]:
-    """{path: {steps, rows (per column: the rows holding a value), alarms ([metrics, start step])}} from the
-    `analysis` package of the checkout `code`."""
+
+def read_alarms(paths: list[Path], code: Path, monitor: bool = False) -> dict[str, dict]:
+    """{path: {steps, rows (per column: the rows holding a value), alarms ([metrics, start step(, end step)])}} from
+    the `analysis` package of the checkout `code`: the offline analysis, or the live monitor (`monitor`)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _READER],
+        [sys.executable, "-c", _MONITOR_READER if monitor else _READER],
         input="\n".join(str(p) for p in paths),
         capture_output=True,
         text=True,
@@ -89,11 +138,13 @@ def score(series: list[dict], read: dict[str, dict]) -> Counter:
     for s in series:
         d = read[str(DATA / s["file"])]
         rows, steps = d["rows"][s["column"]], d["steps"]
-        alarms = [step for metrics, step in d["alarms"] if s["column"] in metrics]
+        alarms = [(a[1], a[-1]) for a in d["alarms"] if s["column"] in a[0]]  # (first, last step)
         if s["healthy"]:
             out["healthy"] += 1
             out["healthy alarms"] += len(alarms)
             out["healthy with alarm"] += bool(alarms)
+            out["healthy points"] += len(rows)
+            out["healthy flagged"] += d.get("flagged", {}).get(s["column"], 0)
             continue
         out["with changes"] += 1
         out["alarms on them"] += len(alarms)
@@ -104,15 +155,17 @@ def score(series: list[dict], read: dict[str, dict]) -> Counter:
             i = cp["index"]
             lo, hi = steps[rows[max(0, i - tol)]], steps[rows[min(len(rows) - 1, i + tol)]]
             out["falls"] += 1
-            out["falls alarmed"] += any(lo <= a <= hi for a in alarms)
+            out["falls alarmed"] += any(a <= hi and b >= lo for a, b in alarms)
     return out
 
 
-def table(groups: dict[str, list[dict]], reads: dict[str, dict[str, dict]]) -> str:
+def table(groups: dict[str, list[dict]], reads: dict[str, dict[str, dict]], monitor: bool = False) -> str:
+    """One row per group and code; with `monitor`, a column of the healthy series' flagged observations."""
+    flagged_head, flagged_rule = (" healthy observations flagged |", "---|") if monitor else ("", "")
     lines = [
-        "| series | code | alarms / healthy series | healthy series with an alarm | alarms / series with changes "
-        "| labelled falls alarmed | left out |",
-        "|---|---|---|---|---|---|---|",
+        "| series | code | alarms / healthy series | healthy series with an alarm |"
+        f"{flagged_head} alarms / series with changes | labelled falls alarmed | left out |",
+        f"|---|---|---|---|{flagged_rule}---|---|---|",
     ]
     for name, series in groups.items():
         common = [s for s in series if all(readable(s, read) for read in reads.values())]
@@ -120,9 +173,10 @@ def table(groups: dict[str, list[dict]], reads: dict[str, dict[str, dict]]) -> s
             c = score(common, read)
             c["left out"] = len(series) - len(common)
             h, w = max(c["healthy"], 1), max(c["with changes"], 1)
+            flagged = f" {c['healthy flagged'] / max(c['healthy points'], 1):.1%} |" if monitor else ""
             lines.append(
                 f"| {name} | {code} | {c['healthy alarms'] / h:.2f} ({c['healthy alarms']} on {c['healthy']}) "
-                f"| {c['healthy with alarm'] / h:.0%} | {c['alarms on them'] / w:.2f} "
+                f"| {c['healthy with alarm'] / h:.0%} |{flagged} {c['alarms on them'] / w:.2f} "
                 f"| {c['falls alarmed']} of {c['falls']} | {c['left out']} |"
             )
     return "\n".join(lines)
@@ -133,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", choices=("tune", "test", "both"), default="both")
     ap.add_argument("--batch", default="", help="comma-separated labelling rounds (default: all)")
     ap.add_argument("--code", action="append", default=[], help="another checkout to measure in the same run")
+    ap.add_argument("--monitor", action="store_true", help="measure the live TrainingMonitor, not the analysis")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     batches = {int(b) for b in args.batch.split(",") if b.strip()}
@@ -149,11 +204,12 @@ def main(argv: list[str] | None = None) -> int:
             groups[f"{s['split']}, batch {s.get('batch', 1)}"].append(s)
     paths = sorted({DATA / s["file"] for s in chosen})
     root = Path(__file__).resolve().parents[1]
-    reads = {"this checkout": read_alarms(paths, root)}
+    reads = {"this checkout": read_alarms(paths, root, args.monitor)}
     for other in args.code:
-        reads[other] = read_alarms(paths, Path(other).resolve())
-    print(f"{len(chosen)} labelled series in {len(paths)} files\n")
-    print(table(dict(sorted(groups.items())), reads))
+        reads[other] = read_alarms(paths, Path(other).resolve(), args.monitor)
+    what = "the live TrainingMonitor" if args.monitor else "the analysis"
+    print(f"{len(chosen)} labelled series in {len(paths)} files; alarms of {what}\n")
+    print(table(dict(sorted(groups.items())), reads, args.monitor))
     return 0
 
 

@@ -46,3 +46,20 @@ def test_a_series_one_code_cannot_read_row_for_row_is_left_out_for_every_code():
     merged = _read([("val/recall", 400)], {"val/recall": 95})  # a reader that merged rows
     text = alarms.table({"test": [recall]}, {"new": whole, "old": merged})
     assert text.count("| 0 of 0 | 1 |") == 2  # both rows score nothing and leave the series out
+
+
+def test_a_monitor_episode_counts_for_a_fall_it_overlaps_and_flagged_observations_are_summed():
+    """`--monitor` alarms are episodes [metrics, first step, last step]: one that began before the fall's window and
+    lasts into it alarms the fall; the healthy series' flagged observations are counted for the share column."""
+    recall = _series("val/recall", [(40, "level_shift_down", "high")])
+    quiet = _series("val/loss", [], healthy=True)
+    read = _read([], {"val/recall": 100, "val/loss": 100})
+    d = read[str(alarms.DATA / "f.csv")]
+    d["alarms"] = [[["val/recall"], 300, 420], [["val/loss"], 100, 120]]
+    d["flagged"] = {"val/loss": 3, "val/recall": 9}
+    c = alarms.score([recall, quiet], read)
+    assert (c["falls"], c["falls alarmed"]) == (1, 1)  # 300-420 reaches the window 350-450
+    assert (c["healthy alarms"], c["healthy points"], c["healthy flagged"]) == (1, 100, 3)
+    d["alarms"] = [[["val/recall"], 100, 340]]
+    assert alarms.score([recall], read)["falls alarmed"] == 0  # ended before the window
+    assert "healthy observations flagged" in alarms.table({"test": [recall, quiet]}, {"x": read}, monitor=True)

@@ -260,3 +260,16 @@ def test_plural_errors_and_perplexity_rising_are_degradations():
     g = pd.DataFrame({"step": steps, "metric": "val/perplexity", "value": perplexity})
     found = find_anomalies(None, g, AnomalyDetectionConfig())
     assert [a for a in found if a.detector == "drop_from_best" and a.severity != "info"]
+
+
+@pytest.mark.parametrize("metric", ["train/grad_norm", "loss_gen", "G_A"])
+def test_no_drop_from_best_for_a_metric_without_a_best(metric):
+    """A gradient norm, a GAN generator's loss and a name that says nothing have no best to fall from
+    (`vocabulary.has_best`); the z-scores and NaN/Inf still watch them."""
+    steps = np.arange(120) * 10
+    values = np.r_[np.full(60, 1.0), np.linspace(1.0, 3.0, 60)] + np.random.default_rng(5).normal(0, 0.01, 120)
+    g = pd.DataFrame({"step": steps, "metric": metric, "value": values})
+    found = find_anomalies(None, g, AnomalyDetectionConfig(metric_thresholds={}))
+    assert not by(found, detector="drop_from_best")
+    plain = find_anomalies(None, g.assign(metric="train/loss"), AnomalyDetectionConfig(metric_thresholds={}))
+    assert by(plain, detector="drop_from_best")  # the same curve as a loss climbs from its best

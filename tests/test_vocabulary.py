@@ -153,3 +153,37 @@ def test_report_schema_knows_every_reason_code() -> None:
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     assert set(schema["$defs"]["reason_code"]["enum"]) == {r.value for r in QualityReason}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["loss_gen", "Loss_D", "G_GAN", "G_2_GAN", "d_acc", "train_gen_loss", "train_disc_loss", "adv_loss", "D_real"],
+)
+def test_a_gan_players_loss_or_score_has_no_direction_and_no_best(name: str) -> None:
+    """A DCGAN's generator loss that climbs from 2 to 13 while it trains well (a real log of the curve corpus)."""
+    from analysis.core.vocabulary import has_best, is_adversarial
+
+    assert is_adversarial(name) and known_direction(name) is None and not has_best(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "direction"),
+    [
+        ("G_L1", "lower_is_better"),
+        ("val/loss", "lower_is_better"),
+        ("train_norm_edit_dis", None),
+        ("recall", "higher_is_better"),
+    ],
+)
+def test_a_generators_own_reconstruction_loss_and_ordinary_names_keep_their_direction(name, direction) -> None:
+    from analysis.core.vocabulary import is_adversarial
+
+    assert not is_adversarial(name) and known_direction(name) == direction
+
+
+def test_a_gradient_norm_is_lower_is_better_but_has_no_best_unless_the_config_says_so() -> None:
+    from analysis.core.vocabulary import has_best
+
+    assert known_direction("train_grad_norm") == "lower_is_better" and not has_best("train_grad_norm")
+    assert has_best("grad_norm", {"grad_norm": "lower_is_better"})
+    assert has_best("val/recall") and has_best("val/loss") and not has_best("seed_0")

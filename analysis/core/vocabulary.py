@@ -110,6 +110,13 @@ _LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")
 # detectron2 logs, `latency`), not how well the model learns.
 _RESOURCE_TOKENS = frozenset({"time", "latency", "duration", "memory", "mem"})
 _TOKEN_SPLIT = re.compile(r"[^0-9a-z]+")
+# A GAN's players: the generator's and the discriminator's losses (and the discriminator's accuracy) are the two sides
+# of a game, not grades. A generator loss that climbs from 2 to 13 while the images improve is a healthy DCGAN (real
+# logs of benchmarks/data/curves), and the live monitor called it "549 % worse than its best" at every step.
+_GAN_TOKENS = frozenset({"gan", "adv", "adversarial"})
+_PLAYER_TOKENS = frozenset({"g", "d", "gen", "dis", "disc", "generator", "discriminator"})
+# ... unless another token grades the output: pix2pix's `G_L1` is the generator's L1 distance to the target.
+_GENERIC_GRADES = frozenset({"loss", "losses", "acc", "accuracy", "err", "error", "errors"})
 
 
 class _HasDirections(Protocol):
@@ -155,13 +162,15 @@ def known_direction(metric: str, cfg: DirectionOverrides = None) -> Direction | 
         if key in overrides:
             return "lower_is_better" if overrides[key] == "lower_is_better" else "higher_is_better"
     tokens = _name_tokens(metric)
+    if is_adversarial(metric):
+        return None
     forms = [f for t in tokens for f in _token_forms(t)]
     for token in forms:
         if token in _LOWER_TOKENS or (token.endswith("s") and token[:-1] in _LOWER_TOKENS):
             return "lower_is_better"
         if token.endswith("loss") or token.endswith("losses"):  # `trainloss`, `celoss`
             return "lower_is_better"
-    if "gnorm" in tokens or "gradnorm" in tokens or {"grad", "norm"} <= set(tokens):  # an exploding gradient
+    if is_gradient_norm(metric):  # an exploding gradient
         return "lower_is_better"
     if {"false", "negative"} <= set(tokens) or {"false", "positive"} <= set(tokens):  # detectron2's false_negative
         return "lower_is_better"
@@ -170,6 +179,34 @@ def known_direction(metric: str, cfg: DirectionOverrides = None) -> Direction | 
     if any(len(t) > 3 and t.endswith(("acc", "map", "f1")) for t in tokens):  # mmseg's `aAcc`, `HBBmAP`, `maxF1`
         return "higher_is_better"
     return None
+
+
+def is_gradient_norm(metric: str) -> bool:
+    """A gradient norm (`grad_norm`, `gnorm`, `gradnorm`): lower is better only in that an explosion is bad."""
+    tokens = _name_tokens(metric)
+    return "gnorm" in tokens or "gradnorm" in tokens or {"grad", "norm"} <= set(tokens)
+
+
+def has_best(metric: str, cfg: DirectionOverrides = None) -> bool:
+    """Whether a metric's best value so far is a target it can fall from: its direction is known and it is not a
+    gradient norm, whose level follows the learning rate and the loss landscape (the gradient norm of a healthy
+    GPT-2 run climbs over its last half; an explosion is a spike or a NaN, not a distance from the smallest norm)."""
+    if known_direction(metric, cfg) is None:
+        return False
+    overrides = _overrides(cfg)
+    return metric in overrides or metric_leaf(metric) in overrides or not is_gradient_norm(metric)
+
+
+def is_adversarial(metric: str) -> bool:
+    """A GAN player's loss or score (`loss_gen`, `Loss_D`, `G_GAN`, `d_acc`, `adv_loss`): its level is one side of a
+    game, so it has no direction (`known_direction` is None) and no best to fall from. A name that also grades the
+    output with a specific measure (`G_L1`, `G_perceptual`) is not one."""
+    tokens = set(_name_tokens(metric))
+    if tokens & _GAN_TOKENS:
+        return True
+    if not tokens & _PLAYER_TOKENS:
+        return False
+    return tokens - _PLAYER_TOKENS <= _GENERIC_GRADES | {"train", "val", "fake", "real", "score", "total", "mean"}
 
 
 def _token_forms(token: str) -> tuple[str, ...]:

@@ -20,7 +20,9 @@ Detectors (names as in `Anomaly.detector`):
 - `robust_zscore`: the same against the median of the previous window, scaled by the median deviation from the
   trailing medians over `series_stats.SCALE_WINDOWS` windows (outliers barely move it; a healthy rising curve widens it).
 - `drop_from_best`: relative drop of the series (smoothed by a centred 5-point median, so single-point blips are
-  left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up.
+  left to the z-scores) from its running best (max for recall-like, min for loss-like), after warm-up; only for a
+  metric that has a best to fall from (`vocabulary.has_best`: not a GAN player's loss, not a gradient norm, not a
+  name that says nothing of its direction).
 - `nonfinite`: NaN / Inf values as logged (the only detector run on context columns: schedules such as the learning
   rate, which change on purpose, and resource figures such as the data-loading time; see `is_context`).
 - `cross_batch`: a batch far worse than its peers at the same step (robust z across batches above
@@ -45,7 +47,15 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly
-from analysis.core.vocabulary import Direction, Severity, is_context, metric_direction, metric_threshold, severity_rank
+from analysis.core.vocabulary import (
+    Direction,
+    Severity,
+    has_best,
+    is_context,
+    metric_direction,
+    metric_threshold,
+    severity_rank,
+)
 from analysis.findings.episodes import SUSTAINED_GAP, Describe, EpisodeEmitter
 from analysis.findings.matrices import MetricMatrix, metric_matrices
 from analysis.findings.outliers import outlier_indices, point_outlier_z
@@ -146,18 +156,21 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
                 _z_message(m.metric, word),
             )
 
-        drop = drop_from_best(x, direction, smoothed=smooth)
-        drop = np.where(seen_count(x) > cfg.warmup_steps, drop, np.nan)
-        verb = "fell" if direction == "higher_is_better" else "rose"
-        em.emit(
-            "drop_from_best",
-            drop > cfg.performance_drop_threshold,
-            drop,
-            drop,
-            lambda b, v, s, a, e: f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) at {_span(a, e)}",
-            gap=SUSTAINED_GAP,
-            at_least=Severity.WARNING,
-        )
+        if has_best(m.metric, cfg.metric_directions):
+            drop = drop_from_best(x, direction, smoothed=smooth)
+            drop = np.where(seen_count(x) > cfg.warmup_steps, drop, np.nan)
+            verb = "fell" if direction == "higher_is_better" else "rose"
+            em.emit(
+                "drop_from_best",
+                drop > cfg.performance_drop_threshold,
+                drop,
+                drop,
+                lambda b, v, s, a, e: (
+                    f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) at {_span(a, e)}"
+                ),
+                gap=SUSTAINED_GAP,
+                at_least=Severity.WARNING,
+            )
 
         _nonfinite(m, em)
 
