@@ -96,3 +96,20 @@ def test_the_z_bar_grows_with_the_observations_seen_as_the_analysis_bar_does():
     assert z_flag_after(30, adjusted=True)
     assert not z_flag_after(10_000, adjusted=True)
     assert z_flag_after(10_000, adjusted=False)
+
+
+def test_a_gan_score_that_collapses_to_zero_is_a_collapse_and_one_that_swings_through_zero_is_not():
+    """SRGAN statistics (snarkygoblin123, tune split, batch 21): the discriminator's score falls from its peak of
+    0.77 to ~3e-5 at epoch 12 and stays. With no best to fall from (a GAN player's score), only the collapse
+    detector can tell; a pix2pix discriminator loss that touches 0 between swings (test split) is no collapse."""
+    path = CURVES / "srgan_snarkygoblin123" / "srf_2_train_results.csv"
+    table = pd.read_csv(path)
+    found = _replay(path, ["Score_D"], TrainingMonitor(sinks=[]), step_column=table.columns[0])
+    collapses = [a for a in found["Score_D"] if a.kind == "collapse"]
+    assert collapses and collapses[0].severity == "warning" and "collapsed" in collapses[0].message
+    assert abs(collapses[0].step - int(table[table.columns[0]].iloc[11])) <= 3
+    swings = CURVES / "pix2pix_luoyaxiong" / "facades_pix2pix_loss_log.csv"
+    table = pd.read_csv(swings)
+    step_column = "iters" if "iters" in table else table.columns[0]
+    found = _replay(swings, ["D_real", "D_fake"], TrainingMonitor(sinks=[]), step_column=step_column)
+    assert len([a for a in found["D_real"] + found["D_fake"] if a.kind == "collapse"]) <= 4

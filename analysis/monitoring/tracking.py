@@ -19,12 +19,16 @@ of a million-step run:
   than its best" at 38 % of the observations of the healthy `tune` series of the real-curve corpus and 63 % of the
   `test` ones (`python -m benchmarks.alarms --monitor`);
 - ``nonfinite``: NaN / +-Inf;
-- ``plateau``: no improvement for ``plateau_patience`` observations.
+- ``plateau``: no improvement for ``plateau_patience`` observations;
+- ``collapse`` (a metric with no best, below): the last 3 values all within 10 % of the older half of the window's
+  mean from 0, where none of those older values was (a GAN's discriminator and generator scores that fall to ~1e-5
+  and stay: three collapses of the real-curve corpus that the drop-from-best no longer watches). A warning.
 
 A metric with no best to fall from (`vocabulary.has_best`: its name does not say which way is better, as a GAN's
 `G_A` / `loss_D`, and no `metric_directions` entry does either; or a gradient norm) gets no drop-from-best and no
-plateau, only the threshold it is given, the z-score and NaN/Inf. A column that describes the run rather than grades it (an epoch or
-iteration counter, the learning rate, a time: `vocabulary.is_context`) gets NaN/Inf only, as in the analysis.
+plateau, only the threshold it is given, the z-score, the collapse and NaN/Inf. A column that describes the run
+rather than grades it (an epoch or iteration counter, the learning rate, a time: `vocabulary.is_context`) gets NaN/Inf
+only, as in the analysis.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ _BATCH_KEY = re.compile(r"^batch_(\d+)/")
 _REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
 _RESUM_EVERY = 1024  # pushes between exact recomputations of a window's running sums
 _CANCELLED = 1e-6  # ... and sooner when the sum of squares fell below this fraction of its peak
+_COLLAPSE_SHARE = 0.1  # a collapse: the last 3 values within this share of the earlier level from 0 ...
+_COLLAPSE_MIN_WINDOW = 10  # ... with at least this many values in the window (its older half is the earlier level)
 _MEDIAN_ABS_D2_TO_SIGMA = 1.0 / (0.6745 * math.sqrt(6.0))  # Gaussian noise: median |x_t - 2x_t-1 + x_t-2| = 1.65 sigma
 
 
@@ -141,6 +147,22 @@ class MetricState:
         if sigma <= 0.0:
             return 0.0
         return sigma / math.sqrt(3.0) * (z + math.sqrt(2.0 * math.log(max(self.n, 2))))
+
+    def collapsed_from(self, value: float) -> float | None:
+        """The earlier level this metric collapsed from, or None: with `value` as the newest, the last 3 values all
+        lie within `_COLLAPSE_SHARE` of the mean of the window's older half from 0, and none of those older values
+        did (a metric that fell to ~0 from a level it held, not one that swings through 0)."""
+        w = self.window
+        if len(w) < _COLLAPSE_MIN_WINDOW:
+            return None
+        shift = self.shift if self.shift is not None else 0.0
+        before = [w[i] + shift for i in range(len(w) // 2)]
+        reference = sum(before) / len(before)
+        floor = _COLLAPSE_SHARE * abs(reference)
+        recent = (value, w[-1] + shift, w[-2] + shift)
+        if floor <= 0.0 or max(abs(v) for v in recent) >= floor or min(abs(v) for v in before) < floor:
+            return None
+        return reference
 
     def level(self, value: float) -> float:
         """The mean of the last (up to) 3 values with `value` as the newest (before it is pushed)."""
@@ -347,6 +369,23 @@ class MetricTracker:
                             b,
                         )
                     )
+            # collapse of a metric with no best (a GAN's scores falling to ~0 and staying there)
+            reference = st.collapsed_from(value) if not st.known else None
+            if reference is not None:
+                level = st.level(value)
+                out.append(
+                    MonitorAnomaly(
+                        step,
+                        name,
+                        value,
+                        "collapse",
+                        abs(level / reference),
+                        Severity.WARNING,
+                        f"{name} = {value:.4g} collapsed: its last 3 values average {level:.4g}, under "
+                        f"{_COLLAPSE_SHARE:.0%} of the {reference:.4g} it averaged {len(st.window) // 2} values before",
+                        b,
+                    )
+                )
             # drop from the running best: the value itself (what the recovery policy's streak counts) and the level
             # (what an alarm needs) both worse by the threshold, the level by more than the noise too
             value_drop = st.drop(value) if st.known else 0.0
