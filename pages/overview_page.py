@@ -28,8 +28,7 @@ def global_metrics_view(key: AnalysisKey, analysis: RunAnalysis) -> None:
         st.info("No run-level metrics (e.g. `val/recall`, `train/loss`) in this run.")
         return
     names = sorted(globals_["metric"].unique())
-    flagged = [m for e in analysis.alarm_events if e.batch is None for m in e.metrics]  # events come worst first
-    state.reset_per_run("ov_global_metrics", tables.default_global_metrics(names, flagged))
+    state.reset_per_run("ov_global_metrics", tables.default_global_metrics(names, analysis.alarmed_run_metrics))
     picked = st.multiselect("Metrics", names, key="ov_global_metrics")
     if picked:
         st.plotly_chart(charts.global_metrics(key, analysis, tuple(picked)), key="ov_global_chart")

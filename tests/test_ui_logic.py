@@ -338,3 +338,19 @@ def test_first_bad_step_of_healthy_batches_is_none():
     assert navigation.first_bad_step(summary, 7) == 2000
     assert navigation.first_bad_step(summary, 3) is None and navigation.first_bad_step(summary, 4) is None
     assert navigation.first_bad_step(summary, 99) is None
+
+
+def test_the_default_chart_shows_each_alarm_events_own_metric_before_the_others_it_names():
+    """A Mask R-CNN log (real, test batch 22): six losses turn NaN at step 750 (one event naming six metrics) and
+    the accuracy falls at step 800; the chart of four showed four of the losses and not the accuracy."""
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/mmdet_jjho1314/mask_rcnn_20230203_000907.csv"
+    analysis = analyze_run(open_table(path))
+    names = sorted(analysis.global_metrics["metric"].unique())
+    leads = [e.metric for e in analysis.alarm_events if e.batch is None]
+    assert "acc" in leads and len(leads) >= 2
+    assert analysis.alarmed_run_metrics[: len(leads)] == leads
+    shown = tables.default_global_metrics(names, analysis.alarmed_run_metrics)
+    assert set(leads) <= set(shown) and len(shown) == 4

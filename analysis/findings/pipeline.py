@@ -88,6 +88,15 @@ class RunAnalysis:
         return [e for e in self.events if e.is_alarm]
 
     @property
+    def alarmed_run_metrics(self) -> list[str]:
+        """Run-level metrics named by an alarm event: each event's own metric first (events come worst first), then
+        the others they name. A NaN that struck six losses at once no longer pushes the accuracy that fell after it
+        out of a chart of four."""
+        run_events = [e for e in self.alarm_events if e.batch is None]
+        leads = [e.metric for e in run_events]
+        return list(dict.fromkeys(leads + [m for e in run_events for m in e.metrics]))
+
+    @property
     def problematic_batches(self) -> list[int]:
         """Batches with at least a warning, worst first."""
         s = self.batch_summary

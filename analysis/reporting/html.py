@@ -65,9 +65,9 @@ def build_charts(analysis: RunAnalysis) -> list[dict[str, Any]]:
         charts.append({"id": "chart-heatmap", "title": f"{metric} by batch and step", "figure": fig})
     g = analysis.global_metrics
     if len(g):
-        alarmed = [m for e in analysis.alarm_events if e.batch is None for m in e.metrics]  # worst first
         names = sorted(g["metric"].unique().tolist())
-        names = run_metrics_to_draw(names, alarmed, analysis.config.anomaly.metric_directions)[:MAX_GLOBAL_METRICS]
+        names = run_metrics_to_draw(names, analysis.alarmed_run_metrics, analysis.config.anomaly.metric_directions)
+        names = names[:MAX_GLOBAL_METRICS]
         fig = figures.global_metrics_figure(analysis, names, max_points=CURVE_MAX_POINTS)
         charts.append({"id": "chart-global", "title": "Run-level metrics", "figure": fig})
     q = analysis.quality
