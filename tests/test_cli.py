@@ -618,3 +618,15 @@ def test_a_run_name_that_is_a_history_export_in_the_data_dir_points_to_history_f
     assert f"pass --history-file {exports / 'loss_log.csv'}" in err and "test_run" in err  # the runs there, still
     code, out, err = _main(["--run-name", "no_such_run", "--data-dir", str(exports)], workdir, monkeypatch, capsys)
     assert code == 2 and "--history-file" not in err
+
+
+def test_a_healthy_run_level_log_says_it_has_no_alarms(tmp_path, monkeypatch, capsys):
+    """A run-level log with nothing wrong printed 'Analysis complete: No per-batch metrics (batch_{i}/...) in this
+    run.', which reads like an error; it now says how many run-level metrics were checked."""
+    rows = [{"_step": s, "val/recall": 0.9, "train/loss": 1.0 / (1 + s), "lr": 0.1} for s in range(60)]
+    (tmp_path / "h.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    code, out, _err = _main(
+        ["--history-file", "h.jsonl", "--output-dir", "o", "--format", "json"], tmp_path, monkeypatch, capsys
+    )
+    assert code == 0
+    assert out.splitlines()[0].endswith("No per-batch metrics (batch_{i}/...); no alarms in 2 run-level metrics.")

@@ -25,7 +25,7 @@ from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.run import Run
-from analysis.core.vocabulary import Severity, metric_direction, worst_severity
+from analysis.core.vocabulary import Severity, is_context, metric_direction, worst_severity
 from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
 from analysis.findings import events as event_detection
@@ -127,7 +127,16 @@ class RunAnalysis:
             level = self.worst_severity
             worst_events = [e for e in self.events if e.severity == level]
             if level is Severity.OK or not worst_events:
-                return "No per-batch metrics (batch_{i}/...) in this run."
+                g = self.global_metrics
+                names: list[str] = g["metric"].unique().tolist() if "metric" in g else []
+                graded = [m for m in names if not is_context(m, self.config.anomaly.metric_directions)]
+                if not graded:
+                    return "No per-batch metrics (batch_{i}/...) in this run."
+                # a run-level log with nothing wrong says so, in the words a healthy batch run gets
+                return (
+                    f"No per-batch metrics (batch_{{i}}/...); no alarms in {len(graded)} run-level "
+                    f"metric{'s' if len(graded) != 1 else ''}."
+                )
             # the metrics in the order their trouble starts: the first named is the one at the step quoted
             names = list(dict.fromkeys(e.metric for e in sorted(worst_events, key=lambda e: (e.start_step, e.metric))))
             return (
