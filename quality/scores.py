@@ -45,7 +45,11 @@ Units and direction:
   at their own pixels, never enlarged: a smaller copy cannot show finer detail, so a copy shrunk below
   ``VIEW_SIDE`` keeps a sharp photo's score (the floor) but scores a blurred one higher than its original (its blur
   spans fewer pixels).
-- ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance.
+- ``brightness`` (0..1): mean luminance. ``contrast`` (0..1): 99th minus 1st percentile of luminance, or, when
+  more, how much farther the darkest (or lightest) 0.05 % of the pixels lie from the most common grey than the
+  opposite 0.05 % do (`_tone`): a page of one word or a few short lines has under 1 % ink, so its percentiles are
+  all paper, and eight such real pages (batches 2-23) were "washed out, low contrast 0.00" (version 23). Noise
+  spreads both ways from the paper's grey and cancels; a low-contrast page stays low.
 - ``noise`` (grey levels on 0..255): estimated standard deviation of pixel noise at the blur working scale.
 """
 
@@ -87,7 +91,8 @@ _STRIP_ASPECT = 4  # a crop at least this many times longer than it is wide is a
 _MIN_LINE_PX = 8  # ... read enlarged when it is at least this many px across (thinner holds no legible letters)
 _MAX_ROT_LONG = 8192  # px: the rotation image is never longer than this (a 30 x 40,000 sliver is averaged down)
 ROT_MIN_SHORT = 48  # px: the rotation image of a strip keeps at least this much across (see `_small_and_skew`)
-SCORER_VERSION = "22"  # part of the audit cache key: bump when any score changes
+_SPARSE_INK_SHARE = 0.0005  # the tails compared for the contrast of a page with little ink (`_tone`)
+SCORER_VERSION = "23"  # part of the audit cache key: bump when any score changes
 VIEW_SIDE = 1024  # blur is judged at this viewing size (longest side, px)
 BLUR_CAP = 400.0
 SIGMA_AT_100 = 1.5  # edge spread (px) that scores exactly 100
@@ -542,14 +547,19 @@ def blur_score(gray: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------------------- tone
 def _tone(g: np.ndarray, hist: np.ndarray | None = None) -> tuple[float, float]:
-    """(brightness, contrast) of a uint8 grey image from its histogram (`grey_histogram(g)` when already computed)."""
+    """(brightness, contrast) of a uint8 grey image from its histogram (`grey_histogram(g)` when already computed);
+    see the module doc for the contrast of a sparse page."""
     hist = (grey_histogram(g) if hist is None else hist).ravel()
     total = float(hist.sum())
     if total <= 0:
         return 0.0, 0.0
     cdf = np.cumsum(hist) / total
     spread = int(np.searchsorted(cdf, 0.99)) - int(np.searchsorted(cdf, 0.01))
-    return float((hist * np.arange(256)).sum() / total / 255.0), spread / 255.0
+    paper = int(np.argmax(hist))
+    darkest = int(np.searchsorted(cdf, _SPARSE_INK_SHARE))
+    lightest = int(np.searchsorted(cdf, 1.0 - _SPARSE_INK_SHARE))
+    sparse_ink = abs((paper - darkest) - (lightest - paper))  # one-sided tail: ink; both-sided: noise
+    return float((hist * np.arange(256)).sum() / total / 255.0), max(spread, sparse_ink) / 255.0
 
 
 def brightness(gray: np.ndarray) -> float:
@@ -558,7 +568,8 @@ def brightness(gray: np.ndarray) -> float:
 
 
 def contrast(gray: np.ndarray) -> float:
-    """Spread of luminance on 0..1: 99th minus 1st percentile (robust to a few hot or dead pixels)."""
+    """Spread of luminance on 0..1: 99th minus 1st percentile (robust to a few hot or dead pixels), or the ink of a
+    sparse page against its paper (module doc)."""
     return _tone(downscale(to_gray(gray), ROT_SIDE)[0])[1]
 
 

@@ -180,3 +180,35 @@ def test_rotation_is_deterministic_and_thread_safe(page):
         angles = list(pool.map(S.rotation_angle, [img] * 8))
     assert angles == [first] * 8
     assert first == pytest.approx(7.0, abs=0.3)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pyp-habibi_p4_pdfrot0.png", "dedoc-short_lines-2.png", "ed-ocr-ja-text-4.png", "rtess-orientation_reverse.png"],
+)
+def test_a_page_with_little_ink_is_not_washed_out(name):
+    """Real pages of one word or a few short lines (benchmarks/data/images, batches 2-23): under 1 % of their pixels
+    are ink, so the 1st and 99th percentiles were both paper and the filter called them "washed out, low contrast
+    0.00"."""
+    from pathlib import Path
+
+    import cv2
+
+    from quality.filter import ImageQualityFilter
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "images" / "rotation" / name
+    stored = cv2.imread(str(path))
+    assert stored is not None
+    page = cv2.cvtColor(stored, cv2.COLOR_BGR2RGB)
+    assert S.contrast(page) >= 0.2
+    verdict = ImageQualityFilter().assess_image_quality(page)
+    assert not [r for r in verdict["reason_codes"] if r == "contrast"], verdict["reasons"]
+
+
+def test_noise_on_blank_paper_and_a_low_contrast_page_stay_low_contrast():
+    rng = np.random.default_rng(3)
+    noisy_blank = np.clip(200 + rng.normal(0, 8, (400, 600)), 0, 255).astype(np.uint8)
+    assert S.contrast(noisy_blank) < 0.3 and S.contrast(noisy_blank) == pytest.approx(S.contrast(noisy_blank.T))
+    faint = np.full((400, 600), 200, np.uint8)
+    faint[100:300:20, 50:550] = 185  # text lines 15 grey levels darker than the paper, 5 % of the pixels
+    assert S.contrast(faint) < 0.1
