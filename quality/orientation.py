@@ -580,12 +580,15 @@ def _finer_look(
     brings glyphs under ``SMALL_GLYPH_PX`` to about ``_FINER_TARGET_PX`` and is ``_WORDS_FINER`` x finer for larger
     ones, at most ``_MAX_FINE_SIDE`` px long; None when there is no finer image or no answer there."""
     found = glyphs(_stroke_mask(g, _dark_ink(g, None), blur_px, noise))
-    if len(found.stats) < MIN_GLYPHS:
+    if not len(found.stats):
         return None
     glyph_px = found.size()
     # Small glyphs are brought to about _FINER_TARGET_PX; larger ones may be whole words whose letters touch (dense
-    # small print shrunk 5x): those are read at _WORDS_FINER x the scale.
-    wanted = _FINER_TARGET_PX / max(glyph_px, 1.0) if glyph_px < SMALL_GLYPH_PX else _WORDS_FINER
+    # small print shrunk 5x): those are read at _WORDS_FINER x the scale, and so are fewer than MIN_GLYPHS shapes,
+    # which may be the words of a page of one line whose letters merged (version 24: a PDF page holding the one word
+    # "habibi" and its Arabic, 3 shapes at 585 px and 10 letters at 1170 px, had no answer).
+    few = len(found.stats) < MIN_GLYPHS
+    wanted = _FINER_TARGET_PX / max(glyph_px, 1.0) if glyph_px < SMALL_GLYPH_PX and not few else _WORDS_FINER
     big = _finer_copy(g, finer, min(wanted, _MAX_FINE_SIDE / max(g.shape)))
     if big is None:
         return None
