@@ -91,7 +91,7 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
     """Sliders and everything they change. A fragment: moving a slider reruns only this part of the page
     (no sidebar, no audit), and the scores are only re-thresholded, never re-computed. The sliders edit the
     session's one active config, so Batches, Overview, root causes and every report use the same thresholds."""
-    from quality.audit import apply_thresholds
+    from quality.audit import apply_thresholds, line_crop_hint
 
     active = state.config()
     stale = st.session_state.get("_dq_synced") != active.model_dump_json()  # a config loaded or edited elsewhere
@@ -132,6 +132,9 @@ def thresholds_and_flags(scores: pd.DataFrame, audit_id: str) -> None:
     m2.metric("Flagged", f"{n_bad:,}")
     m3.metric("Unreadable", f"{int(errors.sum()):,}")
     st.markdown(f"**{n_bad} flagged** of {len(flagged)} images at these thresholds.")
+    hint = line_crop_hint(flagged, (min_w, min_h))
+    if hint is not None:
+        st.info(hint.sentence)
 
     thresholds: dict[str, float] = {"dq_blur": blur, "dq_rotation": max_rot, "dq_min_w": min_w, "dq_min_h": min_h}
     numeric_extra = tables.extra_score_columns(scores)

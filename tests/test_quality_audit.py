@@ -215,3 +215,28 @@ def test_process_pool_starts_under_a_streamlit_script_main(tmp_path):
     serial = audit_folder(root, workers=1).sort_values("path", ignore_index=True)
     assert parallel["error"].isna().sum() == serial["error"].isna().sum() == 29  # the 3 broken files stay errors
     assert parallel["blur_score"].equals(serial["blur_score"])
+
+
+def test_the_line_crop_hint_counts_crops_failing_on_their_thickness_alone():
+    import pandas as pd
+
+    from quality.audit import line_crop_hint
+
+    def row(w: int, h: int, codes: list[str]) -> dict:
+        return {"width": w, "height": h, "reason_codes": codes}
+
+    flagged = pd.DataFrame(
+        [
+            row(604, 51, ["resolution"]),  # a line crop
+            row(40, 236, ["resolution"]),  # a line crop on its side
+            row(300, 30, ["resolution"]),  # a word crop
+            row(321, 72, ["resolution", "blur"]),  # blurred too: lowering the bar would not keep it
+            row(80, 60, ["resolution"]),  # a small photo, not a strip
+            row(900, 12, ["resolution"]),  # too thin to read
+            row(800, 600, []),
+        ]
+    )
+    hint = line_crop_hint(flagged, (100, 100))
+    assert hint is not None and (hint.count, hint.flagged, hint.keeping_side) == (3, 6, 30)
+    assert line_crop_hint(flagged.iloc[[0, 4, 5]], (100, 100)) is None  # 1 of 3: not most of the failures
+    assert line_crop_hint(flagged.iloc[[4, 5, 6]], (100, 100)) is None

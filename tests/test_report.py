@@ -545,3 +545,28 @@ def test_worst_values_per_batch_follow_direction_and_put_nan_first():
     # primary metric in step order: worst 0.5 at step 2, last finite value 0.7 (step 3), not the last row logged
     assert _primary_values(by_batch[0], "recall", "higher_is_better") == (0.5, 2, 0.7)
     assert _primary_values(by_batch[0], "hmean", "higher_is_better")[1] is None
+
+
+def test_a_folder_of_text_line_crops_gets_a_hint_to_lower_the_minimum_resolution(tmp_path):
+    """Real line and word crops of the image benchmark (benchmarks/data/images): the handbook's 100 x 100 minimum
+    flags every one; the report says they are line crops and which minimum keeps them, and passes the schema."""
+    import shutil
+    from pathlib import Path
+
+    from analysis.core.config import AnalyzerConfig
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_run
+    from tests.wandb_writer import write_run
+
+    source = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "images" / "rotation"
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("aocr-arabic-2.png", "dkocr-dd.jpg", "fel-tamil-text.png", "dkocr-japnese.png", "chw-Fonts.tif"):
+        shutil.copy(source / name, data / name)
+    run = open_run(write_run(tmp_path, "lines", [{"val/recall": 0.9} for _ in range(5)]), cache=False)
+    report = Report.from_analysis(analyze_run(run, AnalyzerConfig(), data_dir=data))
+    doc = json.loads(report.to_json(), parse_constant=_no_constants)
+    jsonschema.validate(doc, json.loads(SCHEMA_PATH.read_text()))
+    (hint,) = doc["quality"]["hints"]
+    assert hint.startswith("5 of the 5 images below the minimum resolution are text-line crops") and "22 px" in hint
+    assert "text-line crops" in report.to_markdown()

@@ -265,6 +265,7 @@ def _quality(r: ReportData) -> list[str]:
     ]
     th = q.get("thresholds", {})
     out += ["Thresholds: " + md_escape(", ".join(f"{k} {v}" for k, v in th.items())), ""]
+    out += [f"> {md_escape(h)}\n" for h in q.get("hints", [])]
     if q.get("reasons"):
         rows = [[md_escape(reason_label(k)), fmt(v)] for k, v in q["reasons"].items()]
         out += [_md_table(["Reason", "Images"], rows), ""]

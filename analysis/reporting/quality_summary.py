@@ -163,6 +163,16 @@ def _worst_rows(q: pd.DataFrame, ok: pd.Series) -> list[dict[str, Any]]:
     return rows
 
 
+def _hints(q: pd.DataFrame, min_resolution: tuple[int, ...]) -> list[str]:
+    """Advice on the thresholds the scores suggest: text-line crops held back by a page-sized minimum resolution
+    (`quality.audit.line_crop_hint`, imported here: the dashboard loads this module without OpenCV)."""
+    from quality.audit import line_crop_hint
+
+    width, height = (int(v) for v in min_resolution[:2])
+    hint = line_crop_hint(q, (width, height)) if {"width", "height"} <= set(q.columns) else None
+    return [hint.sentence] if hint is not None else []
+
+
 def quality_section(analysis: RunAnalysis) -> dict[str, Any] | None:
     """The JSON `quality` object; None when no data directory was scored."""
     q = analysis.quality
@@ -190,6 +200,7 @@ def quality_section(analysis: RunAnalysis) -> dict[str, Any] | None:
         "columns": _score_ranges(q),
         "by_batch": _by_batch(q, ok),
         "worst_images": _worst_rows(q, ok),
+        "hints": _hints(q, tuple(dq.min_resolution)),
     }
     result: dict[str, Any] = plain(section)
     return result
