@@ -506,3 +506,17 @@ def test_an_event_raised_by_a_running_best_hit_says_how_far_below_its_best_the_m
     (event,) = [e for e in analyze_run(open_table(path)).alarm_events if e.metric == "bbox_mAP"]
     assert "drop_from_best" in event.detectors and event.severity == "warning"
     assert "from its best (to 0.239)" in event.message and event.message.startswith("bbox_mAP falls from")
+
+
+def test_a_gradient_norms_mixed_precision_overflow_is_a_warning_and_no_divergence():
+    """A Swin-T CIFAR-10 log (YeSh1ne/Swin-TransformerUsed, real, test batch 23): the grad norm is `inf` at one
+    printout (a mixed-precision overflow; the loss scaler skips the step) and training goes on. It was a critical
+    event and a root cause "grad_norm turned Inf at step 19050: the run diverged"."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/swin_yesh1ne/swin_tiny_cifar10.csv"
+    analysis = analyze_run(open_table(path))
+    overflow = [e for e in analysis.events if e.kind == "nonfinite" and e.metric == "grad_norm"]
+    assert overflow and all(e.severity == "warning" for e in overflow)
+    assert not [c for c in analysis.root_causes if "diverged" in c.sentence]
+    assert analysis.worst_severity != "critical"

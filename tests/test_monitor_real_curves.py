@@ -113,3 +113,10 @@ def test_a_gan_score_that_collapses_to_zero_is_a_collapse_and_one_that_swings_th
     step_column = "iters" if "iters" in table else table.columns[0]
     found = _replay(swings, ["D_real", "D_fake"], TrainingMonitor(sinks=[]), step_column=step_column)
     assert len([a for a in found["D_real"] + found["D_fake"] if a.kind == "collapse"]) <= 4
+
+
+def test_a_nan_loss_is_critical_and_an_overflowing_gradient_norm_a_warning():
+    monitor = TrainingMonitor(sinks=[])
+    monitor.log_step(1, {"train/loss": 1.0, "grad_norm": 2.0})
+    found = {a.metric: a for a in monitor.log_step(2, {"train/loss": math.nan, "grad_norm": math.inf})}
+    assert found["train/loss"].severity == "critical" and found["grad_norm"].severity == "warning"

@@ -187,3 +187,10 @@ def test_a_gradient_norm_is_lower_is_better_but_has_no_best_unless_the_config_sa
     assert known_direction("train_grad_norm") == "lower_is_better" and not has_best("train_grad_norm")
     assert has_best("grad_norm", {"grad_norm": "lower_is_better"})
     assert has_best("val/recall") and has_best("val/loss") and not has_best("seed_0")
+
+
+def test_a_nan_is_critical_but_a_gradient_norms_overflow_is_a_warning() -> None:
+    from analysis.core.vocabulary import nonfinite_severity
+
+    assert nonfinite_severity("train/loss") == "critical" and nonfinite_severity("val/recall") == "critical"
+    assert nonfinite_severity("grad_norm") == "warning" and nonfinite_severity("train/gnorm") == "warning"

@@ -25,6 +25,7 @@ __all__ = [
     "metric_direction",
     "metric_leaf",
     "metric_threshold",
+    "nonfinite_severity",
     "run_metrics_to_draw",
     "severity_rank",
     "worse",
@@ -185,6 +186,13 @@ def is_gradient_norm(metric: str) -> bool:
     """A gradient norm (`grad_norm`, `gnorm`, `gradnorm`): lower is better only in that an explosion is bad."""
     tokens = _name_tokens(metric)
     return "gnorm" in tokens or "gradnorm" in tokens or {"grad", "norm"} <= set(tokens)
+
+
+def nonfinite_severity(metric: str) -> Severity:
+    """How bad a NaN/Inf in `metric` is: critical, except a warning in a gradient norm, which overflows now and then in
+    mixed-precision training (the loss scaler skips those steps; a Swin run of the curve corpus logged `inf` grad
+    norms at three steps and trained on); a divergence shows in the losses too."""
+    return Severity.WARNING if is_gradient_norm(metric) else Severity.CRITICAL
 
 
 def has_best(metric: str, cfg: DirectionOverrides = None) -> bool:

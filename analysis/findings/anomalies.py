@@ -54,6 +54,7 @@ from analysis.core.vocabulary import (
     is_context,
     metric_direction,
     metric_threshold,
+    nonfinite_severity,
     severity_rank,
 )
 from analysis.findings.episodes import SUSTAINED_GAP, Describe, EpisodeEmitter
@@ -236,6 +237,7 @@ def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
             np.ones(nf.shape),
             math.inf,
             lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
+            at_most=nonfinite_severity(m.metric),
         )
 
 

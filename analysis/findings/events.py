@@ -46,7 +46,15 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
-from analysis.core.vocabulary import Severity, is_context, known_direction, metric_direction, worse, worst_severity
+from analysis.core.vocabulary import (
+    Severity,
+    is_context,
+    known_direction,
+    metric_direction,
+    nonfinite_severity,
+    worse,
+    worst_severity,
+)
 from analysis.findings.anomalies import DIRECTIONAL_DETECTORS
 from analysis.findings.changepoints import (
     noise_sigma,
@@ -181,7 +189,7 @@ def _nonfinite_events(x: np.ndarray, steps: np.ndarray, metric: str, batch: int 
                 before,
                 math.nan,
                 math.nan,
-                Severity.CRITICAL,
+                nonfinite_severity(metric),
                 f"{_who(batch, metric)} is {what} at {span}",
                 batch,
             )

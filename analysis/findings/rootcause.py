@@ -264,7 +264,10 @@ def _run_level_causes(
     stretches = sorted(
         (a.step, a.step if a.end_step is None else a.end_step, a.metric, a.value)
         for a in anomalies
-        if a.detector == "nonfinite" and a.batch is None and not is_context(a.metric, cfg.anomaly.metric_directions)
+        if a.detector == "nonfinite"
+        and a.batch is None
+        and a.severity is Severity.CRITICAL  # not a gradient norm's mixed-precision overflow
+        and not is_context(a.metric, cfg.anomaly.metric_directions)
     )
     diverged = _run_nonfinite_phrase(stretches) if stretches else ""
     out = []

@@ -18,7 +18,7 @@ of a million-step run:
   repeat exactly (any drop past the threshold then stands out). Without the bar a per-iteration training loss, whose values swing 10-30 % around its level, was "worse
   than its best" at 38 % of the observations of the healthy `tune` series of the real-curve corpus and 63 % of the
   `test` ones (`python -m benchmarks.alarms --monitor`);
-- ``nonfinite``: NaN / +-Inf;
+- ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, `vocabulary.nonfinite_severity`);
 - ``plateau``: no improvement for ``plateau_patience`` observations;
 - ``collapse`` (a metric with no best, below): the last 3 values all within 10 % of the older half of the window's
   mean from 0, where none of those older values was (a GAN's discriminator and generator scores that fall to ~1e-5
@@ -40,7 +40,14 @@ from collections import deque
 from collections.abc import Mapping
 
 from analysis.core.config import AnalyzerConfig
-from analysis.core.vocabulary import Severity, has_best, is_context, known_direction, metric_threshold
+from analysis.core.vocabulary import (
+    Severity,
+    has_best,
+    is_context,
+    known_direction,
+    metric_threshold,
+    nonfinite_severity,
+)
 from analysis.monitoring.records import MetricStatus, MonitorAnomaly
 
 __all__ = ["MetricState", "MetricTracker"]
@@ -72,6 +79,7 @@ class MetricState:
         "last_diff",
         "last_good_step",
         "n",
+        "nonfinite",
         "plateau_reported",
         "pushes",
         "s1",
@@ -109,6 +117,7 @@ class MetricState:
         self.higher = higher
         self.known = known  # a best to fall from exists (`vocabulary.has_best`)
         self.context = context  # a counter, schedule or resource column: only NaN/Inf is watched
+        self.nonfinite = Severity.CRITICAL  # a NaN/Inf's severity (`vocabulary.nonfinite_severity`)
         self.threshold = threshold
         self.plateau_reported = False
         self.batch: int | None = None  # from a `batch_{i}/...` name
@@ -282,6 +291,7 @@ class MetricTracker:
                 known=has_best(name, directions),
                 context=is_context(name, directions),
             )
+            st.nonfinite = nonfinite_severity(name)
             m = _BATCH_KEY.match(name)
             st.batch = int(m.group(1)) if m else None
             self.states[name] = st
@@ -309,7 +319,7 @@ class MetricTracker:
             st.bad_streak += 1
             out.append(
                 MonitorAnomaly(
-                    step, name, value, "nonfinite", math.inf, Severity.CRITICAL, f"{name} is {value} at step {step}", b
+                    step, name, value, "nonfinite", math.inf, st.nonfinite, f"{name} is {value} at step {step}", b
                 )
             )
             return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
