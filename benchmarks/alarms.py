@@ -85,7 +85,8 @@ for line in sys.stdin:
             row = {c: values[c][r] for c in numeric if values[c][r] == values[c][r]}
             if not row:
                 continue
-            bad = {a.metric for a in mon.log_step(step, row) if str(getattr(a.severity, "value", a.severity)) in ("warning", "critical")}
+            found = mon.log_step(step, row)
+            bad = {a.metric for a in found if str(getattr(a.severity, "value", a.severity)) in ("warning", "critical")}
             for c in row:
                 if c in bad:
                     flagged[c] += 1

@@ -23,8 +23,9 @@ cross-check) for text whose glyphs have merged (heavy blur, faded or tiny print)
    or, on a page of several blocks whose line pitches differ (a manuscript's main text with smaller glosses beside
    it: their profiles mix and repeat weakly on the whole page), at least ``_PERIODIC_TILES`` tiles lined up at that
    angle must each repeat at ``_TILE_PERIODICITY`` on their own (version 22; a handwritten manuscript page of test
-   batch 22 at four turns had no answer, its tiles at 0.41-0.62 with the whole page at 0.30-0.32). A photo's edges, textures and blobs rarely do either, so they give NaN rather than a skew. (A long solid bar, such
-   as a table rule, passes as a line: its angle is the page's anyway.)
+   batch 22 at four turns had no answer, its tiles at 0.41-0.62 with the whole page at 0.30-0.32). A photo's edges,
+   textures and blobs rarely do either, so they give NaN rather than a skew. (A long solid bar, such as a table
+   rule, passes as a line: its angle is the page's anyway.)
 
 Angles are in degrees, counter-clockwise positive, in [-45, 45). The confidence is 1 - median/max of the criterion
 over the 3° grid (best of the whole image and the tiles).

@@ -12,12 +12,12 @@ of a million-step run:
   the running best level (``performance_drop_threshold``): the best of 3-point means, because the best single value
   of a noisy metric is an outlier of its noise, and a single wild value is the z-score's to report. The drop must
   also stand out of that noise: ``statistical_anomaly_zscore`` standard errors of a 3-point mean, plus the expected
-  lead of the best of n of them over their average, sqrt(2 ln n) more (`noise_bar`). Sigma is read from
-  the window's second differences x_t - 2 x_t-1 + x_t-2, in which a steady trend cancels (a learning curve's
-  start no longer reads as noise): their median |d2| / (0.6745 sqrt(6)) for Gaussian noise, 0 when most values
-  repeat exactly (any drop past the threshold then stands out). Without the bar a per-iteration training loss, whose values swing 10-30 % around its level, was "worse
-  than its best" at 38 % of the observations of the healthy `tune` series of the real-curve corpus and 63 % of the
-  `test` ones (`python -m benchmarks.alarms --monitor`);
+  lead of the best of n of them over their average, sqrt(2 ln n) more (`noise_bar`). Sigma is read from the
+  window's second differences x_t - 2 x_t-1 + x_t-2, in which a steady trend cancels (a learning curve's start no
+  longer reads as noise): their median |d2| / (0.6745 sqrt(6)) for Gaussian noise, 0 when most values repeat exactly
+  (any drop past the threshold then stands out). Without the bar a per-iteration training loss, whose values swing
+  10-30 % around its level, was "worse than its best" at 38 % of the observations of the healthy `tune` series of
+  the real-curve corpus and 63 % of the `test` ones (`python -m benchmarks.alarms --monitor`);
 - ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, `vocabulary.nonfinite_severity`);
 - ``plateau``: no improvement for ``plateau_patience`` observations;
 - ``collapse`` (a metric with no best, below): the last 3 values all within 10 % of the older half of the window's
