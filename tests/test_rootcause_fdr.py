@@ -69,7 +69,10 @@ def write_case(tmp: Path, degraded: int | None, seed: int) -> tuple[Path, Path]:
 
 
 def test_forty_batches_of_pure_noise_give_no_quality_cause(tmp_path: Path) -> None:
-    run_dir, data = write_case(tmp_path, degraded=None, seed=3)
+    # The draw must tempt the uncorrected test (a chance p < 0.05 in a batch the detectors flagged): seed 3 did
+    # until scorer version 23 measured these sparse images' contrast by their ink, and its chance hits moved to
+    # batches nobody flagged; seeds 4-7 all tempt it now.
+    run_dir, data = write_case(tmp_path, degraded=None, seed=5)
     analysis = analyze_run(open_run(run_dir), AnalyzerConfig(), data_dir=data)
     assert analysis.quality is not None and analysis.quality["batch"].nunique() == N_BATCHES
     evidence = compare_all_batches(analysis.quality)
