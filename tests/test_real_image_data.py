@@ -98,15 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}
+    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 24)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 25)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23])
+@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24])
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -117,7 +117,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -167,11 +167,11 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23), per_batch):
+    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24), per_batch):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
@@ -409,6 +409,17 @@ _TURNED = [
     ("rotation/gal-bpt6k1110784_f12_rot90.png", "rotation/gal-bpt6k1110784_f12.jpg"),
     ("rotation/lct-DAFANCH96_048MIC06480_L-1_rot180.png", "rotation/lct-DAFANCH96_048MIC06480_L-1.jpg"),
     ("rotation/dfm-img_real.png", "rotation/dfm-img_real_rot270.png"),
+    # batch 24 (lossless transposes, two of them saved as JPEG)
+    ("rotation/mlk-chinese_rot90.png", "rotation/mlk-chinese.png"),
+    ("rotation/mlk-japanese_rot180.png", "rotation/mlk-japanese.png"),
+    ("rotation/mlk-korean_rot270.png", "rotation/mlk-korean.png"),
+    ("rotation/mlk-devanagari_rot180.png", "rotation/mlk-devanagari.png"),
+    ("rotation/mlk-image_has_text_rot270.jpg", "rotation/mlk-image_has_text.jpg"),
+    ("rotation/hir-2_ocr_rot90.png", "rotation/hir-2_ocr.png"),
+    ("rotation/jak-tes_rot90.png", "rotation/jak-tes.jpg"),
+    ("rotation/jak-tes_rot180.png", "rotation/jak-tes.jpg"),
+    ("rotation/jak-tes_rot270.png", "rotation/jak-tes.jpg"),
+    ("rotation/rim-e2e_rot270.png", "rotation/rim-e2e.jpg"),
 ]
 
 
