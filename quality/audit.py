@@ -353,7 +353,9 @@ def apply_thresholds(
     return out
 
 
-_STRIP_ASPECT = 2.5  # a text-line (or word) crop is at least this many times longer than it is thick ...
+# A text-line or word crop is at least this many times longer than thick: looser than the line strips that
+# `quality.scores` reads enlarged (4), because a recogniser's word crops count here too ...
+_CROP_ASPECT = 2.5
 _MIN_LINE_HEIGHT = 16  # ... and at least this thick (px): thinner crops are too small to read anyway
 _LINE_HINT_SHARE = 0.5  # the hint is given when line crops are at least this share of the resolution failures
 
@@ -370,7 +372,7 @@ class LineCropHint:
     def sentence(self) -> str:
         return (
             f"{self.count} of the {self.flagged} images below the minimum resolution are text-line crops (at least "
-            f"{_STRIP_ASPECT:g} times longer than thick) that fail on their thickness alone: a recogniser's line "
+            f"{_CROP_ASPECT:g} times longer than thick) that fail on their thickness alone: a recogniser's line "
             f"crops are 20-60 px tall. A minimum height (and width, for crops on their side) of "
             f"{self.keeping_side} px keeps them."
         )
@@ -389,8 +391,8 @@ def line_crop_hint(flagged: pd.DataFrame, min_resolution: tuple[int, int]) -> Li
     h = pd.to_numeric(flagged["height"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     mw, mh = min_resolution
     with np.errstate(invalid="ignore"):
-        wide = (w >= _STRIP_ASPECT * h) & (w >= mw) & (h >= _MIN_LINE_HEIGHT)  # fails on height only
-        tall = (h >= _STRIP_ASPECT * w) & (h >= mh) & (w >= _MIN_LINE_HEIGHT)  # a line crop on its side
+        wide = (w >= _CROP_ASPECT * h) & (w >= mw) & (h >= _MIN_LINE_HEIGHT)  # fails on height only
+        tall = (h >= _CROP_ASPECT * w) & (h >= mh) & (w >= _MIN_LINE_HEIGHT)  # a line crop on its side
     lines = only & (wide | tall)
     n_flagged, n_lines = int(by_resolution.sum()), int(lines.sum())
     if n_lines == 0 or n_lines < _LINE_HINT_SHARE * n_flagged:

@@ -37,7 +37,7 @@ attach-and-merge share their private helpers and change together; splitting them
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -75,6 +75,7 @@ __all__ = [
     "count_alarms",
     "evidence_points",
     "find_events",
+    "name_list",
     "series_events",
 ]
 
@@ -592,11 +593,11 @@ def _combine(a: Event, b: Event) -> Event:
         detectors=tuple(sorted(set(a.detectors) | set(b.detectors))),
         evidence=(*first.evidence, *second.evidence),
         severity=worst_severity([a.severity, b.severity]),
-        message=f"{base} (also {_name_list(metrics[1:])})",
+        message=f"{base} (also {name_list(metrics[1:])})",
     )
 
 
-def _name_list(names: tuple[str, ...], shown: int = 3) -> str:
+def name_list(names: Sequence[str], shown: int = 3) -> str:
     """'a, b, c' or 'a, b, c and 17 more': a restart that lifts every loss of a detector names a few (the event's
     `metrics` holds them all)."""
     head = ", ".join(names[:shown])

@@ -40,6 +40,7 @@ from analysis.core.vocabulary import (
     severity_rank,
     worse,
 )
+from analysis.findings.events import name_list
 from analysis.findings.problems import (
     SEVERITY_WEIGHT,
     BatchProblem,
@@ -333,13 +334,14 @@ def _run_nonfinite_phrase(stretches: list[tuple[int, int, str, float]]) -> str:
     """'loss turned NaN at step 750 (also loss_cls, loss_mask and 3 more)': the earliest run-level stretch and the
     other metrics that turned non-finite within it."""
     first, last, metric, value = stretches[0]
-    what = "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
     with_it = sorted({m for s, _, m, _ in stretches if m != metric and s <= last})
-    also = ""
-    if with_it:
-        shown = ", ".join(with_it[:2])
-        also = f" (also {shown}{f' and {len(with_it) - 2} more' if len(with_it) > 2 else ''})"
-    return f"{metric} turned {what} at step {first}{also}"
+    also = f" (also {name_list(with_it, shown=2)})" if with_it else ""
+    return f"{metric} turned {_nonfinite_word(value)} at step {first}{also}"
+
+
+def _nonfinite_word(value: float) -> str:
+    """'NaN', 'Inf' or '-Inf'."""
+    return "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
 
 
 def _stretch_dicts(stretches: list[tuple[int, int, str, float]]) -> list[dict[str, object]]:
@@ -382,7 +384,7 @@ def _fall_phrase(
 def _nonfinite_phrase(stretches: list[tuple[int, int, str, float]]) -> str:
     """'recall is NaN at step 200' / 'recall is NaN/Inf at steps 200-260 (and 2 more stretches)'."""
     first, last, metric, value = min(stretches)
-    what = "NaN" if math.isnan(value) else ("Inf" if value > 0 else "-Inf")
+    what = _nonfinite_word(value)
     where = f"step {first}" if first == last else f"steps {first}-{last}"
     more = (
         f" (and {len(stretches) - 1} more non-finite stretch{'es' if len(stretches) > 2 else ''})"
