@@ -78,7 +78,8 @@ def default_global_metrics(names: Sequence[str], flagged: Sequence[str] = ()) ->
     (`flagged`, worst first), then validation metrics, up to four; with neither, the first three (never a learning
     rate or a counter while a graded metric is left)."""
     ordered = run_metrics_to_draw(names, flagged)
-    picked = [n for n in ordered if n in set(flagged) or is_validation(n)][:4]
+    alarmed = set(flagged)
+    picked = [n for n in ordered if n in alarmed or is_validation(n)][:4]
     return picked or ordered[:3]
 
 
