@@ -73,10 +73,10 @@ How `change_points(values)` finds where a new segment starts:
    test batches 1-19 29 at 96. Swept 1.8-4.0 on tune: no change point found was lost at any bar, false change points
    140 -> 133 at 3.0, 129 at 3.5, 120 at 4.0; the generated `variance` scenario (noise 3-5x) keeps F1 0.83 -> 0.84
    at 3.0 and loses it above (0.82, 0.80), so 3.0. Seen test batches 1-19: false 225 -> 203, found 372 -> 373);
-   two changes the same way within `_VAR_WINDOW` points are one gradual transition, reported at its middle, and a run of `_VAR_RECUR` = 4 or more changes in turn wilder and calmer
-   (bursts that recur) ends at its first wilder change (`_first_of_recurring`, sixth round: the bursts of one
-   regime are not events one by one; seen test batch 2 false change points per series 0.84 -> 0.35, tune and the
-   generated set unchanged).
+   two changes the same way within `_VAR_WINDOW` points are one gradual transition, reported at its middle, and a
+   run of `_VAR_RECUR` = 4 or more changes in turn wilder and calmer (bursts that recur) ends at its first wilder
+   change (`_first_of_recurring`, sixth round: the bursts of one regime are not events one by one; seen test batch 2
+   false change points per series 0.84 -> 0.35, tune and the generated set unchanged).
 
 6. Slope changes (`slope_changes`): a trend that turns (a falling loss starts to rise, or the reverse). On block
    means (<= `_SLOPE_MAX_POINTS`, level shifts subtracted) a continuous one-knot fit a + b t + c max(t - k, 0) is
@@ -118,11 +118,11 @@ How `change_points(values)` finds where a new segment starts:
    step and calm after it, 0.12-0.25, and its steps at 160, 260 and 360 were dropped as restarts. Seen test batch
    19: 9 more change points found, none false; tune and every other batch unchanged; a held metric, whose
    differences between updates are all 0, is not judged by this). A level shift within `_RESTART_TOL` = 10 % of a
-   period of a restart is then dropped unless its jump (medians of a quarter period each side) is >= `_RESTART_STAND_OUT` = 3 x the
-   median jump over all restarts: the first epoch's average lags a fast-improving model, so its restart can be a
-   real new level (CheXNet's epoch-2 restart is labelled). Noise changes and turns are left as they are; the
-   run-level `find_change_points` drops the same restarts from its level shifts, so the dashboard's change lines
-   and its events agree.
+   period of a restart is then dropped unless its jump (medians of a quarter period each side) is >=
+   `_RESTART_STAND_OUT` = 3 x the median jump over all restarts: the first epoch's average lags a fast-improving
+   model, so its restart can be a real new level (CheXNet's epoch-2 restart is labelled). Noise changes and turns
+   are left as they are; the run-level `find_change_points` drops the same restarts from its level shifts, so the
+   dashboard's change lines and its events agree.
 
 `level_shifts` is steps 1-4 alone; the run-level `find_change_points` uses it, because a `ChangePoint` record
 describes a level (mean before, mean after, delta). `segment_changes` returns shifts and noise changes from one

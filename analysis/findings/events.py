@@ -22,13 +22,13 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   `Event.detectors`; changes of regime and NaN stretches take theirs before spikes, `_claims_late`: the spikes of
   a GAN score in the epochs before its collapse had taken the collapse's hits, and the collapse went unraised;
   tune split falls alarmed 21 -> 23 of 46, alarms on healthy series unchanged), and merges the events of one batch
-  that start together in several metrics (recall, precision and hmean falling at one step are one event). An event's severity is the worst of its own and its
-  evidence's: a NaN is critical, a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
+  that start together in several metrics (recall, precision and hmean falling at one step are one event). An event's
+  severity is the worst of its own and its evidence's: a NaN is critical (a warning in a gradient norm,
+  `vocabulary.nonfinite_severity`), a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
-  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
-  are that fall's evidence, not the recovery's); the hits of detectors that flag falls only
-  (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and NaNs, never of a rise or a noise
-  change.
+  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery are that fall's evidence, not the recovery's); the hits of
+  detectors that flag falls only (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and
+  NaNs, never of a rise or a noise change.
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
