@@ -26,9 +26,10 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   severity is the worst of its own and its evidence's: a NaN is critical (a warning in a gradient norm,
   `vocabulary.nonfinite_severity`), a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
-  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery are that fall's evidence, not the recovery's); the hits of
-  detectors that flag falls only (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and
-  NaNs, never of a rise or a noise change.
+  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
+  are that fall's evidence, not the recovery's); the hits of detectors that flag falls only
+  (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and NaNs, never of a rise or a noise
+  change.
 
 The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
