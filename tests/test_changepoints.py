@@ -461,3 +461,13 @@ def test_a_short_per_epoch_loss_that_restarts_near_its_end_has_its_jump_back_up_
     found = [change_points(runs + np.random.default_rng(seed).normal(0, 0.3, 17)) for seed in range(10)]
     assert sum(f == [12] for f in found) >= 8
     assert all(f in ([], [12]) for f in found)
+
+
+@pytest.mark.parametrize("n", [120, 1000, 5000])
+def test_one_value_repeated_is_no_change_at_any_length(n):
+    """A held metric (a YOLO map50 logged as 9/14 for 1,000 iterations, real batch 24): the std of the repeated
+    float is ~1e-16 by rounding, not 0, and the long-series path then asked ruptures for a zero penalty."""
+    x = np.full(n, 9 / 14)
+    assert change_points(x) == []
+    assert series_changes(x) == ([], [], [])
+    assert series_events(x) == []

@@ -408,6 +408,8 @@ def _detect(x: np.ndarray, penalty: float | None, min_size: int, logged: bool = 
     sigma = max(sigma, 1e-3 * float(np.std(x)))
     # Piecewise-constant data (sigma 0) still needs a finite penalty: hence the floor on sigma above.
     pen = penalty if penalty is not None else _PEN_BETA * sigma * sigma * inflation * math.log(n)
+    if not pen > 0.0:  # sigma underflowed (a range below ~1e-160): no step is measurable
+        return []
     # Tuned on the real `tune` split: the full inflation on the penalty, its fourth root on the step tests.
     return validate_steps(x, _segment(x, pen, min_size), sigma, inflation**_T_INFLATION_POWER)
 
@@ -516,7 +518,9 @@ def level_shifts(values: np.ndarray, *, penalty: float | None = None, min_size: 
 
 def _level_shifts(x: np.ndarray, penalty: float | None, min_size: int, logged: bool = False) -> list[int]:
     n = x.size
-    if n < 2 * min_size or float(np.std(x)) == 0.0:
+    # `ptp`, not `std`: the std of one value repeated can be ~1e-16 by rounding, and its block means then
+    # give a zero noise scale and a zero penalty.
+    if n < 2 * min_size or float(np.ptp(x)) == 0.0:
         return []
     if n <= _MAX_POINTS:
         return _beyond_quantum(x, _detect(x, penalty, min_size, logged))
@@ -889,7 +893,7 @@ def _destep(x: np.ndarray, shifts: list[int]) -> np.ndarray:
 def _slope_changes(x: np.ndarray, shifts: list[int]) -> list[int]:
     """Knots where a trend turns (a falling loss starts to rise), in indices of x; see `slope_changes`."""
     n = x.size
-    if n < 4 * _SLOPE_MIN_POINTS or float(np.std(x)) == 0.0:
+    if n < 4 * _SLOPE_MIN_POINTS or float(np.ptp(x)) == 0.0:
         return []
     y = _destep(x, shifts)
     if float(np.std(y)) <= 1e-9 * max(1.0, float(np.ptp(x))):
