@@ -471,3 +471,32 @@ def test_one_value_repeated_is_no_change_at_any_length(n):
     assert change_points(x) == []
     assert series_changes(x) == ([], [], [])
     assert series_events(x) == []
+
+
+def test_a_real_stretch_at_a_degenerate_level_that_comes_back_is_two_steps():
+    # Test batch 3 (DETR log, restarts at rows 64-69 sit at a flat degenerate level and row 70 is back): each step
+    # alone failed its window (the other one inside it, or the level back in it); judged as one stretch both count.
+    frame = pd.read_csv(REAL_CURVES / "detr_sleep_houmill" / "results_log.csv")
+    for column in ("test_loss_bbox", "train_class_error"):
+        found = change_points(frame[column].dropna().to_numpy(float))
+        assert any(abs(c - 64) <= 1 for c in found) and any(abs(c - 70) <= 1 for c in found), (column, found)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_stretch_off_the_level_is_found_but_a_smooth_swell_or_a_settling_step_is_not(seed):
+    rng = np.random.default_rng(seed)
+    n = 120
+    base = 0.8 + 0.4 * np.exp(-np.arange(n) / 15.0)
+    pulse = base + rng.normal(0, 0.01, n)
+    pulse[80:87] += 0.15  # 7 points at 15 sigma above the level, then back
+    found = change_points(pulse)
+    assert any(abs(c - 80) <= 1 for c in found) and any(abs(c - 87) <= 1 for c in found), found
+    # an oscillation's smooth swell is no stretch: no change point at its flanks
+    swell = base + 0.05 * np.sin(np.arange(n) / 4.0) + rng.normal(0, 0.01, n)
+    assert not [c for c in change_points(swell) if c > 20], change_points(swell)
+    # a step that settles a little after it is one change, not a stretch
+    settle = base + rng.normal(0, 0.01, n)
+    settle[60:] -= 0.2
+    settle[60:70] += 0.03 * np.exp(-np.arange(10) / 3.0)
+    found = change_points(settle)
+    assert [c for c in found if c > 20] and all(abs(c - 60) <= 2 for c in found if c > 20), found

@@ -6,7 +6,9 @@ errors (reported as a Gaussian-equivalent z, so short windows near the ends are 
 two flat stretches gets a second, wide test (`_flat_step_ok`), and a small step on a trend a third, over up to
 `WIDE_WINDOW` points each side (`_wide_steps`: a learning-rate step on a noisy per-iteration loss), and a step in
 the last `STEP_WINDOW` points a fourth, on a window that reaches further back than forward (`_tail_steps`). On a
-series shorter than two windows a fifth test reads a candidate on the whole regime around it (`_regime_steps`).
+series shorter than two windows a fifth test reads a candidate on the whole regime around it (`_regime_steps`). Two
+neighbouring candidates that bound a short stretch off the level (up, then back) are judged together last
+(`_pulse_steps`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ _TAIL_T = 4.5  # ... and need this many standard errors (after the square root o
 _REGIME_SIDE = 4  # `_regime_steps` judges candidates with at least this many points on each side in their regime ...
 _REGIME_T = 3.5  # ... at this many standard errors (after the square root of the variance inflation) ...
 _REGIME_JUMP_SIGMA = 5.0  # ... for a step of at least this many noise sigmas
+_PULSE_MIN = 5  # `_pulse_steps`: a stretch of at least this many points (LABELLING.md's regime length) ...
+_PULSE_SIDE = 3  # ... with at least this many points on each side of it in its window ...
+_PULSE_BACK = (
+    0.25  # ... after which the level comes back: the medians around it differ by at most this share of its lift
+)
 
 
 def step_stats(
@@ -169,7 +176,64 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
             accepted.add(t)
     wide = _wide_steps(x, cands, first_step, accepted, sigma, infl)
     accepted |= wide | _tail_steps(x, cands, accepted, sigma, infl)
-    return sorted(accepted | _regime_steps(x, cands, first_step, accepted, sigma, infl))
+    accepted |= _regime_steps(x, cands, first_step, accepted, sigma, infl)
+    return sorted(accepted | _pulse_steps(x, cands, first_step, accepted, sigma, infl))
+
+
+def _pulse_steps(
+    x: np.ndarray, cands: np.ndarray, local_step: np.ndarray, accepted: set[int], sigma: float, infl: float
+) -> set[int]:
+    """Two neighbouring candidates, one or both of which the other tests missed, that bound a stretch off the level: a few restarts of a
+        run that sat at a degenerate level for 6 epochs and came back (DETR logs of the real-curve corpus).
+
+        Each step alone fails: with the other candidate as a dummy the local window of the second one holds 5 points
+        after it, and without that dummy neither window fits a step, since the level comes back. Here the pair is
+        judged as one stretch: between t1 and t2 (opposite local steps, at least `_PULSE_MIN` points apart, fewer than
+        `STEP_WINDOW`), on a window of up to `STEP_WINDOW` points before t1 and after t2 (not past the neighbouring
+        accepted breaks; at least `_PULSE_SIDE` a side), the model is level + slope + curvature + a dummy on the
+        stretch. The dummy must reach `_REGIME_JUMP_SIGMA` noise sigmas and `_TAIL_T` (as a Gaussian z, divided by
+        the square root of the full variance inflation, as `_tail_steps`), and the stretch's median must lie at
+        least half of it away, its way, from the medians of the points just before and just after it, and those two
+    medians within `_PULSE_BACK` of that distance of each other (the level came back: a step after which the curve
+    settles a little is no stretch off the level). Both ends must be abrupt: the medians of `_PULSE_SIDE` points
+    either side of t1, and of t2, differ by half the lift."""
+    out: set[int] = set()
+    bounds = sorted(accepted)
+    order = cands.tolist()
+    for j in range(len(order) - 1):
+        t1, t2 = order[j], order[j + 1]
+        g = t2 - t1
+        if (t1 in accepted and t2 in accepted) or not _PULSE_MIN <= g < STEP_WINDOW:
+            continue
+        if np.sign(local_step[j]) == np.sign(local_step[j + 1]):
+            continue
+        others = [b for b in bounds if b not in (t1, t2)]
+        i = int(np.searchsorted(others, t1))
+        lo = max(others[i - 1] if i > 0 else 0, t1 - STEP_WINDOW)
+        hi = min(others[i] if i < len(others) else x.size, t2 + STEP_WINDOW)
+        if t1 - lo < _PULSE_SIDE or hi - t2 < _PULSE_SIDE:
+            continue
+        pos = np.arange(lo, hi, dtype=float)
+        u = (pos - t1) / (hi - lo)
+        inside = ((pos >= t1) & (pos < t2)).astype(float)
+        coef, se, dof = ols(np.column_stack([np.ones_like(u), u, u * u, inside]), x[lo:hi])
+        lift = float(coef[3])
+        if dof < 2 or not np.isfinite(se[3]) or se[3] <= 0 or abs(lift) < _REGIME_JUMP_SIGMA * sigma:
+            continue
+        z = float(t_to_gaussian_z(np.array([min(abs(lift) / float(se[3]), 1e6)]), np.array([dof]))[0])
+        if z / infl**2 < _TAIL_T:
+            continue
+        level = median(x[t1:t2])
+        before = median(x[max(lo, t1 - g) : t1])
+        after = median(x[t2 : min(hi, t2 + g)])
+        away = min(level - before, level - after) * math.copysign(1.0, lift)
+        if away < 0.5 * abs(lift) or abs(after - before) > _PULSE_BACK * away:
+            continue
+        # abrupt at both ends, as a step is (a smooth valley between two swells of an oscillation is not)
+        h = _PULSE_SIDE
+        if min(_median_move(x, t1, h, lift), -_median_move(x, t2, h, lift)) >= 0.5 * abs(lift):
+            out.update((t1, t2))
+    return out
 
 
 def _regime_steps(
