@@ -520,3 +520,23 @@ def test_a_gradient_norms_mixed_precision_overflow_is_a_warning_and_no_divergenc
     assert overflow and all(e.severity == "warning" for e in overflow)
     assert not [c for c in analysis.root_causes if "diverged" in c.sentence]
     assert analysis.worst_severity != "critical"
+
+
+def test_a_series_that_is_nan_now_and_then_is_one_warning_event_not_one_per_stretch():
+    """Darknet prints a layer's IoU as `-nan` at iterations with no object assigned (real test batch 24: 271
+    stretches in one run, each a critical event). Coming back to finite values again and again is no divergence."""
+    rng = np.random.default_rng(0)
+    x = 0.55 + rng.normal(0, 0.05, 300)
+    x[rng.random(300) < 0.8] = np.nan
+    events = series_events(x, metric="r16_avg_iou")
+    nan_events = [e for e in events if e.kind == "nonfinite"]
+    assert len(nan_events) == 1, [e.message for e in nan_events]
+    (ev,) = nan_events
+    assert ev.severity == "warning" and "now and then" in ev.message
+    assert f"at {int(np.isnan(x).sum())} of 300 points" in ev.message
+    # two stretches a metric came back from are still two critical events (not yet "now and then")
+    y = np.linspace(1.0, 0.5, 100)
+    y[20:25] = np.nan
+    y[60:62] = np.nan
+    two = [e for e in series_events(y, metric="loss") if e.kind == "nonfinite"]
+    assert [(e.start_step, e.end_step, str(e.severity)) for e in two] == [(20, 24, "critical"), (60, 61, "critical")]

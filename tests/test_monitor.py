@@ -366,3 +366,14 @@ def test_close_without_a_wandb_run_writes_nothing(monkeypatch, tmp_path):
     monitor.log_step(1, {"val/recall": 0.85})
     monitor.close()
     assert monitor.session_run is None and not (tmp_path / "r").exists()
+
+
+def test_a_metric_that_keeps_coming_back_from_nan_gets_warnings_not_criticals():
+    """An IoU that is NaN whenever no object was assigned (real Darknet logs): critical at first, a warning once the
+    metric has come back to finite values `INTERMITTENT_RECOVERIES` times."""
+    mon = TrainingMonitor(sinks=[])
+    severities = []
+    for step in range(40):
+        value = float("nan") if step % 5 == 0 else 0.5
+        severities += [str(a.severity) for a in mon.log_step(step, {"r16_avg_iou": value}) if a.detector == "nonfinite"]
+    assert severities == ["critical"] * 3 + ["warning"] * 5

@@ -381,3 +381,44 @@ def test_losses_that_turn_nan_with_nothing_falling_are_a_cause_of_their_own():
     assert [c.sentence for c in causes] == ["loss turned NaN at step 1500 (also loss_mask): the run diverged"]
     assert causes[0].side == "model" and causes[0].step == 1500
     assert causes[0].evidence["nonfinite"][0] == {"step": 1500, "end_step": 2950, "metric": "loss", "value": "nan"}
+
+
+def _sparse_iou_run(n: int = 400, one_nan_at: int | None = None) -> pd.DataFrame:
+    """Run-level rows: a falling loss, and a layer IoU that is NaN at most steps (Darknet prints `-nan` where no
+    object was assigned) with finite values between; optionally a second IoU that is NaN at one step only."""
+    rng = np.random.default_rng(3)
+    loss = 2.0 * np.exp(-np.arange(n) / 80) + 0.5 + rng.normal(0, 0.01, n)
+    iou = 0.55 + rng.normal(0, 0.08, n)
+    iou[rng.random(n) < 0.9] = np.nan
+    other = 0.6 + rng.normal(0, 0.01, n)
+    if one_nan_at is not None:
+        other[one_nan_at] = np.nan
+    steps = np.arange(n)
+    return pd.DataFrame(
+        {
+            "step": np.r_[steps, steps, steps],
+            "metric": ["loss"] * n + ["r16_avg_iou"] * n + ["r23_avg_iou"] * n,
+            "value": np.r_[loss, iou, other],
+        }
+    )
+
+
+def test_a_metric_that_is_nan_now_and_then_is_no_divergence():
+    """Real test batch 24 (Darknet `train0723`): r16_avg_iou is NaN at 5,707 of 6,000 iterations in 271 stretches.
+    Its NaNs were 271 critical events and the root cause "after r16_avg_iou turned NaN at step 1: the run diverged"."""
+    cfg = AnalyzerConfig()
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, _sparse_iou_run(), cfg)
+    nan_hits = [a for a in anomalies if a.detector == "nonfinite"]
+    assert nan_hits and all(a.severity == "warning" for a in nan_hits), nan_hits
+    assert not any("diverged" in c.sentence for c in explain(empty, anomalies, cps, None, None, cfg))
+
+
+def test_a_nan_at_one_step_only_is_told_as_such_not_as_a_divergence():
+    cfg = AnalyzerConfig()
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, _sparse_iou_run(one_nan_at=250), cfg)
+    causes = explain(empty, anomalies, cps, None, None, cfg)
+    sentences = [c.sentence for c in causes]
+    assert "r23_avg_iou was NaN at step 250 only (one logged step), not a lasting divergence" in sentences, sentences
+    assert not any("diverged" in s for s in sentences), sentences

@@ -194,3 +194,10 @@ def test_a_nan_is_critical_but_a_gradient_norms_overflow_is_a_warning() -> None:
 
     assert nonfinite_severity("train/loss") == "critical" and nonfinite_severity("val/recall") == "critical"
     assert nonfinite_severity("grad_norm") == "warning" and nonfinite_severity("train/gnorm") == "warning"
+
+
+def test_nan_in_a_metric_that_came_back_from_nan_often_is_a_warning() -> None:
+    from analysis.core.vocabulary import INTERMITTENT_RECOVERIES, nonfinite_severity
+
+    assert nonfinite_severity("train/loss", INTERMITTENT_RECOVERIES - 1) == "critical"
+    assert nonfinite_severity("train/loss", INTERMITTENT_RECOVERIES) == "warning"

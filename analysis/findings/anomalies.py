@@ -48,6 +48,7 @@ import pandas as pd
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly
 from analysis.core.vocabulary import (
+    INTERMITTENT_RECOVERIES,
     Direction,
     Severity,
     has_best,
@@ -67,6 +68,7 @@ from analysis.findings.series_stats import (
     centred_median,
     drop_from_best,
     floor_scale,
+    nonfinite_recoveries,
     rolling_robust_zscore,
     rolling_robust_zscore_and_median,
     rolling_zscore,
@@ -229,16 +231,25 @@ def _threshold(
 
 
 def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
+    """NaN/Inf cells, at `nonfinite_severity`: a series that keeps coming back to finite values (intermittent NaNs,
+    counted over its logged cells) is emitted apart, at its own, lower severity."""
     nf = m.nonfinite
-    if nf.any():
-        em.emit(
-            "nonfinite",
-            nf,
-            np.ones(nf.shape),
-            math.inf,
-            lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
-            at_most=nonfinite_severity(m.metric),
-        )
+    if not nf.any():
+        return
+    intermittent = np.zeros(nf.shape[1], dtype=bool)
+    for j in np.flatnonzero(nf.any(axis=0)).tolist():
+        intermittent[j] = int(nonfinite_recoveries(nf[m.logged[:, j], j])) >= INTERMITTENT_RECOVERIES
+    for cols, recoveries in ((~intermittent, 0), (intermittent, INTERMITTENT_RECOVERIES)):
+        flags = nf & cols[None, :]
+        if flags.any():
+            em.emit(
+                "nonfinite",
+                flags,
+                np.ones(nf.shape),
+                math.inf,
+                lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
+                at_most=nonfinite_severity(m.metric, recoveries),
+            )
 
 
 def _cross_batch(

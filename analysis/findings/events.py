@@ -23,8 +23,9 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   a GAN score in the epochs before its collapse had taken the collapse's hits, and the collapse went unraised;
   tune split falls alarmed 21 -> 23 of 46, alarms on healthy series unchanged), and merges the events of one batch
   that start together in several metrics (recall, precision and hmean falling at one step are one event). An event's
-  severity is the worst of its own and its evidence's: a NaN is critical (a warning in a gradient norm,
-  `vocabulary.nonfinite_severity`), a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
+  severity is the worst of its own and its evidence's: a NaN is critical (a warning in a gradient norm and in a
+  series that is NaN now and then, whose stretches are then one event; `vocabulary.nonfinite_severity`; the hits
+  around a NaN stretch are its evidence but do not raise it), a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
   improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
   better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
   are that fall's evidence, not the recovery's); the hits of detectors that flag falls only
@@ -48,6 +49,7 @@ import pandas as pd
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import (
+    INTERMITTENT_RECOVERIES,
     Severity,
     is_context,
     known_direction,
@@ -65,7 +67,7 @@ from analysis.findings.changepoints import (
 )
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import LEVEL_POINTS, level_at, warmup_points
+from analysis.findings.series_stats import LEVEL_POINTS, level_at, nonfinite_recoveries, warmup_points
 from analysis.findings.step_tests import MIN_JUMP_SIGMA
 
 __all__ = [
@@ -176,8 +178,32 @@ def _is_collapse(after_seg: np.ndarray, before: float, after: float, metric: str
 
 
 def _nonfinite_events(x: np.ndarray, steps: np.ndarray, metric: str, batch: int | None) -> list[Event]:
+    """One event per NaN/Inf stretch; one for them all when the series keeps coming back to finite values
+    (`vocabulary.INTERMITTENT_RECOVERIES` times or more): then it is NaN now and then, and a list of its stretches
+    (271 in one Darknet log) would bury every other event."""
+    bad = ~np.isfinite(x)
+    recoveries = int(nonfinite_recoveries(bad))
+    if recoveries >= INTERMITTENT_RECOVERIES:
+        runs = _runs(bad)
+        a, b = runs[0][0], runs[-1][1]
+        what = "NaN" if np.isnan(x[bad]).all() else "NaN/Inf"
+        return [
+            Event(
+                "nonfinite",
+                metric,
+                int(steps[a]),
+                int(steps[b]),
+                _level(x, a - LEVEL_POINTS, a),
+                math.nan,
+                math.nan,
+                nonfinite_severity(metric, recoveries),
+                f"{_who(batch, metric)} is {what} now and then: at {int(bad.sum())} of {x.size} points, in "
+                f"{len(runs)} stretches between steps {steps[a]} and {steps[b]}, with finite values between them",
+                batch,
+            )
+        ]
     out = []
-    for a, b in _runs(~np.isfinite(x)):
+    for a, b in _runs(bad):
         what = "NaN" if np.isnan(x[a : b + 1]).all() else "NaN/Inf"
         before = _level(x, a - LEVEL_POINTS, a)
         _level(x, b + 1, b + 1 + LEVEL_POINTS)
@@ -439,10 +465,18 @@ def _attach(
         return ev, rest
     detectors = tuple(sorted({getattr(h, "detector", "change_point") for h in mine}))
     escalate = ev.kind != "spike" and not improves
-    severity = worst_severity([ev.severity, *(h.severity for h in mine if escalate)])
+    # a NaN stretch is as bad as `nonfinite_severity` says: the falls around an intermittent one (a sparse IoU's
+    # finite values swing) or a gradient norm's overflow are evidence, not a reason to raise it
+    severity = worst_severity(
+        [ev.severity, *(h.severity for h in mine if escalate and (ev.kind != "nonfinite" or _is_nonfinite_hit(h)))]
+    )
     return replace(
         ev, evidence=tuple(mine), detectors=detectors, severity=severity, message=_why(ev, mine, severity)
     ), rest
+
+
+def _is_nonfinite_hit(hit: Anomaly | ChangePoint) -> bool:
+    return getattr(hit, "detector", "") == "nonfinite"
 
 
 def _why(ev: Event, evidence: list[Anomaly | ChangePoint], severity: Severity) -> str:

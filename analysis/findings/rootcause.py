@@ -259,17 +259,19 @@ def _run_level_causes(
     at that step (a learning-rate step points at the training setup). Run-level values that turned NaN/Inf come
     first: a fall at or after them is told as their consequence (the run diverged), and when no fall follows them
     they are a cause of their own (a Mask R-CNN log whose six losses turned NaN at step 750 was explained by its
-    accuracy's fall at step 800 alone)."""
+    accuracy's fall at step 800 alone). A NaN at one logged step only is no divergence, and is told so."""
     steps = sorted({c.step for c in change_points})
     tol = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
-    stretches = sorted(
+    nonfinite = sorted(
         (a.step, a.step if a.end_step is None else a.end_step, a.metric, a.value)
         for a in anomalies
         if a.detector == "nonfinite"
         and a.batch is None
-        and a.severity is Severity.CRITICAL  # not a gradient norm's mixed-precision overflow
+        and a.severity is Severity.CRITICAL  # not a gradient norm's overflow, nor a NaN now and then
         and not is_context(a.metric, cfg.anomaly.metric_directions)
     )
+    # A divergence lasts: one NaN step (a Darknet IoU with no object assigned at one iteration) is told apart
+    stretches = [s for s in nonfinite if s[1] > s[0]]
     diverged = _run_nonfinite_phrase(stretches) if stretches else ""
     out = []
     for c in change_points:
@@ -324,6 +326,19 @@ def _run_level_causes(
                 sentence=f"{diverged}: the run diverged",
                 score=RANKING.fall + RANKING.severity * SEVERITY_WEIGHT[Severity.CRITICAL],
                 evidence={"first_bad_step": first, "nonfinite": _stretch_dicts(stretches)},
+            )
+        )
+    elif not stretches and nonfinite:
+        first, _, metric, value = nonfinite[0]
+        out.append(
+            RootCause(
+                batch=None,
+                step=first,
+                side="unknown",
+                sentence=f"{metric} was {_nonfinite_word(value)} at step {first} only (one logged step), "
+                f"not a lasting divergence",
+                score=RANKING.severity * SEVERITY_WEIGHT[Severity.CRITICAL],
+                evidence={"first_bad_step": first, "nonfinite": _stretch_dicts(nonfinite)},
             )
         )
     out.sort(key=lambda r: -r.score)

@@ -29,6 +29,7 @@ __all__ = [
     "line_fits",
     "median",
     "move",
+    "nonfinite_recoveries",
     "rolling_robust_zscore",
     "rolling_robust_zscore_and_median",
     "rolling_zscore",
@@ -55,6 +56,14 @@ def median(x: np.ndarray) -> float:
 LEVEL_POINTS = 10  # points each side of a change whose level is the value before / after it (events, root causes)
 WARMUP_MIN = 5  # warm-up points at the start of a series, at least ...
 WARMUP_SHARE = 0.02  # ... or this share of it, whichever is more (LABELLING.md: a transient, neither regime nor spike)
+
+
+def nonfinite_recoveries(nonfinite: np.ndarray) -> np.ndarray:
+    """Per column of a (n, k) mask of NaN/Inf cells (or of one (n,) series), in the order of its rows: how many of its
+    NaN/Inf stretches are followed by a finite value (`vocabulary.nonfinite_severity`'s `recoveries`). Rows a column
+    did not log must be left out first (`MetricMatrix` callers pass one column's observed cells)."""
+    nf = np.asarray(nonfinite, dtype=bool)
+    return np.count_nonzero(nf[:-1] & ~nf[1:], axis=0)
 
 
 def warmup_points(n: int) -> int:

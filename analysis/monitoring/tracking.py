@@ -18,7 +18,8 @@ of a million-step run:
   (any drop past the threshold then stands out). Without the bar a per-iteration training loss, whose values swing
   10-30 % around its level, was "worse than its best" at 38 % of the observations of the healthy `tune` series of
   the real-curve corpus and 63 % of the `test` ones (`python -m benchmarks.alarms --monitor`);
-- ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, `vocabulary.nonfinite_severity`);
+- ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, and once the metric has come back to finite
+  values after `vocabulary.INTERMITTENT_RECOVERIES` NaN/Inf stretches: `vocabulary.nonfinite_severity`);
 - ``plateau``: no improvement for ``plateau_patience`` observations;
 - ``collapse`` (a metric with no best, below): the last 3 values all within 10 % of the older half of the window's
   mean from 0, where none of those older values was (a GAN's discriminator and generator scores that fall to ~1e-5
@@ -75,13 +76,14 @@ class MetricState:
         "context",
         "higher",
         "history",
+        "in_nonfinite",
         "known",
         "last_diff",
         "last_good_step",
         "n",
-        "nonfinite",
         "plateau_reported",
         "pushes",
+        "recoveries",
         "s1",
         "s2",
         "s2_peak",
@@ -117,7 +119,8 @@ class MetricState:
         self.higher = higher
         self.known = known  # a best to fall from exists (`vocabulary.has_best`)
         self.context = context  # a counter, schedule or resource column: only NaN/Inf is watched
-        self.nonfinite = Severity.CRITICAL  # a NaN/Inf's severity (`vocabulary.nonfinite_severity`)
+        self.recoveries = 0  # NaN/Inf stretches this metric came back from (intermittent NaNs are warnings) ...
+        self.in_nonfinite = False  # ... and whether its latest value was one
         self.threshold = threshold
         self.plateau_reported = False
         self.batch: int | None = None  # from a `batch_{i}/...` name
@@ -291,7 +294,6 @@ class MetricTracker:
                 known=has_best(name, directions),
                 context=is_context(name, directions),
             )
-            st.nonfinite = nonfinite_severity(name)
             m = _BATCH_KEY.match(name)
             st.batch = int(m.group(1)) if m else None
             self.states[name] = st
@@ -317,13 +319,18 @@ class MetricTracker:
 
         if value != value or value in (math.inf, -math.inf):
             st.bad_streak += 1
+            st.in_nonfinite = True
+            severity = nonfinite_severity(name, st.recoveries)
             out.append(
                 MonitorAnomaly(
-                    step, name, value, "nonfinite", math.inf, st.nonfinite, f"{name} is {value} at step {step}", b
+                    step, name, value, "nonfinite", math.inf, severity, f"{name} is {value} at step {step}", b
                 )
             )
             return self._status(name, st, step, value, nonfinite=True, below=False) if want_status else None
 
+        if st.in_nonfinite:
+            st.in_nonfinite = False
+            st.recoveries += 1
         if st.context:
             st.n += 1
             return self._status(name, st, step, value, nonfinite=False, below=False) if want_status else None
