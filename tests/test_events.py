@@ -114,7 +114,16 @@ def test_nan_points_are_found_and_a_change_point_after_a_nan_gap_is_recognised()
     steps = np.arange(10) * 10
     values = np.array([0.9, 0.9, 0.9, np.nan, np.nan, 0.9, 0.9, np.inf, 0.9, 0.9])
     curves = figures.MetricCurves("recall", {4: (steps, values)}, figures.pd.DataFrame())
-    assert [(b, st) for b, st, _ in figures.nonfinite_points(curves, [4])] == [(4, 30), (4, 40), (4, 70)]
+    points = figures.nonfinite_points(curves, [4])
+    assert [(b, st, str(sev)) for b, st, _, sev in points] == [
+        (4, 30, "critical"),
+        (4, 40, "critical"),
+        (4, 70, "critical"),
+    ]
+    # a series that keeps coming back from NaN is drawn in the warning colour, as its event is graded
+    sparse = np.where(np.arange(40) % 4 == 0, np.nan, 0.5)
+    sparse_curves = figures.MetricCurves("iou", {None: (np.arange(40), sparse)}, figures.pd.DataFrame())
+    assert {str(sev) for *_, sev in figures.nonfinite_points(sparse_curves, [None])} == {"warning"}
     assert figures.on_nonfinite_gap(curves, 4, 50)  # first finite step after the NaN gap
     assert figures.on_nonfinite_gap(curves, 4, 40)  # on the gap itself
     assert not figures.on_nonfinite_gap(curves, 4, 20) and not figures.on_nonfinite_gap(curves, 4, 90)

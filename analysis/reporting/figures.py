@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.core.vocabulary import Severity, is_lower_better
+from analysis.core.vocabulary import Severity, is_lower_better, nonfinite_severity
 
 if TYPE_CHECKING:
     from analysis.findings.pipeline import RunAnalysis
@@ -263,15 +263,20 @@ def _value_at(curves: MetricCurves, batch: int | None, step: int, fallback: floa
     return fallback if np.isfinite(fallback) else None
 
 
-def nonfinite_points(curves: MetricCurves, batches: Iterable[int | None]) -> list[tuple[int | None, int, float]]:
-    """(batch, step, value) of every logged NaN/Inf of the drawn batches: they have no y, so they are drawn on
-    the axis."""
+def nonfinite_points(
+    curves: MetricCurves, batches: Iterable[int | None]
+) -> list[tuple[int | None, int, float, Severity]]:
+    """(batch, step, value, severity) of every logged NaN/Inf of the drawn batches: they have no y, so they are
+    drawn on the axis, coloured by `vocabulary.nonfinite_severity` (a series that is NaN now and then: a warning)."""
+    from analysis.findings.series_stats import nonfinite_recoveries
+
     out = []
     for b in batches:
         if b in curves.series:
             x, y = curves.series[b]
             bad = ~np.isfinite(y)
-            out += [(b, int(st), float(v)) for st, v in zip(x[bad], y[bad], strict=True)]
+            severity = nonfinite_severity(curves.metric, int(nonfinite_recoveries(bad)))
+            out += [(b, int(st), float(v), severity) for st, v in zip(x[bad], y[bad], strict=True)]
     return out
 
 
@@ -358,8 +363,8 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
     }  # fmt: skip
     floor = _axis_floor(curves, batches)
     nonfinite = [
-        Marker(st, floor, SEVERITY_COLOURS[Severity.CRITICAL], (f"{_where(b)}: {metric} = {v}",))
-        for b, st, v in nonfinite_points(curves, sorted(batches, key=lambda b: -1 if b is None else b))
+        Marker(st, floor, SEVERITY_COLOURS[sev], (f"{_where(b)}: {metric} = {v}",))
+        for b, st, v, sev in nonfinite_points(curves, sorted(batches, key=lambda b: -1 if b is None else b))
     ]
     changes = [
         Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
