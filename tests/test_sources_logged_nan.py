@@ -42,6 +42,23 @@ def test_a_nan_loss_logged_by_wandb_is_a_logged_nan_and_gets_its_critical_event(
     assert list(nan_trace.x) == [30] and all(math.isfinite(y) for y in nan_trace.y)
 
 
+def test_a_metric_logged_as_nan_now_and_then_is_one_warning_event_drawn_in_the_warning_colour(tmp_path):
+    """A layer IoU that Darknet prints as `-nan` whenever no object was assigned (real test batch 24), here logged
+    through wandb as NaN at every fourth step: one warning event, no divergence, orange markers on the axis."""
+    rows = [
+        {"train/loss": round(1.0 / (s + 1), 5), "r16_iou": "NaN" if s % 4 == 0 else 0.5 + (s % 7) / 100}
+        for s in range(80)
+    ]
+    analysis = analyze_run(open_run(write_run(tmp_path, "sparse-iou", rows)))
+    nan_events = [e for e in analysis.events if e.kind == "nonfinite"]
+    assert [(e.metric, str(e.severity)) for e in nan_events] == [("r16_iou", "warning")]
+    assert "now and then: at 20 of 80 points, in 20 stretches" in nan_events[0].message
+    assert not any("diverged" in c.sentence for c in analysis.root_causes)
+    fig = figures.global_metrics_figure(analysis, ["r16_iou"])
+    (nan_trace,) = [t for t in fig.data if t.name == "r16_iou: NaN/Inf (no value)"]
+    assert len(nan_trace.x) == 20 and set(nan_trace.marker.color) == {figures.SEVERITY_COLOURS["warning"]}
+
+
 _RESUMED = r"""
 import sys, wandb
 d, phase = sys.argv[1], int(sys.argv[2])

@@ -431,7 +431,7 @@ def _add_findings(
                 "symbol": "x"}, "step %{x}<br>%{y:.4f}<br>%{text}<extra></extra>", visible="legendonly"), **where)  # fmt: skip
     if marks.nonfinite:
         fig.add_trace(_marker_trace(marks.nonfinite, f"{prefix}NaN/Inf (no value)", {"symbol": "triangle-up", "size": 12,
-            "color": SEVERITY_COLOURS[Severity.CRITICAL]}, at), **where)  # fmt: skip
+            "color": [m.colour for m in marks.nonfinite]}, at), **where)  # fmt: skip
     if marks.changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
         fig.update_layout(
             shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour, axis) for m in marks.changes)],
