@@ -549,3 +549,9 @@ def test_a_series_that_is_nan_now_and_then_is_one_warning_event_not_one_per_stre
     y[60:62] = np.nan
     two = [e for e in series_events(y, metric="loss") if e.kind == "nonfinite"]
     assert [(e.start_step, e.end_step, str(e.severity)) for e in two] == [(20, 24, "critical"), (60, 61, "critical")]
+
+
+def test_a_value_between_two_nans_is_drawn_as_a_marker_since_a_line_shows_nothing_of_it():
+    assert figures.line_mode(np.array([0.5, 0.6, 0.7])) == "lines"
+    assert figures.line_mode(np.array([0.5, np.nan, 0.6, 0.7])) == "lines+markers"  # the first value stands alone
+    assert figures.line_mode(np.array([np.nan, 0.5, 0.6, np.nan, np.nan])) == "lines"

@@ -263,6 +263,16 @@ def _value_at(curves: MetricCurves, batch: int | None, step: int, fallback: floa
     return fallback if np.isfinite(fallback) else None
 
 
+def line_mode(y: np.ndarray) -> str:
+    """ "lines", or "lines+markers" when some finite value has no finite neighbour: a line draws nothing for it (a
+    Darknet IoU that is NaN at 95 % of its iterations showed as a few strokes, most of its values unseen)."""
+    ok = np.isfinite(np.asarray(y, dtype=float))
+    if ok.size < 2:
+        return "lines+markers"
+    alone = ok & ~np.r_[False, ok[:-1]] & ~np.r_[ok[1:], False]
+    return "lines+markers" if alone.any() else "lines"
+
+
 def nonfinite_points(
     curves: MetricCurves, batches: Iterable[int | None]
 ) -> list[tuple[int | None, int, float, Severity]]:
@@ -556,7 +566,8 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
     for i, (m, name) in enumerate(zip(metrics, names, strict=True)):
         s = g[g["metric"] == m].sort_values("step")
         x, y = decimate(s["step"].to_numpy(), s["value"].to_numpy(), max_points)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=name, line={"color": colours[i]}), row=i + 1, col=1)
+        fig.add_trace(go.Scatter(x=x, y=y, mode=line_mode(y), name=name, line={"color": colours[i]},
+                                 marker={"size": 3}), row=i + 1, col=1)  # fmt: skip
         one = MetricCurves(m, {None: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, empty_band)
         _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ", row=i + 1)
     height = 110 + GLOBAL_PANEL_PX * rows
