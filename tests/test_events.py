@@ -123,7 +123,8 @@ def test_nan_points_are_found_and_a_change_point_after_a_nan_gap_is_recognised()
     # a series that keeps coming back from NaN is drawn in the warning colour, as its event is graded
     sparse = np.where(np.arange(40) % 4 == 0, np.nan, 0.5)
     sparse_curves = figures.MetricCurves("iou", {None: (np.arange(40), sparse)}, figures.pd.DataFrame())
-    assert {str(sev) for *_, sev in figures.nonfinite_points(sparse_curves, [None])} == {"warning"}
+    # (its first value, NaN before any finite one, is "no value yet": a note)
+    assert [str(sev) for *_, sev in figures.nonfinite_points(sparse_curves, [None])] == ["info"] + ["warning"] * 9
     assert figures.on_nonfinite_gap(curves, 4, 50)  # first finite step after the NaN gap
     assert figures.on_nonfinite_gap(curves, 4, 40)  # on the gap itself
     assert not figures.on_nonfinite_gap(curves, 4, 20) and not figures.on_nonfinite_gap(curves, 4, 90)
@@ -555,3 +556,14 @@ def test_a_value_between_two_nans_is_drawn_as_a_marker_since_a_line_shows_nothin
     assert figures.line_mode(np.array([0.5, 0.6, 0.7])) == "lines"
     assert figures.line_mode(np.array([0.5, np.nan, 0.6, 0.7])) == "lines+markers"  # the first value stands alone
     assert figures.line_mode(np.array([np.nan, 0.5, 0.6, np.nan, np.nan])) == "lines"
+
+
+def test_nan_before_a_metrics_first_value_is_a_note_and_nan_at_every_step_is_critical():
+    """RLlib's mean episode reward is NaN until the first episode ends; an ST-GCN log's first 228 rows carry no
+    training loss (real corpus). Each read "the run diverged". A loss that is never finite stays critical."""
+    x = np.r_[np.full(3, np.nan), np.linspace(10.0, 50.0, 60)]
+    (ev,) = [e for e in series_events(x, metric="episode_reward_mean") if e.kind == "nonfinite"]
+    assert (str(ev.severity), ev.start_step, ev.end_step) == ("info", 0, 2) and "no value yet" in ev.message
+    assert not ev.is_alarm
+    (never,) = series_events(np.full(20, np.nan), metric="loss")
+    assert str(never.severity) == "critical" and never.end_step == 19

@@ -46,7 +46,7 @@ def test_a_metric_logged_as_nan_now_and_then_is_one_warning_event_drawn_in_the_w
     """A layer IoU that Darknet prints as `-nan` whenever no object was assigned (real test batch 24), here logged
     through wandb as NaN at every fourth step: one warning event, no divergence, orange markers on the axis."""
     rows = [
-        {"train/loss": round(1.0 / (s + 1), 5), "r16_iou": "NaN" if s % 4 == 0 else 0.5 + (s % 7) / 100}
+        {"train/loss": round(1.0 / (s + 1), 5), "r16_iou": "NaN" if s % 4 == 1 else 0.5 + (s % 7) / 100}
         for s in range(80)
     ]
     analysis = analyze_run(open_run(write_run(tmp_path, "sparse-iou", rows)))

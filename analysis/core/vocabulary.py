@@ -192,7 +192,7 @@ def is_gradient_norm(metric: str) -> bool:
 INTERMITTENT_RECOVERIES = 3  # NaN/Inf stretches a metric came back from before its NaNs are intermittent
 
 
-def nonfinite_severity(metric: str, recoveries: int = 0) -> Severity:
+def nonfinite_severity(metric: str, recoveries: int = 0, leading: bool = False) -> Severity:
     """How bad a NaN/Inf in `metric` is: critical, except a warning in a gradient norm, which overflows now and then in
     mixed-precision training (the loss scaler skips those steps; a Swin run of the curve corpus logged `inf` grad
     norms at three steps and trained on); a divergence shows in the losses too.
@@ -200,7 +200,13 @@ def nonfinite_severity(metric: str, recoveries: int = 0) -> Severity:
     Also a warning once the metric has come back to finite values after ``INTERMITTENT_RECOVERIES`` NaN/Inf stretches
     (`recoveries`): it is NaN now and then, not diverged (a Darknet log prints a layer's IoU as `-nan` at every
     iteration where no object was assigned to it, 95 % of them; as critical events they were 271 of one run's 274
-    and its root cause read "the run diverged")."""
+    and its root cause read "the run diverged").
+
+    A note (info) for a `leading` stretch: NaN from the metric's first logged value until its first finite one, a
+    value not computed yet (RLlib's mean episode reward before the first episode ends; a log whose first 228 rows
+    carry no training loss), not a fall. Its `recoveries` are those after its first finite value."""
+    if leading:
+        return Severity.INFO
     if is_gradient_norm(metric) or recoveries >= INTERMITTENT_RECOVERIES:
         return Severity.WARNING
     return Severity.CRITICAL

@@ -68,7 +68,7 @@ from analysis.findings.series_stats import (
     centred_median,
     drop_from_best,
     floor_scale,
-    nonfinite_recoveries,
+    nonfinite_stretches,
     rolling_robust_zscore,
     rolling_robust_zscore_and_median,
     rolling_zscore,
@@ -231,16 +231,26 @@ def _threshold(
 
 
 def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
-    """NaN/Inf cells, at `nonfinite_severity`: a series that keeps coming back to finite values (intermittent NaNs,
-    counted over its logged cells) is emitted apart, at its own, lower severity."""
+    """NaN/Inf cells at `nonfinite_severity`, read per series over its logged cells: a leading stretch (no value
+    yet) is emitted apart as a note, and the other cells of a series that keeps coming back to finite values
+    (intermittent NaNs) apart at their own, lower severity."""
     nf = m.nonfinite
     if not nf.any():
         return
+    leading = np.zeros(nf.shape, dtype=bool)
     intermittent = np.zeros(nf.shape[1], dtype=bool)
     for j in np.flatnonzero(nf.any(axis=0)).tolist():
-        intermittent[j] = int(nonfinite_recoveries(nf[m.logged[:, j], j])) >= INTERMITTENT_RECOVERIES
-    for cols, recoveries in ((~intermittent, 0), (intermittent, INTERMITTENT_RECOVERIES)):
-        flags = nf & cols[None, :]
+        rows = np.flatnonzero(m.logged[:, j])
+        lead, recoveries = nonfinite_stretches(nf[rows, j])
+        leading[rows[lead], j] = True
+        intermittent[j] = recoveries >= INTERMITTENT_RECOVERIES
+    rest = nf & ~leading
+    groups = (
+        (leading, nonfinite_severity(m.metric, leading=True)),
+        (rest & ~intermittent[None, :], nonfinite_severity(m.metric)),
+        (rest & intermittent[None, :], nonfinite_severity(m.metric, INTERMITTENT_RECOVERIES)),
+    )
+    for flags, severity in groups:
         if flags.any():
             em.emit(
                 "nonfinite",
@@ -248,7 +258,7 @@ def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
                 np.ones(nf.shape),
                 math.inf,
                 lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
-                at_most=nonfinite_severity(m.metric, recoveries),
+                at_most=severity,
             )
 
 

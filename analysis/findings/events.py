@@ -67,7 +67,7 @@ from analysis.findings.changepoints import (
 )
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
-from analysis.findings.series_stats import LEVEL_POINTS, level_at, nonfinite_recoveries, warmup_points
+from analysis.findings.series_stats import LEVEL_POINTS, level_at, nonfinite_stretches, warmup_points
 from analysis.findings.step_tests import MIN_JUMP_SIGMA
 
 __all__ = [
@@ -178,51 +178,68 @@ def _is_collapse(after_seg: np.ndarray, before: float, after: float, metric: str
 
 
 def _nonfinite_events(x: np.ndarray, steps: np.ndarray, metric: str, batch: int | None) -> list[Event]:
-    """One event per NaN/Inf stretch; one for them all when the series keeps coming back to finite values
-    (`vocabulary.INTERMITTENT_RECOVERIES` times or more): then it is NaN now and then, and a list of its stretches
-    (271 in one Darknet log) would bury every other event."""
+    """One event per NaN/Inf stretch, at `nonfinite_severity`: a leading stretch (no value yet) is a note, and when
+    the series keeps coming back to finite values (`vocabulary.INTERMITTENT_RECOVERIES` times or more) its other
+    stretches are one event: it is NaN now and then, and a list of them (271 in one Darknet log) would bury every
+    other event."""
     bad = ~np.isfinite(x)
-    recoveries = int(nonfinite_recoveries(bad))
-    if recoveries >= INTERMITTENT_RECOVERIES:
-        runs = _runs(bad)
-        a, b = runs[0][0], runs[-1][1]
-        what = "NaN" if np.isnan(x[bad]).all() else "NaN/Inf"
-        return [
-            Event(
-                "nonfinite",
-                metric,
-                int(steps[a]),
-                int(steps[b]),
-                _level(x, a - LEVEL_POINTS, a),
-                math.nan,
-                math.nan,
-                nonfinite_severity(metric, recoveries),
-                f"{_who(batch, metric)} is {what} now and then: at {int(bad.sum())} of {x.size} points, in "
-                f"{len(runs)} stretches between steps {steps[a]} and {steps[b]}, with finite values between them",
-                batch,
-            )
-        ]
+    lead, recoveries = nonfinite_stretches(bad)
+    runs = _runs(bad)
     out = []
-    for a, b in _runs(bad):
-        what = "NaN" if np.isnan(x[a : b + 1]).all() else "NaN/Inf"
-        before = _level(x, a - LEVEL_POINTS, a)
-        _level(x, b + 1, b + 1 + LEVEL_POINTS)
-        span = f"step {steps[a]}" if a == b else f"steps {steps[a]}-{steps[b]} ({b - a + 1} points)"
+    if lead.any():
+        a, b = runs.pop(0)
         out.append(
-            Event(
-                "nonfinite",
-                metric,
-                int(steps[a]),
-                int(steps[b]),
-                before,
-                math.nan,
-                math.nan,
-                nonfinite_severity(metric),
-                f"{_who(batch, metric)} is {what} at {span}",
-                batch,
+            _nonfinite_event(
+                x, steps, a, b, metric, batch, nonfinite_severity(metric, leading=True),
+                f"{_who(batch, metric)} has no value yet: {_what(x, a, b)} at {_span(steps, a, b)}, before its first "
+                "finite value",
             )
+        )  # fmt: skip
+    if recoveries >= INTERMITTENT_RECOVERIES and runs:
+        a, b = runs[0][0], runs[-1][1]
+        count = sum(hi - lo + 1 for lo, hi in runs)
+        return [
+            *out,
+            _nonfinite_event(
+                x, steps, a, b, metric, batch, nonfinite_severity(metric, recoveries),
+                f"{_who(batch, metric)} is {_what(x, a, b)} now and then: at {count} of {x.size} points, in "
+                f"{len(runs)} stretches between steps {steps[a]} and {steps[b]}, with finite values between them",
+            ),
+        ]  # fmt: skip
+    severity = nonfinite_severity(metric, recoveries)
+    out += [
+        _nonfinite_event(
+            x,
+            steps,
+            a,
+            b,
+            metric,
+            batch,
+            severity,
+            f"{_who(batch, metric)} is {_what(x, a, b)} at {_span(steps, a, b)}",
         )
+        for a, b in runs
+    ]
     return out
+
+
+def _what(x: np.ndarray, a: int, b: int) -> str:
+    seg = x[a : b + 1]
+    return "NaN" if np.isnan(seg[~np.isfinite(seg)]).all() else "NaN/Inf"
+
+
+def _span(steps: np.ndarray, a: int, b: int) -> str:
+    return f"step {steps[a]}" if a == b else f"steps {steps[a]}-{steps[b]} ({b - a + 1} points)"
+
+
+def _nonfinite_event(
+    x: np.ndarray, steps: np.ndarray, a: int, b: int, metric: str, batch: int | None, severity: Severity, message: str
+) -> Event:
+    """A NaN/Inf event from index a to b: the level before it, no value after."""
+    before = _level(x, a - LEVEL_POINTS, a)
+    return Event(
+        "nonfinite", metric, int(steps[a]), int(steps[b]), before, math.nan, math.nan, severity, message, batch
+    )
 
 
 def _shift_events(

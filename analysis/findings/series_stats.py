@@ -29,7 +29,7 @@ __all__ = [
     "line_fits",
     "median",
     "move",
-    "nonfinite_recoveries",
+    "nonfinite_stretches",
     "rolling_robust_zscore",
     "rolling_robust_zscore_and_median",
     "rolling_zscore",
@@ -58,12 +58,17 @@ WARMUP_MIN = 5  # warm-up points at the start of a series, at least ...
 WARMUP_SHARE = 0.02  # ... or this share of it, whichever is more (LABELLING.md: a transient, neither regime nor spike)
 
 
-def nonfinite_recoveries(nonfinite: np.ndarray) -> np.ndarray:
-    """Per column of a (n, k) mask of NaN/Inf cells (or of one (n,) series), in the order of its rows: how many of its
-    NaN/Inf stretches are followed by a finite value (`vocabulary.nonfinite_severity`'s `recoveries`). Rows a column
-    did not log must be left out first (`MetricMatrix` callers pass one column's observed cells)."""
-    nf = np.asarray(nonfinite, dtype=bool)
-    return np.count_nonzero(nf[:-1] & ~nf[1:], axis=0)
+def nonfinite_stretches(nonfinite: np.ndarray) -> tuple[np.ndarray, int]:
+    """Of one series' NaN/Inf mask (its logged values in order): the mask of its leading stretch (NaN/Inf from the
+    first value until a finite one; all False when the series starts finite or never turns finite) and how many of
+    its other stretches are followed by a finite value: `vocabulary.nonfinite_severity`'s `leading` and
+    `recoveries`."""
+    nf = np.asarray(nonfinite, dtype=bool).ravel()
+    lead = np.zeros(nf.shape, dtype=bool)
+    if nf.size and nf[0] and not nf.all():
+        lead[: int(np.argmin(nf))] = True
+    recoveries = int(np.count_nonzero(nf[:-1] & ~nf[1:])) - int(lead.any())
+    return lead, recoveries
 
 
 def warmup_points(n: int) -> int:

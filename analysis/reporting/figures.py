@@ -277,16 +277,21 @@ def nonfinite_points(
     curves: MetricCurves, batches: Iterable[int | None]
 ) -> list[tuple[int | None, int, float, Severity]]:
     """(batch, step, value, severity) of every logged NaN/Inf of the drawn batches: they have no y, so they are
-    drawn on the axis, coloured by `vocabulary.nonfinite_severity` (a series that is NaN now and then: a warning)."""
-    from analysis.findings.series_stats import nonfinite_recoveries
+    drawn on the axis, coloured by `vocabulary.nonfinite_severity` (a series that is NaN now and then: a warning; no
+    value yet: a note)."""
+    from analysis.findings.series_stats import nonfinite_stretches
 
     out = []
     for b in batches:
         if b in curves.series:
             x, y = curves.series[b]
             bad = ~np.isfinite(y)
-            severity = nonfinite_severity(curves.metric, int(nonfinite_recoveries(bad)))
-            out += [(b, int(st), float(v), severity) for st, v in zip(x[bad], y[bad], strict=True)]
+            lead, recoveries = nonfinite_stretches(bad)
+            later = nonfinite_severity(curves.metric, recoveries)
+            out += [
+                (b, int(st), float(v), nonfinite_severity(curves.metric, leading=True) if first else later)
+                for st, v, first in zip(x[bad], y[bad], lead[bad], strict=True)
+            ]
     return out
 
 
