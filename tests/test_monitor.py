@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.core.config import AnalyzerConfig, config_from_dict
+from analysis.core.config import AnalyzerConfig, AnomalyDetectionConfig, config_from_dict
 from analysis.core.vocabulary import metric_direction
 from analysis.monitoring.alerts import Alert
 from analysis.monitoring.monitor import MonitorAnomaly, TrainingMonitor
@@ -374,6 +374,21 @@ def test_a_metric_that_keeps_coming_back_from_nan_gets_warnings_not_criticals():
     mon = TrainingMonitor(sinks=[])
     severities = []
     for step in range(40):
-        value = float("nan") if step % 5 == 0 else 0.5
+        value = float("nan") if step % 5 == 1 else 0.5
         severities += [str(a.severity) for a in mon.log_step(step, {"r16_avg_iou": value}) if a.detector == "nonfinite"]
     assert severities == ["critical"] * 3 + ["warning"] * 5
+
+
+def test_nan_before_a_metrics_first_value_is_a_note_until_the_warm_up_has_passed():
+    """RLlib logs the mean episode reward as NaN until the first episode ends: no critical alert for that; a loss
+    that has had no finite value through the warm-up is critical."""
+    mon = TrainingMonitor(sinks=[])
+    seen = []
+    for step in range(12):
+        reward = float("nan") if step < 2 else 10.0 + step
+        loss = float("nan")
+        seen += [(a.metric, str(a.severity)) for a in mon.log_step(step, {"episode_reward_mean": reward, "loss": loss})
+                 if a.detector == "nonfinite"]  # fmt: skip
+    assert [s for m, s in seen if m == "episode_reward_mean"] == ["info", "info"]
+    warm = AnomalyDetectionConfig().warmup_steps
+    assert [s for m, s in seen if m == "loss"] == ["info"] * warm + ["critical"] * (12 - warm)

@@ -19,7 +19,8 @@ of a million-step run:
   10-30 % around its level, was "worse than its best" at 38 % of the observations of the healthy `tune` series of
   the real-curve corpus and 63 % of the `test` ones (`python -m benchmarks.alarms --monitor`);
 - ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, and once the metric has come back to finite
-  values after `vocabulary.INTERMITTENT_RECOVERIES` NaN/Inf stretches: `vocabulary.nonfinite_severity`);
+  values after `vocabulary.INTERMITTENT_RECOVERIES` NaN/Inf stretches; info before its first finite value, until
+  ``warmup_steps`` observations in a row were NaN/Inf: `vocabulary.nonfinite_severity`);
 - ``plateau``: no improvement for ``plateau_patience`` observations;
 - ``collapse`` (a metric with no best, below): the last 3 values all within 10 % of the older half of the window's
   mean from 0, where none of those older values was (a GAN's discriminator and generator scores that fall to ~1e-5
@@ -320,7 +321,10 @@ class MetricTracker:
         if value != value or value in (math.inf, -math.inf):
             st.bad_streak += 1
             st.in_nonfinite = True
-            severity = nonfinite_severity(name, st.recoveries)
+            # before its first finite value, a metric may simply not be computed yet (RLlib's episode reward before
+            # the first episode ends): a note, until `warmup_steps` observations in a row have been NaN/Inf
+            leading = st.n == 0 and st.bad_streak <= self._warmup
+            severity = nonfinite_severity(name, st.recoveries, leading=leading)
             out.append(
                 MonitorAnomaly(
                     step, name, value, "nonfinite", math.inf, severity, f"{name} is {value} at step {step}", b
@@ -330,7 +334,7 @@ class MetricTracker:
 
         if st.in_nonfinite:
             st.in_nonfinite = False
-            st.recoveries += 1
+            st.recoveries += st.n > 0  # the leading stretch is no recovery
         if st.context:
             st.n += 1
             return self._status(name, st, step, value, nonfinite=False, below=False) if want_status else None
