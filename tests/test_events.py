@@ -567,3 +567,16 @@ def test_nan_before_a_metrics_first_value_is_a_note_and_nan_at_every_step_is_cri
     assert not ev.is_alarm
     (never,) = series_events(np.full(20, np.nan), metric="loss")
     assert str(never.severity) == "critical" and never.end_step == 19
+
+
+def test_a_small_change_near_one_is_shown_with_the_digits_that_tell_before_from_after():
+    """An SSH face detector's background accuracy (real batch 24) "falls to 0.999 (from 0.999)"."""
+    from analysis.core.numbers import shown_apart
+    from analysis.reporting.values import fmt_change
+
+    assert shown_apart(0.99896, 0.99904) == ("0.99896", "0.99904")
+    assert shown_apart(0.5, 0.25) == ("0.5", "0.25") and shown_apart(math.nan, 1.0) == ("nan", "1")
+    assert fmt_change(0.99896, 0.99904) == "0.99896 → 0.99904" and fmt_change(0.5, 0.5) == "0.5 → 0.5"
+    x = np.r_[np.full(100, 0.99896), np.full(100, 0.99904)] + _noise(200, 0.000005, seed=3)
+    (ev,) = [e for e in series_events(x, metric="acc_bg") if e.kind == "level_shift"]
+    assert "0.999 to 0.999 " not in ev.message and "0.9990" in ev.message, ev.message

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
+from analysis.core.numbers import shown_apart
 from analysis.core.records import Anomaly, ChangePoint
 from analysis.core.vocabulary import (
     INTERMITTENT_RECOVERIES,
@@ -259,6 +260,7 @@ def _shift_events(
         )
         sev = severity_of_change(metric, before, after, cfg)
         word = "collapses" if kind == "collapse" else ("rises" if after > before else "falls")
+        shown_before, shown_after = shown_apart(before, after)
         out.append(
             Event(
                 kind,
@@ -269,7 +271,7 @@ def _shift_events(
                 after,
                 after - before,
                 sev,
-                f"{_who(batch, metric)} {word} from {_fmt(before)} to {_fmt(after)} at step {steps[t]}",
+                f"{_who(batch, metric)} {word} from {shown_before} to {shown_after} at step {steps[t]}",
                 batch,
             )
         )
@@ -374,6 +376,7 @@ def _spike_events(
         rel = abs(peak - base) / max(abs(base), 1e-12) if math.isfinite(base) else 0.0
         bad = math.isfinite(base) and worse(peak, base, direction) and not is_context(metric, cfg.metric_directions)
         sev = Severity.WARNING if bad and rel >= cfg.performance_drop_threshold else Severity.INFO
+        shown_peak, shown_base = shown_apart(peak, base)
         out.append(
             Event(
                 "spike",
@@ -384,7 +387,7 @@ def _spike_events(
                 peak,
                 peak - base if math.isfinite(base) else math.nan,
                 sev,
-                f"{_who(batch, metric)} spikes to {_fmt(peak)} (around {_fmt(base)}) at step {steps[a]}",
+                f"{_who(batch, metric)} spikes to {shown_peak} (around {shown_base}) at step {steps[a]}",
                 batch,
             )
         )
@@ -591,7 +594,7 @@ def _from_hits(
         after,
         after - before,
         worst_severity(h.severity for h in alarms),
-        f"{_who(batch, metric)} {word} {_fmt(after)} (from {_fmt(before)}) at step {start}",
+        "{} {} {} (from {}) at step {}".format(_who(batch, metric), word, *shown_apart(after, before), start),
         batch,
         detectors=tuple(sorted({getattr(h, "detector", "change_point") for h in evidence})),
         evidence=tuple(evidence),

@@ -19,7 +19,7 @@ import pandas as pd
 from analysis.core.vocabulary import QualityReason, run_metrics_to_draw
 from analysis.reporting.markdown import counts_text, primary_metric_name, reason_counts_text, worst_values_text
 from analysis.reporting.quality_summary import has_reason, reason_label
-from analysis.reporting.values import fmt
+from analysis.reporting.values import fmt, fmt_change
 
 if TYPE_CHECKING:  # pragma: no cover
     import jinja2
@@ -123,6 +123,7 @@ def _jinja_env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["fmt"] = fmt
+    env.filters["fmt_change"] = fmt_change
     env.globals["nothing_compared"] = NOTHING_COMPARED_SENTENCE
     env.filters["counts"] = counts_text
     env.filters["reason_counts"] = reason_counts_text

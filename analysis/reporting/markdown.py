@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from analysis.reporting.quality_summary import reason_label
-from analysis.reporting.values import fmt
+from analysis.reporting.values import fmt, fmt_change
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.reporting.document import ReportData
@@ -164,7 +164,7 @@ def _events(r: ReportData) -> list[str]:
                 md_escape(", ".join(e.get("metrics") or [e["metric"]])),
                 md_escape(e["kind"]),
                 md_escape(e["severity"]),
-                f"{fmt(e['value_before'])} → {fmt(e['value_after'])}",
+                fmt_change(e["value_before"], e["value_after"]),
                 md_escape(", ".join(e.get("detectors") or []) or "—"),
                 md_escape(e["message"]),
             ]

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.core.numbers import shown_apart
 from analysis.core.redaction import redact as redact_secrets
 
-__all__ = ["as_float", "as_int", "fmt", "plain", "redact", "safe_name"]
+__all__ = ["as_float", "as_int", "fmt", "fmt_change", "plain", "redact", "safe_name"]
 
 _NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -87,6 +88,14 @@ def as_int(v: Any) -> int | None:
 def redact(data: Any) -> Any:
     """Secrets replaced by key name and by value shape: `analysis.core.redaction.redact`, the one redaction."""
     return redact_secrets(data)
+
+
+def fmt_change(before: Any, after: Any) -> str:
+    """ "before → after" with `fmt`, and more digits where `fmt` would show the two alike (`numbers.shown_apart`)."""
+    a, b = fmt(before), fmt(after)
+    if a == b and isinstance(before, (int, float)) and isinstance(after, (int, float)) and before != after:
+        a, b = shown_apart(float(before), float(after))
+    return f"{a} → {b}"
 
 
 def fmt(v: Any, digits: int = 4) -> str:
