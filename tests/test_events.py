@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.core.vocabulary import Severity
 from analysis.findings.changepoints import change_points
 from analysis.findings.events import Event, count_alarms, series_events
 from analysis.findings.outliers import outlier_indices
@@ -580,3 +581,14 @@ def test_a_small_change_near_one_is_shown_with_the_digits_that_tell_before_from_
     x = np.r_[np.full(100, 0.99896), np.full(100, 0.99904)] + _noise(200, 0.000005, seed=3)
     (ev,) = [e for e in series_events(x, metric="acc_bg") if e.kind == "level_shift"]
     assert "0.999 to 0.999 " not in ev.message and "0.9990" in ev.message, ev.message
+
+
+def test_a_merged_event_that_is_a_collapse_speaks_with_the_collapse():
+    from analysis.findings.events import _combine
+
+    rise = Event("level_shift", "R", 10, 20, 0.1, 0.3, 0.2, Severity.CRITICAL, "R rises from 0.1 to 0.3 at step 10")
+    fall = Event("collapse", "loss_D", 10, 20, 1.0, 0.0, -1.0, Severity.WARNING, "loss_D collapses from 1 to 0 at step 10")
+    for a, b in ((rise, fall), (fall, rise)):
+        merged = _combine(a, b)
+        assert merged.kind == "collapse" and merged.message.startswith("loss_D collapses"), merged
+        assert merged.metrics == ("loss_D", "R") and merged.severity == "critical"

@@ -629,14 +629,16 @@ def _merge_metrics(events: list[Event], points_steps: dict[int | None, int]) -> 
     return out
 
 
-def _lead_key(e: Event) -> tuple[int, int, str]:
-    """Which event of a merge speaks for it: the worst, then recall (the handbook's signal), then by name."""
-    return (-e.severity.rank, 0 if e.metric.rsplit("/", 1)[-1] == "recall" else 1, e.metric)
+def _lead_key(e: Event) -> tuple[int, int, int, str]:
+    """Which event of a merge speaks for it: a collapse (the merged event is one, and its message must say so: a
+    YOLOv3 log's merge read "collapse: R rises from 0.000754 to 0.002865"), then the worst, then recall (the
+    handbook's signal), then by name."""
+    return (e.kind != "collapse", -e.severity.rank, 0 if e.metric.rsplit("/", 1)[-1] == "recall" else 1, e.metric)
 
 
 def _combine(a: Event, b: Event) -> Event:
     first, second = sorted((a, b), key=_lead_key)
-    kind = "collapse" if "collapse" in (a.kind, b.kind) else first.kind
+    kind = first.kind
     metrics = (*first.metrics, *(m for m in second.metrics if m not in first.metrics))
     base = first.message.split(" (also ")[0]
     return replace(
