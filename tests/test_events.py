@@ -587,7 +587,9 @@ def test_a_merged_event_that_is_a_collapse_speaks_with_the_collapse():
     from analysis.findings.events import _combine
 
     rise = Event("level_shift", "R", 10, 20, 0.1, 0.3, 0.2, Severity.CRITICAL, "R rises from 0.1 to 0.3 at step 10")
-    fall = Event("collapse", "loss_D", 10, 20, 1.0, 0.0, -1.0, Severity.WARNING, "loss_D collapses from 1 to 0 at step 10")
+    fall = Event(
+        "collapse", "loss_D", 10, 20, 1.0, 0.0, -1.0, Severity.WARNING, "loss_D collapses from 1 to 0 at step 10"
+    )
     for a, b in ((rise, fall), (fall, rise)):
         merged = _combine(a, b)
         assert merged.kind == "collapse" and merged.message.startswith("loss_D collapses"), merged
