@@ -594,3 +594,16 @@ def test_a_merged_event_that_is_a_collapse_speaks_with_the_collapse():
         merged = _combine(a, b)
         assert merged.kind == "collapse" and merged.message.startswith("loss_D collapses"), merged
         assert merged.metrics == ("loss_D", "R") and merged.severity == "critical"
+
+
+def test_a_flat_stretch_that_turns_noisy_says_so_and_a_break_with_equal_levels_is_no_event():
+    """Real corpus messages: "FP becomes noisier at step 1115 (noise xinf)" (a YOLOv3 count that sat at 0) and
+    "seed_0 falls from 1000 to 1000 at step 25000" (an RL return at its cap of 1000, whose dips change)."""
+    rng = np.random.default_rng(2)
+    x = np.r_[np.zeros(150), 3.0 + rng.normal(0, 1.0, 150)]
+    for ev in series_events(x, metric="FP"):
+        assert "xinf" not in ev.message and "inf)" not in ev.message, ev.message
+    capped = np.full(300, 1000.0)
+    capped[150:][rng.random(150) < 0.3] = 950.0  # dips below the cap from step 150 on; the median stays 1000
+    for ev in series_events(capped, metric="episode_return"):
+        assert not (ev.kind == "level_shift" and ev.value_before == ev.value_after), ev.message

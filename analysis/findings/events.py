@@ -253,8 +253,8 @@ def _shift_events(
         before = level_at(np.arange(lo, t), x[lo:t], t)
         after_seg = x[t:hi]
         after = level_at(np.arange(t, hi), after_seg, t)
-        if not (math.isfinite(before) and math.isfinite(after)):
-            continue
+        if not (math.isfinite(before) and math.isfinite(after)) or after == before:
+            continue  # a break whose levels read the same each side (an RL return at its cap of 1000) moves nothing
         kind = (
             "collapse" if _is_collapse(after_seg[np.isfinite(after_seg)], before, after, metric, cfg) else "level_shift"
         )
@@ -328,9 +328,16 @@ def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: 
             continue
         sl = float(np.median(np.abs(left - np.median(left))))
         sr = float(np.median(np.abs(right - np.median(right))))
+        if sl == sr:
+            continue  # the medians of the differences do not see it (both 0 on a quantised series): nothing to tell
         ratio = sr / sl if sl > 0 else math.inf
         sev = Severity.WARNING if ratio >= _NOISE_WARN_RATIO and not is_context(metric) else Severity.INFO
-        word = "noisier" if ratio > 1 else "calmer"
+        if sl == 0.0:
+            word, detail = "noisy", " (flat before)"  # "noisier (noise xinf)" said it badly
+        elif sr == 0.0:
+            word, detail = "flat", ""
+        else:
+            word, detail = ("noisier" if ratio > 1 else "calmer"), f" (noise x{ratio:.2g})"
         out.append(
             Event(
                 "noise_change",
@@ -341,7 +348,7 @@ def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: 
                 sr,
                 sr - sl,
                 sev,
-                f"{_who(batch, metric)} becomes {word} at step {steps[t]} (noise x{ratio:.2g})",
+                f"{_who(batch, metric)} becomes {word} at step {steps[t]}{detail}",
                 batch,
             )
         )
