@@ -423,3 +423,34 @@ def test_a_nan_at_one_step_only_is_told_as_such_not_as_a_divergence():
     sentences = [c.sentence for c in causes]
     assert "r23_avg_iou was NaN at step 250 only (one logged step), not a lasting divergence" in sentences, sentences
     assert not any("diverged" in s for s in sentences), sentences
+
+
+def _stepped_run(reset_iter: bool) -> pd.DataFrame:
+    """Run-level rows of a per-iteration log: a loss that jumps up at step 300, an epoch column that counts up
+    every 50 steps, and an iteration counter that starts again at 300 when `reset_iter` (a restart)."""
+    n = 600
+    rng = np.random.default_rng(4)
+    steps = np.arange(n)
+    loss = np.where(steps < 300, 1.0, 1.6) + rng.normal(0, 0.02, n)
+    epoch = (steps // 50).astype(float)
+    it = np.where(steps < 300, steps, steps - 300).astype(float) if reset_iter else steps.astype(float)
+    return pd.DataFrame(
+        {
+            "step": np.r_[steps, steps, steps],
+            "metric": ["loss"] * n + ["epoch"] * n + ["iter"] * n,
+            "value": np.r_[loss, epoch, it],
+        }
+    )
+
+
+def test_an_epoch_counter_that_counts_is_no_suspect_but_a_counter_that_starts_again_is():
+    """Real corpus root causes read "train_loss_bbox rose 0.92 -> 1.24 at step 12; epoch changed at that step, so the
+    training setup is the suspect": the epoch had started again (runs appended to one log), which is the cause to
+    name; an epoch column that steps at every epoch "changes" next to any fall and names nothing."""
+    cfg = AnalyzerConfig()
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    for reset, expected in ((False, None), (True, "iter started again at that step: a restart is the suspect")):
+        anomalies, cps = findings(empty, _stepped_run(reset), cfg)
+        (cause,) = [c for c in explain(empty, anomalies, cps, None, None, cfg) if c.sentence.startswith("loss rose")]
+        assert "epoch" not in cause.sentence, cause.sentence
+        assert (expected in cause.sentence) if expected else ("suspect" not in cause.sentence), cause.sentence

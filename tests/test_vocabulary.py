@@ -201,3 +201,10 @@ def test_nan_in_a_metric_that_came_back_from_nan_often_is_a_warning() -> None:
 
     assert nonfinite_severity("train/loss", INTERMITTENT_RECOVERIES - 1) == "critical"
     assert nonfinite_severity("train/loss", INTERMITTENT_RECOVERIES) == "warning"
+
+
+def test_progress_counters_are_told_from_run_labels_and_setup_values() -> None:
+    from analysis.core.vocabulary import is_progress
+
+    assert is_progress("epoch") and is_progress("train/iter") and is_progress("global_step")
+    assert not is_progress("run") and not is_progress("seed") and not is_progress("lr") and not is_progress("loss")

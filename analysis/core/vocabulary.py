@@ -19,6 +19,7 @@ __all__ = [
     "Severity",
     "is_context",
     "is_lower_better",
+    "is_progress",
     "is_resource",
     "is_schedule",
     "is_validation",
@@ -106,6 +107,9 @@ _COUNTER_NAMES = frozenset(
      "env_steps", "training_iteration", "episode", "episodes", "episodes_total", "num_episodes", "frame", "frames",
      "batch_idx", "batch_index", "num_updates", "run", "run_id", "seed", "trial", "fold"}
 )  # fmt: skip
+# ... of which these only count (the others label a run: a new `run` or `seed` is a new setup)
+_RUN_LABELS = frozenset({"run", "run_id", "seed", "trial", "fold"})
+_PROGRESS_NAMES = (_COUNTER_NAMES - _RUN_LABELS) | {"epoch", "step", "global_step"}
 # A learning rate per parameter group: YOLOv5's `x/lr0`..`x/lr2`, YOLOv8's `lr/pg0`..`lr/pg2`, `lr_1`.
 _LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")
 # Name tokens of resource figures: what a step cost (`time`, `data_time`, `iter_time`, `memory` of mmcv and
@@ -257,6 +261,12 @@ def is_schedule(metric: str, cfg: DirectionOverrides = None) -> bool:
         return True
     parts = metric.lower().replace("-", "_").split("/")
     return _LR_GROUP.fullmatch(leaf) is not None or any(p in ("lr", "learning_rate") for p in parts[:-1])
+
+
+def is_progress(metric: str) -> bool:
+    """A progress counter (`epoch`, `step`, `iter`, `episode`, ...): it changes at every count, so only its reset (a
+    restart) says anything about the setup; a run label (`run`, `seed`) or a learning rate is not one."""
+    return metric_leaf(metric).lower().replace("-", "_") in _PROGRESS_NAMES
 
 
 def is_resource(metric: str, cfg: DirectionOverrides = None) -> bool:

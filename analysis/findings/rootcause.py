@@ -33,6 +33,7 @@ from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.vocabulary import (
     Severity,
     is_context,
+    is_progress,
     is_schedule,
     metric_direction,
     metric_leaf,
@@ -279,18 +280,20 @@ def _run_level_causes(
         if c.batch is not None or not degrading or is_context(c.metric, cfg.anomaly.metric_directions):
             continue
         fall, rel = _fall_phrase(c.metric, c.mean_before, c.mean_after, c.step, cfg, full_name=True)
-        others = sorted(
-            {
-                o.metric
-                for o in change_points
-                if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol
-            }
-        )
-        lr = [m for m in others if is_schedule(m, cfg.anomaly.metric_directions)]
+        near = [o for o in change_points if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol]
+        # a progress counter changes at every count (an epoch column steps at each epoch of a per-iteration log):
+        # only its reset, a restart, is a change of setup
+        near = [o for o in near if not is_progress(o.metric) or o.mean_after < o.mean_before]
+        others = sorted({o.metric for o in near})
+        restarted = [m for m in others if is_progress(m)]
+        lr = [m for m in others if is_schedule(m, cfg.anomaly.metric_directions) and not is_progress(m)]
         side: Side
         after_nan = bool(stretches) and stretches[0][0] <= c.step
         if after_nan:
             side, why = "model", f"after {diverged}: the run diverged"
+        elif restarted:
+            setup = f" and {', '.join(lr)} changed" if lr else ""
+            side, why = "model", f"{', '.join(restarted)} started again{setup} at that step: a restart is the suspect"
         elif lr:
             side, why = "model", f"{', '.join(lr)} changed at that step, so the training setup is the suspect"
         elif others:
