@@ -235,7 +235,8 @@ def test_throttling_one_alert_per_metric_per_window_but_escalation_passes(webhoo
     assert len(webhook.requests) == 1
     monitor.log_step(50, {"val/recall": 0.2})  # critical after warnings: goes through
     monitor.log_step(51, {"val/recall": 0.2})  # same severity again: throttled
-    monitor.log_step(52, {"train/loss": float("nan")})  # another metric: its own budget
+    monitor.log_step(52, {"train/loss": 1.5})
+    monitor.log_step(53, {"train/loss": float("nan")})  # another metric: its own budget
     monitor.flush(10)
     assert len(webhook.requests) == 3
     texts = [r["json"]["text"] for r in webhook.requests]
