@@ -106,7 +106,9 @@ def test_batches_keep_their_order_and_have_disjoint_sources(rows):
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize("batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25])
+@pytest.mark.parametrize(
+    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]
+)
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -172,7 +174,9 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
-    for b, g in zip((1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25), per_batch):
+    for b, g in zip(
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25), per_batch
+    ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
 
