@@ -79,7 +79,12 @@
    orientation is taken (`_confirmed_finer`, version 17: dense small print whose letters touch at 640 px; a clean
    rendered page of 20-px print on 1700 x 2200 px at 52 turns: 14 -> 26 confident answers; turned pages flagged:
    tune 55 -> 56 of 85, seen test pages 111 -> 113 of 177, no wrong flag, no answer changed side; generated seeds 21
-   / 22 unchanged; 3-8 % slower on the generated set). Version 15, tune split: orientation 83.9 % ->
+   / 22 unchanged; 3-8 % slower on the generated set). When that finer read finds no lines and both inks of the
+   block show plenty of shapes pointing every way (a texture: `_texture_only`), on an image clean enough that the
+   finer copy does not break strokes into noise (``NOISE_MIN``), the lines were a texture's and there is no text
+   (version 25: a beach's sand ripples and a pen's barrel grain had angles; no-text photos with an angle, tune 3 ->
+   1 of 30, seen test batch 24 2 -> 1 of 4; one scene-text photo of tune batch 9 lost its answer; generated
+   seeds 21 / 22 unchanged). Version 15, tune split: orientation 83.9 % ->
    86.9 % (five old prints and a Yiddish page, answers that stay at half confidence); seen test pages: two coin
    tosses (confidence 0.25) turned into others (0.34-0.36), 84.6 % -> 84.0 %.
 
@@ -610,8 +615,7 @@ def _estimate(
     grey histogram of `g` (optional), used only while `g` is read as given. With `blocks` (a list), an answer from a
     text block in one window is appended there and NO_TEXT returned, so the caller can look further first."""
     if noise > NOISE_MIN * 2:  # noise specks would pass as strokes
-        g = cv2.GaussianBlur(g, (0, 0), 1.0)
-        noise = noise / (2.0 * math.sqrt(math.pi))
+        g, noise = _denoised(g, noise)
         hist = None
     dark = _dark_ink(g, hist)
     masks: dict[bool, np.ndarray] = {}  # per ink polarity, reused by the fallback
@@ -671,6 +675,23 @@ def _estimate(
     return NO_TEXT
 
 
+def _denoised(g: np.ndarray, noise: float) -> tuple[np.ndarray, float]:
+    """`g` smoothed by a 1-px Gaussian and its noise level after it (`_estimate` on a noisy image)."""
+    return cv2.GaussianBlur(g, (0, 0), 1.0), noise / (2.0 * math.sqrt(math.pi))
+
+
+def _texture_only(g: np.ndarray, noise: float, blur_px: float) -> bool:
+    """Both inks of `g` show plenty of glyph-sized shapes pointing every way (``_PLENTY``, ``_RANDOM_ALONG``): a
+    texture (sand, foliage, a pen's grain), as `_estimate` reads one."""
+    if noise > NOISE_MIN * 2:
+        g, noise = _denoised(g, noise)
+    for ink in (True, False):
+        found = glyphs(_stroke_mask(g, ink, blur_px, noise))
+        if len(found.centroids) < _PLENTY or _peak(neighbour_directions(found.centroids))[1] >= _RANDOM_ALONG:
+            return False
+    return True
+
+
 def _other_ink_lines(
     g: np.ndarray, ink: bool, blur_px: float, noise: float, along: float, found: Glyphs
 ) -> tuple[np.ndarray, Glyphs, np.ndarray, tuple[float, float, float]] | None:
@@ -712,7 +733,12 @@ def _confirmed_finer(
     if big is None:
         return read
     scale = big.shape[0] / g.shape[0]
-    fine = _estimate(_block_around(found, big, scale), noise * scale, blur_px * scale, None)
+    block = _block_around(found, big, scale)
+    fine = _estimate(block, noise * scale, blur_px * scale, None)
+    # On a clean image (no noise the finer read would break strokes into), lines of small shapes that the finer
+    # image shows as a texture were a texture's: sand ripples on a beach photo, the grain of a pen's barrel.
+    if math.isnan(fine.angle) and noise <= NOISE_MIN and _texture_only(block, noise * scale, blur_px * scale):
+        return NO_TEXT
     if math.isnan(fine.angle) or fine.orientation_confidence < MIN_ORIENTATION_CONFIDENCE:
         return read
     if (
