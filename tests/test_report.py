@@ -570,3 +570,21 @@ def test_a_folder_of_text_line_crops_gets_a_hint_to_lower_the_minimum_resolution
     (hint,) = doc["quality"]["hints"]
     assert hint.startswith("5 of the 5 images below the minimum resolution are text-line crops") and "22 px" in hint
     assert "text-line crops" in report.to_markdown()
+
+
+def test_the_events_count_and_its_detail_add_up_when_there_are_info_notes():
+    """A real Darknet log (test batch 24) has alarms and info notes: its header read "Events | 4 (info 4, warning 2,
+    critical 2)", a detail adding up to 8. Info notes are not counted and are said apart."""
+    from pathlib import Path
+
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks/data/curves/darknet_buddyzhu/train0723.csv"
+    analysis = analyze_run(open_table(str(path)))
+    md = Report.from_analysis(analysis).to_markdown()
+    (row,) = [line for line in md.splitlines() if line.startswith("| Events |")]
+    numbers = [int(n) for n in re.findall(r"(?:warning|critical) (\d+)", row)]
+    assert int(row.split("|")[2].split()[0]) == sum(numbers) == len(analysis.alarm_events), row
+    notes = sum(1 for e in analysis.events if not e.is_alarm)
+    assert notes and f"{notes} info notes not counted" in row and "info 4" not in row, row

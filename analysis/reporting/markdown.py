@@ -76,6 +76,17 @@ def _with_counts(total: Any, counts: dict[str, Any]) -> str:
     return f"{fmt(total)} ({md_escape(detail)})" if detail else fmt(total)
 
 
+def _events_count(alarms: Any, counts: dict[str, Any]) -> str:
+    """'5 (warning 3, critical 2; 4 info notes not counted)': `n_events` counts warnings and criticals only, so its
+    detail does too ("5 (info 4, warning 3, critical 2)" added up to 9)."""
+    notes = counts.get("info", 0) or 0
+    text = _with_counts(alarms, {k: v for k, v in counts.items() if k != "info"})
+    if not notes:
+        return text
+    note = f"{notes} info note{'s' if notes != 1 else ''} not counted"
+    return f"{text[:-1]}; {note})" if text.endswith(")") else f"{text} ({note})"
+
+
 def _value_of(p: dict[str, Any], name: str) -> Any:
     """`worst_value` / `last_value` of a problematic batch, or its schema-1.0 `*_recall` name (older JSON)."""
     return p.get(f"{name}_value", p.get(f"{name}_recall"))
@@ -101,7 +112,7 @@ def _header(r: ReportData, s: dict[str, Any]) -> list[str]:
         ["Source", md_escape(f"{run.get('source')}: {run.get('locator')}")],
         ["Steps", f"{fmt(s.get('n_steps'))} ({fmt(s.get('first_step'))} – {fmt(s.get('last_step'))})"],
         ["Batches", fmt(s.get("n_batches"))],
-        ["Events", _with_counts(s.get("n_events", "—"), s.get("events_by_severity", {}))],
+        ["Events", _events_count(s.get("n_events", "—"), s.get("events_by_severity", {}))],
         ["Detector hits", _with_counts(s.get("n_anomalies"), s.get("anomalies_by_severity", {}))],
         ["Detector change points", fmt(s.get("n_change_points"))],
         ["Generated", md_escape(r.generated_at)],
