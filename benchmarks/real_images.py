@@ -4,7 +4,8 @@ Rotation set: pages with text (skew in (-45, 45], CCW positive, and orientation 
 text. Blur set: sharp / blurred labels by eye, and graded focus-stack series.
 
 Metrics, tune and test split separately (split by source; figures on the test split are the result):
-- rotation: share of text pages with no answer (NaN), MAE of the skew with no answer scored as 0°, MAE where answered,
+- rotation: share of text pages with no answer (NaN), MAE of the skew with no answer scored as 0°, MAE where answered
+  (both over the pages whose skew is stated: a handwritten note without one was scored as if at 0°),
   orientation accuracy (a method without an orientation estimate is scored as always answering 0), and the share of
   pages without text that still got an angle (false answers).
 - blur: AUROC sharp vs blurred (higher score = sharper); Spearman correlation, per focus series, of the score with
@@ -128,15 +129,16 @@ def rotation_figures(rows: list[Row], preds: Sequence[Prediction]) -> RotationFi
         n_turned += r.orientation != 0
         turned_ok += flagged and r.orientation != 0 and orient == r.orientation
         n_text += 1
-        true = r.skew or 0.0
+        missing += not answered
+        orient_ok += (orient or 0) == r.orientation
+        if r.skew is None:  # no stated skew (a handwritten note, a sign photo): no answer counts, no error can
+            continue
         if answered:
-            e = skew_error(skew, true)
+            e = skew_error(skew, r.skew)
             err_given.append(e)
             err_all.append(e)
         else:
-            missing += 1
-            err_all.append(abs(true))
-        orient_ok += (orient or 0) == r.orientation
+            err_all.append(abs(r.skew))
     return RotationFigures(
         n_text,
         missing / max(n_text, 1),

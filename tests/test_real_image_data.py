@@ -588,3 +588,12 @@ def test_a_round_without_blur_images_is_measured_with_the_cleanvision_baseline_o
     )
     out = capsys.readouterr().out
     assert "rotation set, split=test" in out and "blur set" not in out
+
+
+def test_a_text_page_without_a_stated_skew_counts_for_no_answer_but_not_for_the_skew_error():
+    """A handwritten note of batch 25 has text but no source-stated skew: an answer of 14° was scored as 14° off."""
+    rows = [_page("typed.png", 0), Row("note.jpg", "rotation", None, 0, True, "", "", None, "src", "test")]
+    answered = rotation_figures(rows, [(1.0, 0, 1.0), (14.0, 0, 1.0)])
+    assert answered.mae == answered.mae_given == 1.0 and answered.no_answer == 0.0
+    silent = rotation_figures(rows, [(1.0, 0, 1.0), (float("nan"), None, 0.0)])
+    assert silent.mae == 1.0 and silent.no_answer == 0.5
