@@ -24,15 +24,15 @@ alike. A user asks "what went wrong, and when?". An `Event` answers that once:
   tune split falls alarmed 21 -> 23 of 46, alarms on healthy series unchanged), and merges the events of one batch
   that start together in several metrics (recall, precision and hmean falling at one step are one event). An event's
   severity is the worst of its own and its evidence's: a NaN is critical (a warning in a gradient norm and in a
-  series that is NaN now and then, whose stretches are then one event; `vocabulary.nonfinite_severity`; the hits
-  around a NaN stretch are its evidence but do not raise it), a fall is graded by `critical_drop_threshold` / `performance_drop_threshold`,
-  improvements and calmer noise are info, and calmer noise or a change that leaves a metric of known direction
-  better (`vocabulary.known_direction`) keeps its own severity (`_improves`: the hits of the fall beside a recovery
-  are that fall's evidence, not the recovery's); the hits of detectors that flag falls only
-  (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses, spikes and NaNs, never of a rise or a noise
-  change.
+  series that is NaN now and then, whose stretches are then one event; a note before the series' first value;
+  `vocabulary.nonfinite_severity`; the hits around a NaN stretch are its evidence but do not raise it), a fall is
+  graded by `critical_drop_threshold` / `performance_drop_threshold`, improvements and calmer noise are info, and
+  calmer noise or a change that leaves a metric of known direction better (`vocabulary.known_direction`) keeps its
+  own severity (`_improves`: the hits of the fall beside a recovery are that fall's evidence, not the recovery's);
+  the hits of detectors that flag falls only (`anomalies.DIRECTIONAL_DETECTORS`) are evidence of falls, collapses,
+  spikes and NaNs, never of a rise or a noise change.
 
-The module is longer than most (~550 lines) because the record, the one-series reader and the run-level
+The module is longer than most (~620 lines) because the record, the one-series reader and the run-level
 attach-and-merge share their private helpers and change together; splitting them would only add imports.
 """
 

@@ -51,9 +51,8 @@ _REGIME_T = 3.5  # ... at this many standard errors (after the square root of th
 _REGIME_JUMP_SIGMA = 5.0  # ... for a step of at least this many noise sigmas
 _PULSE_MIN = 5  # `_pulse_steps`: a stretch of at least this many points (LABELLING.md's regime length) ...
 _PULSE_SIDE = 3  # ... with at least this many points on each side of it in its window ...
-_PULSE_BACK = (
-    0.25  # ... after which the level comes back: the medians around it differ by at most this share of its lift
-)
+# ... after which the level comes back: the medians around it differ by at most this share of its lift
+_PULSE_BACK = 0.25
 
 
 def step_stats(
@@ -183,17 +182,18 @@ def validate_steps(x: np.ndarray, candidates: list[int], sigma: float, t_inflati
 def _pulse_steps(
     x: np.ndarray, cands: np.ndarray, local_step: np.ndarray, accepted: set[int], sigma: float, infl: float
 ) -> set[int]:
-    """Two neighbouring candidates, one or both of which the other tests missed, that bound a stretch off the level: a few restarts of a
-        run that sat at a degenerate level for 6 epochs and came back (DETR logs of the real-curve corpus).
+    """Two neighbouring candidates, one or both of which the other tests missed, that bound a stretch off the
+    level: a few restarts of a run that sat at a degenerate level for 6 epochs and came back (DETR logs of the
+    real-curve corpus).
 
-        Each step alone fails: with the other candidate as a dummy the local window of the second one holds 5 points
-        after it, and without that dummy neither window fits a step, since the level comes back. Here the pair is
-        judged as one stretch: between t1 and t2 (opposite local steps, at least `_PULSE_MIN` points apart, fewer than
-        `STEP_WINDOW`), on a window of up to `STEP_WINDOW` points before t1 and after t2 (not past the neighbouring
-        accepted breaks; at least `_PULSE_SIDE` a side), the model is level + slope + curvature + a dummy on the
-        stretch. The dummy must reach `_REGIME_JUMP_SIGMA` noise sigmas and `_TAIL_T` (as a Gaussian z, divided by
-        the square root of the full variance inflation, as `_tail_steps`), and the stretch's median must lie at
-        least half of it away, its way, from the medians of the points just before and just after it, and those two
+    Each step alone fails: with the other candidate as a dummy the local window of the second one holds 5 points
+    after it, and without that dummy neither window fits a step, since the level comes back. Here the pair is
+    judged as one stretch: between t1 and t2 (opposite local steps, at least `_PULSE_MIN` points apart, fewer than
+    `STEP_WINDOW`), on a window of up to `STEP_WINDOW` points before t1 and after t2 (not past the neighbouring
+    accepted breaks; at least `_PULSE_SIDE` a side), the model is level + slope + curvature + a dummy on the
+    stretch. The dummy must reach `_REGIME_JUMP_SIGMA` noise sigmas and `_TAIL_T` (as a Gaussian z, divided by
+    the square root of the full variance inflation, as `_tail_steps`), and the stretch's median must lie at
+    least half of it away, its way, from the medians of the points just before and just after it, and those two
     medians within `_PULSE_BACK` of that distance of each other (the level came back: a step after which the curve
     settles a little is no stretch off the level). Both ends must be abrupt: the medians of `_PULSE_SIDE` points
     either side of t1, and of t2, differ by half the lift."""

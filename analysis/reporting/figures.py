@@ -264,8 +264,8 @@ def _value_at(curves: MetricCurves, batch: int | None, step: int, fallback: floa
 
 
 def line_mode(y: np.ndarray) -> str:
-    """ "lines", or "lines+markers" when some finite value has no finite neighbour: a line draws nothing for it (a
-    Darknet IoU that is NaN at 95 % of its iterations showed as a few strokes, most of its values unseen)."""
+    """The plotly mode of a line: "lines+markers" when some finite value has no finite neighbour, which a line
+    draws nothing of (a Darknet IoU that is NaN at 95 % of its iterations showed as a few strokes)."""
     ok = np.isfinite(np.asarray(y, dtype=float))
     if ok.size < 2:
         return "lines+markers"
