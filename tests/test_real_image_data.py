@@ -98,16 +98,43 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}
+    assert set(batches) == {
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        11,
+        12,
+        13,
+        14,
+        15,
+        16,
+        17,
+        18,
+        19,
+        20,
+        21,
+        22,
+        23,
+        24,
+        25,
+        26,
+    }
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 26)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 27)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
 @pytest.mark.parametrize(
-    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25]
+    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26]
 )
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
@@ -120,7 +147,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -170,12 +197,12 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25), per_batch
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26), per_batch
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
@@ -439,6 +466,19 @@ _TURNED = [
     ("rotation/ocm-wikipedia_test_rot180.png", "rotation/ocm-wikipedia_test.png"),
     ("rotation/ocm-wikipedia_test_rot270.png", "rotation/ocm-wikipedia_test.png"),
     ("rotation/ocm-test_rot270.png", "rotation/ocm-test.png"),
+    # batch 26 (lossless transposes, the same size as their originals)
+    ("rotation/i2d-aws_invoice_rot90.png", "rotation/i2d-aws_invoice.png"),
+    ("rotation/vaz-persian_sample_rot90.png", "rotation/vaz-persian_sample.png"),
+    ("rotation/vaz-persian_sample_rot180.png", "rotation/vaz-persian_sample.png"),
+    ("rotation/vaz-persian_sample_rot270.png", "rotation/vaz-persian_sample.png"),
+    ("rotation/bal-baloo_header_rot180.png", "rotation/bal-baloo_header.png"),
+    ("rotation/bal-baloo_header_rot270.png", "rotation/bal-baloo_header.png"),
+    ("rotation/sar-event_photo_rot270.jpg", "rotation/sar-event_photo.jpg"),
+    ("rotation/com-promo4_latin_greek_cyrillic_rot90.png", "rotation/com-promo4_latin_greek_cyrillic.png"),
+    ("rotation/txn-settings_menu_rot270.png", "rotation/txn-settings_menu.png"),
+    ("rotation/fus-arabic_latin_charset_rot90.png", "rotation/fus-arabic_latin_charset.png"),
+    ("rotation/shz-arabic_paragraph_rot270.png", "rotation/shz-arabic_paragraph.png"),
+    ("rotation/tir-indigo_banner_rot90.png", "rotation/tir-indigo_banner.png"),
 ]
 
 
