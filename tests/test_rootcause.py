@@ -454,3 +454,16 @@ def test_an_epoch_counter_that_counts_is_no_suspect_but_a_counter_that_starts_ag
         (cause,) = [c for c in explain(empty, anomalies, cps, None, None, cfg) if c.sentence.startswith("loss rose")]
         assert "epoch" not in cause.sentence, cause.sentence
         assert (expected in cause.sentence) if expected else ("suspect" not in cause.sentence), cause.sentence
+
+
+def test_a_metric_that_never_had_a_value_is_no_divergence_and_no_cause_of_a_later_fall():
+    """A real ST-GCN log (corpus batch 3) logs its training loss as NaN for the whole run while its accuracy trains:
+    the root cause read "top1 fell 40.68 -> 18.64 at step 191; after train_loss turned NaN at step 0: the run
+    diverged"."""
+    cfg = AnalyzerConfig()
+    g = _diverging_run(nan_from=0)  # loss and loss_mask NaN from the first step; acc falls at step 50
+    empty = pd.DataFrame(columns=["step", "batch", "metric", "value"])
+    anomalies, cps = findings(empty, g, cfg)
+    sentences = [c.sentence for c in explain(empty, anomalies, cps, None, None, cfg)]
+    assert not any("diverged" in s and "turned NaN" in s for s in sentences), sentences
+    assert any(s.startswith("loss, loss_mask never had a finite value") for s in sentences), sentences

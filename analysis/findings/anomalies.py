@@ -24,7 +24,8 @@ Detectors (names as in `Anomaly.detector`):
   metric that has a best to fall from (`vocabulary.has_best`: not a GAN player's loss, not a gradient norm, not a
   name that says nothing of its direction).
 - `nonfinite`: NaN / Inf values as logged (the only detector run on context columns: schedules such as the learning
-  rate, which change on purpose, and resource figures such as the data-loading time; see `is_context`).
+  rate, which change on purpose, and resource figures such as the data-loading time; see `is_context`); its score is
+  the share of the series' logged values that are not finite (1: the metric never had a value).
 - `cross_batch`: a batch far worse than its peers at the same step (robust z across batches above
   `cross_batch_mad`, raised like the z bar on big runs, *and* a relative gap above `performance_drop_threshold`).
 
@@ -239,11 +240,13 @@ def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
         return
     leading = np.zeros(nf.shape, dtype=bool)
     intermittent = np.zeros(nf.shape[1], dtype=bool)
+    share = np.ones(nf.shape)  # the score: the share of its series' logged values that are NaN/Inf (1: never finite)
     for j in np.flatnonzero(nf.any(axis=0)).tolist():
         rows = np.flatnonzero(m.logged[:, j])
         lead, recoveries = nonfinite_stretches(nf[rows, j])
         leading[rows[lead], j] = True
         intermittent[j] = recoveries >= INTERMITTENT_RECOVERIES
+        share[:, j] = float(nf[rows, j].mean())
     rest = nf & ~leading
     groups = (
         (leading, nonfinite_severity(m.metric, leading=True)),
@@ -255,7 +258,7 @@ def _nonfinite(m: MetricMatrix, em: EpisodeEmitter) -> None:
             em.emit(
                 "nonfinite",
                 flags,
-                np.ones(nf.shape),
+                share,
                 math.inf,
                 lambda b, v, s, a, e: f"{_who(b)}{m.metric} is not finite ({v}) at {_span(a, e)}",
                 at_most=severity,

@@ -260,16 +260,25 @@ def _run_level_causes(
     at that step (a learning-rate step points at the training setup). Run-level values that turned NaN/Inf come
     first: a fall at or after them is told as their consequence (the run diverged), and when no fall follows them
     they are a cause of their own (a Mask R-CNN log whose six losses turned NaN at step 750 was explained by its
-    accuracy's fall at step 800 alone). A NaN at one logged step only is no divergence, and is told so."""
+    accuracy's fall at step 800 alone). A NaN at one logged step only is no divergence, and is told so; nor is a
+    metric that never had a finite value, whose falls are then not told as its consequence."""
     steps = sorted({c.step for c in change_points})
     tol = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
-    nonfinite = sorted(
-        (a.step, a.step if a.end_step is None else a.end_step, a.metric, a.value)
+    critical_nan = [
+        a
         for a in anomalies
         if a.detector == "nonfinite"
         and a.batch is None
         and a.severity is Severity.CRITICAL  # not a gradient norm's overflow, nor a NaN now and then
         and not is_context(a.metric, cfg.anomaly.metric_directions)
+    ]
+    # a metric never finite (its NaN hit's score, the NaN share of its series, is 1) did not turn NaN: it had no value
+    # to lose (an ST-GCN log's training loss, NaN for the whole run while its accuracy trained)
+    never = sorted({a.metric for a in critical_nan if a.score >= 1.0})
+    nonfinite = sorted(
+        (a.step, a.step if a.end_step is None else a.end_step, a.metric, a.value)
+        for a in critical_nan
+        if a.metric not in never
     )
     # A divergence lasts: one NaN step (a Darknet IoU with no object assigned at one iteration) is told apart
     stretches = [s for s in nonfinite if s[1] > s[0]]
@@ -342,6 +351,19 @@ def _run_level_causes(
                 f"not a lasting divergence",
                 score=RANKING.severity * SEVERITY_WEIGHT[Severity.CRITICAL],
                 evidence={"first_bad_step": first, "nonfinite": _stretch_dicts(nonfinite)},
+            )
+        )
+    if never and not stretches:
+        first = min(a.step for a in critical_nan if a.metric in never)
+        out.append(
+            RootCause(
+                batch=None,
+                step=first,
+                side="unknown",
+                sentence=f"{name_list(never, shown=3)} never had a finite value (NaN or Inf at every logged step): "
+                "not computed, or diverged from the first step",
+                score=RANKING.severity * SEVERITY_WEIGHT[Severity.CRITICAL],
+                evidence={"first_bad_step": first, "never_finite": never},
             )
         )
     out.sort(key=lambda r: -r.score)
