@@ -282,6 +282,7 @@ def nonfinite_points(
     from analysis.findings.series_stats import nonfinite_stretches
 
     out = []
+    no_value_yet = nonfinite_severity(curves.metric, leading=True)
     for b in batches:
         if b in curves.series:
             x, y = curves.series[b]
@@ -289,7 +290,7 @@ def nonfinite_points(
             lead, recoveries = nonfinite_stretches(bad)
             later = nonfinite_severity(curves.metric, recoveries)
             out += [
-                (b, int(st), float(v), nonfinite_severity(curves.metric, leading=True) if first else later)
+                (b, int(st), float(v), no_value_yet if first else later)
                 for st, v, first in zip(x[bad], y[bad], lead[bad], strict=True)
             ]
     return out
