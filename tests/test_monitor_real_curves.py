@@ -19,14 +19,17 @@ from analysis.monitoring.monitor import TrainingMonitor
 CURVES = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "curves"
 
 
-def _replay(path: Path, columns: list[str], monitor: TrainingMonitor, step_column: str = "step") -> dict[str, list]:
-    """Feed a real log's rows through `monitor`; the warning/critical anomalies per column."""
+def _replay(
+    path: Path, columns: list[str], monitor: TrainingMonitor, step_column: str | None = "step"
+) -> dict[str, list]:
+    """Feed a real log's rows through `monitor` (steps from `step_column`, or the row number when None); the
+    warning/critical anomalies per column."""
     table = pd.read_csv(path)
     found: dict[str, list] = {c: [] for c in columns}
-    for _, row in table.iterrows():
+    for i, (_, row) in enumerate(table.iterrows()):
         values = {c: float(row[c]) for c in columns if pd.notna(row[c])}
         if values:
-            for a in monitor.log_step(int(row[step_column]), values):
+            for a in monitor.log_step(int(row[step_column]) if step_column else i, values):
                 if a.severity in ("warning", "critical"):
                     found[a.metric].append(a)
     return found
@@ -41,6 +44,29 @@ def test_noisy_per_iteration_losses_of_a_real_yolov3_run_are_not_worse_than_thei
     for metric in losses:
         drops = [a for a in found[metric] if a.kind == "drop_from_best"]
         assert len(drops) <= 0.02 * n, (metric, len(drops), drops[:3])
+
+
+def test_smoothed_losses_that_wander_from_epoch_to_epoch_are_not_worse_than_their_best():
+    """touchylk/lwk_SSD's log (test split, batch 26): windowed medians of three losses, smooth from one printout to
+    the next and 10-20 % up and down over tens of them. Read from neighbouring values alone their noise was tiny and
+    the monitor flagged 357 of the 1,155 observations 'worse than its best' (now: 25, 2.2 %); a real jump of 60 % is still flagged at once."""
+    losses = ["total_loss", "reg_loss", "cls_loss"]
+    path = CURVES / "ssd_touchylk" / "log.csv"
+    # the row number as the step: the log's iteration counter restarts every epoch
+    healthy = _replay(path, losses, TrainingMonitor(sinks=[]), step_column=None)
+    drops = [a for metric in losses for a in healthy[metric] if a.kind == "drop_from_best"]
+    assert len(drops) <= 0.03 * 3 * len(pd.read_csv(path)), drops
+
+    table = pd.read_csv(path)
+    table.loc[300:, "total_loss"] *= 1.6
+    monitor = TrainingMonitor(sinks=[])
+    flagged = [
+        i
+        for i, v in enumerate(table["total_loss"])
+        for a in monitor.log_step(i, {"total_loss": float(v)})
+        if a.kind == "drop_from_best" and i >= 300
+    ]
+    assert flagged and flagged[0] <= 303, flagged[:3]
 
 
 def test_a_loss_that_really_climbs_is_still_worse_than_its_best():
