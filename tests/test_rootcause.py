@@ -467,3 +467,24 @@ def test_a_metric_that_never_had_a_value_is_no_divergence_and_no_cause_of_a_late
     sentences = [c.sentence for c in explain(empty, anomalies, cps, None, None, cfg)]
     assert not any("diverged" in s and "turned NaN" in s for s in sentences), sentences
     assert any(s.startswith("loss, loss_mask never had a finite value") for s in sentences), sentences
+
+
+def test_a_restart_150_records_before_a_fall_is_not_its_suspect(tmp_path):
+    """A YOLACT log of batch 26 (yolact_athnzc) restarts at record 294 and its semantic-segmentation loss moves at
+    record 446: "S ... at step 446; epoch, iter started again and lr changed at that step: a restart is the suspect".
+    What changed "at that step" was looked for within two median gaps between the run's change points (here
+    150 steps); it is now two logging intervals of the metrics (here 2 steps), and a restart at the fall is still
+    named."""
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    rng = np.random.default_rng(7)
+    n = 450
+    steps = np.arange(n)
+    loss = np.where(steps < 300, 1.0, 1.6) + rng.normal(0, 0.02, n)
+    for reset_at, named in ((150, False), (300, True)):
+        it = np.where(steps < reset_at, steps, steps - reset_at)
+        path = tmp_path / f"log_{reset_at}.csv"
+        pd.DataFrame({"step": steps, "iter": it, "loss": loss}).to_csv(path, index=False)
+        (cause,) = [c for c in analyze_run(open_table(str(path))).root_causes if c.sentence.startswith("loss rose")]
+        assert ("iter started again at that step" in cause.sentence) is named, cause.sentence

@@ -306,6 +306,16 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
 _GLOBAL_CHUNK = 2048
 
 
+def logging_cadence(frame: pd.DataFrame) -> dict[str, float]:
+    """Each metric's median gap between the steps it was logged at (`global_metrics`' long frame: step, metric,
+    value); a metric logged once has no gap and is left out."""
+    if frame.empty:
+        return {}
+    ordered = frame[["metric", "step"]].drop_duplicates().sort_values(["metric", "step"], kind="stable")
+    gaps = ordered.groupby("metric", sort=False)["step"].diff().dropna()
+    return {str(m): float(g) for m, g in gaps.groupby(ordered.loc[gaps.index, "metric"]).median().items()}
+
+
 def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:
     """Image paths logged under `problematic_batch_{i}` (also `<prefix>/problematic_batch_{i}`, or keys
     matching `pattern`, a regex with a named group `batch`), one row per (step, batch, path)."""

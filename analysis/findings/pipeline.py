@@ -30,7 +30,7 @@ from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
 from analysis.findings import events as event_detection
 from analysis.findings import rootcause
-from analysis.findings.batches import batch_metrics, global_metrics, problematic_images
+from analysis.findings.batches import batch_metrics, global_metrics, logging_cadence, problematic_images
 from analysis.findings.events import Event
 
 if TYPE_CHECKING:  # image hashing (cv2) loads only when a data directory is analysed
@@ -339,7 +339,9 @@ def analyze_metrics(run: Run, config: AnalyzerConfig | None = None, *, progress:
     report(0.2, "detecting change points")
     change_points = change_detection.find_change_points(batches, globals_, cfg)
     events = event_detection.find_events(batches, globals_, anomalies, change_points, cfg)
-    causes = rootcause.explain(batches, anomalies, change_points, None, images, config, ())
+    causes = rootcause.explain(
+        batches, anomalies, change_points, None, images, config, (), cadence=logging_cadence(globals_)
+    )
     return RunAnalysis(
         run=run,
         config=config,
@@ -377,7 +379,14 @@ def with_image_quality(metrics: RunAnalysis, data_dir: str | Path, *, progress: 
     report(0.85, "explaining root causes")
     # root causes see every image: the logged metrics were measured on all of them (see the module docstring)
     causes = rootcause.explain(
-        metrics.batches, metrics.anomalies, metrics.change_points, quality, images, config, duplicates.repeats
+        metrics.batches,
+        metrics.anomalies,
+        metrics.change_points,
+        quality,
+        images,
+        config,
+        duplicates.repeats,
+        cadence=logging_cadence(metrics.global_metrics),
     )
     filtered = pd.DataFrame(columns=FILTERED_COLUMNS)
     if config.data_quality.enable_filtering:

@@ -21,7 +21,7 @@ A run without batch metrics is explained from its run-level change points.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -184,14 +184,17 @@ def explain(
     images: pd.DataFrame | None,
     cfg: AnalyzerConfig | None = None,
     repeats: Sequence[BatchRepeat] = (),
+    cadence: Mapping[str, float] | None = None,
 ) -> list[RootCause]:
     """Ranked root causes (most important first) for the run's problematic batches and shared episodes, and the
-    batches that repeat another batch's images (`repeats`, from `quality.duplicates.find_duplicates`)."""
+    batches that repeat another batch's images (`repeats`, from `quality.duplicates.find_duplicates`). `cadence`
+    is each run-level metric's logging interval (`batches.logging_cadence`): what else changed "at that step"
+    is looked for within two of them."""
     cfg = cfg or AnalyzerConfig()
     if batches is None:
         batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
     if batches.empty:
-        return _with_repeats(_run_level_causes(anomalies, change_points, cfg), repeats)
+        return _with_repeats(_run_level_causes(anomalies, change_points, cfg, cadence), repeats)
     probs = find_problems(anomalies, change_points, batches, images)
     if not probs:
         return _with_repeats([], repeats)
@@ -254,16 +257,31 @@ def _with_repeats(causes: list[RootCause], repeats: Sequence[BatchRepeat]) -> li
 
 
 def _run_level_causes(
-    anomalies: list[Anomaly], change_points: list[ChangePoint], cfg: AnalyzerConfig
+    anomalies: list[Anomaly],
+    change_points: list[ChangePoint],
+    cfg: AnalyzerConfig,
+    cadence: Mapping[str, float] | None = None,
 ) -> list[RootCause]:
     """A run without batch metrics: explain each degrading change of a run-level metric from what else changed
     at that step (a learning-rate step points at the training setup). Run-level values that turned NaN/Inf come
     first: a fall at or after them is told as their consequence (the run diverged), and when no fall follows them
     they are a cause of their own (a Mask R-CNN log whose six losses turned NaN at step 750 was explained by its
     accuracy's fall at step 800 alone). A NaN at one logged step only is no divergence, and is told so; nor is a
-    metric that never had a finite value, whose falls are then not told as its consequence."""
+    metric that never had a finite value, whose falls are then not told as its consequence.
+
+    Another metric changed "at that step" when its change lies within two logging intervals of the slower of the
+    two metrics (`cadence`): a validation metric logged every 1,000 steps moves up to 1,000 steps after the
+    learning rate that moved it. Without a cadence, two median gaps between the run's change points: on a
+    per-iteration log with few changes that was 150 iterations, and a restart 152 records before a fall was
+    named as its suspect."""
     steps = sorted({c.step for c in change_points})
-    tol = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
+    spread = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
+
+    def within(a: ChangePoint, b: ChangePoint) -> bool:
+        if cadence is None:
+            return abs(a.step - b.step) <= spread
+        return abs(a.step - b.step) <= 2.0 * max(cadence.get(a.metric, 1.0), cadence.get(b.metric, 1.0))
+
     critical_nan = [
         a
         for a in anomalies
@@ -289,7 +307,7 @@ def _run_level_causes(
         if c.batch is not None or not degrading or is_context(c.metric, cfg.anomaly.metric_directions):
             continue
         fall, rel = _fall_phrase(c.metric, c.mean_before, c.mean_after, c.step, cfg, full_name=True)
-        near = [o for o in change_points if o.batch is None and o.metric != c.metric and abs(o.step - c.step) <= tol]
+        near = [o for o in change_points if o.batch is None and o.metric != c.metric and within(o, c)]
         # a progress counter changes at every count (an epoch column steps at each epoch of a per-iteration log):
         # only its reset, a restart, is a change of setup
         near = [o for o in near if not is_progress(o.metric) or o.mean_after < o.mean_before]
