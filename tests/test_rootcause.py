@@ -473,8 +473,8 @@ def test_a_restart_150_records_before_a_fall_is_not_its_suspect(tmp_path):
     """A YOLACT log of batch 26 (yolact_athnzc) restarts at record 294 and its semantic-segmentation loss moves at
     record 446: "S ... at step 446; epoch, iter started again and lr changed at that step: a restart is the suspect".
     What changed "at that step" was looked for within two median gaps between the run's change points (here
-    150 steps); it is now two logging intervals of the metrics (here 2 steps), and a restart at the fall is still
-    named."""
+    150 steps); it is now max(5, 2 % of the values) logging intervals of the metrics (here 9 steps), and a restart
+    at the fall is still named."""
     from analysis.findings.pipeline import analyze_run
     from analysis.sources import open_table
 

@@ -105,10 +105,10 @@ _COUNTER_NAMES = frozenset(
     {"iter", "iters", "iteration", "iterations", "it", "n_iter", "num_iter", "epochs", "epoch_num", "total_epochs",
      "steps", "step_num", "num_steps", "total_steps", "timestep", "timesteps", "timesteps_total", "env_step",
      "env_steps", "training_iteration", "episode", "episodes", "episodes_total", "num_episodes", "frame", "frames",
-     "batch_idx", "batch_index", "num_updates", "run", "run_id", "seed", "trial", "fold"}
+     "batch_idx", "batch_index", "num_updates", "run", "run_id", "seed", "trial", "fold", "session"}
 )  # fmt: skip
 # ... of which these only count (the others label a run: a new `run` or `seed` is a new setup)
-_RUN_LABELS = frozenset({"run", "run_id", "seed", "trial", "fold"})
+_RUN_LABELS = frozenset({"run", "run_id", "seed", "trial", "fold", "session"})
 _PROGRESS_NAMES = (_COUNTER_NAMES - _RUN_LABELS) | {"epoch", "step", "global_step"}
 # A learning rate per parameter group: YOLOv5's `x/lr0`..`x/lr2`, YOLOv8's `lr/pg0`..`lr/pg2`, `lr_1`.
 _LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")

@@ -306,14 +306,20 @@ def global_metrics(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd
 _GLOBAL_CHUNK = 2048
 
 
-def logging_cadence(frame: pd.DataFrame) -> dict[str, float]:
-    """Each metric's median gap between the steps it was logged at (`global_metrics`' long frame: step, metric,
-    value); a metric logged once has no gap and is left out."""
+def change_tolerance(frame: pd.DataFrame) -> dict[str, float]:
+    """How many steps apart two changes of run-level metrics may lie and still be "at the same step", per metric of
+    `global_metrics`' long frame (step, metric, value): max(5, 2 % of its values) of its logging intervals (the
+    median gap between its steps), the tolerance the change-point benchmark matches with. Change points of one
+    event land a few values apart (a YOLOX log's restart: `iter` at record 1480, the losses at 1483, `lr` at 1488);
+    a metric logged once has no interval and is left out."""
     if frame.empty:
         return {}
     ordered = frame[["metric", "step"]].drop_duplicates().sort_values(["metric", "step"], kind="stable")
-    gaps = ordered.groupby("metric", sort=False)["step"].diff().dropna()
-    return {str(m): float(g) for m, g in gaps.groupby(ordered.loc[gaps.index, "metric"]).median().items()}
+    by_metric = ordered.groupby("metric", sort=False)["step"]
+    gaps = by_metric.diff().dropna()
+    interval = gaps.groupby(ordered.loc[gaps.index, "metric"]).median()
+    count = by_metric.size().to_dict()
+    return {str(m): float(g) * max(5.0, 0.02 * float(count[m])) for m, g in interval.items()}
 
 
 def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:

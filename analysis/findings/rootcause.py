@@ -184,17 +184,16 @@ def explain(
     images: pd.DataFrame | None,
     cfg: AnalyzerConfig | None = None,
     repeats: Sequence[BatchRepeat] = (),
-    cadence: Mapping[str, float] | None = None,
+    tolerance: Mapping[str, float] | None = None,
 ) -> list[RootCause]:
     """Ranked root causes (most important first) for the run's problematic batches and shared episodes, and the
-    batches that repeat another batch's images (`repeats`, from `quality.duplicates.find_duplicates`). `cadence`
-    is each run-level metric's logging interval (`batches.logging_cadence`): what else changed "at that step"
-    is looked for within two of them."""
+    batches that repeat another batch's images (`repeats`, from `quality.duplicates.find_duplicates`). `tolerance`
+    is how many steps apart two changes of a run-level metric are still "at that step" (`batches.change_tolerance`)."""
     cfg = cfg or AnalyzerConfig()
     if batches is None:
         batches = pd.DataFrame(columns=["step", "batch", "metric", "value"])
     if batches.empty:
-        return _with_repeats(_run_level_causes(anomalies, change_points, cfg, cadence), repeats)
+        return _with_repeats(_run_level_causes(anomalies, change_points, cfg, tolerance), repeats)
     probs = find_problems(anomalies, change_points, batches, images)
     if not probs:
         return _with_repeats([], repeats)
@@ -260,7 +259,7 @@ def _run_level_causes(
     anomalies: list[Anomaly],
     change_points: list[ChangePoint],
     cfg: AnalyzerConfig,
-    cadence: Mapping[str, float] | None = None,
+    tolerance: Mapping[str, float] | None = None,
 ) -> list[RootCause]:
     """A run without batch metrics: explain each degrading change of a run-level metric from what else changed
     at that step (a learning-rate step points at the training setup). Run-level values that turned NaN/Inf come
@@ -269,18 +268,18 @@ def _run_level_causes(
     accuracy's fall at step 800 alone). A NaN at one logged step only is no divergence, and is told so; nor is a
     metric that never had a finite value, whose falls are then not told as its consequence.
 
-    Another metric changed "at that step" when its change lies within two logging intervals of the slower of the
-    two metrics (`cadence`): a validation metric logged every 1,000 steps moves up to 1,000 steps after the
-    learning rate that moved it. Without a cadence, two median gaps between the run's change points: on a
-    per-iteration log with few changes that was 150 iterations, and a restart 152 records before a fall was
-    named as its suspect."""
+    Another metric changed "at that step" when its change lies within the larger `tolerance` of the two metrics
+    (`batches.change_tolerance`: a few logging intervals, so a validation metric logged every 1,000 steps may move
+    up to thousands of steps after the learning rate that moved it). Without one, two median gaps between the
+    run's change points: on a per-iteration log with few changes that was 150 iterations, and a restart 152 records
+    before a fall was named as its suspect."""
     steps = sorted({c.step for c in change_points})
     spread = 2.0 * float(np.median(np.diff(steps))) if len(steps) > 1 else 0.0
 
     def within(a: ChangePoint, b: ChangePoint) -> bool:
-        if cadence is None:
+        if tolerance is None:
             return abs(a.step - b.step) <= spread
-        return abs(a.step - b.step) <= 2.0 * max(cadence.get(a.metric, 1.0), cadence.get(b.metric, 1.0))
+        return abs(a.step - b.step) <= max(tolerance.get(a.metric, 0.0), tolerance.get(b.metric, 0.0))
 
     critical_nan = [
         a
