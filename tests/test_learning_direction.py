@@ -52,3 +52,15 @@ def test_a_restart_of_letter_named_losses_is_critical_and_their_fall_is_not():
     causes = [r.sentence for r in analysis.root_causes]
     assert any(s.startswith("C rose") and "a restart is the suspect" in s for s in causes), causes
     assert not any(" fell " in s for s in causes), causes
+
+
+def test_a_change_shared_by_several_losses_is_labelled_with_the_metric_its_values_are_of():
+    """The restart of that YOLACT log is one event of `C` (2.56 -> 20.2) shown by `S` and `T` as well: the change
+    line on the `T` chart read "2.56→20.20", `C`'s values, as if they were `T`'s (T jumps from ~15 to ~90)."""
+    from analysis.reporting.figures import global_metrics_figure
+
+    analysis = analyze_run(open_table(str(CURVES / "yolact_athnzc" / "yolact_base.csv")))
+    fig = global_metrics_figure(analysis, ["C", "T"])
+    labels = [a.text for a in fig.layout.annotations if "→" in (a.text or "")]
+    assert "2.56→20.20" in labels, labels  # on C's own chart
+    assert "C: 2.56→20.20" in labels, labels  # on T's chart, named

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from analysis.core.vocabulary import Severity, is_lower_better, nonfinite_severity
 
 if TYPE_CHECKING:
+    from analysis.findings.events import Event
     from analysis.findings.pipeline import RunAnalysis
 
 SEVERITY_COLOURS: dict[str, str] = {
@@ -382,11 +383,15 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
         Marker(st, floor, SEVERITY_COLOURS[sev], (f"{_where(b)}: {metric} = {v}",))
         for b, st, v, sev in nonfinite_points(curves, sorted(batches, key=lambda b: -1 if b is None else b))
     ]
+
+    def lead(e: Event) -> str:  # the values of an event are its first metric's: named on another metric's chart
+        return "" if matches(e.metric) else f"{e.metric}: "
+
     changes = [
         Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
                (f"{_where(e.batch)} · change point: {e.kind.replace('_', ' ')} ({e.severity})",
-                f"{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})"),
-               label=("" if e.batch is None else f"b{e.batch}: ") + f"{e.value_before:.2f}→{e.value_after:.2f}")
+                f"{lead(e)}{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})"),
+               label=("" if e.batch is None else f"b{e.batch}: ") + f"{lead(e)}{e.value_before:.2f}→{e.value_after:.2f}")
         for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)
     ]  # fmt: skip
     detector_changes = [
