@@ -125,16 +125,17 @@ def test_batches_keep_their_order_and_have_disjoint_sources(rows):
         24,
         25,
         26,
+        27,
     }
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 27)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 28)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
 @pytest.mark.parametrize(
-    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26]
+    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]
 )
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
@@ -147,7 +148,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -197,12 +198,12 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26), per_batch
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27), per_batch
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
@@ -479,6 +480,39 @@ _TURNED = [
     ("rotation/fus-arabic_latin_charset_rot90.png", "rotation/fus-arabic_latin_charset.png"),
     ("rotation/shz-arabic_paragraph_rot270.png", "rotation/shz-arabic_paragraph.png"),
     ("rotation/tir-indigo_banner_rot90.png", "rotation/tir-indigo_banner.png"),
+    # batch 27 (lossless transposes, the same size as their originals; als-blank_paper_bag_rot90 is left out: a blank
+    # paper bag looks alike turned 90 or 270 degrees, so the second check cannot tell them apart)
+    ("rotation/aib-receipt_photo_rot90.jpg", "rotation/aib-receipt_photo.jpg"),
+    ("rotation/aib-whiteboard_handwriting_rot270.jpg", "rotation/aib-whiteboard_handwriting.jpg"),
+    ("rotation/aib-web_shop_screenshot_rot180.png", "rotation/aib-web_shop_screenshot.png"),
+    ("rotation/aib-penguin_illustration_rot180.jpg", "rotation/aib-penguin_illustration.jpg"),
+    ("rotation/als-grocery_receipt_photo_rot270.jpg", "rotation/als-grocery_receipt_photo.jpg"),
+    ("rotation/als-handwritten_math_notes_rot180.jpg", "rotation/als-handwritten_math_notes.jpg"),
+    ("rotation/als-printed_page_photo_rot90.png", "rotation/als-printed_page_photo.png"),
+    ("rotation/arc-archivo_words_specimen_rot270.png", "rotation/arc-archivo_words_specimen.png"),
+    ("rotation/arc-archivo_alphabet_specimen_rot180.png", "rotation/arc-archivo_alphabet_specimen.png"),
+    ("rotation/sth-aa_card_rot90.png", "rotation/sth-aa_card.png"),
+    ("rotation/sth-aa_card_rot180.png", "rotation/sth-aa_card.png"),
+    ("rotation/lxw-wenkai_chinese_paragraphs_rot90.png", "rotation/lxw-wenkai_chinese_paragraphs.png"),
+    ("rotation/lxw-wenkai_cjk_table_rot180.png", "rotation/lxw-wenkai_cjk_table.png"),
+    ("rotation/lxw-wenkai_korean_chinese_rot270.png", "rotation/lxw-wenkai_korean_chinese.png"),
+    ("rotation/fsk-hot_spring_edge_rot90.jpg", "rotation/fsk-hot_spring_edge.jpg"),
+    ("rotation/rdx-arabic_weight_proof_rot90.png", "rotation/rdx-arabic_weight_proof.png"),
+    ("rotation/rdx-reading_proof_dense_rot270.png", "rotation/rdx-reading_proof_dense.png"),
+    ("rotation/rdx-adjustment_notes_rot180.png", "rotation/rdx-adjustment_notes.png"),
+    ("rotation/heb-heebo_alphabet_specimen_rot180.png", "rotation/heb-heebo_alphabet_specimen.png"),
+    ("rotation/dgt-dotgothic_japanese_sample_rot90.png", "rotation/dgt-dotgothic_japanese_sample.png"),
+    ("rotation/dgt-dotgothic_kana_chart_rot270.png", "rotation/dgt-dotgothic_kana_chart.png"),
+    ("rotation/cic-julia_notebook_screenshot_rot90.png", "rotation/cic-julia_notebook_screenshot.png"),
+    ("rotation/cic-macvim_screenshot_rot180.png", "rotation/cic-macvim_screenshot.png"),
+    ("rotation/pif-telescope_photo_rot90.jpg", "rotation/pif-telescope_photo.jpg"),
+    ("rotation/pif-telescope_photo_rot270.jpg", "rotation/pif-telescope_photo.jpg"),
+    ("rotation/ian-iansui_hanzi_block_rot90.png", "rotation/ian-iansui_hanzi_block.png"),
+    ("rotation/ian-iansui_update_chars_rot180.png", "rotation/ian-iansui_update_chars.png"),
+    ("rotation/cai-cairo_arabic_sample_rot270.png", "rotation/cai-cairo_arabic_sample.png"),
+    ("rotation/cai-cairo_arabic_paragraph_rot90.png", "rotation/cai-cairo_arabic_paragraph.png"),
+    ("rotation/mkz-markazi_arabic_english_rot90.png", "rotation/mkz-markazi_arabic_english.png"),
+    ("rotation/mkz-markazi_arabic_vocalised_rot180.png", "rotation/mkz-markazi_arabic_vocalised.png"),
 ]
 
 
