@@ -146,3 +146,22 @@ def test_a_nan_loss_is_critical_and_an_overflowing_gradient_norm_a_warning():
     monitor.log_step(1, {"train/loss": 1.0, "grad_norm": 2.0})
     found = {a.metric: a for a in monitor.log_step(2, {"train/loss": math.nan, "grad_norm": math.inf})}
     assert found["train/loss"].severity == "critical" and found["grad_norm"].severity == "warning"
+
+
+def test_a_loss_far_above_a_best_near_zero_is_told_in_times_not_in_thousands_of_percent():
+    """MLPerf's Mask R-CNN log (batch 1): `loss_box_reg` starts at 0.012, before any proposal matches a box, and
+    trains at 0.08-0.2; the monitor said "1567.5% worse than its best 3-point mean 0.0123", the analysis "rose
+    106764% from its best" on a YOLACT loss. From twice the best on, the distance is told in times."""
+    from analysis.core.numbers import worse_than_best
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    assert worse_than_best(0.157) == "16% worse than its best"
+    assert worse_than_best(15.675, "its best 3-point mean 0.0123", ".1%") == "16.7 times its best 3-point mean 0.0123"
+    path = CURVES / "mlperf_training_v1.1" / "Azure_nd96amsr_a100_v4_n4_maskrcnn_result_0.csv"
+    found = _replay(path, ["loss_box_reg"], TrainingMonitor(sinks=[]), step_column=None)
+    first = next(a for a in found["loss_box_reg"] if a.kind == "drop_from_best")
+    assert "times its best 3-point mean 0.0123" in first.message and "%" not in first.message, first.message
+    analysis = analyze_run(open_table(str(CURVES / "yolact_athnzc" / "yolact_base.csv")))
+    rises = [a.message for a in analysis.anomalies if a.detector == "drop_from_best" and a.score >= 1.0]
+    assert rises and all("times its best" in m and "%" not in m for m in rises), rises[:3]

@@ -1,10 +1,11 @@
-"""How two numbers are shown side by side ("before → after"): with enough digits to tell them apart."""
+"""How two numbers are shown side by side ("before → after"): with enough digits to tell them apart; and how far a
+value is from a best."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["shown_apart"]
+__all__ = ["shown_apart", "worse_than_best"]
 
 
 def shown_apart(a: float, b: float, digits: int = 4, most: int = 10) -> tuple[str, str]:
@@ -15,3 +16,12 @@ def shown_apart(a: float, b: float, digits: int = 4, most: int = 10) -> tuple[st
         if sa != sb:
             break
     return sa, sb
+
+
+def worse_than_best(rel: float, best: str = "its best", percent: str = ".0%") -> str:
+    """How far a value is from `best` (the phrase naming it), given its relative degradation `rel` (>= 0): "15% worse
+    than its best", and from twice the best on "16.7 times its best". A loss whose best was near 0 (a Mask R-CNN box
+    loss starts at 0.01 before any proposal matches) read "rose 106764% from its best"."""
+    if rel >= 1.0:
+        return f"{1.0 + rel:.3g} times {best}"
+    return f"{rel:{percent}} worse than {best}"

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
+from analysis.core.numbers import worse_than_best
 from analysis.core.records import Anomaly
 from analysis.core.vocabulary import (
     INTERMITTENT_RECOVERIES,
@@ -171,6 +172,8 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
                 drop,
                 lambda b, v, s, a, e: (
                     f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) at {_span(a, e)}"
+                    if s < 1.0
+                    else f"{_who(b)}{m.metric} {verb} to {_fmt(v)}, {worse_than_best(s)}, at {_span(a, e)}"
                 ),
                 gap=SUSTAINED_GAP,
                 at_least=Severity.WARNING,

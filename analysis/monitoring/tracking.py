@@ -53,6 +53,7 @@ from collections import deque
 from collections.abc import Mapping
 
 from analysis.core.config import AnalyzerConfig
+from analysis.core.numbers import worse_than_best
 from analysis.core.vocabulary import (
     Severity,
     has_best,
@@ -459,8 +460,9 @@ class MetricTracker:
                         "drop_from_best",
                         rel_drop,
                         severity,
-                        f"{name} = {value:.4g}: its last 3 values average {level:.4g}, {rel_drop:.1%} worse than "
-                        f"its best 3-point mean {st.best:.4g} (ending at step {st.best_step})",
+                        f"{name} = {value:.4g}: its last 3 values average {level:.4g}, "
+                        f"{worse_than_best(rel_drop, f'its best 3-point mean {st.best:.4g}', '.1%')} "
+                        f"(ending at step {st.best_step})",
                         b,
                     )
                 )
