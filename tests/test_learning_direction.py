@@ -64,3 +64,12 @@ def test_a_change_shared_by_several_losses_is_labelled_with_the_metric_its_value
     labels = [a.text for a in fig.layout.annotations if "→" in (a.text or "")]
     assert "2.56→20.20" in labels, labels  # on C's own chart
     assert "C: 2.56→20.20" in labels, labels  # on T's chart, named
+
+
+def test_losses_restarted_again_and_again_late_in_a_log_still_read_as_losses():
+    """shangjie-li/dual_modal_yolact's YOLACT log (batch 26): restarts at records 216, 565, 606, 620 and 670 lift the
+    last third of `C`, `S`, `T` a little above their typical level (`T`: start 77, typical 19.8, last third 21.1).
+    Read as "turned back", they had no direction, and `S` falling back after a restart was a critical "fell"."""
+    history = open_table(str(CURVES / "yolact_shangjieli" / "yolact_base.csv")).history
+    assert {learning_direction(history[m].to_numpy()) for m in ("C", "S", "T")} == {"lower_is_better"}
+    assert learning_direction(history["B"].to_numpy()) is None  # a noisy band: no learning curve to read
