@@ -488,3 +488,40 @@ def test_a_restart_150_records_before_a_fall_is_not_its_suspect(tmp_path):
         pd.DataFrame({"step": steps, "iter": it, "loss": loss}).to_csv(path, index=False)
         (cause,) = [c for c in analyze_run(open_table(str(path))).root_causes if c.sentence.startswith("loss rose")]
         assert ("iter started again at that step" in cause.sentence) is named, cause.sentence
+
+
+def test_restarts_are_read_from_counters_going_back_and_run_labels_changing():
+    """`changepoints.restart_points`: a counter that goes back once is a restart; one that starts again at every step
+    up of another counter, or at a regular pace with no other counter, counts epochs; a run label restarts at each
+    change of value."""
+    from analysis.findings.changepoints import restart_points
+
+    steps = np.arange(12)
+    epoch_iter = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], dtype=float)
+    epoch = np.repeat([0.0, 1.0, 2.0, 3.0], 3)
+    once = np.array([0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 3, 4], dtype=float)
+    session = np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1], dtype=float)
+    found = restart_points(
+        {
+            "iter": (steps, epoch_iter),
+            "epoch": (steps, epoch),
+            "global_step": (steps, once),
+            "session": (steps, session),
+        }
+    )
+    assert found == {"global_step": [7], "session": [7]}
+    assert restart_points({"iter": (steps, epoch_iter)}) == {}  # every 3 rows: epochs, with no epoch column
+
+
+def test_a_restart_40_iterations_after_the_last_is_named_as_the_suspect():
+    """shangjie-li/dual_modal_yolact's YOLACT log (batch 26) restarts at record 606, 41 records after the previous
+    restart: its `iter` column went from 40 back to 0, too little for a level shift, and the root cause of `S` jumping
+    from 1.7 to 53 there read "elapsed changed at the same step"."""
+    from pathlib import Path
+
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/yolact_shangjieli/yolact_base.csv"
+    causes = [c.sentence for c in analyze_run(open_table(str(path))).root_causes if c.step == 606]
+    assert causes and all("iter started again" in s and "a restart is the suspect" in s for s in causes), causes

@@ -269,6 +269,12 @@ def is_progress(metric: str) -> bool:
     return metric_leaf(metric).lower().replace("-", "_") in _PROGRESS_NAMES
 
 
+def is_run_label(metric: str) -> bool:
+    """A column that labels the run a row belongs to (`run`, `seed`, `session`, `fold`, ...): a new value is a new
+    run, or the same run resumed."""
+    return metric_leaf(metric).lower().replace("-", "_") in _RUN_LABELS
+
+
 def is_resource(metric: str, cfg: DirectionOverrides = None) -> bool:
     """Resource figures (iteration time, data-loading time, memory): their changes are facts (a slower data loader
     can explain a stall), not a degradation of what the model learns. A direction set in the config wins."""

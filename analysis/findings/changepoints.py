@@ -227,7 +227,7 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import ChangePoint
-from analysis.core.vocabulary import Severity, is_context, metric_direction, worse
+from analysis.core.vocabulary import Severity, is_context, is_progress, is_run_label, metric_direction, worse
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA, median, warmup_points
@@ -1305,15 +1305,82 @@ def _change_point_records(
     return out
 
 
+def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, list[int]]:
+    """Where each run-level progress counter or run label (`counters`: metric -> (steps, finite values)) says the run
+    started again: a run label at every change of value; a progress counter where it goes back, except where it
+    counts within another one (an iteration counter that starts again at at least half of the epoch counter's
+    steps up: those resets are epochs), or at a regular pace with no other counter (`_periodic`). Positions in each
+    metric's own arrays. Read exactly rather than segmented: a restart 40 iterations after the previous one moved an
+    `iter` column too little for a level shift, and its root cause named only the time column."""
+    ups = {
+        m: set(steps[1:][np.diff(values) > 0].tolist())
+        for m, (steps, values) in counters.items()
+        if is_progress(m) and values.size > 1
+    }
+    out: dict[str, list[int]] = {}
+    for metric, (steps, values) in counters.items():
+        if values.size < 2:
+            continue
+        d = np.diff(values)
+        if is_run_label(metric):
+            at = np.flatnonzero(d != 0) + 1
+        else:
+            at = np.flatnonzero(d < 0) + 1
+            at_steps = set(steps[at].tolist())
+            for other, counted in ups.items():
+                if other != metric and len(counted) >= 2 and len(at_steps & counted) >= 0.5 * len(counted):
+                    at = np.array([i for i in at if int(steps[i]) not in counted], dtype=np.intp)
+            if _periodic(at):
+                continue
+        if at.size:
+            out[metric] = at.tolist()
+    return out
+
+
+_PERIODIC_RESETS, _PERIOD_TOL, _PERIODIC_SHARE = 3, 0.1, 0.8  # resets, and this share of their gaps within
+# `_PERIOD_TOL` of the median gap
+
+
+def _periodic(at: np.ndarray) -> bool:
+    """Resets that come at a regular pace: an iteration counter that starts again with every epoch of a log with no
+    epoch column (an SSD log's `iter`, back to 0 every 52 printouts; a Lightning log's `step`, every 50 rows but for
+    the validation rows), not restarts."""
+    if at.size < _PERIODIC_RESETS:
+        return False
+    gaps = np.diff(at)
+    return bool(np.mean(np.abs(gaps - np.median(gaps)) <= _PERIOD_TOL * np.median(gaps)) >= _PERIODIC_SHARE)
+
+
+def _restart_records(steps: np.ndarray, values: np.ndarray, at: list[int], metric: str) -> list[ChangePoint]:
+    """ChangePoint records (info: a fact of the setup) of `restart_points`: the value before and after each."""
+    return [
+        ChangePoint(
+            step=int(steps[i]),
+            metric=metric,
+            mean_before=float(values[i - 1]),
+            mean_after=float(values[i]),
+            delta=float(values[i] - values[i - 1]),
+            severity=Severity.INFO,
+        )
+        for i in at
+    ]
+
+
 def find_change_points(
     batches: pd.DataFrame | None, global_metrics: pd.DataFrame | None, cfg: AnomalyDetectionConfig | None = None
 ) -> list[ChangePoint]:
-    """Change points of every batch series (per metric) and every global metric, sorted by step."""
+    """Change points of every batch series (per metric) and every global metric, sorted by step; run-level progress
+    counters and run labels by `restart_points`."""
     cfg = cfg or AnomalyDetectionConfig()
     out: list[ChangePoint] = []
+    counters: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key, long in (("batch", batches), (None, global_metrics)):
         for m in metric_matrices(long, key):
             values = m.values
+            if key is None and (is_progress(m.metric) or is_run_label(m.metric)):
+                ok = np.isfinite(values[:, 0])
+                counters[m.metric] = (m.steps[ok], values[ok, 0])
+                continue
             # the series of a metric that were logged at the same steps are read together (`level_shifts_many`)
             for ok, cols in same_rows(np.isfinite(values)):
                 # (no copies for the common case: every series logged at every step)
@@ -1324,5 +1391,7 @@ def find_change_points(
                     shifts = _drop_restarts(x[r], found[r])  # as `series_changes` reports them
                     if shifts:
                         out.extend(_change_point_records(m.steps[ok], x[r], shifts, m.metric, m.columns[j], cfg))
+    for metric, at in restart_points(counters).items():
+        out.extend(_restart_records(*counters[metric], at, metric))
     out.sort(key=lambda c: (c.step, -1 if c.batch is None else c.batch, c.metric))
     return out
