@@ -26,9 +26,9 @@ of a million-step run:
   lag 1 alone that SSD loss was "worse than its best" at 31 % of the observations of the three healthy series;
   the lags cut the healthy-series alarm episodes of the whole corpus from 2.19 to 1.55 per series on `tune` (2.59
   to 1.62 on `test`) and kept 52 of the 55 `tune` falls that alarmed (158 of 159 on `test`); lags 1, 2, 4, 8, 16
-  did little better (1.48) for twice the cost. A lag-k median reads
-  the last max(window - 2, 6k) differences, so that a step, which disturbs 2k of them, stays a minority and does not
-  blind the monitor to the next fall; it counts once that many are in;
+  did little better (1.48) for twice the cost. A lag-k median reads the last max(window - 2, 6k) differences, so
+  that a step, which disturbs 2k of them, stays a minority and does not blind the monitor to the next fall; it
+  counts once that many are in;
 - ``nonfinite``: NaN / +-Inf (critical; a warning in a gradient norm, and once the metric has come back to finite
   values after `vocabulary.INTERMITTENT_RECOVERIES` NaN/Inf stretches; info before its first finite value, until
   ``warmup_steps`` observations in a row were NaN/Inf: `vocabulary.nonfinite_severity`);
@@ -168,9 +168,9 @@ class MetricState:
         return diff / abs(self.best) if self.best else diff
 
     def noise_sigma(self) -> float:
-        """Noise sigma of one observation: the largest median |second difference| over the lags of `_D2_LAGS`
-        (0 without any). Lag 1 always counts and a longer lag once its deque is full; when most lag-1 differences
-        are exactly 0 (a metric that repeats its values) the answer is 0, as before any longer lag is read."""
+        """Noise sigma of one observation from the median |second difference| at lag 1 (0 without any), or at a
+        longer lag of `_D2_LAGS` whose deque is full and whose median is at least `_D2_EXCESS` times lag 1's (the
+        largest such). When most lag-1 differences are exactly 0 (a metric that repeats its values) it is 0."""
         first = self.abs_d2[0]
         if not first:
             return 0.0
