@@ -608,3 +608,21 @@ def test_a_flat_stretch_that_turns_noisy_says_so_and_a_break_with_equal_levels_i
     capped[150:][rng.random(150) < 0.3] = 950.0  # dips below the cap from step 150 on; the median stays 1000
     for ev in series_events(capped, metric="episode_return"):
         assert not (ev.kind == "level_shift" and ev.value_before == ev.value_after), ev.message
+
+
+def test_a_metric_that_slides_to_zero_and_holds_it_exactly_is_a_collapse_not_a_calmer_curve():
+    """uncertain-factor/occluded-person-reid's log (batch 27): the stage-2 training accuracy slides from 0.63 to 0.004
+    over 18 records and then reads exactly 0 for 215. Found as a settling on one value (a noise change), it was
+    "becomes flat", a note, and the run "had no alarms". A loss that settles on exactly 0 is no collapse."""
+    from analysis.sources import open_table
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/reid_uncertainfactor/train_log.csv"
+    analysis = analyze_run(open_table(path))
+    (collapse,) = [e for e in analysis.alarm_events if e.metrics == ("stage2_acc",)]
+    assert collapse.kind == "collapse" and collapse.severity == "critical" and collapse.value_after == 0.0
+    assert "stage2_acc" in analysis.verdict
+
+    steps = np.arange(200)
+    loss = np.r_[np.linspace(1.0, 0.01, 60) + np.random.default_rng(2).normal(0, 0.01, 60), np.zeros(140)]
+    settled = series_events(loss, steps, metric="train/loss")
+    assert not [e for e in settled if e.kind == "collapse" or e.is_alarm], settled

@@ -88,6 +88,7 @@ EVENT_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "nois
 CHANGE_KINDS: tuple[str, ...] = ("level_shift", "collapse", "slope_change", "noise_change")  # a new regime starts
 
 _COLLAPSE_TO_ZERO = 0.1  # a fall to within this share of the old level's size (towards 0) is a collapse
+_SETTLE_BEFORE = 3 * LEVEL_POINTS  # points before a settling on one value whose median is the level it fell from
 _SPIKE_MERGE = 2  # spikes this many points apart are one event
 _NOISE_WARN_RATIO = 2.0  # noise growing by this factor is a warning (calmer noise is info)
 _MIN_AGREEING = 2  # detectors that must agree before hits no series event explains become an event
@@ -318,9 +319,15 @@ def _slope_events(
     return out
 
 
-def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: str, batch: int | None) -> list[Event]:
+def _noise_events(
+    x: np.ndarray, steps: np.ndarray, changes: list[int], metric: str, batch: int | None, cfg: AnomalyDetectionConfig
+) -> list[Event]:
     out = []
     for t in changes:
+        held = _held_collapse(x, steps, t, metric, batch, cfg)
+        if held is not None:
+            out.append(held)
+            continue
         left = np.diff(x[max(0, t - 60) : t])
         right = np.diff(x[t : t + 60])
         left, right = left[np.isfinite(left)], right[np.isfinite(right)]
@@ -353,6 +360,35 @@ def _noise_events(x: np.ndarray, steps: np.ndarray, changes: list[int], metric: 
             )
         )
     return out
+
+
+def _held_collapse(
+    x: np.ndarray, steps: np.ndarray, t: int, metric: str, batch: int | None, cfg: AnomalyDetectionConfig
+) -> Event | None:
+    """A settling on one exact value (`trends.constant_tail`, found as a noise change) at a degenerate level the
+    metric fell to: a collapse, not a calmer curve. A re-id log's training accuracy slid from 0.63 to 0.004 over 18
+    records and then read exactly 0 for 215: "becomes flat" was a note, and the run "had no alarms"."""
+    after_seg = x[t : t + LEVEL_POINTS]
+    after_seg = after_seg[np.isfinite(after_seg)]
+    before = _level(x, t - _SETTLE_BEFORE, t)  # a slide onto the value is longer than a step
+    if after_seg.size < 3 or not math.isfinite(before) or float(np.ptp(after_seg)) != 0.0:
+        return None
+    after = float(after_seg[0])
+    if after == before or not _is_collapse(after_seg, before, after, metric, cfg):
+        return None
+    shown_before, shown_after = shown_apart(before, after)
+    return Event(
+        "collapse",
+        metric,
+        int(steps[t]),
+        int(steps[-1]),
+        before,
+        after,
+        after - before,
+        severity_of_change(metric, before, after, cfg),
+        f"{_who(batch, metric)} collapses from {shown_before} to {shown_after} at step {steps[t]} and holds it",
+        batch,
+    )
 
 
 def _spike_events(
@@ -447,7 +483,7 @@ def _series_events(
         shifts, noise, turns = changes
         if shifts or noise or turns or spikes:  # most series of a wide table have none: nothing to build
             events += _shift_events(x, st, shifts, metric, batch, cfg)
-            events += _noise_events(x, st, noise, metric, batch)
+            events += _noise_events(x, st, noise, metric, batch, cfg)
             events += _slope_events(x, st, sorted([*shifts, *turns]), set(turns), metric, batch, cfg)
             events += _spike_events(x, st, spikes, shifts, metric, batch, cfg)
     return sorted(events, key=lambda e: (e.start_step, EVENT_KINDS.index(e.kind)))
