@@ -103,10 +103,13 @@ def test_a_learning_rate_per_parameter_group_is_a_schedule(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["iter", "iteration", "iters", "epoch_num", "step_num", "episode", "timesteps_total", "run", "seed"]
-)
+    "name",
+    ["iter", "iteration", "iters", "epoch_num", "step_num", "episode", "timesteps_total", "run", "seed", "session",
+     "record", "row"],
+)  # fmt: skip
 def test_progress_counters_and_run_labels_are_context(name: str) -> None:
-    # a counter that starts again at a restart "fell 67 % from its best" (a YOLOX log of three appended runs)
+    # a counter that starts again at a restart "fell 67 % from its best" (a YOLOX log of three appended runs); a
+    # YOLACT log's `session` and a converted log's row counter `record` got a direction read from their curves
     assert is_context(name), name
 
 

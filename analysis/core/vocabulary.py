@@ -105,7 +105,7 @@ _COUNTER_NAMES = frozenset(
     {"iter", "iters", "iteration", "iterations", "it", "n_iter", "num_iter", "epochs", "epoch_num", "total_epochs",
      "steps", "step_num", "num_steps", "total_steps", "timestep", "timesteps", "timesteps_total", "env_step",
      "env_steps", "training_iteration", "episode", "episodes", "episodes_total", "num_episodes", "frame", "frames",
-     "batch_idx", "batch_index", "num_updates", "run", "run_id", "seed", "trial", "fold", "session"}
+     "batch_idx", "batch_index", "num_updates", "record", "row", "run", "run_id", "seed", "trial", "fold", "session"}
 )  # fmt: skip
 # ... of which these only count (the others label a run: a new `run` or `seed` is a new setup)
 _RUN_LABELS = frozenset({"run", "run_id", "seed", "trial", "fold", "session"})
