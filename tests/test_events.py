@@ -620,6 +620,7 @@ def test_a_metric_that_slides_to_zero_and_holds_it_exactly_is_a_collapse_not_a_c
     analysis = analyze_run(open_table(path))
     (collapse,) = [e for e in analysis.alarm_events if e.metrics == ("stage2_acc",)]
     assert collapse.kind == "collapse" and collapse.severity == "critical" and collapse.value_after == 0.0
+    assert (collapse.start_step, collapse.end_step) == (124, 339)  # held to the log's last record
     assert "stage2_acc" in analysis.verdict
 
     steps = np.arange(200)

@@ -377,11 +377,13 @@ def _held_collapse(
     if after == before or not _is_collapse(after_seg, before, after, metric, cfg):
         return None
     shown_before, shown_after = shown_apart(before, after)
+    off = np.flatnonzero(np.isfinite(x[t:]) & (x[t:] != after))  # where it leaves the value, if it does
+    last = t + int(off[0]) - 1 if off.size else x.size - 1
     return Event(
         "collapse",
         metric,
         int(steps[t]),
-        int(steps[-1]),
+        int(steps[last]),
         before,
         after,
         after - before,
