@@ -126,16 +126,17 @@ def test_batches_keep_their_order_and_have_disjoint_sources(rows):
         25,
         26,
         27,
+        28,
     }
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 28)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 29)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
 @pytest.mark.parametrize(
-    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27]
+    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]
 )
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
@@ -148,7 +149,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side, left out, batch 28 none (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -198,12 +199,13 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27), per_batch
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28),
+        per_batch,
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
     assert [label for label, _ in split_groups(rot, "tune")] == ["tune"]  # the tune side is never split further
@@ -513,6 +515,31 @@ _TURNED = [
     ("rotation/cai-cairo_arabic_paragraph_rot90.png", "rotation/cai-cairo_arabic_paragraph.png"),
     ("rotation/mkz-markazi_arabic_english_rot90.png", "rotation/mkz-markazi_arabic_english.png"),
     ("rotation/mkz-markazi_arabic_vocalised_rot180.png", "rotation/mkz-markazi_arabic_vocalised.png"),
+    # batch 28 (lossless transposes, the same size as their originals)
+    ("rotation/med-arabic_overview_rot90.png", "rotation/med-arabic_overview.png"),
+    ("rotation/med-hebrew_reminder_form_rot270.png", "rotation/med-hebrew_reminder_form.png"),
+    ("rotation/med-tamil_timeline_rot180.png", "rotation/med-tamil_timeline.png"),
+    ("rotation/spr-book_photo_even_rot270.jpg", "rotation/spr-book_photo_even.jpg"),
+    ("rotation/spr-book_photo_even_rot90.jpg", "rotation/spr-book_photo_even.jpg"),
+    ("rotation/spr-book_photo_odd_rot90.jpg", "rotation/spr-book_photo_odd.jpg"),
+    ("rotation/spr-book_photo_odd_rot180.jpg", "rotation/spr-book_photo_odd.jpg"),
+    ("rotation/dpr-scanned_book_page_rot90.png", "rotation/dpr-scanned_book_page.png"),
+    ("rotation/dpr-scanned_book_page_rot180.png", "rotation/dpr-scanned_book_page.png"),
+    ("rotation/dpr-greek_quotation_scan_rot270.png", "rotation/dpr-greek_quotation_scan.png"),
+    ("rotation/dpr-fraktur_verse_scan_rot90.png", "rotation/dpr-fraktur_verse_scan.png"),
+    ("rotation/sqh-red_panda_photo_rot90.jpg", "rotation/sqh-red_panda_photo.jpg"),
+    ("rotation/sqh-red_panda_photo_rot180.jpg", "rotation/sqh-red_panda_photo.jpg"),
+    ("rotation/sqh-red_panda_photo_rot270.jpg", "rotation/sqh-red_panda_photo.jpg"),
+    ("rotation/ftp-amnesty_petition_handwritten_rot90.jpg", "rotation/ftp-amnesty_petition_handwritten.jpg"),
+    ("rotation/ftp-sanskrit_manuscript_leaf_rot270.jpg", "rotation/ftp-sanskrit_manuscript_leaf.jpg"),
+    ("rotation/ftp-german_decision_scan_rot180.png", "rotation/ftp-german_decision_scan.png"),
+    ("rotation/cmp-compass_japanese_rot90.png", "rotation/cmp-compass_japanese.png"),
+    ("rotation/cmp-compass_hebrew_dark_rot180.png", "rotation/cmp-compass_hebrew_dark.png"),
+    ("rotation/mpt-weather_hindi_rot270.png", "rotation/mpt-weather_hindi.png"),
+    ("rotation/mpt-weather_nepali_rot90.png", "rotation/mpt-weather_nepali.png"),
+    ("rotation/snm-tibetan_settings_rot180.png", "rotation/snm-tibetan_settings.png"),
+    ("rotation/avs-arabic_photo_info_rot270.png", "rotation/avs-arabic_photo_info.png"),
+    ("rotation/wth-manage_locations_rot90.png", "rotation/wth-manage_locations.png"),
 ]
 
 
