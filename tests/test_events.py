@@ -331,7 +331,7 @@ def test_a_rise_of_a_metric_of_unknown_direction_is_not_raised_by_hits_that_only
     """Dopamine's C51 AirRaid return (benchmarks/data/curves, a real log; the column is named after the agent, so
     the default direction applies): the curve turns up and keeps rising; the running-best detector's hits of the
     dip before it made the rise a critical event. `drop_from_best` flags falls only: it vouches for no rise. (Its
-    direction is now read from its learning curve, `pipeline.directions_read_from_curves`, so it has a best to
+    direction is now read from its learning curve, `directions.directions_read_from_curves`, so it has a best to
     fall from again, and a dip of 16 % late in the run is one.)"""
     from analysis.sources import open_table
 

@@ -1,5 +1,5 @@
 """The direction of a metric whose name does not say it, read from its learning curve
-(`series_stats.learning_direction`, applied by `pipeline.directions_read_from_curves`)."""
+(`directions.learning_direction`, applied by `directions.directions_read_from_curves`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from analysis.core.vocabulary import Severity
+from analysis.findings.directions import learning_direction
 from analysis.findings.pipeline import analyze_run
-from analysis.findings.series_stats import learning_direction
 from analysis.sources import open_table
 
 CURVES = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "curves"

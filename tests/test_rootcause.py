@@ -525,3 +525,14 @@ def test_a_restart_40_iterations_after_the_last_is_named_as_the_suspect():
     path = Path(__file__).resolve().parents[1] / "benchmarks/data/curves/yolact_shangjieli/yolact_base.csv"
     causes = [c.sentence for c in analyze_run(open_table(str(path))).root_causes if c.step == 606]
     assert causes and all("iter started again" in s and "a restart is the suspect" in s for s in causes), causes
+
+
+def test_change_tolerance_is_a_few_logging_intervals_of_each_metric():
+    """`batches.change_tolerance`: max(5, 2 % of its values) median gaps between a metric's steps; a step logged
+    twice counts once, and a metric logged once has no interval."""
+    from analysis.findings.batches import change_tolerance
+
+    val = pd.DataFrame({"step": np.arange(0, 10_000, 10), "metric": "val/acc", "value": 0.5})  # 1,000 values
+    loss = pd.DataFrame({"step": np.r_[np.arange(50), np.arange(50)], "metric": "loss", "value": 1.0})
+    once = pd.DataFrame({"step": [7], "metric": ["final"], "value": [1.0]})
+    assert change_tolerance(pd.concat([loss, val, once])) == {"loss": 5.0, "val/acc": 200.0}

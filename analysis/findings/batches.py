@@ -314,12 +314,19 @@ def change_tolerance(frame: pd.DataFrame) -> dict[str, float]:
     a metric logged once has no interval and is left out."""
     if frame.empty:
         return {}
-    ordered = frame[["metric", "step"]].drop_duplicates().sort_values(["metric", "step"], kind="stable")
-    by_metric = ordered.groupby("metric", sort=False)["step"]
-    gaps = by_metric.diff().dropna()
-    interval = gaps.groupby(ordered.loc[gaps.index, "metric"]).median()
-    count = by_metric.size().to_dict()
-    return {str(m): float(g) * max(5.0, 0.02 * float(count[m])) for m, g in interval.items()}
+    codes, names = pd.factorize(frame["metric"])
+    steps = frame["step"].to_numpy(dtype=np.int64)
+    order = np.lexsort((steps, codes))
+    codes, steps = codes[order], steps[order]
+    new = np.r_[True, (np.diff(codes) != 0) | (np.diff(steps) != 0)]  # each (metric, step) once
+    codes, steps = codes[new], steps[new]
+    count = np.bincount(codes, minlength=len(names))
+    same = np.diff(codes) == 0
+    interval = pd.Series(np.diff(steps)[same]).groupby(codes[1:][same]).median()
+    return {
+        str(names[c]): float(g) * max(5.0, 0.02 * float(count[c]))
+        for c, g in zip(interval.index.tolist(), interval.tolist(), strict=True)
+    }
 
 
 def problematic_images(run: Run, pattern: re.Pattern[str] | str | None = None) -> pd.DataFrame:

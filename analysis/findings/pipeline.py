@@ -25,23 +25,14 @@ from analysis.core.config import AnalyzerConfig
 from analysis.core.errors import AnalyzerError
 from analysis.core.records import Anomaly, ChangePoint, RootCause
 from analysis.core.run import Run
-from analysis.core.vocabulary import (
-    Direction,
-    Severity,
-    is_adversarial,
-    is_context,
-    is_gradient_norm,
-    known_direction,
-    metric_direction,
-    worst_severity,
-)
+from analysis.core.vocabulary import Severity, is_context, metric_direction, worst_severity
 from analysis.findings import anomalies as anomaly_detection
 from analysis.findings import changepoints as change_detection
 from analysis.findings import events as event_detection
 from analysis.findings import rootcause
 from analysis.findings.batches import batch_metrics, change_tolerance, global_metrics, problematic_images
+from analysis.findings.directions import directions_read_from_curves, with_read_directions
 from analysis.findings.events import Event
-from analysis.findings.series_stats import learning_direction
 
 if TYPE_CHECKING:  # image hashing (cv2) loads only when a data directory is analysed
     from quality.duplicates import Duplicates
@@ -332,38 +323,6 @@ def _silent(fraction: float, message: str) -> None:
     return None
 
 
-def directions_read_from_curves(frame: pd.DataFrame, config: AnalyzerConfig) -> dict[str, Direction]:
-    """The direction of each run-level metric whose name does not say it (`known_direction` is None: YOLACT's `B`,
-    `C`, `T`; an RL log's `DQN`, `seed_0`), read from its learning curve (`series_stats.learning_direction`). Not a
-    GAN player's score (a game, no direction), a gradient norm or a counter, schedule or resource column. Without
-    it a loss named `T` was taken as higher-is-better: its fall from 24.6 to 19.5 was a critical finding and its
-    jump at a restart a note."""
-    directions = config.anomaly.metric_directions
-    out: dict[str, Direction] = {}
-    for name, values in frame.groupby("metric", sort=True)["value"]:
-        metric = str(name)
-        if (
-            known_direction(metric, directions) is not None
-            or is_context(metric, directions)
-            or is_adversarial(metric)
-            or is_gradient_norm(metric)
-        ):
-            continue
-        read = learning_direction(values.to_numpy(dtype=float))
-        if read is not None:
-            out[metric] = read
-    return out
-
-
-def _with_directions(config: AnalyzerConfig, read: dict[str, Direction]) -> AnalyzerConfig:
-    """`config` with the directions read from the curves added to `metric_directions` (its own entries win)."""
-    if not read:
-        return config
-    out = config.model_copy(deep=True)
-    out.anomaly.metric_directions = {**read, **config.anomaly.metric_directions}
-    return out
-
-
 def analyze_metrics(run: Run, config: AnalyzerConfig | None = None, *, progress: Progress | None = None) -> RunAnalysis:
     """The findings of the metrics alone (no image scores): batch frames, anomalies, change points, events, and
     root causes and batch summary without image evidence. `with_image_quality` adds the images to it, so the
@@ -374,7 +333,7 @@ def analyze_metrics(run: Run, config: AnalyzerConfig | None = None, *, progress:
     pattern = config.training_config.batch_key_pattern  # None: the layout is detected from the keys
     batches = batch_metrics(run, pattern)
     globals_ = global_metrics(run, pattern)
-    config = _with_directions(config, directions_read_from_curves(globals_, config))
+    config = with_read_directions(config, directions_read_from_curves(globals_, config))
     images = problematic_images(run)
     cfg = config.anomaly
     report(0.1, "detecting anomalies")

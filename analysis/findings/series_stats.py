@@ -25,7 +25,6 @@ __all__ = [
     "centred_median",
     "drop_from_best",
     "floor_scale",
-    "learning_direction",
     "level_at",
     "line_fits",
     "median",
@@ -277,39 +276,3 @@ def z_bar(cfg: AnomalyDetectionConfig, n: int | np.ndarray) -> np.ndarray:
         return base
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
     return np.fmax(base, np.sqrt(2.0 * np.log(n)))
-
-
-LEARNING_MIN_POINTS = 12  # `learning_direction` reads a series of at least this many finite values ...
-LEARNING_START_SHARE = 0.02  # ... its start: the median of its first 2 % (at least 3 values) ...
-LEARNING_MIN_SIGMAS = 5.0  # ... from which its level moved by this many noise sigmas ...
-LEARNING_TURN_BACK = 0.25  # ... and to which its last third did not come back by this share of the way
-
-
-def learning_direction(values: np.ndarray) -> Direction | None:
-    """The direction a metric whose name does not say it learned in, read from its curve. A learning curve moves
-    fast at first and then slows down: from its start (the median of its first values) to its typical level (the
-    median of all values) it moves one way, by `LEARNING_MIN_SIGMAS` noise sigmas (the MAD of its first
-    differences) or more, and from that level to its last third's median less far the same way, or back by less
-    than `LEARNING_TURN_BACK` of the way. A loss falls that way ("lower_is_better"), a score rises. None for
-    anything else: a flat metric, one that turned back (a score that collapsed late), one that moves faster and
-    faster (a diverging loss): read as learning, their direction would call the failure an improvement. Restarts
-    that go back to the start level now and then leave the typical level where it was (a YOLACT log's `T`, restarted
-    seven times, starts at 77 and sits at 20; its last third, with four of the restarts, at 21)."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = x.size
-    if n < LEARNING_MIN_POINTS:
-        return None
-    start = float(np.median(x[: max(3, math.ceil(LEARNING_START_SHARE * n))]))
-    typical = float(np.median(x))
-    end = float(np.median(x[-(n // 3) :]))
-    early, late = typical - start, end - typical
-    d = np.diff(x)
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) / math.sqrt(2.0)
-    if early == 0.0 or abs(early) < LEARNING_MIN_SIGMAS * sigma:
-        return None
-    if early * late >= 0.0 and abs(late) >= abs(early):  # not slowing down
-        return None
-    if early * late < 0.0 and abs(late) > LEARNING_TURN_BACK * abs(early):  # turned back
-        return None
-    return "lower_is_better" if early < 0.0 else "higher_is_better"
