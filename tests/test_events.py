@@ -622,6 +622,8 @@ def test_a_metric_that_slides_to_zero_and_holds_it_exactly_is_a_collapse_not_a_c
     assert collapse.kind == "collapse" and collapse.severity == "critical" and collapse.value_after == 0.0
     assert (collapse.start_step, collapse.end_step) == (124, 339)  # held to the log's last record
     assert "stage2_acc" in analysis.verdict
+    (fall,) = [a for a in analysis.anomalies if a.metric == "stage2_acc" and a.detector == "drop_from_best"]
+    assert "fell 100% from its best (to 0)" in fall.message, fall.message  # it read "fell to 0, 2 times its best"
 
     steps = np.arange(200)
     loss = np.r_[np.linspace(1.0, 0.01, 60) + np.random.default_rng(2).normal(0, 0.01, 60), np.zeros(140)]

@@ -158,6 +158,7 @@ def test_a_loss_far_above_a_best_near_zero_is_told_in_times_not_in_thousands_of_
 
     assert worse_than_best(0.157) == "16% worse than its best"
     assert worse_than_best(15.675, "its best 3-point mean 0.0123", ".1%") == "16.7 times its best 3-point mean 0.0123"
+    assert worse_than_best(1.0, falling=True) == "100% worse than its best"  # an accuracy at 0, not "2 times" it
     path = CURVES / "mlperf_training_v1.1" / "Azure_nd96amsr_a100_v4_n4_maskrcnn_result_0.csv"
     found = _replay(path, ["loss_box_reg"], TrainingMonitor(sinks=[]), step_column=None)
     first = next(a for a in found["loss_box_reg"] if a.kind == "drop_from_best")

@@ -172,7 +172,7 @@ def _matrix_findings(m: MetricMatrix, cfg: AnomalyDetectionConfig) -> list[Anoma
                 drop,
                 lambda b, v, s, a, e: (
                     f"{_who(b)}{m.metric} {verb} {s:.0%} from its best (to {_fmt(v)}) at {_span(a, e)}"
-                    if s < 1.0
+                    if s < 1.0 or verb == "fell"
                     else f"{_who(b)}{m.metric} {verb} to {_fmt(v)}, {worse_than_best(s)}, at {_span(a, e)}"
                 ),
                 gap=SUSTAINED_GAP,

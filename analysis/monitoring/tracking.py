@@ -461,7 +461,7 @@ class MetricTracker:
                         rel_drop,
                         severity,
                         f"{name} = {value:.4g}: its last 3 values average {level:.4g}, "
-                        f"{worse_than_best(rel_drop, f'its best 3-point mean {st.best:.4g}', '.1%')} "
+                        f"{worse_than_best(rel_drop, f'its best 3-point mean {st.best:.4g}', '.1%', falling=st.higher)} "
                         f"(ending at step {st.best_step})",
                         b,
                     )
