@@ -511,6 +511,32 @@ def test_restarts_are_read_from_counters_going_back_and_run_labels_changing():
     )
     assert found == {"global_step": [7], "session": [7]}
     assert restart_points({"iter": (steps, epoch_iter)}) == {}  # every 3 rows: epochs, with no epoch column
+    # An epoch counter never starts again within a run: at a regular pace it is runs of one length, one after another.
+    assert restart_points({"epoch": (steps, epoch_iter)}) == {"epoch": [3, 6, 9]}
+
+
+def test_runs_of_one_length_logged_one_after_another_are_read_as_restarts(tmp_path):
+    """Sneakycloud/Conformal_seg_with_RGB's log.csv (batch 28) holds 30 runs of 50 epochs one after another. Its
+    `epoch` column went back every 50 rows, which was read as an iteration counter starting again every epoch: no
+    restart was recorded, and the falls at those steps were told "no batch metrics were logged to tell data from
+    model" instead of naming the restart. Now every new run is an info change point of `epoch`, and healthy runs
+    raise no alarm."""
+    from analysis.findings.events import count_alarms
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    rng = np.random.default_rng(3)
+    runs, epochs = 6, 40
+    epoch = np.tile(np.arange(epochs), runs)
+    iou = 0.3 * (1 - np.exp(-epoch / 4.0)) + rng.normal(0, 0.003, epoch.size)
+    loss = 0.06 + 2000 * np.exp(-1.5 * epoch) + rng.normal(0, 0.002, epoch.size)
+    path = tmp_path / "log.csv"
+    pd.DataFrame({"epoch": epoch, "val_iou": iou, "loss": loss}).to_csv(path, index=False)
+    analysis = analyze_run(open_table(str(path)))
+    restarts = [c for c in analysis.change_points if c.metric == "epoch"]
+    assert [c.step for c in restarts] == [40, 80, 120, 160, 200]
+    assert {c.severity for c in restarts} == {"info"} and {c.mean_after for c in restarts} == {0.0}
+    assert count_alarms(analysis.events) == 0
 
 
 def test_a_restart_40_iterations_after_the_last_is_named_as_the_suspect():

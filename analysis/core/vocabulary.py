@@ -17,6 +17,7 @@ __all__ = [
     "Direction",
     "QualityReason",
     "Severity",
+    "counts_epochs",
     "is_context",
     "is_lower_better",
     "is_progress",
@@ -110,6 +111,9 @@ _COUNTER_NAMES = frozenset(
 # ... of which these only count (the others label a run: a new `run` or `seed` is a new setup)
 _RUN_LABELS = frozenset({"run", "run_id", "seed", "trial", "fold", "session"})
 _PROGRESS_NAMES = (_COUNTER_NAMES - _RUN_LABELS) | {"epoch", "step", "global_step"}
+# ... of which these count epochs: they never start again within a run, not even at a regular pace (an iteration
+# counter does, every epoch), so every reset is a new run (a log of 30 runs of 50 epochs each, one after another).
+_EPOCH_NAMES = frozenset({"epoch", "epochs", "epoch_num"})
 # A learning rate per parameter group: YOLOv5's `x/lr0`..`x/lr2`, YOLOv8's `lr/pg0`..`lr/pg2`, `lr_1`.
 _LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")
 # Name tokens of resource figures: what a step cost (`time`, `data_time`, `iter_time`, `memory` of mmcv and
@@ -267,6 +271,11 @@ def is_progress(metric: str) -> bool:
     """A progress counter (`epoch`, `step`, `iter`, `episode`, ...): it changes at every count, so only its reset (a
     restart) says anything about the setup; a run label (`run`, `seed`) or a learning rate is not one."""
     return metric_leaf(metric).lower().replace("-", "_") in _PROGRESS_NAMES
+
+
+def counts_epochs(metric: str) -> bool:
+    """A progress counter of epochs (`epoch`): unlike an iteration counter it never starts again within a run."""
+    return metric_leaf(metric).lower().replace("-", "_") in _EPOCH_NAMES
 
 
 def is_run_label(metric: str) -> bool:

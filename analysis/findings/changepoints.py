@@ -227,7 +227,15 @@ import pandas as pd
 
 from analysis.core.config import AnomalyDetectionConfig
 from analysis.core.records import ChangePoint
-from analysis.core.vocabulary import Severity, is_context, is_progress, is_run_label, metric_direction, worse
+from analysis.core.vocabulary import (
+    Severity,
+    counts_epochs,
+    is_context,
+    is_progress,
+    is_run_label,
+    metric_direction,
+    worse,
+)
 from analysis.findings.matrices import metric_matrices, same_rows
 from analysis.findings.outliers import outlier_indices, outlier_mask
 from analysis.findings.series_stats import MAD_TO_SIGMA, median, warmup_points
@@ -1309,7 +1317,8 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
     """Where each run-level progress counter or run label (`counters`: metric -> (steps, finite values)) says the run
     started again: a run label at every change of value; a progress counter where it goes back, except where it
     counts within another one (an iteration counter that starts again at at least half of the epoch counter's
-    steps up: those resets are epochs), or at a regular pace with no other counter (`_periodic`). Positions in each
+    steps up: those resets are epochs), or at a regular pace with no other counter (`_periodic`; an epoch counter
+    that starts again at a regular pace is runs of one length logged one after another, `counts_epochs`). Positions in each
     metric's own arrays. Read exactly rather than segmented: a restart 40 iterations after the previous one moved an
     `iter` column too little for a level shift, and its root cause named only the time column."""
     ups = {
@@ -1330,7 +1339,7 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
             for other, counted in ups.items():
                 if other != metric and len(counted) >= 2 and len(at_steps & counted) >= 0.5 * len(counted):
                     at = np.array([i for i in at if int(steps[i]) not in counted], dtype=np.intp)
-            if _periodic(at):
+            if _periodic(at) and not counts_epochs(metric):
                 continue
         if at.size:
             out[metric] = at.tolist()
