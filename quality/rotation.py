@@ -102,7 +102,9 @@ def _strong(resp: np.ndarray, noise: float = 0.0) -> np.ndarray:
 
 _RNG_STATE = np.random.PCG64(0).state
 _RNG_LOCAL = threading.local()  # one generator per thread: Dask workers score images on several threads
-_JITTER = np.random.default_rng(1).uniform(-0.5, 0.5, (_MAX_POINTS, 2)).astype(np.float32)
+FINE_SKEW_POINTS = 40000  # sampled stroke pixels of the final skew refinement on a finer image (`quality.orientation`)
+# (its first _MAX_POINTS rows are the jitter every other search has always used: one stream, drawn in order)
+_JITTER = np.random.default_rng(1).uniform(-0.5, 0.5, (max(_MAX_POINTS, FINE_SKEW_POINTS), 2)).astype(np.float32)
 
 
 def _fresh_rng() -> np.random.Generator:
@@ -132,9 +134,10 @@ def _sample_points(pixels: np.ndarray, limit: int) -> np.ndarray:
     return np.take(pixels, pick, axis=0).astype(np.float32) + _JITTER[: pick.size]
 
 
-def stroke_points(mask: np.ndarray) -> np.ndarray:
-    """The sampled stroke points of a 0/1 mask that the searches use: `_sample_points` of its pixels."""
-    return _sample_points(_mask_pixels(mask), _MAX_POINTS)
+def stroke_points(mask: np.ndarray, limit: int = _MAX_POINTS) -> np.ndarray:
+    """The sampled stroke points of a 0/1 mask that the searches use: `_sample_points` of its pixels (at most
+    `limit`, itself at most ``FINE_SKEW_POINTS``)."""
+    return _sample_points(_mask_pixels(mask), limit)
 
 
 def _centred(pts: np.ndarray) -> tuple[np.ndarray, float]:
