@@ -229,7 +229,7 @@ def test_an_epoch_column_that_restarts_is_kept_as_a_column_and_rows_are_numbered
     pd.DataFrame({"epoch": [0, 1, 2, 0, 1], "loss": [1.0, 0.8, 0.7, 1.1, 0.9]}).to_csv(p, index=False)
     run = open_run(p)
     assert list(run.history["_step"]) == [0, 1, 2, 3, 4] and list(run.history["epoch"]) == [0, 1, 2, 0, 1]
-    assert run.step_axis == "row" and "the 'epoch' column does not count up" in run.notes
+    assert run.step_axis == "row" and "the 'epoch' column goes back 1 time (first at data row 4:" in run.notes
 
 
 def test_a_log_of_training_and_evaluation_rows_takes_its_iteration_counter_and_merges_rows_of_one_iteration(tmp_path):
@@ -301,6 +301,12 @@ def test_a_row_without_the_counter_takes_the_value_before(tmp_path):
 def test_a_counter_that_does_not_count_up_is_named_without_the_list_of_every_counter_name(tmp_path):
     p = tmp_path / "shuffled.csv"
     pd.DataFrame({"epoch": [3, 1, 2, 0], "loss": [1.0, 0.8, 0.7, 1.1]}).to_csv(p, index=False)
+    assert open_run(p).notes == (
+        "the 'epoch' column goes back 2 times (first at data row 2: it restarts, per epoch or per run appended to "
+        "the file): rows numbered"
+    )
+    # an epoch column beside per-iteration rows repeats on most rows without going back: no step axis either
+    pd.DataFrame({"epoch": [0, 0, 0, 1, 1, 1], "loss": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]}).to_csv(p, index=False)
     assert open_run(p).notes == "the 'epoch' column does not count up: rows numbered"
 
 

@@ -130,3 +130,37 @@ def test_a_long_run_is_drawn_decimated_but_keeps_every_extreme():
     assert len(line) <= 1000 and any(r["step"] == 54_321 and r["value"] == 0.2 for r in line)
     band = spec["datasets"]["band"]
     assert len(band) <= 1000 and any(r["lo"] == 0.2 for r in band)
+
+
+def test_every_chart_of_a_log_of_runs_one_after_another_marks_each_restart(tmp_path):
+    """A log of runs written one after another (batch 28's 30 runs of 50 epochs in one log.csv) showed its falls
+    at each new run with nothing on the charts saying a run started there: the restarts were change points of the
+    `epoch` column only, drawn on its own chart. Every chart now has a grey line at each restart (no label: 30 of
+    them would bury the change labels), with a hover marker on run-level curves."""
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    rng = np.random.default_rng(5)
+    runs, epochs = 3, 40
+    epoch = np.tile(np.arange(epochs), runs)
+    learnt = 0.9 * (1 - np.exp(-epoch / 5.0))
+    frame = pd.DataFrame({"epoch": epoch, "val_loss": 1.0 - learnt + rng.normal(0, 0.01, epoch.size)})
+    for b in range(2):
+        frame[f"batch_{b}/recall"] = learnt + rng.normal(0, 0.01, epoch.size)
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    analysis = analyze_run(open_table(str(path)))
+
+    grey = figures.RESTART_COLOUR
+    spec = vega.batch_curves_spec(analysis, "recall", [0, 1])
+    assert [r["step"] for r in _change_rules(spec) if r["colour"] == grey] == [40, 80]
+    assert all(r["label"] == "" for r in _change_rules(spec) if r["colour"] == grey)
+
+    fig = figures.global_metrics_figure(analysis, ["val_loss"])
+    assert sorted(s.x0 for s in fig.layout.shapes if s.line.color == grey) == [40, 80]
+    hover = _trace(fig, "val_loss: restart")
+    assert hover is not None and list(hover.x) == [40, 80]
+    assert "restart: epoch started again" in hover.text[0] and "epoch 39 → 0" in hover.text[0]
+    # the counter's own chart shows them as its change points, not twice
+    own = figures.global_metrics_figure(analysis, ["epoch"])
+    assert not [s for s in own.layout.shapes if s.line.color == grey]

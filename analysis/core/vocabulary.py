@@ -25,6 +25,7 @@ __all__ = [
     "is_schedule",
     "is_validation",
     "known_direction",
+    "marks_restarts",
     "metric_direction",
     "metric_leaf",
     "metric_threshold",
@@ -276,6 +277,12 @@ def is_progress(metric: str) -> bool:
 def counts_epochs(metric: str) -> bool:
     """A progress counter of epochs (`epoch`): unlike an iteration counter it never starts again within a run."""
     return metric_leaf(metric).lower().replace("-", "_") in _EPOCH_NAMES
+
+
+def marks_restarts(metric: str) -> bool:
+    """A progress counter or a run label: its change points are restarts (`changepoints.restart_points`), which
+    every chart of the run marks, whatever metric it draws."""
+    return is_progress(metric) or is_run_label(metric)
 
 
 def is_run_label(metric: str) -> bool:

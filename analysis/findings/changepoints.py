@@ -233,6 +233,7 @@ from analysis.core.vocabulary import (
     is_context,
     is_progress,
     is_run_label,
+    marks_restarts,
     metric_direction,
     worse,
 )
@@ -1386,7 +1387,7 @@ def find_change_points(
     for key, long in (("batch", batches), (None, global_metrics)):
         for m in metric_matrices(long, key):
             values = m.values
-            if key is None and (is_progress(m.metric) or is_run_label(m.metric)):
+            if key is None and marks_restarts(m.metric):
                 ok = np.isfinite(values[:, 0])
                 counters[m.metric] = (m.steps[ok], values[ok, 0])
                 continue

@@ -14,7 +14,7 @@ import colorsys
 import html
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.core.vocabulary import Severity, is_lower_better, nonfinite_severity
+from analysis.core.vocabulary import Severity, is_lower_better, marks_restarts, nonfinite_severity
 
 if TYPE_CHECKING:
     from analysis.findings.events import Event
@@ -33,6 +33,7 @@ SEVERITY_COLOURS: dict[str, str] = {
     Severity.WARNING: "#ff7f0e",
     Severity.INFO: "#7f7f7f",
 }
+RESTART_COLOUR = "#b0b0b0"  # the line at a restart: lighter than an info finding's grey, drawn behind the findings
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 
 
@@ -346,13 +347,15 @@ class Marker:
 class CurveMarks:
     """What a curves chart marks, whatever draws it (plotly here and in the HTML report, Vega-Lite on the
     Overview): events on their batch's line, detector hits by severity and the detectors' own change points (one
-    level deeper), NaN/Inf values on the axis, and a line at each event that starts a new regime."""
+    level deeper), NaN/Inf values on the axis, a line at each event that starts a new regime, and a grey line at
+    each restart that a progress counter or run label shows (`marks_restarts`: a log of runs one after another)."""
 
     events: list[Marker]
     hits: dict[Severity, list[Marker]]
     nonfinite: list[Marker]
     changes: list[Marker]
     detector_changes: list[Marker]
+    restarts: list[Marker] = field(default_factory=list)
 
 
 def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batches: set[int | None]) -> CurveMarks:
@@ -401,7 +404,13 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
         for c in analysis.change_points
         if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
     ]  # fmt: skip
-    return CurveMarks(event_marks, hits, nonfinite, changes, detector_changes)
+    restarts = [
+        Marker(c.step, _value_at(curves, None, c.step, float("nan")), RESTART_COLOUR,
+               (f"restart: {c.metric} started again", f"{c.metric} {c.mean_before:g} → {c.mean_after:g}"))
+        for c in analysis.change_points
+        if c.batch is None and marks_restarts(c.metric) and not matches(c.metric)
+    ]  # fmt: skip
+    return CurveMarks(event_marks, hits, nonfinite, changes, detector_changes, restarts)
 
 
 def _where(batch: int | None) -> str:
@@ -461,6 +470,12 @@ def _add_findings(
         fig.add_trace(  # shapes carry no hover: a marker on each line does
             _marker_trace(marks.changes, f"{prefix}change point", {"symbol": "line-ns-open", "size": 14, "color": [
                 m.colour for m in marks.changes]}, at), **where)  # fmt: skip
+    if marks.restarts:  # behind the findings: grey lines without labels (30 restarts would bury the change labels)
+        fig.update_layout(shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour, axis) for m in marks.restarts)])
+        on_line = [m for m in marks.restarts if m.y is not None]
+        if on_line:
+            fig.add_trace(_marker_trace(on_line, f"{prefix}restart", {"symbol": "line-ns-open", "size": 10,
+                "color": RESTART_COLOUR}, at), **where)  # fmt: skip
     if marks.detector_changes:  # the detectors' own change points, one level deeper (as the detector hits)
         fig.add_trace(_marker_trace(marks.detector_changes, f"{prefix}detector change point", {"symbol": "line-ns-open",
             "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"), **where)  # fmt: skip

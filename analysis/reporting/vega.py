@@ -47,6 +47,7 @@ MARK_SHAPES: dict[str, tuple[str, int]] = {
     "detector hit (warning)": ("cross", 70),
     "detector hit (critical)": ("cross", 70),
     "detector change point": (_TICK, 150),
+    "restart": (_TICK, 100),
     "outside axis (above)": ("triangle-up", 80),
     "outside axis (below)": ("triangle-down", 80),
     "change point": (_TICK, 200),
@@ -108,6 +109,7 @@ def _marker_rows(marks: list[Marker], kind: str) -> list[dict[str, Any]]:
 
 def _findings_rows(marks: CurveMarks, show_hits: bool) -> list[dict[str, Any]]:
     rows = _marker_rows(marks.events, "event") + _marker_rows(marks.changes, "change point")
+    rows += _marker_rows(marks.restarts, "restart")
     rows += _marker_rows(marks.nonfinite, "NaN/Inf (no value)")
     if show_hits:
         for sev, sel in marks.hits.items():
@@ -213,8 +215,10 @@ def batch_curves_spec(
         data["lines"] = lines
         layers.append(_line_layer(labels, colours, metric, scale))
     marks = curve_marks(analysis, curves, metric, set(chosen))
-    if marks.changes:
-        data["changes"] = [{"step": int(m.x), "label": m.label, "colour": m.colour} for m in marks.changes]
+    if marks.changes or marks.restarts:  # a restart's line is unlabelled: 30 restarts would bury the change labels
+        data["changes"] = [{"step": int(m.x), "label": m.label, "colour": m.colour} for m in marks.changes] + [
+            {"step": int(m.x), "label": "", "colour": m.colour} for m in marks.restarts
+        ]
         layers += _change_layers()
     points = _findings_rows(marks, show_hits) + (_outside_rows(curves, chosen, yr, metric) if yr else [])
     points = [p for p in points if p["value"] is not None]

@@ -370,12 +370,7 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
                 "usual increment)"
             )
             return _stepped(frame.drop(columns=[c for c in counters if str(c).strip() == inner]), steps, inner, [note])
-        names = ", ".join(repr(str(c).strip()) for c in counters)
-        why = (
-            f"the {names} column{'s do' if len(counters) > 1 else ' does'} not count up"
-            if counters
-            else "no step column"
-        )
+        why = "; ".join(_why_no_axis(frame, c) for c in counters) or "no step column"
         note = (
             f"{why}: rows numbered" if counters else f"{why} ({', '.join((*_STEP_NAMES, *_AXIS_NAMES))}): rows numbered"
         )
@@ -392,15 +387,29 @@ def _with_step(frame: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str, list
     back = np.flatnonzero(np.diff(steps.to_numpy()) < 0)
     if back.size:  # a counter per epoch, or runs appended to one log: read in file order, nothing merged
         kept = "logged_step" if step_col == "_step" else step_col
-        note = (
-            f"the {step_col!r} column goes back {back.size} time{'s' if back.size > 1 else ''} (first at data row "
-            f"{int(back[0]) + 2}: it restarts, per epoch or per run appended to the file): steps are row numbers, "
-            f"the logged step is the column {kept!r}"
-        )
+        note = f"{_goes_back(step_col, back)}: steps are row numbers, the logged step is the column {kept!r}"
         frame = frame.rename(columns={"_step": kept}) if step_col == "_step" else frame
         return frame.assign(_step=np.arange(len(frame), dtype=np.int64)), "row", [*notes, note]
     frame = frame.drop(columns=[step_col]) if step_col != "_step" else frame
     return frame.assign(_step=steps.astype(np.int64).to_numpy()), step_col, notes
+
+
+def _goes_back(name: str, back: np.ndarray) -> str:
+    """How a counter goes back, from the positions `back` (0-based, in its differences) where it does."""
+    times = f"{back.size} time{'s' if back.size > 1 else ''}"
+    return (
+        f"the {name!r} column goes back {times} (first at data row {int(back[0]) + 2}: it restarts, per epoch or "
+        "per run appended to the file)"
+    )
+
+
+def _why_no_axis(frame: pd.DataFrame, column: str) -> str:
+    """Why a counter column is not the step axis: where it goes back (a log of runs one after another), else that
+    it does not count up (it repeats on most rows, or has text or gaps)."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
+    back = np.flatnonzero(np.diff(values) < 0)  # NaN compares False: a gap is no step back
+    name = str(column).strip()
+    return _goes_back(name, back) if back.size else f"the {name!r} column does not count up"
 
 
 def _filled(logged: pd.Series, name: str) -> tuple[pd.Series, list[str]]:
