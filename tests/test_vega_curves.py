@@ -164,3 +164,23 @@ def test_every_chart_of_a_log_of_runs_one_after_another_marks_each_restart(tmp_p
     # the counter's own chart shows them as its change points, not twice
     own = figures.global_metrics_figure(analysis, ["epoch"])
     assert not [s for s in own.layout.shapes if s.line.color == grey]
+
+
+def test_restarts_at_one_step_are_one_line_and_a_log_of_very_many_restarts_draws_none(tmp_path):
+    """Two counters that start again at one step (`epoch` back to 0 and a new `run`) are one line naming both; a
+    log of more than `MAX_RESTART_LINES` restarts (a real DeblurGAN loss log has 161) draws none: a grey wall says
+    nothing, and the run's notes say how often its counter goes back."""
+    from analysis.findings.pipeline import analyze_run
+    from analysis.sources import open_table
+
+    rng = np.random.default_rng(6)
+    for runs, epochs, lines in ((3, 30, [30, 60]), (figures.MAX_RESTART_LINES + 5, 6, [])):
+        epoch = np.tile(np.arange(epochs), runs)
+        frame = pd.DataFrame({"run": np.repeat(np.arange(runs), epochs), "epoch": epoch,
+                              "val_loss": np.exp(-epoch / 3.0) + rng.normal(0, 0.01, epoch.size)})  # fmt: skip
+        path = tmp_path / f"runs_{runs}.csv"
+        frame.to_csv(path, index=False)
+        fig = figures.global_metrics_figure(analyze_run(open_table(str(path))), ["val_loss"])
+        assert sorted(s.x0 for s in fig.layout.shapes if s.line.color == figures.RESTART_COLOUR) == lines
+        if lines:
+            assert "restart: epoch, run started again" in _trace(fig, "val_loss: restart").text[0]

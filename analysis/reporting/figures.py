@@ -13,7 +13,7 @@ from __future__ import annotations
 import colorsys
 import html
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 from analysis.core.vocabulary import Severity, is_lower_better, marks_restarts, nonfinite_severity
 
 if TYPE_CHECKING:
+    from analysis.core.records import ChangePoint
     from analysis.findings.events import Event
     from analysis.findings.pipeline import RunAnalysis
 
@@ -34,6 +35,7 @@ SEVERITY_COLOURS: dict[str, str] = {
     Severity.INFO: "#7f7f7f",
 }
 RESTART_COLOUR = "#b0b0b0"  # the line at a restart: lighter than an info finding's grey, drawn behind the findings
+MAX_RESTART_LINES = 50  # restarts drawn on a chart at most (`_restart_marks`)
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e")
 
 
@@ -404,13 +406,27 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
         for c in analysis.change_points
         if c.batch in batches and matches(c.metric) and not on_nonfinite_gap(curves, c.batch, c.step)
     ]  # fmt: skip
-    restarts = [
-        Marker(c.step, _value_at(curves, None, c.step, float("nan")), RESTART_COLOUR,
-               (f"restart: {c.metric} started again", f"{c.metric} {c.mean_before:g} → {c.mean_after:g}"))
-        for c in analysis.change_points
-        if c.batch is None and marks_restarts(c.metric) and not matches(c.metric)
+    return CurveMarks(
+        event_marks, hits, nonfinite, changes, detector_changes, _restart_marks(analysis, curves, matches)
+    )
+
+
+def _restart_marks(analysis: RunAnalysis, curves: MetricCurves, drawn: Callable[[str], bool]) -> list[Marker]:
+    """One grey line per step where a progress counter or run label other than the charted metric (`drawn`) says
+    the run started again; none beyond ``MAX_RESTART_LINES`` (a log of 161 restarts would be a grey wall; the run's
+    notes say how often its counter goes back)."""
+    at: dict[int, list[ChangePoint]] = {}
+    for c in analysis.change_points:
+        if c.batch is None and marks_restarts(c.metric) and not drawn(c.metric):
+            at.setdefault(c.step, []).append(c)
+    if len(at) > MAX_RESTART_LINES:
+        return []
+    return [
+        Marker(step, _value_at(curves, None, step, float("nan")), RESTART_COLOUR,
+               (f"restart: {', '.join(c.metric for c in cs)} started again",
+                *(f"{c.metric} {c.mean_before:g} → {c.mean_after:g}" for c in cs)))
+        for step, cs in sorted(at.items())
     ]  # fmt: skip
-    return CurveMarks(event_marks, hits, nonfinite, changes, detector_changes, restarts)
 
 
 def _where(batch: int | None) -> str:
