@@ -127,16 +127,17 @@ def test_batches_keep_their_order_and_have_disjoint_sources(rows):
         26,
         27,
         28,
+        29,
     }
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 29)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 30)}
+    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
 @pytest.mark.parametrize(
-    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28]
+    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]
 )
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
@@ -149,7 +150,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side, left out, batch 28 none (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side, left out, batch 28 none, batch 29 sharp / blurred triplets on its test side and two synthetic pairs on its tune side (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -199,12 +200,12 @@ def test_the_test_split_is_also_reported_per_batch(rows):
     groups = dict(split_groups(rot, "test"))
     per_batch = [
         f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28)
+        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)
     ]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28),
+        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29),
         per_batch,
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
@@ -540,6 +541,24 @@ _TURNED = [
     ("rotation/snm-tibetan_settings_rot180.png", "rotation/snm-tibetan_settings.png"),
     ("rotation/avs-arabic_photo_info_rot270.png", "rotation/avs-arabic_photo_info.png"),
     ("rotation/wth-manage_locations_rot90.png", "rotation/wth-manage_locations.png"),
+    # batch 29 (quarter turns of their originals; the photos' turns are re-encoded JPEGs)
+    ("rotation/mac-scanner_camera_view_rot90.png", "rotation/mac-scanner_camera_view.png"),
+    ("rotation/mac-scanner_crop_view_rot270.png", "rotation/mac-scanner_crop_view.png"),
+    ("rotation/mac-scanned_page_export_rot180.png", "rotation/mac-scanned_page_export.png"),
+    ("rotation/ppr-elephants_photo_rot90.jpg", "rotation/ppr-elephants_photo.jpg"),
+    ("rotation/ppr-elephants_photo_rot270.jpg", "rotation/ppr-elephants_photo.jpg"),
+    ("rotation/ppr-palms_beach_photo_rot180.jpg", "rotation/ppr-palms_beach_photo.jpg"),
+    ("rotation/ppr-beach_sand_photo_rot90.jpg", "rotation/ppr-beach_sand_photo.jpg"),
+    ("rotation/ppr-photo_list_screenshot_rot180.png", "rotation/ppr-photo_list_screenshot.png"),
+    ("rotation/whp-japanese_today_rot90.png", "rotation/whp-japanese_today.png"),
+    ("rotation/whp-korean_habit_calendar_rot270.png", "rotation/whp-korean_habit_calendar.png"),
+    ("rotation/whp-chinese_today_rot180.png", "rotation/whp-chinese_today.png"),
+    ("rotation/slg-bengali_welcome_rot90.png", "rotation/slg-bengali_welcome.png"),
+    ("rotation/slg-tamil_welcome_rot270.png", "rotation/slg-tamil_welcome.png"),
+    ("rotation/slg-urdu_welcome_rot180.png", "rotation/slg-urdu_welcome.png"),
+    ("rotation/otp-arabic_settings_rot90.png", "rotation/otp-arabic_settings.png"),
+    ("rotation/otp-trad_chinese_settings_rot180.png", "rotation/otp-trad_chinese_settings.png"),
+    ("rotation/blc-korean_calculator_rot90.png", "rotation/blc-korean_calculator.png"),
 ]
 
 
