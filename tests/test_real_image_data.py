@@ -198,14 +198,11 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [
-        f"test, batch {b} sources (held out)"
-        for b in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29)
-    ]
+    per_batch = [f"test, batch {b} sources (held out)" for b in range(1, 30)]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29),
+        range(1, 30),
         per_batch,
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])

@@ -1319,8 +1319,8 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
     started again: a run label at every change of value; a progress counter where it goes back, except where it
     counts within another one (an iteration counter that starts again at at least half of the epoch counter's
     steps up: those resets are epochs), or at a regular pace with no other counter (`_periodic`; an epoch counter
-    that starts again at a regular pace is runs of one length logged one after another, `counts_epochs`). Positions in each
-    metric's own arrays. Read exactly rather than segmented: a restart 40 iterations after the previous one moved an
+    that starts again at a regular pace is runs of one length logged one after another, `counts_epochs`). Positions
+    in each metric's own arrays. Read exactly rather than segmented: a restart 40 iterations after the previous one moved an
     `iter` column too little for a level shift, and its root cause named only the time column."""
     ups = {
         m: set(steps[1:][np.diff(values) > 0].tolist())
