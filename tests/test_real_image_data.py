@@ -98,47 +98,15 @@ def _sha1_split(repo: str) -> str:
 
 def test_batches_keep_their_order_and_have_disjoint_sources(rows):
     batches = [r.batch for r in rows]
-    assert set(batches) == {
-        1,
-        2,
-        3,
-        4,
-        5,
-        6,
-        7,
-        8,
-        9,
-        10,
-        11,
-        12,
-        13,
-        14,
-        15,
-        16,
-        17,
-        18,
-        19,
-        20,
-        21,
-        22,
-        23,
-        24,
-        25,
-        26,
-        27,
-        28,
-        29,
-    }
+    assert set(batches) == set(range(1, 31))
     assert batches == sorted(batches)  # each labelling round is appended after the previous one
-    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 30)}
-    for b in (2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29):
+    sources = {b: {r.source for r in rows if r.batch == b} for b in range(1, 31)}
+    for b in range(2, 31):
         earlier = set().union(*(sources[a] for a in range(1, b)))
         assert not sources[b] & earlier and len(sources[b]) >= 5, b
 
 
-@pytest.mark.parametrize(
-    "batch", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29]
-)
+@pytest.mark.parametrize("batch", list(range(2, 31)))
 def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batch):
     later = [r for r in rows if r.batch == batch]
     assert all(r.split == _sha1_split(r.source) for r in later), {r.source: r.split for r in later}
@@ -150,7 +118,7 @@ def test_later_batches_follow_the_sha1_split_rule_and_have_both_sides(rows, batc
             assert any(r.set == "rotation" and not r.has_text for r in side), split
         if (
             batch == 2
-        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side, left out, batch 28 none, batch 29 sharp / blurred triplets on its test side and two synthetic pairs on its tune side (PROVENANCE.md)
+        ):  # batches 3-19 found no licensed blur or focus series, batch 20 blurred photos on its test side only, batch 21 one focus pair on its tune side, batch 22 one focus series on its test side, batch 23 none, batch 24 sharp / blurred pairs on both sides, batch 25 none, batch 26 sharp / blurred pairs on its test side, batch 27 one focus series on its tune side, left out, batch 28 none, batch 29 sharp / blurred triplets on its test side and two synthetic pairs on its tune side, batch 30 a focus series on its test side and a pair on its tune side (PROVENANCE.md)
             assert any(r.set == "blur" and r.blur_label == "blurred" for r in side), split
             assert any(r.set == "blur" and r.blur_label == "sharp" for r in side), split
     orientations = {r.orientation for r in later if r.split == "test" and r.set == "rotation" and r.has_text}
@@ -198,11 +166,11 @@ def test_loader_reads_the_batch_column_and_defaults_to_one_without_it(tmp_path: 
 def test_the_test_split_is_also_reported_per_batch(rows):
     rot = [r for r in rows if r.set == "rotation"]
     groups = dict(split_groups(rot, "test"))
-    per_batch = [f"test, batch {b} sources (held out)" for b in range(1, 30)]
+    per_batch = [f"test, batch {b} sources (held out)" for b in range(1, 31)]
     assert list(groups) == ["test", *per_batch]
     assert sorted(i for g in per_batch for i in groups[g]) == sorted(groups["test"])
     for b, g in zip(
-        range(1, 30),
+        range(1, 31),
         per_batch,
     ):
         assert all(rot[i].batch == b and rot[i].split == "test" for i in groups[g])
@@ -556,6 +524,21 @@ _TURNED = [
     ("rotation/otp-arabic_settings_rot90.png", "rotation/otp-arabic_settings.png"),
     ("rotation/otp-trad_chinese_settings_rot180.png", "rotation/otp-trad_chinese_settings.png"),
     ("rotation/blc-korean_calculator_rot90.png", "rotation/blc-korean_calculator.png"),
+    # batch 30 (quarter turns of their originals)
+    ("rotation/oss-ip_agreement_page_photo_rot90.jpg", "rotation/oss-ip_agreement_page_photo.jpg"),
+    ("rotation/oss-ip_agreement_page_photo_rot270.jpg", "rotation/oss-ip_agreement_page_photo.jpg"),
+    ("rotation/oss-whiteboard_camera_view_rot180.png", "rotation/oss-whiteboard_camera_view.png"),
+    ("rotation/ops-document_pages_view_rot270.jpg", "rotation/ops-document_pages_view.jpg"),
+    ("rotation/ops-page_grid_menu_rot180.jpg", "rotation/ops-page_grid_menu.jpg"),
+    ("rotation/pvw-basilica_dusk_photo_rot90.jpg", "rotation/pvw-basilica_dusk_photo.jpg"),
+    ("rotation/pvw-mountain_pines_photo_rot270.jpg", "rotation/pvw-mountain_pines_photo.jpg"),
+    ("rotation/pvw-volcano_aerial_photo_rot180.jpg", "rotation/pvw-volcano_aerial_photo.jpg"),
+    ("rotation/fsc-printed_page_floor_photo_rot90.jpg", "rotation/fsc-printed_page_floor_photo.jpg"),
+    ("rotation/fsc-magazine_cover_photo_rot180.jpg", "rotation/fsc-magazine_cover_photo.jpg"),
+    ("rotation/fsc-printed_page_fabric_photo_rot270.jpg", "rotation/fsc-printed_page_fabric_photo.jpg"),
+    ("rotation/lyc-chalk_cliffs_photo_rot90.jpg", "rotation/lyc-chalk_cliffs_photo.jpg"),
+    ("rotation/lyc-city_sunset_photo_rot180.jpg", "rotation/lyc-city_sunset_photo.jpg"),
+    ("rotation/lyc-bw_hills_photo_rot270.jpg", "rotation/lyc-bw_hills_photo.jpg"),
 ]
 
 
