@@ -184,3 +184,26 @@ def test_restarts_at_one_step_are_one_line_and_a_log_of_very_many_restarts_draws
         assert sorted(s.x0 for s in fig.layout.shapes if s.line.color == figures.RESTART_COLOUR) == lines
         if lines:
             assert "restart: epoch, run started again" in _trace(fig, "val_loss: restart").text[0]
+
+
+def test_change_labels_that_would_overlap_keep_the_more_severe_one_and_every_line():
+    """A log of 30 runs one after another (batch 28) put 20 change labels on one chart, many a few steps apart:
+    "0.27→0.00val_iou_12: 0.21→0.00…" in one smear. A label that would overlap a more severe one (or an earlier one
+    of the same severity) is left out; every change line and its hover stay."""
+    from analysis.core.vocabulary import Severity
+    from analysis.findings.events import Event
+
+    def change(step: int, severity: str, before: float) -> Event:
+        return Event(kind="level_shift", metric="recall", start_step=step, end_step=step, value_before=before,
+                     value_after=0.1, magnitude=0.1 - before, severity=Severity(severity), message="")  # fmt: skip
+
+    steps = np.arange(1000)
+    curves = figures.MetricCurves("recall", {None: (steps, np.full(steps.size, 0.5))}, pd.DataFrame())
+    events = [change(100, "warning", 0.5), change(104, "critical", 0.6), change(500, "warning", 0.7)]
+    analysis = cast("RunAnalysis", SimpleNamespace(events=events, anomalies=[], change_points=[]))
+    marks = figures.curve_marks(analysis, curves, "recall", {None})
+    assert [(m.x, m.label) for m in marks.changes] == [(100, ""), (104, "0.60→0.10"), (500, "0.70→0.10")]
+    # far enough apart, both keep their labels
+    events[1] = change(200, "critical", 0.6)
+    marks = figures.curve_marks(analysis, curves, "recall", {None})
+    assert all(m.label for m in marks.changes)

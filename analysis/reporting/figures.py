@@ -14,7 +14,7 @@ import colorsys
 import html
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.core.vocabulary import Severity, is_lower_better, marks_restarts, nonfinite_severity
+from analysis.core.vocabulary import Severity, is_lower_better, marks_restarts, nonfinite_severity, severity_rank
 
 if TYPE_CHECKING:
     from analysis.core.records import ChangePoint
@@ -392,13 +392,15 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
     def lead(e: Event) -> str:  # the values of an event are its first metric's: named on another metric's chart
         return "" if matches(e.metric) else f"{e.metric}: "
 
+    starting = [e for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)]
     changes = [
         Marker(e.start_step, _value_at(curves, e.batch, e.start_step, e.value_after), colour(e.severity),
                (f"{_where(e.batch)} · change point: {e.kind.replace('_', ' ')} ({e.severity})",
                 f"{lead(e)}{e.value_before:.3f} → {e.value_after:.3f} (Δ {e.magnitude:+.3f})"),
                label=("" if e.batch is None else f"b{e.batch}: ") + f"{lead(e)}{e.value_before:.2f}→{e.value_after:.2f}")
-        for e in shown if e.is_change and not on_nonfinite_gap(curves, e.batch, e.start_step)
+        for e in starting
     ]  # fmt: skip
+    changes = _spaced_labels(changes, [severity_rank(e.severity) for e in starting], _step_span(curves))
     detector_changes = [
         Marker(c.step, _value_at(curves, c.batch, c.step, c.mean_after), "#7f7f7f",
                (f"{_where(c.batch)} · {c.metric} ({c.severity})",
@@ -409,6 +411,31 @@ def curve_marks(analysis: RunAnalysis, curves: MetricCurves, metric: str, batche
     return CurveMarks(
         event_marks, hits, nonfinite, changes, detector_changes, _restart_marks(analysis, curves, matches)
     )
+
+
+LABEL_CHAR_SHARE = 0.0065  # of a chart's step range: the width of one character of a change line's label (a
+# 1,000-px chart and 10-px text; a label is drawn to the right of its line)
+
+
+def _step_span(curves: MetricCurves) -> float:
+    """The step range the curves cover (1 when they cover none)."""
+    ends = [(float(x[0]), float(x[-1])) for x, _ in curves.series.values() if len(x)]
+    return max(1.0, max(b for _, b in ends) - min(a for a, _ in ends)) if ends else 1.0
+
+
+def _spaced_labels(changes: list[Marker], ranks: list[int], span: float) -> list[Marker]:
+    """`changes` with the labels that would overlap a more severe one (or, at one severity, an earlier one) blanked:
+    a label covers ``LABEL_CHAR_SHARE`` of `span` per character to the right of its line. The lines and their hover
+    stay; only the text goes (a log of 30 runs wrote "0.27→0.00val_iou_12: 0.21→0.00…" into one smear)."""
+    taken: list[tuple[float, float]] = []
+    keep: set[int] = set()
+    for i in sorted(range(len(changes)), key=lambda i: (-ranks[i], changes[i].x)):
+        lo = float(changes[i].x)
+        hi = lo + LABEL_CHAR_SHARE * span * len(changes[i].label)
+        if all(hi <= a or lo >= b for a, b in taken):
+            taken.append((lo, hi))
+            keep.add(i)
+    return [m if i in keep else replace(m, label="") for i, m in enumerate(changes)]
 
 
 def _restart_marks(analysis: RunAnalysis, curves: MetricCurves, drawn: Callable[[str], bool]) -> list[Marker]:
@@ -481,7 +508,10 @@ def _add_findings(
     if marks.changes:  # as `add_vline` draws them, added at once (add_vline re-validates the layout per line: slow)
         fig.update_layout(
             shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour, axis) for m in marks.changes)],
-            annotations=[*fig.layout.annotations, *(_vline_label(m.x, m.label, axis) for m in marks.changes)],
+            annotations=[
+                *fig.layout.annotations,
+                *(_vline_label(m.x, m.label, axis) for m in marks.changes if m.label),
+            ],
         )
         fig.add_trace(  # shapes carry no hover: a marker on each line does
             _marker_trace(marks.changes, f"{prefix}change point", {"symbol": "line-ns-open", "size": 14, "color": [
