@@ -123,6 +123,22 @@ def test_drop_only_ignores_improvements():
     assert b == []
 
 
+def test_a_drop_from_the_first_values_says_so():
+    """D-FINE's `loss_fgl` (batch 23, tune) rises over its first epochs while the run learns: "32.2% worse than its
+    best 3-point mean 0.7561 (ending at step 2)" read like a fall from what training had reached. A best that is the
+    metric's first values is named as such; a fall after an improvement is not."""
+    monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}, performance_drop_threshold=0.05))
+    rising = [0.75, 0.76, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0, 1.0, 1.0]
+    found = [a for step, v in enumerate(rising) for a in monitor.log_step(step, {"train/loss_fgl": v})]
+    drops = [a for a in found if a.kind == "drop_from_best"]
+    assert drops and all("its first values: never as good since" in a.message for a in drops), drops
+    learned = TrainingMonitor({}, config=quiet(metric_thresholds={}, performance_drop_threshold=0.05))
+    falls = [1.0, 0.9, 0.8, 0.6, 0.5, 0.5, 0.5, 0.7, 0.8, 0.9]
+    found = [a for step, v in enumerate(falls) for a in learned.log_step(step, {"train/loss": v})]
+    drops = [a for a in found if a.kind == "drop_from_best"]
+    assert drops and not any("first values" in a.message for a in drops), drops
+
+
 def test_drop_from_best():
     monitor = TrainingMonitor({}, config=quiet(metric_thresholds={}, performance_drop_threshold=0.05))
     for step, v in enumerate([0.5, 0.7, 0.9, 0.91, 0.9, 0.9]):

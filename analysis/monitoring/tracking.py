@@ -17,7 +17,9 @@ of a million-step run:
   noise): their median |d2| / (0.6745 sqrt(6)) for Gaussian noise, 0 when most values repeat exactly (any drop past
   the threshold then stands out). Without the bar a per-iteration training loss, whose values swing 10-30 % around
   its level, was "worse than its best" at 38 % of the observations of the healthy `tune` series of the real-curve
-  corpus and 63 % of the `test` ones (`python -m benchmarks.alarms --monitor`).
+  corpus and 63 % of the `test` ones (`python -m benchmarks.alarms --monitor`). When the best is the mean of the metric's
+  first values, the message says so ("its first values: never as good since"): a component loss of a detector that
+  rises while the run learns is not a fall from what training had reached.
   The lag k runs over 1, 4 and 16. For white noise every lag gives the same sigma, but a logged running
   average or windowed median is smooth from one value to the next and wanders over tens of them (an SSD log's
   per-epoch bumps of 10-20 %), which only the longer lags see: a longer lag's median replaces lag 1's when it is at
@@ -70,6 +72,9 @@ log = logging.getLogger(__name__)
 
 _BATCH_KEY = re.compile(r"^batch_(\d+)/")
 _REL_EPS = 1e-4  # an improvement must beat the best by this fraction (plateau detection)
+# said of a drop from a best that is the metric's first values: it rose (fell) from its start, as a component loss
+# of a detector can while the run learns (a D-FINE `loss_fgl`), not a fall from what training had reached
+_FIRST_VALUES = ", its first values: never as good since"
 _RESUM_EVERY = 1024  # pushes between exact recomputations of a window's running sums
 _CANCELLED = 1e-6  # ... and sooner when the sum of squares fell below this fraction of its peak
 _COLLAPSE_SHARE = 0.1  # a collapse: the last 3 values within this share of the earlier level from 0 ...
@@ -90,6 +95,7 @@ class MetricState:
         "batch",
         "best",
         "best_step",
+        "best_first",
         "context",
         "higher",
         "history",
@@ -145,6 +151,7 @@ class MetricState:
         self.plateau_reported = False
         self.batch: int | None = None  # from a `batch_{i}/...` name
         self.pushes = 0
+        self.best_first = False  # the best level is the mean of the metric's first values
 
     def zscore(self, value: float) -> float | None:
         """z of `value` against the current window (None when the window has no spread)."""
@@ -236,6 +243,7 @@ class MetricState:
         best = self.best
         if best is None or (mean > best + _REL_EPS * abs(best) if self.higher else mean < best - _REL_EPS * abs(best)):
             self.best, self.best_step, self.stale = mean, step, 0
+            self.best_first = self.pushes <= 3
             return True
         self.stale += 1
         return False
@@ -462,7 +470,7 @@ class MetricTracker:
                         severity,
                         f"{name} = {value:.4g}: its last 3 values average {level:.4g}, "
                         f"{worse_than_best(rel_drop, f'its best 3-point mean {st.best:.4g}', '.1%', falling=st.higher)} "
-                        f"(ending at step {st.best_step})",
+                        f"(ending at step {st.best_step}{_FIRST_VALUES if st.best_first else ''})",
                         b,
                     )
                 )
