@@ -94,6 +94,22 @@ def test_a_rotated_screenshot_gets_an_answer():
         assert r.orientation == 0
 
 
+def test_upside_down_needs_as_clear_a_vote_as_the_flag():
+    """An Arabic settings screenshot of batch 29 (jd1378/otphelper, tune) read upside down at 0.72: its glyphs voted
+    33 to 27 for turned over, a coin toss. Upside down now needs the flag's confidence, else the page reads upright;
+    a clearly turned page is still read and flagged as turned over, and pages on their side are left as they are."""
+    from quality.orientation import MIN_ORIENTATION_CONFIDENCE, _sign_confidence, _way_up
+
+    result = ImageQualityFilter().assess_image_quality(_real("otp-arabic_settings.png"))
+    assert result["orientation"] == 0 and QualityReason.ORIENTATION.value not in result["reason_codes"]
+    assert _sign_confidence(27, 33) < MIN_ORIENTATION_CONFIDENCE
+    assert _way_up(0.3, 27, 33) == (pytest.approx(0.3), 0.0)  # a near-even vote: upright
+    assert _way_up(0.3, 5, 60) == (pytest.approx(0.3), 180.0)  # a clear one: upside down
+    assert _way_up(90.2, 27, 33)[1] == 270.0  # on its side: either way is a turn, no prior between them
+    turned = ImageQualityFilter().assess_image_quality(_real("skimage-page_rot180.png"))
+    assert turned["orientation"] == 180 and QualityReason.ORIENTATION.value in turned["reason_codes"]
+
+
 def test_a_phone_screenshot_reads_its_skew_to_a_tenth_of_a_degree():
     """A 1080 x 2400 phone screenshot of batch 28 (Futsch1/medTimer) read 0.29° straight: at the 640-px rotation
     scale its lines are under 290 px long, and one pixel of drift over them is 0.2°. The skew is now refined on a

@@ -183,12 +183,14 @@ def test_glyphs_too_small_to_read_are_never_flagged_as_a_turned_page(name):
     assert r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE, r
 
 
-@pytest.mark.parametrize("turn", [0, 2])
+@pytest.mark.parametrize("turn", [0, 1, 2, 3])
 def test_a_page_of_tiny_print_keeps_its_direction_at_a_confidence_below_the_gate(turn):
     from benchmarks.labelled_images import font_paths, render_text_page
 
     font = next(p for p in font_paths() if p.endswith("/DejaVuSans.ttf"))
     page = np.ascontiguousarray(np.rot90(render_text_page(300, 200, font=font, size=7, seed=1), turn))
     r = rotation(page)
-    assert r.orientation == 90.0 * turn
+    # Its glyphs' direction is a single vote: upside down (turn 2) never reaches the flag's confidence, so since
+    # version 27 such a page reads upright, as a near-even vote does (`orientation._way_up`).
+    assert r.orientation == (0.0 if turn == 2 else 90.0 * turn)
     assert 0.5 < r.orientation_confidence < MIN_ORIENTATION_CONFIDENCE
