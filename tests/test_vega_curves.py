@@ -144,7 +144,8 @@ def test_every_chart_of_a_log_of_runs_one_after_another_marks_each_restart(tmp_p
     runs, epochs = 3, 40
     epoch = np.tile(np.arange(epochs), runs)
     learnt = 0.9 * (1 - np.exp(-epoch / 5.0))
-    frame = pd.DataFrame({"epoch": epoch, "val_loss": 1.0 - learnt + rng.normal(0, 0.01, epoch.size)})
+    frame = pd.DataFrame({"epoch": epoch, "val_loss": 1.0 - learnt + rng.normal(0, 0.01, epoch.size),
+                          "val_acc": learnt + rng.normal(0, 0.01, epoch.size)})  # fmt: skip
     for b in range(2):
         frame[f"batch_{b}/recall"] = learnt + rng.normal(0, 0.01, epoch.size)
     path = tmp_path / "runs.csv"
@@ -158,9 +159,12 @@ def test_every_chart_of_a_log_of_runs_one_after_another_marks_each_restart(tmp_p
 
     fig = figures.global_metrics_figure(analysis, ["val_loss"])
     assert sorted(s.x0 for s in fig.layout.shapes if s.line.color == grey) == [40, 80]
-    hover = _trace(fig, "val_loss: restart")
+    hover = _trace(fig, "restart")
     assert hover is not None and list(hover.x) == [40, 80]
     assert "restart: epoch started again" in hover.text[0] and "epoch 39 → 0" in hover.text[0]
+    # several panels: one legend entry for all their restart markers
+    both = figures.global_metrics_figure(analysis, ["val_loss", "val_acc"])
+    assert [t.showlegend for t in both.data if t.legendgroup == "restart"] == [True, False]
     # the counter's own chart shows them as its change points, not twice
     own = figures.global_metrics_figure(analysis, ["epoch"])
     assert not [s for s in own.layout.shapes if s.line.color == grey]
@@ -183,7 +187,7 @@ def test_restarts_at_one_step_are_one_line_and_a_log_of_very_many_restarts_draws
         fig = figures.global_metrics_figure(analyze_run(open_table(str(path))), ["val_loss"])
         assert sorted(s.x0 for s in fig.layout.shapes if s.line.color == figures.RESTART_COLOUR) == lines
         if lines:
-            assert "restart: epoch, run started again" in _trace(fig, "val_loss: restart").text[0]
+            assert "restart: epoch, run started again" in _trace(fig, "restart").text[0]
 
 
 def test_change_labels_that_would_overlap_keep_the_more_severe_one_and_every_line():

@@ -519,9 +519,10 @@ def _add_findings(
     if marks.restarts:  # behind the findings: grey lines without labels (30 restarts would bury the change labels)
         fig.update_layout(shapes=[*fig.layout.shapes, *(_vline(m.x, m.colour, axis) for m in marks.restarts)])
         on_line = [m for m in marks.restarts if m.y is not None]
-        if on_line:
-            fig.add_trace(_marker_trace(on_line, f"{prefix}restart", {"symbol": "line-ns-open", "size": 10,
-                "color": RESTART_COLOUR}, at), **where)  # fmt: skip
+        if on_line:  # one legend entry for every panel's restarts: they are the same steps on each
+            first = not any(t.legendgroup == "restart" for t in fig.data)
+            fig.add_trace(_marker_trace(on_line, "restart", {"symbol": "line-ns-open", "size": 10,
+                "color": RESTART_COLOUR}, at, legendgroup="restart", showlegend=first), **where)  # fmt: skip
     if marks.detector_changes:  # the detectors' own change points, one level deeper (as the detector hits)
         fig.add_trace(_marker_trace(marks.detector_changes, f"{prefix}detector change point", {"symbol": "line-ns-open",
             "size": 14, "color": "#7f7f7f"}, at, visible="legendonly"), **where)  # fmt: skip
