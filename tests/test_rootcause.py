@@ -513,6 +513,14 @@ def test_restarts_are_read_from_counters_going_back_and_run_labels_changing():
     assert restart_points({"iter": (steps, epoch_iter)}) == {}  # every 3 rows: epochs, with no epoch column
     # An epoch counter never starts again within a run: at a regular pace it is runs of one length, one after another.
     assert restart_points({"epoch": (steps, epoch_iter)}) == {"epoch": [3, 6, 9]}
+    # A run that starts again starts every counter of training again: RLlib's `episodes_total` (the episodes of each
+    # iteration) goes back while `training_iteration` counts on, and that is no restart ...
+    episodes = np.array([68, 140, 139, 117, 129, 137, 117, 102, 107, 120, 131, 128], dtype=float)
+    assert restart_points({"training_iteration": (steps, steps + 1.0), "episodes_total": (steps, episodes)}) == {}
+    # ... but a record number counts on through one (a converted log's `record` column)
+    assert restart_points({"record": (steps, steps.astype(float)), "epoch": (steps, epoch_iter)}) == {
+        "epoch": [3, 6, 9]
+    }
 
 
 def test_runs_of_one_length_logged_one_after_another_are_read_as_restarts(tmp_path):

@@ -18,6 +18,7 @@ __all__ = [
     "QualityReason",
     "Severity",
     "counts_epochs",
+    "counts_rows",
     "is_context",
     "is_lower_better",
     "is_progress",
@@ -115,6 +116,8 @@ _PROGRESS_NAMES = (_COUNTER_NAMES - _RUN_LABELS) | {"epoch", "step", "global_ste
 # ... of which these count epochs: they never start again within a run, not even at a regular pace (an iteration
 # counter does, every epoch), so every reset is a new run (a log of 30 runs of 50 epochs each, one after another).
 _EPOCH_NAMES = frozenset({"epoch", "epochs", "epoch_num"})
+# ... and these number the log's records: they count on through a restart, so they say nothing about one
+_ROW_NAMES = frozenset({"record", "row"})
 # A learning rate per parameter group: YOLOv5's `x/lr0`..`x/lr2`, YOLOv8's `lr/pg0`..`lr/pg2`, `lr_1`.
 _LR_GROUP = re.compile(r"(lr|learning_rate)_?(pg)?\d+")
 # Name tokens of resource figures: what a step cost (`time`, `data_time`, `iter_time`, `memory` of mmcv and
@@ -277,6 +280,12 @@ def is_progress(metric: str) -> bool:
 def counts_epochs(metric: str) -> bool:
     """A progress counter of epochs (`epoch`): unlike an iteration counter it never starts again within a run."""
     return metric_leaf(metric).lower().replace("-", "_") in _EPOCH_NAMES
+
+
+def counts_rows(metric: str) -> bool:
+    """A counter of the log's records (`record`, `row` of a converted log), not of training: it counts on through a
+    restart."""
+    return metric_leaf(metric).lower().replace("-", "_") in _ROW_NAMES
 
 
 def marks_restarts(metric: str) -> bool:

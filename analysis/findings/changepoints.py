@@ -230,6 +230,7 @@ from analysis.core.records import ChangePoint
 from analysis.core.vocabulary import (
     Severity,
     counts_epochs,
+    counts_rows,
     is_context,
     is_progress,
     is_run_label,
@@ -1318,7 +1319,8 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
     """Where each run-level progress counter or run label (`counters`: metric -> (steps, finite values)) says the run
     started again: a run label at every change of value; a progress counter where it goes back, except where it
     counts within another one (an iteration counter that starts again at at least half of the epoch counter's
-    steps up: those resets are epochs), or at a regular pace with no other counter (`_periodic`; an epoch counter
+    steps up: those resets are epochs), when all its resets fall where a counter that never goes back counts on
+    (`_counts_within`), or at a regular pace with no other counter (`_periodic`; an epoch counter
     that starts again at a regular pace is runs of one length logged one after another, `counts_epochs`). Positions
     in each metric's own arrays. Read exactly rather than segmented: a restart 40 iterations after the previous one moved an
     `iter` column too little for a level shift, and its root cause named only the time column."""
@@ -1327,6 +1329,7 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
         for m, (steps, values) in counters.items()
         if is_progress(m) and values.size > 1
     }
+    monotone = {m for m in ups if not counts_rows(m) and not (np.diff(counters[m][1]) < 0).any()}
     out: dict[str, list[int]] = {}
     for metric, (steps, values) in counters.items():
         if values.size < 2:
@@ -1340,11 +1343,22 @@ def restart_points(counters: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[s
             for other, counted in ups.items():
                 if other != metric and len(counted) >= 2 and len(at_steps & counted) >= 0.5 * len(counted):
                     at = np.array([i for i in at if int(steps[i]) not in counted], dtype=np.intp)
-            if _periodic(at) and not counts_epochs(metric):
+            if _counts_within(metric, steps[at], ups, monotone) or (_periodic(at) and not counts_epochs(metric)):
                 continue
         if at.size:
             out[metric] = at.tolist()
     return out
+
+
+def _counts_within(metric: str, at: np.ndarray, ups: dict[str, set[int]], monotone: set[str]) -> bool:
+    """Whether the resets of `metric` (at steps `at`, at least ``_PERIODIC_RESETS``) all fall where a counter that
+    never goes back (`monotone`; not a record number, `counts_rows`) counts on: a run that starts again starts every
+    counter of training again, so this one counts within that one or counts nothing (RLlib's `episodes_total`, the
+    episodes of each iteration, goes back at 40 of 268 iterations while `training_iteration` counts on)."""
+    if at.size < _PERIODIC_RESETS:
+        return False
+    going_on = set().union(*(ups[m] for m in monotone if m != metric))
+    return all(int(s) in going_on for s in at)
 
 
 _PERIODIC_RESETS, _PERIOD_TOL, _PERIODIC_SHARE = 3, 0.1, 0.8  # resets, and this share of their gaps within
