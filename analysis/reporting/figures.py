@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import colorsys
 import html
+import math
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -615,6 +616,7 @@ def heatmap_figure(
 
 
 GLOBAL_PANEL_PX = 170  # height of one run-level metric's panel
+_LEGEND_ROW_PX, _LEGEND_PER_ROW = 22, 4  # a legend row's height, and entries per row on a chart ~1000 px wide
 
 
 def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_points: int = 2000) -> go.Figure:
@@ -643,13 +645,16 @@ def global_metrics_figure(analysis: RunAnalysis, metrics: Sequence[str], max_poi
                                  marker={"size": 3}), row=i + 1, col=1)  # fmt: skip
         one = MetricCurves(m, {None: (s["step"].to_numpy(), s["value"].to_numpy(dtype=float))}, empty_band)
         _add_findings(fig, analysis, one, m, {None}, prefix=f"{name}: ", row=i + 1)
-    height = 110 + GLOBAL_PANEL_PX * rows
+    # The legend sits at the figure's bottom edge, under the axis title, in a margin sized for its rows (as on the
+    # batch curves): placed in plot units, under one short panel it covered the axis title.
+    entries = sum(1 for t in fig.data if t.showlegend is not False)
+    bottom = 60 + _LEGEND_ROW_PX * math.ceil(entries / _LEGEND_PER_ROW)
     fig.update_xaxes(title_text=_step_title(analysis), row=rows, col=1)
     fig.update_layout(
         title="run-level metrics",
-        height=height,
-        margin={"l": 50, "r": 20, "t": 60, "b": 40},
-        legend={"orientation": "h", "y": -60 / height, "yanchor": "top"},
+        height=70 + GLOBAL_PANEL_PX * rows + bottom,
+        margin={"l": 50, "r": 20, "t": 60, "b": bottom},
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom"},
     )
     return fig
 
