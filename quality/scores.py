@@ -585,12 +585,19 @@ def _small_and_skew(
     k_small = min(max(k_small, math.ceil(longest / _MAX_ROT_LONG)), max(1, min(image.shape[:2])))
     # The rotation image is made from the viewing-scale one when the factors divide (one area average of the same
     # pixels), else from the full image.
-    small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(to_gray(image), k_small)
+    full: list[np.ndarray] = []  # the full image in grey, made once: the finer reads may ask for several copies
+
+    def full_gray() -> np.ndarray:
+        if not full:
+            full.append(to_gray(image))
+        return full[0]
+
+    small = downscale_by(view, k_small // k_blur) if k_small % k_blur == 0 else downscale_by(full_gray(), k_small)
     blur_small = sigma * max(small.shape) / min(longest, VIEW_SIDE)  # σ is measured at the viewing scale
 
     def finer(factor: float) -> np.ndarray | None:
         k = max(1, math.floor(k_small / factor))
-        return downscale_by(to_gray(image), k) if k < k_small else None
+        return downscale_by(full_gray(), k) if k < k_small else None
 
     hist = grey_histogram(small)  # shared by the ink-polarity check and the tone scores
     # Averaging k x k pixels divides noise by about k.
